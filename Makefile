@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make demo   set up everything and run the jobs demo end to end through a real qcluster
+#   make test   set up everything and run the test suite on a throwaway PostgreSQL database
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: demo test setup venv db migrate lint bench run-web run-cluster stop-db clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	@$(PY) -m pip install -q --upgrade pip >/dev/null
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+db:
+	@scripts/pg.sh start >/dev/null
+
+setup: venv db
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py migrate --noinput -v 0
+
+demo: setup
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py demo
+
+test: venv db
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench: setup
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) bench/queue_throughput.py
+
+run-web: setup
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py runserver
+
+run-cluster: setup
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py run_clusters
+
+stop-db:
+	@scripts/pg.sh stop
+
+clean: stop-db
+	rm -rf .run .venv

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BibliothecaConfig(AppConfig):
+    name = "bibliotheca"
+    default_auto_field = "django.db.models.BigAutoField"

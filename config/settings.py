@@ -1,0 +1,160 @@
+"""Settings, driven by the environment (see README "Configuration")."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-in-production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "jobs",
+    "loyalty",
+    "exchanges",
+    "bibliotheca",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.config(
+        env="DATABASE_URL",
+        default="postgres://postgres@127.0.0.1:5432/jobs",
+        conn_max_age=env_int("CONN_MAX_AGE", 60),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A shared cache, so django-q2's cluster stats (qmonitor, /health/) work across processes.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "jobs_cache",
+    }
+}
+
+LANGUAGE_CODE = "en-us"
+# django-q2 evaluates cron expressions in TIME_ZONE: keep UTC so "02:00" means 02:00 UTC.
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".run" / "static"
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# Email: Django's backends. Console by default; SMTP in production via env.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "jobs@example.com")
+
+# SMS: a small backend interface (jobs/sms.py); console by default, HTTP provider via env.
+SMS_BACKEND = os.environ.get("SMS_BACKEND", "jobs.sms.ConsoleSMSBackend")
+SMS_HTTP_URL = os.environ.get("SMS_HTTP_URL", "")
+SMS_HTTP_TOKEN = os.environ.get("SMS_HTTP_TOKEN", "")
+
+# django-q2. Measured choices are explained in docs/operations.md and bench/queue_throughput.py.
+Q_WORKERS = env_int("Q_WORKERS", 2)
+Q_CLUSTER = {
+    "name": "default",
+    "orm": "default",
+    "broker_class": "jobs.broker.SkipLockedORMBroker",
+    "workers": Q_WORKERS,
+    "bulk": env_int("Q_BULK", 20),
+    "poll": float(os.environ.get("Q_POLL", "0.1")),
+    "queue_limit": Q_WORKERS * 20,
+    # Hard limit per task (seed 002: 30 min); jobs set a smaller one of their own.
+    "timeout": 1800,
+    # Must exceed timeout, or a long task is handed to a second worker.
+    "retry": 1900,
+    # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
+    "save_limit": -1,
+    # We retry through jobs.retry; a failed django-q2 task must not be redelivered too.
+    "ack_failures": True,
+    "max_attempts": 1,
+    # A cron slot missed while the cluster was down runs once on restart, not N times.
+    "catch_up": False,
+    "cache": "default",
+    "label": "Queue",
+    "log_level": os.environ.get("Q_LOG_LEVEL", "WARNING"),
+    "ALT_CLUSTERS": {
+        "notifications": {
+            "workers": env_int("Q_NOTIFICATION_WORKERS", 2),
+            "timeout": 300,
+            "retry": 360,
+        },
+        "apply": {
+            "workers": env_int("Q_APPLY_WORKERS", 2),
+            "timeout": 600,
+            "retry": 660,
+        },
+    },
+}
+
+# jobs core (read lazily through jobs.conf.jobs_settings)
+JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s [%(levelname)s] %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import path
+
+from jobs.views import health_view
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("health/", health_view, name="health"),
+]

@@ -1,0 +1,1 @@
+"""Job entry points of the exchanges app (thin: each calls one service)."""

@@ -1,0 +1,32 @@
+import os
+from importlib import import_module
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    verbose_name = "Jobs"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.utils.module_loading import autodiscover_modules
+        from django_q.signals import pre_execute
+
+        from jobs import context
+
+        # Every app declares its jobs in tasks.py; importing them fills the registry.
+        autodiscover_modules("tasks")
+        # Extra job modules (tests register their e2e jobs this way, in every process).
+        for module in os.environ.get("JOBS_EXTRA_TASK_MODULES", "").split(","):
+            if module.strip():
+                import_module(module.strip())
+        pre_execute.connect(context.remember_queue_task, dispatch_uid="jobs.remember_task")
+        post_migrate.connect(_sync_schedules_after_migrate, sender=self)
+
+
+def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:
+    from jobs.services.schedules import sync_schedules
+
+    sync_schedules(using=using)

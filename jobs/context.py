@@ -1,0 +1,62 @@
+"""What a running job can know about itself: its JobRun, and the queue task that carries it."""
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobs.models import JobRun
+
+_current_run: ContextVar["JobRun | None"] = ContextVar("current_run", default=None)
+_queue_task: dict[str, Any] = {}
+
+
+def remember_queue_task(sender: str, task: dict[str, Any], **kwargs: Any) -> None:
+    """django-q2 pre_execute handler: a worker runs one task at a time, so keep its id."""
+    _queue_task.clear()
+    _queue_task.update(id=task.get("id"), name=task.get("name"))
+
+
+def queue_task_id() -> str | None:
+    return _queue_task.get("id")
+
+
+def forget_queue_task() -> None:
+    _queue_task.clear()
+
+
+def current_run() -> "JobRun | None":
+    """The JobRun being executed in this process, or None outside a job."""
+    return _current_run.get()
+
+
+def set_current_run(run: "JobRun | None") -> Any:
+    return _current_run.set(run)
+
+
+def reset_current_run(token: Any) -> None:
+    _current_run.reset(token)
+
+
+def report_progress(
+    *, done: int, total: int | None = None, unit: str = "items", **extra: Any
+) -> None:
+    """Record how far the current run is (shown in the admin); a no-op outside a job."""
+    from jobs.models import JobRun
+
+    run = current_run()
+    if run is None:
+        return
+    progress = {"done": done, "total": total, "unit": unit, **extra}
+    run.progress = progress
+    JobRun.objects.filter(pk=run.pk).update(progress=progress)
+
+
+def flag_for_attention(reason: str) -> None:
+    """Mark the current run for attention (history and /health/ show it)."""
+    from jobs.models import JobRun
+
+    run = current_run()
+    if run is None:
+        return
+    run.needs_attention = True
+    JobRun.objects.filter(pk=run.pk).update(needs_attention=True)

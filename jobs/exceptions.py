@@ -1,0 +1,28 @@
+"""Exceptions of the jobs core. The docstring is the default message."""
+
+
+class JobsError(Exception):
+    """A jobs-core error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class UnknownJob(JobsError):
+    """No job is registered under that name."""
+
+
+class BadJobArguments(JobsError):
+    """The arguments do not match the job's parameters."""
+
+
+class PermanentJobError(JobsError):
+    """A failure that retrying cannot fix (bad data, bad credentials); never retried."""
+
+
+class TransientJobError(JobsError):
+    """A failure that may pass (timeout, 5xx, connection lost); retried by policy."""
+
+
+class LeaseLost(JobsError):
+    """The lease was taken by another owner or has expired."""

@@ -1,0 +1,16 @@
+"""manage.py sync_schedules"""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from jobs.services.schedules import sync_schedules
+
+
+class Command(BaseCommand):
+    help = "Upsert django-q2 schedules of registered jobs (also runs after migrate). Idempotent."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        result = sync_schedules()
+        for key in ("created", "updated", "deleted"):
+            self.stdout.write(f"{key}: {', '.join(result[key]) or '-'}")

@@ -1,0 +1,122 @@
+"""Run history, lease locks and the notification outbox."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class JobRun(models.Model):
+    """One run of a registered job, whatever started it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"  # written, waiting for a worker
+        RUNNING = "running", "running"  # a worker claimed it; heartbeat_at moves
+        SUCCEEDED = "succeeded", "succeeded"  # finished; result holds the job's dict
+        FAILED = "failed", "failed"  # raised (or its worker was lost); error holds why
+        SKIPPED = "skipped", "skipped"  # another run held the lock; nothing done
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "schedule"  # a django-q2 cron Schedule fired
+        ADMIN = "admin", "admin"  # "Run now" / "Retry" in the admin
+        COMMAND = "command", "command"  # manage.py run_job or an app command
+        CHAIN = "chain", "chain"  # queued by another run (chain hop, fan-out)
+        RETRY = "retry", "retry"  # automatic retry after a failure
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+
+    job = models.CharField(max_length=100)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    triggered_by = models.CharField(max_length=150, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    kwargs = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    attempt = models.PositiveIntegerField(default=1)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    task_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    #: Set by a job (e.g. wallet sync failure rate > 5 %) to flag the run in history and /health/.
+    needs_attention = models.BooleanField(default=False)
+    #: Free-form progress a long run reports ({"done": 3, "total": 10, "unit": "days"}).
+    progress = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["job", "-created_at"], name="jobrun_job_created"),
+            models.Index(fields=["status", "job"], name="jobrun_status_job"),
+            models.Index(fields=["finished_at"], name="jobrun_finished"),
+        ]
+        permissions = [("run_job", "Can run jobs now and retry failed runs")]
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class Lease(models.Model):
+    """A lease lock: whoever holds the owner token until expires_at owns the key."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    owner = models.CharField(max_length=64)
+    acquired_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="lease_expires")]
+
+    def __str__(self) -> str:
+        return f"{self.key} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Notification(models.Model):
+    """An outbox row: written with the change that causes it, delivered later, once."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "email"
+        SMS = "sms", "sms"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"  # waiting for (another) delivery attempt
+        SENDING = "sending", "sending"  # claimed by a delivery task
+        SENT = "sent", "sent"  # delivered; never sent again
+        DEAD = "dead", "dead"  # last attempt failed; requeue from the admin
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    recipient = models.CharField(max_length=254)
+    template = models.CharField(max_length=100)
+    subject = models.CharField(max_length=255, blank=True, default="")
+    body = models.TextField()
+    #: Unique: queueing the same notification twice is a no-op.
+    dedup_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=4)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    requeued_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="notif_due"),
+            models.Index(fields=["sent_at"], name="notif_sent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.recipient}: {self.template} ({self.status})"

@@ -1,0 +1,69 @@
+"""Retry policy: capped exponential backoff with full jitter, as a small value object."""
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from jobs.exceptions import PermanentJobError
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """When and how long to wait before re-running a failed job.
+
+    Attempt n (1-based) failed -> wait ``uniform(0, min(cap, base * 2 ** (n - 1)))``
+    seconds ("full jitter"), unless n >= max_attempts or the error is permanent.
+
+    The default is seed 002's notification policy (3 retries, backoff capped at
+    600 s, jitter): with base 1 s the ceilings are 1 s, 2 s, 4 s; with base 60 s
+    (Bibliotheca) they are 60 s, 120 s, 240 s, 480 s.
+    """
+
+    #: Total runs including the first one; 1 means never retry.
+    max_attempts: int = 4
+    #: Ceiling of the first wait, doubled per attempt.
+    base_seconds: float = 1.0
+    #: No wait is longer than this.
+    cap_seconds: float = 600.0
+    #: Only these exception types are retried.
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    #: These are never retried, even when they match retry_on.
+    never_retry: tuple[type[BaseException], ...] = field(default=(PermanentJobError,))
+    #: Jitter off gives the exact ceilings (used by tests and docs).
+    jitter: bool = True
+
+    def ceiling_seconds(self, attempt: int) -> float:
+        """Upper bound of the wait after `attempt` failed."""
+        return min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
+
+    def delay_for(
+        self,
+        *,
+        attempt: int,
+        error: BaseException,
+        rng: Callable[[float, float], float] = random.uniform,
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None to stop."""
+        if attempt >= self.max_attempts:
+            return None
+        if isinstance(error, self.never_retry) or not isinstance(error, self.retry_on):
+            return None
+        ceiling = self.ceiling_seconds(attempt)
+        return rng(0, ceiling) if self.jitter else ceiling
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+DEFAULT_RETRY = RetryPolicy()
+
+
+def as_retry_policy(value: "RetryPolicy | bool | int | None") -> RetryPolicy:
+    """Shorthand: True -> default policy, False/None -> never, int n -> n retries."""
+    if isinstance(value, RetryPolicy):
+        return value
+    if value is True:
+        return DEFAULT_RETRY
+    if value is None or value is False:
+        return NO_RETRY
+    if isinstance(value, int):
+        return RetryPolicy(max_attempts=value + 1)
+    raise TypeError(f"cannot make a retry policy from {value!r}")

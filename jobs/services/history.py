@@ -1,0 +1,44 @@
+"""Pruning of run history and django-q2's task rows (seed 002's audit-log rule: batched)."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from jobs import sql
+from jobs.conf import jobs_settings
+
+# (table, primary key, age column): fixed identifiers, never user input.
+PRUNED_TABLES = {
+    "job_runs": ("jobs_jobrun", "id", "finished_at"),
+    "queue_tasks": ("django_q_task", "id", "stopped"),
+    "notifications_sent": ("jobs_notification", "id", "sent_at"),
+}
+
+
+def prune_history(*, older_than_days: int | None = None, batch_size: int | None = None) -> dict:
+    """Delete finished runs, django-q2 Success/Failure rows and sent notifications past retention.
+
+    Each batch is its own statement (autocommit), so a huge backlog never holds one
+    long transaction or lock.
+    """
+    days = int(older_than_days if older_than_days is not None else jobs_settings.HISTORY_DAYS)
+    if days < 1:
+        raise ValueError("older_than_days must be at least 1")
+    limit = int(batch_size or jobs_settings.PRUNE_BATCH_SIZE)
+    cutoff = timezone.now() - timedelta(days=days)
+    result: dict[str, int] = {"older_than_days": days}
+    for label, (table, pk, column) in PRUNED_TABLES.items():
+        statement = sql.DELETE_BATCH.format(table=table, pk=pk, column=column)
+        deleted = batches = 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(statement, {"cutoff": cutoff, "limit": limit})
+                count = cursor.rowcount
+            deleted += count
+            batches += 1
+            if count < limit:
+                break
+        result[f"{label}_deleted"] = deleted
+        result[f"{label}_batches"] = batches
+    return result

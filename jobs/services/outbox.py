@@ -1,0 +1,200 @@
+"""The notification outbox: queue rows with the change that causes them, deliver them once.
+
+Queueing renders the templates right away, so the row records exactly what is sent,
+and a unique dedup key makes queueing the same notification twice a no-op. Delivery
+claims due rows with FOR UPDATE SKIP LOCKED, so two delivery tasks never send one
+row; failures back off by the default retry policy until the row is `dead`.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from jobs import sql
+from jobs.conf import jobs_settings
+from jobs.models import JobRun, Notification
+from jobs.retry import DEFAULT_RETRY, RetryPolicy
+from jobs.sms import get_sms_backend
+
+logger = logging.getLogger("jobs.outbox")
+
+DELIVER_JOB = "jobs.deliver_notifications"
+INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutgoingNotification:
+    #: "email" or "sms".
+    channel: str
+    #: Email address or phone number.
+    recipient: str
+    #: Template base name, e.g. "loyalty/notifications/points_expiring".
+    template: str
+    #: Unique per logical notification, e.g. "points_expiring:card:42:2026-11-23".
+    dedup_key: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def render_notification(item: OutgoingNotification) -> tuple[str, str]:
+    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`."""
+    if item.channel == Notification.Channel.SMS:
+        return "", render_to_string(f"{item.template}.sms.txt", item.context).strip()
+    if item.channel != Notification.Channel.EMAIL:
+        raise ValueError(f"unknown channel {item.channel!r}")
+    subject = " ".join(render_to_string(f"{item.template}.subject.txt", item.context).split())
+    return subject[:255], render_to_string(f"{item.template}.txt", item.context)
+
+
+def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
+    """Insert outbox rows (set-based, in chunks); returns how many were new.
+
+    Call inside the transaction that makes the change: the rows commit or roll back
+    with it. Delivery is kicked after commit.
+    """
+    now = timezone.now()
+    max_attempts = DEFAULT_RETRY.max_attempts
+    created = 0
+    chunk: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        nonlocal created
+        if not chunk:
+            return
+        placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,'pending',0,%s,%s,'',%s,'')"] * len(chunk))
+        params = [value for row in chunk for value in row]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO jobs_notification (channel, recipient, template, subject, body,"
+                " dedup_key, status, attempts, max_attempts, next_attempt_at, last_error,"
+                f" created_at, requeued_by) VALUES {placeholders}"
+                " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+                params,
+            )
+            created += len(cursor.fetchall())
+        chunk.clear()
+
+    for item in items:
+        subject, body = render_notification(item)
+        chunk.append(
+            (item.channel, item.recipient, item.template, subject, body, item.dedup_key)
+            + (max_attempts, now, now)
+        )
+        if len(chunk) >= INSERT_CHUNK:
+            flush()
+    flush()
+    if created and kick:
+        transaction.on_commit(kick_delivery)
+    return created
+
+
+def queue_notification(item: OutgoingNotification) -> bool:
+    """Queue one notification; False when its dedup key was already queued."""
+    return queue_notifications([item]) == 1
+
+
+def kick_delivery() -> None:
+    """Queue a delivery run now unless one is already waiting (the cron run is the safety net)."""
+    from jobs.runner import enqueue_job
+
+    if JobRun.objects.filter(job=DELIVER_JOB, status=JobRun.Status.QUEUED).exists():
+        return
+    try:
+        enqueue_job(DELIVER_JOB, trigger=JobRun.Trigger.CHAIN, triggered_by="outbox")
+    except Exception:  # the minutely schedule delivers anyway
+        logger.exception("could not kick notification delivery")
+
+
+def deliver_due_notifications(
+    *,
+    batch_size: int | None = None,
+    time_budget_seconds: float = 240.0,
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> dict[str, int]:
+    """Send due notifications in claimed batches until none are due or the budget is spent."""
+    batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
+    counts = {"sent": 0, "retrying": 0, "dead": 0}
+    deadline = time.monotonic() + time_budget_seconds
+    sms_backend = get_sms_backend()
+    mail = get_connection(fail_silently=False)
+    while time.monotonic() < deadline:
+        ids = _claim_batch(batch_size)
+        if not ids:
+            break
+        for row in Notification.objects.filter(pk__in=ids).order_by("id"):
+            try:
+                if row.channel == Notification.Channel.SMS:
+                    sms_backend.send(to=row.recipient, body=row.body)
+                else:
+                    EmailMessage(
+                        row.subject,
+                        row.body,
+                        settings.DEFAULT_FROM_EMAIL,
+                        [row.recipient],
+                        connection=mail,
+                    ).send()
+            except Exception as exc:
+                counts[_record_delivery_failure(row, exc, policy)] += 1
+                continue
+            Notification.objects.filter(pk=row.pk, status=Notification.Status.SENDING).update(
+                status=Notification.Status.SENT, sent_at=timezone.now(), last_error=""
+            )
+            counts["sent"] += 1
+    return counts
+
+
+def _claim_batch(limit: int) -> list[int]:
+    now = timezone.now()
+    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(sql.CLAIM_NOTIFICATIONS, {"now": now, "stale_before": stale, "limit": limit})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    attempts_policy = RetryPolicy(
+        max_attempts=row.max_attempts,
+        base_seconds=policy.base_seconds,
+        cap_seconds=policy.cap_seconds,
+        jitter=policy.jitter,
+    )
+    delay = attempts_policy.delay_for(attempt=row.attempts, error=exc)
+    if delay is None:
+        Notification.objects.filter(pk=row.pk).update(
+            status=Notification.Status.DEAD, last_error=error
+        )
+        logger.error("notification %s is dead after %s attempts: %s", row.pk, row.attempts, error)
+        return "dead"
+    Notification.objects.filter(pk=row.pk).update(
+        status=Notification.Status.PENDING,
+        last_error=error,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    logger.warning("notification %s failed (attempt %s): %s", row.pk, row.attempts, error)
+    return "retrying"
+
+
+def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
+    """Give dead (or stuck) rows a fresh set of attempts; sent rows are never requeued."""
+    count = (
+        Notification.objects.filter(pk__in=list(ids))
+        .exclude(status=Notification.Status.SENT)
+        .update(
+            status=Notification.Status.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            requeued_by=actor[:150],
+        )
+    )
+    if count:
+        transaction.on_commit(kick_delivery)
+    return count

@@ -1,0 +1,67 @@
+"""Hand-written SQL of the jobs core, each statement named and described once."""
+
+#: Take the lease when free, expired, or already ours (re-entrant); returns the owner on success.
+ACQUIRE_LEASE = """
+INSERT INTO jobs_lease (key, owner, acquired_at, expires_at)
+VALUES (%(key)s, %(owner)s, %(now)s, %(expires_at)s)
+ON CONFLICT (key) DO UPDATE
+   SET owner = EXCLUDED.owner,
+       acquired_at = CASE WHEN jobs_lease.owner = EXCLUDED.owner
+                          THEN jobs_lease.acquired_at ELSE EXCLUDED.acquired_at END,
+       expires_at = EXCLUDED.expires_at
+ WHERE jobs_lease.expires_at < %(now)s OR jobs_lease.owner = EXCLUDED.owner
+RETURNING owner
+"""
+
+#: Push the expiry out, only for the current owner of an unexpired or expired-but-untaken lease.
+EXTEND_LEASE = """
+UPDATE jobs_lease SET expires_at = %(expires_at)s
+ WHERE key = %(key)s AND owner = %(owner)s
+RETURNING key
+"""
+
+#: Drop the lease, only for its owner.
+RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
+
+#: Claim a queued run (or one whose worker is gone) for this worker; no row means not ours.
+CLAIM_RUN = """
+UPDATE jobs_jobrun
+   SET status = 'running', started_at = %(now)s, heartbeat_at = %(now)s,
+       host = %(host)s, pid = %(pid)s, task_id = COALESCE(task_id, %(task_id)s)
+ WHERE id = %(id)s
+   AND (status = 'queued' OR (status = 'running' AND heartbeat_at < %(stale_before)s))
+RETURNING id
+"""
+
+#: Claim a batch of due notifications; SKIP LOCKED so two delivery tasks never share a row.
+CLAIM_NOTIFICATIONS = """
+UPDATE jobs_notification
+   SET status = 'sending', claimed_at = %(now)s, attempts = attempts + 1
+ WHERE id IN (
+       SELECT id FROM jobs_notification
+        WHERE (status = 'pending' AND next_attempt_at <= %(now)s)
+           OR (status = 'sending' AND claimed_at < %(stale_before)s)
+        ORDER BY next_attempt_at, id
+        LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED)
+RETURNING id
+"""
+
+#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing.
+#: (table and column are fixed identifiers chosen in code, never user input)
+DELETE_BATCH = """
+DELETE FROM {table} WHERE {pk} IN (
+    SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
+"""
+
+#: Dequeue a batch of queue rows in one statement (jobs.broker).
+DEQUEUE_BATCH = """
+UPDATE django_q_ormq SET lock = %(lock_until)s
+ WHERE id IN (
+       SELECT id FROM django_q_ormq
+        WHERE key = %(key)s AND lock < %(now)s
+        ORDER BY id
+        LIMIT %(limit)s
+          FOR UPDATE SKIP LOCKED)
+RETURNING id, payload
+"""

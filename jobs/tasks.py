@@ -1,0 +1,52 @@
+"""Jobs of the core itself. Thin: each calls one service and returns its result dict."""
+
+from typing import Any
+
+from jobs.registry import job
+from jobs.retry import RetryPolicy
+from jobs.services.history import prune_history
+from jobs.services.outbox import (
+    OutgoingNotification,
+    deliver_due_notifications,
+    queue_notification,
+)
+
+
+@job("jobs.prune_history", cron="30 3 * * *", lease_seconds=600, retry=True)
+def prune_history_task(*, older_than_days: int | None = None) -> dict[str, Any]:
+    """Delete run history, django-q2 task rows and sent notifications older than 90 days."""
+    return prune_history(older_than_days=older_than_days)
+
+
+@job(
+    "jobs.deliver_notifications",
+    cron="* * * * *",
+    cluster="notifications",
+    single_flight=False,
+    timeout_seconds=290,
+)
+def deliver_notifications_task(*, batch_size: int | None = None) -> dict[str, Any]:
+    """Send due outbox rows (email, SMS); several may run at once, rows are claimed SKIP LOCKED."""
+    return deliver_due_notifications(batch_size=batch_size)
+
+
+@job("jobs.demo_job", retry=RetryPolicy(max_attempts=2, base_seconds=1), timeout_seconds=60)
+def demo_job(*, items: int = 1000, notify: str = "", fail: bool = False) -> dict[str, Any]:
+    """A small job for the demo and smoke tests: sums numbers, optionally emails the result."""
+    if items < 0:
+        raise ValueError("items must be >= 0")
+    if fail:
+        raise RuntimeError("demo_job asked to fail")
+    checksum = sum(range(items))
+    notified = False
+    if notify:
+        notified = queue_notification(
+            OutgoingNotification(
+                channel="email",
+                recipient=notify,
+                template="jobs/notifications/demo_result",
+                dedup_key=f"demo_result:{notify}:{items}",
+                context={"items": items, "checksum": checksum},
+            )
+        )
+    return {"items": items, "checksum": checksum, "notified": notified}

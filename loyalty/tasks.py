@@ -1,0 +1,1 @@
+"""Job entry points of the loyalty app (thin: each calls one service)."""
