@@ -1,0 +1,30 @@
+"""Jobs used only by tests; registered in the test process and in the qclusters it starts."""
+
+import time
+from typing import Any
+
+from jobs.registry import job
+from jobs.retry import RetryPolicy
+
+
+@job("tests.sleep", lease_seconds=3, timeout_seconds=120)
+def sleep_job(*, seconds: float = 1.0) -> dict[str, Any]:
+    """Holds its single-flight lock for `seconds`."""
+    time.sleep(seconds)
+    return {"slept": seconds}
+
+
+@job(
+    "tests.always_fail",
+    retry=RetryPolicy(max_attempts=2, base_seconds=1, cap_seconds=2),
+    timeout_seconds=60,
+)
+def always_fail(*, message: str = "boom") -> dict[str, Any]:
+    """Fails every time: exercises retry and exhaustion."""
+    raise RuntimeError(message)
+
+
+@job("tests.tick", cron="* * * * *", timeout_seconds=60)
+def tick() -> dict[str, Any]:
+    """A cron job every minute."""
+    return {"tick": True}

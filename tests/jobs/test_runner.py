@@ -1,0 +1,64 @@
+"""The runner records every run: success, failure with retry, skip when the lock is held."""
+
+import pytest
+from django_q.models import Schedule
+
+from jobs import locks
+from jobs.models import JobRun
+from jobs.runner import run_job_now
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_run_job_now__records_success_with_result_and_duration():
+    run = run_job_now("jobs.demo_job", kwargs={"items": 10}, triggered_by="tester")
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.SUCCEEDED
+    assert run.result == {"items": 10, "checksum": 45, "notified": False}
+    assert run.trigger == JobRun.Trigger.COMMAND
+    assert run.triggered_by == "tester"
+    assert run.duration_seconds is not None and run.finished_at is not None
+    assert run.host and run.pid
+
+
+def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
+    run = run_job_now("jobs.demo_job", kwargs={"fail": True})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert run.error == "RuntimeError: demo_job asked to fail"
+    assert "Traceback" in run.traceback
+    child = JobRun.objects.get(parent=run)
+    assert (child.trigger, child.status, child.attempt) == ("retry", "queued", 2)
+    assert run.result == {
+        "retry_run_id": child.pk,
+        "retry_in_seconds": pytest.approx(run.result["retry_in_seconds"]),
+    }
+    assert 0 <= run.result["retry_in_seconds"] <= 1.0
+    schedule = Schedule.objects.get(name=f"run:{child.pk}")
+    assert schedule.schedule_type == Schedule.ONCE and schedule.next_run >= run.finished_at
+
+
+def test_last_attempt_failure__is_not_retried():
+    from jobs.runner import _claim, execute_run
+
+    run = JobRun.objects.create(
+        job="jobs.demo_job", trigger="retry", attempt=2, kwargs={"fail": True}
+    )
+    execute_run(_claim(run.pk), raise_errors=False)
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert run.result == {"retries_exhausted": True}
+    assert not JobRun.objects.filter(parent=run).exists()
+
+
+def test_run_while_lock_is_held__is_recorded_skipped():
+    locks.acquire_lease(key="job:jobs.demo_job", owner="someone-else", lease_seconds=60)
+
+    run = run_job_now("jobs.demo_job", kwargs={"items": 1})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.SKIPPED
+    assert "held by someone-else" in run.result["reason"]
