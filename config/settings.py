@@ -74,6 +74,9 @@ DATABASES = {
         conn_max_age=env_int("CONN_MAX_AGE", 60),
     )
 }
+if os.environ.get("TEST_DATABASE_NAME"):
+    # Lets parallel test runs on one server use separate throwaway databases.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A shared cache, so django-q2's cluster stats (qmonitor, /health/) work across processes.
