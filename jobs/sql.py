@@ -34,13 +34,15 @@ RETURNING id
 """
 
 #: Claim a batch of due notifications; SKIP LOCKED so two delivery tasks never share a row.
+#: `exclude`: rows this delivery run already tried (a failure waits for the next run).
 CLAIM_NOTIFICATIONS = """
 UPDATE jobs_notification
    SET status = 'sending', claimed_at = %(now)s, attempts = attempts + 1
  WHERE id IN (
        SELECT id FROM jobs_notification
-        WHERE (status = 'pending' AND next_attempt_at <= %(now)s)
-           OR (status = 'sending' AND claimed_at < %(stale_before)s)
+        WHERE ((status = 'pending' AND next_attempt_at <= %(now)s)
+               OR (status = 'sending' AND claimed_at < %(stale_before)s))
+          AND NOT (id = ANY(%(exclude)s))
         ORDER BY next_attempt_at, id
         LIMIT %(limit)s
           FOR UPDATE SKIP LOCKED)

@@ -125,8 +125,10 @@ def deliver_due_notifications(
     deadline = time.monotonic() + time_budget_seconds
     sms_backend = get_sms_backend()
     mail = get_connection(fail_silently=False)
+    tried: list[int] = []
     while time.monotonic() < deadline:
-        ids = _claim_batch(batch_size)
+        ids = _claim_batch(batch_size, exclude=tried)
+        tried.extend(ids)
         if not ids:
             break
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
@@ -151,11 +153,14 @@ def deliver_due_notifications(
     return counts
 
 
-def _claim_batch(limit: int) -> list[int]:
+def _claim_batch(limit: int, *, exclude: list[int]) -> list[int]:
     now = timezone.now()
     stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
     with connection.cursor() as cursor:
-        cursor.execute(sql.CLAIM_NOTIFICATIONS, {"now": now, "stale_before": stale, "limit": limit})
+        cursor.execute(
+            sql.CLAIM_NOTIFICATIONS,
+            {"now": now, "stale_before": stale, "limit": limit, "exclude": exclude},
+        )
         return [row[0] for row in cursor.fetchall()]
 
 

@@ -1,0 +1,100 @@
+"""Outbox: dedup on queue, delivered once even when delivery runs twice, dead then requeued."""
+
+import threading
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from jobs.models import Notification
+from jobs.retry import RetryPolicy
+from jobs.services.outbox import (
+    OutgoingNotification,
+    deliver_due_notifications,
+    queue_notification,
+    queue_notifications,
+    requeue_notifications,
+)
+
+NO_WAIT = RetryPolicy(base_seconds=0, jitter=False)
+
+
+def demo_item(recipient: str = "ops@example.com", key: str = "k1") -> OutgoingNotification:
+    return OutgoingNotification(
+        channel="email",
+        recipient=recipient,
+        template="jobs/notifications/demo_result",
+        dedup_key=key,
+        context={"items": 3, "checksum": 3},
+    )
+
+
+@pytest.mark.django_db
+def test_queue__renders_templates_and_dedups():
+    assert queue_notification(demo_item()) is True
+    assert queue_notification(demo_item()) is False
+
+    row = Notification.objects.get()
+    assert row.subject == "Demo job finished: 3 items"
+    assert "checksum is 3" in row.body
+    assert row.status == Notification.Status.PENDING
+
+
+@pytest.mark.django_db
+def test_queue__sms_uses_sms_template():
+    queue_notification(
+        OutgoingNotification(
+            channel="sms",
+            recipient="+15550100",
+            template="jobs/notifications/demo_result",
+            dedup_key="s1",
+            context={"items": 2, "checksum": 1},
+        )
+    )
+    assert Notification.objects.get().body == "Demo job: 2 items, checksum 1."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delivery_run_twice_concurrently__sends_each_row_once(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    queue_notifications([demo_item(f"u{i}@example.com", f"k{i}") for i in range(40)], kick=False)
+    results = []
+
+    def deliver() -> None:
+        try:
+            results.append(deliver_due_notifications(batch_size=5))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deliver_due_notifications()  # a third, late run finds nothing to send
+
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(f"u{i}@example.com" for i in range(40))
+    assert sum(r["sent"] for r in results) == 40
+    assert Notification.objects.filter(status="sent").count() == 40
+
+
+@pytest.mark.django_db
+def test_delivery_failure__retries_then_dead_then_requeue_sends(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 1
+    queue_notification(demo_item())
+
+    outcomes = [deliver_due_notifications(policy=NO_WAIT) for _ in range(5)]
+
+    row = Notification.objects.get()
+    assert [o["retrying"] for o in outcomes[:3]] == [1, 1, 1]
+    assert outcomes[3]["dead"] == 1 and outcomes[4] == {"sent": 0, "retrying": 0, "dead": 0}
+    assert row.status == Notification.Status.DEAD and row.attempts == 4
+    assert "ConnectionRefusedError" in row.last_error
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    assert requeue_notifications([row.pk], actor="admin") == 1
+    assert deliver_due_notifications()["sent"] == 1
+    row.refresh_from_db()
+    assert (row.status, row.requeued_by, len(mail.outbox)) == ("sent", "admin", 1)
+    assert requeue_notifications([row.pk], actor="admin") == 0  # sent rows stay sent
