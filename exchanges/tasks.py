@@ -1,1 +1,58 @@
-"""Job entry points of the exchanges app (thin: each calls one service)."""
+"""Job entry points of the exchanges app (thin: each calls one service).
+
+Crons are UTC. Every job is single flight (a lease row), so any number of clusters
+can run the same schedules; errors are recorded in history and re-raised.
+"""
+
+from typing import Any
+
+from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
+from exchanges.services.completion import complete_exchanges
+from exchanges.services.purge import purge_completed_exchanges
+from exchanges.services.reminders import send_due_reminders
+from jobs.registry import job
+
+
+# No retry: the next minute's sweep is the retry, and the grace rule bounds lateness.
+@job("exchanges.send_due_reminders", cron="* * * * *", lease_seconds=120, timeout_seconds=300)
+def send_due_reminders_task(
+    *, exchange_id: int | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Queue due reminders (one per participant per interval); mark those over 1 h late missed."""
+    return send_due_reminders(exchange_id=exchange_id, dry_run=dry_run)
+
+
+@job("exchanges.auto_complete", cron="0 0 * * *", retry=True, timeout_seconds=600)
+def auto_complete_task(
+    *, exchange_ids: list[int] | None = None, include_future: bool = False, dry_run: bool = False
+) -> dict[str, Any]:
+    """Mark matched exchanges whose date has passed completed."""
+    return complete_exchanges(
+        exchange_ids=exchange_ids, include_future=include_future, dry_run=dry_run
+    )
+
+
+@job("exchanges.purge_completed", cron="0 2 * * *", lease_seconds=600, retry=True)
+def purge_completed_task(
+    *, exchange_ids: list[int] | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Warn organizers once 7 days ahead, then delete exchanges completed 30+ days ago."""
+    return purge_completed_exchanges(exchange_ids=exchange_ids, dry_run=dry_run)
+
+
+@job("exchanges.cleanup_tokens", cron="0 * * * *", lease_seconds=600, retry=True)
+def cleanup_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
+    """Delete expired login tokens and tokens used more than 24 h ago."""
+    return cleanup_tokens(dry_run=dry_run)
+
+
+@job("exchanges.cleanup_sessions", cron="0 3 * * *", lease_seconds=600, retry=True)
+def cleanup_sessions_task(*, dry_run: bool = False) -> dict[str, Any]:
+    """Delete expired sessions (Django's clearsessions, batched and counted)."""
+    return cleanup_sessions(dry_run=dry_run)
+
+
+@job("exchanges.cleanup_rate_limits", cron="0 4 * * *", lease_seconds=600, retry=True)
+def cleanup_rate_limits_task(*, dry_run: bool = False) -> dict[str, Any]:
+    """Delete expired rate-limit counters."""
+    return cleanup_rate_limits(dry_run=dry_run)

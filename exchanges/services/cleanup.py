@@ -1,0 +1,68 @@
+"""Delete expired auth leftovers (tokens, sessions, rate limits) in committed batches.
+
+Each batch is one `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so a large backlog
+never holds one long lock or one huge transaction.
+"""
+
+from datetime import datetime, timedelta
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from exchanges.models import MagicToken, RateLimit
+
+BATCH_SIZE = 5000
+USED_TOKEN_HOURS = 24
+
+
+def delete_in_batches(rows: QuerySet, *, batch_size: int = BATCH_SIZE) -> int:
+    """Delete `rows` a batch at a time (autocommit per batch); returns how many went."""
+    model = rows.model
+    total = 0
+    while True:
+        deleted, _ = model.objects.filter(pk__in=rows.values("pk")[:batch_size]).delete()
+        total += deleted
+        if deleted < batch_size:
+            return total
+
+
+def _clean(rows: QuerySet, *, dry_run: bool, batch_size: int) -> dict[str, Any]:
+    if dry_run:
+        return {"dry_run": True, "would_delete": rows.count()}
+    return {"deleted": delete_in_batches(rows, batch_size=batch_size)}
+
+
+def expired_tokens(*, now: datetime) -> QuerySet:
+    """Expired tokens, and used ones older than a day."""
+    return MagicToken.objects.filter(
+        Q(expires_at__lte=now) | Q(used_at__lte=now - timedelta(hours=USED_TOKEN_HOURS))
+    )
+
+
+def cleanup_tokens(
+    *, now: datetime | None = None, batch_size: int = BATCH_SIZE, dry_run: bool = False
+) -> dict[str, Any]:
+    return _clean(expired_tokens(now=now or timezone.now()), dry_run=dry_run, batch_size=batch_size)
+
+
+def session_model():
+    """The session engine's model (django.contrib.sessions' Session by default)."""
+    return import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
+
+
+def cleanup_sessions(
+    *, now: datetime | None = None, batch_size: int = BATCH_SIZE, dry_run: bool = False
+) -> dict[str, Any]:
+    """Django's clearsessions, batched and counted (it deletes expire_date < now)."""
+    rows = session_model().objects.filter(expire_date__lt=now or timezone.now())
+    return _clean(rows, dry_run=dry_run, batch_size=batch_size)
+
+
+def cleanup_rate_limits(
+    *, now: datetime | None = None, batch_size: int = BATCH_SIZE, dry_run: bool = False
+) -> dict[str, Any]:
+    rows = RateLimit.objects.filter(expires_at__lte=now or timezone.now())
+    return _clean(rows, dry_run=dry_run, batch_size=batch_size)

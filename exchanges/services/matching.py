@@ -1,0 +1,125 @@
+"""Draw names: a random derangement of the active participants that honours exclusions.
+
+First a few uniformly random permutations are tried (cheap, unbiased when exclusions
+are few); if none fits, a perfect bipartite matching with randomised search order
+(Kuhn's augmenting paths, O(n·e)) either finds a draw or proves none exists, so an
+impossible draw fails clearly instead of looping or guessing.
+"""
+
+import random
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from exchanges.exceptions import ExchangeNotFound, InvalidExchangeState, MatchingImpossible
+from exchanges.models import Exchange, Exclusion, Match, Participant
+from exchanges.services.reminder_planning import plan_reminders
+from jobs.services.outbox import OutgoingNotification, queue_notifications
+
+MATCHABLE_STATES = (Exchange.State.DRAFT, Exchange.State.REGISTRATION_OPEN)
+RANDOM_TRIES = 50
+
+
+def draw_derangement(
+    ids: list[int], forbidden: set[frozenset[int]], *, rng: random.Random
+) -> dict[int, int]:
+    """giver -> receiver over `ids`: nobody draws themself or a forbidden partner."""
+    if len(ids) < 2:
+        raise MatchingImpossible(f"a draw needs at least 2 active participants, found {len(ids)}")
+
+    def allowed(giver: int, receiver: int) -> bool:
+        return giver != receiver and frozenset((giver, receiver)) not in forbidden
+
+    for _ in range(RANDOM_TRIES):
+        receivers = ids[:]
+        rng.shuffle(receivers)
+        if all(allowed(g, r) for g, r in zip(ids, receivers, strict=True)):
+            return dict(zip(ids, receivers, strict=True))
+    options = {g: [r for r in ids if allowed(g, r)] for g in ids}
+    for choices in options.values():
+        rng.shuffle(choices)
+    owner: dict[int, int] = {}  # receiver -> giver
+
+    def augment(giver: int, seen: set[int]) -> bool:
+        for receiver in options[giver]:
+            if receiver in seen:
+                continue
+            seen.add(receiver)
+            if receiver not in owner or augment(owner[receiver], seen):
+                owner[receiver] = giver
+                return True
+        return False
+
+    givers = ids[:]
+    rng.shuffle(givers)
+    for giver in givers:
+        if not augment(giver, set()):
+            raise MatchingImpossible(
+                f"no draw satisfies the exclusions: participant {giver} has no possible receiver"
+                " left"
+            )
+    return {giver: receiver for receiver, giver in owner.items()}
+
+
+def match_exchange(
+    *, exchange_id: int, dry_run: bool = False, rng: random.Random | None = None
+) -> dict[str, Any]:
+    """Draw names, move the exchange to matched, notify each giver, plan reminders.
+
+    One transaction: either the whole draw with its notifications and reminders commits,
+    or nothing changes.
+    """
+    rng = rng or random.SystemRandom()
+    with transaction.atomic():
+        exchange = Exchange.objects.select_for_update().filter(pk=exchange_id).first()
+        if exchange is None:
+            raise ExchangeNotFound(f"exchange {exchange_id} does not exist")
+        if exchange.state not in MATCHABLE_STATES:
+            raise InvalidExchangeState(
+                f"exchange {exchange_id} is {exchange.state}; only draft or registration_open"
+                " exchanges can be matched"
+            )
+        people = {
+            p.pk: p
+            for p in Participant.objects.filter(exchange=exchange, withdrawn_at__isnull=True)
+        }
+        forbidden = {
+            frozenset(pair)
+            for pair in Exclusion.objects.filter(exchange=exchange).values_list(
+                "participant_a_id", "participant_b_id"
+            )
+        }
+        pairs = draw_derangement(sorted(people), forbidden, rng=rng)
+        result: dict[str, Any] = {
+            "exchange_id": exchange_id,
+            "participants": len(people),
+            "exclusions": len(forbidden),
+            "dry_run": dry_run,
+        }
+        if dry_run:
+            transaction.set_rollback(True)
+            return result
+        Match.objects.bulk_create(
+            Match(exchange=exchange, giver_id=g, receiver_id=r) for g, r in pairs.items()
+        )
+        exchange.state = Exchange.State.MATCHED
+        exchange.save(update_fields=["state"])
+        local = exchange.local_exchange_at
+        result["notified"] = queue_notifications(
+            OutgoingNotification(
+                channel="email",
+                recipient=people[g].email,
+                template="exchanges/notifications/match_made",
+                dedup_key=f"exchanges:match:{exchange_id}:{g}",
+                context={
+                    "exchange_name": exchange.name,
+                    "giver_name": people[g].name,
+                    "receiver_name": people[r].name,
+                    "local_date": local.strftime("%A %d %B %Y, %H:%M %Z"),
+                },
+            )
+            for g, r in pairs.items()
+        )
+        result["reminders"] = plan_reminders(exchange_id=exchange_id, now=timezone.now())
+    return result

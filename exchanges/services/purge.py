@@ -1,0 +1,143 @@
+"""Purge completed exchanges after the retention period, warning the organizer once first.
+
+The seed warned every day for a week and could purge an exchange nobody was warned
+about. Here the warning is tracked (`purge_warning_sent_at`, plus a dedup key), and an
+exchange is purged only once it is past retention *and* was warned at least
+`warning_days` ago; one warned late is simply purged later. Each purge's id, name and
+row counts land in the run's result, i.e. in history.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from exchanges.models import Exchange, Exclusion, Match, Participant, Reminder
+from jobs.services.outbox import OutgoingNotification, queue_notifications
+
+logger = logging.getLogger("exchanges.purge")
+
+RETENTION_DAYS = 30
+WARNING_DAYS = 7
+BATCH_SIZE = 100
+
+
+def exchanges_to_warn(*, now: datetime, retention_days: int, warning_days: int):
+    """Completed, unwarned, and within `warning_days` of (or past) the purge date."""
+    return Exchange.objects.filter(
+        state=Exchange.State.COMPLETED,
+        purge_warning_sent_at__isnull=True,
+        completed_at__lte=now - timedelta(days=retention_days - warning_days),
+    )
+
+
+def exchanges_to_purge(*, now: datetime, retention_days: int, warning_days: int):
+    """Completed over `retention_days` ago and warned at least `warning_days` ago."""
+    return Exchange.objects.filter(
+        state=Exchange.State.COMPLETED,
+        completed_at__lte=now - timedelta(days=retention_days),
+        purge_warning_sent_at__lte=now - timedelta(days=warning_days),
+    )
+
+
+def purge_completed_exchanges(
+    *,
+    now: datetime | None = None,
+    retention_days: int = RETENTION_DAYS,
+    warning_days: int = WARNING_DAYS,
+    exchange_ids: list[int] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Warn organizers once, then delete expired exchanges with all their rows.
+
+    With `exchange_ids` (the admin's "Purge now", after confirmation) exactly those
+    completed exchanges are deleted at once, without retention or warning.
+    """
+    now = now or timezone.now()
+    if exchange_ids is not None:
+        to_warn = Exchange.objects.none()
+        to_purge = Exchange.objects.filter(pk__in=exchange_ids, state=Exchange.State.COMPLETED)
+    else:
+        to_warn = exchanges_to_warn(
+            now=now, retention_days=retention_days, warning_days=warning_days
+        )
+        to_purge = exchanges_to_purge(
+            now=now, retention_days=retention_days, warning_days=warning_days
+        )
+    if dry_run:
+        return {
+            "dry_run": True,
+            "would_warn": list(to_warn.values_list("pk", flat=True)[:100]),
+            "would_purge": list(to_purge.values_list("pk", flat=True)[:100]),
+        }
+    warned = _warn(to_warn, now=now, retention_days=retention_days)
+    purged: list[dict[str, Any]] = []
+    while True:
+        with transaction.atomic():
+            ids = list(
+                to_purge.select_for_update(skip_locked=True)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:BATCH_SIZE]
+            )
+            if not ids:
+                break
+            summaries = _summaries(ids)
+            Exchange.objects.filter(pk__in=ids).delete()
+        for summary in summaries:
+            logger.info("purged exchange %(id)s %(name)r: %(rows)s", summary)
+        purged.extend(summaries)
+    return {
+        "warned": len(warned),
+        "warned_ids": warned[:100],
+        "purged": len(purged),
+        "purged_exchanges": purged[:100],
+    }
+
+
+def _warn(rows, *, now: datetime, retention_days: int) -> list[int]:
+    with transaction.atomic():
+        exchanges = list(rows.select_for_update(skip_locked=True))
+        queue_notifications(
+            OutgoingNotification(
+                channel="email",
+                recipient=e.organizer_email,
+                template="exchanges/notifications/purge_warning",
+                dedup_key=f"exchanges:purge_warning:{e.pk}",
+                context={
+                    "exchange_name": e.name,
+                    "purge_date": (
+                        max(e.completed_at + timedelta(days=retention_days), now)
+                        .astimezone(e.zone)
+                        .strftime("%A %d %B %Y")
+                    ),
+                },
+            )
+            for e in exchanges
+        )
+        ids = [e.pk for e in exchanges]
+        Exchange.objects.filter(pk__in=ids).update(purge_warning_sent_at=now)
+    return ids
+
+
+def _summaries(ids: list[int]) -> list[dict[str, Any]]:
+    """Per exchange: id, name and how many rows of each kind the purge deletes (4 queries)."""
+    counts: dict[int, dict[str, int]] = {pk: {} for pk in ids}
+    for label, model in (
+        ("participants", Participant),
+        ("matches", Match),
+        ("exclusions", Exclusion),
+        ("reminders", Reminder),
+    ):
+        per_exchange = dict(
+            model.objects.filter(exchange_id__in=ids)
+            .values("exchange_id")
+            .annotate(n=Count("pk"))
+            .values_list("exchange_id", "n")
+        )
+        for pk in ids:
+            counts[pk][label] = per_exchange.get(pk, 0)
+    names = dict(Exchange.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return [{"id": pk, "name": names[pk], "rows": counts[pk]} for pk in ids]

@@ -1,0 +1,89 @@
+"""Plan an exchange's reminders: the same local wall-clock time N days before, in its zone.
+
+The seed subtracted days from a UTC datetime, so across a DST change a reminder moved
+by an hour on the participants' clock. Here the subtraction happens on the local wall
+clock (zoneinfo) and only the result is converted to UTC.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from exchanges.models import Exchange, Reminder
+
+
+def reminder_due_at(*, exchange_at: datetime, zone: ZoneInfo, days_before: int) -> datetime:
+    """UTC moment of the local wall-clock time `days_before` days before `exchange_at`.
+
+    A wall time that does not exist (spring-forward gap) resolves with the offset before
+    the change, i.e. one hour later on the clock, as zoneinfo's fold=0 does.
+    """
+    local = exchange_at.astimezone(zone)
+    wall = local.replace(tzinfo=None) - timedelta(days=days_before)
+    return wall.replace(tzinfo=zone).astimezone(UTC)
+
+
+def plan_reminders(*, exchange_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Replace the exchange's scheduled reminders with one row per configured interval.
+
+    Rows already sent or missed stay as history; an interval whose reminder for this very
+    due time was already sent is not planned again. Past due times are recorded `skipped`.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        exchange = Exchange.objects.select_for_update().get(pk=exchange_id)
+        deleted, _ = exchange.reminders.filter(
+            status__in=[Reminder.Status.SCHEDULED, Reminder.Status.SKIPPED]
+        ).delete()
+        if exchange.state != Exchange.State.MATCHED:
+            return {"exchange_id": exchange_id, "replaced": deleted, "scheduled": 0, "skipped": 0}
+        done = set(
+            exchange.reminders.exclude(status=Reminder.Status.SCHEDULED).values_list(
+                "days_before", "due_at"
+            )
+        )
+        rows = list(_reminder_rows(exchange, exchange.reminder_days, now=now, done=done))
+        Reminder.objects.bulk_create(rows)
+    scheduled = sum(1 for r in rows if r.status == Reminder.Status.SCHEDULED)
+    return {
+        "exchange_id": exchange_id,
+        "replaced": deleted,
+        "scheduled": scheduled,
+        "skipped": len(rows) - scheduled,
+    }
+
+
+def _reminder_rows(
+    exchange: Exchange, days: Iterable[int], *, now: datetime, done: set[tuple[int, datetime]]
+) -> Iterable[Reminder]:
+    for days_before in sorted(set(days), reverse=True):
+        due_at = reminder_due_at(
+            exchange_at=exchange.exchange_at, zone=exchange.zone, days_before=days_before
+        )
+        if (days_before, due_at) in done:
+            continue
+        status = Reminder.Status.SCHEDULED if due_at > now else Reminder.Status.SKIPPED
+        yield Reminder(exchange=exchange, days_before=days_before, due_at=due_at, status=status)
+
+
+def update_reminder_settings(
+    *,
+    exchange_id: int,
+    reminder_days: list[int] | None = None,
+    exchange_at: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Change the intervals and/or the date, then replace the planned reminders."""
+    with transaction.atomic():
+        exchange = Exchange.objects.select_for_update().get(pk=exchange_id)
+        if reminder_days is not None:
+            exchange.reminder_days = list(reminder_days)
+        if exchange_at is not None:
+            exchange.exchange_at = exchange_at
+        exchange.full_clean()
+        exchange.save(update_fields=["reminder_days", "exchange_at"])
+        return plan_reminders(exchange_id=exchange_id, now=now)

@@ -1,0 +1,124 @@
+"""The reminder sweep: send every due reminder once, through the outbox, set-based.
+
+Due rows are claimed `FOR UPDATE SKIP LOCKED` in batches, so two sweeps (two clusters,
+or the admin's "send now" next to the minutely schedule) never take the same row; the
+outbox dedup key (one per participant per reminder) makes even a replayed batch a no-op.
+A reminder found more than the grace period late is marked `missed`, not sent
+(seed 001: the reminder job's one-hour misfire grace).
+"""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from exchanges.models import Exchange, Participant, Reminder
+from jobs.context import flag_for_attention
+from jobs.services.outbox import OutgoingNotification, queue_notifications
+
+GRACE_SECONDS = 3600
+BATCH_SIZE = 100
+TEMPLATE = "exchanges/notifications/reminder"
+
+
+def reminder_dedup_key(reminder: Reminder, participant_id: int) -> str:
+    """Stable across re-planning: the same interval and due time is the same reminder."""
+    return (
+        f"exchanges:reminder:{reminder.exchange_id}:{reminder.days_before}:"
+        f"{reminder.due_at:%Y%m%dT%H%MZ}:{participant_id}"
+    )
+
+
+def due_reminders(*, now: datetime, exchange_id: int | None = None):
+    """Scheduled reminders whose time has come (any lateness)."""
+    rows = Reminder.objects.filter(status=Reminder.Status.SCHEDULED, due_at__lte=now)
+    return rows.filter(exchange_id=exchange_id) if exchange_id is not None else rows
+
+
+def send_due_reminders(
+    *,
+    now: datetime | None = None,
+    exchange_id: int | None = None,
+    grace_seconds: int = GRACE_SECONDS,
+    batch_size: int = BATCH_SIZE,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Queue due reminders to opted-in, active participants; mark late ones missed."""
+    now = now or timezone.now()
+    late_before = now - timedelta(seconds=grace_seconds)
+    due = due_reminders(now=now, exchange_id=exchange_id)
+    on_time = due.filter(due_at__gte=late_before, exchange__state=Exchange.State.MATCHED)
+    if dry_run:
+        return {
+            "dry_run": True,
+            "due": on_time.count(),
+            "would_miss": due.filter(due_at__lt=late_before).count(),
+            "would_skip": due.exclude(exchange__state=Exchange.State.MATCHED).count(),
+        }
+    result: dict[str, Any] = {"sent": 0, "notifications": 0, "recipients": 0}
+    with transaction.atomic():
+        missed_ids = _lock_ids(due.filter(due_at__lt=late_before))
+        Reminder.objects.filter(pk__in=missed_ids).update(status=Reminder.Status.MISSED)
+        skipped_ids = _lock_ids(due.exclude(exchange__state=Exchange.State.MATCHED))
+        Reminder.objects.filter(pk__in=skipped_ids).update(status=Reminder.Status.SKIPPED)
+    while True:
+        with transaction.atomic():
+            batch = list(
+                on_time.select_for_update(skip_locked=True, of=("self",)).order_by("due_at", "id")[
+                    :batch_size
+                ]
+            )
+            if not batch:
+                break
+            recipients, queued = _queue_batch(batch, now=now)
+        result["sent"] += len(batch)
+        result["recipients"] += recipients
+        result["notifications"] += queued
+    result["missed"] = len(missed_ids)
+    result["missed_ids"] = missed_ids[:100]
+    result["skipped_not_matched"] = len(skipped_ids)
+    if missed_ids:
+        flag_for_attention(f"{len(missed_ids)} reminder(s) were more than {grace_seconds}s late")
+    return result
+
+
+def _lock_ids(rows) -> list[int]:
+    return list(rows.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True))
+
+
+def _queue_batch(batch: list[Reminder], *, now: datetime) -> tuple[int, int]:
+    """One query for the participants of all the batch's exchanges, one insert per 500 rows."""
+    exchanges = Exchange.objects.in_bulk({r.exchange_id for r in batch})
+    people: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for person in Participant.objects.filter(
+        exchange_id__in=exchanges, reminder_enabled=True, withdrawn_at__isnull=True
+    ).values("id", "exchange_id", "name", "email", "match__receiver__name"):
+        people[person["exchange_id"]].append(person)
+    notifications = []
+    for reminder in batch:
+        exchange = exchanges[reminder.exchange_id]
+        local = exchange.local_exchange_at
+        for person in people[reminder.exchange_id]:
+            notifications.append(
+                OutgoingNotification(
+                    channel="email",
+                    recipient=person["email"],
+                    template=TEMPLATE,
+                    dedup_key=reminder_dedup_key(reminder, person["id"]),
+                    context={
+                        "exchange_name": exchange.name,
+                        "participant_name": person["name"],
+                        "receiver_name": person["match__receiver__name"] or "",
+                        "days_before": reminder.days_before,
+                        "local_date": local.strftime("%A %d %B %Y, %H:%M %Z"),
+                    },
+                )
+            )
+        reminder.status = Reminder.Status.SENT
+        reminder.sent_at = now
+        reminder.recipients = len(people[reminder.exchange_id])
+    queued = queue_notifications(notifications)
+    Reminder.objects.bulk_update(batch, ["status", "sent_at", "recipients"])
+    return len(notifications), queued
