@@ -1,1 +1,124 @@
-"""Models of the loyalty app."""
+"""Models of the loyalty app: merchants, programs, cards and the points ledger.
+
+The ledger invariant: a card's `points_balance` always equals the sum of its
+transactions' `points_delta`. Every change to a balance writes a transaction in
+the same statement or transaction (see loyalty.sql for the expiration chunk).
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class Merchant(models.Model):
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Store(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="stores")
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LoyaltyProgram(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="programs")
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    #: Days of card inactivity after which points expire; empty or 0: points never expire.
+    points_expiration_days = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["merchant"],
+                condition=Q(is_active=True, points_expiration_days__gt=0),
+                name="loyalty_program_expiring_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LoyaltyCard(models.Model):
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="cards")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cards")
+    number = models.CharField(max_length=32, unique=True)
+    points_balance = models.IntegerField(default=0)
+    stamp_count = models.IntegerField(default=0)
+    total_points_voided = models.BigIntegerField(default=0)
+    #: Last earn/redeem; expiration counts inactivity from here.
+    last_activity_at = models.DateTimeField()
+    #: When the 14-day warning of the current inactivity cycle was queued.
+    last_expiration_warning_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    google_object_id = models.CharField(max_length=200, blank=True, default="")
+    apple_serial_number = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            # Both expiration phases scan one merchant's active cards with points by inactivity.
+            models.Index(
+                fields=["merchant", "last_activity_at"],
+                condition=Q(is_active=True, points_balance__gt=0),
+                name="loyalty_card_expirable_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_points_voided__gte=0), name="loyalty_card_voided_nonnegative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def has_wallet_pass(self) -> bool:
+        return bool(self.google_object_id or self.apple_serial_number)
+
+
+class LoyaltyTransaction(models.Model):
+    class Type(models.TextChoices):
+        POINTS_EARNED = "points_earned", "Points earned"
+        POINTS_REDEEMED = "points_redeemed", "Points redeemed"
+        #: Written by loyalty.expire_points; points_delta is minus the whole balance.
+        POINTS_EXPIRED = "points_expired", "Points expired"
+        POINTS_ADJUSTED = "points_adjusted", "Points adjusted"
+        STAMP_EARNED = "stamp_earned", "Stamp earned"
+
+    card = models.ForeignKey(LoyaltyCard, on_delete=models.CASCADE, related_name="transactions")
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    store = models.ForeignKey(Store, on_delete=models.SET_NULL, null=True, blank=True)
+    transaction_type = models.CharField(max_length=32, choices=Type.choices)
+    points_delta = models.IntegerField(default=0)
+    points_balance_after = models.IntegerField(default=0)
+    stamps_delta = models.IntegerField(default=0)
+    stamps_balance_after = models.IntegerField(default=0)
+    notes = models.CharField(max_length=500, blank=True)
+    transaction_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # Wallet sync: "cards with a transaction in the last hour".
+            models.Index(fields=["transaction_at", "card"], name="loyalty_txn_recent_idx"),
+            # Admin ledger inline and per-card history.
+            models.Index(fields=["card", "transaction_at"], name="loyalty_txn_card_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_type} {self.points_delta:+d} on {self.card_id}"

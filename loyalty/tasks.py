@@ -1,1 +1,62 @@
 """Job entry points of the loyalty app (thin: each calls one service)."""
+
+from datetime import datetime
+from typing import Any
+
+from jobs.exceptions import PermanentJobError
+from jobs.registry import job
+from loyalty.services.expiration import expire_points
+from loyalty.services.wallet_clients import wallet_clients
+from loyalty.services.wallet_sync import sync_wallet_passes
+
+
+def parse_since(value: str) -> datetime:
+    """An ISO 8601 datetime with a zone; naive times would be read in the wrong zone."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise PermanentJobError(f"since={value!r} is not an ISO 8601 datetime") from None
+    if parsed.tzinfo is None:
+        raise PermanentJobError(f"since={value!r} has no time zone (add +00:00 or Z)")
+    return parsed
+
+
+@job(
+    "loyalty.expire_points",
+    cron="0 2 * * *",
+    lease_seconds=600,
+    retry=True,
+    timeout_seconds=1800,
+)
+def expire_points_task(
+    *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Send 14-day expiration warnings, then expire the points of inactive cards."""
+    return expire_points(program_id=program_id, card_ids=card_ids, dry_run=dry_run)
+
+
+@job(
+    "loyalty.sync_wallet_passes",
+    cron="0 * * * *",
+    lease_seconds=300,
+    retry=False,  # the next hourly run is the retry; cards keep failing ids in history
+    timeout_seconds=900,
+)
+def sync_wallet_passes_task(
+    *,
+    card_id: int | None = None,
+    card_ids: list[int] | None = None,
+    since: str | None = None,
+    wallet_base_url: str | None = None,
+) -> dict[str, Any]:
+    """Push cards changed in the last hour (or since `since`, or the given cards) to the wallets.
+
+    `wallet_base_url` sends both wallets' calls to one server (the fake wallet, staging).
+    """
+    if card_id is not None:
+        card_ids = [*(card_ids or []), card_id]
+    return sync_wallet_passes(
+        card_ids=card_ids,
+        since=parse_since(since) if since else None,
+        clients=wallet_clients(base_url=wallet_base_url) if wallet_base_url else None,
+    )

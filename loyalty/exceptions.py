@@ -1,0 +1,20 @@
+"""Errors of the loyalty app; the docstring is the default message."""
+
+
+class LoyaltyError(Exception):
+    """A loyalty operation failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class WalletError(LoyaltyError):
+    """A wallet call failed."""
+
+
+class TransientWalletError(WalletError):
+    """The wallet answered 5xx/429 or did not answer in time; worth retrying."""
+
+
+class PermanentWalletError(WalletError):
+    """The wallet refused the update (4xx); retrying will not help."""

@@ -1,0 +1,38 @@
+"""manage.py run_fake_wallet: serve the fake Google/Apple wallet with injected faults."""
+
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from loyalty.fake_wallet import FakeWallet, Faults
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve a local fake of both wallet APIs (for manual runs, demos, benchmarks). Point "
+        "LOYALTY_GOOGLE_WALLET_URL and LOYALTY_APPLE_WALLET_URL at the printed URL."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--latency-ms", type=float, default=0.0)
+        parser.add_argument("--failure-rate", type=float, default=0.0, help="0..1, answered 503")
+        parser.add_argument("--timeout-rate", type=float, default=0.0, help="0..1, hang")
+        parser.add_argument("--hang-seconds", type=float, default=10.0)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        faults = Faults(
+            latency_seconds=options["latency_ms"] / 1000,
+            failure_rate=options["failure_rate"],
+            timeout_rate=options["timeout_rate"],
+            hang_seconds=options["hang_seconds"],
+        )
+        wallet = FakeWallet(port=options["port"], faults=faults).start()
+        self.stdout.write(f"fake wallet on {wallet.base_url} with {faults}; Ctrl-C stops it")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            wallet.stop()

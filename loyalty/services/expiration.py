@@ -1,0 +1,259 @@
+"""Point expiration with 14-day warnings (seed 000), set-based and safe to run twice at once.
+
+Per active program with `points_expiration_days > 0`: first the warnings (cards
+inactive past expiration-minus-14 days, not yet expired, not yet warned in this
+inactivity cycle), then the expiration (balance to 0, a POINTS_EXPIRED ledger row,
+total_points_voided increased). Each chunk is one statement plus the outbox insert,
+commits on its own, and locks its cards FOR UPDATE SKIP LOCKED.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from jobs.context import report_progress
+from jobs.services.outbox import queue_notifications
+from loyalty import sql
+from loyalty.models import LoyaltyCard, LoyaltyProgram
+from loyalty.services.notifications import (
+    CardRow,
+    expired_notifications,
+    warning_notifications,
+)
+
+logger = logging.getLogger("loyalty.expiration")
+
+WARNING_DAYS = 14
+CHUNK_SIZE = 500
+
+
+def expiring_programs(*, program_id: int | None = None):
+    """Active programs whose points expire, with their merchant."""
+    programs = LoyaltyProgram.objects.filter(
+        is_active=True, points_expiration_days__isnull=False, points_expiration_days__gt=0
+    ).select_related("merchant")
+    if program_id is not None:
+        programs = programs.filter(pk=program_id)
+    return programs.order_by("pk")
+
+
+def expiration_notes(days: int) -> str:
+    return f"Points expired after {days} days of inactivity"
+
+
+def expire_points(
+    *,
+    program_id: int | None = None,
+    card_ids: list[int] | None = None,
+    dry_run: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Warn, then expire, for every expiring program (or one); returns the seed's result keys.
+
+    `card_ids` limits both phases to those cards (admin "Expire now"); cards not yet due
+    are left alone either way.
+    """
+    now = now or timezone.now()
+    totals = {
+        "cards_processed": 0,
+        "points_expired": 0,
+        "warnings_sent": 0,
+        "warnings_failed": 0,
+        "expired_notifications_failed": 0,
+    }
+    programs = list(expiring_programs(program_id=program_id))
+    if card_ids is not None:
+        merchants = set(
+            LoyaltyCard.objects.filter(pk__in=card_ids).values_list("merchant_id", flat=True)
+        )
+        programs = [p for p in programs if p.merchant_id in merchants]
+    for index, program in enumerate(programs, start=1):
+        if dry_run:
+            counts = _preview_program(program, now=now, card_ids=card_ids)
+        else:
+            counts = _process_program(program, now=now, chunk_size=chunk_size, card_ids=card_ids)
+        for key, value in counts.items():
+            totals[key] += value
+        report_progress(done=index, total=len(programs), unit="programs")
+    result = {
+        "status": "success",
+        "dry_run": dry_run,
+        "programs_processed": len(programs),
+        **totals,
+    }
+    logger.info("point expiration %s: %s", "preview" if dry_run else "done", result)
+    return result
+
+
+def _thresholds(program: LoyaltyProgram, now: datetime) -> tuple[datetime, datetime]:
+    days = program.points_expiration_days or 0
+    expiration_threshold = now - timedelta(days=days)
+    warning_threshold = now - timedelta(days=days - WARNING_DAYS)
+    return warning_threshold, expiration_threshold
+
+
+def _process_program(
+    program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
+) -> dict[str, int]:
+    warned, warn_failed = _send_warnings(program, now=now, chunk_size=chunk_size, card_ids=card_ids)
+    cards, points, notify_failed = _expire(
+        program, now=now, chunk_size=chunk_size, card_ids=card_ids
+    )
+    return {
+        "cards_processed": cards,
+        "points_expired": points,
+        "warnings_sent": warned,
+        "warnings_failed": warn_failed,
+        "expired_notifications_failed": notify_failed,
+    }
+
+
+def _rows(cursor) -> list[CardRow]:
+    return [
+        CardRow(
+            card_id=r[0],
+            number=r[1],
+            points=r[2],
+            last_activity_at=r[3],
+            customer_name=r[4],
+            email=r[5],
+            phone=r[6],
+        )
+        for r in cursor.fetchall()
+    ]
+
+
+def _send_warnings(
+    program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
+) -> tuple[int, int]:
+    """Mark and notify chunk by chunk; a chunk whose notifications fail is rolled back, skipped
+    by the id cursor (no spin) and warned again on the next run."""
+    warning_threshold, expiration_threshold = _thresholds(program, now)
+    days = program.points_expiration_days or 0
+    sent = failed = 0
+    after_id = 0
+    while True:
+        rows: list[CardRow] = []
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        sql.WARN_CHUNK,
+                        {
+                            "merchant_id": program.merchant_id,
+                            "warning_threshold": warning_threshold,
+                            "expiration_threshold": expiration_threshold,
+                            "after_id": after_id,
+                            "limit": chunk_size,
+                            "now": now,
+                            "card_ids": card_ids,
+                        },
+                    )
+                    rows = _rows(cursor)
+                if not rows:
+                    break
+                queue_notifications(
+                    warning_notifications(
+                        rows, merchant_name=program.merchant.name, expiration_days=days, now=now
+                    )
+                )
+        except Exception:
+            if not rows:
+                raise
+            logger.exception(
+                "program %s: could not queue %s warnings (cards %s..%s); retried next run",
+                program.pk,
+                len(rows),
+                rows[0].card_id,
+                rows[-1].card_id,
+            )
+            failed += len(rows)
+        else:
+            sent += len(rows)
+        after_id = max(row.card_id for row in rows)
+    if sent or failed:
+        logger.info("program %s: %s warnings queued, %s failed", program.pk, sent, failed)
+    return sent, failed
+
+
+def _expire(
+    program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
+) -> tuple[int, int, int]:
+    """Expire chunk by chunk; a failing notification never undoes an expiration (savepoint)."""
+    _, expiration_threshold = _thresholds(program, now)
+    days = program.points_expiration_days or 0
+    cards = points = notify_failed = 0
+    after_id = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    sql.EXPIRE_CHUNK,
+                    {
+                        "merchant_id": program.merchant_id,
+                        "expiration_threshold": expiration_threshold,
+                        "after_id": after_id,
+                        "limit": chunk_size,
+                        "now": now,
+                        "notes": expiration_notes(days),
+                        "card_ids": card_ids,
+                    },
+                )
+                rows = _rows(cursor)
+            if not rows:
+                break
+            try:
+                with transaction.atomic():
+                    queue_notifications(
+                        expired_notifications(
+                            rows, merchant_name=program.merchant.name, expiration_days=days
+                        )
+                    )
+            except Exception:
+                logger.exception(
+                    "program %s: expired %s cards but could not queue their notifications",
+                    program.pk,
+                    len(rows),
+                )
+                notify_failed += len(rows)
+        cards += len(rows)
+        points += sum(row.points for row in rows)
+        after_id = rows[-1].card_id
+        logger.info(
+            "program %s: expired chunk of %s cards, %s cards so far", program.pk, len(rows), cards
+        )
+    return cards, points, notify_failed
+
+
+def _preview_program(
+    program: LoyaltyProgram, *, now: datetime, card_ids: list[int] | None
+) -> dict[str, int]:
+    """What a real run would warn and expire now; reads only."""
+    warning_threshold, expiration_threshold = _thresholds(program, now)
+    cards = LoyaltyCard.objects.filter(
+        merchant_id=program.merchant_id, is_active=True, points_balance__gt=0
+    )
+    if card_ids is not None:
+        cards = cards.filter(pk__in=card_ids)
+    due_warning = cards.filter(
+        last_activity_at__lt=warning_threshold,
+        last_activity_at__gte=expiration_threshold,
+    ).filter(
+        Q(last_expiration_warning_at__isnull=True)
+        | Q(last_expiration_warning_at__lt=F("last_activity_at"))
+    )
+    expiring = cards.filter(last_activity_at__lt=expiration_threshold).aggregate(
+        n=Count("pk"), points=Sum("points_balance")
+    )
+    return {
+        "cards_processed": expiring["n"],
+        "points_expired": expiring["points"] or 0,
+        "warnings_sent": due_warning.count(),
+        "warnings_failed": 0,
+        "expired_notifications_failed": 0,
+    }

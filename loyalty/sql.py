@@ -1,0 +1,64 @@
+"""Hand-written SQL of the loyalty app, each statement named and described once.
+
+Both chunk statements lock with FOR UPDATE SKIP LOCKED and walk the cards by id
+(`after_id`), so two workers never touch one card and a chunk that cannot finish
+never makes the loop select it again.
+"""
+
+#: Mark one chunk of cards due for the 14-day warning as warned; returns what to notify.
+WARN_CHUNK = """
+WITH picked AS (
+    SELECT c.id
+      FROM loyalty_loyaltycard c
+     WHERE c.merchant_id = %(merchant_id)s
+       AND c.is_active AND c.points_balance > 0
+       AND c.last_activity_at < %(warning_threshold)s
+       AND c.last_activity_at >= %(expiration_threshold)s
+       AND (c.last_expiration_warning_at IS NULL
+            OR c.last_expiration_warning_at < c.last_activity_at)
+       AND c.id > %(after_id)s
+       AND (%(card_ids)s::bigint[] IS NULL OR c.id = ANY(%(card_ids)s::bigint[]))
+     ORDER BY c.id
+     LIMIT %(limit)s
+       FOR UPDATE OF c SKIP LOCKED
+)
+UPDATE loyalty_loyaltycard c
+   SET last_expiration_warning_at = %(now)s
+  FROM picked p, loyalty_customer cu
+ WHERE c.id = p.id AND cu.id = c.customer_id
+RETURNING c.id, c.number, c.points_balance, c.last_activity_at, cu.name, cu.email, cu.phone
+"""
+
+#: Expire one chunk: lock, zero the balance, write the POINTS_EXPIRED ledger rows, in one statement.
+EXPIRE_CHUNK = """
+WITH picked AS (
+    SELECT c.id, c.points_balance
+      FROM loyalty_loyaltycard c
+     WHERE c.merchant_id = %(merchant_id)s
+       AND c.is_active AND c.points_balance > 0
+       AND c.last_activity_at < %(expiration_threshold)s
+       AND c.id > %(after_id)s
+       AND (%(card_ids)s::bigint[] IS NULL OR c.id = ANY(%(card_ids)s::bigint[]))
+     ORDER BY c.id
+     LIMIT %(limit)s
+       FOR UPDATE OF c SKIP LOCKED
+), expired AS (
+    UPDATE loyalty_loyaltycard c
+       SET points_balance = 0,
+           total_points_voided = c.total_points_voided + p.points_balance
+      FROM picked p
+     WHERE c.id = p.id
+    RETURNING c.id, p.points_balance AS points, c.stamp_count, c.number,
+              c.last_activity_at, c.customer_id
+), ledger AS (
+    INSERT INTO loyalty_loyaltytransaction
+           (card_id, merchant_id, store_id, transaction_type, points_delta,
+            points_balance_after, stamps_delta, stamps_balance_after, notes, transaction_at)
+    SELECT e.id, %(merchant_id)s, NULL, 'points_expired', -e.points, 0, 0, e.stamp_count,
+           %(notes)s, %(now)s
+      FROM expired e
+)
+SELECT e.id, e.number, e.points, e.last_activity_at, cu.name, cu.email, cu.phone
+  FROM expired e JOIN loyalty_customer cu ON cu.id = e.customer_id
+ ORDER BY e.id
+"""
