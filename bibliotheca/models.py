@@ -1,1 +1,135 @@
-"""Models of the bibliotheca app."""
+"""Models of the bibliotheca app: collections, the identifiers and pools they license, editions."""
+
+from django.db import models
+from django.utils import timezone
+
+
+class Collection(models.Model):
+    """A Bibliotheca (cloudLibrary) account the importer reads from."""
+
+    class Protocol(models.TextChoices):
+        BIBLIOTHECA = "bibliotheca", "Bibliotheca"
+
+    name = models.CharField(max_length=200, unique=True)
+    protocol = models.CharField(
+        max_length=32, choices=Protocol.choices, default=Protocol.BIBLIOTHECA
+    )
+    library_id = models.CharField(max_length=100)
+    account_id = models.CharField(max_length=100)
+    #: Secret HMAC key: never logged, never shown in admin lists (write-only in the form).
+    account_key = models.CharField(max_length=255)
+    base_url = models.URLField(default="https://partner.yourcloudlibrary.com/")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:  # the account key stays out of logs and tracebacks
+        return f"<Collection {self.pk} {self.name!r}>"
+
+
+class Identifier(models.Model):
+    """A foreign id, e.g. (Bibliotheca ID, "ab12cd")."""
+
+    class Type(models.TextChoices):
+        BIBLIOTHECA_ID = "bibliotheca", "Bibliotheca ID"
+        ISBN = "isbn", "ISBN"
+
+    type = models.CharField(max_length=32, choices=Type.choices)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["type", "value"], name="identifier_type_value_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+
+class LicensePool(models.Model):
+    """A title a collection has licensed (one per purchase-record 001 id)."""
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="pools")
+    identifier = models.ForeignKey(Identifier, on_delete=models.CASCADE, related_name="pools")
+    created_at = models.DateTimeField(default=timezone.now)
+    #: When item metadata was last looked up; None or old means "due" for a lookup.
+    metadata_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["collection", "identifier"], name="licensepool_collection_identifier_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["metadata_checked_at"], name="pool_metadata_checked")]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} in {self.collection_id}"
+
+
+class Edition(models.Model):
+    """Bibliographic data of an identifier, written only by the apply task."""
+
+    class Medium(models.TextChoices):
+        EBOOK = "ebook", "eBook"
+        AUDIOBOOK = "audiobook", "Audiobook"
+
+    identifier = models.OneToOneField(Identifier, on_delete=models.CASCADE, related_name="edition")
+    title = models.CharField(max_length=500, blank=True, default="")
+    subtitle = models.CharField(max_length=500, blank=True, default="")
+    authors = models.JSONField(default=list, blank=True)
+    narrator = models.CharField(max_length=255, blank=True, default="")
+    publisher = models.CharField(max_length=255, blank=True, default="")
+    language = models.CharField(max_length=16, blank=True, default="")
+    medium = models.CharField(max_length=16, choices=Medium.choices, default=Medium.EBOOK)
+    isbn = models.CharField(max_length=20, blank=True, default="")
+    published = models.DateField(null=True, blank=True)
+    description = models.TextField(blank=True, default="")
+    cover_url = models.URLField(max_length=1000, blank=True, default="")
+    link_url = models.URLField(max_length=1000, blank=True, default="")
+    #: Hash of the item data last applied; an import queues apply only when it differs.
+    data_hash = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.title or str(self.identifier_id)
+
+
+class Timestamp(models.Model):
+    """Where a service stands for a collection: the import checkpoint (`finish`)."""
+
+    class ServiceType(models.TextChoices):
+        TASK = "task", "Task"
+
+    service = models.CharField(max_length=100)
+    service_type = models.CharField(
+        max_length=16, choices=ServiceType.choices, default=ServiceType.TASK
+    )
+    collection = models.ForeignKey(
+        Collection, null=True, blank=True, on_delete=models.CASCADE, related_name="timestamps"
+    )
+    #: When the current (or last) chain started.
+    start = models.DateTimeField(null=True, blank=True)
+    #: Checkpoint: the next chain resumes here (mid-day: that day from offset 1).
+    finish = models.DateTimeField(null=True, blank=True)
+    achievements = models.TextField(blank=True, default="")
+    #: Records received in the current (or last) chain.
+    counter = models.PositiveIntegerField(default=0)
+    #: Last terminal error of the chain, with collection and window; cleared on success.
+    exception = models.TextField(blank=True, default="")
+    #: Chain progress: current day, pages, records, skipped, new pools, applies queued, hops.
+    progress = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "collection"], name="timestamp_service_collection_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.collection_id}: {self.finish}"

@@ -1,0 +1,74 @@
+"""manage.py bibliotheca_simulator: a local cloudLibrary API for trying the importer by hand."""
+
+from datetime import date
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from bibliotheca.simulator import Catalogue, Fault
+from bibliotheca.simulator.server import FAULT_KINDS, SimulatorServer, SimulatorState
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve a deterministic Bibliotheca catalogue on 127.0.0.1:PORT until Ctrl-C; point a "
+        "Collection's base URL at it (library id, account id and key as given here)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, required=True)
+        parser.add_argument("--start-date", type=date.fromisoformat, default=date(2014, 1, 1))
+        parser.add_argument("--days", type=int, default=30)
+        parser.add_argument("--records-per-day", type=int, default=20)
+        parser.add_argument("--no-001-every", type=int, default=0)
+        parser.add_argument("--two-001-every", type=int, default=0)
+        parser.add_argument("--library-id", default="lib")
+        parser.add_argument("--account-id", default="acct")
+        parser.add_argument("--account-key", default="secret")
+        parser.add_argument(
+            "--fault",
+            action="append",
+            default=[],
+            metavar="KIND[:ENDPOINT[:TIMES]]",
+            help=f"inject a fault; KIND in {', '.join(FAULT_KINDS)}, ENDPOINT marc|items|any",
+        )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["days"] < 1 or opts["records_per_day"] < 1:
+            raise CommandError("--days and --records-per-day must be at least 1", returncode=2)
+        try:
+            faults = [_parse_fault(spec) for spec in opts["fault"]]
+        except ValueError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        catalogue = Catalogue(
+            start_date=opts["start_date"],
+            days=opts["days"],
+            records_per_day=opts["records_per_day"],
+            no_001_every=opts["no_001_every"],
+            two_001_every=opts["two_001_every"],
+        )
+        state = SimulatorState(
+            catalogue=catalogue,
+            library_id=opts["library_id"],
+            account_id=opts["account_id"],
+            account_key=opts["account_key"],
+            faults=faults,
+        )
+        server = SimulatorServer(("127.0.0.1", opts["port"]), state)
+        self.stdout.write(
+            f"Bibliotheca simulator on {server.base_url} (library {opts['library_id']}, "
+            f"{catalogue.total_records} records over {catalogue.days} days); Ctrl-C stops it"
+        )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+def _parse_fault(spec: str) -> Fault:
+    kind, endpoint, times = ([*spec.split(":"), "any", "1"])[:3]
+    if not times.isdigit():
+        raise ValueError(f"bad fault {spec!r}: TIMES must be a number")
+    return Fault(kind=kind, endpoint=endpoint, times=int(times))

@@ -1,0 +1,150 @@
+"""Signed requests to the cloudLibrary partner API: one MARC page, one batch of items.
+
+Every failure names the collection and the window (or ids) so a log line or a failed
+run in history says what to look at, and is one of the three classes in
+bibliotheca.exceptions (timeout and 5xx transient, everything else terminal).
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode, urlsplit
+from xml.etree import ElementTree
+
+import pymarc
+import requests
+from django.utils import timezone
+
+from bibliotheca.conf import PAGE_SIZE, bibliotheca_settings
+from bibliotheca.exceptions import BadResponse, RemoteIntegrationError, RequestTimedOut
+from bibliotheca.services.items import parse_items
+from bibliotheca.services.marc import parse_marc_page
+from bibliotheca.services.signing import signed_headers
+
+logger = logging.getLogger("bibliotheca")
+
+WINDOW_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request needs from a Collection (kept apart so the key is never in a repr)."""
+
+    #: Collection name, used in error messages.
+    name: str
+    base_url: str
+    library_id: str
+    account_id: str
+    account_key: str
+
+    def __repr__(self) -> str:
+        return f"Credentials({self.name!r}, {self.base_url!r})"
+
+
+class BibliothecaClient:
+    """A requests session signing every call for one collection."""
+
+    def __init__(self, credentials: Credentials, *, timeout_seconds: float | None = None) -> None:
+        self.credentials = credentials
+        self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
+        self.session = requests.Session()
+        self.requests_made = 0
+
+    @classmethod
+    def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
+        return cls(
+            Credentials(
+                name=collection.name,
+                base_url=collection.base_url,
+                library_id=collection.library_id,
+                account_id=collection.account_id,
+                account_key=collection.account_key,
+            ),
+            **kwargs,
+        )
+
+    def fetch_marc_page(
+        self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
+    ) -> list[pymarc.Record]:
+        """Purchase records in [start, end), `offset` 1-based, at most `limit` (50)."""
+        query = {
+            "startdate": start.strftime(WINDOW_FORMAT),
+            "enddate": end.strftime(WINDOW_FORMAT),
+            "offset": offset,
+            "limit": min(limit, PAGE_SIZE),
+        }
+        what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
+        body = self._get("/data/marc", query, what=what)
+        if body.lstrip().startswith(b"<Error"):
+            raise RemoteIntegrationError(
+                self._message(what, f"error document: {_error_text(body)}")
+            )
+        try:
+            return parse_marc_page(body)
+        except Exception as exc:
+            raise RemoteIntegrationError(
+                self._message(what, f"unreadable MARCXML ({type(exc).__name__}: {exc})")
+            ) from exc
+
+    def fetch_items(self, item_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Metadata of several items in one request: {item id: fields}."""
+        if not item_ids:
+            return {}
+        what = f"items batch of {len(item_ids)} ({item_ids[0]}..)"
+        body = self._get("/items/" + ",".join(item_ids), None, what=what)
+        if body.lstrip().startswith(b"<Error"):
+            raise RemoteIntegrationError(
+                self._message(what, f"error document: {_error_text(body)}")
+            )
+        try:
+            return parse_items(body)
+        except Exception as exc:
+            raise RemoteIntegrationError(
+                self._message(what, f"unreadable items XML ({type(exc).__name__}: {exc})")
+            ) from exc
+
+    def _get(self, path: str, query: dict | None, *, what: str) -> bytes:
+        creds = self.credentials
+        api_path = f"/cirrus/library/{creds.library_id}{path}"
+        path_with_query = f"{api_path}?{urlencode(query)}" if query else api_path
+        headers = signed_headers(
+            account_id=creds.account_id,
+            account_key=creds.account_key,
+            method="GET",
+            path_with_query=path_with_query,
+            now=timezone.now(),
+        )
+        base = urlsplit(creds.base_url)
+        url = f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{path_with_query}"
+        self.requests_made += 1
+        try:
+            response = self.session.get(url, headers=headers, timeout=self.timeout_seconds)
+        except requests.Timeout as exc:
+            raise RequestTimedOut(
+                self._message(what, f"no answer within {self.timeout_seconds:g}s")
+            ) from exc
+        except requests.ConnectionError as exc:
+            raise BadResponse(self._message(what, f"connection failed: {exc}")) from exc
+        if response.status_code >= 500:
+            raise BadResponse(
+                self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
+            )
+        if response.status_code != 200:
+            raise RemoteIntegrationError(
+                self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
+            )
+        return response.content
+
+    def _message(self, what: str, problem: str) -> str:
+        return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
+
+
+def _error_text(body: bytes) -> str:
+    """`Code: Message` of an <Error> document, or the start of the body."""
+    try:
+        root = ElementTree.fromstring(body)
+        code = root.findtext("Code") or ""
+        message = root.findtext("Message") or ""
+        return f"{code}: {message}".strip(": ")
+    except ElementTree.ParseError:
+        return body[:200].decode("utf-8", "replace")

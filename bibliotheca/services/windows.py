@@ -1,0 +1,48 @@
+"""Day-window arithmetic of the purchase-record chain (pure functions, no I/O).
+
+Window: [current_day, min(current_day + 1 day, now)). A full page (50) means the day
+may hold more: same day, offset + 50. A partial or empty page finishes the day: next
+window starts at day_end with offset 1. The chain stops once current_day >= now.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bibliotheca.conf import PAGE_SIZE
+
+
+@dataclass(frozen=True, kw_only=True)
+class Position:
+    #: Start of the window being read.
+    current_day: datetime
+    #: 1-based offset of the next page inside that window.
+    offset: int
+
+
+def window_end(current_day: datetime, now: datetime) -> datetime:
+    """End of the window starting at current_day, never past now."""
+    return min(current_day + timedelta(days=1), now)
+
+
+def is_up_to_date(current_day: datetime, now: datetime) -> bool:
+    return current_day >= now
+
+
+def next_position(
+    position: Position, *, records_on_page: int, day_end: datetime, page_size: int = PAGE_SIZE
+) -> Position:
+    """Where the next page starts after reading `records_on_page` at `position`."""
+    if records_on_page >= page_size:
+        return Position(current_day=position.current_day, offset=position.offset + page_size)
+    return Position(current_day=day_end, offset=1)
+
+
+def checkpoint_after_page(
+    position: Position, *, records_on_page: int, day_end: datetime, page_size: int = PAGE_SIZE
+) -> datetime:
+    """Timestamp.finish after a page: the day itself while it is in progress, else day_end.
+
+    A restart mid-day re-reads that day from offset 1 (pools are found, not duplicated),
+    never falls back to an earlier day.
+    """
+    return position.current_day if records_on_page >= page_size else day_end
