@@ -1,0 +1,185 @@
+"""loyalty.expire_points: warnings once per cycle, exact expiration, ledger invariant, reruns."""
+
+import random
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from jobs.models import Notification
+from loyalty.models import LoyaltyCard, LoyaltyTransaction
+from loyalty.services.expiration import expire_points
+from tests.loyalty.conftest import NOW, ledger_violations
+
+pytestmark = pytest.mark.django_db
+
+
+def test_expire_points__warns_cards_in_the_14_day_window_only(
+    frozen_now, program_factory, card_factory
+):
+    program = program_factory(expiration_days=365)
+    due = card_factory(program, points=120, inactive_days=355)
+    fresh = card_factory(program, points=50, inactive_days=300)
+    expired = card_factory(program, points=70, inactive_days=400)
+    empty = card_factory(program, points=0, inactive_days=355)
+    sms_only = card_factory(program, points=30, inactive_days=352, email="", phone="+15550001")
+
+    result = expire_points()
+
+    assert result == {
+        "status": "success",
+        "dry_run": False,
+        "programs_processed": 1,
+        "cards_processed": 1,
+        "points_expired": 70,
+        "warnings_sent": 2,
+        "warnings_failed": 0,
+        "expired_notifications_failed": 0,
+    }
+    warned = set(
+        LoyaltyCard.objects.filter(last_expiration_warning_at=NOW).values_list("pk", flat=True)
+    )
+    assert warned == {due.pk, sms_only.pk}
+    assert fresh.pk not in warned and expired.pk not in warned and empty.pk not in warned
+    warning = Notification.objects.get(template="loyalty/notifications/points_expiring",
+                                       channel="email")
+    assert warning.recipient == due.customer.email
+    assert warning.subject == f"{program.merchant.name}: 120 points expire on 2026-03-11"
+    assert "10 days from now" in warning.body
+    sms = Notification.objects.get(template="loyalty/notifications/points_expiring", channel="sms")
+    assert sms.recipient == "+15550001"
+    expired_note = Notification.objects.get(template="loyalty/notifications/points_expired")
+    assert expired_note.recipient == expired.customer.email
+    assert "after 365 days without activity" in expired_note.body
+
+
+def test_expire_points__warns_once_per_cycle_and_again_after_new_activity(
+    program_factory, card_factory
+):
+    program = program_factory(expiration_days=365)
+    with time_machine.travel(NOW, tick=False):
+        card = card_factory(program, points=100, inactive_days=352)
+        assert expire_points()["warnings_sent"] == 1
+    expired_on = []
+    for day in range(1, 15):  # every night until the card expires: no second warning
+        with time_machine.travel(NOW + timedelta(days=day), tick=False):
+            result = expire_points()
+            assert result["warnings_sent"] == 0, day
+            expired_on += [day] * result["cards_processed"]
+    assert expired_on == [14]  # 352 + 14 days > 365 days of inactivity
+    assert Notification.objects.filter(template__endswith="points_expiring").count() == 1
+
+    # New activity starts a new cycle: one new warning when that cycle reaches its window.
+    later = NOW + timedelta(days=20)
+    LoyaltyTransaction.objects.create(
+        card=card, merchant=program.merchant, transaction_type="points_earned",
+        points_delta=40, points_balance_after=40, transaction_at=later,
+    )
+    LoyaltyCard.objects.filter(pk=card.pk).update(points_balance=40, last_activity_at=later)
+    with time_machine.travel(later + timedelta(days=355), tick=False):
+        assert expire_points()["warnings_sent"] == 1
+        assert expire_points()["warnings_sent"] == 0
+    assert Notification.objects.filter(template__endswith="points_expiring").count() == 2
+    assert ledger_violations() == []
+
+
+def test_expire_points__is_exact_to_the_point_and_keeps_the_ledger_invariant(
+    frozen_now, program_factory, card_factory
+):
+    rng = random.Random(4)
+    program = program_factory(expiration_days=180)
+    other = program_factory(expiration_days=None)  # never expires
+    cards = [
+        card_factory(program, points=rng.randint(0, 5000), inactive_days=rng.uniform(0, 400),
+                     stamp_count=rng.randint(0, 9))
+        for _ in range(300)
+    ]
+    untouched = [card_factory(other, points=999, inactive_days=1000) for _ in range(5)]
+    card_factory(program, points=500, inactive_days=500, is_active=False)
+    due = {c.pk: c for c in cards if c.points_balance > 0 and c.last_activity_at < NOW - timedelta(days=180)}
+
+    result = expire_points(chunk_size=37)
+
+    assert result["cards_processed"] == len(due)
+    assert result["points_expired"] == sum(c.points_balance for c in due.values())
+    assert ledger_violations() == []
+    for card in LoyaltyCard.objects.filter(pk__in=due):
+        assert (card.points_balance, card.total_points_voided) == (0, due[card.pk].points_balance)
+    rows = LoyaltyTransaction.objects.filter(transaction_type="points_expired")
+    assert rows.count() == len(due)
+    for row in rows:
+        before = due[row.card_id]
+        assert (row.points_delta, row.points_balance_after) == (-before.points_balance, 0)
+        assert (row.stamps_delta, row.stamps_balance_after) == (0, before.stamp_count)
+        assert row.notes == "Points expired after 180 days of inactivity"
+        assert row.transaction_at == NOW and row.store_id is None
+        assert row.merchant_id == program.merchant_id
+    assert all(LoyaltyCard.objects.get(pk=c.pk).points_balance == 999 for c in untouched)
+
+
+def test_expire_points__rerun_the_same_day_changes_nothing(
+    frozen_now, program_factory, card_factory
+):
+    program = program_factory(expiration_days=365)
+    for days in (10, 355, 360, 366, 500):
+        card_factory(program, points=100, inactive_days=days)
+    first = expire_points()
+    snapshot = list(LoyaltyCard.objects.order_by("pk").values())
+    counts = (LoyaltyTransaction.objects.count(), Notification.objects.count())
+
+    again = expire_points()
+
+    assert (first["cards_processed"], first["warnings_sent"]) == (2, 2)
+    assert (again["cards_processed"], again["points_expired"], again["warnings_sent"]) == (0, 0, 0)
+    assert list(LoyaltyCard.objects.order_by("pk").values()) == snapshot
+    assert (LoyaltyTransaction.objects.count(), Notification.objects.count()) == counts
+
+
+def test_expire_points__dry_run_counts_and_writes_nothing(
+    frozen_now, program_factory, card_factory
+):
+    program = program_factory(expiration_days=365)
+    for days in (355, 360, 366, 500):
+        card_factory(program, points=10, inactive_days=days)
+
+    preview = expire_points(dry_run=True)
+
+    assert (preview["warnings_sent"], preview["cards_processed"], preview["points_expired"]) == (2, 2, 20)
+    assert not LoyaltyTransaction.objects.filter(transaction_type="points_expired").exists()
+    assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
+    assert not Notification.objects.exists()
+    real = expire_points()
+    assert (real["warnings_sent"], real["cards_processed"], real["points_expired"]) == (2, 2, 20)
+
+
+def test_expire_points__a_warning_that_cannot_be_queued_does_not_spin_and_is_retried(
+    frozen_now, program_factory, card_factory, settings, tmp_path
+):
+    program = program_factory(expiration_days=365)
+    cards = [card_factory(program, points=10, inactive_days=355) for _ in range(7)]
+    broken = tmp_path / "loyalty" / "notifications"
+    broken.mkdir(parents=True)
+    (broken / "points_expiring.subject.txt").write_text("{% broken_tag %}")
+    original = settings.TEMPLATES
+    settings.TEMPLATES = [{**original[0], "DIRS": [tmp_path]}]
+
+    result = expire_points(chunk_size=3)
+
+    assert (result["warnings_sent"], result["warnings_failed"]) == (0, 7)
+    assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
+    settings.TEMPLATES = original
+    assert expire_points()["warnings_sent"] == 7
+    assert LoyaltyCard.objects.filter(
+        pk__in=[c.pk for c in cards], last_expiration_warning_at=NOW
+    ).count() == 7
+
+
+def test_expire_points__only_the_given_cards(frozen_now, program_factory, card_factory):
+    program = program_factory(expiration_days=365)
+    chosen, other = (card_factory(program, points=10, inactive_days=400) for _ in range(2))
+
+    result = expire_points(card_ids=[chosen.pk])
+
+    assert result["cards_processed"] == 1
+    other.refresh_from_db()
+    assert other.points_balance == 10
