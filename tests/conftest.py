@@ -1,5 +1,6 @@
 """Shared fixtures: real PostgreSQL (pytest-django's test database) and real qcluster processes."""
 
+import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 
@@ -10,6 +11,8 @@ from jobs.services.clusters import kill_cluster, start_clusters, stop_clusters
 #: Test-only jobs, imported by the test process and by every qcluster it starts.
 E2E_JOB_MODULES = "tests.e2e_jobs"
 os.environ.setdefault("JOBS_EXTRA_TASK_MODULES", E2E_JOB_MODULES)
+# Django may be set up before this file is read: register the test jobs here too.
+importlib.import_module(E2E_JOB_MODULES)
 
 
 def test_database_url() -> str:

@@ -1,0 +1,135 @@
+"""End to end on real `manage.py qcluster` processes and the committed test database.
+
+django-q2's scheduler wakes every 30 s, so the tests that go through a Schedule
+(cron firing, delayed retry) take about that long; they poll, never sleep blindly.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from django_q.models import Schedule
+
+from jobs.locks import lease_holder
+from jobs.models import JobRun, Notification
+from jobs.runner import enqueue_job
+from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.services.schedules import sync_schedules
+from jobs.services.waiting import wait_for_run, wait_until
+
+pytestmark = pytest.mark.e2e
+
+SCHEDULER_WAIT = 75  # one 30 s scheduler pass after start-up, with room for a slow machine
+
+
+def test_scheduled_job_fires_and_is_recorded(qcluster):
+    sync_schedules()
+    slot = timezone.now() - timedelta(seconds=1)
+    assert Schedule.objects.filter(name="tests.tick").update(next_run=slot) == 1
+    qcluster.start(["default"])
+
+    run = wait_until(
+        lambda: JobRun.objects.filter(job="tests.tick", status="succeeded").first(),
+        timeout_seconds=SCHEDULER_WAIT,
+        what="the cron schedule to fire",
+    )
+
+    assert (run.trigger, run.result, run.attempt) == ("schedule", {"tick": True}, 1)
+    assert run.task_id and run.pid and run.scheduled_for == slot
+    assert Schedule.objects.get(name="tests.tick").next_run > timezone.now()
+
+
+def test_two_concurrent_runs__one_succeeds_one_is_skipped(qcluster):
+    runs = [enqueue_job("tests.sleep", kwargs={"seconds": 3}, trigger="command") for _ in range(2)]
+    qcluster.start(["default"])
+
+    finished = [wait_for_run(r.pk, timeout_seconds=60) for r in runs]
+
+    assert sorted(r.status for r in finished) == ["skipped", "succeeded"]
+    skipped = next(r for r in finished if r.status == "skipped")
+    assert "lock job:tests.sleep is held by run:" in skipped.result["reason"]
+
+
+def test_killed_worker__lease_expires_and_the_job_runs_again(qcluster):
+    (first_cluster,) = qcluster.start(["default"])
+    stuck = enqueue_job("tests.sleep", kwargs={"seconds": 120}, trigger="command")
+    wait_until(
+        lambda: JobRun.objects.filter(pk=stuck.pk, status="running").exists(),
+        timeout_seconds=30,
+        what="the long run to start",
+    )
+    assert lease_holder("job:tests.sleep")[0] == f"run:{stuck.pk}"
+
+    qcluster.kill(first_cluster)  # kill -9: no cleanup, the lease is left behind
+    wait_until(
+        lambda: lease_holder("job:tests.sleep")[1] < timezone.now(),
+        timeout_seconds=20,
+        what="the dead worker's lease to expire",
+    )
+    qcluster.start(["default"])
+    again = enqueue_job("tests.sleep", kwargs={"seconds": 0.1}, trigger="command")
+
+    again = wait_for_run(again.pk, timeout_seconds=60)
+    stuck.refresh_from_db()
+    assert again.status == "succeeded"
+    assert stuck.status == "failed" and stuck.error.startswith("worker lost")
+
+
+def test_failing_job__retried_with_backoff_then_failed_after_max_attempts(qcluster):
+    first = enqueue_job("tests.always_fail", kwargs={"message": "disk full"}, trigger="command")
+    qcluster.start(["default"])
+
+    first = wait_for_run(first.pk, timeout_seconds=30)
+    retry = JobRun.objects.get(parent=first)
+    retry = wait_for_run(retry.pk, timeout_seconds=SCHEDULER_WAIT)
+
+    assert (first.status, first.attempt) == ("failed", 1)
+    assert first.result["retry_run_id"] == retry.pk
+    assert 0 <= first.result["retry_in_seconds"] <= 1  # base 1 s, full jitter
+    assert (retry.status, retry.attempt, retry.trigger) == ("failed", 2, "retry")
+    assert retry.result == {"retries_exhausted": True}
+    assert retry.error == "RuntimeError: disk full"
+    assert retry.started_at >= retry.scheduled_for >= first.finished_at
+    assert JobRun.objects.filter(job="tests.always_fail").count() == 2
+
+
+def test_outbox_row_is_sent_once_when_delivery_runs_twice(qcluster, tmp_path: Path):
+    recipients = [f"user{i}@example.com" for i in range(30)]
+    queue_notifications(
+        [
+            OutgoingNotification(
+                channel="email",
+                recipient=r,
+                template="jobs/notifications/demo_result",
+                dedup_key=f"e2e:{r}",
+                context={"items": 1, "checksum": 0},
+            )
+            for r in recipients
+        ],
+        kick=False,
+    )
+    deliveries = [
+        enqueue_job("jobs.deliver_notifications", kwargs={"batch_size": 3}, trigger="command")
+        for _ in range(2)
+    ]
+    qcluster.start(
+        ["notifications"],
+        env={
+            "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(tmp_path),
+        },
+    )
+
+    done = [wait_for_run(d.pk, timeout_seconds=60) for d in deliveries]
+
+    assert [d.status for d in done] == ["succeeded", "succeeded"]
+    assert sum(d.result["sent"] for d in done) == 30
+    sent_lines = [
+        line
+        for f in tmp_path.iterdir()
+        for line in f.read_text().splitlines()
+        if line.startswith("To: ")
+    ]
+    assert sorted(sent_lines) == sorted(f"To: {r}" for r in recipients)
+    assert Notification.objects.filter(status="sent").count() == 30

@@ -1,0 +1,187 @@
+"""What operators touch: run_job/list_jobs/jobs_health commands, /health/, admin permissions."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import Schedule
+
+from jobs.models import JobRun
+from jobs.services.schedules import sync_schedules
+
+pytestmark = pytest.mark.django_db
+
+
+def run_command(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_run_job__runs_in_process_and_records_history():
+    output = run_command("run_job", "jobs.demo_job", "items=4")
+
+    run = JobRun.objects.get()
+    assert (run.status, run.trigger, run.kwargs) == ("succeeded", "command", {"items": 4})
+    assert f"run #{run.pk} succeeded" in output and '"checksum": 6' in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no.such_job"], "unknown job 'no.such_job'"),
+        (["jobs.demo_job", "colour=red"], "unexpected keyword argument 'colour'"),
+        (["jobs.demo_job", "items"], "bad argument 'items': expected key=value"),
+        (["jobs.demo_job", "items=1", "items=2"], "argument 'items' given twice"),
+    ],
+)
+def test_run_job__bad_input_exits_2_and_runs_nothing(args, message):
+    with pytest.raises(CommandError, match=message) as info:
+        call_command("run_job", *args)
+    assert info.value.returncode == 2
+    assert JobRun.objects.count() == 0
+
+
+def test_run_job__queue_records_a_queued_run():
+    output = run_command("run_job", "jobs.demo_job", "items=2", "--queue")
+    run = JobRun.objects.get()
+    assert run.status == "queued" and f"run #{run.pk}" in output
+
+
+def test_list_jobs__shows_every_job_with_cron():
+    output = run_command("list_jobs")
+    assert "jobs.prune_history" in output and "30 3 * * *" in output
+    assert "jobs.demo_job" in output and "on demand" in output
+
+
+def test_sync_schedules__idempotent_and_removes_only_its_own():
+    Schedule.objects.create(name="someone-elses", func="math.floor", args="1", schedule_type="D")
+    Schedule.objects.create(
+        name="jobs.retired_job",
+        func="jobs.runner.run_scheduled_job",
+        schedule_type="C",
+        cron="0 1 * * *",
+    )
+    first = sync_schedules()
+    second = sync_schedules()
+
+    assert "jobs.retired_job" in first["deleted"]
+    assert second == {"created": [], "updated": [], "deleted": []}
+    names = set(Schedule.objects.values_list("name", flat=True))
+    assert {"someone-elses", "jobs.prune_history", "jobs.deliver_notifications"} <= names
+    prune = Schedule.objects.get(name="jobs.prune_history")
+    assert (prune.cron, prune.cluster) == ("30 3 * * *", "default")
+    assert prune.next_run.hour == 3 and prune.next_run.minute == 30  # UTC
+
+
+def test_health__503_when_a_schedule_is_overdue(client):
+    sync_schedules()
+    ok = client.get("/health/").json()
+    assert ok["checks"]["schedules"]["ok"] is True
+
+    Schedule.objects.filter(name="jobs.prune_history").update(
+        next_run=timezone.now() - timedelta(hours=2)
+    )
+    response = client.get("/health/")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert "jobs.prune_history" in body["checks"]["schedules"]["detail"]
+
+
+def test_health__latest_failed_run_is_unhealthy_until_a_success(client):
+    from jobs.runner import run_job_now
+
+    run_job_now("jobs.demo_job", kwargs={"fail": True})
+    failures = client.get("/health/").json()["checks"]["failures_24h"]
+    assert failures["ok"] is False and "jobs.demo_job" in failures["detail"]
+
+    run_job_now("jobs.demo_job", kwargs={"items": 1})
+    failures = client.get("/health/").json()["checks"]["failures_24h"]
+    assert failures["ok"] is True and failures["detail"].startswith("1 failed run(s)")
+
+
+def test_jobs_health__prints_one_line_per_check_and_fails_without_cluster():
+    out = StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("jobs_health", stdout=out)
+    assert info.value.returncode == 1
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "database: OK"
+    assert any(line.startswith("cluster: FAIL no qcluster heartbeat") for line in lines)
+
+
+@pytest.fixture
+def staff_without_run(client):
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_jobrun"))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def operator(client):
+    user = User.objects.create_user("operator", password="x", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(codename="view_jobrun"), Permission.objects.get(codename="run_job")
+    )
+    client.force_login(user)
+    return client
+
+
+def test_admin_run_now__forbidden_without_permission(staff_without_run):
+    page = staff_without_run.get(reverse("admin:jobs_jobrun_overview"))
+    assert page.status_code == 200 and b"jobs.demo_job" in page.content
+    assert b'value="Run now"' not in page.content
+
+    response = staff_without_run.post(reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]))
+
+    assert response.status_code == 403
+    assert JobRun.objects.count() == 0
+
+
+def test_admin_run_now__queues_run_recording_who_and_lands_on_it(operator):
+    page = operator.get(reverse("admin:jobs_jobrun_overview"))
+    assert b'value="Run now"' in page.content
+
+    response = operator.post(reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]))
+
+    run = JobRun.objects.get()
+    assert (run.trigger, run.triggered_by, run.status) == ("admin", "operator", "queued")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:jobs_jobrun_change", args=[run.pk])
+
+
+def test_admin_retry__only_failed_runs(operator):
+    from jobs.runner import run_job_now
+
+    failed = run_job_now("jobs.demo_job", kwargs={"fail": True})
+    ok = run_job_now("jobs.demo_job", kwargs={"items": 1})
+    JobRun.objects.filter(parent=failed).delete()  # drop the automatic retry
+    url = reverse("admin:jobs_jobrun_changelist")
+
+    operator.post(url, {"action": "retry_runs", "_selected_action": [failed.pk, ok.pk]})
+
+    retry = JobRun.objects.get(parent=failed)
+    assert (retry.trigger, retry.triggered_by, retry.kwargs) == (
+        "admin",
+        "operator",
+        {"fail": True},
+    )
+    assert not JobRun.objects.filter(parent=ok).exists()
+
+
+def test_admin_run_page__shows_readable_result_and_error(operator):
+    from jobs.runner import run_job_now
+
+    run = run_job_now("jobs.demo_job", kwargs={"fail": True})
+    page = operator.get(reverse("admin:jobs_jobrun_change", args=[run.pk]))
+    assert page.status_code == 200
+    assert b"RuntimeError: demo_job asked to fail" in page.content
+    assert b"retry_run_id" in page.content
