@@ -41,8 +41,9 @@ def test_expire_points__warns_cards_in_the_14_day_window_only(
     )
     assert warned == {due.pk, sms_only.pk}
     assert fresh.pk not in warned and expired.pk not in warned and empty.pk not in warned
-    warning = Notification.objects.get(template="loyalty/notifications/points_expiring",
-                                       channel="email")
+    warning = Notification.objects.get(
+        template="loyalty/notifications/points_expiring", channel="email"
+    )
     assert warning.recipient == due.customer.email
     assert warning.subject == f"{program.merchant.name}: 120 points expire on 2026-03-11"
     assert "10 days from now" in warning.body
@@ -72,8 +73,12 @@ def test_expire_points__warns_once_per_cycle_and_again_after_new_activity(
     # New activity starts a new cycle: one new warning when that cycle reaches its window.
     later = NOW + timedelta(days=20)
     LoyaltyTransaction.objects.create(
-        card=card, merchant=program.merchant, transaction_type="points_earned",
-        points_delta=40, points_balance_after=40, transaction_at=later,
+        card=card,
+        merchant=program.merchant,
+        transaction_type="points_earned",
+        points_delta=40,
+        points_balance_after=40,
+        transaction_at=later,
     )
     LoyaltyCard.objects.filter(pk=card.pk).update(points_balance=40, last_activity_at=later)
     with time_machine.travel(later + timedelta(days=355), tick=False):
@@ -90,13 +95,21 @@ def test_expire_points__is_exact_to_the_point_and_keeps_the_ledger_invariant(
     program = program_factory(expiration_days=180)
     other = program_factory(expiration_days=None)  # never expires
     cards = [
-        card_factory(program, points=rng.randint(0, 5000), inactive_days=rng.uniform(0, 400),
-                     stamp_count=rng.randint(0, 9))
+        card_factory(
+            program,
+            points=rng.randint(0, 5000),
+            inactive_days=rng.uniform(0, 400),
+            stamp_count=rng.randint(0, 9),
+        )
         for _ in range(300)
     ]
     untouched = [card_factory(other, points=999, inactive_days=1000) for _ in range(5)]
     card_factory(program, points=500, inactive_days=500, is_active=False)
-    due = {c.pk: c for c in cards if c.points_balance > 0 and c.last_activity_at < NOW - timedelta(days=180)}
+    due = {
+        c.pk: c
+        for c in cards
+        if c.points_balance > 0 and c.last_activity_at < NOW - timedelta(days=180)
+    }
 
     result = expire_points(chunk_size=37)
 
@@ -144,7 +157,11 @@ def test_expire_points__dry_run_counts_and_writes_nothing(
 
     preview = expire_points(dry_run=True)
 
-    assert (preview["warnings_sent"], preview["cards_processed"], preview["points_expired"]) == (2, 2, 20)
+    assert (preview["warnings_sent"], preview["cards_processed"], preview["points_expired"]) == (
+        2,
+        2,
+        20,
+    )
     assert not LoyaltyTransaction.objects.filter(transaction_type="points_expired").exists()
     assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
     assert not Notification.objects.exists()
@@ -169,9 +186,12 @@ def test_expire_points__a_warning_that_cannot_be_queued_does_not_spin_and_is_ret
     assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
     settings.TEMPLATES = original
     assert expire_points()["warnings_sent"] == 7
-    assert LoyaltyCard.objects.filter(
-        pk__in=[c.pk for c in cards], last_expiration_warning_at=NOW
-    ).count() == 7
+    assert (
+        LoyaltyCard.objects.filter(
+            pk__in=[c.pk for c in cards], last_expiration_warning_at=NOW
+        ).count()
+        == 7
+    )
 
 
 def test_expire_points__only_the_given_cards(frozen_now, program_factory, card_factory):

@@ -1,0 +1,66 @@
+"""Operator commands: bad input fails with one line and writes nothing; good input runs the job."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from jobs.models import JobRun
+from loyalty.models import LoyaltyCard
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "message"),
+    [
+        ("expire_points", {"program": 999999}, "no loyalty program with id 999999"),
+        ("sync_wallet_passes", {"card": 999999}, "no loyalty card with id 999999"),
+        ("sync_wallet_passes", {"all_since": "yesterday"}, "is not an ISO 8601 datetime"),
+        ("sync_wallet_passes", {"all_since": "2026-01-01T00:00"}, "has no time zone"),
+    ],
+)
+def test_commands__bad_input_exits_2_and_records_no_run(command, options, message):
+    with pytest.raises(CommandError, match=message) as error:
+        call_command(command, **options)
+
+    assert error.value.returncode == 2
+    assert not JobRun.objects.exists()
+
+
+def test_expire_points_command__dry_run_then_real_run(
+    frozen_now, program_factory, card_factory, capsys
+):
+    program = program_factory(expiration_days=30)
+    card = card_factory(program, points=80, inactive_days=40)
+
+    call_command("expire_points", program=program.pk, dry_run=True)
+    card.refresh_from_db()
+    assert card.points_balance == 80
+    call_command("expire_points", program=program.pk)
+
+    card.refresh_from_db()
+    assert card.points_balance == 0
+    runs = list(JobRun.objects.order_by("pk").values_list("status", "trigger", "result"))
+    assert [r[:2] for r in runs] == [("succeeded", "command")] * 2
+    assert runs[0][2]["dry_run"] is True and runs[0][2]["points_expired"] == 80
+    assert runs[1][2]["points_expired"] == 80
+
+
+def test_sync_wallet_passes_command__resyncs_one_card_on_demand(
+    frozen_now, program_factory, card_factory, fake_wallet
+):
+    program = program_factory()
+    old = card_factory(program, points=9, inactive_days=30, google="g-old")
+    card_factory(program, points=3, inactive_days=0.01, google="g-recent")
+
+    call_command("sync_wallet_passes", card=old.pk)
+
+    assert [c.key for c in fake_wallet.calls] == ["g-old"]
+    run = JobRun.objects.get()
+    assert run.result["card_ids"] == [old.pk] and run.result["synced"] == 1
+
+
+def test_sync_wallet_passes_command__card_without_pass_is_refused(program_factory, card_factory):
+    card = card_factory(program_factory())
+    with pytest.raises(CommandError, match=f"card {card.pk} has no Google or Apple wallet pass"):
+        call_command("sync_wallet_passes", card=card.pk)
+    assert LoyaltyCard.objects.count() == 1 and not JobRun.objects.exists()
