@@ -1,0 +1,348 @@
+"""The purchase-record chain through the runner (in process), the simulator and PostgreSQL."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from bibliotheca.conf import PURCHASE_RECORD_SERVICE
+from bibliotheca.models import Edition, LicensePool, Timestamp
+from bibliotheca.services.purchase_chain import purchase_lock_key
+from bibliotheca.simulator import Fault
+from jobs import locks
+from jobs.models import JobRun, Lease
+from jobs.runner import enqueue_job
+from tests.bibliotheca.conftest import NOW, drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAIN = "bibliotheca.import_purchase_records_by_collection"
+APPLY = "bibliotheca.apply_bibliographic"
+#: Days 1-3 have 120 records (pages 50, 50, 20); day 4 until NOW 12:00 has 60 (50, 10).
+PAGES, RECORDS = 11, 420
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def start_chain(collection, **kwargs) -> JobRun:
+    return enqueue_job(
+        CHAIN,
+        kwargs={"collection_id": collection.pk, "time_budget_seconds": 0, **kwargs},
+        trigger="command",
+        triggered_by="test",
+    )
+
+
+def chain_runs() -> list[JobRun]:
+    return list(JobRun.objects.filter(job=CHAIN).order_by("id"))
+
+
+def timestamp(collection) -> Timestamp:
+    return Timestamp.objects.get(service=PURCHASE_RECORD_SERVICE, collection=collection)
+
+
+def marc_queries(simulator) -> list[str]:
+    return [detail for endpoint, detail in simulator.state.log if endpoint == "marc"]
+
+
+def test_first_run__backfills_from_2014_one_page_per_hop_with_budget_zero(collection, simulator):
+    start_chain(collection)
+    drain(include_apply=False)
+
+    runs = chain_runs()
+    assert [r.status for r in runs] == ["succeeded"] * PAGES
+    assert [r.trigger for r in runs] == ["command"] + ["chain"] * (PAGES - 1)
+    assert all(r.parent_id == p.pk for p, r in zip(runs, runs[1:], strict=False))
+    assert runs[-1].result["done"] is True and "next_run_id" not in runs[-1].result
+    assert [(q.split("&")[0], q.split("&")[2]) for q in marc_queries(simulator)] == [
+        ("startdate=2014-01-01T00%3A00%3A00", "offset=1"),
+        ("startdate=2014-01-01T00%3A00%3A00", "offset=51"),
+        ("startdate=2014-01-01T00%3A00%3A00", "offset=101"),
+        ("startdate=2014-01-02T00%3A00%3A00", "offset=1"),
+        ("startdate=2014-01-02T00%3A00%3A00", "offset=51"),
+        ("startdate=2014-01-02T00%3A00%3A00", "offset=101"),
+        ("startdate=2014-01-03T00%3A00%3A00", "offset=1"),
+        ("startdate=2014-01-03T00%3A00%3A00", "offset=51"),
+        ("startdate=2014-01-03T00%3A00%3A00", "offset=101"),
+        ("startdate=2014-01-04T00%3A00%3A00", "offset=1"),
+        ("startdate=2014-01-04T00%3A00%3A00", "offset=51"),
+    ]
+    assert "enddate=2014-01-04T12%3A00%3A00" in marc_queries(simulator)[-1]
+    assert LicensePool.objects.filter(collection=collection).count() == RECORDS
+    ts = timestamp(collection)
+    assert ts.finish == NOW and ts.counter == RECORDS and ts.exception == ""
+    assert ts.progress["pages"] == PAGES and ts.progress["new_pools"] == RECORDS
+    assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
+
+
+def test_one_hop_with_budget__processes_several_pages(collection, simulator):
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    (run,) = chain_runs()
+    assert run.result["pages"] == PAGES and run.result["records"] == RECORDS
+    assert run.result["done"] is True
+
+
+def test_checkpoint__moves_after_every_page_and_never_backwards(collection, simulator):
+    start_chain(collection)
+    finishes = []
+    while drain(max_runs=1, include_apply=False):
+        finishes.append(timestamp(collection).finish)
+
+    day = lambda d, h=0: datetime(2014, 1, d, h, tzinfo=UTC)  # noqa: E731
+    assert finishes == [
+        day(1), day(1), day(2),
+        day(2), day(2), day(3),
+        day(3), day(3), day(4),
+        day(4), NOW,
+    ]  # fmt: skip
+
+
+def test_later_run__resumes_at_the_checkpoint_and_up_to_date_run_exits_early(
+    collection, simulator, frozen_clock
+):
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+    simulator.state.log.clear()
+
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+    assert chain_runs()[-1].result["pages"] == 0 and chain_runs()[-1].result["done"] is True
+    assert marc_queries(simulator) == []
+
+    frozen_clock.move_to(NOW + timedelta(days=1))
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    assert marc_queries(simulator)[0].startswith("startdate=2014-01-04T12%3A00%3A00")
+    assert LicensePool.objects.filter(collection=collection).count() == RECORDS + 120
+    assert timestamp(collection).finish == NOW + timedelta(days=1)
+
+
+def test_force_reimport__starts_at_2014_and_finds_existing_pools(collection, simulator):
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+    simulator.state.log.clear()
+
+    start_chain(collection, time_budget_seconds=60, force_reimport=True)
+    drain(include_apply=False)
+
+    result = chain_runs()[-1].result
+    assert marc_queries(simulator)[0].startswith("startdate=2014-01-01T00%3A00%3A00")
+    assert (result["records"], result["new_pools"], result["items_requests"]) == (RECORDS, 0, 0)
+    assert LicensePool.objects.filter(collection=collection).count() == RECORDS
+
+
+def test_hop_killed_mid_chain__next_run_resumes_without_losing_or_duplicating_pools(
+    collection, simulator
+):
+    start_chain(collection)
+    drain(max_runs=4, include_apply=False)  # day 1 done, day 2 page 1 committed
+    # The worker dies: the queued hop is lost and the lease is left to expire.
+    JobRun.objects.filter(job=CHAIN, status="queued").delete()
+    Lease.objects.filter(key=purchase_lock_key(collection.pk)).update(
+        expires_at=NOW - timedelta(seconds=1)
+    )
+    assert timestamp(collection).finish == datetime(2014, 1, 2, tzinfo=UTC)
+
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    assert marc_queries(simulator)[4].startswith("startdate=2014-01-02T00%3A00%3A00")
+    assert LicensePool.objects.filter(collection=collection).count() == RECORDS
+    assert LicensePool.objects.values("identifier").distinct().count() == RECORDS
+    assert timestamp(collection).finish == NOW
+
+
+@pytest.mark.parametrize("catalogue_bad", [{"no_001_every": 7, "two_001_every": 11}])
+def test_records_without_exactly_one_001__are_skipped_and_counted(
+    catalogue, catalogue_bad, collection, simulator
+):
+    catalogue.no_001_every, catalogue.two_001_every = 7, 11
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    positions = range(1, RECORDS + 1)
+    no_001 = sum(1 for p in positions if p % 7 == 0)
+    two_001 = sum(1 for p in positions if p % 7 and p % 11 == 0)
+    (run,) = chain_runs()
+    assert run.status == "succeeded"
+    assert run.result["skipped"] == no_001 + two_001
+    assert LicensePool.objects.count() == RECORDS - no_001 - two_001
+    assert timestamp(collection).progress["skipped"] == no_001 + two_001
+
+
+def test_metadata__is_looked_up_in_one_batch_per_page_for_new_pools_only(collection, simulator):
+    start_chain(collection)
+    drain(include_apply=False)
+
+    items_calls = [d for e, d in simulator.state.log if e == "items"]
+    assert len(items_calls) == PAGES
+    assert (
+        sorted(len(c.rsplit("/", 1)[1].split(",")) for c in items_calls)
+        == [10, 20, 20, 20] + [50] * 7
+    )
+    applies = JobRun.objects.filter(job=APPLY)
+    assert applies.count() == PAGES
+    assert all(a.kwargs["collection_id"] == collection.pk for a in applies)
+    assert sum(len(a.kwargs["items"]) for a in applies) == RECORDS
+
+
+def test_apply__writes_editions_once_and_second_import_of_same_data_queues_no_apply(
+    catalogue, collection, simulator
+):
+    start_chain(collection, time_budget_seconds=60)
+    drain()
+    assert Edition.objects.count() == RECORDS
+    edition = Edition.objects.select_related("identifier").first()
+    assert edition.title == catalogue.item(edition.identifier.value)["Title"]
+
+    LicensePool.objects.update(metadata_checked_at=None)  # every pool due again
+    start_chain(collection, time_budget_seconds=60, force_reimport=True)
+    drain()
+    second = chain_runs()[-1].result
+    assert second["items_requests"] == PAGES and second["applies_queued"] == 0
+    assert JobRun.objects.filter(job=APPLY).count() == PAGES  # only the first import's
+
+    catalogue.metadata_version = 2
+    LicensePool.objects.update(metadata_checked_at=None)
+    start_chain(collection, time_budget_seconds=60, force_reimport=True)
+    drain()
+    assert chain_runs()[-1].result["applies_queued"] == RECORDS
+    edition.refresh_from_db()
+    assert edition.title.endswith(" v2")
+
+
+def test_apply_delivered_twice__writes_once(collection, simulator):
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+    apply_run = JobRun.objects.filter(job=APPLY).order_by("id").first()
+    again = enqueue_job(APPLY, kwargs=apply_run.kwargs, trigger="command")
+    drain()
+
+    assert JobRun.objects.get(pk=apply_run.pk).result["created"] == 50
+    assert JobRun.objects.get(pk=again.pk).result == {
+        "collection_id": collection.pk,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 50,
+    }
+    assert Edition.objects.count() == RECORDS
+
+
+@pytest.mark.parametrize("kind", ["5xx", "timeout"])
+def test_transient_error__is_retried_with_same_kwargs_and_lock_kept(
+    kind, collection, simulator, settings
+):
+    settings.BIBLIOTHECA_REQUEST_TIMEOUT_SECONDS = 0.3
+    start_chain(collection)
+    drain(max_runs=2, include_apply=False)
+    simulator.state.faults.append(Fault(kind=kind, endpoint="marc", delay_seconds=1))
+
+    (failed,) = drain(max_runs=1, include_apply=False)
+
+    assert failed.status == "failed"
+    assert failed.error.startswith(
+        "BadResponse: " if kind == "5xx" else "RequestTimedOut: "
+    ) and "'Main library', window 2014-01-01T00:00:00..2014-01-02T00:00:00 offset 101" in (
+        failed.error
+    )
+    retry = JobRun.objects.get(parent=failed)
+    assert (retry.trigger, retry.attempt, retry.kwargs) == ("retry", 2, failed.kwargs)
+    assert 0 <= failed.result["retry_in_seconds"] <= 60
+    owner = failed.kwargs["lock_owner"]
+    assert locks.lease_holder(purchase_lock_key(collection.pk))[0] == owner
+
+    drain(include_apply=False)
+    assert chain_runs()[-1].result["done"] is True
+    assert LicensePool.objects.count() == RECORDS and timestamp(collection).finish == NOW
+
+
+def test_transient_error_on_first_hop__retry_carries_the_token_of_the_lock(collection, simulator):
+    simulator.state.faults.append(Fault(kind="5xx", endpoint="items"))
+    first = start_chain(collection)
+
+    drain(max_runs=1, include_apply=False)
+
+    first.refresh_from_db()
+    retry = JobRun.objects.get(parent=first)
+    assert first.status == "failed" and retry.kwargs["lock_owner"] == first.kwargs["lock_owner"]
+    assert locks.lease_holder(purchase_lock_key(collection.pk))[0] == retry.kwargs["lock_owner"]
+    assert LicensePool.objects.count() == 0  # the page's transaction rolled back
+
+
+def test_terminal_error__stops_the_chain_with_checkpoint_intact_and_lock_released(
+    collection, simulator
+):
+    start_chain(collection)
+    drain(max_runs=4, include_apply=False)
+    checkpoint = timestamp(collection).finish
+    simulator.state.faults.append(Fault(kind="error_xml", endpoint="marc"))
+
+    (failed,) = drain(max_runs=1, include_apply=False)
+
+    assert failed.status == "failed" and failed.result == {"retries_exhausted": False}
+    assert failed.error == (
+        "RemoteIntegrationError: Bibliotheca collection 'Main library', window "
+        "2014-01-02T00:00:00..2014-01-03T00:00:00 offset 51: error document: "
+        "Gen-001: injected error document"
+    )
+    assert not JobRun.objects.filter(parent=failed).exists()
+    assert not JobRun.objects.filter(job=CHAIN, status="queued").exists()
+    ts = timestamp(collection)
+    assert ts.finish == checkpoint and ts.exception == failed.error
+    assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
+
+
+def test_malformed_xml__is_terminal(collection, simulator):
+    simulator.state.faults.append(Fault(kind="malformed_xml", endpoint="marc"))
+    start_chain(collection)
+
+    (failed,) = drain(max_runs=1, include_apply=False)
+
+    assert failed.status == "failed" and "unreadable MARCXML" in failed.error
+    assert not JobRun.objects.filter(parent=failed).exists()
+
+
+def test_lock_held_by_another_owner__first_hop_is_skipped(collection, simulator):
+    key = purchase_lock_key(collection.pk)
+    locks.acquire_lease(key=key, owner="other-chain", lease_seconds=600)
+    start_chain(collection)
+
+    (run,) = drain()
+
+    assert run.result == {
+        "skipped": True,
+        "reason": f"lock {key} is held by other-chain",
+        "collection_id": collection.pk,
+    }
+    assert simulator.state.counts == {} and locks.lease_holder(key)[0] == "other-chain"
+
+
+def test_purchase_lock__is_distinct_from_the_event_import_lock(collection, simulator):
+    locks.acquire_lease(key=f"bibliotheca:events:{collection.pk}", owner="ev", lease_seconds=60)
+    start_chain(collection, time_budget_seconds=60)
+
+    (run, *_) = drain()
+
+    assert run.result["done"] is True and run.result["records"] == RECORDS
+
+
+def test_lease_lost_mid_chain__warns_flags_and_continues(collection, simulator, caplog):
+    key = purchase_lock_key(collection.pk)
+    start_chain(collection)
+    drain(max_runs=1, include_apply=False)
+    Lease.objects.filter(key=key).update(owner="intruder")
+
+    drain(include_apply=False)
+
+    second = chain_runs()[1]
+    assert second.result["lease_lost"] is True and second.needs_attention
+    assert "expired between hops" in caplog.text
+    assert chain_runs()[-1].result["done"] is True
+    assert LicensePool.objects.count() == RECORDS
