@@ -9,8 +9,10 @@ STAMP := .venv/.installed
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
-	@$(PY) -m pip install -q --upgrade pip >/dev/null
-	@$(PY) -m pip install -q -e '.[dev]'
+	@mkdir -p .run
+	@echo "installing Python packages into .venv (log: .run/pip.log)"
+	@($(PY) -m pip install --upgrade pip && $(PY) -m pip install -e '.[dev]') >.run/pip.log 2>&1 \
+		|| (tail -30 .run/pip.log; exit 1)
 	@touch $(STAMP)
 
 venv: $(STAMP)

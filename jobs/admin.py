@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from jobs.exceptions import BadJobArguments, UnknownJob
@@ -126,16 +126,13 @@ class JobRunAdmin(admin.ModelAdmin):
         children = list(run.children.order_by("id").values_list("id", "status")[:50])
         if not children:
             return "-"
-        return format_html(
-            " ".join(
-                format_html(
-                    '<a href="{}">#{} {}</a>',
-                    reverse("admin:jobs_jobrun_change", args=[pk]),
-                    pk,
-                    status,
-                )
+        return format_html_join(
+            " ",
+            '<a href="{}">#{} {}</a>',
+            (
+                (reverse("admin:jobs_jobrun_change", args=[pk]), pk, status)
                 for pk, status in children
-            )
+            ),
         )
 
     @admin.display(description="arguments")
