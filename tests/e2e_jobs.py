@@ -28,3 +28,10 @@ def always_fail(*, message: str = "boom") -> dict[str, Any]:
 def tick() -> dict[str, Any]:
     """A cron job every minute."""
     return {"tick": True}
+
+
+@job("tests.overrun", timeout_seconds=2)
+def overrun(*, seconds: float = 30) -> dict[str, Any]:
+    """Runs past its own time limit: django-q2 must stop it and we must record it."""
+    time.sleep(seconds)
+    return {"finished": True}

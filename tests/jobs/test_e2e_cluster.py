@@ -133,3 +133,14 @@ def test_outbox_row_is_sent_once_when_delivery_runs_twice(qcluster, tmp_path: Pa
     ]
     assert sorted(sent_lines) == sorted(f"To: {r}" for r in recipients)
     assert Notification.objects.filter(status="sent").count() == 30
+
+
+def test_job_over_its_time_limit__is_stopped_and_recorded_failed(qcluster):
+    run = enqueue_job("tests.overrun", kwargs={"seconds": 30}, trigger="command")
+    qcluster.start(["default"])
+
+    run = wait_for_run(run.pk, timeout_seconds=30)
+
+    assert run.status == "failed"
+    assert "TimeoutException" in run.error and "timeout value (2 seconds)" in run.error
+    assert run.duration_seconds < 10

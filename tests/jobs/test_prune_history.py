@@ -1,0 +1,92 @@
+"""jobs.prune_history deletes exactly what is past retention, in batches."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.models import Task
+
+from jobs.models import JobRun, Notification
+from jobs.runner import run_job_now
+
+pytestmark = pytest.mark.django_db
+
+
+def make_runs(*, count: int, age_days: int, status: str = "succeeded") -> None:
+    finished = timezone.now() - timedelta(days=age_days)
+    JobRun.objects.bulk_create(
+        JobRun(job="jobs.demo_job", trigger="schedule", status=status, finished_at=finished)
+        for _ in range(count)
+    )
+
+
+def make_tasks(*, count: int, age_days: int) -> None:
+    stopped = timezone.now() - timedelta(days=age_days)
+    Task.objects.bulk_create(
+        Task(
+            id=f"t{age_days}-{i}",
+            name=f"t{age_days}-{i}",
+            func="x.y",
+            started=stopped,
+            stopped=stopped,
+            success=False,
+        )
+        for i in range(count)
+    )
+
+
+def test_prune_history__deletes_only_rows_older_than_retention_in_batches():
+    make_runs(count=5, age_days=91)
+    make_runs(count=3, age_days=89)
+    JobRun.objects.create(job="jobs.demo_job", trigger="schedule", status="running")
+    make_tasks(count=4, age_days=100)
+    make_tasks(count=2, age_days=10)
+    Notification.objects.create(
+        channel="email",
+        recipient="a@example.com",
+        template="t",
+        body="b",
+        dedup_key="old",
+        status="sent",
+        sent_at=timezone.now() - timedelta(days=120),
+    )
+    Notification.objects.create(
+        channel="email",
+        recipient="a@example.com",
+        template="t",
+        body="b",
+        dedup_key="dead",
+        status="dead",
+    )
+
+    run = run_job_now("jobs.prune_history", kwargs={})
+    from jobs.services.history import prune_history
+
+    again = prune_history(batch_size=2)
+
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+    assert run.result["job_runs_deleted"] == 5
+    assert run.result["queue_tasks_deleted"] == 4
+    assert run.result["notifications_sent_deleted"] == 1
+    assert again["job_runs_deleted"] == 0 and again["job_runs_batches"] == 1
+    # recent runs, the running one, the prune run itself, recent tasks and dead rows stay
+    assert JobRun.objects.count() == 3 + 1 + 1
+    assert Task.objects.count() == 2
+    assert list(Notification.objects.values_list("dedup_key", flat=True)) == ["dead"]
+
+
+def test_prune_history__batches_until_done():
+    make_runs(count=7, age_days=200)
+    from jobs.services.history import prune_history
+
+    result = prune_history(batch_size=3)
+
+    assert result["job_runs_deleted"] == 7 and result["job_runs_batches"] == 3
+
+
+def test_prune_history__rejects_nonsense_retention():
+    from jobs.services.history import prune_history
+
+    with pytest.raises(ValueError, match="at least 1"):
+        prune_history(older_than_days=0)
