@@ -1,0 +1,121 @@
+"""`manage.py demo --only exchanges`: exchanges in five timezones and states, every job run
+through the real cluster (the clusters are already running when run_demo is called)."""
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.sessions.models import Session
+from django.db.models import Count
+from django.utils import timezone
+
+from exchanges.models import Exchange, MagicToken, Participant, RateLimit, Reminder
+from exchanges.services.matching import match_exchange
+from jobs.models import JobRun, Notification
+from jobs.runner import enqueue_job
+from jobs.services.waiting import wait_for_run
+
+PREFIX = "demo: "
+JOBS = (
+    "exchanges.send_due_reminders",
+    "exchanges.auto_complete",
+    "exchanges.purge_completed",
+    "exchanges.cleanup_tokens",
+    "exchanges.cleanup_sessions",
+    "exchanges.cleanup_rate_limits",
+)
+
+
+def _exchange(name: str, zone: str, **fields: Any) -> Exchange:
+    exchange = Exchange.objects.create(
+        name=PREFIX + name, organizer_email="organizer@example.com", timezone=zone, **fields
+    )
+    Participant.objects.bulk_create(
+        Participant(
+            exchange=exchange,
+            name=n,
+            email=f"{n.lower()}.{exchange.pk}@example.com",
+            reminder_enabled=n != "Dana",
+            withdrawn_at=timezone.now() if n == "Eve" else None,
+        )
+        for n in ("Alice", "Bob", "Carol", "Dana", "Eve")
+    )
+    return exchange
+
+
+def build_data(out: Callable[[str], None]) -> None:
+    now = timezone.now()
+    Exchange.objects.filter(name__startswith=PREFIX).delete()
+    MagicToken.objects.filter(email="demo@example.com").delete()
+    RateLimit.objects.filter(key__startswith="demo:").delete()
+
+    ny = _exchange("New York", "America/New_York", exchange_at=now + timedelta(days=1, hours=2))
+    berlin = _exchange("Berlin", "Europe/Berlin", exchange_at=now + timedelta(days=3, hours=2))
+    tokyo = _exchange("Tokyo", "Asia/Tokyo", exchange_at=now + timedelta(days=8))
+    for exchange in (ny, berlin, tokyo):
+        result = match_exchange(exchange_id=exchange.pk)
+        out(f"matched {exchange.name} ({exchange.timezone}): {result}")
+    # Pretend the clock moved on: New York's 1-day reminder is due now, Berlin's 3-day
+    # reminder is 2 hours overdue (beyond the 1 h grace), Tokyo's date has passed.
+    Reminder.objects.filter(exchange=ny, days_before=1).update(due_at=now - timedelta(minutes=1))
+    Reminder.objects.filter(exchange=berlin, days_before=3).update(due_at=now - timedelta(hours=2))
+    Exchange.objects.filter(pk=tokyo.pk).update(exchange_at=now - timedelta(hours=1))
+    _exchange(
+        "Sydney",
+        "Australia/Sydney",
+        exchange_at=now - timedelta(days=32),
+        state=Exchange.State.COMPLETED,
+        completed_at=now - timedelta(days=31),
+        purge_warning_sent_at=now - timedelta(days=8),
+    )
+    _exchange(
+        "Sao Paulo",
+        "America/Sao_Paulo",
+        exchange_at=now - timedelta(days=25),
+        state=Exchange.State.COMPLETED,
+        completed_at=now - timedelta(days=24),
+    )
+    MagicToken.objects.bulk_create(
+        MagicToken(email="demo@example.com", token_hash=f"demo-{i}", expires_at=now + delta)
+        for i, delta in enumerate(
+            (timedelta(hours=-2), timedelta(minutes=-1), timedelta(minutes=15))
+        )
+    )
+    Session.objects.filter(session_key__startswith="demo").delete()
+    Session.objects.bulk_create(
+        Session(session_key=f"demo{i}", session_data="", expire_date=now + timedelta(days=i - 2))
+        for i in range(4)
+    )
+    RateLimit.objects.bulk_create(
+        RateLimit(key=f"demo:{i}", count=i, expires_at=now + timedelta(minutes=i - 2))
+        for i in range(4)
+    )
+    for exchange in Exchange.objects.filter(name__startswith=PREFIX):
+        out(
+            f"  {exchange.name:18} {exchange.state:10} {exchange.local_exchange_at:%Y-%m-%d %H:%M %Z}"
+        )
+
+
+def run_demo(*, out: Callable[[str], None]) -> None:
+    build_data(out)
+    for name in JOBS:
+        run = enqueue_job(name, trigger=JobRun.Trigger.COMMAND, triggered_by="demo")
+        run = wait_for_run(run.pk, timeout_seconds=30)
+        out(f"{name:30} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)[:300]}")
+    out("reminders:")
+    for reminder in Reminder.objects.filter(exchange__name__startswith=PREFIX).select_related(
+        "exchange"
+    ):
+        local = reminder.due_at.astimezone(reminder.exchange.zone)
+        out(
+            f"  {reminder.exchange.name:14} {reminder.days_before} days before,"
+            f" due {local:%Y-%m-%d %H:%M %Z}: {reminder.status} ({reminder.recipients} recipients)"
+        )
+    notifications = (
+        Notification.objects.filter(template__startswith="exchanges/")
+        .values("template", "status")
+        .annotate(n=Count("id"))
+        .order_by("template", "status")
+    )
+    out("outbox: " + ", ".join(f"{n['template']} {n['status']}: {n['n']}" for n in notifications))
