@@ -48,6 +48,7 @@ def import_purchase_records_hop(
     lock_owner: str | None = None,
     force_reimport: bool = False,
     time_budget_seconds: float | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
     """One hop of the chain; returns counts for history and queues the next hop if needed."""
     collection = Collection.objects.get(pk=collection_id)
@@ -76,6 +77,8 @@ def import_purchase_records_hop(
         flag_for_attention(f"lease {key} lost mid-chain")
 
     now = timezone.now()
+    # The chain catches up to when it started; chasing a moving "now" would never end.
+    end = datetime.fromisoformat(until) if until else now
     if current_day is not None:
         start = datetime.fromisoformat(current_day)
     elif force_reimport and first_hop:
@@ -97,6 +100,7 @@ def import_purchase_records_hop(
             ),
             key=key,
             owner=lock_owner,
+            until=end,
         )
     except BaseException as exc:
         if not _will_be_retried(exc):
@@ -108,7 +112,7 @@ def import_purchase_records_hop(
         raise
     result.update(collection_id=collection_id, first_hop=first_hop, lease_lost=lease_lost)
     position: Position = result.pop("position")
-    if is_up_to_date(position.current_day, timezone.now()):
+    if is_up_to_date(position.current_day, end):
         locks.release_lease(key=key, owner=lock_owner)
         result["done"] = True
         return result
@@ -120,6 +124,7 @@ def import_purchase_records_hop(
             "offset": position.offset,
             "lock_owner": lock_owner,
             "time_budget_seconds": time_budget_seconds,
+            "until": end.isoformat(),
         },
         trigger=JobRun.Trigger.CHAIN,
         parent=current_run(),
@@ -135,14 +140,15 @@ def _run_pages(
     time_budget_seconds: float,
     key: str,
     owner: str,
+    until: datetime,
 ) -> dict[str, Any]:
     client = BibliothecaClient.for_collection(collection)
     deadline = time.monotonic() + time_budget_seconds
     totals = {"pages": 0, "records": 0, "skipped": 0, "new_pools": 0, "applies_queued": 0}
     totals["items_requests"] = 0
     started_at = position.current_day.isoformat()
-    while not is_up_to_date(position.current_day, timezone.now()):
-        page = import_page(collection, client, position, now=timezone.now())
+    while not is_up_to_date(position.current_day, until):
+        page = import_page(collection, client, position, until=until, now=timezone.now())
         for name in totals:
             totals[name] += 1 if name == "pages" else getattr(page, name)
         position = page.next

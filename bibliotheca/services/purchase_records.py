@@ -75,10 +75,18 @@ def start_chain(collection: Collection, *, now: datetime) -> None:
 
 
 def import_page(
-    collection: Collection, client: BibliothecaClient, position: Position, *, now: datetime
+    collection: Collection,
+    client: BibliothecaClient,
+    position: Position,
+    *,
+    until: datetime,
+    now: datetime,
 ) -> PageResult:
-    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction."""
-    day_end = window_end(position.current_day, now)
+    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction.
+
+    `until` is the chain's end (when it started): windows never reach past it.
+    """
+    day_end = window_end(position.current_day, until)
     records = client.fetch_marc_page(
         start=position.current_day, end=day_end, offset=position.offset
     )
