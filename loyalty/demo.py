@@ -48,7 +48,7 @@ def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, l
         )
         cards: list[LoyaltyCard] = []
         customer_iter = iter(customers)
-        for state, count, days, points, wallet, active in CARD_STATES:
+        for _state, count, days, points, wallet, active in CARD_STATES:
             for i in range(count):
                 number = f"D{stamp}{len(cards):06d}"
                 cards.append(
@@ -105,7 +105,7 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         f"in {time.monotonic() - started:.1f}s"
     )
 
-    expire = _run("loyalty.expire_points", {"program_id": program.pk}, out=out, timeout_seconds=120)
+    _run("loyalty.expire_points", {"program_id": program.pk}, out=out, timeout_seconds=120)
     again = _run("loyalty.expire_points", {"program_id": program.pk}, out=out, timeout_seconds=60)
     if again.result and again.result.get("cards_processed") == 0:
         out("  rerun the same day changed nothing (no card expired or warned twice)")
