@@ -73,7 +73,7 @@ def purge_completed_exchanges(
             "would_warn": list(to_warn.values_list("pk", flat=True)[:100]),
             "would_purge": list(to_purge.values_list("pk", flat=True)[:100]),
         }
-    warned = _warn(to_warn, now=now, retention_days=retention_days)
+    warned = _warn(to_warn, now=now, retention_days=retention_days, warning_days=warning_days)
     purged: list[dict[str, Any]] = []
     while True:
         with transaction.atomic():
@@ -97,7 +97,8 @@ def purge_completed_exchanges(
     }
 
 
-def _warn(rows, *, now: datetime, retention_days: int) -> list[int]:
+def _warn(rows, *, now: datetime, retention_days: int, warning_days: int) -> list[int]:
+    """The earliest purge is 7 days after the warning, even for one warned late."""
     with transaction.atomic():
         exchanges = list(rows.select_for_update(skip_locked=True))
         queue_notifications(
@@ -109,7 +110,10 @@ def _warn(rows, *, now: datetime, retention_days: int) -> list[int]:
                 context={
                     "exchange_name": e.name,
                     "purge_date": (
-                        max(e.completed_at + timedelta(days=retention_days), now)
+                        max(
+                            e.completed_at + timedelta(days=retention_days),
+                            now + timedelta(days=warning_days),
+                        )
                         .astimezone(e.zone)
                         .strftime("%A %d %B %Y")
                     ),
