@@ -14,8 +14,23 @@ from jobs.services.health import run_checks
 from jobs.services.schedules import sync_schedules
 from jobs.services.waiting import WaitTimeout, wait_for_run, wait_until
 
-#: Apps extend the demo with a `<app>/demo.py` defining run_demo(*, out) -> None.
+#: Apps extend the demo with a `<app>/demo.py` defining run_demo(*, out) -> None, and
+#: optionally cluster_env(*, out) -> dict[str, str]: called before the clusters start
+#: (start fake servers there), its variables are set in every qcluster's environment.
 DEMO_APPS = ("loyalty", "exchanges", "bibliotheca")
+
+
+def demo_modules(only: list[str] | None) -> list:
+    modules = []
+    for app in DEMO_APPS:
+        if only and app not in only:
+            continue
+        try:
+            modules.append(import_module(f"{app}.demo"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{app}.demo":
+                raise
+    return modules
 
 
 def format_run(run: JobRun) -> str:
@@ -39,21 +54,18 @@ class Command(BaseCommand):
         out = self.stdout.write
         first_id = (JobRun.objects.order_by("-id").values_list("id", flat=True).first()) or 0
         out(f"schedules: {sync_schedules()}")
-        procs = start_clusters(CLUSTERS)
+        modules = demo_modules(only)
+        env: dict[str, str] = {}
+        for module in modules:
+            if hasattr(module, "cluster_env"):
+                env.update(module.cluster_env(out=out))
+        procs = start_clusters(CLUSTERS, env=env)
         out(f"started qcluster processes for {', '.join(CLUSTERS)} (logs: .run/logs/)")
         try:
             if not only or "jobs" in only:
                 self.core_demo(out)
-            for app in DEMO_APPS:
-                if only and app not in only:
-                    continue
-                try:
-                    module = import_module(f"{app}.demo")
-                except ModuleNotFoundError as exc:
-                    if exc.name != f"{app}.demo":
-                        raise
-                    continue
-                out(f"\n== {app} ==")
+            for module in modules:
+                out(f"\n== {module.__name__.split('.')[0]} ==")
                 module.run_demo(out=out)
             out("\n== run history (this demo) ==")
             for run in JobRun.objects.filter(id__gt=first_id).order_by("id"):
