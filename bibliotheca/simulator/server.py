@@ -29,6 +29,8 @@ class Fault:
     times: int = 1
     #: For "timeout": how long the server stalls before answering.
     delay_seconds: float = 5.0
+    #: Let this many matching requests through first.
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -52,6 +54,9 @@ class SimulatorState:
         with self.lock:
             for fault in self.faults:
                 if fault.endpoint in (endpoint, "any"):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
