@@ -60,3 +60,18 @@ def flag_for_attention(reason: str) -> None:
         return
     run.needs_attention = True
     JobRun.objects.filter(pk=run.pk).update(needs_attention=True)
+
+
+def update_run_kwargs(**changes: Any) -> None:
+    """Change the current run's arguments; a retry of this run is queued with the new ones.
+
+    A chain's first hop uses it to record the lock token it created, so the retry
+    holds the same lock. A no-op outside a job.
+    """
+    from jobs.models import JobRun
+
+    run = current_run()
+    if run is None:
+        return
+    run.kwargs = {**run.kwargs, **changes}
+    JobRun.objects.filter(pk=run.pk).update(kwargs=run.kwargs)

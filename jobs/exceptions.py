@@ -26,3 +26,7 @@ class TransientJobError(JobsError):
 
 class LeaseLost(JobsError):
     """The lease was taken by another owner or has expired."""
+
+
+class JobSkipped(JobsError):
+    """The job found nothing it may do now (e.g. its own lock is held); recorded `skipped`."""

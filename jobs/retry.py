@@ -36,6 +36,10 @@ class RetryPolicy:
         """Upper bound of the wait after `attempt` failed."""
         return min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
 
+    def will_retry(self, *, attempt: int, error: BaseException) -> bool:
+        """Whether the runner will queue another attempt after `attempt` failed with `error`."""
+        return self.delay_for(attempt=attempt, error=error, rng=lambda low, high: high) is not None
+
     def delay_for(
         self,
         *,

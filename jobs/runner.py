@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from jobs import context, locks, sql
 from jobs.conf import jobs_settings
+from jobs.exceptions import JobSkipped
 from jobs.models import JobRun
 from jobs.registry import JobSpec, get_job
 
@@ -203,6 +204,12 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         )
         logger.info("%s #%s succeeded: %s", spec.name, run.pk, result)
         return run
+    except JobSkipped as exc:
+        if heartbeat:
+            heartbeat.stop()
+        logger.warning("%s #%s skipped: %s", spec.name, run.pk, exc)
+        _finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": str(exc)})
+        return run
     except BaseException as exc:  # SystemExit included: django-q2's timeout raises it
         if heartbeat:
             heartbeat.stop()
@@ -217,6 +224,7 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
 
 
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
+    """Record the failure; queue the next attempt (with the run's current kwargs) if due."""
     error = f"{type(exc).__name__}: {exc}"
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)

@@ -35,3 +35,20 @@ def overrun(*, seconds: float = 30) -> dict[str, Any]:
     """Runs past its own time limit: django-q2 must stop it and we must record it."""
     time.sleep(seconds)
     return {"finished": True}
+
+
+@job("tests.skip_me")
+def skip_me(*, reason: str) -> dict[str, Any]:
+    """Decides there is nothing to do."""
+    from jobs.exceptions import JobSkipped
+
+    raise JobSkipped(reason)
+
+
+@job("tests.fail_with_token", retry=RetryPolicy(max_attempts=2, base_seconds=60))
+def fail_with_token(*, token: str | None = None) -> dict[str, Any]:
+    """Records a token in its own kwargs, then fails: the retry must carry the token."""
+    from jobs.context import update_run_kwargs
+
+    update_run_kwargs(token="abc")
+    raise RuntimeError("transient")

@@ -62,3 +62,31 @@ def test_run_while_lock_is_held__is_recorded_skipped():
     run.refresh_from_db()
     assert run.status == JobRun.Status.SKIPPED
     assert "held by someone-else" in run.result["reason"]
+
+
+def test_job_raising_job_skipped__is_recorded_skipped_not_failed():
+    run = run_job_now("tests.skip_me", kwargs={"reason": "collection 3 is being imported"})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.SKIPPED
+    assert run.result == {"skipped": True, "reason": "collection 3 is being imported"}
+    assert not JobRun.objects.filter(parent=run).exists()
+
+
+def test_retry_uses_kwargs_updated_by_the_job():
+    run = run_job_now("tests.fail_with_token", kwargs={})
+
+    run.refresh_from_db()
+    child = JobRun.objects.get(parent=run)
+    assert run.kwargs == {"token": "abc"}
+    assert child.kwargs == {"token": "abc"}
+
+
+def test_will_retry__matches_the_runner_decision():
+    from jobs.exceptions import PermanentJobError
+    from jobs.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=3)
+    assert policy.will_retry(attempt=2, error=RuntimeError()) is True
+    assert policy.will_retry(attempt=3, error=RuntimeError()) is False
+    assert policy.will_retry(attempt=1, error=PermanentJobError()) is False
