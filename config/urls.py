@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import path
 
-from jobs.views import health_view
+from jobs.views import health_view, metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health_view, name="health"),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -4,18 +4,31 @@ import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.views.decorators.http import require_POST
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods
 
+from jobs.charts import run_bars_svg
+from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun, Lease, Notification
+from jobs.progress import describe_progress
 from jobs.registry import all_jobs, get_job
 from jobs.runner import enqueue_job
-from jobs.selectors import job_overviews
+from jobs.selectors import (
+    CHART_RUNS,
+    job_overviews,
+    notifications_by_status,
+    queue_depth_by_cluster,
+)
+from jobs.services.health import is_healthy, run_checks
 from jobs.services.outbox import requeue_notifications
+
+#: The admin index gets a prominent link to the jobs dashboard (see the template).
+admin.site.index_template = "admin/jobs/site_index.html"
 
 RUN_PERMISSION = "jobs.run_job"
 
@@ -39,6 +52,19 @@ class JobNameFilter(admin.SimpleListFilter):
         return queryset.filter(job=self.value()) if self.value() else queryset
 
 
+class StatusFilter(admin.SimpleListFilter):
+    """`?status=failed`: the parameter the dashboard links use."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return JobRun.Status.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
 @admin.register(JobRun)
 class JobRunAdmin(admin.ModelAdmin):
     list_display = (
@@ -54,14 +80,15 @@ class JobRunAdmin(admin.ModelAdmin):
         "summary",
     )
     list_display_links = ("id", "job")
-    list_filter = (JobNameFilter, "status", "trigger", "needs_attention", "created_at")
+    list_filter = (JobNameFilter, StatusFilter, "trigger", "needs_attention", "created_at")
     search_fields = ("job", "error", "task_id", "triggered_by")
     date_hierarchy = "created_at"
     list_per_page = 50
     actions = ["retry_runs"]
     fields = (
         "job",
-        "status",
+        "status_live",
+        "progress_display",
         "trigger",
         "triggered_by",
         "attempt",
@@ -69,7 +96,6 @@ class JobRunAdmin(admin.ModelAdmin):
         "children_links",
         "kwargs_display",
         "result_display",
-        "progress_display",
         "error",
         "traceback",
         "needs_attention",
@@ -85,6 +111,7 @@ class JobRunAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     change_list_template = "admin/jobs/jobrun/change_list.html"
+    change_form_template = "admin/jobs/jobrun/change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -105,6 +132,12 @@ class JobRunAdmin(admin.ModelAdmin):
             '<strong style="color:{}">{}</strong>', colours.get(run.status, "#1565c0"), run.status
         )
 
+    @admin.display(description="status")
+    def status_live(self, run: JobRun) -> str:
+        return format_html(
+            '<strong id="run-status" class="status status-{}">{}</strong>', run.status, run.status
+        )
+
     @admin.display(description="duration")
     def duration(self, run: JobRun) -> str:
         return f"{run.duration_seconds:.2f}s" if run.duration_seconds is not None else "-"
@@ -118,20 +151,30 @@ class JobRunAdmin(admin.ModelAdmin):
     def parent_link(self, run: JobRun) -> str:
         if not run.parent_id:
             return "-"
+        parent = JobRun.objects.filter(pk=run.parent_id).values("job", "status").first() or {}
         url = reverse("admin:jobs_jobrun_change", args=[run.parent_id])
-        return format_html('<a href="{}">#{}</a>', url, run.parent_id)
+        return format_html(
+            '<a href="{}">#{} {}</a> (<span class="status-{}">{}</span>)',
+            url,
+            run.parent_id,
+            parent.get("job", ""),
+            parent.get("status", ""),
+            parent.get("status", "gone"),
+        )
 
     @admin.display(description="children (retries, chain hops)")
     def children_links(self, run: JobRun) -> str:
-        children = list(run.children.order_by("id").values_list("id", "status")[:50])
+        children = list(
+            run.children.order_by("id").values_list("id", "job", "trigger", "status")[:50]
+        )
         if not children:
             return "-"
         return format_html_join(
-            " ",
-            '<a href="{}">#{} {}</a>',
+            mark_safe("<br>"),  # noqa: S308 - a constant
+            '<a href="{}">#{} {}</a> ({}, <span class="status-{}">{}</span>)',
             (
-                (reverse("admin:jobs_jobrun_change", args=[pk]), pk, status)
-                for pk, status in children
+                (reverse("admin:jobs_jobrun_change", args=[pk]), pk, job, trigger, status, status)
+                for pk, job, trigger, status in children
             ),
         )
 
@@ -145,27 +188,47 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress_display(self, run: JobRun) -> str:
-        return pretty_json(run.progress) if run.progress else "-"
+        """A bar the run page's script refreshes from progress.json while the run is live."""
+        view = describe_progress(run.progress)
+        percent = view.percent if view and view.percent is not None else 0
+        return format_html(
+            '<div id="run-progress" data-url="{}" data-status="{}" data-live="{}">'
+            '<div class="progress-track"><div class="progress-fill" style="width:{}%"></div></div>'
+            ' <span class="progress-text">{}</span></div>',
+            reverse("admin:jobs_jobrun_progress", args=[run.pk]),
+            run.status,
+            "false" if run.is_finished else "true",
+            f"{percent:.1f}",
+            view.text if view else ("not reported" if run.is_finished else "waiting for a report"),
+        )
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
-    def retry_runs(self, request: HttpRequest, queryset) -> None:
-        failed = list(queryset.filter(status=JobRun.Status.FAILED))
-        created = []
-        for run in failed:
-            try:
-                get_job(run.job)
-            except UnknownJob:
-                continue
-            created.append(
-                enqueue_job(
-                    run.job,
-                    kwargs=run.kwargs,
-                    trigger=JobRun.Trigger.ADMIN,
-                    triggered_by=actor(request),
-                    parent=run,
-                )
+    def retry_runs(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        """Confirm first (a retry redoes work); then queue one run per failed run, as you."""
+        eligible = [
+            run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
+        ]
+        ignored = queryset.count() - len(eligible)
+        if request.POST.get("post") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Retry failed runs?",
+                "runs": eligible,
+                "ignored": ignored,
+                "selected": queryset.values_list("pk", flat=True),
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/jobs/jobrun/retry_confirm.html", context)
+        created = [
+            enqueue_job(
+                run.job,
+                kwargs=run.kwargs,
+                trigger=JobRun.Trigger.ADMIN,
+                triggered_by=actor(request),
+                parent=run,
             )
-        ignored = queryset.count() - len(created)
+            for run in eligible
+        ]
         self.message_user(
             request,
             f"Queued {len(created)} retry run(s): "
@@ -173,6 +236,9 @@ class JobRunAdmin(admin.ModelAdmin):
             + (f"; {ignored} not failed or unknown, left alone" if ignored else ""),
             messages.SUCCESS if created else messages.WARNING,
         )
+        if len(created) == 1:
+            return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[created[0].pk]))
+        return None
 
     def get_urls(self):
         urls = super().get_urls()
@@ -184,8 +250,15 @@ class JobRunAdmin(admin.ModelAdmin):
             ),
             path(
                 "run-now/<str:name>/",
-                self.admin_site.admin_view(require_POST(self.run_now_view)),
+                self.admin_site.admin_view(
+                    require_http_methods(["GET", "POST"])(self.run_now_view)
+                ),
                 name="jobs_jobrun_run_now",
+            ),
+            path(
+                "<int:pk>/progress.json",
+                self.admin_site.admin_view(self.progress_view),
+                name="jobs_jobrun_progress",
             ),
         ]
         return custom + urls
@@ -193,20 +266,30 @@ class JobRunAdmin(admin.ModelAdmin):
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
+        checks = run_checks()
+        overviews = job_overviews()
         context = {
             **self.admin_site.each_context(request),
-            "title": "Jobs",
-            "overviews": job_overviews(),
+            "title": "Jobs dashboard",
+            "rows": [(o, run_bars_svg(o.recent_runs, slots=CHART_RUNS)) for o in overviews],
+            "chart_runs": CHART_RUNS,
+            "checks": checks,
+            "healthy": is_healthy(checks),
+            "queue_depth": queue_depth_by_cluster(),
+            "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
+            "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
             "can_run": self.has_run_permission(request),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/jobs/overview.html", context)
 
     def run_now_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """GET: what will run, and a confirm button. POST: queue it as you, land on the run."""
         if not self.has_run_permission(request):
             raise PermissionDenied
         try:
-            run = enqueue_job(name, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request))
+            spec = get_job(name)
+            spec.check_arguments({})
         except (UnknownJob, BadJobArguments) as exc:
             self.message_user(
                 request,
@@ -215,8 +298,55 @@ class JobRunAdmin(admin.ModelAdmin):
                 messages.ERROR,
             )
             return HttpResponseRedirect(reverse("admin:jobs_jobrun_overview"))
+        if request.method == "GET":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Run {name} now?",
+                "spec": spec,
+                "schedule_words": describe_cron(spec.cron),
+                "defaults": [
+                    (p.name, p.default)
+                    for p in spec.parameters().values()
+                    if p.default is not p.empty
+                ],
+                "running": JobRun.objects.filter(
+                    job=name, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
+                ).order_by("-id")[:5],
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(request, "admin/jobs/jobrun/run_now_confirm.html", context)
+        run = enqueue_job(name, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request))
         self.message_user(request, f"Queued {name} as run #{run.pk}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[run.pk]))
+
+    def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """What the run page polls every 2 s while the run is queued or running."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        run = JobRun.objects.filter(pk=pk).first()
+        if run is None:
+            return JsonResponse({"error": f"no run #{pk}"}, status=404)
+        view = describe_progress(run.progress)
+        return JsonResponse(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "finished": run.is_finished,
+                "progress": run.progress,
+                "percent": view.percent if view else None,
+                "text": view.text if view else "",
+                "duration_seconds": run.duration_seconds,
+                "heartbeat_at": run.heartbeat_at,
+            }
+        )
+
+
+def _is_registered(name: str) -> bool:
+    try:
+        get_job(name)
+    except UnknownJob:
+        return False
+    return True
 
 
 @admin.register(Notification)

@@ -67,3 +67,17 @@ UPDATE django_q_ormq SET lock = %(lock_until)s
           FOR UPDATE SKIP LOCKED)
 RETURNING id, payload
 """
+
+#: The latest %(limit)s runs of each named job, newest first; one index range scan per job
+#: (jobrun_job_created) instead of a window over the whole history.
+RECENT_RUNS_PER_JOB = """
+SELECT r.id, r.job, r.status, r.duration_seconds, r.created_at
+  FROM unnest(%(jobs)s::text[]) AS j(name)
+ CROSS JOIN LATERAL (
+       SELECT id, job, status, duration_seconds, created_at
+         FROM jobs_jobrun
+        WHERE job = j.name
+        ORDER BY created_at DESC, id DESC
+        LIMIT %(limit)s
+ ) AS r
+"""

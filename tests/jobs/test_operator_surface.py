@@ -138,17 +138,25 @@ def operator(client):
 def test_admin_run_now__forbidden_without_permission(staff_without_run):
     page = staff_without_run.get(reverse("admin:jobs_jobrun_overview"))
     assert page.status_code == 200 and b"jobs.demo_job" in page.content
-    assert b'value="Run now"' not in page.content
+    assert b"Run now" not in page.content
+    url = reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"])
 
-    response = staff_without_run.post(reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]))
+    assert staff_without_run.get(url).status_code == 403
+    response = staff_without_run.post(url)
 
     assert response.status_code == 403
     assert JobRun.objects.count() == 0
 
 
-def test_admin_run_now__queues_run_recording_who_and_lands_on_it(operator):
+def test_admin_run_now__confirms_then_queues_run_recording_who_and_lands_on_it(operator):
     page = operator.get(reverse("admin:jobs_jobrun_overview"))
-    assert b'value="Run now"' in page.content
+    run_now_url = reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"])
+    assert run_now_url.encode() in page.content
+
+    confirm = operator.get(run_now_url)
+    assert confirm.status_code == 200 and b"Yes, run jobs.demo_job now" in confirm.content
+    assert b"<code>items=1000</code>" in confirm.content
+    assert JobRun.objects.count() == 0  # GET changes nothing
 
     response = operator.post(reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]))
 
@@ -166,9 +174,17 @@ def test_admin_retry__only_failed_runs(operator):
     JobRun.objects.filter(parent=failed).delete()  # drop the automatic retry
     url = reverse("admin:jobs_jobrun_changelist")
 
-    operator.post(url, {"action": "retry_runs", "_selected_action": [failed.pk, ok.pk]})
+    selection = {"action": "retry_runs", "_selected_action": [failed.pk, ok.pk]}
+
+    confirm = operator.post(url, selection)
+    assert confirm.status_code == 200 and b'id="confirm-retry"' in confirm.content
+    assert b"1 selected run(s) not failed or unknown" in confirm.content
+    assert not JobRun.objects.filter(parent=failed).exists()  # nothing before confirming
+
+    response = operator.post(url, {**selection, "post": "yes"})
 
     retry = JobRun.objects.get(parent=failed)
+    assert response["Location"] == reverse("admin:jobs_jobrun_change", args=[retry.pk])
     assert (retry.trigger, retry.triggered_by, retry.kwargs) == (
         "admin",
         "operator",

@@ -1,0 +1,71 @@
+"""Progress of a run in words and as a bar: the admin run page and `manage.py run_job` share it."""
+
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """What `report_progress(done=, total=, unit=)` stored, ready to show."""
+
+    #: 0-100, or None when the total is unknown.
+    percent: float | None
+    #: "3 of 10 days", or "42 cards" without a total.
+    text: str
+
+
+def describe_progress(progress: dict[str, Any] | None) -> ProgressView | None:
+    """None when the run reported nothing (or something that is not a count)."""
+    if not progress or not isinstance(progress, dict):
+        return None
+    done, total = progress.get("done"), progress.get("total")
+    unit = str(progress.get("unit") or "items")
+    if not isinstance(done, int | float):
+        return None
+    if isinstance(total, int | float) and total > 0:
+        percent = max(0.0, min(100.0, 100.0 * done / total))
+        return ProgressView(round(percent, 1), f"{done:g} of {total:g} {unit}")
+    return ProgressView(None, f"{done:g} {unit}")
+
+
+class ProgressPrinter:
+    """Prints progress: a redrawn bar on a terminal, one plain line per change otherwise.
+
+    Plain lines keep logs and CI output readable (no carriage returns); on a TTY the
+    bar is redrawn in place and `finish()` ends the line.
+    """
+
+    def __init__(self, *, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+        self.label = label
+        self.stream = stream or sys.stdout
+        self.width = width
+        self.is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last: str | None = None
+        self._drawn = False
+
+    def update(self, progress: dict[str, Any] | None) -> None:
+        view = describe_progress(progress)
+        if view is None or view.text == self._last:
+            return
+        self._last = view.text
+        if self.is_tty:
+            self.stream.write("\r" + self._bar(view))
+            self._drawn = True
+        else:
+            percent = f" ({view.percent:.0f}%)" if view.percent is not None else ""
+            self.stream.write(f"{self.label}: {view.text}{percent}\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+    def _bar(self, view: ProgressView) -> str:
+        if view.percent is None:
+            return f"{self.label} {view.text}\033[K"
+        filled = round(self.width * view.percent / 100)
+        bar = "#" * filled + "-" * (self.width - filled)
+        return f"{self.label} [{bar}] {view.percent:5.1f}% {view.text}\033[K"
