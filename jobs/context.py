@@ -1,5 +1,7 @@
 """What a running job can know about itself: its JobRun, and the queue task that carries it."""
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,28 @@ def report_progress(
     progress = {"done": done, "total": total, "unit": unit, **extra}
     run.progress = progress
     JobRun.objects.filter(pk=run.pk).update(progress=progress)
+    for listener in tuple(_progress_listeners):
+        listener(run, progress)
+
+
+#: In-process observers of report_progress (e.g. `manage.py run_job`'s progress bar).
+_progress_listeners: list[Callable[["JobRun", dict[str, Any]], None]] = []
+
+
+@contextmanager
+def watching_progress(
+    listener: Callable[["JobRun", dict[str, Any]], None],
+) -> Iterator[None]:
+    """Call `listener(run, progress)` on every report_progress in this process meanwhile.
+
+    A listener rather than a thread polling the row: a job may report inside its own
+    transaction, which another connection would not see until it commits.
+    """
+    _progress_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _progress_listeners.remove(listener)
 
 
 def flag_for_attention(reason: str) -> None:

@@ -1,7 +1,9 @@
 """Jobs of the core itself. Thin: each calls one service and returns its result dict."""
 
+import time
 from typing import Any
 
+from jobs.context import report_progress
 from jobs.registry import job
 from jobs.retry import RetryPolicy
 from jobs.services.history import prune_history
@@ -31,13 +33,25 @@ def deliver_notifications_task(*, batch_size: int | None = None) -> dict[str, An
 
 
 @job("jobs.demo_job", retry=RetryPolicy(max_attempts=2, base_seconds=1), timeout_seconds=60)
-def demo_job(*, items: int = 1000, notify: str = "", fail: bool = False) -> dict[str, Any]:
-    """A small job for the demo and smoke tests: sums numbers, optionally emails the result."""
+def demo_job(
+    *, items: int = 1000, notify: str = "", fail: bool = False, step_seconds: float = 0
+) -> dict[str, Any]:
+    """A small job for the demo and smoke tests: sums numbers, optionally emails the result.
+
+    It reports progress in 5 steps; `step_seconds` pauses between them so the admin run
+    page and `manage.py run_job` have something to show.
+    """
     if items < 0:
         raise ValueError("items must be >= 0")
     if fail:
         raise RuntimeError("demo_job asked to fail")
-    checksum = sum(range(items))
+    checksum = 0
+    steps = 5
+    for step in range(steps):
+        checksum += sum(range(items * step // steps, items * (step + 1) // steps))
+        report_progress(done=items * (step + 1) // steps, total=items, unit="items")
+        if step_seconds and step < steps - 1:
+            time.sleep(min(step_seconds, 10))
     notified = False
     if notify:
         notified = queue_notification(

@@ -5,8 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.context import watching_progress
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun
+from jobs.progress import ProgressPrinter
 from jobs.registry import get_job
 from jobs.runner import enqueue_job, run_job_now
 
@@ -53,7 +55,14 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"queued {name} as run #{run.pk} on cluster {spec.cluster}")
             return
-        run = run_job_now(name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="cli")
+        printer = ProgressPrinter(label=name, stream=self.stdout._out)
+        try:
+            with watching_progress(lambda run, progress: printer.update(progress)):
+                run = run_job_now(
+                    name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="cli"
+                )
+        finally:
+            printer.finish()
         self.stdout.write(
             f"{name} run #{run.pk} {run.status} in {run.duration_seconds or 0:.2f}s: "
             f"{json.dumps(run.result, default=str)}"
