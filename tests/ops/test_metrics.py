@@ -1,0 +1,75 @@
+"""/metrics: Prometheus text read from the database at scrape time."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.models import OrmQ
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobs.models import JobRun, Lease, Notification
+
+pytestmark = pytest.mark.django_db
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def run(status, duration=None, age_hours=0.0, job="jobs.demo_job"):
+    created = timezone.now() - timedelta(hours=age_hours)
+    return JobRun.objects.create(
+        job=job, trigger="schedule", status=status, duration_seconds=duration, created_at=created
+    )
+
+
+def test_metrics__runs_durations_queue_outbox_and_leases(client):
+    run("succeeded", 1.0)
+    run("succeeded", 3.0)
+    run("failed", 2.0)
+    run("running")
+    run("succeeded", 100.0, age_hours=25)  # outside the 24 h window
+    OrmQ.objects.create(key="notifications", payload="x", lock=timezone.now())
+    Notification.objects.create(
+        channel="sms", recipient="+1", template="t", body="b", dedup_key="d", status="dead"
+    )
+    now = timezone.now()
+    Lease.objects.create(
+        key="job:jobs.demo_job",
+        owner="run:1",
+        acquired_at=now,
+        expires_at=now + timedelta(minutes=1),
+    )
+    Lease.objects.create(
+        key="job:old", owner="run:0", acquired_at=now, expires_at=now - timedelta(minutes=1)
+    )
+
+    m = scrape(client)
+
+    demo = (("job", "jobs.demo_job"),)
+    assert m[("jobs_runs", (("job", "jobs.demo_job"), ("status", "succeeded")))] == 2
+    assert m[("jobs_runs", (("job", "jobs.demo_job"), ("status", "failed")))] == 1
+    assert m[("jobs_run_duration_seconds_count", demo)] == 3
+    assert m[("jobs_run_duration_seconds_sum", demo)] == 6.0
+    assert m[("jobs_run_duration_p50_seconds", demo)] == 2.0
+    assert m[("jobs_runs_running", demo)] == 1
+    assert m[("jobs_queue_depth", (("cluster", "notifications"),))] == 1
+    assert m[("jobs_queue_depth", (("cluster", "default"),))] == 0
+    assert m[("jobs_outbox_notifications", (("status", "dead"),))] == 1
+    assert m[("jobs_outbox_notifications", (("status", "sent"),))] == 0
+    assert m[("jobs_lease_held", (("key", "job:jobs.demo_job"),))] == 1
+    assert ("jobs_lease_held", (("key", "job:old"),)) not in m
+
+
+def test_metrics__empty_database_still_exposes_queue_and_outbox_families(client):
+    text = client.get("/metrics").content.decode()
+    assert "# TYPE jobs_runs gauge" in text
+    assert 'jobs_queue_depth{cluster="apply"} 0.0' in text
+    assert 'jobs_outbox_notifications{status="pending"} 0.0' in text
