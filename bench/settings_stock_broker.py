@@ -1,0 +1,9 @@
+"""Our Q_CLUSTER settings with django-q2's stock ORM broker instead of jobs.broker.SkipLockedORMBroker.
+
+Isolates what the SKIP LOCKED batch dequeue buys from what the other settings buy.
+"""
+
+from config.settings import *  # noqa: F403
+from config.settings import Q_CLUSTER as _OURS
+
+Q_CLUSTER = {key: value for key, value in _OURS.items() if key != "broker_class"}
