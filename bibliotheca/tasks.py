@@ -41,10 +41,12 @@ def import_purchase_records_by_collection(
     force_reimport: bool = False,
     time_budget_seconds: float | None = None,
     until: str | None = None,
+    since: str | None = None,
 ) -> dict[str, Any]:
     """One hop of a collection's purchase-record import; queues the next hop until up to date."""
     return import_purchase_records_hop(
         until=until,
+        since=since,
         collection_id=collection_id,
         current_day=current_day,
         offset=offset,

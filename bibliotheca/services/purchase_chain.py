@@ -8,7 +8,9 @@ the end of the chain release it.
 """
 
 import logging
+import math
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +27,8 @@ from bibliotheca.services.purchase_records import (
 )
 from bibliotheca.services.windows import Position, is_up_to_date
 from jobs import locks
-from jobs.context import current_run, flag_for_attention, report_progress
+from jobs.context import current_run, flag_for_attention, report_progress, update_run_kwargs
+from jobs.exceptions import JobSkipped
 from jobs.models import JobRun
 from jobs.registry import get_job
 from jobs.runner import enqueue_job
@@ -49,8 +52,13 @@ def import_purchase_records_hop(
     force_reimport: bool = False,
     time_budget_seconds: float | None = None,
     until: str | None = None,
+    since: str | None = None,
 ) -> dict[str, Any]:
-    """One hop of the chain; returns counts for history and queues the next hop if needed."""
+    """One hop of the chain; returns counts for history and queues the next hop if needed.
+
+    `since` and `until` are the chain's backfill range (set by the first hop, carried by
+    every hop): `until` is when the chain started, `since` where it started reading.
+    """
     collection = Collection.objects.get(pk=collection_id)
     key = purchase_lock_key(collection_id)
     lease_seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
@@ -62,8 +70,7 @@ def import_purchase_records_hop(
             holder = locks.lease_holder(key)
             reason = f"lock {key} is held by {holder[0] if holder else 'another chain'}"
             logger.warning("purchase import of %r skipped: %s", collection.name, reason)
-            return {"skipped": True, "reason": reason, "collection_id": collection_id}
-        _carry_owner_into_retries(lock_owner)
+            raise JobSkipped(reason)  # the runner records the run `skipped`, no retry
     elif not locks.extend_lease(key=key, owner=lock_owner, lease_seconds=lease_seconds):
         # The seed's rule: warn and continue; retake the lease if nobody else has it.
         lease_lost = True
@@ -83,12 +90,22 @@ def import_purchase_records_hop(
         start = datetime.fromisoformat(current_day)
     elif force_reimport and first_hop:
         start = DEFAULT_START
-    else:  # a first hop, or the retry of one: resume at the checkpoint
+    else:  # a first hop: resume at the checkpoint
         start = get_start(collection)
-    if _is_retry() and current_day is not None:
-        start, offset = _resume_after_retry(collection, Position(current_day=start, offset=offset))
+    range_start = datetime.fromisoformat(since) if since else start
     if first_hop:
         start_chain(collection, now=now)
+        # A retry of this hop is queued with these: same lock, same range, same start.
+        update_run_kwargs(
+            lock_owner=lock_owner,
+            current_day=start.isoformat(),
+            offset=offset,
+            since=range_start.isoformat(),
+            until=end.isoformat(),
+        )
+    elif _is_retry():
+        start, offset = _resume_after_retry(collection, Position(current_day=start, offset=offset))
+    chain = _Range(since=range_start, until=end)
     try:
         result = _run_pages(
             collection,
@@ -100,7 +117,7 @@ def import_purchase_records_hop(
             ),
             key=key,
             owner=lock_owner,
-            until=end,
+            chain=chain,
         )
     except BaseException as exc:
         if not _will_be_retried(exc):
@@ -124,6 +141,7 @@ def import_purchase_records_hop(
             "offset": position.offset,
             "lock_owner": lock_owner,
             "time_budget_seconds": time_budget_seconds,
+            "since": range_start.isoformat(),
             "until": end.isoformat(),
         },
         trigger=JobRun.Trigger.CHAIN,
@@ -133,6 +151,40 @@ def import_purchase_records_hop(
     return result
 
 
+@dataclass(frozen=True)
+class _Range:
+    """The chain's backfill range, in days for the run's progress bar."""
+
+    since: datetime
+    until: datetime
+
+    @property
+    def days(self) -> int:
+        return _whole_days(self.since, self.until)
+
+    def days_done(self, current_day: datetime) -> int:
+        return min(self.days, _whole_days(self.since, current_day))
+
+
+def _whole_days(start: datetime, end: datetime) -> int:
+    """Day windows from start to end (the last one may be partial), 0 if end <= start."""
+    return max(0, math.ceil((end - start).total_seconds() / 86400))
+
+
+def _report(chain: _Range, current_day: datetime, totals: dict[str, int], hop_pages: int) -> None:
+    """The run's progress: days of the range done, and the chain's counts so far."""
+    report_progress(
+        done=chain.days_done(current_day),
+        total=chain.days,
+        unit="days",
+        pages=int(totals.get("pages", 0)),
+        records=int(totals.get("records", 0)),
+        skipped=int(totals.get("skipped", 0)),
+        current_day=current_day.isoformat(),
+        hop_pages=hop_pages,
+    )
+
+
 def _run_pages(
     collection: Collection,
     position: Position,
@@ -140,24 +192,23 @@ def _run_pages(
     time_budget_seconds: float,
     key: str,
     owner: str,
-    until: datetime,
+    chain: _Range,
 ) -> dict[str, Any]:
     client = BibliothecaClient.for_collection(collection)
     deadline = time.monotonic() + time_budget_seconds
     totals = {"pages": 0, "records": 0, "skipped": 0, "new_pools": 0, "applies_queued": 0}
     totals["items_requests"] = 0
     started_at = position.current_day.isoformat()
-    while not is_up_to_date(position.current_day, until):
-        page = import_page(collection, client, position, until=until, now=timezone.now())
+    _report(chain, position.current_day, get_timestamp(collection).progress, hop_pages=0)
+    while not is_up_to_date(position.current_day, chain.until):
+        page = import_page(collection, client, position, until=chain.until, now=timezone.now())
         for name in totals:
             totals[name] += 1 if name == "pages" else getattr(page, name)
         position = page.next
         locks.extend_lease(
             key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
         )
-        report_progress(
-            done=totals["pages"], unit="pages", current_day=position.current_day.isoformat()
-        )
+        _report(chain, position.current_day, page.chain_totals, hop_pages=totals["pages"])
         if time.monotonic() >= deadline:
             break
     return {
@@ -175,26 +226,21 @@ def _is_retry() -> bool:
 
 
 def _resume_after_retry(collection: Collection, position: Position) -> tuple[datetime, int]:
-    """A retry re-runs the failed hop's kwargs; skip the pages that hop already committed."""
-    finish = get_start(collection)
-    if finish > position.current_day:
-        return finish, 1
+    """A retry re-runs the failed hop's kwargs; skip the pages that hop already committed.
+
+    The checkpoint counts only if this chain moved it (its page counter, reset when the
+    chain started, is above 0): a force reimport's retry must not jump to the old one.
+    """
+    timestamp = get_timestamp(collection)
+    ours = int(timestamp.progress.get("pages", 0)) > 0
+    if ours and timestamp.finish is not None and timestamp.finish > position.current_day:
+        return timestamp.finish, 1
     return position.current_day, position.offset
 
 
-def _carry_owner_into_retries(owner: str) -> None:
-    """Put the token in this run's kwargs: the runner re-queues a failed run with them."""
-    run = current_run()
-    if run is None:
-        return
-    run.kwargs["lock_owner"] = owner
-    JobRun.objects.filter(pk=run.pk).update(kwargs=run.kwargs)
-
-
 def _will_be_retried(exc: BaseException) -> bool:
-    """Mirror of the runner's decision, so the lease is kept exactly when a retry follows."""
+    """The runner's own decision, so the lease is kept exactly when a retry follows."""
     run = current_run()
     if run is None or run.job != CHAIN_JOB:
         return False
-    policy = get_job(CHAIN_JOB).retry
-    return policy.delay_for(attempt=run.attempt, error=exc, rng=lambda low, high: high) is not None
+    return get_job(CHAIN_JOB).retry.will_retry(attempt=run.attempt, error=exc)

@@ -46,6 +46,8 @@ class PageResult:
     applies_queued: int
     next: Position
     checkpoint: datetime
+    #: The chain's counts so far, this page included (Timestamp.progress after it).
+    chain_totals: dict[str, Any]
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
@@ -124,18 +126,17 @@ def import_page(
         LicensePool.objects.filter(pk__in=[pools[i].pk for i in items if i in pools]).update(
             metadata_checked_at=now
         )
-        checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
-        result = PageResult(
+        page = _PageCounts(
             records=len(records),
             skipped=skipped,
             new_pools=len(new_ids),
             items_requests=1 if due else 0,
             applies_queued=len(applies),
-            next=next_position(position, records_on_page=len(records), day_end=day_end),
-            checkpoint=checkpoint,
         )
-        _checkpoint(collection, result)
-    return result
+        checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
+        next_at = next_position(position, records_on_page=len(records), day_end=day_end)
+        chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
+    return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
 
 
 def _due_pools(pools: dict[str, LicensePool], *, now: datetime) -> set[str]:
@@ -169,14 +170,26 @@ def _changed_items(
     return changed
 
 
-def _checkpoint(collection: Collection, page: PageResult) -> None:
+@dataclass(frozen=True, kw_only=True)
+class _PageCounts:
+    records: int
+    skipped: int
+    new_pools: int
+    items_requests: int
+    applies_queued: int
+
+
+def _checkpoint(
+    collection: Collection, page: _PageCounts, *, checkpoint: datetime, next_at: Position
+) -> dict[str, Any]:
+    """Move Timestamp.finish and add the page to the chain's counts; returns the counts."""
     timestamp = Timestamp.objects.select_for_update().get(pk=get_timestamp(collection).pk)
     progress = {k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS}
     progress["pages"] += 1
     for key in ("records", "skipped", "new_pools", "items_requests", "applies_queued"):
         progress[key] += getattr(page, key)
-    progress["current_day"] = page.next.current_day.isoformat()
-    timestamp.finish = page.checkpoint
+    progress["current_day"] = next_at.current_day.isoformat()
+    timestamp.finish = checkpoint
     timestamp.counter += page.records
     timestamp.progress = progress
     timestamp.achievements = (
@@ -185,3 +198,4 @@ def _checkpoint(collection: Collection, page: PageResult) -> None:
         f"applies queued {progress['applies_queued']}"
     )
     timestamp.save(update_fields=["finish", "counter", "progress", "achievements"])
+    return progress

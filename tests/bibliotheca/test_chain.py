@@ -309,19 +309,18 @@ def test_malformed_xml__is_terminal(collection, simulator):
     assert not JobRun.objects.filter(parent=failed).exists()
 
 
-def test_lock_held_by_another_owner__first_hop_is_skipped(collection, simulator):
+def test_lock_held_by_another_owner__first_hop_is_recorded_skipped(collection, simulator):
     key = purchase_lock_key(collection.pk)
     locks.acquire_lease(key=key, owner="other-chain", lease_seconds=600)
     start_chain(collection)
 
     (run,) = drain()
 
-    assert run.result == {
-        "skipped": True,
-        "reason": f"lock {key} is held by other-chain",
-        "collection_id": collection.pk,
-    }
+    assert run.status == JobRun.Status.SKIPPED
+    assert run.result == {"skipped": True, "reason": f"lock {key} is held by other-chain"}
+    assert not JobRun.objects.filter(parent=run).exists()  # never retried
     assert simulator.state.counts == {} and locks.lease_holder(key)[0] == "other-chain"
+    assert not Timestamp.objects.filter(collection=collection).exists()  # nothing reset
 
 
 def test_purchase_lock__is_distinct_from_the_event_import_lock(collection, simulator):
@@ -346,3 +345,41 @@ def test_lease_lost_mid_chain__warns_flags_and_continues(collection, simulator, 
     assert "expired between hops" in caplog.text
     assert chain_runs()[-1].result["done"] is True
     assert LicensePool.objects.count() == RECORDS
+
+
+def test_progress__every_hop_reports_days_of_the_range_and_the_chains_counts(collection, simulator):
+    start_chain(collection)
+    drain(include_apply=False)
+
+    runs = chain_runs()
+    progress = [r.progress for r in runs]
+    # The range is 2014-01-01 .. NOW (3.5 days): 4 day windows, the last one partial.
+    assert {(p["unit"], p["total"]) for p in progress} == {("days", 4)}
+    assert [p["done"] for p in progress] == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4]
+    assert [p["pages"] for p in progress] == list(range(1, PAGES + 1))
+    assert progress[-1]["records"] == RECORDS and progress[-1]["skipped"] == 0
+    assert all(p["hop_pages"] == 1 for p in progress)
+    first = runs[0]
+    assert first.kwargs["since"] == "2014-01-01T00:00:00+00:00"
+    assert first.kwargs["until"] == NOW.isoformat()
+    assert all(r.kwargs["since"] == first.kwargs["since"] for r in runs)
+
+
+def test_transient_error_on_first_hop_of_force_reimport__retry_restarts_at_2014(
+    collection, simulator
+):
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+    simulator.state.log.clear()
+    simulator.state.faults.append(Fault(kind="5xx", endpoint="marc"))
+
+    first = start_chain(collection, time_budget_seconds=60, force_reimport=True)
+    drain(include_apply=False)
+
+    first.refresh_from_db()
+    retry = JobRun.objects.get(parent=first)
+    assert first.status == "failed" and retry.status == "succeeded"
+    assert retry.kwargs["current_day"] == "2014-01-01T00:00:00+00:00"
+    starts = [q.split("&")[0] for q in marc_queries(simulator)]
+    assert starts[:2] == ["startdate=2014-01-01T00%3A00%3A00"] * 2  # failed, then retried
+    assert retry.result["records"] == RECORDS and timestamp(collection).finish == NOW
