@@ -93,8 +93,6 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, set now to silence the warning
-
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".run" / "static"
 

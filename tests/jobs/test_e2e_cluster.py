@@ -54,12 +54,13 @@ def test_two_concurrent_runs__one_succeeds_one_is_skipped(qcluster):
 def test_killed_worker__lease_expires_and_the_job_runs_again(qcluster):
     (first_cluster,) = qcluster.start(["default"])
     stuck = enqueue_job("tests.sleep", kwargs={"seconds": 120}, trigger="command")
+    # claimed first, then the lease is taken: wait for the lease, not just the status
     wait_until(
-        lambda: JobRun.objects.filter(pk=stuck.pk, status="running").exists(),
+        lambda: (lease_holder("job:tests.sleep") or ("",))[0] == f"run:{stuck.pk}",
         timeout_seconds=30,
-        what="the long run to start",
+        what="the long run to take its lease",
     )
-    assert lease_holder("job:tests.sleep")[0] == f"run:{stuck.pk}"
+    assert JobRun.objects.get(pk=stuck.pk).status == "running"
 
     qcluster.kill(first_cluster)  # kill -9: no cleanup, the lease is left behind
     wait_until(
