@@ -71,9 +71,10 @@ class LoyaltyCard(models.Model):
 
     class Meta:
         indexes = [
-            # Both expiration phases scan one merchant's active cards with points by inactivity.
+            # Both expiration phases walk one merchant's active cards with points in
+            # (last_activity_at, id) order: each chunk is one range read, no sort (loyalty.sql).
             models.Index(
-                fields=["merchant", "last_activity_at"],
+                fields=["merchant", "last_activity_at", "id"],
                 condition=Q(is_active=True, points_balance__gt=0),
                 name="loyalty_card_expirable_idx",
             ),

@@ -1,8 +1,11 @@
 """Hand-written SQL of the loyalty app, each statement named and described once.
 
-Both chunk statements lock with FOR UPDATE SKIP LOCKED and walk the cards by id
-(`after_id`), so two workers never touch one card and a chunk that cannot finish
-never makes the loop select it again.
+Both chunk statements lock with FOR UPDATE SKIP LOCKED and walk one merchant's cards
+in (last_activity_at, id) order from the last card of the previous chunk (`after_at`,
+`after_id`), so two workers never touch one card, a chunk that cannot finish never makes
+the loop select it again, and each chunk reads exactly its cards from
+`loyalty_card_expirable_idx` (merchant, last_activity_at, id) WHERE is_active AND
+points_balance > 0: no sort, no filtered rows, however many cards are not due.
 """
 
 #: Mark one chunk of cards due for the 14-day warning as warned; returns what to notify.
@@ -16,9 +19,10 @@ WITH picked AS (
        AND c.last_activity_at >= %(expiration_threshold)s
        AND (c.last_expiration_warning_at IS NULL
             OR c.last_expiration_warning_at < c.last_activity_at)
-       AND c.id > %(after_id)s
+       AND (c.last_activity_at, c.id)
+           > (COALESCE(%(after_at)s, '-infinity'::timestamptz), %(after_id)s)
        AND (%(card_ids)s::bigint[] IS NULL OR c.id = ANY(%(card_ids)s::bigint[]))
-     ORDER BY c.id
+     ORDER BY c.last_activity_at, c.id
      LIMIT %(limit)s
        FOR UPDATE OF c SKIP LOCKED
 )
@@ -37,9 +41,10 @@ WITH picked AS (
      WHERE c.merchant_id = %(merchant_id)s
        AND c.is_active AND c.points_balance > 0
        AND c.last_activity_at < %(expiration_threshold)s
-       AND c.id > %(after_id)s
+       AND (c.last_activity_at, c.id)
+           > (COALESCE(%(after_at)s, '-infinity'::timestamptz), %(after_id)s)
        AND (%(card_ids)s::bigint[] IS NULL OR c.id = ANY(%(card_ids)s::bigint[]))
-     ORDER BY c.id
+     ORDER BY c.last_activity_at, c.id
      LIMIT %(limit)s
        FOR UPDATE OF c SKIP LOCKED
 ), expired AS (
@@ -60,5 +65,19 @@ WITH picked AS (
 )
 SELECT e.id, e.number, e.points, e.last_activity_at, cu.name, cu.email, cu.phone
   FROM expired e JOIN loyalty_customer cu ON cu.id = e.customer_id
- ORDER BY e.id
+ ORDER BY e.last_activity_at, e.id
+"""
+
+#: The outbox rows of one chunk, one array per column (jobs.services.outbox's row shape;
+#: ON CONFLICT on the dedup key makes queueing twice a no-op).
+QUEUE_NOTIFICATIONS = """
+INSERT INTO jobs_notification
+       (channel, recipient, template, subject, body, dedup_key, status, attempts,
+        max_attempts, next_attempt_at, last_error, created_at, requeued_by)
+SELECT n.channel, n.recipient, n.template, n.subject, n.body, n.dedup_key, 'pending', 0,
+       %(max_attempts)s, %(now)s, '', %(now)s, ''
+  FROM unnest(%(channel)s::text[], %(recipient)s::text[], %(template)s::text[],
+              %(subject)s::text[], %(body)s::text[], %(dedup_key)s::text[])
+       AS n(channel, recipient, template, subject, body, dedup_key)
+ON CONFLICT (dedup_key) DO NOTHING
 """

@@ -3,8 +3,9 @@
 Per active program with `points_expiration_days > 0`: first the warnings (cards
 inactive past expiration-minus-14 days, not yet expired, not yet warned in this
 inactivity cycle), then the expiration (balance to 0, a POINTS_EXPIRED ledger row,
-total_points_voided increased). Each chunk is one statement plus the outbox insert,
-commits on its own, and locks its cards FOR UPDATE SKIP LOCKED.
+total_points_voided increased). Each chunk is one statement plus one outbox insert,
+commits on its own, and locks its cards FOR UPDATE SKIP LOCKED. Chunks walk the cards
+in (last_activity_at, id) order along `loyalty_card_expirable_idx` (see loyalty.sql).
 """
 
 import logging
@@ -16,18 +17,19 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from jobs.context import report_progress
-from jobs.services.outbox import queue_notifications
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.services.notifications import (
     CardRow,
     expired_notifications,
+    queue_chunk_notifications,
     warning_notifications,
 )
 
 logger = logging.getLogger("loyalty.expiration")
 
 WARNING_DAYS = 14
+#: Cards per chunk: one transaction, row locks held for one statement plus one outbox insert.
 CHUNK_SIZE = 500
 
 
@@ -132,11 +134,11 @@ def _send_warnings(
     program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
 ) -> tuple[int, int]:
     """Mark and notify chunk by chunk; a chunk whose notifications fail is rolled back, skipped
-    by the id cursor (no spin) and warned again on the next run."""
+    by the (last_activity_at, id) cursor (no spin) and warned again on the next run."""
     warning_threshold, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
     sent = failed = 0
-    after_id = 0
+    after_at, after_id = None, 0
     while True:
         rows: list[CardRow] = []
         try:
@@ -148,6 +150,7 @@ def _send_warnings(
                             "merchant_id": program.merchant_id,
                             "warning_threshold": warning_threshold,
                             "expiration_threshold": expiration_threshold,
+                            "after_at": after_at,
                             "after_id": after_id,
                             "limit": chunk_size,
                             "now": now,
@@ -157,7 +160,7 @@ def _send_warnings(
                     rows = _rows(cursor)
                 if not rows:
                     break
-                queue_notifications(
+                queue_chunk_notifications(
                     warning_notifications(
                         rows, merchant_name=program.merchant.name, expiration_days=days, now=now
                     )
@@ -175,7 +178,7 @@ def _send_warnings(
             failed += len(rows)
         else:
             sent += len(rows)
-        after_id = max(row.card_id for row in rows)
+        after_at, after_id = max((row.last_activity_at, row.card_id) for row in rows)
     if sent or failed:
         logger.info("program %s: %s warnings queued, %s failed", program.pk, sent, failed)
     return sent, failed
@@ -188,7 +191,7 @@ def _expire(
     _, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
     cards = points = notify_failed = 0
-    after_id = 0
+    after_at, after_id = None, 0
     while True:
         with transaction.atomic():
             with connection.cursor() as cursor:
@@ -197,6 +200,7 @@ def _expire(
                     {
                         "merchant_id": program.merchant_id,
                         "expiration_threshold": expiration_threshold,
+                        "after_at": after_at,
                         "after_id": after_id,
                         "limit": chunk_size,
                         "now": now,
@@ -209,7 +213,7 @@ def _expire(
                 break
             try:
                 with transaction.atomic():
-                    queue_notifications(
+                    queue_chunk_notifications(
                         expired_notifications(
                             rows, merchant_name=program.merchant.name, expiration_days=days
                         )
@@ -223,7 +227,7 @@ def _expire(
                 notify_failed += len(rows)
         cards += len(rows)
         points += sum(row.points for row in rows)
-        after_id = rows[-1].card_id
+        after_at, after_id = rows[-1].last_activity_at, rows[-1].card_id
         logger.info(
             "program %s: expired chunk of %s cards, %s cards so far", program.pk, len(rows), cards
         )

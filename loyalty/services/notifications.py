@@ -7,8 +7,17 @@ rerun (or a second worker) never queues a second message.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from jobs.services.outbox import OutgoingNotification
+from django.db import connection, transaction
+from django.template import Context
+from django.template.base import TextNode, Variable, VariableNode, render_value_in_context
+from django.template.loader import get_template, render_to_string
+from django.utils import timezone
+
+from jobs.retry import DEFAULT_RETRY
+from jobs.services.outbox import OutgoingNotification, kick_delivery
+from loyalty import sql
 
 WARNING_TEMPLATE = "loyalty/notifications/points_expiring"
 EXPIRED_TEMPLATE = "loyalty/notifications/points_expired"
@@ -98,3 +107,123 @@ def expired_notifications(
             )
         )
     return items
+
+
+# --- Queueing a chunk's notifications: each template compiled once, one INSERT per chunk ---
+#
+# jobs.services.outbox.queue_notifications renders two Django templates per email row and
+# inserts with one placeholder per value; at 200,000 expired cards that cost more than
+# the expiration itself (bench/expire_points.py). Our templates are plain text with
+# `{{ name }}` variables only, so each is split once into text and variables and filled
+# per row with the engine's own value rendering (localize + autoescape): the rows record
+# exactly what render_notification would have produced (tests/loyalty compare the two).
+# A template using anything else (filters, tags) is rendered by the engine as before.
+
+_Part = tuple[str, str | None]  # (text, None) or ("", context key)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    parts: tuple[_Part, ...]
+    #: Renders values as the engine would for this template (autoescape, localization).
+    context: Context
+
+
+def _compile(template_name: str) -> _Compiled | None:
+    """Text and plain-variable parts of a template, or None when it needs the engine."""
+    inner = getattr(get_template(template_name), "template", None)  # django.template.Template
+    if inner is None:
+        return None
+    parts: list[_Part] = []
+    for node in inner.nodelist:
+        if type(node) is TextNode:
+            parts.append((node.s, None))
+            continue
+        if type(node) is not VariableNode:
+            return None
+        expression = node.filter_expression
+        variable = expression.var
+        if (
+            expression.filters
+            or not isinstance(variable, Variable)
+            or variable.lookups is None
+            or len(variable.lookups) != 1
+            or variable.translate
+        ):
+            return None
+        parts.append(("", variable.lookups[0]))
+    return _Compiled(tuple(parts), Context(autoescape=inner.engine.autoescape))
+
+
+class ChunkRenderer:
+    """Renders OutgoingNotifications like jobs.services.outbox.render_notification, faster.
+
+    Build one per chunk: templates are compiled once per instance (from the engine's
+    cached templates, so a changed template is picked up by the next chunk).
+    """
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, _Compiled | None] = {}
+
+    def _render(self, template_name: str, context: dict[str, Any]) -> str:
+        if template_name not in self._compiled:
+            self._compiled[template_name] = _compile(template_name)
+        compiled = self._compiled[template_name]
+        if compiled is None or any(
+            key is not None and (key not in context or callable(context[key]))
+            for _text, key in compiled.parts
+        ):
+            return render_to_string(template_name, context)
+        return "".join(
+            text if key is None else render_value_in_context(context[key], compiled.context)
+            for text, key in compiled.parts
+        )
+
+    def render(self, item: OutgoingNotification) -> tuple[str, str]:
+        """(subject, body): the text render_notification returns for the item."""
+        if item.channel == "sms":
+            return "", self._render(f"{item.template}.sms.txt", item.context).strip()
+        if item.channel != "email":
+            raise ValueError(f"unknown channel {item.channel!r}")
+        subject = " ".join(self._render(f"{item.template}.subject.txt", item.context).split())
+        return subject[:255], self._render(f"{item.template}.txt", item.context)
+
+
+def queue_chunk_notifications(items: list[OutgoingNotification]) -> int:
+    """Queue one chunk's outbox rows in one statement (unnest); returns how many were new.
+
+    The same rows queue_notifications writes (pending, attempts 0, the default retry
+    policy's attempts, due now, dedup key unique), inside the caller's transaction, and
+    delivery is kicked after commit.
+    """
+    if not items:
+        return 0
+    renderer = ChunkRenderer()
+    columns: list[list[Any]] = [[], [], [], [], [], []]
+    for item in items:
+        subject, body = renderer.render(item)
+        for column, value in zip(
+            columns,
+            (item.channel, item.recipient, item.template, subject, body, item.dedup_key),
+            strict=True,
+        ):
+            column.append(value)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.QUEUE_NOTIFICATIONS,
+            {
+                "channel": columns[0],
+                "recipient": columns[1],
+                "template": columns[2],
+                "subject": columns[3],
+                "body": columns[4],
+                "dedup_key": columns[5],
+                "max_attempts": DEFAULT_RETRY.max_attempts,
+                "now": now,
+            },
+        )
+        created = cursor.rowcount
+    if created:
+        transaction.on_commit(kick_delivery)
+    return created
