@@ -27,6 +27,7 @@ demo: setup
 	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py demo
 
 test: venv db
+	@scripts/ensure_chromium.sh
 	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
