@@ -194,12 +194,14 @@ class JobRunAdmin(admin.ModelAdmin):
         return format_html(
             '<div id="run-progress" data-url="{}" data-status="{}" data-live="{}">'
             '<div class="progress-track"><div class="progress-fill" style="width:{}%"></div></div>'
-            ' <span class="progress-text">{}</span></div>',
+            ' <span class="progress-text">{}</span> <span class="progress-detail help">{}</span>'
+            "</div>",
             reverse("admin:jobs_jobrun_progress", args=[run.pk]),
             run.status,
             "false" if run.is_finished else "true",
             f"{percent:.1f}",
             view.text if view else ("not reported" if run.is_finished else "waiting for a report"),
+            view.detail if view else "",
         )
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
@@ -335,6 +337,7 @@ class JobRunAdmin(admin.ModelAdmin):
                 "progress": run.progress,
                 "percent": view.percent if view else None,
                 "text": view.text if view else "",
+                "detail": view.detail if view else "",
                 "duration_seconds": run.duration_seconds,
                 "heartbeat_at": run.heartbeat_at,
             }

@@ -13,6 +13,8 @@ class ProgressView:
     percent: float | None
     #: "3 of 10 days", or "42 cards" without a total.
     text: str
+    #: The other numbers the job reported ("pages 12, records 340"), or "".
+    detail: str = ""
 
 
 def describe_progress(progress: dict[str, Any] | None) -> ProgressView | None:
@@ -23,10 +25,17 @@ def describe_progress(progress: dict[str, Any] | None) -> ProgressView | None:
     unit = str(progress.get("unit") or "items")
     if not isinstance(done, int | float):
         return None
+    detail = ", ".join(
+        f"{key.replace('_', ' ')} {value:g}"
+        for key, value in progress.items()
+        if key not in ("done", "total", "unit")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    )
     if isinstance(total, int | float) and total > 0:
         percent = max(0.0, min(100.0, 100.0 * done / total))
-        return ProgressView(round(percent, 1), f"{done:g} of {total:g} {unit}")
-    return ProgressView(None, f"{done:g} {unit}")
+        return ProgressView(round(percent, 1), f"{done:g} of {total:g} {unit}", detail)
+    return ProgressView(None, f"{done:g} {unit}", detail)
 
 
 class ProgressPrinter:
@@ -54,7 +63,8 @@ class ProgressPrinter:
             self._drawn = True
         else:
             percent = f" ({view.percent:.0f}%)" if view.percent is not None else ""
-            self.stream.write(f"{self.label}: {view.text}{percent}\n")
+            detail = f" ({view.detail})" if view.detail else ""
+            self.stream.write(f"{self.label}: {view.text}{percent}{detail}\n")
         self.stream.flush()
 
     def finish(self) -> None:

@@ -31,6 +31,13 @@ def test_describe_progress__words_and_percent(progress, percent, text):
     assert (view.percent, view.text) == (percent, text)
 
 
+def test_describe_progress__other_numbers_become_the_detail():
+    view = describe_progress(
+        {"done": 2, "total": 4, "unit": "days", "pages": 12, "current_day": "2026-01-02"}
+    )
+    assert (view.text, view.detail) == ("2 of 4 days", "pages 12")
+
+
 def test_describe_progress__nothing_reported_is_none():
     assert describe_progress(None) is None and describe_progress({"note": "x"}) is None
 
