@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test setup venv db migrate lint bench run-web run-cluster stop-db clean
+.PHONY: demo test test-slow setup venv db migrate lint bench run-web run-cluster stop-db clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
@@ -29,6 +29,10 @@ demo: setup
 test: venv db
 	@scripts/ensure_chromium.sh
 	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest $(PYTEST_ARGS)
+
+# the slow reliability suite (crash, fault and scale-out tests; about 10 minutes)
+test-slow: venv db
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: venv
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
