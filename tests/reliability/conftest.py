@@ -1,0 +1,128 @@
+"""Reliability helpers: bulk seeding in SQL, aging out a killed run's lease, a checkpoint sampler."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+from django_q.models import Schedule
+
+from jobs.models import JobRun, Lease
+from tests.bibliotheca import conftest as bibliotheca_fixtures
+
+# The Bibliotheca simulator and collection fixtures (each test module picks its catalogue).
+catalogue = bibliotheca_fixtures.catalogue
+simulator = bibliotheca_fixtures.simulator
+make_collection = bibliotheca_fixtures.make_collection
+collection = bibliotheca_fixtures.collection
+
+
+def say(message: str) -> None:
+    """What a reliability test did and verified (visible with `pytest -s`)."""
+    print(f"[reliability] {message}", flush=True)
+
+
+@pytest.fixture
+def quiet_scheduler(transactional_db) -> None:
+    """No cron schedule fires behind the test's back: only the runs it queues itself."""
+    Schedule.objects.all().delete()
+
+
+def execute(sql: str, params: list | None = None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+
+
+def seed_due_cards(cards: int, *, expiration_days: int = 365):
+    """One program and `cards` cards inactive 380..399 days (real clock), one earn row each."""
+    from loyalty.models import LoyaltyProgram, Merchant
+
+    merchant = Merchant.objects.create(name="Crash Coffee")
+    program = LoyaltyProgram.objects.create(
+        merchant=merchant, name="Crash points", points_expiration_days=expiration_days
+    )
+    execute(
+        "INSERT INTO loyalty_customer (name, email, phone)"
+        " SELECT 'Customer ' || g, 'c' || g || '@example.com', '' FROM generate_series(1, %s) g",
+        [cards],
+    )
+    execute(
+        "INSERT INTO loyalty_loyaltycard (merchant_id, customer_id, number, points_balance,"
+        " stamp_count, total_points_voided, last_activity_at, is_active,"
+        " google_object_id, apple_serial_number)"
+        " SELECT %s, cu.id, 'R' || lpad(cu.id::text, 9, '0'), 1 + cu.id %% 997, 0, 0,"
+        "        date_trunc('second', now()) - make_interval(days => 380 + (cu.id %% 20)::int,"
+        "                                                   secs => cu.id %% 3600),"
+        "        true, '', ''"
+        "   FROM loyalty_customer cu",
+        [merchant.pk],
+    )
+    execute(
+        "INSERT INTO loyalty_loyaltytransaction (card_id, merchant_id, transaction_type,"
+        " points_delta, points_balance_after, stamps_delta, stamps_balance_after, notes,"
+        " transaction_at)"
+        " SELECT id, merchant_id, 'points_earned', points_balance, points_balance, 0, 0, '',"
+        "        last_activity_at FROM loyalty_loyaltycard"
+    )
+    execute("ANALYZE loyalty_loyaltycard")
+    execute("ANALYZE loyalty_loyaltytransaction")
+    return program
+
+
+def age_out(*, lease_key: str, run_ids: list[int], seconds: float) -> None:
+    """Let `seconds` pass for a killed worker: its lease expires, its heartbeat goes stale.
+
+    The crash tests do not wait 10 minutes or 2 hours of real time for that; they move the
+    two timestamps back, which is all the next run looks at.
+    """
+    past = timezone.now() - timedelta(seconds=1)
+    Lease.objects.filter(key=lease_key).update(expires_at=past)
+    JobRun.objects.filter(pk__in=run_ids, status=JobRun.Status.RUNNING).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=seconds + 1)
+    )
+
+
+class Sampler:
+    """Reads `probe()` every `interval` seconds in a thread (its own DB connection)."""
+
+    def __init__(self, probe: Callable[[], object], interval: float = 0.05) -> None:
+        self.probe = probe
+        self.interval = interval
+        self.samples: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.samples.append(self.probe())
+                time.sleep(self.interval)
+        finally:
+            connections.close_all()
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def sampler() -> Iterator[type[Sampler]]:
+    yield Sampler
+
+
+def poll(predicate: Callable[[], object], *, timeout: float, what: str, every: float = 0.05):
+    """Fast polling (the crash tests must catch a run in the middle)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
