@@ -1,38 +1,108 @@
-"""Find or create identifiers and license pools for a page of ids, in set-based SQL."""
+"""Find or create identifiers and license pools for a page of ids, in one SQL statement."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from bibliotheca.models import Collection, Identifier, LicensePool
+from django.db import connection
+
+from bibliotheca.models import Collection, Edition, Identifier, LicensePool
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolRow:
+    """A page id's pool, and what needs-apply and the metadata refresh need to know."""
+
+    identifier_id: int
+    pool_id: int
+    #: Created by this call.
+    is_new: bool
+    #: When item metadata was last looked up (None: never).
+    metadata_checked_at: datetime | None
+    #: Edition.data_hash of the identifier, None without an Edition.
+    edition_hash: str | None
+
+
+# Rows inserted by a data-modifying CTE are invisible to the statement's other reads
+# (one snapshot), so "inserted" UNION ALL "already there" lists every row exactly once.
+# The lookups are LATERAL ... LIMIT 1 so that each is one probe of a unique index
+# (a plain join may be planned as a scan of the whole table, whose cost grows with it).
+_FIND_OR_CREATE = """
+WITH input AS (
+    SELECT DISTINCT unnest(%(values)s::varchar[]) AS value
+),
+new_identifiers AS (
+    INSERT INTO {identifier} (type, value)
+    SELECT %(type)s, value FROM input
+    ON CONFLICT (type, value) DO NOTHING
+    RETURNING id, value
+),
+identifiers AS (
+    SELECT id, value FROM new_identifiers
+    UNION ALL
+    SELECT i.id, input.value FROM input CROSS JOIN LATERAL (
+        SELECT id FROM {identifier} WHERE type = %(type)s AND value = input.value LIMIT 1
+    ) i
+),
+new_pools AS (
+    INSERT INTO {pool} (collection_id, identifier_id, created_at)
+    SELECT %(collection)s, id, %(now)s FROM identifiers
+    ON CONFLICT (collection_id, identifier_id) DO NOTHING
+    RETURNING id, identifier_id
+)
+SELECT ident.value, ident.id, COALESCE(np.id, p.id), np.id IS NOT NULL,
+       p.metadata_checked_at, e.data_hash
+FROM identifiers ident
+LEFT JOIN new_pools np ON np.identifier_id = ident.id
+LEFT JOIN LATERAL (
+    SELECT id, metadata_checked_at FROM {pool}
+    WHERE collection_id = %(collection)s AND identifier_id = ident.id LIMIT 1
+) p ON true
+LEFT JOIN LATERAL (
+    SELECT data_hash FROM {edition} WHERE identifier_id = ident.id LIMIT 1
+) e ON true
+"""
 
 
 def find_or_create_pools(
     collection: Collection, item_ids: list[str], *, now: datetime
-) -> tuple[dict[str, LicensePool], set[str]]:
-    """({item id: pool}, ids whose pool is new); two INSERT ... ON CONFLICT, two SELECTs."""
-    kind = Identifier.Type.BIBLIOTHECA_ID
-    Identifier.objects.bulk_create(
-        [Identifier(type=kind, value=v) for v in item_ids], ignore_conflicts=True
+) -> dict[str, PoolRow]:
+    """{item id: PoolRow} for every id, creating the missing identifiers and pools.
+
+    One statement (INSERT ... ON CONFLICT DO NOTHING for both tables, and the pools'
+    metadata state and Edition hash in the same round trip). A row another transaction
+    committed while the statement ran is not in its snapshot: such ids are looked up
+    again by a second statement (rare: two collections creating the same identifier).
+    """
+    sql = _FIND_OR_CREATE.format(
+        identifier=Identifier._meta.db_table,
+        pool=LicensePool._meta.db_table,
+        edition=Edition._meta.db_table,
     )
-    identifiers = dict(
-        Identifier.objects.filter(type=kind, value__in=item_ids).values_list("value", "id")
-    )
-    existing = set(
-        LicensePool.objects.filter(
-            collection=collection, identifier_id__in=identifiers.values()
-        ).values_list("identifier__value", flat=True)
-    )
-    LicensePool.objects.bulk_create(
-        [
-            LicensePool(collection=collection, identifier_id=identifiers[v], created_at=now)
-            for v in item_ids
-            if v not in existing
-        ],
-        ignore_conflicts=True,
-    )
-    pools = {
-        pool.identifier.value: pool
-        for pool in LicensePool.objects.filter(
-            collection=collection, identifier_id__in=identifiers.values()
-        ).select_related("identifier")
-    }
-    return pools, set(item_ids) - existing
+    wanted = list(dict.fromkeys(item_ids))
+    found: dict[str, PoolRow] = {}
+    for _ in range(3):
+        missing = [v for v in wanted if v not in found]
+        if not missing:
+            break
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                {
+                    "values": missing,
+                    "type": Identifier.Type.BIBLIOTHECA_ID,
+                    "collection": collection.pk,
+                    "now": now,
+                },
+            )
+            for value, identifier_id, pool_id, is_new, checked_at, edition_hash in cursor:
+                if pool_id is not None:
+                    found[value] = PoolRow(
+                        identifier_id=identifier_id,
+                        pool_id=pool_id,
+                        is_new=is_new,
+                        metadata_checked_at=checked_at,
+                        edition_hash=edition_hash,
+                    )
+    if len(found) != len(wanted):
+        raise RuntimeError(f"could not find or create pools for {len(wanted) - len(found)} ids")
+    return found

@@ -10,6 +10,7 @@ the end of the chain release it.
 import logging
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,12 +21,13 @@ from bibliotheca.conf import DEFAULT_START, bibliotheca_settings
 from bibliotheca.models import Collection, Timestamp
 from bibliotheca.services.client import BibliothecaClient
 from bibliotheca.services.purchase_records import (
+    fetch_page,
     get_start,
     get_timestamp,
     import_page,
     start_chain,
 )
-from bibliotheca.services.windows import Position, is_up_to_date
+from bibliotheca.services.windows import Position, is_up_to_date, next_position, window_end
 from jobs import locks
 from jobs.context import current_run, flag_for_attention, report_progress, update_run_kwargs
 from jobs.exceptions import JobSkipped
@@ -36,6 +38,10 @@ from jobs.runner import enqueue_job
 logger = logging.getLogger("bibliotheca")
 
 CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
+#: A hop reports progress at most this often (and always after its last page).
+PROGRESS_EVERY_SECONDS = 1.0
+#: A hop longer than this extends the lease again (it is extended when the hop starts).
+EXTEND_EVERY_SECONDS = 60.0
 
 
 def purchase_lock_key(collection_id: int) -> str:
@@ -195,22 +201,54 @@ def _run_pages(
     chain: _Range,
 ) -> dict[str, Any]:
     client = BibliothecaClient.for_collection(collection)
-    deadline = time.monotonic() + time_budget_seconds
+    started = time.monotonic()
+    deadline = started + time_budget_seconds
     totals = {"pages": 0, "records": 0, "skipped": 0, "new_pools": 0, "applies_queued": 0}
     totals["items_requests"] = 0
     started_at = position.current_day.isoformat()
     _report(chain, position.current_day, get_timestamp(collection).progress, hop_pages=0)
-    while not is_up_to_date(position.current_day, chain.until):
-        page = import_page(collection, client, position, until=chain.until, now=timezone.now())
-        for name in totals:
-            totals[name] += 1 if name == "pages" else getattr(page, name)
-        position = page.next
-        locks.extend_lease(
-            key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
-        )
-        _report(chain, position.current_day, page.chain_totals, hop_pages=totals["pages"])
-        if time.monotonic() >= deadline:
-            break
+    # The hop extended (or took) the lease just now; a long hop extends it again, and
+    # reports progress at most every PROGRESS_EVERY_SECONDS and after its last page,
+    # rather than paying two more writes per page.
+    extended_at = reported_at = started
+    page_seconds = 0.0
+    with _PagesAhead(collection, until=chain.until) as ahead:
+        while not is_up_to_date(position.current_day, chain.until):
+            page_started = time.monotonic()
+            records = ahead.take(position)
+            # The next position depends only on this page's size: while this page is
+            # written, fetch the next one, if the budget leaves time to import it.
+            next_at = next_position(
+                position,
+                records_on_page=len(records),
+                day_end=window_end(position.current_day, chain.until),
+            )
+            if page_started + 2 * page_seconds < deadline:
+                ahead.start(next_at)
+            page = import_page(
+                collection,
+                client,
+                position,
+                until=chain.until,
+                now=timezone.now(),
+                records=records,
+            )
+            for name in totals:
+                totals[name] += 1 if name == "pages" else getattr(page, name)
+            position = page.next
+            now = time.monotonic()
+            page_seconds = now - page_started
+            last_page = now >= deadline or is_up_to_date(position.current_day, chain.until)
+            if now - extended_at >= EXTEND_EVERY_SECONDS:
+                locks.extend_lease(
+                    key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
+                )
+                extended_at = now
+            if last_page or now - reported_at >= PROGRESS_EVERY_SECONDS:
+                _report(chain, position.current_day, page.chain_totals, hop_pages=totals["pages"])
+                reported_at = now
+            if now >= deadline:
+                break
     return {
         **totals,
         "from": started_at,
@@ -218,6 +256,42 @@ def _run_pages(
         "to": position.current_day.isoformat(),
         "offset": position.offset,
     }
+
+
+class _PagesAhead:
+    """Fetches the next MARC page in a thread while the current one is written.
+
+    HTTP and parsing overlap the page's database round trips; errors surface when the
+    page is taken, in page order, so earlier pages are committed first as without it.
+    The thread has its own client (session) and never touches the database.
+    """
+
+    def __init__(self, collection: Collection, *, until: datetime) -> None:
+        self._client = BibliothecaClient.for_collection(collection)
+        self._until = until
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marc-ahead")
+        self._pending: tuple[Position, Future] | None = None
+
+    def __enter__(self) -> "_PagesAhead":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Waits for a fetch in flight (bounded by the request timeout); its page is dropped.
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def start(self, position: Position) -> None:
+        if is_up_to_date(position.current_day, self._until):
+            return
+        future = self._executor.submit(fetch_page, self._client, position, until=self._until)
+        self._pending = (position, future)
+
+    def take(self, position: Position) -> list:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == position:
+            return pending[1].result()
+        if pending is not None:
+            pending[1].cancel()
+        return fetch_page(self._client, position, until=self._until)
 
 
 def _is_retry() -> bool:

@@ -5,20 +5,21 @@ together, so a hop killed between pages resumes from the last committed page wit
 losing or duplicating pools.
 """
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
+import pymarc
+from django.db import connection, transaction
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
-from bibliotheca.models import Collection, Edition, LicensePool, Timestamp
+from bibliotheca.models import Collection, LicensePool, Timestamp
 from bibliotheca.services.client import BibliothecaClient
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
-from bibliotheca.services.pools import find_or_create_pools
+from bibliotheca.services.pools import PoolRow, find_or_create_pools
 from bibliotheca.services.windows import (
     Position,
     checkpoint_after_page,
@@ -76,6 +77,17 @@ def start_chain(collection: Collection, *, now: datetime) -> None:
     )
 
 
+def fetch_page(
+    client: BibliothecaClient, position: Position, *, until: datetime
+) -> list[pymarc.Record]:
+    """The MARC page at `position` (no database: a hop may fetch the next page ahead)."""
+    return client.fetch_marc_page(
+        start=position.current_day,
+        end=window_end(position.current_day, until),
+        offset=position.offset,
+    )
+
+
 def import_page(
     collection: Collection,
     client: BibliothecaClient,
@@ -83,15 +95,16 @@ def import_page(
     *,
     until: datetime,
     now: datetime,
+    records: list[pymarc.Record] | None = None,
 ) -> PageResult:
     """Fetch the page at `position`, import it, and move the checkpoint, in one transaction.
 
     `until` is the chain's end (when it started): windows never reach past it.
+    `records`: the page, when the caller fetched it already (`fetch_page`).
     """
     day_end = window_end(position.current_day, until)
-    records = client.fetch_marc_page(
-        start=position.current_day, end=day_end, offset=position.offset
-    )
+    if records is None:
+        records = fetch_page(client, position, until=until)
     item_ids: list[str] = []
     skipped = 0
     for record in records:
@@ -110,11 +123,25 @@ def import_page(
         else:
             item_ids.append(item_id)
     item_ids = list(dict.fromkeys(item_ids))
+    checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
+    next_at = next_position(position, records_on_page=len(records), day_end=day_end)
+
+    if not item_ids:  # nothing to write but the checkpoint: one statement, no transaction
+        page = _PageCounts(records=len(records), skipped=skipped)
+        chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
+        return PageResult(
+            **vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals
+        )
 
     with transaction.atomic():
-        pools, new_ids = find_or_create_pools(collection, item_ids, now=now)
-        due = _due_pools(pools, now=now)
-        items = client.fetch_items(sorted(due)) if due else {}
+        pools = find_or_create_pools(collection, item_ids, now=now)
+        cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
+        due = sorted(
+            item_id
+            for item_id, pool in pools.items()
+            if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
+        )
+        items = client.fetch_items(due) if due else {}
         applies = _changed_items(pools, items)
         if applies:
             enqueue_job(
@@ -123,50 +150,36 @@ def import_page(
                 trigger="chain",
                 parent=current_run(),
             )
-        LicensePool.objects.filter(pk__in=[pools[i].pk for i in items if i in pools]).update(
-            metadata_checked_at=now
-        )
         page = _PageCounts(
             records=len(records),
             skipped=skipped,
-            new_pools=len(new_ids),
+            new_pools=sum(1 for pool in pools.values() if pool.is_new),
             items_requests=1 if due else 0,
             applies_queued=len(applies),
         )
-        checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
-        next_at = next_position(position, records_on_page=len(records), day_end=day_end)
-        chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
+        chain_totals = _checkpoint(
+            collection,
+            page,
+            checkpoint=checkpoint,
+            next_at=next_at,
+            checked_pool_ids=[pools[i].pool_id for i in items if i in pools],
+            now=now,
+        )
     return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
 
 
-def _due_pools(pools: dict[str, LicensePool], *, now: datetime) -> set[str]:
-    """Ids whose pool is new or whose metadata was last checked too long ago."""
-    cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
-    due = LicensePool.objects.filter(pk__in=[p.pk for p in pools.values()]).filter(
-        Q(metadata_checked_at__isnull=True) | Q(metadata_checked_at__lt=cutoff)
-    )
-    return set(due.values_list("identifier__value", flat=True))
-
-
 def _changed_items(
-    pools: dict[str, LicensePool], items: dict[str, dict[str, str]]
+    pools: dict[str, PoolRow], items: dict[str, dict[str, str]]
 ) -> list[dict[str, Any]]:
     """Needs-apply: items whose hash differs from the Edition's stored one (or no Edition)."""
-    identifier_ids = {
-        item_id: pools[item_id].identifier_id for item_id in items if item_id in pools
-    }
-    stored = dict(
-        Edition.objects.filter(identifier_id__in=identifier_ids.values()).values_list(
-            "identifier_id", "data_hash"
-        )
-    )
     changed = []
-    for item_id, identifier_id in identifier_ids.items():
-        digest = data_hash(items[item_id])
-        if stored.get(identifier_id) != digest:
-            changed.append(
-                {"identifier_id": identifier_id, "data": items[item_id], "data_hash": digest}
-            )
+    for item_id, data in items.items():
+        pool = pools.get(item_id)
+        if pool is None:
+            continue
+        digest = data_hash(data)
+        if pool.edition_hash != digest:
+            changed.append({"identifier_id": pool.identifier_id, "data": data, "data_hash": digest})
     return changed
 
 
@@ -174,28 +187,73 @@ def _changed_items(
 class _PageCounts:
     records: int
     skipped: int
-    new_pools: int
-    items_requests: int
-    applies_queued: int
+    new_pools: int = 0
+    items_requests: int = 0
+    applies_queued: int = 0
+
+
+_COUNTED = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
+
+
+def _count(key: str) -> str:
+    return f"COALESCE((t.progress->>'{key}')::bigint, 0) + %({key})s"
+
+
+# The pools' metadata stamp and the checkpoint in one round trip. The chain's lock makes
+# the hop the only writer of its Timestamp; the counters still add up in SQL.
+_CHECKPOINT = """
+WITH checked AS (
+    UPDATE {pool} SET metadata_checked_at = %(now)s WHERE id = ANY(%(checked)s::bigint[])
+)
+UPDATE {timestamp} t SET
+    finish = %(finish)s,
+    counter = t.counter + %(records)s,
+    progress = jsonb_build_object({progress}, 'current_day', %(current_day)s::text),
+    achievements = format(
+        'MARC records fetched: %%s (skipped %%s), pages %%s, new pools %%s, '
+        'applies queued %%s',
+        {achievements}
+    )
+WHERE t.service = %(service)s AND t.collection_id = %(collection)s
+RETURNING t.progress
+""".format(
+    pool="{pool}",
+    timestamp="{timestamp}",
+    progress=", ".join(f"'{key}', {_count(key)}" for key in _COUNTED),
+    achievements=", ".join(
+        _count(key) for key in ("records", "skipped", "pages", "new_pools", "applies_queued")
+    ),
+)
 
 
 def _checkpoint(
-    collection: Collection, page: _PageCounts, *, checkpoint: datetime, next_at: Position
+    collection: Collection,
+    page: _PageCounts,
+    *,
+    checkpoint: datetime,
+    next_at: Position,
+    checked_pool_ids: list[int] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Move Timestamp.finish and add the page to the chain's counts; returns the counts."""
-    timestamp = Timestamp.objects.select_for_update().get(pk=get_timestamp(collection).pk)
-    progress = {k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS}
-    progress["pages"] += 1
-    for key in ("records", "skipped", "new_pools", "items_requests", "applies_queued"):
-        progress[key] += getattr(page, key)
-    progress["current_day"] = next_at.current_day.isoformat()
-    timestamp.finish = checkpoint
-    timestamp.counter += page.records
-    timestamp.progress = progress
-    timestamp.achievements = (
-        f"MARC records fetched: {progress['records']} (skipped {progress['skipped']}), "
-        f"pages {progress['pages']}, new pools {progress['new_pools']}, "
-        f"applies queued {progress['applies_queued']}"
-    )
-    timestamp.save(update_fields=["finish", "counter", "progress", "achievements"])
-    return progress
+    """Move Timestamp.finish, add the page to the chain's counts, stamp the pools whose
+    metadata was looked up; one statement. Returns the chain's counts."""
+    sql = _CHECKPOINT.format(pool=LicensePool._meta.db_table, timestamp=Timestamp._meta.db_table)
+    params = {
+        **vars(page),
+        "pages": 1,
+        "now": now,
+        "checked": checked_pool_ids or [],
+        "finish": checkpoint,
+        "current_day": next_at.current_day.isoformat(),
+        "service": PURCHASE_RECORD_SERVICE,
+        "collection": collection.pk,
+    }
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            progress = row[0]
+            return json.loads(progress) if isinstance(progress, str | bytes) else progress
+        get_timestamp(collection)  # a page outside a chain: create the row, then again
+    raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")

@@ -1,0 +1,336 @@
+"""Bibliotheca purchase-record import through the real clusters vs fetching the pages alone.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs .venv/bin/python bench/bibliotheca_import.py
+
+Creates (and migrates) its own database `<name>_bibliotheca_bench` on the server of
+DATABASE_URL (default: .run/database_url) and never touches `<name>` itself. A
+simulator (in a child process) serves `--records-per-day` x `--days` purchase records
+(default 50 x 200 = 10,000) from 2014-01-01. In one run, on the same simulator:
+
+- limit   in this process, no database: walk the same day windows and offsets as the
+          chain, fetch and parse every MARC page, and fetch and parse one items batch
+          per non-empty page (the metadata a first import must look up). Run before
+          and after the import; the faster run is the limit.
+- import  the full import: `default` and `apply` qclusters (jobs.services.clusters)
+          on the bench database, the chain queued with `until` = start + days; timed
+          from the first hop's creation to the last hop's end (applies may still run
+          on the apply cluster then; their end is reported too).
+
+Target: import / limit <= 1.5 and items requests per MARC page <= 1. Prints a table,
+the ratio and PASS or FAIL (exit 1 on FAIL). The machine may be shared: the ratio,
+measured side by side, is the figure to compare, not the absolute seconds.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TARGET_RATIO = 1.5
+TARGET_ITEMS_PER_PAGE = 1.0
+START = date(2014, 1, 1)
+CHAIN = "bibliotheca.import_purchase_records_by_collection"
+APPLY = "bibliotheca.apply_bibliographic"
+CREDENTIALS = {"library_id": "bench", "account_id": "bench", "account_key": "bench-key"}
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+def bench_database_url(url: str) -> str:
+    """The same server and credentials, database `<name>_bibliotheca_bench`."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "jobs"
+    if not name.endswith("_bibliotheca_bench"):
+        name = f"{name}_bibliotheca_bench"
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def reset_data() -> None:
+    """Empty what a previous run left: bibliotheca rows, runs, leases, queued tasks."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE bibliotheca_edition, bibliotheca_licensepool, bibliotheca_identifier, "
+            "bibliotheca_timestamp, bibliotheca_collection, jobs_jobrun, jobs_lease, "
+            "django_q_ormq, django_q_task CASCADE"
+        )
+        cursor.execute("DELETE FROM django_q_schedule WHERE name LIKE 'run:%%'")
+
+
+# --- the two variants ----------------------------------------------------------------------
+
+
+def run_limit(collection, *, since: datetime, until: datetime) -> dict:
+    """Fetch and parse the chain's pages and one items batch per non-empty page, no DB."""
+    from bibliotheca.services.client import BibliothecaClient
+    from bibliotheca.services.marc import bibliotheca_id
+    from bibliotheca.services.windows import Position, is_up_to_date, next_position, window_end
+
+    client = BibliothecaClient.for_collection(collection)
+    position = Position(current_day=since, offset=1)
+    pages = records = items_requests = 0
+    marc_seconds = 0.0
+    started = time.perf_counter()
+    while not is_up_to_date(position.current_day, until):
+        day_end = window_end(position.current_day, until)
+        page_started = time.perf_counter()
+        page = client.fetch_marc_page(
+            start=position.current_day, end=day_end, offset=position.offset
+        )
+        ids = list(dict.fromkeys(i for i in map(bibliotheca_id, page) if i))
+        marc_seconds += time.perf_counter() - page_started
+        if ids:
+            client.fetch_items(sorted(ids))
+            items_requests += 1
+        pages += 1
+        records += len(page)
+        position = next_position(position, records_on_page=len(page), day_end=day_end)
+    return {
+        "seconds": time.perf_counter() - started,
+        "marc_seconds": marc_seconds,
+        "pages": pages,
+        "records": records,
+        "items_requests": items_requests,
+    }
+
+
+def run_import(collection, *, until: datetime, budget: float | None, timeout: float) -> dict:
+    from django.db.models import Max
+
+    from jobs.models import JobRun
+    from jobs.runner import enqueue_job
+    from jobs.services.waiting import wait_until
+
+    kwargs = {"collection_id": collection.pk, "until": until.isoformat()}
+    if budget is not None:
+        kwargs["time_budget_seconds"] = budget
+    first = enqueue_job(CHAIN, kwargs=kwargs, trigger="command", triggered_by="bench")
+    hops = JobRun.objects.filter(job=CHAIN, id__gte=first.pk)
+
+    def chain_over() -> JobRun | None:
+        return (
+            hops.filter(status__in=["succeeded", "failed", "skipped"])
+            .filter(result__has_key="done")
+            .first()
+            or hops.filter(status__in=["failed", "skipped"]).first()
+        )
+
+    last = wait_until(chain_over, timeout_seconds=timeout, poll_seconds=0.05, what="the chain")
+    wait_until(
+        lambda: not JobRun.objects.filter(status__in=["queued", "running"]).exists(),
+        timeout_seconds=timeout,
+        poll_seconds=0.05,
+        what="the applies",
+    )
+    first.refresh_from_db()
+    results = [r.result or {} for r in hops.order_by("id")]
+    applies = JobRun.objects.filter(job=APPLY, id__gt=first.pk)
+    applies_end = applies.aggregate(end=Max("finished_at"))["end"] or last.finished_at
+    return {
+        "status": last.status,
+        "error": last.error,
+        "seconds": (last.finished_at - first.created_at).total_seconds(),
+        "first_hop_wait": (first.started_at - first.created_at).total_seconds(),
+        "applies_seconds": (max(applies_end, last.finished_at) - first.created_at).total_seconds(),
+        "hops": len(results),
+        "pages": sum(r.get("pages", 0) for r in results),
+        "records": sum(r.get("records", 0) for r in results),
+        "items_requests_reported": sum(r.get("items_requests", 0) for r in results),
+        "applies": applies.count(),
+        "applies_failed": applies.exclude(status="succeeded").count(),
+        "hop_seconds": [
+            round(d, 2) for d in hops.order_by("id").values_list("duration_seconds", flat=True)
+        ],
+    }
+
+
+def warm_up(timeout: float) -> None:
+    """One no-op run on each cluster, so the import is not timed while workers start."""
+    from bibliotheca.models import Collection
+    from jobs.runner import enqueue_job
+    from jobs.services.waiting import wait_for_run
+
+    warm = Collection.objects.create(name="warm-up", base_url="http://127.0.0.1:9/", **CREDENTIALS)
+    runs = [
+        enqueue_job(
+            CHAIN,
+            kwargs={"collection_id": warm.pk, "until": "2014-01-01T00:00:00+00:00"},
+            trigger="command",
+            triggered_by="bench warm-up",
+        ),
+        enqueue_job(
+            APPLY,
+            kwargs={"collection_id": warm.pk, "items": []},
+            trigger="command",
+            triggered_by="bench warm-up",
+        ),
+    ]
+    for run in runs:
+        done = wait_for_run(run.pk, timeout_seconds=timeout)
+        if done.status != "succeeded":
+            raise SystemExit(f"warm-up run {done.job} {done.status}: {done.error}")
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def reset_import() -> None:
+    """Forget the previous round's import (clusters keep running; the queue is empty)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE bibliotheca_edition, bibliotheca_licensepool, bibliotheca_identifier, "
+            "bibliotheca_timestamp, jobs_jobrun, jobs_lease CASCADE"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=200)
+    parser.add_argument("--records-per-day", type=int, default=50)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of (limit, import), interleaved against a shared machine's drift",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=None, help="hop time budget (default: the setting, 20 s)"
+    )
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+
+    url = os.environ.get("DATABASE_URL") or (ROOT / ".run" / "database_url").read_text().strip()
+    url = bench_database_url(url)
+    ensure_database(url)
+    setup_django(url)
+
+    from django.db import connections
+
+    from bench.bibliotheca_sim import start_simulator_process
+    from bibliotheca.models import Collection, Edition, LicensePool
+    from jobs.services.clusters import start_clusters, stop_clusters
+
+    reset_data()
+    connections.close_all()  # the simulator child is forked next
+    simulator = start_simulator_process(
+        {"start_date": START, "days": args.days, "records_per_day": args.records_per_day},
+        **CREDENTIALS,
+    )
+    since = datetime(START.year, START.month, START.day, tzinfo=UTC)
+    until = since + timedelta(days=args.days)
+    total = args.days * args.records_per_day
+    procs = []
+    rounds = []
+    try:
+        collection = Collection.objects.create(
+            name="Bench cloudLibrary", base_url=simulator.base_url, **CREDENTIALS
+        )
+        procs = start_clusters(
+            ["default", "apply"],
+            env={"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "Q_LOG_LEVEL": "WARNING"},
+            log_dir=ROOT / ".run" / "logs" / "bibliotheca_bench",
+        )
+        warm_up(args.timeout)
+        for _ in range(args.rounds):
+            reset_import()
+            simulator.reset()
+            limit = run_limit(collection, since=since, until=until)
+            limit["counts"] = simulator.counts()
+            simulator.reset()
+            imported = run_import(collection, until=until, budget=args.budget, timeout=args.timeout)
+            imported["counts"] = simulator.counts()
+            imported["pools"] = LicensePool.objects.filter(collection=collection).count()
+            imported["editions"] = Edition.objects.count()
+            rounds.append((limit, imported))
+    finally:
+        if procs:
+            stop_clusters(procs)
+        simulator.stop()
+
+    print(
+        f"{total} records over {args.days} days ({args.records_per_day}/day), "
+        f"{rounds[0][0]['pages']} MARC pages, {args.rounds} rounds of (limit, import)"
+    )
+    header = (
+        f"{'round':>5} {'limit s':>8} {'MARC only':>9} {'import s':>8} {'+applies':>8} "
+        f"{'ratio':>6} {'hops':>4} {'MARC req':>8} {'items req':>9} {'items/page':>10}"
+    )
+    print(header)
+    ratios, items_per_page, correct = [], [], True
+    for number, (limit, imported) in enumerate(rounds, 1):
+        marc = imported["counts"].get("marc", 0)
+        items = imported["counts"].get("items", 0)
+        ratio = imported["seconds"] / limit["seconds"]
+        ratios.append(ratio)
+        items_per_page.append(items / imported["pages"] if imported["pages"] else float("inf"))
+        print(
+            f"{number:5} {limit['seconds']:8.2f} {limit['marc_seconds']:9.2f} "
+            f"{imported['seconds']:8.2f} {imported['applies_seconds']:8.2f} {ratio:5.2f}x "
+            f"{imported['hops']:4} {marc:8} {items:9} {items_per_page[-1]:10.2f}"
+        )
+        ok = (
+            imported["status"] == "succeeded"
+            and imported["records"] == total == imported["pools"] == imported["editions"]
+            and imported["pages"] == limit["pages"] <= marc
+            and imported["items_requests_reported"] == items == limit["items_requests"]
+            and imported["applies_failed"] == 0
+        )
+        if not ok:
+            print(f"      WRONG: {imported}")
+        correct = correct and ok
+    best_limit = min(r[0]["seconds"] for r in rounds)
+    best_import = min(r[1]["seconds"] for r in rounds)
+    ratio = statistics.median(ratios)
+    worst_items = max(items_per_page)
+    passed = correct and ratio <= TARGET_RATIO and worst_items <= TARGET_ITEMS_PER_PAGE
+    print(
+        f"best limit {best_limit:.2f} s ({1000 * best_limit / rounds[0][0]['pages']:.1f} ms/page), "
+        f"best import {best_import:.2f} s "
+        f"({1000 * best_import / rounds[0][0]['pages']:.1f} ms/page): {best_import / best_limit:.2f}x"
+    )
+    print(
+        f"ratio import/limit (median of rounds): {ratio:.2f}x (target <= {TARGET_RATIO}); "
+        f"items requests per page: {worst_items:.2f} (target <= {TARGET_ITEMS_PER_PAGE:g}); "
+        f"end state {'ok' if correct else 'WRONG'}"
+    )
+    print("PASS" if passed else "FAIL")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
