@@ -120,13 +120,12 @@ class LoyaltyCardAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-sync wallet passes of selected cards", permissions=["run"])
     def resync_wallet(self, request: HttpRequest, queryset: QuerySet[LoyaltyCard]) -> None:
-        ids = [
-            card.pk
-            for card in queryset.filter(is_active=True).only(
-                "pk", "google_object_id", "apple_serial_number"
-            )
-            if card.has_wallet_pass
-        ]
+        # values_list, not only(): the changelist queryset select_relateds merchant/customer.
+        ids = list(
+            queryset.filter(is_active=True)
+            .exclude(google_object_id="", apple_serial_number="")
+            .values_list("pk", flat=True)
+        )
         if not ids:
             self.message_user(request, "No selected card has a wallet pass.", messages.WARNING)
             return

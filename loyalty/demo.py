@@ -1,7 +1,13 @@
 """`manage.py demo --only loyalty`: seed a merchant with thousands of cards, run both jobs
-through the real cluster, print their results. The clusters are started by the demo command."""
+through the real cluster, print their results. The clusters are started by the demo command.
+
+The wallet sync talks to a local fake wallet: `cluster_env` starts it before the clusters
+and points LOYALTY_GOOGLE_WALLET_URL / LOYALTY_APPLE_WALLET_URL (and demo tokens) at it in
+every qcluster's environment and in this process. Endpoints are never job arguments.
+"""
 
 import json
+import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,6 +31,28 @@ CARD_STATES = (
     ("no points", 400, 500, 0, False, True),
     ("deactivated card", 200, 500, 90, False, False),
 )
+
+
+#: The fake wallet of this demo process, started by cluster_env (the clusters call it).
+_wallet: FakeWallet | None = None
+
+
+def cluster_env(*, out: Callable[[str], None]) -> dict[str, str]:
+    """Start the fake wallet (50 ms, 1% 503s) and return the qclusters' wallet settings."""
+    global _wallet
+    if _wallet is None:
+        _wallet = FakeWallet(faults=Faults(latency_seconds=0.05, failure_rate=0.01, seed=7))
+        _wallet.start()
+    env = {
+        "LOYALTY_GOOGLE_WALLET_URL": _wallet.base_url,
+        "LOYALTY_APPLE_WALLET_URL": _wallet.base_url,
+        # Demo tokens: a real token from the environment is never sent to the fake.
+        "LOYALTY_GOOGLE_WALLET_TOKEN": "demo-google-token",
+        "LOYALTY_APPLE_WALLET_TOKEN": "demo-apple-token",
+    }
+    os.environ.update(env)
+    out(f"fake wallet on {_wallet.base_url}: the clusters' wallet endpoints (environment)")
+    return env
 
 
 def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, list[int]]:
@@ -114,30 +142,22 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         f"  outbox: {queued} loyalty notifications recorded (delivered by the notifications cluster)"
     )
 
+    if _wallet is None:
+        raise RuntimeError("run the loyalty demo through `manage.py demo` (cluster_env first)")
     # A slow, slightly flaky wallet; three passes deleted on the wallet side (404: not retried).
-    faults = Faults(latency_seconds=0.05, failure_rate=0.01, seed=7)
+    wallet = _wallet
     deleted = LoyaltyCard.objects.filter(pk__in=wallet_ids[:3]).values_list(
         "google_object_id", "apple_serial_number"
     )
     for google, apple in deleted:
-        faults.missing_keys.update({f"google:{google}", f"apple:{apple}"})
-    with FakeWallet(faults=faults) as wallet:
-        out(f"fake wallet on {wallet.base_url}: 50 ms latency, 1% 503s, 3 deleted passes")
-        sync = _run(
-            "loyalty.sync_wallet_passes",
-            {"wallet_base_url": wallet.base_url},
-            out=out,
-            timeout_seconds=120,
-        )
-        out(f"  wallet calls answered: {len(wallet.calls)}")
-        if sync.result and sync.result.get("failed_card_ids"):
-            card_id = sync.result["failed_card_ids"][0]
-            out(f"re-sync one card on demand (runbook): card {card_id}, wallet fixed first")
-            wallet.faults.missing_keys.clear()
-            _run(
-                "loyalty.sync_wallet_passes",
-                {"card_id": card_id, "wallet_base_url": wallet.base_url},
-                out=out,
-                timeout_seconds=60,
-            )
+        wallet.faults.missing_keys.update({f"google:{google}", f"apple:{apple}"})
+    out("fake wallet: 50 ms latency, 1% 503s, 3 deleted passes")
+    sync = _run("loyalty.sync_wallet_passes", {}, out=out, timeout_seconds=120)
+    out(f"  wallet calls answered: {len(wallet.calls)}")
+    if sync.result and sync.result.get("failed_card_ids"):
+        card_id = sync.result["failed_card_ids"][0]
+        out(f"re-sync one card on demand (runbook): card {card_id}, wallet fixed first")
+        wallet.faults.missing_keys.clear()
+        wallet.faults.failure_rate = 0.0
+        _run("loyalty.sync_wallet_passes", {"card_id": card_id}, out=out, timeout_seconds=60)
     out(f"loyalty demo done in {time.monotonic() - started:.1f}s")

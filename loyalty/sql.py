@@ -9,10 +9,12 @@ points_balance > 0: no sort, no filtered rows, however many cards are not due.
 """
 
 #: Mark one chunk of cards due for the 14-day warning as warned; returns what to notify.
+#: Same access path as EXPIRE_CHUNK (index walk, customer by nested loop, update by key).
 WARN_CHUNK = """
 WITH picked AS (
-    SELECT c.id
+    SELECT c.id, cu.name, cu.email, cu.phone
       FROM loyalty_loyaltycard c
+      JOIN loyalty_customer cu ON cu.id = c.customer_id
      WHERE c.merchant_id = %(merchant_id)s
        AND c.is_active AND c.points_balance > 0
        AND c.last_activity_at < %(warning_threshold)s
@@ -25,19 +27,27 @@ WITH picked AS (
      ORDER BY c.last_activity_at, c.id
      LIMIT %(limit)s
        FOR UPDATE OF c SKIP LOCKED
+), warned AS (
+    UPDATE loyalty_loyaltycard c
+       SET last_expiration_warning_at = %(now)s
+     WHERE c.id = ANY(ARRAY(SELECT id FROM picked))
+    RETURNING c.id, c.number, c.points_balance, c.last_activity_at
 )
-UPDATE loyalty_loyaltycard c
-   SET last_expiration_warning_at = %(now)s
-  FROM picked p, loyalty_customer cu
- WHERE c.id = p.id AND cu.id = c.customer_id
-RETURNING c.id, c.number, c.points_balance, c.last_activity_at, cu.name, cu.email, cu.phone
+SELECT w.id, w.number, w.points_balance, w.last_activity_at, p.name, p.email, p.phone
+  FROM warned w JOIN picked p ON p.id = w.id
+ ORDER BY w.last_activity_at, w.id
 """
 
 #: Expire one chunk: lock, zero the balance, write the POINTS_EXPIRED ledger rows, in one statement.
+#: The customer is read with the locked card (nested loop under the LIMIT); the update finds
+#: the locked cards through the primary key (`= ANY(ARRAY(...))`: never a hash join over the
+#: whole table, whatever the planner thinks of random reads). `picked` holds the version
+#: each card was locked in, the one the update changes, so its balance is the one expired.
 EXPIRE_CHUNK = """
 WITH picked AS (
-    SELECT c.id, c.points_balance
+    SELECT c.id, c.points_balance, cu.name, cu.email, cu.phone
       FROM loyalty_loyaltycard c
+      JOIN loyalty_customer cu ON cu.id = c.customer_id
      WHERE c.merchant_id = %(merchant_id)s
        AND c.is_active AND c.points_balance > 0
        AND c.last_activity_at < %(expiration_threshold)s
@@ -50,22 +60,24 @@ WITH picked AS (
 ), expired AS (
     UPDATE loyalty_loyaltycard c
        SET points_balance = 0,
-           total_points_voided = c.total_points_voided + p.points_balance
-      FROM picked p
-     WHERE c.id = p.id
-    RETURNING c.id, p.points_balance AS points, c.stamp_count, c.number,
-              c.last_activity_at, c.customer_id
+           total_points_voided = c.total_points_voided + c.points_balance
+     WHERE c.id = ANY(ARRAY(SELECT id FROM picked))
+    RETURNING c.id, c.stamp_count, c.number, c.last_activity_at
+), done AS (
+    SELECT e.id, e.stamp_count, e.number, e.last_activity_at, p.points_balance AS points,
+           p.name, p.email, p.phone
+      FROM expired e JOIN picked p ON p.id = e.id
 ), ledger AS (
     INSERT INTO loyalty_loyaltytransaction
            (card_id, merchant_id, store_id, transaction_type, points_delta,
             points_balance_after, stamps_delta, stamps_balance_after, notes, transaction_at)
-    SELECT e.id, %(merchant_id)s, NULL, 'points_expired', -e.points, 0, 0, e.stamp_count,
+    SELECT d.id, %(merchant_id)s, NULL, 'points_expired', -d.points, 0, 0, d.stamp_count,
            %(notes)s, %(now)s
-      FROM expired e
+      FROM done d
 )
-SELECT e.id, e.number, e.points, e.last_activity_at, cu.name, cu.email, cu.phone
-  FROM expired e JOIN loyalty_customer cu ON cu.id = e.customer_id
- ORDER BY e.last_activity_at, e.id
+SELECT id, number, points, last_activity_at, name, email, phone
+  FROM done
+ ORDER BY last_activity_at, id
 """
 
 #: The outbox rows of one chunk, one array per column (jobs.services.outbox's row shape;

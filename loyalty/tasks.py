@@ -6,7 +6,6 @@ from typing import Any
 from jobs.exceptions import PermanentJobError
 from jobs.registry import job
 from loyalty.services.expiration import expire_points
-from loyalty.services.wallet_clients import wallet_clients
 from loyalty.services.wallet_sync import sync_wallet_passes
 
 
@@ -47,16 +46,13 @@ def sync_wallet_passes_task(
     card_id: int | None = None,
     card_ids: list[int] | None = None,
     since: str | None = None,
-    wallet_base_url: str | None = None,
 ) -> dict[str, Any]:
     """Push cards changed in the last hour (or since `since`, or the given cards) to the wallets.
 
-    `wallet_base_url` sends both wallets' calls to one server (the fake wallet, staging).
+    Wallet endpoints and tokens come only from settings/environment
+    (LOYALTY_GOOGLE_WALLET_URL, ...), never from job arguments: whoever can queue a job
+    must not be able to send the wallet tokens to a host of their choice.
     """
     if card_id is not None:
         card_ids = [*(card_ids or []), card_id]
-    return sync_wallet_passes(
-        card_ids=card_ids,
-        since=parse_since(since) if since else None,
-        clients=wallet_clients(base_url=wallet_base_url) if wallet_base_url else None,
-    )
+    return sync_wallet_passes(card_ids=card_ids, since=parse_since(since) if since else None)

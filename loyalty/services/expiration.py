@@ -138,7 +138,8 @@ def _send_warnings(
     warning_threshold, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
     sent = failed = 0
-    after_at, after_id = None, 0
+    # (expiration_threshold, 0) is where the window starts: the index scan starts there too.
+    after_at, after_id = expiration_threshold, 0
     while True:
         rows: list[CardRow] = []
         try:

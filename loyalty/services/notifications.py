@@ -5,6 +5,7 @@ same card warned or expired twice in one cycle maps to the same dedup key, so a
 rerun (or a second worker) never queues a second message.
 """
 
+import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -127,6 +128,38 @@ class _Compiled:
     parts: tuple[_Part, ...]
     #: Renders values as the engine would for this template (autoescape, localization).
     context: Context
+    #: Whether ints render as str(int) here (no thousand separators): checked, not assumed.
+    plain_ints: bool
+    #: The context keys the template uses.
+    keys: frozenset[str]
+
+    def render(self, values: dict[str, Any]) -> str | None:
+        """The template rendered with `values`, or None when only the engine can render it.
+
+        Each variable is rendered as render_value_in_context would (which the engine
+        calls), minus its per-value format lookups for str (localize and localtime leave a
+        plain str unchanged: escape only) and int (plain_ints); callables need the engine.
+        """
+        if not self.keys <= values.keys():
+            return None
+        autoescape = self.context.autoescape
+        out = []
+        for text, key in self.parts:
+            if key is None:
+                out.append(text)
+                continue
+            value = values[key]
+            kind = type(value)
+            if kind is str:
+                # django.utils.html.escape is html.escape marked safe: the same text.
+                out.append(html.escape(value) if autoescape else value)
+            elif kind is int and self.plain_ints:
+                out.append(str(value))
+            elif callable(value):
+                return None
+            else:
+                out.append(render_value_in_context(value, self.context))
+        return "".join(out)
 
 
 def _compile(template_name: str) -> _Compiled | None:
@@ -152,7 +185,12 @@ def _compile(template_name: str) -> _Compiled | None:
         ):
             return None
         parts.append(("", variable.lookups[0]))
-    return _Compiled(tuple(parts), Context(autoescape=inner.engine.autoescape))
+    context = Context(autoescape=inner.engine.autoescape)
+    plain_ints = all(
+        render_value_in_context(probe, context) == str(probe) for probe in (1234567890, -9876543)
+    )
+    keys = frozenset(key for _text, key in parts if key is not None)
+    return _Compiled(tuple(parts), context, plain_ints, keys)
 
 
 class ChunkRenderer:
@@ -169,15 +207,8 @@ class ChunkRenderer:
         if template_name not in self._compiled:
             self._compiled[template_name] = _compile(template_name)
         compiled = self._compiled[template_name]
-        if compiled is None or any(
-            key is not None and (key not in context or callable(context[key]))
-            for _text, key in compiled.parts
-        ):
-            return render_to_string(template_name, context)
-        return "".join(
-            text if key is None else render_value_in_context(context[key], compiled.context)
-            for text, key in compiled.parts
-        )
+        text = compiled.render(context) if compiled is not None else None
+        return render_to_string(template_name, context) if text is None else text
 
     def render(self, item: OutgoingNotification) -> tuple[str, str]:
         """(subject, body): the text render_notification returns for the item."""

@@ -88,17 +88,17 @@ class WalletClients:
     apple: AppleWalletClient
 
 
-def wallet_clients(*, base_url: str | None = None) -> WalletClients:
-    """Clients from settings; `base_url` points both wallets at one server (fake wallet, staging)."""
+def wallet_clients() -> WalletClients:
+    """Clients from settings/environment only (endpoints and tokens: see loyalty.conf)."""
     timeout = float(loyalty_setting("WALLET_TIMEOUT_SECONDS"))  # type: ignore[arg-type]
     return WalletClients(
         google=GoogleWalletClient(
-            base_url=base_url or str(loyalty_setting("GOOGLE_WALLET_URL")),
+            base_url=str(loyalty_setting("GOOGLE_WALLET_URL")),
             token=str(loyalty_setting("GOOGLE_WALLET_TOKEN")),
             timeout_seconds=timeout,
         ),
         apple=AppleWalletClient(
-            base_url=base_url or str(loyalty_setting("APPLE_WALLET_URL")),
+            base_url=str(loyalty_setting("APPLE_WALLET_URL")),
             token=str(loyalty_setting("APPLE_WALLET_TOKEN")),
             timeout_seconds=timeout,
         ),

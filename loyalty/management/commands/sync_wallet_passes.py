@@ -23,14 +23,12 @@ class Command(BaseCommand):
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--card", type=int, help="re-sync this LoyaltyCard id")
         group.add_argument("--all-since", help="ISO 8601 datetime with zone")
-        parser.add_argument("--wallet-url", help="send calls to this base URL (fake wallet)")
 
     def handle(
         self,
         *args: Any,
         card: int | None,
         all_since: str | None,
-        wallet_url: str | None,
         **options: Any,
     ) -> None:
         if card is not None:
@@ -46,7 +44,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--all-since: {exc}", returncode=2) from None
         run = run_job_now(
             "loyalty.sync_wallet_passes",
-            kwargs={"card_id": card, "since": all_since, "wallet_base_url": wallet_url},
+            kwargs={"card_id": card, "since": all_since},
             triggered_by="manage.py sync_wallet_passes",
         )
         self.stdout.write(f"run #{run.pk} {run.status}: {json.dumps(run.result)}")

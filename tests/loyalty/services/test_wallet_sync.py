@@ -4,10 +4,13 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 
+from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
-from jobs.runner import run_job_now
+from jobs.runner import enqueue_job, run_job_now
 from loyalty.exceptions import PermanentWalletError
+from loyalty.fake_wallet import FakeWallet
 from loyalty.services.wallet_sync import sync_wallet_passes
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +149,29 @@ def test_sync__all_since_covers_an_older_window(
     assert fake_wallet.calls_for("google:older")[0].body["loyaltyPoints"]["balance"]["int"] == (
         card.points_balance
     )
+
+
+def test_sync_job__wallet_endpoints_are_never_job_arguments(
+    frozen_now, program_factory, card_factory, fake_wallet
+):
+    card_factory(program_factory(), inactive_days=0.01, google="g-1")
+    with FakeWallet() as elsewhere:
+        with pytest.raises(BadJobArguments, match="wallet_base_url"):
+            run_job_now(
+                "loyalty.sync_wallet_passes", kwargs={"wallet_base_url": elsewhere.base_url}
+            )
+        with pytest.raises(BadJobArguments):
+            enqueue_job(
+                "loyalty.sync_wallet_passes",
+                kwargs={"wallet_base_url": elsewhere.base_url},
+                trigger="admin",
+            )
+        with pytest.raises(TypeError):
+            call_command("sync_wallet_passes", wallet_url=elsewhere.base_url)
+
+        run = run_job_now("loyalty.sync_wallet_passes")
+
+    assert elsewhere.calls == [] and not JobRun.objects.exclude(pk=run.pk).exists()
+    # The token only ever goes to the endpoint configured in settings.
+    assert [c.authorization for c in fake_wallet.calls] == ["Bearer google-test-token"]
+    assert run.result["synced"] == 1
