@@ -126,3 +126,12 @@ def poll(predicate: Callable[[], object], *, timeout: float, what: str, every: f
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# The loyalty factories and the real-HTTP fake wallet.
+from tests.loyalty import conftest as loyalty_fixtures  # noqa: E402
+
+program_factory = loyalty_fixtures.program_factory
+card_factory = loyalty_fixtures.card_factory
+sleep_recorder = loyalty_fixtures.sleep_recorder
+fake_wallet = loyalty_fixtures.fake_wallet
