@@ -1,5 +1,6 @@
 """`manage.py demo --only exchanges`: exchanges in five timezones and states, every job run
-through the real cluster (the clusters are already running when run_demo is called)."""
+through the real cluster, the draws included (the clusters are already running when
+run_demo is called)."""
 
 import json
 from collections.abc import Callable
@@ -11,7 +12,6 @@ from django.db.models import Count
 from django.utils import timezone
 
 from exchanges.models import Exchange, MagicToken, Participant, RateLimit, Reminder
-from exchanges.services.matching import match_exchange
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
@@ -44,6 +44,12 @@ def _exchange(name: str, zone: str, **fields: Any) -> Exchange:
     return exchange
 
 
+def _run(name: str, **kwargs: Any) -> JobRun:
+    """Queue a run for the real cluster and wait until it finishes."""
+    run = enqueue_job(name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="demo")
+    return wait_for_run(run.pk, timeout_seconds=30)
+
+
 def build_data(out: Callable[[str], None]) -> None:
     now = timezone.now()
     Exchange.objects.filter(name__startswith=PREFIX).delete()
@@ -54,8 +60,12 @@ def build_data(out: Callable[[str], None]) -> None:
     berlin = _exchange("Berlin", "Europe/Berlin", exchange_at=now + timedelta(days=3, hours=2))
     tokyo = _exchange("Tokyo", "Asia/Tokyo", exchange_at=now + timedelta(days=8))
     for exchange in (ny, berlin, tokyo):
-        result = match_exchange(exchange_id=exchange.pk)
-        out(f"matched {exchange.name} ({exchange.timezone}): {result}")
+        run = _run("exchanges.match_exchange", exchange_id=exchange.pk)
+        if run.status != JobRun.Status.SUCCEEDED:
+            raise RuntimeError(f"demo draw of {exchange.name} {run.status}: {run.error}")
+        out(
+            f"matched {exchange.name} ({exchange.timezone}): run #{run.pk} {run.status} {run.result}"
+        )
     # Pretend the clock moved on: New York's 1-day reminder is due now, Berlin's 3-day
     # reminder is 2 hours overdue (beyond the 1 h grace), Tokyo's date has passed.
     Reminder.objects.filter(exchange=ny, days_before=1).update(due_at=now - timedelta(minutes=1))
@@ -100,8 +110,7 @@ def build_data(out: Callable[[str], None]) -> None:
 def run_demo(*, out: Callable[[str], None]) -> None:
     build_data(out)
     for name in JOBS:
-        run = enqueue_job(name, trigger=JobRun.Trigger.COMMAND, triggered_by="demo")
-        run = wait_for_run(run.pk, timeout_seconds=30)
+        run = _run(name)
         out(f"{name:30} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)[:300]}")
     out("reminders:")
     for reminder in Reminder.objects.filter(exchange__name__startswith=PREFIX).select_related(

@@ -1,16 +1,34 @@
 """Job entry points of the exchanges app (thin: each calls one service).
 
 Crons are UTC. Every job is single flight (a lease row), so any number of clusters
-can run the same schedules; errors are recorded in history and re-raised.
+can run the same schedules; errors are recorded in history and re-raised. Errors of
+the exchanges.exceptions family are permanent (PermanentJobError): recorded, never
+retried.
 """
 
 from typing import Any
 
 from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
 from exchanges.services.completion import complete_exchanges
+from exchanges.services.matching import match_exchange
 from exchanges.services.purge import purge_completed_exchanges
 from exchanges.services.reminders import send_due_reminders
 from jobs.registry import job
+
+
+# On demand (admin "Match", `manage.py match_exchange ID`). Single flight per exchange:
+# two exchanges draw at once, a second draw of the same one is recorded skipped. A bad
+# id, a wrong state or an impossible draw is permanent; a lost connection is retried
+# (the draw is one transaction, so a failed attempt left nothing behind).
+@job(
+    "exchanges.match_exchange",
+    lock_key=lambda kwargs: f"exchanges:match:{kwargs['exchange_id']}",
+    retry=True,
+    timeout_seconds=300,
+)
+def match_exchange_task(*, exchange_id: int, dry_run: bool = False) -> dict[str, Any]:
+    """Draw names for one exchange, notify each giver, plan its reminders."""
+    return match_exchange(exchange_id=exchange_id, dry_run=dry_run)
 
 
 # No retry: the next minute's sweep is the retry, and the grace rule bounds lateness.

@@ -1,7 +1,9 @@
 """Shared shape of the exchanges job commands: check input, run the job in-process, report.
 
 The run goes through jobs.runner.run_job_now, so a command run leaves a JobRun in
-history (trigger `command`) exactly like a scheduled one.
+history (trigger `command`) exactly like a scheduled one. Bad input is refused before
+the run (one line, exit 2, nothing recorded); a failed run exits 1. Progress the job
+reports is shown while it runs: a bar on a terminal, plain lines otherwise.
 """
 
 import getpass
@@ -10,7 +12,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.context import watching_progress
 from jobs.models import JobRun
+from jobs.progress import ProgressPrinter
 from jobs.runner import run_job_now
 
 
@@ -25,6 +29,8 @@ class JobCommand(BaseCommand):
     """Run one exchanges job; `--dry-run` reports what would change and changes nothing."""
 
     job_name: str = ""
+    #: A skipped run (its lock held by another run) did not do the work asked for.
+    skipped_is_error: bool = False
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -39,13 +45,20 @@ class JobCommand(BaseCommand):
         kwargs = self.job_kwargs(options)
         if options["dry_run"]:
             kwargs["dry_run"] = True
-        run = run_job_now(
-            self.job_name,
-            kwargs=kwargs,
-            trigger=JobRun.Trigger.COMMAND,
-            triggered_by=command_user(),
-        )
+        printer = ProgressPrinter(label=self.job_name, stream=self.stdout._out)
+        try:
+            with watching_progress(lambda run, progress: printer.update(progress)):
+                run = run_job_now(
+                    self.job_name,
+                    kwargs=kwargs,
+                    trigger=JobRun.Trigger.COMMAND,
+                    triggered_by=command_user(),
+                )
+        finally:
+            printer.finish()
         line = f"{self.job_name} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)}"
         if run.status == JobRun.Status.FAILED:
             raise CommandError(f"{line} {run.error}", returncode=1)
+        if run.status == JobRun.Status.SKIPPED and self.skipped_is_error:
+            raise CommandError(line, returncode=1)
         self.stdout.write(line)

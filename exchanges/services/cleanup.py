@@ -13,18 +13,24 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from exchanges.models import MagicToken, RateLimit
+from jobs.context import report_progress
 
 BATCH_SIZE = 5000
 USED_TOKEN_HOURS = 24
 
 
 def delete_in_batches(rows: QuerySet, *, batch_size: int = BATCH_SIZE) -> int:
-    """Delete `rows` a batch at a time (autocommit per batch); returns how many went."""
+    """Delete `rows` a batch at a time (autocommit per batch); returns how many went.
+
+    Each batch reports the running total as the run's progress (no total: counting a
+    large backlog first would cost as much as a batch).
+    """
     model = rows.model
     total = 0
     while True:
         deleted, _ = model.objects.filter(pk__in=rows.values("pk")[:batch_size]).delete()
         total += deleted
+        report_progress(done=total, unit="rows")
         if deleted < batch_size:
             return total
 

@@ -62,6 +62,22 @@ def draw_derangement(
     return {giver: receiver for receiver, giver in owner.items()}
 
 
+def check_matchable(exchange: Exchange | None, exchange_id: int) -> Exchange:
+    """The exchange, if it exists and may be drawn; else the one-line error to show.
+
+    The command and the admin call it before queueing (bad input records nothing); the
+    job calls it again under the row lock, since the state may have changed meanwhile.
+    """
+    if exchange is None:
+        raise ExchangeNotFound(f"exchange {exchange_id} does not exist")
+    if exchange.state not in MATCHABLE_STATES:
+        raise InvalidExchangeState(
+            f"exchange {exchange_id} is {exchange.state}; only draft or registration_open"
+            " exchanges can be matched"
+        )
+    return exchange
+
+
 def match_exchange(
     *, exchange_id: int, dry_run: bool = False, rng: random.Random | None = None
 ) -> dict[str, Any]:
@@ -72,14 +88,9 @@ def match_exchange(
     """
     rng = rng or random.SystemRandom()
     with transaction.atomic():
-        exchange = Exchange.objects.select_for_update().filter(pk=exchange_id).first()
-        if exchange is None:
-            raise ExchangeNotFound(f"exchange {exchange_id} does not exist")
-        if exchange.state not in MATCHABLE_STATES:
-            raise InvalidExchangeState(
-                f"exchange {exchange_id} is {exchange.state}; only draft or registration_open"
-                " exchanges can be matched"
-            )
+        exchange = check_matchable(
+            Exchange.objects.select_for_update().filter(pk=exchange_id).first(), exchange_id
+        )
         people = {
             p.pk: p
             for p in Participant.objects.filter(exchange=exchange, withdrawn_at__isnull=True)

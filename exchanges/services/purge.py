@@ -16,6 +16,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from exchanges.models import Exchange, Exclusion, Match, Participant, Reminder
+from jobs.context import report_progress
 from jobs.services.outbox import OutgoingNotification, queue_notifications
 
 logger = logging.getLogger("exchanges.purge")
@@ -75,6 +76,8 @@ def purge_completed_exchanges(
         }
     warned = _warn(to_warn, now=now, retention_days=retention_days, warning_days=warning_days)
     purged: list[dict[str, Any]] = []
+    total = to_purge.count()
+    report_progress(done=0, total=total, unit="exchanges", warned=len(warned))
     while True:
         with transaction.atomic():
             ids = list(
@@ -89,6 +92,8 @@ def purge_completed_exchanges(
         for summary in summaries:
             logger.info("purged exchange %(id)s %(name)r: %(rows)s", summary)
         purged.extend(summaries)
+        total = max(total, len(purged))  # rows that became due meanwhile are purged too
+        report_progress(done=len(purged), total=total, unit="exchanges", warned=len(warned))
     return {
         "warned": len(warned),
         "warned_ids": warned[:100],

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from exchanges.models import Exchange, Participant, Reminder
-from jobs.context import flag_for_attention
+from jobs.context import flag_for_attention, report_progress
 from jobs.services.outbox import OutgoingNotification, queue_notifications
 
 GRACE_SECONDS = 3600
@@ -76,6 +76,9 @@ def send_due_reminders(
         result["sent"] += len(batch)
         result["recipients"] += recipients
         result["notifications"] += queued
+        report_progress(
+            done=result["sent"], unit="reminders", notifications=result["notifications"]
+        )
     result["missed"] = len(missed_ids)
     result["missed_ids"] = missed_ids[:100]
     result["skipped_not_matched"] = len(skipped_ids)

@@ -1,4 +1,5 @@
-"""Commands check input first (one line, exit 2, nothing written) and record a JobRun."""
+"""Commands check input first (one line, exit 2, nothing recorded), then run the job in-process
+and record a JobRun; a failed run is one line, exit 1."""
 
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -7,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from exchanges.models import Exchange, Match, RateLimit
+from exchanges.models import Exchange, Exclusion, Match, RateLimit
+from jobs.locks import acquire_lease
 from jobs.models import JobRun
 
 pytestmark = pytest.mark.django_db
@@ -48,16 +50,72 @@ def test_wrong_state__one_line_error_exit_2(make_exchange):
 
     assert c1.value.returncode == c2.value.returncode == 2
     assert list(Exchange.objects.values_list("state", flat=True)) == ["draft", "matched"]
+    assert not JobRun.objects.exists()
 
 
-def test_match_exchange__dry_run_changes_nothing_then_matches(make_exchange, make_participants):
+def test_match_exchange__dry_run_changes_nothing_then_matches__both_recorded(
+    make_exchange, make_participants
+):
     exchange = make_exchange()
     make_participants(exchange, 4)
 
-    assert "'dry_run': True" in run("match_exchange", str(exchange.pk), "--dry-run")
+    output = run("match_exchange", str(exchange.pk), "--dry-run")
+
+    assert "exchanges.match_exchange run #" in output and '"dry_run": true' in output
     assert not Match.objects.exists()
-    run("match_exchange", str(exchange.pk))
+    output = run("match_exchange", str(exchange.pk))
+    assert " succeeded: " in output and '"participants": 4' in output
     assert Match.objects.count() == 4
+    runs = list(JobRun.objects.order_by("pk").values_list("job", "trigger", "status", "kwargs"))
+    assert runs == [
+        (
+            "exchanges.match_exchange",
+            "command",
+            "succeeded",
+            {"exchange_id": exchange.pk, "dry_run": True},
+        ),
+        ("exchanges.match_exchange", "command", "succeeded", {"exchange_id": exchange.pk}),
+    ]
+    assert JobRun.objects.filter(triggered_by__startswith="cli").count() == 2
+
+
+def test_match_exchange__impossible_draw__recorded_failed_one_line_exit_1_no_retry(
+    make_exchange, make_participants
+):
+    exchange = make_exchange()
+    a, b = make_participants(exchange, 2)
+    Exclusion.objects.create(exchange=exchange, participant_a=a, participant_b=b)
+
+    with pytest.raises(CommandError) as caught:
+        run("match_exchange", str(exchange.pk))
+
+    job_run = JobRun.objects.get()  # no retry run: the error is permanent
+    message = str(caught.value)
+    assert caught.value.returncode == 1 and "\n" not in message
+    assert message.startswith(f"exchanges.match_exchange run #{job_run.pk} failed: ")
+    assert "MatchingImpossible: no draw satisfies the exclusions: participant" in message
+    assert job_run.status == "failed" and job_run.error.startswith("MatchingImpossible: ")
+    assert not Match.objects.exists()
+
+
+def test_match_exchange__single_flight_per_exchange(make_exchange, make_participants):
+    busy, free = make_exchange(), make_exchange()
+    for exchange in (busy, free):
+        make_participants(exchange, 3)
+    acquire_lease(key=f"exchanges:match:{busy.pk}", owner="someone-else", lease_seconds=60)
+
+    with pytest.raises(CommandError) as caught:
+        run("match_exchange", str(busy.pk))
+    output = run("match_exchange", str(free.pk))
+
+    assert caught.value.returncode == 1 and " skipped: " in str(caught.value)
+    assert f"exchanges:match:{busy.pk} is held by someone-else" in str(caught.value)
+    assert " succeeded: " in output
+    assert dict(JobRun.objects.values_list("kwargs__exchange_id", "status")) == {
+        busy.pk: "skipped",
+        free.pk: "succeeded",
+    }
+    assert list(Match.objects.values_list("exchange_id", flat=True).distinct()) == [free.pk]
 
 
 def test_job_commands__dry_run_records_history_and_deletes_nothing():
@@ -73,4 +131,6 @@ def test_job_commands__dry_run_records_history_and_deletes_nothing():
         {"dry_run": True},
     )
     assert RateLimit.objects.count() == 1
-    assert '"deleted": 1' in run("cleanup_rate_limits")
+    output = run("cleanup_rate_limits")
+    assert '"deleted": 1' in output
+    assert "exchanges.cleanup_rate_limits: 1 rows\n" in output  # progress, plain off a TTY

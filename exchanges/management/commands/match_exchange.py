@@ -2,25 +2,31 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from exchanges.exceptions import ExchangesError
-from exchanges.services.matching import match_exchange
+from exchanges.management.job_command import JobCommand
+from exchanges.models import Exchange
+from exchanges.services.matching import check_matchable
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = (
         "Draw names for a draft or registration_open exchange: notify each giver, plan"
-        " reminders. --dry-run checks that a draw exists and changes nothing."
+        " reminders. Runs the job exchanges.match_exchange here and records it in the job"
+        " history. --dry-run checks that a draw exists and changes nothing."
     )
+    job_name = "exchanges.match_exchange"
+    skipped_is_error = True  # another draw of this exchange holds its lock
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("exchange_id", type=int)
-        parser.add_argument("--dry-run", action="store_true")
+        super().add_arguments(parser)
 
-    def handle(self, *args: Any, exchange_id: int, dry_run: bool, **options: Any) -> None:
+    def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        exchange_id = options["exchange_id"]
         try:
-            result = match_exchange(exchange_id=exchange_id, dry_run=dry_run)
+            check_matchable(Exchange.objects.filter(pk=exchange_id).first(), exchange_id)
         except ExchangesError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
-        self.stdout.write(f"exchange {exchange_id}: {result}")
+            raise CommandError(str(exc), returncode=2) from None
+        return {"exchange_id": exchange_id}
