@@ -7,16 +7,18 @@ losing or duplicating pools.
 
 import json
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pymarc
 from django.db import connection, transaction
+from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
-from bibliotheca.models import Collection, LicensePool, Timestamp
-from bibliotheca.services.client import BibliothecaClient
+from bibliotheca.models import Collection, Identifier, LicensePool, Timestamp
+from bibliotheca.services.client import BibliothecaClient, RawResponse
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.pools import PoolRow, find_or_create_pools
@@ -77,15 +79,30 @@ def start_chain(collection: Collection, *, now: datetime) -> None:
     )
 
 
-def fetch_page(
-    client: BibliothecaClient, position: Position, *, until: datetime
-) -> list[pymarc.Record]:
-    """The MARC page at `position` (no database: a hop may fetch the next page ahead)."""
-    return client.fetch_marc_page(
+def fetch_page(client: BibliothecaClient, position: Position, *, until: datetime) -> RawResponse:
+    """The MARC page at `position`, not parsed yet (I/O only: a hop fetches it ahead)."""
+    return client.get_marc(
         start=position.current_day,
         end=window_end(position.current_day, until),
         offset=position.offset,
     )
+
+
+def page_item_ids(records: list[pymarc.Record]) -> list[str]:
+    """The page's ids with exactly one 001, first occurrence order."""
+    return list(dict.fromkeys(i for i in map(bibliotheca_id, records) if i is not None))
+
+
+def request_due_items(
+    client: BibliothecaClient, collection: Collection, item_ids: list[str]
+) -> tuple[list[str], RawResponse | None]:
+    """The ids due now (committed data) and the unparsed items answer for them.
+
+    Run in a hop's fetch thread while the page's pools are written: import_page then
+    checks these ids against the ones it finds due itself.
+    """
+    due = due_item_ids(collection, item_ids, now=timezone.now())
+    return due, (client.get_items(due) if due else None)
 
 
 def import_page(
@@ -96,15 +113,17 @@ def import_page(
     until: datetime,
     now: datetime,
     records: list[pymarc.Record] | None = None,
+    items_ahead: Future | None = None,
 ) -> PageResult:
     """Fetch the page at `position`, import it, and move the checkpoint, in one transaction.
 
     `until` is the chain's end (when it started): windows never reach past it.
-    `records`: the page, when the caller fetched it already (`fetch_page`).
+    `records`: the page, when the caller fetched it already; `items_ahead`: a future of
+    request_due_items for its ids, running meanwhile.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
-        records = fetch_page(client, position, until=until)
+        records = client.parse_marc(fetch_page(client, position, until=until))
     item_ids: list[str] = []
     skipped = 0
     for record in records:
@@ -141,7 +160,17 @@ def import_page(
             for item_id, pool in pools.items()
             if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
         )
-        items = client.fetch_items(due) if due else {}
+        asked: set[str] | None = None
+        if items_ahead is not None:
+            asked_ids, raw = items_ahead.result()
+            asked = set(asked_ids)
+        if asked is not None and asked.issuperset(due):  # requested meanwhile: no new one
+            looked_up = client.parse_items(raw) if raw is not None else {}
+            items = {i: looked_up[i] for i in due if i in looked_up}
+            items_requests = 1 if asked else 0
+        else:
+            items = client.fetch_items(due) if due else {}
+            items_requests = (1 if due else 0) + (1 if asked else 0)
         applies = _changed_items(pools, items)
         if applies:
             enqueue_job(
@@ -154,7 +183,7 @@ def import_page(
             records=len(records),
             skipped=skipped,
             new_pools=sum(1 for pool in pools.values() if pool.is_new),
-            items_requests=1 if due else 0,
+            items_requests=items_requests,
             applies_queued=len(applies),
         )
         chain_totals = _checkpoint(
@@ -166,6 +195,42 @@ def import_page(
             now=now,
         )
     return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
+
+
+# Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead.
+_DUE = """
+WITH ids AS (
+    SELECT id, value FROM {identifier}
+    WHERE type = %(type)s AND value = ANY(%(values)s::varchar[])
+),
+fresh AS (
+    SELECT identifier_id FROM {pool}
+    WHERE collection_id = %(collection)s
+      AND identifier_id = ANY(ARRAY(SELECT id FROM ids))
+      AND metadata_checked_at >= %(cutoff)s
+)
+SELECT DISTINCT input.value FROM unnest(%(values)s::varchar[]) AS input(value)
+WHERE NOT EXISTS (
+    SELECT 1 FROM ids JOIN fresh ON fresh.identifier_id = ids.id WHERE ids.value = input.value
+)
+"""
+
+
+def due_item_ids(collection: Collection, item_ids: list[str], *, now: datetime) -> list[str]:
+    """Sorted ids without a pool, or whose pool's metadata is unchecked or older than
+    BIBLIOTHECA_METADATA_REFRESH_DAYS (committed data only)."""
+    sql = _DUE.format(identifier=Identifier._meta.db_table, pool=LicensePool._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "values": item_ids,
+                "collection": collection.pk,
+                "type": Identifier.Type.BIBLIOTHECA_ID,
+                "cutoff": now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS),
+            },
+        )
+        return sorted(value for (value,) in cursor)
 
 
 def _changed_items(
