@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, bibliotheca_settings
@@ -27,6 +27,7 @@ from bibliotheca.services.purchase_records import (
     get_timestamp,
     import_page,
     page_item_ids,
+    queue_applies,
     request_due_items,
     start_chain,
 )
@@ -43,6 +44,10 @@ logger = logging.getLogger("bibliotheca")
 CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 #: A hop reports progress at most this often (and always after its last page).
 PROGRESS_EVERY_SECONDS = 1.0
+#: A hop commits its pages (and queues their apply job) at least this often...
+COMMIT_EVERY_SECONDS = 1.0
+#: ... and at least every this many pages (at most 500 items per apply job).
+COMMIT_EVERY_PAGES = 10
 #: A hop longer than this extends the lease again (it is extended when the hop starts).
 EXTEND_EVERY_SECONDS = 60.0
 
@@ -217,39 +222,54 @@ def _run_pages(
     page_seconds = 0.0
     with _PagesAhead(collection, until=chain.until) as ahead:
         while not is_up_to_date(position.current_day, chain.until):
-            page_started = time.monotonic()
-            records = ahead.take_page(position, client)
-            items_ahead = ahead.start_items(page_item_ids(records))
-            # The next position depends only on this page's size: fetch the next page
-            # while this one is written, if the budget leaves time to import it.
-            next_at = next_position(
-                position,
-                records_on_page=len(records),
-                day_end=window_end(position.current_day, chain.until),
-            )
-            if page_started + 2 * page_seconds < deadline:
-                ahead.start_page(next_at)
-            page = import_page(
-                collection,
-                client,
-                position,
-                until=chain.until,
-                now=timezone.now(),
-                records=records,
-                items_ahead=items_ahead,
-            )
-            for name in totals:
-                totals[name] += 1 if name == "pages" else getattr(page, name)
-            position = page.next
+            # A group of pages per transaction: one commit and one apply job for up to
+            # COMMIT_EVERY_PAGES pages or COMMIT_EVERY_SECONDS, checkpoint after each page.
+            with transaction.atomic():
+                group_started = time.monotonic()
+                applies: list[dict[str, Any]] = []
+                for _ in range(COMMIT_EVERY_PAGES):
+                    page_started = time.monotonic()
+                    records = ahead.take_page(position, client)
+                    items_ahead = ahead.start_items(page_item_ids(records))
+                    # The next position depends only on this page's size: fetch the next
+                    # page while this one is written, if the budget leaves time for it.
+                    next_at = next_position(
+                        position,
+                        records_on_page=len(records),
+                        day_end=window_end(position.current_day, chain.until),
+                    )
+                    if page_started + 2 * page_seconds < deadline:
+                        ahead.start_page(next_at)
+                    page = import_page(
+                        collection,
+                        client,
+                        position,
+                        until=chain.until,
+                        now=timezone.now(),
+                        records=records,
+                        items_ahead=items_ahead,
+                        applies_out=applies,
+                    )
+                    for name in totals:
+                        totals[name] += 1 if name == "pages" else getattr(page, name)
+                    position = page.next
+                    now = time.monotonic()
+                    page_seconds = now - page_started
+                    if (
+                        now >= deadline
+                        or now - group_started >= COMMIT_EVERY_SECONDS
+                        or is_up_to_date(position.current_day, chain.until)
+                    ):
+                        break
+                queue_applies(collection, applies)
             now = time.monotonic()
-            page_seconds = now - page_started
-            last_page = now >= deadline or is_up_to_date(position.current_day, chain.until)
+            last_group = now >= deadline or is_up_to_date(position.current_day, chain.until)
             if now - extended_at >= EXTEND_EVERY_SECONDS:
                 locks.extend_lease(
                     key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
                 )
                 extended_at = now
-            if last_page or now - reported_at >= PROGRESS_EVERY_SECONDS:
+            if last_group or now - reported_at >= PROGRESS_EVERY_SECONDS:
                 _report(chain, position.current_day, page.chain_totals, hop_pages=totals["pages"])
                 reported_at = now
             if now >= deadline:

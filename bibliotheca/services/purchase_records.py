@@ -114,12 +114,16 @@ def import_page(
     now: datetime,
     records: list[pymarc.Record] | None = None,
     items_ahead: Future | None = None,
+    applies_out: list[dict[str, Any]] | None = None,
 ) -> PageResult:
-    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction.
+    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction
+    (or in the caller's: a hop commits a group of pages at a time).
 
     `until` is the chain's end (when it started): windows never reach past it.
     `records`: the page, when the caller fetched it already; `items_ahead`: a future of
-    request_due_items for its ids, running meanwhile.
+    request_due_items for its ids, running meanwhile; `applies_out`: collect the items
+    to apply there (the caller queues them with queue_applies in the same transaction)
+    instead of queueing an apply job for this page.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
@@ -152,7 +156,7 @@ def import_page(
             **vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals
         )
 
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         pools = find_or_create_pools(collection, item_ids, now=now)
         cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
         due = sorted(
@@ -172,13 +176,10 @@ def import_page(
             items = client.fetch_items(due) if due else {}
             items_requests = (1 if due else 0) + (1 if asked else 0)
         applies = _changed_items(pools, items)
-        if applies:
-            enqueue_job(
-                APPLY_JOB,
-                kwargs={"collection_id": collection.pk, "items": applies},
-                trigger="chain",
-                parent=current_run(),
-            )
+        if applies_out is not None:
+            applies_out.extend(applies)
+        else:
+            queue_applies(collection, applies)
         page = _PageCounts(
             records=len(records),
             skipped=skipped,
@@ -195,6 +196,20 @@ def import_page(
             now=now,
         )
     return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
+
+
+def queue_applies(collection: Collection, applies: list[dict[str, Any]]) -> int:
+    """One apply job for these items (the last one per identifier); call it inside the
+    transaction that stamps their pools. Returns how many items were queued."""
+    unique = list({item["identifier_id"]: item for item in applies}.values())
+    if unique:
+        enqueue_job(
+            APPLY_JOB,
+            kwargs={"collection_id": collection.pk, "items": unique},
+            trigger="chain",
+            parent=current_run(),
+        )
+    return len(unique)
 
 
 # Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead.
