@@ -22,12 +22,13 @@ from bibliotheca.conf import DEFAULT_START, bibliotheca_settings
 from bibliotheca.models import Collection, Timestamp
 from bibliotheca.services.client import BibliothecaClient
 from bibliotheca.services.purchase_records import (
+    PageGroup,
     fetch_page,
+    finish_group,
     get_start,
     get_timestamp,
     import_page,
     page_item_ids,
-    queue_applies,
     request_due_items,
     start_chain,
 )
@@ -222,11 +223,12 @@ def _run_pages(
     page_seconds = 0.0
     with _PagesAhead(collection, until=chain.until) as ahead:
         while not is_up_to_date(position.current_day, chain.until):
-            # A group of pages per transaction: one commit and one apply job for up to
-            # COMMIT_EVERY_PAGES pages or COMMIT_EVERY_SECONDS, checkpoint after each page.
+            # A group of pages per transaction: one commit, one apply job and one
+            # checkpoint (the last page's) per COMMIT_EVERY_PAGES pages or
+            # COMMIT_EVERY_SECONDS, whichever comes first.
             with transaction.atomic():
                 group_started = time.monotonic()
-                applies: list[dict[str, Any]] = []
+                group = PageGroup()
                 for _ in range(COMMIT_EVERY_PAGES):
                     page_started = time.monotonic()
                     records = ahead.take_page(position, client)
@@ -248,7 +250,7 @@ def _run_pages(
                         now=timezone.now(),
                         records=records,
                         items_ahead=items_ahead,
-                        applies_out=applies,
+                        group=group,
                     )
                     for name in totals:
                         totals[name] += 1 if name == "pages" else getattr(page, name)
@@ -261,7 +263,7 @@ def _run_pages(
                         or is_up_to_date(position.current_day, chain.until)
                     ):
                         break
-                queue_applies(collection, applies)
+                chain_totals = finish_group(collection, group)
             now = time.monotonic()
             last_group = now >= deadline or is_up_to_date(position.current_day, chain.until)
             if now - extended_at >= EXTEND_EVERY_SECONDS:
@@ -270,7 +272,7 @@ def _run_pages(
                 )
                 extended_at = now
             if last_group or now - reported_at >= PROGRESS_EVERY_SECONDS:
-                _report(chain, position.current_day, page.chain_totals, hop_pages=totals["pages"])
+                _report(chain, position.current_day, chain_totals, hop_pages=totals["pages"])
                 reported_at = now
             if now >= deadline:
                 break

@@ -8,7 +8,7 @@ losing or duplicating pools.
 import json
 import logging
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -114,16 +114,16 @@ def import_page(
     now: datetime,
     records: list[pymarc.Record] | None = None,
     items_ahead: Future | None = None,
-    applies_out: list[dict[str, Any]] | None = None,
+    group: "PageGroup | None" = None,
 ) -> PageResult:
     """Fetch the page at `position`, import it, and move the checkpoint, in one transaction
     (or in the caller's: a hop commits a group of pages at a time).
 
     `until` is the chain's end (when it started): windows never reach past it.
     `records`: the page, when the caller fetched it already; `items_ahead`: a future of
-    request_due_items for its ids, running meanwhile; `applies_out`: collect the items
-    to apply there (the caller queues them with queue_applies in the same transaction)
-    instead of queueing an apply job for this page.
+    request_due_items for its ids, running meanwhile; `group`: add the page's applies,
+    pool stamps, counts and checkpoint there (the caller writes them with finish_group
+    in its transaction) instead of writing them for this page alone.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
@@ -151,7 +151,11 @@ def import_page(
 
     if not item_ids:  # nothing to write but the checkpoint: one statement, no transaction
         page = _PageCounts(records=len(records), skipped=skipped)
-        chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
+        if group is not None:
+            group.add(page, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
+            chain_totals: dict[str, Any] = {}
+        else:
+            chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
         return PageResult(
             **vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals
         )
@@ -176,10 +180,7 @@ def import_page(
             items = client.fetch_items(due) if due else {}
             items_requests = (1 if due else 0) + (1 if asked else 0)
         applies = _changed_items(pools, items)
-        if applies_out is not None:
-            applies_out.extend(applies)
-        else:
-            queue_applies(collection, applies)
+        checked_pool_ids = [pools[i].pool_id for i in items if i in pools]
         page = _PageCounts(
             records=len(records),
             skipped=skipped,
@@ -187,15 +188,73 @@ def import_page(
             items_requests=items_requests,
             applies_queued=len(applies),
         )
-        chain_totals = _checkpoint(
-            collection,
-            page,
-            checkpoint=checkpoint,
-            next_at=next_at,
-            checked_pool_ids=[pools[i].pool_id for i in items if i in pools],
-            now=now,
-        )
+        if group is not None:
+            group.add(
+                page, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now
+            )
+            chain_totals = {}
+        else:
+            queue_applies(collection, applies)
+            chain_totals = _checkpoint(
+                collection,
+                page,
+                checkpoint=checkpoint,
+                next_at=next_at,
+                checked_pool_ids=checked_pool_ids,
+                now=now,
+            )
     return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
+
+
+@dataclass
+class PageGroup:
+    """Pages imported in one transaction, written together when the group ends."""
+
+    pages: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    applies: list[dict[str, Any]] = field(default_factory=list)
+    checked_pool_ids: list[int] = field(default_factory=list)
+    checkpoint: datetime | None = None
+    next_at: Position | None = None
+    now: datetime | None = None
+
+    def add(
+        self,
+        page: "_PageCounts",
+        applies: list[dict[str, Any]],
+        checked_pool_ids: list[int],
+        *,
+        checkpoint: datetime,
+        next_at: Position,
+        now: datetime,
+    ) -> None:
+        self.pages += 1
+        for key, value in vars(page).items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        self.applies.extend(applies)
+        self.checked_pool_ids.extend(checked_pool_ids)
+        self.checkpoint, self.next_at, self.now = checkpoint, next_at, now
+
+
+def finish_group(collection: Collection, group: PageGroup) -> dict[str, Any]:
+    """Queue the group's apply job and write its stamps and checkpoint (two statements).
+
+    Call it inside the group's transaction: nothing of a group is visible before its
+    commit, so one checkpoint (the last page's) equals one per page. Returns the
+    chain's counts.
+    """
+    if not group.pages:
+        return {}
+    queue_applies(collection, group.applies)
+    return _checkpoint(
+        collection,
+        _PageCounts(**group.counts),
+        checkpoint=group.checkpoint,
+        next_at=group.next_at,
+        checked_pool_ids=group.checked_pool_ids,
+        now=group.now,
+        pages=group.pages,
+    )
 
 
 def queue_applies(collection: Collection, applies: list[dict[str, Any]]) -> int:
@@ -314,13 +373,14 @@ def _checkpoint(
     next_at: Position,
     checked_pool_ids: list[int] | None = None,
     now: datetime | None = None,
+    pages: int = 1,
 ) -> dict[str, Any]:
-    """Move Timestamp.finish, add the page to the chain's counts, stamp the pools whose
+    """Move Timestamp.finish, add the page(s) to the chain's counts, stamp the pools whose
     metadata was looked up; one statement. Returns the chain's counts."""
     sql = _CHECKPOINT.format(pool=LicensePool._meta.db_table, timestamp=Timestamp._meta.db_table)
     params = {
         **vars(page),
-        "pages": 1,
+        "pages": pages,
         "now": now,
         "checked": checked_pool_ids or [],
         "finish": checkpoint,
