@@ -64,26 +64,34 @@ def test_kill_9_mid_backfill_chain__no_duplicate_pools_checkpoint_monotonic(
         killed = list(
             JobRun.objects.filter(job=CHAIN, status="running").values_list("pk", flat=True)
         )
-        queued = JobRun.objects.filter(job=CHAIN, status="queued").count()
+        queued = list(
+            JobRun.objects.filter(job=CHAIN, status="queued").values_list("pk", flat=True)
+        )
         hops = JobRun.objects.filter(job=CHAIN).count()
         say(
             f"kill -9 cluster pid {cluster.pid} after {hops} hops: checkpoint {at_kill:%Y-%m-%d %H:%M}, "
-            f"{pools_at_kill:,}/{total:,} pools, hop(s) {killed} running, {queued} next hop queued"
+            f"{pools_at_kill:,}/{total:,} pools, hop(s) {killed} running, next hop(s) {queued} queued"
         )
         assert pools_at_kill < total
-
-        age_out(lease_key=purchase_lock_key(collection.pk), run_ids=killed, seconds=7200)
-        last_before = JobRun.objects.order_by("-pk").values_list("pk", flat=True).first()
         qcluster.start(["default"])
-        restarted = enqueue_job(
-            CHAIN,
-            kwargs={"collection_id": collection.pk, "time_budget_seconds": 0.3},
-            trigger="command",
-            triggered_by="crash-test",
-        )
+        if queued:
+            # Killed between hops: the queued next hop resumes the chain under its live lease.
+            restarted = JobRun.objects.get(pk=queued[0])
+            recovery = "the queued next hop resumed the chain"
+        else:
+            # Killed inside a hop: nothing continues; once the dead chain's lease (2 h) has
+            # expired, the next chain starts at the checkpoint.
+            age_out(lease_key=purchase_lock_key(collection.pk), run_ids=killed, seconds=7200)
+            restarted = enqueue_job(
+                CHAIN,
+                kwargs={"collection_id": collection.pk, "time_budget_seconds": 0.3},
+                trigger="command",
+                triggered_by="crash-test",
+            )
+            recovery = "a new chain started after the lease expired"
         poll(
             lambda: (
-                JobRun.objects.filter(job=CHAIN, pk__gt=last_before, result__done=True).exists()
+                JobRun.objects.filter(job=CHAIN, pk__gte=restarted.pk, result__done=True).exists()
                 and not JobRun.objects.filter(job=CHAIN, status__in=["queued", "running"])
                 .exclude(pk__in=killed)
                 .exists()
@@ -102,7 +110,7 @@ def test_kill_9_mid_backfill_chain__no_duplicate_pools_checkpoint_monotonic(
         .filter(n__gt=1)
         .count()
     )
-    after = JobRun.objects.filter(job=CHAIN, pk__gt=last_before)
+    after = JobRun.objects.filter(job=CHAIN, pk__gte=restarted.pk)
     failed = list(after.filter(status="failed").values_list("pk", "error"))
     assert dupes == 0
     assert LicensePool.objects.count() == total
@@ -110,7 +118,7 @@ def test_kill_9_mid_backfill_chain__no_duplicate_pools_checkpoint_monotonic(
     assert failed == []
     assert checkpoint(collection.pk) >= start + timedelta(days=DAYS)
     say(
-        f"restart: run {restarted.pk} {restarted.status}"
+        f"restart ({recovery}): run {restarted.pk} {restarted.status}"
         f"{' (' + restarted.result.get('reason', '') + ')' if restarted.status == 'skipped' else ''}; "
         f"{after.count()} hops after the restart; verified: {LicensePool.objects.count():,} pools "
         f"= {total:,} records, 0 duplicates, checkpoint sampled {len(values)} times never moved "
