@@ -41,6 +41,14 @@ class Credentials:
         return f"Credentials({self.name!r}, {self.base_url!r})"
 
 
+@dataclass(frozen=True)
+class RawResponse:
+    """A 200 answer not parsed yet, and what was asked (for error messages)."""
+
+    body: bytes
+    what: str
+
+
 class BibliothecaClient:
     """A requests session signing every call for one collection."""
 
@@ -67,6 +75,20 @@ class BibliothecaClient:
         self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
     ) -> list[pymarc.Record]:
         """Purchase records in [start, end), `offset` 1-based, at most `limit` (50)."""
+        return self.parse_marc(self.get_marc(start=start, end=end, offset=offset, limit=limit))
+
+    def fetch_items(self, item_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Metadata of several items in one request: {item id: fields}."""
+        if not item_ids:
+            return {}
+        return self.parse_items(self.get_items(item_ids))
+
+    # The two halves of each call: the request (I/O only, fine in a fetch-ahead thread)
+    # and the parsing (CPU: done by the caller's thread, not competing for the GIL).
+
+    def get_marc(
+        self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
+    ) -> RawResponse:
         query = {
             "startdate": start.strftime(WINDOW_FORMAT),
             "enddate": end.strftime(WINDOW_FORMAT),
@@ -74,33 +96,36 @@ class BibliothecaClient:
             "limit": min(limit, PAGE_SIZE),
         }
         what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
-        body = self._get("/data/marc", query, what=what)
-        if body.lstrip().startswith(b"<Error"):
+        return RawResponse(body=self._get("/data/marc", query, what=what), what=what)
+
+    def parse_marc(self, raw: "RawResponse") -> list[pymarc.Record]:
+        if raw.body.lstrip().startswith(b"<Error"):
             raise RemoteIntegrationError(
-                self._message(what, f"error document: {_error_text(body)}")
+                self._message(raw.what, f"error document: {_error_text(raw.body)}")
             )
         try:
-            return parse_marc_page(body)
+            return parse_marc_page(raw.body)
         except Exception as exc:
             raise RemoteIntegrationError(
-                self._message(what, f"unreadable MARCXML ({type(exc).__name__}: {exc})")
+                self._message(raw.what, f"unreadable MARCXML ({type(exc).__name__}: {exc})")
             ) from exc
 
-    def fetch_items(self, item_ids: list[str]) -> dict[str, dict[str, str]]:
-        """Metadata of several items in one request: {item id: fields}."""
-        if not item_ids:
-            return {}
+    def get_items(self, item_ids: list[str]) -> "RawResponse":
         what = f"items batch of {len(item_ids)} ({item_ids[0]}..)"
-        body = self._get("/items/" + ",".join(item_ids), None, what=what)
-        if body.lstrip().startswith(b"<Error"):
+        return RawResponse(
+            body=self._get("/items/" + ",".join(item_ids), None, what=what), what=what
+        )
+
+    def parse_items(self, raw: "RawResponse") -> dict[str, dict[str, str]]:
+        if raw.body.lstrip().startswith(b"<Error"):
             raise RemoteIntegrationError(
-                self._message(what, f"error document: {_error_text(body)}")
+                self._message(raw.what, f"error document: {_error_text(raw.body)}")
             )
         try:
-            return parse_items(body)
+            return parse_items(raw.body)
         except Exception as exc:
             raise RemoteIntegrationError(
-                self._message(what, f"unreadable items XML ({type(exc).__name__}: {exc})")
+                self._message(raw.what, f"unreadable items XML ({type(exc).__name__}: {exc})")
             ) from exc
 
     def _get(self, path: str, query: dict | None, *, what: str) -> bytes:

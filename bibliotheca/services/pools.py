@@ -24,42 +24,43 @@ class PoolRow:
 
 # Rows inserted by a data-modifying CTE are invisible to the statement's other reads
 # (one snapshot), so "inserted" UNION ALL "already there" lists every row exactly once.
-# The lookups are LATERAL ... LIMIT 1 so that each is one probe of a unique index
-# (a plain join may be planned as a scan of the whole table, whose cost grows with it).
+# Lookups are `column = ANY(array)` (ARRAY(subquery) is computed once): at most one
+# index scan per table whatever the planner knows; per-row lookups planned on a table
+# without statistics (a first import) can scan the whole growing table once per id.
 _FIND_OR_CREATE = """
-WITH input AS (
-    SELECT DISTINCT unnest(%(values)s::varchar[]) AS value
-),
-new_identifiers AS (
+WITH new_identifiers AS (
     INSERT INTO {identifier} (type, value)
-    SELECT %(type)s, value FROM input
+    SELECT DISTINCT %(type)s, unnest(%(values)s::varchar[])
     ON CONFLICT (type, value) DO NOTHING
     RETURNING id, value
 ),
 identifiers AS (
     SELECT id, value FROM new_identifiers
     UNION ALL
-    SELECT i.id, input.value FROM input CROSS JOIN LATERAL (
-        SELECT id FROM {identifier} WHERE type = %(type)s AND value = input.value LIMIT 1
-    ) i
+    SELECT id, value FROM {identifier}
+    WHERE type = %(type)s AND value = ANY(%(values)s::varchar[])
 ),
 new_pools AS (
     INSERT INTO {pool} (collection_id, identifier_id, created_at)
     SELECT %(collection)s, id, %(now)s FROM identifiers
     ON CONFLICT (collection_id, identifier_id) DO NOTHING
     RETURNING id, identifier_id
+),
+old_pools AS (
+    SELECT id, identifier_id, metadata_checked_at FROM {pool}
+    WHERE collection_id = %(collection)s
+      AND identifier_id = ANY(ARRAY(SELECT id FROM identifiers))
+),
+editions AS (
+    SELECT identifier_id, data_hash FROM {edition}
+    WHERE identifier_id = ANY(ARRAY(SELECT id FROM identifiers))
 )
-SELECT ident.value, ident.id, COALESCE(np.id, p.id), np.id IS NOT NULL,
-       p.metadata_checked_at, e.data_hash
+SELECT ident.value, ident.id, COALESCE(np.id, op.id), np.id IS NOT NULL,
+       op.metadata_checked_at, e.data_hash
 FROM identifiers ident
 LEFT JOIN new_pools np ON np.identifier_id = ident.id
-LEFT JOIN LATERAL (
-    SELECT id, metadata_checked_at FROM {pool}
-    WHERE collection_id = %(collection)s AND identifier_id = ident.id LIMIT 1
-) p ON true
-LEFT JOIN LATERAL (
-    SELECT data_hash FROM {edition} WHERE identifier_id = ident.id LIMIT 1
-) e ON true
+LEFT JOIN old_pools op ON op.identifier_id = ident.id
+LEFT JOIN editions e ON e.identifier_id = ident.id
 """
 
 

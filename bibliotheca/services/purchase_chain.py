@@ -15,16 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import connections, transaction
 from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, bibliotheca_settings
 from bibliotheca.models import Collection, Timestamp
 from bibliotheca.services.client import BibliothecaClient
 from bibliotheca.services.purchase_records import (
+    PageGroup,
     fetch_page,
+    finish_group,
     get_start,
     get_timestamp,
     import_page,
+    page_item_ids,
+    request_due_items,
     start_chain,
 )
 from bibliotheca.services.windows import Position, is_up_to_date, next_position, window_end
@@ -40,6 +45,10 @@ logger = logging.getLogger("bibliotheca")
 CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 #: A hop reports progress at most this often (and always after its last page).
 PROGRESS_EVERY_SECONDS = 1.0
+#: A hop commits its pages (and queues their apply job) at least this often...
+COMMIT_EVERY_SECONDS = 1.0
+#: ... and at least every this many pages (at most 500 items per apply job).
+COMMIT_EVERY_PAGES = 10
 #: A hop longer than this extends the lease again (it is extended when the hop starts).
 EXTEND_EVERY_SECONDS = 60.0
 
@@ -214,38 +223,56 @@ def _run_pages(
     page_seconds = 0.0
     with _PagesAhead(collection, until=chain.until) as ahead:
         while not is_up_to_date(position.current_day, chain.until):
-            page_started = time.monotonic()
-            records = ahead.take(position)
-            # The next position depends only on this page's size: while this page is
-            # written, fetch the next one, if the budget leaves time to import it.
-            next_at = next_position(
-                position,
-                records_on_page=len(records),
-                day_end=window_end(position.current_day, chain.until),
-            )
-            if page_started + 2 * page_seconds < deadline:
-                ahead.start(next_at)
-            page = import_page(
-                collection,
-                client,
-                position,
-                until=chain.until,
-                now=timezone.now(),
-                records=records,
-            )
-            for name in totals:
-                totals[name] += 1 if name == "pages" else getattr(page, name)
-            position = page.next
+            # A group of pages per transaction: one commit, one apply job and one
+            # checkpoint (the last page's) per COMMIT_EVERY_PAGES pages or
+            # COMMIT_EVERY_SECONDS, whichever comes first.
+            with transaction.atomic():
+                group_started = time.monotonic()
+                group = PageGroup()
+                for _ in range(COMMIT_EVERY_PAGES):
+                    page_started = time.monotonic()
+                    records = ahead.take_page(position, client)
+                    items_ahead = ahead.start_items(page_item_ids(records))
+                    # The next position depends only on this page's size: fetch the next
+                    # page while this one is written, if the budget leaves time for it.
+                    next_at = next_position(
+                        position,
+                        records_on_page=len(records),
+                        day_end=window_end(position.current_day, chain.until),
+                    )
+                    if page_started + 2 * page_seconds < deadline:
+                        ahead.start_page(next_at)
+                    page = import_page(
+                        collection,
+                        client,
+                        position,
+                        until=chain.until,
+                        now=timezone.now(),
+                        records=records,
+                        items_ahead=items_ahead,
+                        group=group,
+                    )
+                    for name in totals:
+                        totals[name] += 1 if name == "pages" else getattr(page, name)
+                    position = page.next
+                    now = time.monotonic()
+                    page_seconds = now - page_started
+                    if (
+                        now >= deadline
+                        or now - group_started >= COMMIT_EVERY_SECONDS
+                        or is_up_to_date(position.current_day, chain.until)
+                    ):
+                        break
+                chain_totals = finish_group(collection, group)
             now = time.monotonic()
-            page_seconds = now - page_started
-            last_page = now >= deadline or is_up_to_date(position.current_day, chain.until)
+            last_group = now >= deadline or is_up_to_date(position.current_day, chain.until)
             if now - extended_at >= EXTEND_EVERY_SECONDS:
                 locks.extend_lease(
                     key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
                 )
                 extended_at = now
-            if last_page or now - reported_at >= PROGRESS_EVERY_SECONDS:
-                _report(chain, position.current_day, page.chain_totals, hop_pages=totals["pages"])
+            if last_group or now - reported_at >= PROGRESS_EVERY_SECONDS:
+                _report(chain, position.current_day, chain_totals, hop_pages=totals["pages"])
                 reported_at = now
             if now >= deadline:
                 break
@@ -259,39 +286,50 @@ def _run_pages(
 
 
 class _PagesAhead:
-    """Fetches the next MARC page in a thread while the current one is written.
+    """A thread for a hop's I/O: the next MARC page, and the current page's due items.
 
-    HTTP and parsing overlap the page's database round trips; errors surface when the
-    page is taken, in page order, so earlier pages are committed first as without it.
-    The thread has its own client (session) and never touches the database.
+    While a page's pools are written, the thread asks which of its ids are due
+    (committed data) and requests their items; while the rest of the page is written,
+    it fetches the next MARC page. It only waits on sockets and the database: parsing
+    stays in the hop's thread, so the two never queue for the GIL behind each other.
+    Errors surface in page order when the hop takes the result. The thread has its own
+    client (session) and database connection, closed when the hop is done.
     """
 
     def __init__(self, collection: Collection, *, until: datetime) -> None:
+        self._collection = collection
         self._client = BibliothecaClient.for_collection(collection)
         self._until = until
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marc-ahead")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-io")
         self._pending: tuple[Position, Future] | None = None
 
     def __enter__(self) -> "_PagesAhead":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # Waits for a fetch in flight (bounded by the request timeout); its page is dropped.
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._pending is not None:
+            self._pending[1].cancel()  # a fetch in flight finishes; its page is dropped
+        self._executor.submit(connections.close_all)  # that thread's connections
+        self._executor.shutdown(wait=True)
 
-    def start(self, position: Position) -> None:
-        if is_up_to_date(position.current_day, self._until):
-            return
-        future = self._executor.submit(fetch_page, self._client, position, until=self._until)
-        self._pending = (position, future)
+    def start_page(self, position: Position) -> None:
+        if not is_up_to_date(position.current_day, self._until):
+            future = self._executor.submit(fetch_page, self._client, position, until=self._until)
+            self._pending = (position, future)
 
-    def take(self, position: Position) -> list:
+    def take_page(self, position: Position, client: BibliothecaClient) -> list:
+        """The records at `position`: fetched ahead or now, parsed in this thread."""
         pending, self._pending = self._pending, None
         if pending is not None and pending[0] == position:
-            return pending[1].result()
+            return client.parse_marc(pending[1].result())
         if pending is not None:
             pending[1].cancel()
-        return fetch_page(self._client, position, until=self._until)
+        return client.parse_marc(fetch_page(client, position, until=self._until))
+
+    def start_items(self, item_ids: list[str]) -> Future | None:
+        if not item_ids:
+            return None
+        return self._executor.submit(request_due_items, self._client, self._collection, item_ids)
 
 
 def _is_retry() -> bool:

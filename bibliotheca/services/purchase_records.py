@@ -7,16 +7,18 @@ losing or duplicating pools.
 
 import json
 import logging
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pymarc
 from django.db import connection, transaction
+from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
-from bibliotheca.models import Collection, LicensePool, Timestamp
-from bibliotheca.services.client import BibliothecaClient
+from bibliotheca.models import Collection, Identifier, LicensePool, Timestamp
+from bibliotheca.services.client import BibliothecaClient, RawResponse
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.pools import PoolRow, find_or_create_pools
@@ -77,15 +79,30 @@ def start_chain(collection: Collection, *, now: datetime) -> None:
     )
 
 
-def fetch_page(
-    client: BibliothecaClient, position: Position, *, until: datetime
-) -> list[pymarc.Record]:
-    """The MARC page at `position` (no database: a hop may fetch the next page ahead)."""
-    return client.fetch_marc_page(
+def fetch_page(client: BibliothecaClient, position: Position, *, until: datetime) -> RawResponse:
+    """The MARC page at `position`, not parsed yet (I/O only: a hop fetches it ahead)."""
+    return client.get_marc(
         start=position.current_day,
         end=window_end(position.current_day, until),
         offset=position.offset,
     )
+
+
+def page_item_ids(records: list[pymarc.Record]) -> list[str]:
+    """The page's ids with exactly one 001, first occurrence order."""
+    return list(dict.fromkeys(i for i in map(bibliotheca_id, records) if i is not None))
+
+
+def request_due_items(
+    client: BibliothecaClient, collection: Collection, item_ids: list[str]
+) -> tuple[list[str], RawResponse | None]:
+    """The ids due now (committed data) and the unparsed items answer for them.
+
+    Run in a hop's fetch thread while the page's pools are written: import_page then
+    checks these ids against the ones it finds due itself.
+    """
+    due = due_item_ids(collection, item_ids, now=timezone.now())
+    return due, (client.get_items(due) if due else None)
 
 
 def import_page(
@@ -96,15 +113,21 @@ def import_page(
     until: datetime,
     now: datetime,
     records: list[pymarc.Record] | None = None,
+    items_ahead: Future | None = None,
+    group: "PageGroup | None" = None,
 ) -> PageResult:
-    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction.
+    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction
+    (or in the caller's: a hop commits a group of pages at a time).
 
     `until` is the chain's end (when it started): windows never reach past it.
-    `records`: the page, when the caller fetched it already (`fetch_page`).
+    `records`: the page, when the caller fetched it already; `items_ahead`: a future of
+    request_due_items for its ids, running meanwhile; `group`: add the page's applies,
+    pool stamps, counts and checkpoint there (the caller writes them with finish_group
+    in its transaction) instead of writing them for this page alone.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
-        records = fetch_page(client, position, until=until)
+        records = client.parse_marc(fetch_page(client, position, until=until))
     item_ids: list[str] = []
     skipped = 0
     for record in records:
@@ -128,12 +151,16 @@ def import_page(
 
     if not item_ids:  # nothing to write but the checkpoint: one statement, no transaction
         page = _PageCounts(records=len(records), skipped=skipped)
-        chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
+        if group is not None:
+            group.add(page, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
+            chain_totals: dict[str, Any] = {}
+        else:
+            chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
         return PageResult(
             **vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals
         )
 
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         pools = find_or_create_pools(collection, item_ids, now=now)
         cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
         due = sorted(
@@ -141,31 +168,143 @@ def import_page(
             for item_id, pool in pools.items()
             if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
         )
-        items = client.fetch_items(due) if due else {}
+        asked: set[str] | None = None
+        if items_ahead is not None:
+            asked_ids, raw = items_ahead.result()
+            asked = set(asked_ids)
+        if asked is not None and asked.issuperset(due):  # requested meanwhile: no new one
+            looked_up = client.parse_items(raw) if raw is not None else {}
+            items = {i: looked_up[i] for i in due if i in looked_up}
+            items_requests = 1 if asked else 0
+        else:
+            items = client.fetch_items(due) if due else {}
+            items_requests = (1 if due else 0) + (1 if asked else 0)
         applies = _changed_items(pools, items)
-        if applies:
-            enqueue_job(
-                APPLY_JOB,
-                kwargs={"collection_id": collection.pk, "items": applies},
-                trigger="chain",
-                parent=current_run(),
-            )
+        checked_pool_ids = [pools[i].pool_id for i in items if i in pools]
         page = _PageCounts(
             records=len(records),
             skipped=skipped,
             new_pools=sum(1 for pool in pools.values() if pool.is_new),
-            items_requests=1 if due else 0,
+            items_requests=items_requests,
             applies_queued=len(applies),
         )
-        chain_totals = _checkpoint(
-            collection,
-            page,
-            checkpoint=checkpoint,
-            next_at=next_at,
-            checked_pool_ids=[pools[i].pool_id for i in items if i in pools],
-            now=now,
-        )
+        if group is not None:
+            group.add(
+                page, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now
+            )
+            chain_totals = {}
+        else:
+            queue_applies(collection, applies)
+            chain_totals = _checkpoint(
+                collection,
+                page,
+                checkpoint=checkpoint,
+                next_at=next_at,
+                checked_pool_ids=checked_pool_ids,
+                now=now,
+            )
     return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
+
+
+@dataclass
+class PageGroup:
+    """Pages imported in one transaction, written together when the group ends."""
+
+    pages: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    applies: list[dict[str, Any]] = field(default_factory=list)
+    checked_pool_ids: list[int] = field(default_factory=list)
+    checkpoint: datetime | None = None
+    next_at: Position | None = None
+    now: datetime | None = None
+
+    def add(
+        self,
+        page: "_PageCounts",
+        applies: list[dict[str, Any]],
+        checked_pool_ids: list[int],
+        *,
+        checkpoint: datetime,
+        next_at: Position,
+        now: datetime,
+    ) -> None:
+        self.pages += 1
+        for key, value in vars(page).items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        self.applies.extend(applies)
+        self.checked_pool_ids.extend(checked_pool_ids)
+        self.checkpoint, self.next_at, self.now = checkpoint, next_at, now
+
+
+def finish_group(collection: Collection, group: PageGroup) -> dict[str, Any]:
+    """Queue the group's apply job and write its stamps and checkpoint (two statements).
+
+    Call it inside the group's transaction: nothing of a group is visible before its
+    commit, so one checkpoint (the last page's) equals one per page. Returns the
+    chain's counts.
+    """
+    if not group.pages:
+        return {}
+    queue_applies(collection, group.applies)
+    return _checkpoint(
+        collection,
+        _PageCounts(**group.counts),
+        checkpoint=group.checkpoint,
+        next_at=group.next_at,
+        checked_pool_ids=group.checked_pool_ids,
+        now=group.now,
+        pages=group.pages,
+    )
+
+
+def queue_applies(collection: Collection, applies: list[dict[str, Any]]) -> int:
+    """One apply job for these items (the last one per identifier); call it inside the
+    transaction that stamps their pools. Returns how many items were queued."""
+    unique = list({item["identifier_id"]: item for item in applies}.values())
+    if unique:
+        enqueue_job(
+            APPLY_JOB,
+            kwargs={"collection_id": collection.pk, "items": unique},
+            trigger="chain",
+            parent=current_run(),
+        )
+    return len(unique)
+
+
+# Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead.
+_DUE = """
+WITH ids AS (
+    SELECT id, value FROM {identifier}
+    WHERE type = %(type)s AND value = ANY(%(values)s::varchar[])
+),
+fresh AS (
+    SELECT identifier_id FROM {pool}
+    WHERE collection_id = %(collection)s
+      AND identifier_id = ANY(ARRAY(SELECT id FROM ids))
+      AND metadata_checked_at >= %(cutoff)s
+)
+SELECT DISTINCT input.value FROM unnest(%(values)s::varchar[]) AS input(value)
+WHERE NOT EXISTS (
+    SELECT 1 FROM ids JOIN fresh ON fresh.identifier_id = ids.id WHERE ids.value = input.value
+)
+"""
+
+
+def due_item_ids(collection: Collection, item_ids: list[str], *, now: datetime) -> list[str]:
+    """Sorted ids without a pool, or whose pool's metadata is unchecked or older than
+    BIBLIOTHECA_METADATA_REFRESH_DAYS (committed data only)."""
+    sql = _DUE.format(identifier=Identifier._meta.db_table, pool=LicensePool._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "values": item_ids,
+                "collection": collection.pk,
+                "type": Identifier.Type.BIBLIOTHECA_ID,
+                "cutoff": now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS),
+            },
+        )
+        return sorted(value for (value,) in cursor)
 
 
 def _changed_items(
@@ -234,13 +373,14 @@ def _checkpoint(
     next_at: Position,
     checked_pool_ids: list[int] | None = None,
     now: datetime | None = None,
+    pages: int = 1,
 ) -> dict[str, Any]:
-    """Move Timestamp.finish, add the page to the chain's counts, stamp the pools whose
+    """Move Timestamp.finish, add the page(s) to the chain's counts, stamp the pools whose
     metadata was looked up; one statement. Returns the chain's counts."""
     sql = _CHECKPOINT.format(pool=LicensePool._meta.db_table, timestamp=Timestamp._meta.db_table)
     params = {
         **vars(page),
-        "pages": 1,
+        "pages": pages,
         "now": now,
         "checked": checked_pool_ids or [],
         "finish": checkpoint,

@@ -116,18 +116,8 @@ def _process_program(
 
 
 def _rows(cursor) -> list[CardRow]:
-    return [
-        CardRow(
-            card_id=r[0],
-            number=r[1],
-            points=r[2],
-            last_activity_at=r[3],
-            customer_name=r[4],
-            email=r[5],
-            phone=r[6],
-        )
-        for r in cursor.fetchall()
-    ]
+    """The chunk statement's rows: id, number, points, last_activity_at, name, email, phone."""
+    return list(map(CardRow._make, cursor.fetchall()))
 
 
 def _send_warnings(

@@ -8,7 +8,7 @@ rerun (or a second worker) never queues a second message.
 import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.template import Context
@@ -24,9 +24,12 @@ WARNING_TEMPLATE = "loyalty/notifications/points_expiring"
 EXPIRED_TEMPLATE = "loyalty/notifications/points_expired"
 
 
-@dataclass(frozen=True, kw_only=True)
-class CardRow:
-    """One card returned by a chunk statement, with what its customer needs to hear."""
+class CardRow(NamedTuple):
+    """One card returned by a chunk statement, with what its customer needs to hear.
+
+    A named tuple: built straight from the statement's rows (`CardRow._make`), in column
+    order (loyalty.sql), 200,000 times in a big run.
+    """
 
     #: Card primary key.
     card_id: int

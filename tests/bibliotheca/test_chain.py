@@ -202,12 +202,15 @@ def test_apply__writes_editions_once_and_second_import_of_same_data_queues_no_ap
     edition = Edition.objects.select_related("identifier").first()
     assert edition.title == catalogue.item(edition.identifier.value)["Title"]
 
+    first_applies = JobRun.objects.filter(job=APPLY).count()
+    # One hop commits its pages in groups, one apply job per group.
+    assert 1 <= first_applies < PAGES
     LicensePool.objects.update(metadata_checked_at=None)  # every pool due again
     start_chain(collection, time_budget_seconds=60, force_reimport=True)
     drain()
     second = chain_runs()[-1].result
     assert second["items_requests"] == PAGES and second["applies_queued"] == 0
-    assert JobRun.objects.filter(job=APPLY).count() == PAGES  # only the first import's
+    assert JobRun.objects.filter(job=APPLY).count() == first_applies  # none queued now
 
     catalogue.metadata_version = 2
     LicensePool.objects.update(metadata_checked_at=None)
@@ -225,12 +228,13 @@ def test_apply_delivered_twice__writes_once(collection, simulator):
     again = enqueue_job(APPLY, kwargs=apply_run.kwargs, trigger="command")
     drain()
 
-    assert JobRun.objects.get(pk=apply_run.pk).result["created"] == 50
+    queued = len(apply_run.kwargs["items"])
+    assert JobRun.objects.get(pk=apply_run.pk).result["created"] == queued
     assert JobRun.objects.get(pk=again.pk).result == {
         "collection_id": collection.pk,
         "created": 0,
         "updated": 0,
-        "unchanged": 50,
+        "unchanged": queued,
     }
     assert Edition.objects.count() == RECORDS
 
@@ -383,3 +387,16 @@ def test_transient_error_on_first_hop_of_force_reimport__retry_restarts_at_2014(
     starts = [q.split("&")[0] for q in marc_queries(simulator)]
     assert starts[:2] == ["startdate=2014-01-01T00%3A00%3A00"] * 2  # failed, then retried
     assert retry.result["records"] == RECORDS and timestamp(collection).finish == NOW
+
+
+def test_hop_with_budget__commits_pages_in_groups_with_one_apply_job_each(collection, simulator):
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    applies = list(JobRun.objects.filter(job=APPLY).order_by("id"))
+    # 11 pages in groups of at most 10 pages (a group also ends after 1 s).
+    assert 2 <= len(applies) < PAGES
+    assert sum(len(a.kwargs["items"]) for a in applies) == RECORDS
+    ids = [item["identifier_id"] for a in applies for item in a.kwargs["items"]]
+    assert len(ids) == len(set(ids))
+    assert timestamp(collection).progress["pages"] == PAGES

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 from django_q.models import Schedule
+from hypothesis import settings as hypothesis_settings
 
 from jobs.models import JobRun, Lease
 from tests.bibliotheca import conftest as bibliotheca_fixtures
@@ -18,6 +19,11 @@ catalogue = bibliotheca_fixtures.catalogue
 simulator = bibliotheca_fixtures.simulator
 make_collection = bibliotheca_fixtures.make_collection
 collection = bibliotheca_fixtures.collection
+
+
+# No example database under the work tree: every run starts from the strategies.
+hypothesis_settings.register_profile("reliability", database=None)
+hypothesis_settings.load_profile("reliability")
 
 
 def say(message: str) -> None:

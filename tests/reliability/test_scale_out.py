@@ -1,0 +1,66 @@
+"""Two and four `default` clusters on one database run every schedule once per slot.
+
+django-q2's scheduler runs in every cluster (about every 30 s, its own phase each) and
+claims due Schedule rows with SELECT ... FOR UPDATE, then moves `next_run`. The test
+accelerates the clock the only way a real cluster allows: it makes each slot due
+(`next_run` = a distinct moment in the past) for every `default` schedule, waits until all
+of them moved on, and repeats. Then every (job, slot) must have exactly one run.
+"""
+
+import time
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_q.models import Schedule
+
+from jobs.models import JobRun
+from jobs.services.schedules import sync_schedules
+from tests.reliability.conftest import poll, say
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+SLOTS = 4
+
+
+@pytest.mark.parametrize("clusters", [2, 4])
+def test_n_default_clusters__each_schedule_runs_once_per_slot(qcluster, clusters):
+    sync_schedules()
+    Schedule.objects.exclude(cluster="default").delete()  # other clusters are not started
+    names = sorted(Schedule.objects.values_list("name", flat=True))
+    started = time.monotonic()
+    qcluster.start(["default"] * clusters, env={"Q_WORKERS": "1"})
+
+    slots = []
+    for k in range(SLOTS):
+        # A distinct, whole-second slot in the past: what `scheduled_for` of its runs must say.
+        slot = (timezone.now() - timedelta(minutes=10 * (SLOTS - k))).replace(microsecond=0)
+        slots.append(slot)
+        Schedule.objects.filter(name__in=names).update(next_run=slot)
+        poll(
+            lambda: not Schedule.objects.filter(next_run__lte=timezone.now()).exists(),
+            timeout=120,
+            what=f"slot {k + 1} to fire on every schedule",
+            every=0.5,
+        )
+    poll(
+        lambda: not JobRun.objects.filter(status__in=["queued", "running"]).exists(),
+        timeout=300,
+        what="every scheduled run to finish",
+        every=0.5,
+    )
+
+    runs = JobRun.objects.filter(trigger="schedule")
+    per_slot = Counter(runs.values_list("job", "scheduled_for"))
+    expected = {(name, slot) for name in names for slot in slots}
+    twice = {key: n for key, n in per_slot.items() if n > 1}
+    missing = expected - set(per_slot)
+    hosts = Counter(runs.values_list("pid", flat=True))
+    statuses = Counter(runs.values_list("status", flat=True))
+    say(
+        f"{clusters} default clusters, {len(names)} schedules x {SLOTS} slots: {runs.count()} "
+        f"scheduled runs ({dict(statuses)}), spread over {len(hosts)} worker pids; "
+        f"twice: {twice}, missing: {sorted(missing)[:5]}; {time.monotonic() - started:.0f} s"
+    )
+    assert twice == {} and missing == set()
+    assert set(per_slot) == expected
