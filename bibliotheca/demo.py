@@ -59,9 +59,9 @@ def run_demo(*, out: Callable[[str], None]) -> None:
 
         def finished() -> bool:
             done = chain.filter(job=CHAIN, result__done=True).exists()
-            stopped = chain.filter(
-                job=CHAIN, status="failed", result__retries_exhausted=False
-            ).exclude(result__has_key="retry_run_id")
+            stopped = chain.filter(job=CHAIN, status="failed", result__permanent=True).exclude(
+                result__has_key="retry_run_id"
+            )
             return (done or stopped.exists()) and not chain.filter(
                 status__in=["queued", "running"]
             ).exists()
@@ -101,7 +101,7 @@ def _run_chain(collection: Collection, out: Callable[[str], None]) -> int:
         hops = runs.filter(job=CHAIN)
         over = (
             hops.filter(result__done=True).exists()
-            or hops.filter(status="failed", result__has_key="retries_exhausted").exists()
+            or hops.filter(status="failed").exclude(result__has_key="retry_run_id").exists()
         )
         return over and not runs.filter(status__in=["queued", "running"]).exists()
 

@@ -90,6 +90,19 @@ TEMPLATES = [
     },
 ]
 
+# Notifications are plain text (email bodies, SMS): rendered by their own engine without
+# HTML autoescaping, so "Tom & Jerry's" is not sent as "Tom &amp; Jerry&#x27;s".
+TEMPLATES.append(
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "NAME": "notifications",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"autoescape": False},
+    }
+)
+NOTIFICATION_TEMPLATE_ENGINE = "notifications"
+
 WSGI_APPLICATION = "config.wsgi.application"
 
 DATABASES = {

@@ -24,6 +24,9 @@ class JobsSettings:
         "PRUNE_BATCH_SIZE": 5000,
         #: A running run whose heartbeat is older than this is considered lost.
         "STALE_RUN_SECONDS": 300,
+        #: How long run bookkeeping (status, lease release, retry row) keeps retrying
+        #: through a database outage before giving up.
+        "BOOKKEEPING_RETRY_SECONDS": 60,
         #: Seconds between heartbeats (and lease extensions) of a running job.
         "HEARTBEAT_SECONDS": 20,
         #: A schedule whose next_run is this far in the past is reported overdue.

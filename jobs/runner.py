@@ -18,7 +18,7 @@ import traceback
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from jobs import context, locks, sql
@@ -242,8 +242,10 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
         )
         if child is not None:
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
+    elif run.attempt >= spec.retry.max_attempts:
+        result = {"retries_exhausted": True}
     else:
-        result = {"retries_exhausted": run.attempt >= spec.retry.max_attempts}
+        result = {"permanent": True}  # the policy never retries this kind of error
     logger.error("%s #%s failed (attempt %s): %s %s", spec.name, run.pk, run.attempt, error, result)
     _finish(
         run,
@@ -292,22 +294,32 @@ def _fail_lost_runs(spec: JobSpec, *, current_id: int) -> None:
         logger.warning("%s: marked %s lost run(s) failed", spec.name, count)
 
 
-def _safely(action: Any) -> Any:
-    """Run a bookkeeping write; after a dropped connection, reconnect and try once more."""
-    try:
-        return action()
-    except Exception:
-        logger.exception("bookkeeping write failed; reconnecting and retrying once")
-        close_old_connections()
-        try:
-            connection.close()
-        except Exception:  # pragma: no cover
-            pass
+def _safely(action: Any, *, for_seconds: float | None = None) -> Any:
+    """Run a bookkeeping write, riding out a database restart.
+
+    After a failure the connection is dropped and the write retried with backoff for
+    up to BOOKKEEPING_RETRY_SECONDS, so an outage of a few seconds still leaves the
+    run recorded, its lease released and its retry queued. Gives up (and logs) after.
+    """
+    limit = float(
+        for_seconds if for_seconds is not None else jobs_settings.BOOKKEEPING_RETRY_SECONDS
+    )
+    deadline = time.monotonic() + limit
+    delay = 0.25
+    while True:
         try:
             return action()
         except Exception:
-            logger.exception("bookkeeping write failed twice")
-            return None
+            if time.monotonic() + delay > deadline:
+                logger.exception("bookkeeping write failed for %.0fs; giving up", limit)
+                return None
+            logger.warning("bookkeeping write failed; reconnecting in %.2fs", delay, exc_info=True)
+            try:
+                connection.close()
+            except Exception:  # pragma: no cover - a broken socket may fail to close
+                pass
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class _Heartbeat:

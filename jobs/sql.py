@@ -81,3 +81,16 @@ SELECT r.id, r.job, r.status, r.duration_seconds, r.created_at
         LIMIT %(limit)s
  ) AS r
 """
+
+#: Queue outbox rows in one statement from column arrays; a known dedup key is skipped.
+QUEUE_NOTIFICATIONS = """
+INSERT INTO jobs_notification
+       (channel, recipient, template, subject, body, dedup_key, status, attempts,
+        max_attempts, next_attempt_at, last_error, created_at, requeued_by)
+SELECT n.channel, n.recipient, n.template, n.subject, n.body, n.dedup_key, 'pending', 0,
+       %(max_attempts)s, %(now)s, '', %(now)s, ''
+  FROM unnest(%(channel)s::text[], %(recipient)s::text[], %(template)s::text[],
+              %(subject)s::text[], %(body)s::text[], %(dedup_key)s::text[])
+       AS n(channel, recipient, template, subject, body, dedup_key)
+ON CONFLICT (dedup_key) DO NOTHING
+"""

@@ -79,17 +79,3 @@ SELECT id, number, points, last_activity_at, name, email, phone
   FROM done
  ORDER BY last_activity_at, id
 """
-
-#: The outbox rows of one chunk, one array per column (jobs.services.outbox's row shape;
-#: ON CONFLICT on the dedup key makes queueing twice a no-op).
-QUEUE_NOTIFICATIONS = """
-INSERT INTO jobs_notification
-       (channel, recipient, template, subject, body, dedup_key, status, attempts,
-        max_attempts, next_attempt_at, last_error, created_at, requeued_by)
-SELECT n.channel, n.recipient, n.template, n.subject, n.body, n.dedup_key, 'pending', 0,
-       %(max_attempts)s, %(now)s, '', %(now)s, ''
-  FROM unnest(%(channel)s::text[], %(recipient)s::text[], %(template)s::text[],
-              %(subject)s::text[], %(body)s::text[], %(dedup_key)s::text[])
-       AS n(channel, recipient, template, subject, body, dedup_key)
-ON CONFLICT (dedup_key) DO NOTHING
-"""

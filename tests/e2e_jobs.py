@@ -52,3 +52,11 @@ def fail_with_token(*, token: str | None = None) -> dict[str, Any]:
 
     update_run_kwargs(token="abc")
     raise RuntimeError("transient")
+
+
+@job("tests.permanent_failure", retry=True)
+def permanent_failure() -> dict[str, Any]:
+    """Fails in a way no retry can fix."""
+    from jobs.exceptions import PermanentJobError
+
+    raise PermanentJobError("bad credentials")

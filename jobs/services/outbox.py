@@ -16,20 +16,19 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.template.backends.django import Template
-from django.template.loader import get_template
 from django.utils import timezone
 
 from jobs import sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.retry import DEFAULT_RETRY, RetryPolicy
+from jobs.services.notification_render import NotificationRenderer
 from jobs.sms import get_sms_backend
 
 logger = logging.getLogger("jobs.outbox")
 
 DELIVER_JOB = "jobs.deliver_notifications"
-INSERT_CHUNK = 500
+INSERT_CHUNK = 5000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,64 +45,48 @@ class OutgoingNotification:
 
 
 def render_notification(
-    item: OutgoingNotification, templates: dict[str, Template] | None = None
+    item: OutgoingNotification, renderer: NotificationRenderer | None = None
 ) -> tuple[str, str]:
-    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`.
-
-    `templates` caches loaded templates across a batch: loading (not rendering) is most
-    of the cost of a short notification.
-    """
-    cache = templates if templates is not None else {}
-
-    def render(name: str) -> str:
-        if name not in cache:
-            cache[name] = get_template(name)
-        return cache[name].render(item.context)
-
+    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`."""
+    renderer = renderer or NotificationRenderer()
     if item.channel == Notification.Channel.SMS:
-        return "", render(f"{item.template}.sms.txt").strip()
+        return "", renderer.render(f"{item.template}.sms.txt", item.context).strip()
     if item.channel != Notification.Channel.EMAIL:
         raise ValueError(f"unknown channel {item.channel!r}")
-    subject = " ".join(render(f"{item.template}.subject.txt").split())
-    return subject[:255], render(f"{item.template}.txt")
+    subject = " ".join(renderer.render(f"{item.template}.subject.txt", item.context).split())
+    return subject[:255], renderer.render(f"{item.template}.txt", item.context)
 
 
 def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
-    """Insert outbox rows (set-based, in chunks); returns how many were new.
+    """Insert outbox rows, one statement per chunk; returns how many were new.
 
     Call inside the transaction that makes the change: the rows commit or roll back
     with it. Delivery is kicked after commit.
     """
+    renderer = NotificationRenderer()
     now = timezone.now()
-    max_attempts = DEFAULT_RETRY.max_attempts
     created = 0
-    chunk: list[tuple[Any, ...]] = []
+    columns: list[list[str]] = [[] for _ in range(6)]
 
     def flush() -> None:
         nonlocal created
-        if not chunk:
+        if not columns[0]:
             return
-        placeholders = ",".join(["(%s,%s,%s,%s,%s,%s,'pending',0,%s,%s,'',%s,'')"] * len(chunk))
-        params = [value for row in chunk for value in row]
+        names = ("channel", "recipient", "template", "subject", "body", "dedup_key")
+        params: dict[str, Any] = dict(zip(names, columns, strict=True))
+        params.update(max_attempts=DEFAULT_RETRY.max_attempts, now=now)
         with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO jobs_notification (channel, recipient, template, subject, body,"
-                " dedup_key, status, attempts, max_attempts, next_attempt_at, last_error,"
-                f" created_at, requeued_by) VALUES {placeholders}"
-                " ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-                params,
-            )
-            created += len(cursor.fetchall())
-        chunk.clear()
+            cursor.execute(sql.QUEUE_NOTIFICATIONS, params)
+            created += cursor.rowcount
+        for column in columns:
+            column.clear()
 
-    templates: dict[str, Template] = {}
     for item in items:
-        subject, body = render_notification(item, templates)
-        chunk.append(
-            (item.channel, item.recipient, item.template, subject, body, item.dedup_key)
-            + (max_attempts, now, now)
-        )
-        if len(chunk) >= INSERT_CHUNK:
+        subject, body = render_notification(item, renderer)
+        values = (item.channel, item.recipient, item.template, subject, body, item.dedup_key)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+        if len(columns[0]) >= INSERT_CHUNK:
             flush()
     flush()
     if created and kick:

@@ -17,12 +17,12 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from jobs.context import report_progress
+from jobs.services.outbox import queue_notifications
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.services.notifications import (
     CardRow,
     expired_notifications,
-    queue_chunk_notifications,
     warning_notifications,
 )
 
@@ -151,7 +151,7 @@ def _send_warnings(
                     rows = _rows(cursor)
                 if not rows:
                     break
-                queue_chunk_notifications(
+                queue_notifications(
                     warning_notifications(
                         rows, merchant_name=program.merchant.name, expiration_days=days, now=now
                     )
@@ -204,7 +204,7 @@ def _expire(
                 break
             try:
                 with transaction.atomic():
-                    queue_chunk_notifications(
+                    queue_notifications(
                         expired_notifications(
                             rows, merchant_name=program.merchant.name, expiration_days=days
                         )

@@ -90,3 +90,13 @@ def test_will_retry__matches_the_runner_decision():
     assert policy.will_retry(attempt=2, error=RuntimeError()) is True
     assert policy.will_retry(attempt=3, error=RuntimeError()) is False
     assert policy.will_retry(attempt=1, error=PermanentJobError()) is False
+
+
+def test_permanent_error__recorded_failed_as_permanent_and_not_retried():
+    run = run_job_now("tests.permanent_failure", kwargs={})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert run.result == {"permanent": True}
+    assert run.error == "PermanentJobError: bad credentials"
+    assert not JobRun.objects.filter(parent=run).exists()

@@ -1,4 +1,4 @@
-"""The chunk renderer writes exactly what the outbox's own rendering would, and queues once."""
+"""Loyalty's notifications render (fast path) exactly as the template engine would, unescaped."""
 
 from datetime import UTC, datetime
 
@@ -6,14 +6,13 @@ import pytest
 from django.db import transaction
 
 from jobs.models import Notification
+from jobs.services.notification_render import notification_engine
 from jobs.services.outbox import OutgoingNotification, queue_notifications, render_notification
 from loyalty.services.notifications import (
     EXPIRED_TEMPLATE,
     WARNING_TEMPLATE,
     CardRow,
-    ChunkRenderer,
     expired_notifications,
-    queue_chunk_notifications,
     warning_notifications,
 )
 
@@ -43,57 +42,48 @@ def all_items(merchant: str) -> list[OutgoingNotification]:
     ]
 
 
+def engine_render(item: OutgoingNotification) -> tuple[str, str]:
+    """The slow, obviously right rendering: the template engine, template by template."""
+
+    def render(name: str) -> str:
+        return notification_engine().get_template(name).render(item.context)
+
+    if item.channel == "sms":
+        return "", render(f"{item.template}.sms.txt").strip()
+    subject = " ".join(render(f"{item.template}.subject.txt").split())
+    return subject[:255], render(f"{item.template}.txt")
+
+
 @pytest.mark.parametrize("merchant", ["Demo Coffee", "Tom & Jerry's <Bar>", "  Café\tLuna  "])
-def test_chunk_renderer__matches_the_outbox_rendering_of_every_template(merchant):
+def test_rendering__matches_the_engine_for_every_loyalty_template(merchant):
     items = all_items(merchant)
     assert {(i.template, i.channel) for i in items} == {
         (t, c) for t in (WARNING_TEMPLATE, EXPIRED_TEMPLATE) for c in ("email", "sms")
     }
-    renderer = ChunkRenderer()
     for item in items:
-        assert renderer.render(item) == render_notification(item), item
+        assert render_notification(item) == engine_render(item), item
 
 
-def test_chunk_renderer__falls_back_to_the_engine_for_templates_with_tags(settings, tmp_path):
-    folder = tmp_path / "loyalty" / "notifications"
-    folder.mkdir(parents=True)
-    (folder / "points_expired.sms.txt").write_text(
-        "{{ merchant_name|upper }}: {% if points == 1 %}one point{% else %}{{ points }} points"
-        "{% endif %} gone"
-    )
-    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": [tmp_path]}]
-    for item in all_items("Shop"):
-        assert ChunkRenderer().render(item) == render_notification(item)
-    sms = [i for i in all_items("Shop") if i.channel == "sms" and i.template == EXPIRED_TEMPLATE]
-    assert ChunkRenderer().render(sms[0])[1] == "SHOP: 999 points gone"
+def test_rendering__plain_text_is_not_html_escaped():
+    (item,) = [
+        i
+        for i in all_items("Tom & Jerry's <Bar>")
+        if i.channel == "email"
+        and i.template == EXPIRED_TEMPLATE
+        and i.recipient == "c2@example.com"
+    ]
+    subject, body = render_notification(item)
+    assert "Tom & Jerry's <Bar>" in subject + body
+    assert "&amp;" not in subject + body and "&#x27;" not in body
 
 
 @pytest.mark.django_db(transaction=True)
-def test_queue_chunk_notifications__writes_the_outbox_rows_queue_notifications_writes():
+def test_queue_notifications__writes_each_row_once():
     items = all_items("Demo Coffee")
     with transaction.atomic():
-        assert queue_chunk_notifications(items) == len(items)
-    fields = (
-        "channel",
-        "recipient",
-        "template",
-        "subject",
-        "body",
-        "dedup_key",
-        "status",
-        "attempts",
-        "max_attempts",
-        "last_error",
-        "requeued_by",
-        "claimed_at",
-        "sent_at",
-    )
-    ours = list(Notification.objects.order_by("dedup_key").values_list(*fields))
-    Notification.objects.all().delete()
-    with transaction.atomic():
         assert queue_notifications(items, kick=False) == len(items)
-    assert list(Notification.objects.order_by("dedup_key").values_list(*fields)) == ours
-
     with transaction.atomic():  # the dedup key makes queueing twice a no-op
-        assert queue_chunk_notifications(items) == 0
+        assert queue_notifications(items, kick=False) == 0
     assert Notification.objects.count() == len(items)
+    row = Notification.objects.get(dedup_key=items[0].dedup_key)
+    assert (row.subject, row.body) == render_notification(items[0])
