@@ -51,6 +51,13 @@ class Call:
     status: int
 
 
+class _Server(ThreadingHTTPServer):
+    # listen() backlog is read in the constructor: a class attribute, not set afterwards.
+    # The default 5 refuses bursts from 32 concurrent clients (faults nobody injected).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FakeWallet:
     """`with FakeWallet(faults=Faults(...)) as wallet:` gives `wallet.base_url` and `wallet.calls`."""
 
@@ -61,9 +68,7 @@ class FakeWallet:
         self._random = random.Random(self.faults.seed)
         self._seen: dict[str, int] = {}
         handler = type("Handler", (_Handler,), {"wallet": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self.server.request_queue_size = 256
+        self.server = _Server((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property

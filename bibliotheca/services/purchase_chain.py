@@ -90,16 +90,21 @@ def import_purchase_records_hop(
             logger.warning("purchase import of %r skipped: %s", collection.name, reason)
             raise JobSkipped(reason)  # the runner records the run `skipped`, no retry
     elif not locks.extend_lease(key=key, owner=lock_owner, lease_seconds=lease_seconds):
-        # The seed's rule: warn and continue; retake the lease if nobody else has it.
+        # The seed's rule: warn and continue, when the lease merely expired and we can
+        # retake it. When another chain holds it now, two chains would write one
+        # checkpoint (it could move backwards): this chain stops, the other goes on.
         lease_lost = True
         retaken = locks.acquire_lease(key=key, owner=lock_owner, lease_seconds=lease_seconds)
+        holder = None if retaken else (locks.lease_holder(key) or ("?",))[0]
         logger.warning(
-            "purchase import of %r: workflow lock %s expired between hops (%s); continuing",
+            "purchase import of %r: workflow lock %s expired between hops (%s)",
             collection.name,
             key,
-            "retaken" if retaken else f"now held by {(locks.lease_holder(key) or ('?',))[0]}",
+            "retaken; continuing" if retaken else f"now held by {holder}; this chain stops",
         )
         flag_for_attention(f"lease {key} lost mid-chain")
+        if not retaken:
+            raise JobSkipped(f"lock {key} was taken over by {holder}; this chain stops")
 
     now = timezone.now()
     # The chain catches up to when it started; chasing a moving "now" would never end.
@@ -270,9 +275,13 @@ def _run_pages(
             now = time.monotonic()
             last_group = now >= deadline or is_up_to_date(position.current_day, chain.until)
             if now - extended_at >= EXTEND_EVERY_SECONDS:
-                locks.extend_lease(
+                if not locks.extend_lease(
                     key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
-                )
+                ) and not locks.acquire_lease(
+                    key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
+                ):
+                    # Another chain took the lock mid-hop: stop before writing more pages.
+                    raise JobSkipped(f"lock {key} was taken over mid-hop; this chain stops")
                 extended_at = now
             if last_group or now - reported_at >= PROGRESS_EVERY_SECONDS:
                 _report(chain, position.current_day, chain_totals, hop_pages=totals["pages"])

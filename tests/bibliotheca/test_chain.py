@@ -336,7 +336,22 @@ def test_purchase_lock__is_distinct_from_the_event_import_lock(collection, simul
     assert run.result["done"] is True and run.result["records"] == RECORDS
 
 
-def test_lease_lost_mid_chain__warns_flags_and_continues(collection, simulator, caplog):
+def test_lease_lost_mid_chain__warns_flags_retakes_and_continues(collection, simulator, caplog):
+    key = purchase_lock_key(collection.pk)
+    start_chain(collection)
+    drain(max_runs=1, include_apply=False)
+    Lease.objects.filter(key=key).delete()  # expired and gone: nobody else holds it
+
+    drain(include_apply=False)
+
+    second = chain_runs()[1]
+    assert second.result["lease_lost"] is True and second.needs_attention
+    assert "expired between hops (retaken; continuing)" in caplog.text
+    assert chain_runs()[-1].result["done"] is True
+    assert LicensePool.objects.count() == RECORDS
+
+
+def test_lease_taken_by_another_chain__this_chain_stops_skipped(collection, simulator, caplog):
     key = purchase_lock_key(collection.pk)
     start_chain(collection)
     drain(max_runs=1, include_apply=False)
@@ -344,11 +359,11 @@ def test_lease_lost_mid_chain__warns_flags_and_continues(collection, simulator, 
 
     drain(include_apply=False)
 
-    second = chain_runs()[1]
-    assert second.result["lease_lost"] is True and second.needs_attention
-    assert "expired between hops" in caplog.text
-    assert chain_runs()[-1].result["done"] is True
-    assert LicensePool.objects.count() == RECORDS
+    runs = chain_runs()
+    assert len(runs) == 2
+    assert runs[1].status == "skipped" and runs[1].needs_attention
+    assert runs[1].result["reason"].endswith("was taken over by intruder; this chain stops")
+    assert Lease.objects.get(key=key).owner == "intruder"  # not ours to release
 
 
 def test_progress__every_hop_reports_days_of_the_range_and_the_chains_counts(collection, simulator):

@@ -169,12 +169,6 @@ def test_every_command__bad_missing_conflicting_arguments(world, capsys):
     assert problems == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs/registry.py JobSpec.check_arguments checks argument names, not values: "
-    "run_job loyalty.expire_points program_id=abc runs the job, records a failed run and queues "
-    "an automatic retry (ValueError is transient) instead of exiting 2 with nothing written",
-)
 def test_run_job__badly_typed_value_is_rejected_before_running(world, capsys):
     before = fingerprint()
     code, err = run_command("run_job", ["loyalty.expire_points", "program_id=abc"], capsys)
@@ -196,22 +190,8 @@ def test_match_exchange__impossible_draw_fails_in_one_line_with_only_history_wri
 @pytest.mark.parametrize(
     "argv",
     [
-        pytest.param(
-            ["run_fake_wallet", "--failure-rate", "2"],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="loyalty/management/commands/run_fake_wallet.py accepts rates outside "
-                "0..1 and starts serving (every call fails); should exit 2",
-            ),
-        ),
-        pytest.param(
-            ["run_fake_wallet", "--port", "-5"],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="loyalty/management/commands/run_fake_wallet.py passes the port to "
-                "bind(): OverflowError traceback instead of a one-line error, exit 2",
-            ),
-        ),
+        ["run_fake_wallet", "--failure-rate", "2"],
+        ["run_fake_wallet", "--port", "-5"],
         ["bibliotheca_simulator", "--port", "0", "--fault", "nonsense"],
         ["bibliotheca_simulator", "--port", "0", "--days", "-1"],
     ],

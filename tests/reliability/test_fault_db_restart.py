@@ -93,12 +93,6 @@ def run_rows(url: str):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs/runner.py _safely() retries a bookkeeping write once, immediately: during an "
-    "outage longer than a reconnect the final status, the lease release and the retry row are "
-    "lost, so the run stays 'running' and job:loyalty.expire_points stays leased for 600 s",
-)
 def test_database_restart__interrupted_run_recorded_failed_and_lease_released(interrupted):
     url = interrupted["url"]
     runs = run_rows(url)

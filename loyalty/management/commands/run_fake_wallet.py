@@ -3,7 +3,7 @@
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from loyalty.fake_wallet import FakeWallet, Faults
 
@@ -22,6 +22,16 @@ class Command(BaseCommand):
         parser.add_argument("--hang-seconds", type=float, default=10.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not 0 <= options["port"] <= 65535:
+            raise CommandError(f"--port {options['port']} is not in 0..65535", returncode=2)
+        for name in ("failure_rate", "timeout_rate"):
+            if not 0 <= options[name] <= 1:
+                flag = "--" + name.replace("_", "-")
+                raise CommandError(f"{flag} {options[name]} is not in 0..1", returncode=2)
+        for name in ("latency_ms", "hang_seconds"):
+            if options[name] < 0:
+                flag = "--" + name.replace("_", "-")
+                raise CommandError(f"{flag} {options[name]} must not be negative", returncode=2)
         faults = Faults(
             latency_seconds=options["latency_ms"] / 1000,
             failure_rate=options["failure_rate"],
