@@ -30,11 +30,12 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 1.5
 TARGET_ITEMS_PER_PAGE = 1.0
@@ -45,38 +46,6 @@ CREDENTIALS = {"library_id": "bench", "account_id": "bench", "account_key": "ben
 
 
 # --- database ------------------------------------------------------------------------------
-
-
-def bench_database_url(url: str) -> str:
-    """The same server and credentials, database `<name>_bibliotheca_bench`."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") or "jobs"
-    if not name.endswith("_bibliotheca_bench"):
-        name = f"{name}_bibliotheca_bench"
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
 
 
 def reset_data() -> None:
@@ -237,7 +206,7 @@ def main() -> int:
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL") or (ROOT / ".run" / "database_url").read_text().strip()
-    url = bench_database_url(url)
+    url = bench_database_url(url, suffix="bibliotheca_bench")
     ensure_database(url)
     setup_django(url)
 

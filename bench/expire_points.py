@@ -34,10 +34,12 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
 
 TARGET_VS_LOOP = 20.0
 TARGET_VS_LIMIT = 1.5
@@ -54,38 +56,6 @@ BENCH_TABLES = (
 
 
 # --- database ------------------------------------------------------------------------------
-
-
-def bench_database_url(url: str) -> str:
-    """The same server and credentials, database `<name>_loyalty_bench`."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") or "jobs"
-    if not name.endswith("_loyalty_bench"):
-        name = f"{name}_loyalty_bench"
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")  # no log line per chunk in the timings
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)  # a no-op once migrated
 
 
 def execute(statement: str, params=None):
@@ -426,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         source_url = (ROOT / ".run" / "database_url").read_text().strip()
     if not source_url:
         parser.error("DATABASE_URL is not set")
-    url = bench_database_url(source_url)
+    url = bench_database_url(source_url, suffix="loyalty_bench")
     ensure_database(url)
     setup_django(url)
 

@@ -34,11 +34,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
 
 NOOP = "bench.noop.noop"
 QUEUE_KEY = "default"  # the cluster name in every configuration, hence the OrmQ key
@@ -81,39 +83,6 @@ class Result:
 
 
 # --- database ------------------------------------------------------------------------------
-
-
-def bench_database_url(url: str) -> str:
-    """The same server and credentials, database `<name>_bench`."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") or "jobs"
-    if not name.endswith("_bench"):
-        name = f"{name}_bench"
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)  # a no-op once migrated
 
 
 def reset_queue_tables() -> None:
@@ -255,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         source_url = (ROOT / ".run" / "database_url").read_text().strip()
     if not source_url:
         parser.error("DATABASE_URL is not set")
-    url = bench_database_url(source_url)
+    url = bench_database_url(source_url, suffix="bench")
     ensure_database(url)
-    setup_django(url)
+    setup_django(url, quiet_logs=False)
     log_dir = ROOT / ".run" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.expire_points import bench_database_url, ensure_database, setup_django  # noqa: E402
+from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 10.0
 TARGET_SECONDS = 30.0
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         source_url = (ROOT / ".run" / "database_url").read_text().strip()
     if not source_url:
         parser.error("DATABASE_URL is not set")
-    url = bench_database_url(source_url)
+    url = bench_database_url(source_url, suffix="loyalty_bench")
     ensure_database(url)
 
     from loyalty.fake_wallet import FakeWallet, Faults
