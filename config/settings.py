@@ -154,17 +154,30 @@ SMS_HTTP_TOKEN = os.environ.get("SMS_HTTP_TOKEN", "")
 
 # django-q2. Measured choices are explained in docs/operations.md and bench/queue_throughput.py.
 Q_WORKERS = env_int("Q_WORKERS", 2)
+# Queue broker (docs/operations.md "Scale-out"): PostgreSQL by default; Q_BROKER=redis moves
+# only the queue to Redis (runs, schedules, delayed retries, leases, outbox stay in PostgreSQL).
+Q_BROKER = os.environ.get("Q_BROKER", "orm").strip().lower() or "orm"
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+if Q_BROKER == "redis":
+    # django-q2 picks its Redis broker when neither "orm" nor "broker_class" is set.
+    Q_BROKER_SETTINGS: dict = {"redis": REDIS_URL}
+elif Q_BROKER == "orm":
+    Q_BROKER_SETTINGS = {"orm": "default", "broker_class": "jobs.broker.SkipLockedORMBroker"}
+else:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"Q_BROKER must be 'orm' or 'redis', not {Q_BROKER!r}")
 Q_CLUSTER = {
     "name": "default",
-    "orm": "default",
-    "broker_class": "jobs.broker.SkipLockedORMBroker",
+    **Q_BROKER_SETTINGS,
     "workers": Q_WORKERS,
     "bulk": env_int("Q_BULK", 20),
     "poll": float(os.environ.get("Q_POLL", "0.1")),
     "queue_limit": Q_WORKERS * 20,
     # Hard limit per task (seed 002: 30 min); jobs set a smaller one of their own.
     "timeout": 1800,
-    # Must exceed timeout, or a long task is handed to a second worker.
+    # Must exceed timeout, or a long task is handed to a second worker (ORM broker; the
+    # Redis broker pops a task for good and never redelivers it).
     "retry": 1900,
     # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
     "save_limit": -1,

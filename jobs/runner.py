@@ -86,12 +86,26 @@ def enqueue_job(
                 cluster=spec.cluster,
             )
         else:
-            transaction.on_commit(
-                lambda: async_task(
-                    EXECUTE_QUEUED_RUN, run_id=run.pk, q_options=q_options_for(spec, run.pk)
-                )
-            )
+            # After the commit, never before: a worker must find the row (with the Redis
+            # broker the task leaves this process at once, outside any transaction).
+            transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec, async_task))
     return run
+
+
+def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
+    """Queue a committed run; if the broker refuses (Redis down), fail the run, then raise.
+
+    Without this the row would stay `queued` for ever: nothing would ever deliver it.
+    """
+    try:
+        async_task(EXECUTE_QUEUED_RUN, run_id=run_id, q_options=q_options_for(spec, run_id))
+    except Exception as exc:
+        JobRun.objects.filter(pk=run_id, status=JobRun.Status.QUEUED).update(
+            status=JobRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"not queued, the broker refused it: {type(exc).__name__}: {exc}"[:10000],
+        )
+        raise
 
 
 def execute_queued_run(run_id: int) -> dict[str, Any]:
