@@ -157,7 +157,7 @@ Q_WORKERS = env_int("Q_WORKERS", 2)
 # Queue broker (docs/operations.md "Scale-out"): PostgreSQL by default; Q_BROKER=redis moves
 # only the queue to Redis (runs, schedules, delayed retries, leases, outbox stay in PostgreSQL).
 Q_BROKER = os.environ.get("Q_BROKER", "orm").strip().lower() or "orm"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 if Q_BROKER == "redis":
     # django-q2 picks its Redis broker when neither "orm" nor "broker_class" is set.
     Q_BROKER_SETTINGS: dict = {"redis": REDIS_URL}
