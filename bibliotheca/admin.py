@@ -1,19 +1,36 @@
-"""Admin of the bibliotheca app: collections (key write-only), their checkpoint and runs."""
+"""Admin of the bibliotheca app: collections (key write-only), their checkpoint and runs.
+
+"Import purchase records" and "Force reimport" queue one chain per enabled collection
+through jobs.runner.enqueue_job (trigger `admin`, the user recorded as triggered_by).
+"Force reimport" re-reads everything from 2014-01-01: it needs the collection change
+permission besides `jobs.run_job` and shows a confirmation page first. An action that
+created one run lands on that run's page; several are linked in a message.
+"""
+
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from bibliotheca.conf import PURCHASE_RECORD_SERVICE
+from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Collection, Edition, LicensePool, Timestamp
 from bibliotheca.services.fan_out import CHAIN_JOB
+from jobs.admin import actor
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
 RUN_PERMISSION = "jobs.run_job"
+CONFIRM_TEMPLATE = "admin/bibliotheca/collection/action_confirmation.html"
+
+
+def run_url(run: JobRun) -> str:
+    return reverse("admin:jobs_jobrun_change", args=[run.pk])
 
 
 class CollectionForm(forms.ModelForm):
@@ -55,33 +72,140 @@ class CollectionAdmin(admin.ModelAdmin):
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
 
+    # An action listing several permissions is offered when the user has *any* of them;
+    # this combines them so that both are needed.
+    def has_run_and_change_permission(self, request: HttpRequest) -> bool:
+        return self.has_run_permission(request) and self.has_change_permission(request)
+
     @admin.action(description="Import purchase records", permissions=["run"])
-    def import_purchase_records(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._queue(request, queryset, force_reimport=False)
+    def import_purchase_records(
+        self, request: HttpRequest, queryset: QuerySet[Collection]
+    ) -> HttpResponse | None:
+        """No confirmation: a chain resumes at the checkpoint and redoes nothing."""
+        return self._queue(request, queryset, force_reimport=False)
 
-    @admin.action(description="Force reimport (from 2014-01-01)", permissions=["run"])
-    def force_reimport(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self._queue(request, queryset, force_reimport=True)
+    @admin.action(
+        description="Force reimport (from 2014-01-01; asks first)",
+        permissions=["run_and_change"],
+    )
+    def force_reimport(
+        self, request: HttpRequest, queryset: QuerySet[Collection]
+    ) -> HttpResponse | None:
+        """Confirm (the whole history is read again), then queue one chain per collection."""
+        if request.POST.get("post") != "yes":
+            eligible = list(queryset.filter(enabled=True).order_by("pk"))
+            if eligible:
+                return self._reimport_confirmation(request, queryset, eligible)
+        return self._queue(request, queryset, force_reimport=True)
 
-    def _queue(self, request: HttpRequest, queryset: QuerySet, *, force_reimport: bool) -> None:
-        eligible = queryset.filter(enabled=True)
+    def _queue(
+        self, request: HttpRequest, queryset: QuerySet[Collection], *, force_reimport: bool
+    ) -> HttpResponse | None:
+        eligible = list(queryset.filter(enabled=True).order_by("pk"))
+        skipped = queryset.count() - len(eligible)
+        left_out = f"; {skipped} disabled collection(s) left out" if skipped else ""
+        what = "forced reimport" if force_reimport else "import"
+        if not eligible:
+            self.message_user(
+                request, f"No enabled collection selected: no {what} queued.", messages.WARNING
+            )
+            return None
         runs = [
             enqueue_job(
                 CHAIN_JOB,
                 kwargs={"collection_id": c.pk, "force_reimport": force_reimport},
                 trigger=JobRun.Trigger.ADMIN,
-                triggered_by=request.user.get_username(),
+                triggered_by=actor(request),
             )
             for c in eligible
         ]
-        skipped = queryset.count() - len(runs)
-        what = "forced reimport" if force_reimport else "import"
+        names = {c.pk: c.name for c in eligible}
+        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
+            run = runs[0]
+            self.message_user(
+                request,
+                f"Queued {what} of {names[run.kwargs['collection_id']]} as run #{run.pk}"
+                f"{left_out}.",
+            )
+            return HttpResponseRedirect(run_url(run))
         self.message_user(
             request,
-            f"Queued {what} for {len(runs)} collection(s)"
-            + (f"; {skipped} disabled collection(s) left out" if skipped else ""),
-            messages.SUCCESS if runs else messages.WARNING,
+            format_html(
+                "Queued {} for {} collection(s): {}{}",
+                what,
+                len(runs),
+                format_html_join(
+                    ", ",
+                    '<a href="{}">#{} ({})</a>',
+                    ((run_url(r), r.pk, names[r.kwargs["collection_id"]]) for r in runs),
+                ),
+                left_out,
+            ),
         )
+        return None
+
+    def _reimport_confirmation(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Collection],
+        eligible: list[Collection],
+    ) -> TemplateResponse:
+        days = (timezone.now() - DEFAULT_START).days + 1
+        rows = []
+        for c in eligible:
+            ts = self._timestamp(c)
+            checkpoint = (
+                f"checkpoint {ts.finish:%Y-%m-%d %H:%M} UTC moves back"
+                if ts and ts.finish
+                else "never imported"
+            )
+            rows.append(
+                (
+                    reverse("admin:bibliotheca_collection_change", args=[c.pk]),
+                    c.name,
+                    f"{checkpoint}; about {days} days re-read from 2014-01-01",
+                )
+            )
+        pending = JobRun.objects.filter(
+            job=CHAIN_JOB,
+            status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
+            kwargs__collection_id__in=[c.pk for c in eligible],
+        ).order_by("pk")
+        across = request.POST.get("select_across") == "1"
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": "Force a reimport from 2014-01-01?",
+            "opts": self.model._meta,
+            "intro": (
+                "Each collection's import restarts at 2014-01-01 and re-reads every purchase"
+                " record page from then to now, whatever its checkpoint: the checkpoint moves"
+                " back to 2014-01-01 and advances again day by day. Pools already imported are"
+                " kept; editions whose metadata changed are rewritten. A long history takes"
+                " many hops (the run page shows days done of days to do)."
+            ),
+            "summary": [],
+            "rows": rows,
+            "more": 0,
+            "skipped": queryset.count() - len(eligible),
+            "skipped_note": "are disabled and will be left alone",
+            "pending": list(pending),
+            "pending_note": (
+                "A chain is already queued or running for some of these collections (the new"
+                " chain is recorded skipped while the other holds the collection's lock):"
+            ),
+            # "Select all" across pages: the page's ticks and the flag, not every id.
+            "selected": (
+                request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+                if across
+                else [c.pk for c in eligible]
+            ),
+            "select_across": across,
+            "action": "force_reimport",
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "submit": "Yes, reimport everything",
+            "changelist_url": reverse("admin:bibliotheca_collection_changelist"),
+        }
+        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
 
     def _timestamp(self, collection: Collection) -> Timestamp | None:
         return collection.timestamps.filter(service=PURCHASE_RECORD_SERVICE).first()

@@ -47,6 +47,44 @@ def expiration_notes(days: int) -> str:
     return f"Points expired after {days} days of inactivity"
 
 
+class _Progress:
+    """What the run page shows: cards handled in the current program, running totals.
+
+    report_progress replaces the stored dict, so every report carries the totals so far:
+    `done` counts this program's cards handled (warned, failed to warn, or expired; the
+    two phases never touch the same card), `warned` / `expired` the whole run's. There is
+    no `total`: counting the due cards first would cost another scan.
+    """
+
+    def __init__(self, *, programs: int) -> None:
+        self.programs = programs
+        self.program = 0
+        self.done = self.warned = self.warnings_failed = self.expired = 0
+
+    def start_program(self, index: int) -> None:
+        self.program, self.done = index, 0
+        self.report()
+
+    def chunk(self, *, warned: int = 0, warnings_failed: int = 0, expired: int = 0) -> None:
+        self.done += warned + warnings_failed + expired
+        self.warned += warned
+        self.warnings_failed += warnings_failed
+        self.expired += expired
+        self.report()
+
+    def report(self) -> None:
+        extra = {"warnings_failed": self.warnings_failed} if self.warnings_failed else {}
+        report_progress(
+            done=self.done,
+            unit="cards",
+            program=self.program,
+            programs=self.programs,
+            warned=self.warned,
+            expired=self.expired,
+            **extra,
+        )
+
+
 def expire_points(
     *,
     program_id: int | None = None,
@@ -74,14 +112,19 @@ def expire_points(
             LoyaltyCard.objects.filter(pk__in=card_ids).values_list("merchant_id", flat=True)
         )
         programs = [p for p in programs if p.merchant_id in merchants]
+    progress = _Progress(programs=len(programs))
     for index, program in enumerate(programs, start=1):
+        progress.start_program(index)
         if dry_run:
             counts = _preview_program(program, now=now, card_ids=card_ids)
+            # Nothing is written: the preview's counts are what a real run would do.
+            progress.chunk(warned=counts["warnings_sent"], expired=counts["cards_processed"])
         else:
-            counts = _process_program(program, now=now, chunk_size=chunk_size, card_ids=card_ids)
+            counts = _process_program(
+                program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+            )
         for key, value in counts.items():
             totals[key] += value
-        report_progress(done=index, total=len(programs), unit="programs")
     result = {
         "status": "success",
         "dry_run": dry_run,
@@ -100,11 +143,18 @@ def _thresholds(program: LoyaltyProgram, now: datetime) -> tuple[datetime, datet
 
 
 def _process_program(
-    program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
+    program: LoyaltyProgram,
+    *,
+    now: datetime,
+    chunk_size: int,
+    card_ids: list[int] | None,
+    progress: _Progress | None = None,
 ) -> dict[str, int]:
-    warned, warn_failed = _send_warnings(program, now=now, chunk_size=chunk_size, card_ids=card_ids)
+    warned, warn_failed = _send_warnings(
+        program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+    )
     cards, points, notify_failed = _expire(
-        program, now=now, chunk_size=chunk_size, card_ids=card_ids
+        program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
     )
     return {
         "cards_processed": cards,
@@ -121,7 +171,12 @@ def _rows(cursor) -> list[CardRow]:
 
 
 def _send_warnings(
-    program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
+    program: LoyaltyProgram,
+    *,
+    now: datetime,
+    chunk_size: int,
+    card_ids: list[int] | None,
+    progress: _Progress | None = None,
 ) -> tuple[int, int]:
     """Mark and notify chunk by chunk; a chunk whose notifications fail is rolled back, skipped
     by the (last_activity_at, id) cursor (no spin) and warned again on the next run."""
@@ -167,8 +222,12 @@ def _send_warnings(
                 rows[-1].card_id,
             )
             failed += len(rows)
+            if progress is not None:
+                progress.chunk(warnings_failed=len(rows))
         else:
             sent += len(rows)
+            if progress is not None:
+                progress.chunk(warned=len(rows))
         after_at, after_id = max((row.last_activity_at, row.card_id) for row in rows)
     if sent or failed:
         logger.info("program %s: %s warnings queued, %s failed", program.pk, sent, failed)
@@ -176,7 +235,12 @@ def _send_warnings(
 
 
 def _expire(
-    program: LoyaltyProgram, *, now: datetime, chunk_size: int, card_ids: list[int] | None
+    program: LoyaltyProgram,
+    *,
+    now: datetime,
+    chunk_size: int,
+    card_ids: list[int] | None,
+    progress: _Progress | None = None,
 ) -> tuple[int, int, int]:
     """Expire chunk by chunk; a failing notification never undoes an expiration (savepoint)."""
     _, expiration_threshold = _thresholds(program, now)
@@ -218,6 +282,8 @@ def _expire(
                 notify_failed += len(rows)
         cards += len(rows)
         points += sum(row.points for row in rows)
+        if progress is not None:
+            progress.chunk(expired=len(rows))
         after_at, after_id = rows[-1].last_activity_at, rows[-1].card_id
         logger.info(
             "program %s: expired chunk of %s cards, %s cards so far", program.pk, len(rows), cards

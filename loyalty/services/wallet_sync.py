@@ -33,6 +33,8 @@ ALERT_FAILURE_RATE = 0.05
 SYSTEMIC_FAILURES = 10
 #: failed_card_ids kept in the result (history rows stay small).
 MAX_REPORTED_IDS = 500
+#: Progress is reported every this many finished cards (and once at the end).
+PROGRESS_EVERY_CARDS = 25
 
 
 def _seed_wait(retry_state: RetryCallState) -> float:
@@ -100,7 +102,7 @@ def sync_wallet_passes(
     cards = cards_to_sync(card_ids=card_ids, since=since)
     clients = clients or wallet_clients()
     workers = max_workers or int(loyalty_setting("WALLET_SYNC_CONCURRENCY"))  # type: ignore[arg-type]
-    report_progress(done=0, total=len(cards), unit="cards")
+    report_progress(done=0, total=len(cards), unit="cards", failed=0)
 
     def attempt(card: CardSnapshot) -> tuple[int, str | None]:
         try:
@@ -115,7 +117,8 @@ def sync_wallet_passes(
     failed: list[int] = []
     if cards:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
-            for done_card_id, error in pool.map(attempt, cards):
+            # pool.map yields in order, here in the job's thread (report_progress needs it).
+            for i, (done_card_id, error) in enumerate(pool.map(attempt, cards), start=1):
                 if error is not None:
                     failed.append(done_card_id)
                     logger.warning(
@@ -124,7 +127,9 @@ def sync_wallet_passes(
                         MAX_ATTEMPTS,
                         error,
                     )
-    report_progress(done=len(cards), total=len(cards), unit="cards")
+                if i % PROGRESS_EVERY_CARDS == 0 and i < len(cards):
+                    report_progress(done=i, total=len(cards), unit="cards", failed=len(failed))
+    report_progress(done=len(cards), total=len(cards), unit="cards", failed=len(failed))
     return _result(cards=cards, failed=failed, since=since, card_ids=card_ids, started=started)
 
 
