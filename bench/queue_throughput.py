@@ -12,12 +12,19 @@ Q_CLUSTER once, at import time:
 - ours         config.settings as is (SkipLockedORMBroker, bulk, poll, save_limit -1, ...)
 - ours-stock   ours with django-q2's stock ORM broker (bench/settings_stock_broker.py)
 - ours-w4      ours with Q_WORKERS=4
+- redis        ours with Q_BROKER=redis (django-q2's Redis broker) against a redis-server
+               the benchmark starts itself on a free port and stops at the end; skipped,
+               with a message, when Debian's redis-server is not installed
 
 For each: start the cluster on an empty queue, wait until it has consumed one warm-up task
 (so start-up is not measured), insert N signed no-op tasks in one INSERT (so enqueueing is
 not measured), and time from the commit until every row is acknowledged (deleted from
 django_q_ormq) or the time cap is reached; the rate is then computed from what was done.
 Failed tasks would be acknowledged too (ack_failures), so any Failure row aborts the run.
+The Redis broker pops a task for good (no acknowledgement), so an empty list does not mean
+done: there the tasks are `counted_noop`, which INCRs a counter in the same redis-server,
+and a task is done when it has counted itself (one extra local round trip per task, in
+the workers, not in the monitor).
 
 Machine noise (other engineers' tests share these 2 cores) moves absolute figures a lot;
 the ratio against the default cluster, measured in the same run, is the figure to compare.
@@ -27,10 +34,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +53,8 @@ if str(ROOT) not in sys.path:
 from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
 
 NOOP = "bench.noop.noop"
+COUNTED_NOOP = "bench.queue_throughput.counted_noop"
+DONE_KEY = "bench:queue_throughput:done"
 QUEUE_KEY = "default"  # the cluster name in every configuration, hence the OrmQ key
 TARGET_RATE = 250.0
 TARGET_RATIO = 5.0
@@ -55,6 +67,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     ack_failure: bool = True  # what async_task would put in the package under these settings
     note: str = ""
+    broker: str = "orm"  # "redis": queue in the bench's own redis-server (REDIS_URL set then)
 
 
 CONFIGS = {
@@ -64,6 +77,13 @@ CONFIGS = {
         Config("ours", "config.settings", note="config.settings Q_CLUSTER"),
         Config("ours-stock", "bench.settings_stock_broker", note="ours, stock ORM broker"),
         Config("ours-w4", "config.settings", {"Q_WORKERS": "4"}, note="ours, Q_WORKERS=4"),
+        Config(
+            "redis",
+            "config.settings",
+            {"Q_BROKER": "redis"},
+            note="ours, Q_BROKER=redis (django-q2 Redis broker)",
+            broker="redis",
+        ),
     )
 }
 BASELINE = "default"
@@ -80,6 +100,94 @@ class Result:
     @property
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+# --- redis ---------------------------------------------------------------------------------
+
+_worker_redis = None
+
+
+def counted_noop() -> None:
+    """The Redis configuration's no-op: counts itself (the broker has no acknowledgement)."""
+    global _worker_redis
+    if _worker_redis is None:  # one connection per worker process
+        import redis
+
+        _worker_redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+    _worker_redis.incr(DONE_KEY)
+
+
+class RedisServer:
+    """A throwaway redis-server on a free port (no persistence), stopped by stop()."""
+
+    def __init__(self, binary: str) -> None:
+        import redis
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = tempfile.TemporaryDirectory(prefix="bench-redis-")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir.name,
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client.ping()
+                break
+            except redis.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        self.version = self.client.info("server")["redis_version"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.dir.cleanup()
+
+
+_redis: RedisServer | None = None
+
+
+def redis_tasks(count: int, *, ack_failure: bool) -> None:
+    """Signed packages as async_task builds them, in one RPUSH (all visible at once)."""
+    from django.utils import timezone
+    from django_q.humanhash import uuid
+    from django_q.signing import SignedPackage
+
+    now = timezone.now()
+    packages = []
+    for _ in range(count):
+        name, task_id = uuid()
+        task = {"id": task_id, "name": name, "func": COUNTED_NOOP, "args": (), "kwargs": {}}
+        if ack_failure:
+            task["ack_failure"] = True
+        task["started"] = now
+        packages.append(SignedPackage.dumps(task))
+    _redis.client.rpush(f"django_q:{QUEUE_KEY}:q", *packages)
 
 
 # --- database ------------------------------------------------------------------------------
@@ -123,8 +231,10 @@ def queued() -> int:
 
 
 def start_cluster(config: Config, url: str, log_dir: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "Q_CLUSTER_NAME"}
+    env = {k: v for k, v in os.environ.items() if k not in ("Q_CLUSTER_NAME", "Q_BROKER")}
     env.update(config.env, DATABASE_URL=url, DJANGO_SETTINGS_MODULE=config.settings)
+    if config.broker == "redis":
+        env["REDIS_URL"] = _redis.url
     env.setdefault("PYTHONPATH", str(ROOT))
     log = open(log_dir / f"bench-qcluster-{config.name}.log", "wb")  # noqa: SIM115 - the child owns it
     with log:
@@ -153,8 +263,17 @@ def stop_cluster(proc: subprocess.Popen, timeout: float = 30) -> None:
     proc.wait(timeout=10)
 
 
-def wait_empty(proc: subprocess.Popen, deadline: float, poll: float) -> None:
-    while queued():
+def remaining(config: Config, total: int) -> int:
+    """Tasks not done yet out of the `total` pushed since the queue was reset."""
+    if config.broker == "redis":
+        return total - int(_redis.client.get(DONE_KEY) or 0)
+    return queued()
+
+
+def wait_done(
+    config: Config, total: int, proc: subprocess.Popen, deadline: float, poll: float
+) -> None:
+    while remaining(config, total):
         if proc.poll() is not None:
             raise RuntimeError(f"qcluster exited with {proc.returncode} (see its log)")
         if time.monotonic() > deadline:
@@ -164,17 +283,21 @@ def wait_empty(proc: subprocess.Popen, deadline: float, poll: float) -> None:
 
 def run_config(config: Config, url: str, tasks: int, cap: float, log_dir: Path) -> Result:
     reset_queue_tables()
+    push = insert_tasks
+    if config.broker == "redis":
+        _redis.client.flushdb()
+        push = redis_tasks
     proc = start_cluster(config, url, log_dir)
     try:
-        insert_tasks(1, ack_failure=config.ack_failure)  # warm-up: cluster up and pulling
-        wait_empty(proc, time.monotonic() + 60, 0.05)
-        if queued():
+        push(1, ack_failure=config.ack_failure)  # warm-up: cluster up and pulling
+        wait_done(config, 1, proc, time.monotonic() + 60, 0.05)
+        if remaining(config, 1):
             raise RuntimeError(f"{config.name}: the cluster did not start within 60 s")
-        insert_tasks(tasks, ack_failure=config.ack_failure)
+        push(tasks, ack_failure=config.ack_failure)
         start = time.monotonic()
-        wait_empty(proc, start + cap, 0.02)
+        wait_done(config, tasks + 1, proc, start + cap, 0.02)
         seconds = time.monotonic() - start
-        left = queued()
+        left = remaining(config, tasks + 1)
     finally:
         stop_cluster(proc)
     check_ran(config, log_dir, expected_successes=tasks + 1 - left)
@@ -218,12 +341,32 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s): {', '.join(unknown)}")
+    if any(CONFIGS[n].broker == "redis" for n in names):
+        binary = shutil.which("redis-server")
+        if not binary:
+            skipped = [n for n in names if CONFIGS[n].broker == "redis"]
+            print(
+                f"skipping {', '.join(skipped)}: redis-server not found "
+                "(apt-get install redis-server)"
+            )
+            names = [n for n in names if n not in skipped]
+        else:
+            global _redis
+            _redis = RedisServer(binary)
+    try:
+        return measure(args, names)
+    finally:
+        if _redis is not None:
+            _redis.stop()
+
+
+def measure(args: argparse.Namespace, names: list[str]) -> int:
 
     source_url = os.environ.get("DATABASE_URL")
     if not source_url and (ROOT / ".run" / "database_url").exists():
         source_url = (ROOT / ".run" / "database_url").read_text().strip()
     if not source_url:
-        parser.error("DATABASE_URL is not set")
+        raise SystemExit("DATABASE_URL is not set")
     url = bench_database_url(source_url, suffix="bench")
     ensure_database(url)
     setup_django(url, quiet_logs=False)
@@ -233,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"queue throughput: {args.tasks} no-op tasks per run, cap {args.cap:g} s, "
         f"{args.rounds} round(s), {os.cpu_count()} CPUs, database {urlsplit(url).path[1:]}"
+        + (f", redis-server {_redis.version} on port {_redis.port}" if _redis else "")
     )
     results: dict[str, list[Result]] = {n: [] for n in names}
     for round_no in range(args.rounds):
@@ -256,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         ratio = f"{rates[name] / base:10.1f}x" if base else f"{'-':>11}"
         print(f"{name:<13}{rates[name]:>9.1f}{ratio:>12}  {CONFIGS[name].note}")
+    if "redis" in rates and OURS in rates:
+        print()
+        print(f"redis vs ours (PostgreSQL queue): {rates['redis'] / rates[OURS]:.2f}x")
     if OURS in rates:
         ok_rate = rates[OURS] >= TARGET_RATE
         print()
