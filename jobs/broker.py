@@ -19,9 +19,6 @@ from django_q.conf import Conf
 
 from jobs import sql
 
-#: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.broker).
-DELETE_TASK = "DELETE FROM django_q_ormq WHERE id = %(id)s"
-
 
 class SkipLockedORMBroker(ORM):
     def dequeue(self):
@@ -48,4 +45,4 @@ class SkipLockedORMBroker(ORM):
         # acknowledge() and fail() both end here.
         self.get_connection()
         with connections[Conf.ORM or "default"].cursor() as cursor:
-            cursor.execute(DELETE_TASK, {"id": task_id})
+            cursor.execute(sql.DELETE_QUEUE_TASK, {"id": task_id})

@@ -56,6 +56,9 @@ DELETE FROM {table} WHERE {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
 """
 
+#: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.broker).
+DELETE_QUEUE_TASK = "DELETE FROM django_q_ormq WHERE id = %(id)s"
+
 #: Dequeue a batch of queue rows in one statement (jobs.broker).
 DEQUEUE_BATCH = """
 UPDATE django_q_ormq SET lock = %(lock_until)s
