@@ -99,6 +99,7 @@ class JobRunAdmin(admin.ModelAdmin):
         "error",
         "traceback",
         "needs_attention",
+        "attention_reason",
         "created_at",
         "scheduled_for",
         "started_at",

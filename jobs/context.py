@@ -1,5 +1,6 @@
 """What a running job can know about itself: its JobRun, and the queue task that carries it."""
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jobs.models import JobRun
 
+logger = logging.getLogger("jobs")
 _current_run: ContextVar["JobRun | None"] = ContextVar("current_run", default=None)
 _queue_task: dict[str, Any] = {}
 
@@ -82,8 +84,11 @@ def flag_for_attention(reason: str) -> None:
     run = current_run()
     if run is None:
         return
+    logger.warning("%s #%s flagged for attention: %s", run.job, run.pk, reason)
+    reason = "; ".join(filter(None, [run.attention_reason, reason]))[:500]
     run.needs_attention = True
-    JobRun.objects.filter(pk=run.pk).update(needs_attention=True)
+    run.attention_reason = reason
+    JobRun.objects.filter(pk=run.pk).update(needs_attention=True, attention_reason=reason)
 
 
 def update_run_kwargs(**changes: Any) -> None:

@@ -46,6 +46,8 @@ class JobRun(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     #: Set by a job (e.g. wallet sync failure rate > 5 %) to flag the run in history and /health/.
     needs_attention = models.BooleanField(default=False)
+    #: Why the run was flagged (jobs.context.flag_for_attention), for history and /health/.
+    attention_reason = models.CharField(max_length=500, blank=True, default="")
     #: Free-form progress a long run reports ({"done": 3, "total": 10, "unit": "days"}).
     progress = models.JSONField(null=True, blank=True)
 

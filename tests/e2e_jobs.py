@@ -60,3 +60,12 @@ def permanent_failure() -> dict[str, Any]:
     from jobs.exceptions import PermanentJobError
 
     raise PermanentJobError("bad credentials")
+
+
+@job("tests.flag_me")
+def flag_me(*, reason: str) -> dict[str, Any]:
+    """Finishes, but asks for a human to look."""
+    from jobs.context import flag_for_attention
+
+    flag_for_attention(reason)
+    return {"flagged": True}

@@ -109,13 +109,12 @@ def check_recent_failures() -> Check:
 
 def check_attention() -> Check:
     since = timezone.now() - timedelta(hours=24)
-    flagged = list(
-        JobRun.objects.filter(needs_attention=True, created_at__gte=since).values_list("job", "pk")[
-            :20
-        ]
-    )
-    if flagged:
-        detail = ", ".join(f"{job} #{pk}" for job, pk in flagged)
+    flagged = JobRun.objects.filter(needs_attention=True, created_at__gte=since)
+    rows = list(flagged.values_list("job", "pk", "attention_reason")[:20])
+    if rows:
+        detail = ", ".join(
+            f"{job} #{pk}" + (f" ({reason})" if reason else "") for job, pk, reason in rows
+        )
         return Check("attention", False, f"runs flagged: {detail}", warning=True)
     return Check("attention", True, "")
 

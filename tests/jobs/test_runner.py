@@ -100,3 +100,14 @@ def test_permanent_error__recorded_failed_as_permanent_and_not_retried():
     assert run.result == {"permanent": True}
     assert run.error == "PermanentJobError: bad credentials"
     assert not JobRun.objects.filter(parent=run).exists()
+
+
+def test_flag_for_attention__reason_kept_in_history_and_shown_by_health(client):
+    run = run_job_now("tests.flag_me", kwargs={"reason": "7.5% of wallet updates failed"})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.SUCCEEDED
+    assert (run.needs_attention, run.attention_reason) == (True, "7.5% of wallet updates failed")
+    attention = client.get("/health/").json()["checks"]["attention"]
+    assert attention["warning"] is True
+    assert f"tests.flag_me #{run.pk} (7.5% of wallet updates failed)" in attention["detail"]
