@@ -49,8 +49,8 @@ PROGRESS_EVERY_SECONDS = 1.0
 COMMIT_EVERY_SECONDS = 1.0
 #: ... and at least every this many pages (at most 500 items per apply job). 1: the
 #: checkpoint is committed after every page, as the issue asks. Grouping 10 pages per
-#: commit measured 1.9x the limit against 2.7x per page (bench/bibliotheca_import.py,
-#: busy machine), at the cost of re-reading up to 10 pages after a failure.
+#: commit measured within noise of it (docs/bibliotheca.md "Benchmark") and re-reads up
+#: to 10 pages after a failure.
 COMMIT_EVERY_PAGES = 1
 #: A hop longer than this extends the lease again (it is extended when the hop starts).
 EXTEND_EVERY_SECONDS = 60.0
