@@ -10,6 +10,7 @@ and progress refresh live.
 from collections.abc import Iterable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -17,7 +18,16 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from exchanges.models import Exchange, Exclusion, MagicToken, Participant, Reminder
+from exchanges.models import (
+    Exchange,
+    Exclusion,
+    MagicToken,
+    Participant,
+    Reminder,
+    validate_exchange_date,
+    validate_reminder_days,
+    validate_timezone_name,
+)
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from jobs.admin import actor
@@ -68,8 +78,25 @@ class ExclusionInline(admin.TabularInline):
     extra = 0
 
 
+class ExchangeForm(forms.ModelForm):
+    """The model's checks as form-field checks: a bad value never reaches the instance, so
+    the page shown again with the errors (local date, reminders) renders the saved values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        checks = {
+            "timezone": validate_timezone_name,
+            "exchange_at": validate_exchange_date,
+            "reminder_days": validate_reminder_days,
+        }
+        for name, check in checks.items():
+            if name in self.fields:
+                self.fields[name].validators.append(check)
+
+
 @admin.register(Exchange)
 class ExchangeAdmin(admin.ModelAdmin):
+    form = ExchangeForm
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
     search_fields = ("name", "organizer_email")

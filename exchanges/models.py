@@ -4,7 +4,8 @@ All datetimes are stored in UTC; an exchange's `timezone` is only used to comput
 show wall-clock times. Every column a cleanup or sweep filters by carries an index.
 """
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -18,12 +19,36 @@ def default_reminder_days() -> list[int]:
     return list(DEFAULT_REMINDER_DAYS)
 
 
+#: Files zoneinfo loads that are no place's zone: the host's own clock (it differs between
+#: the hosts of a scale-out), the POSIX rules template and tzdata's "-00" placeholder.
+NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
+#: Exchange dates the local clock and reminders up to 365 days before can be computed for.
+EXCHANGE_YEARS = (2000, 2999)
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    # The IANA keys only: no "right/..." (leap-second clocks) or "posix/..." copies.
+    return frozenset(available_timezones()) - NOT_A_PLACE
+
+
 def validate_timezone_name(value: str) -> None:
     """Accept only IANA names zoneinfo knows ("America/New_York"), never offsets or abbreviations."""
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationError(f"unknown timezone {value!r}", code="timezone") from None
+    if value not in _known_timezones():
+        raise ValidationError(f"unknown timezone {value!r}", code="timezone")
+
+
+def validate_exchange_date(value) -> None:
+    """A date whose local clock and reminders exist: years 2000 to 2999."""
+    low, high = EXCHANGE_YEARS
+    if value is not None and not low <= value.year <= high:
+        raise ValidationError(
+            f"the exchange date must be between {low} and {high}", code="exchange_date"
+        )
 
 
 def validate_reminder_days(value: object) -> None:
@@ -78,6 +103,12 @@ class Exchange(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        try:
+            validate_exchange_date(self.exchange_at)
+        except ValidationError as exc:
+            raise ValidationError({"exchange_at": exc.messages}) from None
 
     @property
     def zone(self) -> ZoneInfo:

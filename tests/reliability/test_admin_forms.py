@@ -1,0 +1,147 @@
+"""Bad input in the Exchange change form (admin, superuser): rejected with a message, nothing saved.
+
+Each case posts the exchange's own current form data with one field made bad, through the
+Django test client, and checks the error shown and that the row (and its reminders) did not
+change. A valid edit of the same form is the control: the data the cases start from is good.
+"""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from exchanges.models import Exchange, Participant, Reminder
+from exchanges.services.reminder_planning import plan_reminders
+from tests.reliability.conftest import say
+
+pytestmark = pytest.mark.django_db
+
+EXCHANGE_AT = datetime(2026, 12, 18, 23, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def admin(client):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "x"))
+    return client
+
+
+@pytest.fixture
+def exchange() -> Exchange:
+    """A matched exchange with its reminders planned (edits of date and intervals re-plan)."""
+    exchange = Exchange.objects.create(
+        name="Office party",
+        organizer_email="organizer@example.com",
+        timezone="America/New_York",
+        exchange_at=EXCHANGE_AT,
+        reminder_days=[7, 3, 1],
+        state=Exchange.State.MATCHED,
+    )
+    Participant.objects.create(exchange=exchange, name="Ann", email="ann@example.com")
+    plan_reminders(exchange_id=exchange.pk, now=datetime(2026, 11, 1, tzinfo=UTC))
+    return exchange
+
+
+def change_url(exchange: Exchange) -> str:
+    return reverse("admin:exchanges_exchange_change", args=[exchange.pk])
+
+
+def form_data(client, exchange: Exchange) -> dict[str, str]:
+    """What the browser would post unchanged: the main form and every inline formset."""
+    page = client.get(change_url(exchange))
+    assert page.status_code == 200
+    data = {
+        "name": exchange.name,
+        "organizer_email": exchange.organizer_email,
+        "timezone": exchange.timezone,
+        "exchange_at_0": exchange.exchange_at.strftime("%Y-%m-%d"),  # admin shows UTC
+        "exchange_at_1": exchange.exchange_at.strftime("%H:%M:%S"),
+        "reminder_days": json.dumps(exchange.reminder_days),
+        "_save": "Save",
+    }
+    for inline in page.context["inline_admin_formsets"]:
+        formset = inline.formset
+        for form in [formset.management_form, *formset.forms]:
+            for name in form.fields:
+                value = form[name].value()
+                if value is not None:
+                    data[form.add_prefix(name)] = str(value)
+    return data
+
+
+def snapshot(exchange: Exchange) -> tuple:
+    row = Exchange.objects.filter(pk=exchange.pk).values().get()
+    reminders = list(
+        Reminder.objects.filter(exchange=exchange)
+        .order_by("pk")
+        .values_list("pk", "days_before", "due_at", "status")
+    )
+    return row, reminders
+
+
+def errors_of(response) -> dict[str, list[str]]:
+    form = response.context["adminform"].form
+    return {name: list(errors) for name, errors in form.errors.items()}
+
+
+BAD = [
+    # (field, posted value, expected message for that field)
+    ("timezone", "Mars/Olympus", "unknown timezone 'Mars/Olympus'"),
+    ("timezone", "EST+5", "unknown timezone 'EST+5'"),
+    ("timezone", "../../etc/passwd", "unknown timezone '../../etc/passwd'"),
+    # zoneinfo loads these, but they are not zones an exchange can be in: the host's own
+    # clock (differs between hosts), leap-second-counting and placeholder files.
+    ("timezone", "localtime", "unknown timezone 'localtime'"),
+    ("timezone", "right/UTC", "unknown timezone 'right/UTC'"),
+    ("timezone", "posixrules", "unknown timezone 'posixrules'"),
+    ("timezone", "Factory", "unknown timezone 'Factory'"),
+    ("timezone", "", "This field is required."),
+    ("reminder_days", "[0, -3]", "reminder days must be a list of whole days from 1 to 365"),
+    ("reminder_days", "abc", "Enter a valid JSON."),
+    ("reminder_days", "[7, 7]", "reminder days must not repeat"),
+    ("reminder_days", "[366]", "reminder days must be a list of whole days from 1 to 365"),
+    ("reminder_days", "[1.5]", "reminder days must be a list of whole days from 1 to 365"),
+    ("reminder_days", "[true]", "reminder days must be a list of whole days from 1 to 365"),
+    ("reminder_days", '{"7": 1}', "reminder days must be a list of whole days from 1 to 365"),
+    ("reminder_days", '"7,3,1"', "reminder days must be a list of whole days from 1 to 365"),
+    ("reminder_days", "", "This field is required."),
+    ("exchange_at_0", "2026-02-30", "Enter a valid date."),
+    ("exchange_at_0", "18/12/2026x", "Enter a valid date."),
+    ("exchange_at_1", "25:00", "Enter a valid time."),
+    ("exchange_at_0", "", "This field is required."),
+    # Valid dates, but no exchange: the local clock and the reminders before it overflow.
+    ("exchange_at_0", "0001-01-01", "the exchange date must be between 2000 and 2999"),
+    ("exchange_at_0", "9999-12-31", "the exchange date must be between 2000 and 2999"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), BAD, ids=[f"{f}={v!r}" for f, v, _ in BAD])
+def test_exchange_form__bad_value_rejected_with_message_and_nothing_changed(
+    admin, exchange, field, value, message
+):
+    before = snapshot(exchange)
+    data = form_data(admin, exchange)
+    data[field] = value
+    response = admin.post(change_url(exchange), data)
+
+    assert response.status_code == 200, "the form must be shown again, not saved"
+    errors = errors_of(response)
+    form_field = field.removesuffix("_0").removesuffix("_1")
+    assert message in errors.get(form_field, []), errors
+    assert "Please correct the error below." in response.content.decode()
+    assert snapshot(exchange) == before
+    say(f"admin Exchange form {field}={value!r}: rejected ({errors[form_field][0]}); unchanged")
+
+
+def test_exchange_form__valid_edit_is_saved_and_replans_reminders(admin, exchange):
+    """The control: the same form data with good values is accepted."""
+    data = form_data(admin, exchange)
+    data.update(timezone="Europe/Paris", reminder_days="[10, 2]")
+    response = admin.post(change_url(exchange), data)
+
+    assert response.status_code == 302, errors_of(response)
+    exchange.refresh_from_db()
+    assert exchange.timezone == "Europe/Paris" and exchange.reminder_days == [10, 2]
+    planned = set(Reminder.objects.filter(exchange=exchange).values_list("days_before", flat=True))
+    assert {10, 2} <= planned
