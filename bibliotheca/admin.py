@@ -26,7 +26,7 @@ from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
 RUN_PERMISSION = "jobs.run_job"
-CONFIRM_TEMPLATE = "admin/bibliotheca/collection/action_confirmation.html"
+CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"  # shared by the apps
 
 
 def run_url(run: JobRun) -> str:

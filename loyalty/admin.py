@@ -33,7 +33,7 @@ from loyalty.models import (
 from loyalty.services.expiration import WARNING_DAYS, expiring_programs
 
 RUN_PERMISSION = "jobs.run_job"
-CONFIRM_TEMPLATE = "admin/loyalty/loyaltycard/action_confirmation.html"
+CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"  # shared by the apps
 EXPIRE_JOB = "loyalty.expire_points"
 SYNC_JOB = "loyalty.sync_wallet_passes"
 #: Cards listed one by one on the confirmation page; the rest are counted.
