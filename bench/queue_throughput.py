@@ -36,11 +36,9 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+from jobs.devservers import RedisServer  # noqa: E402
 
 NOOP = "bench.noop.noop"
 COUNTED_NOOP = "bench.queue_throughput.counted_noop"
@@ -115,58 +114,6 @@ def counted_noop() -> None:
 
         _worker_redis = redis.Redis.from_url(os.environ["REDIS_URL"])
     _worker_redis.incr(DONE_KEY)
-
-
-class RedisServer:
-    """A throwaway redis-server on a free port (no persistence), stopped by stop()."""
-
-    def __init__(self, binary: str) -> None:
-        import redis
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tempfile.TemporaryDirectory(prefix="bench-redis-")
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir.name,
-            ],  # fmt: skip
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                break
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        self.version = self.client.info("server")["redis_version"]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.dir.cleanup()
 
 
 _redis: RedisServer | None = None

@@ -8,7 +8,6 @@ settings select for the qcluster (django_q.conf.Conf patched as Q_BROKER=redis s
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from django.db import transaction
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
+from jobs.devservers import RedisServer, free_port
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from tests.reliability.conftest import poll, say
@@ -50,61 +50,6 @@ def find_redis_server() -> str | None:
             check=False,
         )
     return shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(directory),
-            ],  # fmt: skip
-            stdout=open(directory / "redis.log", "wb"),  # noqa: SIM115 - owned by the process
-            stderr=subprocess.STDOUT,
-        )
-        import redis
-
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"redis-server did not start: {directory}/redis.log"
-                    ) from None
-                time.sleep(0.05)
-
-    def queue_length(self, cluster: str = "default") -> int:
-        return self.client.llen(f"django_q:{cluster}:q")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @pytest.fixture
