@@ -5,12 +5,13 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import LicensePool, Timestamp
 from jobs.models import JobRun
+from tests.admin_helpers import post_action, run_page, staff_client
 from tests.bibliotheca.conftest import NOW, drain
 
 pytestmark = pytest.mark.django_db
@@ -32,18 +33,6 @@ def frozen_clock():
         yield traveller
 
 
-def staff_client(client, username: str, permissions):
-    user = User.objects.create_user(username, password="pw", is_staff=True)
-    user.user_permissions.set(
-        [
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-            for app, codename in permissions
-        ]
-    )
-    client.force_login(user)
-    return client
-
-
 def without(*codenames: str):
     return tuple(p for p in OPERATOR_PERMISSIONS if p[1] not in codenames)
 
@@ -54,14 +43,7 @@ def operator(client):
 
 
 def act(client, action: str, *ids: int, confirm: bool = False):
-    data = {"action": action, "_selected_action": list(ids)}
-    if confirm:
-        data["post"] = "yes"
-    return client.post(URL, data)
-
-
-def run_page(run: JobRun) -> str:
-    return reverse("admin:jobs_jobrun_change", args=[run.pk])
+    return post_action(client, URL, action, *ids, confirm=confirm)
 
 
 def changelist(client) -> str:

@@ -4,7 +4,6 @@ data for good (match, complete, purge), and lands on the run it created."""
 import random
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from exchanges.exceptions import InvalidExchangeState, MatchingImpossible
@@ -12,6 +11,7 @@ from exchanges.models import Exchange, Exclusion, Match, Reminder
 from exchanges.services.matching import match_exchange
 from jobs.models import JobRun
 from jobs.runner import execute_queued_run
+from tests.admin_helpers import post_action, run_page, staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -26,18 +26,6 @@ OPERATOR_PERMISSIONS = (
 )
 
 
-def staff_client(client, username: str, permissions) -> object:
-    user = User.objects.create_user(username, password="x", is_staff=True)
-    user.user_permissions.add(
-        *(
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-            for app, codename in permissions
-        )
-    )
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def operator(client):
     """Staff with exactly the permissions the actions need (not a superuser)."""
@@ -45,14 +33,7 @@ def operator(client):
 
 
 def act(client, action: str, *ids: int, confirm: bool = False):
-    data = {"action": action, "_selected_action": list(ids)}
-    if confirm:
-        data["post"] = "yes"
-    return client.post(URL, data)
-
-
-def run_page(run: JobRun) -> str:
-    return reverse("admin:jobs_jobrun_change", args=[run.pk])
+    return post_action(client, URL, action, *ids, confirm=confirm)
 
 
 def messages_of(client) -> str:

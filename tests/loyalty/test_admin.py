@@ -4,12 +4,12 @@ asks first (it voids points for good), and the operator lands on the run it crea
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from jobs.models import JobRun
 from jobs.runner import execute_queued_run
 from loyalty.models import LoyaltyTransaction
+from tests.admin_helpers import post_action, run_page, staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -23,18 +23,6 @@ OPERATOR_PERMISSIONS = (
 )
 
 
-def staff_client(client, username: str, permissions):
-    user = User.objects.create_user(username, password="pw", is_staff=True)
-    user.user_permissions.set(
-        [
-            Permission.objects.get(content_type__app_label=app, codename=codename)
-            for app, codename in permissions
-        ]
-    )
-    client.force_login(user)
-    return client
-
-
 def without(*codenames: str):
     return tuple(p for p in OPERATOR_PERMISSIONS if p[1] not in codenames)
 
@@ -45,14 +33,7 @@ def operator(client):
 
 
 def act(client, action: str, *ids: int, confirm: bool = False, **extra):
-    data = {"action": action, "_selected_action": list(ids), **extra}
-    if confirm:
-        data["post"] = "yes"
-    return client.post(URL, data)
-
-
-def run_page(run: JobRun) -> str:
-    return reverse("admin:jobs_jobrun_change", args=[run.pk])
+    return post_action(client, URL, action, *ids, confirm=confirm, **extra)
 
 
 def offered_actions(client) -> str:
