@@ -40,6 +40,10 @@ class JobsSettings:
         "OUTBOX_SENDING_TIMEOUT_SECONDS": 600,
         #: Queue rows waiting longer than this mean a cluster is not consuming.
         "QUEUE_STALL_SECONDS": 300,
+        #: Times jobs.reap_lost_runs queues a lost run again before it records it failed.
+        "REAP_MAX_REQUEUES": 3,
+        #: Runs the reaper looks at per pass (the oldest first).
+        "REAP_BATCH_SIZE": 500,
     }
 
     def __getattr__(self, name: str) -> object:

@@ -50,6 +50,11 @@ class JobRun(models.Model):
     attention_reason = models.CharField(max_length=500, blank=True, default="")
     #: Free-form progress a long run reports ({"done": 3, "total": 10, "unit": "days"}).
     progress = models.JSONField(null=True, blank=True)
+    #: Set by jobs.reap_lost_runs when it queued the run again (its task or worker was lost).
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeue_count = models.PositiveIntegerField(default=0)
+    #: What the reaper found: "worker lost on host:pid ..." or "task lost in the queue ...".
+    requeue_reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

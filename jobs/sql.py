@@ -33,6 +33,37 @@ UPDATE jobs_jobrun
 RETURNING id
 """
 
+#: The condition under which jobs.services.reaper may act on a run: queued past its cluster's
+#: `retry` since it was due (or last requeued), or running with a heartbeat older than
+#: STALE_RUN_SECONDS. Re-checked inside the UPDATE, so of two reapers only one wins a run.
+_LOST_RUN = """
+ WHERE id = %(id)s
+   AND ((status = 'queued'
+         AND COALESCE(requeued_at, scheduled_for, created_at) < %(queued_before)s)
+        OR (status = 'running' AND heartbeat_at < %(stale_before)s))
+"""
+
+#: Hand a lost run back to the queue: it becomes `queued` again, with why and how often.
+REQUEUE_LOST_RUN = (
+    """
+UPDATE jobs_jobrun
+   SET status = 'queued', requeued_at = %(now)s, requeue_count = requeue_count + 1,
+       requeue_reason = %(reason)s
+"""
+    + _LOST_RUN
+    + "RETURNING id"
+)
+
+#: Give up on a run lost too often (a task that kills its worker each time).
+GIVE_UP_LOST_RUN = (
+    """
+UPDATE jobs_jobrun
+   SET status = 'failed', finished_at = %(now)s, error = %(reason)s
+"""
+    + _LOST_RUN
+    + "RETURNING id"
+)
+
 #: Claim a batch of due notifications; SKIP LOCKED so two delivery tasks never share a row.
 #: `exclude`: rows this delivery run already tried (a failure waits for the next run).
 CLAIM_NOTIFICATIONS = """

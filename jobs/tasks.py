@@ -12,6 +12,7 @@ from jobs.services.outbox import (
     deliver_due_notifications,
     queue_notification,
 )
+from jobs.services.reaper import reap_lost_runs
 
 
 @job("jobs.prune_history", cron="30 3 * * *", lease_seconds=600, retry=True)
@@ -30,6 +31,12 @@ def prune_history_task(*, older_than_days: int | None = None) -> dict[str, Any]:
 def deliver_notifications_task(*, batch_size: int | None = None) -> dict[str, Any]:
     """Send due outbox rows (email, SMS); several may run at once, rows are claimed SKIP LOCKED."""
     return deliver_due_notifications(batch_size=batch_size)
+
+
+@job("jobs.reap_lost_runs", cron="*/5 * * * *", lease_seconds=120, timeout_seconds=240)
+def reap_lost_runs_task(*, limit: int | None = None) -> dict[str, Any]:
+    """Queue again runs whose task or worker was lost (Redis broker, kill -9); see the service."""
+    return reap_lost_runs(limit=limit)
 
 
 @job("jobs.demo_job", retry=RetryPolicy(max_attempts=2, base_seconds=1), timeout_seconds=60)

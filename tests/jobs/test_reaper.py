@@ -1,0 +1,148 @@
+"""jobs.reap_lost_runs: thresholds on a frozen clock, the ORM broker's own redelivery respected.
+
+The queue here is the default ORM broker (real `django_q_ormq` rows). A task lost as the
+Redis broker loses it (popped by a cluster killed -9) is a run whose queue row is gone.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django_q.models import OrmQ, Schedule
+
+from jobs.models import JobRun
+from jobs.runner import enqueue_job, execute_queued_run
+from jobs.services.queues import cluster_retry_seconds, waiting_run_ids
+from jobs.services.reaper import reap_lost_runs
+from jobs.services.schedules import sync_schedules
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime(2030, 5, 6, 7, 0, tzinfo=UTC)
+RETRY = 1900  # Q_CLUSTER["retry"] of the default cluster
+STALE = 300  # JOBS_STALE_RUN_SECONDS
+
+
+def at(seconds: float):
+    return time_machine.travel(T0 + timedelta(seconds=seconds), tick=False)
+
+
+def queued_run(job: str = "jobs.demo_job", **kwargs) -> JobRun:
+    with at(0):
+        return enqueue_job(job, kwargs=kwargs, trigger="command")
+
+
+def lose_its_task(run: JobRun) -> None:
+    """What a kill -9 does with the Redis broker: the task is gone, nothing redelivers it."""
+    OrmQ.objects.all().delete()
+    assert run.pk not in waiting_run_ids()
+
+
+def test_thresholds_come_from_each_clusters_retry_setting():
+    assert [cluster_retry_seconds(c) for c in ("default", "notifications", "apply")] == [
+        1900,
+        360,
+        660,
+    ]
+
+
+def test_queued_run_whose_task_is_lost__requeued_after_retry_then_left_to_the_broker():
+    run = queued_run(items=3)
+    lose_its_task(run)
+
+    with at(RETRY - 1):
+        assert reap_lost_runs() == {"requeued": [], "failed": [], "left_to_broker": []}
+    with at(RETRY + 1):
+        assert reap_lost_runs()["requeued"] == [run.pk]
+        # At-least-once: the reaper delivered twice does not queue the run twice.
+        assert reap_lost_runs() == {"requeued": [], "failed": [], "left_to_broker": []}
+
+    run.refresh_from_db()
+    assert (run.status, run.requeue_count) == ("queued", 1)
+    assert run.requeued_at == T0 + timedelta(seconds=RETRY + 1)
+    assert run.requeue_reason == (
+        "task lost: queued since 2030-05-06 07:00:00 UTC, not held by the broker"
+    )
+    assert waiting_run_ids() == {run.pk}  # a new task, in the run's cluster
+    with at(2 * RETRY + 2):
+        assert reap_lost_runs()["left_to_broker"] == [run.pk]  # the broker will deliver it
+
+    assert execute_queued_run(run.pk)["status"] == "succeeded"
+    assert execute_queued_run(run.pk) == {"duplicate_delivery": True, "run_id": run.pk}
+    run.refresh_from_db()
+    assert (run.status, run.result["checksum"]) == ("succeeded", 3)
+
+
+def test_queued_run_still_held_by_the_orm_broker__never_double_delivered():
+    run = queued_run()
+    with at(10 * RETRY):
+        assert reap_lost_runs() == {"requeued": [], "failed": [], "left_to_broker": [run.pk]}
+    assert OrmQ.objects.count() == 1
+    assert JobRun.objects.get(pk=run.pk).requeue_count == 0
+
+
+def test_running_run_with_a_dead_heartbeat__requeued_after_stale_run_seconds():
+    run = queued_run(items=4)
+    lose_its_task(run)
+    JobRun.objects.filter(pk=run.pk).update(
+        status="running", started_at=T0, heartbeat_at=T0, host="gone-host", pid=4242
+    )
+
+    with at(STALE - 1):
+        assert reap_lost_runs()["requeued"] == []
+    with at(STALE + 1):
+        assert reap_lost_runs()["requeued"] == [run.pk]
+
+    run.refresh_from_db()
+    assert (run.status, run.requeue_count) == ("queued", 1)
+    assert run.requeue_reason == (
+        "worker lost: running on gone-host:4242, last heartbeat 2030-05-06 07:00:00 UTC"
+    )
+    assert execute_queued_run(run.pk)["status"] == "succeeded"
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.host != "gone-host"
+
+
+def test_running_run_whose_task_the_orm_broker_still_holds__left_to_its_redelivery():
+    run = queued_run()
+    OrmQ.objects.update(lock=T0 + timedelta(seconds=RETRY))  # taken by a cluster, then killed
+    JobRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=T0)
+
+    with at(STALE + 1):
+        assert reap_lost_runs()["left_to_broker"] == [run.pk]
+    assert JobRun.objects.get(pk=run.pk).status == "running"
+
+
+def test_notifications_cluster_runs_are_lost_after_that_clusters_retry():
+    run = queued_run("jobs.deliver_notifications")
+    lose_its_task(run)
+    with at(cluster_retry_seconds("notifications") + 1):
+        assert reap_lost_runs()["requeued"] == [run.pk]
+    assert OrmQ.objects.get().key == "notifications"
+
+
+def test_delayed_retry_parked_in_a_schedule__left_to_the_scheduler():
+    with at(0):
+        run = enqueue_job("jobs.demo_job", trigger="retry", delay_seconds=5)
+    assert Schedule.objects.filter(name=f"run:{run.pk}").exists()
+    with at(10 * RETRY):
+        assert reap_lost_runs()["requeued"] == []
+
+
+def test_run_lost_too_often__recorded_failed_not_requeued_for_ever():
+    run = queued_run()
+    lose_its_task(run)
+    JobRun.objects.filter(pk=run.pk).update(requeue_count=3, requeued_at=T0)
+
+    with at(RETRY + 1):
+        assert reap_lost_runs()["failed"] == [run.pk]
+    run.refresh_from_db()
+    assert run.status == "failed" and run.finished_at is not None
+    assert run.error.startswith("worker lost: requeued 3 times and never finished; last: task")
+    assert not OrmQ.objects.exists()
+
+
+def test_reaper_is_a_scheduled_core_job():
+    sync_schedules()
+    schedule = Schedule.objects.get(name="jobs.reap_lost_runs")
+    assert (schedule.cron, schedule.cluster) == ("*/5 * * * *", "default")
