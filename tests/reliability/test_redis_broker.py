@@ -7,12 +7,9 @@ settings select for the qcluster (django_q.conf.Conf patched as Q_BROKER=redis s
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -20,61 +17,18 @@ from django.db import transaction
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from jobs.devservers import RedisServer, free_port
+from jobs.devservers import free_port
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
+from tests.reliability import redis_fixtures
 from tests.reliability.conftest import poll, say
 
 pytestmark = [pytest.mark.e2e]
 
+redis_server = redis_fixtures.redis_server
+redis_broker_here = redis_fixtures.redis_broker_here
+
 FINISHED = {"succeeded", "failed", "skipped"}
-
-
-# --- a real redis-server -------------------------------------------------------------------
-
-
-def find_redis_server() -> str | None:
-    """Debian's redis-server; installed with apt-get when missing and we are root."""
-    found = shutil.which("redis-server")
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    log = Path(settings.BASE_DIR) / ".run" / "apt-redis.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        subprocess.run(
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server",
-            shell=True,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=600,
-            check=False,
-        )
-    return shutil.which("redis-server")
-
-
-@pytest.fixture
-def redis_server(tmp_path) -> Iterator[RedisServer]:
-    binary = find_redis_server()
-    if not binary:
-        pytest.skip(
-            "redis-server not found and could not be installed "
-            "(apt-get install redis-server, then rerun)"
-        )
-    server = RedisServer(binary, tmp_path)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_broker_here(monkeypatch, redis_server):
-    """This process queues through Redis, as config.settings does with Q_BROKER=redis."""
-    monkeypatch.setattr(Conf, "ORM", None)
-    monkeypatch.setattr(Conf, "BROKER_CLASS", None)
-    monkeypatch.setattr(Conf, "REDIS", redis_server.url)
-    return redis_server
-
-
-# --- tests ---------------------------------------------------------------------------------
 
 
 def q_cluster_of(env: dict[str, str]) -> dict:
