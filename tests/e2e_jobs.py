@@ -1,5 +1,7 @@
 """Jobs used only by tests; registered in the test process and in the qclusters it starts."""
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -69,3 +71,17 @@ def flag_me(*, reason: str) -> dict[str, Any]:
 
     flag_for_attention(reason)
     return {"flagged": True}
+
+
+@job("tests.record_host", single_flight=False, timeout_seconds=60)
+def record_host(*, n: int, log: str, seconds: float = 0.2) -> dict[str, Any]:
+    """Works `seconds`, then appends "n host pid" to `log` (one file every host writes to).
+
+    The file is outside the database on purpose: it counts executions of the body, not
+    JobRun rows (test_scale_out_hosts.py).
+    """
+    time.sleep(seconds)
+    host = socket.gethostname()
+    with open(log, "a") as f:  # one short O_APPEND write per execution
+        f.write(f"{n} {host} {os.getpid()}\n")
+    return {"n": n, "host": host}
