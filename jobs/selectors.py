@@ -12,6 +12,7 @@ from jobs import sql
 from jobs.cron_words import describe_cron
 from jobs.models import JobRun, Lease, Notification
 from jobs.registry import CLUSTERS, JobSpec, all_jobs
+from jobs.services.queues import queue_states
 
 #: Runs drawn per job in the dashboard chart.
 CHART_RUNS = 30
@@ -137,13 +138,8 @@ def job_overviews() -> list[JobOverview]:
 
 
 def queue_depth_by_cluster() -> dict[str, int]:
-    """Tasks waiting in django-q2's ORM queue (OrmQ rows) per cluster, zero included."""
-    from django_q.models import OrmQ
-
-    depth = dict.fromkeys(CLUSTERS, 0)
-    for key, count in OrmQ.objects.order_by().values_list("key").annotate(n=Count("id")):
-        depth[key] = count
-    return depth
+    """Tasks waiting per cluster in the configured broker (PostgreSQL or Redis), zero included."""
+    return {name: state.depth for name, state in queue_states(CLUSTERS).items()}
 
 
 def notifications_by_status() -> dict[str, int]:

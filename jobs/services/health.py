@@ -9,6 +9,7 @@ from django.utils import timezone
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
+from jobs.services.queues import queue_states
 
 
 @dataclass(frozen=True)
@@ -37,18 +38,24 @@ def check_database() -> Check:
 
 
 def check_cluster() -> Check:
-    """A cluster heartbeat (django-q2 Stat, 3 s TTL in the shared cache) and no stalled queue."""
+    """A cluster heartbeat (django-q2 Stat, 3 s TTL in the shared cache) and no stalled queue.
+
+    Stalled: the oldest task waiting in a cluster's queue (PostgreSQL or Redis, see
+    jobs.services.queues) was queued more than QUEUE_STALL_SECONDS ago.
+    """
     from django_q.brokers import get_broker
-    from django_q.models import OrmQ
     from django_q.status import Stat
 
     try:
         stats = Stat.get_all(broker=get_broker())
+        queues = queue_states(CLUSTERS)
     except Exception as exc:
-        return Check("cluster", False, f"cannot read cluster stats: {exc}")
+        return Check("cluster", False, f"cannot read cluster stats or queues: {exc}")
     stall_before = timezone.now() - timedelta(seconds=int(jobs_settings.QUEUE_STALL_SECONDS))
     stalled = [
-        name for name in CLUSTERS if OrmQ.objects.filter(key=name, lock__lt=stall_before).exists()
+        name
+        for name, state in queues.items()
+        if state.oldest_enqueued_at is not None and state.oldest_enqueued_at < stall_before
     ]
     if not stats:
         return Check("cluster", False, "no qcluster heartbeat (start: make run-cluster)")

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from jobs.registry import CLUSTERS
 
@@ -30,6 +31,23 @@ class QueueState:
     oldest_enqueued_at: datetime | None = None
 
 
+def broker_class() -> type:
+    """The class django_q.brokers.get_broker() would build, without building one (the ORM
+    broker's constructor may close the request's database connection)."""
+    from django_q.brokers import Broker
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.conf import Conf
+
+    if Conf.BROKER_CLASS:
+        return import_string(Conf.BROKER_CLASS)
+    if Conf.IRON_MQ or isinstance(Conf.SQS, dict):
+        return Broker  # pragma: no cover - not configured here
+    if Conf.ORM:
+        return ORM
+    return Broker if Conf.MONGO else Redis
+
+
 def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
     """Depth and oldest waiting task of each cluster's queue, through the configured broker."""
     from django_q.brokers import get_broker
@@ -37,11 +55,11 @@ def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
     from django_q.brokers.redis_broker import Redis
 
     clusters = list(clusters)
-    broker = get_broker()
-    if isinstance(broker, ORM):
+    kind = broker_class()
+    if issubclass(kind, ORM):
         return _orm_states(clusters)
-    if isinstance(broker, Redis):
-        return _redis_states(broker, clusters)
+    if issubclass(kind, Redis):
+        return _redis_states(get_broker(), clusters)
     return {name: QueueState(depth=get_broker(name).queue_size() or 0) for name in clusters}
 
 
@@ -108,13 +126,13 @@ def waiting_tasks(clusters: Iterable[str] = CLUSTERS) -> list[dict[str, Any]]:
     from django_q.brokers.redis_broker import Redis
 
     clusters = list(clusters)
-    broker = get_broker()
-    if isinstance(broker, ORM):
+    kind = broker_class()
+    if issubclass(kind, ORM):
         from django_q.models import OrmQ
 
         payloads = OrmQ.objects.filter(key__in=clusters).values_list("payload", flat=True)
-    elif isinstance(broker, Redis):
-        pipe = broker.connection.pipeline(transaction=False)
+    elif issubclass(kind, Redis):
+        pipe = get_broker().connection.pipeline(transaction=False)
         for name in clusters:
             pipe.lrange(redis_list_key(name), 0, -1)
         payloads = [p for chunk in pipe.execute() for p in chunk]
