@@ -109,6 +109,9 @@ class JobRunAdmin(admin.ModelAdmin):
         "task_id",
         "host",
         "pid",
+        "requeue_count",
+        "requeued_at",
+        "requeue_reason",
     )
     readonly_fields = fields
     change_list_template = "admin/jobs/jobrun/change_list.html"
