@@ -1,10 +1,12 @@
 """Q_BROKER=redis: the dashboard's queue depth, /metrics and /health/'s stalled-queue check
 read the Redis lists (a real redis-server), not the empty PostgreSQL queue table."""
 
+import re
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
 
@@ -12,6 +14,7 @@ from jobs.runner import enqueue_job
 from jobs.selectors import queue_depth_by_cluster
 from jobs.services.health import check_cluster
 from jobs.services.queues import broker_class, queue_states
+from tests.admin_helpers import staff_client
 from tests.reliability import redis_fixtures
 from tests.reliability.conftest import poll, say
 
@@ -49,7 +52,18 @@ def test_queue_depth_and_oldest_task_come_from_redis(transactional_db, redis_bro
     assert before <= oldest <= after  # the head task's `started`, set when it was queued
     metrics = client.get("/metrics").content.decode()
     assert 'jobs_queue_depth{cluster="default"} 2.0' in metrics
+    staff_client(client, "operator", [("jobs", "view_jobrun")])
+    dashboard = client.get(reverse("admin:jobs_jobrun_overview")).content.decode()
+    assert re.search(r"queue default</div><div class=\"value\">2<", dashboard)
     assert 'jobs_queue_depth{cluster="apply"} 1.0' in metrics
+
+    redis.stop()  # Redis down: the pages still answer, /health/ says why
+    assert queue_depth_by_cluster() == {"default": None, "notifications": None, "apply": None}
+    assert "jobs_queue_depth{" not in client.get("/metrics").content.decode()
+    dashboard = client.get(reverse("admin:jobs_jobrun_overview")).content.decode()
+    assert re.search(r"queue default</div><div class=\"value\">\?<", dashboard)
+    down = check_cluster()
+    assert not down.ok and down.detail.startswith("cannot read cluster stats or queues:")
 
 
 def test_health__a_redis_queue_nobody_consumes_is_reported_stalled(
