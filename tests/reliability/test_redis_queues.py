@@ -82,3 +82,6 @@ def test_health__a_redis_queue_nobody_consumes_is_reported_stalled(
     assert not stalled.ok
     assert stalled.detail.startswith("queue(s) default, apply not consumed for 300s")
     say(f"Redis queues {queue_depth_by_cluster()}, 301 s later: {stalled.line()}")
+    # Verified: kill rather than stop (a Redis cluster takes ~11 s to stop gracefully).
+    for proc in qcluster.procs:
+        qcluster.kill(proc)
