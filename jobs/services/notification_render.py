@@ -7,16 +7,35 @@ filled per row with the engine's own value rendering; a template that uses anyth
 else (filters, tags, dotted lookups) is rendered by the engine. Both paths give the
 same text (tests/jobs/test_notification_render.py). The `notifications` template
 engine has autoescape off: these are emails and SMS, not HTML.
+
+The same split templates can also be turned into SQL (`sql_expression`): a `concat()`
+of the text parts (bind parameters) and the row's columns, so a set-based job can
+write its outbox rows in the statement that makes the change, with no round trip of
+every row through Python. Only plain-variable templates qualify; callers fall back
+to `render` otherwise.
 """
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.template import Context, engines
 from django.template.base import TextNode, Variable, VariableNode, render_value_in_context
 
 _Part = tuple[str, str | None]  # (text, None) or ("", context key)
+#: What a column holds, for `sql_expression`: text renders as is, int as its digits.
+ColumnKind = Literal["text", "int"]
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class SqlText:
+    """A SQL expression that renders a template for the current row, and its parameters."""
+
+    sql: str
+    params: dict[str, Any]
 
 
 def notification_engine():
@@ -53,6 +72,45 @@ class _Compiled:
             else:
                 out.append(render_value_in_context(value, self.context))
         return "".join(out)
+
+    def sql(
+        self,
+        *,
+        columns: Mapping[str, ColumnKind],
+        constants: Mapping[str, Any],
+        alias: str,
+        param_prefix: str,
+    ) -> SqlText | None:
+        """`concat()` of text parts and `alias.column`s; None when a value would render
+        differently in SQL (escaping on, localized ints, NULL-able or unknown keys)."""
+        pieces: list[str] = []
+        params: dict[str, Any] = {}
+
+        def literal(text: str) -> None:
+            name = f"{param_prefix}_{len(params)}"
+            params[name] = text
+            pieces.append(f"%({name})s::text")
+
+        for text, key in self.parts:
+            if key is None:
+                literal(text)
+            elif key in columns:
+                kind = columns[key]
+                if (kind == "text" and self.context.autoescape) or (
+                    kind == "int" and not self.plain_ints
+                ):
+                    return None
+                if not _IDENTIFIER.match(key) or not _IDENTIFIER.match(alias):
+                    raise ValueError(f"not a plain SQL identifier: {alias}.{key}")
+                pieces.append(f'{alias}."{key}"')
+            elif key in constants:
+                value = constants[key]
+                if callable(value):
+                    return None
+                literal(render_value_in_context(value, self.context))
+            else:
+                return None
+        return SqlText(f"concat({', '.join(pieces)})" if pieces else "''::text", params)
 
 
 def _compile(template: Any) -> _Compiled | None:
@@ -93,10 +151,32 @@ class NotificationRenderer:
         self._engine = notification_engine()
         self._templates: dict[str, tuple[Any, _Compiled | None]] = {}
 
-    def render(self, template_name: str, context: dict[str, Any]) -> str:
+    def _get(self, template_name: str) -> tuple[Any, _Compiled | None]:
         if template_name not in self._templates:
             template = self._engine.get_template(template_name)
             self._templates[template_name] = (template, _compile(template))
-        template, compiled = self._templates[template_name]
+        return self._templates[template_name]
+
+    def render(self, template_name: str, context: dict[str, Any]) -> str:
+        template, compiled = self._get(template_name)
         text = compiled.render(context) if compiled is not None else None
         return template.render(context) if text is None else text
+
+    def sql_expression(
+        self,
+        template_name: str,
+        *,
+        columns: Mapping[str, ColumnKind],
+        constants: Mapping[str, Any],
+        alias: str,
+        param_prefix: str,
+    ) -> SqlText | None:
+        """The template as a SQL expression over `alias`'s columns (one per context key in
+        `columns`, never NULL) with `constants` rendered here once; None when only the
+        engine can render it (tags, filters, dotted lookups)."""
+        _template, compiled = self._get(template_name)
+        if compiled is None:
+            return None
+        return compiled.sql(
+            columns=columns, constants=constants, alias=alias, param_prefix=param_prefix
+        )

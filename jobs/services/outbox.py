@@ -8,7 +8,7 @@ row; failures back off by the default retry policy until the row is `dead`.
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from jobs import sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.retry import DEFAULT_RETRY, RetryPolicy
-from jobs.services.notification_render import NotificationRenderer
+from jobs.services.notification_render import ColumnKind, NotificationRenderer
 from jobs.sms import get_sms_backend
 
 logger = logging.getLogger("jobs.outbox")
@@ -92,6 +92,82 @@ def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = T
     if created and kick:
         transaction.on_commit(kick_delivery)
     return created
+
+
+#: Every character Python's str.split()/strip() treat as whitespace (tests check the list):
+#: subjects collapse and SMS bodies strip the same way in SQL as in `render_notification`.
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def outbox_insert_sql(
+    *,
+    source: str,
+    template: str,
+    columns: Mapping[str, ColumnKind],
+    constants: Mapping[str, Any],
+    renderer: NotificationRenderer | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """An INSERT of outbox rows rendered in SQL from the rows of `source`, or None.
+
+    For a set-based job that writes its outbox rows in the statement that makes the
+    change (a data-modifying CTE), so the rows never travel through Python. `source`
+    (a CTE name) has the columns `channel` ('email', 'sms', or NULL: nobody to tell),
+    `recipient`, `dedup_key`, and one per context key in `columns`, never NULL. The
+    text is exactly what `render_notification` gives; the statement returns one row
+    per new notification. None when a template needs the engine (tags, filters) or
+    cannot be loaded: the caller then renders in Python with `queue_notifications`,
+    which reports the template error. Kick delivery after commit (`kick_delivery`).
+    """
+    rendered = {}
+    for part in ("subject", "body", "sms"):
+        suffix = {"subject": ".subject.txt", "body": ".txt", "sms": ".sms.txt"}[part]
+        try:
+            renderer = renderer or NotificationRenderer()
+            expression = renderer.sql_expression(
+                template + suffix,
+                columns=columns,
+                constants=constants,
+                alias="s",
+                param_prefix=f"outbox_{part}",
+            )
+        except Exception:  # missing or broken template: the Python path reports it
+            return None
+        if expression is None:
+            return None
+        rendered[part] = expression
+    params: dict[str, Any] = {
+        "outbox_template": template,
+        "outbox_whitespace": WHITESPACE,
+        "outbox_whitespace_runs": f"[{WHITESPACE}]+",
+        "outbox_max_attempts": DEFAULT_RETRY.max_attempts,
+        "outbox_now": timezone.now(),
+    }
+    for expression in rendered.values():
+        params.update(expression.params)
+    subject = (
+        f"left(regexp_replace(btrim({rendered['subject'].sql}, %(outbox_whitespace)s),"
+        " %(outbox_whitespace_runs)s, ' ', 'g'), 255)"
+    )
+    sms = f"btrim({rendered['sms'].sql}, %(outbox_whitespace)s)"
+    if not all(name.isidentifier() for name in source.split(".")):
+        raise ValueError(f"not a relation name: {source!r}")
+    statement = f"""
+    INSERT INTO jobs_notification
+           (channel, recipient, template, subject, body, dedup_key, status, attempts,
+            max_attempts, next_attempt_at, last_error, created_at, requeued_by)
+    SELECT s.channel, s.recipient, %(outbox_template)s,
+           CASE WHEN s.channel = 'email' THEN {subject} ELSE '' END,
+           CASE WHEN s.channel = 'email' THEN {rendered["body"].sql} ELSE {sms} END,
+           s.dedup_key, 'pending', 0, %(outbox_max_attempts)s, %(outbox_now)s, '',
+           %(outbox_now)s, ''
+      FROM {source} s
+     WHERE s.channel IN ('email', 'sms')
+    ON CONFLICT (dedup_key) DO NOTHING
+    RETURNING 1"""
+    return statement, params
 
 
 def queue_notification(item: OutgoingNotification) -> bool:

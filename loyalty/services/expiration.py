@@ -17,19 +17,22 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from jobs.context import report_progress
-from jobs.services.outbox import queue_notifications
+from jobs.services.outbox import kick_delivery, queue_notifications
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.services.notifications import (
     CardRow,
     expired_notifications,
+    expired_outbox_sql,
     warning_notifications,
+    warning_outbox_sql,
 )
 
 logger = logging.getLogger("loyalty.expiration")
 
 WARNING_DAYS = 14
-#: Cards per chunk: one transaction, row locks held for one statement plus one outbox insert.
+#: Cards per chunk: one transaction, row locks held for one statement (plus, when templates
+#: need the engine, one outbox insert).
 CHUNK_SIZE = 500
 
 
@@ -92,11 +95,13 @@ def expire_points(
     dry_run: bool = False,
     chunk_size: int = CHUNK_SIZE,
     now: datetime | None = None,
+    render_in_sql: bool = True,
 ) -> dict[str, Any]:
     """Warn, then expire, for every expiring program (or one); returns the seed's result keys.
 
     `card_ids` limits both phases to those cards (admin "Expire now"); cards not yet due
-    are left alone either way.
+    are left alone either way. `render_in_sql=False` renders every notification in
+    Python, the path templates that need the engine take (tests compare the two).
     """
     now = now or timezone.now()
     totals = {
@@ -121,7 +126,12 @@ def expire_points(
             progress.chunk(warned=counts["warnings_sent"], expired=counts["cards_processed"])
         else:
             counts = _process_program(
-                program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+                program,
+                now=now,
+                chunk_size=chunk_size,
+                card_ids=card_ids,
+                progress=progress,
+                render_in_sql=render_in_sql,
             )
         for key, value in counts.items():
             totals[key] += value
@@ -149,12 +159,23 @@ def _process_program(
     chunk_size: int,
     card_ids: list[int] | None,
     progress: _Progress | None = None,
+    render_in_sql: bool = True,
 ) -> dict[str, int]:
     warned, warn_failed = _send_warnings(
-        program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+        program,
+        now=now,
+        chunk_size=chunk_size,
+        card_ids=card_ids,
+        progress=progress,
+        render_in_sql=render_in_sql,
     )
     cards, points, notify_failed = _expire(
-        program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+        program,
+        now=now,
+        chunk_size=chunk_size,
+        card_ids=card_ids,
+        progress=progress,
+        render_in_sql=render_in_sql,
     )
     return {
         "cards_processed": cards,
@@ -177,32 +198,58 @@ def _send_warnings(
     chunk_size: int,
     card_ids: list[int] | None,
     progress: _Progress | None = None,
+    render_in_sql: bool = True,
 ) -> tuple[int, int]:
-    """Mark and notify chunk by chunk; a chunk whose notifications fail is rolled back, skipped
-    by the (last_activity_at, id) cursor (no spin) and warned again on the next run."""
+    """Mark and notify chunk by chunk, each chunk one transaction with its notifications.
+
+    Normally one statement per chunk marks the cards and writes their outbox rows
+    (rendered in SQL). When the templates need the engine, the rows are rendered in
+    Python; a chunk whose notifications fail is then rolled back, skipped by the
+    (last_activity_at, id) cursor (no spin) and warned again on the next run.
+    """
     warning_threshold, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
+    outbox = (
+        warning_outbox_sql(merchant_name=program.merchant.name, expiration_days=days)
+        if render_in_sql
+        else None
+    )
     sent = failed = 0
     # (expiration_threshold, 0) is where the window starts: the index scan starts there too.
     after_at, after_id = expiration_threshold, 0
     while True:
+        params = {
+            "merchant_id": program.merchant_id,
+            "warning_threshold": warning_threshold,
+            "expiration_threshold": expiration_threshold,
+            "after_at": after_at,
+            "after_id": after_id,
+            "limit": chunk_size,
+            "now": now,
+            "card_ids": card_ids,
+        }
+        if outbox is not None:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        sql.with_outbox(sql.WARN_CHUNK_WITH_OUTBOX, outbox[0]),
+                        {**params, **outbox[1], "expiration_days": days},
+                    )
+                    count, queued, _points, last_at, last_id = cursor.fetchone()
+                if queued:
+                    transaction.on_commit(kick_delivery)
+            if not count:
+                break
+            sent += count
+            if progress is not None:
+                progress.chunk(warned=count)
+            after_at, after_id = last_at, last_id
+            continue
         rows: list[CardRow] = []
         try:
             with transaction.atomic():
                 with connection.cursor() as cursor:
-                    cursor.execute(
-                        sql.WARN_CHUNK,
-                        {
-                            "merchant_id": program.merchant_id,
-                            "warning_threshold": warning_threshold,
-                            "expiration_threshold": expiration_threshold,
-                            "after_at": after_at,
-                            "after_id": after_id,
-                            "limit": chunk_size,
-                            "now": now,
-                            "card_ids": card_ids,
-                        },
-                    )
+                    cursor.execute(sql.WARN_CHUNK, params)
                     rows = _rows(cursor)
                 if not rows:
                     break
@@ -241,54 +288,91 @@ def _expire(
     chunk_size: int,
     card_ids: list[int] | None,
     progress: _Progress | None = None,
+    render_in_sql: bool = True,
 ) -> tuple[int, int, int]:
-    """Expire chunk by chunk; a failing notification never undoes an expiration (savepoint)."""
+    """Expire chunk by chunk, each chunk one transaction with its notifications.
+
+    Normally one statement per chunk also writes the outbox rows, rendered in SQL: an
+    expiration and its notification commit together or not at all. When the templates
+    need the engine, the rows come back to Python and are queued in a savepoint, so a
+    notification that fails to render never undoes an expiration (it is counted).
+    """
     _, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
+    merchant_name = program.merchant.name
+    outbox = (
+        expired_outbox_sql(merchant_name=merchant_name, expiration_days=days)
+        if render_in_sql
+        else None
+    )
+    statement = sql.with_outbox(sql.EXPIRE_CHUNK_WITH_OUTBOX, outbox[0]) if outbox else None
     cards = points = notify_failed = 0
     after_at, after_id = None, 0
     while True:
+        params = {
+            "merchant_id": program.merchant_id,
+            "expiration_threshold": expiration_threshold,
+            "after_at": after_at,
+            "after_id": after_id,
+            "limit": chunk_size,
+            "now": now,
+            "notes": expiration_notes(days),
+            "card_ids": card_ids,
+        }
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    sql.EXPIRE_CHUNK,
-                    {
-                        "merchant_id": program.merchant_id,
-                        "expiration_threshold": expiration_threshold,
-                        "after_at": after_at,
-                        "after_id": after_id,
-                        "limit": chunk_size,
-                        "now": now,
-                        "notes": expiration_notes(days),
-                        "card_ids": card_ids,
-                    },
+            if outbox is not None and statement is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute(statement, {**params, **outbox[1]})
+                    count, queued, chunk_points, last_at, last_id = cursor.fetchone()
+                if not count:
+                    break
+                if queued:
+                    transaction.on_commit(kick_delivery)
+            else:
+                count, chunk_points, last_at, last_id, failed = _expire_chunk_in_python(
+                    program, params=params, days=days
                 )
-                rows = _rows(cursor)
-            if not rows:
-                break
-            try:
-                with transaction.atomic():
-                    queue_notifications(
-                        expired_notifications(
-                            rows, merchant_name=program.merchant.name, expiration_days=days
-                        )
-                    )
-            except Exception:
-                logger.exception(
-                    "program %s: expired %s cards but could not queue their notifications",
-                    program.pk,
-                    len(rows),
-                )
-                notify_failed += len(rows)
-        cards += len(rows)
-        points += sum(row.points for row in rows)
+                if not count:
+                    break
+                notify_failed += failed
+        cards += count
+        points += chunk_points
         if progress is not None:
-            progress.chunk(expired=len(rows))
-        after_at, after_id = rows[-1].last_activity_at, rows[-1].card_id
+            progress.chunk(expired=count)
+        after_at, after_id = last_at, last_id
         logger.info(
-            "program %s: expired chunk of %s cards, %s cards so far", program.pk, len(rows), cards
+            "program %s: expired chunk of %s cards, %s cards so far", program.pk, count, cards
         )
     return cards, points, notify_failed
+
+
+def _expire_chunk_in_python(
+    program: LoyaltyProgram, *, params: dict[str, Any], days: int
+) -> tuple[int, int, datetime | None, int, int]:
+    """One chunk whose notifications are rendered in Python: (cards, points, walk
+    position, notifications that failed). Runs inside the chunk's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.EXPIRE_CHUNK, params)
+        rows = _rows(cursor)
+    if not rows:
+        return 0, 0, None, 0, 0
+    failed = 0
+    try:
+        with transaction.atomic():
+            queue_notifications(
+                expired_notifications(
+                    rows, merchant_name=program.merchant.name, expiration_days=days
+                )
+            )
+    except Exception:
+        logger.exception(
+            "program %s: expired %s cards but could not queue their notifications",
+            program.pk,
+            len(rows),
+        )
+        failed = len(rows)
+    last = rows[-1]
+    return len(rows), sum(row.points for row in rows), last.last_activity_at, last.card_id, failed
 
 
 def _preview_program(

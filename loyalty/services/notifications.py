@@ -6,9 +6,9 @@ rerun (or a second worker) never queues a second message.
 """
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from jobs.services.outbox import OutgoingNotification
+from jobs.services.outbox import OutgoingNotification, outbox_insert_sql
 
 WARNING_TEMPLATE = "loyalty/notifications/points_expiring"
 EXPIRED_TEMPLATE = "loyalty/notifications/points_expired"
@@ -101,3 +101,34 @@ def expired_notifications(
             )
         )
     return items
+
+
+def expired_outbox_sql(
+    *, merchant_name: str, expiration_days: int
+) -> tuple[str, dict[str, Any]] | None:
+    """`expired_notifications`, rendered in SQL from loyalty.sql's `notify` rows (same
+    context, same text); None when the templates need the engine."""
+    return outbox_insert_sql(
+        source="notify",
+        template=EXPIRED_TEMPLATE,
+        columns={"customer_name": "text", "card_number": "text", "points": "int"},
+        constants={"merchant_name": merchant_name, "expiration_days": expiration_days},
+    )
+
+
+def warning_outbox_sql(
+    *, merchant_name: str, expiration_days: int
+) -> tuple[str, dict[str, Any]] | None:
+    """`warning_notifications`, rendered in SQL from loyalty.sql's `notify` rows."""
+    return outbox_insert_sql(
+        source="notify",
+        template=WARNING_TEMPLATE,
+        columns={
+            "customer_name": "text",
+            "card_number": "text",
+            "points": "int",
+            "expiration_date": "text",
+            "days_remaining": "int",
+        },
+        constants={"merchant_name": merchant_name},
+    )

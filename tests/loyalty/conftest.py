@@ -18,6 +18,22 @@ _numbers = itertools.count(1)
 
 
 @pytest.fixture
+def template_override(settings, tmp_path) -> Callable[[str, str], None]:
+    """Replace one template in every engine (a customized or broken notification)."""
+    engines = [dict(engine) for engine in settings.TEMPLATES]
+    for engine in engines:
+        engine["DIRS"] = [tmp_path, *engine.get("DIRS", [])]
+    settings.TEMPLATES = engines
+
+    def write(name: str, text: str) -> None:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    return write
+
+
+@pytest.fixture
 def frozen_now() -> Iterator[datetime]:
     with time_machine.travel(NOW, tick=False):
         yield NOW

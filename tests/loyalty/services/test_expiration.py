@@ -170,21 +170,20 @@ def test_expire_points__dry_run_counts_and_writes_nothing(
 
 
 def test_expire_points__a_warning_that_cannot_be_queued_does_not_spin_and_is_retried(
-    frozen_now, program_factory, card_factory, settings, tmp_path
+    frozen_now, program_factory, card_factory, template_override
 ):
     program = program_factory(expiration_days=365)
     cards = [card_factory(program, points=10, inactive_days=355) for _ in range(7)]
-    broken = tmp_path / "loyalty" / "notifications"
-    broken.mkdir(parents=True)
-    (broken / "points_expiring.subject.txt").write_text("{% broken_tag %}")
-    original = settings.TEMPLATES
-    settings.TEMPLATES = [{**original[0], "DIRS": [tmp_path]}]
+    template_override("loyalty/notifications/points_expiring.subject.txt", "{% broken_tag %}")
 
     result = expire_points(chunk_size=3)
 
     assert (result["warnings_sent"], result["warnings_failed"]) == (0, 7)
     assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
-    settings.TEMPLATES = original
+    template_override(
+        "loyalty/notifications/points_expiring.subject.txt",
+        "{{ merchant_name }}: {{ points }} points expire on {{ expiration_date }}",
+    )
     assert expire_points()["warnings_sent"] == 7
     assert (
         LoyaltyCard.objects.filter(

@@ -87,3 +87,44 @@ def test_queue_notifications__writes_each_row_once():
     assert Notification.objects.count() == len(items)
     row = Notification.objects.get(dedup_key=items[0].dedup_key)
     assert (row.subject, row.body) == render_notification(items[0])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("chunk_size", [2, 500])
+def test_expire_points__sql_rendering_writes_exactly_the_rows_python_rendering_writes(
+    frozen_now, program_factory, card_factory, chunk_size
+):
+    """The statement-rendered outbox rows equal `render_notification`'s, byte for byte."""
+    from loyalty.models import Merchant
+    from loyalty.services.expiration import expire_points
+
+    program = program_factory(expiration_days=365)
+    Merchant.objects.filter(pk=program.merchant_id).update(
+        name="Tom & Jerry's\u00a0\u2028Café <b> " + "x  " * 50  # runs collapse
+    )
+    names = ["Ann", "O'Brien & <Sons>", 'Zoë "Z"\tÜnal', "  spaced  name ", "Line\nbreak\u3000"]
+    for i, name in enumerate(names * 2):
+        contact = {0: {}, 1: {"email": "", "phone": f"+1555{i:07d}"}, 2: {"email": ""}}[i % 3]
+        card = card_factory(program, points=1000 * i + 7, inactive_days=355 + i * 3, **contact)
+        card.customer.name = name
+        card.customer.save()
+
+    def outbox_rows(*, render_in_sql: bool) -> tuple[dict, list[tuple]]:
+        with transaction.atomic():
+            result = expire_points(chunk_size=chunk_size, render_in_sql=render_in_sql)
+            written = list(
+                Notification.objects.order_by("dedup_key").values_list(
+                    "channel", "recipient", "template", "subject", "body", "dedup_key", "status"
+                )
+            )
+            transaction.set_rollback(True)
+        return result, written
+
+    in_sql, rows_sql = outbox_rows(render_in_sql=True)
+    in_python, rows_python = outbox_rows(render_in_sql=False)
+
+    assert in_sql == in_python
+    assert (in_sql["warnings_sent"], in_sql["cards_processed"]) == (4, 6)
+    assert len(rows_sql) == 7  # 10 cards, 3 with nobody to tell
+    assert {row[0] for row in rows_sql} == {"email", "sms"}
+    assert rows_sql == rows_python

@@ -12,7 +12,6 @@ import pytest
 from jobs.context import watching_progress
 from jobs.models import JobRun
 from jobs.runner import run_job_now
-from loyalty.services import expiration
 from loyalty.services.expiration import expire_points
 
 pytestmark = pytest.mark.django_db
@@ -97,11 +96,10 @@ def test_expiration__reports_after_every_committed_chunk_with_running_totals(
     assert (run.result["cards_processed"], run.result["warnings_sent"]) == (8, 3)
 
 
-def test_expiration__failed_warning_chunks_are_counted_apart(two_programs, reports, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("template missing")
-
-    monkeypatch.setattr(expiration, "warning_notifications", broken)
+def test_expiration__failed_warning_chunks_are_counted_apart(
+    two_programs, reports, template_override
+):
+    template_override("loyalty/notifications/points_expiring.subject.txt", "{% broken_tag %}")
 
     run = run_job_now("loyalty.expire_points")
 
