@@ -1,10 +1,12 @@
 """Bibliographic apply: write Edition rows from item data; idempotent by data hash."""
 
 from datetime import date
+from functools import cache
 from typing import Any
 
-from django.db import transaction
+from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from bibliotheca.models import Edition
 
@@ -15,41 +17,45 @@ def apply_bibliographic(*, items: list[dict[str, Any]]) -> dict[str, int]:
     """items: [{"identifier_id", "data", "data_hash"}]; rows already at that hash are left alone.
 
     Runs on the `apply` cluster. Delivered twice, or queued by two imports of the same
-    data, it writes once: the second sees the stored hash and skips.
+    data, it writes once: the second sees the stored hash and skips. One statement
+    (`INSERT ... ON CONFLICT (identifier_id) DO UPDATE ... WHERE` the hash differs):
+    concurrent applies of one identifier wait on its row, as FOR UPDATE made them.
     """
-    ids = [item["identifier_id"] for item in items]
-    with transaction.atomic():
-        current = {
-            e.identifier_id: e
-            for e in Edition.objects.select_for_update().filter(identifier_id__in=ids)
-        }
-        now = timezone.now()
-        created, updated, unchanged = [], [], 0
-        for item in items:
-            edition = current.get(item["identifier_id"])
-            if edition is not None and edition.data_hash == item["data_hash"]:
-                unchanged += 1
-                continue
-            fields = edition_fields(item["data"])
-            if edition is None:
-                created.append(
-                    Edition(
-                        identifier_id=item["identifier_id"],
-                        data_hash=item["data_hash"],
-                        updated_at=now,
-                        **fields,
-                    )
-                )
-            else:
-                for name, value in fields.items():
-                    setattr(edition, name, value)
-                edition.data_hash, edition.updated_at = item["data_hash"], now
-                updated.append(edition)
-        Edition.objects.bulk_create(created)
-        Edition.objects.bulk_update(
-            updated, [*EDITION_FIELDS, "data_hash", "updated_at"], batch_size=500
-        )
-    return {"created": len(created), "updated": len(updated), "unchanged": unchanged}
+    latest = {item["identifier_id"]: item for item in items}  # the last one per identifier
+    if not latest:
+        return {"created": 0, "updated": 0, "unchanged": 0}
+    rows = []
+    for identifier_id, item in latest.items():
+        fields = edition_fields(item["data"])
+        published = fields["published"]
+        fields["published"] = published.isoformat() if published else None
+        rows.append({**fields, "identifier_id": identifier_id, "data_hash": item["data_hash"]})
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(), {"rows": Jsonb(rows), "now": timezone.now()})
+        written = [created for (created,) in cursor]
+    created = sum(1 for flag in written if flag)
+    return {
+        "created": created,
+        "updated": len(written) - created,
+        "unchanged": len(items) - len(written),
+    }
+
+
+@cache
+def _upsert_sql() -> str:
+    meta = Edition._meta
+    columns = [meta.get_field(name) for name in ("identifier", *EDITION_FIELDS, "data_hash")]
+    names = [f.column for f in columns]
+    record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
+    updated = ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])
+    return f"""
+        INSERT INTO {meta.db_table} ({", ".join(names)}, updated_at)
+        SELECT {", ".join(f"r.{name}" for name in names)}, %(now)s
+        FROM jsonb_to_recordset(%(rows)s) AS r({record})
+        ON CONFLICT (identifier_id) DO UPDATE SET {updated}
+        WHERE {meta.db_table}.data_hash IS DISTINCT FROM EXCLUDED.data_hash
+        RETURNING xmax = 0
+    """
 
 
 EDITION_FIELDS = (

@@ -1,8 +1,9 @@
 """Import one page of purchase records: pools, batched metadata, needs-apply, checkpoint.
 
-One page is one transaction: its pools, its queued apply and its checkpoint commit
-together, so a hop killed between pages resumes from the last committed page without
-losing or duplicating pools.
+A page is two statements: its pools (found or created), then its apply job, its pools'
+metadata stamp and its checkpoint, together. A hop killed between pages resumes from
+the last committed page without losing or duplicating pools, and a stamped pool
+always has its apply job.
 """
 
 import json
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pymarc
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
@@ -29,7 +30,7 @@ from bibliotheca.services.windows import (
     window_end,
 )
 from jobs.context import current_run
-from jobs.runner import enqueue_job
+from jobs.runner import queue_inserted_run, queued_run_insert
 
 logger = logging.getLogger("bibliotheca")
 
@@ -112,18 +113,24 @@ def import_page(
     *,
     until: datetime,
     now: datetime,
+    group: "PageGroup",
     records: list[pymarc.Record] | None = None,
     items_ahead: Future | None = None,
-    group: "PageGroup | None" = None,
 ) -> PageResult:
-    """Fetch the page at `position`, import it, and move the checkpoint, in one transaction
-    (or in the caller's: a hop commits a group of pages at a time).
+    """Import the page at `position` into `group`: its pools are found or created, its
+    applies, pool stamps, counts and checkpoint are added to the group, which the caller
+    writes with finish_group (one statement; a hop commits every page, or a group of
+    pages in one transaction).
 
     `until` is the chain's end (when it started): windows never reach past it.
     `records`: the page, when the caller fetched it already; `items_ahead`: a future of
-    request_due_items for its ids, running meanwhile; `group`: add the page's applies,
-    pool stamps, counts and checkpoint there (the caller writes them with finish_group
-    in its transaction) instead of writing them for this page alone.
+    request_due_items for its ids, running meanwhile.
+
+    Outside a transaction the pools statement commits on its own, before the group's
+    statement: a failure in between leaves pools with unstamped metadata (due again when
+    the page is read again, from the unchanged checkpoint), never a stamp without its
+    apply job. The items answer is awaited and parsed first, so a failed items request
+    or an unreadable answer writes nothing.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
@@ -149,66 +156,46 @@ def import_page(
     checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
     next_at = next_position(position, records_on_page=len(records), day_end=day_end)
 
-    if not item_ids:  # nothing to write but the checkpoint: one statement, no transaction
+    if not item_ids:  # nothing to write but the checkpoint
         page = _PageCounts(records=len(records), skipped=skipped)
-        if group is not None:
-            group.add(page, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
-            chain_totals: dict[str, Any] = {}
-        else:
-            chain_totals = _checkpoint(collection, page, checkpoint=checkpoint, next_at=next_at)
-        return PageResult(
-            **vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals
-        )
+        group.add(page, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
+        return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals={})
 
-    with transaction.atomic(savepoint=False):
-        pools = find_or_create_pools(collection, item_ids, now=now)
-        cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
-        due = sorted(
-            item_id
-            for item_id, pool in pools.items()
-            if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
-        )
-        asked: set[str] | None = None
-        if items_ahead is not None:
-            asked_ids, raw = items_ahead.result()
-            asked = set(asked_ids)
-        if asked is not None and asked.issuperset(due):  # requested meanwhile: no new one
-            looked_up = client.parse_items(raw) if raw is not None else {}
-            items = {i: looked_up[i] for i in due if i in looked_up}
-            items_requests = 1 if asked else 0
-        else:
-            items = client.fetch_items(due) if due else {}
-            items_requests = (1 if due else 0) + (1 if asked else 0)
-        applies = _changed_items(pools, items)
-        checked_pool_ids = [pools[i].pool_id for i in items if i in pools]
-        page = _PageCounts(
-            records=len(records),
-            skipped=skipped,
-            new_pools=sum(1 for pool in pools.values() if pool.is_new),
-            items_requests=items_requests,
-            applies_queued=len(applies),
-        )
-        if group is not None:
-            group.add(
-                page, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now
-            )
-            chain_totals = {}
-        else:
-            queue_applies(collection, applies)
-            chain_totals = _checkpoint(
-                collection,
-                page,
-                checkpoint=checkpoint,
-                next_at=next_at,
-                checked_pool_ids=checked_pool_ids,
-                now=now,
-            )
-    return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals=chain_totals)
+    asked: set[str] | None = None
+    looked_up: dict[str, dict[str, str]] = {}
+    if items_ahead is not None:
+        asked_ids, raw = items_ahead.result()  # raises the items request's error
+        asked = set(asked_ids)
+        looked_up = client.parse_items(raw) if raw is not None else {}  # and a bad answer's
+    pools = find_or_create_pools(collection, item_ids, now=now)
+    cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
+    due = sorted(
+        item_id
+        for item_id, pool in pools.items()
+        if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
+    )
+    if asked is not None and asked.issuperset(due):  # requested meanwhile: no new one
+        items = {i: looked_up[i] for i in due if i in looked_up}
+        items_requests = 1 if asked else 0
+    else:
+        items = client.fetch_items(due) if due else {}
+        items_requests = (1 if due else 0) + (1 if asked else 0)
+    applies = _changed_items(pools, items)
+    checked_pool_ids = [pools[i].pool_id for i in items if i in pools]
+    page = _PageCounts(
+        records=len(records),
+        skipped=skipped,
+        new_pools=sum(1 for pool in pools.values() if pool.is_new),
+        items_requests=items_requests,
+        applies_queued=len(applies),
+    )
+    group.add(page, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now)
+    return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals={})
 
 
 @dataclass
 class PageGroup:
-    """Pages imported in one transaction, written together when the group ends."""
+    """Pages written together by finish_group (one page, or a group in one transaction)."""
 
     pages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -237,38 +224,36 @@ class PageGroup:
 
 
 def finish_group(collection: Collection, group: PageGroup) -> dict[str, Any]:
-    """Queue the group's apply job and write its stamps and checkpoint (two statements).
-
-    Call it inside the group's transaction: nothing of a group is visible before its
-    commit, so one checkpoint (the last page's) equals one per page. Returns the
-    chain's counts.
+    """Record the group's apply job (the changed items, the last one per identifier),
+    stamp its pools and move the checkpoint: one statement, atomic on its own, so the
+    page's checkpoint, stamps and apply job commit together without a transaction. The
+    apply job goes to its cluster after the commit. Returns the chain's counts.
     """
     if not group.pages:
         return {}
-    queue_applies(collection, group.applies)
-    return _checkpoint(
-        collection,
-        _PageCounts(**group.counts),
-        checkpoint=group.checkpoint,
-        next_at=group.next_at,
-        checked_pool_ids=group.checked_pool_ids,
-        now=group.now,
-        pages=group.pages,
-    )
-
-
-def queue_applies(collection: Collection, applies: list[dict[str, Any]]) -> int:
-    """One apply job for these items (the last one per identifier); call it inside the
-    transaction that stamps their pools. Returns how many items were queued."""
-    unique = list({item["identifier_id"]: item for item in applies}.values())
+    unique = list({item["identifier_id"]: item for item in group.applies}.values())
+    counts = _PageCounts(**{**group.counts, "applies_queued": len(unique)})
+    apply_run: tuple[str, list[Any]] | None = None
     if unique:
-        enqueue_job(
+        apply_run = queued_run_insert(
             APPLY_JOB,
             kwargs={"collection_id": collection.pk, "items": unique},
             trigger="chain",
             parent=current_run(),
         )
-    return len(unique)
+    progress, run_id = _checkpoint(
+        collection,
+        counts,
+        checkpoint=group.checkpoint,
+        next_at=group.next_at,
+        checked_pool_ids=group.checked_pool_ids,
+        now=group.now,
+        pages=group.pages,
+        apply_run=apply_run,
+    )
+    if run_id is not None:
+        queue_inserted_run(run_id, APPLY_JOB)
+    return progress
 
 
 # Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead.
@@ -338,10 +323,11 @@ def _count(key: str) -> str:
     return f"COALESCE((t.progress->>'{key}')::bigint, 0) + %({key})s"
 
 
-# The pools' metadata stamp and the checkpoint in one round trip. The chain's lock makes
-# the hop the only writer of its Timestamp; the counters still add up in SQL.
+# The page's apply job, its pools' metadata stamp and the checkpoint in one statement
+# (one round trip, atomic without a transaction). The chain's lock makes the hop the
+# only writer of its Timestamp; the counters still add up in SQL.
 _CHECKPOINT = """
-WITH checked AS (
+WITH {apply_run}checked AS (
     UPDATE {pool} SET metadata_checked_at = %(now)s WHERE id = ANY(%(checked)s::bigint[])
 )
 UPDATE {timestamp} t SET
@@ -354,10 +340,12 @@ UPDATE {timestamp} t SET
         {achievements}
     )
 WHERE t.service = %(service)s AND t.collection_id = %(collection)s
-RETURNING t.progress
+RETURNING t.progress, {run_id}
 """.format(
+    apply_run="{apply_run}",
     pool="{pool}",
     timestamp="{timestamp}",
+    run_id="{run_id}",
     progress=", ".join(f"'{key}', {_count(key)}" for key in _COUNTED),
     achievements=", ".join(
         _count(key) for key in ("records", "skipped", "pages", "new_pools", "applies_queued")
@@ -374,11 +362,12 @@ def _checkpoint(
     checked_pool_ids: list[int] | None = None,
     now: datetime | None = None,
     pages: int = 1,
-) -> dict[str, Any]:
+    apply_run: tuple[str, list[Any]] | None = None,
+) -> tuple[dict[str, Any], int | None]:
     """Move Timestamp.finish, add the page(s) to the chain's counts, stamp the pools whose
-    metadata was looked up; one statement. Returns the chain's counts."""
-    sql = _CHECKPOINT.format(pool=LicensePool._meta.db_table, timestamp=Timestamp._meta.db_table)
-    params = {
+    metadata was looked up and record the apply run (jobs.runner.queued_run_insert), in
+    one statement. Returns the chain's counts and the apply run's id."""
+    params: dict[str, Any] = {
         **vars(page),
         "pages": pages,
         "now": now,
@@ -388,12 +377,29 @@ def _checkpoint(
         "service": PURCHASE_RECORD_SERVICE,
         "collection": collection.pk,
     }
-    for _ in range(2):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is not None:
-            progress = row[0]
-            return json.loads(progress) if isinstance(progress, str | bytes) else progress
-        get_timestamp(collection)  # a page outside a chain: create the row, then again
-    raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
+    apply_sql, run_id_sql = "", "NULL::bigint"
+    if apply_run is not None:
+        insert_sql, insert_params = apply_run
+        parts = insert_sql.split("%s")
+        if len(parts) != len(insert_params) + 1:
+            raise RuntimeError("unexpected placeholders in the run insert")
+        apply_sql = parts[0]
+        for number, (value, rest) in enumerate(zip(insert_params, parts[1:], strict=True)):
+            params[f"run_{number}"] = value
+            apply_sql += f"%(run_{number})s" + rest
+        apply_sql = f"apply_run AS ({apply_sql}),\n"
+        run_id_sql = "(SELECT id FROM apply_run)"
+    sql = _CHECKPOINT.format(
+        apply_run=apply_sql,
+        pool=LicensePool._meta.db_table,
+        timestamp=Timestamp._meta.db_table,
+        run_id=run_id_sql,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:  # a hop creates the row before its first page (get_timestamp)
+        raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
+    progress = row[0]
+    progress = json.loads(progress) if isinstance(progress, str | bytes) else progress
+    return progress, row[1]
