@@ -13,8 +13,8 @@ variant starts from identical data and statistics (autovacuum is off on these ta
 in the bench database only, so it never lands inside one variant's timing):
 
 - ours      loyalty.services.expiration.expire_points: the real service (warning pass,
-            then chunks of CHUNK_SIZE: one lock+update+insert statement and the outbox
-            rows, one transaction per chunk)
+            then chunks of CHUNK_SIZE, each one statement in its own transaction: lock,
+            update, ledger rows, and outbox rows rendered in SQL from the templates)
 - seed loop seed 000's shape: chunk of 500 locked FOR UPDATE SKIP LOCKED, per card an
             INSERT of the ledger row and an UPDATE of the card, commit, then per card:
             load the card, load its customer, queue its notification (one outbox row).

@@ -33,7 +33,7 @@ logger = logging.getLogger("loyalty.expiration")
 WARNING_DAYS = 14
 #: Cards per chunk: one transaction, row locks held for one statement (plus, when templates
 #: need the engine, one outbox insert).
-CHUNK_SIZE = 500
+CHUNK_SIZE = 5000
 
 
 def expiring_programs(*, program_id: int | None = None):
