@@ -251,7 +251,7 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
                 _finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": reason})
                 return run
             _fail_lost_runs(spec, current_id=run.pk)
-        heartbeat = _Heartbeat(run_id=run.pk, lease=lease, lease_seconds=spec.lease_seconds)
+        heartbeat = _Heartbeat(run=run, lease=lease, lease_seconds=spec.lease_seconds)
         heartbeat.start()
         started = time.monotonic()
         result = spec.func(**run.kwargs)
@@ -282,11 +282,30 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         context.reset_current_run(token)
 
 
+def _claimed_by_us(run: JobRun):
+    """The run's row while it is still this worker's claim (the one `_claim` made).
+
+    A worker cut off for longer than STALE_RUN_SECONDS may have been taken over (another
+    worker's claim, or jobs.reap_lost_runs): its late writes must not overwrite the
+    outcome of the worker that now owns the run.
+    """
+    return JobRun.objects.filter(
+        pk=run.pk,
+        status=JobRun.Status.RUNNING,
+        started_at=run.started_at,
+        host=run.host,
+        pid=run.pid,
+    )
+
+
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     """Record the failure; queue the next attempt (with the run's current kwargs) if due."""
     error = f"{type(exc).__name__}: {exc}"
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)
+    if delay is not None and not _safely(lambda: _claimed_by_us(run).exists()):
+        delay = None  # taken over: the new owner decides about retries (_finish logs it)
+        result = {"taken_over": True}
     if delay is not None:
         child = _safely(
             lambda: enqueue_job(
@@ -301,6 +320,8 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
         )
         if child is not None:
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
+    elif result:
+        pass
     elif run.attempt >= spec.retry.max_attempts:
         result = {"retries_exhausted": True}
     else:
@@ -335,7 +356,17 @@ def _finish(
     )
     fields = ["status", "result", "error", "traceback", "finished_at", "duration_seconds"]
     # needs_attention/progress may have been set through jobs.context by the job itself.
-    _safely(lambda: JobRun.objects.filter(pk=run.pk).update(**{f: getattr(run, f) for f in fields}))
+    updated = _safely(lambda: _claimed_by_us(run).update(**{f: getattr(run, f) for f in fields}))
+    if updated == 0:
+        logger.warning(
+            "%s #%s was taken over by another worker while this one (%s pid %s) ran it;"
+            " this worker's outcome (%s) is not recorded",
+            run.job,
+            run.pk,
+            run.host,
+            run.pid,
+            status,
+        )
 
 
 def _fail_lost_runs(spec: JobSpec, *, current_id: int) -> None:
@@ -384,8 +415,9 @@ def _safely(action: Any, *, for_seconds: float | None = None) -> Any:
 class _Heartbeat:
     """Background thread: moves heartbeat_at and extends the lease while the job runs."""
 
-    def __init__(self, *, run_id: int, lease: locks.LeaseHandle | None, lease_seconds: int) -> None:
-        self.run_id = run_id
+    def __init__(self, *, run: JobRun, lease: locks.LeaseHandle | None, lease_seconds: int) -> None:
+        self.run = run
+        self.run_id = run_id = run.pk
         self.lease = lease
         self.lease_seconds = lease_seconds
         self.interval = max(0.5, min(float(jobs_settings.HEARTBEAT_SECONDS), lease_seconds / 3))
@@ -404,7 +436,8 @@ class _Heartbeat:
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    JobRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                    if not _claimed_by_us(self.run).update(heartbeat_at=timezone.now()):
+                        logger.warning("run %s was taken over by another worker", self.run_id)
                     if self.lease and not locks.extend_lease(
                         key=self.lease.key, owner=self.lease.owner, lease_seconds=self.lease_seconds
                     ):

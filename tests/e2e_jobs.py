@@ -85,3 +85,28 @@ def record_host(*, n: int, log: str, seconds: float = 0.2) -> dict[str, Any]:
     with open(log, "a") as f:  # one short O_APPEND write per execution
         f.write(f"{n} {host} {os.getpid()}\n")
     return {"n": n, "host": host}
+
+
+@job(
+    "tests.taken_over",
+    retry=RetryPolicy(max_attempts=3, base_seconds=60, cap_seconds=60),
+    timeout_seconds=60,
+)
+def taken_over(*, fail: bool = False) -> dict[str, Any]:
+    """Loses its run mid-way: its heartbeat goes stale and a second worker claims it (as a
+    worker cut off from the database for longer than STALE_RUN_SECONDS would)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.context import current_run
+    from jobs.models import JobRun
+    from jobs.runner import _claim
+
+    run = current_run()
+    assert run is not None
+    JobRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert _claim(run.pk) is not None  # the other worker's claim
+    if fail:
+        raise RuntimeError("late failure")
+    return {"late": True}

@@ -5,7 +5,7 @@ from django_q.models import Schedule
 
 from jobs import locks
 from jobs.models import JobRun
-from jobs.runner import run_job_now
+from jobs.runner import enqueue_job, execute_queued_run, run_job_now
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,3 +111,22 @@ def test_flag_for_attention__reason_kept_in_history_and_shown_by_health(client):
     attention = client.get("/health/").json()["checks"]["attention"]
     assert attention["warning"] is True
     assert f"tests.flag_me #{run.pk} (7.5% of wallet updates failed)" in attention["detail"]
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_run_taken_over_by_another_worker__late_outcome_not_recorded(fail, caplog):
+    import tests.e2e_jobs  # noqa: F401  registers tests.taken_over
+
+    run = enqueue_job("tests.taken_over", kwargs={"fail": fail}, trigger=JobRun.Trigger.COMMAND)
+    if fail:
+        with pytest.raises(RuntimeError, match="late failure"):
+            execute_queued_run(run.pk)
+    else:
+        execute_queued_run(run.pk)
+
+    run.refresh_from_db()
+    # Still the second claim's run: neither the late result nor a retry from the first.
+    assert (run.status, run.result, run.error) == (JobRun.Status.RUNNING, None, "")
+    assert not Schedule.objects.filter(name=f"run:{run.pk}").exists()
+    assert not JobRun.objects.filter(parent=run).exists()
+    assert "was taken over by another worker" in caplog.text
