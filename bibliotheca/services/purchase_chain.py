@@ -7,16 +7,17 @@ hop; transient errors keep it (the retry run carries the token), terminal errors
 the end of the chain release it.
 """
 
+import contextvars
 import logging
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connection, connections
 from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, bibliotheca_settings
@@ -24,14 +25,16 @@ from bibliotheca.models import Collection, Timestamp
 from bibliotheca.services.client import BibliothecaClient
 from bibliotheca.services.purchase_records import (
     PageGroup,
+    ReadPage,
     fetch_page,
     finish_group,
     get_start,
     get_timestamp,
-    import_page,
     page_item_ids,
+    read_page,
     request_due_items,
     start_chain,
+    write_page,
 )
 from bibliotheca.services.windows import Position, is_up_to_date, next_position, window_end
 from jobs import locks
@@ -230,53 +233,56 @@ def _run_pages(
     # rather than paying two more writes per page.
     extended_at = reported_at = started
     page_seconds = 0.0
-    with _PagesAhead(collection, until=chain.until) as ahead:
+    chain_totals: dict[str, Any] = {}
+    with (
+        _PagesAhead(collection, until=chain.until) as ahead,
+        _PageWriter(collection, totals) as writer,
+    ):
         while not is_up_to_date(position.current_day, chain.until):
-            # A group of pages per transaction: one commit, one apply job and one
-            # checkpoint (the last page's) per COMMIT_EVERY_PAGES pages or
-            # COMMIT_EVERY_SECONDS, whichever comes first.
-            # A page alone needs no transaction: its pools statement, then one statement
-            # with its apply job, stamps and checkpoint (see import_page).
-            with transaction.atomic() if COMMIT_EVERY_PAGES > 1 else nullcontext():
-                group_started = time.monotonic()
-                group = PageGroup()
-                for _ in range(COMMIT_EVERY_PAGES):
-                    page_started = time.monotonic()
-                    records = ahead.take_page(position, client)
-                    items_ahead = ahead.start_items(page_item_ids(records))
-                    # The next position depends only on this page's size: fetch the next
-                    # page while this one is written, if the budget leaves time for it.
-                    next_at = next_position(
-                        position,
-                        records_on_page=len(records),
-                        day_end=window_end(position.current_day, chain.until),
-                    )
-                    if page_started + 2 * page_seconds < deadline:
-                        ahead.start_page(next_at)
-                    page = import_page(
-                        collection,
-                        client,
-                        position,
-                        until=chain.until,
-                        now=timezone.now(),
-                        records=records,
-                        items_ahead=items_ahead,
-                        group=group,
-                    )
-                    for name in totals:
-                        totals[name] += 1 if name == "pages" else getattr(page, name)
-                    position = page.next
-                    now = time.monotonic()
-                    page_seconds = now - page_started
-                    if (
-                        now >= deadline
-                        or now - group_started >= COMMIT_EVERY_SECONDS
-                        or is_up_to_date(position.current_day, chain.until)
-                    ):
-                        break
-                chain_totals = finish_group(collection, group)
+            # A group of pages is written together: one apply job and one checkpoint
+            # (the last page's) per COMMIT_EVERY_PAGES pages or COMMIT_EVERY_SECONDS,
+            # whichever comes first. This thread reads (fetches and parses) the pages;
+            # the writer writes a group while this thread reads the next one.
+            group_started = time.monotonic()
+            pages: list[ReadPage] = []
+            for _ in range(COMMIT_EVERY_PAGES):
+                page_started = time.monotonic()
+                records = ahead.take_page(position, client)
+                items_ahead = ahead.start_items(page_item_ids(records))
+                # The next position depends only on this page's size: fetch the next
+                # page while this one is read and written, if the budget leaves time.
+                next_at = next_position(
+                    position,
+                    records_on_page=len(records),
+                    day_end=window_end(position.current_day, chain.until),
+                )
+                if page_started + 2 * page_seconds < deadline:
+                    ahead.start_page(next_at)
+                page = read_page(
+                    collection,
+                    client,
+                    position,
+                    until=chain.until,
+                    now=timezone.now(),
+                    records=records,
+                    items_ahead=items_ahead,
+                )
+                pages.append(page)
+                position = page.next
+                now = time.monotonic()
+                page_seconds = now - page_started
+                if (
+                    now >= deadline
+                    or now - group_started >= COMMIT_EVERY_SECONDS
+                    or is_up_to_date(position.current_day, chain.until)
+                ):
+                    break
+            # Raises an earlier group's error (page order) before this one is written.
+            chain_totals = writer.submit(pages) or chain_totals
             now = time.monotonic()
             last_group = now >= deadline or is_up_to_date(position.current_day, chain.until)
+            if last_group:
+                chain_totals = writer.finish() or chain_totals
             if now - extended_at >= EXTEND_EVERY_SECONDS:
                 if not locks.extend_lease(
                     key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
@@ -286,8 +292,10 @@ def _run_pages(
                     # Another chain took the lock mid-hop: stop before writing more pages.
                     raise JobSkipped(f"lock {key} was taken over mid-hop; this chain stops")
                 extended_at = now
-            if last_group or now - reported_at >= PROGRESS_EVERY_SECONDS:
-                _report(chain, position.current_day, chain_totals, hop_pages=totals["pages"])
+            if chain_totals and (last_group or now - reported_at >= PROGRESS_EVERY_SECONDS):
+                # The counts and day of the last group written.
+                day = datetime.fromisoformat(chain_totals["current_day"])
+                _report(chain, day, chain_totals, hop_pages=totals["pages"])
                 reported_at = now
             if now >= deadline:
                 break
@@ -345,6 +353,115 @@ class _PagesAhead:
         if not item_ids:
             return None
         return self._executor.submit(request_due_items, self._client, self._collection, item_ids)
+
+
+class _PageWriter:
+    """Two threads, each with its own connection, that write the hop's groups in order.
+
+    One writes a group's pools (and decides its applies), the other its apply job,
+    stamps and checkpoint (finish_group) and queues the apply job: the pools of group
+    N+1 are written while the checkpoint of group N is, and the hop's thread reads
+    group N+2 meanwhile. A pools statement committed before the previous checkpoint is
+    harmless: a hop resumed from that checkpoint reads the page again and finds its
+    pools. Each thread has one group in flight at most, and submit() first takes the
+    earlier groups' results, raising their errors in page order: no checkpoint is
+    written after a failed group, so it stays at the last committed page. Leaving
+    waits for the groups in flight (a checkpoint commits whole) and raises their
+    error; the connections are closed when the hop is done. A hop called inside a
+    transaction (a test's) writes in its own thread: another connection would not see
+    the transaction's rows, and its writes would escape it.
+    """
+
+    def __init__(self, collection: Collection, totals: dict[str, int]) -> None:
+        self._collection = collection
+        self._totals = totals
+        self._client = BibliothecaClient.for_collection(collection)
+        inline = connection.in_atomic_block
+        self._pools = (
+            _InThread()
+            if inline
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-pools")
+        )
+        self._commits = (
+            _InThread()
+            if inline
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-commit")
+        )
+        self._pools_pending: Future | None = None
+        self._commit_pending: Future | None = None
+
+    def __enter__(self) -> "_PageWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # The older group (the checkpoint in flight) first: its error comes first.
+        pending = [self._commit_pending, self._pools_pending]
+        self._commit_pending = self._pools_pending = None
+        errors = [future.exception() for future in pending if future is not None]
+        for executor in (self._pools, self._commits):
+            if not isinstance(executor, _InThread):
+                executor.submit(connections.close_all)  # that thread's connections
+            executor.shutdown(wait=True)
+        error = next((e for e in errors if e is not None), None)
+        if error is not None:
+            raise error
+
+    def submit(self, pages: list[ReadPage]) -> dict[str, Any] | None:
+        """Hand a group over; returns the chain's counts after the last group committed
+        meanwhile (None: none)."""
+        committed = self._commit_previous()
+        self._pools_pending = self._pools.submit(
+            contextvars.copy_context().run, self._write_pools, pages
+        )
+        return committed
+
+    def finish(self) -> dict[str, Any] | None:
+        """Every group handed over committed; the chain's counts after the last one."""
+        committed = self._commit_previous()
+        return self._wait_commit() or committed
+
+    def _commit_previous(self) -> dict[str, Any] | None:
+        """The previous group's pools written: queue its checkpoint after the one before."""
+        pools, self._pools_pending = self._pools_pending, None
+        if pools is None:
+            return None
+        group: PageGroup = pools.result()  # raises its error: nothing more is written
+        committed = self._wait_commit()
+        for name in self._totals:
+            self._totals[name] += group.pages if name == "pages" else group.counts.get(name, 0)
+        self._commit_pending = self._commits.submit(
+            contextvars.copy_context().run,  # the current run: the apply job's parent
+            finish_group,
+            self._collection,
+            group,
+        )
+        return committed
+
+    def _wait_commit(self) -> dict[str, Any] | None:
+        pending, self._commit_pending = self._commit_pending, None
+        return pending.result() if pending is not None else None
+
+    def _write_pools(self, pages: list[ReadPage]) -> PageGroup:
+        group = PageGroup()
+        for page in pages:
+            write_page(self._collection, self._client, page, group)
+        return group
+
+
+class _InThread:
+    """An executor that runs each call at once in the calling thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        """fn(*args) now; its result or error in the returned future."""
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
 
 
 def _is_retry() -> bool:

@@ -1,7 +1,8 @@
 """Import one page of purchase records: pools, batched metadata, needs-apply, checkpoint.
 
-A page is two statements: its pools (found or created), then its apply job, its pools'
-metadata stamp and its checkpoint, together. A hop killed between pages resumes from
+A page is read (fetched and parsed, no database: read_page), then written in two
+statements (write_page, finish_group): its pools (found or created), then its apply
+job, its pools' metadata stamp and its checkpoint, together. A hop killed between pages resumes from
 the last committed page without losing or duplicating pools, and a stamped pool
 always has its apply job.
 """
@@ -106,31 +107,39 @@ def request_due_items(
     return due, (client.get_items(due) if due else None)
 
 
-def import_page(
+@dataclass(frozen=True, kw_only=True)
+class ReadPage:
+    """A page fetched and parsed, with its items answer, not written yet (write_page)."""
+
+    position: Position
+    records: int
+    skipped: int
+    #: The page's ids with exactly one 001, first occurrence order.
+    item_ids: list[str]
+    checkpoint: datetime
+    next: Position
+    now: datetime
+    #: The ids whose items were requested ahead (None: no request ahead), and the answer.
+    asked: frozenset[str] | None = None
+    looked_up: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def read_page(
     collection: Collection,
     client: BibliothecaClient,
     position: Position,
     *,
     until: datetime,
     now: datetime,
-    group: "PageGroup",
     records: list[pymarc.Record] | None = None,
     items_ahead: Future | None = None,
-) -> PageResult:
-    """Import the page at `position` into `group`: its pools are found or created, its
-    applies, pool stamps, counts and checkpoint are added to the group, which the caller
-    writes with finish_group (one statement; a hop commits every page, or a group of
-    pages in one transaction).
+) -> ReadPage:
+    """The page at `position`, parsed, with its due items' answer parsed: no database.
 
     `until` is the chain's end (when it started): windows never reach past it.
     `records`: the page, when the caller fetched it already; `items_ahead`: a future of
-    request_due_items for its ids, running meanwhile.
-
-    Outside a transaction the pools statement commits on its own, before the group's
-    statement: a failure in between leaves pools with unstamped metadata (due again when
-    the page is read again, from the unchanged checkpoint), never a stamp without its
-    apply job. The items answer is awaited and parsed first, so a failed items request
-    or an unreadable answer writes nothing.
+    request_due_items for its ids, running meanwhile. A failed items request or an
+    unreadable answer raises here, before anything of the page is written.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
@@ -152,22 +161,46 @@ def import_page(
             )
         else:
             item_ids.append(item_id)
-    item_ids = list(dict.fromkeys(item_ids))
-    checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
-    next_at = next_position(position, records_on_page=len(records), day_end=day_end)
-
-    if not item_ids:  # nothing to write but the checkpoint
-        page = _PageCounts(records=len(records), skipped=skipped)
-        group.add(page, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
-        return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals={})
-
-    asked: set[str] | None = None
+    asked: frozenset[str] | None = None
     looked_up: dict[str, dict[str, str]] = {}
-    if items_ahead is not None:
+    if item_ids and items_ahead is not None:
         asked_ids, raw = items_ahead.result()  # raises the items request's error
-        asked = set(asked_ids)
+        asked = frozenset(asked_ids)
         looked_up = client.parse_items(raw) if raw is not None else {}  # and a bad answer's
-    pools = find_or_create_pools(collection, item_ids, now=now)
+    return ReadPage(
+        position=position,
+        records=len(records),
+        skipped=skipped,
+        item_ids=list(dict.fromkeys(item_ids)),
+        checkpoint=checkpoint_after_page(position, records_on_page=len(records), day_end=day_end),
+        next=next_position(position, records_on_page=len(records), day_end=day_end),
+        now=now,
+        asked=asked,
+        looked_up=looked_up,
+    )
+
+
+def write_page(
+    collection: Collection, client: BibliothecaClient, page: ReadPage, group: "PageGroup"
+) -> PageResult:
+    """Write a read page into `group`: its pools are found or created, its applies, pool
+    stamps, counts and checkpoint are added to the group, which the caller writes with
+    finish_group (one statement; a hop commits every page, or a group of pages in one
+    transaction).
+
+    Outside a transaction the pools statement commits on its own, before the group's
+    statement: a failure in between leaves pools with unstamped metadata (due again when
+    the page is read again, from the unchanged checkpoint), never a stamp without its
+    apply job. Due ids that were not requested ahead are requested now.
+    """
+    checkpoint, next_at, now = page.checkpoint, page.next, page.now
+    if not page.item_ids:  # nothing to write but the checkpoint
+        counts = _PageCounts(records=page.records, skipped=page.skipped)
+        group.add(counts, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
+        return PageResult(**vars(counts), next=next_at, checkpoint=checkpoint, chain_totals={})
+
+    asked = page.asked
+    pools = find_or_create_pools(collection, page.item_ids, now=now)
     cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
     due = sorted(
         item_id
@@ -175,22 +208,46 @@ def import_page(
         if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
     )
     if asked is not None and asked.issuperset(due):  # requested meanwhile: no new one
-        items = {i: looked_up[i] for i in due if i in looked_up}
+        items = {i: page.looked_up[i] for i in due if i in page.looked_up}
         items_requests = 1 if asked else 0
     else:
         items = client.fetch_items(due) if due else {}
         items_requests = (1 if due else 0) + (1 if asked else 0)
     applies = _changed_items(pools, items)
     checked_pool_ids = [pools[i].pool_id for i in items if i in pools]
-    page = _PageCounts(
-        records=len(records),
-        skipped=skipped,
+    counts = _PageCounts(
+        records=page.records,
+        skipped=page.skipped,
         new_pools=sum(1 for pool in pools.values() if pool.is_new),
         items_requests=items_requests,
         applies_queued=len(applies),
     )
-    group.add(page, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now)
-    return PageResult(**vars(page), next=next_at, checkpoint=checkpoint, chain_totals={})
+    group.add(counts, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now)
+    return PageResult(**vars(counts), next=next_at, checkpoint=checkpoint, chain_totals={})
+
+
+def import_page(
+    collection: Collection,
+    client: BibliothecaClient,
+    position: Position,
+    *,
+    until: datetime,
+    now: datetime,
+    group: "PageGroup",
+    records: list[pymarc.Record] | None = None,
+    items_ahead: Future | None = None,
+) -> PageResult:
+    """read_page, then write_page, in this thread."""
+    page = read_page(
+        collection,
+        client,
+        position,
+        until=until,
+        now=now,
+        records=records,
+        items_ahead=items_ahead,
+    )
+    return write_page(collection, client, page, group)
 
 
 @dataclass
