@@ -43,6 +43,16 @@ def test_n_default_clusters__each_schedule_runs_once_per_slot(qcluster, clusters
             what=f"slot {k + 1} to fire on every schedule",
             every=0.5,
         )
+    # A fired slot's run is recorded when its task starts, which can be after the last
+    # Schedule moved on: wait for every (job, slot) run to exist, then for all to end.
+    runs = JobRun.objects.filter(trigger="schedule")
+    expected = {(name, slot) for name in names for slot in slots}
+    poll(
+        lambda: expected <= set(runs.values_list("job", "scheduled_for")),
+        timeout=300,
+        what="a run of every schedule for every slot",
+        every=0.5,
+    )
     poll(
         lambda: not JobRun.objects.filter(status__in=["queued", "running"]).exists(),
         timeout=300,
@@ -50,9 +60,7 @@ def test_n_default_clusters__each_schedule_runs_once_per_slot(qcluster, clusters
         every=0.5,
     )
 
-    runs = JobRun.objects.filter(trigger="schedule")
     per_slot = Counter(runs.values_list("job", "scheduled_for"))
-    expected = {(name, slot) for name in names for slot in slots}
     twice = {key: n for key, n in per_slot.items() if n > 1}
     missing = expected - set(per_slot)
     hosts = Counter(runs.values_list("pid", flat=True))

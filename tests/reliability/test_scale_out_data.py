@@ -214,6 +214,22 @@ def test_n_default_clusters_on_real_data__each_slot_once_nothing_processed_twice
                 what=f"slot {k + 1} to fire on every schedule",
                 every=0.5,
             )
+            # A fired slot's run is recorded when its task starts, which can be after
+            # every Schedule moved on: wait for the slot's runs to exist, then to end.
+            fired = {(name, slot) for name in names}
+            poll(
+                lambda fired=fired: (
+                    fired
+                    <= set(
+                        JobRun.objects.filter(trigger="schedule").values_list(
+                            "job", "scheduled_for"
+                        )
+                    )
+                ),
+                timeout=180,
+                what=f"a run of every schedule for slot {k + 1}",
+                every=0.5,
+            )
             poll(
                 lambda: not JobRun.objects.filter(status__in=["queued", "running"]).exists(),
                 timeout=180,
