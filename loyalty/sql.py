@@ -20,6 +20,14 @@ def with_outbox(statement: str, outbox_insert: str) -> str:
     return statement.replace("__OUTBOX_INSERT__", outbox_insert)
 
 
+#: Closes the `chunk` CTE and returns its rows in walk order (the plain statements).
+_CHUNK_ROWS = """)
+SELECT id, number, points, last_activity_at, name, email, phone
+  FROM chunk
+ ORDER BY last_activity_at, id
+"""
+
+
 def _notify_and_outbox(kind: str, extra_columns: str = "") -> str:
     """The `notify` and `outbox` CTEs and the summary row, over the open `chunk` CTE.
 
@@ -75,14 +83,7 @@ WITH picked AS (
       FROM warned w JOIN picked p ON p.id = w.id
 """
 
-WARN_CHUNK = (
-    _WARN_CTES
-    + """)
-SELECT id, number, points, last_activity_at, name, email, phone
-  FROM chunk
- ORDER BY last_activity_at, id
-"""
-)
+WARN_CHUNK = _WARN_CTES + _CHUNK_ROWS
 
 #: The warning's expiry date and whole days left as loyalty.services.notifications
 #: computes them (UTC date; timedelta.days floors), from %(expiration_days)s and %(now)s.
@@ -134,13 +135,6 @@ WITH picked AS (
       FROM chunk r
 """
 
-EXPIRE_CHUNK = (
-    _EXPIRE_CTES
-    + """)
-SELECT id, number, points, last_activity_at, name, email, phone
-  FROM chunk
- ORDER BY last_activity_at, id
-"""
-)
+EXPIRE_CHUNK = _EXPIRE_CTES + _CHUNK_ROWS
 
 EXPIRE_CHUNK_WITH_OUTBOX = _EXPIRE_CTES + _notify_and_outbox("points_expired")
