@@ -304,9 +304,8 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)
     if delay is not None and not _safely(lambda: _claimed_by_us(run).exists()):
-        delay = None  # taken over: the new owner decides about retries (_finish logs it)
-        result = {"taken_over": True}
-    if delay is not None:
+        result = {"taken_over": True}  # the new owner decides about retries (_finish logs it)
+    elif delay is not None:
         child = _safely(
             lambda: enqueue_job(
                 spec.name,
@@ -320,8 +319,6 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
         )
         if child is not None:
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
-    elif result:
-        pass
     elif run.attempt >= spec.retry.max_attempts:
         result = {"retries_exhausted": True}
     else:

@@ -121,23 +121,23 @@ def outbox_insert_sql(
     cannot be loaded: the caller then renders in Python with `queue_notifications`,
     which reports the template error. Kick delivery after commit (`kick_delivery`).
     """
-    rendered = {}
-    for part in ("subject", "body", "sms"):
-        suffix = {"subject": ".subject.txt", "body": ".txt", "sms": ".sms.txt"}[part]
-        try:
-            renderer = renderer or NotificationRenderer()
-            expression = renderer.sql_expression(
+    suffixes = {"subject": ".subject.txt", "body": ".txt", "sms": ".sms.txt"}
+    try:
+        renderer = renderer or NotificationRenderer()
+        rendered = {
+            part: renderer.sql_expression(
                 template + suffix,
                 columns=columns,
                 constants=constants,
                 alias="s",
                 param_prefix=f"outbox_{part}",
             )
-        except Exception:  # missing or broken template: the Python path reports it
-            return None
-        if expression is None:
-            return None
-        rendered[part] = expression
+            for part, suffix in suffixes.items()
+        }
+    except Exception:  # missing or broken template: the Python path reports it
+        return None
+    if any(expression is None for expression in rendered.values()):
+        return None
     params: dict[str, Any] = {
         "outbox_template": template,
         "outbox_whitespace": WHITESPACE,

@@ -3,8 +3,8 @@
 Per active program with `points_expiration_days > 0`: first the warnings (cards
 inactive past expiration-minus-14 days, not yet expired, not yet warned in this
 inactivity cycle), then the expiration (balance to 0, a POINTS_EXPIRED ledger row,
-total_points_voided increased). Each chunk is one statement plus one outbox insert,
-commits on its own, and locks its cards FOR UPDATE SKIP LOCKED. Chunks walk the cards
+total_points_voided increased). Each chunk is one statement that also writes its outbox
+rows (loyalty.sql), commits on its own, and locks its cards FOR UPDATE SKIP LOCKED. Chunks walk the cards
 in (last_activity_at, id) order along `loyalty_card_expirable_idx` (see loyalty.sql).
 """
 
@@ -191,6 +191,31 @@ def _rows(cursor) -> list[CardRow]:
     return list(map(CardRow._make, cursor.fetchall()))
 
 
+def _with_outbox(
+    statement: str, outbox: tuple[str, dict[str, Any]] | None, **params: Any
+) -> tuple[str, dict[str, Any]] | None:
+    """A `..._WITH_OUTBOX` chunk statement with its outbox INSERT and their fixed
+    parameters, built once per program; None when the templates need the engine."""
+    if outbox is None:
+        return None
+    insert, insert_params = outbox
+    return sql.with_outbox(statement, insert), {**insert_params, **params}
+
+
+def _run_chunk_with_outbox(
+    chunk_statement: tuple[str, dict[str, Any]], params: dict[str, Any]
+) -> tuple[int, int, datetime | None, int | None]:
+    """One chunk and its outbox rows, in the caller's transaction: (cards, points, walk
+    position). Delivery is kicked after commit when the chunk queued a notification."""
+    statement, fixed = chunk_statement
+    with connection.cursor() as cursor:
+        cursor.execute(statement, {**params, **fixed})
+        count, queued, points, last_at, last_id = cursor.fetchone()
+    if queued:
+        transaction.on_commit(kick_delivery)
+    return count, points, last_at, last_id
+
+
 def _send_warnings(
     program: LoyaltyProgram,
     *,
@@ -209,10 +234,12 @@ def _send_warnings(
     """
     warning_threshold, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
-    outbox = (
+    chunk_statement = _with_outbox(
+        sql.WARN_CHUNK_WITH_OUTBOX,
         warning_outbox_sql(merchant_name=program.merchant.name, expiration_days=days)
         if render_in_sql
-        else None
+        else None,
+        expiration_days=days,
     )
     sent = failed = 0
     # (expiration_threshold, 0) is where the window starts: the index scan starts there too.
@@ -228,16 +255,9 @@ def _send_warnings(
             "now": now,
             "card_ids": card_ids,
         }
-        if outbox is not None:
+        if chunk_statement is not None:
             with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        sql.with_outbox(sql.WARN_CHUNK_WITH_OUTBOX, outbox[0]),
-                        {**params, **outbox[1], "expiration_days": days},
-                    )
-                    count, queued, _points, last_at, last_id = cursor.fetchone()
-                if queued:
-                    transaction.on_commit(kick_delivery)
+                count, _points, last_at, last_id = _run_chunk_with_outbox(chunk_statement, params)
             if not count:
                 break
             sent += count
@@ -299,13 +319,12 @@ def _expire(
     """
     _, expiration_threshold = _thresholds(program, now)
     days = program.points_expiration_days or 0
-    merchant_name = program.merchant.name
-    outbox = (
-        expired_outbox_sql(merchant_name=merchant_name, expiration_days=days)
+    chunk_statement = _with_outbox(
+        sql.EXPIRE_CHUNK_WITH_OUTBOX,
+        expired_outbox_sql(merchant_name=program.merchant.name, expiration_days=days)
         if render_in_sql
-        else None
+        else None,
     )
-    statement = sql.with_outbox(sql.EXPIRE_CHUNK_WITH_OUTBOX, outbox[0]) if outbox else None
     cards = points = notify_failed = 0
     after_at, after_id = None, 0
     while True:
@@ -320,14 +339,12 @@ def _expire(
             "card_ids": card_ids,
         }
         with transaction.atomic():
-            if outbox is not None and statement is not None:
-                with connection.cursor() as cursor:
-                    cursor.execute(statement, {**params, **outbox[1]})
-                    count, queued, chunk_points, last_at, last_id = cursor.fetchone()
+            if chunk_statement is not None:
+                count, chunk_points, last_at, last_id = _run_chunk_with_outbox(
+                    chunk_statement, params
+                )
                 if not count:
                     break
-                if queued:
-                    transaction.on_commit(kick_delivery)
             else:
                 count, chunk_points, last_at, last_id, failed = _expire_chunk_in_python(
                     program, params=params, days=days
