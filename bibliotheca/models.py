@@ -53,7 +53,12 @@ class Identifier(models.Model):
 class LicensePool(models.Model):
     """A title a collection has licensed (one per purchase-record 001 id)."""
 
-    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="pools")
+    # No index of its own: the unique (collection, identifier) index leads with it. With
+    # both, the planner took this one for "collection = X AND identifier = ANY(page ids)"
+    # and filtered every pool of the collection on each page (a backfill went quadratic).
+    collection = models.ForeignKey(
+        Collection, on_delete=models.CASCADE, related_name="pools", db_index=False
+    )
     identifier = models.ForeignKey(Identifier, on_delete=models.CASCADE, related_name="pools")
     created_at = models.DateTimeField(default=timezone.now)
     #: When item metadata was last looked up; None or old means "due" for a lookup.
@@ -65,7 +70,6 @@ class LicensePool(models.Model):
                 fields=["collection", "identifier"], name="licensepool_collection_identifier_uniq"
             )
         ]
-        indexes = [models.Index(fields=["metadata_checked_at"], name="pool_metadata_checked")]
 
     def __str__(self) -> str:
         return f"{self.identifier} in {self.collection_id}"

@@ -24,9 +24,12 @@ class PoolRow:
 
 # Rows inserted by a data-modifying CTE are invisible to the statement's other reads
 # (one snapshot), so "inserted" UNION ALL "already there" lists every row exactly once.
-# Lookups are `column = ANY(array)` (ARRAY(subquery) is computed once): at most one
-# index scan per table whatever the planner knows; per-row lookups planned on a table
-# without statistics (a first import) can scan the whole growing table once per id.
+# Identifier and Edition lookups are `column = ANY(array)` on their own unique index
+# (ARRAY(subquery) is computed once): one index scan whatever the planner knows. The
+# existing pool is probed per id through LATERAL ... LIMIT 1, which pins both columns
+# of the unique (collection, identifier) index: given `collection = X AND identifier =
+# ANY(...)`, the planner (no or stale statistics in a first import) scanned every pool
+# of the collection and filtered, once per page (quadratic over a backfill).
 _FIND_OR_CREATE = """
 WITH new_identifiers AS (
     INSERT INTO {identifier} (type, value)
@@ -46,11 +49,6 @@ new_pools AS (
     ON CONFLICT (collection_id, identifier_id) DO NOTHING
     RETURNING id, identifier_id
 ),
-old_pools AS (
-    SELECT id, identifier_id, metadata_checked_at FROM {pool}
-    WHERE collection_id = %(collection)s
-      AND identifier_id = ANY(ARRAY(SELECT id FROM identifiers))
-),
 editions AS (
     SELECT identifier_id, data_hash FROM {edition}
     WHERE identifier_id = ANY(ARRAY(SELECT id FROM identifiers))
@@ -59,7 +57,11 @@ SELECT ident.value, ident.id, COALESCE(np.id, op.id), np.id IS NOT NULL,
        op.metadata_checked_at, e.data_hash
 FROM identifiers ident
 LEFT JOIN new_pools np ON np.identifier_id = ident.id
-LEFT JOIN old_pools op ON op.identifier_id = ident.id
+LEFT JOIN LATERAL (
+    SELECT id, metadata_checked_at FROM {pool}
+    WHERE collection_id = %(collection)s AND identifier_id = ident.id
+    LIMIT 1
+) op ON true
 LEFT JOIN editions e ON e.identifier_id = ident.id
 """
 

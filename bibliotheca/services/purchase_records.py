@@ -313,22 +313,17 @@ def finish_group(collection: Collection, group: PageGroup) -> dict[str, Any]:
     return progress
 
 
-# Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead.
+# Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead. Each
+# id is probed through the unique indexes (LATERAL ... LIMIT 1), for the same reason.
 _DUE = """
-WITH ids AS (
-    SELECT id, value FROM {identifier}
-    WHERE type = %(type)s AND value = ANY(%(values)s::varchar[])
-),
-fresh AS (
-    SELECT identifier_id FROM {pool}
-    WHERE collection_id = %(collection)s
-      AND identifier_id = ANY(ARRAY(SELECT id FROM ids))
-      AND metadata_checked_at >= %(cutoff)s
-)
-SELECT DISTINCT input.value FROM unnest(%(values)s::varchar[]) AS input(value)
-WHERE NOT EXISTS (
-    SELECT 1 FROM ids JOIN fresh ON fresh.identifier_id = ids.id WHERE ids.value = input.value
-)
+SELECT input.value FROM (SELECT DISTINCT unnest(%(values)s::varchar[]) AS value) input
+LEFT JOIN LATERAL (
+    SELECT 1 AS fresh FROM {identifier} i
+    JOIN {pool} p ON p.collection_id = %(collection)s AND p.identifier_id = i.id
+    WHERE i.type = %(type)s AND i.value = input.value AND p.metadata_checked_at >= %(cutoff)s
+    LIMIT 1
+) f ON true
+WHERE f.fresh IS NULL
 """
 
 
