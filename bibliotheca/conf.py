@@ -34,5 +34,10 @@ class _Settings:
     def METADATA_REFRESH_DAYS(self) -> int:
         return int(self._get("METADATA_REFRESH_DAYS", 30))
 
+    @property
+    def WRITER_PROCESS(self) -> bool:
+        """A hop writes its pages from a forked child (False: from threads of its own)."""
+        return bool(self._get("WRITER_PROCESS", True))
+
 
 bibliotheca_settings = _Settings()

@@ -10,6 +10,7 @@ the end of the chain release it.
 import contextvars
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,7 @@ from bibliotheca.services.purchase_records import (
     write_page,
 )
 from bibliotheca.services.windows import Position, is_up_to_date, next_position, window_end
+from bibliotheca.services.writer_process import ForkedPageWriter
 from jobs import locks
 from jobs.context import current_run, flag_for_attention, report_progress, update_run_kwargs
 from jobs.exceptions import JobSkipped
@@ -234,10 +236,8 @@ def _run_pages(
     extended_at = reported_at = started
     page_seconds = 0.0
     chain_totals: dict[str, Any] = {}
-    with (
-        _PagesAhead(collection, until=chain.until) as ahead,
-        _PageWriter(collection, totals) as writer,
-    ):
+    page_writer = _page_writer(collection, totals)  # forks: before the hop's threads
+    with page_writer as writer, _PagesAhead(collection, until=chain.until) as ahead:
         while not is_up_to_date(position.current_day, chain.until):
             # A group of pages is written together: one apply job and one checkpoint
             # (the last page's) per COMMIT_EVERY_PAGES pages or COMMIT_EVERY_SECONDS,
@@ -301,11 +301,27 @@ def _run_pages(
                 break
     return {
         **totals,
+        # Where the pages were written: "process" (a forked child) or "threads".
+        "writer": "process" if isinstance(page_writer, ForkedPageWriter) else "threads",
         "from": started_at,
         "position": position,
         "to": position.current_day.isoformat(),
         "offset": position.offset,
     }
+
+
+def _page_writer(
+    collection: Collection, totals: dict[str, int]
+) -> "_PageWriter | ForkedPageWriter":
+    """The hop's writer: in a forked child (its own GIL) unless the hop runs inside a
+    transaction (a test's: another process would not see its rows) or fork is missing."""
+    if (
+        bibliotheca_settings.WRITER_PROCESS
+        and hasattr(os, "fork")
+        and not connection.in_atomic_block
+    ):
+        return ForkedPageWriter(lambda child_totals: _PageWriter(collection, child_totals), totals)
+    return _PageWriter(collection, totals)
 
 
 class _PagesAhead:
