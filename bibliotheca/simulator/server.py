@@ -71,6 +71,10 @@ class SimulatorState:
 
 class _Handler(BaseHTTPRequestHandler):
     server: "SimulatorServer"
+    # Keep-alive, as the real API (every answer has a Content-Length).
+    protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: without TCP_NODELAY the body waits for an ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
         pass
