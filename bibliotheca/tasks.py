@@ -63,6 +63,8 @@ def import_purchase_records_by_collection(
     retry=True,
     timeout_seconds=300,
 )
-def apply_bibliographic_task(*, collection_id: int, items: list[dict[str, Any]]) -> dict[str, Any]:
+def apply_bibliographic_task(
+    *, collection_id: int, items: list[dict[str, Any]], fields: list[str] | None = None
+) -> dict[str, Any]:
     """Write Edition rows for items whose metadata hash changed (apply cluster)."""
-    return {"collection_id": collection_id, **apply_bibliographic(items=items)}
+    return {"collection_id": collection_id, **apply_bibliographic(items=items, fields=fields)}

@@ -13,8 +13,12 @@ from bibliotheca.models import Edition
 AUDIO_FORMATS = {"MP3"}
 
 
-def apply_bibliographic(*, items: list[dict[str, Any]]) -> dict[str, int]:
-    """items: [{"identifier_id", "data", "data_hash"}]; rows already at that hash are left alone.
+def apply_bibliographic(
+    *, items: list[dict[str, Any]], fields: list[str] | None = None
+) -> dict[str, int]:
+    """items: [{"identifier_id", "data_hash", "values"}], values in `fields` order (or
+    {"identifier_id", "data_hash", "data": {field: value}}, as queued before); rows
+    already at that hash are left alone.
 
     Runs on the `apply` cluster. Delivered twice, or queued by two imports of the same
     data, it writes once: the second sees the stored hash and skips. One statement
@@ -26,10 +30,16 @@ def apply_bibliographic(*, items: list[dict[str, Any]]) -> dict[str, int]:
         return {"created": 0, "updated": 0, "unchanged": 0}
     rows = []
     for identifier_id, item in latest.items():
-        fields = edition_fields(item["data"])
-        published = fields["published"]
-        fields["published"] = published.isoformat() if published else None
-        rows.append({**fields, "identifier_id": identifier_id, "data_hash": item["data_hash"]})
+        if "data" in item:
+            data = item["data"]
+        elif fields is None:
+            raise ValueError("items given as values need the run's `fields`")
+        else:
+            data = dict(zip(fields, item["values"], strict=True))
+        edition = edition_fields(data)
+        published = edition["published"]
+        edition["published"] = published.isoformat() if published else None
+        rows.append({**edition, "identifier_id": identifier_id, "data_hash": item["data_hash"]})
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), {"rows": Jsonb(rows), "now": timezone.now()})
         written = [created for (created,) in cursor]

@@ -12,16 +12,18 @@ import logging
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pymarc
 from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
 from bibliotheca.models import Collection, Identifier, LicensePool, Timestamp
 from bibliotheca.services.client import BibliothecaClient, RawResponse
-from bibliotheca.services.items import data_hash
+from bibliotheca.services.items import ITEM_FIELDS, data_hash
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.pools import PoolRow, find_or_create_pools
 from bibliotheca.services.windows import (
@@ -31,7 +33,8 @@ from bibliotheca.services.windows import (
     window_end,
 )
 from jobs.context import current_run
-from jobs.runner import queue_inserted_run, queued_run_insert
+from jobs.models import JobRun
+from jobs.runner import queued_run_insert
 
 logger = logging.getLogger("bibliotheca")
 
@@ -280,25 +283,24 @@ class PageGroup:
         self.checkpoint, self.next_at, self.now = checkpoint, next_at, now
 
 
-def finish_group(collection: Collection, group: PageGroup) -> dict[str, Any]:
-    """Record the group's apply job (the changed items, the last one per identifier),
+def finish_group(
+    collection: Collection, group: PageGroup, *, open_run: int | None = None
+) -> tuple[dict[str, Any], int | None]:
+    """Record the group's applies (the changed items, the last one per identifier),
     stamp its pools and move the checkpoint: one statement, atomic on its own, so the
-    page's checkpoint, stamps and apply job commit together without a transaction. The
-    apply job goes to its cluster after the commit. Returns the chain's counts.
+    page's checkpoint, stamps and applies commit together without a transaction.
+
+    The items go to `open_run` (a queued apply run not handed to its cluster yet) when
+    it is still queued, else to a new queued run. Returns the chain's counts and the
+    run holding the items (None: no items); the caller hands the run to its cluster
+    (jobs.runner.queue_inserted_run) when it is full or old enough.
     """
     if not group.pages:
-        return {}
+        return {}, None
     unique = list({item["identifier_id"]: item for item in group.applies}.values())
     counts = _PageCounts(**{**group.counts, "applies_queued": len(unique)})
-    apply_run: tuple[str, list[Any]] | None = None
-    if unique:
-        apply_run = queued_run_insert(
-            APPLY_JOB,
-            kwargs={"collection_id": collection.pk, "items": unique},
-            trigger="chain",
-            parent=current_run(),
-        )
-    progress, run_id = _checkpoint(
+    checkpoint = partial(
+        _checkpoint,
         collection,
         counts,
         checkpoint=group.checkpoint,
@@ -306,11 +308,22 @@ def finish_group(collection: Collection, group: PageGroup) -> dict[str, Any]:
         checked_pool_ids=group.checked_pool_ids,
         now=group.now,
         pages=group.pages,
-        apply_run=apply_run,
     )
-    if run_id is not None:
-        queue_inserted_run(run_id, APPLY_JOB)
-    return progress
+    if not unique:
+        return checkpoint()
+    if open_run is not None:
+        written = checkpoint(append_to=(open_run, unique))
+        if written is not None:
+            return written
+        # The run left `queued` meanwhile (handed over by the reaper): nothing was
+        # written; the items go to a new run.
+    apply_run = queued_run_insert(
+        APPLY_JOB,
+        kwargs={"collection_id": collection.pk, "fields": list(ITEM_FIELDS), "items": unique},
+        trigger="chain",
+        parent=current_run(),
+    )
+    return checkpoint(apply_run=apply_run)
 
 
 # Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead. Each
@@ -347,7 +360,11 @@ def due_item_ids(collection: Collection, item_ids: list[str], *, now: datetime) 
 def _changed_items(
     pools: dict[str, PoolRow], items: dict[str, dict[str, str]]
 ) -> list[dict[str, Any]]:
-    """Needs-apply: items whose hash differs from the Edition's stored one (or no Edition)."""
+    """Needs-apply: items whose hash differs from the Edition's stored one (or no Edition).
+
+    An item travels as its values in ITEM_FIELDS order (the run's kwargs name the
+    fields once): the field names were over half of an apply run's JSON.
+    """
     changed = []
     for item_id, data in items.items():
         pool = pools.get(item_id)
@@ -355,7 +372,10 @@ def _changed_items(
             continue
         digest = data_hash(data)
         if pool.edition_hash != digest:
-            changed.append({"identifier_id": pool.identifier_id, "data": data, "data_hash": digest})
+            values = [data.get(name, "") for name in ITEM_FIELDS]
+            changed.append(
+                {"identifier_id": pool.identifier_id, "data_hash": digest, "values": values}
+            )
     return changed
 
 
@@ -375,12 +395,16 @@ def _count(key: str) -> str:
     return f"COALESCE((t.progress->>'{key}')::bigint, 0) + %({key})s"
 
 
-# The page's apply job, its pools' metadata stamp and the checkpoint in one statement
-# (one round trip, atomic without a transaction). The chain's lock makes the hop the
-# only writer of its Timestamp; the counters still add up in SQL.
+# The page's applies, its pools' metadata stamp and the checkpoint in one statement
+# (one round trip, atomic without a transaction). The applies are a new queued apply
+# run ({apply_run}), or items appended to a queued one ({appended}): then the stamps
+# and the checkpoint are written only if the append was (the run may have left
+# `queued`), and no row comes back otherwise. The chain's lock makes the hop the only
+# writer of its Timestamp; the counters still add up in SQL.
 _CHECKPOINT = """
 WITH {apply_run}checked AS (
-    UPDATE {pool} SET metadata_checked_at = %(now)s WHERE id = ANY(%(checked)s::bigint[])
+    UPDATE {pool} SET metadata_checked_at = %(now)s
+    WHERE id = ANY(%(checked)s::bigint[]){appended_only}
 )
 UPDATE {timestamp} t SET
     finish = %(finish)s,
@@ -391,10 +415,11 @@ UPDATE {timestamp} t SET
         'applies queued %%s',
         {achievements}
     )
-WHERE t.service = %(service)s AND t.collection_id = %(collection)s
+WHERE t.service = %(service)s AND t.collection_id = %(collection)s{appended_only}
 RETURNING t.progress, {run_id}
 """.format(
     apply_run="{apply_run}",
+    appended_only="{appended_only}",
     pool="{pool}",
     timestamp="{timestamp}",
     run_id="{run_id}",
@@ -403,6 +428,13 @@ RETURNING t.progress, {run_id}
         _count(key) for key in ("records", "skipped", "pages", "new_pools", "applies_queued")
     ),
 )
+
+_APPEND = """appended AS (
+    UPDATE {run} SET kwargs = jsonb_set(kwargs, '{{items}}', (kwargs->'items') || %(items)s)
+    WHERE id = %(open_run)s AND status = 'queued'
+    RETURNING id
+),
+"""
 
 
 def _checkpoint(
@@ -415,10 +447,13 @@ def _checkpoint(
     now: datetime | None = None,
     pages: int = 1,
     apply_run: tuple[str, list[Any]] | None = None,
-) -> tuple[dict[str, Any], int | None]:
+    append_to: tuple[int, list[dict[str, Any]]] | None = None,
+) -> tuple[dict[str, Any], int | None] | None:
     """Move Timestamp.finish, add the page(s) to the chain's counts, stamp the pools whose
-    metadata was looked up and record the apply run (jobs.runner.queued_run_insert), in
-    one statement. Returns the chain's counts and the apply run's id."""
+    metadata was looked up and record the applies (a new run from
+    jobs.runner.queued_run_insert, or items appended to a queued run), in one statement.
+    Returns the chain's counts and the apply run's id; None when the run to append to
+    was no longer queued (nothing written)."""
     params: dict[str, Any] = {
         **vars(page),
         "pages": pages,
@@ -429,7 +464,7 @@ def _checkpoint(
         "service": PURCHASE_RECORD_SERVICE,
         "collection": collection.pk,
     }
-    apply_sql, run_id_sql = "", "NULL::bigint"
+    apply_sql, run_id_sql, appended_only = "", "NULL::bigint", ""
     if apply_run is not None:
         insert_sql, insert_params = apply_run
         parts = insert_sql.split("%s")
@@ -441,8 +476,15 @@ def _checkpoint(
             apply_sql += f"%(run_{number})s" + rest
         apply_sql = f"apply_run AS ({apply_sql}),\n"
         run_id_sql = "(SELECT id FROM apply_run)"
+    elif append_to is not None:
+        params["open_run"], items = append_to
+        params["items"] = Jsonb(items)
+        apply_sql = _APPEND.format(run=JobRun._meta.db_table)
+        run_id_sql = "(SELECT id FROM appended)"
+        appended_only = " AND EXISTS (SELECT 1 FROM appended)"
     sql = _CHECKPOINT.format(
         apply_run=apply_sql,
+        appended_only=appended_only,
         pool=LicensePool._meta.db_table,
         timestamp=Timestamp._meta.db_table,
         run_id=run_id_sql,
@@ -450,6 +492,8 @@ def _checkpoint(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
+    if row is None and append_to is not None:
+        return None
     if row is None:  # a hop creates the row before its first page (get_timestamp)
         raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
     progress = row[0]
