@@ -253,17 +253,18 @@ def _run_pages(
             pages: list[ReadPage] = []
             for _ in range(COMMIT_EVERY_PAGES):
                 page_started = time.monotonic()
-                records = ahead.take_page(position, client)
-                items_ahead = ahead.start_items(page_item_ids(records))
-                # The next position depends only on this page's size: fetch the next
-                # page while this one is read and written, if the budget leaves time.
+                records, items_ahead = ahead.take_parsed(position, client)
+                # The next position depends only on this page's size: read the next
+                # page (fetch, parse, request its items) before this one's items are
+                # awaited, if the budget leaves time, so that the items request is
+                # not waited for by itself.
                 next_at = next_position(
                     position,
                     records_on_page=len(records),
                     day_end=window_end(position.current_day, chain.until),
                 )
                 if page_started + 2 * page_seconds < deadline:
-                    ahead.start_page(next_at)
+                    ahead.parse_ahead(next_at, client)
                 page = read_page(
                     collection,
                     client,
@@ -331,22 +332,26 @@ def _page_writer(
 
 
 class _PagesAhead:
-    """A thread for a hop's I/O: the next MARC page, and the current page's due items.
+    """Two threads for a hop's I/O: the next MARC page, and the current page's due items.
 
-    While a page's pools are written, the thread asks which of its ids are due
-    (committed data) and requests their items; while the rest of the page is written,
-    it fetches the next MARC page. It only waits on sockets and the database: parsing
-    stays in the hop's thread, so the two never queue for the GIL behind each other.
-    Errors surface in page order when the hop takes the result. The thread has its own
-    client (session) and database connection, closed when the hop is done.
+    While the hop's thread parses a page, one thread asks which of its ids are due
+    (committed data) and requests their items, the other fetches the next MARC page:
+    both wait on the simulator or the API at once. They only wait on sockets and the
+    database: parsing stays in the hop's thread. Errors surface in page order when the
+    hop takes the result. Each thread has its own client (session); the items thread
+    its own database connection, closed when the hop is done.
     """
 
     def __init__(self, collection: Collection, *, until: datetime) -> None:
         self._collection = collection
-        self._client = BibliothecaClient.for_collection(collection)
         self._until = until
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-io")
+        self._marc_client = BibliothecaClient.for_collection(collection)
+        self._items_client = BibliothecaClient.for_collection(collection)
+        self._marc = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-marc")
+        self._items = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-items")
         self._pending: tuple[Position, Future] | None = None
+        #: A page parsed ahead: its position, records and items request, or its error.
+        self._parsed: tuple[Position, list, Future | None, Exception | None] | None = None
 
     def __enter__(self) -> "_PagesAhead":
         return self
@@ -354,13 +359,51 @@ class _PagesAhead:
     def __exit__(self, *exc_info: object) -> None:
         if self._pending is not None:
             self._pending[1].cancel()  # a fetch in flight finishes; its page is dropped
-        self._executor.submit(connections.close_all)  # that thread's connections
-        self._executor.shutdown(wait=True)
+        if self._parsed is not None and self._parsed[2] is not None:
+            self._parsed[2].cancel()  # a page read ahead, not written
+        self._items.submit(connections.close_all)  # that thread's connection
+        for executor in (self._marc, self._items):
+            executor.shutdown(wait=True)
 
     def start_page(self, position: Position) -> None:
         if not is_up_to_date(position.current_day, self._until):
-            future = self._executor.submit(fetch_page, self._client, position, until=self._until)
+            future = self._marc.submit(fetch_page, self._marc_client, position, until=self._until)
             self._pending = (position, future)
+
+    def take_parsed(
+        self, position: Position, client: BibliothecaClient
+    ) -> tuple[list, Future | None]:
+        """The page at `position` parsed, and its items request: read ahead or now.
+        An error of the page read ahead is raised here, in page order."""
+        parsed, self._parsed = self._parsed, None
+        if parsed is not None and parsed[0] == position:
+            _, records, items, error = parsed
+            if error is not None:
+                raise error
+            return records, items
+        if parsed is not None and parsed[2] is not None:
+            parsed[2].cancel()
+        records = self.take_page(position, client)
+        return records, self.start_items(page_item_ids(records))
+
+    def parse_ahead(self, position: Position, client: BibliothecaClient) -> None:
+        """Read the page at `position` now (parse it, request its items) and fetch the
+        one after it, while the current page's items are requested."""
+        if is_up_to_date(position.current_day, self._until):
+            return
+        try:
+            records = self.take_page(position, client)
+        except Exception as exc:  # raised when the hop gets to this page
+            self._parsed = (position, [], None, exc)
+            return
+        self._parsed = (position, records, self.start_items(page_item_ids(records)), None)
+        self.start_page(
+            next_position(
+                position,
+                records_on_page=len(records),
+                day_end=window_end(position.current_day, self._until),
+            )
+        )
 
     def take_page(self, position: Position, client: BibliothecaClient) -> list:
         """The records at `position`: fetched ahead or now, parsed in this thread."""
@@ -374,7 +417,7 @@ class _PagesAhead:
     def start_items(self, item_ids: list[str]) -> Future | None:
         if not item_ids:
             return None
-        return self._executor.submit(request_due_items, self._client, self._collection, item_ids)
+        return self._items.submit(request_due_items, self._items_client, self._collection, item_ids)
 
 
 class _PageWriter:

@@ -420,3 +420,21 @@ def test_hop_with_budget__commits_pages_in_groups_with_one_apply_job_each(
     ids = [item["identifier_id"] for a in applies for item in a.kwargs["items"]]
     assert len(ids) == len(set(ids))
     assert timestamp(collection).progress["pages"] == PAGES
+
+
+def test_error_on_a_page_read_ahead__is_raised_after_the_pages_before_it_are_written(
+    collection, simulator
+):
+    # One hop reads every page, each one ahead of the previous page's items; the 5th
+    # MARC page (day 2, offset 51) answers an error document.
+    simulator.state.faults.append(Fault(kind="error_xml", endpoint="marc", after=4))
+    start_chain(collection, time_budget_seconds=60)
+
+    (failed,) = drain(include_apply=False)
+
+    assert failed.status == "failed" and "offset 51" in failed.error
+    ts = timestamp(collection)
+    assert ts.progress["pages"] == 4  # the 4 pages before it, each with its checkpoint
+    assert ts.finish == datetime(2014, 1, 2, tzinfo=UTC)  # day 1 done, day 2 page 1
+    assert LicensePool.objects.filter(collection=collection).count() == 120 + 50
+    assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
