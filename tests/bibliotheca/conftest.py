@@ -4,15 +4,38 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 
 import pytest
+import time_machine
 
 from bibliotheca.models import Collection
 from bibliotheca.simulator import Catalogue, start_simulator
 from bibliotheca.simulator.server import SimulatorServer
 from jobs.models import JobRun
-from jobs.runner import execute_queued_run
+from jobs.runner import enqueue_job, execute_queued_run
 
 #: The frozen "now" of most tests: 3.5 days after the default start.
 NOW = datetime(2014, 1, 4, 12, 0, tzinfo=UTC)
+CHAIN = "bibliotheca.import_purchase_records_by_collection"
+APPLY = "bibliotheca.apply_bibliographic"
+#: With `catalogue` and NOW: days 1-3 have 120 records (pages 50, 50, 20), day 4 until
+#: 12:00 has 60 (50, 10).
+PAGES, RECORDS = 11, 420
+
+
+@pytest.fixture
+def frozen_clock():
+    """The clock stopped at NOW (modules use it autouse or by name)."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def start_chain(collection: Collection, **kwargs) -> JobRun:
+    """Queue the chain for `collection` as the command does (kwargs: the chain's)."""
+    return enqueue_job(
+        CHAIN,
+        kwargs={"collection_id": collection.pk, **kwargs},
+        trigger="command",
+        triggered_by="test",
+    )
 
 
 @pytest.fixture

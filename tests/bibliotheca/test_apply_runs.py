@@ -4,7 +4,6 @@ has left `queued`; runs queued in the earlier item format still apply."""
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 from django_q.models import OrmQ
 
 from bibliotheca.models import Edition, LicensePool
@@ -14,19 +13,9 @@ from bibliotheca.services.purchase_records import PageGroup, finish_group, get_t
 from bibliotheca.services.windows import Position
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, execute_queued_run
-from tests.bibliotheca.conftest import NOW, drain
+from tests.bibliotheca.conftest import APPLY, NOW, RECORDS, drain, start_chain
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-CHAIN = "bibliotheca.import_purchase_records_by_collection"
-APPLY = "bibliotheca.apply_bibliographic"
-RECORDS = 420  # 11 pages: days 1-3 of 120 records, day 4 until NOW of 60
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_clock")]
 
 
 def test_one_hop__shares_apply_runs_between_pages_and_hands_each_over_once(
@@ -34,12 +23,7 @@ def test_one_hop__shares_apply_runs_between_pages_and_hands_each_over_once(
 ):
     monkeypatch.setattr(purchase_chain, "APPLY_RUN_ITEMS", 150)
     monkeypatch.setattr(purchase_chain, "APPLY_RUN_SECONDS", 3600.0)
-    enqueue_job(
-        CHAIN,
-        kwargs={"collection_id": collection.pk, "time_budget_seconds": 60},
-        trigger="command",
-        triggered_by="test",
-    )
+    start_chain(collection, time_budget_seconds=60)
     drain(include_apply=False)
 
     applies = list(JobRun.objects.filter(job=APPLY).order_by("id"))

@@ -4,7 +4,6 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test import override_settings
 
@@ -13,30 +12,13 @@ from bibliotheca.models import LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
 from bibliotheca.services.writer_process import ForkedPageWriter, WriterProcessDied
 from jobs.models import JobRun, Lease
-from jobs.runner import enqueue_job
-from tests.bibliotheca.conftest import NOW, drain
+from tests.bibliotheca.conftest import APPLY, CHAIN, NOW, PAGES, RECORDS, drain, start_chain
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-CHAIN = "bibliotheca.import_purchase_records_by_collection"
-APPLY = "bibliotheca.apply_bibliographic"
-#: Days 1-3 have 120 records (pages 50, 50, 20); day 4 until NOW 12:00 has 60 (50, 10).
-PAGES, RECORDS = 11, 420
-
-
-@pytest.fixture(autouse=True)
-def frozen_clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_clock")]
 
 
 def run_one_hop(collection) -> JobRun:
-    enqueue_job(
-        CHAIN,
-        kwargs={"collection_id": collection.pk, "time_budget_seconds": 60},
-        trigger="command",
-        triggered_by="test",
-    )
+    start_chain(collection, time_budget_seconds=60)
     drain(include_apply=False)
     return JobRun.objects.filter(job=CHAIN).latest("id")
 
