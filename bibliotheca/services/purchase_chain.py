@@ -516,15 +516,16 @@ class _PageWriter:
         """Commit the group (commits thread); hand its apply run over when full or old."""
         open_run = self._open_run[0] if self._open_run else None
         progress, run_id = finish_group(self._collection, group, open_run=open_run)
-        if run_id is None:
-            return progress
         now = time.monotonic()
-        if run_id != open_run:  # a new run (the open one, if any, left `queued`)
-            self._open_run = (run_id, now, 0)
-        run_id, opened, items = self._open_run
-        self._open_run = (run_id, opened, items + len(group.applies))
-        if items + len(group.applies) >= APPLY_RUN_ITEMS or now - opened >= APPLY_RUN_SECONDS:
-            self._hand_over()
+        if run_id is not None:
+            if run_id != open_run:  # a new run (the open one, if any, left `queued`)
+                self._open_run = (run_id, now, 0)
+            run_id, opened, items = self._open_run
+            self._open_run = (run_id, opened, items + len(group.applies))
+        if self._open_run is not None:  # also checked after pages with nothing to apply
+            _, opened, items = self._open_run
+            if items >= APPLY_RUN_ITEMS or now - opened >= APPLY_RUN_SECONDS:
+                self._hand_over()
         return progress
 
     def _hand_over(self) -> None:

@@ -107,3 +107,18 @@ def test_apply_run_queued_with_item_dicts__still_writes_editions(collection):
     run.refresh_from_db()
     assert run.status == "succeeded" and run.result["created"] == 1
     assert Edition.objects.get(identifier=ident).title == "Old format"
+
+
+def test_apply_run_older_than_apply_run_seconds__is_handed_over_at_the_next_page(
+    collection, simulator, monkeypatch
+):
+    monkeypatch.setattr(purchase_chain, "APPLY_RUN_ITEMS", 10_000)
+    monkeypatch.setattr(purchase_chain, "APPLY_RUN_SECONDS", 0.0)
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    # Always old enough: each page's items are a run of their own, handed over at once.
+    applies = list(JobRun.objects.filter(job=APPLY).order_by("id"))
+    assert [len(a.kwargs["items"]) for a in applies] == [50, 50, 20] * 3 + [50, 10]
+    handed_over = {task.task["kwargs"]["run_id"] for task in OrmQ.objects.all()}
+    assert {a.pk for a in applies} <= handed_over
