@@ -24,12 +24,13 @@ class PoolRow:
 
 # Rows inserted by a data-modifying CTE are invisible to the statement's other reads
 # (one snapshot), so "inserted" UNION ALL "already there" lists every row exactly once.
-# Identifier and Edition lookups are `column = ANY(array)` on their own unique index
-# (ARRAY(subquery) is computed once): one index scan whatever the planner knows. The
-# existing pool is probed per id through LATERAL ... LIMIT 1, which pins both columns
-# of the unique (collection, identifier) index: given `collection = X AND identifier =
-# ANY(...)`, the planner (no or stale statistics in a first import) scanned every pool
-# of the collection and filtered, once per page (quadratic over a backfill).
+# Existing identifiers and pools are probed per id through LATERAL ... LIMIT 1, which
+# pins both columns of their unique index: given `type = X AND value = ANY(...)` (or
+# `collection = X AND identifier = ANY(...)`), the planner, with no or stale
+# statistics in a first import, took the index for the first column only and
+# filtered every identifier (every pool of the collection) on each page: quadratic
+# over a backfill. The Edition lookup is `identifier_id = ANY(array)` on its own
+# one-column unique index (ARRAY(subquery) is computed once): one index scan.
 _FIND_OR_CREATE = """
 WITH new_identifiers AS (
     INSERT INTO {identifier} (type, value)
@@ -40,8 +41,12 @@ WITH new_identifiers AS (
 identifiers AS (
     SELECT id, value FROM new_identifiers
     UNION ALL
-    SELECT id, value FROM {identifier}
-    WHERE type = %(type)s AND value = ANY(%(values)s::varchar[])
+    SELECT i.id, i.value FROM unnest(%(values)s::varchar[]) AS input(value)
+    JOIN LATERAL (
+        SELECT id, value FROM {identifier}
+        WHERE type = %(type)s AND value = input.value
+        LIMIT 1
+    ) i ON true
 ),
 new_pools AS (
     INSERT INTO {pool} (collection_id, identifier_id, created_at)
