@@ -103,6 +103,43 @@ class Edition(models.Model):
         return self.title or str(self.identifier_id)
 
 
+class PendingEdition(models.Model):
+    """An Edition's new data, staged by an import page for its apply run (`batch`).
+
+    The apply run takes its batch's rows and writes them to Edition in one statement,
+    deleting them as it goes: a page appends rows here instead of rewriting the run's
+    kwargs (a jsonb rewrite of the whole run per page), and a retry of the run (same
+    kwargs) finds the rows its failed attempt did not take.
+    """
+
+    #: The apply run's `batch` kwarg.
+    batch = models.UUIDField(db_index=True)
+    # No index of its own: rows live until their run applies them; a rare identifier
+    # delete can scan the few that wait.
+    identifier = models.ForeignKey(
+        Identifier, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    data_hash = models.CharField(max_length=64)
+    title = models.CharField(max_length=500, blank=True, default="")
+    subtitle = models.CharField(max_length=500, blank=True, default="")
+    authors = models.JSONField(default=list, blank=True)
+    narrator = models.CharField(max_length=255, blank=True, default="")
+    publisher = models.CharField(max_length=255, blank=True, default="")
+    language = models.CharField(max_length=16, blank=True, default="")
+    medium = models.CharField(
+        max_length=16, choices=Edition.Medium.choices, default=Edition.Medium.EBOOK
+    )
+    isbn = models.CharField(max_length=20, blank=True, default="")
+    published = models.DateField(null=True, blank=True)
+    description = models.TextField(blank=True, default="")
+    cover_url = models.URLField(max_length=1000, blank=True, default="")
+    link_url = models.URLField(max_length=1000, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.identifier_id} in batch {self.batch}"
+
+
 class Timestamp(models.Model):
     """Where a service stands for a collection: the import checkpoint (`finish`)."""
 

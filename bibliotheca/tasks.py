@@ -3,7 +3,7 @@
 from typing import Any
 
 from bibliotheca.exceptions import BadResponse, RequestTimedOut
-from bibliotheca.services.apply import apply_bibliographic
+from bibliotheca.services.apply import apply_bibliographic, apply_staged
 from bibliotheca.services.fan_out import queue_purchase_imports
 from bibliotheca.services.purchase_chain import import_purchase_records_hop
 from jobs.registry import job
@@ -59,12 +59,19 @@ def import_purchase_records_by_collection(
 @job(
     "bibliotheca.apply_bibliographic",
     cluster="apply",
-    single_flight=False,  # idempotent by data hash; rows are locked FOR UPDATE
+    single_flight=False,  # idempotent: a batch's rows are taken once, by data hash
     retry=True,
     timeout_seconds=300,
 )
 def apply_bibliographic_task(
-    *, collection_id: int, items: list[dict[str, Any]], fields: list[str] | None = None
+    *,
+    collection_id: int,
+    batch: str | None = None,
+    items: list[dict[str, Any]] | None = None,
+    fields: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Write Edition rows for items whose metadata hash changed (apply cluster)."""
-    return {"collection_id": collection_id, **apply_bibliographic(items=items, fields=fields)}
+    """Write Edition rows for items whose metadata hash changed (apply cluster): the rows
+    an import staged for `batch`, or (runs queued before staging) the `items` given."""
+    if batch is not None:
+        return {"collection_id": collection_id, "batch": batch, **apply_staged(batch)}
+    return {"collection_id": collection_id, **apply_bibliographic(items=items or [], fields=fields)}

@@ -1,4 +1,10 @@
-"""Bibliographic apply: write Edition rows from item data; idempotent by data hash."""
+"""Bibliographic apply: write Edition rows from item data; idempotent by data hash.
+
+Import pages stage the new data of changed items as PendingEdition rows of a batch
+(edition_row, staged_rows_sql); the batch's apply run moves them to Edition
+(apply_staged). Runs queued before staging carry their items in their kwargs
+(apply_bibliographic).
+"""
 
 from datetime import date
 from functools import cache
@@ -8,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from bibliotheca.models import Edition
+from bibliotheca.models import Edition, PendingEdition
 
 AUDIO_FORMATS = {"MP3"}
 
@@ -36,10 +42,7 @@ def apply_bibliographic(
             raise ValueError("items given as values need the run's `fields`")
         else:
             data = dict(zip(fields, item["values"], strict=True))
-        edition = edition_fields(data)
-        published = edition["published"]
-        edition["published"] = published.isoformat() if published else None
-        rows.append({**edition, "identifier_id": identifier_id, "data_hash": item["data_hash"]})
+        rows.append(edition_row(identifier_id, item["data_hash"], data))
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), {"rows": Jsonb(rows), "now": timezone.now()})
         written = [created for (created,) in cursor]
@@ -51,10 +54,77 @@ def apply_bibliographic(
     }
 
 
+def edition_row(identifier_id: int, data_hash: str, data: dict[str, str]) -> dict[str, Any]:
+    """An Edition's columns from item data, JSON-ready (staged or upserted as a recordset)."""
+    edition = edition_fields(data)
+    published = edition["published"]
+    edition["published"] = published.isoformat() if published else None
+    return {**edition, "identifier_id": identifier_id, "data_hash": data_hash}
+
+
+def apply_staged(batch: str) -> dict[str, int]:
+    """Write the Edition rows staged for `batch`, taking them: one statement.
+
+    The rows are deleted by the statement that writes them, so a second delivery (or a
+    re-run) of the batch's run finds nothing left and writes nothing; a failed attempt
+    rolls back and its retry finds them all. The last row staged per identifier wins;
+    rows already at that hash are left alone.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_apply_staged_sql(), {"batch": batch, "now": timezone.now()})
+        taken, created, written = cursor.fetchone()
+    return {"created": created, "updated": written - created, "unchanged": taken - written}
+
+
+@cache
+def staged_rows_sql(rows_param: str, batch_param: str, now_param: str) -> str:
+    """`INSERT INTO` PendingEdition `SELECT` the edition_row dicts in the jsonb param
+    `rows_param`: for a caller's CTE (an import page's checkpoint statement)."""
+    meta = PendingEdition._meta
+    columns = _columns(PendingEdition)
+    names = [f.column for f in columns]
+    record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
+    return f"""
+        INSERT INTO {meta.db_table} (batch, {", ".join(names)}, created_at)
+        SELECT %({batch_param})s, {", ".join(f"r.{name}" for name in names)}, %({now_param})s
+        FROM jsonb_to_recordset(%({rows_param})s) AS r({record})
+    """
+
+
+def _columns(model) -> list:
+    return [model._meta.get_field(name) for name in ("identifier", *EDITION_FIELDS, "data_hash")]
+
+
+@cache
+def _apply_staged_sql() -> str:
+    names = [f.column for f in _columns(Edition)]
+    listed = ", ".join(names)
+    edition = Edition._meta.db_table
+    updated = ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])
+    return f"""
+        WITH taken AS (
+            DELETE FROM {PendingEdition._meta.db_table} WHERE batch = %(batch)s
+            RETURNING id, {listed}
+        ),
+        latest AS (
+            SELECT DISTINCT ON (identifier_id) * FROM taken ORDER BY identifier_id, id DESC
+        ),
+        written AS (
+            INSERT INTO {edition} ({listed}, updated_at)
+            SELECT {listed}, %(now)s FROM latest
+            ON CONFLICT (identifier_id) DO UPDATE SET {updated}
+            WHERE {edition}.data_hash IS DISTINCT FROM EXCLUDED.data_hash
+            RETURNING xmax = 0 AS created
+        )
+        SELECT (SELECT count(*) FROM taken), count(*) FILTER (WHERE created), count(*)
+        FROM written
+    """
+
+
 @cache
 def _upsert_sql() -> str:
     meta = Edition._meta
-    columns = [meta.get_field(name) for name in ("identifier", *EDITION_FIELDS, "data_hash")]
+    columns = _columns(Edition)
     names = [f.column for f in columns]
     record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
     updated = ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])

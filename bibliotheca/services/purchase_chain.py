@@ -26,6 +26,7 @@ from bibliotheca.models import Collection, Timestamp
 from bibliotheca.services.client import BibliothecaClient
 from bibliotheca.services.purchase_records import (
     APPLY_JOB,
+    ApplyRun,
     PageGroup,
     ReadPage,
     fetch_page,
@@ -457,8 +458,9 @@ class _PageWriter:
         )
         self._pools_pending: Future | None = None
         self._commit_pending: Future | None = None
-        #: The queued apply run the next groups' items are appended to, and since when.
-        self._open_run: tuple[int, float, int] | None = None
+        #: The queued apply run the next groups' items are staged for, since when, and
+        #: how many it holds.
+        self._open_run: tuple[ApplyRun, float, int] | None = None
 
     def __enter__(self) -> "_PageWriter":
         return self
@@ -515,13 +517,13 @@ class _PageWriter:
     def _finish_group(self, group: PageGroup) -> dict[str, Any]:
         """Commit the group (commits thread); hand its apply run over when full or old."""
         open_run = self._open_run[0] if self._open_run else None
-        progress, run_id = finish_group(self._collection, group, open_run=open_run)
+        progress, run = finish_group(self._collection, group, open_run=open_run)
         now = time.monotonic()
-        if run_id is not None:
-            if run_id != open_run:  # a new run (the open one, if any, left `queued`)
-                self._open_run = (run_id, now, 0)
-            run_id, opened, items = self._open_run
-            self._open_run = (run_id, opened, items + len(group.applies))
+        if run is not None:
+            if run != open_run:  # a new run (the open one, if any, left `queued`)
+                self._open_run = (run, now, 0)
+            run, opened, items = self._open_run
+            self._open_run = (run, opened, items + len(group.applies))
         if self._open_run is not None:  # also checked after pages with nothing to apply
             _, opened, items = self._open_run
             if items >= APPLY_RUN_ITEMS or now - opened >= APPLY_RUN_SECONDS:
@@ -531,9 +533,9 @@ class _PageWriter:
     def _hand_over(self) -> None:
         """The open apply run to its cluster (commits thread), if there is one."""
         if self._open_run is not None:
-            run_id = self._open_run[0]
+            run = self._open_run[0]
             self._open_run = None
-            queue_inserted_run(run_id, APPLY_JOB)
+            queue_inserted_run(run.run_id, APPLY_JOB)
 
     def _wait_commit(self) -> dict[str, Any] | None:
         pending, self._commit_pending = self._commit_pending, None

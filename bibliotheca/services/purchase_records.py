@@ -9,6 +9,7 @@ always has its apply job.
 
 import json
 import logging
+import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,8 +23,9 @@ from psycopg.types.json import Jsonb
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
 from bibliotheca.models import Collection, Identifier, LicensePool, Timestamp
+from bibliotheca.services.apply import edition_row, staged_rows_sql
 from bibliotheca.services.client import BibliothecaClient, RawResponse
-from bibliotheca.services.items import ITEM_FIELDS, data_hash
+from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.pools import PoolRow, find_or_create_pools
 from bibliotheca.services.windows import (
@@ -283,17 +285,25 @@ class PageGroup:
         self.checkpoint, self.next_at, self.now = checkpoint, next_at, now
 
 
-def finish_group(
-    collection: Collection, group: PageGroup, *, open_run: int | None = None
-) -> tuple[dict[str, Any], int | None]:
-    """Record the group's applies (the changed items, the last one per identifier),
-    stamp its pools and move the checkpoint: one statement, atomic on its own, so the
-    page's checkpoint, stamps and applies commit together without a transaction.
+@dataclass(frozen=True)
+class ApplyRun:
+    """A queued apply run and the batch its items are staged under (PendingEdition)."""
 
-    The items go to `open_run` (a queued apply run not handed to its cluster yet) when
-    it is still queued, else to a new queued run. Returns the chain's counts and the
-    run holding the items (None: no items); the caller hands the run to its cluster
-    (jobs.runner.queue_inserted_run) when it is full or old enough.
+    run_id: int
+    batch: str
+
+
+def finish_group(
+    collection: Collection, group: PageGroup, *, open_run: ApplyRun | None = None
+) -> tuple[dict[str, Any], ApplyRun | None]:
+    """Stage the group's applies (the changed items, the last one per identifier), stamp
+    its pools and move the checkpoint: one statement, atomic on its own, so the page's
+    checkpoint, stamps and applies commit together without a transaction.
+
+    The items are staged for `open_run` (a queued apply run not handed to its cluster
+    yet) when it is still queued, else for a new queued run. Returns the chain's counts
+    and the run holding the items (None: no items); the caller hands the run to its
+    cluster (jobs.runner.queue_inserted_run) when it is full or old enough.
     """
     if not group.pages:
         return {}, None
@@ -312,18 +322,19 @@ def finish_group(
     if not unique:
         return checkpoint()
     if open_run is not None:
-        written = checkpoint(append_to=(open_run, unique))
+        written = checkpoint(stage=(open_run, unique))
         if written is not None:
             return written
         # The run left `queued` meanwhile (handed over by the reaper): nothing was
         # written; the items go to a new run.
+    batch = str(uuid.uuid4())
     apply_run = queued_run_insert(
         APPLY_JOB,
-        kwargs={"collection_id": collection.pk, "fields": list(ITEM_FIELDS), "items": unique},
+        kwargs={"collection_id": collection.pk, "batch": batch},
         trigger="chain",
         parent=current_run(),
     )
-    return checkpoint(apply_run=apply_run)
+    return checkpoint(apply_run=(apply_run, batch, unique))
 
 
 # Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead. Each
@@ -360,11 +371,8 @@ def due_item_ids(collection: Collection, item_ids: list[str], *, now: datetime) 
 def _changed_items(
     pools: dict[str, PoolRow], items: dict[str, dict[str, str]]
 ) -> list[dict[str, Any]]:
-    """Needs-apply: items whose hash differs from the Edition's stored one (or no Edition).
-
-    An item travels as its values in ITEM_FIELDS order (the run's kwargs name the
-    fields once): the field names were over half of an apply run's JSON.
-    """
+    """Needs-apply: items whose hash differs from the Edition's stored one (or no Edition),
+    as the Edition rows to stage for the apply run (apply.edition_row)."""
     changed = []
     for item_id, data in items.items():
         pool = pools.get(item_id)
@@ -372,10 +380,7 @@ def _changed_items(
             continue
         digest = data_hash(data)
         if pool.edition_hash != digest:
-            values = [data.get(name, "") for name in ITEM_FIELDS]
-            changed.append(
-                {"identifier_id": pool.identifier_id, "data_hash": digest, "values": values}
-            )
+            changed.append(edition_row(pool.identifier_id, digest, data))
     return changed
 
 
@@ -396,15 +401,16 @@ def _count(key: str) -> str:
 
 
 # The page's applies, its pools' metadata stamp and the checkpoint in one statement
-# (one round trip, atomic without a transaction). The applies are a new queued apply
-# run ({apply_run}), or items appended to a queued one ({appended}): then the stamps
-# and the checkpoint are written only if the append was (the run may have left
-# `queued`), and no row comes back otherwise. The chain's lock makes the hop the only
+# (one round trip, atomic without a transaction). The applies are Edition rows staged
+# for a new queued apply run ({apply_run}), or for a queued one ({open_run}, locked
+# FOR SHARE so that a worker cannot claim it, and take its batch, before they commit):
+# then the stamps and the checkpoint are written only if the run was still queued,
+# and no row comes back otherwise. The chain's lock makes the hop the only
 # writer of its Timestamp; the counters still add up in SQL.
 _CHECKPOINT = """
 WITH {apply_run}checked AS (
     UPDATE {pool} SET metadata_checked_at = %(now)s
-    WHERE id = ANY(%(checked)s::bigint[]){appended_only}
+    WHERE id = ANY(%(checked)s::bigint[]){still_queued}
 )
 UPDATE {timestamp} t SET
     finish = %(finish)s,
@@ -415,11 +421,11 @@ UPDATE {timestamp} t SET
         'applies queued %%s',
         {achievements}
     )
-WHERE t.service = %(service)s AND t.collection_id = %(collection)s{appended_only}
+WHERE t.service = %(service)s AND t.collection_id = %(collection)s{still_queued}
 RETURNING t.progress, {run_id}
 """.format(
     apply_run="{apply_run}",
-    appended_only="{appended_only}",
+    still_queued="{still_queued}",
     pool="{pool}",
     timestamp="{timestamp}",
     run_id="{run_id}",
@@ -429,11 +435,10 @@ RETURNING t.progress, {run_id}
     ),
 )
 
-_APPEND = """appended AS (
-    UPDATE {run} SET kwargs = jsonb_set(kwargs, '{{items}}', (kwargs->'items') || %(items)s)
-    WHERE id = %(open_run)s AND status = 'queued'
-    RETURNING id
+_OPEN_RUN = """open_run AS (
+    SELECT id FROM {run} WHERE id = %(open_run)s AND status = 'queued' FOR SHARE
 ),
+staged AS ({staged} WHERE EXISTS (SELECT 1 FROM open_run)),
 """
 
 
@@ -446,14 +451,14 @@ def _checkpoint(
     checked_pool_ids: list[int] | None = None,
     now: datetime | None = None,
     pages: int = 1,
-    apply_run: tuple[str, list[Any]] | None = None,
-    append_to: tuple[int, list[dict[str, Any]]] | None = None,
-) -> tuple[dict[str, Any], int | None] | None:
+    apply_run: tuple[tuple[str, list[Any]], str, list[dict[str, Any]]] | None = None,
+    stage: tuple[ApplyRun, list[dict[str, Any]]] | None = None,
+) -> tuple[dict[str, Any], ApplyRun | None] | None:
     """Move Timestamp.finish, add the page(s) to the chain's counts, stamp the pools whose
-    metadata was looked up and record the applies (a new run from
-    jobs.runner.queued_run_insert, or items appended to a queued run), in one statement.
-    Returns the chain's counts and the apply run's id; None when the run to append to
-    was no longer queued (nothing written)."""
+    metadata was looked up and stage the applies (for a new run from
+    jobs.runner.queued_run_insert, or for a queued run), in one statement. Returns the
+    chain's counts and the apply run; None when the run to stage for was no longer
+    queued (nothing written)."""
     params: dict[str, Any] = {
         **vars(page),
         "pages": pages,
@@ -464,9 +469,11 @@ def _checkpoint(
         "service": PURCHASE_RECORD_SERVICE,
         "collection": collection.pk,
     }
-    apply_sql, run_id_sql, appended_only = "", "NULL::bigint", ""
+    apply_sql, run_id_sql, still_queued = "", "NULL::bigint", ""
+    batch: str | None = None
+    staged = staged_rows_sql("staged_rows", "batch", "now")
     if apply_run is not None:
-        insert_sql, insert_params = apply_run
+        (insert_sql, insert_params), batch, rows = apply_run
         parts = insert_sql.split("%s")
         if len(parts) != len(insert_params) + 1:
             raise RuntimeError("unexpected placeholders in the run insert")
@@ -474,17 +481,19 @@ def _checkpoint(
         for number, (value, rest) in enumerate(zip(insert_params, parts[1:], strict=True)):
             params[f"run_{number}"] = value
             apply_sql += f"%(run_{number})s" + rest
-        apply_sql = f"apply_run AS ({apply_sql}),\n"
+        apply_sql = f"apply_run AS ({apply_sql}),\nstaged AS ({staged}),\n"
         run_id_sql = "(SELECT id FROM apply_run)"
-    elif append_to is not None:
-        params["open_run"], items = append_to
-        params["items"] = Jsonb(items)
-        apply_sql = _APPEND.format(run=JobRun._meta.db_table)
-        run_id_sql = "(SELECT id FROM appended)"
-        appended_only = " AND EXISTS (SELECT 1 FROM appended)"
+        params.update(batch=batch, staged_rows=Jsonb(rows))
+    elif stage is not None:
+        open_run, rows = stage
+        batch = open_run.batch
+        params.update(open_run=open_run.run_id, batch=batch, staged_rows=Jsonb(rows))
+        apply_sql = _OPEN_RUN.format(run=JobRun._meta.db_table, staged=staged)
+        run_id_sql = "(SELECT id FROM open_run)"
+        still_queued = " AND EXISTS (SELECT 1 FROM open_run)"
     sql = _CHECKPOINT.format(
         apply_run=apply_sql,
-        appended_only=appended_only,
+        still_queued=still_queued,
         pool=LicensePool._meta.db_table,
         timestamp=Timestamp._meta.db_table,
         run_id=run_id_sql,
@@ -492,10 +501,11 @@ def _checkpoint(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    if row is None and append_to is not None:
+    if row is None and stage is not None:
         return None
     if row is None:  # a hop creates the row before its first page (get_timestamp)
         raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
     progress = row[0]
     progress = json.loads(progress) if isinstance(progress, str | bytes) else progress
-    return progress, row[1]
+    run_id = row[1]
+    return progress, (ApplyRun(run_id, batch) if run_id is not None and batch else None)

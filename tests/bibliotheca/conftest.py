@@ -72,6 +72,15 @@ def collection(make_collection) -> Collection:
     return make_collection()
 
 
+def staged_identifiers(apply_run: JobRun) -> list[int]:
+    """Identifier ids of the Edition rows staged for an apply run, in staging order
+    (the rows its apply has not taken yet)."""
+    from bibliotheca.models import PendingEdition
+
+    rows = PendingEdition.objects.filter(batch=apply_run.kwargs["batch"]).order_by("id")
+    return list(rows.values_list("identifier_id", flat=True))
+
+
 def drain(*, max_runs: int = 500, include_apply: bool = True) -> list[JobRun]:
     """Execute queued bibliotheca runs in this process, oldest first (retries without waiting)."""
     done: list[JobRun] = []

@@ -1,19 +1,33 @@
-"""Apply runs: consecutive pages share one, handed over when full; nothing lost when it
-has left `queued`; runs queued in the earlier item format still apply."""
+"""Apply runs: consecutive pages stage their Edition rows for one, handed over when full;
+nothing lost when it has left `queued`; a failed apply's retry finds its rows; runs
+queued in the earlier item format still apply."""
 
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 from django_q.models import OrmQ
 
-from bibliotheca.models import Edition, LicensePool
+from bibliotheca.models import Edition, Identifier, LicensePool, PendingEdition
 from bibliotheca.services import purchase_chain
-from bibliotheca.services.items import ITEM_FIELDS
-from bibliotheca.services.purchase_records import PageGroup, finish_group, get_timestamp
+from bibliotheca.services.apply import edition_row
+from bibliotheca.services.purchase_records import (
+    PageGroup,
+    _PageCounts,
+    finish_group,
+    get_timestamp,
+)
 from bibliotheca.services.windows import Position
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, execute_queued_run
-from tests.bibliotheca.conftest import APPLY, NOW, RECORDS, drain, start_chain
+from tests.bibliotheca.conftest import (
+    APPLY,
+    NOW,
+    RECORDS,
+    drain,
+    staged_identifiers,
+    start_chain,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_clock")]
 
@@ -29,25 +43,28 @@ def test_one_hop__shares_apply_runs_between_pages_and_hands_each_over_once(
     applies = list(JobRun.objects.filter(job=APPLY).order_by("id"))
     # Pages of 50, 50, 20 a day: a run is handed over once it holds 150 items or more
     # (50+50+20+50, 50+20+50+50), the last one when the hop ends (50+20+10).
-    assert [len(a.kwargs["items"]) for a in applies] == [170, 170, 80]
-    assert all(a.kwargs["fields"] == list(ITEM_FIELDS) for a in applies)
-    ids = [item["identifier_id"] for a in applies for item in a.kwargs["items"]]
+    assert [len(staged_identifiers(a)) for a in applies] == [170, 170, 80]
+    assert all(set(a.kwargs) == {"collection_id", "batch"} for a in applies)
+    ids = [i for a in applies for i in staged_identifiers(a)]
     assert len(ids) == len(set(ids)) == RECORDS
     handed_over = [task.task["kwargs"]["run_id"] for task in OrmQ.objects.all()]
     assert sorted(r for r in handed_over if r in {a.pk for a in applies}) == [a.pk for a in applies]
 
     drain()
     assert Edition.objects.count() == RECORDS
+    assert not PendingEdition.objects.exists()  # every batch taken by its run
+    assert [a.result["created"] for a in JobRun.objects.filter(job=APPLY).order_by("id")] == [
+        170,
+        170,
+        80,
+    ]
     title = Edition.objects.get(identifier__value="bib201401010007").title
     assert title == simulator.state.catalogue.item("bib201401010007")["Title"]
 
 
 def _group(collection, identifier_ids: list[int], day: int) -> PageGroup:
     group = PageGroup()
-    items = [
-        {"identifier_id": i, "data_hash": f"h{i}", "values": [f"Title {i}"] + [""] * 16}
-        for i in identifier_ids
-    ]
+    items = [edition_row(i, f"h{i}", {"Title": f"Title {i}"}) for i in identifier_ids]
     group.add(
         purchase_records_counts(len(items)),
         items,
@@ -59,36 +76,75 @@ def _group(collection, identifier_ids: list[int], day: int) -> PageGroup:
     return group
 
 
-def purchase_records_counts(records: int):
-    from bibliotheca.services.purchase_records import _PageCounts
-
+def purchase_records_counts(records: int) -> _PageCounts:
     return _PageCounts(records=records, skipped=0)
 
 
 def test_run_that_left_queued__gets_no_more_items_they_go_to_a_new_run(collection):
-    from bibliotheca.models import Identifier
-
     idents = [Identifier.objects.create(type="bibliotheca", value=f"v{n}").pk for n in range(4)]
     get_timestamp(collection)
     _, first = finish_group(collection, _group(collection, idents[:2], 2))
-    JobRun.objects.filter(pk=first).update(status="running")  # handed over meanwhile
+    JobRun.objects.filter(pk=first.run_id).update(status="running")  # claimed meanwhile
 
     progress, second = finish_group(collection, _group(collection, idents[2:], 3), open_run=first)
 
-    assert second != first
-    assert [i["identifier_id"] for i in JobRun.objects.get(pk=first).kwargs["items"]] == idents[:2]
-    assert [i["identifier_id"] for i in JobRun.objects.get(pk=second).kwargs["items"]] == idents[2:]
+    assert second.run_id != first.run_id and second.batch != first.batch
+    assert staged_identifiers(JobRun.objects.get(pk=first.run_id)) == idents[:2]
+    assert staged_identifiers(JobRun.objects.get(pk=second.run_id)) == idents[2:]
     assert progress["pages"] == 2 and progress["applies_queued"] == 4
     assert get_timestamp(collection).finish == datetime(2014, 1, 3, tzinfo=UTC)
 
     _, third = finish_group(collection, _group(collection, idents[:1], 4), open_run=second)
-    assert third == second  # still queued: appended
-    assert len(JobRun.objects.get(pk=second).kwargs["items"]) == 3
+    assert third == second  # still queued: staged for it
+    assert staged_identifiers(JobRun.objects.get(pk=second.run_id)) == [*idents[2:], idents[0]]
+
+    execute_queued_run(second.run_id)
+    second_run = JobRun.objects.get(pk=second.run_id)
+    # Three rows staged, one per identifier written.
+    assert second_run.result == {
+        "collection_id": collection.pk,
+        "batch": second.batch,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+    }
+    assert Edition.objects.get(identifier_id=idents[0]).title == f"Title {idents[0]}"
+
+
+def test_failed_apply__keeps_its_staged_rows_and_its_retry_writes_them(collection):
+    idents = [Identifier.objects.create(type="bibliotheca", value=f"r{n}").pk for n in range(3)]
+    get_timestamp(collection)
+    _, run = finish_group(collection, _group(collection, idents, 2))
+    with connection.cursor() as cursor:  # the database refuses editions for now
+        cursor.execute(
+            "CREATE FUNCTION refuse_edition() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'editions refused'; END $$; "
+            "CREATE TRIGGER refuse_edition BEFORE INSERT ON bibliotheca_edition "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_edition()"
+        )
+    try:
+        drain(max_runs=1)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TRIGGER refuse_edition ON bibliotheca_edition; DROP FUNCTION refuse_edition()"
+            )
+
+    failed = JobRun.objects.get(pk=run.run_id)
+    assert failed.status == "failed" and "editions refused" in failed.error
+    assert staged_identifiers(failed) == idents  # nothing taken
+    assert not Edition.objects.exists()
+
+    (retry,) = JobRun.objects.filter(job=APPLY, trigger="retry")
+    JobRun.objects.filter(pk=retry.pk).update(scheduled_for=NOW)
+    execute_queued_run(retry.pk)
+    retry.refresh_from_db()
+    assert retry.status == "succeeded" and retry.result["created"] == 3
+    assert Edition.objects.filter(identifier_id__in=idents).count() == 3
+    assert not PendingEdition.objects.exists()
 
 
 def test_apply_run_queued_with_item_dicts__still_writes_editions(collection):
-    from bibliotheca.models import Identifier
-
     ident = Identifier.objects.create(type="bibliotheca", value="old-format")
     LicensePool.objects.create(collection=collection, identifier=ident)
     run = enqueue_job(
@@ -119,6 +175,6 @@ def test_apply_run_older_than_apply_run_seconds__is_handed_over_at_the_next_page
 
     # Always old enough: each page's items are a run of their own, handed over at once.
     applies = list(JobRun.objects.filter(job=APPLY).order_by("id"))
-    assert [len(a.kwargs["items"]) for a in applies] == [50, 50, 20] * 3 + [50, 10]
+    assert [len(staged_identifiers(a)) for a in applies] == [50, 50, 20] * 3 + [50, 10]
     handed_over = {task.task["kwargs"]["run_id"] for task in OrmQ.objects.all()}
     assert {a.pk for a in applies} <= handed_over

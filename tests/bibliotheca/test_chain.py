@@ -12,7 +12,7 @@ from bibliotheca.simulator import Fault
 from jobs import locks
 from jobs.models import JobRun, Lease
 from jobs.runner import enqueue_job
-from tests.bibliotheca.conftest import NOW, drain
+from tests.bibliotheca.conftest import NOW, drain, staged_identifiers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,7 +190,7 @@ def test_metadata__is_looked_up_in_one_batch_per_page_for_new_pools_only(collect
     applies = JobRun.objects.filter(job=APPLY)
     assert applies.count() == PAGES
     assert all(a.kwargs["collection_id"] == collection.pk for a in applies)
-    assert sum(len(a.kwargs["items"]) for a in applies) == RECORDS
+    assert sum(len(staged_identifiers(a)) for a in applies) == RECORDS
 
 
 def test_apply__writes_editions_once_and_second_import_of_same_data_queues_no_apply(
@@ -225,16 +225,19 @@ def test_apply_delivered_twice__writes_once(collection, simulator):
     start_chain(collection, time_budget_seconds=60)
     drain(include_apply=False)
     apply_run = JobRun.objects.filter(job=APPLY).order_by("id").first()
+    queued = len(staged_identifiers(apply_run))
     again = enqueue_job(APPLY, kwargs=apply_run.kwargs, trigger="command")
     drain()
 
-    queued = len(apply_run.kwargs["items"])
+    assert queued > 0
     assert JobRun.objects.get(pk=apply_run.pk).result["created"] == queued
+    # The first run took its batch: the second has nothing left to write.
     assert JobRun.objects.get(pk=again.pk).result == {
         "collection_id": collection.pk,
+        "batch": apply_run.kwargs["batch"],
         "created": 0,
         "updated": 0,
-        "unchanged": queued,
+        "unchanged": 0,
     }
     assert Edition.objects.count() == RECORDS
 
@@ -416,8 +419,8 @@ def test_hop_with_budget__commits_pages_in_groups_with_one_apply_job_each(
     applies = list(JobRun.objects.filter(job=APPLY).order_by("id"))
     # 11 pages in groups of at most 10 pages (a group also ends after 1 s).
     assert 2 <= len(applies) < PAGES
-    assert sum(len(a.kwargs["items"]) for a in applies) == RECORDS
-    ids = [item["identifier_id"] for a in applies for item in a.kwargs["items"]]
+    assert sum(len(staged_identifiers(a)) for a in applies) == RECORDS
+    ids = [i for a in applies for i in staged_identifiers(a)]
     assert len(ids) == len(set(ids))
     assert timestamp(collection).progress["pages"] == PAGES
 

@@ -12,7 +12,16 @@ from bibliotheca.models import LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
 from bibliotheca.services.writer_process import ForkedPageWriter, WriterProcessDied
 from jobs.models import JobRun, Lease
-from tests.bibliotheca.conftest import APPLY, CHAIN, NOW, PAGES, RECORDS, drain, start_chain
+from tests.bibliotheca.conftest import (
+    APPLY,
+    CHAIN,
+    NOW,
+    PAGES,
+    RECORDS,
+    drain,
+    staged_identifiers,
+    start_chain,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_clock")]
 
@@ -40,7 +49,7 @@ def test_child_and_threads__write_the_same_import(collection, simulator, writer_
     ts = timestamp(collection)
     assert ts.finish == NOW and ts.progress["pages"] == PAGES
     applies = JobRun.objects.filter(job=APPLY)
-    assert sum(len(a.kwargs["items"]) for a in applies) == RECORDS
+    assert sum(len(staged_identifiers(a)) for a in applies) == RECORDS
     assert {a.parent_id for a in applies} == {run.pk}
 
 
