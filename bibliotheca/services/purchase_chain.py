@@ -33,9 +33,8 @@ from bibliotheca.services.purchase_records import (
     finish_group,
     get_start,
     get_timestamp,
-    page_item_ids,
+    look_up_items,
     read_page,
-    request_due_items,
     start_chain,
     write_page,
 )
@@ -244,28 +243,28 @@ def _run_pages(
     page_seconds = 0.0
     chain_totals: dict[str, Any] = {}
     page_writer = _page_writer(collection, totals)  # forks: before the hop's threads
-    with page_writer as writer, _PagesAhead(collection, until=chain.until) as ahead:
+    with page_writer as writer, _MarcAhead(collection, until=chain.until) as ahead:
         while not is_up_to_date(position.current_day, chain.until):
-            # A group of pages is written together: one apply job and one checkpoint
-            # (the last page's) per COMMIT_EVERY_PAGES pages or COMMIT_EVERY_SECONDS,
-            # whichever comes first. This thread reads (fetches and parses) the pages;
-            # the writer writes a group while this thread reads the next one.
+            # A group of pages is written together: one checkpoint (the last page's) per
+            # COMMIT_EVERY_PAGES pages or COMMIT_EVERY_SECONDS, whichever comes first.
+            # This thread parses the pages; the MARC thread fetches the next one
+            # meanwhile, and the writer looks their items up and writes them.
             group_started = time.monotonic()
             pages: list[ReadPage] = []
             for _ in range(COMMIT_EVERY_PAGES):
                 page_started = time.monotonic()
-                records, items_ahead = ahead.take_parsed(position, client)
-                # The next position depends only on this page's size: read the next
-                # page (fetch, parse, request its items) before this one's items are
-                # awaited, if the budget leaves time, so that the items request is
-                # not waited for by itself.
-                next_at = next_position(
-                    position,
-                    records_on_page=len(records),
-                    day_end=window_end(position.current_day, chain.until),
-                )
+                records = ahead.take_page(position, client)
+                # The next position depends only on this page's size: fetch the next
+                # page while this one is read and handed over, if the budget leaves
+                # time to import it.
                 if page_started + 2 * page_seconds < deadline:
-                    ahead.parse_ahead(next_at, client)
+                    ahead.start_page(
+                        next_position(
+                            position,
+                            records_on_page=len(records),
+                            day_end=window_end(position.current_day, chain.until),
+                        )
+                    )
                 page = read_page(
                     collection,
                     client,
@@ -273,7 +272,6 @@ def _run_pages(
                     until=chain.until,
                     now=timezone.now(),
                     records=records,
-                    items_ahead=items_ahead,
                 )
                 pages.append(page)
                 position = page.next
@@ -332,79 +330,30 @@ def _page_writer(
     return _PageWriter(collection, totals)
 
 
-class _PagesAhead:
-    """Two threads for a hop's I/O: the next MARC page, and the current page's due items.
-
-    While the hop's thread parses a page, one thread asks which of its ids are due
-    (committed data) and requests their items, the other fetches the next MARC page:
-    both wait on the simulator or the API at once. They only wait on sockets and the
-    database: parsing stays in the hop's thread. Errors surface in page order when the
-    hop takes the result. Each thread has its own client (session); the items thread
-    its own database connection, closed when the hop is done.
-    """
+class _MarcAhead:
+    """A thread that fetches the hop's next MARC page while the hop's thread parses and
+    hands over the current one. It only waits on the socket: parsing stays in the
+    hop's thread. Its error is raised when the hop takes the page, in page order. It
+    has its own client (session)."""
 
     def __init__(self, collection: Collection, *, until: datetime) -> None:
-        self._collection = collection
         self._until = until
-        self._marc_client = BibliothecaClient.for_collection(collection)
-        self._items_client = BibliothecaClient.for_collection(collection)
+        self._client = BibliothecaClient.for_collection(collection)
         self._marc = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-marc")
-        self._items = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-items")
         self._pending: tuple[Position, Future] | None = None
-        #: A page parsed ahead: its position, records and items request, or its error.
-        self._parsed: tuple[Position, list, Future | None, Exception | None] | None = None
 
-    def __enter__(self) -> "_PagesAhead":
+    def __enter__(self) -> "_MarcAhead":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._pending is not None:
             self._pending[1].cancel()  # a fetch in flight finishes; its page is dropped
-        if self._parsed is not None and self._parsed[2] is not None:
-            self._parsed[2].cancel()  # a page read ahead, not written
-        self._items.submit(connections.close_all)  # that thread's connection
-        for executor in (self._marc, self._items):
-            executor.shutdown(wait=True)
+        self._marc.shutdown(wait=True)
 
     def start_page(self, position: Position) -> None:
         if not is_up_to_date(position.current_day, self._until):
-            future = self._marc.submit(fetch_page, self._marc_client, position, until=self._until)
+            future = self._marc.submit(fetch_page, self._client, position, until=self._until)
             self._pending = (position, future)
-
-    def take_parsed(
-        self, position: Position, client: BibliothecaClient
-    ) -> tuple[list, Future | None]:
-        """The page at `position` parsed, and its items request: read ahead or now.
-        An error of the page read ahead is raised here, in page order."""
-        parsed, self._parsed = self._parsed, None
-        if parsed is not None and parsed[0] == position:
-            _, records, items, error = parsed
-            if error is not None:
-                raise error
-            return records, items
-        if parsed is not None and parsed[2] is not None:
-            parsed[2].cancel()
-        records = self.take_page(position, client)
-        return records, self.start_items(page_item_ids(records))
-
-    def parse_ahead(self, position: Position, client: BibliothecaClient) -> None:
-        """Read the page at `position` now (parse it, request its items) and fetch the
-        one after it, while the current page's items are requested."""
-        if is_up_to_date(position.current_day, self._until):
-            return
-        try:
-            records = self.take_page(position, client)
-        except Exception as exc:  # raised when the hop gets to this page
-            self._parsed = (position, [], None, exc)
-            return
-        self._parsed = (position, records, self.start_items(page_item_ids(records)), None)
-        self.start_page(
-            next_position(
-                position,
-                records_on_page=len(records),
-                day_end=window_end(position.current_day, self._until),
-            )
-        )
 
     def take_page(self, position: Position, client: BibliothecaClient) -> list:
         """The records at `position`: fetched ahead or now, parsed in this thread."""
@@ -415,37 +364,41 @@ class _PagesAhead:
             pending[1].cancel()
         return client.parse_marc(fetch_page(client, position, until=self._until))
 
-    def start_items(self, item_ids: list[str]) -> Future | None:
-        if not item_ids:
-            return None
-        return self._items.submit(request_due_items, self._items_client, self._collection, item_ids)
-
 
 class _PageWriter:
-    """Two threads, each with its own connection, that write the hop's groups in order.
+    """Three threads, each with its own connection, that write the hop's groups in order.
 
-    One writes a group's pools (and decides its applies), the other its applies,
-    stamps and checkpoint (finish_group): the pools of group N+1 are written while the
-    checkpoint of group N is, and the hop's thread reads group N+2 meanwhile. The
-    applies of consecutive groups go to one queued apply run, handed to the apply
-    cluster once it holds APPLY_RUN_ITEMS items or is APPLY_RUN_SECONDS old, and when
-    the hop ends (even on an error: its items are committed). A run not handed over
-    (the process died) is queued in history: jobs.reap_lost_runs hands it over. A pools statement committed before the previous checkpoint is
-    harmless: a hop resumed from that checkpoint reads the page again and finds its
-    pools. Each thread has one group in flight at most, and submit() first takes the
-    earlier groups' results, raising their errors in page order: no checkpoint is
-    written after a failed group, so it stays at the last committed page. Leaving
-    waits for the groups in flight (a checkpoint commits whole) and raises their
-    error; the connections are closed when the hop is done. A hop called inside a
-    transaction (a test's) writes in its own thread: another connection would not see
-    the transaction's rows, and its writes would escape it.
+    One looks a group's due items up (look_up_items: which ids are due, one items
+    request, parsed), one writes its pools (and decides its applies), the last its
+    staged applies, stamps and checkpoint (finish_group): the items of group N+2 are
+    requested while the pools of group N+1 and the checkpoint of group N are written,
+    and the hop's thread reads the next group meanwhile. The applies of consecutive
+    groups go to one queued apply run, handed to the apply cluster once it holds
+    APPLY_RUN_ITEMS items or is APPLY_RUN_SECONDS old, and when the hop ends (even on
+    an error: its items are committed). A run not handed over (the process died) is
+    queued in history: jobs.reap_lost_runs hands it over. A pools statement committed
+    before the previous checkpoint is harmless: a hop resumed from that checkpoint
+    reads the page again and finds its pools. A group's pools wait for its items
+    answer (a failed or unreadable one writes nothing of the group); submit() first
+    takes the earlier groups' results, raising their errors in page order: no
+    checkpoint is written after a failed group, so it stays at the last committed
+    page. Leaving waits for the groups in flight (a checkpoint commits whole) and
+    raises their error; the connections are closed when the hop is done. A hop called
+    inside a transaction (a test's) writes in its own thread: another connection would
+    not see the transaction's rows, and its writes would escape it.
     """
 
     def __init__(self, collection: Collection, totals: dict[str, int]) -> None:
         self._collection = collection
         self._totals = totals
         self._client = BibliothecaClient.for_collection(collection)
+        self._items_client = BibliothecaClient.for_collection(collection)
         inline = connection.in_atomic_block
+        self._items = (
+            _InThread()
+            if inline
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-items")
+        )
         self._pools = (
             _InThread()
             if inline
@@ -474,7 +427,7 @@ class _PageWriter:
             self._commits.submit(self._hand_over).result()
         except Exception:
             logger.exception("could not hand the last apply run to its cluster")
-        for executor in (self._pools, self._commits):
+        for executor in (self._items, self._pools, self._commits):
             if not isinstance(executor, _InThread):
                 executor.submit(connections.close_all)  # that thread's connections
             executor.shutdown(wait=True)
@@ -485,9 +438,10 @@ class _PageWriter:
     def submit(self, pages: list[ReadPage]) -> dict[str, Any] | None:
         """Hand a group over; returns the chain's counts after the last group committed
         meanwhile (None: none)."""
+        looked_up = self._items.submit(self._look_up, pages)  # at once, in its own thread
         committed = self._commit_previous()
         self._pools_pending = self._pools.submit(
-            contextvars.copy_context().run, self._write_pools, pages
+            contextvars.copy_context().run, self._write_pools, looked_up
         )
         return committed
 
@@ -541,9 +495,12 @@ class _PageWriter:
         pending, self._commit_pending = self._commit_pending, None
         return pending.result() if pending is not None else None
 
-    def _write_pools(self, pages: list[ReadPage]) -> PageGroup:
+    def _look_up(self, pages: list[ReadPage]) -> list[ReadPage]:
+        return [look_up_items(self._collection, self._items_client, page) for page in pages]
+
+    def _write_pools(self, looked_up: Future) -> PageGroup:
         group = PageGroup()
-        for page in pages:
+        for page in looked_up.result():  # raises the items request's error
             write_page(self._collection, self._client, page, group)
         return group
 

@@ -1,17 +1,17 @@
 """Import one page of purchase records: pools, batched metadata, needs-apply, checkpoint.
 
-A page is read (fetched and parsed, no database: read_page), then written in two
-statements (write_page, finish_group): its pools (found or created), then its apply
-job, its pools' metadata stamp and its checkpoint, together. A hop killed between pages resumes from
+A page is read (fetched and parsed, no database: read_page), its due items looked up
+in one batched request (look_up_items), then written in two statements (write_page,
+finish_group): its pools (found or created), then its staged applies, its pools'
+metadata stamp and its checkpoint, together. A hop killed between pages resumes from
 the last committed page without losing or duplicating pools, and a stamped pool
-always has its apply job.
+always has its applies staged for a run.
 """
 
 import json
 import logging
 import uuid
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -100,21 +100,10 @@ def page_item_ids(records: list[pymarc.Record]) -> list[str]:
     return list(dict.fromkeys(i for i in map(bibliotheca_id, records) if i is not None))
 
 
-def request_due_items(
-    client: BibliothecaClient, collection: Collection, item_ids: list[str]
-) -> tuple[list[str], RawResponse | None]:
-    """The ids due now (committed data) and the unparsed items answer for them.
-
-    Run in a hop's fetch thread while the page's pools are written: import_page then
-    checks these ids against the ones it finds due itself.
-    """
-    due = due_item_ids(collection, item_ids, now=timezone.now())
-    return due, (client.get_items(due) if due else None)
-
-
 @dataclass(frozen=True, kw_only=True)
 class ReadPage:
-    """A page fetched and parsed, with its items answer, not written yet (write_page)."""
+    """A page fetched and parsed (read_page), with its due items' answer once looked up
+    (look_up_items), not written yet (write_page)."""
 
     position: Position
     records: int
@@ -137,14 +126,11 @@ def read_page(
     until: datetime,
     now: datetime,
     records: list[pymarc.Record] | None = None,
-    items_ahead: Future | None = None,
 ) -> ReadPage:
-    """The page at `position`, parsed, with its due items' answer parsed: no database.
+    """The page at `position`, parsed: no database.
 
     `until` is the chain's end (when it started): windows never reach past it.
-    `records`: the page, when the caller fetched it already; `items_ahead`: a future of
-    request_due_items for its ids, running meanwhile. A failed items request or an
-    unreadable answer raises here, before anything of the page is written.
+    `records`: the page, when the caller fetched and parsed it already.
     """
     day_end = window_end(position.current_day, until)
     if records is None:
@@ -166,12 +152,6 @@ def read_page(
             )
         else:
             item_ids.append(item_id)
-    asked: frozenset[str] | None = None
-    looked_up: dict[str, dict[str, str]] = {}
-    if item_ids and items_ahead is not None:
-        asked_ids, raw = items_ahead.result()  # raises the items request's error
-        asked = frozenset(asked_ids)
-        looked_up = client.parse_items(raw) if raw is not None else {}  # and a bad answer's
     return ReadPage(
         position=position,
         records=len(records),
@@ -180,9 +160,22 @@ def read_page(
         checkpoint=checkpoint_after_page(position, records_on_page=len(records), day_end=day_end),
         next=next_position(position, records_on_page=len(records), day_end=day_end),
         now=now,
-        asked=asked,
-        looked_up=looked_up,
     )
+
+
+def look_up_items(collection: Collection, client: BibliothecaClient, page: ReadPage) -> ReadPage:
+    """The page with the items answer of its ids due now (committed data): one batched
+    request, parsed. A failed request or an unreadable answer raises here, before
+    anything of the page is written.
+
+    A hop's writer runs it for a page while the page before it is written; write_page
+    then checks these ids against the ones it finds due itself.
+    """
+    if not page.item_ids:
+        return page
+    due = due_item_ids(collection, page.item_ids, now=timezone.now())
+    looked_up = client.fetch_items(due) if due else {}
+    return replace(page, asked=frozenset(due), looked_up=looked_up)
 
 
 def write_page(
@@ -239,20 +232,10 @@ def import_page(
     until: datetime,
     now: datetime,
     group: "PageGroup",
-    records: list[pymarc.Record] | None = None,
-    items_ahead: Future | None = None,
 ) -> PageResult:
-    """read_page, then write_page, in this thread."""
-    page = read_page(
-        collection,
-        client,
-        position,
-        until=until,
-        now=now,
-        records=records,
-        items_ahead=items_ahead,
-    )
-    return write_page(collection, client, page, group)
+    """read_page, look_up_items, then write_page, in this thread."""
+    page = read_page(collection, client, position, until=until, now=now)
+    return write_page(collection, client, look_up_items(collection, client, page), group)
 
 
 @dataclass

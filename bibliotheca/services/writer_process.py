@@ -34,8 +34,9 @@ from django.db import connections
 
 logger = logging.getLogger("bibliotheca")
 
-#: Groups sent and not answered yet: the hop reads at most this far ahead of the writes.
-MAX_AHEAD = 2
+#: Groups sent and not answered yet: the hop reads at most this far ahead of the writes
+#: (the child answers a group once the pools of the one before it are written).
+MAX_AHEAD = 3
 
 
 class WriterProcessDied(RuntimeError):
