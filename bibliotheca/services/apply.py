@@ -42,7 +42,7 @@ def apply_bibliographic(
             raise ValueError("items given as values need the run's `fields`")
         else:
             data = dict(zip(fields, item["values"], strict=True))
-        rows.append(edition_row(identifier_id, item["data_hash"], data))
+        rows.append(edition_row(item["data_hash"], data, identifier_id=identifier_id))
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), {"rows": Jsonb(rows), "now": timezone.now()})
         written = [created for (created,) in cursor]
@@ -54,12 +54,14 @@ def apply_bibliographic(
     }
 
 
-def edition_row(identifier_id: int, data_hash: str, data: dict[str, str]) -> dict[str, Any]:
-    """An Edition's columns from item data, JSON-ready (staged or upserted as a recordset)."""
+def edition_row(data_hash: str, data: dict[str, str], **key: Any) -> dict[str, Any]:
+    """An Edition's columns from item data, JSON-ready (staged or upserted as a
+    recordset), with its `key`: identifier_id=..., or value=... (the item id) when the
+    identifier is created by the statement that stages the row."""
     edition = edition_fields(data)
     published = edition["published"]
     edition["published"] = published.isoformat() if published else None
-    return {**edition, "identifier_id": identifier_id, "data_hash": data_hash}
+    return {**edition, **key, "data_hash": data_hash}
 
 
 def apply_staged(batch: str) -> dict[str, int]:
@@ -77,17 +79,19 @@ def apply_staged(batch: str) -> dict[str, int]:
 
 
 @cache
-def staged_rows_sql(rows_param: str, batch_param: str, now_param: str) -> str:
-    """`INSERT INTO` PendingEdition `SELECT` the edition_row dicts in the jsonb param
-    `rows_param`: for a caller's CTE (an import page's checkpoint statement)."""
-    meta = PendingEdition._meta
-    columns = _columns(PendingEdition)
+def staged_rows_sql() -> str:
+    """`INSERT INTO` PendingEdition `SELECT` the edition_row dicts (keyed by `value`) of
+    the jsonb param `staged_rows`, for batch `batch`, joined to the identifiers of the
+    caller's CTE `identifiers (id, value)`: for an import page's statement."""
+    columns = _columns(PendingEdition)[1:]  # identifier_id comes from the join
     names = [f.column for f in columns]
     record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
     return f"""
-        INSERT INTO {meta.db_table} (batch, {", ".join(names)}, created_at)
-        SELECT %({batch_param})s, {", ".join(f"r.{name}" for name in names)}, %({now_param})s
-        FROM jsonb_to_recordset(%({rows_param})s) AS r({record})
+        INSERT INTO {PendingEdition._meta.db_table} (batch, identifier_id, {", ".join(names)},
+                                                      created_at)
+        SELECT %(batch)s, ident.id, {", ".join(f"r.{name}" for name in names)}, %(now)s
+        FROM jsonb_to_recordset(%(staged_rows)s) AS r(value varchar, {record})
+        JOIN identifiers ident ON ident.value = r.value
     """
 
 

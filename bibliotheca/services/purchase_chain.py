@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +37,6 @@ from bibliotheca.services.purchase_records import (
     look_up_items,
     read_page,
     start_chain,
-    write_page,
 )
 from bibliotheca.services.windows import Position, is_up_to_date, next_position, window_end
 from bibliotheca.services.writer_process import ForkedPageWriter
@@ -64,6 +64,9 @@ COMMIT_EVERY_PAGES = 1
 #: 50 items cost the apply cluster about 1.5 s more CPU than 40 runs of 250.
 APPLY_RUN_ITEMS = 150
 APPLY_RUN_SECONDS = 1.0
+#: Groups a hop's writer holds not written yet (items looked up or being looked up,
+#: statement not run): the hop reads at most this far ahead of the checkpoint.
+GROUPS_IN_FLIGHT = 3
 #: A hop longer than this extends the lease again (it is extended when the hop starts).
 EXTEND_EVERY_SECONDS = 60.0
 
@@ -366,51 +369,45 @@ class _MarcAhead:
 
 
 class _PageWriter:
-    """Three threads, each with its own connection, that write the hop's groups in order.
+    """Two threads, each with its own connection, that write the hop's groups in order.
 
-    One looks a group's due items up (look_up_items: which ids are due, one items
-    request, parsed), one writes its pools (and decides its applies), the last its
-    staged applies, stamps and checkpoint (finish_group): the items of group N+2 are
-    requested while the pools of group N+1 and the checkpoint of group N are written,
-    and the hop's thread reads the next group meanwhile. The applies of consecutive
-    groups go to one queued apply run, handed to the apply cluster once it holds
+    One looks a group's due items up (look_up_items: which ids are due and their
+    stored hashes, one items request, parsed, needs-apply decided), the other writes
+    the group (finish_group: one statement, pools, staged applies, stamps and
+    checkpoint): the items of group N+1 are requested while group N is written, and
+    the hop's thread reads the next group meanwhile. The applies of consecutive groups
+    are staged for one queued apply run, handed to the apply cluster once it holds
     APPLY_RUN_ITEMS items or is APPLY_RUN_SECONDS old, and when the hop ends (even on
     an error: its items are committed). A run not handed over (the process died) is
-    queued in history: jobs.reap_lost_runs hands it over. A pools statement committed
-    before the previous checkpoint is harmless: a hop resumed from that checkpoint
-    reads the page again and finds its pools. A group's pools wait for its items
-    answer (a failed or unreadable one writes nothing of the group); submit() first
-    takes the earlier groups' results, raising their errors in page order: no
-    checkpoint is written after a failed group, so it stays at the last committed
-    page. Leaving waits for the groups in flight (a checkpoint commits whole) and
-    raises their error; the connections are closed when the hop is done. A hop called
-    inside a transaction (a test's) writes in its own thread: another connection would
-    not see the transaction's rows, and its writes would escape it.
+    queued in history: jobs.reap_lost_runs hands it over. A group's statement waits
+    for its items answer (a failed or unreadable one writes nothing of the group);
+    submit() first takes the earlier group's result, raising its error in page order:
+    no checkpoint is written after a failed group, so it stays at the last committed
+    page. Leaving waits for the group in flight (it commits whole) and raises its
+    error; the connections are closed when the hop is done. A hop called inside a
+    transaction (a test's) writes in its own thread: another connection would not see
+    the transaction's rows, and its writes would escape it.
     """
 
     def __init__(self, collection: Collection, totals: dict[str, int]) -> None:
         self._collection = collection
         self._totals = totals
         self._client = BibliothecaClient.for_collection(collection)
-        self._items_client = BibliothecaClient.for_collection(collection)
         inline = connection.in_atomic_block
         self._items = (
             _InThread()
             if inline
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-items")
         )
-        self._pools = (
-            _InThread()
-            if inline
-            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-pools")
-        )
         self._commits = (
             _InThread()
             if inline
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-commit")
         )
-        self._pools_pending: Future | None = None
-        self._commit_pending: Future | None = None
+        #: Groups handed over and not collected yet, oldest first.
+        self._pending: deque[Future] = deque()
+        #: A group failed: the later ones write nothing.
+        self._failed = False
         #: The queued apply run the next groups' items are staged for, since when, and
         #: how many it holds.
         self._open_run: tuple[ApplyRun, float, int] | None = None
@@ -419,15 +416,13 @@ class _PageWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        # The older group (the checkpoint in flight) first: its error comes first.
-        pending = [self._commit_pending, self._pools_pending]
-        self._commit_pending = self._pools_pending = None
-        errors = [future.exception() for future in pending if future is not None]
+        pending, self._pending = list(self._pending), deque()
+        errors = [future.exception() for future in pending]  # waits: a group commits whole
         try:
             self._commits.submit(self._hand_over).result()
         except Exception:
             logger.exception("could not hand the last apply run to its cluster")
-        for executor in (self._items, self._pools, self._commits):
+        for executor in (self._items, self._commits):
             if not isinstance(executor, _InThread):
                 executor.submit(connections.close_all)  # that thread's connections
             executor.shutdown(wait=True)
@@ -436,53 +431,75 @@ class _PageWriter:
             raise error
 
     def submit(self, pages: list[ReadPage]) -> dict[str, Any] | None:
-        """Hand a group over; returns the chain's counts after the last group committed
-        meanwhile (None: none)."""
-        looked_up = self._items.submit(self._look_up, pages)  # at once, in its own thread
-        committed = self._commit_previous()
-        self._pools_pending = self._pools.submit(
-            contextvars.copy_context().run, self._write_pools, looked_up
+        """Hand a group over: its items are looked up at once (their own thread), and it
+        is written after the groups before it. Returns the chain's counts after the last
+        group committed meanwhile (None: none), raising an earlier group's error; waits
+        while more than GROUPS_IN_FLIGHT groups are not written yet."""
+        looked_up = self._items.submit(self._look_up, pages)
+        self._pending.append(
+            self._commits.submit(
+                contextvars.copy_context().run,  # the current run: the apply job's parent
+                self._finish_group,
+                looked_up,
+            )
         )
-        return committed
+        return self._collect(keep=GROUPS_IN_FLIGHT)
 
     def finish(self) -> dict[str, Any] | None:
         """Every group handed over committed; the chain's counts after the last one."""
-        committed = self._commit_previous()
-        committed = self._wait_commit() or committed
+        committed = self._collect(keep=0)
         self._commits.submit(self._hand_over).result()
         return committed
 
-    def _commit_previous(self) -> dict[str, Any] | None:
-        """The previous group's pools written: queue its checkpoint after the one before."""
-        pools, self._pools_pending = self._pools_pending, None
-        if pools is None:
-            return None
-        group: PageGroup = pools.result()  # raises its error: nothing more is written
-        committed = self._wait_commit()
-        for name in self._totals:
-            self._totals[name] += group.pages if name == "pages" else group.counts.get(name, 0)
-        self._commit_pending = self._commits.submit(
-            contextvars.copy_context().run,  # the current run: the apply job's parent
-            self._finish_group,
-            group,
-        )
+    def _collect(self, *, keep: int) -> dict[str, Any] | None:
+        """Take the groups written, oldest first, until at most `keep` are in flight;
+        the first error (page order) is raised."""
+        committed = None
+        while self._pending and (self._pending[0].done() or len(self._pending) > keep):
+            committed = self._pending.popleft().result() or committed
         return committed
 
-    def _finish_group(self, group: PageGroup) -> dict[str, Any]:
-        """Commit the group (commits thread); hand its apply run over when full or old."""
+    def _look_up(self, pages: list[ReadPage]) -> PageGroup:
+        group = PageGroup()
+        for page in pages:
+            group.add(look_up_items(self._collection, self._client, page))
+        return group
+
+    def _finish_group(self, looked_up: Future) -> dict[str, Any] | None:
+        """Commit the group (commits thread); hand its apply run over when full or old.
+        After a failed group nothing more is written (None)."""
+        if self._failed:
+            return None
+        try:
+            group: PageGroup = looked_up.result()  # raises the items request's error
+            return self._write(group)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _write(self, group: PageGroup) -> dict[str, Any]:
         open_run = self._open_run[0] if self._open_run else None
-        progress, run = finish_group(self._collection, group, open_run=open_run)
+        written = finish_group(self._collection, group, open_run=open_run)
+        for name in self._totals:
+            self._totals[name] += (
+                group.pages
+                if name == "pages"
+                else written.new_pools
+                if name == "new_pools"
+                else group.counts.get(name, 0)
+            )
         now = time.monotonic()
+        run = written.run
         if run is not None:
             if run != open_run:  # a new run (the open one, if any, left `queued`)
                 self._open_run = (run, now, 0)
             run, opened, items = self._open_run
-            self._open_run = (run, opened, items + len(group.applies))
+            self._open_run = (run, opened, items + len(group.changed))
         if self._open_run is not None:  # also checked after pages with nothing to apply
             _, opened, items = self._open_run
             if items >= APPLY_RUN_ITEMS or now - opened >= APPLY_RUN_SECONDS:
                 self._hand_over()
-        return progress
+        return written.progress
 
     def _hand_over(self) -> None:
         """The open apply run to its cluster (commits thread), if there is one."""
@@ -490,19 +507,6 @@ class _PageWriter:
             run = self._open_run[0]
             self._open_run = None
             queue_inserted_run(run.run_id, APPLY_JOB)
-
-    def _wait_commit(self) -> dict[str, Any] | None:
-        pending, self._commit_pending = self._commit_pending, None
-        return pending.result() if pending is not None else None
-
-    def _look_up(self, pages: list[ReadPage]) -> list[ReadPage]:
-        return [look_up_items(self._collection, self._items_client, page) for page in pages]
-
-    def _write_pools(self, looked_up: Future) -> PageGroup:
-        group = PageGroup()
-        for page in looked_up.result():  # raises the items request's error
-            write_page(self._collection, self._client, page, group)
-        return group
 
 
 class _InThread:

@@ -1,33 +1,30 @@
 """Import one page of purchase records: pools, batched metadata, needs-apply, checkpoint.
 
 A page is read (fetched and parsed, no database: read_page), its due items looked up
-in one batched request (look_up_items), then written in two statements (write_page,
-finish_group): its pools (found or created), then its staged applies, its pools'
-metadata stamp and its checkpoint, together. A hop killed between pages resumes from
-the last committed page without losing or duplicating pools, and a stamped pool
-always has its applies staged for a run.
+in one batched request and compared with the stored Edition hashes (look_up_items),
+then written in one statement (finish_group): its pools found or created, the changed
+items staged for an apply run, the looked-up pools stamped and the checkpoint moved,
+together or not at all. A hop killed between pages resumes from the last committed
+page without losing or duplicating pools, and a stamped pool always has its applies
+staged for a run.
 """
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import pymarc
 from django.db import connection
-from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
-from bibliotheca.models import Collection, Identifier, LicensePool, Timestamp
-from bibliotheca.services.apply import edition_row, staged_rows_sql
+from bibliotheca.models import Collection, Edition, Identifier, LicensePool, Timestamp
+from bibliotheca.services.apply import edition_row
 from bibliotheca.services.client import BibliothecaClient, RawResponse
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
-from bibliotheca.services.pools import PoolRow, find_or_create_pools
+from bibliotheca.services.page_statement import write_group
 from bibliotheca.services.windows import (
     Position,
     checkpoint_after_page,
@@ -35,29 +32,12 @@ from bibliotheca.services.windows import (
     window_end,
 )
 from jobs.context import current_run
-from jobs.models import JobRun
 from jobs.runner import queued_run_insert
 
 logger = logging.getLogger("bibliotheca")
 
 APPLY_JOB = "bibliotheca.apply_bibliographic"
 PROGRESS_KEYS = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
-
-
-@dataclass(frozen=True, kw_only=True)
-class PageResult:
-    records: int
-    #: Records without exactly one 001 field.
-    skipped: int
-    new_pools: int
-    #: Items requests made for this page (0 or 1).
-    items_requests: int
-    #: Items whose metadata hash changed and were sent to the apply cluster.
-    applies_queued: int
-    next: Position
-    checkpoint: datetime
-    #: The chain's counts so far, this page included (Timestamp.progress after it).
-    chain_totals: dict[str, Any]
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
@@ -102,8 +82,8 @@ def page_item_ids(records: list[pymarc.Record]) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class ReadPage:
-    """A page fetched and parsed (read_page), with its due items' answer once looked up
-    (look_up_items), not written yet (write_page)."""
+    """A page fetched and parsed (read_page), with its due items looked up once
+    (look_up_items), not written yet (finish_group)."""
 
     position: Position
     records: int
@@ -113,9 +93,13 @@ class ReadPage:
     checkpoint: datetime
     next: Position
     now: datetime
-    #: The ids whose items were requested ahead (None: no request ahead), and the answer.
-    asked: frozenset[str] | None = None
-    looked_up: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Items requests made for the page (0 or 1).
+    items_requests: int = 0
+    #: Ids whose items were answered: their pools are stamped `metadata_checked_at`.
+    looked: list[str] = field(default_factory=list)
+    #: Edition rows (apply.edition_row, keyed by `value`) of the answered items whose
+    #: hash differs from the stored Edition's: staged for the apply run.
+    changed: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_page(
@@ -164,108 +148,55 @@ def read_page(
 
 
 def look_up_items(collection: Collection, client: BibliothecaClient, page: ReadPage) -> ReadPage:
-    """The page with the items answer of its ids due now (committed data): one batched
-    request, parsed. A failed request or an unreadable answer raises here, before
-    anything of the page is written.
+    """The page with its due ids' items (one batched request, parsed) and needs-apply
+    decided: the answered items whose hash differs from the stored Edition's.
 
-    A hop's writer runs it for a page while the page before it is written; write_page
-    then checks these ids against the ones it finds due itself.
+    Due: no pool yet, or metadata unchecked or older than
+    BIBLIOTHECA_METADATA_REFRESH_DAYS (committed data). A failed request or an
+    unreadable answer raises here, before anything of the page is written. A hop's
+    writer runs it for a page while the pages before it are written: an id also on the
+    page before may be looked up twice (its second apply finds the hash stored).
     """
     if not page.item_ids:
         return page
-    due = due_item_ids(collection, page.item_ids, now=timezone.now())
-    looked_up = client.fetch_items(due) if due else {}
-    return replace(page, asked=frozenset(due), looked_up=looked_up)
-
-
-def write_page(
-    collection: Collection, client: BibliothecaClient, page: ReadPage, group: "PageGroup"
-) -> PageResult:
-    """Write a read page into `group`: its pools are found or created, its applies, pool
-    stamps, counts and checkpoint are added to the group, which the caller writes with
-    finish_group (one statement; a hop commits every page, or a group of pages in one
-    transaction).
-
-    Outside a transaction the pools statement commits on its own, before the group's
-    statement: a failure in between leaves pools with unstamped metadata (due again when
-    the page is read again, from the unchanged checkpoint), never a stamp without its
-    apply job. Due ids that were not requested ahead are requested now.
-    """
-    checkpoint, next_at, now = page.checkpoint, page.next, page.now
-    if not page.item_ids:  # nothing to write but the checkpoint
-        counts = _PageCounts(records=page.records, skipped=page.skipped)
-        group.add(counts, [], [], checkpoint=checkpoint, next_at=next_at, now=now)
-        return PageResult(**vars(counts), next=next_at, checkpoint=checkpoint, chain_totals={})
-
-    asked = page.asked
-    pools = find_or_create_pools(collection, page.item_ids, now=now)
-    cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
-    due = sorted(
-        item_id
-        for item_id, pool in pools.items()
-        if pool.is_new or pool.metadata_checked_at is None or pool.metadata_checked_at < cutoff
-    )
-    if asked is not None and asked.issuperset(due):  # requested meanwhile: no new one
-        items = {i: page.looked_up[i] for i in due if i in page.looked_up}
-        items_requests = 1 if asked else 0
-    else:
-        items = client.fetch_items(due) if due else {}
-        items_requests = (1 if due else 0) + (1 if asked else 0)
-    applies = _changed_items(pools, items)
-    checked_pool_ids = [pools[i].pool_id for i in items if i in pools]
-    counts = _PageCounts(
-        records=page.records,
-        skipped=page.skipped,
-        new_pools=sum(1 for pool in pools.values() if pool.is_new),
-        items_requests=items_requests,
-        applies_queued=len(applies),
-    )
-    group.add(counts, applies, checked_pool_ids, checkpoint=checkpoint, next_at=next_at, now=now)
-    return PageResult(**vars(counts), next=next_at, checkpoint=checkpoint, chain_totals={})
-
-
-def import_page(
-    collection: Collection,
-    client: BibliothecaClient,
-    position: Position,
-    *,
-    until: datetime,
-    now: datetime,
-    group: "PageGroup",
-) -> PageResult:
-    """read_page, look_up_items, then write_page, in this thread."""
-    page = read_page(collection, client, position, until=until, now=now)
-    return write_page(collection, client, look_up_items(collection, client, page), group)
+    due = due_items(collection, page.item_ids, now=page.now)
+    if not due:
+        return page
+    answered = client.fetch_items(sorted(due))
+    changed = []
+    for item_id, data in answered.items():
+        if item_id not in due:
+            continue
+        digest = data_hash(data)
+        if due[item_id] != digest:
+            changed.append(edition_row(digest, data, value=item_id))
+    looked = [item_id for item_id in answered if item_id in due]
+    return replace(page, items_requests=1, looked=looked, changed=changed)
 
 
 @dataclass
 class PageGroup:
-    """Pages written together by finish_group (one page, or a group in one transaction)."""
+    """Pages written together by finish_group (one page, or a group of them)."""
 
     pages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
-    applies: list[dict[str, Any]] = field(default_factory=list)
-    checked_pool_ids: list[int] = field(default_factory=list)
+    item_ids: dict[str, None] = field(default_factory=dict)
+    looked: dict[str, None] = field(default_factory=dict)
+    #: Edition rows to stage, the last one per id.
+    changed: dict[str, dict[str, Any]] = field(default_factory=dict)
     checkpoint: datetime | None = None
     next_at: Position | None = None
     now: datetime | None = None
 
-    def add(
-        self,
-        page: "_PageCounts",
-        applies: list[dict[str, Any]],
-        checked_pool_ids: list[int],
-        *,
-        checkpoint: datetime,
-        next_at: Position,
-        now: datetime,
-    ) -> None:
+    def add(self, page: ReadPage) -> None:
         self.pages += 1
-        for key, value in vars(page).items():
-            self.counts[key] = self.counts.get(key, 0) + value
-        self.applies.extend(applies)
-        self.checked_pool_ids.extend(checked_pool_ids)
-        self.checkpoint, self.next_at, self.now = checkpoint, next_at, now
+        for key in ("records", "skipped", "items_requests"):
+            self.counts[key] = self.counts.get(key, 0) + getattr(page, key)
+        self.item_ids.update(dict.fromkeys(page.item_ids))
+        self.looked.update(dict.fromkeys(page.looked))
+        self.changed.update((row["value"], row) for row in page.changed)
+        self.counts["applies_queued"] = len(self.changed)
+        self.checkpoint, self.next_at, self.now = page.checkpoint, page.next, page.now
 
 
 @dataclass(frozen=True)
@@ -276,68 +207,107 @@ class ApplyRun:
     batch: str
 
 
+@dataclass(frozen=True)
+class GroupWritten:
+    """What finish_group committed."""
+
+    #: The chain's counts after the group (Timestamp.progress).
+    progress: dict[str, Any]
+    #: The run the group's applies are staged for (None: nothing to apply).
+    run: ApplyRun | None
+    new_pools: int
+
+
+#: A group's statement is tried again (with a new apply run if the open one left
+#: `queued`) when it wrote nothing; it gives up after this many attempts.
+WRITE_ATTEMPTS = 3
+
+
 def finish_group(
     collection: Collection, group: PageGroup, *, open_run: ApplyRun | None = None
-) -> tuple[dict[str, Any], ApplyRun | None]:
-    """Stage the group's applies (the changed items, the last one per identifier), stamp
-    its pools and move the checkpoint: one statement, atomic on its own, so the page's
-    checkpoint, stamps and applies commit together without a transaction.
+) -> GroupWritten:
+    """Write the group in one statement, atomic on its own (page_statement): pools
+    found or created, changed items staged, looked-up pools stamped, checkpoint and
+    chain counts moved. A stamped pool always has its applies staged.
 
-    The items are staged for `open_run` (a queued apply run not handed to its cluster
-    yet) when it is still queued, else for a new queued run. Returns the chain's counts
-    and the run holding the items (None: no items); the caller hands the run to its
-    cluster (jobs.runner.queue_inserted_run) when it is full or old enough.
+    The changed items are staged for `open_run` (a queued apply run not handed to its
+    cluster yet) when it is still queued, else for a new queued run. The statement
+    writes nothing when the open run has left `queued`, or when an identifier another
+    transaction created meanwhile is not in its snapshot: it is then run again (a new
+    statement sees that identifier). The caller hands the run to its cluster
+    (jobs.runner.queue_inserted_run) when it is full or old enough.
     """
     if not group.pages:
-        return {}, None
-    unique = list({item["identifier_id"]: item for item in group.applies}.values())
-    counts = _PageCounts(**{**group.counts, "applies_queued": len(unique)})
-    checkpoint = partial(
-        _checkpoint,
-        collection,
-        counts,
-        checkpoint=group.checkpoint,
-        next_at=group.next_at,
-        checked_pool_ids=group.checked_pool_ids,
-        now=group.now,
-        pages=group.pages,
+        return GroupWritten({}, None, 0)
+    changed = list(group.changed.values())
+    run = open_run if changed else None
+    new_pools = 0
+    for _ in range(WRITE_ATTEMPTS):
+        new_run = None
+        if changed and run is None:
+            batch = str(uuid.uuid4())
+            insert = queued_run_insert(
+                APPLY_JOB,
+                kwargs={"collection_id": collection.pk, "batch": batch},
+                trigger="chain",
+                parent=current_run(),
+            )
+            new_run = (insert, batch)
+        written = write_group(
+            collection,
+            group,
+            changed=changed,
+            open_run=run,
+            new_run=new_run,
+            new_pools_before=new_pools,
+        )
+        new_pools += written.new_pools
+        if written.ok:
+            return GroupWritten(
+                written.progress,
+                ApplyRun(written.run_id, written.batch) if changed else None,
+                new_pools,
+            )
+        # A new run inserted by this attempt stays queued (nobody has it yet): the next
+        # attempt stages for it. An open run that left `queued` gets no more items.
+        run = ApplyRun(written.run_id, written.batch) if written.run_queued else None
+    raise RuntimeError(
+        f"could not write the pages of collection {collection.pk} after {WRITE_ATTEMPTS} "
+        "attempts (identifiers created meanwhile, or apply runs taken)"
     )
-    if not unique:
-        return checkpoint()
-    if open_run is not None:
-        written = checkpoint(stage=(open_run, unique))
-        if written is not None:
-            return written
-        # The run left `queued` meanwhile (handed over by the reaper): nothing was
-        # written; the items go to a new run.
-    batch = str(uuid.uuid4())
-    apply_run = queued_run_insert(
-        APPLY_JOB,
-        kwargs={"collection_id": collection.pk, "batch": batch},
-        trigger="chain",
-        parent=current_run(),
-    )
-    return checkpoint(apply_run=(apply_run, batch, unique))
 
 
-# Read-only twin of find_or_create_pools' "due" answer, for a page fetched ahead. Each
-# id is probed through the unique indexes (LATERAL ... LIMIT 1), for the same reason.
+# Read-only: which of a page's ids are due, and the stored Edition hash of each. Each id
+# is probed through the unique indexes (LATERAL ... LIMIT 1): without statistics (a
+# first import) the planner would otherwise filter every identifier or pool per page.
 _DUE = """
-SELECT input.value FROM (SELECT DISTINCT unnest(%(values)s::varchar[]) AS value) input
+SELECT input.value, f.fresh IS NULL, e.data_hash
+FROM (SELECT DISTINCT unnest(%(values)s::varchar[]) AS value) input
 LEFT JOIN LATERAL (
-    SELECT 1 AS fresh FROM {identifier} i
-    JOIN {pool} p ON p.collection_id = %(collection)s AND p.identifier_id = i.id
-    WHERE i.type = %(type)s AND i.value = input.value AND p.metadata_checked_at >= %(cutoff)s
+    SELECT id FROM {identifier} WHERE type = %(type)s AND value = input.value LIMIT 1
+) i ON true
+LEFT JOIN LATERAL (
+    SELECT 1 AS fresh FROM {pool}
+    WHERE collection_id = %(collection)s AND identifier_id = i.id
+      AND metadata_checked_at >= %(cutoff)s
     LIMIT 1
 ) f ON true
-WHERE f.fresh IS NULL
+LEFT JOIN LATERAL (
+    SELECT data_hash FROM {edition} WHERE identifier_id = i.id LIMIT 1
+) e ON true
 """
 
 
-def due_item_ids(collection: Collection, item_ids: list[str], *, now: datetime) -> list[str]:
-    """Sorted ids without a pool, or whose pool's metadata is unchecked or older than
-    BIBLIOTHECA_METADATA_REFRESH_DAYS (committed data only)."""
-    sql = _DUE.format(identifier=Identifier._meta.db_table, pool=LicensePool._meta.db_table)
+def due_items(
+    collection: Collection, item_ids: list[str], *, now: datetime
+) -> dict[str, str | None]:
+    """{id: stored Edition hash or None} of the ids without a pool, or whose pool's
+    metadata is unchecked or older than BIBLIOTHECA_METADATA_REFRESH_DAYS."""
+    sql = _DUE.format(
+        identifier=Identifier._meta.db_table,
+        pool=LicensePool._meta.db_table,
+        edition=Edition._meta.db_table,
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -348,147 +318,4 @@ def due_item_ids(collection: Collection, item_ids: list[str], *, now: datetime) 
                 "cutoff": now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS),
             },
         )
-        return sorted(value for (value,) in cursor)
-
-
-def _changed_items(
-    pools: dict[str, PoolRow], items: dict[str, dict[str, str]]
-) -> list[dict[str, Any]]:
-    """Needs-apply: items whose hash differs from the Edition's stored one (or no Edition),
-    as the Edition rows to stage for the apply run (apply.edition_row)."""
-    changed = []
-    for item_id, data in items.items():
-        pool = pools.get(item_id)
-        if pool is None:
-            continue
-        digest = data_hash(data)
-        if pool.edition_hash != digest:
-            changed.append(edition_row(pool.identifier_id, digest, data))
-    return changed
-
-
-@dataclass(frozen=True, kw_only=True)
-class _PageCounts:
-    records: int
-    skipped: int
-    new_pools: int = 0
-    items_requests: int = 0
-    applies_queued: int = 0
-
-
-_COUNTED = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
-
-
-def _count(key: str) -> str:
-    return f"COALESCE((t.progress->>'{key}')::bigint, 0) + %({key})s"
-
-
-# The page's applies, its pools' metadata stamp and the checkpoint in one statement
-# (one round trip, atomic without a transaction). The applies are Edition rows staged
-# for a new queued apply run ({apply_run}), or for a queued one ({open_run}, locked
-# FOR SHARE so that a worker cannot claim it, and take its batch, before they commit):
-# then the stamps and the checkpoint are written only if the run was still queued,
-# and no row comes back otherwise. The chain's lock makes the hop the only
-# writer of its Timestamp; the counters still add up in SQL.
-_CHECKPOINT = """
-WITH {apply_run}checked AS (
-    UPDATE {pool} SET metadata_checked_at = %(now)s
-    WHERE id = ANY(%(checked)s::bigint[]){still_queued}
-)
-UPDATE {timestamp} t SET
-    finish = %(finish)s,
-    counter = t.counter + %(records)s,
-    progress = jsonb_build_object({progress}, 'current_day', %(current_day)s::text),
-    achievements = format(
-        'MARC records fetched: %%s (skipped %%s), pages %%s, new pools %%s, '
-        'applies queued %%s',
-        {achievements}
-    )
-WHERE t.service = %(service)s AND t.collection_id = %(collection)s{still_queued}
-RETURNING t.progress, {run_id}
-""".format(
-    apply_run="{apply_run}",
-    still_queued="{still_queued}",
-    pool="{pool}",
-    timestamp="{timestamp}",
-    run_id="{run_id}",
-    progress=", ".join(f"'{key}', {_count(key)}" for key in _COUNTED),
-    achievements=", ".join(
-        _count(key) for key in ("records", "skipped", "pages", "new_pools", "applies_queued")
-    ),
-)
-
-_OPEN_RUN = """open_run AS (
-    SELECT id FROM {run} WHERE id = %(open_run)s AND status = 'queued' FOR SHARE
-),
-staged AS ({staged} WHERE EXISTS (SELECT 1 FROM open_run)),
-"""
-
-
-def _checkpoint(
-    collection: Collection,
-    page: _PageCounts,
-    *,
-    checkpoint: datetime,
-    next_at: Position,
-    checked_pool_ids: list[int] | None = None,
-    now: datetime | None = None,
-    pages: int = 1,
-    apply_run: tuple[tuple[str, list[Any]], str, list[dict[str, Any]]] | None = None,
-    stage: tuple[ApplyRun, list[dict[str, Any]]] | None = None,
-) -> tuple[dict[str, Any], ApplyRun | None] | None:
-    """Move Timestamp.finish, add the page(s) to the chain's counts, stamp the pools whose
-    metadata was looked up and stage the applies (for a new run from
-    jobs.runner.queued_run_insert, or for a queued run), in one statement. Returns the
-    chain's counts and the apply run; None when the run to stage for was no longer
-    queued (nothing written)."""
-    params: dict[str, Any] = {
-        **vars(page),
-        "pages": pages,
-        "now": now,
-        "checked": checked_pool_ids or [],
-        "finish": checkpoint,
-        "current_day": next_at.current_day.isoformat(),
-        "service": PURCHASE_RECORD_SERVICE,
-        "collection": collection.pk,
-    }
-    apply_sql, run_id_sql, still_queued = "", "NULL::bigint", ""
-    batch: str | None = None
-    staged = staged_rows_sql("staged_rows", "batch", "now")
-    if apply_run is not None:
-        (insert_sql, insert_params), batch, rows = apply_run
-        parts = insert_sql.split("%s")
-        if len(parts) != len(insert_params) + 1:
-            raise RuntimeError("unexpected placeholders in the run insert")
-        apply_sql = parts[0]
-        for number, (value, rest) in enumerate(zip(insert_params, parts[1:], strict=True)):
-            params[f"run_{number}"] = value
-            apply_sql += f"%(run_{number})s" + rest
-        apply_sql = f"apply_run AS ({apply_sql}),\nstaged AS ({staged}),\n"
-        run_id_sql = "(SELECT id FROM apply_run)"
-        params.update(batch=batch, staged_rows=Jsonb(rows))
-    elif stage is not None:
-        open_run, rows = stage
-        batch = open_run.batch
-        params.update(open_run=open_run.run_id, batch=batch, staged_rows=Jsonb(rows))
-        apply_sql = _OPEN_RUN.format(run=JobRun._meta.db_table, staged=staged)
-        run_id_sql = "(SELECT id FROM open_run)"
-        still_queued = " AND EXISTS (SELECT 1 FROM open_run)"
-    sql = _CHECKPOINT.format(
-        apply_run=apply_sql,
-        still_queued=still_queued,
-        pool=LicensePool._meta.db_table,
-        timestamp=Timestamp._meta.db_table,
-        run_id=run_id_sql,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None and stage is not None:
-        return None
-    if row is None:  # a hop creates the row before its first page (get_timestamp)
-        raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
-    progress = row[0]
-    progress = json.loads(progress) if isinstance(progress, str | bytes) else progress
-    run_id = row[1]
-    return progress, (ApplyRun(run_id, batch) if run_id is not None and batch else None)
+        return {value: edition_hash for value, due, edition_hash in cursor if due}

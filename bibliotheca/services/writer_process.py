@@ -34,9 +34,9 @@ from django.db import connections
 
 logger = logging.getLogger("bibliotheca")
 
-#: Groups sent and not answered yet: the hop reads at most this far ahead of the writes
-#: (the child answers a group once the pools of the one before it are written).
-MAX_AHEAD = 3
+#: Groups sent and not answered yet (the child answers a group once it holds fewer
+#: than purchase_chain.GROUPS_IN_FLIGHT groups not written).
+MAX_AHEAD = 2
 
 
 class WriterProcessDied(RuntimeError):

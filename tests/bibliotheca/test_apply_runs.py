@@ -13,7 +13,7 @@ from bibliotheca.services import purchase_chain
 from bibliotheca.services.apply import edition_row
 from bibliotheca.services.purchase_records import (
     PageGroup,
-    _PageCounts,
+    ReadPage,
     finish_group,
     get_timestamp,
 )
@@ -62,41 +62,60 @@ def test_one_hop__shares_apply_runs_between_pages_and_hands_each_over_once(
     assert title == simulator.state.catalogue.item("bib201401010007")["Title"]
 
 
-def _group(collection, identifier_ids: list[int], day: int) -> PageGroup:
+def _group(values: list[str], day: int) -> PageGroup:
+    """One page of `values`, all looked up and changed (Title "Title <value>")."""
+    at = datetime(2014, 1, day, tzinfo=UTC)
     group = PageGroup()
-    items = [edition_row(i, f"h{i}", {"Title": f"Title {i}"}) for i in identifier_ids]
     group.add(
-        purchase_records_counts(len(items)),
-        items,
-        [],
-        checkpoint=datetime(2014, 1, day, tzinfo=UTC),
-        next_at=Position(current_day=datetime(2014, 1, day, tzinfo=UTC), offset=1),
-        now=NOW,
+        ReadPage(
+            position=Position(current_day=at, offset=1),
+            records=len(values),
+            skipped=0,
+            item_ids=values,
+            checkpoint=at,
+            next=Position(current_day=at, offset=1),
+            now=NOW,
+            items_requests=1,
+            looked=values,
+            changed=[edition_row(f"h{v}", {"Title": f"Title {v}"}, value=v) for v in values],
+        )
     )
     return group
 
 
-def purchase_records_counts(records: int) -> _PageCounts:
-    return _PageCounts(records=records, skipped=0)
+def _ident(value: str) -> int:
+    return Identifier.objects.get(type="bibliotheca", value=value).pk
 
 
 def test_run_that_left_queued__gets_no_more_items_they_go_to_a_new_run(collection):
-    idents = [Identifier.objects.create(type="bibliotheca", value=f"v{n}").pk for n in range(4)]
+    values = [f"v{n}" for n in range(4)]
     get_timestamp(collection)
-    _, first = finish_group(collection, _group(collection, idents[:2], 2))
+    first = finish_group(collection, _group(values[:2], 2)).run
     JobRun.objects.filter(pk=first.run_id).update(status="running")  # claimed meanwhile
 
-    progress, second = finish_group(collection, _group(collection, idents[2:], 3), open_run=first)
+    written = finish_group(collection, _group(values[2:], 3), open_run=first)
 
+    second = written.run
     assert second.run_id != first.run_id and second.batch != first.batch
-    assert staged_identifiers(JobRun.objects.get(pk=first.run_id)) == idents[:2]
-    assert staged_identifiers(JobRun.objects.get(pk=second.run_id)) == idents[2:]
-    assert progress["pages"] == 2 and progress["applies_queued"] == 4
+    assert staged_identifiers(JobRun.objects.get(pk=first.run_id)) == [
+        _ident(v) for v in values[:2]
+    ]
+    assert staged_identifiers(JobRun.objects.get(pk=second.run_id)) == [
+        _ident(v) for v in values[2:]
+    ]
+    assert written.progress["pages"] == 2 and written.progress["applies_queued"] == 4
+    assert written.progress["new_pools"] == written.new_pools + 2 == 4
     assert get_timestamp(collection).finish == datetime(2014, 1, 3, tzinfo=UTC)
+    assert (
+        LicensePool.objects.filter(collection=collection).exclude(metadata_checked_at=None).count()
+        == 4
+    )  # every pool stamped, its row staged
 
-    _, third = finish_group(collection, _group(collection, idents[:1], 4), open_run=second)
+    third = finish_group(collection, _group(values[:1], 4), open_run=second).run
     assert third == second  # still queued: staged for it
-    assert staged_identifiers(JobRun.objects.get(pk=second.run_id)) == [*idents[2:], idents[0]]
+    assert staged_identifiers(JobRun.objects.get(pk=second.run_id)) == [
+        _ident(v) for v in [*values[2:], values[0]]
+    ]
 
     execute_queued_run(second.run_id)
     second_run = JobRun.objects.get(pk=second.run_id)
@@ -108,13 +127,33 @@ def test_run_that_left_queued__gets_no_more_items_they_go_to_a_new_run(collectio
         "updated": 0,
         "unchanged": 0,
     }
-    assert Edition.objects.get(identifier_id=idents[0]).title == f"Title {idents[0]}"
+    assert Edition.objects.get(identifier_id=_ident("v0")).title == "Title v0"
+
+
+def test_run_claimed_before_the_page_statement__writes_nothing_of_the_page(collection):
+    """The gate: a page whose open run has left `queued` writes no stamp, staged row or
+    checkpoint with it (only idempotent, unstamped identifiers and pools)."""
+    from bibliotheca.services.page_statement import write_group
+
+    get_timestamp(collection)
+    first = finish_group(collection, _group(["a"], 2)).run
+    JobRun.objects.filter(pk=first.run_id).update(status="running")
+    group = _group(["b"], 3)
+
+    written = write_group(collection, group, changed=list(group.changed.values()), open_run=first)
+
+    assert not written.ok and not written.run_queued
+    assert get_timestamp(collection).finish == datetime(2014, 1, 2, tzinfo=UTC)
+    assert PendingEdition.objects.filter(identifier_id=_ident("b")).count() == 0
+    pool = LicensePool.objects.get(collection=collection, identifier_id=_ident("b"))
+    assert pool.metadata_checked_at is None  # due again when the page is read again
 
 
 def test_failed_apply__keeps_its_staged_rows_and_its_retry_writes_them(collection):
-    idents = [Identifier.objects.create(type="bibliotheca", value=f"r{n}").pk for n in range(3)]
+    values = [f"r{n}" for n in range(3)]
     get_timestamp(collection)
-    _, run = finish_group(collection, _group(collection, idents, 2))
+    run = finish_group(collection, _group(values, 2)).run
+    idents = [_ident(v) for v in values]
     with connection.cursor() as cursor:  # the database refuses editions for now
         cursor.execute(
             "CREATE FUNCTION refuse_edition() RETURNS trigger LANGUAGE plpgsql AS "
@@ -178,3 +217,46 @@ def test_apply_run_older_than_apply_run_seconds__is_handed_over_at_the_next_page
     assert [len(staged_identifiers(a)) for a in applies] == [50, 50, 20] * 3 + [50, 10]
     handed_over = {task.task["kwargs"]["run_id"] for task in OrmQ.objects.all()}
     assert {a.pk for a in applies} <= handed_over
+
+
+def test_identifier_committed_by_another_transaction_meanwhile__page_is_written_again(
+    collection,
+):
+    """An identifier another transaction commits while the page's statement waits on it
+    is not in the statement's snapshot: that attempt writes nothing but pools, and the
+    next one finds it; the page ends up whole, counted once."""
+    import threading
+
+    import psycopg
+    from django.db import connections
+
+    get_timestamp(collection)
+    settings = connections["default"].get_connection_params()
+    other = psycopg.connect(**settings)
+    other.execute("INSERT INTO bibliotheca_identifier (type, value) VALUES ('bibliotheca', 'x')")
+    outcome: dict = {}
+
+    def write() -> None:
+        try:
+            outcome["written"] = finish_group(collection, _group(["w", "x"], 2))
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(timeout=1.0)
+    assert writer.is_alive()  # its insert of 'x' waits for the other transaction
+    other.commit()
+    other.close()
+    writer.join(timeout=10)
+
+    written = outcome["written"]
+    assert written.progress["pages"] == 1 and written.progress["records"] == 2
+    assert written.progress["new_pools"] == 2 and written.progress["applies_queued"] == 2
+    assert staged_identifiers(JobRun.objects.get(pk=written.run.run_id)) == [
+        _ident("w"),
+        _ident("x"),
+    ]
+    pools = LicensePool.objects.filter(collection=collection)
+    assert pools.count() == 2 and not pools.filter(metadata_checked_at=None).exists()
+    assert get_timestamp(collection).finish == datetime(2014, 1, 2, tzinfo=UTC)
