@@ -15,6 +15,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from bibliotheca.models import Edition, PendingEdition
+from jobs.db import fetch_prepared
 
 AUDIO_FORMATS = {"MP3"}
 
@@ -72,9 +73,9 @@ def apply_staged(batch: str) -> dict[str, int]:
     rolls back and its retry finds them all. The last row staged per identifier wins;
     rows already at that hash are left alone.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_apply_staged_sql(), {"batch": batch, "now": timezone.now()})
-        taken, created, written = cursor.fetchone()
+    ((taken, created, written),) = fetch_prepared(
+        _apply_staged_sql(), {"batch": batch, "now": timezone.now()}
+    )
     return {"created": created, "updated": written - created, "unchanged": taken - written}
 
 
@@ -89,7 +90,7 @@ def staged_rows_sql() -> str:
     return f"""
         INSERT INTO {PendingEdition._meta.db_table} (batch, identifier_id, {", ".join(names)},
                                                       created_at)
-        SELECT %(batch)s, ident.id, {", ".join(f"r.{name}" for name in names)}, %(now)s
+        SELECT %(batch)s::uuid, ident.id, {", ".join(f"r.{name}" for name in names)}, %(now)s
         FROM jsonb_to_recordset(%(staged_rows)s) AS r(value varchar, {record})
         JOIN identifiers ident ON ident.value = r.value
     """
@@ -107,7 +108,7 @@ def _apply_staged_sql() -> str:
     updated = ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])
     return f"""
         WITH taken AS (
-            DELETE FROM {PendingEdition._meta.db_table} WHERE batch = %(batch)s
+            DELETE FROM {PendingEdition._meta.db_table} WHERE batch = %(batch)s::uuid
             RETURNING id, {listed}
         ),
         latest AS (

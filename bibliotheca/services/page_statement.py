@@ -22,12 +22,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from psycopg.types.json import Jsonb
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Collection, Identifier, LicensePool, Timestamp
 from bibliotheca.services.apply import staged_rows_sql
+from jobs.db import fetch_prepared
 from jobs.models import JobRun
 
 _COUNTED = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
@@ -186,7 +186,7 @@ def write_group(
             )
         )
         params.update(
-            type=Identifier.Type.BIBLIOTHECA_ID,
+            type=str(Identifier.Type.BIBLIOTHECA_ID),
             values=list(group.item_ids),
             looked=list(group.looked),
         )
@@ -198,9 +198,7 @@ def write_group(
     parts.append(
         _CHECKPOINT.format(timestamp=Timestamp._meta.db_table, run_queued=run_queued, run_id=run_id)
     )
-    with connection.cursor() as cursor:
-        cursor.execute("\n".join(parts), params)
-        ok, queued, progress, new_pools, run = cursor.fetchone()
+    ((ok, queued, progress, new_pools, run),) = fetch_prepared("\n".join(parts), params)
     if ok and progress is None:  # a hop creates the row before its first page
         raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
     if isinstance(progress, str | bytes):

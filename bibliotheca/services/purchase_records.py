@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pymarc
-from django.db import connection
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
 from bibliotheca.models import Collection, Edition, Identifier, LicensePool, Timestamp
@@ -32,6 +31,7 @@ from bibliotheca.services.windows import (
     window_end,
 )
 from jobs.context import current_run
+from jobs.db import fetch_prepared
 from jobs.runner import queued_run_insert
 
 logger = logging.getLogger("bibliotheca")
@@ -308,14 +308,13 @@ def due_items(
         pool=LicensePool._meta.db_table,
         edition=Edition._meta.db_table,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "values": item_ids,
-                "collection": collection.pk,
-                "type": Identifier.Type.BIBLIOTHECA_ID,
-                "cutoff": now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS),
-            },
-        )
-        return {value: edition_hash for value, due, edition_hash in cursor if due}
+    rows = fetch_prepared(
+        sql,
+        {
+            "values": item_ids,
+            "collection": collection.pk,
+            "type": str(Identifier.Type.BIBLIOTHECA_ID),
+            "cutoff": now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS),
+        },
+    )
+    return {value: edition_hash for value, due, edition_hash in rows if due}
