@@ -11,6 +11,7 @@ import contextvars
 import logging
 import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -67,6 +68,9 @@ APPLY_RUN_SECONDS = 1.0
 #: Groups a hop's writer holds not written yet (items looked up or being looked up,
 #: statement not run): the hop reads at most this far ahead of the checkpoint.
 GROUPS_IN_FLIGHT = 3
+#: Threads of a hop's writer that look items up: two pages' lookups wait on the
+#: database and the API at once.
+ITEMS_THREADS = 2
 #: A hop longer than this extends the lease again (it is extended when the hop starts).
 EXTEND_EVERY_SECONDS = 60.0
 
@@ -369,35 +373,37 @@ class _MarcAhead:
 
 
 class _PageWriter:
-    """Two threads, each with its own connection, that write the hop's groups in order.
+    """Threads, each with its own connection, that write the hop's groups in order.
 
-    One looks a group's due items up (look_up_items: which ids are due and their
-    stored hashes, one items request, parsed, needs-apply decided), the other writes
-    the group (finish_group: one statement, pools, staged applies, stamps and
-    checkpoint): the items of group N+1 are requested while group N is written, and
-    the hop's thread reads the next group meanwhile. The applies of consecutive groups
-    are staged for one queued apply run, handed to the apply cluster once it holds
-    APPLY_RUN_ITEMS items or is APPLY_RUN_SECONDS old, and when the hop ends (even on
-    an error: its items are committed). A run not handed over (the process died) is
-    queued in history: jobs.reap_lost_runs hands it over. A group's statement waits
-    for its items answer (a failed or unreadable one writes nothing of the group);
-    submit() first takes the earlier group's result, raising its error in page order:
-    no checkpoint is written after a failed group, so it stays at the last committed
-    page. Leaving waits for the group in flight (it commits whole) and raises its
-    error; the connections are closed when the hop is done. A hop called inside a
-    transaction (a test's) writes in its own thread: another connection would not see
-    the transaction's rows, and its writes would escape it.
+    ITEMS_THREADS threads look the groups' due items up (look_up_items: which ids are
+    due and their stored hashes, one items request, parsed, needs-apply decided), one
+    writes the groups in page order (finish_group: one statement, pools, staged
+    applies, stamps and checkpoint): the items of the next groups are requested while
+    one is written, and the hop's thread reads the next page meanwhile. The applies of
+    consecutive groups are staged for one queued apply run, handed to the apply
+    cluster once it holds APPLY_RUN_ITEMS items or is APPLY_RUN_SECONDS old, and when
+    the hop ends (even on an error: its items are committed). A run not handed over
+    (the process died) is queued in history: jobs.reap_lost_runs hands it over. A
+    group's statement waits for its items answer (a failed or unreadable one writes
+    nothing of the group); submit() takes the groups written, raising the first error
+    in page order: no checkpoint is written after a failed group, so it stays at the
+    last committed page. Leaving waits for the groups in flight (each commits whole)
+    and raises their first error; the connections are closed when the hop is done. A
+    hop called inside a transaction (a test's) writes in its own thread: another
+    connection would not see the transaction's rows, and its writes would escape it.
     """
 
     def __init__(self, collection: Collection, totals: dict[str, int]) -> None:
         self._collection = collection
         self._totals = totals
-        self._client = BibliothecaClient.for_collection(collection)
+        self._local = threading.local()
         inline = connection.in_atomic_block
         self._items = (
             _InThread()
             if inline
-            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="bibliotheca-items")
+            else ThreadPoolExecutor(
+                max_workers=ITEMS_THREADS, thread_name_prefix="bibliotheca-items"
+            )
         )
         self._commits = (
             _InThread()
@@ -422,9 +428,9 @@ class _PageWriter:
             self._commits.submit(self._hand_over).result()
         except Exception:
             logger.exception("could not hand the last apply run to its cluster")
-        for executor in (self._items, self._commits):
+        for executor, threads in ((self._items, ITEMS_THREADS), (self._commits, 1)):
             if not isinstance(executor, _InThread):
-                executor.submit(connections.close_all)  # that thread's connections
+                _close_connections(executor, threads)
             executor.shutdown(wait=True)
         error = next((e for e in errors if e is not None), None)
         if error is not None:
@@ -460,9 +466,12 @@ class _PageWriter:
         return committed
 
     def _look_up(self, pages: list[ReadPage]) -> PageGroup:
+        client = getattr(self._local, "client", None)
+        if client is None:  # one HTTP session per thread
+            client = self._local.client = BibliothecaClient.for_collection(self._collection)
         group = PageGroup()
         for page in pages:
-            group.add(look_up_items(self._collection, self._client, page))
+            group.add(look_up_items(self._collection, client, page))
         return group
 
     def _finish_group(self, looked_up: Future) -> dict[str, Any] | None:
@@ -507,6 +516,19 @@ class _PageWriter:
             run = self._open_run[0]
             self._open_run = None
             queue_inserted_run(run.run_id, APPLY_JOB)
+
+
+def _close_connections(executor: ThreadPoolExecutor, threads: int) -> None:
+    """Close the database connections of each of the executor's `threads` threads: one
+    task each, held at a barrier until every thread has one."""
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        barrier.wait(timeout=30)
+        connections.close_all()
+
+    for _ in range(threads):
+        executor.submit(close)
 
 
 class _InThread:
