@@ -75,14 +75,13 @@ class LicensePool(models.Model):
         return f"{self.identifier} in {self.collection_id}"
 
 
-class Edition(models.Model):
-    """Bibliographic data of an identifier, written only by the apply task."""
+class EditionData(models.Model):
+    """The bibliographic columns an Edition holds and a PendingEdition stages for it."""
 
     class Medium(models.TextChoices):
         EBOOK = "ebook", "eBook"
         AUDIOBOOK = "audiobook", "Audiobook"
 
-    identifier = models.OneToOneField(Identifier, on_delete=models.CASCADE, related_name="edition")
     title = models.CharField(max_length=500, blank=True, default="")
     subtitle = models.CharField(max_length=500, blank=True, default="")
     authors = models.JSONField(default=list, blank=True)
@@ -95,6 +94,15 @@ class Edition(models.Model):
     description = models.TextField(blank=True, default="")
     cover_url = models.URLField(max_length=1000, blank=True, default="")
     link_url = models.URLField(max_length=1000, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class Edition(EditionData):
+    """Bibliographic data of an identifier, written only by the apply task."""
+
+    identifier = models.OneToOneField(Identifier, on_delete=models.CASCADE, related_name="edition")
     #: Hash of the item data last applied; an import queues apply only when it differs.
     data_hash = models.CharField(max_length=64, blank=True, default="")
     updated_at = models.DateTimeField(default=timezone.now)
@@ -103,11 +111,11 @@ class Edition(models.Model):
         return self.title or str(self.identifier_id)
 
 
-class PendingEdition(models.Model):
+class PendingEdition(EditionData):
     """An Edition's new data, staged by an import page for its apply run (`batch`).
 
     The apply run takes its batch's rows and writes them to Edition in one statement,
-    deleting them as it goes: a page appends rows here instead of rewriting the run's
+    deleting them as it goes: a page adds rows here instead of rewriting the run's
     kwargs (a jsonb rewrite of the whole run per page), and a retry of the run (same
     kwargs) finds the rows its failed attempt did not take.
     """
@@ -120,20 +128,6 @@ class PendingEdition(models.Model):
         Identifier, on_delete=models.CASCADE, related_name="+", db_index=False
     )
     data_hash = models.CharField(max_length=64)
-    title = models.CharField(max_length=500, blank=True, default="")
-    subtitle = models.CharField(max_length=500, blank=True, default="")
-    authors = models.JSONField(default=list, blank=True)
-    narrator = models.CharField(max_length=255, blank=True, default="")
-    publisher = models.CharField(max_length=255, blank=True, default="")
-    language = models.CharField(max_length=16, blank=True, default="")
-    medium = models.CharField(
-        max_length=16, choices=Edition.Medium.choices, default=Edition.Medium.EBOOK
-    )
-    isbn = models.CharField(max_length=20, blank=True, default="")
-    published = models.DateField(null=True, blank=True)
-    description = models.TextField(blank=True, default="")
-    cover_url = models.URLField(max_length=1000, blank=True, default="")
-    link_url = models.URLField(max_length=1000, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -1,19 +1,19 @@
 """A hop's page writer in a forked child process, so that writing has a GIL of its own.
 
-The hop's thread fetches and parses pages (CPU in Python); writing them (pools
-statement, needs-apply hashes, checkpoint, apply job) is also Python work. In one
-process the two took turns on one GIL and a hop was about 1.6 times slower than
-fetching and parsing alone; in a child they run side by side on two cores
-(docs/bibliotheca.md "Benchmark").
+The hop's thread fetches and parses MARC pages (CPU in Python); looking their items up
+and writing them (items request and parsing, needs-apply hashes, the page's
+statement) is also Python work. In one process the two took turns on one GIL and a
+hop was about 1.6 times slower than fetching and parsing alone; in a child they run
+side by side on two cores (docs/bibliotheca.md "Benchmark").
 
-The child runs the same _PageWriter (two threads, own connections) and writes the
+The child runs the same _PageWriter (its threads, own connections) and writes the
 groups in the order they are sent; the parent sends read pages through a pipe and
 keeps at most MAX_AHEAD groups unanswered. Each answer carries the hop's counts and
 the chain's counts after the last committed checkpoint. An error in the child is
 sent back (pickled, with the child's traceback as a note) and raised by the parent at
 its next call, as the thread writer raises it: no checkpoint is written after a
 failed group. If the parent dies, the child sees the pipe close and exits after the
-group in flight; if the child dies, the parent raises WriterProcessDied.
+groups in flight; if the child dies, the parent raises WriterProcessDied.
 
 Forked from the hop's thread before the hop starts other threads. The child never
 uses the connections it inherits (psycopg does not close a connection inherited over
