@@ -307,6 +307,7 @@ def _run_pages(
                     key=key, owner=owner, lease_seconds=bibliotheca_settings.LOCK_LEASE_SECONDS
                 ):
                     # Another chain took the lock mid-hop: stop before writing more pages.
+                    writer.abandon()
                     raise JobSkipped(f"lock {key} was taken over mid-hop; this chain stops")
                 extended_at = now
             if chain_totals and (last_group or now - reported_at >= PROGRESS_EVERY_SECONDS):
@@ -460,6 +461,11 @@ class _PageWriter:
         committed = self._collect(keep=0)
         self._commits.submit(self._hand_over).result()
         return committed
+
+    def abandon(self) -> None:
+        """Groups handed over and not written yet are not written (the chain lost its
+        lock: another chain writes the checkpoint now)."""
+        self._failed = True
 
     def _collect(self, *, keep: int) -> dict[str, Any] | None:
         """Take the groups written, oldest first, until at most `keep` are in flight;

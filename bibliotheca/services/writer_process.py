@@ -90,6 +90,11 @@ class ForkedPageWriter:
         committed, self._committed = self._committed, None
         return committed
 
+    def abandon(self) -> None:
+        """Groups sent and not written yet are not written (the chain lost its lock)."""
+        if not self._closed:  # after finish() every group is written already
+            self._send(("abandon", None))
+
     def finish(self) -> dict[str, Any] | None:
         """Every group sent committed; the chain's counts after the last one."""
         self._closed = True
@@ -141,6 +146,9 @@ def _serve(pipe: Connection, make_writer: Callable[[dict[str, int]], Any], total
                 if kind == "close":
                     committed = writer.finish()
                     break
+                if kind == "abandon":  # not answered
+                    writer.abandon()
+                    continue
                 pipe.send(("ack", totals, writer.submit(pages), None))
         pipe.send(("closed", totals, committed, None))
         return 0

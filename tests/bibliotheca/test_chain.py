@@ -369,6 +369,46 @@ def test_lease_taken_by_another_chain__this_chain_stops_skipped(collection, simu
     assert Lease.objects.get(key=key).owner == "intruder"  # not ours to release
 
 
+def test_lease_taken_over_during_a_long_hop__hop_stops_and_writes_no_more_pages(
+    collection, simulator, settings, monkeypatch
+):
+    import threading
+
+    from django.db import connections
+
+    from bibliotheca.services import purchase_chain
+
+    monkeypatch.setattr(purchase_chain, "EXTEND_EVERY_SECONDS", 0.0)  # check after each page
+    settings.BIBLIOTHECA_REQUEST_TIMEOUT_SECONDS = 10
+    # Every items request answers after 0.2 s: the hop reads pages ahead of the writer,
+    # and another chain takes the lease while pages wait to be written.
+    simulator.state.faults.append(
+        Fault(kind="timeout", endpoint="items", times=30, delay_seconds=0.2)
+    )
+    key = purchase_lock_key(collection.pk)
+    # Ten days of 120 records: 30 pages, more than the hop reads ahead of its writer.
+    start_chain(collection, time_budget_seconds=600, until="2014-01-11T00:00:00+00:00")
+
+    def take_lease() -> None:
+        Lease.objects.filter(key=key).update(owner="intruder")
+        connections.close_all()  # this thread's
+
+    intruder = threading.Timer(0.5, take_lease)
+    intruder.start()
+    try:
+        (run,) = drain(include_apply=False)
+    finally:
+        intruder.join()
+
+    assert run.status == "skipped"
+    assert run.result["reason"].endswith("was taken over mid-hop; this chain stops")
+    assert Lease.objects.get(key=key).owner == "intruder"  # not ours to release
+    ts = timestamp(collection)
+    # The pages read ahead and still waiting to be written were left alone.
+    assert 1 <= ts.progress["pages"] < len(marc_queries(simulator)) - 3
+    assert LicensePool.objects.filter(collection=collection).count() == ts.counter
+
+
 def test_progress__every_hop_reports_days_of_the_range_and_the_chains_counts(collection, simulator):
     start_chain(collection)
     drain(include_apply=False)
