@@ -20,7 +20,7 @@ the statement ran is not: the caller runs the statement again).
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg.types.json import Jsonb
 
@@ -30,7 +30,11 @@ from bibliotheca.services.apply import staged_rows_sql
 from jobs.db import fetch_prepared
 from jobs.models import JobRun
 
-_COUNTED = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
+if TYPE_CHECKING:  # purchase_records imports this module
+    from bibliotheca.services.purchase_records import ApplyRun, PageGroup
+
+#: The chain's counters in Timestamp.progress, added up by every page's statement.
+PROGRESS_KEYS = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
 
 _POOLS = """
 identifiers_new AS (
@@ -114,7 +118,7 @@ ts AS (
 )
 SELECT (SELECT ok FROM ok), {run_queued}, (SELECT progress FROM ts),
        (SELECT count(*) FROM pools_new), {run_id}
-""".replace("{progress}", ", ".join(f"'{key}', {_count(key)}" for key in _COUNTED)).replace(
+""".replace("{progress}", ", ".join(f"'{key}', {_count(key)}" for key in PROGRESS_KEYS)).replace(
     "{achievements}",
     ", ".join(
         _count(key) for key in ("records", "skipped", "pages", "new_pools", "applies_queued")
@@ -137,10 +141,10 @@ class Written:
 
 def write_group(
     collection: Collection,
-    group: Any,
+    group: "PageGroup",
     *,
     changed: list[dict[str, Any]],
-    open_run: Any = None,
+    open_run: "ApplyRun | None" = None,
     new_run: tuple[tuple[str, list[Any]], str] | None = None,
     new_pools_before: int = 0,
 ) -> Written:
@@ -152,7 +156,7 @@ def write_group(
     attempts created (they wrote nothing else), counted as new with this one's.
     """
     params: dict[str, Any] = {
-        **{key: group.counts.get(key, 0) for key in _COUNTED if key != "new_pools"},
+        **{key: group.counts.get(key, 0) for key in PROGRESS_KEYS if key != "new_pools"},
         "pages": group.pages,
         "now": group.now,
         "finish": group.checkpoint,

@@ -23,7 +23,7 @@ from bibliotheca.services.apply import edition_row
 from bibliotheca.services.client import BibliothecaClient, RawResponse
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
-from bibliotheca.services.page_statement import write_group
+from bibliotheca.services.page_statement import PROGRESS_KEYS, write_group
 from bibliotheca.services.windows import (
     Position,
     checkpoint_after_page,
@@ -37,7 +37,6 @@ from jobs.runner import queued_run_insert
 logger = logging.getLogger("bibliotheca")
 
 APPLY_JOB = "bibliotheca.apply_bibliographic"
-PROGRESS_KEYS = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
