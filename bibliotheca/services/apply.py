@@ -86,7 +86,7 @@ def staged_rows_sql() -> str:
     caller's CTE `identifiers (id, value)`: for an import page's statement."""
     columns = _columns(PendingEdition)[1:]  # identifier_id comes from the join
     names = [f.column for f in columns]
-    record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
+    record = _recordset(columns)
     return f"""
         INSERT INTO {PendingEdition._meta.db_table} (batch, identifier_id, {", ".join(names)},
                                                       created_at)
@@ -100,12 +100,23 @@ def _columns(model) -> list:
     return [model._meta.get_field(name) for name in ("identifier", *EDITION_FIELDS, "data_hash")]
 
 
+def _recordset(columns: list) -> str:
+    """`column type, ...`: a jsonb_to_recordset column list for `columns`."""
+    return ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
+
+
+def _updated(names: list[str]) -> str:
+    """The `DO UPDATE SET` of an Edition upsert: every column but identifier_id, and
+    updated_at."""
+    return ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])
+
+
 @cache
 def _apply_staged_sql() -> str:
     names = [f.column for f in _columns(Edition)]
     listed = ", ".join(names)
     edition = Edition._meta.db_table
-    updated = ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])
+    updated = _updated(names)
     return f"""
         WITH taken AS (
             DELETE FROM {PendingEdition._meta.db_table} WHERE batch = %(batch)s::uuid
@@ -131,8 +142,8 @@ def _upsert_sql() -> str:
     meta = Edition._meta
     columns = _columns(Edition)
     names = [f.column for f in columns]
-    record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
-    updated = ", ".join(f"{name} = EXCLUDED.{name}" for name in [*names[1:], "updated_at"])
+    record = _recordset(columns)
+    updated = _updated(names)
     return f"""
         INSERT INTO {meta.db_table} ({", ".join(names)}, updated_at)
         SELECT {", ".join(f"r.{name}" for name in names)}, %(now)s

@@ -205,7 +205,7 @@ def write_group(
     ((ok, queued, progress, new_pools, run),) = fetch_prepared("\n".join(parts), params)
     if ok and progress is None:  # a hop creates the row before its first page
         raise RuntimeError(f"no purchase-record Timestamp for collection {collection.pk}")
-    if isinstance(progress, str | bytes):
+    if isinstance(progress, str | bytes):  # Django's connection loads jsonb as text
         progress = json.loads(progress)
     return Written(
         ok=bool(ok),

@@ -74,11 +74,6 @@ def fetch_page(client: BibliothecaClient, position: Position, *, until: datetime
     )
 
 
-def page_item_ids(records: list[pymarc.Record]) -> list[str]:
-    """The page's ids with exactly one 001, first occurrence order."""
-    return list(dict.fromkeys(i for i in map(bibliotheca_id, records) if i is not None))
-
-
 @dataclass(frozen=True, kw_only=True)
 class ReadPage:
     """A page fetched and parsed (read_page), with its due items looked up once
@@ -161,15 +156,14 @@ def look_up_items(collection: Collection, client: BibliothecaClient, page: ReadP
     due = due_items(collection, page.item_ids, now=page.now)
     if not due:
         return page
-    answered = client.fetch_items(sorted(due))
-    changed = []
-    for item_id, data in answered.items():
+    looked, changed = [], []
+    for item_id, data in client.fetch_items(sorted(due)).items():
         if item_id not in due:
             continue
+        looked.append(item_id)
         digest = data_hash(data)
         if due[item_id] != digest:
             changed.append(edition_row(digest, data, value=item_id))
-    looked = [item_id for item_id in answered if item_id in due]
     return replace(page, items_requests=1, looked=looked, changed=changed)
 
 
