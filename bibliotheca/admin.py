@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE
-from bibliotheca.models import Collection, Edition, LicensePool, Timestamp
+from bibliotheca.models import Collection, Edition, LicensePool, PendingEdition, Timestamp
 from bibliotheca.services.fan_out import CHAIN_JOB
 from jobs.admin import actor
 from jobs.models import JobRun
@@ -280,3 +280,20 @@ class EditionAdmin(admin.ModelAdmin):
     list_filter = ("medium", "language")
     search_fields = ("title", "identifier__value", "isbn")
     list_select_related = ("identifier",)
+
+
+@admin.register(PendingEdition)
+class PendingEditionAdmin(admin.ModelAdmin):
+    """Edition rows staged by imports and not applied yet: rows of a batch whose apply
+    run failed for good wait here until the run is re-run (same kwargs)."""
+
+    list_display = ("batch", "identifier", "title", "data_hash", "created_at")
+    search_fields = ("=batch", "identifier__value")
+    list_select_related = ("identifier",)
+    readonly_fields = [f.name for f in PendingEdition._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # written by the importer, taken by the apply run

@@ -218,3 +218,25 @@ def test_without_view_jobrun__stays_on_the_list_with_a_link_to_the_run(client, c
     assert response.status_code == 302 and response["Location"] == URL
     assert run.triggered_by == "vic"
     assert f'<a href="{run_page(run)}">#{run.pk} (Main library)</a>' in changelist(user)
+
+
+def test_staged_editions__are_listed_read_only_and_found_by_batch(client):
+    from bibliotheca.models import Identifier, PendingEdition
+
+    ident = Identifier.objects.create(type="bibliotheca", value="staged-1")
+    row = PendingEdition.objects.create(
+        batch="8d3f5a52-3a37-4e0e-9a3c-0d2a4a0f2b11", identifier=ident, data_hash="h", title="Waits"
+    )
+    staff_client(client, "viewer", [("bibliotheca", "view_pendingedition")])
+    url = reverse("admin:bibliotheca_pendingedition_changelist")
+
+    found = client.get(url, {"q": str(row.batch)})
+    assert found.status_code == 200 and b"Waits" in found.content
+    assert b"Waits" not in client.get(url, {"q": "8d3f5a52-0000-0000-0000-000000000000"}).content
+    assert client.get(reverse("admin:bibliotheca_pendingedition_add")).status_code == 403
+    change = client.post(
+        reverse("admin:bibliotheca_pendingedition_change", args=[row.pk]), {"title": "Edited"}
+    )
+    assert change.status_code == 403
+    row.refresh_from_db()
+    assert row.title == "Waits"
