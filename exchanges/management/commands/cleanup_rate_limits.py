@@ -1,6 +1,6 @@
 """manage.py cleanup_rate_limits [--dry-run]."""
 
-from exchanges.management.job_command import JobCommand
+from jobs.commands import JobCommand
 
 
 class Command(JobCommand):

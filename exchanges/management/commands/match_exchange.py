@@ -5,9 +5,9 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from exchanges.exceptions import ExchangesError
-from exchanges.management.job_command import JobCommand
 from exchanges.models import Exchange
 from exchanges.services.matching import check_matchable
+from jobs.commands import JobCommand
 
 
 class Command(JobCommand):

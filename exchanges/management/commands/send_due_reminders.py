@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from exchanges.management.job_command import JobCommand
 from exchanges.models import Exchange
+from jobs.commands import JobCommand
 
 
 class Command(JobCommand):

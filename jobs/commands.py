@@ -1,4 +1,4 @@
-"""Shared shape of the exchanges job commands: check input, run the job in-process, report.
+"""Shared shape of every job command: check input, run the job in-process, report.
 
 The run goes through jobs.runner.run_job_now, so a command run leaves a JobRun in
 history (trigger `command`) exactly like a scheduled one. Bad input is refused before
@@ -26,7 +26,7 @@ def command_user() -> str:
 
 
 class JobCommand(BaseCommand):
-    """Run one exchanges job; `--dry-run` reports what would change and changes nothing."""
+    """Run one job; `--dry-run` reports what would change and changes nothing."""
 
     job_name: str = ""
     #: A skipped run (its lock held by another run) did not do the work asked for.
