@@ -116,15 +116,26 @@ SELECT r.id, r.job, r.status, r.duration_seconds, r.created_at
  ) AS r
 """
 
-#: Queue outbox rows in one statement from column arrays; a known dedup key is skipped.
-QUEUE_NOTIFICATIONS = """
+#: The session's staging table of outbox rows (COPY has no ON CONFLICT); empty at every commit.
+CREATE_OUTBOX_STAGE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS jobs_outbox_stage
+       (channel text, recipient text, template text, subject text, body text, dedup_key text)
+       ON COMMIT DELETE ROWS
+"""
+
+#: What `COPY_OUTBOX_STAGE` loads (psycopg's `cursor.copy`, one row per notification).
+COPY_OUTBOX_STAGE = (
+    "COPY jobs_outbox_stage (channel, recipient, template, subject, body, dedup_key) FROM STDIN"
+)
+
+#: Move the staged rows into the outbox in one statement; a known dedup key is skipped.
+QUEUE_STAGED_NOTIFICATIONS = """
+WITH staged AS (DELETE FROM jobs_outbox_stage RETURNING *)
 INSERT INTO jobs_notification
        (channel, recipient, template, subject, body, dedup_key, status, attempts,
         max_attempts, next_attempt_at, last_error, created_at, requeued_by)
-SELECT n.channel, n.recipient, n.template, n.subject, n.body, n.dedup_key, 'pending', 0,
+SELECT channel, recipient, template, subject, body, dedup_key, 'pending', 0,
        %(max_attempts)s, %(now)s, '', %(now)s, ''
-  FROM unnest(%(channel)s::text[], %(recipient)s::text[], %(template)s::text[],
-              %(subject)s::text[], %(body)s::text[], %(dedup_key)s::text[])
-       AS n(channel, recipient, template, subject, body, dedup_key)
+  FROM staged
 ON CONFLICT (dedup_key) DO NOTHING
 """

@@ -30,7 +30,7 @@ from loyalty.models import (
     Merchant,
     Store,
 )
-from loyalty.services.expiration import WARNING_DAYS, expiring_programs
+from loyalty.selectors import WARNING_DAYS, expiring_programs
 
 RUN_PERMISSION = "jobs.run_job"
 CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"  # shared by the apps

@@ -6,9 +6,10 @@ claims due rows with FOR UPDATE SKIP LOCKED, so two delivery tasks never send on
 row; failures back off by the default retry policy until the row is `dead`.
 """
 
+import functools
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,19 +17,18 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
+from django.template import Context, Engine, Template, engines
 from django.utils import timezone
 
 from jobs import sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.retry import DEFAULT_RETRY, RetryPolicy
-from jobs.services.notification_render import ColumnKind, NotificationRenderer
 from jobs.sms import get_sms_backend
 
 logger = logging.getLogger("jobs.outbox")
 
 DELIVER_JOB = "jobs.deliver_notifications"
-INSERT_CHUNK = 5000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,130 +44,62 @@ class OutgoingNotification:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+def notification_engine() -> Engine:
+    """The `notifications` template engine: Django's, with autoescape off (plain text)."""
+    backend = engines[getattr(settings, "NOTIFICATION_TEMPLATE_ENGINE", "notifications")]
+    return backend.engine
+
+
 def render_notification(
-    item: OutgoingNotification, renderer: NotificationRenderer | None = None
+    item: OutgoingNotification, *, get_template: Callable[[str], Template] | None = None
 ) -> tuple[str, str]:
-    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`."""
-    renderer = renderer or NotificationRenderer()
+    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`.
+
+    The one way notifications are rendered: Django's template engine (its loader caches
+    the compiled templates). Without localization (`use_l10n=False`): numbers are plain
+    digits, as a customer of any locale reads them in a text message, and the engine's
+    number formatting would double the time of a 200,000-card run
+    (bench/expire_points.py). A template that fails to render raises here, inside the
+    transaction of the change, which then rolls back with it. `get_template`: the
+    engine's, or a batch's memo of it.
+    """
+    engine = notification_engine()
+    get_template = get_template or engine.get_template
+    context = Context(item.context, autoescape=engine.autoescape, use_l10n=False)
     if item.channel == Notification.Channel.SMS:
-        return "", renderer.render(f"{item.template}.sms.txt", item.context).strip()
+        return "", get_template(f"{item.template}.sms.txt").render(context).strip()
     if item.channel != Notification.Channel.EMAIL:
         raise ValueError(f"unknown channel {item.channel!r}")
-    subject = " ".join(renderer.render(f"{item.template}.subject.txt", item.context).split())
-    return subject[:255], renderer.render(f"{item.template}.txt", item.context)
+    subject = get_template(f"{item.template}.subject.txt").render(context)
+    body = get_template(f"{item.template}.txt").render(context)
+    return " ".join(subject.split())[:255], body
 
 
 def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
-    """Insert outbox rows, one statement per chunk; returns how many were new.
+    """Render and insert outbox rows; returns how many were new (a known dedup key is skipped).
 
     Call inside the transaction that makes the change: the rows commit or roll back
-    with it. Delivery is kicked after commit.
+    with it. Rows are loaded with COPY into a session staging table and moved into the
+    outbox by one INSERT (COPY alone cannot skip known keys). Delivery is kicked after
+    commit.
     """
-    renderer = NotificationRenderer()
-    now = timezone.now()
-    created = 0
-    columns: list[list[str]] = [[] for _ in range(6)]
-
-    def flush() -> None:
-        nonlocal created
-        if not columns[0]:
-            return
-        names = ("channel", "recipient", "template", "subject", "body", "dedup_key")
-        params: dict[str, Any] = dict(zip(names, columns, strict=True))
-        params.update(max_attempts=DEFAULT_RETRY.max_attempts, now=now)
-        with connection.cursor() as cursor:
-            cursor.execute(sql.QUEUE_NOTIFICATIONS, params)
-            created += cursor.rowcount
-        for column in columns:
-            column.clear()
-
-    for item in items:
-        subject, body = render_notification(item, renderer)
-        values = (item.channel, item.recipient, item.template, subject, body, item.dedup_key)
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-        if len(columns[0]) >= INSERT_CHUNK:
-            flush()
-    flush()
+    get_template = functools.cache(notification_engine().get_template)  # once per batch
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.CREATE_OUTBOX_STAGE)
+        with cursor.copy(sql.COPY_OUTBOX_STAGE) as copy:
+            for item in items:
+                subject, body = render_notification(item, get_template=get_template)
+                copy.write_row(
+                    (item.channel, item.recipient, item.template, subject, body, item.dedup_key)
+                )
+        cursor.execute(
+            sql.QUEUE_STAGED_NOTIFICATIONS,
+            {"max_attempts": DEFAULT_RETRY.max_attempts, "now": timezone.now()},
+        )
+        created = cursor.rowcount
     if created and kick:
         transaction.on_commit(kick_delivery)
     return created
-
-
-#: Every character Python's str.split()/strip() treat as whitespace (tests check the list):
-#: subjects collapse and SMS bodies strip the same way in SQL as in `render_notification`.
-WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
-    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-
-
-def outbox_insert_sql(
-    *,
-    source: str,
-    template: str,
-    columns: Mapping[str, ColumnKind],
-    constants: Mapping[str, Any],
-    renderer: NotificationRenderer | None = None,
-) -> tuple[str, dict[str, Any]] | None:
-    """An INSERT of outbox rows rendered in SQL from the rows of `source`, or None.
-
-    For a set-based job that writes its outbox rows in the statement that makes the
-    change (a data-modifying CTE), so the rows never travel through Python. `source`
-    (a CTE name) has the columns `channel` ('email', 'sms', or NULL: nobody to tell),
-    `recipient`, `dedup_key`, and one per context key in `columns`, never NULL. The
-    text is exactly what `render_notification` gives; the statement returns one row
-    per new notification. None when a template needs the engine (tags, filters) or
-    cannot be loaded: the caller then renders in Python with `queue_notifications`,
-    which reports the template error. Kick delivery after commit (`kick_delivery`).
-    """
-    suffixes = {"subject": ".subject.txt", "body": ".txt", "sms": ".sms.txt"}
-    try:
-        renderer = renderer or NotificationRenderer()
-        rendered = {
-            part: renderer.sql_expression(
-                template + suffix,
-                columns=columns,
-                constants=constants,
-                alias="s",
-                param_prefix=f"outbox_{part}",
-            )
-            for part, suffix in suffixes.items()
-        }
-    except Exception:  # missing or broken template: the Python path reports it
-        return None
-    if any(expression is None for expression in rendered.values()):
-        return None
-    params: dict[str, Any] = {
-        "outbox_template": template,
-        "outbox_whitespace": WHITESPACE,
-        "outbox_whitespace_runs": f"[{WHITESPACE}]+",
-        "outbox_max_attempts": DEFAULT_RETRY.max_attempts,
-        "outbox_now": timezone.now(),
-    }
-    for expression in rendered.values():
-        params.update(expression.params)
-    subject = (
-        f"left(regexp_replace(btrim({rendered['subject'].sql}, %(outbox_whitespace)s),"
-        " %(outbox_whitespace_runs)s, ' ', 'g'), 255)"
-    )
-    sms = f"btrim({rendered['sms'].sql}, %(outbox_whitespace)s)"
-    if not all(name.isidentifier() for name in source.split(".")):
-        raise ValueError(f"not a relation name: {source!r}")
-    statement = f"""
-    INSERT INTO jobs_notification
-           (channel, recipient, template, subject, body, dedup_key, status, attempts,
-            max_attempts, next_attempt_at, last_error, created_at, requeued_by)
-    SELECT s.channel, s.recipient, %(outbox_template)s,
-           CASE WHEN s.channel = 'email' THEN {subject} ELSE '' END,
-           CASE WHEN s.channel = 'email' THEN {rendered["body"].sql} ELSE {sms} END,
-           s.dedup_key, 'pending', 0, %(outbox_max_attempts)s, %(outbox_now)s, '',
-           %(outbox_now)s, ''
-      FROM {source} s
-     WHERE s.channel IN ('email', 'sms')
-    ON CONFLICT (dedup_key) DO NOTHING
-    RETURNING 1"""
-    return statement, params
 
 
 def queue_notification(item: OutgoingNotification) -> bool:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.template import engines as template_engines
 
 from loyalty.fake_wallet import FakeWallet, Faults
 from loyalty.models import Customer, LoyaltyCard, LoyaltyProgram, LoyaltyTransaction, Merchant
@@ -29,6 +30,9 @@ def template_override(settings, tmp_path) -> Callable[[str, str], None]:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+        for engine in template_engines.all():  # the cached loaders forget the old text
+            for loader in engine.engine.template_loaders:
+                loader.reset()
 
     return write
 

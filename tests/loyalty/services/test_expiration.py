@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
 
 from jobs.models import Notification
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
@@ -33,8 +34,6 @@ def test_expire_points__warns_cards_in_the_14_day_window_only(
         "cards_processed": 1,
         "points_expired": 70,
         "warnings_sent": 2,
-        "warnings_failed": 0,
-        "expired_notifications_failed": 0,
     }
     warned = set(
         LoyaltyCard.objects.filter(last_expiration_warning_at=NOW).values_list("pk", flat=True)
@@ -169,28 +168,59 @@ def test_expire_points__dry_run_counts_and_writes_nothing(
     assert (real["warnings_sent"], real["cards_processed"], real["points_expired"]) == (2, 2, 20)
 
 
-def test_expire_points__a_warning_that_cannot_be_queued_does_not_spin_and_is_retried(
+def test_expire_points__a_warning_that_cannot_be_rendered_leaves_its_cards_for_the_next_run(
     frozen_now, program_factory, card_factory, template_override
 ):
     program = program_factory(expiration_days=365)
     cards = [card_factory(program, points=10, inactive_days=355) for _ in range(7)]
     template_override("loyalty/notifications/points_expiring.subject.txt", "{% broken_tag %}")
 
-    result = expire_points(chunk_size=3)
+    with pytest.raises(TemplateSyntaxError):
+        expire_points(chunk_size=3)
 
-    assert (result["warnings_sent"], result["warnings_failed"]) == (0, 7)
     assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
+    assert not Notification.objects.exists()
     template_override(
         "loyalty/notifications/points_expiring.subject.txt",
         "{{ merchant_name }}: {{ points }} points expire on {{ expiration_date }}",
     )
-    assert expire_points()["warnings_sent"] == 7
+    assert expire_points(chunk_size=3)["warnings_sent"] == 7
     assert (
         LoyaltyCard.objects.filter(
             pk__in=[c.pk for c in cards], last_expiration_warning_at=NOW
         ).count()
         == 7
     )
+    assert Notification.objects.filter(template__endswith="points_expiring").count() == 7
+
+
+def test_expire_points__a_card_and_its_message_commit_together(
+    frozen_now, program_factory, card_factory, template_override
+):
+    """The chunk whose message fails rolls back whole; earlier chunks stay; a rerun finishes."""
+    program = program_factory(expiration_days=365)
+    # Walk order is oldest first: chunks of 2 are (15, 14), (13, 12), (11, 10) points.
+    cards = {10 + i: card_factory(program, points=10 + i, inactive_days=400 + i) for i in range(6)}
+    body = "loyalty/notifications/points_expired.txt"
+    template_override(body, '{% if points == 12 %}{% include "missing.txt" %}{% endif %}gone')
+
+    with pytest.raises(TemplateDoesNotExist):
+        expire_points(chunk_size=2)
+
+    balances = dict(LoyaltyCard.objects.values_list("points_balance", "pk"))
+    assert sorted(balances) == [0, 10, 11, 12, 13]  # 15 and 14 expired, the rest not
+    assert set(Notification.objects.values_list("dedup_key", flat=True)) == {
+        f"points_expired:{cards[p].pk}:{cards[p].last_activity_at:%Y%m%dT%H%M%S}" for p in (15, 14)
+    }
+    assert ledger_violations() == []
+
+    template_override(body, "gone")
+    result = expire_points(chunk_size=2)
+
+    assert (result["cards_processed"], result["points_expired"]) == (4, 10 + 11 + 12 + 13)
+    assert Notification.objects.filter(template__endswith="points_expired").count() == 6
+    assert not LoyaltyCard.objects.filter(points_balance__gt=0).exists()
+    assert ledger_violations() == []
 
 
 def test_expire_points__only_the_given_cards(frozen_now, program_factory, card_factory):

@@ -96,17 +96,19 @@ def test_expiration__reports_after_every_committed_chunk_with_running_totals(
     assert (run.result["cards_processed"], run.result["warnings_sent"]) == (8, 3)
 
 
-def test_expiration__failed_warning_chunks_are_counted_apart(
-    two_programs, reports, template_override
+def test_expiration__a_chunk_that_cannot_notify_fails_the_run_after_the_committed_ones(
+    two_programs, reports, template_override, monkeypatch
 ):
-    template_override("loyalty/notifications/points_expiring.subject.txt", "{% broken_tag %}")
+    monkeypatch.setitem(expire_points.__kwdefaults__, "chunk_size", 2)
+    template_override("loyalty/notifications/points_expired.subject.txt", "{% broken_tag %}")
 
     run = run_job_now("loyalty.expire_points")
 
     run.refresh_from_db()
-    assert run.result["warnings_failed"] == 3
-    assert reports[1] == {**expected(3, 1, 0, 0), "warnings_failed": 3}
-    assert run.progress == {**expected(3, 2, 0, 8), "warnings_failed": 3}
+    assert run.status == JobRun.Status.FAILED and "broken_tag" in run.error
+    # Warnings committed chunk by chunk; the first expiration chunk rolled back.
+    assert reports[-1] == expected(3, 1, 3, 0)
+    assert run.progress == expected(3, 1, 3, 0)
 
 
 def test_expiration_dry_run__reports_what_a_run_would_do_per_program(two_programs, reports):

@@ -1,0 +1,61 @@
+"""Reads of the loyalty app with names: which programs expire points, which cards are due.
+
+The one place that says which cards a run warns or expires (besides the chunk
+statements of loyalty.sql, which apply the same rules while they lock): the dry run and
+the admin's "Expire now" confirmation page both ask here.
+"""
+
+from datetime import datetime, timedelta
+
+from django.db.models import F, Q, QuerySet
+
+from loyalty.models import LoyaltyCard, LoyaltyProgram
+
+#: A card is warned this many days before its points expire.
+WARNING_DAYS = 14
+
+
+def expiring_programs(*, program_id: int | None = None) -> QuerySet[LoyaltyProgram]:
+    """Active programs whose points expire, with their merchant."""
+    programs = LoyaltyProgram.objects.filter(
+        is_active=True, points_expiration_days__isnull=False, points_expiration_days__gt=0
+    ).select_related("merchant")
+    if program_id is not None:
+        programs = programs.filter(pk=program_id)
+    return programs.order_by("pk")
+
+
+def thresholds(program: LoyaltyProgram, *, now: datetime) -> tuple[datetime, datetime]:
+    """(warning, expiration): cards last active before these are due for each."""
+    days = program.points_expiration_days or 0
+    return now - timedelta(days=days - WARNING_DAYS), now - timedelta(days=days)
+
+
+def _cards_with_points(
+    program: LoyaltyProgram, card_ids: list[int] | None
+) -> QuerySet[LoyaltyCard]:
+    cards = LoyaltyCard.objects.filter(
+        merchant_id=program.merchant_id, is_active=True, points_balance__gt=0
+    )
+    return cards if card_ids is None else cards.filter(pk__in=card_ids)
+
+
+def cards_due_for_warning(
+    program: LoyaltyProgram, *, now: datetime, card_ids: list[int] | None = None
+) -> QuerySet[LoyaltyCard]:
+    """Cards in the 14-day window before expiration, not yet warned in this inactivity cycle."""
+    warning_threshold, expiration_threshold = thresholds(program, now=now)
+    return _cards_with_points(program, card_ids).filter(
+        Q(last_expiration_warning_at__isnull=True)
+        | Q(last_expiration_warning_at__lt=F("last_activity_at")),
+        last_activity_at__lt=warning_threshold,
+        last_activity_at__gte=expiration_threshold,
+    )
+
+
+def cards_due_for_expiration(
+    program: LoyaltyProgram, *, now: datetime, card_ids: list[int] | None = None
+) -> QuerySet[LoyaltyCard]:
+    """Cards whose points expire now: inactive for longer than the program allows."""
+    _, expiration_threshold = thresholds(program, now=now)
+    return _cards_with_points(program, card_ids).filter(last_activity_at__lt=expiration_threshold)
