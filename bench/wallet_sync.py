@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     setup_django(url)
 
-    from loyalty.conf import loyalty_setting
+    from loyalty.conf import loyalty_settings
     from loyalty.services.wallet_sync import sync_wallet_passes
 
     merchant, card_ids = seed(args.cards)
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"wallet sync: {args.cards:,} cards ({total_calls:,} wallet calls), fake wallet "
             f"{args.latency_ms:g} ms per call, concurrency "
-            f"{loyalty_setting('WALLET_SYNC_CONCURRENCY')}, {os.cpu_count()} CPUs, "
+            f"{loyalty_settings.WALLET_SYNC_CONCURRENCY}, {os.cpu_count()} CPUs, "
             f"database {url.rsplit('/', 1)[-1]}",
             flush=True,
         )

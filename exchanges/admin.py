@@ -1,10 +1,10 @@
 """Admin of the exchanges app: exchanges with their reminders, participants, tokens.
 
-Every action runs a job through jobs.runner.enqueue_job (trigger `admin`, the user
-recorded as triggered_by), so it shows in history like a scheduled run. Actions that
-change or delete data for good ("Match", "Complete", "Purge now") show a confirmation
-page first; an action that created one run lands on that run's page, where its status
-and progress refresh live.
+Every action queues a job (jobs.admin_actions: offered to those who may run the job,
+recorded as the user), so it shows in history like a scheduled run. Actions that change
+or delete data for good ("Match", "Complete", "Purge now") show the confirmation page
+first; an action that created one run lands on that run's page, where its status and
+progress refresh live.
 """
 
 from collections.abc import Iterable
@@ -13,10 +13,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Model, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
 
 from exchanges.models import (
     Exchange,
@@ -30,16 +29,13 @@ from exchanges.models import (
 )
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
-from jobs.admin import actor
+from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.models import JobRun
-from jobs.runner import enqueue_job
 
-RUN_PERMISSION = "jobs.run_job"
-CONFIRM_TEMPLATE = "admin/exchanges/exchange/action_confirmation.html"
-
-
-def run_url(run: JobRun) -> str:
-    return reverse("admin:jobs_jobrun_change", args=[run.pk])
+MATCH_JOB = "exchanges.match_exchange"
+REMINDERS_JOB = "exchanges.send_due_reminders"
+COMPLETE_JOB = "exchanges.auto_complete"
+PURGE_JOB = "exchanges.purge_completed"
 
 
 def _about(run: JobRun) -> str:
@@ -95,7 +91,7 @@ class ExchangeForm(forms.ModelForm):
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(admin.ModelAdmin):
+class ExchangeAdmin(JobActionsMixin, admin.ModelAdmin):
     form = ExchangeForm
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
@@ -129,20 +125,9 @@ class ExchangeAdmin(admin.ModelAdmin):
                 result = plan_reminders(exchange_id=obj.pk)
                 self.message_user(request, f"Reminders re-planned: {result}")
 
-    def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(RUN_PERMISSION)
-
-    # An action listing several permissions is offered when the user has *any* of them;
-    # these combine them so that both are needed.
-    def has_run_and_change_permission(self, request: HttpRequest) -> bool:
-        return self.has_run_permission(request) and self.has_change_permission(request)
-
-    def has_run_and_delete_permission(self, request: HttpRequest) -> bool:
-        return self.has_run_permission(request) and self.has_delete_permission(request)
-
     # -- actions ---------------------------------------------------------------------
 
-    @admin.action(description="Match (draw names; asks first)", permissions=["run_and_change"])
+    @job_action(MATCH_JOB, description="Match (draw names; asks first)")
     def match(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm what will be drawn, then queue one exchanges.match_exchange run each."""
         eligible = list(queryset.filter(state__in=MATCHABLE_STATES).order_by("pk"))
@@ -154,17 +139,19 @@ class ExchangeAdmin(admin.ModelAdmin):
             )
             return None
         ids = [e.pk for e in eligible]
-        if not self._confirmed(request):
+        if not self.confirmed(request):
             active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
             exclusions = counts_by_exchange(Exclusion, ids)
-            rows = []
+            details = {}
             for e in eligible:
-                detail = f"{active.get(e.pk, 0)} active participant(s), {exclusions.get(e.pk, 0)} exclusion(s)"
+                details[e.pk] = (
+                    f"{active.get(e.pk, 0)} active participant(s),"
+                    f" {exclusions.get(e.pk, 0)} exclusion(s)"
+                )
                 if active.get(e.pk, 0) < 2:
-                    detail += " - fewer than 2 active participants: this draw will fail"
-                rows.append((e, detail))
+                    details[e.pk] += " - fewer than 2 active participants: this draw will fail"
             pending = JobRun.objects.filter(
-                job="exchanges.match_exchange",
+                job=MATCH_JOB,
                 status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
                 kwargs__exchange_id__in=ids,
             ).order_by("pk")
@@ -172,7 +159,7 @@ class ExchangeAdmin(admin.ModelAdmin):
                 request,
                 queryset,
                 eligible,
-                rows,
+                details,
                 action="match",
                 title="Match these exchanges?",
                 intro=(
@@ -182,12 +169,16 @@ class ExchangeAdmin(admin.ModelAdmin):
                 ),
                 skipped_note="are not draft or registration_open and will be left alone",
                 submit="Yes, draw names",
-                pending=pending,
+                pending=list(pending),
+                pending_note=(
+                    "Already queued or running for these exchanges (a second draw of the"
+                    " same exchange is skipped or fails):"
+                ),
             )
-        runs = [self._queue(request, "exchanges.match_exchange", {"exchange_id": pk}) for pk in ids]
-        return self._report(request, runs, what="match")
+        runs = [self.queue_job(request, MATCH_JOB, {"exchange_id": pk}) for pk in ids]
+        return self.report_runs(request, runs, detail=f"for {len(runs)} exchange(s)", label=_about)
 
-    @admin.action(description="Send due reminders now", permissions=["run"])
+    @job_action(REMINDERS_JOB, description="Send due reminders now")
     def send_reminders_now(
         self, request: HttpRequest, queryset: QuerySet[Exchange]
     ) -> HttpResponse | None:
@@ -200,12 +191,10 @@ class ExchangeAdmin(admin.ModelAdmin):
         if not ids:
             self.message_user(request, "No matched exchange selected.", messages.WARNING)
             return None
-        runs = [
-            self._queue(request, "exchanges.send_due_reminders", {"exchange_id": pk}) for pk in ids
-        ]
-        return self._report(request, runs, what="send due reminders")
+        runs = [self.queue_job(request, REMINDERS_JOB, {"exchange_id": pk}) for pk in ids]
+        return self.report_runs(request, runs, detail=f"for {len(runs)} exchange(s)", label=_about)
 
-    @admin.action(description="Complete (asks first)", permissions=["run"])
+    @job_action(COMPLETE_JOB, description="Complete (asks first)")
     def complete(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (completing is final and skips reminders), then queue one run for all."""
         eligible = list(queryset.filter(state=Exchange.State.MATCHED).order_by("pk"))
@@ -213,21 +202,18 @@ class ExchangeAdmin(admin.ModelAdmin):
             self.message_user(request, "No matched exchange selected.", messages.WARNING)
             return None
         ids = [e.pk for e in eligible]
-        if not self._confirmed(request):
+        if not self.confirmed(request):
             scheduled = counts_by_exchange(Reminder, ids, status=Reminder.Status.SCHEDULED)
-            rows = [
-                (
-                    e,
-                    f"exchange date {self.local_date(e)}, "
-                    f"{scheduled.get(e.pk, 0)} scheduled reminder(s) will be skipped",
-                )
+            details = {
+                e.pk: f"exchange date {self.local_date(e)}, "
+                f"{scheduled.get(e.pk, 0)} scheduled reminder(s) will be skipped"
                 for e in eligible
-            ]
+            }
             return self._confirmation(
                 request,
                 queryset,
                 eligible,
-                rows,
+                details,
                 action="complete",
                 title="Complete these exchanges?",
                 intro=(
@@ -238,12 +224,10 @@ class ExchangeAdmin(admin.ModelAdmin):
                 skipped_note="are not matched and will be left alone",
                 submit="Yes, complete now",
             )
-        run = self._queue(
-            request, "exchanges.auto_complete", {"exchange_ids": ids, "include_future": True}
-        )
-        return self._report(request, [run], what="complete")
+        run = self.queue_job(request, COMPLETE_JOB, {"exchange_ids": ids, "include_future": True})
+        return self.report_runs(request, [run], detail=f"for {len(ids)} exchange(s)")
 
-    @admin.action(description="Purge now (asks first)", permissions=["run_and_delete"])
+    @job_action(PURGE_JOB, description="Purge now (asks first)")
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (the rows are deleted for good), then queue one run for all."""
         eligible = list(queryset.filter(state=Exchange.State.COMPLETED).order_by("pk"))
@@ -251,20 +235,18 @@ class ExchangeAdmin(admin.ModelAdmin):
             self.message_user(request, "Only completed exchanges can be purged.", messages.WARNING)
             return None
         ids = [e.pk for e in eligible]
-        if not self._confirmed(request):
+        if not self.confirmed(request):
             people = counts_by_exchange(Participant, ids)
-            rows = [
-                (
-                    e,
-                    f"completed {e.completed_at:%Y-%m-%d %H:%M} UTC, {people.get(e.pk, 0)} participants",
-                )
+            details = {
+                e.pk: f"completed {e.completed_at:%Y-%m-%d %H:%M} UTC,"
+                f" {people.get(e.pk, 0)} participants"
                 for e in eligible
-            ]
+            }
             return self._confirmation(
                 request,
                 queryset,
                 eligible,
-                rows,
+                details,
                 action="purge_now",
                 title="Purge exchanges now?",
                 intro=(
@@ -274,72 +256,32 @@ class ExchangeAdmin(admin.ModelAdmin):
                 skipped_note="are not completed and will be left alone",
                 submit="Yes, purge now",
             )
-        run = self._queue(request, "exchanges.purge_completed", {"exchange_ids": ids})
-        return self._report(request, [run], what="purge")
-
-    # -- helpers ---------------------------------------------------------------------
-
-    @staticmethod
-    def _confirmed(request: HttpRequest) -> bool:
-        return request.POST.get("post") == "yes"
-
-    def _queue(self, request: HttpRequest, name: str, kwargs: dict[str, Any]) -> JobRun:
-        return enqueue_job(
-            name, kwargs=kwargs, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request)
-        )
-
-    def _report(
-        self, request: HttpRequest, runs: list[JobRun], *, what: str
-    ) -> HttpResponse | None:
-        """One run: land on its page (if the user may see it). Else: the list, links to each."""
-        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
-            run = runs[0]
-            self.message_user(request, f"Queued {run.job} ({what}) as run #{run.pk}.")
-            return HttpResponseRedirect(run_url(run))
-        self.message_user(
-            request,
-            format_html(
-                "Queued {} {} run(s): {}",
-                len(runs),
-                what,
-                format_html_join(
-                    ", ",
-                    '<a href="{}">#{}{}</a>',
-                    ((run_url(r), r.pk, _about(r)) for r in runs),
-                ),
-            ),
-        )
-        return None
+        run = self.queue_job(request, PURGE_JOB, {"exchange_ids": ids})
+        return self.report_runs(request, [run], detail=f"for {len(ids)} exchange(s)")
 
     def _confirmation(
         self,
         request: HttpRequest,
         queryset: QuerySet[Exchange],
         eligible: list[Exchange],
-        rows: list[tuple[Exchange, str]],
-        *,
-        action: str,
-        title: str,
-        intro: str,
-        skipped_note: str,
-        submit: str,
-        pending: Iterable[JobRun] = (),
+        details: dict[int, str],
+        **context: Any,
     ) -> TemplateResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.model._meta,
-            "intro": intro,
-            "rows": rows,
-            "skipped": queryset.count() - len(eligible),
-            "skipped_note": skipped_note,
-            "pending": list(pending),
-            "selected": [e.pk for e in eligible],
-            "action": action,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "submit": submit,
-        }
-        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+        """The shared confirmation page, one row per eligible exchange."""
+        return self.confirmation_page(
+            request,
+            rows=[
+                (
+                    reverse("admin:exchanges_exchange_change", args=[e.pk]),
+                    f"#{e.pk} {e.name} ({e.state})",
+                    details[e.pk],
+                )
+                for e in eligible
+            ],
+            skipped=queryset.count() - len(eligible),
+            selected=[e.pk for e in eligible],
+            **context,
+        )
 
 
 @admin.register(Participant)

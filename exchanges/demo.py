@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from exchanges.models import Exchange, MagicToken, Participant, RateLimit, Reminder
+from jobs.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
@@ -46,7 +47,9 @@ def _exchange(name: str, zone: str, **fields: Any) -> Exchange:
 
 def _run(name: str, **kwargs: Any) -> JobRun:
     """Queue a run for the real cluster and wait until it finishes."""
-    run = enqueue_job(name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="demo")
+    run = enqueue_job(
+        name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by=command_user()
+    )
     return wait_for_run(run.pk, timeout_seconds=30)
 
 

@@ -11,10 +11,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
+from jobs.admin_actions import actor
 from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun, Lease, Notification
+from jobs.permissions import RUN_PERMISSION
 from jobs.progress import describe_progress
 from jobs.registry import all_jobs, get_job
 from jobs.runner import enqueue_job
@@ -29,12 +31,6 @@ from jobs.services.outbox import requeue_notifications
 
 #: The admin index gets a prominent link to the jobs dashboard (see the template).
 admin.site.index_template = "admin/jobs/site_index.html"
-
-RUN_PERMISSION = "jobs.run_job"
-
-
-def actor(request: HttpRequest) -> str:
-    return request.user.get_username() or f"user:{request.user.pk}"
 
 
 def pretty_json(value) -> str:

@@ -1,6 +1,3 @@
-import os
-from importlib import import_module
-
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -18,10 +15,6 @@ class JobsConfig(AppConfig):
 
         # Every app declares its jobs in tasks.py; importing them fills the registry.
         autodiscover_modules("tasks")
-        # Extra job modules (tests register their e2e jobs this way, in every process).
-        for module in os.environ.get("JOBS_EXTRA_TASK_MODULES", "").split(","):
-            if module.strip():
-                import_module(module.strip())
         pre_execute.connect(context.remember_queue_task, dispatch_uid="jobs.remember_task")
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
 

@@ -13,12 +13,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.context import watching_progress
+from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun
 from jobs.progress import ProgressPrinter
+from jobs.registry import get_job
 from jobs.runner import run_job_now
 
 
 def command_user() -> str:
+    """What `triggered_by` records for a run started from the command line: `cli:<login>`."""
     try:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no login name in some containers
@@ -26,37 +29,62 @@ def command_user() -> str:
 
 
 class JobCommand(BaseCommand):
-    """Run one job; `--dry-run` reports what would change and changes nothing."""
+    """Run one job; `--dry-run` reports what would change and changes nothing.
+
+    A subclass names its job (`job_name`, or `get_job_name` for a generic command), adds
+    its options, and turns them into the job's kwargs in `job_kwargs`, raising
+    `CommandError(..., returncode=2)` on bad input before anything is written.
+    """
 
     job_name: str = ""
     #: A skipped run (its lock held by another run) did not do the work asked for.
     skipped_is_error: bool = False
+    #: Offer `--dry-run` (passed to the job as `dry_run=True`).
+    dry_run_option: bool = True
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Report what would change; change nothing."
-        )
+        if self.dry_run_option:
+            parser.add_argument(
+                "--dry-run", action="store_true", help="Report what would change; change nothing."
+            )
+
+    def get_job_name(self, options: dict[str, Any]) -> str:
+        return self.job_name
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         """The job's kwargs from the options; raise CommandError(returncode=2) on bad input."""
         return {}
 
     def handle(self, *args: Any, **options: Any) -> None:
+        name = self.get_job_name(options)
         kwargs = self.job_kwargs(options)
-        if options["dry_run"]:
+        if options.get("dry_run"):
             kwargs["dry_run"] = True
-        printer = ProgressPrinter(label=self.job_name, stream=self.stdout._out)
+        self.check_job(name, kwargs)
+        printer = ProgressPrinter(label=name, stream=self.stdout._out)
         try:
             with watching_progress(lambda run, progress: printer.update(progress)):
                 run = run_job_now(
-                    self.job_name,
+                    name,
                     kwargs=kwargs,
                     trigger=JobRun.Trigger.COMMAND,
                     triggered_by=command_user(),
                 )
         finally:
             printer.finish()
-        line = f"{self.job_name} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)}"
+        self.report(run)
+
+    @staticmethod
+    def check_job(name: str, kwargs: dict[str, Any]) -> None:
+        """Refuse an unknown job or arguments it does not take: one line, exit 2."""
+        try:
+            get_job(name).check_arguments(kwargs)
+        except (UnknownJob, BadJobArguments) as exc:
+            raise CommandError(str(exc), returncode=2) from None
+
+    def report(self, run: JobRun) -> None:
+        """One line; exit 1 when the run failed (or was skipped, if that is an error here)."""
+        line = f"{run.job} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)}"
         if run.status == JobRun.Status.FAILED:
             raise CommandError(f"{line} {run.error}", returncode=1)
         if run.status == JobRun.Status.SKIPPED and self.skipped_is_error:

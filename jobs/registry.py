@@ -38,6 +38,9 @@ class JobSpec:
     retry: RetryPolicy = field(default_factory=lambda: as_retry_policy(False))
     #: Hard time limit for one run (django-q2 kills the worker past it).
     timeout_seconds: int = 1800
+    #: Django permissions needed to run or retry the job besides `jobs.run_job`
+    #: (jobs.permissions.can_run_job), e.g. the change permission of what it changes.
+    permissions: tuple[str, ...] = ()
     description: str = ""
 
     def lock_key_for(self, kwargs: dict[str, Any]) -> str:
@@ -102,6 +105,7 @@ def job(
     lock_key: Callable[[dict[str, Any]], str] | None = None,
     retry: RetryPolicy | bool | int | None = False,
     timeout_seconds: int = 1800,
+    permissions: tuple[str, ...] = (),
 ) -> Callable[[JobFunc], JobFunc]:
     """Register `func` as the job `name`; the function itself is returned unchanged."""
     if cluster not in CLUSTERS:
@@ -123,6 +127,7 @@ def job(
             lock_key=lock_key,
             retry=as_retry_policy(retry),
             timeout_seconds=timeout_seconds,
+            permissions=tuple(permissions),
             description=inspect.cleandoc(func.__doc__ or "").split("\n\n")[0],
         )
         return func

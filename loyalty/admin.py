@@ -1,27 +1,21 @@
 """Admin of the loyalty app: programs, cards (balance read-only, ledger inline), transactions.
 
-Balances only change through the ledger, so they are read-only here; the card
-actions queue the real jobs through jobs.runner.enqueue_job (trigger `admin`, the
-user recorded as triggered_by) and need the jobs core's `run_job` permission, not just
-staff. "Expire now" voids points for good: it needs the cards' change permission too
-and shows a confirmation page first. An action lands on the run it created.
+Balances only change through the ledger, so they are read-only here. The card actions
+queue the real jobs (jobs.admin_actions: offered to those who may run the job, recorded
+as the user, landing on the run). "Expire now" voids points for good: its job needs the
+cards' change permission besides `run_job`, and it shows a confirmation page first with
+what the run will do to each card, as loyalty.selectors decides it.
 """
-
-from collections import defaultdict
-from datetime import datetime, timedelta
-from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
-from jobs.admin import actor
+from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.models import JobRun
-from jobs.runner import enqueue_job
 from loyalty.models import (
     Customer,
     LoyaltyCard,
@@ -30,18 +24,12 @@ from loyalty.models import (
     Merchant,
     Store,
 )
-from loyalty.selectors import WARNING_DAYS, expiring_programs
+from loyalty.selectors import WARNING_DAYS, CardOutlook, expiration_outlook, expiring_programs
 
-RUN_PERMISSION = "jobs.run_job"
-CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"  # shared by the apps
 EXPIRE_JOB = "loyalty.expire_points"
 SYNC_JOB = "loyalty.sync_wallet_passes"
 #: Cards listed one by one on the confirmation page; the rest are counted.
 CONFIRM_MAX_ROWS = 100
-
-
-def run_url(run: JobRun) -> str:
-    return reverse("admin:jobs_jobrun_change", args=[run.pk])
 
 
 @admin.register(Merchant)
@@ -90,7 +78,7 @@ class LedgerInline(admin.TabularInline):
 
 
 @admin.register(LoyaltyCard)
-class LoyaltyCardAdmin(admin.ModelAdmin):
+class LoyaltyCardAdmin(JobActionsMixin, admin.ModelAdmin):
     list_display = (
         "number",
         "merchant",
@@ -114,17 +102,8 @@ class LoyaltyCardAdmin(admin.ModelAdmin):
     inlines = (LedgerInline,)
     actions = ("expire_now", "resync_wallet")
 
-    def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(RUN_PERMISSION)
-
-    # An action listing several permissions is offered when the user has *any* of them;
-    # this combines them so that both are needed.
-    def has_run_and_change_permission(self, request: HttpRequest) -> bool:
-        return self.has_run_permission(request) and self.has_change_permission(request)
-
-    @admin.action(
-        description="Expire now (points of selected cards that are due; asks first)",
-        permissions=["run_and_change"],
+    @job_action(
+        EXPIRE_JOB, description="Expire now (points of selected cards that are due; asks first)"
     )
     def expire_now(
         self, request: HttpRequest, queryset: QuerySet[LoyaltyCard]
@@ -138,18 +117,17 @@ class LoyaltyCardAdmin(admin.ModelAdmin):
         if not cards:
             self.message_user(request, "No selected card has points to expire.", messages.WARNING)
             return None
-        ids = [card.pk for card in cards]
-        if request.POST.get("post") != "yes":
+        if not self.confirmed(request):
             return self._expire_confirmation(request, queryset, cards)
-        run = self._queue(request, EXPIRE_JOB, {"card_ids": ids})
-        return self._report(
+        run = self.queue_job(request, EXPIRE_JOB, {"card_ids": [card.pk for card in cards]})
+        return self.report_runs(
             request,
-            run,
-            f"for {len(ids)} card(s); cards not yet past their program's expiration are "
-            "left unchanged",
+            [run],
+            detail=f"for {len(cards)} card(s); cards not yet past their program's expiration"
+            " are left unchanged",
         )
 
-    @admin.action(description="Re-sync wallet passes of selected cards", permissions=["run"])
+    @job_action(SYNC_JOB, description="Re-sync wallet passes of selected cards")
     def resync_wallet(
         self, request: HttpRequest, queryset: QuerySet[LoyaltyCard]
     ) -> HttpResponse | None:
@@ -164,125 +142,87 @@ class LoyaltyCardAdmin(admin.ModelAdmin):
         if not ids:
             self.message_user(request, "No selected card has a wallet pass.", messages.WARNING)
             return None
-        run = self._queue(request, SYNC_JOB, {"card_ids": ids})
-        return self._report(request, run, f"for {len(ids)} card(s)")
-
-    # -- helpers ---------------------------------------------------------------------
-
-    def _queue(self, request: HttpRequest, name: str, kwargs: dict[str, Any]) -> JobRun:
-        return enqueue_job(
-            name, kwargs=kwargs, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request)
-        )
-
-    def _report(self, request: HttpRequest, run: JobRun, detail: str) -> HttpResponse | None:
-        """Land on the run's page (if the user may see it), else a message linking it."""
-        if request.user.has_perm("jobs.view_jobrun"):
-            self.message_user(request, f"Queued {run.job} as run #{run.pk} {detail}.")
-            return HttpResponseRedirect(run_url(run))
-        self.message_user(
-            request,
-            format_html(
-                'Queued {} as run <a href="{}">#{}</a> {}.', run.job, run_url(run), run.pk, detail
-            ),
-        )
-        return None
+        run = self.queue_job(request, SYNC_JOB, {"card_ids": ids})
+        return self.report_runs(request, [run], detail=f"for {len(ids)} card(s)")
 
     def _expire_confirmation(
         self, request: HttpRequest, queryset: QuerySet[LoyaltyCard], cards: list[LoyaltyCard]
     ) -> TemplateResponse:
-        now = timezone.now()
-        programs = list(expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}))
-        by_merchant: dict[int, list[LoyaltyProgram]] = defaultdict(list)
-        for program in programs:
-            by_merchant[program.merchant_id].append(program)
-        verdicts = {
-            card.pk: _expiration_verdict(card, by_merchant.get(card.merchant_id, []), now=now)
-            for card in cards
-        }
-        summary = []
-        for program in programs:
-            mine = [c for c in cards if c.merchant_id == program.merchant_id]
-            due = [c for c in mine if verdicts[c.pk][0] == "expire"]
-            warn = [c for c in mine if verdicts[c.pk][0] == "warn"]
-            summary.append(
-                f"{program.name} ({program.merchant.name}, points expire after "
-                f"{program.points_expiration_days} days of inactivity): {len(mine)} selected "
-                f"card(s), {len(due)} past expiration with {sum(c.points_balance for c in due)} "
-                f"points to void, {len(warn)} to warn"
-            )
-        no_program = sum(1 for c in cards if not by_merchant.get(c.merchant_id))
+        """Per program and per card what a run now would do, as the service decides it."""
+        outlook = expiration_outlook(cards, now=timezone.now())
+        due = [c for c in cards if outlook[c.pk].verdict == "expire"]
+        summary = [
+            f"{program.name} ({program.merchant.name}, points expire after "
+            f"{program.points_expiration_days} days of inactivity): {len(mine)} selected "
+            f"card(s), {len(expire)} past expiration with "
+            f"{sum(c.points_balance for c in expire)} points to void, {len(warn)} to warn"
+            for program, mine, expire, warn in _by_program(cards, outlook)
+        ]
+        no_program = sum(1 for c in cards if outlook[c.pk].expires_at is None)
         if no_program:
             summary.append(
                 f"{no_program} selected card(s) belong to no active program whose points "
                 "expire: left alone"
             )
-        due_cards = [c for c in cards if verdicts[c.pk][0] == "expire"]
-        rows = [
-            (
-                reverse("admin:loyalty_loyaltycard_change", args=[c.pk]),
-                f"{c.number} ({c.customer.name}, {c.merchant.name})",
-                verdicts[c.pk][1],
-            )
-            for c in cards[:CONFIRM_MAX_ROWS]
-        ]
         pending = JobRun.objects.filter(
             job=EXPIRE_JOB, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
         ).order_by("pk")
-        across = request.POST.get("select_across") == "1"
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Expire the points of these cards now?",
-            "opts": self.model._meta,
-            "intro": (
-                f"{len(due_cards)} of the {len(cards)} card(s) are past their program's"
-                f" expiration: their {sum(c.points_balance for c in due_cards)} points will be"
+        return self.confirmation_page(
+            request,
+            action="expire_now",
+            title="Expire the points of these cards now?",
+            intro=(
+                f"{len(due)} of the {len(cards)} card(s) are past their program's"
+                f" expiration: their {sum(c.points_balance for c in due)} points will be"
                 " voided (balance set to 0, a points-expired ledger row, the customer"
-                " notified); this cannot be undone. Cards within"
-                f" {WARNING_DAYS} days of expiration get their warning; the others are left"
-                " alone."
+                f" notified); this cannot be undone. Cards within {WARNING_DAYS} days of"
+                " expiration get their warning; the others are left alone."
             ),
-            "summary": summary,
-            "rows": rows,
-            "more": max(0, len(cards) - CONFIRM_MAX_ROWS),
-            "skipped": queryset.count() - len(cards),
-            "skipped_note": "have no points or are inactive and will be left alone",
-            "pending": list(pending),
-            "pending_note": (
+            summary=summary,
+            rows=[
+                (
+                    reverse("admin:loyalty_loyaltycard_change", args=[c.pk]),
+                    f"{c.number} ({c.customer.name}, {c.merchant.name})",
+                    _in_words(c, outlook[c.pk]),
+                )
+                for c in cards[:CONFIRM_MAX_ROWS]
+            ],
+            more=max(0, len(cards) - CONFIRM_MAX_ROWS),
+            skipped=queryset.count() - len(cards),
+            skipped_note="have no points or are inactive and will be left alone",
+            pending=list(pending),
+            pending_note=(
                 "An expiration run is already queued or running (a second one at the same"
                 " time is recorded skipped):"
             ),
-            # "Select all" across pages: the page's ticks and the flag, not every id.
-            "selected": (
-                request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
-                if across
-                else [c.pk for c in cards]
-            ),
-            "select_across": across,
-            "action": "expire_now",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "submit": "Yes, expire now",
-            "changelist_url": reverse("admin:loyalty_loyaltycard_changelist"),
-        }
-        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+            selected=[c.pk for c in cards],
+            submit="Yes, expire now",
+        )
 
 
-def _expiration_verdict(
-    card: LoyaltyCard, programs: list[LoyaltyProgram], *, now: datetime
-) -> tuple[str, str]:
-    """("expire" | "warn" | "keep", what the run will do to this card, in words)."""
-    if not programs:
-        return "keep", f"{card.points_balance} points; no expiring program: left alone"
-    days = min(p.points_expiration_days or 0 for p in programs)
-    expires_at = card.last_activity_at + timedelta(days=days)
-    when = f"{expires_at:%Y-%m-%d %H:%M} UTC"
-    if expires_at < now:
-        return "expire", f"{card.points_balance} points will be voided (expired {when})"
-    warned = card.last_expiration_warning_at is not None and (
-        card.last_expiration_warning_at >= card.last_activity_at
-    )
-    if expires_at - timedelta(days=WARNING_DAYS) < now and not warned:
-        return "warn", f"{card.points_balance} points expire {when}: the customer gets a warning"
-    return "keep", f"{card.points_balance} points expire {when}: left alone"
+def _by_program(
+    cards: list[LoyaltyCard], outlook: dict[int, CardOutlook]
+) -> list[tuple[LoyaltyProgram, list[LoyaltyCard], list[LoyaltyCard], list[LoyaltyCard]]]:
+    """(program, its selected cards, those to expire, those to warn) per program concerned."""
+    groups = []
+    for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
+        mine = [c for c in cards if c.merchant_id == program.merchant_id]
+        expire = [c for c in mine if program.pk in outlook[c.pk].expire_in]
+        warn = [c for c in mine if program.pk in outlook[c.pk].warn_in]
+        groups.append((program, mine, expire, warn))
+    return groups
+
+
+def _in_words(card: LoyaltyCard, outlook: CardOutlook) -> str:
+    """What the run will do to this card, for the confirmation page."""
+    if outlook.expires_at is None:
+        return f"{card.points_balance} points; no expiring program: left alone"
+    when = f"{outlook.expires_at:%Y-%m-%d %H:%M} UTC"
+    if outlook.verdict == "expire":
+        return f"{card.points_balance} points will be voided (expired {when})"
+    if outlook.verdict == "warn":
+        return f"{card.points_balance} points expire {when}: the customer gets a warning"
+    return f"{card.points_balance} points expire {when}: left alone"
 
 
 @admin.register(LoyaltyTransaction)

@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
@@ -115,7 +116,9 @@ def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, l
 
 
 def _run(name: str, kwargs: dict, *, out: Callable[[str], None], timeout_seconds: float) -> JobRun:
-    run = enqueue_job(name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="demo")
+    run = enqueue_job(
+        name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by=command_user()
+    )
     out(f"queued {name} as run #{run.pk}; waiting for the default cluster")
     run = wait_for_run(run.pk, timeout_seconds=timeout_seconds)
     out(f"  #{run.pk} {run.status} in {run.duration_seconds or 0:.2f}s")

@@ -5,6 +5,7 @@ statements of loyalty.sql, which apply the same rules while they lock): the dry 
 the admin's "Expire now" confirmation page both ask here.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import F, Q, QuerySet
@@ -59,3 +60,46 @@ def cards_due_for_expiration(
     """Cards whose points expire now: inactive for longer than the program allows."""
     _, expiration_threshold = thresholds(program, now=now)
     return _cards_with_points(program, card_ids).filter(last_activity_at__lt=expiration_threshold)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardOutlook:
+    """What a run now would do to one card."""
+
+    #: "expire", "warn" or "keep".
+    verdict: str
+    #: When its points expire under the first program to expire them; None: no program does.
+    expires_at: datetime | None
+    #: Programs (ids) under which the card is expired, or warned, by a run now.
+    expire_in: frozenset[int] = frozenset()
+    warn_in: frozenset[int] = frozenset()
+
+
+def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, CardOutlook]:
+    """Per card (id), what a run now would do, by the selectors the run's dry run uses."""
+    ids = [card.pk for card in cards]
+    expire: dict[int, set[int]] = {pk: set() for pk in ids}
+    warn: dict[int, set[int]] = {pk: set() for pk in ids}
+    shortest: dict[int, int] = {}  # merchant -> fewest expiration days of its programs
+    for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
+        days = program.points_expiration_days or 0
+        shortest[program.merchant_id] = min(days, shortest.get(program.merchant_id, days))
+        for pk in cards_due_for_expiration(program, now=now, card_ids=ids).values_list(
+            "pk", flat=True
+        ):
+            expire[pk].add(program.pk)
+        for pk in cards_due_for_warning(program, now=now, card_ids=ids).values_list(
+            "pk", flat=True
+        ):
+            warn[pk].add(program.pk)
+    outlook = {}
+    for card in cards:
+        days = shortest.get(card.merchant_id)
+        verdict = "expire" if expire[card.pk] else "warn" if warn[card.pk] else "keep"
+        outlook[card.pk] = CardOutlook(
+            verdict=verdict,
+            expires_at=None if days is None else card.last_activity_at + timedelta(days=days),
+            expire_in=frozenset(expire[card.pk]),
+            warn_in=frozenset(warn[card.pk]),
+        )
+    return outlook

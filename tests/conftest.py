@@ -1,18 +1,14 @@
 """Shared fixtures: real PostgreSQL (pytest-django's test database) and real qcluster processes."""
 
-import importlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
 from jobs.services.clusters import kill_cluster, start_clusters, stop_clusters
 
-#: Test-only jobs, imported by the test process and by every qcluster it starts.
-E2E_JOB_MODULES = "tests.e2e_jobs"
-os.environ.setdefault("JOBS_EXTRA_TASK_MODULES", E2E_JOB_MODULES)
-# Django may be set up before this file is read: register the test jobs here too.
-importlib.import_module(E2E_JOB_MODULES)
+#: The settings module of the test process and of every qcluster it starts: the project's
+#: settings plus the test-only jobs (tests/apps.py).
+TEST_SETTINGS = "tests.settings"
 
 
 def test_database_url() -> str:
@@ -33,7 +29,7 @@ class Clusters:
             names,
             env={
                 "DATABASE_URL": test_database_url(),
-                "JOBS_EXTRA_TASK_MODULES": E2E_JOB_MODULES,
+                "DJANGO_SETTINGS_MODULE": TEST_SETTINGS,
                 **(env or {}),
             },
         )

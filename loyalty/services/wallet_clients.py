@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import requests
 
-from loyalty.conf import loyalty_setting
+from loyalty.conf import loyalty_settings
 from loyalty.exceptions import PermanentWalletError, TransientWalletError
 
 
@@ -90,16 +90,16 @@ class WalletClients:
 
 def wallet_clients() -> WalletClients:
     """Clients from settings/environment only (endpoints and tokens: see loyalty.conf)."""
-    timeout = float(loyalty_setting("WALLET_TIMEOUT_SECONDS"))  # type: ignore[arg-type]
+    timeout = loyalty_settings.WALLET_TIMEOUT_SECONDS
     return WalletClients(
         google=GoogleWalletClient(
-            base_url=str(loyalty_setting("GOOGLE_WALLET_URL")),
-            token=str(loyalty_setting("GOOGLE_WALLET_TOKEN")),
+            base_url=loyalty_settings.GOOGLE_WALLET_URL,
+            token=loyalty_settings.GOOGLE_WALLET_TOKEN,
             timeout_seconds=timeout,
         ),
         apple=AppleWalletClient(
-            base_url=str(loyalty_setting("APPLE_WALLET_URL")),
-            token=str(loyalty_setting("APPLE_WALLET_TOKEN")),
+            base_url=loyalty_settings.APPLE_WALLET_URL,
+            token=loyalty_settings.APPLE_WALLET_TOKEN,
             timeout_seconds=timeout,
         ),
     )

@@ -17,7 +17,7 @@ from django.utils import timezone
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from jobs.context import flag_for_attention, report_progress
-from loyalty.conf import loyalty_setting
+from loyalty.conf import loyalty_settings
 from loyalty.exceptions import TransientWalletError, WalletError
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
 from loyalty.services.wallet_clients import CardSnapshot, WalletClients, wallet_clients
@@ -97,11 +97,11 @@ def sync_wallet_passes(
     """Sync the cards changed since `since` (default: the last hour), or the given cards."""
     started = time.monotonic()
     if card_ids is None and since is None:
-        window = int(loyalty_setting("WALLET_SYNC_WINDOW_MINUTES"))  # type: ignore[arg-type]
+        window = loyalty_settings.WALLET_SYNC_WINDOW_MINUTES
         since = timezone.now() - timedelta(minutes=window)
     cards = cards_to_sync(card_ids=card_ids, since=since)
     clients = clients or wallet_clients()
-    workers = max_workers or int(loyalty_setting("WALLET_SYNC_CONCURRENCY"))  # type: ignore[arg-type]
+    workers = max_workers or loyalty_settings.WALLET_SYNC_CONCURRENCY
     report_progress(done=0, total=len(cards), unit="cards", failed=0)
 
     def attempt(card: CardSnapshot) -> tuple[int, str | None]:

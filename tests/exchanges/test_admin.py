@@ -74,7 +74,7 @@ def test_match__confirmation_page_shows_what_will_be_drawn_and_queues_nothing(
     assert f"#{draft.pk} Team draw" in html
     assert "3 active participant(s), 1 exclusion(s)" in html
     assert "1 active participant(s), 0 exclusion(s) - fewer than 2 active participants" in html
-    assert "1 selected exchange(s) are not draft or registration_open" in html
+    assert "1 selected exchanges are not draft or registration_open" in html
     assert 'value="Yes, draw names"' in html and "triggered by" in html and "olga" in html
     # Only the eligible exchanges are carried to the confirm post.
     assert f'value="{matched.pk}"' not in html.split("<form")[-1]
@@ -178,7 +178,7 @@ def test_match__several_exchanges__one_run_each_listed_in_a_message(
     assert [r.kwargs["exchange_id"] for r in runs] == [first.pk, second.pk]
     assert {(r.triggered_by, r.trigger) for r in runs} == {("olga", "admin")}
     html = messages_of(operator)
-    assert "Queued 2 match run(s)" in html
+    assert "Queued exchanges.match_exchange as run " in html and "for 2 exchange(s)." in html
     for run in runs:
         assert (
             f'<a href="{run_page(run)}">#{run.pk} (exchange {run.kwargs["exchange_id"]})</a>'
@@ -239,7 +239,8 @@ def test_send_reminders_now__several__one_run_each_stays_on_the_list(operator, m
     assert sorted(JobRun.objects.values_list("kwargs__exchange_id", flat=True)) == sorted(
         e.pk for e in exchanges
     )
-    assert "Queued 2 send due reminders run(s)" in messages_of(operator)
+    html = messages_of(operator)
+    assert "Queued exchanges.send_due_reminders as run " in html and "for 2 exchange(s)." in html
 
 
 # -- Complete ----------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def test_complete__confirmation_first_then_one_run_as_the_user_landing_on_it(
     html = page.content.decode()
     assert page.status_code == 200 and "Complete these exchanges?" in html
     assert "exchange date 2026-12-18 18:00 EST, 3 scheduled reminder(s) will be skipped" in html
-    assert "1 selected exchange(s) are not matched" in html and 'value="Yes, complete now"' in html
+    assert "1 selected exchanges are not matched" in html and 'value="Yes, complete now"' in html
     assert not JobRun.objects.exists()
 
     response = act(operator, "complete", exchange.pk, draft.pk, confirm=True)
@@ -291,7 +292,7 @@ def test_purge_now__confirmation_first_then_queues_as_the_user_and_lands_on_the_
     html = page.content.decode()
     assert page.status_code == 200 and 'value="Yes, purge now"' in html
     assert "completed 2026-12-20 00:00 UTC, 2 participants" in html
-    assert "1 selected exchange(s) are not completed" in html
+    assert "1 selected exchanges are not completed" in html
     assert not JobRun.objects.exists()
 
     response = act(operator, "purge_now", done.pk, other.pk, confirm=True)

@@ -14,11 +14,9 @@ import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
 
-import tests.reliability.reaper_jobs  # noqa: F401 - registers tests.marked_sleep here
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, execute_queued_run, run_job_now
 from jobs.services.queues import cluster_retry_seconds
-from tests.conftest import E2E_JOB_MODULES
 from tests.reliability import redis_fixtures
 from tests.reliability.conftest import age_out, poll, say
 
@@ -27,7 +25,6 @@ pytestmark = [pytest.mark.e2e]
 redis_server = redis_fixtures.redis_server
 redis_broker_here = redis_fixtures.redis_broker_here
 
-MODULES = f"{E2E_JOB_MODULES},tests.reliability.reaper_jobs"
 FINISHED = {"succeeded", "failed", "skipped"}
 
 
@@ -40,7 +37,7 @@ def test_killed_redis_cluster__tasks_lost__reaper_requeues__each_run_succeeds_on
 ):
     redis = redis_broker_here
     marker = tmp_path / "marks.txt"
-    env = redis_fixtures.redis_cluster_env(redis, Q_WORKERS="1", JOBS_EXTRA_TASK_MODULES=MODULES)
+    env = redis_fixtures.redis_cluster_env(redis, Q_WORKERS="1")
     [first] = qcluster.start(["default"], env=env)
     a = enqueue_job(
         "tests.marked_sleep",

@@ -37,7 +37,7 @@ from jobs.conf import jobs_settings
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from jobs.services.schedules import sync_schedules
-from tests.conftest import E2E_JOB_MODULES
+from tests.conftest import TEST_SETTINGS
 from tests.reliability import netns
 from tests.reliability.conftest import poll, say
 
@@ -139,7 +139,7 @@ def test_two_hosts__every_run_once__the_other_host_finishes_when_one_is_cut_off(
                 # django-q2 signs task payloads and cluster stats with it: the same on
                 # every host, the one that queues (this test process) included.
                 "SECRET_KEY": settings.SECRET_KEY,
-                "JOBS_EXTRA_TASK_MODULES": E2E_JOB_MODULES,
+                "DJANGO_SETTINGS_MODULE": TEST_SETTINGS,
                 "Q_WORKERS": "2",
             },
             log_dir=tmp_path,

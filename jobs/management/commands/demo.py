@@ -1,12 +1,16 @@
 """manage.py demo: the end-to-end demo `make demo` runs."""
 
 import json
+import sys
 from collections import Counter
-from importlib import import_module
+from types import ModuleType
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import autodiscover_modules
 
+from jobs.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
 from jobs.runner import enqueue_job
@@ -15,23 +19,20 @@ from jobs.services.health import check_schedules, run_checks
 from jobs.services.schedules import sync_schedules
 from jobs.services.waiting import WaitTimeout, wait_for_run, wait_until
 
-#: Apps extend the demo with a `<app>/demo.py` defining run_demo(*, out) -> None, and
-#: optionally cluster_env(*, out) -> dict[str, str]: called before the clusters start
-#: (start fake servers there), its variables are set in every qcluster's environment.
-DEMO_APPS = ("loyalty", "exchanges", "bibliotheca")
 
+def demo_modules() -> dict[str, ModuleType]:
+    """Every installed app's `demo` module, by app label, in INSTALLED_APPS order.
 
-def demo_modules(only: list[str] | None) -> list:
-    modules = []
-    for app in DEMO_APPS:
-        if only and app not in only:
-            continue
-        try:
-            modules.append(import_module(f"{app}.demo"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{app}.demo":
-                raise
-    return modules
+    An app extends the demo with a `<app>/demo.py` defining run_demo(*, out) -> None, and
+    optionally cluster_env(*, out) -> dict[str, str]: called before the clusters start
+    (start fake servers there), its variables are set in every qcluster's environment.
+    """
+    autodiscover_modules("demo")
+    return {
+        config.label: sys.modules[f"{config.name}.demo"]
+        for config in apps.get_app_configs()
+        if f"{config.name}.demo" in sys.modules
+    }
 
 
 def format_run(run: JobRun) -> str:
@@ -49,13 +50,13 @@ class Command(BaseCommand):
     help = "Start the three clusters, run the demo jobs through the queue, print history, stop."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--only", choices=("jobs",) + DEMO_APPS, action="append")
+        parser.add_argument("--only", choices=["jobs", *demo_modules()], action="append")
 
     def handle(self, *args: Any, only: list[str] | None, **options: Any) -> None:
         out = self.stdout.write
         first_id = (JobRun.objects.order_by("-id").values_list("id", flat=True).first()) or 0
         out(f"schedules: {sync_schedules()}")
-        modules = demo_modules(only)
+        modules = [m for label, m in demo_modules().items() if not only or label in only]
         env: dict[str, str] = {}
         for module in modules:
             if hasattr(module, "cluster_env"):
@@ -103,7 +104,7 @@ class Command(BaseCommand):
             "jobs.demo_job",
             kwargs={"items": 1000, "notify": "ops@example.com"},
             trigger=JobRun.Trigger.COMMAND,
-            triggered_by="demo",
+            triggered_by=command_user(),
         )
         out(f"queued jobs.demo_job as run #{run.pk}; waiting for the default cluster")
         run = wait_for_run(run.pk, timeout_seconds=60)

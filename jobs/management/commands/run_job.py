@@ -3,14 +3,12 @@
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from jobs.context import watching_progress
-from jobs.exceptions import BadJobArguments, UnknownJob
+from jobs.commands import JobCommand, command_user
 from jobs.models import JobRun
-from jobs.progress import ProgressPrinter
 from jobs.registry import get_job
-from jobs.runner import enqueue_job, run_job_now
+from jobs.runner import enqueue_job
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, Any]:
@@ -29,11 +27,12 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     return kwargs
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = (
         "Run a registered job now, in this process (default) or through its cluster's queue "
         "(--queue). Every run is recorded in the job history. See `manage.py list_jobs`."
     )
+    dry_run_option = False  # a job that has one takes dry_run=true
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="job name, e.g. loyalty.expire_points")
@@ -42,30 +41,18 @@ class Command(BaseCommand):
             "--queue", action="store_true", help="queue it for the cluster instead of running here"
         )
 
-    def handle(self, *args: Any, name: str, arguments: list[str], queue: bool, **options: Any):
-        try:
-            spec = get_job(name)
-            kwargs = parse_assignments(arguments)
-            spec.check_arguments(kwargs)
-        except (UnknownJob, BadJobArguments) as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        if queue:
-            run = enqueue_job(
-                name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="cli"
-            )
-            self.stdout.write(f"queued {name} as run #{run.pk} on cluster {spec.cluster}")
-            return
-        printer = ProgressPrinter(label=name, stream=self.stdout._out)
-        try:
-            with watching_progress(lambda run, progress: printer.update(progress)):
-                run = run_job_now(
-                    name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="cli"
-                )
-        finally:
-            printer.finish()
-        self.stdout.write(
-            f"{name} run #{run.pk} {run.status} in {run.duration_seconds or 0:.2f}s: "
-            f"{json.dumps(run.result, default=str)}"
+    def get_job_name(self, options: dict[str, Any]) -> str:
+        return options["name"]
+
+    def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        return parse_assignments(options["arguments"])
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["queue"]:
+            return super().handle(*args, **options)
+        name, kwargs = options["name"], self.job_kwargs(options)
+        self.check_job(name, kwargs)
+        run = enqueue_job(
+            name, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by=command_user()
         )
-        if run.status == JobRun.Status.FAILED:
-            raise CommandError(f"{name} failed: {run.error}", returncode=1)
+        self.stdout.write(f"queued {name} as run #{run.pk} on cluster {get_job(name).cluster}")

@@ -1,0 +1,138 @@
+"""Admin actions that run a job: who may, what they are asked first, where they land.
+
+An app's ModelAdmin mixes in `JobActionsMixin` and declares each such action with
+`@job_action(JOB_NAME, description=...)`. The action is offered (and accepted when
+posted) only to users who may run that job (`jobs.permissions.can_run_job`: `run_job`
+and the job's own permissions); it queues the job through jobs.runner.enqueue_job with
+trigger `admin` and the user as `triggered_by`; it lands on the run's page. Actions that
+redo or destroy work first render the one confirmation page,
+`admin/jobs/action_confirmation.html`, with `confirmation_page`.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from jobs.models import JobRun
+from jobs.permissions import RUN_PERMISSION, can_run_job
+from jobs.runner import enqueue_job
+
+CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"
+
+
+def actor(request: HttpRequest) -> str:
+    """What `triggered_by` records for an admin user."""
+    return request.user.get_username() or f"user:{request.user.pk}"
+
+
+def run_url(run: JobRun) -> str:
+    return reverse("admin:jobs_jobrun_change", args=[run.pk])
+
+
+def job_action(job_name: str, *, description: str) -> Callable:
+    """`@admin.action` for an action that queues `job_name` (see JobActionsMixin)."""
+
+    def decorator(func: Callable) -> Callable:
+        func = admin.action(description=description, permissions=["run"])(func)
+        func.job_name = job_name  # type: ignore[attr-defined]
+        return func
+
+    return decorator
+
+
+class JobActionsMixin:
+    """For a ModelAdmin whose actions queue jobs; see the module docstring."""
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RUN_PERMISSION)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Django's actions minus the job actions whose job this user may not run."""
+        actions = super().get_actions(request)  # type: ignore[misc]
+        return {
+            name: entry
+            for name, entry in actions.items()
+            if getattr(entry[0], "job_name", None) is None
+            or can_run_job(request.user, entry[0].job_name)
+        }
+
+    @staticmethod
+    def confirmed(request: HttpRequest) -> bool:
+        """The confirmation page was answered "yes"."""
+        return request.POST.get("post") == "yes"
+
+    def queue_job(self, request: HttpRequest, name: str, kwargs: dict[str, Any]) -> JobRun:
+        """Queue one run of `name` as this user (checked again: the action list may be stale)."""
+        if not can_run_job(request.user, name):
+            raise PermissionDenied
+        return enqueue_job(
+            name, kwargs=kwargs, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request)
+        )
+
+    def report_runs(
+        self,
+        request: HttpRequest,
+        runs: Sequence[JobRun],
+        *,
+        detail: str,
+        label: Callable[[JobRun], str] = lambda run: "",
+    ) -> HttpResponse | None:
+        """One run: land on its page (when the user may see it). Else a message linking each."""
+        job = runs[0].job
+        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
+            self.message_user(request, f"Queued {job} as run #{runs[0].pk} {detail}.")  # type: ignore[attr-defined]
+            return HttpResponseRedirect(run_url(runs[0]))
+        links = format_html_join(
+            ", ", '<a href="{}">#{}{}</a>', ((run_url(r), r.pk, label(r)) for r in runs)
+        )
+        self.message_user(request, format_html("Queued {} as run {} {}.", job, links, detail))  # type: ignore[attr-defined]
+        return None
+
+    def confirmation_page(
+        self,
+        request: HttpRequest,
+        *,
+        action: str,
+        title: str,
+        intro: str,
+        rows: Iterable[tuple[str, str, str]],
+        selected: Iterable[Any],
+        submit: str,
+        **context: Any,
+    ) -> TemplateResponse:
+        """The shared "are you sure?" page; answering it posts the action again with post=yes.
+
+        `rows`: (url, label, what happens to it) per object. Optional context: `summary`
+        (lines), `more` (rows not listed), `skipped` / `skipped_note` (selected but left
+        alone), `pending` / `pending_note` (runs of the job already queued or running).
+        With "select all" across pages the page carries the flag, not every id.
+        """
+        opts = self.model._meta  # type: ignore[attr-defined]
+        across = request.POST.get("select_across") == "1"
+        return TemplateResponse(
+            request,
+            CONFIRM_TEMPLATE,
+            {
+                **self.admin_site.each_context(request),  # type: ignore[attr-defined]
+                "opts": opts,
+                "title": title,
+                "intro": intro,
+                "rows": list(rows),
+                "selected": (
+                    request.POST.getlist(helpers.ACTION_CHECKBOX_NAME) if across else selected
+                ),
+                "select_across": across,
+                "action": action,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "submit": submit,
+                "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+                **context,
+            },
+        )
