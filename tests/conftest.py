@@ -54,6 +54,16 @@ def qcluster(transactional_db) -> Iterator[Clusters]:
 
 
 @pytest.fixture
+def reports() -> Iterator[list[dict]]:
+    """Every report_progress call in this process, in order (what the run page showed)."""
+    from jobs.context import watching_progress
+
+    seen: list[dict] = []
+    with watching_progress(lambda run, progress: seen.append(dict(progress))):
+        yield seen
+
+
+@pytest.fixture
 def run_job_in_process() -> Callable:
     """Run a registered job in this process and return its JobRun (no queue)."""
     from jobs.runner import run_job_now

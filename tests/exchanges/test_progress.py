@@ -8,21 +8,13 @@ from exchanges.models import Exchange, RateLimit, Reminder
 from exchanges.services import purge
 from exchanges.services.cleanup import cleanup_rate_limits
 from exchanges.services.reminders import send_due_reminders
-from jobs.context import reset_current_run, set_current_run, watching_progress
+from jobs.context import reset_current_run, set_current_run
 from jobs.models import JobRun
 from jobs.runner import run_job_now
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def reports():
-    """Every report_progress call in this process, in order."""
-    seen: list[dict] = []
-    with watching_progress(lambda run, progress: seen.append(dict(progress))):
-        yield seen
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -13,6 +12,7 @@ from django_q.models import Schedule
 
 from jobs.models import JobRun
 from jobs.services.schedules import sync_schedules
+from tests.admin_helpers import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -122,19 +122,13 @@ def test_jobs_health__prints_one_line_per_check_and_fails_without_cluster():
 
 @pytest.fixture
 def staff_without_run(client):
-    user = User.objects.create_user("viewer", password="x", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_jobrun"))
-    client.force_login(user)
+    client.force_login(make_staff("viewer", "jobs.view_jobrun"))
     return client
 
 
 @pytest.fixture
 def operator(client):
-    user = User.objects.create_user("operator", password="x", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(codename="view_jobrun"), Permission.objects.get(codename="run_job")
-    )
-    client.force_login(user)
+    client.force_login(make_staff("operator", "jobs.view_jobrun", "jobs.run_job"))
     return client
 
 

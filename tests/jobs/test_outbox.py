@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
 
 from jobs.models import Notification
@@ -17,6 +18,23 @@ from jobs.services.outbox import (
 )
 
 NO_WAIT = RetryPolicy(base_seconds=0, jitter=False)
+
+
+class RendezvousBackend(EmailBackend):
+    """locmem, except that each delivery's first send waits until the other one's is due too.
+
+    So the two deliveries of the concurrency test hold claimed batches at the same time,
+    however the machine schedules the threads; a claim that blocked on the other's rows
+    would never get there, and the wait would fail the send.
+    """
+
+    rendezvous: threading.Barrier
+
+    def send_messages(self, messages):
+        if not getattr(self, "_met", False):
+            self._met = True
+            self.rendezvous.wait()
+        return super().send_messages(messages)
 
 
 def demo_item(recipient: str = "ops@example.com", key: str = "k1") -> OutgoingNotification:
@@ -56,7 +74,8 @@ def test_queue__sms_uses_sms_template():
 
 @pytest.mark.django_db(transaction=True)
 def test_delivery_run_twice_concurrently__sends_each_row_once(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.EMAIL_BACKEND = "tests.jobs.test_outbox.RendezvousBackend"
+    RendezvousBackend.rendezvous = threading.Barrier(2, timeout=30)
     queue_notifications([demo_item(f"u{i}@example.com", f"k{i}") for i in range(40)], kick=False)
     results = []
 
@@ -75,6 +94,7 @@ def test_delivery_run_twice_concurrently__sends_each_row_once(settings):
 
     assert sorted(m.to[0] for m in mail.outbox) == sorted(f"u{i}@example.com" for i in range(40))
     assert sum(r["sent"] for r in results) == 40
+    assert all(r["sent"] > 0 for r in results)  # both really delivered, at the same time
     assert Notification.objects.filter(status="sent").count() == 40
 
 

@@ -1,24 +1,18 @@
 """Who may run a job: `jobs.run_job` plus every permission the job declares."""
 
 import pytest
-from django.contrib.auth.models import Permission, User
 
 from jobs.management.commands.demo import demo_modules
 from jobs.permissions import can_run_job
+from tests.admin_helpers import make_staff
 
 pytestmark = pytest.mark.django_db
 
 
-def user_with(*codenames: str) -> User:
-    user = User.objects.create_user(f"u{User.objects.count()}", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
-    return User.objects.get(pk=user.pk)  # a fresh object: no cached permissions
-
-
 def test_can_run_job__needs_run_job_and_the_jobs_own_permissions():
-    runner = user_with("run_job")
-    cardkeeper = user_with("run_job", "change_loyaltycard")
-    no_run = user_with("change_loyaltycard", "delete_exchange")
+    runner = make_staff("runner", "jobs.run_job")
+    cardkeeper = make_staff("cardkeeper", "jobs.run_job", "loyalty.change_loyaltycard")
+    no_run = make_staff("no_run", "loyalty.change_loyaltycard", "exchanges.delete_exchange")
 
     assert can_run_job(runner, "loyalty.sync_wallet_passes")  # declares none
     assert not can_run_job(runner, "loyalty.expire_points")  # voids points: change card

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,19 @@ from tests.loyalty.conftest import NOW, ledger_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: Waits for a common start time, then runs the service itself (no single-flight lease),
-#: so only the chunks' FOR UPDATE SKIP LOCKED keeps the two apart.
+#: Says it is ready, waits for "go" on stdin, then runs the service itself (no
+#: single-flight lease), so only the chunks' FOR UPDATE SKIP LOCKED keeps the two apart.
 WORKER = """
-import json, sys, time
+import json, sys
 from datetime import datetime
 import django
 django.setup()
+from django.db import connection
 from loyalty.services.expiration import expire_points
-start_at, now = float(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
-time.sleep(max(0.0, start_at - time.time()))
+now = datetime.fromisoformat(sys.argv[1])
+connection.ensure_connection()
+print("ready", flush=True)
+sys.stdin.readline()
 print(json.dumps(expire_points(chunk_size=25, now=now)))
 """
 
@@ -41,18 +43,23 @@ def test_two_processes__expire_each_card_exactly_once(program_factory, card_fact
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
     }
-    start_at = time.time() + 3  # both interpreters are up and connected by then
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(start_at), NOW.isoformat()],
+            [sys.executable, "-c", WORKER, NOW.isoformat()],
             cwd=Path(settings.BASE_DIR),
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
+    for proc in procs:  # both interpreters up and connected, then both go at once
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=90)

@@ -1,15 +1,11 @@
 """Operator-surface fixtures: staff users with and without the run permission."""
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 
-PASSWORD = "correct horse battery staple"
+from tests.admin_helpers import PASSWORD, make_staff
 
-
-def make_staff(username: str, *codenames: str) -> User:
-    user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
-    return user
+__all__ = ["PASSWORD", "make_staff"]
 
 
 @pytest.fixture

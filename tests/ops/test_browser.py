@@ -18,7 +18,7 @@ from django.utils import timezone
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job, run_job_now
 from jobs.services.waiting import wait_for_run
-from tests.ops.conftest import PASSWORD, make_staff
+from tests.admin_helpers import PASSWORD, make_staff
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

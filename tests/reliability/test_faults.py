@@ -24,6 +24,7 @@ from jobs.services.outbox import (
     queue_notifications,
     requeue_notifications,
 )
+from jobs.services.waiting import wait_until
 from loyalty.services.wallet_sync import sync_wallet_passes
 from tests.bibliotheca.conftest import drain
 from tests.reliability.conftest import say
@@ -42,6 +43,7 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
     real_send = wallet_clients._HttpClient._send
 
     def counting_send(self, method, url, payload):
+        client_errors["attempts"] += 1
         try:
             return real_send(self, method, url, payload)
         except Exception as exc:
@@ -64,7 +66,14 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
     started = time.monotonic()
     result = sync_wallet_passes(card_ids=[c.pk for c in cards], sleep=sleep_recorder)
     elapsed = time.monotonic() - started
-    time.sleep(fake_wallet.faults.hang_seconds + 0.5)  # hung handlers record their call late
+    attempts = client_errors.pop("attempts")
+    unaccepted = client_errors["ConnectTimeout"] + client_errors["ConnectionError"]
+    wait_until(  # a hung handler records its call when it wakes, after the client gave up
+        lambda: len(fake_wallet.calls) >= attempts - unaccepted,
+        timeout_seconds=30,
+        poll_seconds=0.05,
+        what="the fake wallet to record every call it accepted",
+    )
 
     by_key: dict[str, list[int]] = {}
     for call in fake_wallet.calls:
@@ -84,7 +93,6 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
     assert set(result["failed_card_ids"]) == failed_ids
     # What the client saw = what the fake injected; plus connections the fake never accepted
     # (its socketserver listen backlog is 5 against 32 concurrent clients): not injected.
-    unaccepted = client_errors["ConnectTimeout"] + client_errors["ConnectionError"]
     assert client_errors["HTTP 503"] == statuses[503]
     assert client_errors["ReadTimeout"] == statuses[504]
     assert len(sleep_recorder.delays) == sum(client_errors.values()) - len(failed)
@@ -206,7 +214,12 @@ def test_smtp_down__rows_retry_then_dead_then_requeued_and_sent_once(settings):
         requeued = requeue_notifications(rows.values_list("pk", flat=True), actor="oncall")
         sent = deliver_due_notifications()
         again = deliver_due_notifications()
-        time.sleep(0.2)
+        wait_until(
+            lambda: sum(len(rcpts) for rcpts, _ in sink.messages) >= len(recipients),
+            timeout_seconds=10,
+            poll_seconds=0.02,
+            what="the SMTP sink to have received every message",
+        )
     delivered = sorted(r for rcpts, _ in sink.messages for r in rcpts)
     assert requeued == 12 and sent == {"sent": 12, "retrying": 0, "dead": 0}
     assert again == {"sent": 0, "retrying": 0, "dead": 0}

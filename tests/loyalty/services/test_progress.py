@@ -9,19 +9,11 @@ from typing import Any
 
 import pytest
 
-from jobs.context import watching_progress
 from jobs.models import JobRun
 from jobs.runner import run_job_now
 from loyalty.services.expiration import expire_points
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def reports():
-    seen: list[dict[str, Any]] = []
-    with watching_progress(lambda run, progress: seen.append(dict(progress))):
-        yield seen
 
 
 def test_wallet_sync__reports_every_25_cards_with_failures_so_far_and_at_the_end(

@@ -1,0 +1,34 @@
+"""Every registered job and its schedule, pinned in one list.
+
+A schedule is a code change (DESIGN: "editing a schedule is a code change"); this list
+makes it a reviewed one: a job added, removed or moved to another time fails here until
+the list says so. Crons are UTC. The test-only jobs (`tests.*`) are left out.
+"""
+
+from jobs.registry import all_jobs
+
+#: name -> cron (None: on demand, queued by an operator, a command or a chain).
+PINNED_CRONS = {
+    "bibliotheca.apply_bibliographic": None,
+    "bibliotheca.import_purchase_records_by_collection": None,
+    "bibliotheca.import_purchase_records_for_all_collections": "0 4 * * *",
+    "exchanges.auto_complete": "0 0 * * *",
+    "exchanges.cleanup_rate_limits": "0 4 * * *",
+    "exchanges.cleanup_sessions": "0 3 * * *",
+    "exchanges.cleanup_tokens": "0 * * * *",
+    "exchanges.match_exchange": None,
+    "exchanges.purge_completed": "0 2 * * *",
+    "exchanges.send_due_reminders": "* * * * *",
+    "jobs.deliver_notifications": "* * * * *",
+    "jobs.demo_job": None,
+    "jobs.prune_history": "30 3 * * *",
+    "jobs.reap_lost_runs": "*/5 * * * *",
+    "loyalty.expire_points": "0 2 * * *",
+    "loyalty.sync_wallet_passes": "0 * * * *",
+}
+
+
+def test_every_registered_job__has_the_pinned_schedule():
+    registered = {spec.name: spec.cron for spec in all_jobs() if not spec.name.startswith("tests.")}
+
+    assert registered == PINNED_CRONS
