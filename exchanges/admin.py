@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -36,6 +36,15 @@ MATCH_JOB = "exchanges.match_exchange"
 REMINDERS_JOB = "exchanges.send_due_reminders"
 COMPLETE_JOB = "exchanges.auto_complete"
 PURGE_JOB = "exchanges.purge_completed"
+
+
+#: Per action: the states of the exchanges it applies to, and the warning when none is selected.
+ELIGIBLE_STATES = {
+    "match": (MATCHABLE_STATES, "Only draft or registration_open exchanges can be matched."),
+    "send_reminders_now": ((Exchange.State.MATCHED,), "No matched exchange selected."),
+    "complete": ((Exchange.State.MATCHED,), "No matched exchange selected."),
+    "purge_now": ((Exchange.State.COMPLETED,), "Only completed exchanges can be purged."),
+}
 
 
 def _about(run: JobRun) -> str:
@@ -130,134 +139,159 @@ class ExchangeAdmin(JobActionsMixin, admin.ModelAdmin):
     @job_action(MATCH_JOB, description="Match (draw names; asks first)")
     def match(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm what will be drawn, then queue one exchanges.match_exchange run each."""
-        eligible = list(queryset.filter(state__in=MATCHABLE_STATES).order_by("pk"))
-        if not eligible:
-            self.message_user(
-                request,
-                "Only draft or registration_open exchanges can be matched.",
-                messages.WARNING,
-            )
-            return None
-        ids = [e.pk for e in eligible]
-        if not self.confirmed(request):
-            active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
-            exclusions = counts_by_exchange(Exclusion, ids)
-            details = {}
-            for e in eligible:
-                details[e.pk] = (
-                    f"{active.get(e.pk, 0)} active participant(s),"
-                    f" {exclusions.get(e.pk, 0)} exclusion(s)"
-                )
-                if active.get(e.pk, 0) < 2:
-                    details[e.pk] += " - fewer than 2 active participants: this draw will fail"
-            pending = JobRun.objects.filter(
-                job=MATCH_JOB,
-                status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
-                kwargs__exchange_id__in=ids,
-            ).order_by("pk")
-            return self._confirmation(
-                request,
-                queryset,
-                eligible,
-                details,
-                action="match",
-                title="Match these exchanges?",
-                intro=(
-                    "Names are drawn among the active (not withdrawn) participants, honouring"
-                    " the exclusions; each giver gets an email with their receiver and the"
-                    " reminders are planned. A draw cannot be undone."
-                ),
-                skipped_note="are not draft or registration_open and will be left alone",
-                submit="Yes, draw names",
-                pending=list(pending),
-                pending_note=(
-                    "Already queued or running for these exchanges (a second draw of the"
-                    " same exchange is skipped or fails):"
-                ),
-            )
-        runs = [self.queue_job(request, MATCH_JOB, {"exchange_id": pk}) for pk in ids]
-        return self.report_runs(request, runs, detail=f"for {len(runs)} exchange(s)", label=_about)
+        eligible = self._eligible(request, queryset, "match")
+        return self.ask_then_queue(
+            request,
+            eligible,
+            page=lambda rows: self._match_page(request, queryset, rows),
+            queue=lambda rows: [
+                self.queue_job(request, MATCH_JOB, {"exchange_id": e.pk}) for e in rows
+            ],
+            detail=f"for {len(eligible)} exchange(s)",
+            label=_about,
+        )
 
     @job_action(REMINDERS_JOB, description="Send due reminders now")
     def send_reminders_now(
         self, request: HttpRequest, queryset: QuerySet[Exchange]
     ) -> HttpResponse | None:
         """No confirmation: only due reminders go, and each at most once (dedup keys)."""
-        ids = list(
-            queryset.filter(state=Exchange.State.MATCHED)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        if not ids:
-            self.message_user(request, "No matched exchange selected.", messages.WARNING)
+        eligible = self._eligible(request, queryset, "send_reminders_now")
+        runs = [self.queue_job(request, REMINDERS_JOB, {"exchange_id": e.pk}) for e in eligible]
+        if not runs:
             return None
-        runs = [self.queue_job(request, REMINDERS_JOB, {"exchange_id": pk}) for pk in ids]
         return self.report_runs(request, runs, detail=f"for {len(runs)} exchange(s)", label=_about)
 
     @job_action(COMPLETE_JOB, description="Complete (asks first)")
     def complete(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (completing is final and skips reminders), then queue one run for all."""
-        eligible = list(queryset.filter(state=Exchange.State.MATCHED).order_by("pk"))
-        if not eligible:
-            self.message_user(request, "No matched exchange selected.", messages.WARNING)
-            return None
-        ids = [e.pk for e in eligible]
-        if not self.confirmed(request):
-            scheduled = counts_by_exchange(Reminder, ids, status=Reminder.Status.SCHEDULED)
-            details = {
-                e.pk: f"exchange date {self.local_date(e)}, "
-                f"{scheduled.get(e.pk, 0)} scheduled reminder(s) will be skipped"
-                for e in eligible
-            }
-            return self._confirmation(
-                request,
-                queryset,
-                eligible,
-                details,
-                action="complete",
-                title="Complete these exchanges?",
-                intro=(
-                    "These matched exchanges become completed now, even if their date is still"
-                    " ahead: their scheduled reminders are skipped and they are purged 30 days"
-                    " from now. Completing cannot be undone."
-                ),
-                skipped_note="are not matched and will be left alone",
-                submit="Yes, complete now",
-            )
-        run = self.queue_job(request, COMPLETE_JOB, {"exchange_ids": ids, "include_future": True})
-        return self.report_runs(request, [run], detail=f"for {len(ids)} exchange(s)")
+        eligible = self._eligible(request, queryset, "complete")
+        return self.ask_then_queue(
+            request,
+            eligible,
+            page=lambda rows: self._complete_page(request, queryset, rows),
+            queue=lambda rows: [
+                self.queue_job(
+                    request,
+                    COMPLETE_JOB,
+                    {"exchange_ids": [e.pk for e in rows], "include_future": True},
+                )
+            ],
+            detail=f"for {len(eligible)} exchange(s)",
+        )
 
     @job_action(PURGE_JOB, description="Purge now (asks first)")
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (the rows are deleted for good), then queue one run for all."""
-        eligible = list(queryset.filter(state=Exchange.State.COMPLETED).order_by("pk"))
-        if not eligible:
-            self.message_user(request, "Only completed exchanges can be purged.", messages.WARNING)
-            return None
+        eligible = self._eligible(request, queryset, "purge_now")
+        return self.ask_then_queue(
+            request,
+            eligible,
+            page=lambda rows: self._purge_page(request, queryset, rows),
+            queue=lambda rows: [
+                self.queue_job(request, PURGE_JOB, {"exchange_ids": [e.pk for e in rows]})
+            ],
+            detail=f"for {len(eligible)} exchange(s)",
+        )
+
+    # -- confirmation pages ----------------------------------------------------------
+
+    def _match_page(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
+    ) -> TemplateResponse:
         ids = [e.pk for e in eligible]
-        if not self.confirmed(request):
-            people = counts_by_exchange(Participant, ids)
-            details = {
-                e.pk: f"completed {e.completed_at:%Y-%m-%d %H:%M} UTC,"
-                f" {people.get(e.pk, 0)} participants"
-                for e in eligible
-            }
-            return self._confirmation(
-                request,
-                queryset,
-                eligible,
-                details,
-                action="purge_now",
-                title="Purge exchanges now?",
-                intro=(
-                    "These completed exchanges and all their participants, draws, exclusions"
-                    " and reminders will be deleted for good. Organizers get no further warning."
-                ),
-                skipped_note="are not completed and will be left alone",
-                submit="Yes, purge now",
+        active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
+        exclusions = counts_by_exchange(Exclusion, ids)
+        details = {}
+        for e in eligible:
+            details[e.pk] = (
+                f"{active.get(e.pk, 0)} active participant(s),"
+                f" {exclusions.get(e.pk, 0)} exclusion(s)"
             )
-        run = self.queue_job(request, PURGE_JOB, {"exchange_ids": ids})
-        return self.report_runs(request, [run], detail=f"for {len(ids)} exchange(s)")
+            if active.get(e.pk, 0) < 2:
+                details[e.pk] += " - fewer than 2 active participants: this draw will fail"
+        pending = JobRun.objects.filter(
+            job=MATCH_JOB,
+            status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
+            kwargs__exchange_id__in=ids,
+        ).order_by("pk")
+        return self._confirmation(
+            request,
+            queryset,
+            eligible,
+            details,
+            action="match",
+            title="Match these exchanges?",
+            intro=(
+                "Names are drawn among the active (not withdrawn) participants, honouring"
+                " the exclusions; each giver gets an email with their receiver and the"
+                " reminders are planned. A draw cannot be undone."
+            ),
+            skipped_note="are not draft or registration_open and will be left alone",
+            submit="Yes, draw names",
+            pending=list(pending),
+            pending_note=(
+                "Already queued or running for these exchanges (a second draw of the"
+                " same exchange is skipped or fails):"
+            ),
+        )
+
+    def _complete_page(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
+    ) -> TemplateResponse:
+        scheduled = counts_by_exchange(
+            Reminder, [e.pk for e in eligible], status=Reminder.Status.SCHEDULED
+        )
+        details = {
+            e.pk: f"exchange date {self.local_date(e)}, "
+            f"{scheduled.get(e.pk, 0)} scheduled reminder(s) will be skipped"
+            for e in eligible
+        }
+        return self._confirmation(
+            request,
+            queryset,
+            eligible,
+            details,
+            action="complete",
+            title="Complete these exchanges?",
+            intro=(
+                "These matched exchanges become completed now, even if their date is still"
+                " ahead: their scheduled reminders are skipped and they are purged 30 days"
+                " from now. Completing cannot be undone."
+            ),
+            skipped_note="are not matched and will be left alone",
+            submit="Yes, complete now",
+        )
+
+    def _purge_page(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
+    ) -> TemplateResponse:
+        people = counts_by_exchange(Participant, [e.pk for e in eligible])
+        details = {
+            e.pk: f"completed {e.completed_at:%Y-%m-%d %H:%M} UTC,"
+            f" {people.get(e.pk, 0)} participants"
+            for e in eligible
+        }
+        return self._confirmation(
+            request,
+            queryset,
+            eligible,
+            details,
+            action="purge_now",
+            title="Purge exchanges now?",
+            intro=(
+                "These completed exchanges and all their participants, draws, exclusions"
+                " and reminders will be deleted for good. Organizers get no further warning."
+            ),
+            skipped_note="are not completed and will be left alone",
+            submit="Yes, purge now",
+        )
+
+    def _eligible(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], action: str
+    ) -> list[Exchange]:
+        states, none = ELIGIBLE_STATES[action]
+        return self.eligible(request, queryset.filter(state__in=states), none=none)
 
     def _confirmation(
         self,

@@ -74,21 +74,22 @@ def build_data(out: Callable[[str], None]) -> None:
     Reminder.objects.filter(exchange=ny, days_before=1).update(due_at=now - timedelta(minutes=1))
     Reminder.objects.filter(exchange=berlin, days_before=3).update(due_at=now - timedelta(hours=2))
     Exchange.objects.filter(pk=tokyo.pk).update(exchange_at=now - timedelta(hours=1))
-    _exchange(
-        "Sydney",
-        "Australia/Sydney",
-        exchange_at=now - timedelta(days=32),
-        state=Exchange.State.COMPLETED,
-        completed_at=now - timedelta(days=31),
-        purge_warning_sent_at=now - timedelta(days=8),
-    )
-    _exchange(
-        "Sao Paulo",
-        "America/Sao_Paulo",
-        exchange_at=now - timedelta(days=25),
-        state=Exchange.State.COMPLETED,
-        completed_at=now - timedelta(days=24),
-    )
+    # Completed ones: Sydney 31 days ago and warned 8 days ago (purged now), Sao Paulo 24
+    # days ago (warned now, purged in 7 days).
+    for name, zone, completed_days, warned_days in (
+        ("Sydney", "Australia/Sydney", 31, 8),
+        ("Sao Paulo", "America/Sao_Paulo", 24, None),
+    ):
+        _exchange(
+            name,
+            zone,
+            exchange_at=now - timedelta(days=completed_days + 1),
+            state=Exchange.State.COMPLETED,
+            completed_at=now - timedelta(days=completed_days),
+            purge_warning_sent_at=None
+            if warned_days is None
+            else now - timedelta(days=warned_days),
+        )
     MagicToken.objects.bulk_create(
         MagicToken(email="demo@example.com", token_hash=f"demo-{i}", expires_at=now + delta)
         for i, delta in enumerate(

@@ -12,9 +12,10 @@ redo or destroy work first render the one confirmation page,
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -62,6 +63,33 @@ class JobActionsMixin:
             if getattr(entry[0], "job_name", None) is None
             or can_run_job(request.user, entry[0].job_name)
         }
+
+    def eligible(self, request: HttpRequest, queryset: QuerySet, *, none: str) -> list[Any]:
+        """The selected rows the action applies to, in id order; none: a warning, and []."""
+        rows = list(queryset.order_by("pk"))
+        if not rows:
+            self.message_user(request, none, messages.WARNING)  # type: ignore[attr-defined]
+        return rows
+
+    def ask_then_queue(
+        self,
+        request: HttpRequest,
+        eligible: list[Any],
+        *,
+        page: Callable[[list[Any]], HttpResponse],
+        queue: Callable[[list[Any]], list[JobRun]],
+        detail: str,
+        label: Callable[[JobRun], str] = lambda run: "",
+    ) -> HttpResponse | None:
+        """An action that asks first: the confirmation `page`, then (answered yes) `queue`.
+
+        Nothing eligible: nothing (`eligible` has warned).
+        """
+        if not eligible:
+            return None
+        if not self.confirmed(request):
+            return page(eligible)
+        return self.report_runs(request, queue(eligible), detail=detail, label=label)
 
     @staticmethod
     def confirmed(request: HttpRequest) -> bool:

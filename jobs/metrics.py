@@ -39,30 +39,7 @@ class JobsCollector(Collector):
         for (job, status), count in sorted(runs_by_job_and_status(since=since).items()):
             runs.add_metric([job, status], count)
         yield runs
-
-        durations = SummaryMetricFamily(
-            "jobs_run_duration_seconds",
-            f"Durations of runs finished (succeeded or failed) in the last {WINDOW_HOURS} h",
-            labels=["job"],
-        )
-        p50 = GaugeMetricFamily(
-            "jobs_run_duration_p50_seconds",
-            f"Median duration of finished runs in the last {WINDOW_HOURS} h",
-            labels=["job"],
-        )
-        p95 = GaugeMetricFamily(
-            "jobs_run_duration_p95_seconds",
-            f"95th percentile duration of finished runs in the last {WINDOW_HOURS} h",
-            labels=["job"],
-        )
-        for job, row in sorted(job_run_stats(since=since).items()):
-            if row["finished"]:
-                durations.add_metric([job], count_value=row["finished"], sum_value=row["total"])
-                p50.add_metric([job], row["p50_duration"])
-                p95.add_metric([job], row["p95_duration"])
-        yield durations
-        yield p50
-        yield p95
+        yield from _durations(since)
 
         running = GaugeMetricFamily(
             "jobs_runs_running", "Runs running right now, by job", labels=["job"]
@@ -94,3 +71,30 @@ class JobsCollector(Collector):
         for lease in held_leases():
             leases.add_metric([lease.key], 1)
         yield leases
+
+
+def _durations(since) -> Iterator:
+    """Durations of the runs finished since `since`: a summary, and its p50 / p95 per job."""
+    durations = SummaryMetricFamily(
+        "jobs_run_duration_seconds",
+        f"Durations of runs finished (succeeded or failed) in the last {WINDOW_HOURS} h",
+        labels=["job"],
+    )
+    p50 = GaugeMetricFamily(
+        "jobs_run_duration_p50_seconds",
+        f"Median duration of finished runs in the last {WINDOW_HOURS} h",
+        labels=["job"],
+    )
+    p95 = GaugeMetricFamily(
+        "jobs_run_duration_p95_seconds",
+        f"95th percentile duration of finished runs in the last {WINDOW_HOURS} h",
+        labels=["job"],
+    )
+    for job, row in sorted(job_run_stats(since=since).items()):
+        if row["finished"]:
+            durations.add_metric([job], count_value=row["finished"], sum_value=row["total"])
+            p50.add_metric([job], row["p50_duration"])
+            p95.add_metric([job], row["p95_duration"])
+    yield durations
+    yield p50
+    yield p95

@@ -109,20 +109,20 @@ class LoyaltyCardAdmin(JobActionsMixin, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[LoyaltyCard]
     ) -> HttpResponse | None:
         """Confirm (voided points are gone for good), then queue one expire_points run."""
-        cards = list(
-            queryset.filter(is_active=True, points_balance__gt=0)
-            .select_related("merchant", "customer")
-            .order_by("pk")
-        )
-        if not cards:
-            self.message_user(request, "No selected card has points to expire.", messages.WARNING)
-            return None
-        if not self.confirmed(request):
-            return self._expire_confirmation(request, queryset, cards)
-        run = self.queue_job(request, EXPIRE_JOB, {"card_ids": [card.pk for card in cards]})
-        return self.report_runs(
+        cards = self.eligible(
             request,
-            [run],
+            queryset.filter(is_active=True, points_balance__gt=0).select_related(
+                "merchant", "customer"
+            ),
+            none="No selected card has points to expire.",
+        )
+        return self.ask_then_queue(
+            request,
+            cards,
+            page=lambda rows: self._expire_confirmation(request, queryset, rows),
+            queue=lambda rows: [
+                self.queue_job(request, EXPIRE_JOB, {"card_ids": [card.pk for card in rows]})
+            ],
             detail=f"for {len(cards)} card(s); cards not yet past their program's expiration"
             " are left unchanged",
         )

@@ -10,21 +10,22 @@ from jobs.conf import AppSettings, Setting
 
 class LoyaltySettings(AppSettings):
     prefix = "LOYALTY"
-
-    #: Google Wallet API base; loyaltyObject PATCHes go to <base>/walletobjects/v1/loyaltyObject/<id>.
-    GOOGLE_WALLET_URL = Setting("https://walletobjects.googleapis.com", env=True)
-    #: Bearer token of the Google Wallet service account (secret: env only, never logged).
-    GOOGLE_WALLET_TOKEN = Setting("", env=True)
-    #: Apple pass web service base; pass-update pushes go to <base>/passes/v1/push/<serial>.
-    APPLE_WALLET_URL = Setting("https://wallet-push.invalid", env=True)
-    #: Bearer token of the Apple pass web service (secret).
-    APPLE_WALLET_TOKEN = Setting("", env=True)
-    #: Per-request timeout of a wallet call.
-    WALLET_TIMEOUT_SECONDS = Setting(5.0, env=True)
-    #: Wallet calls in flight at once during a sync.
-    WALLET_SYNC_CONCURRENCY = Setting(32, env=True)
-    #: The hourly sync covers cards with a transaction in this many last minutes.
-    WALLET_SYNC_WINDOW_MINUTES = Setting(60, env=True)
+    settings = {
+        #: Google Wallet API base; loyaltyObject PATCHes go to <base>/walletobjects/v1/loyaltyObject/<id>.
+        "GOOGLE_WALLET_URL": Setting("https://walletobjects.googleapis.com", env=True),
+        #: Bearer token of the Google Wallet service account (secret: env only, never logged).
+        "GOOGLE_WALLET_TOKEN": Setting("", env=True),
+        #: Apple pass web service base; pass-update pushes go to <base>/passes/v1/push/<serial>.
+        "APPLE_WALLET_URL": Setting("https://wallet-push.invalid", env=True),
+        #: Bearer token of the Apple pass web service (secret).
+        "APPLE_WALLET_TOKEN": Setting("", env=True),
+        #: Per-request timeout of a wallet call.
+        "WALLET_TIMEOUT_SECONDS": Setting(5.0, env=True),
+        #: Wallet calls in flight at once during a sync.
+        "WALLET_SYNC_CONCURRENCY": Setting(32, env=True),
+        #: The hourly sync covers cards with a transaction in this many last minutes.
+        "WALLET_SYNC_WINDOW_MINUTES": Setting(60, env=True),
+    }
 
 
 loyalty_settings = LoyaltySettings()
