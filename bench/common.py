@@ -37,3 +37,40 @@ def setup_django(url: str, *, quiet_logs: bool = True) -> None:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+
+
+def send_one(item) -> bool:
+    """What a seed does per message: render it and write one row, one INSERT.
+
+    The seed loops call this, not jobs.services.outbox.queue_notification (which stages
+    rows for COPY, the shape for batches): the baseline pays for one statement per
+    message, as the seeds did, and leaves the same outbox row as our batch path.
+    """
+    from django.db import connection
+    from django.utils import timezone
+
+    from jobs.retry import DEFAULT_RETRY
+    from jobs.services.outbox import render_notification
+
+    subject, body = render_notification(item)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO jobs_notification (channel, recipient, template, subject, body,"
+            " dedup_key, status, attempts, max_attempts, next_attempt_at, last_error,"
+            " created_at, requeued_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s, '', %s, '')"
+            " ON CONFLICT (dedup_key) DO NOTHING",
+            [
+                item.channel,
+                item.recipient,
+                item.template,
+                subject,
+                body,
+                item.dedup_key,
+                DEFAULT_RETRY.max_attempts,
+                now,
+                now,
+            ],
+        )
+        return cursor.rowcount == 1

@@ -215,7 +215,7 @@ def run_seed_loop(program, *, limit: int) -> tuple[int, int]:
     from django.db.models import F
     from django.utils import timezone
 
-    from jobs.services.outbox import queue_notification
+    from bench.common import send_one
     from loyalty.models import LoyaltyCard, LoyaltyTransaction
     from loyalty.services.expiration import expiration_notes
     from loyalty.services.notifications import CardRow, expired_notifications
@@ -270,7 +270,7 @@ def run_seed_loop(program, *, limit: int) -> tuple[int, int]:
                 merchant_name=program.merchant.name,
                 expiration_days=program.points_expiration_days,
             ):
-                queue_notification(item)
+                send_one(item)
         cards += len(chunk)
         points += sum(balance for _id, balance, _stamps in chunk)
     return cards, points

@@ -71,8 +71,9 @@ def build(exchanges: int, participants: int):
 
 def seed_style(exchanges) -> int:
     """One query and one send per participant, as seed 001's send_reminder_for_exchange."""
+    from bench.common import send_one
     from exchanges.models import Participant
-    from jobs.services.outbox import OutgoingNotification, queue_notification
+    from jobs.services.outbox import OutgoingNotification
 
     sent = 0
     for exchange in exchanges:
@@ -82,7 +83,7 @@ def seed_style(exchanges) -> int:
         for pk in ids:
             person = Participant.objects.select_related("match__receiver").get(pk=pk)
             local = exchange.local_exchange_at
-            sent += queue_notification(
+            sent += send_one(
                 OutgoingNotification(
                     channel="email",
                     recipient=person.email,
