@@ -20,6 +20,8 @@ CHAIN_RETRY = RetryPolicy(
     cron="0 4 * * *",
     lease_seconds=300,
     timeout_seconds=300,
+    # as the admin's "Force reimport"
+    argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},
 )
 def import_purchase_records_for_all_collections(*, force_reimport: bool = False) -> dict[str, Any]:
     """Queue one purchase-record chain per enabled Bibliotheca collection (daily 04:00 UTC)."""
@@ -31,6 +33,8 @@ def import_purchase_records_for_all_collections(*, force_reimport: bool = False)
     single_flight=False,  # the chain holds its own per-collection lease across hops
     retry=CHAIN_RETRY,
     timeout_seconds=600,
+    # as the admin's "Force reimport"
+    argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},
 )
 def import_purchase_records_by_collection(
     *,

@@ -25,6 +25,7 @@ from jobs.registry import job
     lock_key=lambda kwargs: f"exchanges:match:{kwargs['exchange_id']}",
     retry=True,
     timeout_seconds=300,
+    permissions=("exchanges.change_exchange",),  # as the admin's "Match"
 )
 def match_exchange_task(*, exchange_id: int, dry_run: bool = False) -> dict[str, Any]:
     """Draw names for one exchange, notify each giver, plan its reminders."""
@@ -50,7 +51,13 @@ def auto_complete_task(
     )
 
 
-@job("exchanges.purge_completed", cron="0 2 * * *", lease_seconds=600, retry=True)
+@job(
+    "exchanges.purge_completed",
+    cron="0 2 * * *",
+    lease_seconds=600,
+    retry=True,
+    permissions=("exchanges.delete_exchange",),  # as the admin's "Purge now"
+)
 def purge_completed_task(
     *, exchange_ids: list[int] | None = None, dry_run: bool = False
 ) -> dict[str, Any]:

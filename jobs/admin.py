@@ -15,6 +15,7 @@ from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun, Lease, Notification
+from jobs.permissions import can_run_job, missing_permissions
 from jobs.progress import describe_progress
 from jobs.registry import all_jobs, get_job
 from jobs.runner import enqueue_job
@@ -210,11 +211,20 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
     def retry_runs(self, request: HttpRequest, queryset) -> HttpResponse | None:
-        """Confirm first (a retry redoes work); then queue one run per failed run, as you."""
-        eligible = [
-            run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
-        ]
-        ignored = queryset.count() - len(eligible)
+        """Confirm first (a retry redoes work); then queue one run per failed run, as you.
+
+        A run is retried only when you may run its job with its arguments (jobs.permissions):
+        a retry must not do what the job's own admin action would refuse you.
+        """
+        failed, eligible, refused = _retryable(request.user, queryset)
+        ignored = queryset.count() - len(failed)
+        if refused and not eligible:
+            self.message_user(
+                request,
+                f"Not retried: you lack {', '.join(refused)} for the selected run(s).",
+                messages.ERROR,
+            )
+            return None
         if request.POST.get("post") != "yes":
             context = {
                 **self.admin_site.each_context(request),
@@ -239,7 +249,12 @@ class JobRunAdmin(admin.ModelAdmin):
             request,
             f"Queued {len(created)} retry run(s): "
             + ", ".join(f"#{r.pk}" for r in created)
-            + (f"; {ignored} not failed or unknown, left alone" if ignored else ""),
+            + (f"; {ignored} not failed or unknown, left alone" if ignored else "")
+            + (
+                f"; {len(failed) - len(eligible)} refused (you lack {', '.join(refused)})"
+                if refused
+                else ""
+            ),
             messages.SUCCESS if created else messages.WARNING,
         )
         if len(created) == 1:
@@ -285,6 +300,7 @@ class JobRunAdmin(admin.ModelAdmin):
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
             "can_run": self.has_run_permission(request),
+            "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/jobs/overview.html", context)
@@ -293,6 +309,8 @@ class JobRunAdmin(admin.ModelAdmin):
         """GET: what will run, and a confirm button. POST: queue it as you, land on the run."""
         if not self.has_run_permission(request):
             raise PermissionDenied
+        if _is_registered(name) and not can_run_job(request.user, name):
+            raise PermissionDenied(f"you may not run {name}")
         try:
             spec = get_job(name)
             spec.check_arguments({})
@@ -346,6 +364,21 @@ class JobRunAdmin(admin.ModelAdmin):
                 "heartbeat_at": run.heartbeat_at,
             }
         )
+
+
+def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
+    """(failed runs of registered jobs, those `user` may retry, permissions lacked for the rest)."""
+    failed = [
+        run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
+    ]
+    eligible = [run for run in failed if can_run_job(user, run.job, run.kwargs)]
+    refused = {
+        perm
+        for run in failed
+        if run not in eligible
+        for perm in missing_permissions(user, run.job, run.kwargs)
+    }
+    return failed, eligible, sorted(refused)
 
 
 def _is_registered(name: str) -> bool:

@@ -39,6 +39,24 @@ class JobSpec:
     #: Hard time limit for one run (django-q2 kills the worker past it).
     timeout_seconds: int = 1800
     description: str = ""
+    #: Django permissions needed to run or retry the job by hand, besides `jobs.run_job`
+    #: (the same ones as the app's own admin action for it; see jobs.permissions).
+    permissions: tuple[str, ...] = ()
+    #: Extra permissions needed when an argument is truthy (e.g. force_reimport).
+    argument_permissions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Checks the job's arguments beyond their types and bounds (e.g. that the exchange
+    #: exists and can be matched); raises BadJobArguments. Called before a run exists.
+    validate: Callable[[dict[str, Any]], None] | None = None
+
+    def permissions_for(self, kwargs: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Every permission a user needs to start this job with `kwargs` by hand."""
+        extra = [
+            perm
+            for argument, perms in self.argument_permissions
+            if (kwargs or {}).get(argument)
+            for perm in perms
+        ]
+        return tuple(dict.fromkeys([*self.permissions, *extra]))
 
     def lock_key_for(self, kwargs: dict[str, Any]) -> str:
         return self.lock_key(kwargs) if self.lock_key else f"job:{self.name}"
@@ -102,6 +120,9 @@ def job(
     lock_key: Callable[[dict[str, Any]], str] | None = None,
     retry: RetryPolicy | bool | int | None = False,
     timeout_seconds: int = 1800,
+    permissions: tuple[str, ...] = (),
+    argument_permissions: dict[str, tuple[str, ...]] | None = None,
+    validate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[[JobFunc], JobFunc]:
     """Register `func` as the job `name`; the function itself is returned unchanged."""
     if cluster not in CLUSTERS:
@@ -124,6 +145,9 @@ def job(
             retry=as_retry_policy(retry),
             timeout_seconds=timeout_seconds,
             description=inspect.cleandoc(func.__doc__ or "").split("\n\n")[0],
+            permissions=tuple(permissions),
+            argument_permissions=tuple((argument_permissions or {}).items()),
+            validate=validate,
         )
         return func
 
