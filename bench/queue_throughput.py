@@ -180,6 +180,8 @@ def queued() -> int:
 def start_cluster(config: Config, url: str, log_dir: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("Q_CLUSTER_NAME", "Q_BROKER")}
     env.update(config.env, DATABASE_URL=url, DJANGO_SETTINGS_MODULE=config.settings)
+    # The cluster refuses functions that are not job entry points (jobs.queue_guard).
+    env["JOBS_EXTRA_QUEUE_FUNCS"] = f"{NOOP},{COUNTED_NOOP}"
     if config.broker == "redis":
         env["REDIS_URL"] = _redis.url
     env.setdefault("PYTHONPATH", str(ROOT))

@@ -205,6 +205,10 @@ Q_CLUSTER = {
 
 # jobs core (read lazily through jobs.conf.jobs_settings)
 JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
+# Functions the cluster may run besides our job entry points (jobs.queue_guard): benchmarks only.
+JOBS_EXTRA_QUEUE_FUNCS = tuple(
+    f.strip() for f in os.environ.get("JOBS_EXTRA_QUEUE_FUNCS", "").split(",") if f.strip()
+)
 
 LOGGING = {
     "version": 1,

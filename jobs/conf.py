@@ -44,6 +44,9 @@ class JobsSettings:
         "REAP_MAX_REQUEUES": 3,
         #: Runs the reaper looks at per pass (the oldest first).
         "REAP_BATCH_SIZE": 500,
+        #: Dotted functions the cluster may run besides the jobs core's two entry points
+        #: (jobs.queue_guard); only benchmarks' no-op tasks belong here.
+        "EXTRA_QUEUE_FUNCS": (),
     }
 
     def __getattr__(self, name: str) -> object:
