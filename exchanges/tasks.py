@@ -6,13 +6,19 @@ the exchanges.exceptions family are permanent (PermanentJobError): recorded, nev
 retried.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
+from exchanges.job_arguments import (
+    check_match_arguments,
+    check_purge_arguments,
+    check_reminder_arguments,
+)
 from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
 from exchanges.services.completion import complete_exchanges
 from exchanges.services.matching import match_exchange
 from exchanges.services.purge import purge_completed_exchanges
 from exchanges.services.reminders import send_due_reminders
+from jobs.arguments import Range
 from jobs.registry import job
 
 
@@ -26,14 +32,23 @@ from jobs.registry import job
     retry=True,
     timeout_seconds=300,
     permissions=("exchanges.change_exchange",),  # as the admin's "Match"
+    validate=check_match_arguments,
 )
-def match_exchange_task(*, exchange_id: int, dry_run: bool = False) -> dict[str, Any]:
+def match_exchange_task(
+    *, exchange_id: Annotated[int, Range(min=1)], dry_run: bool = False
+) -> dict[str, Any]:
     """Draw names for one exchange, notify each giver, plan its reminders."""
     return match_exchange(exchange_id=exchange_id, dry_run=dry_run)
 
 
 # No retry: the next minute's sweep is the retry, and the grace rule bounds lateness.
-@job("exchanges.send_due_reminders", cron="* * * * *", lease_seconds=120, timeout_seconds=300)
+@job(
+    "exchanges.send_due_reminders",
+    cron="* * * * *",
+    lease_seconds=120,
+    timeout_seconds=300,
+    validate=check_reminder_arguments,
+)
 def send_due_reminders_task(
     *, exchange_id: int | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
@@ -57,6 +72,7 @@ def auto_complete_task(
     lease_seconds=600,
     retry=True,
     permissions=("exchanges.delete_exchange",),  # as the admin's "Purge now"
+    validate=check_purge_arguments,
 )
 def purge_completed_task(
     *, exchange_ids: list[int] | None = None, dry_run: bool = False

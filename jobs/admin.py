@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from jobs import queue_admin  # noqa: F401 - django-q2's admins become read-only
+from jobs.arguments import check_job_arguments
 from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
@@ -222,7 +223,7 @@ class JobRunAdmin(admin.ModelAdmin):
         if refused and not eligible:
             self.message_user(
                 request,
-                f"Not retried: you lack {', '.join(refused)} for the selected run(s).",
+                f"Not retried: {'; '.join(refused)}.",
                 messages.ERROR,
             )
             return None
@@ -252,9 +253,7 @@ class JobRunAdmin(admin.ModelAdmin):
             + ", ".join(f"#{r.pk}" for r in created)
             + (f"; {ignored} not failed or unknown, left alone" if ignored else "")
             + (
-                f"; {len(failed) - len(eligible)} refused (you lack {', '.join(refused)})"
-                if refused
-                else ""
+                f"; {len(failed) - len(eligible)} refused ({'; '.join(refused)})" if refused else ""
             ),
             messages.SUCCESS if created else messages.WARNING,
         )
@@ -314,7 +313,7 @@ class JobRunAdmin(admin.ModelAdmin):
             raise PermissionDenied(f"you may not run {name}")
         try:
             spec = get_job(name)
-            spec.check_arguments({})
+            check_job_arguments(name, {})
         except (UnknownJob, BadJobArguments) as exc:
             self.message_user(
                 request,
@@ -368,18 +367,28 @@ class JobRunAdmin(admin.ModelAdmin):
 
 
 def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
-    """(failed runs of registered jobs, those `user` may retry, permissions lacked for the rest)."""
+    """(failed runs of registered jobs, those `user` may retry, why the others are refused).
+
+    Refused: the user lacks a permission of the job, or its arguments no longer pass the
+    job's checks (the exchange was matched since, the program was deleted).
+    """
     failed = [
         run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
     ]
-    eligible = [run for run in failed if can_run_job(user, run.job, run.kwargs)]
-    refused = {
-        perm
-        for run in failed
-        if run not in eligible
-        for perm in missing_permissions(user, run.job, run.kwargs)
-    }
-    return failed, eligible, sorted(refused)
+    eligible, lacking, invalid = [], set(), []
+    for run in failed:
+        missing = missing_permissions(user, run.job, run.kwargs)
+        if missing:
+            lacking.update(missing)
+            continue
+        try:
+            check_job_arguments(run.job, run.kwargs)
+        except BadJobArguments as exc:
+            invalid.append(f"run #{run.pk}: {exc}")
+            continue
+        eligible.append(run)
+    reasons = [f"you lack {', '.join(sorted(lacking))}"] if lacking else []
+    return failed, eligible, reasons + invalid
 
 
 def _is_registered(name: str) -> bool:

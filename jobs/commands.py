@@ -12,7 +12,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.arguments import check_job_arguments
 from jobs.context import watching_progress
+from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
 from jobs.progress import ProgressPrinter
 from jobs.runner import run_job_now
@@ -45,6 +47,10 @@ class JobCommand(BaseCommand):
         kwargs = self.job_kwargs(options)
         if options["dry_run"]:
             kwargs["dry_run"] = True
+        try:
+            check_job_arguments(self.job_name, kwargs)
+        except BadJobArguments as exc:
+            raise CommandError(str(exc), returncode=2) from None
         printer = ProgressPrinter(label=self.job_name, stream=self.stdout._out)
         try:
             with watching_progress(lambda run, progress: printer.update(progress)):

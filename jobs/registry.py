@@ -1,15 +1,14 @@
 """The job registry: every job is declared once, in code, with its schedule and policies."""
 
 import inspect
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from croniter import croniter
 
-from jobs.exceptions import BadJobArguments, UnknownJob
+from jobs.arguments import check_types_and_bounds
+from jobs.exceptions import UnknownJob
 from jobs.retry import RetryPolicy, as_retry_policy
 
 CLUSTERS = ("default", "notifications", "apply")
@@ -65,46 +64,13 @@ class JobSpec:
         return dict(inspect.signature(self.func).parameters)
 
     def check_arguments(self, kwargs: dict[str, Any]) -> None:
-        """Raise BadJobArguments when kwargs would not bind, or a value has the wrong type.
+        """Raise BadJobArguments when kwargs would not bind, or a value has the wrong type
+        or is out of bounds (jobs.arguments; the job's own `validate` is not called here).
 
         Checked before anything is written, so `run_job NAME program_id=abc` exits with
         one line instead of recording a failed run and queueing a retry.
         """
-        try:
-            inspect.signature(self.func).bind(**kwargs)
-        except TypeError as exc:
-            raise BadJobArguments(f"{self.name}: {exc}") from exc
-        hints = typing.get_type_hints(self.func)
-        for key, value in kwargs.items():
-            expected = hints.get(key)
-            if expected is not None and not _value_matches(value, expected):
-                raise BadJobArguments(
-                    f"{self.name}: argument {key}={value!r} is not {_type_name(expected)}"
-                )
-
-
-def _value_matches(value: Any, expected: Any) -> bool:
-    """isinstance for the JSON-able annotations jobs use (int, str, X | None, list[int]...)."""
-    if expected is Any:
-        return True
-    origin = typing.get_origin(expected)
-    if origin in (typing.Union, types.UnionType):
-        return any(_value_matches(value, arg) for arg in typing.get_args(expected))
-    if expected is type(None):
-        return value is None
-    if origin is not None:
-        expected = origin
-    if not isinstance(expected, type):
-        return True  # an annotation we cannot check (a Literal, a TypeVar...)
-    if expected is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if expected is int and isinstance(value, bool):
-        return False
-    return isinstance(value, expected)
-
-
-def _type_name(expected: Any) -> str:
-    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
+        check_types_and_bounds(self.name, self.func, kwargs)
 
 
 _registry: dict[str, JobSpec] = {}

@@ -5,6 +5,7 @@ from typing import Any
 
 from jobs.exceptions import PermanentJobError
 from jobs.registry import job
+from loyalty.job_arguments import check_expire_arguments
 from loyalty.services.expiration import expire_points
 from loyalty.services.wallet_sync import sync_wallet_passes
 
@@ -27,6 +28,7 @@ def parse_since(value: str) -> datetime:
     retry=True,
     timeout_seconds=1800,
     permissions=("loyalty.change_loyaltycard",),  # as the admin's "Expire now"
+    validate=check_expire_arguments,
 )
 def expire_points_task(
     *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False

@@ -76,7 +76,7 @@ def test_retry__run_only_user_cannot_replay_a_draw(client, failed_match):
     assert JobRun.objects.count() == 1  # nothing queued
     assert exchange.state == Exchange.State.DRAFT
     messages = [m.message for m in response.wsgi_request._messages]
-    assert messages == ["Not retried: you lack exchanges.change_exchange for the selected run(s)."]
+    assert messages == ["Not retried: you lack exchanges.change_exchange."]
 
 
 def test_retry__user_with_the_change_permission_may(client, failed_match):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django_q.models import Failure, OrmQ, Schedule
 from django_q.tasks import async_task
 
+from jobs.context import forget_queue_task
 from jobs.models import JobRun
 from jobs.queue_guard import REFUSED_JOB, TaskRefused, refusal_reason
 from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, enqueue_job
@@ -53,8 +54,11 @@ def test_refusal_reason(task, refused):
 def test_foreign_task__refused_in_the_worker_and_recorded(tmp_path):
     """django-q2's own worker (sync mode runs it in this process): os.system never runs."""
     marker = tmp_path / "pwned"
-    with pytest.raises(TaskRefused):
-        async_task("os.system", f"touch {marker}", sync=True, group="evil")
+    try:
+        with pytest.raises(TaskRefused):
+            async_task("os.system", f"touch {marker}", sync=True, group="evil")
+    finally:
+        forget_queue_task()  # the in-process worker left its task id for later runs here
     run = JobRun.objects.get(job=REFUSED_JOB)
     assert not marker.exists()
     assert (run.status, run.needs_attention, run.trigger) == ("failed", True, "schedule")

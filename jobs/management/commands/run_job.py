@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.arguments import check_job_arguments
 from jobs.context import watching_progress
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun
@@ -26,6 +27,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             kwargs[key] = json.loads(raw)
         except json.JSONDecodeError:
             kwargs[key] = raw
+        except ValueError:  # Python refuses int strings past 4,300 digits
+            raise CommandError(
+                f"argument {key}: a number of {len(raw)} digits is out of range", returncode=2
+            ) from None
     return kwargs
 
 
@@ -46,7 +51,7 @@ class Command(BaseCommand):
         try:
             spec = get_job(name)
             kwargs = parse_assignments(arguments)
-            spec.check_arguments(kwargs)
+            check_job_arguments(name, kwargs)
         except (UnknownJob, BadJobArguments) as exc:
             raise CommandError(str(exc), returncode=2) from None
         if queue:
