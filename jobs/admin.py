@@ -430,8 +430,20 @@ class NotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Requeue selected dead/failed notifications", permissions=["change"])
     def requeue(self, request: HttpRequest, queryset) -> None:
-        count = requeue_notifications(queryset.values_list("pk", flat=True), actor=actor(request))
-        self.message_user(request, f"Requeued {count} notification(s) (sent ones left alone).")
+        ids = list(queryset.values_list("pk", flat=True))
+        count = requeue_notifications(ids, actor=actor(request))
+        refused = len(ids) - count
+        self.message_user(
+            request,
+            f"Requeued {count} notification(s)"
+            + (
+                f"; {refused} refused (only dead or failed ones are requeued, never one that"
+                " is being sent or was sent)"
+                if refused
+                else "."
+            ),
+            messages.SUCCESS if count else messages.WARNING,
+        )
 
 
 @admin.register(Lease)
