@@ -11,12 +11,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from jobs import queue_admin  # noqa: F401 - django-q2's admins become read-only
+from jobs import lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
+from jobs.admin_guards import GuardedChangeListMixin
 from jobs.arguments import check_job_arguments
 from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
-from jobs.models import JobRun, Lease, Notification
+from jobs.models import JobRun, Notification
 from jobs.permissions import can_run_job, missing_permissions
 from jobs.progress import describe_progress
 from jobs.registry import all_jobs, get_job
@@ -28,7 +29,6 @@ from jobs.selectors import (
     queue_depth_by_cluster,
 )
 from jobs.services.health import is_healthy, run_checks
-from jobs.services.outbox import requeue_notifications
 
 #: The admin index gets a prominent link to the jobs dashboard (see the template).
 admin.site.index_template = "admin/jobs/site_index.html"
@@ -69,7 +69,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "job",
@@ -397,62 +397,3 @@ def _is_registered(name: str) -> bool:
     except UnknownJob:
         return False
     return True
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "channel",
-        "recipient",
-        "template",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "sent_at",
-        "short_error",
-    )
-    list_filter = ("status", "channel", "template")
-    search_fields = ("recipient", "dedup_key", "subject")
-    date_hierarchy = "created_at"
-    actions = ["requeue"]
-    readonly_fields = [f.name for f in Notification._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    @admin.display(description="last error")
-    def short_error(self, row: Notification) -> str:
-        return row.last_error[:100]
-
-    @admin.action(description="Requeue selected dead/failed notifications", permissions=["change"])
-    def requeue(self, request: HttpRequest, queryset) -> None:
-        ids = list(queryset.values_list("pk", flat=True))
-        count = requeue_notifications(ids, actor=actor(request))
-        refused = len(ids) - count
-        self.message_user(
-            request,
-            f"Requeued {count} notification(s)"
-            + (
-                f"; {refused} refused (only dead or failed ones are requeued, never one that"
-                " is being sent or was sent)"
-                if refused
-                else "."
-            ),
-            messages.SUCCESS if count else messages.WARNING,
-        )
-
-
-@admin.register(Lease)
-class LeaseAdmin(admin.ModelAdmin):
-    list_display = ("key", "owner", "acquired_at", "expires_at")
-    readonly_fields = ("key", "owner", "acquired_at", "expires_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -128,3 +128,10 @@ SELECT n.channel, n.recipient, n.template, n.subject, n.body, n.dedup_key, 'pend
        AS n(channel, recipient, template, subject, body, dedup_key)
 ON CONFLICT (dedup_key) DO NOTHING
 """
+
+#: Release a lease by hand (admin), only as it was judged: a holder that extended it since
+#: is alive, and the row stays (jobs.services.lease_release).
+RELEASE_JUDGED_LEASE = """
+DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s AND expires_at = %(expires_at)s
+RETURNING key
+"""
