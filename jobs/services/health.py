@@ -1,5 +1,6 @@
 """Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`."""
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,6 +12,8 @@ from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
 from jobs.services.queues import queue_states
 
+logger = logging.getLogger("jobs.health")
+
 
 @dataclass(frozen=True)
 class Check:
@@ -19,13 +22,20 @@ class Check:
     detail: str
     #: Warnings are shown but do not make the system unhealthy.
     warning: bool = False
+    #: The exception behind a failure; it may name hosts, ports and users, so it goes to
+    #: the logs, commands and staff only (`private`), never to an anonymous /health/ caller.
+    error: str = ""
 
-    def line(self) -> str:
+    def line(self, *, private: bool = True) -> str:
         verdict = "OK" if self.ok else ("WARN" if self.warning else "FAIL")
-        return f"{self.name}: {verdict} {self.detail}".rstrip()
+        error = f" [{self.error}]" if private and self.error else ""
+        return f"{self.name}: {verdict} {self.detail}{error}".rstrip()
 
-    def as_dict(self) -> dict:
-        return {"ok": self.ok, "warning": self.warning, "detail": self.detail}
+    def as_dict(self, *, private: bool = True) -> dict:
+        data = {"ok": self.ok, "warning": self.warning, "detail": self.detail}
+        if private and self.error:
+            data["error"] = self.error
+        return data
 
 
 def check_database() -> Check:
@@ -34,7 +44,13 @@ def check_database() -> Check:
             cursor.execute("SELECT 1")
         return Check("database", True, "")
     except Exception as exc:
-        return Check("database", False, f"{exc} (is PostgreSQL running? see DATABASE_URL)")
+        logger.error("health: database unreachable: %s: %s", type(exc).__name__, exc)
+        return Check(
+            "database",
+            False,
+            "database unreachable (is PostgreSQL running? see DATABASE_URL)",
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def check_cluster() -> Check:
@@ -50,7 +66,13 @@ def check_cluster() -> Check:
         stats = Stat.get_all(broker=get_broker())
         queues = queue_states(CLUSTERS)
     except Exception as exc:
-        return Check("cluster", False, f"cannot read cluster stats or queues: {exc}")
+        logger.error("health: cannot read cluster stats or queues: %s: %s", type(exc).__name__, exc)
+        return Check(
+            "cluster",
+            False,
+            "cannot read cluster stats or queues (is the broker up?)",
+            error=f"{type(exc).__name__}: {exc}",
+        )
     stall_before = timezone.now() - timedelta(seconds=int(jobs_settings.QUEUE_STALL_SECONDS))
     stalled = [
         name
