@@ -15,6 +15,7 @@ without `f` being called; `post_execute_in_worker` puts the real arguments back 
 the task is reported. Benchmarks allow their no-op tasks with JOBS_EXTRA_QUEUE_FUNCS.
 """
 
+import inspect
 import logging
 from typing import Any
 
@@ -66,17 +67,28 @@ def refusal_reason(task: dict[str, Any]) -> str | None:
     for option in ("hook", "chain"):
         if task.get(option):
             return f"django-q2 {option} {func_name(task[option])!r} is not ours"
+    if name in (EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB):
+        return _entry_point_problem(name, task)
+    return None
+
+
+def _entry_point_problem(name: str, task: dict[str, Any]) -> str | None:
+    """Our entry points' arguments must bind to their signature and name a run or a job."""
+    from jobs import runner
+
     args, kwargs = tuple(task.get("args") or ()), dict(task.get("kwargs") or {})
-    if name == EXECUTE_QUEUED_RUN:
-        if args or set(kwargs) != {"run_id"} or type(kwargs["run_id"]) is not int:
-            return f"{name} takes run_id=<int> only, not args={args!r} kwargs={kwargs!r}"
-    elif name == RUN_SCHEDULED_JOB:
-        if len(args) != 1 or not isinstance(args[0], str) or set(kwargs) - {"scheduled_for"}:
-            return f"{name} takes one job name only, not args={args!r} kwargs={kwargs!r}"
+    func = getattr(runner, name.rsplit(".", 1)[1])
+    try:
+        bound = inspect.signature(func).bind(*args, **kwargs).arguments
+    except TypeError as exc:
+        return f"{name}: {exc}"
+    if name == EXECUTE_QUEUED_RUN and type(bound.get("run_id")) is not int:
+        return f"{name} takes run_id=<int>, not {bound.get('run_id')!r}"
+    if name == RUN_SCHEDULED_JOB:
         try:
-            get_job(args[0])
-        except UnknownJob:
-            return f"{args[0]!r} is not a registered job"
+            get_job(bound.get("job_name"))
+        except (UnknownJob, TypeError):
+            return f"{bound.get('job_name')!r} is not a registered job"
     return None
 
 

@@ -36,12 +36,16 @@ Q_SCHEDULE_PERMS = [
             "'os.system' is not a registered job",
         ),
         (
+            {"func": RUN_SCHEDULED_JOB, "args": ("jobs.prune_history",), "kwargs": {"x": 1}},
+            "jobs.runner.run_scheduled_job: got an unexpected keyword argument 'x'",
+        ),
+        (
             {"func": EXECUTE_QUEUED_RUN, "kwargs": {"run_id": 7}, "hook": "os.system"},
             "django-q2 hook 'os.system' is not ours",
         ),
         (
             {"func": EXECUTE_QUEUED_RUN, "kwargs": {"run_id": "7; rm"}},
-            "jobs.runner.execute_queued_run takes run_id=<int> only",
+            "jobs.runner.execute_queued_run takes run_id=<int>, not '7; rm'",
         ),
     ],
 )
