@@ -25,7 +25,7 @@ from jobs.exceptions import BadJobArguments
 
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 10_000
-MAX_ITEMS = 100_000
+MAX_ITEMS = 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
