@@ -5,7 +5,7 @@ from typing import Any
 
 from jobs.exceptions import PermanentJobError
 from jobs.registry import job
-from loyalty.job_arguments import check_expire_arguments
+from loyalty.job_arguments import check_expire_arguments, check_sync_arguments
 from loyalty.services.expiration import expire_points
 from loyalty.services.wallet_sync import sync_wallet_passes
 
@@ -43,6 +43,7 @@ def expire_points_task(
     lease_seconds=300,
     retry=False,  # the next hourly run is the retry; cards keep failing ids in history
     timeout_seconds=900,
+    validate=check_sync_arguments,
 )
 def sync_wallet_passes_task(
     *,

@@ -52,6 +52,10 @@ def counts() -> tuple[int, int, int]:
         (["loyalty.expire_points", "program_id=999"], "no loyalty program with id 999"),
         (["loyalty.expire_points", 'card_ids=[1,"x"]'], "has an item 'x' that is not int"),
         (["exchanges.purge_completed", "exchange_ids=[77]"], "exchange 77 does not exist"),
+        (
+            ["loyalty.sync_wallet_passes", "since=2026-12-01T00:00"],
+            "since='2026-12-01T00:00' has no time zone",
+        ),
     ],
 )
 @pytest.mark.parametrize("queue", [False, True])
