@@ -179,6 +179,9 @@ Q_CLUSTER = {
     # Must exceed timeout, or a long task is handed to a second worker (ORM broker; the
     # Redis broker pops a task for good and never redelivers it).
     "retry": 1900,
+    # Seed 002: a worker process is replaced after 1,000 tasks (releases leaked memory);
+    # set here, so every cluster in ALT_CLUSTERS inherits it unless it overrides it.
+    "recycle": 1000,
     # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
     "save_limit": -1,
     # We retry through jobs.retry; a failed django-q2 task must not be redelivered too.

@@ -40,6 +40,11 @@ class RetryPolicy:
         """Whether the runner will queue another attempt after `attempt` failed with `error`."""
         return self.delay_for(attempt=attempt, error=error, rng=lambda low, high: high) is not None
 
+    def is_permanent(self, error: BaseException) -> bool:
+        """No attempt of this policy would retry `error` (a PermanentJobError, say), whatever
+        the attempt: recorded `permanent`, not `retries_exhausted`."""
+        return isinstance(error, self.never_retry) or not isinstance(error, self.retry_on)
+
     def delay_for(
         self,
         *,
@@ -48,9 +53,7 @@ class RetryPolicy:
         rng: Callable[[float, float], float] = random.uniform,
     ) -> float | None:
         """Seconds to wait before the next attempt, or None to stop."""
-        if attempt >= self.max_attempts:
-            return None
-        if isinstance(error, self.never_retry) or not isinstance(error, self.retry_on):
+        if attempt >= self.max_attempts or self.is_permanent(error):
             return None
         ceiling = self.ceiling_seconds(attempt)
         return rng(0, ceiling) if self.jitter else ceiling

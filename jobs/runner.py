@@ -319,10 +319,10 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
         )
         if child is not None:
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
-    elif run.attempt >= spec.retry.max_attempts:
-        result = {"retries_exhausted": True}
+    elif spec.retry.is_permanent(exc):
+        result = {"permanent": True}  # whatever the attempt: no retry could fix it
     else:
-        result = {"permanent": True}  # the policy never retries this kind of error
+        result = {"retries_exhausted": True}
     logger.error("%s #%s failed (attempt %s): %s %s", spec.name, run.pk, run.attempt, error, result)
     _finish(
         run,

@@ -110,3 +110,11 @@ def taken_over(*, fail: bool = False) -> dict[str, Any]:
     if fail:
         raise RuntimeError("late failure")
     return {"late": True}
+
+
+@job("tests.permanent_no_retry", retry=False)
+def permanent_no_retry() -> dict[str, Any]:
+    """Fails for good on a job that never retries (its only attempt is also its last)."""
+    from jobs.exceptions import PermanentJobError
+
+    raise PermanentJobError("account closed")

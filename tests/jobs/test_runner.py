@@ -102,6 +102,26 @@ def test_permanent_error__recorded_failed_as_permanent_and_not_retried():
     assert not JobRun.objects.filter(parent=run).exists()
 
 
+def test_permanent_error_on_a_job_without_retries__recorded_permanent_not_exhausted():
+    run = run_job_now("tests.permanent_no_retry", kwargs={})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert run.result == {"permanent": True}
+    assert run.error == "PermanentJobError: account closed"
+
+
+def test_permanent_error_on_the_last_attempt__recorded_permanent_not_exhausted():
+    from jobs.runner import _claim, execute_run
+
+    run = JobRun.objects.create(job="tests.permanent_failure", trigger="retry", attempt=4)
+    execute_run(_claim(run.pk), raise_errors=False)
+
+    run.refresh_from_db()
+    assert run.result == {"permanent": True}
+    assert not JobRun.objects.filter(parent=run).exists()
+
+
 def test_flag_for_attention__reason_kept_in_history_and_shown_by_health(client):
     run = run_job_now("tests.flag_me", kwargs={"reason": "7.5% of wallet updates failed"})
 
