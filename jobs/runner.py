@@ -21,7 +21,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from jobs import context, locks, sql
+from jobs import context, lock_holders, locks, sql
 from jobs.conf import jobs_settings
 from jobs.exceptions import JobSkipped
 from jobs.models import JobRun
@@ -240,17 +240,9 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     heartbeat: _Heartbeat | None = None
     try:
         if spec.single_flight:
-            key = spec.lock_key_for(run.kwargs)
-            lease = locks.acquire_lease(
-                key=key, owner=f"run:{run.pk}", lease_seconds=spec.lease_seconds
-            )
+            lease = _take_lock(run, spec)
             if lease is None:
-                holder = locks.lease_holder(key)
-                reason = f"lock {key} is held by {holder[0] if holder else 'another run'}"
-                logger.warning("%s skipped: %s", spec.name, reason)
-                _finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": reason})
                 return run
-            _fail_lost_runs(spec, current_id=run.pk)
         heartbeat = _Heartbeat(run=run, lease=lease, lease_seconds=spec.lease_seconds)
         heartbeat.start()
         started = time.monotonic()
@@ -280,6 +272,26 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         if lease is not None:
             _safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
         context.reset_current_run(token)
+
+
+def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
+    """The run's lease (bound to this session), or None after recording the run skipped.
+
+    Taking over the lease of a run whose session ended (killed) records that run lost.
+    """
+    key = spec.lock_key_for(run.kwargs)
+    lease, holder = lock_holders.acquire_run_lease(
+        key=key, owner=f"run:{run.pk}", lease_seconds=spec.lease_seconds
+    )
+    if lease is None:
+        reason = lock_holders.holder_line(holder) if holder else f"lock {key} is held"
+        logger.warning("%s skipped: %s", spec.name, reason)
+        result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
+        _finish(run, JobRun.Status.SKIPPED, result=result)
+        return None
+    lock_holders.mark_lost_holder(lease, job=spec.name, taken_by=run.pk)
+    _fail_lost_runs(spec, current_id=run.pk)
+    return lease
 
 
 def _claimed_by_us(run: JobRun):

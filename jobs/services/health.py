@@ -126,6 +126,34 @@ def check_attention() -> Check:
     return Check("attention", True, "")
 
 
+def check_heartbeats() -> Check:
+    """Warn about `running` runs whose heartbeat stopped: their worker may be dead.
+
+    A killed run's lock is free at once (its database session ended) and the next run
+    records it lost; until then only the stale heartbeat tells.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=int(jobs_settings.HEARTBEAT_WARN_SECONDS))
+    rows = list(
+        JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=stale_before)
+        .order_by("heartbeat_at")
+        .values_list("job", "pk", "host", "pid", "heartbeat_at")[:10]
+    )
+    if not rows:
+        return Check("heartbeats", True, "")
+    detail = ", ".join(
+        f"{job} #{pk} on {host}:{pid} ({(now - beat).total_seconds():.0f} s ago)"
+        for job, pk, host, pid, beat in rows
+    )
+    return Check(
+        "heartbeats",
+        False,
+        f"running without a heartbeat: {detail} (worker dead? run the job again to take"
+        " over its lock; see docs/operations.md 'Recovery after a crash')",
+        warning=True,
+    )
+
+
 def check_outbox() -> Check:
     dead = Notification.objects.filter(status=Notification.Status.DEAD).count()
     if dead:
@@ -145,6 +173,7 @@ def run_checks() -> list[Check]:
         check_schedules(),
         check_recent_failures(),
         check_attention(),
+        check_heartbeats(),
         check_outbox(),
     ]
 
