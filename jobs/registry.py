@@ -38,7 +38,21 @@ class JobSpec:
     retry: RetryPolicy = field(default_factory=lambda: as_retry_policy(False))
     #: Hard time limit for one run (django-q2 kills the worker past it).
     timeout_seconds: int = 1800
+    #: Soft time limit: past it the job is stopped at its next safe point (a progress
+    #: report or checkpoint) and recorded `timed out`; None: 5/6 of the hard limit
+    #: (seed 002: 25 of 30 minutes).
+    soft_timeout_seconds: int | None = None
+    #: A cron slot that starts more than JOBS_MISFIRE_GRACE_SECONDS (300) late is
+    #: recorded `missed` and not run, unless this is True: then it runs late, once.
+    run_late_once: bool = False
     description: str = ""
+
+    @property
+    def soft_limit_seconds(self) -> int:
+        """The soft time limit in effect (the declared one, or 5/6 of the hard limit)."""
+        if self.soft_timeout_seconds is not None:
+            return self.soft_timeout_seconds
+        return self.timeout_seconds * 5 // 6
 
     def lock_key_for(self, kwargs: dict[str, Any]) -> str:
         return self.lock_key(kwargs) if self.lock_key else f"job:{self.name}"
@@ -102,12 +116,16 @@ def job(
     lock_key: Callable[[dict[str, Any]], str] | None = None,
     retry: RetryPolicy | bool | int | None = False,
     timeout_seconds: int = 1800,
+    soft_timeout_seconds: int | None = None,
+    run_late_once: bool = False,
 ) -> Callable[[JobFunc], JobFunc]:
     """Register `func` as the job `name`; the function itself is returned unchanged."""
     if cluster not in CLUSTERS:
         raise ValueError(f"job {name}: unknown cluster {cluster!r}, expected one of {CLUSTERS}")
     if cron is not None and not croniter.is_valid(cron):
         raise ValueError(f"job {name}: invalid cron expression {cron!r}")
+    if soft_timeout_seconds is not None and not 0 < soft_timeout_seconds < timeout_seconds:
+        raise ValueError(f"job {name}: soft_timeout_seconds must be between 0 and timeout_seconds")
 
     def decorator(func: JobFunc) -> JobFunc:
         existing = _registry.get(name)
@@ -123,6 +141,8 @@ def job(
             lock_key=lock_key,
             retry=as_retry_policy(retry),
             timeout_seconds=timeout_seconds,
+            soft_timeout_seconds=soft_timeout_seconds,
+            run_late_once=run_late_once,
             description=inspect.cleandoc(func.__doc__ or "").split("\n\n")[0],
         )
         return func

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -23,8 +23,9 @@ from django.utils import timezone
 
 from jobs import context, lock_holders, locks, sql
 from jobs.conf import jobs_settings
-from jobs.exceptions import JobSkipped
+from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
 from jobs.models import JobRun
+from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
 
 logger = logging.getLogger("jobs")
@@ -164,27 +165,52 @@ def execute_queued_run(run_id: int) -> dict[str, Any]:
 
 
 def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[str, Any]:
-    """django-q2 entry point of a cron Schedule (see jobs.services.schedules)."""
-    get_job(job_name)
+    """django-q2 entry point of a cron Schedule (see jobs.services.schedules).
+
+    A slot starting more than JOBS_MISFIRE_GRACE_SECONDS late is recorded `missed` and
+    not run, unless the job is registered with run_late_once (seed 001's misfire grace).
+    """
+    spec = get_job(job_name)
     task_id = context.queue_task_id()
+    missed = _misfire(spec, scheduled_for)
     try:
         with transaction.atomic():
             run = JobRun.objects.create(
                 job=job_name,
                 trigger=JobRun.Trigger.SCHEDULE,
                 triggered_by="scheduler",
-                status=JobRun.Status.QUEUED,
+                status=JobRun.Status.MISSED if missed else JobRun.Status.QUEUED,
                 task_id=task_id,
                 scheduled_for=scheduled_for,
+                result=missed,
+                finished_at=timezone.now() if missed else None,
+                duration_seconds=0 if missed else None,
             )
     except IntegrityError:
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
+    if missed:
+        logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
+        return {"run_id": run.pk, "status": run.status}
     claimed = _claim(run.pk)
     if claimed is None:  # pragma: no cover - we just created it
         return {"duplicate_delivery": True, "run_id": run.pk}
     claimed = execute_run(claimed, raise_errors=True)
     return {"run_id": claimed.pk, "status": claimed.status}
+
+
+def _misfire(spec: JobSpec, scheduled_for: str | None) -> dict[str, Any] | None:
+    """The `missed` result when the slot starts past the misfire grace, else None."""
+    if not scheduled_for or spec.run_late_once:
+        return None
+    due = datetime.fromisoformat(scheduled_for)
+    if timezone.is_naive(due):
+        due = timezone.make_aware(due, UTC)
+    late = (timezone.now() - due).total_seconds()
+    grace = int(jobs_settings.MISFIRE_GRACE_SECONDS)
+    if late <= grace:
+        return None
+    return {"missed": True, "late_seconds": round(late), "grace_seconds": grace}
 
 
 def run_job_now(
@@ -236,6 +262,7 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     """Run a claimed JobRun to its end and record the outcome (and any retry)."""
     spec = get_job(run.job)
     token = context.set_current_run(run)
+    soft_limit = context.start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
     heartbeat: _Heartbeat | None = None
     try:
@@ -255,6 +282,11 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         )
         logger.info("%s #%s succeeded: %s", spec.name, run.pk, result)
         return run
+    except SoftTimeLimitExceeded as exc:
+        if heartbeat:
+            heartbeat.stop()
+        _record_timeout(run, spec, exc)
+        return run
     except JobSkipped as exc:
         if heartbeat:
             heartbeat.stop()
@@ -271,7 +303,24 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     finally:
         if lease is not None:
             _safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
+        context.reset_soft_limit(soft_limit)
         context.reset_current_run(token)
+
+
+def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> None:
+    """Stopped at a safe point after the soft time limit: `timed out`, with what it did.
+
+    Not retried: the work stopped at a safe point, and the next run carries on from there.
+    """
+    view = describe_progress(run.progress)
+    error = f"{exc}" + (f" after {view.text}" if view else "")
+    logger.warning("%s #%s timed out: %s", spec.name, run.pk, error)
+    result = {
+        "timed_out": True,
+        "soft_limit_seconds": spec.soft_limit_seconds,
+        "progress": run.progress,
+    }
+    _finish(run, JobRun.Status.TIMED_OUT, result=result, error=error[:10000])
 
 
 def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
