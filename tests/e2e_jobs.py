@@ -101,7 +101,7 @@ def taken_over(*, fail: bool = False) -> dict[str, Any]:
 
     from jobs.context import current_run
     from jobs.models import JobRun
-    from jobs.runner import _claim
+    from jobs.run_records import claim as _claim
 
     run = current_run()
     assert run is not None
