@@ -4,7 +4,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jobs.exceptions import PermanentJobError
+from jobs.exceptions import PermanentJobError, SoftTimeLimitExceeded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +55,8 @@ class RetryPolicy:
         """Seconds to wait before the next attempt, or None to stop."""
         if attempt >= self.max_attempts or self.is_permanent(error):
             return None
+        if isinstance(error, SoftTimeLimitExceeded):
+            return None  # recorded `timed out`, never retried: a chain releases its lock
         ceiling = self.ceiling_seconds(attempt)
         return rng(0, ceiling) if self.jitter else ceiling
 

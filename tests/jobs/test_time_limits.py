@@ -85,6 +85,14 @@ def test_soft_time_limit__not_inside_the_jobs_own_transaction(frozen_job_clock):
     assert run.result["progress"]["done"] == 5
 
 
+def test_soft_time_limit__never_retried_so_a_chain_does_not_keep_its_lock_for_a_retry():
+    from jobs.exceptions import SoftTimeLimitExceeded
+    from jobs.retry import DEFAULT_RETRY
+
+    assert DEFAULT_RETRY.will_retry(attempt=1, error=RuntimeError()) is True
+    assert DEFAULT_RETRY.will_retry(attempt=1, error=SoftTimeLimitExceeded()) is False
+
+
 def test_soft_limit_default__five_sixths_of_the_hard_limit():
     assert get_job("loyalty.expire_points").soft_limit_seconds == 1500  # 25 of 30 minutes
     assert get_job("tests.soft_limited").soft_limit_seconds == 60
