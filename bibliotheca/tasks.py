@@ -20,6 +20,7 @@ CHAIN_RETRY = RetryPolicy(
     cron="0 4 * * *",
     lease_seconds=300,
     timeout_seconds=300,
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
 )
 def import_purchase_records_for_all_collections(*, force_reimport: bool = False) -> dict[str, Any]:
     """Queue one purchase-record chain per enabled Bibliotheca collection (daily 04:00 UTC)."""

@@ -208,6 +208,8 @@ Q_CLUSTER = {
 
 # jobs core (read lazily through jobs.conf.jobs_settings)
 JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
+# Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
+JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
 
 LOGGING = {
     "version": 1,

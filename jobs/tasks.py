@@ -15,7 +15,7 @@ from jobs.services.outbox import (
 from jobs.services.reaper import reap_lost_runs
 
 
-@job("jobs.prune_history", cron="30 3 * * *", lease_seconds=600, retry=True)
+@job("jobs.prune_history", cron="30 3 * * *", lease_seconds=600, retry=True, run_late_once=True)
 def prune_history_task(*, older_than_days: int | None = None) -> dict[str, Any]:
     """Delete run history, django-q2 task rows and sent notifications older than 90 days."""
     return prune_history(older_than_days=older_than_days)

@@ -26,6 +26,7 @@ def parse_since(value: str) -> datetime:
     lease_seconds=600,
     retry=True,
     timeout_seconds=1800,
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
 )
 def expire_points_task(
     *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False
