@@ -97,3 +97,23 @@ def test_health__warns_about_a_running_run_whose_heartbeat_stopped(client):
     assert check["ok"] is False and check["warning"] is True
     assert f"jobs.demo_job #{stale.pk} on {socket.gethostname()}:{stale.pid}" in check["detail"]
     assert "(95 s ago)" in check["detail"]
+
+
+@pytest.mark.parametrize("command", [["expire_points"], ["sync_wallet_passes"]])
+def test_app_commands__lock_held_by_a_live_run_exit_3_naming_it(command):
+    job = {
+        "expire_points": "loyalty.expire_points",
+        "sync_wallet_passes": "loyalty.sync_wallet_passes",
+    }
+    holder = running_run(pid=1)
+    holder.job = job[command[0]]
+    holder.save()
+    locks.acquire_lease(
+        key=f"job:{holder.job}", owner=f"run:{holder.pk}", lease_seconds=600, bind_session=True
+    )
+
+    with pytest.raises(CommandError) as caught:
+        call_command(*command, stdout=StringIO())
+
+    assert caught.value.returncode == 3
+    assert f"held by run:{holder.pk} ({holder.job}, running)" in str(caught.value)
