@@ -52,7 +52,7 @@ class JobSpec:
         """The soft time limit in effect (the declared one, or 5/6 of the hard limit)."""
         if self.soft_timeout_seconds is not None:
             return self.soft_timeout_seconds
-        return self.timeout_seconds * 5 // 6
+        return max(1, self.timeout_seconds * 5 // 6)
 
     def lock_key_for(self, kwargs: dict[str, Any]) -> str:
         return self.lock_key(kwargs) if self.lock_key else f"job:{self.name}"

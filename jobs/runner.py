@@ -7,6 +7,10 @@ row: scheduled (`run_scheduled_job`), queued from the admin, a command or a chai
 Delivery is at-least-once (django-q2 may hand the same task to two workers), so a
 run is first *claimed* with one conditional UPDATE; a second delivery finds the run
 already claimed and does nothing.
+
+The run's row is made, claimed and finished in jobs.run_records; its lock and a dead
+holder's takeover in jobs.lock_holders; its heartbeat and the bookkeeping retries in
+jobs.heartbeat.
 """
 
 import logging
