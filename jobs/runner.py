@@ -324,7 +324,7 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)
     if delay is not None and not safely(lambda: claimed_by_us(run).exists()):
-        result = {"taken_over": True}  # the new owner decides about retries (_finish logs it)
+        result = {"taken_over": True}  # the new owner decides about retries (finish logs it)
     elif delay is not None:
         child = safely(
             lambda: enqueue_job(
