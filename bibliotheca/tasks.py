@@ -22,6 +22,7 @@ CHAIN_RETRY = RetryPolicy(
     timeout_seconds=300,
     # as the admin's "Force reimport"
     argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
 )
 def import_purchase_records_for_all_collections(*, force_reimport: bool = False) -> dict[str, Any]:
     """Queue one purchase-record chain per enabled Bibliotheca collection (daily 04:00 UTC)."""

@@ -179,6 +179,9 @@ Q_CLUSTER = {
     # Must exceed timeout, or a long task is handed to a second worker (ORM broker; the
     # Redis broker pops a task for good and never redelivers it).
     "retry": 1900,
+    # Seed 002: a worker process is replaced after 1,000 tasks (releases leaked memory);
+    # set here, so every cluster in ALT_CLUSTERS inherits it unless it overrides it.
+    "recycle": 1000,
     # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
     "save_limit": -1,
     # We retry through jobs.retry; a failed django-q2 task must not be redelivered too.
@@ -209,6 +212,8 @@ JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
 JOBS_EXTRA_QUEUE_FUNCS = tuple(
     f.strip() for f in os.environ.get("JOBS_EXTRA_QUEUE_FUNCS", "").split(",") if f.strip()
 )
+# Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
+JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
 
 LOGGING = {
     "version": 1,

@@ -56,7 +56,13 @@ def send_due_reminders_task(
     return send_due_reminders(exchange_id=exchange_id, dry_run=dry_run)
 
 
-@job("exchanges.auto_complete", cron="0 0 * * *", retry=True, timeout_seconds=600)
+@job(
+    "exchanges.auto_complete",
+    cron="0 0 * * *",
+    retry=True,
+    timeout_seconds=600,
+    run_late_once=True,  # a daily slot missed while the cluster was down still runs
+)
 def auto_complete_task(
     *, exchange_ids: list[int] | None = None, include_future: bool = False, dry_run: bool = False
 ) -> dict[str, Any]:
@@ -73,6 +79,7 @@ def auto_complete_task(
     retry=True,
     permissions=("exchanges.delete_exchange",),  # as the admin's "Purge now"
     validate=check_purge_arguments,
+    run_late_once=True,
 )
 def purge_completed_task(
     *, exchange_ids: list[int] | None = None, dry_run: bool = False
@@ -87,13 +94,25 @@ def cleanup_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
     return cleanup_tokens(dry_run=dry_run)
 
 
-@job("exchanges.cleanup_sessions", cron="0 3 * * *", lease_seconds=600, retry=True)
+@job(
+    "exchanges.cleanup_sessions",
+    cron="0 3 * * *",
+    lease_seconds=600,
+    retry=True,
+    run_late_once=True,
+)
 def cleanup_sessions_task(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete expired sessions (Django's clearsessions, batched and counted)."""
     return cleanup_sessions(dry_run=dry_run)
 
 
-@job("exchanges.cleanup_rate_limits", cron="0 4 * * *", lease_seconds=600, retry=True)
+@job(
+    "exchanges.cleanup_rate_limits",
+    cron="0 4 * * *",
+    lease_seconds=600,
+    retry=True,
+    run_late_once=True,
+)
 def cleanup_rate_limits_task(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete expired rate-limit counters."""
     return cleanup_rate_limits(dry_run=dry_run)

@@ -135,8 +135,11 @@ class JobRunAdmin(GuardedChangeListMixin, admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_label(self, run: JobRun) -> str:
         colours = {"succeeded": "#2e7d32", "failed": "#c62828", "skipped": "#6d6d6d"}
+        colours |= {"missed": "#9a6700", "timed_out": "#ef6c00"}
         return format_html(
-            '<strong style="color:{}">{}</strong>', colours.get(run.status, "#1565c0"), run.status
+            '<strong style="color:{}">{}</strong>',
+            colours.get(run.status, "#1565c0"),
+            run.get_status_display(),
         )
 
     @admin.display(description="status")

@@ -29,6 +29,11 @@ class JobsSettings:
         "BOOKKEEPING_RETRY_SECONDS": 60,
         #: Seconds between heartbeats (and lease extensions) of a running job.
         "HEARTBEAT_SECONDS": 20,
+        #: /health/ warns about a running run whose heartbeat is older than this (3 beats).
+        "HEARTBEAT_WARN_SECONDS": 60,
+        #: A cron slot starting later than this is recorded `missed`, not run (seed 001's
+        #: misfire_grace_time), unless its job is registered with run_late_once=True.
+        "MISFIRE_GRACE_SECONDS": 300,
         #: A schedule whose next_run is this far in the past is reported overdue.
         "SCHEDULE_OVERDUE_SECONDS": 300,
         #: Failed runs in the last 24 h above which /health/ is unhealthy (0: no cap; a job

@@ -37,6 +37,13 @@ class JobSpec:
     retry: RetryPolicy = field(default_factory=lambda: as_retry_policy(False))
     #: Hard time limit for one run (django-q2 kills the worker past it).
     timeout_seconds: int = 1800
+    #: Soft time limit: past it the job is stopped at its next safe point (a progress
+    #: report or checkpoint) and recorded `timed out`; None: 5/6 of the hard limit
+    #: (seed 002: 25 of 30 minutes).
+    soft_timeout_seconds: int | None = None
+    #: A cron slot that starts more than JOBS_MISFIRE_GRACE_SECONDS (300) late is
+    #: recorded `missed` and not run, unless this is True: then it runs late, once.
+    run_late_once: bool = False
     description: str = ""
     #: Django permissions needed to run or retry the job by hand, besides `jobs.run_job`
     #: (the same ones as the app's own admin action for it; see jobs.permissions).
@@ -56,6 +63,13 @@ class JobSpec:
             for perm in perms
         ]
         return tuple(dict.fromkeys([*self.permissions, *extra]))
+
+    @property
+    def soft_limit_seconds(self) -> int:
+        """The soft time limit in effect (the declared one, or 5/6 of the hard limit)."""
+        if self.soft_timeout_seconds is not None:
+            return self.soft_timeout_seconds
+        return max(1, self.timeout_seconds * 5 // 6)
 
     def lock_key_for(self, kwargs: dict[str, Any]) -> str:
         return self.lock_key(kwargs) if self.lock_key else f"job:{self.name}"
@@ -89,12 +103,16 @@ def job(
     permissions: tuple[str, ...] = (),
     argument_permissions: dict[str, tuple[str, ...]] | None = None,
     validate: Callable[[dict[str, Any]], None] | None = None,
+    soft_timeout_seconds: int | None = None,
+    run_late_once: bool = False,
 ) -> Callable[[JobFunc], JobFunc]:
     """Register `func` as the job `name`; the function itself is returned unchanged."""
     if cluster not in CLUSTERS:
         raise ValueError(f"job {name}: unknown cluster {cluster!r}, expected one of {CLUSTERS}")
     if cron is not None and not croniter.is_valid(cron):
         raise ValueError(f"job {name}: invalid cron expression {cron!r}")
+    if soft_timeout_seconds is not None and not 0 < soft_timeout_seconds < timeout_seconds:
+        raise ValueError(f"job {name}: soft_timeout_seconds must be between 0 and timeout_seconds")
 
     def decorator(func: JobFunc) -> JobFunc:
         existing = _registry.get(name)
@@ -110,6 +128,8 @@ def job(
             lock_key=lock_key,
             retry=as_retry_policy(retry),
             timeout_seconds=timeout_seconds,
+            soft_timeout_seconds=soft_timeout_seconds,
+            run_late_once=run_late_once,
             description=inspect.cleandoc(func.__doc__ or "").split("\n\n")[0],
             permissions=tuple(permissions),
             argument_permissions=tuple((argument_permissions or {}).items()),

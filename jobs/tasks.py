@@ -21,6 +21,7 @@ from jobs.services.reaper import reap_lost_runs
     cron="30 3 * * *",
     lease_seconds=600,
     retry=True,
+    run_late_once=True,
     permissions=("jobs.delete_jobrun",),  # deletes history; run-only staff may not
 )
 def prune_history_task(

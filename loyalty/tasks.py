@@ -29,6 +29,7 @@ def parse_since(value: str) -> datetime:
     timeout_seconds=1800,
     permissions=("loyalty.change_loyaltycard",),  # as the admin's "Expire now"
     validate=check_expire_arguments,
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
 )
 def expire_points_task(
     *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False

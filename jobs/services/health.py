@@ -116,22 +116,23 @@ def check_recent_failures() -> Check:
     resolved; HEALTH_MAX_FAILURES_24H caps the total as well.
     """
     since = timezone.now() - timedelta(hours=24)
+    # A run stopped at its soft time limit did not finish its work: it counts as a failure.
+    failing = [JobRun.Status.FAILED, JobRun.Status.TIMED_OUT]
     finished = JobRun.objects.filter(
-        finished_at__gte=since,
-        status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED],
+        finished_at__gte=since, status__in=[JobRun.Status.SUCCEEDED, *failing]
     )
-    count = finished.filter(status=JobRun.Status.FAILED).count()
+    count = finished.filter(status__in=failing).count()
     latest = (
         finished.order_by("job", "-finished_at", "-id").distinct("job").values_list("job", "status")
     )
-    unresolved = sorted(job for job, status in latest if status == JobRun.Status.FAILED)
+    unresolved = sorted(job for job, status in latest if status in failing)
     allowed = int(jobs_settings.HEALTH_MAX_FAILURES_24H)
     if unresolved or (allowed and count > allowed):
         return Check(
             "failures_24h",
             False,
             f"{count} failed run(s); latest run failed for: {', '.join(unresolved) or '-'}"
-            " (see admin Job runs, status=failed; Retry there)",
+            " (see admin Job runs, status=failed or timed out; Retry there)",
         )
     return Check("failures_24h", True, f"{count} failed run(s), all followed by a success")
 
@@ -146,6 +147,54 @@ def check_attention() -> Check:
         )
         return Check("attention", False, f"runs flagged: {detail}", warning=True)
     return Check("attention", True, "")
+
+
+def check_missed() -> Check:
+    """Warn about cron slots of the last 24 h recorded `missed` (started past the grace)."""
+    since = timezone.now() - timedelta(hours=24)
+    rows = list(
+        JobRun.objects.filter(status=JobRun.Status.MISSED, created_at__gte=since).values_list(
+            "job", "pk"
+        )[:20]
+    )
+    if rows:
+        detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
+        return Check(
+            "missed",
+            False,
+            f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
+            f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
+            warning=True,
+        )
+    return Check("missed", True, "")
+
+
+def check_heartbeats() -> Check:
+    """Warn about `running` runs whose heartbeat stopped: their worker may be dead.
+
+    A killed run's lock is free at once (its database session ended) and the next run
+    records it lost; until then only the stale heartbeat tells.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=int(jobs_settings.HEARTBEAT_WARN_SECONDS))
+    rows = list(
+        JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=stale_before)
+        .order_by("heartbeat_at")
+        .values_list("job", "pk", "host", "pid", "heartbeat_at")[:10]
+    )
+    if not rows:
+        return Check("heartbeats", True, "")
+    detail = ", ".join(
+        f"{job} #{pk} on {host}:{pid} ({(now - beat).total_seconds():.0f} s ago)"
+        for job, pk, host, pid, beat in rows
+    )
+    return Check(
+        "heartbeats",
+        False,
+        f"running without a heartbeat: {detail} (worker dead? run the job again to take"
+        " over its lock; see docs/operations.md 'Recovery after a crash')",
+        warning=True,
+    )
 
 
 def check_outbox() -> Check:
@@ -167,6 +216,8 @@ def run_checks() -> list[Check]:
         check_schedules(),
         check_recent_failures(),
         check_attention(),
+        check_heartbeats(),
+        check_missed(),
         check_outbox(),
     ]
 

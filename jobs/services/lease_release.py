@@ -6,9 +6,9 @@ while one of its runs is queued (a chain between hops, a retry waiting) or runni
 a fresh heartbeat; then releasing would let a second copy of the work start. A lease
 whose holder is not found at all is treated as alive until it expires: we cannot tell.
 
-Hook for crash recovery: when leases record the holder's database session
-(pg_backend_pid, see jobs.locks), `holder_session_alive` can answer from
-pg_stat_activity first; until then heartbeat freshness decides.
+A session-bound lease (jobs.locks records the holder's `pg_backend_pid()` and its
+`backend_start`) is judged by pg_stat_activity first; chain leases, which travel
+between tasks, by their runs' state and heartbeat freshness.
 """
 
 from dataclasses import dataclass
@@ -40,12 +40,15 @@ def holder_runs(lease: Lease) -> Q:
 
 
 def holder_session_alive(lease: Lease) -> bool | None:
-    """Hook: None while leases do not record the holder's backend pid (then heartbeats decide)."""
-    pid = getattr(lease, "holder_pid", None)
-    if pid is None:
+    """Whether the holder's database session still exists; None for a lease not bound to one."""
+    if lease.session_pid is None:
         return None
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        cursor.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s"
+            " AND (%s::timestamptz IS NULL OR backend_start = %s)",
+            [lease.session_pid, lease.session_started, lease.session_started],
+        )
         return cursor.fetchone() is not None
 
 
@@ -55,7 +58,7 @@ def judge(lease: Lease, *, now: datetime | None = None) -> Verdict:
         return Verdict(False, f"expired {int((now - lease.expires_at).total_seconds())}s ago")
     session = holder_session_alive(lease)
     if session:
-        return Verdict(True, f"holder's database session (pid {lease.holder_pid}) is alive")
+        return Verdict(True, f"holder's database session (pid {lease.session_pid}) is alive")
     fresh_after = now - timedelta(seconds=int(jobs_settings.STALE_RUN_SECONDS))
     runs = list(
         JobRun.objects.filter(holder_runs(lease))

@@ -1,5 +1,6 @@
 """Leases are read-only in the admin; "release" frees only a lease whose holder is gone."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -60,7 +61,7 @@ def test_release__refuses_live_holders_frees_dead_ones(client):
     released, refused = messages_of(response)
     assert released == "Released 1 lease(s): job:exchanges.purge_completed."
     assert refused.startswith("Refused 3 lease(s) whose holder is alive: ")
-    assert f"run #{running.pk} is running, heartbeat 2s ago" in refused
+    assert re.search(rf"run #{running.pk} is running, heartbeat \d+s ago", refused)
     assert f"run #{chain_hop.pk} is queued" in refused
     assert "holder someone unknown; free at" in refused
 

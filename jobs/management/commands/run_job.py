@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.arguments import check_job_arguments
+from jobs.commands import lock_held_error
 from jobs.context import watching_progress
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun
@@ -74,3 +75,5 @@ class Command(BaseCommand):
         )
         if run.status == JobRun.Status.FAILED:
             raise CommandError(f"{name} failed: {run.error}", returncode=1)
+        if (held := lock_held_error(run)) is not None:
+            raise held  # exit 3: another live run holds the lock; says which and until when

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.commands import lock_held_error
 from jobs.models import JobRun
 from jobs.runner import run_job_now
 from loyalty.models import LoyaltyProgram
@@ -38,5 +39,7 @@ class Command(BaseCommand):
             triggered_by="manage.py expire_points",
         )
         self.stdout.write(f"run #{run.pk} {run.status}: {json.dumps(run.result)}")
+        if (held := lock_held_error(run)) is not None:
+            raise held  # exit 3, naming the run that holds the lock
         if run.status != JobRun.Status.SUCCEEDED:
             raise CommandError(f"run #{run.pk} {run.status}: {run.error or run.result}")
