@@ -86,6 +86,12 @@ class LoyaltyCard(models.Model):
                 condition=Q(is_active=True, points_balance__gt=0),
                 name="loyalty_card_expirable_idx",
             ),
+            # PassKit web service: a device's call names the pass by its serial number.
+            models.Index(
+                fields=["apple_serial_number"],
+                condition=~Q(apple_serial_number=""),
+                name="loyalty_card_apple_serial_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -1,5 +1,6 @@
 """Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -135,6 +136,15 @@ def check_outbox() -> Check:
     return Check("outbox", True, "")
 
 
+#: Checks of the apps (registered in their AppConfig.ready), run after the core's.
+APP_CHECKS: list[Callable[[], Check]] = []
+
+
+def register_check(check: Callable[[], Check]) -> None:
+    if check not in APP_CHECKS:
+        APP_CHECKS.append(check)
+
+
 def run_checks() -> list[Check]:
     database = check_database()
     if not database.ok:
@@ -146,6 +156,7 @@ def run_checks() -> list[Check]:
         check_recent_failures(),
         check_attention(),
         check_outbox(),
+        *(check() for check in APP_CHECKS),
     ]
 
 

@@ -75,6 +75,7 @@ class FakeApns:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     @property
@@ -91,10 +92,9 @@ class FakeApns:
         async def close() -> None:
             assert self._server is not None
             self._server.close()
-            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.gather(*others, return_exceptions=True)
+            for writer in list(self._writers):  # the connection loops end on EOF
+                writer.transport.abort()
+            await asyncio.sleep(0.05)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -124,6 +124,7 @@ class FakeApns:
         )
         conn.initiate_connection()
         writer.write(conn.data_to_send())
+        self._writers.add(writer)
         streams: dict[int, tuple[dict[str, str], bytearray]] = {}
         tasks: set[asyncio.Task] = set()
         try:
@@ -148,6 +149,7 @@ class FakeApns:
         except (ConnectionError, ssl.SSLError, h2.exceptions.ProtocolError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     async def _respond(

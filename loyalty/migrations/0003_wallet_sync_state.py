@@ -78,5 +78,9 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('card', 'wallet'), name='loyalty_wallet_state_unique')],
             },
         ),
+        migrations.AddIndex(
+            model_name='loyaltycard',
+            index=models.Index(condition=models.Q(('apple_serial_number', ''), _negated=True), fields=['apple_serial_number'], name='loyalty_card_apple_serial_idx'),
+        ),
         migrations.RunSQL(CREATE_TRIGGER, DROP_TRIGGER),
     ]

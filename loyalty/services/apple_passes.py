@@ -71,7 +71,9 @@ class PassSigner:
             try:
                 files[name] = Path(path).read_bytes()
             except OSError as exc:
-                raise WalletNotConfigured(f"LOYALTY_{name}: cannot read {path}: {exc.strerror}")
+                raise WalletNotConfigured(
+                    f"LOYALTY_{name}: cannot read {path}: {exc.strerror}"
+                ) from None
         return cls(
             cert_pem=files["APPLE_PASS_CERT_FILE"],
             key_pem=files["APPLE_PASS_KEY_FILE"],

@@ -75,7 +75,10 @@ class GoogleWalletClient:
     def _session(self) -> AuthorizedSession:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = AuthorizedSession(self.credentials)
+            # On 401 the token is refreshed and the call tried once more, then it is ours.
+            session = self._local.session = AuthorizedSession(
+                self.credentials, max_refresh_attempts=1
+            )
         return session
 
     def check_credentials(self) -> None:

@@ -55,7 +55,7 @@ class WalletGate:
         with self._lock:
             if not self.stopped:
                 self.stopped = reason[:300]
-                logger.error("loyalty.sync_wallet_passes stops %s: %s", self.name, self.stopped)
+                logger.error("loyalty.sync_wallet_passes stops a wallet: %s", self.stopped)
 
     def record(self, card_id: int, status: str) -> None:
         with self._lock:

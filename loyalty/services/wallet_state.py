@@ -157,7 +157,7 @@ def record_outcomes(
     """Store (card id, wallet, version pushed, succeeded, error) rows in one statement."""
     if not outcomes:
         return
-    card_ids, wallets, versions, oks, errors = (list(column) for column in zip(*outcomes))
+    card_ids, wallets, versions, oks, errors = (list(column) for column in zip(*outcomes, strict=True))
     with connection.cursor() as cursor:
         cursor.execute(
             RECORD_OUTCOMES,
