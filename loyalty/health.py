@@ -16,6 +16,4 @@ def check_wallets() -> Check:
     detail = " | ".join(s.line() for s in statuses)
     if all(s.ok for s in statuses):
         return Check("wallets", True, detail)
-    return Check(
-        "wallets", False, f"{detail} (see docs/loyalty.md, wallet setup)", warning=True
-    )
+    return Check("wallets", False, f"{detail} (see docs/loyalty.md, wallet setup)", warning=True)

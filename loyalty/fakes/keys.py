@@ -107,9 +107,13 @@ def generate_keys(directory: Path) -> FakeKeys:
     pass_key = rsa_key()  # Apple's pass type ID certificates are RSA
     apns_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name("Fake Apple Root CA")
-    root = _certificate(subject=root_name, key=root_key, issuer=root_name, issuer_key=root_key, ca=True)
+    root = _certificate(
+        subject=root_name, key=root_key, issuer=root_name, issuer_key=root_key, ca=True
+    )
     wwdr_name = _name("Fake Apple Worldwide Developer Relations CA")
-    wwdr = _certificate(subject=wwdr_name, key=wwdr_key, issuer=root_name, issuer_key=root_key, ca=True)
+    wwdr = _certificate(
+        subject=wwdr_name, key=wwdr_key, issuer=root_name, issuer_key=root_key, ca=True
+    )
     pass_cert = _certificate(
         subject=_name(f"Pass Type ID: {PASS_TYPE_ID}", uid=PASS_TYPE_ID),
         key=pass_key,

@@ -44,9 +44,7 @@ class WalletFakes:
     def start(self) -> "WalletFakes":
         self.google.start()
         self.apns.start()
-        self.service_account_file = self.keys.write_service_account(
-            token_uri=self.google.token_uri
-        )
+        self.service_account_file = self.keys.write_service_account(token_uri=self.google.token_uri)
         return self
 
     def stop(self) -> None:

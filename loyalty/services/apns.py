@@ -53,9 +53,7 @@ class ApnsClient:
         context = ssl.create_default_context()
         if ca_file:
             context.load_verify_locations(cafile=ca_file)
-        self._http = httpx.Client(
-            http1=False, http2=True, verify=context, timeout=timeout_seconds
-        )
+        self._http = httpx.Client(http1=False, http2=True, verify=context, timeout=timeout_seconds)
         self._lock = threading.Lock()
         self._token = ""
         self._token_issued = 0.0
@@ -136,4 +134,6 @@ def read_key_file(path: str, *, setting: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as exc:
-        raise WalletNotConfigured(f"LOYALTY_{setting}: cannot read {path}: {exc.strerror}") from None
+        raise WalletNotConfigured(
+            f"LOYALTY_{setting}: cannot read {path}: {exc.strerror}"
+        ) from None

@@ -45,8 +45,7 @@ def authentication_token(serial_number: str, *, secret: str | None = None) -> st
 def token_matches(serial_number: str, token: str) -> bool:
     secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return any(
-        constant_time_compare(authentication_token(serial_number, secret=s), token)
-        for s in secrets
+        constant_time_compare(authentication_token(serial_number, secret=s), token) for s in secrets
     )
 
 
@@ -56,7 +55,9 @@ class PassSigner:
     def __init__(self, *, cert_pem: bytes, key_pem: bytes, wwdr_pem: bytes, password: str = ""):
         try:
             self.certificate = x509.load_pem_x509_certificate(cert_pem)
-            self.key = serialization.load_pem_private_key(key_pem, password=password.encode() or None)
+            self.key = serialization.load_pem_private_key(
+                key_pem, password=password.encode() or None
+            )
             self.wwdr = x509.load_pem_x509_certificate(wwdr_pem)
         except (ValueError, TypeError) as exc:
             raise WalletNotConfigured(f"pass certificate or key unusable: {exc}") from None

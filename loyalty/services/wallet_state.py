@@ -106,8 +106,14 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
     rows = {
         row["id"]: row
         for row in LoyaltyCard.objects.filter(pk__in=list(wanted)).values(
-            "id", "merchant_id", "number", "points_balance", "stamp_count", "balance_version",
-            "google_object_id", "apple_serial_number",
+            "id",
+            "merchant_id",
+            "number",
+            "points_balance",
+            "stamp_count",
+            "balance_version",
+            "google_object_id",
+            "apple_serial_number",
         )
     }
     merchants = {row["merchant_id"] for row in rows.values()}
@@ -151,13 +157,13 @@ def publish_apple_tags(card_ids: list[int]) -> None:
             cursor.execute(PUBLISH_APPLE_TAGS, [card_ids])
 
 
-def record_outcomes(
-    outcomes: list[tuple[int, str, int, bool, str]], *, now: datetime
-) -> None:
+def record_outcomes(outcomes: list[tuple[int, str, int, bool, str]], *, now: datetime) -> None:
     """Store (card id, wallet, version pushed, succeeded, error) rows in one statement."""
     if not outcomes:
         return
-    card_ids, wallets, versions, oks, errors = (list(column) for column in zip(*outcomes, strict=True))
+    card_ids, wallets, versions, oks, errors = (
+        list(column) for column in zip(*outcomes, strict=True)
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             RECORD_OUTCOMES,

@@ -85,7 +85,9 @@ def _probe(wallet: str, clients: WalletClients, *, fresh: bool) -> tuple[bool | 
 
 def _last_run() -> JobRun | None:
     return (
-        JobRun.objects.filter(job=SYNC_JOB, status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED])
+        JobRun.objects.filter(
+            job=SYNC_JOB, status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED]
+        )
         .order_by("-finished_at", "-pk")
         .only("pk", "result")
         .first()

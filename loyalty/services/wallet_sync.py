@@ -73,7 +73,10 @@ def sync_card_to_wallets(
 ) -> CardOutcome:
     """Try each wallet of one card on its own, 4 attempts per call on transient errors."""
     outcome = CardOutcome(card_id=card.card_id, version=card.balance_version)
-    for wallet, has_pass in (("google", card.google_object_id), ("apple", card.apple_serial_number)):
+    for wallet, has_pass in (
+        ("google", card.google_object_id),
+        ("apple", card.apple_serial_number),
+    ):
         if not has_pass:
             continue
         gate = gates[wallet]
@@ -117,7 +120,13 @@ def _outcomes(
 ) -> Iterator[CardOutcome]:
     """Outcomes in card order. Until each wallet has answered once, cards go one at a time:
     refused credentials then cost one call, not one per card in flight."""
-    probing = {w for w, g in gates.items() if not g.stopped}
+    present = {
+        w
+        for c in cards
+        for w, has in (("google", c.google_object_id), ("apple", c.apple_serial_number))
+        if has
+    }
+    probing = {w for w in present if not gates[w].stopped}
     index = 0
     while index < len(cards) and probing:
         card = cards[index]
@@ -206,8 +215,13 @@ def _problem(wallet: str, problem: str) -> str:
 def _record(outcomes: list[CardOutcome]) -> int:
     """Write a chunk's outcomes to the sync state; remove the devices APNs said are gone."""
     rows = [
-        (o.card_id, wallet, o.version if status in ("synced", "recreated") else 0,
-         status in ("synced", "recreated"), error)
+        (
+            o.card_id,
+            wallet,
+            o.version if status in ("synced", "recreated") else 0,
+            status in ("synced", "recreated"),
+            error,
+        )
         for o in outcomes
         for wallet, (status, error) in o.results.items()
         if status != "skipped"

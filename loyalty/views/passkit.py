@@ -53,9 +53,7 @@ def registration_view(
     if not _DEVICE_ID.match(device):
         return HttpResponse(status=400)
     if request.method == "DELETE":
-        AppleDeviceRegistration.objects.filter(
-            device_library_identifier=device, card=card
-        ).delete()
+        AppleDeviceRegistration.objects.filter(device_library_identifier=device, card=card).delete()
         return HttpResponse(status=200)
     try:
         push_token = str(json.loads(request.body or b"{}").get("pushToken", ""))

@@ -51,7 +51,9 @@ class Command(BaseCommand):
         ).start()
         for name, value in fakes.settings().items():
             self.stdout.write(f"export {name}={value}")
-        self.stdout.write(f"fake Google Wallet {fakes.google.base_url}, fake APNs {fakes.apns.base_url}")
+        self.stdout.write(
+            f"fake Google Wallet {fakes.google.base_url}, fake APNs {fakes.apns.base_url}"
+        )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
