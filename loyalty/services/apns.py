@@ -92,8 +92,9 @@ class ApnsClient:
             raise TransientWalletError(f"APNs HTTP {status} {reason}".rstrip())
         raise PermanentWalletError(f"APNs HTTP {status} {reason}".rstrip())
 
-    def check_credentials(self) -> None:
-        """A push to an all-zero device token: APNs checks the provider token first.
+    def check_credentials(self, *, force: bool = False) -> None:
+        """A push to an all-zero device token (always: `force` is for Google's cached token);
+        APNs checks the provider token first.
 
         400 BadDeviceToken means the key and topic were accepted; 403 that they were not.
         """

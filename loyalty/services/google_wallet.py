@@ -81,10 +81,10 @@ class GoogleWalletClient:
             )
         return session
 
-    def check_credentials(self) -> None:
+    def check_credentials(self, *, force: bool = False) -> None:
         """Mint (or reuse) an access token; WalletCredentialsError if the token endpoint refuses."""
         with self._refresh_lock:  # one token request, not one per thread
-            if self.credentials.valid:
+            if self.credentials.valid and not force:
                 return
             try:
                 self.credentials.refresh(Request(requests.Session()))

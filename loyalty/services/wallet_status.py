@@ -38,11 +38,13 @@ class WalletStatus:
 
     @property
     def ok(self) -> bool:
+        if self.last_run_stopped:  # e.g. a token minted fine but the API refused it
+            return False
         return self.accepted is True or (not self.configured and not self.cards_behind)
 
     def line(self) -> str:
         if self.accepted:
-            state = "OK credentials accepted"
+            state = ("OK" if self.ok else "FAIL") + " credentials accepted"
         elif not self.configured:
             state = ("OK " if self.ok else "FAIL ") + self.problem
         else:
@@ -70,7 +72,7 @@ def _probe(wallet: str, clients: WalletClients, *, fresh: bool) -> tuple[bool | 
     try:
         if wallet == "apple":
             PassSigner.from_settings()  # the passes must be signable too
-        client.check_credentials()
+        client.check_credentials(force=fresh)
         answer: tuple[bool | None, str] = (True, "")
     except WalletNotConfigured as exc:
         answer = (False, f"pass signing: {exc}")
@@ -101,9 +103,10 @@ def wallet_statuses(*, fresh: bool = False) -> list[WalletStatus]:
     wallets = (run.result or {}).get("wallets", {}) if run else {}
     statuses = []
     for wallet, problem in (("google", clients.google_problem), ("apple", clients.apple_problem)):
-        configured = not problem
-        accepted: bool | None = None
-        if configured:
+        # Settings present but unusable (unreadable file, bad key) count as configured.
+        configured = not problem.startswith("not configured")
+        accepted: bool | None = False if problem and configured else None
+        if not problem:
             accepted, problem = _probe(wallet, clients, fresh=fresh)
         summary = wallets.get(wallet, {})
         statuses.append(
