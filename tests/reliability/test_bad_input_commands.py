@@ -124,6 +124,7 @@ CASES = [
     ("demo", ["--only", "bogus"]),
     ("list_jobs", ["extra"]),
     ("jobs_health", ["extra"]),
+    ("wallet_status", ["extra"]),
     ("sync_schedules", ["extra"]),
 ]
 
