@@ -4,18 +4,20 @@
 
 Uses its own database `<name>_loyalty_bench` on the server of DATABASE_URL (default:
 .run/database_url), created and migrated if needed; adds one merchant with `--cards`
-cards that have a wallet pass (every card a Google pass, every other card an Apple pass
-too) and a transaction now, and deletes it afterwards. The wallet is the project's fake
-wallet (loyalty.fake_wallet) answering after `--latency-ms`, reached through
-LOYALTY_GOOGLE_WALLET_URL / LOYALTY_APPLE_WALLET_URL like in production.
+cards that have both wallets (a Google object, an Apple pass with one registered device)
+and deletes it afterwards. The wallets are the project's fakes (loyalty.fakes), answering
+after `--latency-ms`: Google's token endpoint and walletobjects over HTTP, APNs over
+HTTP/2 and TLS, reached by the production clients (google-auth service account, ES256
+provider token) through the LOYALTY_* environment, like in production.
 
-- ours        loyalty.services.wallet_sync.sync_wallet_passes over all cards
+- ours        the hourly job's service: every card behind, both wallets
               (LOYALTY_WALLET_SYNC_CONCURRENCY calls in flight, default 32)
 - sequential  the same service with one worker (seed 003's loop: one card, one call at a
               time) over the first `--sample` cards, scaled to all cards by wallet calls
 
-Both runs are checked: every card synced, none failed, one call per pass. Do not run it
-at the same time as bench/expire_points.py (that one truncates the loyalty tables).
+Both runs are checked: every card synced in both wallets, none failed, one PATCH per
+Google object and one push per device. Do not run it at the same time as
+bench/expire_points.py (that one truncates the loyalty tables).
 """
 
 import argparse
@@ -37,7 +39,13 @@ def seed(cards: int):
     from django.db import transaction
     from django.utils import timezone
 
-    from loyalty.models import Customer, LoyaltyCard, LoyaltyTransaction, Merchant
+    from loyalty.models import (
+        AppleDeviceRegistration,
+        Customer,
+        LoyaltyCard,
+        LoyaltyTransaction,
+        Merchant,
+    )
 
     now = timezone.now()
     with transaction.atomic():
@@ -55,9 +63,15 @@ def seed(cards: int):
                 stamp_count=i % 10,
                 last_activity_at=now,
                 google_object_id=f"g-{stamp}-{i}",
-                apple_serial_number=f"a-{stamp}-{i}" if i % 2 == 0 else "",
+                apple_serial_number=f"a-{stamp}-{i}",
             )
             for i, customer in enumerate(customers)
+        )
+        AppleDeviceRegistration.objects.bulk_create(
+            AppleDeviceRegistration(
+                device_library_identifier=f"bench{card.pk}", push_token=f"{card.pk:064x}", card=card
+            )
+            for card in rows
         )
         LoyaltyTransaction.objects.bulk_create(
             LoyaltyTransaction(
@@ -87,12 +101,19 @@ def cleanup(merchant) -> None:
 
 
 def calls_for(card_ids: list[int]) -> int:
-    from django.db.models import Q
+    """Wallet calls a sync of these cards makes: one PATCH per card, one push per device."""
+    from loyalty.models import AppleDeviceRegistration
 
-    from loyalty.models import LoyaltyCard
+    return len(card_ids) + AppleDeviceRegistration.objects.filter(card_id__in=card_ids).count()
 
-    cards = LoyaltyCard.objects.filter(pk__in=card_ids)
-    return cards.count() + cards.filter(~Q(apple_serial_number="")).count()
+
+def calls_made(fakes) -> int:
+    return len(fakes.google.calls) + len(fakes.apns.pushes)
+
+
+def clear(fakes) -> None:
+    fakes.google.calls.clear()
+    fakes.apns.pushes.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,16 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     url = bench_database_url(source_url, suffix="loyalty_bench")
     ensure_database(url)
 
-    from loyalty.fake_wallet import FakeWallet, Faults
+    import tempfile
 
-    wallet = FakeWallet(faults=Faults(latency_seconds=args.latency_ms / 1000)).start()
-    # Endpoints and tokens come from the environment, as in production (never job arguments).
-    os.environ.update(
-        LOYALTY_GOOGLE_WALLET_URL=wallet.base_url,
-        LOYALTY_APPLE_WALLET_URL=wallet.base_url,
-        LOYALTY_GOOGLE_WALLET_TOKEN="bench-google-token",
-        LOYALTY_APPLE_WALLET_TOKEN="bench-apple-token",
-    )
+    from loyalty.fakes.apns import ApnsFaults
+    from loyalty.fakes.google import Faults
+    from loyalty.fakes.keys import generate_keys
+    from loyalty.fakes.kit import WalletFakes
+
+    latency = args.latency_ms / 1000
+    fakes = WalletFakes(
+        generate_keys(Path(tempfile.mkdtemp(prefix="bench-wallet-keys-"))),
+        google_faults=Faults(latency_seconds=latency),
+        apns_faults=ApnsFaults(latency_seconds=latency),
+    ).start()
+    # Endpoints and credentials come from the environment, as in production.
+    os.environ.update(fakes.settings())
     setup_django(url)
 
     from loyalty.conf import loyalty_setting
@@ -131,29 +157,35 @@ def main(argv: list[str] | None = None) -> int:
         sample_ids = card_ids[: args.sample]
         sample_calls = calls_for(sample_ids)
         print(
-            f"wallet sync: {args.cards:,} cards ({total_calls:,} wallet calls), fake wallet "
-            f"{args.latency_ms:g} ms per call, concurrency "
+            f"wallet sync: {args.cards:,} cards with both wallets ({total_calls:,} calls: Google "
+            f"PATCHes + APNs pushes over HTTP/2), fakes at {args.latency_ms:g} ms per call, "
+            "concurrency "
             f"{loyalty_setting('WALLET_SYNC_CONCURRENCY')}, {os.cpu_count()} CPUs, "
             f"database {url.rsplit('/', 1)[-1]}",
             flush=True,
         )
 
         started = time.perf_counter()
-        ours = sync_wallet_passes(card_ids=card_ids)
+        ours = sync_wallet_passes(max_cards=args.cards)
         ours_s = time.perf_counter() - started
-        if (ours["synced"], ours["failed"], len(wallet.calls)) != (args.cards, 0, total_calls):
-            raise SystemExit(f"ours: {ours['synced']} synced, {len(wallet.calls)} calls: {ours}")
+        got = (ours["cards_considered"], ours["synced"], ours["failed"], calls_made(fakes))
+        if got != (args.cards, args.cards, 0, total_calls) or ours["behind_after"] != {
+            "google": 0,
+            "apple": 0,
+        }:
+            raise SystemExit(f"ours: {got}: {ours}")
 
-        wallet.calls.clear()
+        clear(fakes)
         started = time.perf_counter()
         seq = sync_wallet_passes(card_ids=sample_ids, max_workers=1)
         sample_s = time.perf_counter() - started
-        if (seq["synced"], seq["failed"], len(wallet.calls)) != (len(sample_ids), 0, sample_calls):
-            raise SystemExit(f"sequential: {seq}")
+        got = (seq["synced"], seq["failed"], calls_made(fakes))
+        if got != (len(sample_ids), 0, sample_calls):
+            raise SystemExit(f"sequential: {got}: {seq}")
         sequential_s = sample_s * total_calls / sample_calls
     finally:
         cleanup(merchant)
-        wallet.stop()
+        fakes.stop()
 
     print()
     print(f"{'variant':<24}{'seconds':>10}{'cards/s':>10}  note")
