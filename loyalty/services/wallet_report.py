@@ -14,6 +14,8 @@ logger = logging.getLogger("loyalty.wallet_sync")
 ALERT_FAILURE_RATE = 0.05
 #: More failed cards than this points at the wallet API, not at single cards.
 SYSTEMIC_FAILURES = 10
+#: How long calls wait for a wallet's first answer (beyond it they go anyway).
+FIRST_ANSWER_WAIT_SECONDS = 60.0
 #: failed_card_ids kept in the result (history rows stay small).
 MAX_REPORTED_IDS = 500
 
@@ -47,9 +49,26 @@ class WalletGate:
         self.counts = {"synced": 0, "recreated": 0, "failed": 0, "skipped": 0}
         self.failed_card_ids: list[int] = []
         self._lock = threading.Lock()
+        self._claimed = False
+        self._first_answer = threading.Event()
 
     def allow(self) -> bool:
         return not self.stopped
+
+    def wait_for_first_answer(self) -> None:
+        """The first caller goes at once; the others wait until the wallet has answered it.
+
+        So refused credentials cost one call (the gate is stopped before the others go
+        on), not one per card in flight; any answer, even a 503, lets everyone go.
+        """
+        with self._lock:
+            if not self._claimed:
+                self._claimed = True
+                return
+        self._first_answer.wait(FIRST_ANSWER_WAIT_SECONDS)
+
+    def answered(self) -> None:
+        self._first_answer.set()
 
     def stop(self, reason: str) -> None:
         with self._lock:

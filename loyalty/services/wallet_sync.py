@@ -23,7 +23,7 @@ from jobs.context import report_progress
 from loyalty.conf import loyalty_setting
 from loyalty.exceptions import TransientWalletError, WalletCredentialsError, WalletError
 from loyalty.services import wallet_state
-from loyalty.services.apns import GONE, ApnsClient
+from loyalty.services.apns import GONE
 from loyalty.services.wallet_clients import WalletClients, wallet_clients
 from loyalty.services.wallet_report import CardOutcome, WalletGate, sync_result
 from loyalty.services.wallet_snapshot import CardSnapshot
@@ -53,15 +53,50 @@ def _retrying(sleep: Callable[[float], None]) -> Retrying:
     )
 
 
-def _push_apple(card: CardSnapshot, apns: ApnsClient, retrying: Retrying) -> tuple[int, list[int]]:
+def _answering(gate: WalletGate, call: Callable[..., Any]) -> Callable[..., Any]:
+    """`call`, telling the gate after each attempt; refused credentials stop it first."""
+
+    def attempt(*args: Any) -> Any:
+        try:
+            return call(*args)
+        except WalletCredentialsError as exc:
+            gate.stop(f"{gate.name}: credentials refused: {exc}")
+            raise
+        finally:
+            gate.answered()
+
+    return attempt
+
+
+def _push_apple(card: CardSnapshot, push: Callable[[str], str]) -> tuple[int, list[int]]:
     """Push every registered device: (devices pushed, registrations APNs says are gone)."""
     pushed, gone = 0, []
     for registration_id, token in card.apple_devices:
-        if retrying(apns.push, token) == GONE:
+        if push(token) == GONE:
             gone.append(registration_id)
         else:
             pushed += 1
     return pushed, gone
+
+
+def _sync_wallet(
+    wallet: str,
+    card: CardSnapshot,
+    outcome: CardOutcome,
+    *,
+    clients: WalletClients,
+    gate: WalletGate,
+    retrying: Retrying,
+) -> str:
+    """One wallet of one card: synced or recreated (Apple: devices counted on `outcome`)."""
+    if wallet == "google":
+        assert clients.google is not None
+        return retrying(_answering(gate, clients.google.push), card)
+    assert clients.apple is not None
+    push = _answering(gate, clients.apple.push)
+    pushed, gone = _push_apple(card, lambda token: retrying(push, token))
+    outcome.devices_pushed, outcome.gone_registrations = pushed, gone
+    return "synced"
 
 
 def sync_card_to_wallets(
@@ -80,19 +115,14 @@ def sync_card_to_wallets(
         if not has_pass:
             continue
         gate = gates[wallet]
-        if not gate.allow():
-            outcome.results[wallet] = ("skipped", gate.stopped)
-            gate.record(card.card_id, "skipped")
-            continue
+        gate.wait_for_first_answer()
+        status, error = "skipped", gate.stopped
         try:
-            if wallet == "google":
-                assert clients.google is not None
-                status = _retrying(sleep)(clients.google.push, card)
-            else:
-                assert clients.apple is not None
-                pushed, gone = _push_apple(card, clients.apple, _retrying(sleep))
-                outcome.devices_pushed, outcome.gone_registrations = pushed, gone
-                status = "synced"
+            if gate.allow():
+                status = _sync_wallet(
+                    wallet, card, outcome, clients=clients, gate=gate, retrying=_retrying(sleep)
+                )
+                error = ""
         except WalletCredentialsError as exc:
             gate.stop(f"{wallet}: credentials refused: {exc}")
             status, error = "skipped", str(exc)
@@ -101,8 +131,8 @@ def sync_card_to_wallets(
         except Exception as exc:  # one card never stops the batch
             logger.exception("card %s: unexpected %s sync error", card.card_id, wallet)
             status, error = "failed", f"{type(exc).__name__}: {exc}"
-        else:
-            error = ""
+        finally:
+            gate.answered()  # also when no call was made (an Apple pass without devices)
         if status == "failed":
             logger.warning("card %s: %s sync failed: %s", card.card_id, wallet, error)
         outcome.results[wallet] = (status, error)
@@ -118,30 +148,13 @@ def _outcomes(
     sleep: Callable[[float], None],
     workers: int,
 ) -> Iterator[CardOutcome]:
-    """Outcomes in card order. Until each wallet has answered once, cards go one at a time:
-    refused credentials then cost one call, not one per card in flight."""
-    present = {
-        w
-        for c in cards
-        for w, has in (("google", c.google_object_id), ("apple", c.apple_serial_number))
-        if has
-    }
-    probing = {w for w in present if not gates[w].stopped}
-    index = 0
-    while index < len(cards) and probing:
-        card = cards[index]
-        outcome = sync_card_to_wallets(card, clients=clients, gates=gates, sleep=sleep)
-        probing -= set(outcome.results)
-        index += 1
-        yield outcome
-    rest = cards[index:]
-    if not rest:
+    """Outcomes in card order (pool.map yields in order, here in the job's thread)."""
+    if not cards:
         return
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(rest)))) as pool:
-        # pool.map yields in order, here in the job's thread (report_progress needs it).
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
         yield from pool.map(
             lambda card: sync_card_to_wallets(card, clients=clients, gates=gates, sleep=sleep),
-            rest,
+            cards,
         )
 
 
