@@ -175,3 +175,19 @@ def test_key_json_from_the_environment_works_like_the_file(
 
     assert result["wallets"]["google"]["synced"] == 1
     assert len(fake_wallet.google.token_requests) == 1
+
+
+def test_403__the_account_is_not_an_issuer_user_stops_google_without_a_refresh(
+    frozen_now, program_factory, card_factory, fake_wallet
+):
+    program = program_factory()
+    for i in range(12):
+        card_factory(program, google=f"issuer.c{i}")
+    fake_wallet.google.faults.forbidden = True
+
+    result = sync_wallet_passes()
+
+    assert [c.status for c in fake_wallet.google.calls] == [403]
+    assert len(fake_wallet.google.token_requests) == 1
+    assert result["stopped"][0].startswith("google: credentials refused: HTTP 403")
+    assert result["wallets"]["google"]["skipped"] == 12
