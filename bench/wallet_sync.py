@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             "google": 0,
             "apple": 0,
         }:
-            raise SystemExit(f"ours: {got}: {ours}")
+            statuses = Counter(c.status for c in fakes.google.calls)
+            pushes = Counter(p.status for p in fakes.apns.pushes)
+            raise SystemExit(f"ours: {got}: google {statuses}, apns {pushes}: {ours}")
 
         clear(fakes)
         started = time.perf_counter()

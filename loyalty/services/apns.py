@@ -7,10 +7,14 @@ threads: their pushes are streams multiplexed on one TLS connection, as Apple as
 The device then calls our PassKit web service for the changed serials and the pass.
 """
 
+import asyncio
+import concurrent.futures
 import ssl
 import threading
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 from google.auth import jwt
@@ -53,7 +57,16 @@ class ApnsClient:
         context = ssl.create_default_context()
         if ca_file:
             context.load_verify_locations(cafile=ca_file)
-        self._http = httpx.Client(http1=False, http2=True, verify=context, timeout=timeout_seconds)
+        self._timeout_seconds = timeout_seconds
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="apns-http2", daemon=True).start()
+
+        async def make_client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                http1=False, http2=True, verify=context, timeout=timeout_seconds
+            )
+
+        self._http = self._run(make_client())
         self._lock = threading.Lock()
         self._token = ""
         self._token_issued = 0.0
@@ -107,14 +120,28 @@ class ApnsClient:
                 raise
 
     def close(self) -> None:
-        self._http.close()
+        try:
+            self._run(self._http.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run on the client's event loop; the calling thread waits for the result."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(self._timeout_seconds * 2 + 5)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TransientWalletError("APNs: no answer") from None
 
     def _post(self, device_token: str, provider_token: str) -> httpx.Response:
         # PassKit's update notification: the pass type as topic, an empty JSON payload.
         headers = {"authorization": f"bearer {provider_token}", "apns-topic": self.topic}
         try:
-            return self._http.post(
-                f"{self.base_url}/3/device/{device_token}", content=b"{}", headers=headers
+            return self._run(
+                self._http.post(
+                    f"{self.base_url}/3/device/{device_token}", content=b"{}", headers=headers
+                )
             )
         except httpx.TimeoutException as exc:
             raise TransientWalletError(f"APNs: {type(exc).__name__}") from None
