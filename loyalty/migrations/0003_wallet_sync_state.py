@@ -21,8 +21,13 @@ BEGIN
     RETURN NEW;
 END
 $$ LANGUAGE plpgsql;
+-- WHEN keeps the function out of updates that touch neither (e.g. the expiration warnings).
 CREATE TRIGGER loyalty_card_balance_version BEFORE UPDATE ON loyalty_loyaltycard
-    FOR EACH ROW EXECUTE FUNCTION loyalty_card_balance_version();
+    FOR EACH ROW
+    WHEN (NEW.points_balance IS DISTINCT FROM OLD.points_balance
+          OR NEW.stamp_count IS DISTINCT FROM OLD.stamp_count
+          OR NEW.balance_version IS DISTINCT FROM OLD.balance_version)
+    EXECUTE FUNCTION loyalty_card_balance_version();
 """
 DROP_TRIGGER = """
 DROP TRIGGER IF EXISTS loyalty_card_balance_version ON loyalty_loyaltycard;
