@@ -44,8 +44,14 @@ def test_balance_version__moves_on_every_balance_change_by_any_sql_never_back(
     stale.save()  # a stale instance: balance back to 100 (a change), version not reused
     third = version(card)
     LoyaltyCard.objects.filter(pk=card.pk).update(number="again")  # no balance change
-
     assert first < second < third == version(card)
+
+    older = LoyaltyCard.objects.get(pk=card.pk)  # balance 100 at `third`
+    bump(LoyaltyCard.objects.get(pk=card.pk), points=1)
+    bump(LoyaltyCard.objects.get(pk=card.pk), points=-1)  # back to 100, two versions on
+    newest = version(card)
+    older.save()  # same balance, stale version: the stored version stays
+    assert newest > third and version(card) == newest
 
 
 def test_sync__pushes_every_wallet_behind_and_nothing_already_confirmed(
