@@ -117,6 +117,72 @@ def clear(fakes) -> None:
     fakes.apns.pushes.clear()
 
 
+def start_fakes(latency_ms: float):
+    """Both wallet fakes with throwaway keys; their LOYALTY_* settings in the environment."""
+    import tempfile
+
+    from loyalty.fakes.apns import ApnsFaults
+    from loyalty.fakes.google import Faults
+    from loyalty.fakes.keys import generate_keys
+    from loyalty.fakes.kit import WalletFakes
+
+    latency = latency_ms / 1000
+    fakes = WalletFakes(
+        generate_keys(Path(tempfile.mkdtemp(prefix="bench-wallet-keys-"))),
+        google_faults=Faults(latency_seconds=latency),
+        apns_faults=ApnsFaults(latency_seconds=latency),
+    ).start()
+    # Endpoints and credentials come from the environment, as in production.
+    os.environ.update(fakes.settings())
+    return fakes
+
+
+def measure(fakes, card_ids: list[int], sample_ids: list[int]) -> tuple[float, float]:
+    """(ours, sequential sample) seconds, each run checked: all synced, one call per pass."""
+    from loyalty.services.wallet_sync import sync_wallet_passes
+
+    cards = len(card_ids)
+    started = time.perf_counter()
+    ours = sync_wallet_passes(max_cards=cards)
+    ours_s = time.perf_counter() - started
+    got = (ours["cards_considered"], ours["synced"], ours["failed"], calls_made(fakes))
+    if got != (cards, cards, 0, calls_for(card_ids)) or any(ours["behind_after"].values()):
+        statuses = Counter(c.status for c in fakes.google.calls)
+        pushes = Counter(p.status for p in fakes.apns.pushes)
+        raise SystemExit(f"ours: {got}: google {statuses}, apns {pushes}: {ours}")
+
+    clear(fakes)
+    started = time.perf_counter()
+    seq = sync_wallet_passes(card_ids=sample_ids, max_workers=1)
+    sample_s = time.perf_counter() - started
+    got = (seq["synced"], seq["failed"], calls_made(fakes))
+    if got != (len(sample_ids), 0, calls_for(sample_ids)):
+        raise SystemExit(f"sequential: {got}: {seq}")
+    return ours_s, sample_s
+
+
+def report(*, cards: int, ours_s: float, sequential_s: float, sample: int, sample_s: float) -> int:
+    print()
+    print(f"{'variant':<24}{'seconds':>10}{'cards/s':>10}  note")
+    print(f"{'ours (concurrent)':<24}{ours_s:>10.2f}{cards / ours_s:>10.0f}  all cards")
+    print(
+        f"{'sequential calls':<24}{sequential_s:>10.2f}{cards / sequential_s:>10.0f}  "
+        f"{sample} cards in {sample_s:.2f} s, scaled by calls"
+    )
+    ratio = sequential_s / ours_s
+    ok_ratio, ok_time = ratio >= TARGET_RATIO, ours_s < TARGET_SECONDS
+    print()
+    print(
+        f"ours vs sequential: {ratio:6.1f}x faster (target >= {TARGET_RATIO:g}x)  "
+        f"{'PASS' if ok_ratio else 'FAIL'}"
+    )
+    print(
+        f"ours wall time:     {ours_s:6.2f} s     (target < {TARGET_SECONDS:g} s)  "
+        f"{'PASS' if ok_time else 'FAIL'}"
+    )
+    return 0 if ok_ratio and ok_time else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cards", type=int, default=1000)
@@ -131,84 +197,34 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("DATABASE_URL is not set")
     url = bench_database_url(source_url, suffix="loyalty_bench")
     ensure_database(url)
-
-    import tempfile
-
-    from loyalty.fakes.apns import ApnsFaults
-    from loyalty.fakes.google import Faults
-    from loyalty.fakes.keys import generate_keys
-    from loyalty.fakes.kit import WalletFakes
-
-    latency = args.latency_ms / 1000
-    fakes = WalletFakes(
-        generate_keys(Path(tempfile.mkdtemp(prefix="bench-wallet-keys-"))),
-        google_faults=Faults(latency_seconds=latency),
-        apns_faults=ApnsFaults(latency_seconds=latency),
-    ).start()
-    # Endpoints and credentials come from the environment, as in production.
-    os.environ.update(fakes.settings())
+    fakes = start_fakes(args.latency_ms)
     setup_django(url)
 
     from loyalty.conf import loyalty_setting
-    from loyalty.services.wallet_sync import sync_wallet_passes
 
     merchant, card_ids = seed(args.cards)
+    sample_ids = card_ids[: args.sample]
     try:
         total_calls = calls_for(card_ids)
-        sample_ids = card_ids[: args.sample]
-        sample_calls = calls_for(sample_ids)
         print(
             f"wallet sync: {args.cards:,} cards with both wallets ({total_calls:,} calls: Google "
             f"PATCHes + APNs pushes over HTTP/2), fakes at {args.latency_ms:g} ms per call, "
-            "concurrency "
-            f"{loyalty_setting('WALLET_SYNC_CONCURRENCY')}, {os.cpu_count()} CPUs, "
+            f"concurrency {loyalty_setting('WALLET_SYNC_CONCURRENCY')}, {os.cpu_count()} CPUs, "
             f"database {url.rsplit('/', 1)[-1]}",
             flush=True,
         )
-
-        started = time.perf_counter()
-        ours = sync_wallet_passes(max_cards=args.cards)
-        ours_s = time.perf_counter() - started
-        got = (ours["cards_considered"], ours["synced"], ours["failed"], calls_made(fakes))
-        if got != (args.cards, args.cards, 0, total_calls) or ours["behind_after"] != {
-            "google": 0,
-            "apple": 0,
-        }:
-            statuses = Counter(c.status for c in fakes.google.calls)
-            pushes = Counter(p.status for p in fakes.apns.pushes)
-            raise SystemExit(f"ours: {got}: google {statuses}, apns {pushes}: {ours}")
-
-        clear(fakes)
-        started = time.perf_counter()
-        seq = sync_wallet_passes(card_ids=sample_ids, max_workers=1)
-        sample_s = time.perf_counter() - started
-        got = (seq["synced"], seq["failed"], calls_made(fakes))
-        if got != (len(sample_ids), 0, sample_calls):
-            raise SystemExit(f"sequential: {got}: {seq}")
-        sequential_s = sample_s * total_calls / sample_calls
+        ours_s, sample_s = measure(fakes, card_ids, sample_ids)
+        sequential_s = sample_s * total_calls / calls_for(sample_ids)
     finally:
         cleanup(merchant)
         fakes.stop()
-
-    print()
-    print(f"{'variant':<24}{'seconds':>10}{'cards/s':>10}  note")
-    print(f"{'ours (concurrent)':<24}{ours_s:>10.2f}{args.cards / ours_s:>10.0f}  all cards")
-    print(
-        f"{'sequential calls':<24}{sequential_s:>10.2f}{args.cards / sequential_s:>10.0f}  "
-        f"{len(sample_ids)} cards in {sample_s:.2f} s, scaled by calls"
+    return report(
+        cards=args.cards,
+        ours_s=ours_s,
+        sequential_s=sequential_s,
+        sample=len(sample_ids),
+        sample_s=sample_s,
     )
-    ratio = sequential_s / ours_s
-    ok_ratio, ok_time = ratio >= TARGET_RATIO, ours_s < TARGET_SECONDS
-    print()
-    print(
-        f"ours vs sequential: {ratio:6.1f}x faster (target >= {TARGET_RATIO:g}x)  "
-        f"{'PASS' if ok_ratio else 'FAIL'}"
-    )
-    print(
-        f"ours wall time:     {ours_s:6.2f} s     (target < {TARGET_SECONDS:g} s)  "
-        f"{'PASS' if ok_time else 'FAIL'}"
-    )
-    return 0 if ok_ratio and ok_time else 1
 
 
 if __name__ == "__main__":

@@ -98,6 +98,23 @@ def _name(common_name: str, **extra: str) -> x509.Name:
     return x509.Name(attributes)
 
 
+def _tls_certificate(key, *, issuer: x509.Name, issuer_key) -> x509.Certificate:
+    """The fake APNs' server certificate: localhost and 127.0.0.1."""
+    return _certificate(
+        subject=_name("localhost"),
+        key=key,
+        issuer=issuer,
+        issuer_key=issuer_key,
+        ca=False,
+        extensions=[
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+        ],
+    )
+
+
 def generate_keys(directory: Path) -> FakeKeys:
     """Write every key and certificate under `directory` (a fresh set each call)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -121,19 +138,7 @@ def generate_keys(directory: Path) -> FakeKeys:
         issuer_key=wwdr_key,
         ca=False,
     )
-    tls = _certificate(
-        subject=_name("localhost"),
-        key=tls_key,
-        issuer=root_name,
-        issuer_key=root_key,
-        ca=False,
-        extensions=[
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-        ],
-    )
+    tls = _tls_certificate(tls_key, issuer=root_name, issuer_key=root_key)
     files = {
         "ca.pem": root.public_bytes(serialization.Encoding.PEM),
         "wwdr.pem": wwdr.public_bytes(serialization.Encoding.PEM),
