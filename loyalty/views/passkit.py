@@ -79,8 +79,8 @@ def updated_passes_view(request: HttpRequest, device: str, pass_type: str) -> Ht
     cards = AppleDeviceRegistration.objects.filter(
         device_library_identifier=device, card__is_active=True
     ).values("card_id")
-    if not cards.exists():
-        return HttpResponse(status=404)
+    if not cards.exists():  # an unknown device has no passes of ours
+        return HttpResponse(status=204)
     tag = request.GET.get("passesUpdatedSince", "")
     since = int(tag) if tag.isdigit() else 0
     states = WalletSyncState.objects.filter(
