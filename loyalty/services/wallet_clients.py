@@ -6,6 +6,7 @@ they come from change. A wallet whose settings are missing or unusable has no cl
 and says why: the sync stops that wallet with that line instead of failing each card.
 """
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -44,11 +45,13 @@ _cached: tuple[tuple, WalletClients] | None = None
 def wallet_clients() -> WalletClients:
     """The clients for the current settings (built on first use, then reused)."""
     global _cached
-    key = tuple(loyalty_setting(name) for name in _SETTINGS)
+    # The pid too: a forked worker must not use its parent's APNs event-loop thread,
+    # which does not exist in the child.
+    key = (os.getpid(), *(loyalty_setting(name) for name in _SETTINGS))
     with _lock:
         if _cached is not None and _cached[0] == key:
             return _cached[1]
-        if _cached is not None and _cached[1].apple is not None:
+        if _cached is not None and _cached[1].apple is not None and _cached[0][0] == key[0]:
             _cached[1].apple.close()
         clients = _build()
         _cached = (key, clients)
