@@ -121,6 +121,9 @@ def test_device__registers_gets_a_push_after_a_change_and_fetches_a_verified_pas
     assert changed.status_code == 200 and changed.json()["serialNumbers"] == ["serial-0001"]
     tag = changed.json()["lastUpdated"]
     assert client.get(base, {"passesUpdatedSince": tag}).status_code == 204
+    assert client.get(base).json()["serialNumbers"] == ["serial-0001"]  # first question: all
+    other_device = f"/passkit/v1/devices/ffff0000/registrations/{PASS_TYPE}"
+    assert client.get(other_device, {"passesUpdatedSince": "0"}).status_code == 204
 
     response = client.get(
         f"/passkit/v1/passes/{PASS_TYPE}/serial-0001", HTTP_AUTHORIZATION=f"ApplePass {token}"
