@@ -35,6 +35,8 @@ class ApnsFaults:
     failure_rate: float = 0.0
     #: Device tokens answered 410 Unregistered (the app was removed, the pass deleted).
     unregistered: set[str] = field(default_factory=set)
+    #: Device tokens answered 400 BadDeviceToken (e.g. a development device's token).
+    bad_tokens: set[str] = field(default_factory=set)
     #: Every provider token refused (403 InvalidProviderToken): a revoked key.
     refuse_provider_token: bool = False
     seed: int = 0
@@ -188,7 +190,7 @@ class FakeApns:
             return 403, problem, device
         if headers.get("apns-topic") != self.topic:
             return 400, "TopicDisallowed" if headers.get("apns-topic") else "MissingTopic", device
-        if set(device) == {"0"}:
+        if set(device) == {"0"} or device in self.faults.bad_tokens:
             return 400, "BadDeviceToken", device
         if device in self.faults.unregistered:
             return 410, "Unregistered", device

@@ -29,7 +29,7 @@ from loyalty.exceptions import (
 
 #: Provider tokens are renewed after this long (Apple: at most one hour, at least 20 minutes).
 TOKEN_MAX_AGE_SECONDS = 50 * 60
-#: Push outcomes: delivered to APNs, or the device is gone (410: remove its registration).
+#: Push outcomes: delivered to APNs, or the device is gone (remove its registration).
 SENT, GONE = "sent", "gone"
 _CREDENTIAL_REASONS = {"InvalidProviderToken", "MissingProviderToken", "BadCertificate"}
 
@@ -70,6 +70,8 @@ class ApnsClient:
         self._lock = threading.Lock()
         self._token = ""
         self._token_issued = 0.0
+        #: Pushes APNs accepted from this client (proves key, topic and environment).
+        self.delivered = 0
 
     def provider_token(self, *, renew: bool = False) -> str:
         with self._lock:
@@ -81,7 +83,11 @@ class ApnsClient:
             return self._token
 
     def push(self, device_token: str) -> str:
-        """Tell one device its pass changed: SENT, or GONE when APNs says it is unregistered."""
+        """Tell one device its pass changed: SENT, or GONE when APNs says it is unregistered
+        (410), or that the token is bad (400 BadDeviceToken) while it has accepted other
+        pushes of ours: a token from another APNs environment or a garbled registration.
+        Without an accepted push yet, BadDeviceToken may be our APNS_URL that is wrong for
+        every device: then it is an error, and no registration is removed."""
         response = self._post(device_token, self.provider_token())
         reason = _reason(response)
         if response.status_code == 403 and reason == "ExpiredProviderToken":
@@ -89,8 +95,10 @@ class ApnsClient:
             reason = _reason(response)
         status = response.status_code
         if status == 200:
+            with self._lock:
+                self.delivered += 1
             return SENT
-        if status == 410:
+        if status == 410 or (reason == "BadDeviceToken" and self.delivered):
             return GONE
         if status == 403 and reason in _CREDENTIAL_REASONS | {"ExpiredProviderToken"}:
             raise WalletCredentialsError(

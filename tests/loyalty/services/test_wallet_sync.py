@@ -336,3 +336,26 @@ def test_sync_job__wallet_endpoints_are_never_job_arguments(
     assert not JobRun.objects.exclude(pk=run.pk).exists()
     assert [c.key for c in fake_wallet.google.calls] == ["issuer.g-1"]
     assert run.result["synced"] == 1
+
+
+def test_apns_bad_device_token__removed_once_apns_accepted_a_push_else_the_card_fails(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
+):
+    program = program_factory()
+    lonely = card_factory(program, apple="a-0")
+    bad_alone = register_device(lonely)
+    fake_wallet.apns.faults.bad_tokens.add(bad_alone.push_token)
+
+    first = sync_wallet_passes()  # nothing accepted yet: maybe our APNs URL is wrong for all
+
+    assert first["wallets"]["apple"]["failed_card_ids"] == [lonely.pk]
+    assert lonely.apple_registrations.count() == 1
+
+    good = card_factory(program, apple="a-1")
+    register_device(good)
+    bump(lonely)  # cards behind: `good` (never tried) first, then `lonely`
+    second = sync_wallet_passes()
+
+    assert [p.status for p in fake_wallet.apns.pushes] == [400, 200, 400]
+    assert second["wallets"]["apple"]["devices_removed"] == 1
+    assert second["failed"] == 0 and lonely.apple_registrations.count() == 0
