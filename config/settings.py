@@ -222,5 +222,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # django-q2 only configures its logger when nothing else has: set its level here.
-    "loggers": {"django-q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "django-q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")},
+        # One INFO line per request, with the APNs device token in the URL: wallet sync only.
+        "httpx": {"level": "WARNING"},
+    },
 }

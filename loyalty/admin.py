@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from jobs.admin import actor
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
+from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
     Customer,
     LoyaltyCard,
@@ -111,7 +112,7 @@ class LoyaltyCardAdmin(admin.ModelAdmin):
         "last_expiration_warning_at",
     )
     raw_id_fields = ("customer",)
-    inlines = (LedgerInline,)
+    inlines = (LedgerInline, WalletSyncStateInline)
     actions = ("expire_now", "resync_wallet")
 
     def has_run_permission(self, request: HttpRequest) -> bool:

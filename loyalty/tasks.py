@@ -42,7 +42,7 @@ def expire_points_task(
     "loyalty.sync_wallet_passes",
     cron="0 * * * *",
     lease_seconds=300,
-    retry=False,  # the next hourly run is the retry; cards keep failing ids in history
+    retry=False,  # the next hourly run is the retry: cards stay behind until a wallet confirms
     timeout_seconds=900,
     validate=check_sync_arguments,
 )
@@ -52,11 +52,12 @@ def sync_wallet_passes_task(
     card_ids: list[int] | None = None,
     since: str | None = None,
 ) -> dict[str, Any]:
-    """Push cards changed in the last hour (or since `since`, or the given cards) to the wallets.
+    """Push every card whose wallets are behind (or the given cards, or those changed since
+    `since`) to Google and Apple wallets.
 
-    Wallet endpoints and tokens come only from settings/environment
-    (LOYALTY_GOOGLE_WALLET_URL, ...), never from job arguments: whoever can queue a job
-    must not be able to send the wallet tokens to a host of their choice.
+    Wallet endpoints and credentials come only from settings/environment
+    (LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE, ...), never from job arguments: whoever can queue
+    a job must not be able to send the wallet credentials to a host of their choice.
     """
     if card_id is not None:
         card_ids = [*(card_ids or []), card_id]

@@ -1,6 +1,7 @@
 """Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -206,6 +207,15 @@ def check_outbox() -> Check:
     return Check("outbox", True, "")
 
 
+#: Checks of the apps (registered in their AppConfig.ready), run after the core's.
+APP_CHECKS: list[Callable[[], Check]] = []
+
+
+def register_check(check: Callable[[], Check]) -> None:
+    if check not in APP_CHECKS:
+        APP_CHECKS.append(check)
+
+
 def run_checks() -> list[Check]:
     database = check_database()
     if not database.ok:
@@ -219,6 +229,7 @@ def run_checks() -> list[Check]:
         check_heartbeats(),
         check_missed(),
         check_outbox(),
+        *(check() for check in APP_CHECKS),
     ]
 
 

@@ -141,3 +141,4 @@ program_factory = loyalty_fixtures.program_factory
 card_factory = loyalty_fixtures.card_factory
 sleep_recorder = loyalty_fixtures.sleep_recorder
 fake_wallet = loyalty_fixtures.fake_wallet
+wallet_keys = loyalty_fixtures.wallet_keys

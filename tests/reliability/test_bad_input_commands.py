@@ -124,6 +124,7 @@ CASES = [
     ("demo", ["--only", "bogus"]),
     ("list_jobs", ["extra"]),
     ("jobs_health", ["extra"]),
+    ("wallet_status", ["extra"]),
     ("sync_schedules", ["extra"]),
 ]
 
@@ -191,7 +192,7 @@ def test_match_exchange__impossible_draw_fails_in_one_line_with_only_history_wri
     "argv",
     [
         ["run_fake_wallet", "--failure-rate", "2"],
-        ["run_fake_wallet", "--port", "-5"],
+        ["run_fake_wallet", "--latency-ms", "-5"],
         ["bibliotheca_simulator", "--port", "0", "--fault", "nonsense"],
         ["bibliotheca_simulator", "--port", "0", "--days", "-1"],
     ],

@@ -36,10 +36,10 @@ CHAIN = "bibliotheca.import_purchase_records_by_collection"
 def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_faults(
     program_factory, card_factory, fake_wallet, sleep_recorder, settings, monkeypatch
 ):
-    from loyalty.services import wallet_clients
+    from loyalty.services.google_wallet import GoogleWalletClient
 
     client_errors: Counter = Counter()
-    real_send = wallet_clients._HttpClient._send
+    real_send = GoogleWalletClient._send
 
     def counting_send(self, method, url, payload):
         try:
@@ -48,12 +48,13 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
             client_errors[str(exc).rsplit(": ", 1)[-1]] += 1
             raise
 
-    monkeypatch.setattr(wallet_clients._HttpClient, "_send", counting_send)
+    monkeypatch.setattr(GoogleWalletClient, "_send", counting_send)
     settings.LOYALTY_WALLET_TIMEOUT_SECONDS = 1.0  # room for a busy 2-core machine
-    fake_wallet.faults.failure_rate = 0.2  # 503 (after the timeout roll)
-    fake_wallet.faults.timeout_rate = 0.1  # hangs past the client's timeout
-    fake_wallet.faults.hang_seconds = 2.0
-    fake_wallet.faults.seed = 30
+    faults = fake_wallet.google.faults
+    faults.failure_rate = 0.2  # 503 (after the timeout roll)
+    faults.timeout_rate = 0.1  # hangs past the client's timeout
+    faults.hang_seconds = 2.0
+    faults.seed = 30
     program = program_factory()
     now = timezone.now()
     cards = [
@@ -64,10 +65,10 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
     started = time.monotonic()
     result = sync_wallet_passes(card_ids=[c.pk for c in cards], sleep=sleep_recorder)
     elapsed = time.monotonic() - started
-    time.sleep(fake_wallet.faults.hang_seconds + 0.5)  # hung handlers record their call late
+    time.sleep(faults.hang_seconds + 0.5)  # hung handlers record their call late
 
     by_key: dict[str, list[int]] = {}
-    for call in fake_wallet.calls:
+    for call in fake_wallet.google.calls:
         by_key.setdefault(call.key, []).append(call.status)
     statuses = Counter(s for calls in by_key.values() for s in calls)
     # A hung call is recorded when its handler wakes up, after the retry that followed it.

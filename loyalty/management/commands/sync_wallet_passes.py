@@ -1,4 +1,4 @@
-"""manage.py sync_wallet_passes: the runbook's manual re-sync, of the last hour, a window or one card."""
+"""manage.py sync_wallet_passes: the runbook's manual re-sync: cards behind, one card or a window."""
 
 import json
 from typing import Any
@@ -15,9 +15,10 @@ from loyalty.tasks import parse_since
 
 class Command(BaseCommand):
     help = (
-        "Push loyalty cards to Google/Apple wallets now: the cards changed in the last hour "
-        "(as the hourly job), one card (--card, e.g. from a run's failed_card_ids), or every "
-        "card changed since a time (--all-since 2026-01-31T00:00Z)."
+        "Push loyalty cards to Google/Apple wallets now: every card a wallet has not confirmed "
+        "yet (as the hourly job), one card (--card, e.g. from a run's failed_card_ids), or "
+        "again every card changed since a time (--all-since 2026-01-31T00:00Z). Exit 1 when "
+        "cards failed or a wallet was stopped (credentials)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -53,6 +54,8 @@ class Command(BaseCommand):
             raise held  # exit 3, naming the run that holds the lock
         if run.status != JobRun.Status.SUCCEEDED:
             raise CommandError(f"run #{run.pk} {run.status}: {run.error or run.result}")
+        if run.result.get("stopped"):
+            raise CommandError(run.result["stopped"][0], returncode=1)
         if run.result.get("failed"):
             raise CommandError(
                 f"{run.result['failed']} card(s) failed: {run.result['failed_card_ids']}",
