@@ -31,6 +31,7 @@ from exchanges.models import (
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from jobs.admin import actor
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
@@ -95,7 +96,7 @@ class ExchangeForm(forms.ModelForm):
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(admin.ModelAdmin):
+class ExchangeAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     form = ExchangeForm
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
@@ -343,7 +344,7 @@ class ExchangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "exchange", "reminder_enabled", "withdrawn_at")
     list_filter = ("reminder_enabled", "exchange__state")
     search_fields = ("name", "email", "exchange__name")
@@ -351,12 +352,13 @@ class ParticipantAdmin(admin.ModelAdmin):
 
 
 @admin.register(MagicToken)
-class MagicTokenAdmin(admin.ModelAdmin):
+class MagicTokenAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """Read-only: tokens are created by the login flow and removed by cleanup_tokens."""
 
     list_display = ("email", "created_at", "expires_at", "used_at")
     search_fields = ("email",)
     exclude = ("token_hash",)  # never shown, even hashed
+    secret_fields = ("token_hash",)  # nor filtered on
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
@@ -66,7 +67,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "job",
@@ -357,7 +358,7 @@ def _is_registered(name: str) -> bool:
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "channel",
@@ -392,7 +393,7 @@ class NotificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Lease)
-class LeaseAdmin(admin.ModelAdmin):
+class LeaseAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("key", "owner", "acquired_at", "expires_at")
     readonly_fields = ("key", "owner", "acquired_at", "expires_at")
 

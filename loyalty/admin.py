@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from jobs.admin import actor
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from loyalty.models import (
@@ -45,25 +46,25 @@ def run_url(run: JobRun) -> str:
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "merchant")
     list_select_related = ("merchant",)
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "phone")
     search_fields = ("name", "email", "phone")
 
 
 @admin.register(LoyaltyProgram)
-class LoyaltyProgramAdmin(admin.ModelAdmin):
+class LoyaltyProgramAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "merchant", "is_active", "points_expiration_days")
     list_filter = ("is_active",)
     list_select_related = ("merchant",)
@@ -90,7 +91,7 @@ class LedgerInline(admin.TabularInline):
 
 
 @admin.register(LoyaltyCard)
-class LoyaltyCardAdmin(admin.ModelAdmin):
+class LoyaltyCardAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "number",
         "merchant",
@@ -286,7 +287,7 @@ def _expiration_verdict(
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(admin.ModelAdmin):
+class LoyaltyTransactionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """The ledger is append-only: read-only here."""
 
     list_display = (

@@ -1,0 +1,133 @@
+"""Admin list lookups: only the declared filters pass; a secret column is never an oracle.
+
+`?account_key__startswith=<guess>` used to answer with the matching rows (the whole key in
+about 25 s of guesses). Every project ModelAdmin now refuses lookups it does not offer
+as a filter with HTTP 400, the same answer whether the guess is right or wrong, while
+every filter, date drill-down and sort link the pages themselves offer still works.
+"""
+
+import re
+from datetime import timedelta
+from html import unescape
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+
+from bibliotheca.models import Collection
+from exchanges.models import Exchange, MagicToken, Participant
+from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.models import JobRun, Notification
+from tests.admin_helpers import staff_client
+from tests.reliability.conftest import say
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "KEY-4b1f9a0c77e2-do-not-leak"
+
+
+def project_admins() -> list[admin.ModelAdmin]:
+    """ModelAdmins of models whose app lives in this repository (not Django's or django-q2's)."""
+    base = Path(settings.BASE_DIR).resolve()
+    ours = [
+        (model, model_admin)
+        for model, model_admin in admin.site._registry.items()
+        if base in (path := Path(model._meta.app_config.path).resolve()).parents
+        and "site-packages" not in path.parts
+    ]
+    return [model_admin for _, model_admin in ours]
+
+
+@pytest.fixture
+def rows(program_factory, card_factory):
+    """At least one row per list page, so every filter and date link is shown."""
+    card_factory(program_factory(), points=10, inactive_days=3)
+    exchange = Exchange.objects.create(
+        name="Office", organizer_email="o@example.com", exchange_at=timezone.now() + timedelta(9)
+    )
+    Participant.objects.create(exchange=exchange, name="Ann", email="ann@example.com")
+    MagicToken.objects.create(
+        email="ann@example.com",
+        token_hash="f00dfeed" * 8,
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    Collection.objects.create(
+        name="Main library", library_id="lib", account_id="acct", account_key=SECRET
+    )
+    JobRun.objects.create(job="jobs.demo_job", status="failed", kwargs={"token": "t-123"})
+    Notification.objects.create(
+        channel="email", recipient="a@example.com", template="t", body="secret link", dedup_key="d"
+    )
+
+
+def test_every_project_admin__refuses_lookups_it_does_not_offer():
+    admins = project_admins()
+
+    missing = [type(a).__name__ for a in admins if not isinstance(a, DeclaredLookupsOnly)]
+    assert len(admins) >= 15 and missing == []
+
+
+def test_every_offered_filter_date_and_sort_link__still_answers_200(client, rows):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    checked, broken = 0, []
+    for model_admin in project_admins():
+        opts = model_admin.model._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        page = client.get(url)
+        assert page.status_code == 200, url
+        links = {unescape(q) for q in re.findall(r'href="(\?[^"]+)"', page.content.decode())}
+        for query in sorted(links):
+            response = client.get(url + query)
+            checked += 1
+            if response.status_code != 200:
+                broken.append((url + query, response.status_code))
+    say(f"{checked} filter/date/sort links of {len(project_admins())} list pages followed")
+    assert checked > 40 and broken == []
+
+
+PROBES = [
+    # (list page, lookup, right guess, wrong guess, text that a match would show)
+    ("bibliotheca_collection", "account_key__startswith", SECRET[:6], "zzz", "Main library"),
+    ("bibliotheca_collection", "account_key__regex", "^KEY", "^ZZZ", "Main library"),
+    ("bibliotheca_collection", "library_id__startswith", "li", "zz", "Main library"),
+    ("exchanges_magictoken", "token_hash__startswith", "f00d", "beef", "ann@example.com"),
+    ("jobs_jobrun", "kwargs__token", "t-123", "t-999", "jobs.demo_job"),
+    ("jobs_notification", "body__contains", "secret", "nothing", "a@example.com"),
+    ("loyalty_loyaltycard", "customer__email__startswith", "c", "zz", "Customer"),
+    ("exchanges_participant", "exchange__organizer_email__startswith", "o", "zz", "Ann"),
+]
+
+
+@pytest.mark.parametrize(("page", "lookup", "right", "wrong", "match_text"), PROBES)
+def test_undeclared_or_secret_lookup__400_and_the_same_answer_for_right_and_wrong_guesses(
+    client, rows, page, lookup, right, wrong, match_text
+):
+    app, model = page.split("_", 1)
+    staff_client(client, "viola", [(app, f"view_{model}")])
+    url = reverse(f"admin:{page}_changelist")
+    assert match_text in client.get(url).content.decode(), "the row is on the page unfiltered"
+
+    hit = client.get(url, {lookup: right})
+    miss = client.get(url, {lookup: wrong})
+
+    assert (hit.status_code, miss.status_code) == (400, 400)
+    assert hit.content == miss.content
+    assert match_text not in hit.content.decode()
+    say(f"{page} ?{lookup}=<guess>: 400 for right and wrong guesses alike")
+
+
+def test_secret_column__refused_even_when_declared_as_a_filter():
+    careless = type(
+        "CarelessAdmin",
+        (DeclaredLookupsOnly, admin.ModelAdmin),
+        {"list_filter": ("enabled", "account_key"), "secret_fields": ("account_key",)},
+    )(Collection, admin.site)
+
+    assert not careless.lookup_allowed("account_key", SECRET, None)
+    assert not careless.lookup_allowed("account_key__exact", SECRET, None)
+    assert careless.lookup_allowed("enabled__exact", "1", None)
+    assert admin.site._registry[Collection].secret_fields == ("account_key",)
