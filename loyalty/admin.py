@@ -274,14 +274,21 @@ def _expiration_verdict(
     if not programs:
         return "keep", f"{card.points_balance} points; no expiring program: left alone"
     days = min(p.points_expiration_days or 0 for p in programs)
-    expires_at = card.last_activity_at + timedelta(days=days)
+    try:
+        expires_at = card.last_activity_at + timedelta(days=days)
+        warn_from = expires_at - timedelta(days=WARNING_DAYS)
+    except OverflowError:  # a program stored before the bound: the run skips and flags it
+        return "keep", (
+            f"{card.points_balance} points; expiration after {days} days is out of range:"
+            " left alone (fix the program)"
+        )
     when = f"{expires_at:%Y-%m-%d %H:%M} UTC"
     if expires_at < now:
         return "expire", f"{card.points_balance} points will be voided (expired {when})"
     warned = card.last_expiration_warning_at is not None and (
         card.last_expiration_warning_at >= card.last_activity_at
     )
-    if expires_at - timedelta(days=WARNING_DAYS) < now and not warned:
+    if warn_from < now and not warned:
         return "warn", f"{card.points_balance} points expire {when}: the customer gets a warning"
     return "keep", f"{card.points_balance} points expire {when}: left alone"
 
