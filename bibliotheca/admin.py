@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -23,6 +24,7 @@ from bibliotheca.models import Collection, Edition, LicensePool, PendingEdition,
 from bibliotheca.services.fan_out import CHAIN_JOB
 from jobs.admin import actor
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
@@ -299,6 +301,7 @@ class LicensePoolAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 @admin.register(Edition)
 class EditionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("title", "identifier", "medium", "language", "updated_at")
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
     list_filter = ("medium", "language")
     search_fields = ("title", "identifier__value", "isbn")
     list_select_related = ("identifier",)

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -32,6 +33,7 @@ from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from jobs.admin import actor
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
@@ -98,6 +100,7 @@ class ExchangeForm(forms.ModelForm):
 @admin.register(Exchange)
 class ExchangeAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     form = ExchangeForm
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
     search_fields = ("name", "organizer_email")
