@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.cli_types import object_id
 from jobs.models import JobRun
 from jobs.runner import run_job_now
 from loyalty.models import LoyaltyProgram
@@ -17,7 +18,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--program", type=int, help="only this LoyaltyProgram id")
+        parser.add_argument("--program", type=object_id, help="only this LoyaltyProgram id")
         parser.add_argument(
             "--dry-run", action="store_true", help="print what would be warned and expired"
         )
