@@ -8,21 +8,35 @@ from the row count. `DeclaredLookupsOnly` allows exactly the parameters the decl
 `secret_fields`. Search (`?q=`) is not a lookup and goes through `search_fields`.
 
 A refused lookup is Django's `DisallowedModelAdminLookup`: an HTTP 400 that says
-nothing about the rows (logged on `django.security.DisallowedModelAdminLookup`).
+nothing about the rows (logged on `django.security.DisallowedModelAdminLookup`). An
+offered lookup with a value the database or Python cannot take (a NUL character, a
+year of 99999999999: both were 500s) gets what Django gives any malformed filter value:
+the list again with its "invalid filter" notice (a redirect to `?e=1`).
 """
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import url_params_from_lookup_dict
+from django.db.models import DateField, Field
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 
-#: What Django's field list filters put after the field path in the query string:
-#: AllValues (the path itself), Boolean/Choices (exact, isnull), Date (gte, lt, isnull),
-#: Empty (isempty). A relation's filter uses `<path>__<target field>__exact`.
-FIELD_FILTER_SUFFIXES = ("", "exact", "isnull", "gte", "lt", "isempty")
-#: What the date hierarchy drill-down puts after its field.
-DATE_HIERARCHY_SUFFIXES = ("year", "month", "day")
+
+def _filter_suffixes(field: Field, item: object) -> tuple[str, ...]:
+    """What Django's list filter for `field` puts after the field path in a URL."""
+    if isinstance(item, (list, tuple)) and issubclass(item[1], admin.EmptyFieldListFilter):
+        return ("isempty",)
+    if field.is_relation:
+        return (f"{field.target_field.name}{LOOKUP_SEP}exact", "isnull")
+    if isinstance(field, DateField):  # DateTimeField too: "Past 7 days" etc.
+        return ("gte", "lt", "isnull")
+    return ("", "exact", "isnull")  # Boolean, choices, all values
+
+
+#: What the date hierarchy drill-down puts after its field, and the values it can take
+#: (datetime() overflows on a year of 99999999999: a 500 before this check).
+DATE_PART_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
 
 def _with_suffix(path: str, suffix: str) -> str:
@@ -46,7 +60,24 @@ class DeclaredLookupsOnly:
             return False
         if self._raw_id_popup_lookup(lookup, value):
             return True
-        return lookup in self.declared_lookups(request)
+        if lookup not in self.declared_lookups(request):
+            return False
+        self._check_value(lookup, value)
+        return True
+
+    def _check_value(self, lookup: str, value: str) -> None:
+        """A value no filter link offers and the database or Python cannot take: the list
+        again with Django's "invalid filter" notice (?e=1), not a 500."""
+        if "\x00" in str(value):  # PostgreSQL text has no NUL
+            raise IncorrectLookupParameters(f"{lookup}: NUL character")
+        path, _, part = lookup.rpartition(LOOKUP_SEP)
+        if self.date_hierarchy and path == self.date_hierarchy and part in DATE_PART_RANGES:
+            low, high = DATE_PART_RANGES[part]
+            text = str(value)
+            if not (text.isascii() and text.isdigit() and len(text) <= 4):
+                raise IncorrectLookupParameters(f"{lookup}: not a number")
+            if not low <= int(text) <= high:
+                raise IncorrectLookupParameters(f"{lookup}: out of range")
 
     def declared_lookups(self, request: HttpRequest | None) -> set[str]:
         """Every query-string parameter the declared list filters and date hierarchy use."""
@@ -60,12 +91,10 @@ class DeclaredLookupsOnly:
             path = item[0] if isinstance(item, (list, tuple)) else item
             if not isinstance(path, str):
                 continue  # a Field instance: Django builds its path itself; name it in extra_lookups
-            allowed.update(_with_suffix(path, s) for s in FIELD_FILTER_SUFFIXES)
             field = get_fields_from_path(model_admin.model, path)[-1]
-            if field.is_relation and getattr(field, "target_field", None) is not None:
-                allowed.add(f"{path}{LOOKUP_SEP}{field.target_field.name}{LOOKUP_SEP}exact")
+            allowed.update(_with_suffix(path, s) for s in _filter_suffixes(field, item))
         if self.date_hierarchy:
-            allowed.update(_with_suffix(self.date_hierarchy, s) for s in DATE_HIERARCHY_SUFFIXES)
+            allowed.update(_with_suffix(self.date_hierarchy, s) for s in DATE_PART_RANGES)
         return allowed
 
     def _raw_id_popup_lookup(self, lookup: str, value: str) -> bool:

@@ -131,3 +131,45 @@ def test_secret_column__refused_even_when_declared_as_a_filter():
     assert not careless.lookup_allowed("account_key__exact", SECRET, None)
     assert careless.lookup_allowed("enabled__exact", "1", None)
     assert admin.site._registry[Collection].secret_fields == ("account_key",)
+
+
+ABSURD_FILTER_VALUES = ("\x00", "99999999999", "9" * 5000, "-1", "2026-13-45", "nan")
+
+
+def test_every_declared_lookup__absurd_values_never_500(client, rows):
+    """A declared filter's parameter with a value no link offers: a page or a 400, no 500."""
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    client.raise_request_exception = False
+    tried, problems = 0, []
+    for model_admin in project_admins():
+        opts = model_admin.model._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        for lookup in sorted(model_admin.declared_lookups(None) | {"q", "o", "p"}):
+            for value in ABSURD_FILTER_VALUES:
+                status = client.get(url, {lookup: value}).status_code
+                tried += 1
+                if status >= 500:
+                    problems.append((url, lookup, value[:12], status))
+    say(f"{tried} absurd filter values on the project's list pages")
+    assert problems == [], "\n".join(map(str, problems))
+
+
+@pytest.mark.parametrize(
+    ("page", "query"),
+    [
+        ("jobs_jobrun", {"created_at__year": "99999999999"}),
+        ("jobs_notification", {"created_at__year": "2026", "created_at__month": "99"}),
+        ("loyalty_loyaltytransaction", {"transaction_at__year": "99999999999"}),
+        ("exchanges_exchange", {"state__exact": "\x00"}),
+        ("bibliotheca_edition", {"medium__exact": "\x00"}),
+    ],
+)
+def test_offered_lookup_with_a_value_nothing_can_take__invalid_filter_notice_not_500(
+    client, rows, page, query
+):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    url = reverse(f"admin:{page}_changelist")
+
+    response = client.get(url, query)
+
+    assert (response.status_code, response["Location"]) == (302, f"{url}?e=1")
