@@ -103,11 +103,12 @@ PROBES = [
 
 
 @pytest.mark.parametrize(("page", "lookup", "right", "wrong", "match_text"), PROBES)
+@pytest.mark.parametrize("who", ["view-only", "change-only"])
 def test_undeclared_or_secret_lookup__400_and_the_same_answer_for_right_and_wrong_guesses(
-    client, rows, page, lookup, right, wrong, match_text
+    client, rows, who, page, lookup, right, wrong, match_text
 ):
     app, model = page.split("_", 1)
-    staff_client(client, "viola", [(app, f"view_{model}")])
+    staff_client(client, "viola", [(app, f"{who.split('-')[0]}_{model}")])
     url = reverse(f"admin:{page}_changelist")
     assert match_text in client.get(url).content.decode(), "the row is on the page unfiltered"
 
@@ -117,7 +118,14 @@ def test_undeclared_or_secret_lookup__400_and_the_same_answer_for_right_and_wron
     assert (hit.status_code, miss.status_code) == (400, 400)
     assert hit.content == miss.content
     assert match_text not in hit.content.decode()
-    say(f"{page} ?{lookup}=<guess>: 400 for right and wrong guesses alike")
+    say(f"{who} staff, {page} ?{lookup}=<guess>: 400 for right and wrong guesses alike")
+
+
+def test_no_permission_staff__no_list_whatever_the_lookup(client, rows):
+    staff_client(client, "nora", [])
+    for page, lookup, right, _wrong, _text in PROBES:
+        response = client.get(reverse(f"admin:{page}_changelist"), {lookup: right})
+        assert response.status_code == 403, page
 
 
 def test_secret_column__refused_even_when_declared_as_a_filter():
