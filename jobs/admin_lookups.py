@@ -14,10 +14,13 @@ year of 99999999999: both were 500s) gets what Django gives any malformed filter
 the list again with its "invalid filter" notice (a redirect to `?e=1`).
 """
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import url_params_from_lookup_dict
+from django.core import checks
 from django.db.models import DateField, Field
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
@@ -54,6 +57,31 @@ class DeclaredLookupsOnly:
     secret_fields: tuple[str, ...] = ()
     #: Further query-string lookups this page accepts.
     extra_lookups: tuple[str, ...] = ()
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        """Django's checks, plus: a secret column is never listed, searched, filtered,
+        sorted or shown read-only (where the admin would print or compare its value)."""
+        return [*super().check(**kwargs), *self._secret_exposures()]
+
+    def _secret_exposures(self) -> list[checks.CheckMessage]:
+        places = {
+            "list_display": self.list_display,
+            "list_filter": [f[0] if isinstance(f, (list, tuple)) else f for f in self.list_filter],
+            "search_fields": [f.lstrip("^=@") for f in self.search_fields],
+            "readonly_fields": self.readonly_fields,
+            "sortable_by": self.sortable_by or (),
+        }
+        return [
+            checks.Error(
+                f"secret column {name!r} is in {place}",
+                hint="remove it: secrets are never rendered or filterable",
+                obj=type(self),
+                id="jobs.E101",
+            )
+            for place, names in places.items()
+            for name in names
+            if isinstance(name, str) and set(name.split(LOOKUP_SEP)) & set(self.secret_fields)
+        ]
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if set(lookup.split(LOOKUP_SEP)) & set(self.secret_fields):

@@ -69,6 +69,28 @@ def test_every_project_admin__refuses_lookups_it_does_not_offer():
 
     missing = [type(a).__name__ for a in admins if not isinstance(a, DeclaredLookupsOnly)]
     assert len(admins) >= 15 and missing == []
+    assert [e for a in admins for e in a.check() if e.id == "jobs.E101"] == []
+
+
+@pytest.mark.parametrize(
+    "exposure",
+    [
+        {"list_display": ("name", "account_key")},
+        {"search_fields": ("name", "^account_key")},
+        {"readonly_fields": ("account_key",)},
+        {"sortable_by": ("account_key",)},
+    ],
+)
+def test_secret_column_listed_searched_or_shown__a_system_check_error(exposure):
+    careless = type(
+        "CarelessAdmin",
+        (DeclaredLookupsOnly, admin.ModelAdmin),
+        {"secret_fields": ("account_key",), **exposure},
+    )(Collection, admin.site)
+
+    errors = [e for e in careless.check() if e.id == "jobs.E101"]
+
+    assert [e.msg for e in errors] == [f"secret column 'account_key' is in {next(iter(exposure))}"]
 
 
 def test_every_offered_filter_date_and_sort_link__still_answers_200(client, rows):
@@ -135,6 +157,7 @@ def test_secret_column__refused_even_when_declared_as_a_filter():
         {"list_filter": ("enabled", "account_key"), "secret_fields": ("account_key",)},
     )(Collection, admin.site)
 
+    assert [e.msg for e in careless.check()] == ["secret column 'account_key' is in list_filter"]
     assert not careless.lookup_allowed("account_key", SECRET, None)
     assert not careless.lookup_allowed("account_key__exact", SECRET, None)
     assert careless.lookup_allowed("enabled__exact", "1", None)
