@@ -61,8 +61,10 @@ class _Settings:
 
     @property
     def ALLOW_HTTP(self) -> bool:
-        """Plain http:// addresses (a local simulator): only with DEBUG unless set; never in
-        production."""
+        """Plain http:// addresses (a local simulator): with DEBUG unless set (tests, demo,
+        benchmarks set it); never with PRODUCTION=1, whatever it says."""
+        if getattr(settings, "PRODUCTION", False):
+            return False
         value = self._get_or_env("ALLOW_HTTP", settings.DEBUG)
         if isinstance(value, str):
             return value.strip().lower() in {"1", "true", "yes", "on"}

@@ -212,3 +212,13 @@ def test_plain_http__only_with_debug_when_not_set(settings, monkeypatch, stored)
     settings.DEBUG = False
     with pytest.raises(Exception, match="must start with https://"):
         stored.full_clean()
+
+
+def test_plain_http__never_in_production_whatever_the_setting(settings, stored):
+    settings.BIBLIOTHECA_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.BIBLIOTHECA_ALLOW_HTTP = True
+    settings.PRODUCTION = True
+    stored.base_url = "http://127.0.0.1:8000/"
+
+    with pytest.raises(Exception, match="must start with https://"):
+        stored.full_clean()
