@@ -41,3 +41,9 @@ class Command(BaseCommand):
         self.stdout.write(f"run #{run.pk} {run.status}: {json.dumps(run.result)}")
         if run.status != JobRun.Status.SUCCEEDED:
             raise CommandError(f"run #{run.pk} {run.status}: {run.error or run.result}")
+        if run.result.get("failed_program_ids"):
+            raise CommandError(
+                f"run #{run.pk}: programs {run.result['failed_program_ids']} skipped (their data"
+                f" cannot be processed): {run.attention_reason}",
+                returncode=1,
+            )

@@ -10,6 +10,7 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
@@ -77,6 +78,16 @@ def test_nightly_run__succeeds_for_the_others_and_is_flagged_with_the_program(tw
     assert f"loyalty program {broken.pk} (" in run.attention_reason
     assert "OverflowError" in run.attention_reason
     say(f"expire_points with a 5,000,000-day program: {run.status}, {run.attention_reason}")
+
+
+def test_expire_points_command__others_expired_and_exit_1_naming_the_program(two_programs):
+    broken, _good, cards = two_programs
+
+    with pytest.raises(CommandError, match=rf"programs \[{broken.pk}\] skipped") as caught:
+        call_command("expire_points")
+
+    assert caught.value.returncode == 1
+    assert LoyaltyCard.objects.get(pk=cards["due"].pk).points_balance == 0
 
 
 def test_dry_run__absurd_program_reported_too(two_programs):
