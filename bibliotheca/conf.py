@@ -1,5 +1,6 @@
 """Settings of the bibliotheca app, read lazily (BIBLIOTHECA_* in Django settings)."""
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -11,6 +12,8 @@ DEFAULT_START = datetime(2014, 1, 1, tzinfo=UTC)
 PAGE_SIZE = 50
 #: Timestamp.service of the purchase-record import.
 PURCHASE_RECORD_SERVICE = "bibliotheca.purchase_records"
+#: The vendor's API hosts (bibliotheca-api.md): where a collection may point by default.
+VENDOR_API_HOSTS = ("partner.yourcloudlibrary.com",)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,34 @@ class _Settings:
     def WRITER_PROCESS(self) -> bool:
         """A hop writes its pages from a forked child (False: from threads of its own)."""
         return bool(self._get("WRITER_PROCESS", True))
+
+    # The API address allow-list: Django settings first, else the environment (so the
+    # qcluster processes of tests and the demo can be pointed at a local simulator).
+
+    def _get_or_env(self, name: str, default):
+        value = self._get(name, None)
+        if value is None:
+            value = os.environ.get(f"BIBLIOTHECA_{name}")
+        return default if value is None or value == "" else value
+
+    @property
+    def ALLOWED_HOSTS(self) -> frozenset[str]:
+        """Hosts a collection's base URL may name (the vendor's by default)."""
+        value = self._get_or_env("ALLOWED_HOSTS", VENDOR_API_HOSTS)
+        if isinstance(value, str):
+            value = value.split(",")
+        return frozenset(h.strip().lower() for h in value if h.strip())
+
+    @property
+    def ALLOW_HTTP(self) -> bool:
+        """Plain http:// addresses (a local simulator): with DEBUG unless set (tests, demo,
+        benchmarks set it); never with PRODUCTION=1, whatever it says."""
+        if getattr(settings, "PRODUCTION", False):
+            return False
+        value = self._get_or_env("ALLOW_HTTP", settings.DEBUG)
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
 
 
 bibliotheca_settings = _Settings()

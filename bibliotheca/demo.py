@@ -1,5 +1,6 @@
 """`manage.py demo --only bibliotheca`: a few months of purchases through the real clusters."""
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,14 @@ from jobs.services.waiting import wait_until
 
 CHAIN = "bibliotheca.import_purchase_records_by_collection"
 DEMO_DAYS = 90
+
+
+def cluster_env(*, out: Callable[[str], None]) -> dict[str, str]:
+    """Let the clusters reach the local simulator (loopback, plain http): the address
+    check allows only the vendor's https hosts otherwise."""
+    env = {"BIBLIOTHECA_ALLOWED_HOSTS": "127.0.0.1", "BIBLIOTHECA_ALLOW_HTTP": "1"}
+    os.environ.update(env)
+    return env
 
 
 def run_demo(*, out: Callable[[str], None]) -> None:

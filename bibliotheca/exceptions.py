@@ -17,3 +17,7 @@ class BadResponse(TransientJobError):
 
 class RemoteIntegrationError(PermanentJobError):
     """The Bibliotheca API refused the request or sent something we cannot read."""
+
+
+class AddressNotAllowed(PermanentJobError):
+    """The collection's API address is not allowed (https, BIBLIOTHECA_ALLOWED_HOSTS)."""

@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from jobs import lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
-from jobs.admin_guards import GuardedChangeListMixin
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.arguments import check_job_arguments
 from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
@@ -69,7 +69,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(GuardedChangeListMixin, admin.ModelAdmin):
+class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "job",

@@ -10,7 +10,7 @@ import logging
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from jobs.admin_guards import GuardedChangeListMixin
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import Lease
 from jobs.permissions import RUN_PERMISSION
 from jobs.services.lease_release import judge, release_dead_leases
@@ -19,7 +19,7 @@ logger = logging.getLogger("jobs")
 
 
 @admin.register(Lease)
-class LeaseAdmin(GuardedChangeListMixin, admin.ModelAdmin):
+class LeaseAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("key", "owner", "acquired_at", "expires_at", "holder")
     readonly_fields = ("key", "owner", "acquired_at", "expires_at", "holder")
     search_fields = ("key", "owner")

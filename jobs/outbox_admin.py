@@ -3,13 +3,13 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from jobs.admin_guards import GuardedChangeListMixin
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import Notification
 from jobs.services.outbox import requeue_notifications
 
 
 @admin.register(Notification)
-class NotificationAdmin(GuardedChangeListMixin, admin.ModelAdmin):
+class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "channel",

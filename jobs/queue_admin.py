@@ -13,11 +13,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django_q.models import Failure, OrmQ, Schedule, Success
 
-from jobs.admin_guards import GuardedChangeListMixin
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.queue_guard import allowed_funcs
 
 
-class ReadOnlyMixin(GuardedChangeListMixin):
+class ReadOnlyMixin(DeclaredLookupsOnly):
     """No add, change or delete; no actions (django-q2's Resubmit is one)."""
 
     actions = None

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from jobs.admin import actor
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from loyalty.admin_wallets import WalletSyncStateInline
@@ -46,25 +47,25 @@ def run_url(run: JobRun) -> str:
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "merchant")
     list_select_related = ("merchant",)
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "phone")
     search_fields = ("name", "email", "phone")
 
 
 @admin.register(LoyaltyProgram)
-class LoyaltyProgramAdmin(admin.ModelAdmin):
+class LoyaltyProgramAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "merchant", "is_active", "points_expiration_days")
     list_filter = ("is_active",)
     list_select_related = ("merchant",)
@@ -91,7 +92,7 @@ class LedgerInline(admin.TabularInline):
 
 
 @admin.register(LoyaltyCard)
-class LoyaltyCardAdmin(admin.ModelAdmin):
+class LoyaltyCardAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "number",
         "merchant",
@@ -274,20 +275,27 @@ def _expiration_verdict(
     if not programs:
         return "keep", f"{card.points_balance} points; no expiring program: left alone"
     days = min(p.points_expiration_days or 0 for p in programs)
-    expires_at = card.last_activity_at + timedelta(days=days)
+    try:
+        expires_at = card.last_activity_at + timedelta(days=days)
+        warn_from = expires_at - timedelta(days=WARNING_DAYS)
+    except OverflowError:  # a program stored before the bound: the run skips and flags it
+        return "keep", (
+            f"{card.points_balance} points; expiration after {days} days is out of range:"
+            " left alone (fix the program)"
+        )
     when = f"{expires_at:%Y-%m-%d %H:%M} UTC"
     if expires_at < now:
         return "expire", f"{card.points_balance} points will be voided (expired {when})"
     warned = card.last_expiration_warning_at is not None and (
         card.last_expiration_warning_at >= card.last_activity_at
     )
-    if expires_at - timedelta(days=WARNING_DAYS) < now and not warned:
+    if warn_from < now and not warned:
         return "warn", f"{card.points_balance} points expire {when}: the customer gets a warning"
     return "keep", f"{card.points_balance} points expire {when}: left alone"
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(admin.ModelAdmin):
+class LoyaltyTransactionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """The ledger is append-only: read-only here."""
 
     list_display = (

@@ -5,8 +5,14 @@ transactions' `points_delta`. Every change to a balance writes a transaction in
 the same statement or transaction (see loyalty.sql for the expiration chunk).
 """
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Func, Q, Value
+from django.utils import timezone
+
+#: Longest inactivity a program may expire points after (10 years): beyond it the date
+#: arithmetic of the nightly run and the admin overflow, and no program means it.
+MAX_EXPIRATION_DAYS = 3650
 
 
 class Merchant(models.Model):
@@ -30,7 +36,12 @@ class LoyaltyProgram(models.Model):
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
     #: Days of card inactivity after which points expire; empty or 0: points never expire.
-    points_expiration_days = models.PositiveIntegerField(null=True, blank=True)
+    points_expiration_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_EXPIRATION_DAYS)],
+        help_text=f"0 to {MAX_EXPIRATION_DAYS}; empty or 0: points never expire.",
+    )
     #: Google Wallet loyaltyClass id (issuerId.suffix): a deleted card object is re-created in it.
     google_wallet_class_id = models.CharField(max_length=200, blank=True, default="")
 
@@ -41,6 +52,12 @@ class LoyaltyProgram(models.Model):
                 condition=Q(is_active=True, points_expiration_days__gt=0),
                 name="loyalty_program_expiring_idx",
             )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points_expiration_days__lte=MAX_EXPIRATION_DAYS),
+                name="loyalty_program_expiration_days_max",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -63,8 +80,8 @@ class LoyaltyCard(models.Model):
     points_balance = models.IntegerField(default=0)
     stamp_count = models.IntegerField(default=0)
     total_points_voided = models.BigIntegerField(default=0)
-    #: Last earn/redeem; expiration counts inactivity from here.
-    last_activity_at = models.DateTimeField()
+    #: Last earn/redeem; expiration counts inactivity from here (a new card: its issue).
+    last_activity_at = models.DateTimeField(default=timezone.now)
     #: When the 14-day warning of the current inactivity cycle was queued.
     last_expiration_warning_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)

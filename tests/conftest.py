@@ -11,6 +11,10 @@ from jobs.services.clusters import kill_cluster, start_clusters, stop_clusters
 #: Test-only jobs, imported by the test process and by every qcluster it starts.
 E2E_JOB_MODULES = "tests.e2e_jobs"
 os.environ.setdefault("JOBS_EXTRA_TASK_MODULES", E2E_JOB_MODULES)
+# The Bibliotheca simulator answers on loopback over plain http (this process and every
+# qcluster it starts); tests of the address checks set these settings themselves.
+os.environ.setdefault("BIBLIOTHECA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+os.environ.setdefault("BIBLIOTHECA_ALLOW_HTTP", "1")
 # Django may be set up before this file is read: register the test jobs here too.
 importlib.import_module(E2E_JOB_MODULES)
 

@@ -16,10 +16,16 @@ import requests
 from django.utils import timezone
 
 from bibliotheca.conf import PAGE_SIZE, bibliotheca_settings
-from bibliotheca.exceptions import BadResponse, RemoteIntegrationError, RequestTimedOut
+from bibliotheca.exceptions import (
+    AddressNotAllowed,
+    BadResponse,
+    RemoteIntegrationError,
+    RequestTimedOut,
+)
 from bibliotheca.services.items import parse_items
 from bibliotheca.services.marc import parse_marc_page
 from bibliotheca.services.signing import signed_headers
+from bibliotheca.validators import api_address_problem
 
 logger = logging.getLogger("bibliotheca")
 
@@ -54,6 +60,7 @@ class BibliothecaClient:
 
     def __init__(self, credentials: Credentials, *, timeout_seconds: float | None = None) -> None:
         self.credentials = credentials
+        check_address(credentials)
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
         self.requests_made = 0
@@ -164,12 +171,25 @@ class BibliothecaClient:
         return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
 
 
+def check_address(credentials: Credentials) -> None:
+    """Refuse, before any request, an address the model's validators would refuse: a row
+    stored before them (or written around them) never sends the key elsewhere."""
+    problem = api_address_problem(base_url=credentials.base_url, library_id=credentials.library_id)
+    if problem:
+        raise AddressNotAllowed(
+            f"Bibliotheca collection {credentials.name!r}: {problem}; no request sent"
+        )
+
+
 def _error_text(body: bytes) -> str:
-    """`Code: Message` of an <Error> document, or the start of the body."""
+    """`Code: Message` of the API's <Error> document; never the raw body of anything else
+    (whatever answered may not be the API, and its body is not ours to copy)."""
     try:
         root = ElementTree.fromstring(body)
-        code = root.findtext("Code") or ""
-        message = root.findtext("Message") or ""
-        return f"{code}: {message}".strip(": ")
     except ElementTree.ParseError:
-        return body[:200].decode("utf-8", "replace")
+        root = None
+    if root is None or root.tag != "Error" or not (root.findtext("Code") or "").strip():
+        return f"no API error document ({len(body)} bytes)"
+    code = root.findtext("Code", "").strip()[:100]
+    message = " ".join((root.findtext("Message") or "").split())[:200]
+    return f"{code}: {message}".strip(": ")

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.cli_types import object_id
 from jobs.commands import lock_held_error
 from jobs.models import JobRun
 from jobs.runner import run_job_now
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--program", type=int, help="only this LoyaltyProgram id")
+        parser.add_argument("--program", type=object_id, help="only this LoyaltyProgram id")
         parser.add_argument(
             "--dry-run", action="store_true", help="print what would be warned and expired"
         )
@@ -43,3 +44,9 @@ class Command(BaseCommand):
             raise held  # exit 3, naming the run that holds the lock
         if run.status != JobRun.Status.SUCCEEDED:
             raise CommandError(f"run #{run.pk} {run.status}: {run.error or run.result}")
+        if run.result.get("failed_program_ids"):
+            raise CommandError(
+                f"run #{run.pk}: programs {run.result['failed_program_ids']} skipped (their data"
+                f" cannot be processed): {run.attention_reason}",
+                returncode=1,
+            )

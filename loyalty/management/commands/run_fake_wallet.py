@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.cli_types import non_negative_float
 from loyalty.fakes.apns import ApnsFaults
 from loyalty.fakes.google import Faults
 from loyalty.fakes.keys import generate_keys
@@ -21,10 +22,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--latency-ms", type=float, default=0.0)
+        parser.add_argument("--latency-ms", type=non_negative_float, default=0.0)
         parser.add_argument("--failure-rate", type=float, default=0.0, help="0..1, answered 503")
         parser.add_argument("--timeout-rate", type=float, default=0.0, help="0..1, hang")
-        parser.add_argument("--hang-seconds", type=float, default=10.0)
+        parser.add_argument("--hang-seconds", type=non_negative_float, default=10.0)
         parser.add_argument("--keys-dir", help="where to write the throwaway keys (default: temp)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -32,10 +33,6 @@ class Command(BaseCommand):
             if not 0 <= options[name] <= 1:
                 flag = "--" + name.replace("_", "-")
                 raise CommandError(f"{flag} {options[name]} is not in 0..1", returncode=2)
-        for name in ("latency_ms", "hang_seconds"):
-            if options[name] < 0:
-                flag = "--" + name.replace("_", "-")
-                raise CommandError(f"{flag} {options[name]} must not be negative", returncode=2)
         latency = options["latency_ms"] / 1000
         faults = Faults(
             latency_seconds=latency,

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.cli_types import object_id
 from jobs.commands import lock_held_error
 from jobs.exceptions import PermanentJobError
 from jobs.models import JobRun
@@ -23,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--card", type=int, help="re-sync this LoyaltyCard id")
+        group.add_argument("--card", type=object_id, help="re-sync this LoyaltyCard id")
         group.add_argument("--all-since", help="ISO 8601 datetime with zone")
 
     def handle(
