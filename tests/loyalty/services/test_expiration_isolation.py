@@ -134,7 +134,7 @@ def test_migration__stored_absurd_values_become_never_expires(program_factory):
     broken = legacy_program(program_factory(expiration_days=365), ABSURD)
     kept = program_factory(expiration_days=3650)
     migration = importlib.import_module(
-        "loyalty.migrations.0003_program_bounds_card_activity_default"
+        "loyalty.migrations.0004_program_bounds_card_activity_default"
     )
 
     migration.never_expire_out_of_range(apps, None)
