@@ -92,51 +92,6 @@ def enqueue_job(
     return run
 
 
-def queued_run_insert(
-    name: str,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    trigger: str,
-    triggered_by: str = "",
-    parent: JobRun | None = None,
-) -> tuple[str, list[Any]]:
-    """`INSERT INTO jobs_jobrun ... RETURNING id` of the row enqueue_job records (no
-    delay), and its %s params: for a caller that records a run in the statement that
-    writes its own data (a CTE), one round trip instead of a savepoint and an insert.
-    Pass the returned id to queue_inserted_run."""
-    from django.db.models.sql import InsertQuery
-
-    spec = get_job(name)
-    kwargs = dict(kwargs or {})
-    spec.check_arguments(kwargs)
-    now = timezone.now()
-    run = JobRun(
-        job=name,
-        trigger=trigger,
-        triggered_by=triggered_by[:150],
-        kwargs=kwargs,
-        attempt=1,
-        parent=parent,
-        status=JobRun.Status.QUEUED,
-        scheduled_for=now,
-    )
-    query = InsertQuery(JobRun)
-    query.insert_values([f for f in JobRun._meta.concrete_fields if not f.primary_key], [run])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [JobRun._meta.pk]
-    ((insert_sql, params),) = compiler.as_sql()
-    return insert_sql, list(params)
-
-
-def queue_inserted_run(run_id: int, name: str) -> None:
-    """Hand a run recorded with queued_run_insert to its cluster, after the commit (at
-    once outside a transaction), as enqueue_job does."""
-    from django_q.tasks import async_task
-
-    spec = get_job(name)
-    transaction.on_commit(lambda: _hand_to_cluster(run_id, spec, async_task))
-
-
 def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
     """Queue a committed run; if the broker refuses (Redis down), fail the run, then raise.
 

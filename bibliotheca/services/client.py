@@ -6,17 +6,26 @@ bibliotheca.exceptions (timeout and 5xx transient, everything else terminal).
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
 import pymarc
 import requests
 from django.utils import timezone
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
 from bibliotheca.conf import PAGE_SIZE, bibliotheca_settings
-from bibliotheca.exceptions import BadResponse, RemoteIntegrationError, RequestTimedOut
+from bibliotheca.exceptions import (
+    BadResponse,
+    RateLimited,
+    RemoteIntegrationError,
+    RequestTimedOut,
+)
 from bibliotheca.services.items import parse_items
 from bibliotheca.services.marc import parse_marc_page
 from bibliotheca.services.signing import signed_headers
@@ -57,6 +66,8 @@ class BibliothecaClient:
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
         self.requests_made = 0
+        #: Requests tried again in place (after a timeout, 5xx or 429).
+        self.retries = 0
 
     @classmethod
     def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
@@ -96,7 +107,7 @@ class BibliothecaClient:
             "limit": min(limit, PAGE_SIZE),
         }
         what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
-        return RawResponse(body=self._get("/data/marc", query, what=what), what=what)
+        return RawResponse(body=self._get_retrying("/data/marc", query, what=what), what=what)
 
     def parse_marc(self, raw: "RawResponse") -> list[pymarc.Record]:
         if raw.body.lstrip().startswith(b"<Error"):
@@ -113,7 +124,7 @@ class BibliothecaClient:
     def get_items(self, item_ids: list[str]) -> "RawResponse":
         what = f"items batch of {len(item_ids)} ({item_ids[0]}..)"
         return RawResponse(
-            body=self._get("/items/" + ",".join(item_ids), None, what=what), what=what
+            body=self._get_retrying("/items/" + ",".join(item_ids), None, what=what), what=what
         )
 
     def parse_items(self, raw: "RawResponse") -> dict[str, dict[str, str]]:
@@ -154,14 +165,72 @@ class BibliothecaClient:
             raise BadResponse(
                 self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
             )
+        if response.status_code == 429:
+            raise RateLimited(
+                self._message(what, f"HTTP 429 {_error_text(response.content)}"),
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
         if response.status_code != 200:
             raise RemoteIntegrationError(
                 self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
             )
         return response.content
 
+    def _get_retrying(self, path: str, query: dict | None, *, what: str) -> bytes:
+        """_get, tried again in place after a timeout, 5xx or 429, up to
+        BIBLIOTHECA_REQUEST_ATTEMPTS tries, with a short jittered backoff (a 429's
+        Retry-After instead, unless it is longer than BIBLIOTHECA_RETRY_AFTER_MAX_SECONDS:
+        then the hop fails and the chain's retry comes later). The last error is raised."""
+        settings = bibliotheca_settings
+        first_wait = settings.RETRY_WAIT_SECONDS
+        backoff = wait_random_exponential(
+            multiplier=first_wait, max=max(first_wait, 8 * first_wait)
+        )
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            retry_after = getattr(error, "retry_after", None)
+            return backoff(state) if retry_after is None else retry_after
+
+        def too_long(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            return (getattr(error, "retry_after", None) or 0) > settings.RETRY_AFTER_MAX_SECONDS
+
+        def log(state: RetryCallState) -> None:
+            self.retries += 1
+            logger.warning(
+                "%s; try %s of %s",
+                state.outcome.exception(),
+                state.attempt_number + 1,
+                settings.REQUEST_ATTEMPTS,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((RequestTimedOut, BadResponse)),
+            stop=stop_after_attempt(settings.REQUEST_ATTEMPTS) | too_long,
+            wait=wait,
+            before_sleep=log,
+            reraise=True,
+        )
+        return retrying(self._get, path, query, what=what)
+
     def _message(self, what: str, problem: str) -> str:
         return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header (delta-seconds or an HTTP date), None if absent
+    or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - timezone.now()).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _error_text(body: bytes) -> str:

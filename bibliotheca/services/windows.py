@@ -5,6 +5,7 @@ may hold more: same day, offset + 50. A partial or empty page finishes the day: 
 window starts at day_end with offset 1. The chain stops once current_day >= now.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,3 +47,24 @@ def checkpoint_after_page(
     never falls back to an earlier day.
     """
     return position.current_day if records_on_page >= page_size else day_end
+
+
+@dataclass(frozen=True)
+class ChainRange:
+    """The chain's backfill range (`since`: where it started reading, `until`: when it
+    started), in day windows for the run's progress bar."""
+
+    since: datetime
+    until: datetime
+
+    @property
+    def days(self) -> int:
+        return _whole_days(self.since, self.until)
+
+    def days_done(self, current_day: datetime) -> int:
+        return min(self.days, _whole_days(self.since, current_day))
+
+
+def _whole_days(start: datetime, end: datetime) -> int:
+    """Day windows from start to end (the last one may be partial), 0 if end <= start."""
+    return max(0, math.ceil((end - start).total_seconds() / 86400))
