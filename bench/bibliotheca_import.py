@@ -28,6 +28,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def warm_up(timeout: float) -> None:
         ),
         enqueue_job(
             APPLY,
-            kwargs={"collection_id": warm.pk, "items": []},
+            kwargs={"collection_id": warm.pk, "batch": str(uuid.uuid4())},
             trigger="command",
             triggered_by="bench warm-up",
         ),

@@ -2,15 +2,13 @@
 
 An import page stages the new data of its changed items as PendingEdition rows of a
 batch (staged_editions) and queues an apply run for the batch, in the page's
-transaction; the run moves them to Edition (apply_staged). Runs queued before staging
-carry their items in their kwargs (apply_bibliographic).
+transaction; the run moves them to Edition (apply_staged).
 """
 
 import uuid
 from datetime import date
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from bibliotheca import sql
@@ -28,26 +26,6 @@ def apply_staged(batch: str) -> dict[str, int]:
     """
     taken, created, written = sql.apply_staged(uuid.UUID(batch), now=timezone.now())
     return {"created": created, "updated": written - created, "unchanged": taken - written}
-
-
-def apply_bibliographic(
-    *, items: list[dict[str, Any]], fields: list[str] | None = None
-) -> dict[str, int]:
-    """Runs queued before staging: items [{"identifier_id", "data_hash", "values"}] with
-    values in `fields` order (or with "data": {field: value}); staged and applied at once."""
-    rows = []
-    for item in items:
-        if "data" in item:
-            data = item["data"]
-        elif fields is None:
-            raise ValueError("items given as values need the run's `fields`")
-        else:
-            data = dict(zip(fields, item["values"], strict=True))
-        rows.append((item["identifier_id"], item["data_hash"], data))
-    batch = uuid.uuid4()
-    with transaction.atomic():
-        PendingEdition.objects.bulk_create(staged_editions(batch, rows))
-        return apply_staged(str(batch))
 
 
 def staged_editions(batch: uuid.UUID, rows: list[tuple[int, str, dict[str, str]]]):

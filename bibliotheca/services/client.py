@@ -6,7 +6,6 @@ bibliotheca.exceptions (timeout and 5xx transient, everything else terminal).
 """
 
 import logging
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -16,7 +15,13 @@ from xml.etree import ElementTree
 import pymarc
 import requests
 from django.utils import timezone
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 from tenacity.wait import wait_random_exponential
 
 from bibliotheca.conf import PAGE_SIZE, bibliotheca_settings
@@ -66,8 +71,6 @@ class BibliothecaClient:
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
         self.requests_made = 0
-        #: Requests tried again in place (after a timeout, 5xx or 429).
-        self.retries = 0
 
     @classmethod
     def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
@@ -93,9 +96,6 @@ class BibliothecaClient:
         if not item_ids:
             return {}
         return self.parse_items(self.get_items(item_ids))
-
-    # The two halves of each call: the request (I/O only, fine in a fetch-ahead thread)
-    # and the parsing (CPU: done by the caller's thread, not competing for the GIL).
 
     def get_marc(
         self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
@@ -177,60 +177,40 @@ class BibliothecaClient:
         return response.content
 
     def _get_retrying(self, path: str, query: dict | None, *, what: str) -> bytes:
-        """_get, tried again in place after a timeout, 5xx or 429, up to
-        BIBLIOTHECA_REQUEST_ATTEMPTS tries, with a short jittered backoff (a 429's
-        Retry-After instead, unless it is longer than BIBLIOTHECA_RETRY_AFTER_MAX_SECONDS:
-        then the hop fails and the chain's retry comes later). The last error is raised."""
-        settings = bibliotheca_settings
-        first_wait = settings.RETRY_WAIT_SECONDS
-        backoff = wait_random_exponential(
-            multiplier=first_wait, max=max(first_wait, 8 * first_wait)
-        )
+        """_get, tried again in place after a timeout, 5xx or 429 (BIBLIOTHECA_REQUEST_ATTEMPTS
+        tries in all) after a short jittered backoff, or after the 429's Retry-After; one
+        longer than BIBLIOTHECA_RETRY_AFTER_MAX_SECONDS fails at once (the chain retries)."""
+        conf = bibliotheca_settings
+        first = conf.RETRY_WAIT_SECONDS
+        backoff = wait_random_exponential(multiplier=first, max=8 * first)
 
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            retry_after = getattr(error, "retry_after", None)
-            return backoff(state) if retry_after is None else retry_after
-
-        def too_long(state: RetryCallState) -> bool:
-            error = state.outcome.exception() if state.outcome else None
-            return (getattr(error, "retry_after", None) or 0) > settings.RETRY_AFTER_MAX_SECONDS
-
-        def log(state: RetryCallState) -> None:
-            self.retries += 1
-            logger.warning(
-                "%s; try %s of %s",
-                state.outcome.exception(),
-                state.attempt_number + 1,
-                settings.REQUEST_ATTEMPTS,
+        def asked(state: RetryCallState) -> float | None:  # a 429's Retry-After
+            return getattr(
+                state.outcome.exception() if state.outcome else None, "retry_after", None
             )
 
-        retrying = Retrying(
+        return Retrying(
             retry=retry_if_exception_type((RequestTimedOut, BadResponse)),
-            stop=stop_after_attempt(settings.REQUEST_ATTEMPTS) | too_long,
-            wait=wait,
-            before_sleep=log,
+            stop=stop_after_attempt(conf.REQUEST_ATTEMPTS)
+            | (lambda state: (asked(state) or 0) > conf.RETRY_AFTER_MAX_SECONDS),
+            wait=lambda state: backoff(state) if asked(state) is None else asked(state),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
             reraise=True,
-        )
-        return retrying(self._get, path, query, what=what)
+        )(self._get, path, query, what=what)
 
     def _message(self, what: str, problem: str) -> str:
         return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
 
 
 def _retry_after(value: str | None) -> float | None:
-    """Seconds of a Retry-After header (delta-seconds or an HTTP date), None if absent
-    or unreadable."""
-    if not value:
-        return None
+    """Seconds of a Retry-After header (seconds or an HTTP date); None if absent or bad."""
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
+        seconds = float(value) if value and value.strip().isdigit() else None
+        if seconds is None:
             seconds = (parsedate_to_datetime(value) - timezone.now()).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, seconds)
 
 
 def _error_text(body: bytes) -> str:

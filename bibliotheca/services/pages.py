@@ -1,12 +1,8 @@
-"""One page of purchase records: read, decided, written.
-
-read_page turns a parsed MARC page into its 001 ids (pool thread, no database);
-due_items asks which of them need a metadata lookup (hop thread); decide applies the
-import's rules to the items answer (pool thread); write_page writes the page in one
-short transaction with its checkpoint (hop thread). A page is written whole or not at
-all, so a hop killed between pages resumes at the last written page, and a stamped
-pool always has its apply queued.
-"""
+"""One page of purchase records: read_page (its 001 ids; pool thread), due_items (which
+need a metadata lookup; hop thread), decide (the import's rules; pool thread) and
+write_page (one short transaction with the checkpoint; hop thread). A page is written
+whole or not at all: a hop killed between pages resumes at the last written page, and a
+stamped pool always has its apply queued."""
 
 import logging
 import uuid
@@ -23,12 +19,7 @@ from bibliotheca.models import Collection, Identifier, PendingEdition, Timestamp
 from bibliotheca.services.apply import medium, staged_editions
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
-from bibliotheca.services.windows import (
-    Position,
-    checkpoint_after_page,
-    next_position,
-    window_end,
-)
+from bibliotheca.services.windows import Position, checkpoint_after_page, next_position, window_end
 from jobs.context import current_run
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
@@ -64,18 +55,18 @@ def read_page(
 ) -> MarcPage:
     """The page's ids (no database); `until` is the chain's end, `collection` its name."""
     day_end = window_end(position.current_day, until)
+    where = f"{position.current_day.isoformat()}..{day_end.isoformat()} offset {position.offset}"
     item_ids: list[str] = []
     for record in records:
         item_id = bibliotheca_id(record)
         if item_id is None:
+            found = len(record.get_fields("001"))
             logger.error(
-                "Bibliotheca collection %r, window %s..%s offset %s: record without exactly "
-                "one 001 field (%s found); skipped",
+                "Bibliotheca collection %r, window %s: record without exactly one 001 field "
+                "(%s found); skipped",
                 collection,
-                position.current_day.isoformat(),
-                day_end.isoformat(),
-                position.offset,
-                len(record.get_fields("001")),
+                where,
+                found,
             )
         else:
             item_ids.append(item_id)
@@ -157,14 +148,11 @@ def write_page(
     stamped, changed items staged for an apply run queued with them, checkpoint and
     chain counts moved. Returns the chain's counts after the page."""
     after = {key: int(counts.get(key, 0)) for key in PROGRESS_KEYS}
-    for key, added in (
-        ("pages", 1),
-        ("records", page.records),
-        ("skipped", page.skipped + decision.skipped),
-        ("items_requests", decision.items_requests),
-        ("applies_queued", len(decision.changed)),
-    ):
-        after[key] += added
+    after["pages"] += 1
+    after["records"] += page.records
+    after["skipped"] += page.skipped + decision.skipped
+    after["items_requests"] += decision.items_requests
+    after["applies_queued"] += len(decision.changed)
     with transaction.atomic():
         ids = sql.ensure_identifiers(decision.kept, type=BIBLIOTHECA_ID)
         after["new_pools"] += sql.ensure_pools(

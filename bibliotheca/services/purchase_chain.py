@@ -1,20 +1,16 @@
 """The per-collection purchase-record chain: lock, pages until the time budget, next hop.
 
-A hop reads pages (several day windows at once: services.reading) and writes them in
-page order from its own thread, one transaction per page with its checkpoint
-(services.pages), until its time budget is spent (always at least one page); then it
-queues the next hop with the position and the lock's owner token. The lease is per
-collection (distinct from any event-import lock), taken by the first hop and extended
-by every hop; a failure that will be retried keeps it (the retry carries the token),
-anything else, and the end of the chain, releases it.
+A hop reads pages (several day windows at once: services.reading), writes them in page
+order from its own thread (services.pages) until its time budget is spent (at least one
+page), then queues the next hop with the position and the lock's token. The lease (per
+collection, not the event import's) is taken by the first hop and extended by every
+hop; a failure that will be retried keeps it, anything else and the chain's end free it.
 """
 
 import logging
-import math
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +23,7 @@ from bibliotheca.services.reading import PageReader
 from bibliotheca.services.windows import ChainRange, Position, is_up_to_date
 from jobs import locks
 from jobs.context import current_run, flag_for_attention, report_progress, update_run_kwargs
-from jobs.exceptions import BadJobArguments, JobSkipped
+from jobs.exceptions import JobSkipped
 from jobs.models import JobRun
 from jobs.registry import get_job
 from jobs.runner import enqueue_job
@@ -46,77 +42,34 @@ def purchase_lock_key(collection_id: int) -> str:
     return f"bibliotheca:purchase_records:{collection_id}"
 
 
-@dataclass(frozen=True)
-class HopArguments:
-    """A hop's arguments, checked (parse_hop_arguments)."""
-
-    current_day: datetime | None
-    offset: int
-    since: datetime | None
-    until: datetime | None
-    time_budget_seconds: float
-
-
-def parse_hop_arguments(
-    *,
-    current_day: str | None = None,
-    offset: int = 1,
-    since: str | None = None,
-    until: str | None = None,
-    time_budget_seconds: float | None = None,
-    **_: Any,
-) -> HopArguments:
-    """The hop's arguments, or BadJobArguments naming the first bad one: checked before
-    any lock is taken, so a mistyped run fails without holding the collection's lock."""
-    moments = {}
-    for name, value in (("current_day", current_day), ("since", since), ("until", until)):
-        try:
-            moment = None if value is None else datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            moment = None
-        if value is not None and (moment is None or moment.tzinfo is None):
-            raise BadJobArguments(
-                f"{CHAIN_JOB}: {name}={value!r} is not an ISO date-time with a zone"
-            )
-        moments[name] = moment
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
-        raise BadJobArguments(f"{CHAIN_JOB}: offset={offset!r} is not a 1-based offset")
-    budget = (
-        bibliotheca_settings.HOP_TIME_BUDGET_SECONDS
-        if time_budget_seconds is None
-        else time_budget_seconds
-    )
-    if not isinstance(budget, int | float) or not math.isfinite(budget) or budget < 0:
-        raise BadJobArguments(f"{CHAIN_JOB}: time_budget_seconds={budget!r} is not >= 0")
-    return HopArguments(offset=offset, time_budget_seconds=float(budget), **moments)
-
-
 def import_purchase_records_hop(
     *,
     collection_id: int,
+    current_day: datetime | None = None,
+    offset: int = 1,
     lock_owner: str | None = None,
     force_reimport: bool = False,
-    **arguments: Any,
+    time_budget_seconds: float | None = None,
+    until: datetime | None = None,
+    since: datetime | None = None,
 ) -> dict[str, Any]:
     """One hop of the chain; returns counts for history and queues the next hop if needed.
-
-    `arguments`: current_day, offset, since, until, time_budget_seconds (see
-    parse_hop_arguments). `since` and `until` are the chain's range (set by the first
-    hop, carried by every hop): `until` is when the chain started, `since` where it
-    started reading.
-    """
-    args = parse_hop_arguments(**arguments)
-    collection = Collection.objects.filter(pk=collection_id).first()
-    if collection is None:
-        raise BadJobArguments(f"{CHAIN_JOB}: no collection {collection_id}")
+    `since`..`until`: the chain's range (set by the first hop, carried by the others).
+    The arguments are checked before (tasks.py), so no bad one takes the lock."""
+    collection = Collection.objects.get(pk=collection_id)
     key = purchase_lock_key(collection_id)
     first_hop = lock_owner is None
     lock_owner, lease_lost = _take_lock(collection, key, lock_owner)
     try:
-        start, chain = _starting_point(collection, args, first_hop, force_reimport, lock_owner)
-        result = _import_pages(
-            collection, start, chain, args.time_budget_seconds, key=key, owner=lock_owner
-        )
+        start = current_day and Position(current_day=current_day, offset=offset)
+        if first_hop or start is None:
+            start, chain = _first_hop(collection, start, force_reimport, until, since, lock_owner)
+        else:
+            chain = ChainRange(since=since or start.current_day, until=until or timezone.now())
+            start = _resume_after_retry(collection, start)
+        budget = time_budget_seconds
+        budget = bibliotheca_settings.HOP_TIME_BUDGET_SECONDS if budget is None else budget
+        result = _import_pages(collection, start, chain, budget, key=key, owner=lock_owner)
         result.update(collection_id=collection_id, first_hop=first_hop, lease_lost=lease_lost)
         position: Position = result.pop("position")
         if is_up_to_date(position.current_day, chain.until):
@@ -129,7 +82,7 @@ def import_purchase_records_hop(
                 "current_day": position.current_day.isoformat(),
                 "offset": position.offset,
                 "lock_owner": lock_owner,
-                "time_budget_seconds": arguments.get("time_budget_seconds"),
+                "time_budget_seconds": time_budget_seconds,
                 "since": chain.since.isoformat(),
                 "until": chain.until.isoformat(),
             },
@@ -144,66 +97,61 @@ def import_purchase_records_hop(
 
 def _take_lock(collection: Collection, key: str, owner: str | None) -> tuple[str, bool]:
     """The lease for a first hop (a new token) or the chain's (extended); (token, lost)."""
-    lease_seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
     if owner is None:
         owner = locks.new_owner_token()
-        if locks.acquire_lease(key=key, owner=owner, lease_seconds=lease_seconds) is None:
+        seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
+        if not locks.acquire_lease(key=key, owner=owner, lease_seconds=seconds):
             holder = locks.lease_holder(key)
             reason = f"lock {key} is held by {holder[0] if holder else 'another chain'}"
             logger.warning("purchase import of %r skipped: %s", collection.name, reason)
             raise JobSkipped(reason)  # the runner records the run `skipped`, no retry
         return owner, False
-    if locks.extend_lease(key=key, owner=owner, lease_seconds=lease_seconds):
-        return owner, False
-    # The seed's rule: warn and continue, when the lease merely expired and we can
-    # retake it. When another chain holds it now, two chains would write one checkpoint
-    # (it could move backwards): this chain stops, the other goes on.
-    retaken = locks.acquire_lease(key=key, owner=owner, lease_seconds=lease_seconds)
-    holder = None if retaken else (locks.lease_holder(key) or ("?",))[0]
-    logger.warning(
-        "purchase import of %r: workflow lock %s expired between hops (%s)",
-        collection.name,
-        key,
-        "retaken; continuing" if retaken else f"now held by {holder}; this chain stops",
-    )
-    flag_for_attention(f"lease {key} lost mid-chain")
-    if not retaken:
-        raise JobSkipped(f"lock {key} was taken over by {holder}; this chain stops")
-    return owner, True
+    kept = _keep_lease(key, owner)
+    if kept is not True:
+        # The seed's rule: warn and continue when the lease merely expired (retaken).
+        # When another chain holds it, two chains would write one checkpoint (it could
+        # move backwards): this chain stops, the other goes on.
+        holder = (locks.lease_holder(key) or ("?",))[0]
+        what = "retaken; continuing" if kept is False else f"now held by {holder}; chain stops"
+        logger.warning(
+            "purchase import of %r: lock %s expired between hops (%s)", collection.name, key, what
+        )
+        flag_for_attention(f"lease {key} lost mid-chain")
+        if kept is None:
+            raise JobSkipped(f"lock {key} was taken over by {holder}; this chain stops")
+    return owner, kept is False
 
 
-def _starting_point(
-    collection: Collection,
-    args: HopArguments,
-    first_hop: bool,
-    force_reimport: bool,
-    owner: str,
+def _keep_lease(key: str, owner: str) -> bool | None:
+    """Extend the chain's lease: True; expired and free, retaken: False; another
+    chain's now: None."""
+    seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
+    if locks.extend_lease(key=key, owner=owner, lease_seconds=seconds):
+        return True
+    return False if locks.acquire_lease(key=key, owner=owner, lease_seconds=seconds) else None
+
+
+def _first_hop(
+    collection: Collection, start: Position | None, force_reimport: bool, until, since, owner: str
 ) -> tuple[Position, ChainRange]:
-    """Where this hop starts and the chain's range; a first hop records them (and the
-    token) in its kwargs, so its retry holds the same lock and reads the same range."""
+    """Where a chain starts and its range, recorded with the token in the hop's kwargs
+    (a retry holds the same lock, reads the same range); the chain's counters reset."""
     now = timezone.now()
+    if start is None:  # resume at the checkpoint, or restart at 2014-01-01
+        resume = None if force_reimport else get_timestamp(collection).finish
+        start = Position(current_day=resume or DEFAULT_START, offset=1)
     # The chain catches up to when it started; chasing a moving "now" would never end.
-    until = args.until or now
-    if args.current_day is not None:
-        start = Position(current_day=args.current_day, offset=args.offset)
-    elif force_reimport and first_hop:
-        start = Position(current_day=DEFAULT_START, offset=args.offset)
-    else:  # a first hop: resume at the checkpoint
-        start = Position(current_day=get_timestamp(collection).finish or DEFAULT_START, offset=1)
-    chain = ChainRange(since=args.since or start.current_day, until=until)
-    if first_hop:
-        Timestamp.objects.filter(pk=get_timestamp(collection).pk).update(
-            start=now, counter=0, exception="", progress={k: 0 for k in PROGRESS_KEYS}
-        )
-        update_run_kwargs(
-            lock_owner=owner,
-            current_day=start.current_day.isoformat(),
-            offset=start.offset,
-            since=chain.since.isoformat(),
-            until=chain.until.isoformat(),
-        )
-    elif _is_retry():
-        start = _resume_after_retry(collection, start)
+    chain = ChainRange(since=since or start.current_day, until=until or now)
+    Timestamp.objects.filter(pk=get_timestamp(collection).pk).update(
+        start=now, counter=0, exception="", progress={k: 0 for k in PROGRESS_KEYS}
+    )
+    update_run_kwargs(
+        lock_owner=owner,
+        current_day=start.current_day.isoformat(),
+        offset=start.offset,
+        since=chain.since.isoformat(),
+        until=chain.until.isoformat(),
+    )
     return start, chain
 
 
@@ -217,28 +165,17 @@ def get_timestamp(collection: Collection) -> Timestamp:
 
 
 def _import_pages(
-    collection: Collection,
-    start: Position,
-    chain: ChainRange,
-    budget_seconds: float,
-    *,
-    key: str,
-    owner: str,
+    collection: Collection, start: Position, chain: ChainRange, budget: float, **lease: str
 ) -> dict[str, Any]:
-    """Read and write pages from `start` until the budget is spent or the chain is done.
-
-    Pages are written in page order as their items answers come in; at most
-    CONCURRENT_REQUESTS pages wait for theirs. A failed read is raised after the pages
-    before it are written; a failed write stops the hop at once.
-    """
-    writer = _HopWriter(collection, chain, start, key=key, owner=owner)
+    """Read and write pages from `start` until the budget is spent or the chain is done:
+    in page order as their items come in, at most CONCURRENT_REQUESTS waiting. A failed
+    read is raised after the pages before it are written; a failed write at once."""
+    hop = _Hop(collection, chain, start, **lease)
     concurrency = bibliotheca_settings.CONCURRENT_REQUESTS
-    deadline = time.monotonic() + budget_seconds
     waiting: deque[tuple[MarcPage, Future[Decision]]] = deque()
     error: BaseException | None = None
-    with PageReader(
-        collection, start, until=chain.until, deadline=deadline, concurrency=concurrency
-    ) as reader:
+    deadline = time.monotonic() + budget
+    with PageReader(collection, start, chain.until, deadline, concurrency) as reader:
         for page in reader.pages():
             if isinstance(page, BaseException):
                 error = page
@@ -246,31 +183,35 @@ def _import_pages(
             due = due_items(collection, page, now=timezone.now())
             waiting.append((page, reader.look_up(page, due)))
             while waiting and (waiting[0][1].done() or len(waiting) > concurrency):
-                writer.write(*waiting.popleft())
+                hop.write(*waiting.popleft())
         while waiting:
-            writer.write(*waiting.popleft())
-    writer.report()
+            hop.write(*waiting.popleft())
+    hop.report()
     if error is not None:
         raise error
-    return {**writer.result(), "requests_retried": reader.retries}
+    return {
+        **{k: hop.counts[k] - hop.initial[k] for k in PROGRESS_KEYS},
+        "from": start.current_day.isoformat(),
+        "to": hop.position.current_day.isoformat(),
+        "offset": hop.position.offset,
+        "position": hop.position,
+    }
 
 
-class _HopWriter:
-    """Writes a hop's pages in order from the hop's thread; keeps the lease and the
-    run's progress up to date."""
+class _Hop:
+    """A hop's writing, in page order from its own thread: the chain's counts, the
+    lease (extended every EXTEND_EVERY_SECONDS) and the run's progress."""
 
     def __init__(
         self, collection: Collection, chain: ChainRange, start: Position, *, key: str, owner: str
     ) -> None:
-        self.collection = collection
-        self.chain = chain
-        self.start = self.position = start
+        self.collection, self.chain, self.position = collection, chain, start
         self.key, self.owner = key, owner
         timestamp = get_timestamp(collection)
         self.timestamp_id = timestamp.pk
-        self.counts: dict[str, Any] = {k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS}
+        self.counts = {k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS}
         self.initial = dict(self.counts)
-        self.extended_at = self.reported_at = time.monotonic()
+        self.extended_at = time.monotonic()
         self.report()
 
     def write(self, page: MarcPage, decision: Future[Decision]) -> None:
@@ -283,11 +224,11 @@ class _HopWriter:
             now=timezone.now(),
         )
         self.position = page.next
-        now = time.monotonic()
-        if now - self.extended_at >= EXTEND_EVERY_SECONDS:
-            self._extend_lease()
-            self.extended_at = now
-        if now - self.reported_at >= PROGRESS_EVERY_SECONDS:
+        if time.monotonic() - self.extended_at >= EXTEND_EVERY_SECONDS:
+            self.extended_at = time.monotonic()
+            if _keep_lease(self.key, self.owner) is None:  # no more pages are written
+                raise JobSkipped(f"lock {self.key} was taken over mid-hop; this chain stops")
+        if time.monotonic() - self.reported_at >= PROGRESS_EVERY_SECONDS:
             self.report()
 
     def report(self) -> None:
@@ -297,38 +238,24 @@ class _HopWriter:
             done=self.chain.days_done(self.position.current_day),
             total=self.chain.days,
             unit="days",
-            pages=self.counts["pages"],
-            records=self.counts["records"],
-            skipped=self.counts["skipped"],
+            **{k: self.counts[k] for k in ("pages", "records", "skipped")},
             current_day=self.position.current_day.isoformat(),
             hop_pages=self.counts["pages"] - self.initial["pages"],
         )
 
-    def result(self) -> dict[str, Any]:
-        """This hop's counts and where it ended."""
-        return {
-            **{k: self.counts[k] - self.initial[k] for k in PROGRESS_KEYS},
-            "from": self.start.current_day.isoformat(),
-            "to": self.position.current_day.isoformat(),
-            "offset": self.position.offset,
-            "position": self.position,
-        }
-
-    def _extend_lease(self) -> None:
-        lease = bibliotheca_settings.LOCK_LEASE_SECONDS
-        if not locks.extend_lease(
-            key=self.key, owner=self.owner, lease_seconds=lease
-        ) and not locks.acquire_lease(key=self.key, owner=self.owner, lease_seconds=lease):
-            # Another chain took the lock mid-hop: no more pages are written.
-            raise JobSkipped(f"lock {self.key} was taken over mid-hop; this chain stops")
-
 
 def _after_failure(collection: Collection, key: str, owner: str, exc: BaseException) -> None:
-    """A failure that will not be retried releases the lease and is shown on the
-    collection; one that will keeps the lease for the retry."""
-    if _will_be_retried(exc):
+    """A failure the runner retries keeps the lease for the retry (its own decision,
+    asked here); any other releases it (only ours: a takeover's stays) and is shown on
+    the collection."""
+    run = current_run()
+    if (
+        run
+        and run.job == CHAIN_JOB
+        and get_job(CHAIN_JOB).retry.will_retry(attempt=run.attempt, error=exc)
+    ):
         return
-    locks.release_lease(key=key, owner=owner)  # only ours: a takeover's lease stays
+    locks.release_lease(key=key, owner=owner)
     if not isinstance(exc, JobSkipped):
         Timestamp.objects.filter(pk=get_timestamp(collection).pk).update(
             exception=f"{type(exc).__name__}: {exc}"[:5000]
@@ -336,27 +263,14 @@ def _after_failure(collection: Collection, key: str, owner: str, exc: BaseExcept
         logger.error("purchase import of %r stopped: %s", collection.name, exc)
 
 
-def _is_retry() -> bool:
-    run = current_run()
-    return run is not None and run.trigger == JobRun.Trigger.RETRY
-
-
 def _resume_after_retry(collection: Collection, position: Position) -> Position:
-    """A retry re-runs the failed hop's kwargs; skip the pages that hop already wrote.
-
-    The checkpoint counts only if this chain moved it (its page counter, reset when the
-    chain started, is above 0): a force reimport's retry must not jump to the old one.
-    """
+    """A retry re-runs the failed hop's kwargs: skip the pages that hop wrote, if this
+    chain moved the checkpoint (a force reimport's retry must not jump to the old one)."""
+    run = current_run()
+    if run is None or run.trigger != JobRun.Trigger.RETRY:
+        return position
     timestamp = get_timestamp(collection)
     ours = int(timestamp.progress.get("pages", 0)) > 0
     if ours and timestamp.finish is not None and timestamp.finish > position.current_day:
         return Position(current_day=timestamp.finish, offset=1)
     return position
-
-
-def _will_be_retried(exc: BaseException) -> bool:
-    """The runner's own decision, so the lease is kept exactly when a retry follows."""
-    run = current_run()
-    if run is None or run.job != CHAIN_JOB:
-        return False
-    return get_job(CHAIN_JOB).retry.will_retry(attempt=run.attempt, error=exc)

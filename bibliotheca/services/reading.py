@@ -1,15 +1,12 @@
 """A hop's network side: MARC pages of several day windows at once, items alongside.
 
-Day windows are independent: up to BIBLIOTHECA_CONCURRENT_REQUESTS of them are read at
-once, each one page after the other (the next offset depends on the page's size), and
-the items batches of the pages waiting to be written go alongside, on one small pool
-of threads that only do I/O and parsing (never the database: the hop's thread keeps
-the only connection). pages() hands the pages over in page order (day, then offset),
-so the hop writes them, and moves the checkpoint, in that order.
-
-Every page but the hop's first is fetched only before the hop's deadline: a window
-whose next page would start later stops there, and so does pages(). A failed request
-is raised by pages() where its page would have come, after the pages before it.
+Day windows are independent: up to BIBLIOTHECA_CONCURRENT_REQUESTS are read at once,
+each page after page (the next offset depends on the page's size), with the items
+batches of the pages waiting to be written alongside, on one small pool of threads
+that only do I/O and parsing (never the database: the hop's thread keeps its one
+connection). pages() hands the pages over in page order (day, then offset), a failed
+one's error in its place. Every page but the hop's first is fetched only before the
+hop's deadline: a window whose next page would start later stops, and pages() there.
 """
 
 import queue
@@ -31,14 +28,6 @@ WINDOW_PAGES_AHEAD = 4
 _STOPPED = object()
 
 
-class _Window:
-    """A day window being read: its pages (or an error, or _STOPPED) in order."""
-
-    def __init__(self, start: Position) -> None:
-        self.start = start
-        self.pages: queue.Queue = queue.Queue(maxsize=WINDOW_PAGES_AHEAD)
-
-
 class PageReader:
     """Reads a hop's pages from `start` to `until` (context manager: leaving stops the
     reading and waits for the requests in flight)."""
@@ -47,24 +36,21 @@ class PageReader:
         self,
         collection: Collection,
         start: Position,
-        *,
         until: datetime,
         deadline: float,
         concurrency: int,
     ) -> None:
-        self._collection = collection
-        self._start = start
-        self._until = until
-        self._deadline = deadline
-        self._concurrency = concurrency
+        self._collection, self._start, self._next, self._until = collection, start, start, until
+        self._deadline, self._concurrency = deadline, concurrency
         # A window's reader holds a thread while it reads; at most `concurrency` of
         # them, so the other half of the pool is always free for items batches.
         self._pool = ThreadPoolExecutor(2 * concurrency, thread_name_prefix="bibliotheca-io")
         self._local = threading.local()
         self._clients: list[BibliothecaClient] = []
         self._stop = threading.Event()
-        self._windows: deque[_Window] = deque()
-        self._next = start
+        #: The windows being read, oldest first: each one's pages (or an error, or
+        #: _STOPPED) in order.
+        self._windows: deque[queue.Queue] = deque()
 
     def __enter__(self) -> "PageReader":
         return self
@@ -75,11 +61,6 @@ class PageReader:
         for client in self._clients:
             client.session.close()
 
-    @property
-    def retries(self) -> int:
-        """Requests tried again in place so far (timeouts, 5xx, 429)."""
-        return sum(client.retries for client in self._clients)
-
     def pages(self) -> Iterator[MarcPage | BaseException]:
         """The pages in page order, until `until` or the deadline; a failed page's error
         in its place, last."""
@@ -87,8 +68,7 @@ class PageReader:
             self._start_windows()
             if not self._windows:
                 return
-            window = self._windows[0]
-            item = window.pages.get()
+            item = self._windows[0].get()
             if item is _STOPPED:
                 return
             yield item
@@ -98,16 +78,12 @@ class PageReader:
                 self._windows.popleft()
 
     def look_up(self, page: MarcPage, due: dict[str, str | None]) -> "Future[Decision]":
-        """The page's Decision (a future): its due items fetched in one batch, parsed and
-        decided on the pool; at once when nothing is due."""
-        if not due:
-            done: Future[Decision] = Future()
-            done.set_result(decide(page, {}, {}, collection=self._collection.name))
-            return done
+        """The page's Decision, on the pool: its due items fetched in one batch (none
+        when nothing is due), parsed and decided."""
         return self._pool.submit(self._look_up, page, due)
 
     def _look_up(self, page: MarcPage, due: dict[str, str | None]) -> Decision:
-        items = self._client().fetch_items(sorted(due))
+        items = self._client().fetch_items(sorted(due)) if due else {}
         return decide(page, due, items, collection=self._collection.name)
 
     def _start_windows(self) -> None:
@@ -118,27 +94,22 @@ class PageReader:
             and self._next.current_day < self._until
             and (self._next == self._start or time.monotonic() < self._deadline)
         ):
-            window = _Window(self._next)
+            window: queue.Queue = queue.Queue(maxsize=WINDOW_PAGES_AHEAD)
             self._windows.append(window)
-            self._pool.submit(self._read_window, window)
+            self._pool.submit(self._read_window, self._next, window)
             end = window_end(self._next.current_day, self._until)
             self._next = Position(current_day=end, offset=1)
 
-    def _read_window(self, window: _Window) -> None:
+    def _read_window(self, position: Position, window: queue.Queue) -> None:
         """Read the window's pages one after the other into its queue (pool thread)."""
-        position = window.start
         try:
             while not self._stop.is_set():
                 if position != self._start and time.monotonic() >= self._deadline:
                     self._put(window, _STOPPED)
                     return
-                client = self._client()
-                records = client.parse_marc(
-                    client.get_marc(
-                        start=position.current_day,
-                        end=window_end(position.current_day, self._until),
-                        offset=position.offset,
-                    )
+                end = window_end(position.current_day, self._until)
+                records = self._client().fetch_marc_page(
+                    start=position.current_day, end=end, offset=position.offset
                 )
                 page = read_page(
                     records, position, until=self._until, collection=self._collection.name
@@ -150,10 +121,10 @@ class PageReader:
         except BaseException as exc:
             self._put(window, exc)
 
-    def _put(self, window: _Window, item: object) -> None:
+    def _put(self, window: queue.Queue, item: object) -> None:
         while not self._stop.is_set():
             try:
-                window.pages.put(item, timeout=0.1)
+                window.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue

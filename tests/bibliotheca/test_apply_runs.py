@@ -1,6 +1,6 @@
 """Apply runs: each page with changed items queues one, with the page, handed over once;
 a failed apply's retry finds its rows; a page meeting an identifier another
-transaction creates meanwhile is written whole; runs queued with item dicts apply."""
+transaction creates meanwhile is written whole."""
 
 import threading
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from bibliotheca.services.pages import Decision, MarcPage, write_page
 from bibliotheca.services.purchase_chain import get_timestamp
 from bibliotheca.services.windows import Position
 from jobs.models import JobRun
-from jobs.runner import enqueue_job, execute_queued_run
+from jobs.runner import execute_queued_run
 from tests.bibliotheca.conftest import APPLY, NOW, RECORDS, drain, staged_identifiers, start_chain
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen_clock")]
@@ -100,27 +100,6 @@ def test_failed_apply__keeps_its_staged_rows_and_its_retry_writes_them(collectio
     assert retry.status == "succeeded" and retry.result["created"] == 3
     assert Edition.objects.filter(identifier_id__in=idents).count() == 3
     assert not PendingEdition.objects.exists()
-
-
-def test_apply_run_queued_with_item_dicts__still_writes_editions(collection):
-    ident = Identifier.objects.create(type="bibliotheca", value="old-format")
-    LicensePool.objects.create(collection=collection, identifier=ident)
-    run = enqueue_job(
-        APPLY,
-        kwargs={
-            "collection_id": collection.pk,
-            "items": [
-                {"identifier_id": ident.pk, "data_hash": "h", "data": {"Title": "Old format"}}
-            ],
-        },
-        trigger="command",
-    )
-
-    execute_queued_run(run.pk)
-
-    run.refresh_from_db()
-    assert run.status == "succeeded" and run.result["created"] == 1
-    assert Edition.objects.get(identifier=ident).title == "Old format"
 
 
 def test_identifier_committed_by_another_transaction_meanwhile__page_is_written_whole(
