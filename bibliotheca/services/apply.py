@@ -1,7 +1,7 @@
 """Bibliographic apply: write Edition rows from item data; idempotent by data hash.
 
 An import page stages the new data of its changed items as PendingEdition rows of a
-batch (staged_editions) and queues an apply run for the batch, in the page's
+batch (edition_row, sql.stage_editions) and queues an apply run for the batch, in the page's
 transaction; the run moves them to Edition (apply_staged).
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from django.utils import timezone
 
 from bibliotheca import sql
-from bibliotheca.models import Edition, PendingEdition
+from bibliotheca.models import Edition
 
 AUDIO_FORMATS = {"MP3"}
 
@@ -28,12 +28,11 @@ def apply_staged(batch: str) -> dict[str, int]:
     return {"created": created, "updated": written - created, "unchanged": taken - written}
 
 
-def staged_editions(batch: uuid.UUID, rows: list[tuple[int, str, dict[str, str]]]):
-    """PendingEdition objects (not saved) of (identifier id, data hash, item data) rows."""
-    return [
-        PendingEdition(batch=batch, identifier_id=pk, data_hash=digest, **edition_fields(data))
-        for pk, digest, data in rows
-    ]
+def edition_row(identifier_id: int, digest: str, data: dict[str, str]) -> dict[str, Any]:
+    """A staged Edition row (sql.stage_editions) of item data, JSON-ready."""
+    row = {"identifier_id": identifier_id, "data_hash": digest, **edition_fields(data)}
+    row["published"] = row["published"] and row["published"].isoformat()
+    return row
 
 
 def edition_fields(data: dict[str, str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ stamped pool always has its apply queued."""
 
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,8 +16,8 @@ from django.db import transaction
 
 from bibliotheca import sql
 from bibliotheca.conf import bibliotheca_settings
-from bibliotheca.models import Collection, Identifier, PendingEdition, Timestamp
-from bibliotheca.services.apply import medium, staged_editions
+from bibliotheca.models import Collection, Identifier, Timestamp
+from bibliotheca.services.apply import edition_row, medium
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.windows import Position, checkpoint_after_page, next_position, window_end
@@ -153,7 +154,7 @@ def write_page(
     after["skipped"] += page.skipped + decision.skipped
     after["items_requests"] += decision.items_requests
     after["applies_queued"] += len(decision.changed)
-    with transaction.atomic():
+    with transaction.atomic() if decision.kept else nullcontext():  # else one statement
         ids = sql.ensure_identifiers(decision.kept, type=BIBLIOTHECA_ID)
         after["new_pools"] += sql.ensure_pools(
             collection.pk,
@@ -162,9 +163,8 @@ def write_page(
             now=now,
         )
         if decision.changed:
-            _queue_apply(
-                collection, [(ids[v], digest, data) for v, digest, data in decision.changed]
-            )
+            rows = [edition_row(ids[v], digest, data) for v, digest, data in decision.changed]
+            _queue_apply(collection, rows, now=now)
         Timestamp.objects.filter(pk=timestamp_id).update(
             finish=page.checkpoint,
             counter=after["records"],
@@ -177,11 +177,11 @@ def write_page(
     return {**after, "current_day": page.next.current_day.isoformat()}
 
 
-def _queue_apply(collection: Collection, rows: list[tuple[int, str, dict[str, str]]]) -> None:
+def _queue_apply(collection: Collection, rows: list[dict[str, Any]], *, now: datetime) -> None:
     """Stage the rows under a new batch and queue its apply run (handed to the apply
     cluster when the page commits; a run never handed over is reaped)."""
     batch = uuid.uuid4()
-    PendingEdition.objects.bulk_create(staged_editions(batch, rows))
+    sql.stage_editions(batch, rows, now=now)
     enqueue_job(
         APPLY_JOB,
         kwargs={"collection_id": collection.pk, "batch": str(batch)},

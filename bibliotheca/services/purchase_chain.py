@@ -167,9 +167,9 @@ def get_timestamp(collection: Collection) -> Timestamp:
 def _import_pages(
     collection: Collection, start: Position, chain: ChainRange, budget: float, **lease: str
 ) -> dict[str, Any]:
-    """Read and write pages from `start` until the budget is spent or the chain is done:
-    in page order as their items come in, at most CONCURRENT_REQUESTS waiting. A failed
-    read is raised after the pages before it are written; a failed write at once."""
+    """Read and write pages from `start` until the budget is spent or the chain is done,
+    in page order as their items come in (2 x CONCURRENT_REQUESTS waiting at most). A
+    failed read is raised after the pages before it are written; a failed write at once."""
     hop = _Hop(collection, chain, start, **lease)
     concurrency = bibliotheca_settings.CONCURRENT_REQUESTS
     waiting: deque[tuple[MarcPage, Future[Decision]]] = deque()
@@ -182,7 +182,7 @@ def _import_pages(
                 break
             due = due_items(collection, page, now=timezone.now())
             waiting.append((page, reader.look_up(page, due)))
-            while waiting and (waiting[0][1].done() or len(waiting) > concurrency):
+            while waiting and (waiting[0][1].done() or len(waiting) > 2 * concurrency):
                 hop.write(*waiting.popleft())
         while waiting:
             hop.write(*waiting.popleft())

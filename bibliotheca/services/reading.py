@@ -24,6 +24,9 @@ from bibliotheca.services.windows import Position, window_end
 
 #: Pages a window reads ahead of the hop's writing (a long day does not fill memory).
 WINDOW_PAGES_AHEAD = 4
+#: Windows read and not handed over yet, per concurrent one: reading goes on while the
+#: hop writes (4: at 100 ms a request, 2 left the reading waiting on the writes).
+WINDOWS_AHEAD = 4
 #: The window's reader stopped at the deadline before this page.
 _STOPPED = object()
 
@@ -48,6 +51,8 @@ class PageReader:
         self._local = threading.local()
         self._clients: list[BibliothecaClient] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reading = 0  # windows whose pages are being fetched
         #: The windows being read, oldest first: each one's pages (or an error, or
         #: _STOPPED) in order.
         self._windows: deque[queue.Queue] = deque()
@@ -56,7 +61,8 @@ class PageReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
         for client in self._clients:
             client.session.close()
@@ -87,18 +93,22 @@ class PageReader:
         return decide(page, due, items, collection=self._collection.name)
 
     def _start_windows(self) -> None:
-        """Start reading the next windows while fewer than `concurrency` are unread and
-        the deadline has not passed (the hop's first window always starts)."""
-        while (
-            len(self._windows) < self._concurrency
-            and self._next.current_day < self._until
-            and (self._next == self._start or time.monotonic() < self._deadline)
-        ):
-            window: queue.Queue = queue.Queue(maxsize=WINDOW_PAGES_AHEAD)
-            self._windows.append(window)
-            self._pool.submit(self._read_window, self._next, window)
-            end = window_end(self._next.current_day, self._until)
-            self._next = Position(current_day=end, offset=1)
+        """Start reading the next windows while fewer than `concurrency` are being read and
+        WINDOWS_AHEAD times that not handed over, before the deadline (the first always)."""
+        with self._lock:
+            while (
+                not self._stop.is_set()
+                and self._reading < self._concurrency
+                and len(self._windows) < WINDOWS_AHEAD * self._concurrency
+                and self._next.current_day < self._until
+                and (self._next == self._start or time.monotonic() < self._deadline)
+            ):
+                window: queue.Queue = queue.Queue(maxsize=WINDOW_PAGES_AHEAD)
+                self._windows.append(window)
+                self._reading += 1
+                self._pool.submit(self._read_window, self._next, window)
+                end = window_end(self._next.current_day, self._until)
+                self._next = Position(current_day=end, offset=1)
 
     def _read_window(self, position: Position, window: queue.Queue) -> None:
         """Read the window's pages one after the other into its queue (pool thread)."""
@@ -120,6 +130,10 @@ class PageReader:
                 position = page.next
         except BaseException as exc:
             self._put(window, exc)
+        finally:
+            with self._lock:
+                self._reading -= 1
+            self._start_windows()  # the next window, while the hop writes
 
     def _put(self, window: queue.Queue, item: object) -> None:
         while not self._stop.is_set():
