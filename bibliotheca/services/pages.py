@@ -112,13 +112,10 @@ def decide(
     *,
     collection: str,
 ) -> Decision:
-    """The import's rules for one page, in one place (no database, no I/O).
-
-    `due`: the ids looked up and their stored hashes; `items`: the items answer. An id
-    not due keeps its pool as it is. An answered item whose medium is in
-    BIBLIOTHECA_SKIP_MEDIA is skipped (no pool, no edition); another one stamps its
-    pool, and is applied when its hash differs from the stored Edition's.
-    """
+    """The import's rules for one page, in one place (no database, no I/O). `due`: ids
+    looked up, with their stored hashes; `items`: the answer. An id not due keeps its
+    pool as it is; an answered item whose medium is in BIBLIOTHECA_SKIP_MEDIA is skipped
+    (no pool, no edition), another stamps its pool and is applied if its hash changed."""
     skip_media = bibliotheca_settings.SKIP_MEDIA
     kept, looked, changed, skipped = [], [], [], 0
     for item_id in page.item_ids:
@@ -162,9 +159,17 @@ def write_page(
             stamped=[ids[value] for value in decision.looked],
             now=now,
         )
-        if decision.changed:
+        if decision.changed:  # staged under a batch, for its apply run (handed over at
+            # the commit; a run never handed over is reaped)
+            batch = uuid.uuid4()
             rows = [edition_row(ids[v], digest, data) for v, digest, data in decision.changed]
-            _queue_apply(collection, rows, now=now)
+            sql.stage_editions(batch, rows, now=now)
+            enqueue_job(
+                APPLY_JOB,
+                kwargs={"collection_id": collection.pk, "batch": str(batch)},
+                trigger=JobRun.Trigger.CHAIN,
+                parent=current_run(),
+            )
         Timestamp.objects.filter(pk=timestamp_id).update(
             finish=page.checkpoint,
             counter=after["records"],
@@ -175,16 +180,3 @@ def write_page(
             ),
         )
     return {**after, "current_day": page.next.current_day.isoformat()}
-
-
-def _queue_apply(collection: Collection, rows: list[dict[str, Any]], *, now: datetime) -> None:
-    """Stage the rows under a new batch and queue its apply run (handed to the apply
-    cluster when the page commits; a run never handed over is reaped)."""
-    batch = uuid.uuid4()
-    sql.stage_editions(batch, rows, now=now)
-    enqueue_job(
-        APPLY_JOB,
-        kwargs={"collection_id": collection.pk, "batch": str(batch)},
-        trigger=JobRun.Trigger.CHAIN,
-        parent=current_run(),
-    )

@@ -156,12 +156,10 @@ def _first_hop(
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
-    timestamp, _ = Timestamp.objects.get_or_create(
-        service=PURCHASE_RECORD_SERVICE,
-        collection=collection,
-        defaults={"service_type": Timestamp.ServiceType.TASK},
-    )
-    return timestamp
+    task = {"service_type": Timestamp.ServiceType.TASK}
+    return Timestamp.objects.get_or_create(
+        service=PURCHASE_RECORD_SERVICE, collection=collection, defaults=task
+    )[0]
 
 
 def _import_pages(
