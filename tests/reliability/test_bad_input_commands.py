@@ -194,6 +194,8 @@ def test_match_exchange__impossible_draw_fails_in_one_line_with_only_history_wri
         ["run_fake_wallet", "--port", "-5"],
         ["bibliotheca_simulator", "--port", "0", "--fault", "nonsense"],
         ["bibliotheca_simulator", "--port", "0", "--days", "-1"],
+        ["bibliotheca_simulator", "--port", "0", "--latency-ms", "nan"],
+        ["bibliotheca_simulator", "--port", "0", "--jitter-ms", "-5"],
     ],
 )
 def test_server_commands__bad_arguments_exit_before_serving(argv):
