@@ -2,7 +2,7 @@
 
 Every failure names the collection and the window (or ids) so a log line or a failed
 run in history says what to look at, and is one of the three classes in
-bibliotheca.exceptions (timeout and 5xx transient, everything else terminal).
+bibliotheca.exceptions (timeout, 5xx and 429 transient, everything else terminal).
 """
 
 import logging
