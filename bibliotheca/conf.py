@@ -26,6 +26,26 @@ class _Settings:
         return float(self._get("REQUEST_TIMEOUT_SECONDS", 30))
 
     @property
+    def REQUEST_ATTEMPTS(self) -> int:
+        """Tries of one request before a transient failure fails the hop (in-place retry)."""
+        return max(1, int(self._get("REQUEST_ATTEMPTS", 3)))
+
+    @property
+    def RETRY_WAIT_SECONDS(self) -> float:
+        """First in-place backoff (doubled per try, with jitter)."""
+        return float(self._get("RETRY_WAIT_SECONDS", 0.5))
+
+    @property
+    def RETRY_AFTER_MAX_SECONDS(self) -> float:
+        """A 429 asking to wait longer than this fails the hop (the chain retries later)."""
+        return float(self._get("RETRY_AFTER_MAX_SECONDS", 30))
+
+    @property
+    def CONCURRENT_REQUESTS(self) -> int:
+        """Day windows whose MARC pages are fetched at once (items batches go alongside)."""
+        return max(1, int(self._get("CONCURRENT_REQUESTS", 4)))
+
+    @property
     def HOP_TIME_BUDGET_SECONDS(self) -> float:
         return float(self._get("HOP_TIME_BUDGET_SECONDS", 20))
 
@@ -38,9 +58,9 @@ class _Settings:
         return int(self._get("METADATA_REFRESH_DAYS", 30))
 
     @property
-    def WRITER_PROCESS(self) -> bool:
-        """A hop writes its pages from a forked child (False: from threads of its own)."""
-        return bool(self._get("WRITER_PROCESS", True))
+    def SKIP_MEDIA(self) -> frozenset[str]:
+        """Edition media ("ebook", "audiobook") whose records are not imported."""
+        return frozenset(str(m).lower() for m in self._get("SKIP_MEDIA", ()))
 
     # The API address allow-list: Django settings first, else the environment (so the
     # qcluster processes of tests and the demo can be pointed at a local simulator).

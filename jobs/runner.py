@@ -29,7 +29,7 @@ from jobs.heartbeat import Heartbeat, claimed_by_us, safely
 from jobs.models import JobRun
 from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
-from jobs.run_records import claim, fail_lost_runs, finish, insert_statement, new_run
+from jobs.run_records import claim, fail_lost_runs, finish, new_run
 
 logger = logging.getLogger("jobs")
 
@@ -94,42 +94,6 @@ def enqueue_job(
             # broker the task leaves this process at once, outside any transaction).
             transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec, async_task))
     return run
-
-
-def queued_run_insert(
-    name: str,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    trigger: str,
-    triggered_by: str = "",
-    parent: JobRun | None = None,
-) -> tuple[str, list[Any]]:
-    """`INSERT INTO jobs_jobrun ... RETURNING id` of the row enqueue_job records (no
-    delay), and its %s params: for a caller that records a run in the statement that
-    writes its own data (a CTE), one round trip instead of a savepoint and an insert.
-    Pass the returned id to queue_inserted_run."""
-    spec = get_job(name)
-    kwargs = dict(kwargs or {})
-    spec.check_arguments(kwargs)
-    run = new_run(
-        name,
-        trigger=trigger,
-        triggered_by=triggered_by,
-        kwargs=kwargs,
-        parent=parent,
-        scheduled_for=timezone.now(),
-    )
-    insert_sql, params = insert_statement(run)
-    return insert_sql, list(params)
-
-
-def queue_inserted_run(run_id: int, name: str) -> None:
-    """Hand a run recorded with queued_run_insert to its cluster, after the commit (at
-    once outside a transaction), as enqueue_job does."""
-    from django_q.tasks import async_task
-
-    spec = get_job(name)
-    transaction.on_commit(lambda: _hand_to_cluster(run_id, spec, async_task))
 
 
 def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:

@@ -19,6 +19,7 @@ catalogue = bibliotheca_fixtures.catalogue
 simulator = bibliotheca_fixtures.simulator
 make_collection = bibliotheca_fixtures.make_collection
 collection = bibliotheca_fixtures.collection
+quick_request_retries = bibliotheca_fixtures.quick_request_retries
 
 
 # No example database under the work tree: every run starts from the strategies.

@@ -219,6 +219,8 @@ def test_match_exchange__impossible_draw_fails_in_one_line_with_only_history_wri
         ["bibliotheca_simulator", "--port", "70000"],
         ["bibliotheca_simulator", "--port", "٣٠٠٠"],
         ["bibliotheca_simulator", "--port", "0", "--days", "99999999"],
+        ["bibliotheca_simulator", "--port", "0", "--latency-ms", "nan"],
+        ["bibliotheca_simulator", "--port", "0", "--jitter-ms", "-5"],
     ],
 )
 def test_server_commands__bad_arguments_exit_before_serving(argv):

@@ -126,9 +126,12 @@ def fault_schedule(requests: int, *, rate: float, seed: int) -> list[Fault]:
     return faults
 
 
-def test_simulator_at_30_percent_failures_and_timeouts__every_fault_is_one_failed_retried_hop(
+def test_simulator_at_30_percent_failures_and_timeouts__every_fault_is_retried(
     catalogue, collection, simulator, settings
 ):
+    """Each fault is tried again in place (3 tries of a request); a request failing all
+    its tries fails its hop, which the chain's retry policy re-runs. The chain finishes
+    with every record, and history shows exactly the hops that failed, each retried."""
     settings.BIBLIOTHECA_REQUEST_TIMEOUT_SECONDS = 0.3
     start = datetime.combine(catalogue.start_date, datetime.min.time(), tzinfo=UTC)
     Timestamp.objects.create(service=PURCHASE_RECORD_SERVICE, collection=collection, finish=start)
@@ -155,15 +158,17 @@ def test_simulator_at_30_percent_failures_and_timeouts__every_fault_is_one_faile
     retries = [r for r in runs if r.trigger == "retry"]
     assert runs[-1].result.get("done") is True
     assert LicensePool.objects.count() == catalogue.total_records
-    assert len(failed) == len(used) == len(retries)
-    assert errors == {"BadResponse": injected["5xx"], "RequestTimedOut": injected["timeout"]}
-    assert {r.status for r in runs} == {"succeeded", "failed"}
+    assert len(failed) == len(retries)  # every failed hop was re-run once
+    assert 3 * len(failed) <= len(used)  # a hop fails only after 3 faults of one request
+    assert set(errors) <= {"BadResponse", "RequestTimedOut"}
+    assert {r.status for r in runs} <= {"succeeded", "failed"}
     say(
         f"simulator: {served} requests served, injected {injected['5xx']} x 5xx + "
-        f"{injected['timeout']} x timeout ({len(used) / (served + injected['5xx'] * 0):.0%} of "
-        f"requests); history: {len(runs)} hops, {len(failed)} failed ({dict(errors)}), "
-        f"{len(retries)} retries, chain done, {LicensePool.objects.count()} pools = "
-        f"{catalogue.total_records} records; {elapsed:.1f} s"
+        f"{injected['timeout']} x timeout ({len(used) / served:.0%} of requests); history: "
+        f"{len(runs)} hops, {len(failed)} failed ({dict(errors)}) and retried, "
+        f"{len(used) - 3 * len(failed)} or more faults absorbed by in-place retries, chain "
+        f"done, {LicensePool.objects.count()} pools = {catalogue.total_records} records; "
+        f"{elapsed:.1f} s"
     )
 
 

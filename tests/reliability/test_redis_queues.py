@@ -30,7 +30,7 @@ def queue_one_run_per_cluster() -> None:
     enqueue_job("jobs.deliver_notifications", trigger="command")
     enqueue_job(
         "bibliotheca.apply_bibliographic",
-        kwargs={"collection_id": 1, "items": []},
+        kwargs={"collection_id": 1, "batch": "00000000-0000-0000-0000-000000000000"},
         trigger="command",
     )
 

@@ -32,6 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--library-id", default="lib")
         parser.add_argument("--account-id", default="acct")
         parser.add_argument("--account-key", default="secret")
+        parser.add_argument("--latency-ms", type=float, default=0.0, help="every answer waits")
+        parser.add_argument(
+            "--jitter-ms", type=float, default=0.0, help="give or take, per request"
+        )
         parser.add_argument(
             "--fault",
             action="append",
@@ -47,6 +51,10 @@ class Command(BaseCommand):
             )
         if opts["start_date"] > date(9999, 1, 1) - timedelta(days=opts["days"]):
             raise CommandError("--start-date plus --days must stay before 9999", returncode=2)
+        for name in ("latency_ms", "jitter_ms"):
+            if not 0 <= opts[name] <= 60_000:  # also refuses nan
+                flag = "--" + name.replace("_", "-")
+                raise CommandError(f"{flag} must be between 0 and 60000", returncode=2)
         try:
             faults = [_parse_fault(spec) for spec in opts["fault"]]
         except ValueError as exc:
@@ -64,6 +72,8 @@ class Command(BaseCommand):
             account_id=opts["account_id"],
             account_key=opts["account_key"],
             faults=faults,
+            latency_ms=opts["latency_ms"],
+            jitter_ms=opts["jitter_ms"],
         )
         try:
             server = SimulatorServer(("127.0.0.1", opts["port"]), state)
