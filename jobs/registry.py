@@ -12,7 +12,7 @@ from croniter import croniter
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.retry import RetryPolicy, as_retry_policy
 
-CLUSTERS = ("default", "notifications", "apply")
+CLUSTERS = ("default", "notifications", "apply", "subscriptions")
 
 JobFunc = Callable[..., dict[str, Any] | None]
 
