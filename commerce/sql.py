@@ -172,3 +172,48 @@ WITH chunk AS (
 )
 SELECT (SELECT count(*) FROM chunk), (SELECT max(id) FROM chunk), __OUTBOX_SUMMARY__
 """
+
+#: One batch of expired carts with their lines: carts without lines when %(empty)s, else
+#: the others; ids in order, SKIP LOCKED (a cart a customer is changing right now holds
+#: a lock on it and is left for the next run). Lines and carts go in one statement.
+DELETE_CARTS_BATCH = """
+WITH doomed AS (
+    SELECT c.id
+      FROM commerce_cart c
+     WHERE c.updated_at < %(cutoff)s
+       AND EXISTS (SELECT 1 FROM commerce_cartline l WHERE l.cart_id = c.id) <> %(empty)s
+     ORDER BY c.id
+     LIMIT %(limit)s
+       FOR UPDATE OF c SKIP LOCKED
+), lines AS (
+    DELETE FROM commerce_cartline l WHERE l.cart_id = ANY(ARRAY(SELECT id FROM doomed))
+    RETURNING 1
+), carts AS (
+    DELETE FROM commerce_cart c WHERE c.id = ANY(ARRAY(SELECT id FROM doomed))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM carts), (SELECT count(*) FROM lines)
+"""
+
+#: One batch of tokens past use: expired, or used before %(used_before)s; counted per kind.
+DELETE_TOKENS_BATCH = """
+WITH doomed AS (
+    SELECT t.id
+      FROM commerce_expiringtoken t
+     WHERE t.expires_at <= %(now)s OR t.used_at <= %(used_before)s
+     ORDER BY t.id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM commerce_expiringtoken t WHERE t.id = ANY(ARRAY(SELECT id FROM doomed))
+    RETURNING t.kind
+)
+SELECT kind, count(*) FROM gone GROUP BY kind
+"""
+
+#: One batch of audit rows older than %(cutoff)s, oldest first (created_at index).
+DELETE_AUDIT_BATCH = """
+DELETE FROM commerce_auditlog
+ WHERE id = ANY(ARRAY(SELECT id FROM commerce_auditlog WHERE created_at < %(cutoff)s
+                       ORDER BY created_at, id LIMIT %(limit)s))
+"""
