@@ -147,7 +147,11 @@ def test_charged_before_the_daily_job__one_paid_order_job_skips_it(
 
     assert run.status == "succeeded" and run.result["order_created"] is True
     order = Order.objects.get()
-    assert (order.status, order.provider_payment_id, order.delivery_date) == ("paid", "pay_9", TODAY)
+    assert (order.status, order.provider_payment_id, order.delivery_date) == (
+        "paid",
+        "pay_9",
+        TODAY,
+    )
     assert (daily["processed"], daily["orders_created"]) == (0, 0)  # date already moved on
     sub.refresh_from_db()
     assert sub.next_delivery_date == TODAY + timedelta(days=7)
@@ -190,7 +194,9 @@ def test_charged_unknown_subscription__failed_with_reason_flagged(client, frozen
     assert run.needs_attention and not Order.objects.exists()
 
 
-def test_charged_out_of_stock__failed_nothing_made(client, frozen_now, subscription_factory, product_factory):
+def test_charged_out_of_stock__failed_nothing_made(
+    client, frozen_now, subscription_factory, product_factory
+):
     subscription_factory(product=product_factory(stock=0), provider_subscription_id="sub_A")
     body, signature = signed(
         charged_event(provider_subscription_id="sub_A", billing_date=TODAY, payment_id="p"), SECRET
@@ -210,11 +216,16 @@ def test_payment_failed__one_email_with_amount_and_reason(
         customer=customer_factory(email="cy@example.com", name="Cy"),
         product=product_factory(name="Oat milk"),
     )
-    body, signature = signed(failed_event(provider_subscription_id="sub_A", payment_id="pay_F"), SECRET)
+    body, signature = signed(
+        failed_event(provider_subscription_id="sub_A", payment_id="pay_F"), SECRET
+    )
     post(client, body, signature)
     process_stored_events()
     note = Notification.objects.get()
-    assert (note.recipient, note.subject) == ("cy@example.com", "Your payment of INR 1499.00 failed")
+    assert (note.recipient, note.subject) == (
+        "cy@example.com",
+        "Your payment of INR 1499.00 failed",
+    )
     assert "for Oat milk failed: Card declined by the bank." in note.body
 
 

@@ -7,7 +7,9 @@ from datetime import UTC, date, datetime
 
 
 def charged_event(*, provider_subscription_id: str, billing_date: date, payment_id: str) -> dict:
-    start = int(datetime(billing_date.year, billing_date.month, billing_date.day, tzinfo=UTC).timestamp())
+    start = int(
+        datetime(billing_date.year, billing_date.month, billing_date.day, tzinfo=UTC).timestamp()
+    )
     return {
         "entity": "event",
         "account_id": "acc_test",
@@ -15,10 +17,19 @@ def charged_event(*, provider_subscription_id: str, billing_date: date, payment_
         "contains": ["subscription", "payment"],
         "payload": {
             "subscription": {
-                "entity": {"id": provider_subscription_id, "status": "active", "current_start": start}
+                "entity": {
+                    "id": provider_subscription_id,
+                    "status": "active",
+                    "current_start": start,
+                }
             },
             "payment": {
-                "entity": {"id": payment_id, "amount": 2500, "currency": "INR", "status": "captured"}
+                "entity": {
+                    "id": payment_id,
+                    "amount": 2500,
+                    "currency": "INR",
+                    "status": "captured",
+                }
             },
         },
         "created_at": start,
