@@ -11,6 +11,8 @@ _DEFAULTS: dict[str, object] = {
     "AUDIT_RETENTION_DAYS": 90,
     #: Used tokens are kept this many hours after use (then deleted with the expired ones).
     "USED_TOKEN_HOURS": 24,
+    #: Deliveries per chunk of commerce.process_due_subscriptions (one statement each).
+    "SUBSCRIPTION_CHUNK_SIZE": 2000,
     #: Razorpay webhook secret (secret: settings or env only; never logged or shown).
     "RAZORPAY_WEBHOOK_SECRET": "",
 }

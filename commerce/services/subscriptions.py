@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from commerce import sql
+from commerce.conf import commerce_setting
 from commerce.services.actors import job_actor
 from commerce.services.notifications import ORDER_PARTS
 from commerce.services.outbox_sql import build_chunk_statement, queue_fallback_rows
@@ -30,8 +31,6 @@ from jobs.services.outbox import kick_delivery
 
 logger = logging.getLogger("commerce.subscriptions")
 
-#: Deliveries per chunk: one statement, one transaction, row locks held for its length.
-CHUNK_SIZE = 2000
 #: Ids listed in a run's result (the counts are always whole).
 MAX_IDS = 500
 
@@ -41,16 +40,18 @@ def process_due_subscriptions(
     as_of: date | None = None,
     subscription_ids: list[int] | None = None,
     dry_run: bool = False,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> dict[str, Any]:
     """Make the orders of every delivery due on or before `as_of` (default: today, UTC).
 
     `subscription_ids` limits the run to those subscriptions (admin "Process now");
     ones not due are left alone. Result: processed (deliveries looked at), orders
     created, out of stock (with ids), skipped (the order existed already: the date
-    only moved on).
+    only moved on). A chunk (COMMERCE_SUBSCRIPTION_CHUNK_SIZE deliveries) is one
+    statement and one transaction, its row locks held for that long.
     """
     as_of = as_of or timezone.now().date()
+    chunk_size = chunk_size or int(commerce_setting("SUBSCRIPTION_CHUNK_SIZE"))
     if dry_run:
         return _preview(as_of=as_of, subscription_ids=subscription_ids)
     statement = build_chunk_statement(sql.PROCESS_DUE_CHUNK, ORDER_PARTS)
