@@ -7,6 +7,7 @@ constraint). The daily job, the webhook and any retry meet at that key, so no pa
 make a delivery twice.
 """
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -26,9 +27,9 @@ class Customer(models.Model):
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=64, unique=True)
     name = models.CharField(max_length=200)
-    price = models.DecimalField(max_digits=10, decimal_places=2)
+    price = models.DecimalField(max_digits=10, decimal_places=2, validators=[MinValueValidator(0)])
     #: Units on hand; orders take from it in the transaction that creates them.
-    stock_quantity = models.IntegerField(default=0)
+    stock_quantity = models.IntegerField(default=0, validators=[MinValueValidator(0)])
 
     class Meta:
         constraints = [
@@ -56,14 +57,18 @@ class Subscription(models.Model):
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="subscriptions")
-    quantity = models.PositiveIntegerField(default=1)
+    quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     frequency = models.CharField(max_length=16, choices=Frequency.choices)
     next_delivery_date = models.DateField()
     #: Day of the month monthly deliveries keep (Jan 31 -> Feb 28 -> Mar 31); set from the
     #: first delivery date when empty.
-    anchor_day = models.PositiveSmallIntegerField(null=True, blank=True)
+    anchor_day = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(31)]
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
-    price_per_delivery = models.DecimalField(max_digits=10, decimal_places=2)
+    price_per_delivery = models.DecimalField(
+        max_digits=10, decimal_places=2, validators=[MinValueValidator(0)]
+    )
     #: The payment provider's subscription id (Razorpay `sub_...`), empty for none.
     provider_subscription_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)

@@ -21,7 +21,8 @@ END"""
 #: One chunk of due deliveries: lock the subscriptions (SKIP LOCKED), then their products
 #: in id order (waiting for another worker's chunk: the stock it leaves is what we
 #: allocate; same order everywhere, so no deadlock). Per product the stock goes to the
-#: earliest deliveries first (a running sum). Orders, their lines, the stock taken, the
+#: earliest deliveries first (a running sum); once one did not fit, no later delivery of
+#: that product takes stock in this run (%(short_products)s, carried between chunks). Orders, their lines, the stock taken, the
 #: dates moved on, the audit rows and the outbox rows are all this one statement: they
 #: commit together or not at all. A delivery whose order exists already (the webhook
 #: made it) only has its date moved on; ON CONFLICT on the one-order-per-delivery key
@@ -59,6 +60,7 @@ WITH picked AS (
 ), alloc AS (
     SELECT d.*, st.name AS product_name,
            NOT d.has_order
+           AND d.product_id <> ALL(%(short_products)s::bigint[])
            AND sum(CASE WHEN d.has_order THEN 0 ELSE d.quantity END)
                OVER (PARTITION BY d.product_id ORDER BY d.next_delivery_date, d.id)
                <= st.stock_quantity AS fits
@@ -127,6 +129,8 @@ SELECT (SELECT count(*) FROM picked),
        (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM alloc
          WHERE NOT fits AND NOT has_order),
        (SELECT count(*) FROM alloc WHERE has_order),
+       (SELECT coalesce(array_agg(DISTINCT product_id), '{{}}') FROM alloc
+         WHERE NOT fits AND NOT has_order),
        (SELECT count(*) FROM advanced),
        (SELECT next_delivery_date FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
        (SELECT id FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),

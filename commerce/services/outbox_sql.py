@@ -12,12 +12,9 @@ either way a change and its notifications commit together.
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-
 from jobs.services.notification_render import ColumnKind
 from jobs.services.outbox import (
     OutgoingNotification,
-    kick_delivery,
     outbox_insert_sql,
     queue_notifications,
 )
@@ -91,8 +88,3 @@ def queue_fallback_rows(statement: ChunkStatement, rows_per_part: list[Any] | No
                 )
             )
     return queue_notifications(items) if items else 0
-
-
-def kick_after_commit(queued: int) -> None:
-    if queued:
-        transaction.on_commit(kick_delivery)

@@ -11,7 +11,9 @@ guarded by the one-order-per-delivery key and the stock check constraint.
 A missed day is caught up: every active subscription dated today or earlier is due,
 and one whose moved-on date is still due is taken again later in the same run (one
 order per missed delivery date). Out of stock: no order, the date stays, the customer
-is told once per delivery date, the run lists the subscription.
+is told once per delivery date, the run lists the subscription. Stock goes to the
+earliest deliveries first: once one delivery of a product does not fit, no later one of
+that product takes stock in the run (a smaller order never overtakes a waiting one).
 """
 
 import logging
@@ -59,6 +61,7 @@ def process_due_subscriptions(
     totals = {"processed": 0, "orders_created": 0, "out_of_stock": 0, "skipped": 0}
     short_ids: list[int] = []
     notifications = 0
+    short_products: set[int] = set()
     after: tuple[date, int] = (date.min, 0)
     while True:
         with transaction.atomic():
@@ -71,14 +74,24 @@ def process_due_subscriptions(
                         "after_date": after[0],
                         "after_id": after[1],
                         "subscription_ids": subscription_ids,
+                        "short_products": sorted(short_products),
                         "limit": chunk_size,
                         "now": timezone.now(),
                         "actor": actor,
                     },
                 )
-                picked, made, short, existed, _moved, last_date, last_id, queued, rows = (
-                    cursor.fetchone()
-                )
+                (
+                    picked,
+                    made,
+                    short,
+                    existed,
+                    short_in_chunk,
+                    _moved,
+                    last_date,
+                    last_id,
+                    queued,
+                    rows,
+                ) = cursor.fetchone()
             if not picked:
                 break
             queued += queue_fallback_rows(statement, rows)
@@ -88,6 +101,7 @@ def process_due_subscriptions(
         totals["orders_created"] += made
         totals["out_of_stock"] += len(short)
         totals["skipped"] += existed
+        short_products.update(short_in_chunk)
         short_ids.extend(short[: max(0, MAX_IDS - len(short_ids))])
         notifications += queued
         after = (last_date, last_id)

@@ -112,7 +112,7 @@ def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
     WebhookEvent.objects.filter(pk=event.pk).update(
         outcome=outcome, detail=detail[:2000], processed_at=timezone.now()
     )
-    return {"event_id": event.event_id, "type": event.event_type, "outcome": outcome, **result}
+    return {"event_id": event.event_id, "type": event.event_type, "outcome": str(outcome), **result}
 
 
 def _describe(result: dict[str, Any]) -> str:
