@@ -42,7 +42,9 @@ def cluster_env(*, out: Callable[[str], None]) -> dict[str, str]:
     env = {"COMMERCE_RAZORPAY_WEBHOOK_SECRET": DEMO_SECRET}
     os.environ.update(env)
     port = free_port()
-    log = open(Path(settings.BASE_DIR) / ".run" / "logs" / "demo-web.log", "ab")  # noqa: SIM115
+    log_dir = Path(settings.BASE_DIR) / ".run" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = open(log_dir / "demo-web.log", "ab")  # noqa: SIM115 - owned by the server process
     proc = subprocess.Popen(
         [
             sys.executable,

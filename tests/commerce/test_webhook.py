@@ -234,3 +234,22 @@ def test_other_types__stored_and_ignored(client):
     post(client, body, signature)
     process_stored_events()
     assert WebhookEvent.objects.get().outcome == "ignored"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_real_http__signed_200_forged_400(live_server, subscription_factory):
+    import requests
+
+    body, signature = signed(failed_event(provider_subscription_id="sub_L", payment_id="p"), SECRET)
+    url = live_server.url + URL
+    headers = {"Content-Type": "application/json", "X-Razorpay-Event-Id": "evt_live"}
+
+    forged = requests.post(
+        url, data=body + b" ", headers={**headers, "X-Razorpay-Signature": signature}, timeout=10
+    )
+    accepted = requests.post(
+        url, data=body, headers={**headers, "X-Razorpay-Signature": signature}, timeout=10
+    )
+
+    assert (forged.status_code, accepted.status_code) == (400, 200)
+    assert WebhookEvent.objects.get().event_id == "evt_live"
