@@ -73,20 +73,27 @@ def _wait_for_web(base_url: str) -> None:
     wait_until(answers, timeout_seconds=30, poll_seconds=0.2, what="the web endpoint to answer")
 
 
+def _seed_carts(product: Product) -> None:
+    """6 carts untouched for 40 days (2 with a line), 3 fresh ones."""
+    now = timezone.now()
+    old = Cart.objects.bulk_create(Cart(updated_at=now - timedelta(days=40)) for _ in range(6))
+    Cart.objects.bulk_create(Cart(updated_at=now - timedelta(days=2)) for _ in range(3))
+    CartLine.objects.bulk_create(CartLine(cart=cart, product=product) for cart in old[:2])
+
+
 def _seed(*, out: Callable[[str], None]) -> dict[str, object]:
     """Due subscriptions: 20 weekly coffee, 1 out of stock, 1 monthly at a month end."""
     today = timezone.now().date()
     month_end = today.replace(day=1) - timedelta(days=1)  # last day of the previous month
     stamp = timezone.now().strftime("%Y%m%d%H%M%S")
     with transaction.atomic():
-        coffee = Product.objects.create(
-            sku=f"COF-{stamp}", name="Demo coffee", price=Decimal("12.00"), stock_quantity=50
-        )
-        tea = Product.objects.create(
-            sku=f"TEA-{stamp}", name="Demo tea", price=Decimal("8.00"), stock_quantity=0
-        )
-        milk = Product.objects.create(
-            sku=f"OAT-{stamp}", name="Demo oat milk", price=Decimal("3.50"), stock_quantity=10
+        coffee, tea, milk = (
+            Product.objects.create(sku=f"{sku}-{stamp}", name=name, price=price, stock_quantity=n)
+            for sku, name, price, n in (
+                ("COF", "Demo coffee", Decimal("12.00"), 50),
+                ("TEA", "Demo tea", Decimal("8.00"), 0),  # out of stock
+                ("OAT", "Demo oat milk", Decimal("3.50"), 10),
+            )
         )
         customers = Customer.objects.bulk_create(
             Customer(
@@ -128,10 +135,7 @@ def _seed(*, out: Callable[[str], None]) -> dict[str, object]:
             price_per_delivery=Decimal("14.00"),
         )
         Subscription.objects.bulk_create([*weekly, short, monthly])
-        now = timezone.now()
-        old = Cart.objects.bulk_create(Cart(updated_at=now - timedelta(days=40)) for _ in range(6))
-        Cart.objects.bulk_create(Cart(updated_at=now - timedelta(days=2)) for _ in range(3))
-        CartLine.objects.bulk_create(CartLine(cart=cart, product=coffee) for cart in old[:2])
+        _seed_carts(coffee)
     out(
         f"seeded 20 weekly coffee subscriptions due today, 1 tea (out of stock), 1 monthly oat"
         f" milk due {month_end} (anchor day 31); 6 carts 40 days old (2 with lines), 3 fresh"

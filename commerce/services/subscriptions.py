@@ -17,6 +17,7 @@ that product takes stock in the run (a smaller order never overtakes a waiting o
 """
 
 import logging
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -27,7 +28,11 @@ from commerce import sql
 from commerce.conf import commerce_setting
 from commerce.services.actors import job_actor
 from commerce.services.notifications import ORDER_PARTS
-from commerce.services.outbox_sql import build_chunk_statement, queue_fallback_rows
+from commerce.services.outbox_sql import (
+    ChunkStatement,
+    build_chunk_statement,
+    queue_fallback_rows,
+)
 from jobs.context import report_progress
 from jobs.services.outbox import kick_delivery
 
@@ -57,66 +62,91 @@ def process_due_subscriptions(
     if dry_run:
         return _preview(as_of=as_of, subscription_ids=subscription_ids)
     statement = build_chunk_statement(sql.PROCESS_DUE_CHUNK, ORDER_PARTS)
-    actor = job_actor()
-    totals = {"processed": 0, "orders_created": 0, "out_of_stock": 0, "skipped": 0}
-    short_ids: list[int] = []
-    notifications = 0
-    short_products: set[int] = set()
-    after: tuple[date, int] = (date.min, 0)
+    run = _Run(actor=job_actor())
+    fixed = {**statement.params, "as_of": as_of, "subscription_ids": subscription_ids}
     while True:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    statement.sql,
-                    {
-                        **statement.params,
-                        "as_of": as_of,
-                        "after_date": after[0],
-                        "after_id": after[1],
-                        "subscription_ids": subscription_ids,
-                        "short_products": sorted(short_products),
-                        "limit": chunk_size,
-                        "now": timezone.now(),
-                        "actor": actor,
-                    },
-                )
-                (
-                    picked,
-                    made,
-                    short,
-                    existed,
-                    short_in_chunk,
-                    _moved,
-                    last_date,
-                    last_id,
-                    queued,
-                    rows,
-                ) = cursor.fetchone()
-            if not picked:
-                break
-            queued += queue_fallback_rows(statement, rows)
-            if queued:
-                transaction.on_commit(kick_delivery)
-        totals["processed"] += picked
-        totals["orders_created"] += made
-        totals["out_of_stock"] += len(short)
-        totals["skipped"] += existed
-        short_products.update(short_in_chunk)
-        short_ids.extend(short[: max(0, MAX_IDS - len(short_ids))])
-        notifications += queued
-        after = (last_date, last_id)
-        report_progress(done=totals["processed"], unit="deliveries", **totals)
+        chunk = _process_chunk(statement, {**fixed, **run.position(), "limit": chunk_size})
+        if chunk is None:
+            break
+        run.add(chunk)
     result = {
         "as_of": as_of.isoformat(),
-        **totals,
-        "out_of_stock_subscription_ids": short_ids,
-        "notifications_queued": notifications,
+        **run.totals,
+        "out_of_stock_subscription_ids": run.short_ids,
+        "notifications_queued": run.notifications,
         "dry_run": False,
     }
-    if totals["out_of_stock"]:
-        logger.warning("%s deliveries out of stock: %s", totals["out_of_stock"], short_ids[:20])
+    if run.totals["out_of_stock"]:
+        logger.warning("%s deliveries out of stock: %s", result["out_of_stock"], run.short_ids[:20])
     logger.info("due subscriptions processed: %s", result)
     return result
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """What one chunk statement did (commerce.sql.PROCESS_DUE_CHUNK's summary row)."""
+
+    picked: int
+    made: int
+    #: Subscriptions out of stock, and their products (no later delivery of those this run).
+    short_ids: list[int]
+    short_products: list[int]
+    #: Deliveries whose order existed already (the webhook made it): only the date moved.
+    existed: int
+    last: tuple[date, int]
+    queued: int
+
+
+@dataclass
+class _Run:
+    """Running totals and the walk position of one run."""
+
+    actor: str
+    totals: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("processed", "orders_created", "out_of_stock", "skipped"), 0
+        )
+    )
+    short_ids: list[int] = field(default_factory=list)
+    short_products: set[int] = field(default_factory=set)
+    notifications: int = 0
+    after: tuple[date, int] = (date.min, 0)
+
+    def position(self) -> dict[str, Any]:
+        return {
+            "after_date": self.after[0],
+            "after_id": self.after[1],
+            "short_products": sorted(self.short_products),
+            "now": timezone.now(),
+            "actor": self.actor,
+        }
+
+    def add(self, chunk: _Chunk) -> None:
+        self.totals["processed"] += chunk.picked
+        self.totals["orders_created"] += chunk.made
+        self.totals["out_of_stock"] += len(chunk.short_ids)
+        self.totals["skipped"] += chunk.existed
+        self.short_products.update(chunk.short_products)
+        self.short_ids.extend(chunk.short_ids[: max(0, MAX_IDS - len(self.short_ids))])
+        self.notifications += chunk.queued
+        self.after = chunk.last
+        report_progress(done=self.totals["processed"], unit="deliveries", **self.totals)
+
+
+def _process_chunk(statement: ChunkStatement, params: dict[str, Any]) -> _Chunk | None:
+    """One chunk in its own transaction; None when nothing was due past the position."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            picked, made, short, existed, products, _moved, last_date, last_id, queued, rows = (
+                cursor.fetchone()
+            )
+        if not picked:
+            return None
+        queued += queue_fallback_rows(statement, rows)
+        if queued:
+            transaction.on_commit(kick_delivery)
+    return _Chunk(picked, made, short, products, existed, (last_date, last_id), queued)
 
 
 def _preview(*, as_of: date, subscription_ids: list[int] | None) -> dict[str, Any]:
