@@ -100,3 +100,10 @@ def test_dashboard__shows_the_cron_from_settings(client, settings):
     page = client.get(reverse("admin:jobs_jobrun_overview")).content.decode()
     row = page[page.index(f'data-job="{AUDIT}"') :][:1500]
     assert "<code>0 4 * * *</code> (JOBS_SCHEDULES)" in row
+
+
+def test_migrate_with_a_bad_override__stops_with_the_one_line(settings):
+    settings.JOBS_SCHEDULES = {"nope": "0 4 * * *"}
+    with pytest.raises(CommandError, match="^JOBS_SCHEDULES: unknown job 'nope'") as caught:
+        call_command("migrate", verbosity=0, interactive=False)
+    assert caught.value.returncode == 2
