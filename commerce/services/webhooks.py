@@ -14,6 +14,7 @@ CONFLICT DO NOTHING: a replay finds it, answers 200 and queues nothing.
 
 import hashlib
 import hmac
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +69,7 @@ def record_event(*, event_id: str, event_type: str, payload: dict[str, Any]) -> 
                 ON CONFLICT (event_id) DO NOTHING
                 RETURNING id
                 """,
-                [event_id, event_type[:64], _json(payload), timezone.now()],
+                [event_id, event_type[:64], json.dumps(payload), timezone.now()],
             )
             row = cursor.fetchone()
         if row is None:
@@ -81,12 +82,6 @@ def record_event(*, event_id: str, event_type: str, payload: dict[str, Any]) -> 
             triggered_by="webhook:razorpay",
         )
     return row[0], True
-
-
-def _json(payload: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(payload)
 
 
 def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
