@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "loyalty",
     "exchanges",
     "bibliotheca",
+    "commerce",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,13 @@ Q_CLUSTER = {
             "workers": env_int("Q_APPLY_WORKERS", 2),
             "timeout": 600,
             "retry": 660,
+        },
+        # Seed 002's third queue: subscription deliveries and payment webhook events, so a
+        # long import or a slow mail server never delays a customer's order.
+        "subscriptions": {
+            "workers": env_int("Q_SUBSCRIPTION_WORKERS", 2),
+            "timeout": 900,
+            "retry": 960,
         },
     },
 }

@@ -8,4 +8,5 @@ urlpatterns = [
     path("health/", health_view, name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("", include("loyalty.urls")),
+    path("webhooks/", include("commerce.urls")),
 ]

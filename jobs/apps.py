@@ -32,6 +32,12 @@ class JobsConfig(AppConfig):
 
 
 def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:
+    from django.core.management.base import CommandError
+
+    from jobs.schedule_overrides import ScheduleOverrideError
     from jobs.services.schedules import sync_schedules
 
-    sync_schedules(using=using)
+    try:
+        sync_schedules(using=using)
+    except ScheduleOverrideError as exc:  # `migrate` stops with the one line, not a traceback
+        raise CommandError(str(exc), returncode=2) from None

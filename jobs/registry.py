@@ -11,7 +11,7 @@ from jobs.arguments import check_types_and_bounds
 from jobs.exceptions import UnknownJob
 from jobs.retry import RetryPolicy, as_retry_policy
 
-CLUSTERS = ("default", "notifications", "apply")
+CLUSTERS = ("default", "notifications", "apply", "subscriptions")
 
 JobFunc = Callable[..., dict[str, Any] | None]
 

@@ -18,7 +18,7 @@ from jobs.services.waiting import WaitTimeout, wait_for_run, wait_until
 #: Apps extend the demo with a `<app>/demo.py` defining run_demo(*, out) -> None, and
 #: optionally cluster_env(*, out) -> dict[str, str]: called before the clusters start
 #: (start fake servers there), its variables are set in every qcluster's environment.
-DEMO_APPS = ("loyalty", "exchanges", "bibliotheca")
+DEMO_APPS = ("loyalty", "exchanges", "bibliotheca", "commerce")
 
 
 def demo_modules(only: list[str] | None) -> list:
@@ -46,7 +46,7 @@ def format_run(run: JobRun) -> str:
 
 
 class Command(BaseCommand):
-    help = "Start the three clusters, run the demo jobs through the queue, print history, stop."
+    help = "Start the clusters, run the demo jobs through the queue, print history, stop."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--only", choices=("jobs",) + DEMO_APPS, action="append")
