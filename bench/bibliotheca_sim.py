@@ -35,8 +35,9 @@ class SimulatorProcess:
         return self.pipe.recv()
 
 
-def start_simulator_process(catalogue_options: dict[str, Any], **credentials: str):
+def start_simulator_process(catalogue_options: dict[str, Any], **options: Any):
     """Fork a child serving Catalogue(**catalogue_options) on a free port; returns a handle.
+    `options`: SimulatorState's (credentials, latency_ms, jitter_ms).
 
     Call it with no database connection open (the child inherits the parent's memory).
     """
@@ -44,7 +45,7 @@ def start_simulator_process(catalogue_options: dict[str, Any], **credentials: st
     parent_end, child_end = ctx.Pipe()
     process = ctx.Process(
         target=_serve,
-        args=(child_end, catalogue_options, credentials),
+        args=(child_end, catalogue_options, options),
         name="bibliotheca-bench-simulator",
         daemon=True,
     )
@@ -53,11 +54,11 @@ def start_simulator_process(catalogue_options: dict[str, Any], **credentials: st
     return SimulatorProcess(process=process, pipe=parent_end, base_url=base_url)
 
 
-def _serve(pipe: Connection, catalogue_options: dict[str, Any], credentials: dict) -> None:
+def _serve(pipe: Connection, catalogue_options: dict[str, Any], options: dict) -> None:
     from bibliotheca.simulator import Catalogue
     from bibliotheca.simulator.server import SimulatorServer, SimulatorState
 
-    state = SimulatorState(catalogue=Catalogue(**catalogue_options), **credentials)
+    state = SimulatorState(catalogue=Catalogue(**catalogue_options), **options)
     server = SimulatorServer(("127.0.0.1", 0), state)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     pipe.send(server.base_url)

@@ -9,7 +9,8 @@ Each configuration runs in its own `manage.py qcluster` subprocess, because djan
 Q_CLUSTER once, at import time:
 
 - default      django-q2's defaults (bench/settings_default_q.py): the baseline
-- ours         config.settings as is (SkipLockedORMBroker, bulk, poll, save_limit -1, ...)
+- ours         config.settings as is (SkipLockedORMBroker, bulk, poll, save_limit -1, ...),
+               through bench/settings_ours.py, which lets the cluster run the no-op tasks
 - ours-stock   ours with django-q2's stock ORM broker (bench/settings_stock_broker.py)
 - ours-w4      ours with Q_WORKERS=4
 - redis        ours with Q_BROKER=redis (django-q2's Redis broker) against a redis-server
@@ -73,12 +74,12 @@ CONFIGS = {
     c.name: c
     for c in (
         Config("default", "bench.settings_default_q", ack_failure=False, note="django-q2 defaults"),
-        Config("ours", "config.settings", note="config.settings Q_CLUSTER"),
+        Config("ours", "bench.settings_ours", note="config.settings Q_CLUSTER"),
         Config("ours-stock", "bench.settings_stock_broker", note="ours, stock ORM broker"),
-        Config("ours-w4", "config.settings", {"Q_WORKERS": "4"}, note="ours, Q_WORKERS=4"),
+        Config("ours-w4", "bench.settings_ours", {"Q_WORKERS": "4"}, note="ours, Q_WORKERS=4"),
         Config(
             "redis",
-            "config.settings",
+            "bench.settings_ours",
             {"Q_BROKER": "redis"},
             note="ours, Q_BROKER=redis (django-q2 Redis broker)",
             broker="redis",

@@ -3,7 +3,7 @@
 Isolates what the SKIP LOCKED batch dequeue buys from what the other settings buy.
 """
 
-from config.settings import *  # noqa: F403
-from config.settings import Q_CLUSTER as _OURS
+from bench.settings_ours import *  # noqa: F403
+from bench.settings_ours import Q_CLUSTER as _OURS
 
 Q_CLUSTER = {key: value for key, value in _OURS.items() if key != "broker_class"}

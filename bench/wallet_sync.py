@@ -4,24 +4,27 @@
 
 Uses its own database `<name>_loyalty_bench` on the server of DATABASE_URL (default:
 .run/database_url), created and migrated if needed; adds one merchant with `--cards`
-cards that have a wallet pass (every card a Google pass, every other card an Apple pass
-too) and a transaction now, and deletes it afterwards. The wallet is the project's fake
-wallet (loyalty.fake_wallet) answering after `--latency-ms`, reached through
-LOYALTY_GOOGLE_WALLET_URL / LOYALTY_APPLE_WALLET_URL like in production.
+cards that have both wallets (a Google object, an Apple pass with one registered device)
+and deletes it afterwards. The wallets are the project's fakes (loyalty.fakes), answering
+after `--latency-ms`: Google's token endpoint and walletobjects over HTTP, APNs over
+HTTP/2 and TLS, reached by the production clients (google-auth service account, ES256
+provider token) through the LOYALTY_* environment, like in production.
 
-- ours        loyalty.services.wallet_sync.sync_wallet_passes over all cards
+- ours        the hourly job's service: every card behind, both wallets
               (LOYALTY_WALLET_SYNC_CONCURRENCY calls in flight, default 32)
 - sequential  the same service with one worker (seed 003's loop: one card, one call at a
               time) over the first `--sample` cards, scaled to all cards by wallet calls
 
-Both runs are checked: every card synced, none failed, one call per pass. Do not run it
-at the same time as bench/expire_points.py (that one truncates the loyalty tables).
+Both runs are checked: every card synced in both wallets, none failed, one PATCH per
+Google object and one push per device. Do not run it at the same time as
+bench/expire_points.py (that one truncates the loyalty tables).
 """
 
 import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +40,13 @@ def seed(cards: int):
     from django.db import transaction
     from django.utils import timezone
 
-    from loyalty.models import Customer, LoyaltyCard, LoyaltyTransaction, Merchant
+    from loyalty.models import (
+        AppleDeviceRegistration,
+        Customer,
+        LoyaltyCard,
+        LoyaltyTransaction,
+        Merchant,
+    )
 
     now = timezone.now()
     with transaction.atomic():
@@ -55,9 +64,15 @@ def seed(cards: int):
                 stamp_count=i % 10,
                 last_activity_at=now,
                 google_object_id=f"g-{stamp}-{i}",
-                apple_serial_number=f"a-{stamp}-{i}" if i % 2 == 0 else "",
+                apple_serial_number=f"a-{stamp}-{i}",
             )
             for i, customer in enumerate(customers)
+        )
+        AppleDeviceRegistration.objects.bulk_create(
+            AppleDeviceRegistration(
+                device_library_identifier=f"bench{card.pk}", push_token=f"{card.pk:064x}", card=card
+            )
+            for card in rows
         )
         LoyaltyTransaction.objects.bulk_create(
             LoyaltyTransaction(
@@ -87,12 +102,85 @@ def cleanup(merchant) -> None:
 
 
 def calls_for(card_ids: list[int]) -> int:
-    from django.db.models import Q
+    """Wallet calls a sync of these cards makes: one PATCH per card, one push per device."""
+    from loyalty.models import AppleDeviceRegistration
 
-    from loyalty.models import LoyaltyCard
+    return len(card_ids) + AppleDeviceRegistration.objects.filter(card_id__in=card_ids).count()
 
-    cards = LoyaltyCard.objects.filter(pk__in=card_ids)
-    return cards.count() + cards.filter(~Q(apple_serial_number="")).count()
+
+def calls_made(fakes) -> int:
+    return len(fakes.google.calls) + len(fakes.apns.pushes)
+
+
+def clear(fakes) -> None:
+    fakes.google.calls.clear()
+    fakes.apns.pushes.clear()
+
+
+def start_fakes(latency_ms: float):
+    """Both wallet fakes with throwaway keys; their LOYALTY_* settings in the environment."""
+    import tempfile
+
+    from loyalty.fakes.apns import ApnsFaults
+    from loyalty.fakes.google import Faults
+    from loyalty.fakes.keys import generate_keys
+    from loyalty.fakes.kit import WalletFakes
+
+    latency = latency_ms / 1000
+    fakes = WalletFakes(
+        generate_keys(Path(tempfile.mkdtemp(prefix="bench-wallet-keys-"))),
+        google_faults=Faults(latency_seconds=latency),
+        apns_faults=ApnsFaults(latency_seconds=latency),
+    ).start()
+    # Endpoints and credentials come from the environment, as in production.
+    os.environ.update(fakes.settings())
+    return fakes
+
+
+def measure(fakes, card_ids: list[int], sample_ids: list[int]) -> tuple[float, float]:
+    """(ours, sequential sample) seconds, each run checked: all synced, one call per pass."""
+    from loyalty.services.wallet_sync import sync_wallet_passes
+
+    cards = len(card_ids)
+    started = time.perf_counter()
+    ours = sync_wallet_passes(max_cards=cards)
+    ours_s = time.perf_counter() - started
+    got = (ours["cards_considered"], ours["synced"], ours["failed"], calls_made(fakes))
+    if got != (cards, cards, 0, calls_for(card_ids)) or any(ours["behind_after"].values()):
+        statuses = Counter(c.status for c in fakes.google.calls)
+        pushes = Counter(p.status for p in fakes.apns.pushes)
+        raise SystemExit(f"ours: {got}: google {statuses}, apns {pushes}: {ours}")
+
+    clear(fakes)
+    started = time.perf_counter()
+    seq = sync_wallet_passes(card_ids=sample_ids, max_workers=1)
+    sample_s = time.perf_counter() - started
+    got = (seq["synced"], seq["failed"], calls_made(fakes))
+    if got != (len(sample_ids), 0, calls_for(sample_ids)):
+        raise SystemExit(f"sequential: {got}: {seq}")
+    return ours_s, sample_s
+
+
+def report(*, cards: int, ours_s: float, sequential_s: float, sample: int, sample_s: float) -> int:
+    print()
+    print(f"{'variant':<24}{'seconds':>10}{'cards/s':>10}  note")
+    print(f"{'ours (concurrent)':<24}{ours_s:>10.2f}{cards / ours_s:>10.0f}  all cards")
+    print(
+        f"{'sequential calls':<24}{sequential_s:>10.2f}{cards / sequential_s:>10.0f}  "
+        f"{sample} cards in {sample_s:.2f} s, scaled by calls"
+    )
+    ratio = sequential_s / ours_s
+    ok_ratio, ok_time = ratio >= TARGET_RATIO, ours_s < TARGET_SECONDS
+    print()
+    print(
+        f"ours vs sequential: {ratio:6.1f}x faster (target >= {TARGET_RATIO:g}x)  "
+        f"{'PASS' if ok_ratio else 'FAIL'}"
+    )
+    print(
+        f"ours wall time:     {ours_s:6.2f} s     (target < {TARGET_SECONDS:g} s)  "
+        f"{'PASS' if ok_time else 'FAIL'}"
+    )
+    return 0 if ok_ratio and ok_time else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,71 +197,34 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("DATABASE_URL is not set")
     url = bench_database_url(source_url, suffix="loyalty_bench")
     ensure_database(url)
-
-    from loyalty.fake_wallet import FakeWallet, Faults
-
-    wallet = FakeWallet(faults=Faults(latency_seconds=args.latency_ms / 1000)).start()
-    # Endpoints and tokens come from the environment, as in production (never job arguments).
-    os.environ.update(
-        LOYALTY_GOOGLE_WALLET_URL=wallet.base_url,
-        LOYALTY_APPLE_WALLET_URL=wallet.base_url,
-        LOYALTY_GOOGLE_WALLET_TOKEN="bench-google-token",
-        LOYALTY_APPLE_WALLET_TOKEN="bench-apple-token",
-    )
+    fakes = start_fakes(args.latency_ms)
     setup_django(url)
 
     from loyalty.conf import loyalty_settings
-    from loyalty.services.wallet_sync import sync_wallet_passes
 
     merchant, card_ids = seed(args.cards)
+    sample_ids = card_ids[: args.sample]
     try:
         total_calls = calls_for(card_ids)
-        sample_ids = card_ids[: args.sample]
-        sample_calls = calls_for(sample_ids)
         print(
-            f"wallet sync: {args.cards:,} cards ({total_calls:,} wallet calls), fake wallet "
-            f"{args.latency_ms:g} ms per call, concurrency "
-            f"{loyalty_settings.WALLET_SYNC_CONCURRENCY}, {os.cpu_count()} CPUs, "
+            f"wallet sync: {args.cards:,} cards with both wallets ({total_calls:,} calls: Google "
+            f"PATCHes + APNs pushes over HTTP/2), fakes at {args.latency_ms:g} ms per call, "
+            f"concurrency {loyalty_settings.WALLET_SYNC_CONCURRENCY}, {os.cpu_count()} CPUs, "
             f"database {url.rsplit('/', 1)[-1]}",
             flush=True,
         )
-
-        started = time.perf_counter()
-        ours = sync_wallet_passes(card_ids=card_ids)
-        ours_s = time.perf_counter() - started
-        if (ours["synced"], ours["failed"], len(wallet.calls)) != (args.cards, 0, total_calls):
-            raise SystemExit(f"ours: {ours['synced']} synced, {len(wallet.calls)} calls: {ours}")
-
-        wallet.calls.clear()
-        started = time.perf_counter()
-        seq = sync_wallet_passes(card_ids=sample_ids, max_workers=1)
-        sample_s = time.perf_counter() - started
-        if (seq["synced"], seq["failed"], len(wallet.calls)) != (len(sample_ids), 0, sample_calls):
-            raise SystemExit(f"sequential: {seq}")
-        sequential_s = sample_s * total_calls / sample_calls
+        ours_s, sample_s = measure(fakes, card_ids, sample_ids)
+        sequential_s = sample_s * total_calls / calls_for(sample_ids)
     finally:
         cleanup(merchant)
-        wallet.stop()
-
-    print()
-    print(f"{'variant':<24}{'seconds':>10}{'cards/s':>10}  note")
-    print(f"{'ours (concurrent)':<24}{ours_s:>10.2f}{args.cards / ours_s:>10.0f}  all cards")
-    print(
-        f"{'sequential calls':<24}{sequential_s:>10.2f}{args.cards / sequential_s:>10.0f}  "
-        f"{len(sample_ids)} cards in {sample_s:.2f} s, scaled by calls"
+        fakes.stop()
+    return report(
+        cards=args.cards,
+        ours_s=ours_s,
+        sequential_s=sequential_s,
+        sample=len(sample_ids),
+        sample_s=sample_s,
     )
-    ratio = sequential_s / ours_s
-    ok_ratio, ok_time = ratio >= TARGET_RATIO, ours_s < TARGET_SECONDS
-    print()
-    print(
-        f"ours vs sequential: {ratio:6.1f}x faster (target >= {TARGET_RATIO:g}x)  "
-        f"{'PASS' if ok_ratio else 'FAIL'}"
-    )
-    print(
-        f"ours wall time:     {ours_s:6.2f} s     (target < {TARGET_SECONDS:g} s)  "
-        f"{'PASS' if ok_time else 'FAIL'}"
-    )
-    return 0 if ok_ratio and ok_time else 1
 
 
 if __name__ == "__main__":

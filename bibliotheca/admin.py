@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -22,6 +23,8 @@ from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Collection, Edition, LicensePool, PendingEdition, Timestamp
 from bibliotheca.services.fan_out import CHAIN_JOB
 from jobs.admin import actor
+from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
@@ -36,7 +39,10 @@ def run_url(run: JobRun) -> str:
 class CollectionForm(forms.ModelForm):
     #: Write-only: the stored key is never rendered; leave blank to keep it.
     account_key = forms.CharField(
-        widget=forms.PasswordInput(render_value=False), required=False, strip=False
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=False,
+        help_text="Write-only: never shown. Leave blank to keep the stored key.",
     )
 
     class Meta:
@@ -52,7 +58,10 @@ class CollectionForm(forms.ModelForm):
         ]
 
     def clean_account_key(self) -> str:
-        key = self.cleaned_data["account_key"]
+        typed = self.cleaned_data["account_key"]
+        key = typed.strip()  # spaces around a pasted key are never part of it
+        if typed and not key:
+            raise forms.ValidationError("An account key of only spaces is not a key.")
         if not key and self.instance.pk:
             return self.instance.account_key
         if not key:
@@ -61,13 +70,28 @@ class CollectionForm(forms.ModelForm):
 
 
 @admin.register(Collection)
-class CollectionAdmin(admin.ModelAdmin):
+class CollectionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     form = CollectionForm
     list_display = ("name", "library_id", "account_id", "enabled", "checkpoint", "chain_progress")
     list_filter = ("enabled",)
     search_fields = ("name", "library_id")
-    readonly_fields = ("checkpoint", "chain_progress", "last_error", "recent_runs")
+    secret_fields = ("account_key",)
+    readonly_fields = ("key_state", "checkpoint", "chain_progress", "last_error", "recent_runs")
     actions = ["import_purchase_records", "force_reimport"]
+
+    def get_fields(self, request: HttpRequest, obj: Collection | None = None) -> list[str]:
+        """The key is a write-only input: a page that cannot set it (view-only) has no key
+        field at all, since Django's read-only rendering prints a field's stored value."""
+        fields = list(super().get_fields(request, obj))
+        if obj is None:
+            fields.remove("key_state")
+        elif not self.has_change_permission(request, obj):
+            fields.remove("account_key")
+        return fields
+
+    @admin.display(description="account key")
+    def key_state(self, collection: Collection) -> str:
+        return "set" if collection.account_key else "not set"
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
@@ -254,7 +278,7 @@ class CollectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Timestamp)
-class TimestampAdmin(admin.ModelAdmin):
+class TimestampAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("service", "collection", "start", "finish", "counter", "achievements")
     list_filter = ("service",)
     readonly_fields = [f.name for f in Timestamp._meta.fields]
@@ -267,7 +291,7 @@ class TimestampAdmin(admin.ModelAdmin):
 
 
 @admin.register(LicensePool)
-class LicensePoolAdmin(admin.ModelAdmin):
+class LicensePoolAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("identifier", "collection", "created_at", "metadata_checked_at")
     list_filter = ("collection",)
     search_fields = ("identifier__value",)
@@ -275,15 +299,16 @@ class LicensePoolAdmin(admin.ModelAdmin):
 
 
 @admin.register(Edition)
-class EditionAdmin(admin.ModelAdmin):
+class EditionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("title", "identifier", "medium", "language", "updated_at")
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
     list_filter = ("medium", "language")
     search_fields = ("title", "identifier__value", "isbn")
     list_select_related = ("identifier",)
 
 
 @admin.register(PendingEdition)
-class PendingEditionAdmin(admin.ModelAdmin):
+class PendingEditionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """Edition rows staged by imports and not applied yet: rows of a batch whose apply
     run failed for good wait here until the run is re-run (same kwargs)."""
 

@@ -1,5 +1,6 @@
 """`manage.py demo --only bibliotheca`: a few months of purchases through the real clusters."""
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,15 @@ from jobs.services.waiting import wait_until
 
 CHAIN = "bibliotheca.import_purchase_records_by_collection"
 DEMO_DAYS = 90
+DEMO_LATENCY_MS = 100
+
+
+def cluster_env(*, out: Callable[[str], None]) -> dict[str, str]:
+    """Let the clusters reach the local simulator (loopback, plain http): the address
+    check allows only the vendor's https hosts otherwise."""
+    env = {"BIBLIOTHECA_ALLOWED_HOSTS": "127.0.0.1", "BIBLIOTHECA_ALLOW_HTTP": "1"}
+    os.environ.update(env)
+    return env
 
 
 def run_demo(*, out: Callable[[str], None]) -> None:
@@ -25,7 +35,15 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         no_001_every=97,
         two_001_every=101,
     )
-    server = start_simulator(catalogue, library_id="demo", account_id="demo", account_key="k")
+    # Answers take 50-150 ms, as the partner API's do (the chain reads 4 windows at once).
+    server = start_simulator(
+        catalogue,
+        library_id="demo",
+        account_id="demo",
+        account_key="k",
+        latency_ms=DEMO_LATENCY_MS,
+        jitter_ms=DEMO_LATENCY_MS / 2,
+    )
     try:
         collection, _ = Collection.objects.update_or_create(
             name="Demo cloudLibrary",
@@ -48,7 +66,8 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         server.state.faults.append(Fault(kind="error_xml", endpoint="marc", after=39))
         out(
             f"simulator on {server.base_url}: {catalogue.total_records} purchases over "
-            f"{DEMO_DAYS} days (some records with no or two 001), error XML on page 40"
+            f"{DEMO_DAYS} days (some records with no or two 001), answers in "
+            f"{DEMO_LATENCY_MS} ms +- {DEMO_LATENCY_MS // 2}, error XML on page 40"
         )
         first = _run_chain(collection, out)
         ts = Timestamp.objects.get(service=PURCHASE_RECORD_SERVICE, collection=collection)
@@ -67,23 +86,28 @@ def run_demo(*, out: Callable[[str], None]) -> None:
             ).exists()
 
         wait_until(finished, timeout_seconds=150, poll_seconds=0.5, what="the purchase chain")
-        hops = chain.filter(job=CHAIN)
-        results = [r for r in hops.values_list("result", flat=True) if r and "pages" in r]
-        totals = {k: sum(r[k] for r in results) for k in ("pages", "records")}
-        ts = Timestamp.objects.get(service=PURCHASE_RECORD_SERVICE, collection=collection)
-        out(
-            f"hops: {hops.count()} ({hops.filter(status='failed').count()} failed), pages: "
-            f"{totals['pages']}, records: {totals['records']}, applies: {chain.filter(job='bibliotheca.apply_bibliographic').count()}"
-        )
-        out(f"progress: {ts.progress}")
-        out(f"Timestamp.finish: {ts.finish.isoformat()}  achievements: {ts.achievements}")
-        out(
-            f"pools: {LicensePool.objects.filter(collection=collection).count()}, editions: "
-            f"{Edition.objects.filter(identifier__pools__collection=collection).count()}, "
-            f"simulator requests: {server.state.counts}"
-        )
+        _summary(collection, chain, server, out)
     finally:
         server.stop()
+
+
+def _summary(collection: Collection, chain, server, out: Callable[[str], None]) -> None:
+    """What the chains did: hops, pages, records, applies, pools and editions."""
+    hops = chain.filter(job=CHAIN)
+    results = [r for r in hops.values_list("result", flat=True) if r and "pages" in r]
+    totals = {k: sum(r[k] for r in results) for k in ("pages", "records")}
+    ts = Timestamp.objects.get(service=PURCHASE_RECORD_SERVICE, collection=collection)
+    out(
+        f"hops: {hops.count()} ({hops.filter(status='failed').count()} failed), pages: "
+        f"{totals['pages']}, records: {totals['records']}, applies: {chain.filter(job='bibliotheca.apply_bibliographic').count()}"
+    )
+    out(f"progress: {ts.progress}")
+    out(f"Timestamp.finish: {ts.finish.isoformat()}  achievements: {ts.achievements}")
+    out(
+        f"pools: {LicensePool.objects.filter(collection=collection).count()}, editions: "
+        f"{Edition.objects.filter(identifier__pools__collection=collection).count()}, "
+        f"simulator requests: {server.state.counts}"
+    )
 
 
 def _run_chain(collection: Collection, out: Callable[[str], None]) -> int:

@@ -1,6 +1,6 @@
 """Errors of the Bibliotheca client. The docstring is the default message.
 
-Timeouts and 5xx are transient (retried by the job's policy, lock kept); anything else
+Timeouts, 5xx and 429 are transient (retried by the job's policy, lock kept); anything else
 the remote does wrong is terminal for the chain (recorded failed, checkpoint intact).
 """
 
@@ -15,5 +15,18 @@ class BadResponse(TransientJobError):
     """The Bibliotheca API answered with a server error (5xx)."""
 
 
+class RateLimited(BadResponse):
+    """The Bibliotheca API asked us to slow down (429)."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: Seconds the API asked us to wait (its Retry-After), if it said.
+        self.retry_after = retry_after
+
+
 class RemoteIntegrationError(PermanentJobError):
     """The Bibliotheca API refused the request or sent something we cannot read."""
+
+
+class AddressNotAllowed(PermanentJobError):
+    """The collection's API address is not allowed (https, BIBLIOTHECA_ALLOWED_HOSTS)."""

@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils import timezone
 
+from bibliotheca.validators import validate_account_key, validate_base_url, validate_library_id
+
 
 class Collection(models.Model):
     """A Bibliotheca (cloudLibrary) account the importer reads from."""
@@ -14,11 +16,15 @@ class Collection(models.Model):
     protocol = models.CharField(
         max_length=32, choices=Protocol.choices, default=Protocol.BIBLIOTHECA
     )
-    library_id = models.CharField(max_length=100)
+    #: One path segment of every request (/cirrus/library/<id>/...): a plain token.
+    library_id = models.CharField(max_length=100, validators=[validate_library_id])
     account_id = models.CharField(max_length=100)
-    #: Secret HMAC key: never logged, never shown in admin lists (write-only in the form).
-    account_key = models.CharField(max_length=255)
-    base_url = models.URLField(default="https://partner.yourcloudlibrary.com/")
+    #: Secret HMAC key: never logged, never rendered or filterable in the admin (write-only).
+    account_key = models.CharField(max_length=255, validators=[validate_account_key])
+    #: Where the worker sends the signed requests: https and an allowed host only.
+    base_url = models.URLField(
+        default="https://partner.yourcloudlibrary.com/", validators=[validate_base_url]
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:

@@ -1,14 +1,18 @@
 """Job entry points of the bibliotheca app (thin: each calls one service)."""
 
+import math
+from datetime import datetime
 from typing import Any
 
 from bibliotheca.exceptions import BadResponse, RequestTimedOut
-from bibliotheca.services.apply import apply_bibliographic, apply_staged
+from bibliotheca.services.apply import apply_staged
 from bibliotheca.services.fan_out import queue_purchase_imports
 from bibliotheca.services.purchase_chain import import_purchase_records_hop
+from jobs.exceptions import BadJobArguments
 from jobs.registry import job
 from jobs.retry import RetryPolicy
 
+CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 #: Seed 004: 4 retries, 60 s exponential backoff, only for timeouts and 5xx.
 CHAIN_RETRY = RetryPolicy(
     max_attempts=5, base_seconds=60, cap_seconds=960, retry_on=(RequestTimedOut, BadResponse)
@@ -20,6 +24,9 @@ CHAIN_RETRY = RetryPolicy(
     cron="0 4 * * *",
     lease_seconds=300,
     timeout_seconds=300,
+    # as the admin's "Force reimport"
+    argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
 )
 def import_purchase_records_for_all_collections(*, force_reimport: bool = False) -> dict[str, Any]:
     """Queue one purchase-record chain per enabled Bibliotheca collection (daily 04:00 UTC)."""
@@ -31,6 +38,8 @@ def import_purchase_records_for_all_collections(*, force_reimport: bool = False)
     single_flight=False,  # the chain holds its own per-collection lease across hops
     retry=CHAIN_RETRY,
     timeout_seconds=600,
+    # as the admin's "Force reimport"
+    argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},
 )
 def import_purchase_records_by_collection(
     *,
@@ -44,16 +53,48 @@ def import_purchase_records_by_collection(
     since: str | None = None,
 ) -> dict[str, Any]:
     """One hop of a collection's purchase-record import; queues the next hop until up to date."""
-    return import_purchase_records_hop(
+    check_chain_arguments(
+        current_day=current_day,
+        offset=offset,
+        time_budget_seconds=time_budget_seconds,
         until=until,
         since=since,
+    )
+    return import_purchase_records_hop(
         collection_id=collection_id,
-        current_day=current_day,
+        current_day=_moment("current_day", current_day),
         offset=offset,
         lock_owner=lock_owner,
         force_reimport=force_reimport,
         time_budget_seconds=time_budget_seconds,
+        until=_moment("until", until),
+        since=_moment("since", since),
     )
+
+
+def check_chain_arguments(
+    *, offset: int = 1, time_budget_seconds: float | None = None, **moments: str | None
+) -> None:
+    """BadJobArguments for the first bad argument of a hop: checked before the hop takes
+    the collection's lock, so a mistyped run never leaves it held (issue 14, item 9)."""
+    for name, value in moments.items():
+        _moment(name, value)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
+        raise BadJobArguments(f"{CHAIN_JOB}: offset={offset!r} is not a 1-based offset")
+    budget = time_budget_seconds
+    if budget is not None and not (math.isfinite(budget) and budget >= 0):
+        raise BadJobArguments(f"{CHAIN_JOB}: time_budget_seconds={budget!r} is not >= 0")
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    """An ISO date-time with a zone, or BadJobArguments."""
+    try:
+        moment = None if value is None else datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        moment = None
+    if value is not None and (moment is None or moment.tzinfo is None):
+        raise BadJobArguments(f"{CHAIN_JOB}: {name}={value!r} is not a date-time with a zone")
+    return moment
 
 
 @job(
@@ -63,15 +104,7 @@ def import_purchase_records_by_collection(
     retry=True,
     timeout_seconds=300,
 )
-def apply_bibliographic_task(
-    *,
-    collection_id: int,
-    batch: str | None = None,
-    items: list[dict[str, Any]] | None = None,
-    fields: list[str] | None = None,
-) -> dict[str, Any]:
-    """Write Edition rows for items whose metadata hash changed (apply cluster): the rows
-    an import staged for `batch`, or (runs queued before staging) the `items` given."""
-    if batch is not None:
-        return {"collection_id": collection_id, "batch": batch, **apply_staged(batch)}
-    return {"collection_id": collection_id, **apply_bibliographic(items=items or [], fields=fields)}
+def apply_bibliographic_task(*, collection_id: int, batch: str) -> dict[str, Any]:
+    """Write the Edition rows an import page staged for `batch` whose metadata hash
+    changed (apply cluster)."""
+    return {"collection_id": collection_id, "batch": batch, **apply_staged(batch)}

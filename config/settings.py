@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "loyalty",
     "exchanges",
     "bibliotheca",
+    "commerce",
 ]
 
 MIDDLEWARE = [
@@ -179,6 +180,9 @@ Q_CLUSTER = {
     # Must exceed timeout, or a long task is handed to a second worker (ORM broker; the
     # Redis broker pops a task for good and never redelivers it).
     "retry": 1900,
+    # Seed 002: a worker process is replaced after 1,000 tasks (releases leaked memory);
+    # set here, so every cluster in ALT_CLUSTERS inherits it unless it overrides it.
+    "recycle": 1000,
     # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
     "save_limit": -1,
     # We retry through jobs.retry; a failed django-q2 task must not be redelivered too.
@@ -200,11 +204,20 @@ Q_CLUSTER = {
             "timeout": 600,
             "retry": 660,
         },
+        # Seed 002's third queue: subscription deliveries and payment webhook events, so a
+        # long import or a slow mail server never delays a customer's order.
+        "subscriptions": {
+            "workers": env_int("Q_SUBSCRIPTION_WORKERS", 2),
+            "timeout": 900,
+            "retry": 960,
+        },
     },
 }
 
 # jobs core (read lazily through jobs.conf.jobs_settings)
 JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
+# Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
+JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
 
 LOGGING = {
     "version": 1,
@@ -213,5 +226,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # django-q2 only configures its logger when nothing else has: set its level here.
-    "loggers": {"django-q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "django-q": {"level": os.environ.get("Q_LOG_LEVEL", "WARNING")},
+        # One INFO line per request, with the APNs device token in the URL: wallet sync only.
+        "httpx": {"level": "WARNING"},
+    },
 }

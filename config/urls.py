@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from jobs.views import health_view, metrics_view
 
@@ -7,4 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health_view, name="health"),
     path("metrics", metrics_view, name="metrics"),
+    path("", include("loyalty.urls")),
+    path("webhooks/", include("commerce.urls")),
 ]

@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -30,6 +31,8 @@ from exchanges.models import (
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from jobs.admin_actions import JobActionsMixin, job_action
+from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 
 MATCH_JOB = "exchanges.match_exchange"
@@ -100,8 +103,9 @@ class ExchangeForm(forms.ModelForm):
 
 
 @admin.register(Exchange)
-class ExchangeAdmin(JobActionsMixin, admin.ModelAdmin):
+class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     form = ExchangeForm
+    formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
     search_fields = ("name", "organizer_email")
@@ -319,7 +323,7 @@ class ExchangeAdmin(JobActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "exchange", "reminder_enabled", "withdrawn_at")
     list_filter = ("reminder_enabled", "exchange__state")
     search_fields = ("name", "email", "exchange__name")
@@ -327,12 +331,13 @@ class ParticipantAdmin(admin.ModelAdmin):
 
 
 @admin.register(MagicToken)
-class MagicTokenAdmin(admin.ModelAdmin):
+class MagicTokenAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """Read-only: tokens are created by the login flow and removed by cleanup_tokens."""
 
     list_display = ("email", "created_at", "expires_at", "used_at")
     search_fields = ("email",)
     exclude = ("token_hash",)  # never shown, even hashed
+    secret_fields = ("token_hash",)  # nor filtered on
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

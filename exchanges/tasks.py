@@ -6,13 +6,19 @@ the exchanges.exceptions family are permanent (PermanentJobError): recorded, nev
 retried.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
+from exchanges.job_arguments import (
+    check_match_arguments,
+    check_purge_arguments,
+    check_reminder_arguments,
+)
 from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
 from exchanges.services.completion import complete_exchanges
 from exchanges.services.matching import match_exchange
 from exchanges.services.purge import purge_completed_exchanges
 from exchanges.services.reminders import send_due_reminders
+from jobs.arguments import Range
 from jobs.registry import job
 
 
@@ -25,15 +31,24 @@ from jobs.registry import job
     lock_key=lambda kwargs: f"exchanges:match:{kwargs['exchange_id']}",
     retry=True,
     timeout_seconds=300,
-    permissions=("exchanges.change_exchange",),  # a draw cannot be undone
+    permissions=("exchanges.change_exchange",),  # as the admin's "Match"
+    validate=check_match_arguments,
 )
-def match_exchange_task(*, exchange_id: int, dry_run: bool = False) -> dict[str, Any]:
+def match_exchange_task(
+    *, exchange_id: Annotated[int, Range(min=1)], dry_run: bool = False
+) -> dict[str, Any]:
     """Draw names for one exchange, notify each giver, plan its reminders."""
     return match_exchange(exchange_id=exchange_id, dry_run=dry_run)
 
 
 # No retry: the next minute's sweep is the retry, and the grace rule bounds lateness.
-@job("exchanges.send_due_reminders", cron="* * * * *", lease_seconds=120, timeout_seconds=300)
+@job(
+    "exchanges.send_due_reminders",
+    cron="* * * * *",
+    lease_seconds=120,
+    timeout_seconds=300,
+    validate=check_reminder_arguments,
+)
 def send_due_reminders_task(
     *, exchange_id: int | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
@@ -41,7 +56,13 @@ def send_due_reminders_task(
     return send_due_reminders(exchange_id=exchange_id, dry_run=dry_run)
 
 
-@job("exchanges.auto_complete", cron="0 0 * * *", retry=True, timeout_seconds=600)
+@job(
+    "exchanges.auto_complete",
+    cron="0 0 * * *",
+    retry=True,
+    timeout_seconds=600,
+    run_late_once=True,  # a daily slot missed while the cluster was down still runs
+)
 def auto_complete_task(
     *, exchange_ids: list[int] | None = None, include_future: bool = False, dry_run: bool = False
 ) -> dict[str, Any]:
@@ -56,7 +77,9 @@ def auto_complete_task(
     cron="0 2 * * *",
     lease_seconds=600,
     retry=True,
-    permissions=("exchanges.delete_exchange",),  # deletes exchanges for good
+    permissions=("exchanges.delete_exchange",),  # as the admin's "Purge now"
+    validate=check_purge_arguments,
+    run_late_once=True,
 )
 def purge_completed_task(
     *, exchange_ids: list[int] | None = None, dry_run: bool = False
@@ -71,13 +94,25 @@ def cleanup_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
     return cleanup_tokens(dry_run=dry_run)
 
 
-@job("exchanges.cleanup_sessions", cron="0 3 * * *", lease_seconds=600, retry=True)
+@job(
+    "exchanges.cleanup_sessions",
+    cron="0 3 * * *",
+    lease_seconds=600,
+    retry=True,
+    run_late_once=True,
+)
 def cleanup_sessions_task(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete expired sessions (Django's clearsessions, batched and counted)."""
     return cleanup_sessions(dry_run=dry_run)
 
 
-@job("exchanges.cleanup_rate_limits", cron="0 4 * * *", lease_seconds=600, retry=True)
+@job(
+    "exchanges.cleanup_rate_limits",
+    cron="0 4 * * *",
+    lease_seconds=600,
+    retry=True,
+    run_late_once=True,
+)
 def cleanup_rate_limits_task(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete expired rate-limit counters."""
     return cleanup_rate_limits(dry_run=dry_run)

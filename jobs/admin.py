@@ -11,12 +11,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
+from jobs import lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
 from jobs.admin_actions import actor
+from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.arguments import check_job_arguments
 from jobs.charts import run_bars_svg
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
-from jobs.models import JobRun, Lease, Notification
-from jobs.permissions import RUN_PERMISSION
+from jobs.models import JobRun, Notification
+from jobs.permissions import RUN_PERMISSION, can_run_job, missing_permissions
 from jobs.progress import describe_progress
 from jobs.registry import all_jobs, get_job
 from jobs.runner import enqueue_job
@@ -27,7 +30,6 @@ from jobs.selectors import (
     queue_depth_by_cluster,
 )
 from jobs.services.health import is_healthy, run_checks
-from jobs.services.outbox import requeue_notifications
 
 #: The admin index gets a prominent link to the jobs dashboard (see the template).
 admin.site.index_template = "admin/jobs/site_index.html"
@@ -62,7 +64,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "job",
@@ -128,8 +130,11 @@ class JobRunAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_label(self, run: JobRun) -> str:
         colours = {"succeeded": "#2e7d32", "failed": "#c62828", "skipped": "#6d6d6d"}
+        colours |= {"missed": "#9a6700", "timed_out": "#ef6c00"}
         return format_html(
-            '<strong style="color:{}">{}</strong>', colours.get(run.status, "#1565c0"), run.status
+            '<strong style="color:{}">{}</strong>',
+            colours.get(run.status, "#1565c0"),
+            run.get_status_display(),
         )
 
     @admin.display(description="status")
@@ -206,11 +211,20 @@ class JobRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
     def retry_runs(self, request: HttpRequest, queryset) -> HttpResponse | None:
-        """Confirm first (a retry redoes work); then queue one run per failed run, as you."""
-        eligible = [
-            run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
-        ]
-        ignored = queryset.count() - len(eligible)
+        """Confirm first (a retry redoes work); then queue one run per failed run, as you.
+
+        A run is retried only when you may run its job with its arguments (jobs.permissions):
+        a retry must not do what the job's own admin action would refuse you.
+        """
+        failed, eligible, refused = _retryable(request.user, queryset)
+        ignored = queryset.count() - len(failed)
+        if refused and not eligible:
+            self.message_user(
+                request,
+                f"Not retried: {'; '.join(refused)}.",
+                messages.ERROR,
+            )
+            return None
         if request.POST.get("post") != "yes":
             context = {
                 **self.admin_site.each_context(request),
@@ -235,7 +249,10 @@ class JobRunAdmin(admin.ModelAdmin):
             request,
             f"Queued {len(created)} retry run(s): "
             + ", ".join(f"#{r.pk}" for r in created)
-            + (f"; {ignored} not failed or unknown, left alone" if ignored else ""),
+            + (f"; {ignored} not failed or unknown, left alone" if ignored else "")
+            + (
+                f"; {len(failed) - len(eligible)} refused ({'; '.join(refused)})" if refused else ""
+            ),
             messages.SUCCESS if created else messages.WARNING,
         )
         if len(created) == 1:
@@ -281,6 +298,7 @@ class JobRunAdmin(admin.ModelAdmin):
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
             "can_run": self.has_run_permission(request),
+            "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/jobs/overview.html", context)
@@ -289,9 +307,11 @@ class JobRunAdmin(admin.ModelAdmin):
         """GET: what will run, and a confirm button. POST: queue it as you, land on the run."""
         if not self.has_run_permission(request):
             raise PermissionDenied
+        if _is_registered(name) and not can_run_job(request.user, name):
+            raise PermissionDenied(f"you may not run {name}")
         try:
             spec = get_job(name)
-            spec.check_arguments({})
+            check_job_arguments(name, {})
         except (UnknownJob, BadJobArguments) as exc:
             self.message_user(
                 request,
@@ -344,56 +364,34 @@ class JobRunAdmin(admin.ModelAdmin):
         )
 
 
+def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
+    """(failed runs of registered jobs, those `user` may retry, why the others are refused).
+
+    Refused: the user lacks a permission of the job, or its arguments no longer pass the
+    job's checks (the exchange was matched since, the program was deleted).
+    """
+    failed = [
+        run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
+    ]
+    eligible, lacking, invalid = [], set(), []
+    for run in failed:
+        missing = missing_permissions(user, run.job, run.kwargs)
+        if missing:
+            lacking.update(missing)
+            continue
+        try:
+            check_job_arguments(run.job, run.kwargs)
+        except BadJobArguments as exc:
+            invalid.append(f"run #{run.pk}: {exc}")
+            continue
+        eligible.append(run)
+    reasons = [f"you lack {', '.join(sorted(lacking))}"] if lacking else []
+    return failed, eligible, reasons + invalid
+
+
 def _is_registered(name: str) -> bool:
     try:
         get_job(name)
     except UnknownJob:
         return False
     return True
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "channel",
-        "recipient",
-        "template",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "sent_at",
-        "short_error",
-    )
-    list_filter = ("status", "channel", "template")
-    search_fields = ("recipient", "dedup_key", "subject")
-    date_hierarchy = "created_at"
-    actions = ["requeue"]
-    readonly_fields = [f.name for f in Notification._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    @admin.display(description="last error")
-    def short_error(self, row: Notification) -> str:
-        return row.last_error[:100]
-
-    @admin.action(description="Requeue selected dead/failed notifications", permissions=["change"])
-    def requeue(self, request: HttpRequest, queryset) -> None:
-        count = requeue_notifications(queryset.values_list("pk", flat=True), actor=actor(request))
-        self.message_user(request, f"Requeued {count} notification(s) (sent ones left alone).")
-
-
-@admin.register(Lease)
-class LeaseAdmin(admin.ModelAdmin):
-    list_display = ("key", "owner", "acquired_at", "expires_at")
-    readonly_fields = ("key", "owner", "acquired_at", "expires_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

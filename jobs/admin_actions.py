@@ -97,8 +97,9 @@ class JobActionsMixin:
         return request.POST.get("post") == "yes"
 
     def queue_job(self, request: HttpRequest, name: str, kwargs: dict[str, Any]) -> JobRun:
-        """Queue one run of `name` as this user (checked again: the action list may be stale)."""
-        if not can_run_job(request.user, name):
+        """Queue one run of `name` as this user (checked again, with these arguments: the
+        action list may be stale, and an argument may need more, e.g. force_reimport)."""
+        if not can_run_job(request.user, name, kwargs):
             raise PermissionDenied
         return enqueue_job(
             name, kwargs=kwargs, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request)

@@ -9,17 +9,28 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.utils.module_loading import autodiscover_modules
-        from django_q.signals import pre_execute
+        from django_q.signals import post_execute_in_worker, pre_execute
 
-        from jobs import context
+        from jobs import context, queue_guard
 
         # Every app declares its jobs in tasks.py; importing them fills the registry.
         autodiscover_modules("tasks")
         pre_execute.connect(context.remember_queue_task, dispatch_uid="jobs.remember_task")
+        # The cluster runs our job entry points only (Schedule rows name any function).
+        pre_execute.connect(queue_guard.refuse_foreign_task, dispatch_uid="jobs.queue_guard")
+        post_execute_in_worker.connect(
+            queue_guard.restore_arguments, dispatch_uid="jobs.queue_guard_restore"
+        )
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
 
 
 def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:
+    from django.core.management.base import CommandError
+
+    from jobs.schedule_overrides import ScheduleOverrideError
     from jobs.services.schedules import sync_schedules
 
-    sync_schedules(using=using)
+    try:
+        sync_schedules(using=using)
+    except ScheduleOverrideError as exc:  # `migrate` stops with the one line, not a traceback
+        raise CommandError(str(exc), returncode=2) from None

@@ -13,6 +13,8 @@ STATUS_COLOURS = {
     "succeeded": "#2e7d32",
     "failed": "#c62828",
     "skipped": "#9e9e9e",
+    "missed": "#f9a825",
+    "timed_out": "#ef6c00",
     "running": "#1565c0",
     "queued": "#90caf9",
 }

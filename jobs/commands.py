@@ -2,7 +2,9 @@
 
 The run goes through jobs.runner.run_job_now, so a command run leaves a JobRun in
 history (trigger `command`) exactly like a scheduled one. Bad input is refused before
-the run (one line, exit 2, nothing recorded); a failed run exits 1. Progress the job
+the run (one line, exit 2, nothing recorded); a failed run exits 1; a run whose lock
+another live run holds exits 3 and names the holder (run, host, pid, heartbeat age,
+when the lease frees). Progress the job
 reports is shown while it runs: a bar on a terminal, plain lines otherwise.
 """
 
@@ -12,11 +14,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.arguments import check_job_arguments
 from jobs.context import watching_progress
 from jobs.exceptions import BadJobArguments, UnknownJob
+from jobs.lock_holders import LOCK_HELD_EXIT_CODE
 from jobs.models import JobRun
 from jobs.progress import ProgressPrinter
-from jobs.registry import get_job
 from jobs.runner import run_job_now
 
 
@@ -26,6 +29,16 @@ def command_user() -> str:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no login name in some containers
         return "cli"
+
+
+def lock_held_error(run: JobRun) -> CommandError | None:
+    """Exit 3 naming the holder, when the run was skipped because a live run holds its lock."""
+    result = run.result if isinstance(run.result, dict) else {}
+    if run.status != JobRun.Status.SKIPPED or "lock_held" not in result:
+        return None
+    return CommandError(
+        f"{run.job} run #{run.pk} skipped: {result['reason']}", returncode=LOCK_HELD_EXIT_CODE
+    )
 
 
 class JobCommand(BaseCommand):
@@ -76,9 +89,10 @@ class JobCommand(BaseCommand):
 
     @staticmethod
     def check_job(name: str, kwargs: dict[str, Any]) -> None:
-        """Refuse an unknown job or arguments it does not take: one line, exit 2."""
+        """Refuse an unknown job, arguments it does not take or values its own rule
+        refuses (jobs.arguments.check_job_arguments): one line, exit 2, nothing recorded."""
         try:
-            get_job(name).check_arguments(kwargs)
+            check_job_arguments(name, kwargs)
         except (UnknownJob, BadJobArguments) as exc:
             raise CommandError(str(exc), returncode=2) from None
 
@@ -87,6 +101,8 @@ class JobCommand(BaseCommand):
         line = f"{run.job} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)}"
         if run.status == JobRun.Status.FAILED:
             raise CommandError(f"{line} {run.error}", returncode=1)
+        if (held := lock_held_error(run)) is not None:
+            raise held
         if run.status == JobRun.Status.SKIPPED and self.skipped_is_error:
             raise CommandError(line, returncode=1)
         self.stdout.write(line)

@@ -21,7 +21,7 @@ _TRUE = {"1", "true", "yes", "on"}
 class Setting:
     """One setting of an app: its default (which also gives its type), looked up when read."""
 
-    default: int | float | str | bool
+    default: int | float | str | bool | tuple[str, ...]
     #: Also read the environment variable `<PREFIX>_<NAME>` when Django settings lack it.
     env: bool = False
 
@@ -29,6 +29,8 @@ class Setting:
         """An environment value, as the type of the default."""
         if isinstance(self.default, bool):
             return raw.strip().lower() in _TRUE
+        if isinstance(self.default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
         return type(self.default)(raw)
 
 
@@ -65,6 +67,11 @@ class JobsSettings(AppSettings):
         "BOOKKEEPING_RETRY_SECONDS": Setting(60),
         #: Seconds between heartbeats (and lease extensions) of a running job.
         "HEARTBEAT_SECONDS": Setting(20),
+        #: /health/ warns about a running run whose heartbeat is older than this (3 beats).
+        "HEARTBEAT_WARN_SECONDS": Setting(60),
+        #: A cron slot starting later than this is recorded `missed`, not run (seed 001's
+        #: misfire_grace_time), unless its job is registered with run_late_once=True.
+        "MISFIRE_GRACE_SECONDS": Setting(300),
         #: A schedule whose next_run is this far in the past is reported overdue.
         "SCHEDULE_OVERDUE_SECONDS": Setting(300),
         #: Failed runs in the last 24 h above which /health/ is unhealthy (0: no cap; a job
@@ -80,6 +87,9 @@ class JobsSettings(AppSettings):
         "REAP_MAX_REQUEUES": Setting(3),
         #: Runs the reaper looks at per pass (the oldest first).
         "REAP_BATCH_SIZE": Setting(500),
+        #: Dotted functions the cluster may run besides the jobs core's two entry points
+        #: (jobs.queue_guard); only benchmarks' no-op tasks belong here (bench/settings_queue.py).
+        "EXTRA_QUEUE_FUNCS": Setting(()),
     }
 
 

@@ -1,5 +1,6 @@
 """Throwaway local servers for tests and benchmarks (never used in production)."""
 
+import errno
 import socket
 import subprocess
 import tempfile
@@ -12,6 +13,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listen_problem(exc: OSError, *, host: str, port: int) -> str:
+    """One line saying why a dev server could not listen on host:port, and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use: stop what listens there or pick another --port"
+    if exc.errno == errno.EACCES:
+        return f"port {port} on {host} needs privileges: pick a port above 1023"
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
 
 
 class RedisServer:

@@ -30,3 +30,7 @@ class LeaseLost(JobsError):
 
 class JobSkipped(JobsError):
     """The job found nothing it may do now (e.g. its own lock is held); recorded `skipped`."""
+
+
+class SoftTimeLimitExceeded(JobsError):
+    """The run passed its soft time limit; raised at its next safe point, recorded `timed out`."""

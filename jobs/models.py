@@ -13,6 +13,10 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded", "succeeded"  # finished; result holds the job's dict
         FAILED = "failed", "failed"  # raised (or its worker was lost); error holds why
         SKIPPED = "skipped", "skipped"  # another run held the lock; nothing done
+        #: A cron slot that started more than the misfire grace late; not run (seed 001).
+        MISSED = "missed", "missed"
+        #: Stopped at a safe point after the soft time limit; result holds what it did.
+        TIMED_OUT = "timed_out", "timed out"
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "schedule"  # a django-q2 cron Schedule fired
@@ -21,7 +25,13 @@ class JobRun(models.Model):
         CHAIN = "chain", "chain"  # queued by another run (chain hop, fan-out)
         RETRY = "retry", "retry"  # automatic retry after a failure
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+    FINISHED = (
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.SKIPPED,
+        Status.MISSED,
+        Status.TIMED_OUT,
+    )
 
     job = models.CharField(max_length=100)
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
@@ -80,6 +90,14 @@ class Lease(models.Model):
     owner = models.CharField(max_length=64)
     acquired_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    #: The holder's database session (pg_backend_pid() and its backend_start), for a lease
+    #: held for the life of one run: once that session is gone the lease is free at once.
+    session_pid = models.IntegerField(null=True, blank=True)
+    session_started = models.DateTimeField(null=True, blank=True)
+    #: The owner this lease was last taken over from, and why ("lease expired",
+    #: "database session ended"); empty when it was free or re-acquired by its owner.
+    taken_from = models.CharField(max_length=64, blank=True, default="")
+    taken_reason = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["expires_at"], name="lease_expires")]

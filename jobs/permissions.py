@@ -1,21 +1,39 @@
-"""Who may run a job: the one check behind every "run this job" button and admin action."""
+"""Who may start a job by hand: `jobs.run_job` plus the permissions the job declares.
+
+Every way to start a job from the admin ("Run now", "Retry", an app's "run this job"
+action) asks `can_run_job`, so retrying a run never lets a user do what the job's own
+action would refuse them (a run-only user cannot replay a draw that needs the change
+permission on exchanges).
+"""
+
+from collections.abc import Mapping
+from typing import Any
 
 from jobs.exceptions import UnknownJob
 from jobs.registry import get_job
 
-#: Needed to run, retry or queue any job from the admin.
 RUN_PERMISSION = "jobs.run_job"
 
 
-def can_run_job(user, job_name: str) -> bool:
-    """True when `user` has `jobs.run_job` and every permission the job declares.
+def required_permissions(job_name: str, kwargs: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """`jobs.run_job` and every permission the job declares (for these arguments)."""
+    spec = get_job(job_name)
+    return (RUN_PERMISSION, *spec.permissions_for(dict(kwargs or {})))
 
-    A job declares the permissions of what it changes (`@job(..., permissions=...)`), so
-    an admin action, "Run now" and "Retry" ask the same question as the job's own admin
-    page would. An unknown job may be run by nobody.
-    """
+
+def can_run_job(user, job_name: str, kwargs: Mapping[str, Any] | None = None) -> bool:
+    """True when `user` may run (or retry) `job_name` with `kwargs`; False for unknown jobs."""
+    if user is None or not getattr(user, "is_active", False):
+        return False
     try:
-        spec = get_job(job_name)
+        needed = required_permissions(job_name, kwargs)
     except UnknownJob:
         return False
-    return user.has_perms((RUN_PERMISSION, *spec.permissions))
+    return user.has_perms(needed)
+
+
+def missing_permissions(
+    user, job_name: str, kwargs: Mapping[str, Any] | None = None
+) -> tuple[str, ...]:
+    """The permissions `user` lacks to run `job_name` (for a message naming them)."""
+    return tuple(p for p in required_permissions(job_name, kwargs) if not user.has_perm(p))

@@ -1,18 +1,17 @@
 """The job registry: every job is declared once, in code, with its schedule and policies."""
 
 import inspect
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from croniter import croniter
 
-from jobs.exceptions import BadJobArguments, UnknownJob
+from jobs.arguments import check_types_and_bounds
+from jobs.exceptions import UnknownJob
 from jobs.retry import RetryPolicy, as_retry_policy
 
-CLUSTERS = ("default", "notifications", "apply")
+CLUSTERS = ("default", "notifications", "apply", "subscriptions")
 
 JobFunc = Callable[..., dict[str, Any] | None]
 
@@ -38,10 +37,39 @@ class JobSpec:
     retry: RetryPolicy = field(default_factory=lambda: as_retry_policy(False))
     #: Hard time limit for one run (django-q2 kills the worker past it).
     timeout_seconds: int = 1800
-    #: Django permissions needed to run or retry the job besides `jobs.run_job`
-    #: (jobs.permissions.can_run_job), e.g. the change permission of what it changes.
-    permissions: tuple[str, ...] = ()
+    #: Soft time limit: past it the job is stopped at its next safe point (a progress
+    #: report or checkpoint) and recorded `timed out`; None: 5/6 of the hard limit
+    #: (seed 002: 25 of 30 minutes).
+    soft_timeout_seconds: int | None = None
+    #: A cron slot that starts more than JOBS_MISFIRE_GRACE_SECONDS (300) late is
+    #: recorded `missed` and not run, unless this is True: then it runs late, once.
+    run_late_once: bool = False
     description: str = ""
+    #: Django permissions needed to run or retry the job by hand, besides `jobs.run_job`
+    #: (the same ones as the app's own admin action for it; see jobs.permissions).
+    permissions: tuple[str, ...] = ()
+    #: Extra permissions needed when an argument is truthy (e.g. force_reimport).
+    argument_permissions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Checks the job's arguments beyond their types and bounds (e.g. that the exchange
+    #: exists and can be matched); raises BadJobArguments. Called before a run exists.
+    validate: Callable[[dict[str, Any]], None] | None = None
+
+    def permissions_for(self, kwargs: dict[str, Any] | None = None) -> tuple[str, ...]:
+        """Every permission a user needs to start this job with `kwargs` by hand."""
+        extra = [
+            perm
+            for argument, perms in self.argument_permissions
+            if (kwargs or {}).get(argument)
+            for perm in perms
+        ]
+        return tuple(dict.fromkeys([*self.permissions, *extra]))
+
+    @property
+    def soft_limit_seconds(self) -> int:
+        """The soft time limit in effect (the declared one, or 5/6 of the hard limit)."""
+        if self.soft_timeout_seconds is not None:
+            return self.soft_timeout_seconds
+        return max(1, self.timeout_seconds * 5 // 6)
 
     def lock_key_for(self, kwargs: dict[str, Any]) -> str:
         return self.lock_key(kwargs) if self.lock_key else f"job:{self.name}"
@@ -50,46 +78,13 @@ class JobSpec:
         return dict(inspect.signature(self.func).parameters)
 
     def check_arguments(self, kwargs: dict[str, Any]) -> None:
-        """Raise BadJobArguments when kwargs would not bind, or a value has the wrong type.
+        """Raise BadJobArguments when kwargs would not bind, or a value has the wrong type
+        or is out of bounds (jobs.arguments; the job's own `validate` is not called here).
 
         Checked before anything is written, so `run_job NAME program_id=abc` exits with
         one line instead of recording a failed run and queueing a retry.
         """
-        try:
-            inspect.signature(self.func).bind(**kwargs)
-        except TypeError as exc:
-            raise BadJobArguments(f"{self.name}: {exc}") from exc
-        hints = typing.get_type_hints(self.func)
-        for key, value in kwargs.items():
-            expected = hints.get(key)
-            if expected is not None and not _value_matches(value, expected):
-                raise BadJobArguments(
-                    f"{self.name}: argument {key}={value!r} is not {_type_name(expected)}"
-                )
-
-
-def _value_matches(value: Any, expected: Any) -> bool:
-    """isinstance for the JSON-able annotations jobs use (int, str, X | None, list[int]...)."""
-    if expected is Any:
-        return True
-    origin = typing.get_origin(expected)
-    if origin in (typing.Union, types.UnionType):
-        return any(_value_matches(value, arg) for arg in typing.get_args(expected))
-    if expected is type(None):
-        return value is None
-    if origin is not None:
-        expected = origin
-    if not isinstance(expected, type):
-        return True  # an annotation we cannot check (a Literal, a TypeVar...)
-    if expected is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if expected is int and isinstance(value, bool):
-        return False
-    return isinstance(value, expected)
-
-
-def _type_name(expected: Any) -> str:
-    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
+        check_types_and_bounds(self.name, self.func, kwargs)
 
 
 _registry: dict[str, JobSpec] = {}
@@ -106,12 +101,18 @@ def job(
     retry: RetryPolicy | bool | int | None = False,
     timeout_seconds: int = 1800,
     permissions: tuple[str, ...] = (),
+    argument_permissions: dict[str, tuple[str, ...]] | None = None,
+    validate: Callable[[dict[str, Any]], None] | None = None,
+    soft_timeout_seconds: int | None = None,
+    run_late_once: bool = False,
 ) -> Callable[[JobFunc], JobFunc]:
     """Register `func` as the job `name`; the function itself is returned unchanged."""
     if cluster not in CLUSTERS:
         raise ValueError(f"job {name}: unknown cluster {cluster!r}, expected one of {CLUSTERS}")
     if cron is not None and not croniter.is_valid(cron):
         raise ValueError(f"job {name}: invalid cron expression {cron!r}")
+    if soft_timeout_seconds is not None and not 0 < soft_timeout_seconds < timeout_seconds:
+        raise ValueError(f"job {name}: soft_timeout_seconds must be between 0 and timeout_seconds")
 
     def decorator(func: JobFunc) -> JobFunc:
         existing = _registry.get(name)
@@ -127,8 +128,12 @@ def job(
             lock_key=lock_key,
             retry=as_retry_policy(retry),
             timeout_seconds=timeout_seconds,
-            permissions=tuple(permissions),
+            soft_timeout_seconds=soft_timeout_seconds,
+            run_late_once=run_late_once,
             description=inspect.cleandoc(func.__doc__ or "").split("\n\n")[0],
+            permissions=tuple(permissions),
+            argument_permissions=tuple((argument_permissions or {}).items()),
+            validate=validate,
         )
         return func
 

@@ -4,7 +4,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jobs.exceptions import PermanentJobError
+from jobs.exceptions import PermanentJobError, SoftTimeLimitExceeded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +40,11 @@ class RetryPolicy:
         """Whether the runner will queue another attempt after `attempt` failed with `error`."""
         return self.delay_for(attempt=attempt, error=error, rng=lambda low, high: high) is not None
 
+    def is_permanent(self, error: BaseException) -> bool:
+        """No attempt of this policy would retry `error` (a PermanentJobError, say), whatever
+        the attempt: recorded `permanent`, not `retries_exhausted`."""
+        return isinstance(error, self.never_retry) or not isinstance(error, self.retry_on)
+
     def delay_for(
         self,
         *,
@@ -48,10 +53,10 @@ class RetryPolicy:
         rng: Callable[[float, float], float] = random.uniform,
     ) -> float | None:
         """Seconds to wait before the next attempt, or None to stop."""
-        if attempt >= self.max_attempts:
+        if attempt >= self.max_attempts or self.is_permanent(error):
             return None
-        if isinstance(error, self.never_retry) or not isinstance(error, self.retry_on):
-            return None
+        if isinstance(error, SoftTimeLimitExceeded):
+            return None  # recorded `timed out`, never retried: a chain releases its lock
         ceiling = self.ceiling_seconds(attempt)
         return rng(0, ceiling) if self.jitter else ceiling
 

@@ -7,25 +7,29 @@ row: scheduled (`run_scheduled_job`), queued from the admin, a command or a chai
 Delivery is at-least-once (django-q2 may hand the same task to two workers), so a
 run is first *claimed* with one conditional UPDATE; a second delivery finds the run
 already claimed and does nothing.
+
+The run's row is made, claimed and finished in jobs.run_records; its lock and a dead
+holder's takeover in jobs.lock_holders; its heartbeat and the bookkeeping retries in
+jobs.heartbeat.
 """
 
 import logging
-import os
-import socket
-import threading
 import time
 import traceback
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import context, locks, sql
+from jobs import context, lock_holders, locks
 from jobs.conf import jobs_settings
-from jobs.exceptions import JobSkipped
+from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
+from jobs.heartbeat import Heartbeat, claimed_by_us, safely
 from jobs.models import JobRun
+from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
+from jobs.run_records import claim, fail_lost_runs, finish, new_run
 
 logger = logging.getLogger("jobs")
 
@@ -65,16 +69,16 @@ def enqueue_job(
     now = timezone.now()
     run_at = now + timedelta(seconds=delay_seconds) if delay_seconds else None
     with transaction.atomic():
-        run = JobRun.objects.create(
-            job=name,
+        run = new_run(
+            name,
             trigger=trigger,
-            triggered_by=triggered_by[:150],
+            triggered_by=triggered_by,
             kwargs=kwargs,
-            attempt=attempt,
             parent=parent,
-            status=JobRun.Status.QUEUED,
+            attempt=attempt,
             scheduled_for=run_at or now,
         )
+        run.save()
         if run_at is not None:
             Schedule.objects.create(
                 name=f"run:{run.pk}",
@@ -90,51 +94,6 @@ def enqueue_job(
             # broker the task leaves this process at once, outside any transaction).
             transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec, async_task))
     return run
-
-
-def queued_run_insert(
-    name: str,
-    *,
-    kwargs: dict[str, Any] | None = None,
-    trigger: str,
-    triggered_by: str = "",
-    parent: JobRun | None = None,
-) -> tuple[str, list[Any]]:
-    """`INSERT INTO jobs_jobrun ... RETURNING id` of the row enqueue_job records (no
-    delay), and its %s params: for a caller that records a run in the statement that
-    writes its own data (a CTE), one round trip instead of a savepoint and an insert.
-    Pass the returned id to queue_inserted_run."""
-    from django.db.models.sql import InsertQuery
-
-    spec = get_job(name)
-    kwargs = dict(kwargs or {})
-    spec.check_arguments(kwargs)
-    now = timezone.now()
-    run = JobRun(
-        job=name,
-        trigger=trigger,
-        triggered_by=triggered_by[:150],
-        kwargs=kwargs,
-        attempt=1,
-        parent=parent,
-        status=JobRun.Status.QUEUED,
-        scheduled_for=now,
-    )
-    query = InsertQuery(JobRun)
-    query.insert_values([f for f in JobRun._meta.concrete_fields if not f.primary_key], [run])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [JobRun._meta.pk]
-    ((insert_sql, params),) = compiler.as_sql()
-    return insert_sql, list(params)
-
-
-def queue_inserted_run(run_id: int, name: str) -> None:
-    """Hand a run recorded with queued_run_insert to its cluster, after the commit (at
-    once outside a transaction), as enqueue_job does."""
-    from django_q.tasks import async_task
-
-    spec = get_job(name)
-    transaction.on_commit(lambda: _hand_to_cluster(run_id, spec, async_task))
 
 
 def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
@@ -155,7 +114,7 @@ def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
 
 def execute_queued_run(run_id: int) -> dict[str, Any]:
     """django-q2 entry point for a queued run."""
-    run = _claim(run_id)
+    run = claim(run_id)
     if run is None:
         logger.info("run %s already claimed or finished; duplicate delivery ignored", run_id)
         return {"duplicate_delivery": True, "run_id": run_id}
@@ -164,27 +123,53 @@ def execute_queued_run(run_id: int) -> dict[str, Any]:
 
 
 def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[str, Any]:
-    """django-q2 entry point of a cron Schedule (see jobs.services.schedules)."""
-    get_job(job_name)
+    """django-q2 entry point of a cron Schedule (see jobs.services.schedules).
+
+    A slot starting more than JOBS_MISFIRE_GRACE_SECONDS late is recorded `missed` and
+    not run, unless the job is registered with run_late_once (seed 001's misfire grace).
+    """
+    spec = get_job(job_name)
     task_id = context.queue_task_id()
+    missed = _misfire(spec, scheduled_for)
     try:
         with transaction.atomic():
-            run = JobRun.objects.create(
-                job=job_name,
+            run = new_run(
+                job_name,
                 trigger=JobRun.Trigger.SCHEDULE,
                 triggered_by="scheduler",
-                status=JobRun.Status.QUEUED,
-                task_id=task_id,
                 scheduled_for=scheduled_for,
+                task_id=task_id,
+                status=JobRun.Status.MISSED if missed else JobRun.Status.QUEUED,
+                result=missed,
+                finished_at=timezone.now() if missed else None,
+                duration_seconds=0 if missed else None,
             )
+            run.save()
     except IntegrityError:
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
-    claimed = _claim(run.pk)
+    if missed:
+        logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
+        return {"run_id": run.pk, "status": run.status}
+    claimed = claim(run.pk)
     if claimed is None:  # pragma: no cover - we just created it
         return {"duplicate_delivery": True, "run_id": run.pk}
     claimed = execute_run(claimed, raise_errors=True)
     return {"run_id": claimed.pk, "status": claimed.status}
+
+
+def _misfire(spec: JobSpec, scheduled_for: str | None) -> dict[str, Any] | None:
+    """The `missed` result when the slot starts past the misfire grace, else None."""
+    if not scheduled_for or spec.run_late_once:
+        return None
+    due = datetime.fromisoformat(scheduled_for)
+    if timezone.is_naive(due):
+        due = timezone.make_aware(due, UTC)
+    late = (timezone.now() - due).total_seconds()
+    grace = int(jobs_settings.MISFIRE_GRACE_SECONDS)
+    if late <= grace:
+        return None
+    return {"missed": True, "late_seconds": round(late), "grace_seconds": grace}
 
 
 def run_job_now(
@@ -199,75 +184,53 @@ def run_job_now(
     spec = get_job(name)
     kwargs = dict(kwargs or {})
     spec.check_arguments(kwargs)
-    run = JobRun.objects.create(
-        job=name,
+    run = new_run(
+        name,
         trigger=trigger,
-        triggered_by=triggered_by[:150],
+        triggered_by=triggered_by,
         kwargs=kwargs,
-        status=JobRun.Status.QUEUED,
         scheduled_for=timezone.now(),
     )
-    claimed = _claim(run.pk)
+    run.save()
+    claimed = claim(run.pk)
     assert claimed is not None
     return execute_run(claimed, raise_errors=raise_errors)
-
-
-def _claim(run_id: int) -> JobRun | None:
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=jobs_settings.STALE_RUN_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.CLAIM_RUN,
-            {
-                "id": run_id,
-                "now": now,
-                "stale_before": stale_before,
-                "host": socket.gethostname()[:255],
-                "pid": os.getpid(),
-                "task_id": context.queue_task_id(),
-            },
-        )
-        if cursor.fetchone() is None:
-            return None
-    return JobRun.objects.get(pk=run_id)
 
 
 def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     """Run a claimed JobRun to its end and record the outcome (and any retry)."""
     spec = get_job(run.job)
     token = context.set_current_run(run)
+    soft_limit = context.start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
-    heartbeat: _Heartbeat | None = None
+    heartbeat: Heartbeat | None = None
     try:
         if spec.single_flight:
-            key = spec.lock_key_for(run.kwargs)
-            lease = locks.acquire_lease(
-                key=key, owner=f"run:{run.pk}", lease_seconds=spec.lease_seconds
-            )
+            lease = _take_lock(run, spec)
             if lease is None:
-                holder = locks.lease_holder(key)
-                reason = f"lock {key} is held by {holder[0] if holder else 'another run'}"
-                logger.warning("%s skipped: %s", spec.name, reason)
-                _finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": reason})
                 return run
-            _fail_lost_runs(spec, current_id=run.pk)
-        heartbeat = _Heartbeat(run=run, lease=lease, lease_seconds=spec.lease_seconds)
+        heartbeat = Heartbeat(run=run, lease=lease, lease_seconds=spec.lease_seconds)
         heartbeat.start()
         started = time.monotonic()
         result = spec.func(**run.kwargs)
         heartbeat.stop()
         if result is not None and not isinstance(result, dict):
             result = {"value": result}
-        _finish(
+        finish(
             run, JobRun.Status.SUCCEEDED, result=result or {}, elapsed=time.monotonic() - started
         )
         logger.info("%s #%s succeeded: %s", spec.name, run.pk, result)
+        return run
+    except SoftTimeLimitExceeded as exc:
+        if heartbeat:
+            heartbeat.stop()
+        _record_timeout(run, spec, exc)
         return run
     except JobSkipped as exc:
         if heartbeat:
             heartbeat.stop()
         logger.warning("%s #%s skipped: %s", spec.name, run.pk, exc)
-        _finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": str(exc)})
+        finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": str(exc)})
         return run
     except BaseException as exc:  # SystemExit included: django-q2's timeout raises it
         if heartbeat:
@@ -278,24 +241,45 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         return run
     finally:
         if lease is not None:
-            _safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
+            safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
+        context.reset_soft_limit(soft_limit)
         context.reset_current_run(token)
 
 
-def _claimed_by_us(run: JobRun):
-    """The run's row while it is still this worker's claim (the one `_claim` made).
+def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> None:
+    """Stopped at a safe point after the soft time limit: `timed out`, with what it did.
 
-    A worker cut off for longer than STALE_RUN_SECONDS may have been taken over (another
-    worker's claim, or jobs.reap_lost_runs): its late writes must not overwrite the
-    outcome of the worker that now owns the run.
+    Not retried: the work stopped at a safe point, and the next run carries on from there.
     """
-    return JobRun.objects.filter(
-        pk=run.pk,
-        status=JobRun.Status.RUNNING,
-        started_at=run.started_at,
-        host=run.host,
-        pid=run.pid,
+    view = describe_progress(run.progress)
+    error = f"{exc}" + (f" after {view.text}" if view else "")
+    logger.warning("%s #%s timed out: %s", spec.name, run.pk, error)
+    result = {
+        "timed_out": True,
+        "soft_limit_seconds": spec.soft_limit_seconds,
+        "progress": run.progress,
+    }
+    finish(run, JobRun.Status.TIMED_OUT, result=result, error=error[:10000])
+
+
+def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
+    """The run's lease (bound to this session), or None after recording the run skipped.
+
+    Taking over the lease of a run whose session ended (killed) records that run lost.
+    """
+    key = spec.lock_key_for(run.kwargs)
+    lease, holder = lock_holders.acquire_run_lease(
+        key=key, owner=f"run:{run.pk}", lease_seconds=spec.lease_seconds
     )
+    if lease is None:
+        reason = lock_holders.holder_line(holder) if holder else f"lock {key} is held"
+        logger.warning("%s skipped: %s", spec.name, reason)
+        result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
+        finish(run, JobRun.Status.SKIPPED, result=result)
+        return None
+    lock_holders.mark_lost_holder(lease, job=spec.name, taken_by=run.pk)
+    fail_lost_runs(spec, current_id=run.pk)
+    return lease
 
 
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
@@ -303,10 +287,10 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)
-    if delay is not None and not _safely(lambda: _claimed_by_us(run).exists()):
-        result = {"taken_over": True}  # the new owner decides about retries (_finish logs it)
+    if delay is not None and not safely(lambda: claimed_by_us(run).exists()):
+        result = {"taken_over": True}  # the new owner decides about retries (finish logs it)
     elif delay is not None:
-        child = _safely(
+        child = safely(
             lambda: enqueue_job(
                 spec.name,
                 kwargs=run.kwargs,
@@ -319,128 +303,15 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
         )
         if child is not None:
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
-    elif run.attempt >= spec.retry.max_attempts:
-        result = {"retries_exhausted": True}
+    elif spec.retry.is_permanent(exc):
+        result = {"permanent": True}  # whatever the attempt: no retry could fix it
     else:
-        result = {"permanent": True}  # the policy never retries this kind of error
+        result = {"retries_exhausted": True}
     logger.error("%s #%s failed (attempt %s): %s %s", spec.name, run.pk, run.attempt, error, result)
-    _finish(
+    finish(
         run,
         JobRun.Status.FAILED,
         result=result,
         error=error[:10000],
         tb="".join(traceback.format_exception(exc))[-20000:],
     )
-
-
-def _finish(
-    run: JobRun,
-    status: str,
-    *,
-    result: dict[str, Any] | None = None,
-    error: str = "",
-    tb: str = "",
-    elapsed: float | None = None,
-) -> None:
-    now = timezone.now()
-    run.status = status
-    run.result = result
-    run.error = error
-    run.traceback = tb
-    run.finished_at = now
-    run.duration_seconds = (
-        elapsed if elapsed is not None else (now - (run.started_at or now)).total_seconds()
-    )
-    fields = ["status", "result", "error", "traceback", "finished_at", "duration_seconds"]
-    # needs_attention/progress may have been set through jobs.context by the job itself.
-    updated = _safely(lambda: _claimed_by_us(run).update(**{f: getattr(run, f) for f in fields}))
-    if updated == 0:
-        logger.warning(
-            "%s #%s was taken over by another worker while this one (%s pid %s) ran it;"
-            " this worker's outcome (%s) is not recorded",
-            run.job,
-            run.pk,
-            run.host,
-            run.pid,
-            status,
-        )
-
-
-def _fail_lost_runs(spec: JobSpec, *, current_id: int) -> None:
-    """We hold the lock, so other `running` runs of the job with a stale heartbeat are dead."""
-    cutoff = timezone.now() - timedelta(seconds=spec.lease_seconds)
-    lost = JobRun.objects.filter(
-        job=spec.name, status=JobRun.Status.RUNNING, heartbeat_at__lt=cutoff
-    ).exclude(pk=current_id)
-    count = lost.update(
-        status=JobRun.Status.FAILED,
-        finished_at=timezone.now(),
-        error="worker lost: no heartbeat for longer than the lease; the next run took over",
-    )
-    if count:
-        logger.warning("%s: marked %s lost run(s) failed", spec.name, count)
-
-
-def _safely(action: Any, *, for_seconds: float | None = None) -> Any:
-    """Run a bookkeeping write, riding out a database restart.
-
-    After a failure the connection is dropped and the write retried with backoff for
-    up to BOOKKEEPING_RETRY_SECONDS, so an outage of a few seconds still leaves the
-    run recorded, its lease released and its retry queued. Gives up (and logs) after.
-    """
-    limit = float(
-        for_seconds if for_seconds is not None else jobs_settings.BOOKKEEPING_RETRY_SECONDS
-    )
-    deadline = time.monotonic() + limit
-    delay = 0.25
-    while True:
-        try:
-            return action()
-        except Exception:
-            if time.monotonic() + delay > deadline:
-                logger.exception("bookkeeping write failed for %.0fs; giving up", limit)
-                return None
-            logger.warning("bookkeeping write failed; reconnecting in %.2fs", delay, exc_info=True)
-            try:
-                connection.close()
-            except Exception:  # pragma: no cover - a broken socket may fail to close
-                pass
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-class _Heartbeat:
-    """Background thread: moves heartbeat_at and extends the lease while the job runs."""
-
-    def __init__(self, *, run: JobRun, lease: locks.LeaseHandle | None, lease_seconds: int) -> None:
-        self.run = run
-        self.run_id = run_id = run.pk
-        self.lease = lease
-        self.lease_seconds = lease_seconds
-        self.interval = max(0.5, min(float(jobs_settings.HEARTBEAT_SECONDS), lease_seconds / 3))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                try:
-                    if not _claimed_by_us(self.run).update(heartbeat_at=timezone.now()):
-                        logger.warning("run %s was taken over by another worker", self.run_id)
-                    if self.lease and not locks.extend_lease(
-                        key=self.lease.key, owner=self.lease.owner, lease_seconds=self.lease_seconds
-                    ):
-                        logger.warning("run %s lost its lease %s", self.run_id, self.lease.key)
-                except Exception:
-                    logger.exception("heartbeat of run %s failed", self.run_id)
-                    connection.close()
-        finally:
-            connection.close()

@@ -13,6 +13,7 @@ from jobs import sql
 from jobs.cron_words import describe_cron
 from jobs.models import JobRun, Lease, Notification
 from jobs.registry import CLUSTERS, JobSpec, all_jobs
+from jobs.schedule_overrides import ScheduleOverrideError, effective_cron, is_overridden
 from jobs.services.queues import queue_states
 
 logger = logging.getLogger("jobs")
@@ -65,8 +66,23 @@ class JobOverview:
         return round(100.0 * self.succeeded_7d / finished, 1) if finished else None
 
     @property
+    def cron(self) -> str | None:
+        """The cron in effect: JOBS_SCHEDULES' when set (and valid), else the code's."""
+        try:
+            return effective_cron(self.spec)
+        except ScheduleOverrideError:
+            return self.spec.cron  # sync_schedules refuses it: the code's stays in force
+
+    @property
+    def cron_from_settings(self) -> bool:
+        try:
+            return is_overridden(self.spec)
+        except ScheduleOverrideError:
+            return False
+
+    @property
     def schedule_words(self) -> str:
-        return describe_cron(self.spec.cron)
+        return describe_cron(self.cron)
 
 
 def job_run_stats(*, since: datetime) -> dict[str, dict]:

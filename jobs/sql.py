@@ -1,16 +1,46 @@
 """Hand-written SQL of the jobs core, each statement named and described once."""
 
-#: Take the lease when free, expired, or already ours (re-entrant); returns the owner on success.
+#: Take the lease when free, expired, already ours (re-entrant), or when its holder's
+#: database session has ended (a killed process: taken over at once, no waiting for the
+#: expiry). With %(bind_session)s the lease records this session; a session we cannot
+#: see the start of (another role without pg_read_all_stats) counts as alive, so the
+#: expiry stays the fallback, as for a host that vanished with its session still open.
+#: Returns the owner, and whom the lease was taken from and why ('' when it was free).
 ACQUIRE_LEASE = """
-INSERT INTO jobs_lease (key, owner, acquired_at, expires_at)
-VALUES (%(key)s, %(owner)s, %(now)s, %(expires_at)s)
+INSERT INTO jobs_lease
+       (key, owner, acquired_at, expires_at, session_pid, session_started, taken_from,
+        taken_reason)
+SELECT %(key)s, %(owner)s, %(now)s, %(expires_at)s,
+       CASE WHEN %(bind_session)s THEN pg_backend_pid() END,
+       CASE WHEN %(bind_session)s THEN (SELECT backend_start FROM pg_stat_activity
+                                         WHERE pid = pg_backend_pid()) END,
+       '', ''
 ON CONFLICT (key) DO UPDATE
    SET owner = EXCLUDED.owner,
        acquired_at = CASE WHEN jobs_lease.owner = EXCLUDED.owner
                           THEN jobs_lease.acquired_at ELSE EXCLUDED.acquired_at END,
-       expires_at = EXCLUDED.expires_at
- WHERE jobs_lease.expires_at < %(now)s OR jobs_lease.owner = EXCLUDED.owner
-RETURNING owner
+       expires_at = EXCLUDED.expires_at,
+       session_pid = EXCLUDED.session_pid,
+       session_started = EXCLUDED.session_started,
+       taken_from = CASE WHEN jobs_lease.owner = EXCLUDED.owner THEN '' ELSE jobs_lease.owner END,
+       taken_reason = CASE WHEN jobs_lease.owner = EXCLUDED.owner THEN ''
+                           WHEN jobs_lease.expires_at < %(now)s THEN 'lease expired'
+                           ELSE 'database session ended' END
+ WHERE jobs_lease.expires_at < %(now)s
+    OR jobs_lease.owner = EXCLUDED.owner
+    OR (jobs_lease.session_pid IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                         WHERE a.pid = jobs_lease.session_pid
+                           AND (a.backend_start = jobs_lease.session_started
+                                OR a.backend_start IS NULL)))
+RETURNING owner, taken_from, taken_reason
+"""
+
+#: Before a session-bound acquire: read pg_stat_activity afresh (it is a snapshot per
+#: transaction), and have the server notice within 1 s that this client died in the middle
+#: of a statement (PostgreSQL 14+), so its session, and the lease, end with the client.
+PREPARE_SESSION_LEASE = """
+SELECT pg_stat_clear_snapshot(), set_config('client_connection_check_interval', '1000', false)
 """
 
 #: Push the expiry out, only for the current owner of an unexpired or expired-but-untaken lease.
@@ -22,6 +52,10 @@ RETURNING key
 
 #: Drop the lease, only for its owner.
 RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
+
+#: Insert one row and return its id; the identifiers come from the model (jobs.run_records),
+#: never from input, and every value is a %s parameter.
+INSERT_RETURNING_ID = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}"
 
 #: Claim a queued run (or one whose worker is gone) for this worker; no row means not ours.
 CLAIM_RUN = """
@@ -138,4 +172,11 @@ SELECT channel, recipient, template, subject, body, dedup_key, 'pending', 0,
        %(max_attempts)s, %(now)s, '', %(now)s, ''
   FROM staged
 ON CONFLICT (dedup_key) DO NOTHING
+"""
+
+#: Release a lease by hand (admin), only as it was judged: a holder that extended it since
+#: is alive, and the row stays (jobs.services.lease_release).
+RELEASE_JUDGED_LEASE = """
+DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s AND expires_at = %(expires_at)s
+RETURNING key
 """

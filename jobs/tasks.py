@@ -1,8 +1,9 @@
 """Jobs of the core itself. Thin: each calls one service and returns its result dict."""
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
+from jobs.arguments import Range
 from jobs.context import report_progress
 from jobs.registry import job
 from jobs.retry import RetryPolicy
@@ -15,8 +16,17 @@ from jobs.services.outbox import (
 from jobs.services.reaper import reap_lost_runs
 
 
-@job("jobs.prune_history", cron="30 3 * * *", lease_seconds=600, retry=True)
-def prune_history_task(*, older_than_days: int | None = None) -> dict[str, Any]:
+@job(
+    "jobs.prune_history",
+    cron="30 3 * * *",
+    lease_seconds=600,
+    retry=True,
+    run_late_once=True,
+    permissions=("jobs.delete_jobrun",),  # deletes history; run-only staff may not
+)
+def prune_history_task(
+    *, older_than_days: Annotated[int, Range(min=1, max=36500)] | None = None
+) -> dict[str, Any]:
     """Delete run history, django-q2 task rows and sent notifications older than 90 days."""
     return prune_history(older_than_days=older_than_days)
 
@@ -28,20 +38,28 @@ def prune_history_task(*, older_than_days: int | None = None) -> dict[str, Any]:
     single_flight=False,
     timeout_seconds=290,
 )
-def deliver_notifications_task(*, batch_size: int | None = None) -> dict[str, Any]:
+def deliver_notifications_task(
+    *, batch_size: Annotated[int, Range(min=1, max=10_000)] | None = None
+) -> dict[str, Any]:
     """Send due outbox rows (email, SMS); several may run at once, rows are claimed SKIP LOCKED."""
     return deliver_due_notifications(batch_size=batch_size)
 
 
 @job("jobs.reap_lost_runs", cron="*/5 * * * *", lease_seconds=120, timeout_seconds=240)
-def reap_lost_runs_task(*, limit: int | None = None) -> dict[str, Any]:
+def reap_lost_runs_task(
+    *, limit: Annotated[int, Range(min=1, max=100_000)] | None = None
+) -> dict[str, Any]:
     """Queue again runs whose task or worker was lost (Redis broker, kill -9); see the service."""
     return reap_lost_runs(limit=limit)
 
 
 @job("jobs.demo_job", retry=RetryPolicy(max_attempts=2, base_seconds=1), timeout_seconds=60)
 def demo_job(
-    *, items: int = 1000, notify: str = "", fail: bool = False, step_seconds: float = 0
+    *,
+    items: Annotated[int, Range(min=0, max=10_000_000)] = 1000,
+    notify: str = "",
+    fail: bool = False,
+    step_seconds: Annotated[float, Range(min=0, max=10)] = 0,
 ) -> dict[str, Any]:
     """A small job for the demo and smoke tests: sums numbers, optionally emails the result.
 

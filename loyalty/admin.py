@@ -15,7 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.admin_actions import JobActionsMixin, job_action
+from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import JobRun
+from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
     Customer,
     LoyaltyCard,
@@ -33,25 +35,25 @@ CONFIRM_MAX_ROWS = 100
 
 
 @admin.register(Merchant)
-class MerchantAdmin(admin.ModelAdmin):
+class MerchantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
 
 
 @admin.register(Store)
-class StoreAdmin(admin.ModelAdmin):
+class StoreAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "merchant")
     list_select_related = ("merchant",)
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "phone")
     search_fields = ("name", "email", "phone")
 
 
 @admin.register(LoyaltyProgram)
-class LoyaltyProgramAdmin(admin.ModelAdmin):
+class LoyaltyProgramAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "merchant", "is_active", "points_expiration_days")
     list_filter = ("is_active",)
     list_select_related = ("merchant",)
@@ -78,7 +80,7 @@ class LedgerInline(admin.TabularInline):
 
 
 @admin.register(LoyaltyCard)
-class LoyaltyCardAdmin(JobActionsMixin, admin.ModelAdmin):
+class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "number",
         "merchant",
@@ -99,7 +101,7 @@ class LoyaltyCardAdmin(JobActionsMixin, admin.ModelAdmin):
         "last_expiration_warning_at",
     )
     raw_id_fields = ("customer",)
-    inlines = (LedgerInline,)
+    inlines = (LedgerInline, WalletSyncStateInline)
     actions = ("expire_now", "resync_wallet")
 
     @job_action(
@@ -158,7 +160,11 @@ class LoyaltyCardAdmin(JobActionsMixin, admin.ModelAdmin):
             f"{sum(c.points_balance for c in expire)} points to void, {len(warn)} to warn"
             for program, mine, expire, warn in _by_program(cards, outlook)
         ]
-        no_program = sum(1 for c in cards if outlook[c.pk].expires_at is None)
+        no_program = sum(
+            1
+            for c in cards
+            if outlook[c.pk].expires_at is None and outlook[c.pk].out_of_range_days is None
+        )
         if no_program:
             summary.append(
                 f"{no_program} selected card(s) belong to no active program whose points "
@@ -215,6 +221,11 @@ def _by_program(
 
 def _in_words(card: LoyaltyCard, outlook: CardOutlook) -> str:
     """What the run will do to this card, for the confirmation page."""
+    if outlook.out_of_range_days is not None:  # the run skips and flags the program
+        return (
+            f"{card.points_balance} points; expiration after {outlook.out_of_range_days} days"
+            " is out of range: left alone (fix the program)"
+        )
     if outlook.expires_at is None:
         return f"{card.points_balance} points; no expiring program: left alone"
     when = f"{outlook.expires_at:%Y-%m-%d %H:%M} UTC"
@@ -226,7 +237,7 @@ def _in_words(card: LoyaltyCard, outlook: CardOutlook) -> str:
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(admin.ModelAdmin):
+class LoyaltyTransactionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     """The ledger is append-only: read-only here."""
 
     list_display = (

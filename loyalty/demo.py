@@ -1,16 +1,19 @@
 """`manage.py demo --only loyalty`: seed a merchant with thousands of cards, run both jobs
 through the real cluster, print their results. The clusters are started by the demo command.
 
-The wallet sync talks to a local fake wallet: `cluster_env` starts it before the clusters
-and points LOYALTY_GOOGLE_WALLET_URL / LOYALTY_APPLE_WALLET_URL (and demo tokens) at it in
-every qcluster's environment and in this process. Endpoints are never job arguments.
+The wallet sync talks to local fakes of Google Wallet and APNs with throwaway keys:
+`cluster_env` starts them before the clusters and puts the LOYALTY_* settings that point
+the real clients at them (service account key file, APNs key and CA, pass certificates)
+in every qcluster's environment and in this process. Endpoints are never job arguments.
 """
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,8 +22,18 @@ from jobs.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
-from loyalty.fake_wallet import FakeWallet, Faults
-from loyalty.models import Customer, LoyaltyCard, LoyaltyProgram, LoyaltyTransaction, Merchant
+from loyalty.fakes.apns import ApnsFaults
+from loyalty.fakes.google import Faults
+from loyalty.fakes.keys import generate_keys
+from loyalty.fakes.kit import WalletFakes
+from loyalty.models import (
+    AppleDeviceRegistration,
+    Customer,
+    LoyaltyCard,
+    LoyaltyProgram,
+    LoyaltyTransaction,
+    Merchant,
+)
 
 #: (state, how many, days inactive, points, has wallet pass, is_active)
 CARD_STATES = (
@@ -34,25 +47,26 @@ CARD_STATES = (
 )
 
 
-#: The fake wallet of this demo process, started by cluster_env (the clusters call it).
-_wallet: FakeWallet | None = None
+#: The wallet fakes of this demo process, started by cluster_env (the clusters call them).
+_fakes: WalletFakes | None = None
 
 
 def cluster_env(*, out: Callable[[str], None]) -> dict[str, str]:
-    """Start the fake wallet (50 ms, 1% 503s) and return the qclusters' wallet settings."""
-    global _wallet
-    if _wallet is None:
-        _wallet = FakeWallet(faults=Faults(latency_seconds=0.05, failure_rate=0.01, seed=7))
-        _wallet.start()
-    env = {
-        "LOYALTY_GOOGLE_WALLET_URL": _wallet.base_url,
-        "LOYALTY_APPLE_WALLET_URL": _wallet.base_url,
-        # Demo tokens: a real token from the environment is never sent to the fake.
-        "LOYALTY_GOOGLE_WALLET_TOKEN": "demo-google-token",
-        "LOYALTY_APPLE_WALLET_TOKEN": "demo-apple-token",
-    }
+    """Start the wallet fakes (50 ms, 1% 503s) and return the qclusters' wallet settings."""
+    global _fakes
+    if _fakes is None:
+        keys = generate_keys(Path(tempfile.mkdtemp(prefix="demo-wallet-keys-")))
+        _fakes = WalletFakes(
+            keys,
+            google_faults=Faults(latency_seconds=0.05, failure_rate=0.01, seed=7),
+            apns_faults=ApnsFaults(latency_seconds=0.05),
+        ).start()
+    env = _fakes.settings()
     os.environ.update(env)
-    out(f"fake wallet on {_wallet.base_url}: the clusters' wallet endpoints (environment)")
+    out(
+        f"wallet fakes: Google {_fakes.google.base_url}, APNs {_fakes.apns.base_url} "
+        "(throwaway keys; the clusters' LOYALTY_* environment)"
+    )
     return env
 
 
@@ -145,22 +159,45 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         f"  outbox: {queued} loyalty notifications recorded (delivered by the notifications cluster)"
     )
 
-    if _wallet is None:
+    if _fakes is None:
         raise RuntimeError("run the loyalty demo through `manage.py demo` (cluster_env first)")
-    # A slow, slightly flaky wallet; three passes deleted on the wallet side (404: not retried).
-    wallet = _wallet
-    deleted = LoyaltyCard.objects.filter(pk__in=wallet_ids[:3]).values_list(
-        "google_object_id", "apple_serial_number"
-    )
-    for google, apple in deleted:
-        wallet.faults.missing_keys.update({f"google:{google}", f"apple:{apple}"})
-    out("fake wallet: 50 ms latency, 1% 503s, 3 deleted passes")
-    sync = _run("loyalty.sync_wallet_passes", {}, out=out, timeout_seconds=120)
-    out(f"  wallet calls answered: {len(wallet.calls)}")
-    if sync.result and sync.result.get("failed_card_ids"):
-        card_id = sync.result["failed_card_ids"][0]
-        out(f"re-sync one card on demand (runbook): card {card_id}, wallet fixed first")
-        wallet.faults.missing_keys.clear()
-        wallet.faults.failure_rate = 0.0
-        _run("loyalty.sync_wallet_passes", {"card_id": card_id}, out=out, timeout_seconds=60)
+    _demo_wallets(_fakes, wallet_ids, program, out=out)
     out(f"loyalty demo done in {time.monotonic() - started:.1f}s")
+
+
+def _demo_wallets(
+    fakes: WalletFakes,
+    wallet_ids: list[int],
+    program: LoyaltyProgram,
+    *,
+    out: Callable[[str], None],
+) -> None:
+    """Every pass is behind on first sight; three Google objects were deleted (re-created);
+    then a Google outage: Apple goes on, Google's cards stay behind and are caught up."""
+    program.google_wallet_class_id = "3388000000000000000.demo_points"
+    program.save(update_fields=["google_wallet_class_id"])
+    cards = LoyaltyCard.objects.filter(pk__in=wallet_ids).order_by("pk")
+    AppleDeviceRegistration.objects.bulk_create(
+        AppleDeviceRegistration(
+            device_library_identifier=f"demo{card.pk}", push_token=f"{card.pk:064x}", card=card
+        )
+        for card in cards.exclude(apple_serial_number="")[:200]
+    )
+    deleted = list(
+        cards.exclude(google_object_id="").values_list("google_object_id", flat=True)[:3]
+    )
+    fakes.google.deleted.update(deleted)
+    out("wallet fakes: 50 ms per call, 1% Google 503s, 3 Google objects deleted, 200 devices")
+    _run("loyalty.sync_wallet_passes", {}, out=out, timeout_seconds=180)
+    out(f"  Google calls {len(fakes.google.calls)}, APNs pushes {len(fakes.apns.pushes)}")
+
+    out("Google Wallet down (every call 503) while 30 cards change:")
+    fakes.google.faults.failure_rate = 1.0
+    changed = list(cards.exclude(google_object_id="")[:30])
+    for card in changed:
+        card.points_balance += 10
+        card.save(update_fields=["points_balance"])
+    _run("loyalty.sync_wallet_passes", {}, out=out, timeout_seconds=300)
+    out("Google back: the next hourly run catches up every card still behind, once")
+    fakes.google.faults.failure_rate = 0.0
+    _run("loyalty.sync_wallet_passes", {}, out=out, timeout_seconds=180)

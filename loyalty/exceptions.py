@@ -18,3 +18,11 @@ class TransientWalletError(WalletError):
 
 class PermanentWalletError(WalletError):
     """The wallet refused the update (4xx); retrying will not help."""
+
+
+class WalletCredentialsError(PermanentWalletError):
+    """The wallet refused our credentials (missing, invalid or not allowed)."""
+
+
+class WalletNotConfigured(WalletCredentialsError):
+    """The wallet's credentials are not configured."""

@@ -5,8 +5,14 @@ transactions' `points_delta`. Every change to a balance writes a transaction in
 the same statement or transaction (see loyalty.sql for the expiration chunk).
 """
 
+from django.core.validators import MaxValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Func, Q, Value
+from django.utils import timezone
+
+#: Longest inactivity a program may expire points after (10 years): beyond it the date
+#: arithmetic of the nightly run and the admin overflow, and no program means it.
+MAX_EXPIRATION_DAYS = 3650
 
 
 class Merchant(models.Model):
@@ -30,7 +36,14 @@ class LoyaltyProgram(models.Model):
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
     #: Days of card inactivity after which points expire; empty or 0: points never expire.
-    points_expiration_days = models.PositiveIntegerField(null=True, blank=True)
+    points_expiration_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_EXPIRATION_DAYS)],
+        help_text=f"0 to {MAX_EXPIRATION_DAYS}; empty or 0: points never expire.",
+    )
+    #: Google Wallet loyaltyClass id (issuerId.suffix): a deleted card object is re-created in it.
+    google_wallet_class_id = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         indexes = [
@@ -39,6 +52,12 @@ class LoyaltyProgram(models.Model):
                 condition=Q(is_active=True, points_expiration_days__gt=0),
                 name="loyalty_program_expiring_idx",
             )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points_expiration_days__lte=MAX_EXPIRATION_DAYS),
+                name="loyalty_program_expiration_days_max",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -61,13 +80,19 @@ class LoyaltyCard(models.Model):
     points_balance = models.IntegerField(default=0)
     stamp_count = models.IntegerField(default=0)
     total_points_voided = models.BigIntegerField(default=0)
-    #: Last earn/redeem; expiration counts inactivity from here.
-    last_activity_at = models.DateTimeField()
+    #: Last earn/redeem; expiration counts inactivity from here (a new card: its issue).
+    last_activity_at = models.DateTimeField(default=timezone.now)
     #: When the 14-day warning of the current inactivity cycle was queued.
     last_expiration_warning_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     google_object_id = models.CharField(max_length=200, blank=True, default="")
     apple_serial_number = models.CharField(max_length=200, blank=True, default="")
+    #: Drawn from loyalty_balance_version_seq on insert and, by the trigger of migration
+    #: 0003, on every change of points_balance or stamp_count, whatever code or SQL makes it.
+    balance_version = models.BigIntegerField(
+        db_default=Func(Value("loyalty_balance_version_seq"), function="nextval"),
+        editable=False,
+    )
 
     class Meta:
         indexes = [
@@ -77,6 +102,12 @@ class LoyaltyCard(models.Model):
                 fields=["merchant", "last_activity_at", "id"],
                 condition=Q(is_active=True, points_balance__gt=0),
                 name="loyalty_card_expirable_idx",
+            ),
+            # PassKit web service: a device's call names the pass by its serial number.
+            models.Index(
+                fields=["apple_serial_number"],
+                condition=~Q(apple_serial_number=""),
+                name="loyalty_card_apple_serial_idx",
             ),
         ]
         constraints = [
@@ -123,3 +154,54 @@ class LoyaltyTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_type} {self.points_delta:+d} on {self.card_id}"
+
+
+class WalletSyncState(models.Model):
+    """What one wallet of one card last confirmed: the sync catches up every card behind."""
+
+    class Wallet(models.TextChoices):
+        GOOGLE = "google", "Google Wallet"
+        APPLE = "apple", "Apple Wallet"
+
+    card = models.ForeignKey(LoyaltyCard, on_delete=models.CASCADE, related_name="wallet_states")
+    wallet = models.CharField(max_length=16, choices=Wallet.choices)
+    #: The card's balance_version this wallet last accepted (0: never).
+    synced_version = models.BigIntegerField(default=0)
+    #: Apple: the passesUpdatedSince tag of the last update announced to devices.
+    published_tag = models.BigIntegerField(default=0)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    #: Failed attempts (runs) since the last success, and the last error.
+    failures = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["card", "wallet"], name="loyalty_wallet_state_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.wallet} of card {self.card_id} at version {self.synced_version}"
+
+
+class AppleDeviceRegistration(models.Model):
+    """A device that asked (PassKit web service) to be told when a card's pass changes."""
+
+    device_library_identifier = models.CharField(max_length=128)
+    #: APNs device token (hex) of the device; a secret of sorts: not shown in the admin.
+    push_token = models.CharField(max_length=200)
+    card = models.ForeignKey(
+        LoyaltyCard, on_delete=models.CASCADE, related_name="apple_registrations"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device_library_identifier", "card"],
+                name="loyalty_apple_registration_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"device {self.device_library_identifier[:12]} for card {self.card_id}"

@@ -73,6 +73,9 @@ class CardOutlook:
     #: Programs (ids) under which the card is expired, or warned, by a run now.
     expire_in: frozenset[int] = frozenset()
     warn_in: frozenset[int] = frozenset()
+    #: Days of a program whose dates overflow (stored before the bound): the run skips
+    #: and flags it, so the card is left alone; None when no such program applies.
+    out_of_range_days: int | None = None
 
 
 def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, CardOutlook]:
@@ -81,8 +84,14 @@ def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, 
     expire: dict[int, set[int]] = {pk: set() for pk in ids}
     warn: dict[int, set[int]] = {pk: set() for pk in ids}
     shortest: dict[int, int] = {}  # merchant -> fewest expiration days of its programs
+    out_of_range: dict[int, int] = {}  # merchant -> days of its program that overflow
     for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
         days = program.points_expiration_days or 0
+        try:
+            thresholds(program, now=now)
+        except OverflowError:
+            out_of_range[program.merchant_id] = days
+            continue
         shortest[program.merchant_id] = min(days, shortest.get(program.merchant_id, days))
         for pk in cards_due_for_expiration(program, now=now, card_ids=ids).values_list(
             "pk", flat=True
@@ -101,5 +110,6 @@ def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, 
             expires_at=None if days is None else card.last_activity_at + timedelta(days=days),
             expire_in=frozenset(expire[card.pk]),
             warn_in=frozenset(warn[card.pk]),
+            out_of_range_days=None if days is not None else out_of_range.get(card.merchant_id),
         )
     return outlook

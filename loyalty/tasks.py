@@ -5,6 +5,7 @@ from typing import Any
 
 from jobs.exceptions import PermanentJobError
 from jobs.registry import job
+from loyalty.job_arguments import check_expire_arguments, check_sync_arguments
 from loyalty.services.expiration import expire_points
 from loyalty.services.wallet_sync import sync_wallet_passes
 
@@ -26,7 +27,9 @@ def parse_since(value: str) -> datetime:
     lease_seconds=600,
     retry=True,
     timeout_seconds=1800,
-    permissions=("loyalty.change_loyaltycard",),  # it voids points for good
+    permissions=("loyalty.change_loyaltycard",),  # as the admin's "Expire now"
+    validate=check_expire_arguments,
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
 )
 def expire_points_task(
     *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False
@@ -39,8 +42,9 @@ def expire_points_task(
     "loyalty.sync_wallet_passes",
     cron="0 * * * *",
     lease_seconds=300,
-    retry=False,  # the next hourly run is the retry; cards keep failing ids in history
+    retry=False,  # the next hourly run is the retry: cards stay behind until a wallet confirms
     timeout_seconds=900,
+    validate=check_sync_arguments,
 )
 def sync_wallet_passes_task(
     *,
@@ -48,11 +52,12 @@ def sync_wallet_passes_task(
     card_ids: list[int] | None = None,
     since: str | None = None,
 ) -> dict[str, Any]:
-    """Push cards changed in the last hour (or since `since`, or the given cards) to the wallets.
+    """Push every card whose wallets are behind (or the given cards, or those changed since
+    `since`) to Google and Apple wallets.
 
-    Wallet endpoints and tokens come only from settings/environment
-    (LOYALTY_GOOGLE_WALLET_URL, ...), never from job arguments: whoever can queue a job
-    must not be able to send the wallet tokens to a host of their choice.
+    Wallet endpoints and credentials come only from settings/environment
+    (LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE, ...), never from job arguments: whoever can queue
+    a job must not be able to send the wallet credentials to a host of their choice.
     """
     if card_id is not None:
         card_ids = [*(card_ids or []), card_id]

@@ -101,7 +101,7 @@ def taken_over(*, fail: bool = False) -> dict[str, Any]:
 
     from jobs.context import current_run
     from jobs.models import JobRun
-    from jobs.runner import _claim
+    from jobs.run_records import claim as _claim
 
     run = current_run()
     assert run is not None
@@ -110,3 +110,41 @@ def taken_over(*, fail: bool = False) -> dict[str, Any]:
     if fail:
         raise RuntimeError("late failure")
     return {"late": True}
+
+
+@job("tests.permanent_no_retry", retry=False)
+def permanent_no_retry() -> dict[str, Any]:
+    """Fails for good on a job that never retries (its only attempt is also its last)."""
+    from jobs.exceptions import PermanentJobError
+
+    raise PermanentJobError("account closed")
+
+
+@job("tests.catch_up", cron="0 2 * * *", run_late_once=True)
+def catch_up() -> dict[str, Any]:
+    """A daily job whose slot runs even late (once), e.g. after the cluster was down."""
+    return {"ran": True}
+
+
+#: Set by a test: called with the seconds each step of tests.soft_limited takes, so the
+#: test's frozen clock moves as the job works (no sleeping).
+step_clock: Any = None
+
+
+@job("tests.soft_limited", soft_timeout_seconds=60, timeout_seconds=120)
+def soft_limited(*, steps: int = 10, step_seconds: float = 20, in_transaction: bool = False):
+    """Works `steps` steps of `step_seconds`, reporting progress after each (its safe points)."""
+    from django.db import transaction
+
+    from jobs.context import checkpoint, report_progress
+
+    for step in range(1, steps + 1):
+        if step_clock is not None:
+            step_clock(step_seconds)
+        if in_transaction:
+            with transaction.atomic():  # inside its own transaction: not a safe point
+                report_progress(done=step, total=steps, unit="steps")
+        else:
+            report_progress(done=step, total=steps, unit="steps")
+    checkpoint()  # outside any transaction: a safe point
+    return {"steps": steps}

@@ -2,24 +2,40 @@
 
 Every failure names the collection and the window (or ids) so a log line or a failed
 run in history says what to look at, and is one of the three classes in
-bibliotheca.exceptions (timeout and 5xx transient, everything else terminal).
+bibliotheca.exceptions (timeout, 5xx and 429 transient, everything else terminal).
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
 import pymarc
 import requests
 from django.utils import timezone
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+from tenacity.wait import wait_random_exponential
 
 from bibliotheca.conf import PAGE_SIZE, bibliotheca_settings
-from bibliotheca.exceptions import BadResponse, RemoteIntegrationError, RequestTimedOut
+from bibliotheca.exceptions import (
+    AddressNotAllowed,
+    BadResponse,
+    RateLimited,
+    RemoteIntegrationError,
+    RequestTimedOut,
+)
 from bibliotheca.services.items import parse_items
 from bibliotheca.services.marc import parse_marc_page
 from bibliotheca.services.signing import signed_headers
+from bibliotheca.validators import api_address_problem
 
 logger = logging.getLogger("bibliotheca")
 
@@ -54,6 +70,7 @@ class BibliothecaClient:
 
     def __init__(self, credentials: Credentials, *, timeout_seconds: float | None = None) -> None:
         self.credentials = credentials
+        check_address(credentials)
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
         self.requests_made = 0
@@ -83,9 +100,6 @@ class BibliothecaClient:
             return {}
         return self.parse_items(self.get_items(item_ids))
 
-    # The two halves of each call: the request (I/O only, fine in a fetch-ahead thread)
-    # and the parsing (CPU: done by the caller's thread, not competing for the GIL).
-
     def get_marc(
         self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
     ) -> RawResponse:
@@ -96,7 +110,7 @@ class BibliothecaClient:
             "limit": min(limit, PAGE_SIZE),
         }
         what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
-        return RawResponse(body=self._get("/data/marc", query, what=what), what=what)
+        return RawResponse(body=self._get_retrying("/data/marc", query, what=what), what=what)
 
     def parse_marc(self, raw: "RawResponse") -> list[pymarc.Record]:
         if raw.body.lstrip().startswith(b"<Error"):
@@ -113,7 +127,7 @@ class BibliothecaClient:
     def get_items(self, item_ids: list[str]) -> "RawResponse":
         what = f"items batch of {len(item_ids)} ({item_ids[0]}..)"
         return RawResponse(
-            body=self._get("/items/" + ",".join(item_ids), None, what=what), what=what
+            body=self._get_retrying("/items/" + ",".join(item_ids), None, what=what), what=what
         )
 
     def parse_items(self, raw: "RawResponse") -> dict[str, dict[str, str]]:
@@ -154,22 +168,73 @@ class BibliothecaClient:
             raise BadResponse(
                 self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
             )
+        if response.status_code == 429:
+            raise RateLimited(
+                self._message(what, f"HTTP 429 {_error_text(response.content)}"),
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
         if response.status_code != 200:
             raise RemoteIntegrationError(
                 self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
             )
         return response.content
 
+    def _get_retrying(self, path: str, query: dict | None, *, what: str) -> bytes:
+        """_get, tried again in place after a timeout, 5xx or 429 (BIBLIOTHECA_REQUEST_ATTEMPTS
+        tries in all) after a short jittered backoff, or after the 429's Retry-After; one
+        longer than BIBLIOTHECA_RETRY_AFTER_MAX_SECONDS fails at once (the chain retries)."""
+        conf = bibliotheca_settings
+        first = conf.RETRY_WAIT_SECONDS
+        backoff = wait_random_exponential(multiplier=first, max=8 * first)
+
+        def asked(state: RetryCallState) -> float | None:  # a 429's Retry-After
+            return getattr(
+                state.outcome.exception() if state.outcome else None, "retry_after", None
+            )
+
+        return Retrying(
+            retry=retry_if_exception_type((RequestTimedOut, BadResponse)),
+            stop=stop_after_attempt(conf.REQUEST_ATTEMPTS)
+            | (lambda state: (asked(state) or 0) > conf.RETRY_AFTER_MAX_SECONDS),
+            wait=lambda state: backoff(state) if asked(state) is None else asked(state),
+            before_sleep=before_sleep_log(logger, logging.WARNING),
+            reraise=True,
+        )(self._get, path, query, what=what)
+
     def _message(self, what: str, problem: str) -> str:
         return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
 
 
+def check_address(credentials: Credentials) -> None:
+    """Refuse, before any request, an address the model's validators would refuse: a row
+    stored before them (or written around them) never sends the key elsewhere."""
+    problem = api_address_problem(base_url=credentials.base_url, library_id=credentials.library_id)
+    if problem:
+        raise AddressNotAllowed(
+            f"Bibliotheca collection {credentials.name!r}: {problem}; no request sent"
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header (seconds or an HTTP date); None if absent or bad."""
+    try:
+        seconds = float(value) if value and value.strip().isdigit() else None
+        if seconds is None:
+            seconds = (parsedate_to_datetime(value) - timezone.now()).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, seconds)
+
+
 def _error_text(body: bytes) -> str:
-    """`Code: Message` of an <Error> document, or the start of the body."""
+    """`Code: Message` of the API's <Error> document; never the raw body of anything else
+    (whatever answered may not be the API, and its body is not ours to copy)."""
     try:
         root = ElementTree.fromstring(body)
-        code = root.findtext("Code") or ""
-        message = root.findtext("Message") or ""
-        return f"{code}: {message}".strip(": ")
     except ElementTree.ParseError:
-        return body[:200].decode("utf-8", "replace")
+        root = None
+    if root is None or root.tag != "Error" or not (root.findtext("Code") or "").strip():
+        return f"no API error document ({len(body)} bytes)"
+    code = root.findtext("Code", "").strip()[:100]
+    message = " ".join((root.findtext("Message") or "").split())[:200]
+    return f"{code}: {message}".strip(": ")

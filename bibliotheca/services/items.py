@@ -6,24 +6,9 @@ from typing import Any
 from xml.etree import ElementTree
 
 #: Item fields we keep (the rest of the XML is ignored); also what the hash covers.
-ITEM_FIELDS = (
-    "ItemId",
-    "Title",
-    "SubTitle",
-    "ISBN13",
-    "PhysicalISBN",
-    "Authors",
-    "Narrator",
-    "Publisher",
-    "Language",
-    "Description",
-    "PubDate",
-    "PubYear",
-    "Genre",
-    "NumberOfPages",
-    "CoverLinkURL",
-    "BookLinkURL",
-    "BookFormat",
+ITEM_FIELDS = tuple(
+    "ItemId Title SubTitle ISBN13 PhysicalISBN Authors Narrator Publisher Language "
+    "Description PubDate PubYear Genre NumberOfPages CoverLinkURL BookLinkURL BookFormat".split()
 )
 
 

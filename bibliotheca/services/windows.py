@@ -5,6 +5,7 @@ may hold more: same day, offset + 50. A partial or empty page finishes the day: 
 window starts at day_end with offset 1. The chain stops once current_day >= now.
 """
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,9 +41,23 @@ def next_position(
 def checkpoint_after_page(
     position: Position, *, records_on_page: int, day_end: datetime, page_size: int = PAGE_SIZE
 ) -> datetime:
-    """Timestamp.finish after a page: the day itself while it is in progress, else day_end.
-
-    A restart mid-day re-reads that day from offset 1 (pools are found, not duplicated),
-    never falls back to an earlier day.
-    """
+    """Timestamp.finish after a page: the day while it is in progress (a restart re-reads
+    it from offset 1, pools found, not duplicated), else day_end."""
     return position.current_day if records_on_page >= page_size else day_end
+
+
+@dataclass(frozen=True)
+class ChainRange:
+    """The chain's range (`since`: where it started reading, `until`: when it started),
+    in day windows (the last one may be partial) for the run's progress bar."""
+
+    since: datetime
+    until: datetime
+
+    @property
+    def days(self) -> int:
+        return self.days_done(self.until)
+
+    def days_done(self, current_day: datetime) -> int:
+        seconds = (min(current_day, self.until) - self.since).total_seconds()
+        return max(0, math.ceil(seconds / 86400))

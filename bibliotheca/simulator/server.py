@@ -5,17 +5,19 @@ Run it in a thread (`start_simulator`, tests, demo, bench) or as
 by the next matching requests, so a test says exactly which request fails and how.
 """
 
+import random
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bibliotheca.services.signing import signature
 from bibliotheca.simulator.catalogue import Catalogue
 
-FAULT_KINDS = ("5xx", "timeout", "error_xml", "http_403", "malformed_xml")
+FAULT_KINDS = ("5xx", "429", "timeout", "error_xml", "http_403", "malformed_xml")
 WINDOW_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -31,6 +33,10 @@ class Fault:
     delay_seconds: float = 5.0
     #: Let this many matching requests through first.
     after: int = 0
+    #: Only requests whose query (MARC) or route (items) contains this text match.
+    match: str = ""
+    #: For "429": the Retry-After header, in seconds (None: no header).
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -44,16 +50,20 @@ class SimulatorState:
     account_id: str = "acct"
     account_key: str = "secret"
     faults: list[Fault] = field(default_factory=list)
+    #: Every answer waits this long (the real API takes 50-300 ms)...
+    latency_ms: float = 0.0
+    #: ... give or take up to this much, uniformly, per request.
+    jitter_ms: float = 0.0
     #: Requests served per endpoint ("marc", "items", "unauthorized").
     counts: dict[str, int] = field(default_factory=dict)
     #: (endpoint, query or ids) of every request, oldest first.
     log: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def take_fault(self, endpoint: str) -> Fault | None:
+    def take_fault(self, endpoint: str, detail: str = "") -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.endpoint in (endpoint, "any"):
+                if fault.endpoint in (endpoint, "any") and fault.match in detail:
                     if fault.after > 0:
                         fault.after -= 1
                         return None
@@ -62,6 +72,11 @@ class SimulatorState:
                         self.faults.remove(fault)
                     return fault
         return None
+
+    def delay_seconds(self) -> float:
+        """How long the next answer waits: latency give or take jitter, never negative."""
+        jitter = random.uniform(-self.jitter_ms, self.jitter_ms) if self.jitter_ms else 0.0
+        return max(0.0, self.latency_ms + jitter) / 1000
 
     def count(self, endpoint: str, detail: str) -> None:
         with self.lock:
@@ -81,6 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         state = self.server.state
+        delay = state.delay_seconds()
+        if delay:
+            time.sleep(delay)
         if not self._signature_ok(state):
             state.count("unauthorized", self.path)
             return self._send(401, _error("InvalidSignature", "signature does not match"))
@@ -96,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             return self._send(404, _error("NotFound", route))
         state.count(endpoint, parts.query or route)
-        fault = state.take_fault(endpoint)
+        fault = state.take_fault(endpoint, parts.query or route)
         if fault is not None and self._inject(fault):
             return
         if endpoint == "marc":
@@ -124,6 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _inject(self, fault: Fault) -> bool:
         if fault.kind == "5xx":
             self._send(503, _error("ServiceUnavailable", "injected fault"))
+        elif fault.kind == "429":
+            wait = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+            self._send(429, _error("TooManyRequests", "injected fault"), headers=wait)
         elif fault.kind == "timeout":
             time.sleep(fault.delay_seconds)
             return False  # answers late; the client has given up by then
@@ -146,12 +167,14 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return bool(date) and auth == f"3MCLAUTH {state.account_id}:{expected}"
 
-    def _send(self, status: int, body: str) -> None:
+    def _send(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
         data = body.encode("utf-8")
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/xml; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -176,10 +199,11 @@ class SimulatorServer(ThreadingHTTPServer):
 
 
 def start_simulator(
-    catalogue: Catalogue, *, host: str = "127.0.0.1", port: int = 0, **credentials: str
+    catalogue: Catalogue, *, host: str = "127.0.0.1", port: int = 0, **options: Any
 ) -> SimulatorServer:
-    """Serve in a daemon thread (port 0: a free one); call .stop() when done."""
-    server = SimulatorServer((host, port), SimulatorState(catalogue=catalogue, **credentials))
+    """Serve in a daemon thread (port 0: a free one); call .stop() when done. `options`:
+    SimulatorState's (credentials, latency_ms, jitter_ms)."""
+    server = SimulatorServer((host, port), SimulatorState(catalogue=catalogue, **options))
     threading.Thread(target=server.serve_forever, name="bibliotheca-simulator", daemon=True).start()
     return server
 

@@ -1,5 +1,7 @@
 """Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`."""
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,6 +13,8 @@ from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
 from jobs.services.queues import queue_states
 
+logger = logging.getLogger("jobs.health")
+
 
 @dataclass(frozen=True)
 class Check:
@@ -19,13 +23,20 @@ class Check:
     detail: str
     #: Warnings are shown but do not make the system unhealthy.
     warning: bool = False
+    #: The exception behind a failure; it may name hosts, ports and users, so it goes to
+    #: the logs, commands and staff only (`private`), never to an anonymous /health/ caller.
+    error: str = ""
 
-    def line(self) -> str:
+    def line(self, *, private: bool = True) -> str:
         verdict = "OK" if self.ok else ("WARN" if self.warning else "FAIL")
-        return f"{self.name}: {verdict} {self.detail}".rstrip()
+        error = f" [{self.error}]" if private and self.error else ""
+        return f"{self.name}: {verdict} {self.detail}{error}".rstrip()
 
-    def as_dict(self) -> dict:
-        return {"ok": self.ok, "warning": self.warning, "detail": self.detail}
+    def as_dict(self, *, private: bool = True) -> dict:
+        data = {"ok": self.ok, "warning": self.warning, "detail": self.detail}
+        if private and self.error:
+            data["error"] = self.error
+        return data
 
 
 def check_database() -> Check:
@@ -34,7 +45,13 @@ def check_database() -> Check:
             cursor.execute("SELECT 1")
         return Check("database", True, "")
     except Exception as exc:
-        return Check("database", False, f"{exc} (is PostgreSQL running? see DATABASE_URL)")
+        logger.error("health: database unreachable: %s: %s", type(exc).__name__, exc)
+        return Check(
+            "database",
+            False,
+            "database unreachable (is PostgreSQL running? see DATABASE_URL)",
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
 
 def check_cluster() -> Check:
@@ -50,7 +67,13 @@ def check_cluster() -> Check:
         stats = Stat.get_all(broker=get_broker())
         queues = queue_states(CLUSTERS)
     except Exception as exc:
-        return Check("cluster", False, f"cannot read cluster stats or queues: {exc}")
+        logger.error("health: cannot read cluster stats or queues: %s: %s", type(exc).__name__, exc)
+        return Check(
+            "cluster",
+            False,
+            "cannot read cluster stats or queues (is the broker up?)",
+            error=f"{type(exc).__name__}: {exc}",
+        )
     stall_before = timezone.now() - timedelta(seconds=int(jobs_settings.QUEUE_STALL_SECONDS))
     stalled = [
         name
@@ -94,22 +117,23 @@ def check_recent_failures() -> Check:
     resolved; HEALTH_MAX_FAILURES_24H caps the total as well.
     """
     since = timezone.now() - timedelta(hours=24)
+    # A run stopped at its soft time limit did not finish its work: it counts as a failure.
+    failing = [JobRun.Status.FAILED, JobRun.Status.TIMED_OUT]
     finished = JobRun.objects.filter(
-        finished_at__gte=since,
-        status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED],
+        finished_at__gte=since, status__in=[JobRun.Status.SUCCEEDED, *failing]
     )
-    count = finished.filter(status=JobRun.Status.FAILED).count()
+    count = finished.filter(status__in=failing).count()
     latest = (
         finished.order_by("job", "-finished_at", "-id").distinct("job").values_list("job", "status")
     )
-    unresolved = sorted(job for job, status in latest if status == JobRun.Status.FAILED)
+    unresolved = sorted(job for job, status in latest if status in failing)
     allowed = int(jobs_settings.HEALTH_MAX_FAILURES_24H)
     if unresolved or (allowed and count > allowed):
         return Check(
             "failures_24h",
             False,
             f"{count} failed run(s); latest run failed for: {', '.join(unresolved) or '-'}"
-            " (see admin Job runs, status=failed; Retry there)",
+            " (see admin Job runs, status=failed or timed out; Retry there)",
         )
     return Check("failures_24h", True, f"{count} failed run(s), all followed by a success")
 
@@ -126,6 +150,54 @@ def check_attention() -> Check:
     return Check("attention", True, "")
 
 
+def check_missed() -> Check:
+    """Warn about cron slots of the last 24 h recorded `missed` (started past the grace)."""
+    since = timezone.now() - timedelta(hours=24)
+    rows = list(
+        JobRun.objects.filter(status=JobRun.Status.MISSED, created_at__gte=since).values_list(
+            "job", "pk"
+        )[:20]
+    )
+    if rows:
+        detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
+        return Check(
+            "missed",
+            False,
+            f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
+            f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
+            warning=True,
+        )
+    return Check("missed", True, "")
+
+
+def check_heartbeats() -> Check:
+    """Warn about `running` runs whose heartbeat stopped: their worker may be dead.
+
+    A killed run's lock is free at once (its database session ended) and the next run
+    records it lost; until then only the stale heartbeat tells.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=int(jobs_settings.HEARTBEAT_WARN_SECONDS))
+    rows = list(
+        JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=stale_before)
+        .order_by("heartbeat_at")
+        .values_list("job", "pk", "host", "pid", "heartbeat_at")[:10]
+    )
+    if not rows:
+        return Check("heartbeats", True, "")
+    detail = ", ".join(
+        f"{job} #{pk} on {host}:{pid} ({(now - beat).total_seconds():.0f} s ago)"
+        for job, pk, host, pid, beat in rows
+    )
+    return Check(
+        "heartbeats",
+        False,
+        f"running without a heartbeat: {detail} (worker dead? run the job again to take"
+        " over its lock; see docs/operations.md 'Recovery after a crash')",
+        warning=True,
+    )
+
+
 def check_outbox() -> Check:
     dead = Notification.objects.filter(status=Notification.Status.DEAD).count()
     if dead:
@@ -133,6 +205,15 @@ def check_outbox() -> Check:
             "outbox", False, f"{dead} dead notification(s) (requeue in admin)", warning=True
         )
     return Check("outbox", True, "")
+
+
+#: Checks of the apps (registered in their AppConfig.ready), run after the core's.
+APP_CHECKS: list[Callable[[], Check]] = []
+
+
+def register_check(check: Callable[[], Check]) -> None:
+    if check not in APP_CHECKS:
+        APP_CHECKS.append(check)
 
 
 def run_checks() -> list[Check]:
@@ -145,7 +226,10 @@ def run_checks() -> list[Check]:
         check_schedules(),
         check_recent_failures(),
         check_attention(),
+        check_heartbeats(),
+        check_missed(),
         check_outbox(),
+        *(check() for check in APP_CHECKS),
     ]
 
 

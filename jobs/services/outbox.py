@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
+from django.db.models import Q
 from django.template import Context, Engine, Template, engines
 from django.utils import timezone
 
@@ -195,10 +196,19 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
 
 
 def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
-    """Give dead (or stuck) rows a fresh set of attempts; sent rows are never requeued."""
+    """Give dead or failed rows a fresh set of attempts; returns how many were requeued.
+
+    Failed: pending again after a failed attempt (it has an error). The state is checked
+    in the UPDATE itself, so a row a delivery task claimed meanwhile (`sending`) or sent
+    is left alone: PostgreSQL re-checks the WHERE on a row another transaction just
+    changed, and putting a row being sent back to pending would send it twice.
+    """
     count = (
         Notification.objects.filter(pk__in=list(ids))
-        .exclude(status=Notification.Status.SENT)
+        .filter(
+            Q(status=Notification.Status.DEAD)
+            | Q(status=Notification.Status.PENDING, last_error__gt="")
+        )
         .update(
             status=Notification.Status.PENDING,
             attempts=0,

@@ -4,6 +4,7 @@ from django.db import transaction
 
 from jobs.registry import all_jobs
 from jobs.runner import RUN_SCHEDULED_JOB, q_options_for
+from jobs.schedule_overrides import effective_cron, schedule_overrides
 
 
 def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:
@@ -11,12 +12,15 @@ def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:
 
     We own a Schedule when its func is our scheduled-job entry point. Idempotent:
     a second call changes nothing. next_run is recomputed only when the cron changed,
-    so re-syncing never skips or repeats a slot.
+    so re-syncing never skips or repeats a slot. Crons set in JOBS_SCHEDULES win over the
+    code's; a bad entry raises ScheduleOverrideError before anything is written.
     """
     from django_q.models import Schedule
 
     created, updated, deleted = [], [], []
-    wanted = {spec.name: spec for spec in all_jobs() if spec.cron}
+    overrides = schedule_overrides()
+    crons = {spec.name: effective_cron(spec, overrides) for spec in all_jobs()}
+    wanted = {spec.name: spec for spec in all_jobs() if crons[spec.name]}
     with transaction.atomic(using=using):
         owned = {
             s.name: s
@@ -30,7 +34,7 @@ def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:
                 "args": repr((name,)),
                 "kwargs": repr({"q_options": q_options_for(spec)}),
                 "schedule_type": Schedule.CRON,
-                "cron": spec.cron,
+                "cron": crons[name],
                 "repeats": -1,
                 "cluster": spec.cluster,
                 "intended_date_kwarg": "scheduled_for",

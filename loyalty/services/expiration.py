@@ -13,6 +13,10 @@ the same transaction. If a notification cannot be rendered or queued, the chunk 
 back (its cards stay unwarned or unexpired) and the error ends the program's pass: the
 run fails and alerts, the chunks already committed stay done, and the next run picks
 the rest up.
+
+One program's bad data (dates out of range in Python or in SQL) never stops the others:
+that program is skipped, logged and flagged (the run's history and /health/ show it),
+and the result says `status: "partial"` with its id in `failed_program_ids`.
 """
 
 import logging
@@ -20,11 +24,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from jobs.context import report_progress
+from jobs.context import flag_for_attention, report_progress
 from jobs.services.outbox import OutgoingNotification, queue_notifications
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
@@ -107,26 +111,49 @@ def expire_points(
         )
         programs = [p for p in programs if p.merchant_id in merchants]
     progress = _Progress(programs=len(programs))
+    failed_program_ids: list[int] = []
     for index, program in enumerate(programs, start=1):
         progress.start_program(index)
-        if dry_run:
-            counts = _preview_program(program, now=now, card_ids=card_ids)
-            # Nothing is written: the preview's counts are what a real run would do.
-            progress.chunk(warned=counts["warnings_sent"], expired=counts["cards_processed"])
-        else:
-            counts = _process_program(
-                program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
-            )
+        try:
+            if dry_run:
+                counts = _preview_program(program, now=now, card_ids=card_ids)
+                # Nothing is written: the preview's counts are what a real run would do.
+                progress.chunk(warned=counts["warnings_sent"], expired=counts["cards_processed"])
+            else:
+                counts = _process_program(
+                    program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+                )
+        except PROGRAM_DATA_ERRORS as exc:
+            failed_program_ids.append(_program_failed(program, exc))
+            continue
         for key, value in counts.items():
             totals[key] += value
     result = {
-        "status": "success",
+        "status": "partial" if failed_program_ids else "success",
         "dry_run": dry_run,
-        "programs_processed": len(programs),
+        "programs_processed": len(programs) - len(failed_program_ids),
         **totals,
     }
+    if failed_program_ids:
+        result["failed_program_ids"] = failed_program_ids
     logger.info("point expiration %s: %s", "preview" if dry_run else "done", result)
     return result
+
+
+#: What one program's own data can raise (dates out of range in Python or in SQL): that
+#: program is reported and flagged, the others still run. Anything else (the database
+#: gone, a bug) fails the run, which is retried.
+PROGRAM_DATA_ERRORS = (ArithmeticError, ValueError, DataError)
+
+
+def _program_failed(program: LoyaltyProgram, exc: Exception) -> int:
+    """Log and flag the run (history and /health/ show it); the program's id."""
+    logger.error("program %s skipped: its data cannot be processed: %r", program.pk, exc)
+    flag_for_attention(
+        f"loyalty program {program.pk} ({program.name[:60]}) skipped: {type(exc).__name__}: "
+        f"{str(exc)[:120]}"
+    )
+    return program.pk
 
 
 def _process_program(

@@ -1,105 +1,96 @@
-"""HTTP clients of the two wallets (requests): Google's loyaltyObject PATCH, Apple's pass push.
+"""The two wallet clients, built from settings only and kept per process.
 
-Both are safe to share between threads: each thread gets its own requests.Session
-(sessions are not thread-safe), and errors are mapped to transient (retry) or
-permanent (do not retry). Tokens go in headers only, never in messages or logs.
+Kept, so that Google's access token and APNs' provider token and HTTP/2 connection
+outlive one run (a worker runs the hourly job many times); rebuilt when the settings
+they come from change. A wallet whose settings are missing or unusable has no client
+and says why: the sync stops that wallet with that line instead of failing each card.
 """
 
+import os
 import threading
 from dataclasses import dataclass
 
-import requests
-
 from loyalty.conf import loyalty_settings
-from loyalty.exceptions import PermanentWalletError, TransientWalletError
+from loyalty.exceptions import WalletNotConfigured
+from loyalty.services.apns import ApnsClient, read_key_file
+from loyalty.services.google_wallet import GoogleWalletClient, load_service_account_info
 
-
-@dataclass(frozen=True, kw_only=True)
-class CardSnapshot:
-    """What a wallet pass shows, read once before the concurrent calls start."""
-
-    card_id: int
-    number: str
-    points_balance: int
-    stamp_count: int
-    google_object_id: str
-    apple_serial_number: str
-
-
-class _HttpClient:
-    def __init__(self, *, base_url: str, token: str, timeout_seconds: float) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.token = token
-        self.timeout_seconds = timeout_seconds
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
-
-    def _send(self, method: str, url: str, payload: dict) -> None:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            response = self._session().request(
-                method, url, json=payload, headers=headers, timeout=self.timeout_seconds
-            )
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientWalletError(f"{method} {url}: {type(exc).__name__}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientWalletError(f"{method} {url}: HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise PermanentWalletError(f"{method} {url}: HTTP {response.status_code}")
-
-
-class GoogleWalletClient(_HttpClient):
-    """PATCH walletobjects/v1/loyaltyObject/<id> with the balance and stamps."""
-
-    def push(self, card: CardSnapshot) -> None:
-        self._send(
-            "PATCH",
-            f"{self.base_url}/walletobjects/v1/loyaltyObject/{card.google_object_id}",
-            {
-                "loyaltyPoints": {"label": "Points", "balance": {"int": card.points_balance}},
-                "secondaryLoyaltyPoints": {"label": "Stamps", "balance": {"int": card.stamp_count}},
-            },
-        )
-
-
-class AppleWalletClient(_HttpClient):
-    """POST passes/v1/push/<serial>: the pass service updates the pass and pushes to devices."""
-
-    def push(self, card: CardSnapshot) -> None:
-        self._send(
-            "POST",
-            f"{self.base_url}/passes/v1/push/{card.apple_serial_number}",
-            {
-                "serialNumber": card.apple_serial_number,
-                "points": card.points_balance,
-                "stamps": card.stamp_count,
-            },
-        )
+_SETTINGS = (
+    "GOOGLE_WALLET_URL",
+    "GOOGLE_SERVICE_ACCOUNT_FILE",
+    "GOOGLE_SERVICE_ACCOUNT_JSON",
+    "APPLE_PASS_TYPE_ID",
+    "APPLE_TEAM_ID",
+    "APPLE_APNS_KEY_FILE",
+    "APPLE_APNS_KEY_ID",
+    "APPLE_APNS_URL",
+    "APPLE_APNS_CA_FILE",
+    "WALLET_TIMEOUT_SECONDS",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
 class WalletClients:
-    google: GoogleWalletClient
-    apple: AppleWalletClient
+    google: GoogleWalletClient | None
+    apple: ApnsClient | None
+    #: Why a client is missing ("" when it is there).
+    google_problem: str = ""
+    apple_problem: str = ""
+
+
+_lock = threading.Lock()
+_cached: tuple[tuple, WalletClients] | None = None
 
 
 def wallet_clients() -> WalletClients:
-    """Clients from settings/environment only (endpoints and tokens: see loyalty.conf)."""
-    timeout = loyalty_settings.WALLET_TIMEOUT_SECONDS
-    return WalletClients(
-        google=GoogleWalletClient(
+    """The clients for the current settings (built on first use, then reused)."""
+    global _cached
+    # The pid too: a forked worker must not use its parent's APNs event-loop thread,
+    # which does not exist in the child.
+    key = (os.getpid(), *(getattr(loyalty_settings, name) for name in _SETTINGS))
+    with _lock:
+        if _cached is not None and _cached[0] == key:
+            return _cached[1]
+        if _cached is not None and _cached[1].apple is not None and _cached[0][0] == key[0]:
+            _cached[1].apple.close()
+        clients = _build()
+        _cached = (key, clients)
+        return clients
+
+
+def _build() -> WalletClients:
+    timeout = float(loyalty_settings.WALLET_TIMEOUT_SECONDS)
+    google = apple = None
+    google_problem = apple_problem = ""
+    try:
+        info = load_service_account_info(
+            key_file=loyalty_settings.GOOGLE_SERVICE_ACCOUNT_FILE,
+            key_json=loyalty_settings.GOOGLE_SERVICE_ACCOUNT_JSON,
+        )
+        google = GoogleWalletClient(
             base_url=loyalty_settings.GOOGLE_WALLET_URL,
-            token=loyalty_settings.GOOGLE_WALLET_TOKEN,
+            service_account_info=info,
             timeout_seconds=timeout,
-        ),
-        apple=AppleWalletClient(
-            base_url=loyalty_settings.APPLE_WALLET_URL,
-            token=loyalty_settings.APPLE_WALLET_TOKEN,
+        )
+    except WalletNotConfigured as exc:
+        google_problem = str(exc)
+    try:
+        for name in ("APPLE_PASS_TYPE_ID", "APPLE_TEAM_ID", "APPLE_APNS_KEY_ID"):
+            if not str(getattr(loyalty_settings, name)):
+                raise WalletNotConfigured(f"not configured (set LOYALTY_{name})")
+        apple = ApnsClient(
+            base_url=loyalty_settings.APPLE_APNS_URL,
+            team_id=loyalty_settings.APPLE_TEAM_ID,
+            key_id=loyalty_settings.APPLE_APNS_KEY_ID,
+            private_key_pem=read_key_file(
+                loyalty_settings.APPLE_APNS_KEY_FILE, setting="APPLE_APNS_KEY_FILE"
+            ),
+            topic=loyalty_settings.APPLE_PASS_TYPE_ID,
             timeout_seconds=timeout,
-        ),
+            ca_file=loyalty_settings.APPLE_APNS_CA_FILE,
+        )
+    except WalletNotConfigured as exc:
+        apple_problem = str(exc)
+    return WalletClients(
+        google=google, apple=apple, google_problem=google_problem, apple_problem=apple_problem
     )

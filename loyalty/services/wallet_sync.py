@@ -1,89 +1,170 @@
-"""Hourly wallet-pass sync (seed 003): push recently changed cards to Google and Apple wallets.
+"""Hourly wallet-pass sync (seed 003): bring every card's Google and Apple passes up to date.
 
-Unlike the seed, calls run concurrently on a bounded thread pool, so slow wallets
-and backoff sleeps of one card never hold up the others; the sleep is injectable
-so tests check the 1 s / 4 s / 16 s delays without waiting for them.
+Unlike the seed, a card is picked by what its wallets confirmed (loyalty.services.
+wallet_state), not by "a transaction in the last hour": a card that failed, or changed
+during an outage, is tried again every run until its wallet confirms it. Each wallet of
+a card is tried on its own, so a Google failure never holds back the Apple update.
+Calls run on a bounded thread pool with tenacity retries (injectable sleep); the
+database work stays in this thread. A wallet that refuses our credentials, or fails
+every card it is given, is stopped for the rest of the run: its cards stay behind.
 """
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
 from django.utils import timezone
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from jobs.context import flag_for_attention, report_progress
+from jobs.context import report_progress
 from loyalty.conf import loyalty_settings
-from loyalty.exceptions import TransientWalletError, WalletError
-from loyalty.models import LoyaltyCard, LoyaltyTransaction
-from loyalty.services.wallet_clients import CardSnapshot, WalletClients, wallet_clients
+from loyalty.exceptions import TransientWalletError, WalletCredentialsError, WalletError
+from loyalty.services import wallet_state
+from loyalty.services.apns import GONE
+from loyalty.services.wallet_clients import WalletClients, wallet_clients
+from loyalty.services.wallet_report import CardOutcome, WalletGate, sync_result
+from loyalty.services.wallet_snapshot import CardSnapshot
 
 logger = logging.getLogger("loyalty.wallet_sync")
 
 #: Delay before attempts 2, 3 and 4 (seed 003's runbook table: 0 s, 1 s, 5 s, 21 s elapsed).
 RETRY_DELAYS_SECONDS = (1.0, 4.0, 16.0)
 MAX_ATTEMPTS = len(RETRY_DELAYS_SECONDS) + 1
-#: Over this share of failed cards the run is flagged and an alert logged.
-ALERT_FAILURE_RATE = 0.05
-#: More failed cards than this points at the wallet API, not at single cards.
-SYSTEMIC_FAILURES = 10
-#: failed_card_ids kept in the result (history rows stay small).
-MAX_REPORTED_IDS = 500
 #: Progress is reported every this many finished cards (and once at the end).
 PROGRESS_EVERY_CARDS = 25
+#: Outcomes are written to the sync state every this many cards (a killed run keeps them).
+RECORD_EVERY_CARDS = 200
 
 
 def _seed_wait(retry_state: RetryCallState) -> float:
     return RETRY_DELAYS_SECONDS[min(retry_state.attempt_number, len(RETRY_DELAYS_SECONDS)) - 1]
 
 
-def cards_to_sync(
-    *, card_ids: list[int] | None = None, since: datetime | None = None
-) -> list[CardSnapshot]:
-    """Active cards with a wallet pass: the given ones, or those with a transaction since `since`."""
-    cards = LoyaltyCard.objects.filter(is_active=True).filter(
-        ~Q(google_object_id="") | ~Q(apple_serial_number="")
+def _retrying(sleep: Callable[[float], None]) -> Retrying:
+    return Retrying(
+        stop=stop_after_attempt(MAX_ATTEMPTS),
+        wait=_seed_wait,
+        retry=retry_if_exception_type(TransientWalletError),
+        sleep=sleep,
+        reraise=True,
     )
-    if card_ids is not None:
-        cards = cards.filter(pk__in=card_ids)
-    else:
-        recent = LoyaltyTransaction.objects.filter(transaction_at__gte=since).values("card_id")
-        cards = cards.filter(pk__in=recent)
-    fields = [
-        "id",
-        "number",
-        "points_balance",
-        "stamp_count",
-        "google_object_id",
-        "apple_serial_number",
-    ]
-    return [
-        CardSnapshot(card_id=row.pop("id"), **row) for row in cards.order_by("pk").values(*fields)
-    ]
+
+
+def _answering(gate: WalletGate, call: Callable[..., Any]) -> Callable[..., Any]:
+    """`call`, telling the gate after each attempt; refused credentials stop it first."""
+
+    def attempt(*args: Any) -> Any:
+        try:
+            return call(*args)
+        except WalletCredentialsError as exc:
+            gate.stop(f"{gate.name}: credentials refused: {exc}")
+            raise
+        finally:
+            gate.answered()
+
+    return attempt
+
+
+def _push_apple(card: CardSnapshot, push: Callable[[str], str]) -> tuple[int, list[int]]:
+    """Push every registered device: (devices pushed, registrations APNs says are gone)."""
+    pushed, gone = 0, []
+    for registration_id, token in card.apple_devices:
+        if push(token) == GONE:
+            gone.append(registration_id)
+        else:
+            pushed += 1
+    return pushed, gone
+
+
+def _sync_wallet(
+    wallet: str,
+    card: CardSnapshot,
+    outcome: CardOutcome,
+    *,
+    clients: WalletClients,
+    gate: WalletGate,
+    retrying: Retrying,
+) -> str:
+    """One wallet of one card: synced or recreated (Apple: devices counted on `outcome`)."""
+    if wallet == "google":
+        assert clients.google is not None
+        return retrying(_answering(gate, clients.google.push), card)
+    assert clients.apple is not None
+    push = _answering(gate, clients.apple.push)
+    pushed, gone = _push_apple(card, lambda token: retrying(push, token))
+    outcome.devices_pushed, outcome.gone_registrations = pushed, gone
+    return "synced"
 
 
 def sync_card_to_wallets(
-    card: CardSnapshot, *, clients: WalletClients, sleep: Callable[[float], None] = time.sleep
-) -> None:
-    """Push one card to each wallet it has, 4 attempts per wallet on transient errors."""
-    for has_pass, client in (
-        (card.google_object_id, clients.google),
-        (card.apple_serial_number, clients.apple),
+    card: CardSnapshot,
+    *,
+    clients: WalletClients,
+    gates: dict[str, WalletGate],
+    sleep: Callable[[float], None] = time.sleep,
+) -> CardOutcome:
+    """Try each wallet of one card on its own, 4 attempts per call on transient errors."""
+    outcome = CardOutcome(card_id=card.card_id, version=card.balance_version)
+    for wallet, has_pass in (
+        ("google", card.google_object_id),
+        ("apple", card.apple_serial_number),
     ):
         if not has_pass:
             continue
-        retrying = Retrying(
-            stop=stop_after_attempt(MAX_ATTEMPTS),
-            wait=_seed_wait,
-            retry=retry_if_exception_type(TransientWalletError),
-            sleep=sleep,
-            reraise=True,
+        gate = gates[wallet]
+        gate.wait_for_first_answer()
+        status, error = "skipped", gate.stopped
+        try:
+            if gate.allow():
+                status = _sync_wallet(
+                    wallet, card, outcome, clients=clients, gate=gate, retrying=_retrying(sleep)
+                )
+                error = ""
+        except WalletCredentialsError as exc:
+            gate.stop(f"{wallet}: credentials refused: {exc}")
+            status, error = "skipped", str(exc)
+        except WalletError as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:  # one card never stops the batch
+            logger.exception("card %s: unexpected %s sync error", card.card_id, wallet)
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            gate.answered()  # also when no call was made (an Apple pass without devices)
+        if status == "failed":
+            logger.warning("card %s: %s sync failed: %s", card.card_id, wallet, error)
+        outcome.results[wallet] = (status, error)
+        gate.record(card.card_id, status)
+    return outcome
+
+
+def _outcomes(
+    cards: list[CardSnapshot],
+    *,
+    clients: WalletClients,
+    gates: dict[str, WalletGate],
+    sleep: Callable[[float], None],
+    workers: int,
+) -> Iterator[CardOutcome]:
+    """Outcomes in card order (pool.map yields in order, here in the job's thread)."""
+    if not cards:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
+        yield from pool.map(
+            lambda card: sync_card_to_wallets(card, clients=clients, gates=gates, sleep=sleep),
+            cards,
         )
-        retrying(client.push, card)
+
+
+def _select(
+    *, card_ids: list[int] | None, since: datetime | None, max_cards: int
+) -> tuple[str, dict[int, tuple[str, ...]]]:
+    if card_ids is None and since is None:
+        return "behind", wallet_state.cards_behind(limit=max_cards)
+    mode = "cards" if card_ids is not None else "since"
+    return mode, wallet_state.cards_with_passes(card_ids=card_ids, since=since)
 
 
 def sync_wallet_passes(
@@ -93,79 +174,70 @@ def sync_wallet_passes(
     clients: WalletClients | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_workers: int | None = None,
+    max_cards: int | None = None,
 ) -> dict[str, Any]:
-    """Sync the cards changed since `since` (default: the last hour), or the given cards."""
+    """Sync the cards whose wallets are behind (at most `max_cards`), or the given cards,
+    or every card with a transaction since `since`, whatever their wallets confirmed."""
     started = time.monotonic()
-    if card_ids is None and since is None:
-        window = loyalty_settings.WALLET_SYNC_WINDOW_MINUTES
-        since = timezone.now() - timedelta(minutes=window)
-    cards = cards_to_sync(card_ids=card_ids, since=since)
+    limit = max_cards or int(loyalty_settings.WALLET_SYNC_MAX_CARDS_PER_RUN)
+    mode, wanted = _select(card_ids=card_ids, since=since, max_cards=limit)
+    cards = wallet_state.snapshots(wanted)
     clients = clients or wallet_clients()
-    workers = max_workers or loyalty_settings.WALLET_SYNC_CONCURRENCY
-    report_progress(done=0, total=len(cards), unit="cards", failed=0)
-
-    def attempt(card: CardSnapshot) -> tuple[int, str | None]:
-        try:
-            sync_card_to_wallets(card, clients=clients, sleep=sleep)
-        except WalletError as exc:
-            return card.card_id, str(exc)
-        except Exception as exc:  # one card never stops the batch
-            logger.exception("card %s: unexpected wallet sync error", card.card_id)
-            return card.card_id, f"{type(exc).__name__}: {exc}"
-        return card.card_id, None
-
-    failed: list[int] = []
-    if cards:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
-            # pool.map yields in order, here in the job's thread (report_progress needs it).
-            for i, (done_card_id, error) in enumerate(pool.map(attempt, cards), start=1):
-                if error is not None:
-                    failed.append(done_card_id)
-                    logger.warning(
-                        "card %s: wallet sync failed after %s attempts: %s",
-                        done_card_id,
-                        MAX_ATTEMPTS,
-                        error,
-                    )
-                if i % PROGRESS_EVERY_CARDS == 0 and i < len(cards):
-                    report_progress(done=i, total=len(cards), unit="cards", failed=len(failed))
-    report_progress(done=len(cards), total=len(cards), unit="cards", failed=len(failed))
-    return _result(cards=cards, failed=failed, since=since, card_ids=card_ids, started=started)
-
-
-def _result(
-    *,
-    cards: list[CardSnapshot],
-    failed: list[int],
-    since: datetime | None,
-    card_ids: list[int] | None,
-    started: float,
-) -> dict[str, Any]:
-    considered = len(cards)
-    failure_rate = len(failed) / considered if considered else 0.0
-    alert = failure_rate > ALERT_FAILURE_RATE
-    systemic = len(failed) > SYSTEMIC_FAILURES
-    result: dict[str, Any] = {
-        "cards_considered": considered,
-        "synced": considered - len(failed),
-        "failed": len(failed),
-        "failed_card_ids": sorted(failed)[:MAX_REPORTED_IDS],
-        "failure_rate": round(failure_rate, 4),
-        "alert": alert,
-        "systemic": systemic,
-        "since": since.isoformat() if since else None,
-        "card_ids": card_ids[:MAX_REPORTED_IDS] if card_ids is not None else None,
-        "elapsed_seconds": round(time.monotonic() - started, 3),
+    gates = {
+        "google": WalletGate("google", stopped=_problem("google", clients.google_problem)),
+        "apple": WalletGate("apple", stopped=_problem("apple", clients.apple_problem)),
     }
-    if alert:
-        reason = (
-            f"wallet sync failure rate {failure_rate:.1%} > {ALERT_FAILURE_RATE:.0%} "
-            f"({len(failed)} of {considered} cards)"
-            + ("; systemic: check wallet API status and credentials" if systemic else "")
+    if clients.apple is not None:
+        wallet_state.publish_apple_tags([c.card_id for c in cards if c.apple_devices])
+    workers = max_workers or int(loyalty_settings.WALLET_SYNC_CONCURRENCY)
+    report_progress(done=0, total=len(cards), unit="cards", failed=0)
+    done: list[CardOutcome] = []
+    pending: list[CardOutcome] = []
+    removed = 0
+    for i, outcome in enumerate(
+        _outcomes(cards, clients=clients, gates=gates, sleep=sleep, workers=workers), start=1
+    ):
+        done.append(outcome)
+        pending.append(outcome)
+        if len(pending) >= RECORD_EVERY_CARDS:
+            removed += _record(pending)
+            pending = []
+        if i % PROGRESS_EVERY_CARDS == 0 and i < len(cards):
+            failed = sum(1 for o in done if o.failed)
+            report_progress(done=i, total=len(cards), unit="cards", failed=failed)
+    removed += _record(pending)
+    report_progress(
+        done=len(cards), total=len(cards), unit="cards", failed=sum(1 for o in done if o.failed)
+    )
+    return sync_result(
+        outcomes=done,
+        gates=gates,
+        mode=mode,
+        since=since,
+        card_ids=card_ids,
+        devices_removed=removed,
+        behind_after=wallet_state.count_behind(),
+        elapsed_seconds=time.monotonic() - started,
+    )
+
+
+def _problem(wallet: str, problem: str) -> str:
+    return f"{wallet}: {problem}" if problem else ""
+
+
+def _record(outcomes: list[CardOutcome]) -> int:
+    """Write a chunk's outcomes to the sync state; remove the devices APNs said are gone."""
+    rows = [
+        (
+            o.card_id,
+            wallet,
+            o.version if status in ("synced", "recreated") else 0,
+            status in ("synced", "recreated"),
+            error,
         )
-        logger.error("ALERT loyalty.sync_wallet_passes: %s", reason)
-        flag_for_attention(reason)
-    elif systemic:
-        logger.error("loyalty.sync_wallet_passes: %s cards failed, systemic", len(failed))
-        flag_for_attention(f"{len(failed)} wallet sync failures: systemic API issue likely")
-    return result
+        for o in outcomes
+        for wallet, (status, error) in o.results.items()
+        if status != "skipped"
+    ]
+    wallet_state.record_outcomes(rows, now=timezone.now())
+    return wallet_state.remove_registrations([r for o in outcomes for r in o.gone_registrations])

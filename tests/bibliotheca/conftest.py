@@ -98,3 +98,9 @@ def drain(*, max_runs: int = 500, include_apply: bool = True) -> list[JobRun]:
         run.refresh_from_db()
         done.append(run)
     return done
+
+
+@pytest.fixture(autouse=True)
+def quick_request_retries(settings):
+    """In-place request retries without their backoff (the tests count tries, not waits)."""
+    settings.BIBLIOTHECA_RETRY_WAIT_SECONDS = 0.0

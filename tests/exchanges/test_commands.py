@@ -108,7 +108,7 @@ def test_match_exchange__single_flight_per_exchange(make_exchange, make_particip
         run("match_exchange", str(busy.pk))
     output = run("match_exchange", str(free.pk))
 
-    assert caught.value.returncode == 1 and " skipped: " in str(caught.value)
+    assert caught.value.returncode == 3 and " skipped: " in str(caught.value)
     assert f"exchanges:match:{busy.pk} is held by someone-else" in str(caught.value)
     assert " succeeded: " in output
     assert dict(JobRun.objects.values_list("kwargs__exchange_id", "status")) == {

@@ -12,6 +12,12 @@ PINNED_CRONS = {
     "bibliotheca.apply_bibliographic": None,
     "bibliotheca.import_purchase_records_by_collection": None,
     "bibliotheca.import_purchase_records_for_all_collections": "0 4 * * *",
+    "commerce.cleanup_expired_carts": "0 2 * * *",
+    "commerce.cleanup_expired_tokens": "0 3 * * *",
+    "commerce.cleanup_old_audit_logs": None,  # not scheduled (seed 002); JOBS_SCHEDULES turns it on
+    "commerce.process_due_subscriptions": "0 0 * * *",
+    "commerce.process_webhook_event": None,
+    "commerce.send_subscription_renewal_reminders": "0 12 * * *",
     "exchanges.auto_complete": "0 0 * * *",
     "exchanges.cleanup_rate_limits": "0 4 * * *",
     "exchanges.cleanup_sessions": "0 3 * * *",

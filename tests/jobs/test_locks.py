@@ -1,5 +1,7 @@
 """Lease locks: one owner at a time, owner-only extend/release, expiry frees the key."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -39,3 +41,69 @@ def test_release__only_owner_releases():
     assert release_lease(key="k", owner="b") is False
     assert release_lease(key="k", owner="a") is True
     assert lease_holder("k") is None
+
+
+def acquire_in_a_session_that_ends(**kwargs) -> None:
+    """Take a lease from another database session, then end that session (as kill -9 does:
+    the process's connection goes away; here the thread closes it)."""
+    from django.db import connection
+
+    def hold() -> None:
+        try:
+            assert acquire_lease(**kwargs) is not None
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    thread.join()
+
+
+def poll(probe, *, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := probe():
+            return value
+        time.sleep(0.05)
+    return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_acquire__lease_whose_session_ended_is_taken_over_at_once():
+    acquire_in_a_session_that_ends(key="k", owner="dead", lease_seconds=600, bind_session=True)
+
+    # The server ends the session within moments: no waiting for the 600 s expiry.
+    lease = poll(lambda: acquire_lease(key="k", owner="b", lease_seconds=60), timeout=5)
+
+    assert lease is not None, "the lease of an ended session is still refused"
+    assert (lease.taken_from, lease.taken_reason) == ("dead", "database session ended")
+    assert lease_holder("k")[0] == "b"
+    assert extend_lease(key="k", owner="dead", lease_seconds=60) is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_acquire__lease_of_a_live_session_is_refused_and_unbound_lease_waits_for_expiry():
+    from django.db import connection
+
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        acquire_lease(key="live", owner="alive", lease_seconds=600, bind_session=True)
+        holding.set()
+        done.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(10)
+    # A chain's lease travels between sessions: it is not bound, only its expiry frees it.
+    acquire_in_a_session_that_ends(key="chain", owner="hop-1", lease_seconds=600)
+    try:
+        assert acquire_lease(key="live", owner="b", lease_seconds=60) is None
+        assert (
+            poll(lambda: acquire_lease(key="chain", owner="b", lease_seconds=60), timeout=1) is None
+        )
+    finally:
+        done.set()
+        thread.join()
+    assert lease_holder("chain")[0] == "hop-1"

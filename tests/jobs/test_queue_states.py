@@ -32,4 +32,5 @@ def test_orm_queue_states__depth_counts_every_row_oldest_is_the_oldest_not_taken
         "default": QueueState(depth=2, oldest_enqueued_at=T0),
         "notifications": QueueState(depth=0),
         "apply": QueueState(depth=1, oldest_enqueued_at=None),
+        "subscriptions": QueueState(depth=0),
     }

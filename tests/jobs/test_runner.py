@@ -41,7 +41,8 @@ def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
 
 
 def test_last_attempt_failure__is_not_retried():
-    from jobs.runner import _claim, execute_run
+    from jobs.run_records import claim as _claim
+    from jobs.runner import execute_run
 
     run = JobRun.objects.create(
         job="jobs.demo_job", trigger="retry", attempt=2, kwargs={"fail": True}
@@ -99,6 +100,27 @@ def test_permanent_error__recorded_failed_as_permanent_and_not_retried():
     assert run.status == JobRun.Status.FAILED
     assert run.result == {"permanent": True}
     assert run.error == "PermanentJobError: bad credentials"
+    assert not JobRun.objects.filter(parent=run).exists()
+
+
+def test_permanent_error_on_a_job_without_retries__recorded_permanent_not_exhausted():
+    run = run_job_now("tests.permanent_no_retry", kwargs={})
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert run.result == {"permanent": True}
+    assert run.error == "PermanentJobError: account closed"
+
+
+def test_permanent_error_on_the_last_attempt__recorded_permanent_not_exhausted():
+    from jobs.run_records import claim as _claim
+    from jobs.runner import execute_run
+
+    run = JobRun.objects.create(job="tests.permanent_failure", trigger="retry", attempt=4)
+    execute_run(_claim(run.pk), raise_errors=False)
+
+    run.refresh_from_db()
+    assert run.result == {"permanent": True}
     assert not JobRun.objects.filter(parent=run).exists()
 
 

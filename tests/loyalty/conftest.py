@@ -1,4 +1,4 @@
-"""Loyalty fixtures: factories that keep the ledger invariant, a frozen clock, the fake wallet."""
+"""Loyalty fixtures: factories that keep the ledger invariant, a frozen clock, the wallet fakes."""
 
 import itertools
 import threading
@@ -10,8 +10,16 @@ import time_machine
 from django.db import connection
 from django.template import engines as template_engines
 
-from loyalty.fake_wallet import FakeWallet, Faults
-from loyalty.models import Customer, LoyaltyCard, LoyaltyProgram, LoyaltyTransaction, Merchant
+from loyalty.fakes.keys import FakeKeys, generate_keys
+from loyalty.fakes.kit import WalletFakes
+from loyalty.models import (
+    AppleDeviceRegistration,
+    Customer,
+    LoyaltyCard,
+    LoyaltyProgram,
+    LoyaltyTransaction,
+    Merchant,
+)
 
 #: The nightly run in most tests: 2026-03-01 02:00 UTC.
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -136,13 +144,34 @@ def sleep_recorder() -> SleepRecorder:
     return SleepRecorder()
 
 
+@pytest.fixture(scope="session")
+def wallet_keys(tmp_path_factory) -> FakeKeys:
+    """A service account key, a CA with pass and TLS certificates, an APNs key: made here."""
+    return generate_keys(tmp_path_factory.mktemp("wallet-keys"))
+
+
 @pytest.fixture
-def fake_wallet(settings) -> Iterator[FakeWallet]:
-    """A real HTTP fake of both wallets; settings point the clients at it."""
-    with FakeWallet(faults=Faults()) as wallet:
-        settings.LOYALTY_GOOGLE_WALLET_URL = wallet.base_url
-        settings.LOYALTY_APPLE_WALLET_URL = wallet.base_url
-        settings.LOYALTY_GOOGLE_WALLET_TOKEN = "google-test-token"
-        settings.LOYALTY_APPLE_WALLET_TOKEN = "apple-test-token"
+def fake_wallet(settings, wallet_keys) -> Iterator[WalletFakes]:
+    """The fake Google Wallet (token endpoint + walletobjects) and the fake APNs (HTTP/2,
+    TLS); settings point the real clients at them, as an operator's environment would."""
+    with WalletFakes(wallet_keys) as fakes:
+        for name, value in fakes.settings().items():
+            setattr(settings, name, value)
         settings.LOYALTY_WALLET_TIMEOUT_SECONDS = 2.0
-        yield wallet
+        yield fakes
+
+
+@pytest.fixture
+def register_device() -> Callable[..., AppleDeviceRegistration]:
+    """An Apple device registered for a card's pass (as the PassKit web service records it)."""
+    counter = itertools.count(1)
+
+    def register(card: LoyaltyCard, push_token: str | None = None) -> AppleDeviceRegistration:
+        n = next(counter)
+        return AppleDeviceRegistration.objects.create(
+            device_library_identifier=f"device{card.pk}x{n}",
+            push_token=push_token or f"{card.pk:032x}{n:032x}",
+            card=card,
+        )
+
+    return register

@@ -240,3 +240,24 @@ def test_card_actions__are_refused_without_the_run_job_permission(client, cards,
     assert f'value="{action}"' not in html  # not offered
     assert response.status_code == 200 and "Queued" not in response.content.decode()
     assert not JobRun.objects.exists()  # and refused when posted anyway
+
+
+# -- Wallet sync state ---------------------------------------------------------------
+
+
+def test_card_page__shows_each_wallets_sync_state_read_only(client, cards):
+    from loyalty.models import WalletSyncState
+
+    card = cards["due"]
+    WalletSyncState.objects.create(
+        card=card, wallet="google", synced_version=3, failures=2, last_error="HTTP 503"
+    )
+    viewer = staff_client(client, "vera", [("loyalty", "view_loyaltycard")])
+    page = viewer.get(reverse("admin:loyalty_loyaltycard_change", args=[card.pk]))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Wallet sync states" in html and "HTTP 503" in html
+    olga = staff_client(client, "olga2", OPERATOR_PERMISSIONS)
+    change = olga.get(reverse("admin:loyalty_loyaltycard_change", args=[card.pk]))
+    assert 'name="wallet_states-0-last_error"' not in change.content.decode()

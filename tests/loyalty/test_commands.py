@@ -54,9 +54,50 @@ def test_sync_wallet_passes_command__resyncs_one_card_on_demand(
 
     call_command("sync_wallet_passes", card=old.pk)
 
-    assert [c.key for c in fake_wallet.calls] == ["g-old"]
+    assert [c.key for c in fake_wallet.google.calls] == ["g-old"]
     run = JobRun.objects.get()
     assert run.result["card_ids"] == [old.pk] and run.result["synced"] == 1
+
+
+def test_sync_wallet_passes_command__a_stopped_wallet_exits_1_with_its_line(
+    frozen_now, program_factory, card_factory, fake_wallet, capsys
+):
+    card_factory(program_factory(), google="g-1")
+    fake_wallet.google.faults.revoked = True
+
+    with pytest.raises(CommandError) as error:
+        call_command("sync_wallet_passes")
+
+    assert error.value.returncode == 1
+    assert str(error.value).startswith("google: credentials refused: HTTP 401")
+
+
+def test_wallet_status_command__one_line_per_wallet_exit_1_when_one_is_not_ok(
+    frozen_now, program_factory, card_factory, fake_wallet, settings, capsys
+):
+    card_factory(program_factory(), google="g-1", apple="a-1")
+    call_command("wallet_status")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "google: OK credentials accepted; 1 card(s) behind; no run yet",
+        "apple: OK credentials accepted; 1 card(s) behind; no run yet",
+    ]
+
+    call_command("sync_wallet_passes")
+    capsys.readouterr()
+    fake_wallet.apns.faults.refuse_provider_token = True
+    settings.LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE = "/nonexistent/key.json"
+    with pytest.raises(CommandError, match="wallet\\(s\\) not OK: google, apple") as error:
+        call_command("wallet_status")
+    run = JobRun.objects.get()
+    assert error.value.returncode == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "google: FAIL LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE: cannot read /nonexistent/key.json: "
+        f"No such file or directory; 0 card(s) behind; last run #{run.pk}: 0 failed",
+        "apple: FAIL credentials refused: APNs refused the provider token "
+        "(InvalidProviderToken): check LOYALTY_APPLE_APNS_KEY_FILE, LOYALTY_APPLE_APNS_KEY_ID "
+        f"and LOYALTY_APPLE_TEAM_ID; 0 card(s) behind; last run #{run.pk}: 0 failed",
+    ]
 
 
 def test_sync_wallet_passes_command__card_without_pass_is_refused(program_factory, card_factory):

@@ -71,7 +71,12 @@ def test_queue_depth_by_cluster__counts_ormq_rows_per_cluster_zero_included():
     for key in ("default", "default", "apply"):
         OrmQ.objects.create(key=key, payload="x", lock=timezone.now())
 
-    assert queue_depth_by_cluster() == {"default": 2, "notifications": 0, "apply": 1}
+    assert queue_depth_by_cluster() == {
+        "default": 2,
+        "notifications": 0,
+        "apply": 1,
+        "subscriptions": 0,
+    }
 
 
 def test_dashboard__shows_health_queues_dead_outbox_chart_and_filtered_links(operator):

@@ -19,6 +19,7 @@ catalogue = bibliotheca_fixtures.catalogue
 simulator = bibliotheca_fixtures.simulator
 make_collection = bibliotheca_fixtures.make_collection
 collection = bibliotheca_fixtures.collection
+quick_request_retries = bibliotheca_fixtures.quick_request_retries
 
 
 # No example database under the work tree: every run starts from the strategies.
@@ -141,3 +142,4 @@ program_factory = loyalty_fixtures.program_factory
 card_factory = loyalty_fixtures.card_factory
 sleep_recorder = loyalty_fixtures.sleep_recorder
 fake_wallet = loyalty_fixtures.fake_wallet
+wallet_keys = loyalty_fixtures.wallet_keys

@@ -9,11 +9,16 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.admin import site
 from django.contrib.auth.models import User
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.urls import reverse
 
+from bibliotheca.models import Collection, Edition, Identifier, LicensePool
 from exchanges.models import Exchange, Participant, Reminder
 from exchanges.services.reminder_planning import plan_reminders
+from loyalty.models import Merchant, Store
 from tests.reliability.conftest import say
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +111,11 @@ BAD = [
     ("reminder_days", '{"7": 1}', "reminder days must be a list of whole days from 1 to 365"),
     ("reminder_days", '"7,3,1"', "reminder days must be a list of whole days from 1 to 365"),
     ("reminder_days", "", "This field is required."),
+    # Python's parser cannot hold these (issue 14): a form error, not a 500.
+    ("reminder_days", "[" + "9" * 5000 + "]", "Enter a valid JSON."),
+    ("reminder_days", "[" * 50_000, "Enter a valid JSON."),
+    ("reminder_days", "[NaN]", "Enter a valid JSON."),
+    ("reminder_days", "[1e999]", "Enter a valid JSON."),
     ("exchange_at_0", "2026-02-30", "Enter a valid date."),
     ("exchange_at_0", "18/12/2026x", "Enter a valid date."),
     ("exchange_at_1", "25:00", "Enter a valid time."),
@@ -116,7 +126,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "message"), BAD, ids=[f"{f}={v!r}" for f, v, _ in BAD])
+@pytest.mark.parametrize(
+    ("field", "value", "message"), BAD, ids=[f"{f}={v!r}"[:60] for f, v, _ in BAD]
+)
 def test_exchange_form__bad_value_rejected_with_message_and_nothing_changed(
     admin, exchange, field, value, message
 ):
@@ -145,3 +157,109 @@ def test_exchange_form__valid_edit_is_saved_and_replans_reminders(admin, exchang
     assert exchange.timezone == "Europe/Paris" and exchange.reminder_days == [10, 2]
     planned = set(Reminder.objects.filter(exchange=exchange).values_list("days_before", flat=True))
     assert {10, 2} <= planned
+
+
+# -- every numeric admin field of the apps, with absurd values (issue 14, item 12) ---------
+
+HUGE_INT = "9" * 5000
+ABSURD_VALUES = (HUGE_INT, "-" + HUGE_INT, f"[{HUGE_INT}]", "1e999999", "[" * 50_000, "nan")
+NUMERIC_FIELDS = (
+    models.IntegerField,
+    models.FloatField,
+    models.DecimalField,
+    models.JSONField,
+    models.ForeignKey,
+    models.DateField,  # DateTimeField too
+)
+
+
+@pytest.fixture
+def app_rows(program_factory, card_factory):
+    """A row behind every change page of loyalty, exchanges and bibliotheca."""
+    card_factory(program_factory(), points=10, inactive_days=3)
+    exchange = Exchange.objects.create(
+        name="Office", organizer_email="o@example.com", exchange_at=EXCHANGE_AT
+    )
+    Participant.objects.create(exchange=exchange, name="Ann", email="ann@example.com")
+    Store.objects.create(merchant=Merchant.objects.first(), name="Main street")
+    collection = Collection.objects.create(
+        name="Main library",
+        library_id="lib",
+        account_id="acct",
+        account_key="k",
+        base_url="https://partner.yourcloudlibrary.com/",
+    )
+    identifier = Identifier.objects.create(type="bibliotheca", value="bib1")
+    LicensePool.objects.create(collection=collection, identifier=identifier)
+    Edition.objects.create(identifier=identifier, title="A book")
+
+
+def posted_data(page) -> dict[str, str]:
+    """What the browser posts for the page's form and inline formsets, unchanged."""
+    data: dict[str, str] = {"_save": "Save"}
+    forms = [page.context["adminform"].form]
+    for inline in page.context["inline_admin_formsets"]:
+        forms += [inline.formset.management_form, *inline.formset.forms]
+    for form in forms:
+        for name, field in form.fields.items():
+            value = form[name].value()
+            widget = field.widget
+            keys = (
+                [f"{form.add_prefix(name)}_{i}" for i in range(len(widget.widgets))]
+                if hasattr(widget, "widgets")
+                else [form.add_prefix(name)]
+            )
+            values = widget.decompress(value) if hasattr(widget, "widgets") else [value]
+            for key, v in zip(keys, values, strict=False):
+                if v is not None and v is not False:
+                    data[key] = "on" if v is True else str(v)
+    return data
+
+
+def numeric_form_fields(page) -> dict[str, list[str]]:
+    """Main-form fields backed by a numeric, JSON, date or relation column: their keys."""
+    form = page.context["adminform"].form
+    out = {}
+    for name, field in form.fields.items():
+        try:
+            column = form._meta.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if isinstance(column, NUMERIC_FIELDS):
+            widget = field.widget
+            out[name] = (
+                [f"{name}_{i}" for i in range(len(widget.widgets))]
+                if hasattr(widget, "widgets")
+                else [name]
+            )
+    return out
+
+
+def test_every_numeric_admin_field__absurd_values_are_form_errors_never_500(admin, app_rows):
+    pages = []
+    for model in site._registry:
+        if model._meta.app_label not in ("loyalty", "exchanges", "bibliotheca"):
+            continue
+        info = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        pages.append(reverse(f"{info}_add"))
+        first = model.objects.order_by("pk").first()
+        if first is not None:
+            pages.append(reverse(f"{info}_change", args=[first.pk]))
+    admin.raise_request_exception = False  # a 500 is a finding here, not a crash of the test
+    tried, problems = 0, []
+    for url in pages:
+        page = admin.get(url)
+        if page.status_code != 200 or "adminform" not in page.context:
+            continue  # read-only models have no add page
+        if page.context["adminform"].form.fields == {}:
+            continue
+        base = posted_data(page)
+        for name, keys in numeric_form_fields(page).items():
+            for value in ABSURD_VALUES:
+                response = admin.post(url, {**base, **dict.fromkeys(keys, value)})
+                tried += 1
+                form = response.context and response.context.get("adminform")
+                if response.status_code != 200 or not form or name not in form.form.errors:
+                    problems.append((url, name, value[:12], response.status_code))
+    say(f"{tried} absurd numeric values posted to {len(pages)} admin forms")
+    assert tried > 50 and problems == [], "\n".join(map(str, problems))

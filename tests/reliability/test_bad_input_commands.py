@@ -6,6 +6,8 @@ expected a non-zero exit, a one-line error (argparse errors: its usage lines plu
 the commands write).
 """
 
+import os
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from django.utils import timezone
 
 from bibliotheca.models import Collection
 from exchanges.models import Exchange, Participant
+from tests.conftest import test_database_url as database_url
 from tests.reliability.conftest import say
 
 pytestmark = pytest.mark.django_db(transaction=True)  # run_from_argv closes connections
@@ -71,15 +74,21 @@ def world(program_factory, card_factory):
     Collection.objects.create(
         name="Off", library_id="l", account_id="a", account_key="k", enabled=False
     )
-    Collection.objects.create(name="On", library_id="l", account_id="a", account_key="k")
-    return {
+    on = Collection.objects.create(name="On", library_id="l", account_id="a", account_key="k")
+    ids = {
         "program": program.pk,
         "card": plain.pk,
         "pass_card": with_pass.pk,
         "draft": draft.pk,
         "matched": matched.pk,
-        "since": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
+        "on": on.pk,
     }
+    # The same ids in Arabic-Indic digits: int("٣") is 3, but an operator never means it.
+    arabic = {f"{k}_arabic": str(v).translate(ARABIC_DIGITS) for k, v in ids.items()}
+    return {**ids, **arabic, "since": datetime(2026, 1, 1, tzinfo=UTC).isoformat()}
+
+
+ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
 
 #: (command, argv after the name); ids from the world fixture are filled in with str.format.
@@ -106,6 +115,16 @@ CASES = [
     ("import_bibliotheca_purchases", ["--collection", "Off"]),
     ("import_bibliotheca_purchases", ["--collection", "999999"]),
     ("import_bibliotheca_purchases", ["--force-reimport"]),
+    ("import_bibliotheca_purchases", ["--collection", "²"]),
+    ("import_bibliotheca_purchases", ["--collection", "{on_arabic}"]),
+    ("import_bibliotheca_purchases", ["--collection", "9" * 5000]),
+    ("expire_points", ["--program", "{program_arabic}"]),
+    ("expire_points", ["--program", "²"]),
+    ("sync_wallet_passes", ["--card", "{pass_card_arabic}"]),
+    ("match_exchange", ["{draft_arabic}"]),
+    ("send_due_reminders", ["--exchange", "{matched_arabic}"]),
+    ("send_due_reminders", ["--exchange", " {matched}"]),
+    ("purge_completed", ["--exchange", "²", "--no-input"]),
     ("match_exchange", []),
     ("match_exchange", ["abc"]),
     ("match_exchange", ["999999"]),
@@ -124,6 +143,7 @@ CASES = [
     ("demo", ["--only", "bogus"]),
     ("list_jobs", ["extra"]),
     ("jobs_health", ["extra"]),
+    ("wallet_status", ["extra"]),
     ("sync_schedules", ["extra"]),
 ]
 
@@ -191,9 +211,16 @@ def test_match_exchange__impossible_draw_fails_in_one_line_with_only_history_wri
     "argv",
     [
         ["run_fake_wallet", "--failure-rate", "2"],
-        ["run_fake_wallet", "--port", "-5"],
+        ["run_fake_wallet", "--latency-ms", "-5"],
         ["bibliotheca_simulator", "--port", "0", "--fault", "nonsense"],
         ["bibliotheca_simulator", "--port", "0", "--days", "-1"],
+        ["run_fake_wallet", "--latency-ms", "nan"],
+        ["run_fake_wallet", "--hang-seconds", "inf"],
+        ["bibliotheca_simulator", "--port", "70000"],
+        ["bibliotheca_simulator", "--port", "٣٠٠٠"],
+        ["bibliotheca_simulator", "--port", "0", "--days", "99999999"],
+        ["bibliotheca_simulator", "--port", "0", "--latency-ms", "nan"],
+        ["bibliotheca_simulator", "--port", "0", "--jitter-ms", "-5"],
     ],
 )
 def test_server_commands__bad_arguments_exit_before_serving(argv):
@@ -214,3 +241,68 @@ def test_server_commands__bad_arguments_exit_before_serving(argv):
     ]
     say(f"manage.py {' '.join(argv)}: exit {proc.returncode}, {errors[-1:]}")
     assert proc.returncode != 0 and len(errors) == 1
+
+
+@pytest.mark.parametrize("command", ["bibliotheca_simulator"])  # the wallet fakes take free ports
+def test_server_commands__port_in_use__one_line_not_a_traceback(command):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "manage.py", command, "--port", str(port)],
+            cwd=Path(settings.BASE_DIR),
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    say(f"manage.py {command} --port <in use>: exit {proc.returncode}, {errors}")
+    assert proc.returncode == 1
+    assert errors == [
+        f"CommandError: port {port} on 127.0.0.1 is already in use: stop what listens there"
+        " or pick another --port"
+    ]
+
+
+@pytest.fixture
+def completed_exchange() -> Exchange:
+    return Exchange.objects.create(
+        name="Done",
+        organizer_email="o@example.com",
+        exchange_at=timezone.now() - timedelta(days=40),
+        state=Exchange.State.COMPLETED,
+        completed_at=timezone.now() - timedelta(days=40),
+    )
+
+
+def manage_py(*argv: str) -> subprocess.CompletedProcess:
+    """`manage.py argv` on the test database with stdin closed, as cron runs it."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=Path(settings.BASE_DIR),
+        env={**os.environ, "DATABASE_URL": database_url()},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_purge_completed__no_terminal__refuses_in_one_line_unless_no_input(completed_exchange):
+    pk = str(completed_exchange.pk)
+    before = fingerprint()
+
+    refused = manage_py("purge_completed", "--exchange", pk)
+
+    errors = [line for line in refused.stderr.splitlines() if line.strip()]
+    say(f"purge_completed --exchange {pk} < /dev/null: exit {refused.returncode}, {errors}")
+    assert refused.returncode == 2
+    assert errors == [
+        "CommandError: no terminal to confirm the purge on: pass --no-input to purge anyway"
+    ]
+    assert fingerprint() == before
+
+    purged = manage_py("purge_completed", "--exchange", pk, "--no-input")
+    assert purged.returncode == 0, purged.stderr
+    assert not Exchange.objects.filter(pk=completed_exchange.pk).exists()

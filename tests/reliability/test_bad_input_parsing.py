@@ -77,7 +77,7 @@ def client_answering(body: bytes, status: int = 200) -> BibliothecaClient:
     client = BibliothecaClient(
         Credentials(
             name="Prop",
-            base_url="http://remote.invalid/",
+            base_url="http://127.0.0.1/",  # an allowed address: the session is canned
             library_id="lib",
             account_id="acct",
             account_key="key",

@@ -37,10 +37,10 @@ CHAIN = "bibliotheca.import_purchase_records_by_collection"
 def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_faults(
     program_factory, card_factory, fake_wallet, sleep_recorder, settings, monkeypatch
 ):
-    from loyalty.services import wallet_clients
+    from loyalty.services.google_wallet import GoogleWalletClient
 
     client_errors: Counter = Counter()
-    real_send = wallet_clients._HttpClient._send
+    real_send = GoogleWalletClient._send
 
     def counting_send(self, method, url, payload):
         client_errors["attempts"] += 1
@@ -50,12 +50,13 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
             client_errors[str(exc).rsplit(": ", 1)[-1]] += 1
             raise
 
-    monkeypatch.setattr(wallet_clients._HttpClient, "_send", counting_send)
+    monkeypatch.setattr(GoogleWalletClient, "_send", counting_send)
     settings.LOYALTY_WALLET_TIMEOUT_SECONDS = 1.0  # room for a busy 2-core machine
-    fake_wallet.faults.failure_rate = 0.2  # 503 (after the timeout roll)
-    fake_wallet.faults.timeout_rate = 0.1  # hangs past the client's timeout
-    fake_wallet.faults.hang_seconds = 2.0
-    fake_wallet.faults.seed = 30
+    faults = fake_wallet.google.faults
+    faults.failure_rate = 0.2  # 503 (after the timeout roll)
+    faults.timeout_rate = 0.1  # hangs past the client's timeout
+    faults.hang_seconds = 2.0
+    faults.seed = 30
     program = program_factory()
     now = timezone.now()
     cards = [
@@ -69,14 +70,14 @@ def test_wallet_at_30_percent_failures_and_timeouts__results_match_the_injected_
     attempts = client_errors.pop("attempts")
     unaccepted = client_errors["ConnectTimeout"] + client_errors["ConnectionError"]
     wait_until(  # a hung handler records its call when it wakes, after the client gave up
-        lambda: len(fake_wallet.calls) >= attempts - unaccepted,
+        lambda: len(fake_wallet.google.calls) >= attempts - unaccepted,
         timeout_seconds=30,
         poll_seconds=0.05,
         what="the fake wallet to record every call it accepted",
     )
 
     by_key: dict[str, list[int]] = {}
-    for call in fake_wallet.calls:
+    for call in fake_wallet.google.calls:
         by_key.setdefault(call.key, []).append(call.status)
     statuses = Counter(s for calls in by_key.values() for s in calls)
     # A hung call is recorded when its handler wakes up, after the retry that followed it.
@@ -133,9 +134,12 @@ def fault_schedule(requests: int, *, rate: float, seed: int) -> list[Fault]:
     return faults
 
 
-def test_simulator_at_30_percent_failures_and_timeouts__every_fault_is_one_failed_retried_hop(
+def test_simulator_at_30_percent_failures_and_timeouts__every_fault_is_retried(
     catalogue, collection, simulator, settings
 ):
+    """Each fault is tried again in place (3 tries of a request); a request failing all
+    its tries fails its hop, which the chain's retry policy re-runs. The chain finishes
+    with every record, and history shows exactly the hops that failed, each retried."""
     settings.BIBLIOTHECA_REQUEST_TIMEOUT_SECONDS = 0.3
     start = datetime.combine(catalogue.start_date, datetime.min.time(), tzinfo=UTC)
     Timestamp.objects.create(service=PURCHASE_RECORD_SERVICE, collection=collection, finish=start)
@@ -162,15 +166,17 @@ def test_simulator_at_30_percent_failures_and_timeouts__every_fault_is_one_faile
     retries = [r for r in runs if r.trigger == "retry"]
     assert runs[-1].result.get("done") is True
     assert LicensePool.objects.count() == catalogue.total_records
-    assert len(failed) == len(used) == len(retries)
-    assert errors == {"BadResponse": injected["5xx"], "RequestTimedOut": injected["timeout"]}
-    assert {r.status for r in runs} == {"succeeded", "failed"}
+    assert len(failed) == len(retries)  # every failed hop was re-run once
+    assert 3 * len(failed) <= len(used)  # a hop fails only after 3 faults of one request
+    assert set(errors) <= {"BadResponse", "RequestTimedOut"}
+    assert {r.status for r in runs} <= {"succeeded", "failed"}
     say(
         f"simulator: {served} requests served, injected {injected['5xx']} x 5xx + "
-        f"{injected['timeout']} x timeout ({len(used) / (served + injected['5xx'] * 0):.0%} of "
-        f"requests); history: {len(runs)} hops, {len(failed)} failed ({dict(errors)}), "
-        f"{len(retries)} retries, chain done, {LicensePool.objects.count()} pools = "
-        f"{catalogue.total_records} records; {elapsed:.1f} s"
+        f"{injected['timeout']} x timeout ({len(used) / served:.0%} of requests); history: "
+        f"{len(runs)} hops, {len(failed)} failed ({dict(errors)}) and retried, "
+        f"{len(used) - 3 * len(failed)} or more faults absorbed by in-place retries, chain "
+        f"done, {LicensePool.objects.count()} pools = {catalogue.total_records} records; "
+        f"{elapsed:.1f} s"
     )
 
 

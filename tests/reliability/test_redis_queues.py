@@ -30,7 +30,7 @@ def queue_one_run_per_cluster() -> None:
     enqueue_job("jobs.deliver_notifications", trigger="command")
     enqueue_job(
         "bibliotheca.apply_bibliographic",
-        kwargs={"collection_id": 1, "items": []},
+        kwargs={"collection_id": 1, "batch": "00000000-0000-0000-0000-000000000000"},
         trigger="command",
     )
 
@@ -45,7 +45,7 @@ def test_queue_depth_and_oldest_task_come_from_redis(transactional_db, redis_bro
     after = timezone.now()
 
     depth = queue_depth_by_cluster()
-    assert depth == {"default": 2, "notifications": 1, "apply": 1}
+    assert depth == {"default": 2, "notifications": 1, "apply": 1, "subscriptions": 0}
     assert depth == {name: redis.queue_length(name) for name in depth}
     assert not OrmQ.objects.exists()
     oldest = queue_states()["default"].oldest_enqueued_at
@@ -58,12 +58,15 @@ def test_queue_depth_and_oldest_task_come_from_redis(transactional_db, redis_bro
     assert 'jobs_queue_depth{cluster="apply"} 1.0' in metrics
 
     redis.stop()  # Redis down: the pages still answer, /health/ says why
-    assert queue_depth_by_cluster() == {"default": None, "notifications": None, "apply": None}
+    assert queue_depth_by_cluster() == dict.fromkeys(
+        ("default", "notifications", "apply", "subscriptions")
+    )
     assert "jobs_queue_depth{" not in client.get("/metrics").content.decode()
     dashboard = client.get(reverse("admin:jobs_jobrun_overview")).content.decode()
     assert re.search(r"queue default</div><div class=\"value\">\?<", dashboard)
     down = check_cluster()
-    assert not down.ok and down.detail.startswith("cannot read cluster stats or queues:")
+    assert not down.ok and down.detail.startswith("cannot read cluster stats or queues")
+    assert "Connection refused" in down.error  # the cause: to staff and the logs only
 
 
 def test_health__a_redis_queue_nobody_consumes_is_reported_stalled(

@@ -291,3 +291,250 @@ def test_production_without_secret_key__refuses_to_start():
     last = proc.stderr.strip().splitlines()[-1]
     say(f"PRODUCTION=1 without SECRET_KEY: exit {proc.returncode}, {last}")
     assert proc.returncode != 0 and "needs a SECRET_KEY" in last
+
+
+# --- the permission matrix ------------------------------------------------------------------
+# Four staff users against every jobs-core admin action and URL, the apps' "run this job"
+# actions, Retry and Run now. An action is allowed when it changes something (a run queued,
+# a row requeued, a lease released) and offered on the page; refused when neither.
+
+MATRIX_VIEW = (
+    "loyalty.view_loyaltycard",
+    "exchanges.view_exchange",
+    "bibliotheca.view_collection",
+    "jobs.view_jobrun",
+    "jobs.view_notification",
+    "jobs.view_lease",
+    "django_q.view_schedule",
+    "django_q.view_success",
+    "django_q.view_failure",
+    "django_q.view_ormq",
+)
+ROLES = {
+    "no-permission": (),
+    "view-only": MATRIX_VIEW,
+    "run-only": (*MATRIX_VIEW, "jobs.run_job"),
+    "change-only": (*MATRIX_VIEW, *(p.replace(".view_", ".change_") for p in MATRIX_VIEW)),
+    # The positive control: what the jobs' own actions need (run, change, delete).
+    "run+change+delete": (
+        *MATRIX_VIEW,
+        "jobs.run_job",
+        *(p.replace(".view_", ".change_") for p in MATRIX_VIEW),
+        *(p.replace(".view_", ".delete_") for p in MATRIX_VIEW),
+    ),
+}
+FULL = "run+change+delete"
+RUN_ONLY = {"run-only", FULL}
+NOBODY: set[str] = set()
+ONLY_FULL = {FULL}
+
+
+@pytest.fixture
+def matrix_objects(program_factory, card_factory):
+    from jobs.models import Lease
+
+    program = program_factory()
+    card = card_factory(program, points=10, inactive_days=400, google="g-9")
+    future = timezone.now() + timedelta(days=9)
+    draft = Exchange.objects.create(name="D", organizer_email="o@example.com", exchange_at=future)
+    for name in "AB":
+        Participant.objects.create(exchange=draft, name=name, email=f"{name}@example.com")
+    matched = Exchange.objects.create(
+        name="M", organizer_email="o@example.com", exchange_at=future, state="matched"
+    )
+    done = Exchange.objects.create(
+        name="C",
+        organizer_email="o@example.com",
+        exchange_at=timezone.now() - timedelta(days=40),
+        state="completed",
+        completed_at=timezone.now() - timedelta(days=40),
+    )
+    collection = Collection.objects.create(
+        name="Sec", library_id="l", account_id="a", account_key=SECRET
+    )
+
+    def reset() -> None:
+        """Each user meets the same rows: the dead notification and the dead holder's lease."""
+        Notification.objects.filter(dedup_key="sec:1").update(status="dead", attempts=4)
+        now = timezone.now()
+        Lease.objects.update_or_create(
+            key="job:jobs.demo_job",
+            defaults={
+                "owner": f"run:{killed.pk}",
+                "acquired_at": now,
+                "expires_at": now + timedelta(minutes=10),
+            },
+        )
+
+    demo_failed = JobRun.objects.create(job="jobs.demo_job", status="failed", kwargs={"items": 1})
+    match_failed = JobRun.objects.create(
+        job="exchanges.match_exchange", status="failed", kwargs={"exchange_id": draft.pk}
+    )
+    dead = Notification.objects.create(
+        channel="email", recipient="x@example.com", template="t", body="b",
+        dedup_key="sec:1", status="dead", attempts=4, last_error="550",
+    )  # fmt: skip
+    killed = JobRun.objects.create(
+        job="jobs.demo_job",
+        status="running",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+    )
+    reset()
+    # (changelist, action, selected pk, roles allowed), then the reset before each user
+    return reset, [
+        ("loyalty_loyaltycard", "expire_now", card.pk, ONLY_FULL),  # run + change
+        ("loyalty_loyaltycard", "resync_wallet", card.pk, RUN_ONLY),
+        ("exchanges_exchange", "match", draft.pk, ONLY_FULL),  # run + change
+        ("exchanges_exchange", "send_reminders_now", matched.pk, RUN_ONLY),
+        ("exchanges_exchange", "complete", matched.pk, RUN_ONLY),
+        ("exchanges_exchange", "purge_now", done.pk, ONLY_FULL),  # run + delete
+        ("bibliotheca_collection", "import_purchase_records", collection.pk, RUN_ONLY),
+        ("bibliotheca_collection", "force_reimport", collection.pk, ONLY_FULL),  # run + change
+        ("jobs_jobrun", "retry_runs", demo_failed.pk, RUN_ONLY),
+        ("jobs_jobrun", "retry_runs", match_failed.pk, ONLY_FULL),  # the draw needs change too
+        ("jobs_notification", "requeue", dead.pk, {"change-only", FULL}),
+        ("jobs_lease", "release", "job:jobs.demo_job", RUN_ONLY),
+        ("jobs_lease", "delete_selected", "job:jobs.demo_job", NOBODY),
+        ("django_q_schedule", "delete_selected", None, NOBODY),
+        ("django_q_failure", "resubmit_task", None, NOBODY),
+    ]
+
+
+def matrix_state() -> tuple:
+    from django_q.models import OrmQ, Schedule
+
+    from jobs.models import Lease
+
+    return (
+        JobRun.objects.count(),
+        tuple(Notification.objects.order_by("pk").values_list("status", "attempts")),
+        tuple(Exchange.objects.order_by("pk").values_list("state", flat=True)),
+        tuple(Lease.objects.order_by("key").values_list("key", flat=True)),
+        Schedule.objects.count(),
+        OrmQ.objects.count(),
+    )
+
+
+def role_clients() -> dict[str, Client]:
+    return {role: staff(role, *perms) for role, perms in ROLES.items()}
+
+
+def test_permission_matrix__admin_actions(matrix_objects):
+    from django_q.models import Schedule
+
+    clients = role_clients()
+    schedule_pk = Schedule.objects.get(name="jobs.prune_history").pk
+    reset, rows = matrix_objects
+    table, wrong = [], []
+    for changelist, action, pk, allowed in rows:
+        url = reverse(f"admin:{changelist}_changelist")
+        row = []
+        for role, client in clients.items():
+            reset()
+            page = client.get(url)
+            offered = page.status_code == 200 and f'value="{action}"' in page.content.decode()
+            before = matrix_state()
+            token = csrf(client, reverse("admin:index"))
+            selected = schedule_pk if pk is None and changelist == "django_q_schedule" else pk
+            response = client.post(
+                url,
+                {
+                    "action": action,
+                    "_selected_action": [selected] if selected is not None else [],
+                    "index": 0,
+                    "post": "yes",
+                    "csrfmiddlewaretoken": token,
+                },
+            )
+            changed = matrix_state() != before
+            did = "allowed" if (changed and offered) else "refused"
+            if (role in allowed) != (did == "allowed") or (changed and not offered):
+                wrong.append(
+                    f"{changelist}.{action} as {role}: offered={offered} changed={changed}"
+                )
+            row.append(f"{role} {response.status_code} {did}")
+        table.append(f"  {changelist + '.' + action:<46} " + ", ".join(row))
+    say("permission matrix, admin actions:\n" + "\n".join(table))
+    assert wrong == []
+
+
+def test_permission_matrix__urls(matrix_objects):
+    from django_q.models import Failure, Schedule
+
+    from jobs.models import Lease
+
+    now = timezone.now()
+    Failure.objects.create(id="f" * 32, name="n", func="os.system", started=now, stopped=now)
+    run = JobRun.objects.filter(job="jobs.demo_job").first()
+    schedule = Schedule.objects.get(name="jobs.prune_history")
+    lease = Lease.objects.get()
+    viewers = {"view-only", "run-only", "change-only", FULL}
+    # (method, url, data, roles that get a 2xx/3xx with an effect or a page)
+    urls = [
+        ("get", reverse("admin:jobs_jobrun_overview"), None, viewers),
+        ("get", reverse("admin:jobs_jobrun_changelist"), None, viewers),
+        ("get", reverse("admin:jobs_jobrun_change", args=[run.pk]), None, viewers),
+        ("get", reverse("admin:jobs_jobrun_progress", args=[run.pk]), None, viewers),
+        ("get", reverse("admin:jobs_notification_changelist"), None, viewers),
+        ("get", reverse("admin:jobs_lease_changelist"), None, viewers),
+        ("get", reverse("admin:django_q_schedule_changelist"), None, viewers),
+        ("get", reverse("admin:django_q_failure_changelist"), None, viewers),
+        ("get", reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]), None, RUN_ONLY),
+        ("post", reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]), {}, RUN_ONLY),
+        (
+            "post",
+            reverse("admin:jobs_jobrun_run_now", args=["loyalty.expire_points"]),
+            {},
+            ONLY_FULL,
+        ),
+        (
+            "post",
+            reverse("admin:jobs_jobrun_run_now", args=["exchanges.purge_completed"]),
+            {},
+            ONLY_FULL,
+        ),
+        ("get", reverse("admin:jobs_jobrun_add"), None, NOBODY),
+        ("post", reverse("admin:jobs_jobrun_delete", args=[run.pk]), {"post": "yes"}, NOBODY),
+        ("post", reverse("admin:jobs_notification_add"), {}, NOBODY),
+        ("post", reverse("admin:jobs_lease_delete", args=[lease.pk]), {"post": "yes"}, NOBODY),
+        ("post", reverse("admin:jobs_lease_change", args=[lease.pk]), {"owner": "me"}, NOBODY),
+        ("post", reverse("admin:django_q_schedule_add"), {"func": "os.system"}, NOBODY),
+        (
+            "post",
+            reverse("admin:django_q_schedule_change", args=[schedule.pk]),
+            {"func": "os.system", "name": "jobs.prune_history", "schedule_type": "C"},
+            NOBODY,
+        ),
+        (
+            "post",
+            reverse("admin:django_q_schedule_delete", args=[schedule.pk]),
+            {"post": "yes"},
+            NOBODY,
+        ),
+        (
+            "post",
+            reverse("admin:django_q_failure_delete", args=["f" * 32]),
+            {"post": "yes"},
+            NOBODY,
+        ),
+    ]
+    clients = role_clients()
+    table, wrong = [], []
+    for method, url, data, allowed in urls:
+        row = []
+        for role, client in clients.items():
+            before = matrix_state()
+            if method == "get":
+                status = client.get(url).status_code
+                ok = status == 200
+            else:
+                token = csrf(client, reverse("admin:index"))
+                status = client.post(url, {**data, "csrfmiddlewaretoken": token}).status_code
+                ok = status in (200, 302) and matrix_state() != before
+            if ok != (role in allowed):
+                wrong.append(f"{method.upper()} {url} as {role}: {status}")
+            row.append(f"{role} {status}")
+        table.append(f"  {method.upper():<4} {url:<58} " + ", ".join(row))
+    untouched = Schedule.objects.get(pk=schedule.pk).func
+    say("permission matrix, URLs:\n" + "\n".join(table))
+    assert wrong == [] and untouched == "jobs.runner.run_scheduled_job"

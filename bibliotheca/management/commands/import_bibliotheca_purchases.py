@@ -1,11 +1,13 @@
 """manage.py import_bibliotheca_purchases: queue purchase-record imports by hand."""
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from bibliotheca.models import Collection
 from bibliotheca.services.fan_out import queue_purchase_imports
+from jobs.cli_types import object_id
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
@@ -51,10 +53,16 @@ class Command(BaseCommand):
 
 
 def find_collection(name_or_id: str) -> Collection:
-    """By exact name first, then by id; CommandError naming the value otherwise."""
+    """By exact name first, then by id (ASCII digits only: "٣" is not 3, "²" not an id);
+    CommandError naming the value otherwise."""
     collection = Collection.objects.filter(name=name_or_id).first()
-    if collection is None and name_or_id.isdigit():
-        collection = Collection.objects.filter(pk=int(name_or_id)).first()
+    if collection is None:
+        try:
+            pk = object_id(name_or_id)
+        except ArgumentTypeError:
+            pk = None
+        if pk is not None:
+            collection = Collection.objects.filter(pk=pk).first()
     if collection is None:
         raise CommandError(f"unknown Bibliotheca collection {name_or_id!r}", returncode=2)
     if not collection.enabled:

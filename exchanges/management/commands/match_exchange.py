@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 from exchanges.exceptions import ExchangesError
 from exchanges.models import Exchange
 from exchanges.services.matching import check_matchable
+from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -20,7 +21,7 @@ class Command(JobCommand):
     skipped_is_error = True  # another draw of this exchange holds its lock
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("exchange_id", type=int)
+        parser.add_argument("exchange_id", type=object_id)
         super().add_arguments(parser)
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """manage.py purge_completed [--exchange ID ...] [--dry-run] [--no-input]."""
 
+import sys
 from typing import Any
 
 from django.core.management.base import CommandError
 
 from exchanges.models import Exchange
+from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -18,9 +20,18 @@ class Command(JobCommand):
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
-            "--exchange", type=int, action="append", dest="exchanges", help="Purge this one now."
+            "--exchange",
+            type=object_id,
+            action="append",
+            dest="exchanges",
+            help="Purge this one now.",
         )
-        parser.add_argument("--no-input", action="store_false", dest="interactive")
+        parser.add_argument(
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="Purge without asking (needed without a terminal, e.g. from cron).",
+        )
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         ids = options["exchanges"]
@@ -36,7 +47,20 @@ class Command(JobCommand):
                     returncode=2,
                 )
         if options["interactive"] and not options["dry_run"]:
-            answer = input(f"Delete exchanges {ids} and all their rows now? Type 'yes': ")
-            if answer != "yes":
-                raise CommandError("purge cancelled", returncode=2)
+            confirm_on_terminal(f"Delete exchanges {ids} and all their rows now? Type 'yes': ")
         return {"exchange_ids": ids}
+
+
+def confirm_on_terminal(question: str) -> None:
+    """Ask on the terminal; with none (cron, a pipe, stdin closed) refuse instead of
+    reading an answer nobody typed."""
+    if not sys.stdin or not sys.stdin.isatty():
+        raise CommandError(
+            "no terminal to confirm the purge on: pass --no-input to purge anyway", returncode=2
+        )
+    try:
+        answer = input(question)
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    if answer != "yes":
+        raise CommandError("purge cancelled", returncode=2)

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from exchanges.models import Exchange
+from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -17,7 +18,7 @@ class Command(JobCommand):
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--exchange", type=int, help="Only this exchange's reminders.")
+        parser.add_argument("--exchange", type=object_id, help="Only this exchange's reminders.")
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         exchange_id = options["exchange"]

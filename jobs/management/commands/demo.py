@@ -47,7 +47,7 @@ def format_run(run: JobRun) -> str:
 
 
 class Command(BaseCommand):
-    help = "Start the three clusters, run the demo jobs through the queue, print history, stop."
+    help = "Start the clusters, run the demo jobs through the queue, print history, stop."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--only", choices=["jobs", *demo_modules()], action="append")

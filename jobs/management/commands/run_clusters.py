@@ -12,7 +12,7 @@ from jobs.services.clusters import start_clusters, stop_clusters
 
 class Command(BaseCommand):
     help = (
-        "Start one qcluster per cluster (default, notifications, apply) and keep them running "
+        "Start one qcluster per cluster (default, notifications, apply, subscriptions) and keep them running "
         "until Ctrl-C. In production run `Q_CLUSTER_NAME=<name> manage.py qcluster` per cluster."
     )
 

@@ -24,6 +24,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
             kwargs[key] = json.loads(raw)
         except json.JSONDecodeError:
             kwargs[key] = raw
+        except ValueError:  # Python refuses int strings past 4,300 digits
+            raise CommandError(
+                f"argument {key}: a number of {len(raw)} digits is out of range", returncode=2
+            ) from None
     return kwargs
 
 

@@ -2,8 +2,9 @@
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from jobs.schedule_overrides import ScheduleOverrideError
 from jobs.services.schedules import sync_schedules
 
 
@@ -11,6 +12,9 @@ class Command(BaseCommand):
     help = "Upsert django-q2 schedules of registered jobs (also runs after migrate). Idempotent."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = sync_schedules()
+        try:
+            result = sync_schedules()
+        except ScheduleOverrideError as exc:
+            raise CommandError(str(exc), returncode=2) from None
         for key in ("created", "updated", "deleted"):
             self.stdout.write(f"{key}: {', '.join(result[key]) or '-'}")

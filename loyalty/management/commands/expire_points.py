@@ -4,7 +4,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
+from jobs.cli_types import object_id
 from jobs.commands import JobCommand
+from jobs.models import JobRun
 from loyalty.models import LoyaltyProgram
 
 
@@ -14,9 +16,10 @@ class Command(JobCommand):
         "does. Use after a missed night or to re-run one program; --dry-run only counts."
     )
     job_name = "loyalty.expire_points"
+    skipped_is_error = True  # a skipped run expired nothing
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--program", type=int, help="only this LoyaltyProgram id")
+        parser.add_argument("--program", type=object_id, help="only this LoyaltyProgram id")
         super().add_arguments(parser)
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -32,3 +35,15 @@ class Command(JobCommand):
                 returncode=2,
             )
         return {"program_id": program}
+
+    def report(self, run: JobRun) -> None:
+        """As every job command; also exit 1 naming the programs the run skipped (their
+        data cannot be processed; the other programs are done)."""
+        super().report(run)
+        skipped = (run.result or {}).get("failed_program_ids")
+        if skipped:
+            raise CommandError(
+                f"run #{run.pk}: programs {skipped} skipped (their data cannot be processed):"
+                f" {run.attention_reason}",
+                returncode=1,
+            )

@@ -21,8 +21,8 @@ def test_wallet_sync__reports_every_25_cards_with_failures_so_far_and_at_the_end
 ):
     program = program_factory()
     cards = [card_factory(program, inactive_days=0.01, google=f"g{i}") for i in range(60)]
-    for card in cards[:2]:  # permanent 404s: no backoff to wait for
-        fake_wallet.faults.missing_keys.add(f"google:{card.google_object_id}")
+    for card in cards[1:3]:  # refused (400): no backoff to wait for
+        fake_wallet.google.faults.rejected_ids.add(card.google_object_id)
 
     run = run_job_now("loyalty.sync_wallet_passes")
 

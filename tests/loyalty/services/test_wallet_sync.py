@@ -1,70 +1,216 @@
-"""loyalty.sync_wallet_passes against the real-HTTP fake wallet: retries, failures, alert."""
+"""loyalty.sync_wallet_passes against the wallet fakes: what is behind, per wallet, retries, alerts.
 
-import time
+The fakes speak the real protocols (OAuth token + walletobjects over HTTP, APNs over
+HTTP/2 and TLS); the clients are the production ones.
+"""
+
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.management import call_command
+from django.db import connection
 
 from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, run_job_now
-from loyalty.exceptions import PermanentWalletError
-from loyalty.fake_wallet import FakeWallet
+from loyalty.models import LoyaltyCard, WalletSyncState
 from loyalty.services.wallet_sync import sync_wallet_passes
+from tests.loyalty.conftest import NOW
 
 pytestmark = pytest.mark.django_db
 
 
-def test_sync__pushes_recently_changed_cards_with_a_pass_to_each_wallet(
-    frozen_now, program_factory, card_factory, fake_wallet
+def bump(card: LoyaltyCard, points: int = 5) -> None:
+    card.points_balance += points
+    card.save(update_fields=["points_balance"])
+
+
+def version(card: LoyaltyCard) -> int:
+    return LoyaltyCard.objects.values_list("balance_version", flat=True).get(pk=card.pk)
+
+
+def test_balance_version__moves_on_every_balance_change_by_any_sql_never_back(
+    program_factory, card_factory
+):
+    card = card_factory(program_factory())
+    first = version(card)
+    stale = LoyaltyCard.objects.get(pk=card.pk)
+
+    with connection.cursor() as cursor:  # as the expiration chunk SQL writes it
+        cursor.execute("UPDATE loyalty_loyaltycard SET points_balance = 0 WHERE id = %s", [card.pk])
+    second = version(card)
+    stale.number = "renamed"
+    stale.save()  # a stale instance: balance back to 100 (a change), version not reused
+    third = version(card)
+    LoyaltyCard.objects.filter(pk=card.pk).update(number="again")  # no balance change
+    assert first < second < third == version(card)
+
+    older = LoyaltyCard.objects.get(pk=card.pk)  # balance 100 at `third`
+    bump(LoyaltyCard.objects.get(pk=card.pk), points=1)
+    bump(LoyaltyCard.objects.get(pk=card.pk), points=-1)  # back to 100, two versions on
+    newest = version(card)
+    older.save()  # same balance, stale version: the stored version stays
+    assert newest > third and version(card) == newest
+
+
+def test_sync__pushes_every_wallet_behind_and_nothing_already_confirmed(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
 ):
     program = program_factory()
-    both = card_factory(program, points=42, inactive_days=0.01, google="g-1", apple="a-1")
-    card_factory(program, points=5, inactive_days=0.01)  # no wallet pass
-    card_factory(program, points=7, inactive_days=2, google="g-old")  # no recent transaction
+    both = card_factory(program, points=42, google="issuer.g-1", apple="a-1")
+    device = register_device(both)
+    card_factory(program, points=5)  # no wallet pass
+    old = card_factory(program, points=7, inactive_days=30, google="issuer.g-old")
 
     result = sync_wallet_passes()
 
-    assert (result["cards_considered"], result["synced"], result["failed"]) == (1, 1, 0)
-    google, apple = fake_wallet.calls_for("google:g-1"), fake_wallet.calls_for("apple:a-1")
-    assert [c.method for c in google] == ["PATCH"] and [c.method for c in apple] == ["POST"]
-    assert google[0].authorization == "Bearer google-test-token"
-    assert google[0].body["loyaltyPoints"]["balance"] == {"int": 42}
-    assert apple[0].body == {"serialNumber": "a-1", "points": 42, "stamps": 0}
-    assert len(fake_wallet.calls) == 2 and both.pk not in result["failed_card_ids"]
+    assert (result["cards_considered"], result["synced"], result["failed"]) == (2, 2, 0)
+    google = fake_wallet.google.calls_for("issuer.g-1")
+    assert [(c.method, c.body["loyaltyPoints"]["balance"]) for c in google] == [
+        ("PATCH", {"int": 42})
+    ]
+    assert fake_wallet.google.calls_for("issuer.g-old")  # behind, however old the change
+    [push] = fake_wallet.apns.pushes
+    assert (push.device_token, push.topic, push.payload) == (
+        device.push_token,
+        "pass.com.example.loyalty",
+        b"{}",
+    )
+    states = WalletSyncState.objects.filter(card=both).values_list("wallet", "synced_version")
+    assert dict(states) == {"google": version(both), "apple": version(both)}
+
+    again = sync_wallet_passes()  # nothing changed since: nothing to push
+    assert again["cards_considered"] == 0 and len(fake_wallet.google.calls) == 2
+
+    bump(old)
+    third = sync_wallet_passes()
+    assert third["cards_considered"] == 1
+    assert fake_wallet.google.calls_for("issuer.g-old")[-1].body["loyaltyPoints"]["balance"] == {
+        "int": 12
+    }
+
+
+def test_google_down_apple_up__apple_synced_card_failed_for_google_only(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device, sleep_recorder
+):
+    card = card_factory(program_factory(), google="issuer.g-1", apple="a-1")
+    register_device(card)
+    fake_wallet.google.faults.failing_ids.add("issuer.g-1")
+
+    result = sync_wallet_passes(sleep=sleep_recorder)
+
+    assert result["failed_card_ids"] == [card.pk]
+    assert result["wallets"]["google"]["failed_card_ids"] == [card.pk]
+    assert result["wallets"]["apple"]["failed_card_ids"] == []
+    assert result["wallets"]["apple"]["synced"] == 1
+    assert len(fake_wallet.apns.pushes) == 1
+    assert len(fake_wallet.google.calls_for("issuer.g-1")) == 4
+    assert sleep_recorder.delays == [1.0, 4.0, 16.0]
+    google = WalletSyncState.objects.get(card=card, wallet="google")
+    apple = WalletSyncState.objects.get(card=card, wallet="apple")
+    assert (google.synced_version, google.failures) == (0, 1)
+    assert "HTTP 503" in google.last_error
+    assert (apple.synced_version, apple.failures) == (version(card), 0)
+
+    fake_wallet.google.faults.failing_ids.clear()
+    retry = sync_wallet_passes(sleep=sleep_recorder)  # the next hourly run: Google only
+    assert retry["wallets"]["google"]["synced"] == 1
+    assert retry["wallets"]["apple"]["synced"] == 0 and len(fake_wallet.apns.pushes) == 1
+
+
+def test_outage_of_three_hours_then_recovery__every_card_changed_during_it_synced_once(
+    program_factory, card_factory, fake_wallet, sleep_recorder
+):
+    start = NOW
+    program = program_factory()
+    cards = [card_factory(program, google=f"issuer.c{i}", now=start) for i in range(40)]
+    with time_machine.travel(start, tick=False):
+        assert sync_wallet_passes(sleep=sleep_recorder)["synced"] == 40
+    fake_wallet.google.calls.clear()
+    fake_wallet.google.faults.failing_ids.update(c.google_object_id for c in cards)
+
+    for hour in range(1, 4):  # Google answers 503 for three hourly runs
+        with time_machine.travel(start + timedelta(hours=hour, minutes=-30), tick=False):
+            for card in cards[(hour - 1) * 12 : hour * 12 + 2]:  # 2 cards change twice
+                bump(card)
+        with time_machine.travel(start + timedelta(hours=hour), tick=False):
+            outage = sync_wallet_passes(sleep=sleep_recorder)
+        assert outage["synced"] == 0
+        assert outage["stopped"] == [
+            "google: 10+ cards failed and none synced (wallet down?); the rest is left for "
+            "the next run"
+        ]
+    changed = cards[:38]
+    assert outage["behind_after"]["google"] == len(changed)
+    failing_calls = len(fake_wallet.google.calls)
+
+    fake_wallet.google.faults.failing_ids.clear()
+    with time_machine.travel(start + timedelta(hours=4), tick=False):
+        recovery = sync_wallet_passes(sleep=sleep_recorder)
+        after = sync_wallet_passes(sleep=sleep_recorder)
+
+    assert (recovery["synced"], recovery["failed"]) == (len(changed), 0)
+    ok_calls = [c for c in fake_wallet.google.calls[failing_calls:] if c.status == 200]
+    assert sorted(c.key for c in ok_calls) == sorted(c.google_object_id for c in changed)
+    for card in changed:
+        card.refresh_from_db()
+        assert fake_wallet.google.objects[card.google_object_id]["loyaltyPoints"]["balance"] == {
+            "int": card.points_balance
+        }
+    assert after["cards_considered"] == 0 and recovery["behind_after"] == {"google": 0, "apple": 0}
+
+
+def test_bounded_run__leaves_the_rest_for_the_next_and_failures_go_to_the_back(
+    frozen_now, program_factory, card_factory, fake_wallet
+):
+    program = program_factory()
+    cards = [card_factory(program, google=f"issuer.c{i}") for i in range(5)]
+    fake_wallet.google.faults.rejected_ids.add("issuer.c0")  # 400: fails, not retried
+
+    first = sync_wallet_passes(max_cards=2)
+    second = sync_wallet_passes(max_cards=2)
+    third = sync_wallet_passes(max_cards=2)
+
+    assert (first["cards_considered"], first["failed_card_ids"]) == (2, [cards[0].pk])
+    assert first["behind_after"]["google"] == 4
+    assert [c.key for c in fake_wallet.google.calls] == [
+        "issuer.c0",
+        "issuer.c1",
+        "issuer.c2",
+        "issuer.c3",
+        "issuer.c4",
+        "issuer.c0",
+    ]
+    assert (second["synced"], third["failed"], third["behind_after"]["google"]) == (2, 1, 1)
+    assert WalletSyncState.objects.get(card=cards[0], wallet="google").failures == 2
 
 
 def test_sync__retries_with_the_seed_delays_then_reports_failed_card_ids(
     frozen_now, program_factory, card_factory, fake_wallet, sleep_recorder
 ):
     program = program_factory()
-    flaky = card_factory(program, inactive_days=0.01, google="flaky")
-    broken = card_factory(program, inactive_days=0.01, google="broken")
-    fine = card_factory(program, inactive_days=0.01, apple="fine")
-    fake_wallet.faults.flaky_keys["google:flaky"] = 3  # succeeds on attempt 4
-    fake_wallet.faults.failing_keys.add("google:broken")
+    flaky = card_factory(program, google="issuer.flaky")
+    broken = card_factory(program, google="issuer.broken")
+    fake_wallet.google.faults.flaky_ids["issuer.flaky"] = 3  # succeeds on attempt 4
+    fake_wallet.google.faults.failing_ids.add("issuer.broken")
 
-    started = time.monotonic()
     result = sync_wallet_passes(sleep=sleep_recorder)
 
-    assert time.monotonic() - started < 5  # 2 x 21 s of backoff were not slept
-    assert sorted(sleep_recorder.delays) == [1.0, 1.0, 4.0, 4.0, 16.0, 16.0]
-    assert len(fake_wallet.calls_for("google:flaky")) == 4
-    assert len(fake_wallet.calls_for("google:broken")) == 4
-    assert len(fake_wallet.calls_for("apple:fine")) == 1
-    assert result["failed_card_ids"] == [broken.pk]
-    assert (result["synced"], result["failed"]) == (2, 1)
-    assert flaky.pk not in result["failed_card_ids"] and fine.pk not in result["failed_card_ids"]
+    assert (result["synced"], result["failed"], result["failed_card_ids"]) == (1, 1, [broken.pk])
+    assert len(fake_wallet.google.calls_for("issuer.flaky")) == 4
+    assert len(fake_wallet.google.calls_for("issuer.broken")) == 4
+    assert sorted(sleep_recorder.delays) == sorted([1.0, 4.0, 16.0] * 2)
+    assert flaky.pk not in result["failed_card_ids"]
 
 
 def test_sync__a_timeout_is_retried_like_a_5xx(
     frozen_now, program_factory, card_factory, fake_wallet, sleep_recorder, settings
 ):
     settings.LOYALTY_WALLET_TIMEOUT_SECONDS = 0.2
-    fake_wallet.faults.timeout_rate = 1.0
-    fake_wallet.faults.hang_seconds = 0.4
-    card = card_factory(program_factory(), inactive_days=0.01, google="slow")
+    fake_wallet.google.faults.timeout_rate = 1.0
+    fake_wallet.google.faults.hang_seconds = 0.4
+    card = card_factory(program_factory(), google="issuer.slow")
 
     result = sync_wallet_passes(sleep=sleep_recorder)
 
@@ -72,33 +218,53 @@ def test_sync__a_timeout_is_retried_like_a_5xx(
     assert sleep_recorder.delays == [1.0, 4.0, 16.0]
 
 
-def test_sync__a_404_is_permanent_and_not_retried(
-    frozen_now, program_factory, card_factory, fake_wallet, sleep_recorder
+def test_apns_410__removes_the_device_registration_and_the_pass_counts_synced(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
 ):
-    card = card_factory(program_factory(), inactive_days=0.01, google="deleted")
-    fake_wallet.faults.missing_keys.add("google:deleted")
+    card = card_factory(program_factory(), apple="a-1")
+    gone, kept = register_device(card), register_device(card)
+    fake_wallet.apns.faults.unregistered.add(gone.push_token)
 
-    result = sync_wallet_passes(sleep=sleep_recorder)
+    result = sync_wallet_passes()
 
-    assert result["failed_card_ids"] == [card.pk]
-    assert sleep_recorder.delays == [] and len(fake_wallet.calls) == 1
-    assert issubclass(PermanentWalletError, Exception)
+    assert [p.status for p in fake_wallet.apns.pushes_to(gone.push_token)] == [410]
+    assert [p.status for p in fake_wallet.apns.pushes_to(kept.push_token)] == [200]
+    apple = result["wallets"]["apple"]
+    assert (apple["synced"], apple["devices_pushed"], apple["devices_removed"]) == (1, 1, 1)
+    assert list(card.apple_registrations.values_list("pk", flat=True)) == [kept.pk]
+
+
+def test_apns_refusing_the_provider_token__stops_apple_for_the_run(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
+):
+    program = program_factory()
+    for i in range(4):
+        register_device(card_factory(program, apple=f"a-{i}"))
+    fake_wallet.apns.faults.refuse_provider_token = True
+
+    result = sync_wallet_passes()
+
+    assert len(fake_wallet.apns.pushes) == 1
+    assert result["wallets"]["apple"]["skipped"] == 4
+    assert result["stopped"][0].startswith(
+        "apple: credentials refused: APNs refused the provider token (InvalidProviderToken)"
+    )
 
 
 def test_sync_job__over_5_percent_failures_alerts_and_flags_the_run(
     frozen_now, program_factory, card_factory, fake_wallet, caplog
 ):
     program = program_factory()
-    cards = [card_factory(program, inactive_days=0.01, google=f"g{i}") for i in range(40)]
-    for card in cards[:3]:  # 7.5%: permanent 404s, so the real job sleeps for nothing
-        fake_wallet.faults.missing_keys.add(f"google:{card.google_object_id}")
+    cards = [card_factory(program, google=f"issuer.g{i}") for i in range(40)]
+    for card in cards[-3:]:  # 7.5%: refused (400), so the real job sleeps for nothing
+        fake_wallet.google.faults.rejected_ids.add(card.google_object_id)
 
     run = run_job_now("loyalty.sync_wallet_passes")
 
     run.refresh_from_db()
     assert run.status == JobRun.Status.SUCCEEDED
     assert run.needs_attention is True
-    assert run.result["failed_card_ids"] == sorted(c.pk for c in cards[:3])
+    assert run.result["failed_card_ids"] == sorted(c.pk for c in cards[-3:])
     assert (run.result["failure_rate"], run.result["alert"], run.result["systemic"]) == (
         0.075,
         True,
@@ -107,13 +273,13 @@ def test_sync_job__over_5_percent_failures_alerts_and_flags_the_run(
     assert "ALERT loyalty.sync_wallet_passes: wallet sync failure rate 7.5% > 5%" in caplog.text
 
 
-def test_sync_job__under_5_percent_is_not_flagged_and_over_10_failures_is_systemic(
+def test_sync_job__under_5_percent_is_not_an_alert_but_over_10_failures_is_systemic(
     frozen_now, program_factory, card_factory, fake_wallet
 ):
     program = program_factory()
-    cards = [card_factory(program, inactive_days=0.01, apple=f"a{i}") for i in range(300)]
-    for card in cards[:11]:  # 3.7%: below the alert rate, but more than 10 cards
-        fake_wallet.faults.missing_keys.add(f"apple:{card.apple_serial_number}")
+    cards = [card_factory(program, google=f"issuer.g{i}") for i in range(300)]
+    for card in cards[-11:]:  # 3.7%: below the alert rate, but more than 10 cards
+        fake_wallet.google.faults.rejected_ids.add(card.google_object_id)
 
     run = run_job_now("loyalty.sync_wallet_passes")
 
@@ -127,8 +293,8 @@ def test_sync__calls_run_concurrently_so_slow_wallets_do_not_add_up(
 ):
     program = program_factory()
     for i in range(200):
-        card_factory(program, inactive_days=0.01, google=f"g{i}")
-    fake_wallet.faults.latency_seconds = 0.05  # 10 s if called one after another
+        card_factory(program, google=f"issuer.g{i}")
+    fake_wallet.google.faults.latency_seconds = 0.05  # 10 s if called one after another
 
     result = sync_wallet_passes(max_workers=32)
 
@@ -136,42 +302,60 @@ def test_sync__calls_run_concurrently_so_slow_wallets_do_not_add_up(
     assert result["elapsed_seconds"] < 3
 
 
-def test_sync__all_since_covers_an_older_window(
+def test_sync__all_since_pushes_again_cards_changed_in_a_window_even_if_confirmed(
     frozen_now, program_factory, card_factory, fake_wallet
 ):
     program = program_factory()
-    card = card_factory(program, inactive_days=2, google="older")
+    card = card_factory(program, inactive_days=2, google="issuer.older")
+    card_factory(program, inactive_days=5, google="issuer.oldest")
+    sync_wallet_passes()
 
-    assert sync_wallet_passes()["cards_considered"] == 0
     result = sync_wallet_passes(since=frozen_now - timedelta(days=3))
 
-    assert result["cards_considered"] == 1 and result["failed"] == 0
-    assert fake_wallet.calls_for("google:older")[0].body["loyaltyPoints"]["balance"]["int"] == (
-        card.points_balance
-    )
+    assert (result["mode"], result["cards_considered"], result["failed"]) == ("since", 1, 0)
+    assert len(fake_wallet.google.calls_for("issuer.older")) == 2
+    assert card.pk not in result["failed_card_ids"]
 
 
 def test_sync_job__wallet_endpoints_are_never_job_arguments(
     frozen_now, program_factory, card_factory, fake_wallet
 ):
-    card_factory(program_factory(), inactive_days=0.01, google="g-1")
-    with FakeWallet() as elsewhere:
-        with pytest.raises(BadJobArguments, match="wallet_base_url"):
-            run_job_now(
-                "loyalty.sync_wallet_passes", kwargs={"wallet_base_url": elsewhere.base_url}
-            )
-        with pytest.raises(BadJobArguments):
-            enqueue_job(
-                "loyalty.sync_wallet_passes",
-                kwargs={"wallet_base_url": elsewhere.base_url},
-                trigger="admin",
-            )
-        with pytest.raises(TypeError):
-            call_command("sync_wallet_passes", wallet_url=elsewhere.base_url)
+    card_factory(program_factory(), google="issuer.g-1")
+    elsewhere = "http://127.0.0.1:9"
+    with pytest.raises(BadJobArguments, match="wallet_base_url"):
+        run_job_now("loyalty.sync_wallet_passes", kwargs={"wallet_base_url": elsewhere})
+    with pytest.raises(BadJobArguments):
+        enqueue_job(
+            "loyalty.sync_wallet_passes", kwargs={"wallet_base_url": elsewhere}, trigger="admin"
+        )
+    with pytest.raises(TypeError):
+        call_command("sync_wallet_passes", wallet_url=elsewhere)
 
-        run = run_job_now("loyalty.sync_wallet_passes")
+    run = run_job_now("loyalty.sync_wallet_passes")
 
-    assert elsewhere.calls == [] and not JobRun.objects.exclude(pk=run.pk).exists()
-    # The token only ever goes to the endpoint configured in settings.
-    assert [c.authorization for c in fake_wallet.calls] == ["Bearer google-test-token"]
+    assert not JobRun.objects.exclude(pk=run.pk).exists()
+    assert [c.key for c in fake_wallet.google.calls] == ["issuer.g-1"]
     assert run.result["synced"] == 1
+
+
+def test_apns_bad_device_token__removed_once_apns_accepted_a_push_else_the_card_fails(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
+):
+    program = program_factory()
+    lonely = card_factory(program, apple="a-0")
+    bad_alone = register_device(lonely)
+    fake_wallet.apns.faults.bad_tokens.add(bad_alone.push_token)
+
+    first = sync_wallet_passes()  # nothing accepted yet: maybe our APNs URL is wrong for all
+
+    assert first["wallets"]["apple"]["failed_card_ids"] == [lonely.pk]
+    assert lonely.apple_registrations.count() == 1
+
+    good = card_factory(program, apple="a-1")
+    register_device(good)
+    bump(lonely)  # cards behind: `good` (never tried) first, then `lonely`
+    second = sync_wallet_passes()
+
+    assert [p.status for p in fake_wallet.apns.pushes] == [400, 200, 400]
+    assert second["wallets"]["apple"]["devices_removed"] == 1
+    assert second["failed"] == 0 and lonely.apple_registrations.count() == 0

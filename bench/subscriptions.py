@@ -1,0 +1,367 @@
+"""Due subscriptions at scale: our chunked job vs the seed's one queued task per subscription.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs .venv/bin/python bench/subscriptions.py
+
+Works in its own database `<name>_commerce_bench` on the server of DATABASE_URL (default:
+.run/database_url), which it creates and migrates; never `<name>` itself. It seeds
+`--subscriptions` weekly subscriptions due today over `--products` products: customers
+reachable by email (80%) and SMS (50%); stock covers every delivery except on 2% of the
+products, whose stock covers about half of theirs. Before each variant the
+subscriptions and products are reloaded from a snapshot (same ids), the orders, lines,
+audit rows and commerce outbox rows deleted, the tables VACUUM ANALYZEd:
+
+- ours   commerce.services.subscriptions.process_due_subscriptions, the real service
+         (chunks of COMMERCE_SUBSCRIPTION_CHUNK_SIZE, one statement each: orders, lines,
+         stock, next dates, audit and outbox rows), in this process.
+- seed   seed 002's shape: the parent task queues one task per due subscription
+         (`async_task`, one queue row each), and a real `subscriptions` qcluster (our
+         Q_CLUSTER settings) runs them: per subscription load it, lock its product, check
+         the stock, create the order and its line, take the stock, move the date, write
+         the audit row, queue the confirmations (email, SMS), in one transaction (the
+         seed's flaws fixed, its shape kept). Run on `--sample` subscriptions and scaled;
+         the clock runs from the first enqueue to the last order.
+
+After each variant the end state is checked: every delivery with stock made once, the
+others not, no stock below zero, stock taken = quantities ordered, confirmations once.
+Machine noise moves absolute figures; the ratio measured in one run is the result.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+
+TARGET_RATIO = 10.0
+TARGET_OURS_SECONDS = 60.0
+TABLES = (
+    "commerce_subscription",
+    "commerce_product",
+    "commerce_order",
+    "commerce_orderline",
+    "commerce_auditlog",
+    "commerce_customer",
+    "jobs_notification",
+)
+
+
+def execute(statement: str, params=None):
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(statement, params if params is not None else [])
+        return cur.fetchall() if cur.description else cur.rowcount
+
+
+def seed(subscriptions: int, products: int) -> None:
+    """Customers, products and subscriptions due today, set-based; then the snapshots."""
+    from django.utils import timezone
+
+    execute(
+        "TRUNCATE commerce_orderline, commerce_order, commerce_auditlog, commerce_subscription,"
+        " commerce_cartline, commerce_cart, commerce_expiringtoken, commerce_product,"
+        " commerce_customer RESTART IDENTITY"
+    )
+    execute("DROP TABLE IF EXISTS bench_sub_snapshot, bench_product_snapshot")
+    today = timezone.now().date()
+    execute(
+        "INSERT INTO commerce_customer (name, email, phone)"
+        " SELECT 'Customer ' || g,"
+        "        CASE WHEN g %% 10 < 8 THEN 'c' || g || '@example.com' ELSE '' END,"
+        "        CASE WHEN g %% 2 = 0 THEN '+1555' || lpad(g::text, 7, '0') ELSE '' END"
+        "   FROM generate_series(1, %s) g",
+        [subscriptions],
+    )
+    execute(
+        "INSERT INTO commerce_product (sku, name, price, stock_quantity)"
+        " SELECT 'SKU-' || g, 'Product ' || g, 5 + g %% 20, 0 FROM generate_series(1, %s) g",
+        [products],
+    )
+    execute(
+        "INSERT INTO commerce_subscription (customer_id, product_id, quantity, frequency,"
+        " next_delivery_date, anchor_day, status, price_per_delivery, provider_subscription_id,"
+        " created_at, updated_at)"
+        " SELECT g, 1 + (g * 7919) %% %s, 1 + g %% 3, 'weekly', %s, %s, 'active',"
+        "        (1 + g %% 3) * 10.00, '', now(), now()"
+        "   FROM generate_series(1, %s) g",
+        [products, today, today.day, subscriptions],
+    )
+    # Stock for every delivery, but about half of it on 2% of the products.
+    execute(
+        "UPDATE commerce_product p SET stock_quantity = CASE WHEN p.id %% 50 = 0"
+        " THEN d.units / 2 ELSE d.units END"
+        "  FROM (SELECT product_id, sum(quantity) AS units FROM commerce_subscription"
+        "         GROUP BY product_id) d WHERE d.product_id = p.id"
+    )
+    for table in TABLES:
+        execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    execute("CREATE UNLOGGED TABLE bench_sub_snapshot AS SELECT * FROM commerce_subscription")
+    execute("CREATE UNLOGGED TABLE bench_product_snapshot AS SELECT * FROM commerce_product")
+
+
+def restore() -> None:
+    from django.db import connection
+
+    execute("TRUNCATE commerce_orderline, commerce_order, commerce_auditlog")
+    execute(
+        "UPDATE commerce_subscription s SET next_delivery_date = b.next_delivery_date"
+        " FROM bench_sub_snapshot b WHERE b.id = s.id AND s.next_delivery_date"
+        " <> b.next_delivery_date"
+    )
+    execute(
+        "UPDATE commerce_product p SET stock_quantity = b.stock_quantity"
+        " FROM bench_product_snapshot b WHERE b.id = p.id"
+    )
+    execute("DELETE FROM jobs_notification WHERE template LIKE 'commerce/%%'")
+    execute("DELETE FROM jobs_jobrun")
+    execute("DELETE FROM django_q_ormq")
+    for table in TABLES:
+        execute(f"VACUUM ANALYZE {table}")
+    execute("CHECKPOINT")
+    connection.close()
+
+
+def expected_orders(ids: list[int] | None = None) -> int:
+    """Deliveries the stock covers, earliest (by id) first per product."""
+    [(count,)] = execute(
+        "SELECT count(*) FROM (SELECT s.id, sum(s.quantity) OVER (PARTITION BY s.product_id"
+        "   ORDER BY s.next_delivery_date, s.id) <= p.stock_quantity AS fits"
+        "   FROM bench_sub_snapshot s JOIN bench_product_snapshot p ON p.id = s.product_id"
+        "  WHERE %s::bigint[] IS NULL OR s.id = ANY(%s::bigint[])) d WHERE fits",
+        [ids, ids],
+    )
+    return count
+
+
+def check_state(*, orders: int) -> None:
+    """Each delivery once, stock never negative, stock taken = quantities ordered,
+    one confirmation per order and channel."""
+    [(made, doubled, negative, mismatch, confirmations, expected_confirmations)] = execute(
+        """
+        SELECT (SELECT count(*) FROM commerce_order),
+               (SELECT count(*) FROM (SELECT 1 FROM commerce_order GROUP BY subscription_id,
+                                      delivery_date HAVING count(*) > 1) d),
+               (SELECT count(*) FROM commerce_product WHERE stock_quantity < 0),
+               (SELECT count(*) FROM commerce_product p JOIN bench_product_snapshot b
+                    ON b.id = p.id
+                  LEFT JOIN (SELECT product_id, sum(quantity) AS q FROM commerce_orderline
+                              GROUP BY product_id) l ON l.product_id = p.id
+                 WHERE b.stock_quantity - p.stock_quantity <> coalesce(l.q, 0)),
+               (SELECT count(*) FROM jobs_notification
+                 WHERE template = 'commerce/notifications/order_confirmation'),
+               (SELECT count(*) FILTER (WHERE cu.email <> '') + count(*) FILTER (WHERE cu.phone <> '')
+                  FROM commerce_order o JOIN commerce_customer cu ON cu.id = o.customer_id)
+        """
+    )
+    problems = []
+    if made != orders:
+        problems.append(f"{made} orders, expected {orders}")
+    if doubled or negative or mismatch:
+        problems.append(
+            f"{doubled} doubled deliveries, {negative} negative stocks, {mismatch} stock mismatches"
+        )
+    if confirmations != expected_confirmations:
+        problems.append(f"{confirmations} confirmations, expected {expected_confirmations}")
+    if problems:
+        raise SystemExit("end state check FAILED: " + "; ".join(problems))
+
+
+# --- the seed's shape ------------------------------------------------------------------------
+
+
+def process_single_subscription(subscription_id: int) -> str:
+    """Seed 002's per-subscription task (its flaws fixed: stock checked under the product's
+    lock in the order's transaction, notifications through the outbox)."""
+    from django.db import transaction
+    from django.db.models import F
+    from django.utils import timezone
+
+    from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
+    from commerce.services.dates import next_delivery_date
+    from commerce.services.notifications import ORDER_CONFIRMATION, confirmation_key
+    from jobs.services.outbox import OutgoingNotification, queue_notifications
+
+    with transaction.atomic():
+        sub = (
+            Subscription.objects.select_for_update()
+            .select_related("customer")
+            .get(pk=subscription_id)
+        )
+        today = timezone.now().date()
+        if sub.status != "active" or sub.next_delivery_date > today:
+            return "skipped"
+        product = Product.objects.select_for_update().get(pk=sub.product_id)
+        if product.stock_quantity < sub.quantity:
+            return "out_of_stock"
+        order = Order.objects.create(
+            customer_id=sub.customer_id,
+            subscription=sub,
+            delivery_date=sub.next_delivery_date,
+            subtotal=sub.price_per_delivery,
+            total=sub.price_per_delivery,
+        )
+        OrderLine.objects.create(
+            order=order,
+            product=product,
+            quantity=sub.quantity,
+            unit_price=round(sub.price_per_delivery / sub.quantity, 2),
+            line_total=sub.price_per_delivery,
+        )
+        Product.objects.filter(pk=product.pk).update(
+            stock_quantity=F("stock_quantity") - sub.quantity
+        )
+        delivered = sub.next_delivery_date
+        sub.next_delivery_date = next_delivery_date(
+            delivered, frequency=sub.frequency, anchor_day=sub.anchor_day
+        )
+        sub.save(update_fields=["next_delivery_date"])
+        AuditLog.objects.create(
+            actor="seed", action="order.created", object_ref=f"order:{order.pk}"
+        )
+        context = {
+            "customer_name": sub.customer.name,
+            "order_id": order.pk,
+            "product_name": product.name,
+            "quantity": sub.quantity,
+            "total": str(order.total),
+            "delivery_date": delivered.isoformat(),
+        }
+        queue_notifications(
+            OutgoingNotification(
+                channel=channel,
+                recipient=to,
+                template=ORDER_CONFIRMATION,
+                dedup_key=confirmation_key(order.pk, channel),
+                context=context,
+            )
+            for channel, to in (("email", sub.customer.email), ("sms", sub.customer.phone))
+            if to
+        )
+    return "created"
+
+
+def queued(cluster: str) -> int:
+    return execute("SELECT count(*) FROM django_q_ormq WHERE key = %s", [cluster])[0][0]
+
+
+def run_seed(sample_ids: list[int], *, url: str, timeout_seconds: float) -> float:
+    """Start a real subscriptions qcluster, queue one task per subscription, wait for all."""
+    from django_q.tasks import async_task
+
+    from commerce.models import Order
+    from jobs.services.clusters import start_clusters, stop_clusters
+
+    log_dir = ROOT / ".run" / "logs"
+    procs = start_clusters(
+        ["subscriptions"], env={"DATABASE_URL": url, "Q_LOG_LEVEL": "WARNING"}, log_dir=log_dir
+    )
+    try:
+        time.sleep(3)  # start-up is not measured (the cluster runs all day in the seed too)
+        expected = expected_orders(sample_ids)
+        started = time.perf_counter()
+        for pk in sample_ids:
+            async_task(
+                "bench.subscriptions.process_single_subscription", pk, cluster="subscriptions"
+            )
+        # (the notifications cluster's queue keeps its one delivery kick: not ours to wait for)
+        while Order.objects.count() < expected or queued("subscriptions"):
+            if time.perf_counter() - started > timeout_seconds:
+                raise SystemExit(
+                    f"seed: {Order.objects.count()} of {expected} orders after the cap"
+                )
+            time.sleep(0.05)
+        return time.perf_counter() - started
+    finally:
+        stop_clusters(procs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscriptions", type=int, default=100_000)
+    parser.add_argument("--products", type=int, default=1_000)
+    parser.add_argument("--sample", type=int, default=1_000, help="subscriptions the seed runs")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of ours (best counts)")
+    parser.add_argument("--seed-cap-seconds", type=float, default=300)
+    args = parser.parse_args(argv)
+
+    source_url = os.environ.get("DATABASE_URL")
+    if not source_url and (ROOT / ".run" / "database_url").exists():
+        source_url = (ROOT / ".run" / "database_url").read_text().strip()
+    if not source_url:
+        parser.error("DATABASE_URL is not set")
+    url = bench_database_url(source_url, suffix="commerce_bench")
+    ensure_database(url)
+    setup_django(url)
+
+    from commerce.conf import commerce_settings
+    from commerce.services.subscriptions import process_due_subscriptions
+
+    print(
+        f"due subscriptions: {args.subscriptions:,} over {args.products:,} products, chunks of"
+        f" {commerce_settings.SUBSCRIPTION_CHUNK_SIZE}, seed sample {args.sample:,},"
+        f" {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, database {urlsplit(url).path[1:]}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    seed(args.subscriptions, args.products)
+    print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
+    total_expected = expected_orders()
+
+    ours_times = []
+    for round_no in range(args.rounds):
+        restore()
+        started = time.perf_counter()
+        result = process_due_subscriptions()
+        seconds = time.perf_counter() - started
+        if result["orders_created"] != total_expected:
+            raise SystemExit(f"ours: unexpected result {result}")
+        check_state(orders=total_expected)
+        ours_times.append(seconds)
+        print(
+            f"round {round_no + 1}  ours {seconds:8.2f} s  {result['orders_created']:,} orders,"
+            f" {result['out_of_stock']:,} out of stock,"
+            f" {result['notifications_queued']:,} notifications; end state checked",
+            flush=True,
+        )
+    ours_s = min(ours_times)
+
+    restore()
+    step = max(1, args.subscriptions // args.sample)
+    sample_ids = list(range(1, args.subscriptions + 1, step))[: args.sample]
+    seed_s = run_seed(sample_ids, url=url, timeout_seconds=args.seed_cap_seconds)
+    check_state(orders=expected_orders(sample_ids))
+    seed_scaled = seed_s * args.subscriptions / len(sample_ids)
+    print(
+        f"seed        {seed_s:8.2f} s for {len(sample_ids):,} tasks -> {seed_scaled:.1f} s scaled;"
+        " end state checked",
+        flush=True,
+    )
+    restore()
+
+    ratio = seed_scaled / ours_s
+    print()
+    print(f"{'variant':<34}{'seconds':>10}{'subs/s':>10}")
+    print(f"{'ours (chunked statement)':<34}{ours_s:>10.2f}{args.subscriptions / ours_s:>10,.0f}")
+    print(
+        f"{'seed (a queued task each, scaled)':<34}{seed_scaled:>10.2f}{args.subscriptions / seed_scaled:>10,.0f}"
+    )
+    ok_ratio, ok_time = ratio >= TARGET_RATIO, ours_s < TARGET_OURS_SECONDS
+    print(
+        f"\nours vs seed: {ratio:6.1f}x faster (target >= {TARGET_RATIO:g}x)  {'PASS' if ok_ratio else 'FAIL'}"
+    )
+    print(
+        f"ours: {ours_s:.1f} s for {args.subscriptions:,} (target < {TARGET_OURS_SECONDS:g} s)"
+        f"  {'PASS' if ok_time else 'FAIL'}"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    return 0 if ok_ratio and ok_time else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""One page of purchase records: read_page (its 001 ids; pool thread), due_items (which
+need a metadata lookup; hop thread), decide (the import's rules; pool thread) and
+write_page (one short transaction with the checkpoint; hop thread). A page is written
+whole or not at all: a hop killed between pages resumes at the last written page, and a
+stamped pool always has its apply queued."""
+
+import logging
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pymarc
+from django.db import transaction
+
+from bibliotheca import sql
+from bibliotheca.conf import bibliotheca_settings
+from bibliotheca.models import Collection, Identifier, Timestamp
+from bibliotheca.services.apply import edition_row, medium
+from bibliotheca.services.items import data_hash
+from bibliotheca.services.marc import bibliotheca_id
+from bibliotheca.services.windows import Position, checkpoint_after_page, next_position, window_end
+from jobs.context import current_run
+from jobs.models import JobRun
+from jobs.runner import enqueue_job
+
+logger = logging.getLogger("bibliotheca")
+
+APPLY_JOB = "bibliotheca.apply_bibliographic"
+#: The chain's counters in Timestamp.progress (with `current_day`).
+PROGRESS_KEYS = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
+BIBLIOTHECA_ID = str(Identifier.Type.BIBLIOTHECA_ID)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarcPage:
+    """A MARC page read: its records' ids, where the checkpoint and the next page go."""
+
+    position: Position
+    records: int
+    #: Records without exactly one 001 (skipped and counted).
+    skipped: int
+    #: The ids of the records with exactly one 001, first occurrence order.
+    item_ids: list[str]
+    checkpoint: datetime
+    next: Position
+
+    @property
+    def ends_window(self) -> bool:
+        return self.next.current_day != self.position.current_day
+
+
+def read_page(
+    records: list[pymarc.Record], position: Position, *, until: datetime, collection: str
+) -> MarcPage:
+    """The page's ids (no database); `until` is the chain's end, `collection` its name."""
+    day_end = window_end(position.current_day, until)
+    where = f"{position.current_day.isoformat()}..{day_end.isoformat()} offset {position.offset}"
+    item_ids: list[str] = []
+    for record in records:
+        item_id = bibliotheca_id(record)
+        if item_id is None:
+            found = len(record.get_fields("001"))
+            logger.error(
+                "Bibliotheca collection %r, window %s: record without exactly one 001 field "
+                "(%s found); skipped",
+                collection,
+                where,
+                found,
+            )
+        else:
+            item_ids.append(item_id)
+    return MarcPage(
+        position=position,
+        records=len(records),
+        skipped=len(records) - len(item_ids),
+        item_ids=list(dict.fromkeys(item_ids)),
+        checkpoint=checkpoint_after_page(position, records_on_page=len(records), day_end=day_end),
+        next=next_position(position, records_on_page=len(records), day_end=day_end),
+    )
+
+
+def due_items(collection: Collection, page: MarcPage, *, now: datetime) -> dict[str, str | None]:
+    """{id: stored Edition hash or None} of the page's ids due for a metadata lookup: no
+    pool yet, or metadata unchecked or older than BIBLIOTHECA_METADATA_REFRESH_DAYS."""
+    if not page.item_ids:
+        return {}
+    cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
+    return sql.due_items(collection.pk, page.item_ids, type=BIBLIOTHECA_ID, cutoff=cutoff)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a page writes (decide)."""
+
+    #: Ids whose pools are found or created.
+    kept: list[str]
+    #: Ids whose items were answered: their pools are stamped `metadata_checked_at`.
+    looked: list[str] = field(default_factory=list)
+    #: (id, hash, item data) of answered items whose hash differs from the stored one.
+    changed: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    #: Records left out by a rule (BIBLIOTHECA_SKIP_MEDIA).
+    skipped: int = 0
+    items_requests: int = 0
+
+
+def decide(
+    page: MarcPage,
+    due: dict[str, str | None],
+    items: dict[str, dict[str, str]],
+    *,
+    collection: str,
+) -> Decision:
+    """The import's rules for one page, in one place (no database, no I/O). `due`: ids
+    looked up, with their stored hashes; `items`: the answer. An id not due keeps its
+    pool as it is; an answered item whose medium is in BIBLIOTHECA_SKIP_MEDIA is skipped
+    (no pool, no edition), another stamps its pool and is applied if its hash changed."""
+    skip_media = bibliotheca_settings.SKIP_MEDIA
+    kept, looked, changed, skipped = [], [], [], 0
+    for item_id in page.item_ids:
+        data = items.get(item_id) if item_id in due else None
+        if data is not None and medium(data) in skip_media:
+            logger.info("Bibliotheca collection %r: %s skipped (medium)", collection, item_id)
+            skipped += 1
+            continue
+        kept.append(item_id)
+        if data is not None:
+            looked.append(item_id)
+            digest = data_hash(data)
+            if digest != due[item_id]:
+                changed.append((item_id, digest, data))
+    return Decision(kept, looked, changed, skipped, items_requests=1 if due else 0)
+
+
+def write_page(
+    collection: Collection,
+    page: MarcPage,
+    decision: Decision,
+    counts: dict[str, Any],
+    *,
+    timestamp_id: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """Write the page in one transaction: pools found or created, looked-up pools
+    stamped, changed items staged for an apply run queued with them, checkpoint and
+    chain counts moved. Returns the chain's counts after the page."""
+    after = {key: int(counts.get(key, 0)) for key in PROGRESS_KEYS}
+    after["pages"] += 1
+    after["records"] += page.records
+    after["skipped"] += page.skipped + decision.skipped
+    after["items_requests"] += decision.items_requests
+    after["applies_queued"] += len(decision.changed)
+    with transaction.atomic() if decision.kept else nullcontext():  # else one statement
+        ids = sql.ensure_identifiers(decision.kept, type=BIBLIOTHECA_ID)
+        after["new_pools"] += sql.ensure_pools(
+            collection.pk,
+            list(ids.values()),
+            stamped=[ids[value] for value in decision.looked],
+            now=now,
+        )
+        if decision.changed:  # staged under a batch, for its apply run (handed over at
+            # the commit; a run never handed over is reaped)
+            batch = uuid.uuid4()
+            rows = [edition_row(ids[v], digest, data) for v, digest, data in decision.changed]
+            sql.stage_editions(batch, rows, now=now)
+            enqueue_job(
+                APPLY_JOB,
+                kwargs={"collection_id": collection.pk, "batch": str(batch)},
+                trigger=JobRun.Trigger.CHAIN,
+                parent=current_run(),
+            )
+        Timestamp.objects.filter(pk=timestamp_id).update(
+            finish=page.checkpoint,
+            counter=after["records"],
+            progress={**after, "current_day": page.next.current_day.isoformat()},
+            achievements=(
+                "MARC records fetched: {records} (skipped {skipped}), pages {pages}, "
+                "new pools {new_pools}, applies queued {applies_queued}".format(**after)
+            ),
+        )
+    return {**after, "current_day": page.next.current_day.isoformat()}

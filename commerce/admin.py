@@ -1,0 +1,351 @@
+"""Admin of the commerce app: products, subscriptions, orders, carts, tokens, audit, webhooks.
+
+Actions check permissions, not only staff: state changes need the model's change
+permission; actions that run a job are jobs.admin_actions' (offered to those who may run
+the job: `jobs.run_job` plus the model's change permission the job declares, queued as
+the user, landing on the run); state changes write the audit log. Actions that change
+for good ask first on the shared confirmation page.
+Tokens never show their hash; the audit log and webhook events are read-only; the
+webhook secret lives in settings/env only and appears on no page.
+"""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from commerce.models import (
+    AuditLog,
+    Cart,
+    CartLine,
+    Customer,
+    ExpiringToken,
+    Order,
+    OrderLine,
+    Product,
+    Subscription,
+    WebhookEvent,
+)
+from commerce.services.orders import SHIPPABLE, change_subscriptions, mark_orders_shipped
+from jobs.admin_actions import JobActionsMixin, actor, job_action
+from jobs.admin_lookups import DeclaredLookupsOnly
+
+PROCESS_JOB = "commerce.process_due_subscriptions"
+WEBHOOK_JOB = "commerce.process_webhook_event"
+#: Objects listed one by one on a confirmation page; the rest are counted.
+CONFIRM_MAX_ROWS = 100
+
+
+class ReadOnlyAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    """History and records made by the system: viewable, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+def _ask(
+    model_admin: JobActionsMixin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    chosen: list,
+    rows: list[tuple[str, str, str]],
+    **context,
+) -> HttpResponse:
+    """The shared confirmation page for the `chosen` of the selected objects."""
+    return model_admin.confirmation_page(
+        request,
+        rows=rows[:CONFIRM_MAX_ROWS],
+        more=max(0, len(rows) - CONFIRM_MAX_ROWS),
+        skipped=queryset.count() - len(chosen),
+        selected=[obj.pk for obj in chosen],
+        **context,
+    )
+
+
+@admin.register(Customer)
+class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = ("name", "email", "phone")
+    search_fields = ("name", "email", "phone")
+
+
+class StockFilter(admin.SimpleListFilter):
+    title = "stock"
+    parameter_name = "stock"
+
+    def lookups(self, request, model_admin):
+        return (("out", "out of stock"), ("in", "in stock"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "out":
+            return queryset.filter(stock_quantity=0)
+        if self.value() == "in":
+            return queryset.filter(stock_quantity__gt=0)
+        return queryset
+
+
+@admin.register(Product)
+class ProductAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = ("sku", "name", "price", "stock_quantity")
+    search_fields = ("sku", "name")
+    list_filter = (StockFilter,)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "product",
+        "quantity",
+        "frequency",
+        "next_delivery_date",
+        "status",
+        "price_per_delivery",
+    )
+    list_filter = ("status", "frequency")
+    list_select_related = ("customer", "product")
+    search_fields = (
+        "customer__name",
+        "customer__email",
+        "product__sku",
+        "provider_subscription_id",
+    )
+    raw_id_fields = ("customer", "product")
+    readonly_fields = ("anchor_day", "created_at", "updated_at")
+    actions = ("pause", "resume", "cancel", "process_now")
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Status edits on the form are state changes too: audited like the actions."""
+        super().save_model(request, obj, form, change)
+        if change and "status" in form.changed_data:
+            AuditLog.objects.create(
+                actor=actor(request),
+                action=f"subscription.{obj.status}",
+                object_ref=f"subscription:{obj.pk}",
+                details={"status": obj.status, "form": True},
+            )
+
+    def _change(self, request: HttpRequest, queryset: QuerySet, action: str) -> None:
+        ids = change_subscriptions(
+            action=action,
+            subscription_ids=list(queryset.values_list("pk", flat=True)),
+            actor=actor(request),
+        )
+        skipped = queryset.count() - len(ids)
+        note = f"; {skipped} left alone (not in a state that allows it)" if skipped else ""
+        self.message_user(request, f"{action.capitalize()}: {len(ids)} subscription(s){note}.")
+
+    @admin.action(description="Pause selected subscriptions", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change(request, queryset, "pause")
+
+    @admin.action(description="Resume selected subscriptions", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change(request, queryset, "resume")
+
+    @admin.action(
+        description="Cancel selected subscriptions (final; asks first)", permissions=["change"]
+    )
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        chosen = list(
+            queryset.filter(status__in=["active", "paused"]).select_related("customer", "product")
+        )
+        if not chosen:
+            self.message_user(
+                request, "No active or paused subscription selected.", messages.WARNING
+            )
+            return None
+        if not self.confirmed(request):
+            rows = [
+                (
+                    reverse("admin:commerce_subscription_change", args=[s.pk]),
+                    str(s.customer),
+                    f"{s.quantity} x {s.product.name}, {s.frequency}, next {s.next_delivery_date}",
+                )
+                for s in chosen
+            ]
+            return _ask(
+                self,
+                request,
+                queryset,
+                chosen,
+                rows,
+                action="cancel",
+                title="Cancel these subscriptions?",
+                intro="No further delivery is made for them; a cancellation cannot be undone.",
+                skipped_note="are already cancelled and will be left alone",
+                submit="Yes, cancel them",
+            )
+        self._change(request, queryset, "cancel")
+        return None
+
+    @job_action(
+        PROCESS_JOB, description="Process now (make the orders of selected due subscriptions)"
+    )
+    def process_now(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """No confirmation: only due deliveries are made, each once (the order key)."""
+        ids = list(queryset.filter(status="active").order_by("pk").values_list("pk", flat=True))
+        if not ids:
+            self.message_user(request, "No active subscription selected.", messages.WARNING)
+            return None
+        run = self.queue_job(request, PROCESS_JOB, {"subscription_ids": ids})
+        return self.report_runs(
+            request,
+            [run],
+            detail=f"for {len(ids)} subscription(s); those not due yet are left alone",
+        )
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    fields = ("product", "quantity", "unit_price", "line_total")
+    readonly_fields = fields
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(Order)
+class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "customer",
+        "status",
+        "delivery_date",
+        "total",
+        "created_at",
+        "shipped_at",
+    )
+    list_filter = ("status",)
+    list_select_related = ("customer",)
+    search_fields = ("=id", "customer__name", "customer__email", "provider_payment_id")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "customer",
+        "subscription",
+        "delivery_date",
+        "subtotal",
+        "total",
+        "provider_payment_id",
+        "created_at",
+        "paid_at",
+        "shipped_at",
+        "status",
+    )
+    inlines = (OrderLineInline,)
+    actions = ("mark_shipped",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # orders come from subscriptions and the storefront
+
+    @admin.action(
+        description="Mark shipped (tells the customer; asks first)", permissions=["change"]
+    )
+    def mark_shipped(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        chosen = list(
+            queryset.filter(status__in=SHIPPABLE).select_related("customer").order_by("pk")
+        )
+        if not chosen:
+            self.message_user(request, "No pending or paid order selected.", messages.WARNING)
+            return None
+        if not self.confirmed(request):
+            rows = [
+                (
+                    reverse("admin:commerce_order_change", args=[o.pk]),
+                    f"order #{o.pk}",
+                    f"{o.customer}, {o.status}, total {o.total}: email"
+                    f"{' and SMS' if o.customer.phone else ''} to the customer",
+                )
+                for o in chosen
+            ]
+            return _ask(
+                self,
+                request,
+                queryset,
+                chosen,
+                rows,
+                action="mark_shipped",
+                title="Mark these orders shipped?",
+                intro="Each order becomes shipped now and its customer is told (email, SMS).",
+                skipped_note="are shipped or cancelled already and will be left alone",
+                submit="Yes, mark shipped",
+            )
+        result = mark_orders_shipped(order_ids=[o.pk for o in chosen], actor=actor(request))
+        self.message_user(
+            request,
+            f"Marked {result['shipped']} order(s) shipped; {result['notifications_queued']}"
+            " notification(s) queued.",
+        )
+        return None
+
+
+class CartLineInline(admin.TabularInline):
+    model = CartLine
+    extra = 0
+    raw_id_fields = ("product",)
+
+
+@admin.register(Cart)
+class CartAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = ("id", "customer", "created_at", "updated_at")
+    list_select_related = ("customer",)
+    search_fields = ("customer__name", "customer__email")
+    date_hierarchy = "updated_at"
+    raw_id_fields = ("customer",)
+    inlines = (CartLineInline,)
+
+
+@admin.register(ExpiringToken)
+class ExpiringTokenAdmin(ReadOnlyAdmin):
+    secret_fields = ("token_hash",)
+    """Tokens are made by the storefront and removed by cleanup; never their hash here."""
+
+    list_display = ("id", "kind", "customer", "created_at", "expires_at", "used_at")
+    list_filter = ("kind",)
+    exclude = ("token_hash",)
+    raw_id_fields = ("customer",)
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "actor", "action", "object_ref")
+    list_filter = ("action",)
+    search_fields = ("=object_ref", "actor")
+    date_hierarchy = "created_at"
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(JobActionsMixin, ReadOnlyAdmin):
+    list_display = ("received_at", "event_type", "event_id", "outcome", "processed_at")
+    list_filter = ("outcome", "event_type")
+    search_fields = ("=event_id",)
+    date_hierarchy = "received_at"
+    fields = ("event_id", "event_type", "received_at", "processed_at", "outcome", "detail", "body")
+    readonly_fields = fields
+    actions = ("process_again",)
+
+    @admin.display(description="payload")
+    def body(self, event: WebhookEvent) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
+
+    @job_action(WEBHOOK_JOB, description="Process again (one run per event)")
+    def process_again(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """No confirmation: an order already made is found, an email already queued is not
+        queued again (keys), so processing twice does nothing twice."""
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True))
+        runs = [self.queue_job(request, WEBHOOK_JOB, {"event_id": pk}) for pk in ids]
+        return self.report_runs(
+            request,
+            runs,
+            detail="to be processed again",
+            label=lambda run: f" (event {run.kwargs['event_id']})",
+        )

@@ -1,0 +1,20 @@
+"""Exceptions of the commerce app. The docstring is the default message."""
+
+
+class CommerceError(Exception):
+    """A commerce error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class OutOfStock(CommerceError):
+    """Not enough stock for the delivery."""
+
+
+class UnknownSubscription(CommerceError):
+    """No subscription has that provider subscription id."""
+
+
+class BadEvent(CommerceError):
+    """The event lacks a field we need."""

@@ -1,0 +1,22 @@
+"""manage.py cleanup_expired_carts [--days N] [--dry-run]."""
+
+from typing import Any
+
+from commerce.management.commands._options import checked_days
+from jobs.commands import JobCommand
+
+
+class Command(JobCommand):
+    help = (
+        "Delete carts not updated for N days (default COMMERCE_CART_RETENTION_DAYS, 30) with"
+        " their lines, empty carts first, as the 02:00 UTC job does."
+    )
+    job_name = "commerce.cleanup_expired_carts"
+
+    def add_arguments(self, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--days", help="carts not updated for this many days")
+
+    def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        days = checked_days(options["days"])
+        return {"older_than_days": days} if days else {}

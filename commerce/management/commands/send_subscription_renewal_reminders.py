@@ -1,0 +1,22 @@
+"""manage.py send_subscription_renewal_reminders [--date YYYY-MM-DD] [--dry-run]."""
+
+from typing import Any
+
+from commerce.management.commands._options import checked_date
+from jobs.commands import JobCommand
+
+
+class Command(JobCommand):
+    help = (
+        "Email the reminder of every subscription due tomorrow (or the day after --date), as"
+        " the daily 12:00 UTC job does; each subscription once per delivery date."
+    )
+    job_name = "commerce.send_subscription_renewal_reminders"
+
+    def add_arguments(self, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--date", help="remind deliveries due the day after this day")
+
+    def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        value = checked_date(options["date"])
+        return {"date": value} if value else {}

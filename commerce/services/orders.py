@@ -1,0 +1,90 @@
+"""Order and subscription state changes made by operators, each with its audit row.
+
+Set-based: one UPDATE per action, narrowed to the rows the change applies to, then
+the audit rows and notifications of exactly the rows changed, in the same transaction.
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from commerce.models import Order, OrderLine, Subscription
+from commerce.services import audit
+from commerce.services.notifications import ORDER_SHIPPED
+from jobs.services.outbox import OutgoingNotification, queue_notifications
+
+SHIPPABLE = (Order.Status.PENDING, Order.Status.PAID)
+#: Subscription status changes an operator may make: action -> (from statuses, to status).
+SUBSCRIPTION_CHANGES = {
+    "pause": ((Subscription.Status.ACTIVE,), Subscription.Status.PAUSED),
+    "resume": ((Subscription.Status.PAUSED,), Subscription.Status.ACTIVE),
+    "cancel": (
+        (Subscription.Status.ACTIVE, Subscription.Status.PAUSED),
+        Subscription.Status.CANCELLED,
+    ),
+}
+
+
+def mark_orders_shipped(*, order_ids: list[int], actor: str) -> dict[str, Any]:
+    """Pending or paid orders become shipped; the customer gets email and SMS, once."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Order.objects.select_for_update()
+            .filter(pk__in=order_ids, status__in=SHIPPABLE)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Order.objects.filter(pk__in=ids).update(status=Order.Status.SHIPPED, shipped_at=now)
+        audit.record(actor=actor, action="order.shipped", refs=[f"order:{pk}" for pk in ids])
+        queued = queue_notifications(_shipped_notifications(ids, now=now))
+    return {"shipped": len(ids), "order_ids": ids, "notifications_queued": queued}
+
+
+def _shipped_notifications(ids: list[int], *, now) -> list[OutgoingNotification]:
+    items: dict[int, list[str]] = {}
+    for order_id, quantity, name in OrderLine.objects.filter(order_id__in=ids).values_list(
+        "order_id", "quantity", "product__name"
+    ):
+        items.setdefault(order_id, []).append(f"{quantity} x {name}")
+    out = []
+    for order in Order.objects.filter(pk__in=ids).select_related("customer"):
+        context = {
+            "customer_name": order.customer.name,
+            "order_id": order.pk,
+            "items": ", ".join(items.get(order.pk, [])),
+            "shipped_date": now.date().isoformat(),
+        }
+        for channel, recipient in (("email", order.customer.email), ("sms", order.customer.phone)):
+            if recipient:
+                out.append(
+                    OutgoingNotification(
+                        channel=channel,
+                        recipient=recipient,
+                        template=ORDER_SHIPPED,
+                        dedup_key=f"order_shipped:{order.pk}:{channel}",
+                        context=context,
+                    )
+                )
+    return out
+
+
+def change_subscriptions(*, action: str, subscription_ids: list[int], actor: str) -> list[int]:
+    """Pause, resume or cancel the subscriptions it applies to; returns their ids."""
+    allowed_from, to = SUBSCRIPTION_CHANGES[action]
+    with transaction.atomic():
+        ids = list(
+            Subscription.objects.select_for_update()
+            .filter(pk__in=subscription_ids, status__in=allowed_from)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Subscription.objects.filter(pk__in=ids).update(status=to, updated_at=timezone.now())
+        audit.record(
+            actor=actor,
+            action="subscription.resumed" if action == "resume" else f"subscription.{to.value}",
+            refs=[f"subscription:{pk}" for pk in ids],
+            details={"status": to.value},
+        )
+    return ids

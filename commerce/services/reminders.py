@@ -1,0 +1,54 @@
+"""Renewal reminders: subscriptions due tomorrow get one email, whatever the number of runs.
+
+One statement per chunk (commerce.sql.REMINDER_CHUNK) returns the reminders, rendered
+and queued in the chunk's transaction (commerce.services.notifications.queue_rows); their
+dedup key is the subscription and its delivery date, so a second run, a retry or a
+second worker queues nothing, and a subscription moved to another date is reminded
+again for that date.
+"""
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from commerce import sql
+from commerce.models import Subscription
+from commerce.services.notifications import RENEWAL_REMINDER, queue_rows
+from jobs.context import report_progress
+
+CHUNK_SIZE = 5000
+
+
+def send_subscription_renewal_reminders(
+    *, as_of: date | None = None, dry_run: bool = False, chunk_size: int = CHUNK_SIZE
+) -> dict[str, Any]:
+    """Queue the reminder of every active subscription due the day after `as_of` (today)."""
+    due_date = (as_of or timezone.now().date()) + timedelta(days=1)
+    if dry_run:
+        due = Subscription.objects.filter(status="active", next_delivery_date=due_date)
+        return {"due_date": due_date.isoformat(), "subscriptions": due.count(), "dry_run": True}
+    subscriptions = queued_total = 0
+    after_id = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                sql.REMINDER_CHUNK,
+                {"due_date": due_date, "after_id": after_id, "limit": chunk_size},
+            )
+            count, last_id, rows = cursor.fetchone()
+            if not count:
+                break
+            queued = queue_rows(RENEWAL_REMINDER, rows)
+        subscriptions += count
+        queued_total += queued
+        after_id = last_id
+        report_progress(done=subscriptions, unit="subscriptions", reminders=queued_total)
+    return {
+        "due_date": due_date.isoformat(),
+        "subscriptions": subscriptions,
+        "reminders_queued": queued_total,
+        "already_reminded_or_no_email": subscriptions - queued_total,
+        "dry_run": False,
+    }

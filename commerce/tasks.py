@@ -1,0 +1,140 @@
+"""Job entry points of the commerce app (thin: each checks its input and calls one service)."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from commerce.services.actors import job_actor
+from commerce.services.cleanup import (
+    cleanup_expired_carts,
+    cleanup_expired_tokens,
+    cleanup_old_audit_logs,
+)
+from commerce.services.reminders import send_subscription_renewal_reminders
+from commerce.services.subscriptions import process_due_subscriptions
+from commerce.services.webhooks import process_event
+from jobs.arguments import Range
+from jobs.exceptions import BadJobArguments, PermanentJobError
+from jobs.registry import job
+
+
+def parse_date(value: str | None) -> date | None:
+    """A YYYY-MM-DD date, or None; anything else is a permanent error (not retried)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PermanentJobError(f"date={value!r} is not YYYY-MM-DD") from None
+
+
+def check_date_argument(kwargs: dict[str, Any]) -> None:
+    """Refuse a bad `date` before a run exists (run_job, Run now), not as a failed run."""
+    try:
+        parse_date(kwargs.get("date"))
+    except PermanentJobError as exc:
+        raise BadJobArguments(str(exc)) from None
+
+
+#: Days of retention a cleanup may be asked for (1 day to 100 years).
+RetentionDays = Annotated[int, Range(min=1, max=36500)]
+
+
+@job(
+    "commerce.process_due_subscriptions",
+    cron="0 0 * * *",
+    cluster="subscriptions",
+    lease_seconds=600,
+    retry=True,
+    timeout_seconds=900,
+    run_late_once=True,  # a night missed while the cluster was down still runs, late
+    permissions=("commerce.change_subscription",),  # as the admin's "Process now"
+    validate=check_date_argument,
+)
+def process_due_subscriptions_task(
+    *,
+    date: str | None = None,
+    subscription_ids: list[int] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Turn every active subscription due today or earlier into an order (stock permitting)."""
+    return process_due_subscriptions(
+        as_of=parse_date(date), subscription_ids=subscription_ids, dry_run=dry_run
+    )
+
+
+@job(
+    "commerce.send_subscription_renewal_reminders",
+    cron="0 12 * * *",
+    cluster="subscriptions",
+    lease_seconds=300,
+    retry=True,
+    timeout_seconds=600,
+    run_late_once=True,
+    permissions=("commerce.change_subscription",),
+    validate=check_date_argument,
+)
+def send_subscription_renewal_reminders_task(
+    *, date: str | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Email a reminder for every subscription due tomorrow, once per delivery date."""
+    return send_subscription_renewal_reminders(as_of=parse_date(date), dry_run=dry_run)
+
+
+@job(
+    "commerce.cleanup_expired_carts",
+    cron="0 2 * * *",
+    lease_seconds=300,
+    retry=True,
+    run_late_once=True,
+    permissions=("commerce.delete_cart",),
+)
+def cleanup_expired_carts_task(
+    *, older_than_days: RetentionDays | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Delete carts not updated for 30 days (COMMERCE_CART_RETENTION_DAYS), empty ones first."""
+    return cleanup_expired_carts(older_than_days=older_than_days, dry_run=dry_run)
+
+
+@job(
+    "commerce.cleanup_expired_tokens",
+    cron="0 3 * * *",
+    lease_seconds=300,
+    retry=True,
+    run_late_once=True,
+    permissions=("commerce.delete_expiringtoken",),
+)
+def cleanup_expired_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
+    """Delete expired tokens and tokens used more than a day ago, counted per kind."""
+    return cleanup_expired_tokens(dry_run=dry_run)
+
+
+@job(
+    "commerce.cleanup_old_audit_logs",
+    lease_seconds=300,
+    retry=True,
+    run_late_once=True,
+    permissions=("commerce.delete_auditlog",),
+)
+def cleanup_old_audit_logs_task(
+    *, older_than_days: RetentionDays | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Delete audit rows older than 90 days (COMMERCE_AUDIT_RETENTION_DAYS).
+
+    Not scheduled by default (seed 002); turn it on without code with
+    JOBS_SCHEDULES = {"commerce.cleanup_old_audit_logs": "0 4 * * *"} (docs/commerce.md).
+    """
+    return cleanup_old_audit_logs(older_than_days=older_than_days, dry_run=dry_run)
+
+
+@job(
+    "commerce.process_webhook_event",
+    cluster="subscriptions",
+    lock_key=lambda kwargs: f"commerce.webhook_event:{kwargs.get('event_id')}",
+    lease_seconds=120,
+    retry=True,
+    timeout_seconds=300,
+    permissions=("commerce.change_webhookevent",),  # as the admin's "Process again"
+)
+def process_webhook_event_task(*, event_id: Annotated[int, Range(min=1)]) -> dict[str, Any]:
+    """Act on one stored payment-provider event (charged: order; payment failed: email)."""
+    return process_event(event_id=event_id, actor=job_actor("webhook"))

@@ -1,0 +1,157 @@
+"""Admin list lookups: only what the page offers as a filter, never a secret column.
+
+Django's `ModelAdmin.lookup_allowed` lets any query-string lookup on the model's own
+columns through (`?account_key__startswith=a`), so every list page is an oracle for
+whatever it does not display: a staff user guesses a secret one character at a time
+from the row count. `DeclaredLookupsOnly` allows exactly the parameters the declared
+`list_filter` and `date_hierarchy` put in a URL, and none that touch a name in
+`secret_fields`. Search (`?q=`) is not a lookup and goes through `search_fields`.
+
+A refused lookup is Django's `DisallowedModelAdminLookup`: an HTTP 400 that says
+nothing about the rows (logged on `django.security.DisallowedModelAdminLookup`). An
+offered lookup with a value the database or Python cannot take (a NUL character, a
+year of 99999999999: both were 500s) gets what Django gives any malformed filter value:
+the list again with its "invalid filter" notice (a redirect to `?e=1`).
+"""
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.widgets import url_params_from_lookup_dict
+from django.core import checks
+from django.db.models import DateField, Field
+from django.db.models.constants import LOOKUP_SEP
+from django.http import HttpRequest
+
+
+def _filter_suffixes(field: Field, item: object) -> tuple[str, ...]:
+    """What Django's list filter for `field` puts after the field path in a URL."""
+    if isinstance(item, (list, tuple)) and issubclass(item[1], admin.EmptyFieldListFilter):
+        return ("isempty",)
+    if field.is_relation:
+        return (f"{field.target_field.name}{LOOKUP_SEP}exact", "isnull")
+    if isinstance(field, DateField):  # DateTimeField too: "Past 7 days" etc.
+        return ("gte", "lt", "isnull")
+    return ("", "exact", "isnull")  # Boolean, choices, all values
+
+
+#: What the date hierarchy drill-down puts after its field, and the values it can take
+#: (datetime() overflows on a year of 99999999999: a 500 before this check).
+DATE_PART_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
+
+
+#: Longest query-string value a list page takes (search text included).
+MAX_VALUE_LENGTH = 1000
+
+
+def query_problem(request: HttpRequest) -> str | None:
+    """Why this change list's query string cannot be used at all, or None: a NUL
+    character (PostgreSQL text has none: `?q=%00` was a 500) or an absurdly long value."""
+    for key, values in request.GET.lists():
+        for value in [key, *values]:
+            if "\x00" in value:
+                return f"a NUL character in {key!r}"
+            if len(value) > MAX_VALUE_LENGTH:
+                return f"{key!r} is longer than {MAX_VALUE_LENGTH} characters"
+    return None
+
+
+def _with_suffix(path: str, suffix: str) -> str:
+    return f"{path}{LOOKUP_SEP}{suffix}" if suffix else path
+
+
+class DeclaredLookupsOnly:
+    """A ModelAdmin mixin (put it first): list lookups only from the declared filters.
+
+    A custom `FieldListFilter` whose parameters differ from Django's names them in
+    `extra_lookups`.
+    """
+
+    #: Column names no lookup may touch, whatever the filters say (e.g. an API key).
+    secret_fields: tuple[str, ...] = ()
+    #: Further query-string lookups this page accepts.
+    extra_lookups: tuple[str, ...] = ()
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        """Django's checks, plus: a secret column is never listed, searched, filtered,
+        sorted or shown read-only (where the admin would print or compare its value)."""
+        return [*super().check(**kwargs), *self._secret_exposures()]
+
+    def _secret_exposures(self) -> list[checks.CheckMessage]:
+        places = {
+            "list_display": self.list_display,
+            "list_filter": [f[0] if isinstance(f, (list, tuple)) else f for f in self.list_filter],
+            "search_fields": [f.lstrip("^=@") for f in self.search_fields],
+            "readonly_fields": self.readonly_fields,
+            "sortable_by": self.sortable_by or (),
+        }
+        return [
+            checks.Error(
+                f"secret column {name!r} is in {place}",
+                hint="remove it: secrets are never rendered or filterable",
+                obj=type(self),
+                id="jobs.E101",
+            )
+            for place, names in places.items()
+            for name in names
+            if isinstance(name, str) and set(name.split(LOOKUP_SEP)) & set(self.secret_fields)
+        ]
+
+    def get_changelist_instance(self, request: HttpRequest):
+        if problem := query_problem(request):
+            raise IncorrectLookupParameters(problem)
+        return super().get_changelist_instance(request)  # type: ignore[misc]
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if set(lookup.split(LOOKUP_SEP)) & set(self.secret_fields):
+            return False
+        if self._raw_id_popup_lookup(lookup, value):
+            return True
+        if lookup not in self.declared_lookups(request):
+            return False
+        self._check_value(lookup, value)
+        return True
+
+    def _check_value(self, lookup: str, value: str) -> None:
+        """A value no filter link offers and the database or Python cannot take: the list
+        again with Django's "invalid filter" notice (?e=1), not a 500."""
+        if "\x00" in str(value):  # PostgreSQL text has no NUL
+            raise IncorrectLookupParameters(f"{lookup}: NUL character")
+        path, _, part = lookup.rpartition(LOOKUP_SEP)
+        if self.date_hierarchy and path == self.date_hierarchy and part in DATE_PART_RANGES:
+            low, high = DATE_PART_RANGES[part]
+            text = str(value)
+            if not (text.isascii() and text.isdigit() and len(text) <= 4):
+                raise IncorrectLookupParameters(f"{lookup}: not a number")
+            if not low <= int(text) <= high:
+                raise IncorrectLookupParameters(f"{lookup}: out of range")
+
+    def declared_lookups(self, request: HttpRequest | None) -> set[str]:
+        """Every query-string parameter the declared list filters and date hierarchy use."""
+        model_admin: admin.ModelAdmin = self  # type: ignore[assignment]
+        allowed = set(self.extra_lookups)
+        filters = model_admin.get_list_filter(request) if request is not None else self.list_filter
+        for item in filters:
+            if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+                allowed.add(item.parameter_name)
+                continue
+            path = item[0] if isinstance(item, (list, tuple)) else item
+            if not isinstance(path, str):
+                continue  # a Field instance: Django builds its path itself; name it in extra_lookups
+            field = get_fields_from_path(model_admin.model, path)[-1]
+            allowed.update(_with_suffix(path, s) for s in _filter_suffixes(field, item))
+        if self.date_hierarchy:
+            allowed.update(_with_suffix(self.date_hierarchy, s) for s in DATE_PART_RANGES)
+        return allowed
+
+    def _raw_id_popup_lookup(self, lookup: str, value: str) -> bool:
+        """Django's exception, kept: a raw-id popup narrowed by a ForeignKey's
+        `limit_choices_to` (fixed in code, not typed by the user)."""
+        for fk_lookup in self.model._meta.related_fkey_lookups:
+            if callable(fk_lookup):
+                fk_lookup = fk_lookup()
+            if (lookup, value) in url_params_from_lookup_dict(fk_lookup).items():
+                return True
+        return False

@@ -1,0 +1,147 @@
+"""A job's arguments are checked before a run exists: types, bounds, then the job's own rule.
+
+A bad value must not become a failed run, a queued retry and a red /health/: it is
+refused where it is typed (`run_job`, an app command, Run now, Retry) with one line.
+
+- Types come from the job function's annotations (`int`, `str | None`, `list[int]`).
+- Bounds too: `Annotated[int, Range(min=1, max=3650)]`. Without one, an int must fit a
+  PostgreSQL bigint, a float must be finite, a string at most MAX_TEXT characters and a
+  list at most MAX_ITEMS items (a 5,000-digit number never reaches the database).
+- The job's `validate` (registry) then checks what needs the database: that the exchange
+  exists and can be matched, as the app's own command does. It runs at the entry points
+  people use (`check_job_arguments`), not on automatic retries and chain hops, whose
+  arguments were checked when the first run was asked for.
+"""
+
+import inspect
+import math
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.exceptions import BadJobArguments
+
+BIGINT_MAX = 2**63 - 1
+MAX_TEXT = 10_000
+MAX_ITEMS = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Range:
+    """Inclusive bounds of a number argument: `Annotated[int, Range(min=1)]`."""
+
+    #: Smallest value allowed, or None.
+    min: float | None = None
+    #: Largest value allowed, or None.
+    max: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        if self.min is not None and value < self.min:
+            return f"must be >= {self.min}"
+        if self.max is not None and value > self.max:
+            return f"must be <= {self.max}"
+        return None
+
+
+def check_types_and_bounds(name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """Raise BadJobArguments naming the first argument that would not bind or is out of range."""
+    try:
+        inspect.signature(func).bind(**kwargs)
+    except TypeError as exc:
+        raise BadJobArguments(f"{name}: {exc}") from exc
+    hints = typing.get_type_hints(func, include_extras=True)
+    for key, value in kwargs.items():
+        if key in hints:
+            problem = _problem(value, hints[key])
+            if problem:
+                raise BadJobArguments(f"{name}: argument {key}={_short(value)} {problem}")
+
+
+def _problem(value: Any, annotation: Any) -> str | None:
+    """What is wrong with `value` for `annotation`, or None."""
+    bounds = None
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation, *extras = typing.get_args(annotation)
+        bounds = next((e for e in extras if isinstance(e, Range)), None)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        problems = [_problem(value, option) for option in options]
+        if all(problems):
+            fitting = [p for p in problems if not p.startswith("is not")]
+            return fitting[0] if fitting else f"is not {_type_name(annotation)}"
+        return None
+    type_problem = _type_problem(value, annotation, origin)
+    if type_problem:
+        return type_problem
+    if bounds is not None and isinstance(value, int | float):
+        return bounds.problem(value)
+    return None
+
+
+def _type_problem(value: Any, annotation: Any, origin: Any) -> str | None:
+    if annotation is Any:
+        return None
+    if annotation is type(None):
+        return None if value is None else "is not None"
+    expected = origin or annotation
+    if not isinstance(expected, type):
+        return None  # an annotation we cannot check (a Literal, a TypeVar...)
+    if expected is float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return "is not a number"
+        if not math.isfinite(value):
+            return "is not finite"
+        return None if abs(value) <= BIGINT_MAX else "is out of range"
+    if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return "is not int"
+    if not isinstance(value, expected):
+        return f"is not {_type_name(annotation)}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > BIGINT_MAX:
+        return "is out of range (64-bit integer)"
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return f"is longer than {MAX_TEXT} characters"
+    if isinstance(value, list | tuple | dict) and len(value) > MAX_ITEMS:
+        return f"has more than {MAX_ITEMS} items"
+    (item_type, *_) = typing.get_args(annotation) or (None,)
+    if isinstance(value, list) and item_type is not None:
+        for item in value:
+            problem = _problem(item, item_type)
+            if problem:
+                return f"has an item {_short(item)} that {problem}"
+    return None
+
+
+def _type_name(annotation: Any) -> str:
+    """`int | None` for `Annotated[int, Range(...)] | None` too."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(option) for option in typing.get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if origin is not None:
+        return str(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit str limit
+        return "<a number too long to show>"
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def check_job_arguments(name: str, kwargs: dict[str, Any]) -> None:
+    """Everything an entry point checks before recording a run: the job exists, its
+    arguments' types and bounds, and the job's own rule. Raises UnknownJob/BadJobArguments."""
+    from jobs.registry import get_job
+
+    spec = get_job(name)
+    spec.check_arguments(kwargs)
+    if spec.validate is not None:
+        spec.validate(kwargs)

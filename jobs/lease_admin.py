@@ -1,0 +1,60 @@
+"""Leases in the admin: read-only, with "release" for a lease whose holder is gone.
+
+Deleting a lease a live run holds lets a second copy of the job start; so no add,
+change or delete, and the release action (jobs.run_job) refuses live holders
+(jobs.services.lease_release says who holds it and whether it is alive).
+"""
+
+import logging
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.models import Lease
+from jobs.permissions import RUN_PERMISSION
+from jobs.services.lease_release import judge, release_dead_leases
+
+logger = logging.getLogger("jobs")
+
+
+@admin.register(Lease)
+class LeaseAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = ("key", "owner", "acquired_at", "expires_at", "holder")
+    readonly_fields = ("key", "owner", "acquired_at", "expires_at", "holder")
+    search_fields = ("key", "owner")
+    actions = ["release"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # release (below) checks the holder first
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RUN_PERMISSION)
+
+    @admin.display(description="holder")
+    def holder(self, lease: Lease) -> str:
+        verdict = judge(lease)
+        return f"{'alive' if verdict.alive else 'gone'}: {verdict.detail}"
+
+    @admin.action(
+        description="Release selected leases (only if the holder is gone)", permissions=["run"]
+    )
+    def release(self, request: HttpRequest, queryset) -> None:
+        released, refused = release_dead_leases(list(queryset))
+        who = request.user.get_username()
+        for key in released:
+            logger.warning("lease %s released by hand by %s", key, who)
+        if released:
+            self.message_user(request, f"Released {len(released)} lease(s): {', '.join(released)}.")
+        if refused:
+            self.message_user(
+                request,
+                f"Refused {len(refused)} lease(s) whose holder is alive: {'; '.join(refused)}.",
+                messages.WARNING,
+            )

@@ -1,0 +1,55 @@
+"""The outbox in the admin: notifications are read-only; dead or failed ones can be requeued."""
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.models import Notification
+from jobs.services.outbox import requeue_notifications
+
+
+@admin.register(Notification)
+class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "channel",
+        "recipient",
+        "template",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+        "short_error",
+    )
+    list_filter = ("status", "channel", "template")
+    search_fields = ("recipient", "dedup_key", "subject")
+    date_hierarchy = "created_at"
+    actions = ["requeue"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="last error")
+    def short_error(self, row: Notification) -> str:
+        return row.last_error[:100]
+
+    @admin.action(description="Requeue selected dead/failed notifications", permissions=["change"])
+    def requeue(self, request: HttpRequest, queryset) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        count = requeue_notifications(ids, actor=request.user.get_username())
+        refused = len(ids) - count
+        self.message_user(
+            request,
+            f"Requeued {count} notification(s)"
+            + (
+                f"; {refused} refused (only dead or failed ones are requeued, never one that"
+                " is being sent or was sent)"
+                if refused
+                else "."
+            ),
+            messages.SUCCESS if count else messages.WARNING,
+        )

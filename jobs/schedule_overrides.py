@@ -1,0 +1,76 @@
+"""Cron schedules set or changed from settings: an operator turns a job on without code.
+
+    JOBS_SCHEDULES = {"commerce.cleanup_old_audit_logs": "0 4 * * *"}    # settings
+    JOBS_SCHEDULES="commerce.cleanup_old_audit_logs=0 4 * * *; jobs.prune_history=off"  # env
+
+The setting wins over the environment variable. A value sets the job's cron (UTC);
+"off" (or None in settings) makes a scheduled job on-demand only. Every entry is
+checked before anything is used: an unknown job or a bad cron raises
+ScheduleOverrideError with one line naming it, so `sync_schedules` stops and changes
+nothing. `sync_schedules`, `list_jobs` and the jobs dashboard read the effective cron
+from here (seed 002: "owners configure cleanup schedules").
+"""
+
+import os
+from collections.abc import Mapping
+
+from croniter import croniter
+from django.conf import settings
+
+from jobs.exceptions import JobsError, UnknownJob
+from jobs.registry import JobSpec, get_job
+
+ENV_VAR = "JOBS_SCHEDULES"
+OFF = "off"
+
+
+class ScheduleOverrideError(JobsError):
+    """JOBS_SCHEDULES names an unknown job or a bad cron expression."""
+
+
+def _raw() -> Mapping[str, str | None]:
+    configured = getattr(settings, "JOBS_SCHEDULES", None)
+    if configured is not None:
+        if not isinstance(configured, Mapping):
+            raise ScheduleOverrideError("JOBS_SCHEDULES must be a dict of job name -> cron")
+        return configured
+    text = os.environ.get(ENV_VAR, "").strip()
+    entries: dict[str, str | None] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        name, sep, cron = item.partition("=")
+        if not sep:
+            raise ScheduleOverrideError(
+                f"{ENV_VAR}: {item!r} is not NAME=CRON (entries are separated by ';')"
+            )
+        entries[name.strip()] = cron.strip()
+    return entries
+
+
+def schedule_overrides() -> dict[str, str | None]:
+    """Job name -> cron (None: off), every entry validated."""
+    checked: dict[str, str | None] = {}
+    for name, cron in _raw().items():
+        try:
+            get_job(name)
+        except UnknownJob as exc:
+            raise ScheduleOverrideError(f"{ENV_VAR}: {exc}") from None
+        if cron is None or (isinstance(cron, str) and cron.strip().lower() == OFF):
+            checked[name] = None
+            continue
+        if not isinstance(cron, str) or not croniter.is_valid(cron.strip()):
+            raise ScheduleOverrideError(
+                f"{ENV_VAR}: {name}: {cron!r} is not a cron expression (e.g. '0 4 * * *' or 'off')"
+            )
+        checked[name] = " ".join(cron.split())
+    return checked
+
+
+def effective_cron(spec: JobSpec, overrides: Mapping[str, str | None] | None = None) -> str | None:
+    """The cron the job runs on: the override when one is set, else the code's."""
+    overrides = schedule_overrides() if overrides is None else overrides
+    return overrides[spec.name] if spec.name in overrides else spec.cron
+
+
+def is_overridden(spec: JobSpec, overrides: Mapping[str, str | None] | None = None) -> bool:
+    overrides = schedule_overrides() if overrides is None else overrides
+    return spec.name in overrides

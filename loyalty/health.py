@@ -1,0 +1,41 @@
+"""The `wallets` health check (jobs_health, /health/): a warning, never unhealthy.
+
+A wallet problem must not take the web app out of a load balancer: it is shown
+(WARN) with the fix, and the sync run that meets it is flagged for attention.
+The check's answer is kept CACHE_SECONDS: /health/ may be polled every few seconds,
+and counting the cards behind reads every card with a pass.
+"""
+
+import threading
+import time
+
+from jobs.services.health import Check
+from loyalty.services.wallet_clients import wallet_clients
+from loyalty.services.wallet_status import wallet_statuses
+
+CACHE_SECONDS = 60.0
+_cache: dict[int, tuple[float, Check]] = {}
+_lock = threading.Lock()
+
+
+def check_wallets() -> Check:
+    key = id(wallet_clients())  # new settings, new clients: a fresh answer
+    with _lock:
+        cached = _cache.get(key)
+    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    try:
+        statuses = wallet_statuses()
+    except Exception as exc:  # a health page never crashes on one check
+        return Check("wallets", False, f"cannot read wallet status: {exc}", warning=True)
+    detail = " | ".join(s.line() for s in statuses)
+    if all(s.ok for s in statuses):
+        check = Check("wallets", True, detail)
+    else:
+        check = Check(
+            "wallets", False, f"{detail} (see docs/loyalty.md, wallet setup)", warning=True
+        )
+    with _lock:
+        _cache.clear()
+        _cache[key] = (time.monotonic(), check)
+    return check

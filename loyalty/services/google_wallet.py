@@ -1,0 +1,162 @@
+"""Google Wallet: PATCH a card's loyaltyObject with a service account's OAuth token.
+
+google-auth mints the access token from the service account key (a JWT assertion
+signed with the key, sent to the key's `token_uri`), caches it and refreshes it
+before it expires; requests go through its AuthorizedSession, one per thread
+(requests sessions are not thread-safe), all sharing the one credentials object.
+Tokens only ever travel in headers: no message or log line of ours contains one.
+"""
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import google.auth.exceptions
+import requests
+from google.auth.transport.requests import AuthorizedSession, Request
+from google.oauth2 import service_account
+
+from loyalty.exceptions import (
+    PermanentWalletError,
+    TransientWalletError,
+    WalletCredentialsError,
+    WalletNotConfigured,
+)
+from loyalty.services.wallet_snapshot import CardSnapshot
+
+SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
+#: A sync of a card: the object was updated, or (404: deleted on Google's side) inserted again.
+SYNCED, RECREATED = "synced", "recreated"
+
+
+def load_service_account_info(*, key_file: str, key_json: str) -> dict[str, Any]:
+    """The key's JSON (file path or content); WalletNotConfigured names what is missing or bad."""
+    if key_json:
+        source, text = "LOYALTY_GOOGLE_SERVICE_ACCOUNT_JSON", key_json
+    elif key_file:
+        source = "LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE"
+        try:
+            text = Path(key_file).read_text()
+        except OSError as exc:
+            raise WalletNotConfigured(f"{source}: cannot read {key_file}: {exc.strerror}") from None
+    else:
+        raise WalletNotConfigured(
+            "not configured (set LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE or _JSON)"
+        )
+    try:
+        info = json.loads(text)
+    except ValueError:
+        raise WalletNotConfigured(f"{source} is not JSON") from None
+    missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
+    if missing:
+        raise WalletNotConfigured(f"{source} lacks {', '.join(missing)} (a service account key?)")
+    return info
+
+
+class GoogleWalletClient:
+    """Thread-safe client of walletobjects/v1/loyaltyObject."""
+
+    def __init__(
+        self, *, base_url: str, service_account_info: dict[str, Any], timeout_seconds: float
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        try:
+            self.credentials = service_account.Credentials.from_service_account_info(
+                service_account_info, scopes=[SCOPE]
+            )
+        except (ValueError, TypeError) as exc:
+            raise WalletNotConfigured(f"service account key unusable: {exc}") from None
+        self.client_email = service_account_info["client_email"]
+        self._local = threading.local()
+        self._refresh_lock = threading.Lock()
+
+    def _session(self) -> AuthorizedSession:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            # On 401 the token is refreshed and the call tried once more, then it is ours.
+            session = self._local.session = AuthorizedSession(
+                self.credentials, max_refresh_attempts=1
+            )
+        return session
+
+    def check_credentials(self, *, force: bool = False) -> None:
+        """Mint (or reuse) an access token; WalletCredentialsError if the token endpoint refuses."""
+        with self._refresh_lock:  # one token request, not one per thread
+            if self.credentials.valid and not force:
+                return
+            try:
+                self.credentials.refresh(Request(requests.Session()))
+            except google.auth.exceptions.RefreshError as exc:
+                if getattr(exc, "retryable", False):
+                    raise TransientWalletError(f"token endpoint: {_short(exc)}") from None
+                raise WalletCredentialsError(f"token request refused: {_short(exc)}") from None
+            except google.auth.exceptions.TransportError as exc:
+                raise TransientWalletError(f"token endpoint unreachable: {_short(exc)}") from None
+
+    def push(self, card: CardSnapshot) -> str:
+        """Update the card's object; insert it again if Google deleted it. SYNCED or RECREATED."""
+        url = f"{self.base_url}/walletobjects/v1/loyaltyObject"
+        self.check_credentials()
+        response = self._send("PATCH", f"{url}/{card.google_object_id}", _points(card))
+        if response.status_code != 404:
+            return SYNCED
+        if not card.google_class_id:
+            raise PermanentWalletError(
+                f"object {card.google_object_id} is gone and the card's program has no "
+                "google_wallet_class_id to re-create it in"
+            )
+        body = {
+            "id": card.google_object_id,
+            "classId": card.google_class_id,
+            "state": "ACTIVE",
+            "accountId": card.number,
+            "accountName": card.number,
+            "barcode": {"type": "QR_CODE", "value": card.number},
+            **_points(card),
+        }
+        response = self._send("POST", url, body)
+        if response.status_code == 409:  # inserted meanwhile (a second delivery): update it
+            response = self._send("PATCH", f"{url}/{card.google_object_id}", _points(card))
+        if response.status_code == 404:
+            raise PermanentWalletError(f"class {card.google_class_id} not found: cannot re-create")
+        return RECREATED
+
+    def _send(self, method: str, url: str, payload: dict) -> requests.Response:
+        """The answer if 2xx or 404 (the caller decides); errors mapped for retry or stop."""
+        try:
+            response = self._session().request(
+                method, url, json=payload, timeout=self.timeout_seconds
+            )
+        except google.auth.exceptions.RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise TransientWalletError(f"token endpoint: {_short(exc)}") from None
+            raise WalletCredentialsError(f"token request refused: {_short(exc)}") from None
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientWalletError(f"{method} {url}: {type(exc).__name__}") from None
+        except google.auth.exceptions.TransportError as exc:
+            raise TransientWalletError(f"{method} {url}: {_short(exc)}") from None
+        status = response.status_code
+        if status in (401, 403):  # AuthorizedSession already refreshed the token once on 401
+            raise WalletCredentialsError(
+                f"HTTP {status} from walletobjects for {self.client_email} "
+                "(key revoked, or the account is not a user of the issuer?)"
+            )
+        if status == 429 or status >= 500:
+            raise TransientWalletError(f"{method} {url}: HTTP {status}")
+        if status >= 400 and status not in (404, 409):
+            raise PermanentWalletError(f"{method} {url}: HTTP {status}")
+        return response
+
+
+def _points(card: CardSnapshot) -> dict[str, Any]:
+    return {
+        "loyaltyPoints": {"label": "Points", "balance": {"int": card.points_balance}},
+        "secondaryLoyaltyPoints": {"label": "Stamps", "balance": {"int": card.stamp_count}},
+    }
+
+
+def _short(exc: Exception) -> str:
+    """First line of an auth error, cut: google-auth messages quote the token endpoint's body."""
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

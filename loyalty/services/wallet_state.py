@@ -1,0 +1,186 @@
+"""Which cards' wallets are behind, their snapshots, and what each wallet confirmed (named SQL).
+
+A wallet is behind when it has not confirmed the card's current balance_version,
+however long ago the change was: failed cards and cards changed during an outage
+stay behind until a run gets them through. The least recently attempted go first,
+so cards that keep failing do not starve the others when a run is bounded.
+"""
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import Q
+
+from loyalty.models import AppleDeviceRegistration, LoyaltyCard, LoyaltyProgram, LoyaltyTransaction
+from loyalty.services.wallet_snapshot import CardSnapshot
+
+WALLETS = ("google", "apple")
+
+#: (card, wallet) pairs of active cards with that pass whose wallet is behind.
+_BEHIND_PAIRS = """
+    SELECT c.id AS card_id, w.wallet, s.attempted_at
+      FROM loyalty_loyaltycard c
+     CROSS JOIN LATERAL (VALUES ('google', c.google_object_id <> ''),
+                                ('apple', c.apple_serial_number <> '')) AS w(wallet, has_pass)
+      LEFT JOIN loyalty_walletsyncstate s ON s.card_id = c.id AND s.wallet = w.wallet
+     WHERE c.is_active AND w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
+"""
+
+#: Cards behind in any wallet, least recently attempted first, at most %s.
+CARDS_BEHIND = f"""
+    SELECT card_id, array_agg(wallet ORDER BY wallet)
+      FROM ({_BEHIND_PAIRS}) behind
+     GROUP BY card_id
+     ORDER BY min(attempted_at) NULLS FIRST, card_id
+     LIMIT %s
+"""
+
+#: How many cards are behind, per wallet.
+COUNT_BEHIND = f"SELECT wallet, count(*) FROM ({_BEHIND_PAIRS}) behind GROUP BY wallet"
+
+#: Record a chunk of outcomes (one row per card and wallet). A success moves synced_version
+#: up (never down: a late duplicate delivery cannot undo a newer sync) and clears failures.
+RECORD_OUTCOMES = """
+    INSERT INTO loyalty_walletsyncstate AS s
+           (card_id, wallet, synced_version, published_tag, attempted_at, synced_at,
+            failures, last_error)
+    SELECT card_id, wallet, version, 0, %(now)s,
+           CASE WHEN ok THEN %(now)s::timestamptz END, CASE WHEN ok THEN 0 ELSE 1 END, error
+      FROM unnest(%(card_ids)s::bigint[], %(wallets)s::text[], %(versions)s::bigint[],
+                  %(oks)s::boolean[], %(errors)s::text[]) AS o(card_id, wallet, version, ok, error)
+    ON CONFLICT (card_id, wallet) DO UPDATE SET
+           synced_version = GREATEST(s.synced_version, EXCLUDED.synced_version),
+           attempted_at = EXCLUDED.attempted_at,
+           synced_at = COALESCE(EXCLUDED.synced_at, s.synced_at),
+           failures = CASE WHEN EXCLUDED.synced_at IS NULL THEN s.failures + 1 ELSE 0 END,
+           last_error = EXCLUDED.last_error
+"""
+
+#: Apple: give the passes about to be announced a new passesUpdatedSince tag, committed
+#: before any push, so a device that asks right after its push finds its pass.
+PUBLISH_APPLE_TAGS = """
+    INSERT INTO loyalty_walletsyncstate AS s
+           (card_id, wallet, synced_version, published_tag, failures, last_error)
+    SELECT card_id, 'apple', 0, nextval('loyalty_balance_version_seq'), 0, ''
+      FROM unnest(%s::bigint[]) AS c(card_id)
+    ON CONFLICT (card_id, wallet) DO UPDATE SET published_tag = EXCLUDED.published_tag
+"""
+
+
+def cards_behind(*, limit: int) -> dict[int, tuple[str, ...]]:
+    """{card id: wallets behind}, at most `limit` cards, in the order they should be tried."""
+    with connection.cursor() as cursor:
+        cursor.execute(CARDS_BEHIND, [limit])
+        return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
+
+
+def count_behind() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(COUNT_BEHIND)
+        counts = dict(cursor.fetchall())
+    return {wallet: counts.get(wallet, 0) for wallet in WALLETS}
+
+
+def cards_with_passes(
+    *, card_ids: list[int] | None = None, since: datetime | None = None
+) -> dict[int, tuple[str, ...]]:
+    """Every wallet of the given cards (or of cards with a transaction since `since`)."""
+    cards = LoyaltyCard.objects.filter(is_active=True).filter(
+        ~Q(google_object_id="") | ~Q(apple_serial_number="")
+    )
+    if card_ids is not None:
+        cards = cards.filter(pk__in=card_ids)
+    else:
+        recent = LoyaltyTransaction.objects.filter(transaction_at__gte=since).values("card_id")
+        cards = cards.filter(pk__in=recent)
+    rows = cards.order_by("pk").values_list("pk", "google_object_id", "apple_serial_number")
+    return {
+        pk: tuple(w for w, has in (("google", google), ("apple", apple)) if has)
+        for pk, google, apple in rows
+    }
+
+
+def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
+    """Card states to push, in the order of `wanted`, with class ids and Apple devices (3 queries)."""
+    rows = {
+        row["id"]: row
+        for row in LoyaltyCard.objects.filter(pk__in=list(wanted)).values(
+            "id",
+            "merchant_id",
+            "number",
+            "points_balance",
+            "stamp_count",
+            "balance_version",
+            "google_object_id",
+            "apple_serial_number",
+        )
+    }
+    merchants = {row["merchant_id"] for row in rows.values()}
+    class_ids = dict(
+        LoyaltyProgram.objects.filter(merchant_id__in=merchants, is_active=True)
+        .exclude(google_wallet_class_id="")
+        .order_by("merchant_id", "pk")
+        .distinct("merchant_id")
+        .values_list("merchant_id", "google_wallet_class_id")
+    )
+    devices: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    apple_cards = [pk for pk, wallets in wanted.items() if "apple" in wallets]
+    for pk, card_id, token in AppleDeviceRegistration.objects.filter(
+        card_id__in=apple_cards
+    ).values_list("pk", "card_id", "push_token"):
+        devices[card_id].append((pk, token))
+    result = []
+    for pk, wallets in wanted.items():
+        row = rows.get(pk)
+        if row is None:
+            continue
+        result.append(
+            CardSnapshot(
+                card_id=pk,
+                number=row["number"],
+                points_balance=row["points_balance"],
+                stamp_count=row["stamp_count"],
+                balance_version=row["balance_version"],
+                google_object_id=row["google_object_id"] if "google" in wallets else "",
+                apple_serial_number=row["apple_serial_number"] if "apple" in wallets else "",
+                google_class_id=class_ids.get(row["merchant_id"], ""),
+                apple_devices=tuple(devices.get(pk, ())),
+            )
+        )
+    return result
+
+
+def publish_apple_tags(card_ids: list[int]) -> None:
+    if card_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(PUBLISH_APPLE_TAGS, [card_ids])
+
+
+def record_outcomes(outcomes: list[tuple[int, str, int, bool, str]], *, now: datetime) -> None:
+    """Store (card id, wallet, version pushed, succeeded, error) rows in one statement."""
+    if not outcomes:
+        return
+    card_ids, wallets, versions, oks, errors = (
+        list(column) for column in zip(*outcomes, strict=True)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            RECORD_OUTCOMES,
+            {
+                "now": now,
+                "card_ids": card_ids,
+                "wallets": wallets,
+                "versions": versions,
+                "oks": oks,
+                "errors": [e[:300] for e in errors],
+            },
+        )
+
+
+def remove_registrations(registration_ids: list[int]) -> int:
+    """Devices APNs reported unregistered (410)."""
+    if not registration_ids:
+        return 0
+    deleted, _ = AppleDeviceRegistration.objects.filter(pk__in=registration_ids).delete()
+    return deleted

@@ -1,0 +1,133 @@
+"""Apple's PassKit web service: what Wallet on a device calls for our passes.
+
+Paths below `webServiceURL` (LOYALTY_APPLE_WEB_SERVICE_URL, e.g. https://host/passkit/):
+register and unregister a device for a pass, list the device's passes changed since a
+tag, fetch a pass's latest signed .pkpass, and the log endpoint. Calls about one pass
+carry `Authorization: ApplePass <its authentication token>`; a wrong or missing token
+and an unknown serial get the same 401, so serial numbers cannot be probed.
+"""
+
+import json
+import logging
+import re
+
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from loyalty.conf import loyalty_settings
+from loyalty.exceptions import WalletNotConfigured
+from loyalty.models import AppleDeviceRegistration, LoyaltyCard, WalletSyncState
+from loyalty.services.apple_passes import PassContent, PassSigner, build_pkpass, token_matches
+
+logger = logging.getLogger("loyalty.passkit")
+_PUSH_TOKEN = re.compile(r"^[0-9a-fA-F]{8,200}$")
+_DEVICE_ID = re.compile(r"^[0-9A-Za-z-]{1,128}$")
+#: Log lines from one device call kept, and their length.
+MAX_LOG_LINES, MAX_LOG_CHARS = 20, 500
+
+
+def _authorized_card(request: HttpRequest, pass_type: str, serial: str) -> LoyaltyCard | None:
+    header = request.headers.get("Authorization", "")
+    if pass_type != loyalty_settings.APPLE_PASS_TYPE_ID or not header.startswith("ApplePass "):
+        return None
+    if not token_matches(serial, header.removeprefix("ApplePass ").strip()):
+        return None
+    return (
+        LoyaltyCard.objects.filter(apple_serial_number=serial, is_active=True)
+        .select_related("merchant")
+        .first()
+    )
+
+
+@csrf_exempt
+@require_http_methods(["POST", "DELETE"])
+def registration_view(
+    request: HttpRequest, device: str, pass_type: str, serial: str
+) -> HttpResponse:
+    """POST: the device wants pushes for this pass (201 new, 200 known). DELETE: no more."""
+    card = _authorized_card(request, pass_type, serial)
+    if card is None:
+        return HttpResponse(status=401)
+    if not _DEVICE_ID.match(device):
+        return HttpResponse(status=400)
+    if request.method == "DELETE":
+        AppleDeviceRegistration.objects.filter(device_library_identifier=device, card=card).delete()
+        return HttpResponse(status=200)
+    try:
+        push_token = str(json.loads(request.body or b"{}").get("pushToken", ""))
+    except (ValueError, AttributeError):
+        push_token = ""
+    if not _PUSH_TOKEN.match(push_token):
+        return HttpResponse(status=400)
+    _, created = AppleDeviceRegistration.objects.update_or_create(
+        device_library_identifier=device, card=card, defaults={"push_token": push_token}
+    )
+    # A device's push token can change: its other passes' registrations follow it.
+    AppleDeviceRegistration.objects.filter(device_library_identifier=device).exclude(
+        push_token=push_token
+    ).update(push_token=push_token)
+    return HttpResponse(status=201 if created else 200)
+
+
+@require_GET
+def updated_passes_view(request: HttpRequest, device: str, pass_type: str) -> HttpResponse:
+    """Serial numbers of the device's passes announced after `passesUpdatedSince` (204: none)."""
+    if pass_type != loyalty_settings.APPLE_PASS_TYPE_ID:
+        return HttpResponse(status=404)
+    cards = AppleDeviceRegistration.objects.filter(
+        device_library_identifier=device, card__is_active=True
+    ).values("card_id")
+    if not cards.exists():  # an unknown device has no passes of ours
+        return HttpResponse(status=204)
+    tag = request.GET.get("passesUpdatedSince", "")
+    since = int(tag) if tag.isdigit() else 0
+    states = WalletSyncState.objects.filter(
+        card_id__in=cards, wallet=WalletSyncState.Wallet.APPLE, published_tag__gt=since
+    )
+    serials = sorted(states.values_list("card__apple_serial_number", flat=True))
+    if not tag:  # the device's first question: all its passes
+        serials = sorted(
+            LoyaltyCard.objects.filter(pk__in=cards).values_list("apple_serial_number", flat=True)
+        )
+    if not serials:
+        return HttpResponse(status=204)
+    last = states.aggregate(last=Max("published_tag"))["last"] or since
+    return JsonResponse({"serialNumbers": serials, "lastUpdated": str(last)})
+
+
+@require_GET
+def latest_pass_view(request: HttpRequest, pass_type: str, serial: str) -> HttpResponse:
+    """The pass as it is now, signed with the pass type certificate."""
+    card = _authorized_card(request, pass_type, serial)
+    if card is None:
+        return HttpResponse(status=401)
+    try:
+        signer = PassSigner.from_settings()
+    except WalletNotConfigured as exc:
+        logger.error("cannot sign pass %s: %s", serial, exc)
+        return HttpResponse(status=503)
+    content = PassContent(
+        serial_number=serial,
+        number=card.number,
+        points_balance=card.points_balance,
+        stamp_count=card.stamp_count,
+        organization_name=card.merchant.name or loyalty_settings.APPLE_ORGANIZATION_NAME,
+    )
+    return HttpResponse(
+        build_pkpass(content, signer=signer), content_type="application/vnd.apple.pkpass"
+    )
+
+
+@csrf_exempt
+@require_POST
+def log_view(request: HttpRequest) -> HttpResponse:
+    """Devices report what went wrong with our web service here: into our log, cut short."""
+    try:
+        lines = json.loads(request.body or b"{}").get("logs", [])
+    except (ValueError, AttributeError):
+        return HttpResponse(status=400)
+    for line in list(lines)[:MAX_LOG_LINES]:
+        logger.warning("device log: %s", str(line)[:MAX_LOG_CHARS])
+    return HttpResponse(status=200)

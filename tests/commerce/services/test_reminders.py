@@ -1,0 +1,57 @@
+"""Renewal reminders: subscriptions due tomorrow, one email each per delivery date."""
+
+from datetime import timedelta
+
+import pytest
+
+from commerce.services.reminders import send_subscription_renewal_reminders
+from jobs.models import Notification
+from tests.commerce.conftest import TODAY
+
+pytestmark = pytest.mark.django_db
+
+TOMORROW = TODAY + timedelta(days=1)
+
+
+def test_due_tomorrow__one_email_with_product_quantity_amount(
+    frozen_now, subscription_factory, product_factory, customer_factory
+):
+    sub = subscription_factory(
+        product=product_factory(name="Green tea"),
+        customer=customer_factory(email="bo@example.com", name="Bo"),
+        quantity=2,
+        price="18.50",
+        next_delivery_date=TOMORROW,
+    )
+    subscription_factory(next_delivery_date=TODAY)
+    subscription_factory(next_delivery_date=TOMORROW + timedelta(days=1))
+    subscription_factory(next_delivery_date=TOMORROW, status="paused")
+
+    result = send_subscription_renewal_reminders(chunk_size=1)
+
+    assert (result["subscriptions"], result["reminders_queued"]) == (1, 1)
+    note = Notification.objects.get()
+    assert (note.channel, note.recipient) == ("email", "bo@example.com")
+    assert note.subject == "Your Green tea delivery is tomorrow"
+    assert f"2 x Green tea is due tomorrow, {TOMORROW:%Y-%m-%d}" in note.body
+    assert "The amount of 18.50 will be charged." in note.body
+    assert note.dedup_key == f"subscription_reminder:{sub.pk}:{TOMORROW:%Y%m%d}"
+
+
+def test_second_run__queues_nothing(frozen_now, subscription_factory):
+    for _ in range(3):
+        subscription_factory(next_delivery_date=TOMORROW)
+    send_subscription_renewal_reminders()
+
+    again = send_subscription_renewal_reminders()
+
+    assert (again["subscriptions"], again["reminders_queued"]) == (3, 0)
+    assert Notification.objects.count() == 3
+
+
+def test_no_email__no_reminder(frozen_now, subscription_factory, customer_factory):
+    subscription_factory(
+        next_delivery_date=TOMORROW, customer=customer_factory(email="", phone="+1")
+    )
+    assert send_subscription_renewal_reminders()["reminders_queued"] == 0
+    assert not Notification.objects.exists()

@@ -1,0 +1,41 @@
+"""The effective django-q2 configuration of every cluster, as `qcluster` reads it.
+
+django-q2 builds its Conf at import from Q_CLUSTER and, for Q_CLUSTER_NAME, the matching
+ALT_CLUSTERS entry: each cluster is read in its own process, as a real qcluster would.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+CODE = (
+    "import json, django; django.setup(); from django_q.conf import Conf; "
+    "print(json.dumps({'name': Conf.CLUSTER_NAME, 'recycle': Conf.RECYCLE, "
+    "'timeout': Conf.TIMEOUT, 'retry': Conf.RETRY}))"
+)
+
+
+def effective_conf(cluster: str) -> dict:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_CLUSTER_NAME": cluster}
+    out = subprocess.run(
+        [sys.executable, "-c", CODE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_every_cluster_recycles_its_workers_after_1000_tasks():
+    """Storefront seed: worker max tasks per child 1000 (django-q2's default is 500)."""
+    clusters = ["default", *settings.Q_CLUSTER["ALT_CLUSTERS"]]
+    confs = {name: effective_conf(name) for name in clusters}
+
+    assert {name: conf["recycle"] for name, conf in confs.items()} == dict.fromkeys(clusters, 1000)
+    assert {name: conf["name"] for name, conf in confs.items()} == {n: n for n in clusters}
+    assert all(conf["retry"] > conf["timeout"] for conf in confs.values())

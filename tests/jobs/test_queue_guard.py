@@ -1,0 +1,155 @@
+"""The cluster runs our job entry points only; django-q2's admin cannot schedule anything."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import Failure, OrmQ, Schedule
+from django_q.tasks import async_task
+
+from jobs.context import forget_queue_task
+from jobs.models import JobRun
+from jobs.queue_guard import REFUSED_JOB, TaskRefused, refusal_reason
+from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, enqueue_job
+from jobs.services.schedules import sync_schedules
+from jobs.services.waiting import wait_for_run, wait_until
+from tests.admin_helpers import post_action, staff_client
+
+SCHEDULER_WAIT = 75  # one 30 s scheduler pass after start-up, with room for a slow machine
+Q_SCHEDULE_PERMS = [
+    ("django_q", codename)
+    for codename in ("add_schedule", "change_schedule", "delete_schedule", "view_schedule")
+]
+
+
+@pytest.mark.parametrize(
+    "task, refused",
+    [
+        ({"func": EXECUTE_QUEUED_RUN, "kwargs": {"run_id": 7}}, None),
+        ({"func": RUN_SCHEDULED_JOB, "args": ("jobs.prune_history",), "kwargs": {}}, None),
+        ({"func": "os.system", "args": ("id",)}, "function 'os.system' is not a job entry point"),
+        (
+            {"func": RUN_SCHEDULED_JOB, "args": ("os.system",)},
+            "'os.system' is not a registered job",
+        ),
+        (
+            {"func": RUN_SCHEDULED_JOB, "args": ("jobs.prune_history",), "kwargs": {"x": 1}},
+            "jobs.runner.run_scheduled_job: got an unexpected keyword argument 'x'",
+        ),
+        (
+            {"func": EXECUTE_QUEUED_RUN, "kwargs": {"run_id": 7}, "hook": "os.system"},
+            "django-q2 hook 'os.system' is not ours",
+        ),
+        (
+            {"func": EXECUTE_QUEUED_RUN, "kwargs": {"run_id": "7; rm"}},
+            "jobs.runner.execute_queued_run takes run_id=<int>, not '7; rm'",
+        ),
+    ],
+)
+def test_refusal_reason(task, refused):
+    reason = refusal_reason(task)
+    assert reason == refused if refused is None else reason.startswith(refused)
+
+
+@pytest.mark.django_db
+def test_foreign_task__refused_in_the_worker_and_recorded(tmp_path):
+    """django-q2's own worker (sync mode runs it in this process): os.system never runs."""
+    marker = tmp_path / "pwned"
+    try:
+        with pytest.raises(TaskRefused):
+            async_task("os.system", f"touch {marker}", sync=True, group="evil")
+    finally:
+        forget_queue_task()  # the in-process worker left its task id for later runs here
+    run = JobRun.objects.get(job=REFUSED_JOB)
+    assert not marker.exists()
+    assert (run.status, run.needs_attention, run.trigger) == ("failed", True, "schedule")
+    assert run.error == "refused: function 'os.system' is not a job entry point"
+    assert run.kwargs["func"] == "os.system" and str(marker) in run.kwargs["args"]
+
+
+@pytest.mark.django_db
+def test_schedule_admin__read_only_even_with_every_schedule_permission(client):
+    staff_client(client, "scheduler", Q_SCHEDULE_PERMS)
+    add = reverse("admin:django_q_schedule_add")
+    denied = client.post(add, {"func": "os.system", "args": "'id'", "schedule_type": "O"})
+    ours = Schedule.objects.get(name="jobs.prune_history")
+    change = reverse("admin:django_q_schedule_change", args=[ours.pk])
+    delete = reverse("admin:django_q_schedule_delete", args=[ours.pk])
+    page = client.get(change)
+    assert (client.get(add).status_code, denied.status_code) == (403, 403)
+    assert page.status_code == 200 and b'name="func"' not in page.content
+    assert client.post(change, {"func": "os.system"}).status_code == 403
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert not Schedule.objects.filter(func="os.system").exists()
+    assert Schedule.objects.get(pk=ours.pk).func == RUN_SCHEDULED_JOB
+
+
+@pytest.mark.django_db
+def test_schedule_admin__a_foreign_schedule_can_be_deleted(client):
+    foreign = Schedule.objects.create(name="evil", func="os.system", args="'id'")
+    staff_client(client, "scheduler", Q_SCHEDULE_PERMS)
+    url = reverse("admin:django_q_schedule_delete", args=[foreign.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not Schedule.objects.filter(pk=foreign.pk).exists()
+
+
+@pytest.mark.django_db
+def test_failure_admin__no_resubmit(client):
+    Failure.objects.create(
+        id="a" * 32, name="evil", func="os.system", args=("id",), kwargs={},
+        started=timezone.now(), stopped=timezone.now(), success=False,
+    )  # fmt: skip
+    perms = [("django_q", c) for c in ("view_failure", "change_failure", "delete_failure")]
+    staff_client(client, "failures", perms)
+    url = reverse("admin:django_q_failure_changelist")
+    page = client.get(url).content.decode()
+    response = post_action(client, url, "resubmit_task", "a" * 32)
+    assert "resubmit_task" not in page and "delete_selected" not in page
+    assert response.status_code == 200  # "No action selected", nothing done
+    assert OrmQ.objects.count() == 0 and Failure.objects.count() == 1
+
+
+@pytest.mark.e2e
+def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(qcluster, tmp_path):
+    sync_schedules()
+    past = timezone.now() - timedelta(seconds=1)
+    Schedule.objects.filter(name="tests.tick").update(next_run=past)
+    marker: Path = tmp_path / "pwned"
+    Schedule.objects.create(
+        name="evil", func="os.system", args=repr(f"touch {marker}"), next_run=past
+    )
+    async_task("os.system", f"touch {marker}-queued")  # a "Resubmit" of someone's task
+    ok = enqueue_job("jobs.demo_job", kwargs={"items": 3}, trigger="command")
+    qcluster.start(["default"])
+
+    refused = wait_until(
+        lambda: (
+            list(JobRun.objects.filter(job=REFUSED_JOB).order_by("id")) or None
+            if JobRun.objects.filter(job=REFUSED_JOB).count() >= 2
+            else None
+        ),
+        timeout_seconds=SCHEDULER_WAIT,
+        what="both foreign tasks to be refused",
+    )
+    tick = wait_until(
+        lambda: JobRun.objects.filter(job="tests.tick", status="succeeded").first(),
+        timeout_seconds=SCHEDULER_WAIT,
+        what="our own schedule to run",
+    )
+    health = Client().get("/health/").json()
+
+    assert wait_for_run(ok.pk, timeout_seconds=30).status == "succeeded" and tick
+    assert not marker.exists() and not Path(f"{marker}-queued").exists()
+    assert {r.kwargs["schedule_or_group"] for r in refused} >= {"evil"}
+    assert all(r.error.startswith("refused: function 'os.system'") for r in refused)
+    failures = wait_until(
+        lambda: list(Failure.objects.filter(func="os.system")) or None,
+        timeout_seconds=30,
+        what="django-q2 to record the refused tasks as failures",
+    )
+    assert (f"touch {marker}-queued",) in [f.args for f in failures]  # the real arguments
+    assert health["status"] == "unhealthy"
+    assert "refused task: function 'os.system'" in health["checks"]["attention"]["detail"]

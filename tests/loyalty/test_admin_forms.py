@@ -1,0 +1,110 @@
+"""Loyalty admin forms as staff with exactly the permission they need.
+
+Adding a card was always a 500 (its last activity is required in the database and
+read-only in the form): a new card's inactivity now counts from when it was added. A
+program's expiration days are bounded (0..3650) in the form, not only in the database.
+"""
+
+import pytest
+from django.urls import reverse
+
+from loyalty.models import Customer, LoyaltyCard, LoyaltyProgram, Merchant
+from tests.admin_helpers import staff_client
+from tests.loyalty.conftest import NOW
+from tests.reliability.conftest import say
+
+pytestmark = pytest.mark.django_db
+
+
+def management_forms(page) -> dict[str, str]:
+    """The inline formsets' management data, as the browser posts it unchanged."""
+    data = {}
+    for inline in page.context["inline_admin_formsets"]:
+        form = inline.formset.management_form
+        data.update({form.add_prefix(name): str(form[name].value()) for name in form.fields})
+    return data
+
+
+@pytest.mark.parametrize(
+    "permissions",
+    [
+        (("loyalty", "add_loyaltycard"),),
+        (("loyalty", "add_loyaltycard"), ("loyalty", "view_loyaltytransaction")),
+    ],
+    ids=["add-only", "add-and-ledger-view"],
+)
+def test_add_card__saved_with_activity_now_and_an_empty_balance(client, frozen_now, permissions):
+    merchant = Merchant.objects.create(name="Cafe")
+    customer = Customer.objects.create(name="Ann", email="ann@example.com")
+    staff_client(client, "ada", permissions)
+    url = reverse("admin:loyalty_loyaltycard_add")
+    page = client.get(url)
+    assert page.status_code == 200
+
+    response = client.post(
+        url,
+        {
+            "merchant": merchant.pk,
+            "customer": customer.pk,
+            "number": "C-0001",
+            "is_active": "on",
+            "google_object_id": "",
+            "apple_serial_number": "",
+            "_save": "Save",
+            **management_forms(page),
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    card = LoyaltyCard.objects.get(number="C-0001")
+    assert (card.last_activity_at, card.points_balance, card.merchant) == (NOW, 0, merchant)
+    say(f"admin add card as {[p[1] for p in permissions]}: saved, last activity {NOW}")
+
+
+@pytest.fixture
+def program(program_factory) -> LoyaltyProgram:
+    return program_factory(expiration_days=365)
+
+
+def program_form(program: LoyaltyProgram, days: str) -> dict[str, str]:
+    return {
+        "merchant": program.merchant_id,
+        "name": program.name,
+        "is_active": "on",
+        "points_expiration_days": days,
+        "_save": "Save",
+    }
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        ("5000000", "Ensure this value is less than or equal to 3650."),
+        ("3651", "Ensure this value is less than or equal to 3650."),
+        ("9" * 5000, "Enter a whole number."),
+        ("-1", "Ensure this value is greater than or equal to 0."),
+        ("1e3", "Enter a whole number."),
+    ],
+    ids=["5e6", "3651", "5000-digits", "negative", "exponent"],
+)
+def test_program_form__absurd_expiration_days_refused_nothing_saved(client, program, days, message):
+    staff_client(client, "carl", [("loyalty", "change_loyaltyprogram")])
+    url = reverse("admin:loyalty_loyaltyprogram_change", args=[program.pk])
+
+    response = client.post(url, program_form(program, days))
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"points_expiration_days": [message]}
+    program.refresh_from_db()
+    assert program.points_expiration_days == 365
+
+
+def test_program_form__bound_itself_and_never_are_saved(client, program):
+    staff_client(client, "carl", [("loyalty", "change_loyaltyprogram")])
+    url = reverse("admin:loyalty_loyaltyprogram_change", args=[program.pk])
+
+    for days, stored in (("3650", 3650), ("0", 0), ("", None)):
+        assert client.post(url, program_form(program, days)).status_code == 302
+        program.refresh_from_db()
+        assert program.points_expiration_days == stored
