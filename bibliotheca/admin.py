@@ -1,13 +1,12 @@
 """Admin of the bibliotheca app: collections (key write-only), their checkpoint and runs.
 
 "Import purchase records" and "Force reimport" queue one chain per enabled collection
-through jobs.runner.enqueue_job (trigger `admin`, the user recorded as triggered_by).
-"Force reimport" re-reads everything from 2014-01-01: it needs the collection change
-permission besides `jobs.run_job` and shows a confirmation page first. An action that
-created one run lands on that run's page; several are linked in a message.
+(jobs.admin_actions: offered to those who may run the job, queued as the user).
+"Force reimport" re-reads everything from 2014-01-01: the chain job declares the
+collection change permission for `force_reimport` besides `jobs.run_job`, and the
+action shows the shared confirmation page first. An action that created one run lands
+on that run's page; several are linked in a message.
 """
-
-from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -22,18 +21,10 @@ from django.utils.html import format_html, format_html_join
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Collection, Edition, LicensePool, PendingEdition, Timestamp
 from bibliotheca.services.fan_out import CHAIN_JOB
-from jobs.admin import actor
+from jobs.admin_actions import JobActionsMixin, job_action, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
-from jobs.runner import enqueue_job
-
-RUN_PERMISSION = "jobs.run_job"
-CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"  # shared by the apps
-
-
-def run_url(run: JobRun) -> str:
-    return reverse("admin:jobs_jobrun_change", args=[run.pk])
 
 
 class CollectionForm(forms.ModelForm):
@@ -70,7 +61,7 @@ class CollectionForm(forms.ModelForm):
 
 
 @admin.register(Collection)
-class CollectionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     form = CollectionForm
     list_display = ("name", "library_id", "account_id", "enabled", "checkpoint", "chain_progress")
     list_filter = ("enabled",)
@@ -93,30 +84,23 @@ class CollectionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     def key_state(self, collection: Collection) -> str:
         return "set" if collection.account_key else "not set"
 
-    def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(RUN_PERMISSION)
-
-    # An action listing several permissions is offered when the user has *any* of them;
-    # this combines them so that both are needed.
-    def has_run_and_change_permission(self, request: HttpRequest) -> bool:
-        return self.has_run_permission(request) and self.has_change_permission(request)
-
-    @admin.action(description="Import purchase records", permissions=["run"])
+    @job_action(CHAIN_JOB, description="Import purchase records")
     def import_purchase_records(
         self, request: HttpRequest, queryset: QuerySet[Collection]
     ) -> HttpResponse | None:
         """No confirmation: a chain resumes at the checkpoint and redoes nothing."""
         return self._queue(request, queryset, force_reimport=False)
 
-    @admin.action(
+    @job_action(
+        CHAIN_JOB,
         description="Force reimport (from 2014-01-01; asks first)",
-        permissions=["run_and_change"],
+        kwargs={"force_reimport": True},
     )
     def force_reimport(
         self, request: HttpRequest, queryset: QuerySet[Collection]
     ) -> HttpResponse | None:
         """Confirm (the whole history is read again), then queue one chain per collection."""
-        if request.POST.get("post") != "yes":
+        if not self.confirmed(request):
             eligible = list(queryset.filter(enabled=True).order_by("pk"))
             if eligible:
                 return self._reimport_confirmation(request, queryset, eligible)
@@ -135,11 +119,8 @@ class CollectionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             )
             return None
         runs = [
-            enqueue_job(
-                CHAIN_JOB,
-                kwargs={"collection_id": c.pk, "force_reimport": force_reimport},
-                trigger=JobRun.Trigger.ADMIN,
-                triggered_by=actor(request),
+            self.queue_job(
+                request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": force_reimport}
             )
             for c in eligible
         ]
@@ -195,41 +176,28 @@ class CollectionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
             kwargs__collection_id__in=[c.pk for c in eligible],
         ).order_by("pk")
-        across = request.POST.get("select_across") == "1"
-        context: dict[str, Any] = {
-            **self.admin_site.each_context(request),
-            "title": "Force a reimport from 2014-01-01?",
-            "opts": self.model._meta,
-            "intro": (
+        return self.confirmation_page(
+            request,
+            action="force_reimport",
+            title="Force a reimport from 2014-01-01?",
+            intro=(
                 "Each collection's import restarts at 2014-01-01 and re-reads every purchase"
                 " record page from then to now, whatever its checkpoint: the checkpoint moves"
                 " back to 2014-01-01 and advances again day by day. Pools already imported are"
                 " kept; editions whose metadata changed are rewritten. A long history takes"
                 " many hops (the run page shows days done of days to do)."
             ),
-            "summary": [],
-            "rows": rows,
-            "more": 0,
-            "skipped": queryset.count() - len(eligible),
-            "skipped_note": "are disabled and will be left alone",
-            "pending": list(pending),
-            "pending_note": (
+            rows=rows,
+            skipped=queryset.count() - len(eligible),
+            skipped_note="are disabled and will be left alone",
+            pending=list(pending),
+            pending_note=(
                 "A chain is already queued or running for some of these collections (the new"
                 " chain is recorded skipped while the other holds the collection's lock):"
             ),
-            # "Select all" across pages: the page's ticks and the flag, not every id.
-            "selected": (
-                request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
-                if across
-                else [c.pk for c in eligible]
-            ),
-            "select_across": across,
-            "action": "force_reimport",
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            "submit": "Yes, reimport everything",
-            "changelist_url": reverse("admin:bibliotheca_collection_changelist"),
-        }
-        return TemplateResponse(request, CONFIRM_TEMPLATE, context)
+            selected=[c.pk for c in eligible],
+            submit="Yes, reimport everything",
+        )
 
     def _timestamp(self, collection: Collection) -> Timestamp | None:
         return collection.timestamps.filter(service=PURCHASE_RECORD_SERVICE).first()

@@ -32,6 +32,7 @@ from commerce.models import (
 from commerce.services.orders import SHIPPABLE, change_subscriptions, mark_orders_shipped
 from jobs.admin_actions import JobActionsMixin, actor, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
 WEBHOOK_JOB = "commerce.process_webhook_event"
@@ -39,17 +40,8 @@ WEBHOOK_JOB = "commerce.process_webhook_event"
 CONFIRM_MAX_ROWS = 100
 
 
-class ReadOnlyAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """History and records made by the system: viewable, never edited here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 def _ask(

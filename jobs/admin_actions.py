@@ -37,12 +37,19 @@ def run_url(run: JobRun) -> str:
     return reverse("admin:jobs_jobrun_change", args=[run.pk])
 
 
-def job_action(job_name: str, *, description: str) -> Callable:
-    """`@admin.action` for an action that queues `job_name` (see JobActionsMixin)."""
+def job_action(
+    job_name: str, *, description: str, kwargs: dict[str, Any] | None = None
+) -> Callable:
+    """`@admin.action` for an action that queues `job_name` (see JobActionsMixin).
+
+    `kwargs`: the arguments that decide who may run it, when the job declares
+    `argument_permissions` (e.g. `{"force_reimport": True}` needs the change permission).
+    """
 
     def decorator(func: Callable) -> Callable:
         func = admin.action(description=description, permissions=["run"])(func)
         func.job_name = job_name  # type: ignore[attr-defined]
+        func.job_kwargs = dict(kwargs or {})  # type: ignore[attr-defined]
         return func
 
     return decorator
@@ -61,7 +68,7 @@ class JobActionsMixin:
             name: entry
             for name, entry in actions.items()
             if getattr(entry[0], "job_name", None) is None
-            or can_run_job(request.user, entry[0].job_name)
+            or can_run_job(request.user, entry[0].job_name, entry[0].job_kwargs)
         }
 
     def eligible(self, request: HttpRequest, queryset: QuerySet, *, none: str) -> list[Any]:

@@ -14,22 +14,14 @@ from django.http import HttpRequest
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin as _ReadOnly
 from jobs.queue_guard import allowed_funcs
 
 
-class ReadOnlyMixin(DeclaredLookupsOnly):
+class ReadOnlyMixin(_ReadOnly, DeclaredLookupsOnly):
     """No add, change or delete; no actions (django-q2's Resubmit is one)."""
 
     actions = None
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class ScheduleAdmin(ReadOnlyMixin, q_admin.ScheduleAdmin):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.models import JobRun
 from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
@@ -237,7 +238,7 @@ def _in_words(card: LoyaltyCard, outlook: CardOutlook) -> str:
 
 
 @admin.register(LoyaltyTransaction)
-class LoyaltyTransactionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class LoyaltyTransactionAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """The ledger is append-only: read-only here."""
 
     list_display = (
@@ -252,12 +253,3 @@ class LoyaltyTransactionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     search_fields = ("card__number",)
     date_hierarchy = "transaction_at"
     raw_id_fields = ("card", "store")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -3,10 +3,11 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
+from jobs.admin_readonly import ReadOnlyMixin
 from loyalty.models import WalletSyncState
 
 
-class WalletSyncStateInline(admin.TabularInline):
+class WalletSyncStateInline(ReadOnlyMixin, admin.TabularInline):
     """Written only by the sync (what each wallet confirmed); nobody edits it here."""
 
     model = WalletSyncState
@@ -22,12 +23,3 @@ class WalletSyncStateInline(admin.TabularInline):
         return request.user.has_perm("loyalty.view_loyaltycard") or request.user.has_perm(
             "loyalty.change_loyaltycard"
         )
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

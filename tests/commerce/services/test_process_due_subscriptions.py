@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 
 import pytest
+from django.template import TemplateSyntaxError
 
 from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
 from commerce.services.dates import next_delivery_date
@@ -203,16 +204,26 @@ def test_customer_without_phone_or_email__order_made_nobody_told(
     assert not Notification.objects.exists()
 
 
-def test_customized_template_with_a_filter__rendered_in_python_same_rows(
-    frozen_now, subscription_factory, customer_factory, settings, tmp_path
-):
-    path = tmp_path / "commerce" / "notifications" / "order_confirmation.sms.txt"
+def override_template(settings, tmp_path, name: str, text: str) -> None:
+    """A project template that takes precedence over the app's (as an operator would add)."""
+    path = tmp_path / "commerce" / "notifications" / name
     path.parent.mkdir(parents=True)
-    path.write_text("Order #{{ order_id }}: {{ product_name|upper }}\n")
+    path.write_text(text)
     engines = [dict(e) for e in settings.TEMPLATES]
     for engine in engines:
         engine["DIRS"] = [tmp_path, *engine.get("DIRS", [])]
     settings.TEMPLATES = engines
+
+
+def test_customized_template_with_a_filter__used_for_the_confirmation(
+    frozen_now, subscription_factory, customer_factory, settings, tmp_path
+):
+    override_template(
+        settings,
+        tmp_path,
+        "order_confirmation.sms.txt",
+        "Order #{{ order_id }}: {{ product_name|upper }}\n",
+    )
     sub = subscription_factory(customer=customer_factory(phone="+1555"))
 
     process_due_subscriptions()
@@ -222,3 +233,20 @@ def test_customized_template_with_a_filter__rendered_in_python_same_rows(
     assert sms.body == f"Order #{order.pk}: {sub.product.name.upper()}"
     assert sms.dedup_key == f"order_confirmation:{order.pk}:sms"
     assert Notification.objects.filter(channel="email").count() == 1
+
+
+def test_confirmation_that_cannot_render__no_order_without_it(
+    frozen_now, subscription_factory, product_factory, settings, tmp_path
+):
+    override_template(settings, tmp_path, "order_confirmation.subject.txt", "{% if %}\n")
+    product = product_factory(stock=5)
+    sub = subscription_factory(product=product)
+
+    with pytest.raises(TemplateSyntaxError):
+        process_due_subscriptions()
+
+    assert not Order.objects.exists() and not Notification.objects.exists()
+    product.refresh_from_db()
+    sub.refresh_from_db()
+    assert (product.stock_quantity, sub.next_delivery_date) == (5, TODAY)
+    assert not AuditLog.objects.exists()
