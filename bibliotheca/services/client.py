@@ -200,7 +200,9 @@ class BibliothecaClient:
 def check_address(creds: Credentials) -> None:
     """Refuse an address the model would refuse (a row stored before its validators)."""
     if problem := api_address_problem(base_url=creds.base_url, library_id=creds.library_id):
-        raise AddressNotAllowed(f"collection {creds.name!r}: {problem}; no request sent")
+        raise AddressNotAllowed(
+            f"Bibliotheca collection {creds.name!r}: {problem}; no request sent"
+        )
 
 
 def _retry_after(value: str | None) -> float | None:
