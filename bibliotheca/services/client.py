@@ -6,9 +6,11 @@ bibliotheca.exceptions (timeout, 5xx and 429 transient, everything else terminal
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree
 
@@ -113,16 +115,7 @@ class BibliothecaClient:
         return RawResponse(body=self._get_retrying("/data/marc", query, what=what), what=what)
 
     def parse_marc(self, raw: "RawResponse") -> list[pymarc.Record]:
-        if raw.body.lstrip().startswith(b"<Error"):
-            raise RemoteIntegrationError(
-                self._message(raw.what, f"error document: {_error_text(raw.body)}")
-            )
-        try:
-            return parse_marc_page(raw.body)
-        except Exception as exc:
-            raise RemoteIntegrationError(
-                self._message(raw.what, f"unreadable MARCXML ({type(exc).__name__}: {exc})")
-            ) from exc
+        return self._parse(raw, parse_marc_page, "MARCXML")
 
     def get_items(self, item_ids: list[str]) -> "RawResponse":
         what = f"items batch of {len(item_ids)} ({item_ids[0]}..)"
@@ -131,15 +124,19 @@ class BibliothecaClient:
         )
 
     def parse_items(self, raw: "RawResponse") -> dict[str, dict[str, str]]:
+        return self._parse(raw, parse_items, "items XML")
+
+    def _parse(self, raw: "RawResponse", parser: Callable[[bytes], Any], kind: str) -> Any:
+        """An <Error> document or an unreadable body is terminal, named with what was asked."""
         if raw.body.lstrip().startswith(b"<Error"):
             raise RemoteIntegrationError(
                 self._message(raw.what, f"error document: {_error_text(raw.body)}")
             )
         try:
-            return parse_items(raw.body)
+            return parser(raw.body)
         except Exception as exc:
             raise RemoteIntegrationError(
-                self._message(raw.what, f"unreadable items XML ({type(exc).__name__}: {exc})")
+                self._message(raw.what, f"unreadable {kind} ({type(exc).__name__}: {exc})")
             ) from exc
 
     def _get(self, path: str, query: dict | None, *, what: str) -> bytes:
@@ -164,20 +161,15 @@ class BibliothecaClient:
             ) from exc
         except requests.ConnectionError as exc:
             raise BadResponse(self._message(what, f"connection failed: {exc}")) from exc
-        if response.status_code >= 500:
-            raise BadResponse(
-                self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
-            )
-        if response.status_code == 429:
+        status = response.status_code
+        if status == 200:
+            return response.content
+        problem = self._message(what, f"HTTP {status} {_error_text(response.content)}")
+        if status == 429:
             raise RateLimited(
-                self._message(what, f"HTTP 429 {_error_text(response.content)}"),
-                retry_after=_retry_after(response.headers.get("Retry-After")),
+                problem, retry_after=_retry_after(response.headers.get("Retry-After"))
             )
-        if response.status_code != 200:
-            raise RemoteIntegrationError(
-                self._message(what, f"HTTP {response.status_code} {_error_text(response.content)}")
-            )
-        return response.content
+        raise (BadResponse if status >= 500 else RemoteIntegrationError)(problem)
 
     def _get_retrying(self, path: str, query: dict | None, *, what: str) -> bytes:
         """_get, tried again in place after a timeout, 5xx or 429 (BIBLIOTHECA_REQUEST_ATTEMPTS
@@ -205,13 +197,11 @@ class BibliothecaClient:
         return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
 
 
-def check_address(credentials: Credentials) -> None:
-    """Refuse, before any request, an address the model's validators would refuse: a row
-    stored before them (or written around them) never sends the key elsewhere."""
-    problem = api_address_problem(base_url=credentials.base_url, library_id=credentials.library_id)
-    if problem:
+def check_address(creds: Credentials) -> None:
+    """Refuse an address the model would refuse (a row stored before its validators)."""
+    if problem := api_address_problem(base_url=creds.base_url, library_id=creds.library_id):
         raise AddressNotAllowed(
-            f"Bibliotheca collection {credentials.name!r}: {problem}; no request sent"
+            f"Bibliotheca collection {creds.name!r}: {problem}; no request sent"
         )
 
 

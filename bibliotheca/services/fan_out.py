@@ -10,10 +10,6 @@ from jobs.runner import enqueue_job
 CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 
 
-def enabled_collections():
-    return Collection.objects.filter(enabled=True, protocol=Collection.Protocol.BIBLIOTHECA)
-
-
 def queue_purchase_imports(
     *,
     collections=None,
@@ -31,6 +27,10 @@ def queue_purchase_imports(
             triggered_by=triggered_by,
             parent=parent,
         )
-        for c in (enabled_collections() if collections is None else collections)
+        for c in (
+            Collection.objects.filter(enabled=True, protocol=Collection.Protocol.BIBLIOTHECA)
+            if collections is None
+            else collections
+        )
     ]
     return {"queued": len(runs), "run_ids": [r.pk for r in runs], "force_reimport": force_reimport}

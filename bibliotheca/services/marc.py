@@ -15,7 +15,4 @@ def parse_marc_page(body: bytes) -> list[pymarc.Record]:
 def bibliotheca_id(record: pymarc.Record) -> str | None:
     """The 001 value, or None when the record has no 001 or several (skipped and counted)."""
     fields = record.get_fields("001")
-    if len(fields) != 1:
-        return None
-    value = (fields[0].data or "").strip()
-    return value or None
+    return ((fields[0].data or "").strip() or None) if len(fields) == 1 else None

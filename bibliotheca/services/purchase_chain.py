@@ -123,8 +123,7 @@ def _take_lock(collection: Collection, key: str, owner: str | None) -> tuple[str
 
 
 def _keep_lease(key: str, owner: str) -> bool | None:
-    """Extend the chain's lease: True; expired and free, retaken: False; another
-    chain's now: None."""
+    """Extend the chain's lease: True; expired and free, retaken: False; taken: None."""
     seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
     if locks.extend_lease(key=key, owner=owner, lease_seconds=seconds):
         return True
@@ -246,12 +245,8 @@ def _after_failure(collection: Collection, key: str, owner: str, exc: BaseExcept
     """A failure the runner retries keeps the lease for the retry (its own decision,
     asked here); any other releases it (only ours: a takeover's stays) and is shown on
     the collection."""
-    run = current_run()
-    if (
-        run
-        and run.job == CHAIN_JOB
-        and get_job(CHAIN_JOB).retry.will_retry(attempt=run.attempt, error=exc)
-    ):
+    run, policy = current_run(), get_job(CHAIN_JOB).retry
+    if run and run.job == CHAIN_JOB and policy.will_retry(attempt=run.attempt, error=exc):
         return
     locks.release_lease(key=key, owner=owner)
     if not isinstance(exc, JobSkipped):

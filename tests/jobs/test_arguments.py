@@ -83,11 +83,11 @@ def test_run_job__typo_as_a_real_process__exit_2_one_line():
 
 
 def test_app_command__job_validator_refuses_before_the_run():
-    Exchange.objects.create(
+    done = Exchange.objects.create(
         name="Done", organizer_email="o@example.com", exchange_at=timezone.now(), state="matched"
     )
     with pytest.raises(CommandError, match="only draft or registration_open") as info:
-        call_command("run_job", "exchanges.match_exchange", "exchange_id=1")
+        call_command("run_job", "exchanges.match_exchange", f"exchange_id={done.pk}")
     assert info.value.returncode == 2 and counts() == (0, 0, 0)
 
 
