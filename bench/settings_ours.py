@@ -1,9 +1,14 @@
-"""config.settings as is, plus the benchmark's no-op tasks, which the cluster may run.
+"""config.settings as is, plus the benchmarks' own tasks, which their clusters may run.
 
 The cluster refuses functions that are not job entry points (jobs.queue_guard); only the
-benchmark's clusters allow its no-ops, so production settings carry no such list.
+benchmarks' clusters allow their no-ops and the seed-shaped task of bench/subscriptions.py,
+so production settings carry no such list.
 """
 
 from config.settings import *  # noqa: F403
 
-JOBS_EXTRA_QUEUE_FUNCS = ("bench.noop.noop", "bench.queue_throughput.counted_noop")
+JOBS_EXTRA_QUEUE_FUNCS = (
+    "bench.noop.noop",
+    "bench.queue_throughput.counted_noop",
+    "bench.subscriptions.process_single_subscription",
+)
