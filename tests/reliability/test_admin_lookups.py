@@ -204,3 +204,17 @@ def test_offered_lookup_with_a_value_nothing_can_take__invalid_filter_notice_not
     response = client.get(url, query)
 
     assert (response.status_code, response["Location"]) == (302, f"{url}?e=1")
+
+
+def test_user_list__password_hash_is_no_oracle(client):
+    """Checked as a view-only staff user: Django's own UserAdmin refuses lookups on the
+    password hash (400 whatever the guess), so the user list is no hash oracle either."""
+    target = User.objects.create_user("victim", password="correct horse battery staple")
+    staff_client(client, "viewer", [("auth", "view_user")])
+    url = reverse("admin:auth_user_changelist")
+    right = client.get(url, {"password__startswith": target.password[:12]})
+    wrong = client.get(url, {"password__startswith": "nope"})
+    assert (right.status_code, wrong.status_code) == (400, 400)
+    assert right.content == wrong.content
+    assert client.get(url, {"is_staff__exact": "1"}).status_code == 200
+    assert client.get(url, {"q": "victim"}).status_code == 200
