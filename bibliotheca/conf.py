@@ -1,10 +1,16 @@
-"""Settings of the bibliotheca app, read lazily (BIBLIOTHECA_* in Django settings)."""
+"""Settings of the bibliotheca app (`BIBLIOTHECA_*`), read lazily (jobs.conf.AppSettings).
 
-import os
-from dataclasses import dataclass
+The API address allow-list may also come from the environment (so the qcluster
+processes of tests, the demo and benchmarks can be pointed at a local simulator); a
+Django setting wins.
+"""
+
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
+
+from jobs.conf import AppSettings, Setting
 
 #: Where a first import starts (the seed's DEFAULT_PURCHASE_RECORD_START_TIME).
 DEFAULT_START = datetime(2014, 1, 1, tzinfo=UTC)
@@ -16,79 +22,73 @@ PURCHASE_RECORD_SERVICE = "bibliotheca.purchase_records"
 VENDOR_API_HOSTS = ("partner.yourcloudlibrary.com",)
 
 
-@dataclass(frozen=True)
-class _Settings:
-    def _get(self, name: str, default):
-        return getattr(settings, f"BIBLIOTHECA_{name}", default)
+class BibliothecaSettings(AppSettings):
+    prefix = "BIBLIOTHECA"
+    settings = {
+        #: Per-request timeout of a partner API call.
+        "REQUEST_TIMEOUT_SECONDS": Setting(30.0),
+        #: Tries of one request before a transient failure fails the hop (in-place retry).
+        "REQUEST_ATTEMPTS": Setting(3),
+        #: First in-place backoff (doubled per try, with jitter).
+        "RETRY_WAIT_SECONDS": Setting(0.5),
+        #: A 429 asking to wait longer than this fails the hop (the chain retries later).
+        "RETRY_AFTER_MAX_SECONDS": Setting(30.0),
+        #: Day windows whose MARC pages are fetched at once (items batches go alongside).
+        "CONCURRENT_REQUESTS": Setting(4),
+        #: Work one hop does before it queues the next (seconds).
+        "HOP_TIME_BUDGET_SECONDS": Setting(20.0),
+        #: The collection lock's lease (a chain renews it hop by hop).
+        "LOCK_LEASE_SECONDS": Setting(2 * 60 * 60),
+        #: Editions whose metadata is older than this are fetched again.
+        "METADATA_REFRESH_DAYS": Setting(30),
+        #: Edition media ("ebook", "audiobook") whose records are not imported.
+        "SKIP_MEDIA": Setting(()),
+        #: Hosts a collection's base URL may name (the vendor's by default).
+        "ALLOWED_HOSTS": Setting(VENDOR_API_HOSTS, env=True),
+        #: Plain http:// addresses (a local simulator); unset: with DEBUG.
+        "ALLOW_HTTP": Setting("", env=True),
+    }
+
+    # Values with a bound or a shape, derived from the table above.
 
     @property
     def REQUEST_TIMEOUT_SECONDS(self) -> float:
-        return float(self._get("REQUEST_TIMEOUT_SECONDS", 30))
+        return float(self.value("REQUEST_TIMEOUT_SECONDS"))
 
     @property
     def REQUEST_ATTEMPTS(self) -> int:
-        """Tries of one request before a transient failure fails the hop (in-place retry)."""
-        return max(1, int(self._get("REQUEST_ATTEMPTS", 3)))
-
-    @property
-    def RETRY_WAIT_SECONDS(self) -> float:
-        """First in-place backoff (doubled per try, with jitter)."""
-        return float(self._get("RETRY_WAIT_SECONDS", 0.5))
-
-    @property
-    def RETRY_AFTER_MAX_SECONDS(self) -> float:
-        """A 429 asking to wait longer than this fails the hop (the chain retries later)."""
-        return float(self._get("RETRY_AFTER_MAX_SECONDS", 30))
+        return max(1, int(self.value("REQUEST_ATTEMPTS")))
 
     @property
     def CONCURRENT_REQUESTS(self) -> int:
-        """Day windows whose MARC pages are fetched at once (items batches go alongside)."""
-        return max(1, int(self._get("CONCURRENT_REQUESTS", 4)))
-
-    @property
-    def HOP_TIME_BUDGET_SECONDS(self) -> float:
-        return float(self._get("HOP_TIME_BUDGET_SECONDS", 20))
-
-    @property
-    def LOCK_LEASE_SECONDS(self) -> int:
-        return int(self._get("LOCK_LEASE_SECONDS", 2 * 60 * 60))
-
-    @property
-    def METADATA_REFRESH_DAYS(self) -> int:
-        return int(self._get("METADATA_REFRESH_DAYS", 30))
+        return max(1, int(self.value("CONCURRENT_REQUESTS")))
 
     @property
     def SKIP_MEDIA(self) -> frozenset[str]:
-        """Edition media ("ebook", "audiobook") whose records are not imported."""
-        return frozenset(str(m).lower() for m in self._get("SKIP_MEDIA", ()))
-
-    # The API address allow-list: Django settings first, else the environment (so the
-    # qcluster processes of tests and the demo can be pointed at a local simulator).
-
-    def _get_or_env(self, name: str, default):
-        value = self._get(name, None)
-        if value is None:
-            value = os.environ.get(f"BIBLIOTHECA_{name}")
-        return default if value is None or value == "" else value
+        return frozenset(str(m).lower() for m in self.value("SKIP_MEDIA"))
 
     @property
     def ALLOWED_HOSTS(self) -> frozenset[str]:
-        """Hosts a collection's base URL may name (the vendor's by default)."""
-        value = self._get_or_env("ALLOWED_HOSTS", VENDOR_API_HOSTS)
-        if isinstance(value, str):
-            value = value.split(",")
-        return frozenset(h.strip().lower() for h in value if h.strip())
+        return frozenset(
+            h.strip().lower() for h in _as_list(self.value("ALLOWED_HOSTS")) if h.strip()
+        )
 
     @property
     def ALLOW_HTTP(self) -> bool:
-        """Plain http:// addresses (a local simulator): with DEBUG unless set (tests, demo,
-        benchmarks set it); never with PRODUCTION=1, whatever it says."""
+        """Never with PRODUCTION=1, whatever it says; unset: with DEBUG (tests, demo and
+        benchmarks set it)."""
         if getattr(settings, "PRODUCTION", False):
             return False
-        value = self._get_or_env("ALLOW_HTTP", settings.DEBUG)
+        value: Any = self.value("ALLOW_HTTP")
+        if value == "":
+            return bool(settings.DEBUG)
         if isinstance(value, str):
             return value.strip().lower() in {"1", "true", "yes", "on"}
         return bool(value)
 
 
-bibliotheca_settings = _Settings()
+def _as_list(value: Any) -> list[str]:
+    return value.split(",") if isinstance(value, str) else list(value)
+
+
+bibliotheca_settings = BibliothecaSettings()

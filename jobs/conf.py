@@ -41,9 +41,14 @@ class AppSettings:
     settings: ClassVar[dict[str, Setting]] = {}
 
     def __getattr__(self, name: str) -> Any:
-        setting = self.settings.get(name)
-        if setting is None:
+        if name not in self.settings:
             raise AttributeError(name)
+        return self.value(name)
+
+    def value(self, name: str) -> Any:
+        """The setting `name` as configured (or its default); a subclass's property that
+        derives a value (a bound, a parsed list) reads it through here."""
+        setting = self.settings[name]
         full_name = f"{self.prefix}_{name}"
         value = getattr(django_settings, full_name, None)
         if value in (None, "") and setting.env and os.environ.get(full_name):
