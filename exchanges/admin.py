@@ -7,7 +7,7 @@ first; an action that created one run lands on that run's page, where its status
 progress refresh live.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
@@ -48,6 +48,30 @@ ELIGIBLE_STATES = {
     "complete": ((Exchange.State.MATCHED,), "No matched exchange selected."),
     "purge_now": ((Exchange.State.COMPLETED,), "Only completed exchanges can be purged."),
 }
+
+
+#: The texts of the confirmation pages.
+_COMPLETE_PAGE = dict(
+    action="complete",
+    title="Complete these exchanges?",
+    intro=(
+        "These matched exchanges become completed now, even if their date is still"
+        " ahead: their scheduled reminders are skipped and they are purged 30 days"
+        " from now. Completing cannot be undone."
+    ),
+    skipped_note="are not matched and will be left alone",
+    submit="Yes, complete now",
+)
+_PURGE_NOW_PAGE = dict(
+    action="purge_now",
+    title="Purge exchanges now?",
+    intro=(
+        "These completed exchanges and all their participants, draws, exclusions"
+        " and reminders will be deleted for good. Organizers get no further warning."
+    ),
+    skipped_note="are not completed and will be left alone",
+    submit="Yes, purge now",
+)
 
 
 def _about(run: JobRun) -> str:
@@ -143,17 +167,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     @job_action(MATCH_JOB, description="Match (draw names; asks first)")
     def match(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm what will be drawn, then queue one exchanges.match_exchange run each."""
-        eligible = self._eligible(request, queryset, "match")
-        return self.ask_then_queue(
-            request,
-            eligible,
-            page=lambda rows: self._match_page(request, queryset, rows),
-            queue=lambda rows: [
-                self.queue_job(request, MATCH_JOB, {"exchange_id": e.pk}) for e in rows
-            ],
-            detail=f"for {len(eligible)} exchange(s)",
-            label=_about,
-        )
+        return self._ask_then_queue(request, queryset, "match", MATCH_JOB, label=_about)
 
     @job_action(REMINDERS_JOB, description="Send due reminders now")
     def send_reminders_now(
@@ -169,34 +183,14 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     @job_action(COMPLETE_JOB, description="Complete (asks first)")
     def complete(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (completing is final and skips reminders), then queue one run for all."""
-        eligible = self._eligible(request, queryset, "complete")
-        return self.ask_then_queue(
-            request,
-            eligible,
-            page=lambda rows: self._complete_page(request, queryset, rows),
-            queue=lambda rows: [
-                self.queue_job(
-                    request,
-                    COMPLETE_JOB,
-                    {"exchange_ids": [e.pk for e in rows], "include_future": True},
-                )
-            ],
-            detail=f"for {len(eligible)} exchange(s)",
+        return self._ask_then_queue(
+            request, queryset, "complete", COMPLETE_JOB, one_run={"include_future": True}
         )
 
     @job_action(PURGE_JOB, description="Purge now (asks first)")
     def purge_now(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (the rows are deleted for good), then queue one run for all."""
-        eligible = self._eligible(request, queryset, "purge_now")
-        return self.ask_then_queue(
-            request,
-            eligible,
-            page=lambda rows: self._purge_page(request, queryset, rows),
-            queue=lambda rows: [
-                self.queue_job(request, PURGE_JOB, {"exchange_ids": [e.pk for e in rows]})
-            ],
-            detail=f"for {len(eligible)} exchange(s)",
-        )
+        return self._ask_then_queue(request, queryset, "purge_now", PURGE_JOB, one_run={})
 
     # -- confirmation pages ----------------------------------------------------------
 
@@ -251,21 +245,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             f"{scheduled.get(e.pk, 0)} scheduled reminder(s) will be skipped"
             for e in eligible
         }
-        return self._confirmation(
-            request,
-            queryset,
-            eligible,
-            details,
-            action="complete",
-            title="Complete these exchanges?",
-            intro=(
-                "These matched exchanges become completed now, even if their date is still"
-                " ahead: their scheduled reminders are skipped and they are purged 30 days"
-                " from now. Completing cannot be undone."
-            ),
-            skipped_note="are not matched and will be left alone",
-            submit="Yes, complete now",
-        )
+        return self._confirmation(request, queryset, eligible, details, **_COMPLETE_PAGE)
 
     def _purge_page(
         self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
@@ -276,26 +256,50 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             f" {people.get(e.pk, 0)} participants"
             for e in eligible
         }
-        return self._confirmation(
-            request,
-            queryset,
-            eligible,
-            details,
-            action="purge_now",
-            title="Purge exchanges now?",
-            intro=(
-                "These completed exchanges and all their participants, draws, exclusions"
-                " and reminders will be deleted for good. Organizers get no further warning."
-            ),
-            skipped_note="are not completed and will be left alone",
-            submit="Yes, purge now",
-        )
+        return self._confirmation(request, queryset, eligible, details, **_PURGE_NOW_PAGE)
 
     def _eligible(
         self, request: HttpRequest, queryset: QuerySet[Exchange], action: str
     ) -> list[Exchange]:
         states, none = ELIGIBLE_STATES[action]
         return self.eligible(request, queryset.filter(state__in=states), none=none)
+
+    def _ask_then_queue(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Exchange],
+        action: str,
+        job: str,
+        *,
+        one_run: dict[str, Any] | None = None,
+        label: Callable[[JobRun], str] = lambda run: "",
+    ) -> HttpResponse | None:
+        """`action`'s eligible exchanges: its confirmation page, then (answered yes) `job`.
+
+        One run per exchange (`{"exchange_id": pk}`), or with `one_run` one run for all
+        (`{"exchange_ids": [...], **one_run}`).
+        """
+        eligible = self._eligible(request, queryset, action)
+        page = {
+            "match": self._match_page,
+            "complete": self._complete_page,
+            "purge_now": self._purge_page,
+        }[action]
+
+        def queue(rows: list[Exchange]) -> list[JobRun]:
+            if one_run is None:
+                return [self.queue_job(request, job, {"exchange_id": e.pk}) for e in rows]
+            ids = [e.pk for e in rows]
+            return [self.queue_job(request, job, {"exchange_ids": ids, **one_run})]
+
+        return self.ask_then_queue(
+            request,
+            eligible,
+            page=lambda rows: page(request, queryset, rows),
+            queue=queue,
+            detail=f"for {len(eligible)} exchange(s)",
+            label=label,
+        )
 
     def _confirmation(
         self,
