@@ -44,6 +44,23 @@ class ReadOnlyAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """History and records made by the system: viewable, never edited here."""
 
 
+#: The texts of the confirmation pages.
+_CANCEL_PAGE = dict(
+    action="cancel",
+    title="Cancel these subscriptions?",
+    intro="No further delivery is made for them; a cancellation cannot be undone.",
+    skipped_note="are already cancelled and will be left alone",
+    submit="Yes, cancel them",
+)
+_MARK_SHIPPED_PAGE = dict(
+    action="mark_shipped",
+    title="Mark these orders shipped?",
+    intro="Each order becomes shipped now and its customer is told (email, SMS).",
+    skipped_note="are shipped or cancelled already and will be left alone",
+    submit="Yes, mark shipped",
+)
+
+
 def _ask(
     model_admin: JobActionsMixin,
     request: HttpRequest,
@@ -165,18 +182,7 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 )
                 for s in chosen
             ]
-            return _ask(
-                self,
-                request,
-                queryset,
-                chosen,
-                rows,
-                action="cancel",
-                title="Cancel these subscriptions?",
-                intro="No further delivery is made for them; a cancellation cannot be undone.",
-                skipped_note="are already cancelled and will be left alone",
-                submit="Yes, cancel them",
-            )
+            return _ask(self, request, queryset, chosen, rows, **_CANCEL_PAGE)
         self._change(request, queryset, "cancel")
         return None
 
@@ -259,18 +265,7 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 )
                 for o in chosen
             ]
-            return _ask(
-                self,
-                request,
-                queryset,
-                chosen,
-                rows,
-                action="mark_shipped",
-                title="Mark these orders shipped?",
-                intro="Each order becomes shipped now and its customer is told (email, SMS).",
-                skipped_note="are shipped or cancelled already and will be left alone",
-                submit="Yes, mark shipped",
-            )
+            return _ask(self, request, queryset, chosen, rows, **_MARK_SHIPPED_PAGE)
         result = mark_orders_shipped(order_ids=[o.pk for o in chosen], actor=actor(request))
         self.message_user(
             request,
