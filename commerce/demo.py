@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -104,35 +105,19 @@ def _seed(*, out: Callable[[str], None]) -> dict[str, object]:
             for i in range(22)
         )
         weekly = [
-            Subscription(
-                customer=c,
-                product=coffee,
-                quantity=2,
-                frequency="weekly",
-                next_delivery_date=today,
-                anchor_day=today.day,
-                price_per_delivery=Decimal("24.00"),
+            _subscription(
+                c,
+                coffee,
+                2,
+                "24.00",
+                today,
                 provider_subscription_id=f"sub_demo_{stamp}" if i == 0 else "",
             )
             for i, c in enumerate(customers[:20])
         ]
-        short = Subscription(
-            customer=customers[20],
-            product=tea,
-            quantity=1,
-            frequency="weekly",
-            next_delivery_date=today,
-            anchor_day=today.day,
-            price_per_delivery=Decimal("8.00"),
-        )
-        monthly = Subscription(
-            customer=customers[21],
-            product=milk,
-            quantity=4,
-            frequency="monthly",
-            next_delivery_date=month_end,
-            anchor_day=31,
-            price_per_delivery=Decimal("14.00"),
+        short = _subscription(customers[20], tea, 1, "8.00", today)
+        monthly = _subscription(
+            customers[21], milk, 4, "14.00", month_end, frequency="monthly", anchor_day=31
         )
         Subscription.objects.bulk_create([*weekly, short, monthly])
         _seed_carts(coffee)
@@ -141,6 +126,21 @@ def _seed(*, out: Callable[[str], None]) -> dict[str, object]:
         f" milk due {month_end} (anchor day 31); 6 carts 40 days old (2 with lines), 3 fresh"
     )
     return {"today": today, "charged": weekly[0], "monthly": monthly, "short": short}
+
+
+def _subscription(
+    customer: Customer, product: Product, quantity: int, price: str, due: date, **extra: Any
+) -> Subscription:
+    """A demo subscription due on `due`: weekly and anchored on that day unless `extra` says."""
+    fields = {"frequency": "weekly", "anchor_day": due.day, **extra}
+    return Subscription(
+        customer=customer,
+        product=product,
+        quantity=quantity,
+        next_delivery_date=due,
+        price_per_delivery=Decimal(price),
+        **fields,
+    )
 
 
 def _run(name: str, kwargs: dict, *, out: Callable[[str], None], cluster: str) -> JobRun:
