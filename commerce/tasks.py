@@ -39,6 +39,10 @@ def check_date_argument(kwargs: dict[str, Any]) -> None:
 RetentionDays = Annotated[int, Range(min=1, max=36500)]
 
 
+#: The nightly clean-ups: short, retried, and run once late after a night missed.
+_CLEANUP: dict[str, Any] = {"lease_seconds": 300, "retry": True, "run_late_once": True}
+
+
 @job(
     "commerce.process_due_subscriptions",
     cron="0 0 * * *",
@@ -83,10 +87,8 @@ def send_subscription_renewal_reminders_task(
 @job(
     "commerce.cleanup_expired_carts",
     cron="0 2 * * *",
-    lease_seconds=300,
-    retry=True,
-    run_late_once=True,
     permissions=("commerce.delete_cart",),
+    **_CLEANUP,
 )
 def cleanup_expired_carts_task(
     *, older_than_days: RetentionDays | None = None, dry_run: bool = False
@@ -98,10 +100,8 @@ def cleanup_expired_carts_task(
 @job(
     "commerce.cleanup_expired_tokens",
     cron="0 3 * * *",
-    lease_seconds=300,
-    retry=True,
-    run_late_once=True,
     permissions=("commerce.delete_expiringtoken",),
+    **_CLEANUP,
 )
 def cleanup_expired_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete expired tokens and tokens used more than a day ago, counted per kind."""
@@ -110,10 +110,8 @@ def cleanup_expired_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
 
 @job(
     "commerce.cleanup_old_audit_logs",
-    lease_seconds=300,
-    retry=True,
-    run_late_once=True,
     permissions=("commerce.delete_auditlog",),
+    **_CLEANUP,
 )
 def cleanup_old_audit_logs_task(
     *, older_than_days: RetentionDays | None = None, dry_run: bool = False
