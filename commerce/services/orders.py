@@ -4,9 +4,11 @@ Set-based: one UPDATE per action, narrowed to the rows the change applies to, th
 the audit rows and notifications of exactly the rows changed, in the same transaction.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from commerce.models import Order, OrderLine, Subscription
@@ -26,16 +28,24 @@ SUBSCRIPTION_CHANGES = {
 }
 
 
+def _lock_ids(model: type[Model], ids: list[int], statuses: Iterable[str]) -> list[int]:
+    """Lock the rows of `ids` still in one of `statuses`, in id order; their ids.
+
+    In the caller's transaction: the lock holds the status until the update commits.
+    """
+    return list(
+        model.objects.select_for_update()
+        .filter(pk__in=ids, status__in=statuses)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def mark_orders_shipped(*, order_ids: list[int], actor: str) -> dict[str, Any]:
     """Pending or paid orders become shipped; the customer gets email and SMS, once."""
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            Order.objects.select_for_update()
-            .filter(pk__in=order_ids, status__in=SHIPPABLE)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        ids = _lock_ids(Order, order_ids, SHIPPABLE)
         Order.objects.filter(pk__in=ids).update(status=Order.Status.SHIPPED, shipped_at=now)
         audit.record(actor=actor, action="order.shipped", refs=[f"order:{pk}" for pk in ids])
         queued = queue_notifications(_shipped_notifications(ids, now=now))
@@ -74,12 +84,7 @@ def change_subscriptions(*, action: str, subscription_ids: list[int], actor: str
     """Pause, resume or cancel the subscriptions it applies to; returns their ids."""
     allowed_from, to = SUBSCRIPTION_CHANGES[action]
     with transaction.atomic():
-        ids = list(
-            Subscription.objects.select_for_update()
-            .filter(pk__in=subscription_ids, status__in=allowed_from)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        ids = _lock_ids(Subscription, subscription_ids, allowed_from)
         Subscription.objects.filter(pk__in=ids).update(status=to, updated_at=timezone.now())
         audit.record(
             actor=actor,
