@@ -39,18 +39,20 @@ class Check:
         return data
 
 
+def _failed(name: str, what: str, hint: str, exc: Exception) -> Check:
+    """A failed check: `what` and the exception logged; the page shows `what` and `hint`."""
+    logger.error("health: %s: %s: %s", what, type(exc).__name__, exc)
+    return Check(name, False, f"{what} ({hint})", error=f"{type(exc).__name__}: {exc}")
+
+
 def check_database() -> Check:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return Check("database", True, "")
     except Exception as exc:
-        logger.error("health: database unreachable: %s: %s", type(exc).__name__, exc)
-        return Check(
-            "database",
-            False,
-            "database unreachable (is PostgreSQL running? see DATABASE_URL)",
-            error=f"{type(exc).__name__}: {exc}",
+        return _failed(
+            "database", "database unreachable", "is PostgreSQL running? see DATABASE_URL", exc
         )
 
 
@@ -67,13 +69,7 @@ def check_cluster() -> Check:
         stats = Stat.get_all(broker=get_broker())
         queues = queue_states(CLUSTERS)
     except Exception as exc:
-        logger.error("health: cannot read cluster stats or queues: %s: %s", type(exc).__name__, exc)
-        return Check(
-            "cluster",
-            False,
-            "cannot read cluster stats or queues (is the broker up?)",
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        return _failed("cluster", "cannot read cluster stats or queues", "is the broker up?", exc)
     stall_before = timezone.now() - timedelta(seconds=int(jobs_settings.QUEUE_STALL_SECONDS))
     stalled = [
         name
