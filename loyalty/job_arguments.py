@@ -3,8 +3,22 @@
 from datetime import datetime
 from typing import Any
 
-from jobs.exceptions import BadJobArguments
+from jobs.exceptions import BadJobArguments, PermanentJobError
 from loyalty.models import LoyaltyProgram
+
+
+def parse_since(value: str, *, error: type[Exception] = PermanentJobError) -> datetime:
+    """An ISO 8601 datetime with a zone; naive times would be read in the wrong zone.
+
+    Raises `error`: PermanentJobError in the job, BadJobArguments before a run exists.
+    """
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise error(f"since={value!r} is not an ISO 8601 datetime") from None
+    if parsed.tzinfo is None:
+        raise error(f"since={value!r} has no time zone (add +00:00 or Z)")
+    return parsed
 
 
 def check_expire_arguments(kwargs: dict[str, Any]) -> None:
@@ -26,9 +40,4 @@ def check_sync_arguments(kwargs: dict[str, Any]) -> None:
     since = kwargs.get("since")
     if since is None:
         return
-    try:
-        parsed = datetime.fromisoformat(since)
-    except ValueError:
-        raise BadJobArguments(f"since={since!r} is not an ISO 8601 datetime") from None
-    if parsed.tzinfo is None:
-        raise BadJobArguments(f"since={since!r} has no time zone (add +00:00 or Z)")
+    parse_since(since, error=BadJobArguments)

@@ -1,24 +1,11 @@
 """Job entry points of the loyalty app (thin: each calls one service)."""
 
-from datetime import datetime
 from typing import Any
 
-from jobs.exceptions import PermanentJobError
 from jobs.registry import job
-from loyalty.job_arguments import check_expire_arguments, check_sync_arguments
+from loyalty.job_arguments import check_expire_arguments, check_sync_arguments, parse_since
 from loyalty.services.expiration import expire_points
 from loyalty.services.wallet_sync import sync_wallet_passes
-
-
-def parse_since(value: str) -> datetime:
-    """An ISO 8601 datetime with a zone; naive times would be read in the wrong zone."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise PermanentJobError(f"since={value!r} is not an ISO 8601 datetime") from None
-    if parsed.tzinfo is None:
-        raise PermanentJobError(f"since={value!r} has no time zone (add +00:00 or Z)")
-    return parsed
 
 
 @job(

@@ -8,8 +8,8 @@ from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 from jobs.exceptions import PermanentJobError
 from jobs.models import JobRun
+from loyalty.job_arguments import parse_since
 from loyalty.models import LoyaltyCard
-from loyalty.tasks import parse_since
 
 
 class Command(JobCommand):
