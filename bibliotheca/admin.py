@@ -176,8 +176,11 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
             kwargs__collection_id__in=[c.pk for c in eligible],
         ).order_by("pk")
-        return self.confirmation_page(
+        return self.confirm_chosen(
             request,
+            queryset,
+            eligible,
+            rows,
             action="force_reimport",
             title="Force a reimport from 2014-01-01?",
             intro=(
@@ -187,15 +190,12 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 " kept; editions whose metadata changed are rewritten. A long history takes"
                 " many hops (the run page shows days done of days to do)."
             ),
-            rows=rows,
-            skipped=queryset.count() - len(eligible),
             skipped_note="are disabled and will be left alone",
             pending=list(pending),
             pending_note=(
                 "A chain is already queued or running for some of these collections (the new"
                 " chain is recorded skipped while the other holds the collection's lock):"
             ),
-            selected=[c.pk for c in eligible],
             submit="Yes, reimport everything",
         )
 

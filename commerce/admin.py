@@ -61,25 +61,6 @@ _MARK_SHIPPED_PAGE = dict(
 )
 
 
-def _ask(
-    model_admin: JobActionsMixin,
-    request: HttpRequest,
-    queryset: QuerySet,
-    chosen: list,
-    rows: list[tuple[str, str, str]],
-    **context,
-) -> HttpResponse:
-    """The shared confirmation page for the `chosen` of the selected objects."""
-    return model_admin.confirmation_page(
-        request,
-        rows=rows[:CONFIRM_MAX_ROWS],
-        more=max(0, len(rows) - CONFIRM_MAX_ROWS),
-        skipped=queryset.count() - len(chosen),
-        selected=[obj.pk for obj in chosen],
-        **context,
-    )
-
-
 @admin.register(Customer)
 class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "phone")
@@ -182,7 +163,9 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 )
                 for s in chosen
             ]
-            return _ask(self, request, queryset, chosen, rows, **_CANCEL_PAGE)
+            return self.confirm_chosen(
+                request, queryset, chosen, rows, max_rows=CONFIRM_MAX_ROWS, **_CANCEL_PAGE
+            )
         self._change(request, queryset, "cancel")
         return None
 
@@ -265,7 +248,9 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 )
                 for o in chosen
             ]
-            return _ask(self, request, queryset, chosen, rows, **_MARK_SHIPPED_PAGE)
+            return self.confirm_chosen(
+                request, queryset, chosen, rows, max_rows=CONFIRM_MAX_ROWS, **_MARK_SHIPPED_PAGE
+            )
         result = mark_orders_shipped(order_ids=[o.pk for o in chosen], actor=actor(request))
         self.message_user(
             request,

@@ -310,20 +310,15 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         **context: Any,
     ) -> TemplateResponse:
         """The shared confirmation page, one row per eligible exchange."""
-        return self.confirmation_page(
-            request,
-            rows=[
-                (
-                    reverse("admin:exchanges_exchange_change", args=[e.pk]),
-                    f"#{e.pk} {e.name} ({e.state})",
-                    details[e.pk],
-                )
-                for e in eligible
-            ],
-            skipped=queryset.count() - len(eligible),
-            selected=[e.pk for e in eligible],
-            **context,
-        )
+        rows = [
+            (
+                reverse("admin:exchanges_exchange_change", args=[e.pk]),
+                f"#{e.pk} {e.name} ({e.state})",
+                details[e.pk],
+            )
+            for e in eligible
+        ]
+        return self.confirm_chosen(request, queryset, eligible, rows, **context)
 
 
 @admin.register(Participant)

@@ -131,6 +131,32 @@ class JobActionsMixin:
         self.message_user(request, format_html("Queued {} as run {} {}.", job, links, detail))  # type: ignore[attr-defined]
         return None
 
+    def confirm_chosen(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet,
+        chosen: list[Any],
+        rows: list[tuple[str, str, str]],
+        *,
+        max_rows: int | None = None,
+        **context: Any,
+    ) -> TemplateResponse:
+        """The confirmation page for `chosen`, the selected objects the action applies to.
+
+        The rest of `queryset` is counted as skipped; with `max_rows` only that many
+        `rows` are listed and the others counted.
+        """
+        listed = rows if max_rows is None else rows[:max_rows]
+        if len(listed) < len(rows):
+            context["more"] = len(rows) - len(listed)
+        return self.confirmation_page(
+            request,
+            rows=listed,
+            skipped=queryset.count() - len(chosen),
+            selected=[obj.pk for obj in chosen],
+            **context,
+        )
+
     def confirmation_page(
         self,
         request: HttpRequest,

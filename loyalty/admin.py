@@ -174,8 +174,19 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         pending = JobRun.objects.filter(
             job=EXPIRE_JOB, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
         ).order_by("pk")
-        return self.confirmation_page(
+        rows = [
+            (
+                reverse("admin:loyalty_loyaltycard_change", args=[c.pk]),
+                f"{c.number} ({c.customer.name}, {c.merchant.name})",
+                _in_words(c, outlook[c.pk]),
+            )
+            for c in cards
+        ]
+        return self.confirm_chosen(
             request,
+            queryset,
+            cards,
+            rows,
             action="expire_now",
             title="Expire the points of these cards now?",
             intro=(
@@ -186,23 +197,13 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 " expiration get their warning; the others are left alone."
             ),
             summary=summary,
-            rows=[
-                (
-                    reverse("admin:loyalty_loyaltycard_change", args=[c.pk]),
-                    f"{c.number} ({c.customer.name}, {c.merchant.name})",
-                    _in_words(c, outlook[c.pk]),
-                )
-                for c in cards[:CONFIRM_MAX_ROWS]
-            ],
-            more=max(0, len(cards) - CONFIRM_MAX_ROWS),
-            skipped=queryset.count() - len(cards),
+            max_rows=CONFIRM_MAX_ROWS,
             skipped_note="have no points or are inactive and will be left alone",
             pending=list(pending),
             pending_note=(
                 "An expiration run is already queued or running (a second one at the same"
                 " time is recorded skipped):"
             ),
-            selected=[c.pk for c in cards],
             submit="Yes, expire now",
         )
 
