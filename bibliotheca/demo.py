@@ -4,6 +4,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
@@ -45,21 +46,7 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         jitter_ms=DEMO_LATENCY_MS / 2,
     )
     try:
-        collection, _ = Collection.objects.update_or_create(
-            name="Demo cloudLibrary",
-            defaults={
-                "library_id": "demo",
-                "account_id": "demo",
-                "account_key": "k",
-                "base_url": server.base_url,
-                "enabled": True,
-            },
-        )
-        start = datetime.combine(catalogue.start_date, datetime.min.time(), tzinfo=UTC)
-        # The collection was last imported DEMO_DAYS ago: the chain covers the months since.
-        Timestamp.objects.update_or_create(
-            service=PURCHASE_RECORD_SERVICE, collection=collection, defaults={"finish": start}
-        )
+        collection = _demo_collection(catalogue, server.base_url)
         # A terminal fault mid-chain (error XML on the 40th page): the chain stops with its
         # checkpoint intact, and the next run resumes there. (A transient 5xx would be
         # retried after 0-60 s of backoff: see the tests; too slow for a demo.)
@@ -75,20 +62,45 @@ def run_demo(*, out: Callable[[str], None]) -> None:
         out(f"checkpoint kept at {ts.finish.isoformat()}; queueing the import again")
         _run_chain(collection, out)
         chain = JobRun.objects.filter(job__startswith="bibliotheca.", id__gte=first)
-
-        def finished() -> bool:
-            done = chain.filter(job=CHAIN, result__done=True).exists()
-            stopped = chain.filter(job=CHAIN, status="failed", result__permanent=True).exclude(
-                result__has_key="retry_run_id"
-            )
-            return (done or stopped.exists()) and not chain.filter(
-                status__in=["queued", "running"]
-            ).exists()
-
-        wait_until(finished, timeout_seconds=150, poll_seconds=0.5, what="the purchase chain")
+        _wait_for_chain(chain)
         _summary(collection, chain, server, out)
     finally:
         server.stop()
+
+
+def _demo_collection(catalogue: Catalogue, base_url: str) -> Collection:
+    """The demo collection on the simulator, last imported at the catalogue's first day."""
+    collection, _ = Collection.objects.update_or_create(
+        name="Demo cloudLibrary",
+        defaults={
+            "library_id": "demo",
+            "account_id": "demo",
+            "account_key": "k",
+            "base_url": base_url,
+            "enabled": True,
+        },
+    )
+    start = datetime.combine(catalogue.start_date, datetime.min.time(), tzinfo=UTC)
+    # The collection was last imported DEMO_DAYS ago: the chain covers the months since.
+    Timestamp.objects.update_or_create(
+        service=PURCHASE_RECORD_SERVICE, collection=collection, defaults={"finish": start}
+    )
+    return collection
+
+
+def _wait_for_chain(chain: QuerySet[JobRun]) -> None:
+    """Until the chain is done or stopped for good, and none of its runs is still queued."""
+
+    def finished() -> bool:
+        done = chain.filter(job=CHAIN, result__done=True).exists()
+        stopped = chain.filter(job=CHAIN, status="failed", result__permanent=True).exclude(
+            result__has_key="retry_run_id"
+        )
+        return (done or stopped.exists()) and not chain.filter(
+            status__in=["queued", "running"]
+        ).exists()
+
+    wait_until(finished, timeout_seconds=150, poll_seconds=0.5, what="the purchase chain")
 
 
 def _summary(collection: Collection, chain, server, out: Callable[[str], None]) -> None:
