@@ -1,7 +1,7 @@
 """Two and four `default` clusters on one database, every schedule fired for several slots, on REAL data.
 
 test_scale_out.py proves each (schedule, slot) fires once on an empty database; this one
-starts 2 (or 4) `default` clusters plus `notifications` and `apply` and simulates SLOTS
+starts 2 (or 4) `default` clusters plus `notifications`, `apply` and `subscriptions` and simulates SLOTS
 slots: before each, a fresh batch becomes due (loyalty cards past expiration and in the
 warning window, matched exchanges with reminders due now); then every schedule is made due
 at a distinct past moment (the accelerated clock of test_scale_out) and the test waits for
@@ -198,7 +198,9 @@ def test_n_default_clusters_on_real_data__each_slot_once_nothing_processed_twice
     with sampler(lambda: checkpoint(collection.pk), interval=0.1) as samples:
         # Slots set minutes in the past accelerate the clock; they are not late (misfire grace).
         env = {"Q_WORKERS": "2", "JOBS_MISFIRE_GRACE_SECONDS": str(10**9)}
-        qcluster.start(["default"] * clusters + ["notifications", "apply"], env=env)
+        qcluster.start(
+            ["default"] * clusters + ["notifications", "apply", "subscriptions"], env=env
+        )
         for k in range(SLOTS):
             # New work becomes due in every slot of the simulated period.
             seed_slot(k)
