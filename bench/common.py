@@ -77,3 +77,13 @@ def send_one(item) -> bool:
             ],
         )
         return cursor.rowcount == 1
+
+
+def execute(statement: str, params=None):
+    """One statement on Django's connection: its rows, or its row count (`%%` for a literal
+    `%`: the statement always goes through parameter substitution)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(statement, params if params is not None else [])
+        return cur.fetchall() if cur.description else cur.rowcount

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+from bench.common import bench_database_url, ensure_database, execute, setup_django  # noqa: E402
 
 TARGET_VS_LOOP = 20.0
 TARGET_VS_LIMIT = 2.0
@@ -57,14 +57,6 @@ BENCH_TABLES = (
 
 
 # --- database ------------------------------------------------------------------------------
-
-
-def execute(statement: str, params=None):
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute(statement, params)
-        return cur.fetchall() if cur.description else cur.rowcount
 
 
 # --- data ------------------------------------------------------------------------------------

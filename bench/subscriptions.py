@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+from bench.common import bench_database_url, ensure_database, execute, setup_django  # noqa: E402
 
 TARGET_RATIO = 10.0
 #: Settings of the seed's cluster: ours, plus the seed-shaped task it may run.
@@ -51,14 +51,6 @@ TABLES = (
     "commerce_customer",
     "jobs_notification",
 )
-
-
-def execute(statement: str, params=None):
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute(statement, params if params is not None else [])
-        return cur.fetchall() if cur.description else cur.rowcount
 
 
 def seed(subscriptions: int, products: int) -> None:
@@ -186,8 +178,7 @@ def process_single_subscription(subscription_id: int) -> str:
 
     from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
     from commerce.services.dates import next_delivery_date
-    from commerce.services.notifications import ORDER_CONFIRMATION, confirmation_key
-    from jobs.services.outbox import OutgoingNotification, queue_notifications
+    from commerce.services.payments import queue_order_confirmation
 
     with transaction.atomic():
         sub = (
@@ -226,25 +217,7 @@ def process_single_subscription(subscription_id: int) -> str:
         AuditLog.objects.create(
             actor="seed", action="order.created", object_ref=f"order:{order.pk}"
         )
-        context = {
-            "customer_name": sub.customer.name,
-            "order_id": order.pk,
-            "product_name": product.name,
-            "quantity": sub.quantity,
-            "total": str(order.total),
-            "delivery_date": delivered.isoformat(),
-        }
-        queue_notifications(
-            OutgoingNotification(
-                channel=channel,
-                recipient=to,
-                template=ORDER_CONFIRMATION,
-                dedup_key=confirmation_key(order.pk, channel),
-                context=context,
-            )
-            for channel, to in (("email", sub.customer.email), ("sms", sub.customer.phone))
-            if to
-        )
+        queue_order_confirmation(sub, product, order)
     return "created"
 
 

@@ -74,7 +74,7 @@ def charge_subscription(
                 "payment_id": payment_id,
             },
         )
-        _queue_confirmation(sub, product, order)
+        queue_order_confirmation(sub, product, order)
     return {"order_id": order.pk, "order_created": True, "marked_paid": True}
 
 
@@ -104,8 +104,9 @@ def _create_paid_order(
     return order
 
 
-def _queue_confirmation(sub: Subscription, product: Product, order: Order) -> None:
-    """The same rows the daily job's statement writes (same context, same dedup keys)."""
+def queue_order_confirmation(sub: Subscription, product: Product, order: Order) -> None:
+    """The same rows the daily job's statement writes (same context, same dedup keys);
+    also what bench/subscriptions.py's seed-shaped task queues."""
     context = {
         "customer_name": sub.customer.name,
         "order_id": order.pk,
