@@ -1,6 +1,9 @@
 """What every benchmark needs: its own database on the project's server, and Django."""
 
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -23,6 +26,24 @@ def ensure_database(url: str) -> None:
     with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _no_database(message: str) -> NoReturn:
+    raise SystemExit(message)
+
+
+def own_database(suffix: str, *, error: Callable[[str], NoReturn] = _no_database) -> str:
+    """The benchmark's own database (created when missing) on the project's server:
+    $DATABASE_URL, else the one `make setup` wrote to .run/database_url."""
+    source = os.environ.get("DATABASE_URL")
+    written = Path(__file__).resolve().parent.parent / ".run" / "database_url"
+    if not source and written.exists():
+        source = written.read_text().strip()
+    if not source:
+        error("DATABASE_URL is not set")
+    url = bench_database_url(source, suffix=suffix)
+    ensure_database(url)
+    return url
 
 
 def setup_django(url: str, *, quiet_logs: bool = True) -> None:

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, execute, setup_django  # noqa: E402
+from bench.common import execute, own_database, setup_django  # noqa: E402
 
 TARGET_VS_LOOP = 20.0
 TARGET_VS_LIMIT = 2.0
@@ -388,13 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true", help="print the chunk plans")
     args = parser.parse_args(argv)
 
-    source_url = os.environ.get("DATABASE_URL")
-    if not source_url and (ROOT / ".run" / "database_url").exists():
-        source_url = (ROOT / ".run" / "database_url").read_text().strip()
-    if not source_url:
-        parser.error("DATABASE_URL is not set")
-    url = bench_database_url(source_url, suffix="loyalty_bench")
-    ensure_database(url)
+    url = own_database("loyalty_bench", error=parser.error)
     setup_django(url)
 
     from loyalty.services.expiration import CHUNK_SIZE

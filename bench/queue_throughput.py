@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+from bench.common import own_database, setup_django  # noqa: E402
 from jobs.devservers import RedisServer  # noqa: E402
 
 NOOP = "bench.noop.noop"
@@ -310,13 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(args: argparse.Namespace, names: list[str]) -> int:
 
-    source_url = os.environ.get("DATABASE_URL")
-    if not source_url and (ROOT / ".run" / "database_url").exists():
-        source_url = (ROOT / ".run" / "database_url").read_text().strip()
-    if not source_url:
-        raise SystemExit("DATABASE_URL is not set")
-    url = bench_database_url(source_url, suffix="bench")
-    ensure_database(url)
+    url = own_database("bench")
     setup_django(url, quiet_logs=False)
     log_dir = ROOT / ".run" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, execute, setup_django  # noqa: E402
+from bench.common import execute, own_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 10.0
 #: Settings of the seed's cluster: ours, plus the seed-shaped task it may run.
@@ -265,13 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-cap-seconds", type=float, default=300)
     args = parser.parse_args(argv)
 
-    source_url = os.environ.get("DATABASE_URL")
-    if not source_url and (ROOT / ".run" / "database_url").exists():
-        source_url = (ROOT / ".run" / "database_url").read_text().strip()
-    if not source_url:
-        parser.error("DATABASE_URL is not set")
-    url = bench_database_url(source_url, suffix="commerce_bench")
-    ensure_database(url)
+    url = own_database("commerce_bench", error=parser.error)
     setup_django(url)
 
     from commerce.conf import commerce_settings

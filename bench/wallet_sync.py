@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+from bench.common import own_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 10.0
 TARGET_SECONDS = 30.0
@@ -190,13 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args(argv)
 
-    source_url = os.environ.get("DATABASE_URL")
-    if not source_url and (ROOT / ".run" / "database_url").exists():
-        source_url = (ROOT / ".run" / "database_url").read_text().strip()
-    if not source_url:
-        parser.error("DATABASE_URL is not set")
-    url = bench_database_url(source_url, suffix="loyalty_bench")
-    ensure_database(url)
+    url = own_database("loyalty_bench", error=parser.error)
     fakes = start_fakes(args.latency_ms)
     setup_django(url)
 
