@@ -127,6 +127,17 @@ def ledger_violations() -> list[tuple[int, int, int]]:
         return cursor.fetchall()
 
 
+def points_expired_total() -> int:
+    """Points the ledger records as expired, over every card (crash tests compare it to
+    what was seeded: each card expired once, none twice)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT -COALESCE(SUM(points_delta), 0) FROM loyalty_loyaltytransaction"
+            " WHERE transaction_type = 'points_expired'"
+        )
+        return cursor.fetchone()[0]
+
+
 class SleepRecorder:
     """Injected instead of time.sleep: records the backoff delays, waits for nothing."""
 

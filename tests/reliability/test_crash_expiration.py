@@ -9,13 +9,12 @@ per card, and the killed run recorded as lost by the run that took over its lock
 import time
 
 import pytest
-from django.db import connection
 
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
-from tests.loyalty.conftest import ledger_violations
+from tests.loyalty.conftest import ledger_violations, points_expired_total
 from tests.reliability.conftest import poll, say, seed_due_cards
 
 pytestmark = pytest.mark.e2e
@@ -65,12 +64,7 @@ def crash_and_recover(qcluster, cards: int, *, kill_after: int, timeout: float) 
     per_card = LoyaltyTransaction.objects.filter(transaction_type="points_expired")
     assert per_card.count() == cards
     assert per_card.values("card_id").distinct().count() == cards
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT -COALESCE(SUM(points_delta), 0) FROM loyalty_loyaltytransaction"
-            " WHERE transaction_type = 'points_expired'"
-        )
-        (points,) = cursor.fetchone()
+    points = points_expired_total()
     assert points == expected_points
     assert not LoyaltyCard.objects.filter(points_balance__gt=0).exists()
     violations = ledger_violations()

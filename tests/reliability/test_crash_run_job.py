@@ -20,12 +20,11 @@ import time
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from jobs.models import JobRun, Notification
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
 from tests.conftest import test_database_url as database_url
-from tests.loyalty.conftest import ledger_violations
+from tests.loyalty.conftest import ledger_violations, points_expired_total
 from tests.reliability.conftest import poll, say, seed_due_cards
 
 pytestmark = pytest.mark.e2e
@@ -87,12 +86,7 @@ def test_kill_9_run_job_at_30_percent__rerun_at_once_takes_over_and_finishes(
     assert "database session ended" in killed.error
     per_card = LoyaltyTransaction.objects.filter(transaction_type="points_expired")
     assert per_card.count() == CARDS == per_card.values("card_id").distinct().count()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT -COALESCE(SUM(points_delta), 0) FROM loyalty_loyaltytransaction"
-            " WHERE transaction_type = 'points_expired'"
-        )
-        (points,) = cursor.fetchone()
+    points = points_expired_total()
     assert points == expected_points
     assert ledger_violations() == []
     messages = Notification.objects.filter(template__endswith="points_expired")
