@@ -13,9 +13,10 @@ variant starts from identical data and statistics (autovacuum is off on these ta
 in the bench database only, so it never lands inside one variant's timing):
 
 - ours      loyalty.services.expiration.expire_points: the real service (warning pass,
-            then chunks of CHUNK_SIZE, each in its own transaction: one statement locks,
-            updates and writes the ledger rows, then the chunk's notifications are
-            rendered by the template engine and inserted in one statement)
+            then chunks of CHUNK_SIZE, each in its own transaction: one statement locks
+            the cards, a second updates them and writes the ledger rows while the
+            chunk's notifications are rendered by the template engine on a helper
+            thread, then they are inserted with COPY + one statement)
 - seed loop seed 000's shape: chunk of 500 locked FOR UPDATE SKIP LOCKED, per card an
             INSERT of the ledger row and an UPDATE of the card, commit, then per card:
             load the card, load its customer, queue its notification (one outbox row).
@@ -341,7 +342,8 @@ def run_limit(program) -> tuple[int, int]:
 
 
 def explain_chunks(program, *, chunk_size: int) -> None:
-    """EXPLAIN ANALYZE of the first expiration chunk and of the warning walk (rolled back)."""
+    """EXPLAIN ANALYZE of the first expiration chunk's two statements and of the warning
+    pick (rolled back)."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -360,9 +362,18 @@ def explain_chunks(program, *, chunk_size: int) -> None:
         "notes": expiration_notes(DAYS),
         "card_ids": None,
     }
-    for name, statement in (("EXPIRE_CHUNK", sql.EXPIRE_CHUNK), ("WARN_CHUNK", sql.WARN_CHUNK)):
+    with transaction.atomic():
+        picked = execute(sql.PICK_FOR_EXPIRATION, params)
+        change = {**params, "ids": [r[0] for r in picked], "points": [r[2] for r in picked]}
+        transaction.set_rollback(True)
+    statements = (
+        ("PICK_FOR_EXPIRATION", sql.PICK_FOR_EXPIRATION, params),
+        ("EXPIRE_CARDS", sql.EXPIRE_CARDS, change),
+        ("PICK_FOR_WARNING", sql.PICK_FOR_WARNING, params),
+    )
+    for name, statement, values in statements:
         with transaction.atomic():
-            plan = execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, params)
+            plan = execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, values)
             transaction.set_rollback(True)
         print(f"-- {name}, first chunk")
         for (line,) in plan:

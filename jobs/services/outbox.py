@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -76,23 +76,56 @@ def render_notification(
     return " ".join(subject.split())[:255], body
 
 
+class RenderedNotification(NamedTuple):
+    """An outbox row's text, rendered: what `queue_rendered` inserts (in COPY column order)."""
+
+    channel: str
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    dedup_key: str
+
+
+def render_notifications(items: Iterable[OutgoingNotification]) -> list[RenderedNotification]:
+    """Every item rendered; raises on the first template that does not render.
+
+    Touches no database, so a caller may render one batch on another thread while its
+    own connection works (loyalty.services.expiration does).
+    """
+    get_template = functools.cache(notification_engine().get_template)  # once per batch
+    return [
+        RenderedNotification(
+            item.channel,
+            item.recipient,
+            item.template,
+            *render_notification(item, get_template=get_template),
+            item.dedup_key,
+        )
+        for item in items
+    ]
+
+
 def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
     """Render and insert outbox rows; returns how many were new (a known dedup key is skipped).
 
     Call inside the transaction that makes the change: the rows commit or roll back
-    with it. Rows are loaded with COPY into a session staging table and moved into the
-    outbox by one INSERT (COPY alone cannot skip known keys). Delivery is kicked after
-    commit.
+    with it. Delivery is kicked after commit.
     """
-    get_template = functools.cache(notification_engine().get_template)  # once per batch
+    return queue_rendered(render_notifications(items), kick=kick)
+
+
+def queue_rendered(rows: Iterable[RenderedNotification], *, kick: bool = True) -> int:
+    """Insert rendered outbox rows (see `queue_notifications`); returns how many were new.
+
+    Rows are loaded with COPY into a session staging table and moved into the outbox by
+    one INSERT (COPY alone cannot skip known keys).
+    """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.CREATE_OUTBOX_STAGE)
         with cursor.copy(sql.COPY_OUTBOX_STAGE) as copy:
-            for item in items:
-                subject, body = render_notification(item, get_template=get_template)
-                copy.write_row(
-                    (item.channel, item.recipient, item.template, subject, body, item.dedup_key)
-                )
+            for row in rows:
+                copy.write_row(row)
         cursor.execute(
             sql.QUEUE_STAGED_NOTIFICATIONS,
             {"max_attempts": DEFAULT_RETRY.max_attempts, "now": timezone.now()},

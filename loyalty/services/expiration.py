@@ -7,9 +7,11 @@ total_points_voided increased). Chunks walk the cards in (last_activity_at, id) 
 along `loyalty_card_expirable_idx` (see loyalty.sql).
 
 The failure rule: a card's change and its message commit together. Each chunk is one
-transaction: one statement locks its cards FOR UPDATE SKIP LOCKED, changes them and
-returns them; their notifications are rendered by the template engine and inserted in
-the same transaction. If a notification cannot be rendered or queued, the chunk rolls
+transaction: one statement locks its cards FOR UPDATE SKIP LOCKED and returns them, a
+second changes them while their notifications are rendered by the template engine on a
+helper thread (the rendering is Python, the change is PostgreSQL's: the two overlap, and
+a 200,000-card run takes about a third less time, bench/expire_points.py), and the
+notifications are inserted in the same transaction. If a notification cannot be rendered or queued, the chunk rolls
 back (its cards stay unwarned or unexpired) and the error ends the program's pass: the
 run fails and alerts, the chunks already committed stay done, and the next run picks
 the rest up.
@@ -21,15 +23,22 @@ and the result says `status: "partial"` with its id in `failed_program_ids`.
 
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from django.db import DataError, connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Count, Sum
 from django.utils import timezone
 
 from jobs.context import flag_for_attention, report_progress
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.services.outbox import (
+    OutgoingNotification,
+    RenderedNotification,
+    queue_rendered,
+    render_notifications,
+)
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.selectors import (
@@ -180,9 +189,10 @@ def _process_program(
     warned = 0
     # (expiration_threshold, 0) is where the warning window starts: the index scan too.
     for rows in _chunks(
-        sql.WARN_CHUNK,
+        sql.PICK_FOR_WARNING,
         params,
         start=(expiration_threshold, 0),
+        change=_mark_warned,
         notify=lambda rows: warning_notifications(
             rows, merchant_name=merchant_name, expiration_days=days, now=now
         ),
@@ -191,9 +201,10 @@ def _process_program(
         progress.chunk(warned=len(rows))
     cards = points = 0
     for rows in _chunks(
-        sql.EXPIRE_CHUNK,
+        sql.PICK_FOR_EXPIRATION,
         params,
         start=(None, 0),
+        change=_expire,
         notify=lambda rows: expired_notifications(
             rows, merchant_name=merchant_name, expiration_days=days
         ),
@@ -206,30 +217,56 @@ def _process_program(
     return {"cards_processed": cards, "points_expired": points, "warnings_sent": warned}
 
 
+def _mark_warned(cursor: CursorWrapper, rows: list[CardRow], params: dict[str, Any]) -> None:
+    cursor.execute(sql.MARK_WARNED, {"ids": [row.card_id for row in rows], "now": params["now"]})
+
+
+def _expire(cursor: CursorWrapper, rows: list[CardRow], params: dict[str, Any]) -> None:
+    cursor.execute(
+        sql.EXPIRE_CARDS,
+        {
+            **params,
+            "ids": [row.card_id for row in rows],
+            "points": [row.points for row in rows],
+        },
+    )
+
+
 def _chunks(
-    statement: str,
+    pick: str,
     params: dict[str, Any],
     *,
     start: tuple[datetime | None, int],
+    change: Callable[[CursorWrapper, list[CardRow], dict[str, Any]], None],
     notify: Callable[[list[CardRow]], list[OutgoingNotification]],
 ) -> Iterator[list[CardRow]]:
-    """Run `statement` chunk by chunk along the walk; yields each committed chunk's cards.
+    """Pick, change and notify chunk by chunk along the walk; yields each committed chunk's cards.
 
-    A chunk and its notifications are one transaction: an error rolls both back and
-    propagates (the module's failure rule).
+    A chunk and its notifications are one transaction: an error (in the change, or in
+    rendering a notification) rolls both back and propagates (the module's failure rule).
     """
     after_at, after_id = start
-    while True:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement, {**params, "after_at": after_at, "after_id": after_id})
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-render") as renderer:
+        while True:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(pick, {**params, "after_at": after_at, "after_id": after_id})
                 rows = list(map(CardRow._make, cursor.fetchall()))
-            if not rows:
-                return
-            queue_notifications(notify(rows))
-        yield rows
-        last = rows[-1]  # rows come back in walk order
-        after_at, after_id = last.last_activity_at, last.card_id
+                if not rows:
+                    return
+                # The cards are locked: render their messages while PostgreSQL changes them.
+                rendering = renderer.submit(_render, notify, rows)
+                change(cursor, rows, params)
+                queue_rendered(rendering.result())
+            yield rows
+            last = rows[-1]  # rows come back in walk order
+            after_at, after_id = last.last_activity_at, last.card_id
+
+
+def _render(
+    notify: Callable[[list[CardRow]], list[OutgoingNotification]], rows: list[CardRow]
+) -> list[RenderedNotification]:
+    """Build and render one chunk's notifications (no database: runs on the helper thread)."""
+    return render_notifications(notify(rows))
 
 
 def _preview_program(

@@ -16,7 +16,7 @@ EXPIRED_TEMPLATE = "loyalty/notifications/points_expired"
 
 
 class CardRow(NamedTuple):
-    """One card returned by a chunk statement, with what its customer needs to hear.
+    """One card returned by a pick statement, with what its customer needs to hear.
 
     A named tuple: built straight from the statement's rows (`CardRow._make`), in column
     order (loyalty.sql), 200,000 times in a big run.
