@@ -75,16 +75,7 @@ def seed(cards: int):
             for card in rows
         )
         LoyaltyTransaction.objects.bulk_create(
-            LoyaltyTransaction(
-                card=card,
-                merchant=merchant,
-                transaction_type=LoyaltyTransaction.Type.POINTS_EARNED,
-                points_delta=card.points_balance,
-                points_balance_after=card.points_balance,
-                stamps_balance_after=card.stamp_count,
-                transaction_at=now,
-            )
-            for card in rows
+            LoyaltyTransaction.opening_balance(card, at=now) for card in rows
         )
     return merchant, [card.pk for card in rows]
 

@@ -12,16 +12,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.models import Contact
 
-class Customer(models.Model):
+
+class Customer(Contact):
     """The storefront's own customer (loyalty has its own too)."""
-
-    name = models.CharField(max_length=200)
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=32, blank=True)
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Product(models.Model):

@@ -145,3 +145,21 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient}: {self.template} ({self.status})"
+
+
+class Contact(models.Model):
+    """Someone the outbox can reach: by email, by SMS, or (both blank) not at all.
+
+    Abstract: each app keeps its own table of people (apps never share data); the fields
+    every notification needs are declared once.
+    """
+
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name

@@ -109,18 +109,7 @@ def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, l
                 )
         LoyaltyCard.objects.bulk_create(cards, batch_size=2000)
         LoyaltyTransaction.objects.bulk_create(
-            (
-                LoyaltyTransaction(
-                    card=card,
-                    merchant=merchant,
-                    transaction_type=LoyaltyTransaction.Type.POINTS_EARNED,
-                    points_delta=card.points_balance,
-                    points_balance_after=card.points_balance,
-                    stamps_balance_after=card.stamp_count,
-                    transaction_at=card.last_activity_at,
-                )
-                for card in cards
-            ),
+            (LoyaltyTransaction.opening_balance(c, at=c.last_activity_at) for c in cards),
             batch_size=2000,
         )
     for state, count, *_ in CARD_STATES:

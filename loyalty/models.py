@@ -5,10 +5,14 @@ transactions' `points_delta`. Every change to a balance writes a transaction in
 the same statement or transaction (see loyalty.sql for the expiration chunk).
 """
 
+from datetime import datetime
+
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Func, Q, Value
 from django.utils import timezone
+
+from jobs.models import Contact
 
 #: Longest inactivity a program may expire points after (10 years): beyond it the date
 #: arithmetic of the nightly run and the admin overflow, and no program means it.
@@ -64,13 +68,8 @@ class LoyaltyProgram(models.Model):
         return self.name
 
 
-class Customer(models.Model):
-    name = models.CharField(max_length=200)
-    email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=32, blank=True)
-
-    def __str__(self) -> str:
-        return self.name
+class Customer(Contact):
+    """A card holder; messages go to the email, else the phone."""
 
 
 class LoyaltyCard(models.Model):
@@ -154,6 +153,20 @@ class LoyaltyTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_type} {self.points_delta:+d} on {self.card_id}"
+
+    @classmethod
+    def opening_balance(cls, card: LoyaltyCard, *, at: datetime) -> "LoyaltyTransaction":
+        """The earn row that accounts for a card created with a balance (demo and test data):
+        without it the ledger invariant (balance = sum of deltas) would not hold. Unsaved."""
+        return cls(
+            card=card,
+            merchant_id=card.merchant_id,
+            transaction_type=cls.Type.POINTS_EARNED,
+            points_delta=card.points_balance,
+            points_balance_after=card.points_balance,
+            stamps_balance_after=card.stamp_count,
+            transaction_at=at,
+        )
 
 
 class WalletSyncState(models.Model):

@@ -99,14 +99,7 @@ def card_factory() -> Callable[..., LoyaltyCard]:
             **fields,
         )
         if points:
-            LoyaltyTransaction.objects.create(
-                card=card,
-                merchant=program.merchant,
-                transaction_type=LoyaltyTransaction.Type.POINTS_EARNED,
-                points_delta=points,
-                points_balance_after=points,
-                transaction_at=activity,
-            )
+            LoyaltyTransaction.opening_balance(card, at=activity).save()
         return card
 
     return make
