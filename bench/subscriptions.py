@@ -173,12 +173,11 @@ def process_single_subscription(subscription_id: int) -> str:
     """Seed 002's per-subscription task (its flaws fixed: stock checked under the product's
     lock in the order's transaction, notifications through the outbox)."""
     from django.db import transaction
-    from django.db.models import F
     from django.utils import timezone
 
-    from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
+    from commerce.models import AuditLog, Product, Subscription
     from commerce.services.dates import next_delivery_date
-    from commerce.services.payments import queue_order_confirmation
+    from commerce.services.payments import create_order, queue_order_confirmation
 
     with transaction.atomic():
         sub = (
@@ -192,23 +191,7 @@ def process_single_subscription(subscription_id: int) -> str:
         product = Product.objects.select_for_update().get(pk=sub.product_id)
         if product.stock_quantity < sub.quantity:
             return "out_of_stock"
-        order = Order.objects.create(
-            customer_id=sub.customer_id,
-            subscription=sub,
-            delivery_date=sub.next_delivery_date,
-            subtotal=sub.price_per_delivery,
-            total=sub.price_per_delivery,
-        )
-        OrderLine.objects.create(
-            order=order,
-            product=product,
-            quantity=sub.quantity,
-            unit_price=round(sub.price_per_delivery / sub.quantity, 2),
-            line_total=sub.price_per_delivery,
-        )
-        Product.objects.filter(pk=product.pk).update(
-            stock_quantity=F("stock_quantity") - sub.quantity
-        )
+        order = create_order(sub, product, delivery_date=sub.next_delivery_date)
         delivered = sub.next_delivery_date
         sub.next_delivery_date = next_delivery_date(
             delivered, frequency=sub.frequency, anchor_day=sub.anchor_day

@@ -82,16 +82,32 @@ def _create_paid_order(
     sub: Subscription, product: Product, *, billing_date: date, payment_id: str
 ) -> Order:
     now = timezone.now()
-    order = Order.objects.create(
-        customer_id=sub.customer_id,
-        status=Order.Status.PAID,
-        subscription=sub,
+    return create_order(
+        sub,
+        product,
         delivery_date=billing_date,
-        subtotal=sub.price_per_delivery,
-        total=sub.price_per_delivery,
+        status=Order.Status.PAID,
         provider_payment_id=payment_id[:64],
         created_at=now,
         paid_at=now,
+    )
+
+
+def create_order(
+    sub: Subscription, product: Product, *, delivery_date: date, **order_fields: Any
+) -> Order:
+    """One delivery of `sub` as an order with its line, the product's stock taken.
+
+    Row by row, for one order (a charge); the daily job writes its orders set-based
+    (commerce.sql). Call with the product locked and its stock checked.
+    """
+    order = Order.objects.create(
+        customer_id=sub.customer_id,
+        subscription=sub,
+        delivery_date=delivery_date,
+        subtotal=sub.price_per_delivery,
+        total=sub.price_per_delivery,
+        **order_fields,
     )
     OrderLine.objects.create(
         order=order,
