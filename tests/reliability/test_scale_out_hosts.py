@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.models import Schedule
+from django_q.models import OrmQ, Schedule
 from django_q.status import Stat
 
 from jobs.conf import jobs_settings
@@ -113,8 +113,14 @@ def wait_fired(names: list[str], what: str) -> None:
 
 
 def wait_idle(what: str) -> None:
+    """No run queued or running and no task left in the queue. A schedule's task becomes a
+    JobRun only when a worker starts it: between the scheduler's commit (next_run and the
+    queued task together) and that moment the runs alone look idle."""
     poll(
-        lambda: not JobRun.objects.filter(status__in=["queued", "running"]).exists(),
+        lambda: (
+            not JobRun.objects.filter(status__in=["queued", "running"]).exists()
+            and not OrmQ.objects.exists()
+        ),
         timeout=240,
         what=what,
         every=0.5,
