@@ -3,23 +3,16 @@
 import subprocess
 import sys
 from datetime import timedelta
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from commerce.models import Cart, Order
 from jobs.models import JobRun
+from tests.commands import run_command
 from tests.commerce.conftest import NOW, TODAY
 
 pytestmark = pytest.mark.django_db
-
-
-def run(*args) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -60,7 +53,7 @@ def run(*args) -> str:
 def test_bad_input__one_line_exit_2_nothing_recorded(args, message, subscription_factory):
     subscription_factory(next_delivery_date=TODAY - timedelta(days=400))
     with pytest.raises(CommandError) as caught:
-        run(*args)
+        run_command(*args)
 
     assert str(caught.value) == message and caught.value.returncode == 2
     assert not JobRun.objects.exists() and not Order.objects.exists()
@@ -80,13 +73,13 @@ def test_bad_date__real_process_exits_2_with_one_line():
 def test_process_due_subscriptions__date_and_dry_run(frozen_now, subscription_factory):
     subscription_factory(next_delivery_date=TODAY + timedelta(days=3))
 
-    preview = run(
+    preview = run_command(
         "process_due_subscriptions", "--dry-run", "--date", str(TODAY + timedelta(days=3))
     )
     assert '"processed": 1' in preview and '"dry_run": true' in preview
     assert not Order.objects.exists()
 
-    out = run("process_due_subscriptions", "--date", str(TODAY + timedelta(days=3)))
+    out = run_command("process_due_subscriptions", "--date", str(TODAY + timedelta(days=3)))
     assert "succeeded" in out and '"orders_created": 1' in out
     run_row = JobRun.objects.filter(job="commerce.process_due_subscriptions").latest("pk")
     assert run_row.trigger == "command" and run_row.result["orders_created"] == 1
@@ -94,7 +87,7 @@ def test_process_due_subscriptions__date_and_dry_run(frozen_now, subscription_fa
 
 def test_cleanup_expired_carts__days(frozen_now):
     Cart.objects.create(updated_at=NOW - timedelta(days=8))
-    out = run("cleanup_expired_carts", "--days", "7")
+    out = run_command("cleanup_expired_carts", "--days", "7")
     assert '"empty_carts_deleted": 1' in out and not Cart.objects.exists()
 
 
@@ -104,5 +97,5 @@ def test_other_commands_run_their_job(frozen_now):
         "cleanup_old_audit_logs",
         "send_subscription_renewal_reminders",
     ):
-        assert "succeeded" in run(name)
+        assert "succeeded" in run_command(name)
     assert JobRun.objects.filter(status="succeeded").count() == 3

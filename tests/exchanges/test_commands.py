@@ -2,23 +2,16 @@
 and record a JobRun; a failed run is one line, exit 1."""
 
 from datetime import UTC, datetime, timedelta
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from exchanges.models import Exchange, Exclusion, Match, RateLimit
 from jobs.locks import acquire_lease
 from jobs.models import JobRun
+from tests.commands import run_command
 
 pytestmark = pytest.mark.django_db
-
-
-def run(*args) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -31,7 +24,7 @@ def run(*args) -> str:
 )
 def test_bad_ids__one_line_error_exit_2_nothing_recorded(args, message):
     with pytest.raises(CommandError) as caught:
-        run(*args)
+        run_command(*args)
 
     assert str(caught.value) == message and caught.value.returncode == 2
     assert not JobRun.objects.exists()
@@ -42,11 +35,11 @@ def test_wrong_state__one_line_error_exit_2(make_exchange):
     matched = make_exchange(state="matched")
 
     with pytest.raises(CommandError, match=f"exchange {draft.pk} is draft; only matched") as c1:
-        run("send_due_reminders", "--exchange", str(draft.pk))
+        run_command("send_due_reminders", "--exchange", str(draft.pk))
     with pytest.raises(CommandError, match=f"exchange {matched.pk} is matched; only draft") as c2:
-        run("match_exchange", str(matched.pk))
+        run_command("match_exchange", str(matched.pk))
     with pytest.raises(CommandError, match=f"exchange {draft.pk} is draft; only completed"):
-        run("purge_completed", "--exchange", str(draft.pk), "--no-input")
+        run_command("purge_completed", "--exchange", str(draft.pk), "--no-input")
 
     assert c1.value.returncode == c2.value.returncode == 2
     assert list(Exchange.objects.values_list("state", flat=True)) == ["draft", "matched"]
@@ -59,11 +52,11 @@ def test_match_exchange__dry_run_changes_nothing_then_matches__both_recorded(
     exchange = make_exchange()
     make_participants(exchange, 4)
 
-    output = run("match_exchange", str(exchange.pk), "--dry-run")
+    output = run_command("match_exchange", str(exchange.pk), "--dry-run")
 
     assert "exchanges.match_exchange run #" in output and '"dry_run": true' in output
     assert not Match.objects.exists()
-    output = run("match_exchange", str(exchange.pk))
+    output = run_command("match_exchange", str(exchange.pk))
     assert " succeeded: " in output and '"participants": 4' in output
     assert Match.objects.count() == 4
     runs = list(JobRun.objects.order_by("pk").values_list("job", "trigger", "status", "kwargs"))
@@ -87,7 +80,7 @@ def test_match_exchange__impossible_draw__recorded_failed_one_line_exit_1_no_ret
     Exclusion.objects.create(exchange=exchange, participant_a=a, participant_b=b)
 
     with pytest.raises(CommandError) as caught:
-        run("match_exchange", str(exchange.pk))
+        run_command("match_exchange", str(exchange.pk))
 
     job_run = JobRun.objects.get()  # no retry run: the error is permanent
     message = str(caught.value)
@@ -105,8 +98,8 @@ def test_match_exchange__single_flight_per_exchange(make_exchange, make_particip
     acquire_lease(key=f"exchanges:match:{busy.pk}", owner="someone-else", lease_seconds=60)
 
     with pytest.raises(CommandError) as caught:
-        run("match_exchange", str(busy.pk))
-    output = run("match_exchange", str(free.pk))
+        run_command("match_exchange", str(busy.pk))
+    output = run_command("match_exchange", str(free.pk))
 
     assert caught.value.returncode == 3 and " skipped: " in str(caught.value)
     assert f"exchanges:match:{busy.pk} is held by someone-else" in str(caught.value)
@@ -121,7 +114,7 @@ def test_match_exchange__single_flight_per_exchange(make_exchange, make_particip
 def test_job_commands__dry_run_records_history_and_deletes_nothing():
     RateLimit.objects.create(key="k", expires_at=datetime.now(UTC) - timedelta(hours=1))
 
-    output = run("cleanup_rate_limits", "--dry-run")
+    output = run_command("cleanup_rate_limits", "--dry-run")
 
     assert "exchanges.cleanup_rate_limits run #" in output and '"would_delete": 1' in output
     job_run = JobRun.objects.get()
@@ -131,6 +124,6 @@ def test_job_commands__dry_run_records_history_and_deletes_nothing():
         {"dry_run": True},
     )
     assert RateLimit.objects.count() == 1
-    output = run("cleanup_rate_limits")
+    output = run_command("cleanup_rate_limits")
     assert '"deleted": 1' in output
     assert "exchanges.cleanup_rate_limits: 1 rows\n" in output  # progress, plain off a TTY

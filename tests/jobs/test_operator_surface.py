@@ -13,14 +13,9 @@ from django_q.models import Schedule
 from jobs.models import JobRun
 from jobs.services.schedules import sync_schedules
 from tests.admin_helpers import make_staff
+from tests.commands import run_command
 
 pytestmark = pytest.mark.django_db
-
-
-def run_command(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
 
 
 def test_run_job__runs_in_process_and_records_history():

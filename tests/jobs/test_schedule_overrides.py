@@ -1,7 +1,5 @@
 """JOBS_SCHEDULES: a job's cron set or changed from settings (or env), validated first."""
 
-from io import StringIO
-
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -11,16 +9,11 @@ from django_q.models import Schedule
 from jobs.schedule_overrides import ScheduleOverrideError, schedule_overrides
 from jobs.services.schedules import sync_schedules
 from tests.admin_helpers import staff_client
+from tests.commands import run_command
 
 pytestmark = pytest.mark.django_db
 
 AUDIT = "commerce.cleanup_old_audit_logs"
-
-
-def run(*args) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out)
-    return out.getvalue()
 
 
 def test_unscheduled_job__turned_on_from_settings(settings):
@@ -64,7 +57,7 @@ def test_bad_override__sync_schedules_stops_with_one_line_nothing_changed(settin
     settings.JOBS_SCHEDULES = value
 
     with pytest.raises(CommandError) as caught:
-        run("sync_schedules")
+        run_command("sync_schedules")
 
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert caught.value.returncode == 2
@@ -87,11 +80,11 @@ def test_settings_win_over_the_environment(settings, monkeypatch):
 
 def test_list_jobs__shows_the_cron_in_effect_and_where_it_comes_from(settings):
     settings.JOBS_SCHEDULES = {AUDIT: "0 4 * * *"}
-    line = next(ln for ln in run("list_jobs").splitlines() if ln.startswith(AUDIT))
+    line = next(ln for ln in run_command("list_jobs").splitlines() if ln.startswith(AUDIT))
     assert "0 4 * * *" in line and line.endswith("(schedule from JOBS_SCHEDULES)")
     settings.JOBS_SCHEDULES = {AUDIT: "bad"}
     with pytest.raises(CommandError, match="is not a cron expression"):
-        run("list_jobs")
+        run_command("list_jobs")
 
 
 def test_dashboard__shows_the_cron_from_settings(client, settings):
