@@ -118,6 +118,29 @@ class Sampler:
         self._stop.set()
         self._thread.join(timeout=10)
 
+    def values(self) -> list:
+        """The samples that read something (a probe returns None before there is a value)."""
+        return [s for s in self.samples if s is not None]
+
+    def backwards(self) -> list[tuple]:
+        """Each (earlier, later) pair of consecutive values where the later is smaller."""
+        values = self.values()
+        return [(a, b) for a, b in zip(values, values[1:], strict=False) if b < a]
+
+
+def duplicate_pools() -> int:
+    """(collection, identifier) pairs with more than one LicensePool: an import applied twice."""
+    from django.db.models import Count
+
+    from bibliotheca.models import LicensePool
+
+    return (
+        LicensePool.objects.values("collection_id", "identifier_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count()
+    )
+
 
 @pytest.fixture
 def sampler() -> Iterator[type[Sampler]]:

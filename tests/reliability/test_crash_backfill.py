@@ -12,7 +12,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db.models import Count
 from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
@@ -21,7 +20,7 @@ from bibliotheca.services.purchase_chain import purchase_lock_key
 from bibliotheca.simulator import Catalogue
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-from tests.reliability.conftest import age_out, poll, say
+from tests.reliability.conftest import age_out, duplicate_pools, poll, say
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHAIN = "bibliotheca.import_purchase_records_by_collection"
@@ -110,14 +109,7 @@ def test_kill_9_mid_backfill_chain__no_duplicate_pools_checkpoint_monotonic(
         )
     restarted.refresh_from_db()
 
-    values = [s for s in samples.samples if s is not None]
-    backwards = [(a, b) for a, b in zip(values, values[1:], strict=False) if b < a]
-    dupes = (
-        LicensePool.objects.values("collection_id", "identifier_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .count()
-    )
+    values, backwards, dupes = samples.values(), samples.backwards(), duplicate_pools()
     after = JobRun.objects.filter(job=CHAIN, pk__gte=restarted.pk)
     failed = list(after.filter(status="failed").values_list("pk", "error"))
     assert dupes == 0

@@ -24,7 +24,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db.models import Count
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -37,7 +36,7 @@ from jobs.services.schedules import sync_schedules
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
 from loyalty.services.notifications import EXPIRED_TEMPLATE, WARNING_TEMPLATE
 from tests.loyalty.conftest import ledger_violations
-from tests.reliability.conftest import execute, poll, say, seed_due_cards
+from tests.reliability.conftest import duplicate_pools, execute, poll, say, seed_due_cards
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -346,14 +345,7 @@ def test_n_default_clusters_on_real_data__each_slot_once_nothing_processed_twice
     assert run_notes == len(opted_in) * len(REMINDER_DAYS)
 
     # --- bibliotheca ---------------------------------------------------------------------------
-    values = [s for s in samples.samples if s is not None]
-    backwards = [(a, b) for a, b in zip(values, values[1:], strict=False) if b < a]
-    dupes = (
-        LicensePool.objects.values("collection_id", "identifier_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .count()
-    )
+    values, backwards, dupes = samples.values(), samples.backwards(), duplicate_pools()
     pools = LicensePool.objects.count()
     chain = JobRun.objects.filter(job="bibliotheca.import_purchase_records_by_collection")
     chain_statuses = Counter(chain.values_list("status", flat=True))
