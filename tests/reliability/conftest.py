@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
+from django.db.models import Count
 from django.utils import timezone
 from django_q.models import Schedule
 from hypothesis import settings as hypothesis_settings
 
+from bibliotheca.models import LicensePool
 from jobs.models import JobRun, Lease
 from tests.bibliotheca import conftest as bibliotheca_fixtures
 
@@ -130,10 +132,6 @@ class Sampler:
 
 def duplicate_pools() -> int:
     """(collection, identifier) pairs with more than one LicensePool: an import applied twice."""
-    from django.db.models import Count
-
-    from bibliotheca.models import LicensePool
-
     return (
         LicensePool.objects.values("collection_id", "identifier_id")
         .annotate(n=Count("id"))
