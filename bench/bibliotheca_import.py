@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import bench_database_url, ensure_database, setup_django  # noqa: E402
+from bench.common import own_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 0.35
 TARGET_ITEMS_PER_PAGE = 1.0
@@ -206,9 +206,11 @@ def reset_import() -> None:
 
 def main() -> int:
     args = _arguments()
-    url = os.environ.get("DATABASE_URL") or (ROOT / ".run" / "database_url").read_text().strip()
-    url = bench_database_url(url, suffix="bibliotheca_bench")
-    ensure_database(url)
+    url = own_database("bibliotheca_bench")
+    # The simulator is local and plain http (bibliotheca's address check); the clusters
+    # started below inherit this environment.
+    os.environ.setdefault("BIBLIOTHECA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    os.environ.setdefault("BIBLIOTHECA_ALLOW_HTTP", "1")
     setup_django(url)
 
     from django.db import connections

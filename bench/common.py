@@ -50,9 +50,6 @@ def setup_django(url: str, *, quiet_logs: bool = True) -> None:
     """Point Django at `url`, set it up and migrate (a no-op once migrated)."""
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    # Benchmarks talk to local simulators over plain http (bibliotheca's address check).
-    os.environ.setdefault("BIBLIOTHECA_ALLOWED_HOSTS", "127.0.0.1,localhost")
-    os.environ.setdefault("BIBLIOTHECA_ALLOW_HTTP", "1")
     if quiet_logs:
         os.environ.setdefault("LOG_LEVEL", "WARNING")  # no log line per chunk in the timings
     import django

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from jobs.conf import AppSettings, Setting
+from jobs.conf import TRUE_WORDS, AppSettings, Setting
 
 #: Where a first import starts (the seed's DEFAULT_PURCHASE_RECORD_START_TIME).
 DEFAULT_START = datetime(2014, 1, 1, tzinfo=UTC)
@@ -83,7 +83,7 @@ class BibliothecaSettings(AppSettings):
         if value == "":
             return bool(settings.DEBUG)
         if isinstance(value, str):
-            return value.strip().lower() in {"1", "true", "yes", "on"}
+            return value.strip().lower() in TRUE_WORDS
         return bool(value)
 
 

@@ -7,12 +7,11 @@ from typing import Any
 from bibliotheca.exceptions import BadResponse, RequestTimedOut
 from bibliotheca.services.apply import apply_staged
 from bibliotheca.services.fan_out import queue_purchase_imports
-from bibliotheca.services.purchase_chain import import_purchase_records_hop
+from bibliotheca.services.purchase_chain import CHAIN_JOB, import_purchase_records_hop
 from jobs.exceptions import BadJobArguments
 from jobs.registry import job
 from jobs.retry import RetryPolicy
 
-CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 #: Seed 004: 4 retries, 60 s exponential backoff, only for timeouts and 5xx.
 CHAIN_RETRY = RetryPolicy(
     max_attempts=5, base_seconds=60, cap_seconds=960, retry_on=(RequestTimedOut, BadResponse)
@@ -34,7 +33,7 @@ def import_purchase_records_for_all_collections(*, force_reimport: bool = False)
 
 
 @job(
-    "bibliotheca.import_purchase_records_by_collection",
+    CHAIN_JOB,
     single_flight=False,  # the chain holds its own per-collection lease across hops
     retry=CHAIN_RETRY,
     timeout_seconds=600,
@@ -52,38 +51,31 @@ def import_purchase_records_by_collection(
     until: str | None = None,
     since: str | None = None,
 ) -> dict[str, Any]:
-    """One hop of a collection's purchase-record import; queues the next hop until up to date."""
-    check_chain_arguments(
-        current_day=current_day,
-        offset=offset,
-        time_budget_seconds=time_budget_seconds,
-        until=until,
-        since=since,
-    )
-    return import_purchase_records_hop(
-        collection_id=collection_id,
-        current_day=_moment("current_day", current_day),
-        offset=offset,
-        lock_owner=lock_owner,
-        force_reimport=force_reimport,
-        time_budget_seconds=time_budget_seconds,
-        until=_moment("until", until),
-        since=_moment("since", since),
-    )
+    """One hop of a collection's purchase-record import; queues the next hop until up to date.
 
-
-def check_chain_arguments(
-    *, offset: int = 1, time_budget_seconds: float | None = None, **moments: str | None
-) -> None:
-    """BadJobArguments for the first bad argument of a hop: checked before the hop takes
-    the collection's lock, so a mistyped run never leaves it held (issue 14, item 9)."""
-    for name, value in moments.items():
-        _moment(name, value)
+    Every argument is checked before the hop takes the collection's lock, so a mistyped
+    run never leaves it held (issue 14, item 9): BadJobArguments for the first bad one.
+    """
+    current, last, first = (
+        _moment("current_day", current_day),
+        _moment("until", until),
+        _moment("since", since),
+    )
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
         raise BadJobArguments(f"{CHAIN_JOB}: offset={offset!r} is not a 1-based offset")
     budget = time_budget_seconds
     if budget is not None and not (math.isfinite(budget) and budget >= 0):
         raise BadJobArguments(f"{CHAIN_JOB}: time_budget_seconds={budget!r} is not >= 0")
+    return import_purchase_records_hop(
+        collection_id=collection_id,
+        current_day=current,
+        offset=offset,
+        lock_owner=lock_owner,
+        force_reimport=force_reimport,
+        time_budget_seconds=time_budget_seconds,
+        until=last,
+        since=first,
+    )
 
 
 def _moment(name: str, value: str | None) -> datetime | None:

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from django.conf import settings as django_settings
 
-_TRUE = {"1", "true", "yes", "on"}
+#: What a true boolean setting reads as in the environment (case-insensitive).
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Setting:
     def parse(self, raw: str) -> Any:
         """An environment value, as the type of the default."""
         if isinstance(self.default, bool):
-            return raw.strip().lower() in _TRUE
+            return raw.strip().lower() in TRUE_WORDS
         if isinstance(self.default, tuple):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         return type(self.default)(raw)

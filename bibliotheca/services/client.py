@@ -59,14 +59,6 @@ class Credentials:
         return f"Credentials({self.name!r}, {self.base_url!r})"
 
 
-@dataclass(frozen=True)
-class RawResponse:
-    """A 200 answer not parsed yet, and what was asked (for error messages)."""
-
-    body: bytes
-    what: str
-
-
 class BibliothecaClient:
     """A requests session signing every call for one collection."""
 
@@ -75,7 +67,6 @@ class BibliothecaClient:
         check_address(credentials)
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
-        self.requests_made = 0
 
     @classmethod
     def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
@@ -94,17 +85,6 @@ class BibliothecaClient:
         self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
     ) -> list[pymarc.Record]:
         """Purchase records in [start, end), `offset` 1-based, at most `limit` (50)."""
-        return self.parse_marc(self.get_marc(start=start, end=end, offset=offset, limit=limit))
-
-    def fetch_items(self, item_ids: list[str]) -> dict[str, dict[str, str]]:
-        """Metadata of several items in one request: {item id: fields}."""
-        if not item_ids:
-            return {}
-        return self.parse_items(self.get_items(item_ids))
-
-    def get_marc(
-        self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
-    ) -> RawResponse:
         query = {
             "startdate": start.strftime(WINDOW_FORMAT),
             "enddate": end.strftime(WINDOW_FORMAT),
@@ -112,31 +92,28 @@ class BibliothecaClient:
             "limit": min(limit, PAGE_SIZE),
         }
         what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
-        return RawResponse(body=self._get_retrying("/data/marc", query, what=what), what=what)
+        body = self._get_retrying("/data/marc", query, what=what)
+        return self._parse(body, what, parse_marc_page, "MARCXML")
 
-    def parse_marc(self, raw: "RawResponse") -> list[pymarc.Record]:
-        return self._parse(raw, parse_marc_page, "MARCXML")
-
-    def get_items(self, item_ids: list[str]) -> "RawResponse":
+    def fetch_items(self, item_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Metadata of several items in one request: {item id: fields}."""
+        if not item_ids:
+            return {}
         what = f"items batch of {len(item_ids)} ({item_ids[0]}..)"
-        return RawResponse(
-            body=self._get_retrying("/items/" + ",".join(item_ids), None, what=what), what=what
-        )
+        body = self._get_retrying("/items/" + ",".join(item_ids), None, what=what)
+        return self._parse(body, what, parse_items, "items XML")
 
-    def parse_items(self, raw: "RawResponse") -> dict[str, dict[str, str]]:
-        return self._parse(raw, parse_items, "items XML")
-
-    def _parse(self, raw: "RawResponse", parser: Callable[[bytes], Any], kind: str) -> Any:
+    def _parse(self, body: bytes, what: str, parser: Callable[[bytes], Any], kind: str) -> Any:
         """An <Error> document or an unreadable body is terminal, named with what was asked."""
-        if raw.body.lstrip().startswith(b"<Error"):
+        if body.lstrip().startswith(b"<Error"):
             raise RemoteIntegrationError(
-                self._message(raw.what, f"error document: {_error_text(raw.body)}")
+                self._message(what, f"error document: {_error_text(body)}")
             )
         try:
-            return parser(raw.body)
+            return parser(body)
         except Exception as exc:
             raise RemoteIntegrationError(
-                self._message(raw.what, f"unreadable {kind} ({type(exc).__name__}: {exc})")
+                self._message(what, f"unreadable {kind} ({type(exc).__name__}: {exc})")
             ) from exc
 
     def _get(self, path: str, query: dict | None, *, what: str) -> bytes:
@@ -152,7 +129,6 @@ class BibliothecaClient:
         )
         base = urlsplit(creds.base_url)
         url = f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{path_with_query}"
-        self.requests_made += 1
         try:
             response = self.session.get(url, headers=headers, timeout=self.timeout_seconds)
         except requests.Timeout as exc:

@@ -3,11 +3,10 @@
 from typing import Any
 
 from bibliotheca.models import Collection
+from bibliotheca.services.purchase_chain import CHAIN_JOB
 from jobs.context import current_run
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-
-CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 
 
 def queue_purchase_imports(

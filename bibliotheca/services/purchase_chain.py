@@ -136,12 +136,13 @@ def _first_hop(
     """Where a chain starts and its range, recorded with the token in the hop's kwargs
     (a retry holds the same lock, reads the same range); the chain's counters reset."""
     now = timezone.now()
+    timestamp = get_timestamp(collection)
     if start is None:  # resume at the checkpoint, or restart at 2014-01-01
-        resume = None if force_reimport else get_timestamp(collection).finish
+        resume = None if force_reimport else timestamp.finish
         start = Position(current_day=resume or DEFAULT_START, offset=1)
     # The chain catches up to when it started; chasing a moving "now" would never end.
     chain = ChainRange(since=since or start.current_day, until=until or now)
-    Timestamp.objects.filter(pk=get_timestamp(collection).pk).update(
+    Timestamp.objects.filter(pk=timestamp.pk).update(
         start=now, counter=0, exception="", progress={k: 0 for k in PROGRESS_KEYS}
     )
     update_run_kwargs(
