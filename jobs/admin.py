@@ -297,7 +297,6 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             "queue_depth": queue_depth_by_cluster(),
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
-            "can_run": self.has_run_permission(request),
             "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
             "opts": self.model._meta,
         }

@@ -10,7 +10,9 @@ import logging
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from jobs.admin_actions import actor
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.models import Lease
 from jobs.permissions import RUN_PERMISSION
 from jobs.services.lease_release import judge, release_dead_leases
@@ -19,20 +21,13 @@ logger = logging.getLogger("jobs")
 
 
 @admin.register(Lease)
-class LeaseAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class LeaseAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """Read-only: release (below) checks the holder first."""
+
     list_display = ("key", "owner", "acquired_at", "expires_at", "holder")
     readonly_fields = ("key", "owner", "acquired_at", "expires_at", "holder")
     search_fields = ("key", "owner")
     actions = ["release"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # release (below) checks the holder first
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
@@ -47,7 +42,7 @@ class LeaseAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     )
     def release(self, request: HttpRequest, queryset) -> None:
         released, refused = release_dead_leases(list(queryset))
-        who = request.user.get_username()
+        who = actor(request)
         for key in released:
             logger.warning("lease %s released by hand by %s", key, who)
         if released:

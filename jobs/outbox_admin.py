@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
+from jobs.admin_actions import actor
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.models import Notification
 from jobs.services.outbox import requeue_notifications
@@ -40,7 +41,7 @@ class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     @admin.action(description="Requeue selected dead/failed notifications", permissions=["change"])
     def requeue(self, request: HttpRequest, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        count = requeue_notifications(ids, actor=request.user.get_username())
+        count = requeue_notifications(ids, actor=actor(request))
         refused = len(ids) - count
         self.message_user(
             request,

@@ -119,15 +119,16 @@ def restore_arguments(sender: Any, task: dict | None = None, **kw) -> None:
 def record_refusal(task: dict[str, Any], reason: str) -> None:
     """A failed, flagged JobRun naming the function and where the task came from."""
     from jobs.models import JobRun
+    from jobs.run_records import new_run
 
     group = task.get("group")
     now = timezone.now()
     args = task.get(_ORIGINAL_ARGS, task.get("args"))
     try:
-        JobRun.objects.create(
-            job=REFUSED_JOB,
+        new_run(
+            REFUSED_JOB,
             trigger=JobRun.Trigger.SCHEDULE if group else JobRun.Trigger.CHAIN,
-            triggered_by=f"django-q2 task {task.get('name')}"[:150],
+            triggered_by=f"django-q2 task {task.get('name')}",
             status=JobRun.Status.FAILED,
             kwargs={
                 "func": func_name(task.get("func"))[:200],
@@ -146,6 +147,6 @@ def record_refusal(task: dict[str, Any], reason: str) -> None:
             started_at=now,
             finished_at=now,
             duration_seconds=0,
-        )
+        ).save()
     except IntegrityError:  # the same task delivered twice: recorded once
         logger.info("refusal of task %s already recorded", task.get("id"))

@@ -1,7 +1,7 @@
 """JobRun bookkeeping: the one place a run row is made, claimed and finished.
 
-Every path that records a run (queued, scheduled, in-process, a run inserted by an app's
-own statement) builds it with `new_run`, so the fields a run starts with are set once.
+Every path that records a run (queued, scheduled, in-process, a refused queue task)
+builds it with `new_run`, so the fields a run starts with are set once.
 """
 
 import logging
@@ -45,23 +45,6 @@ def new_run(
         scheduled_for=scheduled_for,
         **fields,
     )
-
-
-def insert_statement(run: JobRun) -> tuple[str, list[Any]]:
-    """`INSERT INTO jobs_jobrun ... RETURNING id` of the unsaved `run`, with %s params.
-
-    Built from the model's public field API (each column's value as Django would save
-    it), so a column added to JobRun is written here too.
-    """
-    fields = [f for f in JobRun._meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(run, add=True), connection) for f in fields]
-    statement = sql.INSERT_RETURNING_ID.format(
-        table=connection.ops.quote_name(JobRun._meta.db_table),
-        columns=", ".join(connection.ops.quote_name(f.column) for f in fields),
-        values=", ".join(["%s"] * len(fields)),
-        pk=connection.ops.quote_name(JobRun._meta.pk.column),
-    )
-    return statement, params
 
 
 def claim(run_id: int) -> JobRun | None:

@@ -65,12 +65,7 @@ def schedule_overrides() -> dict[str, str | None]:
     return checked
 
 
-def effective_cron(spec: JobSpec, overrides: Mapping[str, str | None] | None = None) -> str | None:
-    """The cron the job runs on: the override when one is set, else the code's."""
-    overrides = schedule_overrides() if overrides is None else overrides
+def effective_cron(spec: JobSpec, overrides: Mapping[str, str | None]) -> str | None:
+    """The cron the job runs on: the override (from `schedule_overrides()`) when one is
+    set, else the code's."""
     return overrides[spec.name] if spec.name in overrides else spec.cron
-
-
-def is_overridden(spec: JobSpec, overrides: Mapping[str, str | None] | None = None) -> bool:
-    overrides = schedule_overrides() if overrides is None else overrides
-    return spec.name in overrides

@@ -13,7 +13,7 @@ from jobs import sql
 from jobs.cron_words import describe_cron
 from jobs.models import JobRun, Lease, Notification
 from jobs.registry import CLUSTERS, JobSpec, all_jobs
-from jobs.schedule_overrides import ScheduleOverrideError, effective_cron, is_overridden
+from jobs.schedule_overrides import ScheduleOverrideError, effective_cron, schedule_overrides
 from jobs.services.queues import queue_states
 
 logger = logging.getLogger("jobs")
@@ -59,26 +59,15 @@ class JobOverview:
     p95_duration_7d: float | None = None
     #: Latest runs, oldest first (chart order).
     recent_runs: list[RunPoint] = field(default_factory=list)
+    #: The cron in effect: JOBS_SCHEDULES' when set (and valid), else the code's.
+    cron: str | None = None
+    #: True when JOBS_SCHEDULES sets this job's cron.
+    cron_from_settings: bool = False
 
     @property
     def success_rate_7d(self) -> float | None:
         finished = self.succeeded_7d + self.failed_7d
         return round(100.0 * self.succeeded_7d / finished, 1) if finished else None
-
-    @property
-    def cron(self) -> str | None:
-        """The cron in effect: JOBS_SCHEDULES' when set (and valid), else the code's."""
-        try:
-            return effective_cron(self.spec)
-        except ScheduleOverrideError:
-            return self.spec.cron  # sync_schedules refuses it: the code's stays in force
-
-    @property
-    def cron_from_settings(self) -> bool:
-        try:
-            return is_overridden(self.spec)
-        except ScheduleOverrideError:
-            return False
 
     @property
     def schedule_words(self) -> str:
@@ -136,6 +125,10 @@ def job_overviews() -> list[JobOverview]:
         .order_by("job", "-created_at", "-id")
         .distinct("job")
     }
+    try:
+        overrides = schedule_overrides()
+    except ScheduleOverrideError:
+        overrides = {}  # sync_schedules refuses them: the code's crons stay in force
     overviews = []
     for spec in specs:
         row = stats.get(spec.name, {})
@@ -151,6 +144,8 @@ def job_overviews() -> list[JobOverview]:
                 p50_duration_7d=row.get("p50_duration"),
                 p95_duration_7d=row.get("p95_duration"),
                 recent_runs=recent.get(spec.name, []),
+                cron=effective_cron(spec, overrides),
+                cron_from_settings=spec.name in overrides,
             )
         )
     return overviews

@@ -53,10 +53,6 @@ RETURNING key
 #: Drop the lease, only for its owner.
 RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
 
-#: Insert one row and return its id; the identifiers come from the model (jobs.run_records),
-#: never from input, and every value is a %s parameter.
-INSERT_RETURNING_ID = "INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk}"
-
 #: Claim a queued run (or one whose worker is gone) for this worker; no row means not ours.
 CLAIM_RUN = """
 UPDATE jobs_jobrun

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from jobs import sql
 from jobs.conf import jobs_settings
+from jobs.lock_holders import run_id_of
 from jobs.models import JobRun, Lease
 
 
@@ -33,10 +34,8 @@ class Verdict:
 
 def holder_runs(lease: Lease) -> Q:
     """The runs that hold `lease`: the owner's run id, or the chain's token in kwargs."""
-    prefix, _, run_id = lease.owner.partition(":")
-    if prefix == "run" and run_id.isdigit():
-        return Q(pk=int(run_id))
-    return Q(kwargs__lock_owner=lease.owner)
+    run_id = run_id_of(lease.owner)
+    return Q(pk=run_id) if run_id is not None else Q(kwargs__lock_owner=lease.owner)
 
 
 def holder_session_alive(lease: Lease) -> bool | None:
