@@ -156,21 +156,20 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         eligible: list[Collection],
     ) -> TemplateResponse:
         days = (timezone.now() - DEFAULT_START).days + 1
-        rows = []
-        for c in eligible:
+
+        def row(c: Collection) -> tuple[str, str, str]:
             ts = self._timestamp(c)
             checkpoint = (
                 f"checkpoint {ts.finish:%Y-%m-%d %H:%M} UTC moves back"
                 if ts and ts.finish
                 else "never imported"
             )
-            rows.append(
-                (
-                    reverse("admin:bibliotheca_collection_change", args=[c.pk]),
-                    c.name,
-                    f"{checkpoint}; about {days} days re-read from 2014-01-01",
-                )
+            return (
+                reverse("admin:bibliotheca_collection_change", args=[c.pk]),
+                c.name,
+                f"{checkpoint}; about {days} days re-read from 2014-01-01",
             )
+
         pending = JobRun.objects.filter(
             job=CHAIN_JOB,
             status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
@@ -180,7 +179,7 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             request,
             queryset,
             eligible,
-            rows,
+            row,
             action="force_reimport",
             title="Force a reimport from 2014-01-01?",
             intro=(

@@ -155,16 +155,17 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             )
             return None
         if not self.confirmed(request):
-            rows = [
-                (
+            return self.confirm_chosen(
+                request,
+                queryset,
+                chosen,
+                lambda s: (
                     reverse("admin:commerce_subscription_change", args=[s.pk]),
                     str(s.customer),
                     f"{s.quantity} x {s.product.name}, {s.frequency}, next {s.next_delivery_date}",
-                )
-                for s in chosen
-            ]
-            return self.confirm_chosen(
-                request, queryset, chosen, rows, max_rows=CONFIRM_MAX_ROWS, **_CANCEL_PAGE
+                ),
+                max_rows=CONFIRM_MAX_ROWS,
+                **_CANCEL_PAGE,
             )
         self._change(request, queryset, "cancel")
         return None
@@ -239,17 +240,18 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             self.message_user(request, "No pending or paid order selected.", messages.WARNING)
             return None
         if not self.confirmed(request):
-            rows = [
-                (
+            return self.confirm_chosen(
+                request,
+                queryset,
+                chosen,
+                lambda o: (
                     reverse("admin:commerce_order_change", args=[o.pk]),
                     f"order #{o.pk}",
                     f"{o.customer}, {o.status}, total {o.total}: email"
                     f"{' and SMS' if o.customer.phone else ''} to the customer",
-                )
-                for o in chosen
-            ]
-            return self.confirm_chosen(
-                request, queryset, chosen, rows, max_rows=CONFIRM_MAX_ROWS, **_MARK_SHIPPED_PAGE
+                ),
+                max_rows=CONFIRM_MAX_ROWS,
+                **_MARK_SHIPPED_PAGE,
             )
         result = mark_orders_shipped(order_ids=[o.pk for o in chosen], actor=actor(request))
         self.message_user(

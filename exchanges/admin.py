@@ -310,15 +310,17 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         **context: Any,
     ) -> TemplateResponse:
         """The shared confirmation page, one row per eligible exchange."""
-        rows = [
-            (
+        return self.confirm_chosen(
+            request,
+            queryset,
+            eligible,
+            lambda e: (
                 reverse("admin:exchanges_exchange_change", args=[e.pk]),
                 f"#{e.pk} {e.name} ({e.state})",
                 details[e.pk],
-            )
-            for e in eligible
-        ]
-        return self.confirm_chosen(request, queryset, eligible, rows, **context)
+            ),
+            **context,
+        )
 
 
 @admin.register(Participant)

@@ -136,22 +136,23 @@ class JobActionsMixin:
         request: HttpRequest,
         queryset: QuerySet,
         chosen: list[Any],
-        rows: list[tuple[str, str, str]],
+        row: Callable[[Any], tuple[str, str, str]],
         *,
         max_rows: int | None = None,
         **context: Any,
     ) -> TemplateResponse:
         """The confirmation page for `chosen`, the selected objects the action applies to.
 
-        The rest of `queryset` is counted as skipped; with `max_rows` only that many
-        `rows` are listed and the others counted.
+        `row(obj)`: (url, label, what happens to it), built only for the objects listed:
+        with `max_rows` only that many, the others counted (a selection across pages can
+        be 100,000 rows). The rest of `queryset` is counted as skipped.
         """
-        listed = rows if max_rows is None else rows[:max_rows]
-        if len(listed) < len(rows):
-            context["more"] = len(rows) - len(listed)
+        listed = chosen if max_rows is None else chosen[:max_rows]
+        if len(listed) < len(chosen):
+            context["more"] = len(chosen) - len(listed)
         return self.confirmation_page(
             request,
-            rows=listed,
+            rows=[row(obj) for obj in listed],
             skipped=queryset.count() - len(chosen),
             selected=[obj.pk for obj in chosen],
             **context,

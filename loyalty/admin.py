@@ -174,19 +174,15 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         pending = JobRun.objects.filter(
             job=EXPIRE_JOB, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
         ).order_by("pk")
-        rows = [
-            (
-                reverse("admin:loyalty_loyaltycard_change", args=[c.pk]),
-                f"{c.number} ({c.customer.name}, {c.merchant.name})",
-                _in_words(c, outlook[c.pk]),
-            )
-            for c in cards
-        ]
         return self.confirm_chosen(
             request,
             queryset,
             cards,
-            rows,
+            lambda c: (
+                reverse("admin:loyalty_loyaltycard_change", args=[c.pk]),
+                f"{c.number} ({c.customer.name}, {c.merchant.name})",
+                _in_words(c, outlook[c.pk]),
+            ),
             action="expire_now",
             title="Expire the points of these cards now?",
             intro=(

@@ -21,6 +21,7 @@ from loyalty.exceptions import (
     PermanentWalletError,
     TransientWalletError,
     WalletCredentialsError,
+    WalletError,
     WalletNotConfigured,
 )
 from loyalty.services.wallet_snapshot import CardSnapshot
@@ -89,9 +90,7 @@ class GoogleWalletClient:
             try:
                 self.credentials.refresh(Request(requests.Session()))
             except google.auth.exceptions.RefreshError as exc:
-                if getattr(exc, "retryable", False):
-                    raise TransientWalletError(f"token endpoint: {_short(exc)}") from None
-                raise WalletCredentialsError(f"token request refused: {_short(exc)}") from None
+                raise _refresh_error(exc) from None
             except google.auth.exceptions.TransportError as exc:
                 raise TransientWalletError(f"token endpoint unreachable: {_short(exc)}") from None
 
@@ -130,9 +129,7 @@ class GoogleWalletClient:
                 method, url, json=payload, timeout=self.timeout_seconds
             )
         except google.auth.exceptions.RefreshError as exc:
-            if getattr(exc, "retryable", False):
-                raise TransientWalletError(f"token endpoint: {_short(exc)}") from None
-            raise WalletCredentialsError(f"token request refused: {_short(exc)}") from None
+            raise _refresh_error(exc) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientWalletError(f"{method} {url}: {type(exc).__name__}") from None
         except google.auth.exceptions.TransportError as exc:
@@ -155,6 +152,13 @@ def _points(card: CardSnapshot) -> dict[str, Any]:
         "loyaltyPoints": {"label": "Points", "balance": {"int": card.points_balance}},
         "secondaryLoyaltyPoints": {"label": "Stamps", "balance": {"int": card.stamp_count}},
     }
+
+
+def _refresh_error(exc: google.auth.exceptions.RefreshError) -> WalletError:
+    """A refused token request: retried when Google says it may pass, else the credentials."""
+    if getattr(exc, "retryable", False):
+        return TransientWalletError(f"token endpoint: {_short(exc)}")
+    return WalletCredentialsError(f"token request refused: {_short(exc)}")
 
 
 def _short(exc: Exception) -> str:

@@ -193,22 +193,20 @@ def sync_wallet_passes(
     report_progress(done=0, total=len(cards), unit="cards", failed=0)
     done: list[CardOutcome] = []
     pending: list[CardOutcome] = []
-    removed = 0
+    removed = failed = 0
     for i, outcome in enumerate(
         _outcomes(cards, clients=clients, gates=gates, sleep=sleep, workers=workers), start=1
     ):
         done.append(outcome)
         pending.append(outcome)
+        failed += bool(outcome.failed)
         if len(pending) >= RECORD_EVERY_CARDS:
             removed += _record(pending)
             pending = []
         if i % PROGRESS_EVERY_CARDS == 0 and i < len(cards):
-            failed = sum(1 for o in done if o.failed)
             report_progress(done=i, total=len(cards), unit="cards", failed=failed)
     removed += _record(pending)
-    report_progress(
-        done=len(cards), total=len(cards), unit="cards", failed=sum(1 for o in done if o.failed)
-    )
+    report_progress(done=len(cards), total=len(cards), unit="cards", failed=failed)
     return sync_result(
         outcomes=done,
         gates=gates,
