@@ -54,7 +54,10 @@ def cleanup_expired_carts(
             )
             counts[key] += carts
             counts["lines_deleted"] += lines
-            report_progress(done=counts["empty_carts_deleted"] + counts[key], unit="carts")
+            report_progress(
+                done=counts["empty_carts_deleted"] + counts["carts_with_lines_deleted"],
+                unit="carts",
+            )
             if carts < batch_size:
                 break
     return {"older_than_days": days, **counts, "dry_run": False}

@@ -48,6 +48,13 @@ pytestmark = pytest.mark.django_db
             "--days '-5' must be a whole number of days, 1 or more",
         ),
         (("process_webhook_event", "evt_missing"), "no webhook event 'evt_missing'"),
+        # Unicode digits: "²".isdigit() is true but int("²") raises; int("٣") is 3.
+        (("process_due_subscriptions", "--subscription", "²"), "--subscription '²' is not an id"),
+        (("process_webhook_event", "²"), "no webhook event '²'"),
+        (
+            ("cleanup_expired_carts", "--days", "٣"),
+            "--days '٣' must be a whole number of days, 1 or more",
+        ),
     ],
 )
 def test_bad_input__one_line_exit_2_nothing_recorded(args, message, subscription_factory):

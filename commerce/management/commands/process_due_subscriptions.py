@@ -1,11 +1,13 @@
 """manage.py process_due_subscriptions [--date YYYY-MM-DD] [--subscription ID ...] [--dry-run]."""
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import CommandError
 
 from commerce.management.commands._options import checked_date
 from commerce.models import Subscription
+from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -35,9 +37,12 @@ class Command(JobCommand):
         if options["subscriptions"]:
             ids = []
             for value in options["subscriptions"]:
-                if not value.isdigit():
-                    raise CommandError(f"--subscription {value!r} is not an id", returncode=2)
-                ids.append(int(value))
+                try:
+                    ids.append(object_id(value))
+                except ArgumentTypeError:
+                    raise CommandError(
+                        f"--subscription {value!r} is not an id", returncode=2
+                    ) from None
             found = set(Subscription.objects.filter(pk__in=ids).values_list("pk", flat=True))
             missing = sorted(set(ids) - found)
             if missing:
