@@ -29,13 +29,14 @@ from commerce.models import (
     Subscription,
     WebhookEvent,
 )
+from commerce.services import audit
 from commerce.services.orders import SHIPPABLE, change_subscriptions, mark_orders_shipped
+from commerce.services.webhooks import PROCESS_JOB as WEBHOOK_PROCESS_JOB
 from jobs.admin_actions import JobActionsMixin, actor, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
-WEBHOOK_JOB = "commerce.process_webhook_event"
 #: Objects listed one by one on a confirmation page; the rest are counted.
 CONFIRM_MAX_ROWS = 100
 
@@ -117,10 +118,10 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         """Status edits on the form are state changes too: audited like the actions."""
         super().save_model(request, obj, form, change)
         if change and "status" in form.changed_data:
-            AuditLog.objects.create(
+            audit.record(
                 actor=actor(request),
                 action=f"subscription.{obj.status}",
-                object_ref=f"subscription:{obj.pk}",
+                refs=[f"subscription:{obj.pk}"],
                 details={"status": obj.status, "form": True},
             )
 
@@ -311,12 +312,12 @@ class WebhookEventAdmin(JobActionsMixin, ReadOnlyAdmin):
     def body(self, event: WebhookEvent) -> str:
         return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
 
-    @job_action(WEBHOOK_JOB, description="Process again (one run per event)")
+    @job_action(WEBHOOK_PROCESS_JOB, description="Process again (one run per event)")
     def process_again(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         """No confirmation: an order already made is found, an email already queued is not
         queued again (keys), so processing twice does nothing twice."""
         ids = list(queryset.order_by("pk").values_list("pk", flat=True))
-        runs = [self.queue_job(request, WEBHOOK_JOB, {"event_id": pk}) for pk in ids]
+        runs = [self.queue_job(request, WEBHOOK_PROCESS_JOB, {"event_id": pk}) for pk in ids]
         return self.report_runs(
             request,
             runs,

@@ -8,8 +8,6 @@ the `subscriptions` cluster, sends a signed `subscription.charged`, its replay a
 forged one to the endpoint, waits for the event's run, then cleans old carts.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -27,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from commerce.models import Cart, CartLine, Customer, Order, Product, Subscription, WebhookEvent
+from commerce.services.webhooks import PROCESS_JOB, signature_for
 from jobs.devservers import free_port
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
@@ -34,7 +33,6 @@ from jobs.services.waiting import wait_for_run, wait_until
 
 #: A demo secret: a real one from the environment is never used by the demo.
 DEMO_SECRET = "whsec_demo_only"
-WEBHOOK_JOB = "commerce.process_webhook_event"
 _web: dict[str, object] = {}
 
 
@@ -157,7 +155,7 @@ def _post(
     url: str, payload: dict, *, secret: str, event_id: str, tamper: bool = False
 ) -> requests.Response:
     body = json.dumps(payload).encode()
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    signature = signature_for(body, secret)
     if tamper:  # the amount changed after signing
         body = body.replace(b'"amount": 2400', b'"amount": 1')
     return requests.post(
@@ -208,7 +206,7 @@ def _webhooks(seeded: dict, *, out: Callable[[str], None]) -> None:
     event = WebhookEvent.objects.get(event_id=event_id)
     run = wait_until(
         lambda: JobRun.objects.filter(
-            job=WEBHOOK_JOB, kwargs__event_id=event.pk, status__in=["succeeded", "failed"]
+            job=PROCESS_JOB, kwargs__event_id=event.pk, status__in=["succeeded", "failed"]
         ).first(),
         timeout_seconds=60,
         what="the webhook event's run on the subscriptions cluster",

@@ -33,7 +33,6 @@ from jobs.services.outbox import OutgoingNotification, queue_notification
 logger = logging.getLogger("commerce.webhooks")
 
 PROCESS_JOB = "commerce.process_webhook_event"
-HANDLED_TYPES = ("subscription.charged", "payment.failed")
 
 
 def signature_for(body: bytes, secret: str) -> str:

@@ -5,7 +5,6 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from exchanges.models import Exchange
 from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
@@ -37,18 +36,12 @@ class Command(JobCommand):
         ids = options["exchanges"]
         if not ids:
             return {}
-        states = dict(Exchange.objects.filter(pk__in=ids).values_list("pk", "state"))
-        for pk in ids:
-            if pk not in states:
-                raise CommandError(f"exchange {pk} does not exist", returncode=2)
-            if states[pk] != Exchange.State.COMPLETED:
-                raise CommandError(
-                    f"exchange {pk} is {states[pk]}; only completed exchanges can be purged",
-                    returncode=2,
-                )
+        kwargs = {"exchange_ids": ids}
         if options["interactive"] and not options["dry_run"]:
+            # Existing, completed exchanges only (the job's own check): refused before asking.
+            self.check_job(self.job_name, kwargs)
             confirm_on_terminal(f"Delete exchanges {ids} and all their rows now? Type 'yes': ")
-        return {"exchange_ids": ids}
+        return kwargs
 
 
 def confirm_on_terminal(question: str) -> None:

@@ -2,9 +2,6 @@
 
 from typing import Any
 
-from django.core.management.base import CommandError
-
-from exchanges.models import Exchange
 from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
@@ -21,15 +18,6 @@ class Command(JobCommand):
         parser.add_argument("--exchange", type=object_id, help="Only this exchange's reminders.")
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        # Whether the exchange exists and is matched: the job's own check (check_job), exit 2.
         exchange_id = options["exchange"]
-        if exchange_id is None:
-            return {}
-        state = Exchange.objects.filter(pk=exchange_id).values_list("state", flat=True).first()
-        if state is None:
-            raise CommandError(f"exchange {exchange_id} does not exist", returncode=2)
-        if state != Exchange.State.MATCHED:
-            raise CommandError(
-                f"exchange {exchange_id} is {state}; only matched exchanges send reminders",
-                returncode=2,
-            )
-        return {"exchange_id": exchange_id}
+        return {} if exchange_id is None else {"exchange_id": exchange_id}
