@@ -6,6 +6,7 @@ The check's answer is kept CACHE_SECONDS: /health/ may be polled every few secon
 and counting the cards behind reads every card with a pass.
 """
 
+import logging
 import threading
 import time
 
@@ -13,6 +14,7 @@ from jobs.services.health import Check
 from loyalty.services.wallet_clients import wallet_clients
 from loyalty.services.wallet_status import wallet_statuses
 
+logger = logging.getLogger("loyalty.health")
 CACHE_SECONDS = 60.0
 _cache: dict[int, tuple[float, Check]] = {}
 _lock = threading.Lock()
@@ -27,7 +29,15 @@ def check_wallets() -> Check:
     try:
         statuses = wallet_statuses()
     except Exception as exc:  # a health page never crashes on one check
-        return Check("wallets", False, f"cannot read wallet status: {exc}", warning=True)
+        # The exception's text is for staff and the log, not the anonymous page.
+        logger.exception("health: cannot read wallet status")
+        return Check(
+            "wallets",
+            False,
+            "cannot read wallet status (see the log)",
+            warning=True,
+            error=f"{type(exc).__name__}: {exc}",
+        )
     detail = " | ".join(s.line() for s in statuses)
     if all(s.ok for s in statuses):
         check = Check("wallets", True, detail)
