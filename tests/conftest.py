@@ -24,12 +24,20 @@ class Clusters:
     def __init__(self) -> None:
         self.procs: list = []
 
-    def start(self, names: Sequence[str] = ("default",), env: dict[str, str] | None = None):
+    def start(
+        self,
+        names: Sequence[str] = ("default",),
+        env: dict[str, str] | None = None,
+        *,
+        scheduler_at_start: bool = False,
+    ):
+        """`scheduler_at_start`: the cluster fires due schedules at once (tests/settings.py)."""
         procs = start_clusters(
             names,
             env={
                 "DATABASE_URL": test_database_url(),
                 "DJANGO_SETTINGS_MODULE": TEST_SETTINGS,
+                **({"TEST_SCHEDULER_AT_START": "1"} if scheduler_at_start else {}),
                 **(env or {}),
             },
         )

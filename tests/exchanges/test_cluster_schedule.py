@@ -30,8 +30,8 @@ def test_two_clusters_missed_slots__one_run_then_next_slot_in_future(qcluster):
     )
     RateLimit.objects.create(key="live", expires_at=now + timedelta(hours=1))
 
-    qcluster.start(["default"])
-    qcluster.start(["default"])
+    qcluster.start(["default"], scheduler_at_start=True)
+    qcluster.start(["default"], scheduler_at_start=True)
 
     def finished_runs():
         return list(JobRun.objects.filter(job=JOB, status__in=JobRun.FINISHED))

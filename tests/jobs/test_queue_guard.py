@@ -18,7 +18,7 @@ from jobs.services.schedules import sync_schedules
 from jobs.services.waiting import wait_for_run, wait_until
 from tests.admin_helpers import post_action, staff_client
 
-SCHEDULER_WAIT = 75  # one 30 s scheduler pass after start-up, with room for a slow machine
+SCHEDULER_WAIT = 45  # the scheduler runs at start-up; room for one more 30 s pass
 Q_SCHEDULE_PERMS = [
     ("django_q", codename)
     for codename in ("add_schedule", "change_schedule", "delete_schedule", "view_schedule")
@@ -123,7 +123,7 @@ def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(qcluster, tm
     )
     async_task("os.system", f"touch {marker}-queued")  # a "Resubmit" of someone's task
     ok = enqueue_job("jobs.demo_job", kwargs={"items": 3}, trigger="command")
-    qcluster.start(["default"])
+    qcluster.start(["default"], scheduler_at_start=True)
 
     refused = wait_until(
         lambda: (
