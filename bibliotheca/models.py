@@ -6,6 +6,14 @@ from django.utils import timezone
 from bibliotheca.validators import validate_account_key, validate_base_url, validate_library_id
 
 
+class HttpsURLField(models.URLField):
+    """A URL whose form reads an address typed without a scheme as https (Django 6's
+    default, chosen now rather than left to a deprecation warning)."""
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"assume_scheme": "https", **kwargs})
+
+
 class Collection(models.Model):
     """A Bibliotheca (cloudLibrary) account the importer reads from."""
 
@@ -22,7 +30,7 @@ class Collection(models.Model):
     #: Secret HMAC key: never logged, never rendered or filterable in the admin (write-only).
     account_key = models.CharField(max_length=255, validators=[validate_account_key])
     #: Where the worker sends the signed requests: https and an allowed host only.
-    base_url = models.URLField(
+    base_url = HttpsURLField(
         default="https://partner.yourcloudlibrary.com/", validators=[validate_base_url]
     )
     enabled = models.BooleanField(default=True)
@@ -98,8 +106,8 @@ class EditionData(models.Model):
     isbn = models.CharField(max_length=20, blank=True, default="")
     published = models.DateField(null=True, blank=True)
     description = models.TextField(blank=True, default="")
-    cover_url = models.URLField(max_length=1000, blank=True, default="")
-    link_url = models.URLField(max_length=1000, blank=True, default="")
+    cover_url = HttpsURLField(max_length=1000, blank=True, default="")
+    link_url = HttpsURLField(max_length=1000, blank=True, default="")
 
     class Meta:
         abstract = True

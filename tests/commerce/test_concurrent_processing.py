@@ -6,63 +6,40 @@ one-order-per-delivery key keep the two apart.
 """
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from commerce.models import Order, OrderLine, Product
 from jobs.models import Notification
 from tests.commerce.conftest import TODAY
+from tests.race import RowLocks, results, start_script, wait_until_all_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: Waits for a common start time, then runs the service itself.
+#: Runs the service itself (no single-flight lease).
 WORKER = """
-import json, sys, time
+import json, sys
 from datetime import date
 import django
 django.setup()
 from commerce.services.subscriptions import process_due_subscriptions
-start_at, as_of, chunk = float(sys.argv[1]), date.fromisoformat(sys.argv[2]), int(sys.argv[3])
-time.sleep(max(0.0, start_at - time.time()))
+as_of, chunk = date.fromisoformat(sys.argv[1]), int(sys.argv[2])
 print(json.dumps(process_due_subscriptions(as_of=as_of, chunk_size=chunk)))
 """
 
 
-def run_two_workers(*, chunk_size: int) -> list[dict]:
-    s = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
-        "LOG_LEVEL": "WARNING",
-    }
-    start_at = time.time() + 3  # both interpreters are up and connected by then
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(start_at), TODAY.isoformat(), str(chunk_size)],
-            cwd=Path(settings.BASE_DIR),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+def run_two_workers(*, chunk_size: int, products: list[Product]) -> list[dict]:
+    """Both workers hold a chunk of subscriptions and wait for the products at the same
+    moment (the test holds the products' row locks until it has seen that), then race."""
+    with RowLocks("commerce_product", [p.pk for p in products]):
+        procs = [
+            start_script(WORKER, TODAY.isoformat(), str(chunk_size), name=f"worker{i}")
+            for i in (1, 2)
+        ]
+        wait_until_all_blocked(["worker1", "worker2"], procs)
+    return [json.loads(line) for line in results(procs)]
 
 
 def test_two_processes__stock_for_3_of_5__exactly_3_orders_stock_0(
@@ -71,7 +48,7 @@ def test_two_processes__stock_for_3_of_5__exactly_3_orders_stock_0(
     product = product_factory(stock=3)
     subs = [subscription_factory(product=product) for _ in range(5)]
 
-    results = run_two_workers(chunk_size=1)
+    results = run_two_workers(chunk_size=1, products=[product])
 
     assert sum(r["orders_created"] for r in results) == 3
     assert Order.objects.count() == 3
@@ -103,7 +80,7 @@ def test_two_processes__many_products__each_delivery_once_never_oversold(
     for sub in subs:
         demand[sub.product_id] += sub.quantity
 
-    results = run_two_workers(chunk_size=7)
+    results = run_two_workers(chunk_size=7, products=products)
 
     assert all(r["processed"] > 0 for r in results), results  # both really worked
     per_delivery = Counter(Order.objects.values_list("subscription_id", "delivery_date"))
