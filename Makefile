@@ -3,17 +3,26 @@
 #   make test   set up everything and run the test suite on a throwaway PostgreSQL database
 SHELL := /bin/bash
 PY := .venv/bin/python
-STAMP := .venv/.installed
+# The newest supported Python that runs here (3.13, 3.12, 3.11), or the one PYTHON names.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' >/dev/null 2>&1 \
+	&& { echo $$p; break; }; done)
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+# One stamp per Python: asking for another Python rebuilds .venv with it.
+STAMP := .venv/.installed-$(PYVER)
 
 .PHONY: demo test test-slow setup venv db migrate lint bench run-web run-cluster stop-db clean
 
 $(STAMP): pyproject.toml
-	@test -x $(PY) || python3 -m venv .venv
+	@test -n "$(PYVER)" || { echo "no Python 3.11-3.13 found: install one, or set PYTHON=" >&2; exit 1; }
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYVER)" ]; then \
+		echo "rebuilding .venv with Python $(PYVER)"; rm -rf .venv; fi
+	@test -x $(PY) || $(PYTHON) -m venv .venv
 	@mkdir -p .run
 	@echo "installing Python packages into .venv (log: .run/pip.log)"
 	@($(PY) -m pip install --upgrade pip && $(PY) -m pip install -e '.[dev]') >.run/pip.log 2>&1 \
 		|| (tail -30 .run/pip.log; exit 1)
-	@touch $(STAMP)
+	@rm -f .venv/.installed*; touch $(STAMP)
 
 venv: $(STAMP)
 

@@ -204,7 +204,13 @@ def start_simulator(
     """Serve in a daemon thread (port 0: a free one); call .stop() when done. `options`:
     SimulatorState's (credentials, latency_ms, jitter_ms)."""
     server = SimulatorServer((host, port), SimulatorState(catalogue=catalogue, **options))
-    threading.Thread(target=server.serve_forever, name="bibliotheca-simulator", daemon=True).start()
+    # A short poll interval: stop() waits for the serving loop to look (0.5 s by default).
+    threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="bibliotheca-simulator",
+        daemon=True,
+    ).start()
     return server
 
 

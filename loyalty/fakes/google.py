@@ -111,7 +111,13 @@ class FakeGoogleWallet:
         return f"{self.base_url}/token"
 
     def start(self) -> "FakeGoogleWallet":
-        threading.Thread(target=self.server.serve_forever, name="fake-google", daemon=True).start()
+        # A short poll interval: stop() waits for the serving loop to look (0.5 s by default).
+        threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-google",
+            daemon=True,
+        ).start()
         return self
 
     def stop(self) -> None:

@@ -47,7 +47,11 @@ def redis_server(tmp_path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_broker_here(monkeypatch, redis_server) -> RedisServer:
-    """This process queues through Redis, as config.settings does with Q_BROKER=redis."""
+    """This process queues through Redis, as config.settings does with Q_BROKER=redis.
+
+    Ask for it before `qcluster`: fixtures end in reverse order, so the clusters then stop
+    while Redis still answers (after it, each waits out its shutdown timeout).
+    """
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "BROKER_CLASS", None)
     monkeypatch.setattr(Conf, "REDIS", redis_server.url)

@@ -45,7 +45,7 @@ class SmtpSink(socketserver.ThreadingTCPServer):
         self.messages: list[tuple[list[str], str]] = []
 
     def __enter__(self) -> "SmtpSink":
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:

@@ -67,7 +67,7 @@ def test_settings__q_broker_selects_the_broker_orm_by_default():
 
 
 def test_redis_broker__run_queued_after_commit_runs_and_single_flight_skips(
-    qcluster, quiet_scheduler, redis_broker_here
+    redis_broker_here, qcluster, quiet_scheduler
 ):
     from django_q.brokers import get_broker
     from django_q.status import Stat

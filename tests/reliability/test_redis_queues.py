@@ -70,7 +70,7 @@ def test_queue_depth_and_oldest_task_come_from_redis(transactional_db, redis_bro
 
 
 def test_health__a_redis_queue_nobody_consumes_is_reported_stalled(
-    qcluster, quiet_scheduler, redis_broker_here
+    redis_broker_here, qcluster, quiet_scheduler
 ):
     redis = redis_broker_here
     queue_one_run_per_cluster()

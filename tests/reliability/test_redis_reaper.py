@@ -33,7 +33,7 @@ def marks(path: Path) -> list[str]:
 
 
 def test_killed_redis_cluster__tasks_lost__reaper_requeues__each_run_succeeds_once(
-    qcluster, quiet_scheduler, redis_broker_here, tmp_path
+    redis_broker_here, qcluster, quiet_scheduler, tmp_path
 ):
     redis = redis_broker_here
     marker = tmp_path / "marks.txt"
