@@ -39,9 +39,10 @@ test: venv db
 	@scripts/ensure_chromium.sh
 	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest $(PYTEST_ARGS)
 
-# the slow reliability suite (crash, fault and scale-out tests; about 10 minutes)
+# the slow reliability suite (crash, fault and scale-out tests), one test at a time: they
+# start several clusters and network namespaces each, and time their own faults
 test-slow: venv db
-	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+	@DATABASE_URL=$$(cat .run/database_url) $(PY) -m pytest -m slow -n 0 $(PYTEST_ARGS)
 
 lint: venv
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

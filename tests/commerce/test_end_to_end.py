@@ -8,6 +8,7 @@ from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run, wait_until
 from tests.commerce.conftest import TODAY
 from tests.commerce.webhook_payloads import charged_event, signed
+from tests.race import RowLocks
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +27,22 @@ def test_two_clusters_two_runs_at_once__stock_for_3_of_5__3_orders(
         )
         for _ in range(2)
     ]
-    qcluster.start(["subscriptions", "subscriptions"])
+    # The product's row lock holds the first run inside its chunk, its single-flight lock
+    # taken, until the second run has met that lock and been skipped: they overlapped.
+    with RowLocks("commerce_product", [product.pk]):
+        qcluster.start(["subscriptions", "subscriptions"])
+        skipped = wait_until(
+            lambda: JobRun.objects.filter(pk__in=[r.pk for r in runs], status="skipped").first(),
+            timeout_seconds=90,
+            what="one run to be skipped while the other holds the lock",
+        )
+        holder = JobRun.objects.exclude(pk=skipped.pk).get(pk__in=[r.pk for r in runs])
+        assert holder.status == "running"
 
     finished = [wait_for_run(r.pk, timeout_seconds=90) for r in runs]
 
-    assert {r.status for r in finished} <= {"succeeded", "skipped"}
+    assert sorted(r.status for r in finished) == ["skipped", "succeeded"]
+    assert f"held by run:{holder.pk}" in skipped.result["reason"]
     made = sum((r.result or {}).get("orders_created", 0) for r in finished)
     assert made == Order.objects.count() == 3
     assert Product.objects.get(pk=product.pk).stock_quantity == 0
