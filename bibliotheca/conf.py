@@ -31,8 +31,19 @@ class BibliothecaSettings(AppSettings):
         "REQUEST_ATTEMPTS": Setting(3),
         #: First in-place backoff (doubled per try, with jitter).
         "RETRY_WAIT_SECONDS": Setting(0.5),
-        #: A 429 asking to wait longer than this fails the hop (the chain retries later).
+        #: A 429's Retry-After up to this long is waited out in place (the hop sleeps).
         "RETRY_AFTER_MAX_SECONDS": Setting(30.0),
+        #: Up to this long, the chain re-queues its hop for then (no request before);
+        #: longer stops the chain (re-run later).
+        "RETRY_AFTER_LIMIT_SECONDS": Setting(15 * 60.0),
+        #: Each chain re-reads this many minutes before its checkpoint (purchases the
+        #: partner lists late, or a partner clock behind ours).
+        "OVERLAP_MINUTES": Setting(60),
+        #: Windows one chain may record as gaps; the next failing one stops the chain (the
+        #: API looks down rather than one day bad).
+        "GAPS_PER_CHAIN": Setting(3),
+        #: A collection whose checkpoint has not moved for this long is a health warning.
+        "STALE_AFTER_HOURS": Setting(48),
         #: Day windows whose MARC pages are fetched at once (items batches go alongside).
         "CONCURRENT_REQUESTS": Setting(4),
         #: Work one hop does before it queues the next (seconds).
@@ -58,6 +69,10 @@ class BibliothecaSettings(AppSettings):
     @property
     def REQUEST_ATTEMPTS(self) -> int:
         return max(1, int(self.value("REQUEST_ATTEMPTS")))
+
+    @property
+    def OVERLAP_MINUTES(self) -> int:
+        return max(0, int(self.value("OVERLAP_MINUTES")))
 
     @property
     def CONCURRENT_REQUESTS(self) -> int:

@@ -30,3 +30,7 @@ class RemoteIntegrationError(PermanentJobError):
 
 class AddressNotAllowed(PermanentJobError):
     """The collection's API address is not allowed (https, BIBLIOTHECA_ALLOWED_HOSTS)."""
+
+
+class RetryAfterTooLong(PermanentJobError):
+    """The Bibliotheca API asked us to wait longer than BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS."""

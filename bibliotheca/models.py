@@ -148,6 +148,51 @@ class PendingEdition(EditionData):
         return f"{self.identifier_id} in batch {self.batch}"
 
 
+class Gap(models.Model):
+    """A day window the chain gave up on after its retries, so that one bad day does not
+    hold the collection's checkpoint: the chain moves past it, and later chains read it
+    again at their end until it succeeds or an operator dismisses it."""
+
+    class Status(models.TextChoices):
+        #: Waiting to be read again by the next chain (or the "Retry gaps" action).
+        OPEN = "open", "Open"
+        #: Read whole on a later try: its records are imported.
+        RESOLVED = "resolved", "Resolved"
+        #: An operator gave up on it: no chain reads it again.
+        DISMISSED = "dismissed", "Dismissed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="gaps")
+    #: The window [day, window_end) the chain could not read.
+    day = models.DateTimeField()
+    window_end = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    #: The last failure, naming the collection and the window.
+    error = models.TextField(blank=True, default="")
+    #: Tries so far: the chain's attempts when it gave up, then one per later try.
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_tried_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    #: Who dismissed it (an admin user), empty otherwise.
+    dismissed_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["collection", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "day"], name="gap_collection_day_uniq")
+        ]
+        indexes = [
+            models.Index(
+                fields=["collection", "day"],
+                condition=models.Q(status="open"),
+                name="gap_open_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.collection_id} {self.day:%Y-%m-%d %H:%M} ({self.status})"
+
+
 class Timestamp(models.Model):
     """Where a service stands for a collection: the import checkpoint (`finish`)."""
 

@@ -50,16 +50,22 @@ def import_purchase_records_by_collection(
     time_budget_seconds: float | None = None,
     until: str | None = None,
     since: str | None = None,
+    overlap_until: str | None = None,
+    not_before: str | None = None,
 ) -> dict[str, Any]:
     """One hop of a collection's purchase-record import; queues the next hop until up to date.
 
     Every argument is checked before the hop takes the collection's lock, so a mistyped
-    run never leaves it held (issue 14, item 9): BadJobArguments for the first bad one.
+    run never leaves it held: BadJobArguments for the first bad one.
     """
     current, last, first = (
         _moment("current_day", current_day),
         _moment("until", until),
         _moment("since", since),
+    )
+    overlap_end, wait_until = (
+        _moment("overlap_until", overlap_until),
+        _moment("not_before", not_before),
     )
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
         raise BadJobArguments(f"{CHAIN_JOB}: offset={offset!r} is not a 1-based offset")
@@ -75,6 +81,8 @@ def import_purchase_records_by_collection(
         time_budget_seconds=time_budget_seconds,
         until=last,
         since=first,
+        overlap_until=overlap_end,
+        not_before=wait_until,
     )
 
 

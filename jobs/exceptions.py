@@ -31,6 +31,11 @@ class LeaseLost(JobsError):
 class JobSkipped(JobsError):
     """The job found nothing it may do now (e.g. its own lock is held); recorded `skipped`."""
 
+    def __init__(self, message: str | None = None, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        #: Added to the skipped run's result, e.g. `lock_held` (a manual run exits 3).
+        self.details = dict(details or {})
+
 
 class SoftTimeLimitExceeded(JobsError):
     """The run passed its soft time limit; raised at its next safe point, recorded `timed out`."""

@@ -230,7 +230,8 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         if heartbeat:
             heartbeat.stop()
         logger.warning("%s #%s skipped: %s", spec.name, run.pk, exc)
-        finish(run, JobRun.Status.SKIPPED, result={"skipped": True, "reason": str(exc)})
+        result = {"skipped": True, "reason": str(exc), **exc.details}
+        finish(run, JobRun.Status.SKIPPED, result=result)
         return run
     except BaseException as exc:  # SystemExit included: django-q2's timeout raises it
         if heartbeat:

@@ -6,6 +6,8 @@ bibliotheca.exceptions (timeout, 5xx and 429 transient, everything else terminal
 """
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,14 +61,46 @@ class Credentials:
         return f"Credentials({self.name!r}, {self.base_url!r})"
 
 
+class RateGate:
+    """Shared by the clients of one hop: after a 429, no request goes out before its
+    Retry-After. A short wait (BIBLIOTHECA_RETRY_AFTER_MAX_SECONDS) is slept through; a
+    longer one raises RateLimited without a request (the chain re-queues its hop)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0  # time.monotonic()
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def remaining_seconds(self) -> float:
+        with self._lock:
+            return max(0.0, self._not_before - time.monotonic())
+
+    def wait(self, message: str) -> None:
+        remaining = self.remaining_seconds()
+        if remaining > bibliotheca_settings.RETRY_AFTER_MAX_SECONDS:
+            raise RateLimited(message, retry_after=remaining)
+        if remaining > 0:
+            time.sleep(remaining)
+
+
 class BibliothecaClient:
     """A requests session signing every call for one collection."""
 
-    def __init__(self, credentials: Credentials, *, timeout_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        timeout_seconds: float | None = None,
+        gate: RateGate | None = None,
+    ) -> None:
         self.credentials = credentials
         check_address(credentials)
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
+        self.gate = gate or RateGate()
 
     @classmethod
     def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
@@ -129,6 +163,7 @@ class BibliothecaClient:
         )
         base = urlsplit(creds.base_url)
         url = f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{path_with_query}"
+        self.gate.wait(self._message(what, "waiting out the API's Retry-After; not sent"))
         try:
             response = self.session.get(url, headers=headers, timeout=self.timeout_seconds)
         except requests.Timeout as exc:
@@ -142,9 +177,10 @@ class BibliothecaClient:
             return response.content
         problem = self._message(what, f"HTTP {status} {_error_text(response.content)}")
         if status == 429:
-            raise RateLimited(
-                problem, retry_after=_retry_after(response.headers.get("Retry-After"))
-            )
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            if retry_after:
+                self.gate.hold(retry_after)
+            raise RateLimited(problem, retry_after=retry_after)
         raise (BadResponse if status >= 500 else RemoteIntegrationError)(problem)
 
     def _get_retrying(self, path: str, query: dict | None, *, what: str) -> bytes:

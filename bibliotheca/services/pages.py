@@ -20,7 +20,7 @@ from bibliotheca.models import Collection, Identifier, Timestamp
 from bibliotheca.services.apply import edition_row, medium
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
-from bibliotheca.services.windows import Position, checkpoint_after_page, next_position, window_end
+from bibliotheca.services.windows import ChainRange, Position, checkpoint_after_page, next_position
 from jobs.context import current_run
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
@@ -28,8 +28,21 @@ from jobs.runner import enqueue_job
 logger = logging.getLogger("bibliotheca")
 
 APPLY_JOB = "bibliotheca.apply_bibliographic"
-#: The chain's counters in Timestamp.progress (with `current_day`).
-PROGRESS_KEYS = ("pages", "records", "skipped", "new_pools", "items_requests", "applies_queued")
+#: The chain's counters in Timestamp.progress (with `current_day` and `counted_to`).
+#: `overlap_*`: what re-reading the minutes before the checkpoint cost; `reread_pages`:
+#: pages read again after a resumed hop, written but not counted twice.
+PROGRESS_KEYS = (
+    "pages",
+    "records",
+    "skipped",
+    "new_pools",
+    "items_requests",
+    "applies_queued",
+    "overlap_pages",
+    "overlap_records",
+    "reread_pages",
+    "gaps",
+)
 BIBLIOTHECA_ID = str(Identifier.Type.BIBLIOTHECA_ID)
 
 
@@ -45,6 +58,8 @@ class MarcPage:
     item_ids: list[str]
     checkpoint: datetime
     next: Position
+    #: The page lies in the re-read window before the checkpoint the chain resumed at.
+    overlap: bool = False
 
     @property
     def ends_window(self) -> bool:
@@ -52,10 +67,14 @@ class MarcPage:
 
 
 def read_page(
-    records: list[pymarc.Record], position: Position, *, until: datetime, collection: str
+    records: list[pymarc.Record], position: Position, *, chain: ChainRange, collection: str
 ) -> MarcPage:
-    """The page's ids (no database); `until` is the chain's end, `collection` its name."""
-    day_end = window_end(position.current_day, until)
+    """The page's ids (no database); `collection` is the collection's name."""
+    day_end = chain.window_end(position.current_day)
+    checkpoint = checkpoint_after_page(position, records_on_page=len(records), day_end=day_end)
+    overlap = chain.in_overlap(position.current_day)
+    if overlap:  # the re-read never moves the checkpoint behind where the chain resumed
+        checkpoint = max(checkpoint, chain.overlap_until)
     where = f"{position.current_day.isoformat()}..{day_end.isoformat()} offset {position.offset}"
     item_ids: list[str] = []
     for record in records:
@@ -76,8 +95,9 @@ def read_page(
         records=len(records),
         skipped=len(records) - len(item_ids),
         item_ids=list(dict.fromkeys(item_ids)),
-        checkpoint=checkpoint_after_page(position, records_on_page=len(records), day_end=day_end),
+        checkpoint=checkpoint,
         next=next_position(position, records_on_page=len(records), day_end=day_end),
+        overlap=overlap,
     )
 
 
@@ -139,18 +159,31 @@ def write_page(
     decision: Decision,
     counts: dict[str, Any],
     *,
-    timestamp_id: int,
+    timestamp_id: int | None,
     now: datetime,
 ) -> dict[str, Any]:
     """Write the page in one transaction: pools found or created, looked-up pools
     stamped, changed items staged for an apply run queued with them, checkpoint and
-    chain counts moved. Returns the chain's counts after the page."""
+    chain counts moved (no checkpoint without `timestamp_id`: a gap read again).
+    Returns the chain's counts after the page.
+
+    A page at or before `counted_to` (read again after a resumed hop) is written but
+    counted only in `reread_pages`, so the counts match the rows present."""
     after = {key: int(counts.get(key, 0)) for key in PROGRESS_KEYS}
-    after["pages"] += 1
-    after["records"] += page.records
-    after["skipped"] += page.skipped + decision.skipped
-    after["items_requests"] += decision.items_requests
-    after["applies_queued"] += len(decision.changed)
+    here = [page.position.current_day.isoformat(), page.position.offset]
+    counted_to = counts.get("counted_to")
+    if counted_to and _position_key(here) <= _position_key(counted_to):
+        after["reread_pages"] += 1
+    else:
+        counted_to = here
+        after["pages"] += 1
+        after["records"] += page.records
+        after["skipped"] += page.skipped + decision.skipped
+        after["items_requests"] += decision.items_requests
+        after["applies_queued"] += len(decision.changed)
+        after["overlap_pages"] += page.overlap
+        after["overlap_records"] += page.records if page.overlap else 0
+    after["counted_to"] = counted_to
     with transaction.atomic() if decision.kept else nullcontext():  # else one statement
         ids = sql.ensure_identifiers(decision.kept, type=BIBLIOTHECA_ID)
         after["new_pools"] += sql.ensure_pools(
@@ -170,13 +203,24 @@ def write_page(
                 trigger=JobRun.Trigger.CHAIN,
                 parent=current_run(),
             )
-        Timestamp.objects.filter(pk=timestamp_id).update(
-            finish=page.checkpoint,
-            counter=after["records"],
-            progress={**after, "current_day": page.next.current_day.isoformat()},
-            achievements=(
-                "MARC records fetched: {records} (skipped {skipped}), pages {pages}, "
-                "new pools {new_pools}, applies queued {applies_queued}".format(**after)
-            ),
-        )
+        if timestamp_id is not None:
+            Timestamp.objects.filter(pk=timestamp_id).update(
+                finish=page.checkpoint,
+                counter=after["records"],
+                progress={**after, "current_day": page.next.current_day.isoformat()},
+                achievements=achievements(after),
+            )
     return {**after, "current_day": page.next.current_day.isoformat()}
+
+
+def achievements(counts: dict[str, Any]) -> str:
+    """The Timestamp's one-line summary of the chain's counts."""
+    return (
+        "MARC records fetched: {records} (skipped {skipped}), pages {pages}, "
+        "new pools {new_pools}, applies queued {applies_queued}, gaps {gaps}"
+    ).format(**{key: counts.get(key, 0) for key in PROGRESS_KEYS})
+
+
+def _position_key(position: list[Any]) -> tuple[datetime, int]:
+    """(window start, offset) of a stored [iso date-time, offset], for ordering pages."""
+    return datetime.fromisoformat(position[0]), int(position[1])

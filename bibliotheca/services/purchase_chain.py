@@ -8,38 +8,44 @@ hop; a failure that will be retried keeps it, anything else and the chain's end 
 """
 
 import logging
+import math
 import time
 from collections import deque
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
+from bibliotheca.exceptions import RateLimited, RetryAfterTooLong
 from bibliotheca.models import Collection, Timestamp
+from bibliotheca.services.chain_lock import (
+    CHAIN_JOB,
+    keep_lease,
+    purchase_lock_key,
+    take_new_lease,
+)
+from bibliotheca.services.gaps import record_gap, retry_due_gaps
 from bibliotheca.services.pages import PROGRESS_KEYS, Decision, MarcPage, due_items, write_page
-from bibliotheca.services.reading import PageReader
+from bibliotheca.services.reading import PageReader, ReadFailure
 from bibliotheca.services.windows import ChainRange, Position, is_up_to_date
 from jobs import locks
 from jobs.context import current_run, flag_for_attention, report_progress, update_run_kwargs
-from jobs.exceptions import JobSkipped
+from jobs.exceptions import JobSkipped, TransientJobError
 from jobs.models import JobRun
 from jobs.registry import get_job
 from jobs.runner import enqueue_job
 
 logger = logging.getLogger("bibliotheca")
 
-CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
+__all__ = ["CHAIN_JOB", "import_purchase_records_hop", "purchase_lock_key"]
+
 #: A hop reports progress at most this often (and always after its last page).
 PROGRESS_EVERY_SECONDS = 1.0
 #: A hop longer than this extends the lease again (it is extended when the hop starts).
 EXTEND_EVERY_SECONDS = 60.0
-
-
-def purchase_lock_key(collection_id: int) -> str:
-    """Lease key of the purchase chain; the event import uses another key."""
-    return f"bibliotheca:purchase_records:{collection_id}"
 
 
 def import_purchase_records_hop(
@@ -52,61 +58,137 @@ def import_purchase_records_hop(
     time_budget_seconds: float | None = None,
     until: datetime | None = None,
     since: datetime | None = None,
+    overlap_until: datetime | None = None,
+    not_before: datetime | None = None,
 ) -> dict[str, Any]:
     """One hop of the chain; returns counts for history and queues the next hop if needed.
-    `since`..`until`: the chain's range (set by the first hop, carried by the others).
+    `since`..`until`: the chain's range (set by the first hop, carried by the others);
+    `overlap_until`: the checkpoint it resumed at (the window before it is re-read);
+    `not_before`: the API's Retry-After (no request before it).
     The arguments are checked before (tasks.py), so no bad one takes the lock."""
-    collection = Collection.objects.get(pk=collection_id)
     key = purchase_lock_key(collection_id)
+    collection = _enabled_collection(collection_id, key, lock_owner)
+    run = current_run()
     first_hop = lock_owner is None
-    lock_owner, lease_lost = _take_lock(collection, key, lock_owner)
+    took_over = ""
+    if first_hop:
+        lock_owner, took_over = take_new_lease(key, taken_by=run.pk if run else None)
+        lease_lost = False
+    else:
+        lease_lost = _keep_chain_lease(collection, key, lock_owner)
     try:
         start = current_day and Position(current_day=current_day, offset=offset)
         if first_hop or start is None:
-            start, chain = _first_hop(collection, start, force_reimport, until, since, lock_owner)
+            start, chain = _first_hop(
+                collection, start, force_reimport, until, since, lock_owner, bool(took_over)
+            )
         else:
-            chain = ChainRange(since=since or start.current_day, until=until or timezone.now())
+            chain = ChainRange(
+                since=since or start.current_day,
+                until=until or timezone.now(),
+                overlap_until=overlap_until,
+            )
             start = _resume_after_retry(collection, start)
+        hop_kwargs = {
+            "collection_id": collection_id,
+            "lock_owner": lock_owner,
+            "time_budget_seconds": time_budget_seconds,
+            "since": chain.since.isoformat(),
+            "until": chain.until.isoformat(),
+            "overlap_until": chain.overlap_until and chain.overlap_until.isoformat(),
+        }
+        if not_before is not None and timezone.now() < not_before:  # delivered early
+            return _queue_next(start, hop_kwargs, wait_until=not_before, result={"pages": 0})
         budget = time_budget_seconds
         budget = bibliotheca_settings.HOP_TIME_BUDGET_SECONDS if budget is None else budget
-        result = _import_pages(collection, start, chain, budget, key=key, owner=lock_owner)
-        result.update(collection_id=collection_id, first_hop=first_hop, lease_lost=lease_lost)
-        position: Position = result.pop("position")
-        if is_up_to_date(position.current_day, chain.until):
-            locks.release_lease(key=key, owner=lock_owner)
-            return {**result, "done": True}
-        next_run = enqueue_job(
-            CHAIN_JOB,
-            kwargs={
-                "collection_id": collection_id,
-                "current_day": position.current_day.isoformat(),
-                "offset": position.offset,
-                "lock_owner": lock_owner,
-                "time_budget_seconds": time_budget_seconds,
-                "since": chain.since.isoformat(),
-                "until": chain.until.isoformat(),
-            },
-            trigger=JobRun.Trigger.CHAIN,
-            parent=current_run(),
-        )
+        deadline = time.monotonic() + budget
+        hop = _Hop(collection, chain, start, key=key, owner=lock_owner)
+        failure = _import_pages(hop, deadline)
+        result: dict[str, Any] = {
+            **hop.result(start),
+            "collection_id": collection_id,
+            "first_hop": first_hop,
+            "lease_lost": lease_lost,
+        }
+        if took_over:
+            result["took_over"] = True
+        if failure is not None:
+            wait_seconds = _after_read_failure(hop, failure, result)
+            if wait_seconds is not None:
+                wait_until = timezone.now() + timedelta(seconds=wait_seconds)
+                return _queue_next(hop.position, hop_kwargs, wait_until=wait_until, result=result)
+        if is_up_to_date(hop.position.current_day, chain.until):
+            result.update(retry_due_gaps(collection, chain_started=chain.until, deadline=deadline))
+            if not result["gaps_left"]:
+                locks.release_lease(key=key, owner=lock_owner)
+                return {**result, "done": True}
     except BaseException as exc:
+        deleted = _deleted_mid_hop(collection_id, exc)
+        if deleted is not None:
+            locks.release_lease(key=key, owner=lock_owner)
+            raise deleted from exc
         _after_failure(collection, key, lock_owner, exc)
         raise
+    return _queue_next(hop.position, hop_kwargs, result=result)
+
+
+def _queue_next(
+    position: Position,
+    hop_kwargs: dict[str, Any],
+    *,
+    result: dict[str, Any],
+    wait_until: datetime | None = None,
+) -> dict[str, Any]:
+    """Queue the chain's next hop at `position` (with `wait_until`: not before then,
+    and told so); returns the hop's result with the next run's id."""
+    kwargs = {
+        **hop_kwargs,
+        "current_day": position.current_day.isoformat(),
+        "offset": position.offset,
+    }
+    delay = None
+    if wait_until is not None:
+        kwargs["not_before"] = wait_until.isoformat()
+        delay = max(0.0, (wait_until - timezone.now()).total_seconds())
+        result = {**result, "waiting_until": wait_until.isoformat()}
+    next_run = enqueue_job(
+        CHAIN_JOB,
+        kwargs={k: v for k, v in kwargs.items() if v is not None},
+        trigger=JobRun.Trigger.CHAIN,
+        parent=current_run(),
+        delay_seconds=delay,
+    )
     return {**result, "next_run_id": next_run.pk}
 
 
-def _take_lock(collection: Collection, key: str, owner: str | None) -> tuple[str, bool]:
-    """The lease for a first hop (a new token) or the chain's (extended); (token, lost)."""
-    if owner is None:
-        owner = locks.new_owner_token()
-        seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
-        if not locks.acquire_lease(key=key, owner=owner, lease_seconds=seconds):
-            holder = locks.lease_holder(key)
-            reason = f"lock {key} is held by {holder[0] if holder else 'another chain'}"
-            logger.warning("purchase import of %r skipped: %s", collection.name, reason)
-            raise JobSkipped(reason)  # the runner records the run `skipped`, no retry
-        return owner, False
-    kept = _keep_lease(key, owner)
+def _enabled_collection(collection_id: int, key: str, owner: str | None) -> Collection:
+    """The collection, checked before any request: deleted or disabled, the chain stops
+    (recorded `skipped`, its lease released)."""
+    collection = Collection.objects.filter(pk=collection_id).first()
+    if collection is not None and collection.enabled:
+        return collection
+    if owner is not None:
+        locks.release_lease(key=key, owner=owner)
+    what = (
+        f"collection #{collection_id} was deleted"
+        if collection is None
+        else f"collection {collection.name!r} is disabled"
+    )
+    logger.warning("purchase import stopped: %s", what)
+    raise JobSkipped(f"{what}; its chain stops, no request sent")
+
+
+def _deleted_mid_hop(collection_id: int, exc: BaseException) -> JobSkipped | None:
+    """A write refused because the collection was deleted during the hop: a clean stop."""
+    if not isinstance(exc, IntegrityError) or Collection.objects.filter(pk=collection_id).exists():
+        return None
+    logger.warning("purchase import stopped: collection #%s deleted mid-hop", collection_id)
+    return JobSkipped(f"collection #{collection_id} was deleted during the hop; its chain stops")
+
+
+def _keep_chain_lease(collection: Collection, key: str, owner: str) -> bool:
+    """Extend the chain's lease; True when it had been lost and was retaken."""
+    kept = keep_lease(key, owner)
     if kept is not True:
         # The seed's rule: warn and continue when the lease merely expired (retaken).
         # When another chain holds it, two chains would write one checkpoint (it could
@@ -119,31 +201,45 @@ def _take_lock(collection: Collection, key: str, owner: str | None) -> tuple[str
         flag_for_attention(f"lease {key} lost mid-chain")
         if kept is None:
             raise JobSkipped(f"lock {key} was taken over by {holder}; this chain stops")
-    return owner, kept is False
-
-
-def _keep_lease(key: str, owner: str) -> bool | None:
-    """Extend the chain's lease: True; expired and free, retaken: False; taken: None."""
-    seconds = bibliotheca_settings.LOCK_LEASE_SECONDS
-    if locks.extend_lease(key=key, owner=owner, lease_seconds=seconds):
-        return True
-    return False if locks.acquire_lease(key=key, owner=owner, lease_seconds=seconds) else None
+    return kept is False
 
 
 def _first_hop(
-    collection: Collection, start: Position | None, force_reimport: bool, until, since, owner: str
+    collection: Collection,
+    start: Position | None,
+    force_reimport: bool,
+    until: datetime | None,
+    since: datetime | None,
+    owner: str,
+    took_over: bool,
 ) -> tuple[Position, ChainRange]:
     """Where a chain starts and its range, recorded with the token in the hop's kwargs
-    (a retry holds the same lock, reads the same range); the chain's counters reset."""
+    (a retry holds the same lock, reads the same range). A chain resuming at its
+    checkpoint starts BIBLIOTHECA_OVERLAP_MINUTES before it (purchases listed late).
+    The chain's counters reset, unless it takes over a chain that died (its pages read
+    again are then not counted twice)."""
     now = timezone.now()
     timestamp = get_timestamp(collection)
+    overlap_until = None
     if start is None:  # resume at the checkpoint, or restart at 2014-01-01
         resume = None if force_reimport else timestamp.finish
-        start = Position(current_day=resume or DEFAULT_START, offset=1)
+        begin = resume or DEFAULT_START
+        if resume is not None:
+            begin = max(
+                DEFAULT_START, resume - timedelta(minutes=bibliotheca_settings.OVERLAP_MINUTES)
+            )
+            overlap_until = resume if begin < resume else None
+        start = Position(current_day=begin, offset=1)
     # The chain catches up to when it started; chasing a moving "now" would never end.
-    chain = ChainRange(since=since or start.current_day, until=until or now)
+    chain = ChainRange(
+        since=since or start.current_day, until=until or now, overlap_until=overlap_until
+    )
+    progress: dict[str, Any] = {k: 0 for k in PROGRESS_KEYS}
+    if took_over and not force_reimport:
+        progress = {**progress, **timestamp.progress}
+    progress["current_day"] = start.current_day.isoformat()
     Timestamp.objects.filter(pk=timestamp.pk).update(
-        start=now, counter=0, exception="", progress={k: 0 for k in PROGRESS_KEYS}
+        start=now, counter=progress["records"], exception="", progress=progress
     )
     update_run_kwargs(
         lock_owner=owner,
@@ -151,8 +247,56 @@ def _first_hop(
         offset=start.offset,
         since=chain.since.isoformat(),
         until=chain.until.isoformat(),
+        **({"overlap_until": overlap_until.isoformat()} if overlap_until else {}),
     )
     return start, chain
+
+
+def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any]) -> float | None:
+    """What a page that could not be read does to the chain, after the pages before it
+    are written: a Retry-After up to BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS returns the
+    seconds to wait (the next hop is queued for then); a transient failure on the
+    chain's last attempt records the window as a gap and moves on (up to
+    BIBLIOTHECA_GAPS_PER_CHAIN gaps a chain); anything else is raised."""
+    error, conf = failure.error, bibliotheca_settings
+    asked = error.retry_after if isinstance(error, RateLimited) else None
+    if asked is not None and asked > conf.RETRY_AFTER_MAX_SECONDS:
+        if asked > conf.RETRY_AFTER_LIMIT_SECONDS:
+            raise RetryAfterTooLong(
+                f"{error}; the API asks to wait {asked:.0f} s, more than "
+                f"BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS ({conf.RETRY_AFTER_LIMIT_SECONDS:.0f} s):"
+                " the chain stops, re-run it later"
+            ) from error
+        return math.ceil(asked)  # the gate's remaining time has a fraction
+    run, policy = current_run(), get_job(CHAIN_JOB).retry
+    last_attempt = not (run and policy.will_retry(attempt=run.attempt, error=error))
+    if not isinstance(error, TransientJobError) or not last_attempt:
+        raise error
+    if hop.counts["gaps"] >= int(conf.GAPS_PER_CHAIN):
+        raise error  # several windows failing for good: the API, not one day
+    day = failure.position.current_day
+    end = hop.chain.window_end(day)
+    hop.counts = record_gap(
+        hop.collection,
+        day=day,
+        window_end=end,
+        error=error,
+        attempts=run.attempt if run else 1,
+        timestamp_id=hop.timestamp_id,
+        counts=hop.counts,
+    )
+    hop.position = Position(current_day=end, offset=1)
+    logger.error(
+        "purchase import of %r: window %s..%s recorded as a gap after %s attempt(s): %s",
+        hop.collection.name,
+        day.isoformat(),
+        end.isoformat(),
+        run.attempt if run else 1,
+        error,
+    )
+    result.update(gap=day.isoformat(), gaps=result.get("gaps", 0) + 1, to=end.isoformat())
+    result["offset"] = 1
+    return None
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
@@ -162,43 +306,50 @@ def get_timestamp(collection: Collection) -> Timestamp:
     )[0]
 
 
-def _import_pages(
-    collection: Collection, start: Position, chain: ChainRange, budget: float, **lease: str
-) -> dict[str, Any]:
-    """Read and write pages from `start` until the budget is spent or the chain is done,
-    in page order as their items come in (2 x CONCURRENT_REQUESTS waiting at most). A
-    failed read is raised after the pages before it are written; a failed write at once."""
-    hop = _Hop(collection, chain, start, **lease)
-    concurrency = bibliotheca_settings.CONCURRENT_REQUESTS
+def _import_pages(hop: "_Hop", deadline: float) -> ReadFailure | None:
+    """Read and write pages from the hop's position until the deadline or the chain's
+    end, in page order as their items come in (2 x CONCURRENT_REQUESTS waiting at most).
+    A page that could not be read, or whose items could not be, is returned after the
+    pages before it are written (none after it); a failed write is raised at once."""
+    collection, concurrency = hop.collection, bibliotheca_settings.CONCURRENT_REQUESTS
     waiting: deque[tuple[MarcPage, Future[Decision]]] = deque()
-    error: BaseException | None = None
-    deadline = time.monotonic() + budget
-    with PageReader(collection, start, chain.until, deadline, concurrency) as reader:
+    failure: ReadFailure | None = None
+
+    def write_first() -> ReadFailure | None:
+        page, decision = waiting.popleft()
+        try:
+            ready = decision.result()
+        except Exception as exc:  # the items request's error: nothing of the page written
+            waiting.clear()
+            return ReadFailure(page.position, exc)
+        hop.write(page, ready)
+        return None
+
+    with PageReader(collection, hop.position, hop.chain, deadline, concurrency) as reader:
         for page in reader.pages():
-            if isinstance(page, BaseException):
-                error = page
+            if isinstance(page, ReadFailure):
+                failure = page
                 break
             due = due_items(collection, page, now=timezone.now())
             waiting.append((page, reader.look_up(page, due)))
-            while waiting and (waiting[0][1].done() or len(waiting) > 2 * concurrency):
-                hop.write(*waiting.popleft())
+            while (
+                failure is None
+                and waiting
+                and (waiting[0][1].done() or len(waiting) > 2 * concurrency)
+            ):
+                failure = write_first()
+            if failure is not None:
+                break
         while waiting:
-            hop.write(*waiting.popleft())
+            failure = write_first() or failure
     hop.report()
-    if error is not None:
-        raise error
-    return {
-        **{k: hop.counts[k] - hop.initial[k] for k in PROGRESS_KEYS},
-        "from": start.current_day.isoformat(),
-        "to": hop.position.current_day.isoformat(),
-        "offset": hop.position.offset,
-        "position": hop.position,
-    }
+    return failure
 
 
 class _Hop:
     """A hop's writing, in page order from its own thread: the chain's counts, the
-    lease (extended every EXTEND_EVERY_SECONDS) and the run's progress."""
+    lease (extended every EXTEND_EVERY_SECONDS, the collection checked then too) and the
+    run's progress."""
 
     def __init__(
         self, collection: Collection, chain: ChainRange, start: Position, *, key: str, owner: str
@@ -207,16 +358,19 @@ class _Hop:
         self.key, self.owner = key, owner
         timestamp = get_timestamp(collection)
         self.timestamp_id = timestamp.pk
-        self.counts = {k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS}
+        self.counts: dict[str, Any] = {
+            **{k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS},
+            "counted_to": timestamp.progress.get("counted_to"),
+        }
         self.initial = dict(self.counts)
         self.extended_at = time.monotonic()
         self.report()
 
-    def write(self, page: MarcPage, decision: Future[Decision]) -> None:
+    def write(self, page: MarcPage, decision: Decision) -> None:
         self.counts = write_page(
             self.collection,
             page,
-            decision.result(),  # raises the items request's error: nothing of it written
+            decision,
             self.counts,
             timestamp_id=self.timestamp_id,
             now=timezone.now(),
@@ -224,10 +378,24 @@ class _Hop:
         self.position = page.next
         if time.monotonic() - self.extended_at >= EXTEND_EVERY_SECONDS:
             self.extended_at = time.monotonic()
-            if _keep_lease(self.key, self.owner) is None:  # no more pages are written
+            if not Collection.objects.filter(pk=self.collection.pk, enabled=True).exists():
+                raise JobSkipped(
+                    f"collection {self.collection.name!r} was disabled or deleted during the"
+                    " hop; its chain stops"
+                )
+            if keep_lease(self.key, self.owner) is None:  # no more pages are written
                 raise JobSkipped(f"lock {self.key} was taken over mid-hop; this chain stops")
         if time.monotonic() - self.reported_at >= PROGRESS_EVERY_SECONDS:
             self.report()
+
+    def result(self, start: Position) -> dict[str, Any]:
+        """This hop's share of the chain's counts, and where it read."""
+        return {
+            **{k: self.counts[k] - self.initial[k] for k in PROGRESS_KEYS},
+            "from": start.current_day.isoformat(),
+            "to": self.position.current_day.isoformat(),
+            "offset": self.position.offset,
+        }
 
     def report(self) -> None:
         """The run's progress: days of the range done, and the chain's counts so far."""
@@ -236,7 +404,7 @@ class _Hop:
             done=self.chain.days_done(self.position.current_day),
             total=self.chain.days,
             unit="days",
-            **{k: self.counts[k] for k in ("pages", "records", "skipped")},
+            **{k: self.counts[k] for k in ("pages", "records", "skipped", "gaps")},
             current_day=self.position.current_day.isoformat(),
             hop_pages=self.counts["pages"] - self.initial["pages"],
         )

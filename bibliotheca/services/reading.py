@@ -15,12 +15,12 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import dataclass
 
 from bibliotheca.models import Collection
-from bibliotheca.services.client import BibliothecaClient
+from bibliotheca.services.client import BibliothecaClient, RateGate
 from bibliotheca.services.pages import Decision, MarcPage, decide, read_page
-from bibliotheca.services.windows import Position, window_end
+from bibliotheca.services.windows import ChainRange, Position
 
 #: Pages a window reads ahead of the hop's writing (a long day does not fill memory).
 WINDOW_PAGES_AHEAD = 4
@@ -31,19 +31,30 @@ WINDOWS_AHEAD = 4
 _STOPPED = object()
 
 
+@dataclass(frozen=True)
+class ReadFailure:
+    """A page that could not be read (or its items looked up): where, and why."""
+
+    position: Position
+    error: BaseException
+
+
 class PageReader:
-    """Reads a hop's pages from `start` to `until` (context manager: leaving stops the
-    reading and waits for the requests in flight)."""
+    """Reads a hop's pages from `start` to the chain's `until` (context manager: leaving
+    stops the reading and waits for the requests in flight). Its clients share one
+    RateGate: after a 429, no thread sends a request before its Retry-After."""
 
     def __init__(
         self,
         collection: Collection,
         start: Position,
-        until: datetime,
+        chain: ChainRange,
         deadline: float,
         concurrency: int,
     ) -> None:
-        self._collection, self._start, self._next, self._until = collection, start, start, until
+        self._collection, self._start, self._next = collection, start, start
+        self._chain, self._until = chain, chain.until
+        self.gate = RateGate()
         self._deadline, self._concurrency = deadline, concurrency
         # A window's reader holds a thread while it reads; at most `concurrency` of
         # them, so the other half of the pool is always free for items batches.
@@ -67,9 +78,9 @@ class PageReader:
         for client in self._clients:
             client.session.close()
 
-    def pages(self) -> Iterator[MarcPage | BaseException]:
-        """The pages in page order, until `until` or the deadline; a failed page's error
-        in its place, last."""
+    def pages(self) -> Iterator[MarcPage | ReadFailure]:
+        """The pages in page order, until `until` or the deadline; a failed page's
+        ReadFailure in its place, last."""
         while True:
             self._start_windows()
             if not self._windows:
@@ -78,7 +89,7 @@ class PageReader:
             if item is _STOPPED:
                 return
             yield item
-            if isinstance(item, BaseException):
+            if isinstance(item, ReadFailure):
                 return
             if item.ends_window:
                 self._windows.popleft()
@@ -107,7 +118,7 @@ class PageReader:
                 self._windows.append(window)
                 self._reading += 1
                 self._pool.submit(self._read_window, self._next, window)
-                end = window_end(self._next.current_day, self._until)
+                end = self._chain.window_end(self._next.current_day)
                 self._next = Position(current_day=end, offset=1)
 
     def _read_window(self, position: Position, window: queue.Queue) -> None:
@@ -117,19 +128,19 @@ class PageReader:
                 if position != self._start and time.monotonic() >= self._deadline:
                     self._put(window, _STOPPED)
                     return
-                end = window_end(position.current_day, self._until)
+                end = self._chain.window_end(position.current_day)
                 records = self._client().fetch_marc_page(
                     start=position.current_day, end=end, offset=position.offset
                 )
                 page = read_page(
-                    records, position, until=self._until, collection=self._collection.name
+                    records, position, chain=self._chain, collection=self._collection.name
                 )
                 self._put(window, page)
                 if page.ends_window:
                     return
                 position = page.next
         except BaseException as exc:
-            self._put(window, exc)
+            self._put(window, ReadFailure(position, exc))
         finally:
             with self._lock:
                 self._reading -= 1
@@ -147,6 +158,7 @@ class PageReader:
         """This thread's client (one HTTP session, kept alive, per thread)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = BibliothecaClient.for_collection(self._collection)
+            client = BibliothecaClient.for_collection(self._collection, gate=self.gate)
+            self._local.client = client
             self._clients.append(client)
         return client

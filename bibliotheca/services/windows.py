@@ -1,6 +1,7 @@
 """Day-window arithmetic of the purchase-record chain (pure functions, no I/O).
 
-Window: [current_day, min(current_day + 1 day, now)). A full page (50) means the day
+Window: [current_day, min(current_day + 1 day, now)); a chain that starts with an
+overlap reads [start, checkpoint) as its own first window. A full page (50) means the day
 may hold more: same day, offset + 50. A partial or empty page finishes the day: next
 window starts at day_end with offset 1. The chain stops once current_day >= now.
 """
@@ -20,9 +21,11 @@ class Position:
     offset: int
 
 
-def window_end(current_day: datetime, now: datetime) -> datetime:
-    """End of the window starting at current_day, never past now."""
-    return min(current_day + timedelta(days=1), now)
+def window_end(current_day: datetime, now: datetime, cut: datetime | None = None) -> datetime:
+    """End of the window starting at current_day, never past now, nor past `cut` (the
+    overlap's end) for a window that starts before it."""
+    end = min(current_day + timedelta(days=1), now)
+    return min(end, cut) if cut is not None and current_day < cut else end
 
 
 def is_up_to_date(current_day: datetime, now: datetime) -> bool:
@@ -49,10 +52,19 @@ def checkpoint_after_page(
 @dataclass(frozen=True)
 class ChainRange:
     """The chain's range (`since`: where it started reading, `until`: when it started),
-    in day windows (the last one may be partial) for the run's progress bar."""
+    in day windows (the last one may be partial) for the run's progress bar.
+    `overlap_until`: the checkpoint the chain resumed at, when it re-reads the minutes
+    before it (`since`..`overlap_until` is read as one window, its cost counted)."""
 
     since: datetime
     until: datetime
+    overlap_until: datetime | None = None
+
+    def window_end(self, current_day: datetime) -> datetime:
+        return window_end(current_day, self.until, self.overlap_until)
+
+    def in_overlap(self, current_day: datetime) -> bool:
+        return self.overlap_until is not None and current_day < self.overlap_until
 
     @property
     def days(self) -> int:

@@ -103,7 +103,7 @@ def test_checkpoint__moves_after_every_page_and_never_backwards(collection, simu
     ]  # fmt: skip
 
 
-def test_later_run__resumes_at_the_checkpoint_and_up_to_date_run_exits_early(
+def test_later_run__resumes_an_hour_before_the_checkpoint_and_counts_the_overlap(
     collection, simulator, frozen_clock
 ):
     start_chain(collection, time_budget_seconds=60)
@@ -112,14 +112,24 @@ def test_later_run__resumes_at_the_checkpoint_and_up_to_date_run_exits_early(
 
     start_chain(collection, time_budget_seconds=60)
     drain(include_apply=False)
-    assert chain_runs()[-1].result["pages"] == 0 and chain_runs()[-1].result["done"] is True
-    assert marc_queries(simulator) == []
+    # Up to date: only the hour before the checkpoint is read again (5 records there).
+    again = chain_runs()[-1].result
+    assert (again["pages"], again["records"], again["new_pools"]) == (1, 5, 0)
+    assert (again["overlap_pages"], again["overlap_records"], again["done"]) == (1, 5, True)
+    assert marc_queries(simulator) == [
+        "startdate=2014-01-04T11%3A00%3A00&enddate=2014-01-04T12%3A00%3A00&offset=1&limit=50"
+    ]
 
     frozen_clock.move_to(NOW + timedelta(days=1))
     start_chain(collection, time_budget_seconds=60)
     drain(include_apply=False)
 
-    assert marc_queries(simulator)[0].startswith("startdate=2014-01-04T12%3A00%3A00")
+    assert sorted(q.split("&")[:2] for q in marc_queries(simulator)[1:]) == [
+        ["startdate=2014-01-04T11%3A00%3A00", "enddate=2014-01-04T12%3A00%3A00"],
+        ["startdate=2014-01-04T12%3A00%3A00", "enddate=2014-01-05T12%3A00%3A00"],
+        ["startdate=2014-01-04T12%3A00%3A00", "enddate=2014-01-05T12%3A00%3A00"],
+        ["startdate=2014-01-04T12%3A00%3A00", "enddate=2014-01-05T12%3A00%3A00"],
+    ]  # the hour before the checkpoint, then the day (pages of 50, 50, 20)
     assert LicensePool.objects.filter(collection=collection).count() == RECORDS + 120
     assert timestamp(collection).finish == NOW + timedelta(days=1)
 
@@ -158,10 +168,15 @@ def test_hop_killed_mid_chain__next_run_resumes_without_losing_or_duplicating_po
     drain(include_apply=False)
 
     resumed = chain_runs()[-1].result
-    assert (resumed["from"], resumed["records"]) == ("2014-01-02T00:00:00+00:00", RECORDS - 120)
+    # It took over the dead chain's lease and counts: the hour before the checkpoint
+    # and day 2's first page were read again, written, and not counted twice.
+    assert resumed["took_over"] is True and resumed["from"] == "2014-01-01T23:00:00+00:00"
+    assert (resumed["reread_pages"], resumed["records"]) == (2, RECORDS - 120 - 50)
     assert LicensePool.objects.filter(collection=collection).count() == RECORDS
     assert LicensePool.objects.values("identifier").distinct().count() == RECORDS
-    assert timestamp(collection).finish == NOW
+    ts = timestamp(collection)
+    assert ts.finish == NOW
+    assert (ts.progress["pages"], ts.progress["records"], ts.counter) == (PAGES, RECORDS, RECORDS)
 
 
 @pytest.mark.parametrize("catalogue_bad", [{"no_001_every": 7, "two_001_every": 11}])
@@ -330,7 +345,11 @@ def test_lock_held_by_another_owner__first_hop_is_recorded_skipped(collection, s
     (run,) = drain()
 
     assert run.status == JobRun.Status.SKIPPED
-    assert run.result == {"skipped": True, "reason": f"lock {key} is held by other-chain"}
+    assert run.result["reason"] == (
+        f"lock {key} is held by other-chain; the lease frees at 2014-01-04T12:10:00+00:00"
+        " (in 600 s)"
+    )
+    assert run.result["lock_held"]["owner"] == "other-chain"
     assert not JobRun.objects.filter(parent=run).exists()  # never retried
     assert simulator.state.counts == {} and locks.lease_holder(key)[0] == "other-chain"
     assert not Timestamp.objects.filter(collection=collection).exists()  # nothing reset

@@ -3,7 +3,7 @@ order, in-place retries (429 Retry-After), the hop's connections, the medium rul
 bad arguments that must not keep the collection's lock (issue 14, item 9)."""
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -96,21 +96,59 @@ def test_429_with_retry_after__is_waited_out_in_place(collection, simulator):
     assert not JobRun.objects.filter(job=CHAIN, status="failed").exists()
 
 
-def test_429_asking_for_longer_than_the_limit__fails_the_hop_into_the_chains_retry(
-    collection, simulator, settings
+def test_429_with_retry_after_300__no_request_before_it_then_the_chain_completes(
+    collection, simulator, frozen_clock
 ):
-    settings.BIBLIOTHECA_RETRY_AFTER_MAX_SECONDS = 0.5
-    simulator.state.faults.append(Fault(kind="429", endpoint="marc", retry_after=30))
+    from django_q.models import Schedule
+
+    simulator.state.faults.append(
+        Fault(kind="429", endpoint="marc", retry_after=300, match=_start(1))
+    )
+    start_chain(collection, time_budget_seconds=60)
+
+    (hop,) = drain(max_runs=1, include_apply=False)
+
+    then = NOW + timedelta(seconds=300)
+    assert hop.status == "succeeded" and hop.result["waiting_until"] == then.isoformat()
+    assert hop.result["records"] == 0  # the other windows read meanwhile are dropped
+    waiting = JobRun.objects.get(pk=hop.result["next_run_id"])
+    assert (waiting.scheduled_for, waiting.kwargs["not_before"]) == (then, then.isoformat())
+    assert waiting.kwargs["current_day"] == day(1).isoformat()
+    assert Schedule.objects.get(name=f"run:{waiting.pk}").next_run == then
+    assert (
+        Lease.objects.get(key=purchase_lock_key(collection.pk)).owner
+        == (waiting.kwargs["lock_owner"])
+    )
+    asked = len(simulator.state.log)
+
+    # Delivered early (drain ignores the schedule): it queues itself again, sends nothing.
+    (early,) = drain(max_runs=1, include_apply=False)
+    assert early.pk == waiting.pk and early.result["waiting_until"] == then.isoformat()
+    assert len(simulator.state.log) == asked
+
+    frozen_clock.move_to(then)
+    drain(include_apply=False)
+
+    runs = list(JobRun.objects.filter(job=CHAIN).order_by("id"))
+    assert runs[-1].result["done"] is True and {r.status for r in runs} == {"succeeded"}
+    assert LicensePool.objects.filter(collection=collection).count() == RECORDS
+
+
+def test_429_asking_for_longer_than_the_limit__stops_the_chain(collection, simulator, settings):
+    settings.BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS = 600
+    simulator.state.faults.append(Fault(kind="429", endpoint="marc", retry_after=3600))
     first = start_chain(collection, time_budget_seconds=0)
 
     (failed,) = drain(max_runs=1, include_apply=False)
 
     assert failed.pk == first.pk and failed.status == "failed"
-    assert failed.error.startswith("RateLimited: ") and "HTTP 429" in failed.error
-    assert failed.duration_seconds < 5
-    retry = JobRun.objects.get(parent=failed, trigger="retry")
-    lease = Lease.objects.get(key=purchase_lock_key(collection.pk))
-    assert lease.owner == retry.kwargs["lock_owner"]  # kept for the retry
+    assert failed.result == {"permanent": True}
+    assert failed.error.startswith("RetryAfterTooLong: ") and "HTTP 429" in failed.error
+    assert "asks to wait 3600 s, more than BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS (600 s)" in (
+        failed.error
+    )
+    assert not JobRun.objects.filter(parent=failed).exists()
+    assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
 
 
 def test_a_hop__uses_only_its_own_connection_and_the_heartbeats(collection, simulator):
