@@ -28,9 +28,15 @@ class Catalogue:
     two_001_every: int = 0
     #: Bump to change every item's metadata (new hashes -> new applies).
     metadata_version: int = 1
+    #: The partner lists a purchase this long after it happened (or its clock is behind
+    #: ours): a window asked for at `listed_by` leaves out the purchases listed later.
+    listing_delay: timedelta = timedelta(0)
 
-    def records_between(self, start: datetime, end: datetime) -> list[PurchaseRecord]:
-        """Records with start <= purchased_at < end, oldest first."""
+    def records_between(
+        self, start: datetime, end: datetime, *, listed_by: datetime | None = None
+    ) -> list[PurchaseRecord]:
+        """Records with start <= purchased_at < end, oldest first; with `listed_by` (the
+        moment asked), only those listed by then (purchased_at + listing_delay)."""
         first = max(self.start_date, start.date())
         last = min(self.start_date + timedelta(days=self.days - 1), end.date())
         found: list[PurchaseRecord] = []
@@ -40,7 +46,8 @@ class Catalogue:
             step = 86400 / self.records_per_day
             for i in range(self.records_per_day):
                 at = midnight + timedelta(seconds=int(i * step))
-                if start <= at < end:
+                listed = listed_by is None or at + self.listing_delay <= listed_by
+                if start <= at < end and listed:
                     found.append(PurchaseRecord(item_id=f"bib{day:%Y%m%d}{i:04d}", purchased_at=at))
             day += timedelta(days=1)
         return found

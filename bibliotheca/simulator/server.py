@@ -133,7 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, _error("BadRequest", "startdate, enddate, offset, limit"))
         if offset < 1 or not 1 <= limit <= 50:
             return self._send(400, _error("BadRequest", "offset is 1-based, limit 1..50"))
-        page = catalogue.records_between(start, end)[offset - 1 : offset - 1 + limit]
+        listed = catalogue.records_between(start, end, listed_by=datetime.now(UTC))
+        page = listed[offset - 1 : offset - 1 + limit]
         if not page:
             return self._send(200, "")
         body = "".join(catalogue.marc_record_xml(r) for r in page)

@@ -29,6 +29,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-001-every", type=non_negative_int, default=0)
         parser.add_argument("--two-001-every", type=non_negative_int, default=0)
+        parser.add_argument(
+            "--listing-delay-minutes",
+            type=non_negative_int,
+            default=0,
+            help="list each purchase this long after it happened (late listings)",
+        )
         parser.add_argument("--library-id", default="lib")
         parser.add_argument("--account-id", default="acct")
         parser.add_argument("--account-key", default="secret")
@@ -65,6 +71,7 @@ class Command(BaseCommand):
             records_per_day=opts["records_per_day"],
             no_001_every=opts["no_001_every"],
             two_001_every=opts["two_001_every"],
+            listing_delay=timedelta(minutes=opts["listing_delay_minutes"]),
         )
         state = SimulatorState(
             catalogue=catalogue,
