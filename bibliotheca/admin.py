@@ -11,7 +11,7 @@ on that run's page; several are linked in a message.
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,9 +19,16 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE
-from bibliotheca.models import Collection, Edition, LicensePool, PendingEdition, Timestamp
+from bibliotheca.models import (
+    Collection,
+    Edition,
+    Gap,
+    LicensePool,
+    PendingEdition,
+    Timestamp,
+)
 from bibliotheca.services.fan_out import CHAIN_JOB
-from jobs.admin_actions import JobActionsMixin, job_action, run_url
+from jobs.admin_actions import JobActionsMixin, actor, job_action, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
@@ -63,12 +70,34 @@ class CollectionForm(forms.ModelForm):
 @admin.register(Collection)
 class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     form = CollectionForm
-    list_display = ("name", "library_id", "account_id", "enabled", "checkpoint", "chain_progress")
+    list_display = (
+        "name",
+        "library_id",
+        "account_id",
+        "enabled",
+        "checkpoint",
+        "chain_progress",
+        "open_gaps",
+    )
     list_filter = ("enabled",)
     search_fields = ("name", "library_id")
     secret_fields = ("account_key",)
-    readonly_fields = ("key_state", "checkpoint", "chain_progress", "last_error", "recent_runs")
+    readonly_fields = (
+        "key_state",
+        "checkpoint",
+        "chain_progress",
+        "last_error",
+        "gaps",
+        "recent_runs",
+    )
     actions = ["import_purchase_records", "force_reimport"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Collection]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_open_gaps=Count("gaps", filter=Q(gaps__status=Gap.Status.OPEN)))
+        )
 
     def get_fields(self, request: HttpRequest, obj: Collection | None = None) -> list[str]:
         """The key is a write-only input: a page that cannot set it (view-only) has no key
@@ -212,9 +241,40 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         if not ts or not ts.progress:
             return "-"
         p = ts.progress
+        day = p.get("current_day") or (ts.finish and ts.finish.isoformat()) or "-"
         return (
-            f"day {str(p.get('current_day', '-'))[:10]}: {p.get('pages', 0)} pages, "
+            f"day {str(day)[:10]}: {p.get('pages', 0)} pages, "
             f"{p.get('records', 0)} records, {p.get('skipped', 0)} skipped"
+        )
+
+    @admin.display(description="open gaps", ordering="_open_gaps")
+    def open_gaps(self, collection: Collection) -> int:
+        return getattr(collection, "_open_gaps", 0)
+
+    @admin.display(description="gaps (windows a chain gave up on)")
+    def gaps(self, collection: Collection) -> str:
+        rows = list(collection.gaps.filter(status=Gap.Status.OPEN).order_by("day")[:20])
+        link = (
+            reverse("admin:bibliotheca_gap_changelist") + f"?collection__id__exact={collection.pk}"
+        )
+        if not rows:
+            return format_html('none open (<a href="{}">all gaps</a>)', link)
+        return format_html(
+            '{}<div><a href="{}">all gaps of this collection</a> (retry or dismiss there)</div>',
+            format_html_join(
+                "",
+                "<div>{} .. {}: {} attempt(s), last {}</div>",
+                (
+                    (
+                        g.day.isoformat(timespec="minutes"),
+                        g.window_end.isoformat(timespec="minutes"),
+                        g.attempts,
+                        g.error[:200],
+                    )
+                    for g in rows
+                ),
+            ),
+            link,
         )
 
     @admin.display(description="last chain error")
@@ -242,6 +302,62 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 for r in runs
             ),
         ) or format_html("{}", "no runs yet")
+
+
+@admin.register(Gap)
+class GapAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """Day windows a chain gave up on. Every chain reads the open ones again at its end;
+    "Retry gaps" queues that chain now (as "Import purchase records": `jobs.run_job`),
+    "Dismiss" stops reading them (the gap change permission)."""
+
+    list_display = (
+        "collection",
+        "day",
+        "window_end",
+        "status",
+        "attempts",
+        "last_tried_at",
+        "error",
+    )
+    list_filter = ("status", "collection")
+    list_select_related = ("collection",)
+    readonly_fields = [f.name for f in Gap._meta.fields]
+    actions = ["retry_gaps", "dismiss_gaps"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # recorded by the chain only
+
+    @job_action(CHAIN_JOB, description="Retry gaps (queue an import of their collections)")
+    def retry_gaps(self, request: HttpRequest, queryset: QuerySet[Gap]) -> HttpResponse | None:
+        """One chain per collection of the selected open gaps: it resumes at the
+        checkpoint and reads every open gap of its collection at its end."""
+        gaps = queryset.filter(status=Gap.Status.OPEN, collection__enabled=True)
+        collections = list(Collection.objects.filter(gaps__in=gaps).distinct().order_by("pk"))
+        left_out = queryset.count() - gaps.count()
+        note = f" ({left_out} dismissed, resolved or of a disabled collection left out)"
+        if not collections:
+            self.message_user(
+                request, f"No open gap of an enabled collection selected{note}.", messages.WARNING
+            )
+            return None
+        runs = [
+            self.queue_job(request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": False})
+            for c in collections
+        ]
+        names = {c.pk: c.name for c in collections}
+        return self.report_runs(
+            request,
+            runs,
+            detail=f"to read {gaps.count()} open gap(s) again{note if left_out else ''}",
+            label=lambda run: f" ({names[run.kwargs['collection_id']]})",
+        )
+
+    @admin.action(description="Dismiss gaps (no chain reads them again)", permissions=["change"])
+    def dismiss_gaps(self, request: HttpRequest, queryset: QuerySet[Gap]) -> None:
+        count = queryset.filter(status=Gap.Status.OPEN).update(
+            status=Gap.Status.DISMISSED, dismissed_by=actor(request)
+        )
+        self.message_user(request, f"Dismissed {count} open gap(s).")
 
 
 @admin.register(Timestamp)
