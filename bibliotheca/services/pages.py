@@ -28,7 +28,7 @@ from jobs.runner import enqueue_job
 logger = logging.getLogger("bibliotheca")
 
 APPLY_JOB = "bibliotheca.apply_bibliographic"
-#: The chain's counters in Timestamp.progress (with `current_day` and `counted_to`).
+#: The chain's counters in Timestamp.progress (with `current_day` and `counted_until`).
 #: `overlap_*`: what re-reading the minutes before the checkpoint cost; `reread_pages`:
 #: pages read again after a resumed hop, written but not counted twice.
 PROGRESS_KEYS = (
@@ -167,15 +167,16 @@ def write_page(
     chain counts moved (no checkpoint without `timestamp_id`: a gap read again).
     Returns the chain's counts after the page.
 
-    A page at or before `counted_to` (read again after a resumed hop) is written but
-    counted only in `reread_pages`, so the counts match the rows present."""
+    A page before `counted_until` (the page after the last one counted: read again by
+    a resumed hop, or in the overlap of a chain that took over) is written but counted
+    only in `reread_pages`, so the counts match the rows present."""
     after = {key: int(counts.get(key, 0)) for key in PROGRESS_KEYS}
     here = [page.position.current_day.isoformat(), page.position.offset]
-    counted_to = counts.get("counted_to")
-    if counted_to and _position_key(here) <= _position_key(counted_to):
+    counted_until = counts.get("counted_until")
+    if counted_until and _position_key(here) < _position_key(counted_until):
         after["reread_pages"] += 1
     else:
-        counted_to = here
+        counted_until = [page.next.current_day.isoformat(), page.next.offset]
         after["pages"] += 1
         after["records"] += page.records
         after["skipped"] += page.skipped + decision.skipped
@@ -183,7 +184,7 @@ def write_page(
         after["applies_queued"] += len(decision.changed)
         after["overlap_pages"] += page.overlap
         after["overlap_records"] += page.records if page.overlap else 0
-    after["counted_to"] = counted_to
+    after["counted_until"] = counted_until
     with transaction.atomic() if decision.kept else nullcontext():  # else one statement
         ids = sql.ensure_identifiers(decision.kept, type=BIBLIOTHECA_ID)
         after["new_pools"] += sql.ensure_pools(

@@ -360,7 +360,7 @@ class _Hop:
         self.timestamp_id = timestamp.pk
         self.counts: dict[str, Any] = {
             **{k: int(timestamp.progress.get(k, 0)) for k in PROGRESS_KEYS},
-            "counted_to": timestamp.progress.get("counted_to"),
+            "counted_until": timestamp.progress.get("counted_until"),
         }
         self.initial = dict(self.counts)
         self.extended_at = time.monotonic()

@@ -1,0 +1,74 @@
+"""The `bibliotheca` health check (jobs_health, /health/): a warning per collection.
+
+The core's `failures_24h` looks at the job: one collection's success hides another's
+failure. This check looks at each enabled collection, whatever the others did: its last
+chain stopped on an error, it has open gaps, or its checkpoint has not moved for
+BIBLIOTHECA_STALE_AFTER_HOURS. A warning, never unhealthy: one partner's bad night must
+not take the web app out of its load balancer. The detail names the collections (a
+state); the errors behind them go to staff and the log only.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from bibliotheca.conf import PURCHASE_RECORD_SERVICE, bibliotheca_settings
+from bibliotheca.models import Collection, Gap, Timestamp
+from jobs.services.health import Check
+
+logger = logging.getLogger("bibliotheca.health")
+
+NAME = "bibliotheca"
+FIX = "see admin Bibliotheca > Collections and Gaps; re-run, retry or dismiss there"
+
+
+def check_collections() -> Check:
+    try:
+        problems, errors = collection_problems(now=timezone.now())
+    except Exception as exc:  # a health page never crashes on one check
+        logger.exception("health: cannot read the Bibliotheca collections")
+        return Check(
+            NAME, False, "cannot read collections (see the log)", warning=True, error=str(exc)
+        )
+    if not problems:
+        return Check(NAME, True, "")
+    return Check(
+        NAME, False, f"{'; '.join(problems)} ({FIX})", warning=True, error="; ".join(errors)
+    )
+
+
+def collection_problems(*, now: datetime) -> tuple[list[str], list[str]]:
+    """(one line per enabled collection that needs a look, the errors behind them)."""
+    stale_before = now - timedelta(hours=float(bibliotheca_settings.STALE_AFTER_HOURS))
+    open_gaps = Q(gaps__status=Gap.Status.OPEN)
+    collections = (
+        Collection.objects.filter(enabled=True)
+        .annotate(
+            open_gaps=Count("gaps", filter=open_gaps), first_gap=Min("gaps__day", filter=open_gaps)
+        )
+        .order_by("name")
+    )
+    stamps = {
+        t.collection_id: t
+        for t in Timestamp.objects.filter(
+            service=PURCHASE_RECORD_SERVICE, collection__enabled=True
+        ).only("collection_id", "finish", "exception")
+    }
+    problems, errors = [], []
+    for collection in collections:
+        ts = stamps.get(collection.pk)
+        found = []
+        if ts is not None and ts.exception:
+            found.append("last chain failed")
+            errors.append(f"{collection.name!r}: {ts.exception[:300]}")
+        if collection.open_gaps:
+            found.append(
+                f"{collection.open_gaps} open gap(s) from {collection.first_gap:%Y-%m-%d %H:%M}"
+            )
+        if ts is not None and ts.finish is not None and ts.finish < stale_before:
+            found.append(f"no progress since {ts.finish:%Y-%m-%d %H:%M} UTC")
+        if found:
+            problems.append(f"collection {collection.name!r}: {', '.join(found)}")
+    return problems, errors
