@@ -77,6 +77,12 @@ class LicensePool(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     #: When item metadata was last looked up; None or old means "due" for a lookup.
     metadata_checked_at = models.DateTimeField(null=True, blank=True)
+    #: Hash of the purchase record last read: a re-delivered record whose MARC changed
+    #: is looked up again whatever its last check ("" for pools read before the hash).
+    marc_hash = models.CharField(max_length=64, blank=True, default="")
+    #: Since when the partner's items answer leaves this item out: counted, reported and
+    #: not looked up again until its record changes.
+    item_missing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -143,6 +149,13 @@ class PendingEdition(EditionData):
     )
     data_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # A title staged by one collection is not staged again by another (same hash)
+            # while its apply waits: the stage statement probes this.
+            models.Index(fields=["identifier", "data_hash"], name="pendingedition_ident_hash_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.identifier_id} in batch {self.batch}"

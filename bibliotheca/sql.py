@@ -30,16 +30,22 @@ EDITION_COLUMNS = {
     "data_hash": "varchar",
 }
 
+# Due: no identifier or pool yet; or a record whose MARC hash differs from the pool's
+# (an empty stored hash is unknown, not changed); or metadata unchecked or older than
+# the cutoff, unless the partner left the item out of its answer (missing: skipped
+# until its record changes).
 _DUE = """
 SELECT input.value, e.data_hash
-FROM (SELECT DISTINCT unnest(%(values)s::varchar[]) AS value) input
+FROM (SELECT DISTINCT ON (value) value, hash
+      FROM unnest(%(values)s::varchar[], %(hashes)s::varchar[]) AS r(value, hash)) input
 LEFT JOIN LATERAL (
     SELECT id FROM bibliotheca_identifier WHERE type = %(type)s AND value = input.value LIMIT 1
 ) i ON true
 LEFT JOIN LATERAL (
     SELECT 1 AS fresh FROM bibliotheca_licensepool
     WHERE collection_id = %(collection)s AND identifier_id = i.id
-      AND metadata_checked_at >= %(cutoff)s
+      AND (marc_hash = '' OR marc_hash = input.hash)
+      AND (metadata_checked_at >= %(cutoff)s OR item_missing_since IS NOT NULL)
     LIMIT 1
 ) f ON true
 LEFT JOIN LATERAL (
@@ -68,16 +74,30 @@ WITH new AS (
 SELECT id, value FROM new UNION ALL {_IDENTIFIERS}
 """
 
-# New pools are created stamped when looked up; existing looked-up ones are stamped.
+# New pools are created stamped when looked up (or found missing); existing ones are
+# stamped then, and take the record's MARC hash when it changed (others are not touched).
 _POOLS = """
 INSERT INTO bibliotheca_licensepool
-    (collection_id, identifier_id, created_at, metadata_checked_at)
-SELECT %(collection)s, id, %(now)s,
-       CASE WHEN id = ANY(%(stamped)s::bigint[]) THEN %(now)s::timestamptz END
-FROM unnest(%(ids)s::bigint[]) AS id
+    (collection_id, identifier_id, created_at, metadata_checked_at, marc_hash,
+     item_missing_since)
+SELECT %(collection)s, r.id, %(now)s,
+       CASE WHEN r.id = ANY(%(stamped)s::bigint[]) OR r.id = ANY(%(missing)s::bigint[])
+            THEN %(now)s::timestamptz END,
+       r.hash,
+       CASE WHEN r.id = ANY(%(missing)s::bigint[]) THEN %(now)s::timestamptz END
+FROM unnest(%(ids)s::bigint[], %(hashes)s::varchar[]) AS r(id, hash)
 ON CONFLICT (collection_id, identifier_id) DO UPDATE
-    SET metadata_checked_at = EXCLUDED.metadata_checked_at
+    SET metadata_checked_at = COALESCE(EXCLUDED.metadata_checked_at,
+                                       bibliotheca_licensepool.metadata_checked_at),
+        item_missing_since = CASE
+            WHEN EXCLUDED.metadata_checked_at IS NULL
+                THEN bibliotheca_licensepool.item_missing_since
+            WHEN EXCLUDED.item_missing_since IS NULL THEN NULL
+            ELSE COALESCE(bibliotheca_licensepool.item_missing_since,
+                          EXCLUDED.item_missing_since) END,
+        marc_hash = EXCLUDED.marc_hash
     WHERE EXCLUDED.metadata_checked_at IS NOT NULL
+       OR bibliotheca_licensepool.marc_hash IS DISTINCT FROM EXCLUDED.marc_hash
 RETURNING xmax = 0
 """
 
@@ -85,10 +105,16 @@ _LISTED = ", ".join(EDITION_COLUMNS)
 _UPDATED = ", ".join(f"{c} = EXCLUDED.{c}" for c in [*list(EDITION_COLUMNS)[1:], "updated_at"])
 
 # One parameter for a page's rows: binding 15 columns x 50 rows took 10-25 ms a page.
+# A title already staged at the same hash (another collection's page, its apply still
+# waiting) is not staged again: the apply work would be the same.
 _STAGE = f"""
 INSERT INTO bibliotheca_pendingedition (batch, created_at, {_LISTED})
 SELECT %(batch)s, %(now)s, {_LISTED}
 FROM jsonb_to_recordset(%(rows)s) AS r({", ".join(f"{c} {t}" for c, t in EDITION_COLUMNS.items())})
+WHERE NOT EXISTS (
+    SELECT 1 FROM bibliotheca_pendingedition p
+    WHERE p.identifier_id = r.identifier_id AND p.data_hash = r.data_hash
+)
 """
 
 # Takes the batch's rows (deleted as they are written: a second delivery finds none);
@@ -112,11 +138,18 @@ SELECT (SELECT count(*) FROM taken), count(*) FILTER (WHERE created), count(*) F
 
 
 def due_items(
-    collection_id: int, values: list[str], *, type: str, cutoff: datetime
+    collection_id: int, marc_hashes: dict[str, str], *, type: str, cutoff: datetime
 ) -> dict[str, str | None]:
-    """{value: stored Edition hash or None} of the values without a pool checked since
-    `cutoff` (no identifier, no pool, or metadata unchecked or older)."""
-    params = {"values": values, "type": type, "collection": collection_id, "cutoff": cutoff}
+    """{value: stored Edition hash or None} of the values due for a lookup (no pool, a
+    changed MARC hash, or metadata unchecked or older than `cutoff` and not missing);
+    `marc_hashes`: {value: hash of its record}."""
+    params = {
+        "values": list(marc_hashes),
+        "hashes": list(marc_hashes.values()),
+        "type": type,
+        "collection": collection_id,
+        "cutoff": cutoff,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_DUE, params)
         return dict(cursor.fetchall())
@@ -138,22 +171,37 @@ def ensure_identifiers(values: list[str], *, type: str) -> dict[str, int]:
 
 
 def ensure_pools(
-    collection_id: int, identifier_ids: list[int], *, stamped: list[int], now: datetime
+    collection_id: int,
+    marc_hashes: dict[int, str],
+    *,
+    stamped: list[int],
+    missing: list[int],
+    now: datetime,
 ) -> int:
-    """Pools of the collection found or created, `stamped` ones marked checked `now`;
-    returns how many were created."""
-    if not identifier_ids:
+    """Pools of the collection found or created ({identifier id: MARC hash}), `stamped`
+    ones marked checked `now`, `missing` ones checked and missing; returns how many were
+    created."""
+    if not marc_hashes:
         return 0
-    params = {"collection": collection_id, "ids": identifier_ids, "stamped": stamped, "now": now}
+    params = {
+        "collection": collection_id,
+        "ids": list(marc_hashes),
+        "hashes": list(marc_hashes.values()),
+        "stamped": stamped,
+        "missing": missing,
+        "now": now,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_POOLS, params)
         return sum(1 for (created,) in cursor.fetchall() if created)
 
 
-def stage_editions(batch: UUID, rows: list[dict[str, Any]], *, now: datetime) -> None:
-    """Stage Edition rows (EDITION_COLUMNS, JSON-ready) for the apply run of `batch`."""
+def stage_editions(batch: UUID, rows: list[dict[str, Any]], *, now: datetime) -> int:
+    """Stage Edition rows (EDITION_COLUMNS, JSON-ready) for the apply run of `batch`,
+    but those already staged at the same hash; returns how many were staged."""
     with connection.cursor() as cursor:
         cursor.execute(_STAGE, {"batch": batch, "rows": Jsonb(rows), "now": now})
+        return cursor.rowcount
 
 
 def apply_staged(batch: UUID, *, now: datetime) -> tuple[int, int, int]:

@@ -4,6 +4,7 @@ write_page (one short transaction with the checkpoint; hop thread). A page is wr
 whole or not at all: a hop killed between pages resumes at the last written page, and a
 stamped pool always has its apply queued."""
 
+import hashlib
 import logging
 import uuid
 from contextlib import nullcontext
@@ -42,6 +43,7 @@ PROGRESS_KEYS = (
     "overlap_records",
     "reread_pages",
     "gaps",
+    "missing_items",
 )
 BIBLIOTHECA_ID = str(Identifier.Type.BIBLIOTHECA_ID)
 
@@ -56,6 +58,8 @@ class MarcPage:
     skipped: int
     #: The ids of the records with exactly one 001, first occurrence order.
     item_ids: list[str]
+    #: {id: hash of its MARC record} (first occurrence): a changed record is looked up.
+    marc_hashes: dict[str, str]
     checkpoint: datetime
     next: Position
     #: The page lies in the re-read window before the checkpoint the chain resumed at.
@@ -77,6 +81,7 @@ def read_page(
         checkpoint = max(checkpoint, chain.overlap_until)
     where = f"{position.current_day.isoformat()}..{day_end.isoformat()} offset {position.offset}"
     item_ids: list[str] = []
+    marc_hashes: dict[str, str] = {}
     for record in records:
         item_id = bibliotheca_id(record)
         if item_id is None:
@@ -90,24 +95,33 @@ def read_page(
             )
         else:
             item_ids.append(item_id)
+            marc_hashes.setdefault(item_id, marc_hash(record))
     return MarcPage(
         position=position,
         records=len(records),
         skipped=len(records) - len(item_ids),
         item_ids=list(dict.fromkeys(item_ids)),
+        marc_hashes=marc_hashes,
         checkpoint=checkpoint,
         next=next_position(position, records_on_page=len(records), day_end=day_end),
         overlap=overlap,
     )
 
 
+def marc_hash(record: pymarc.Record) -> str:
+    """Hash of a purchase record as the partner sent it (its MARCXML)."""
+    return hashlib.sha256(pymarc.record_to_xml(record)).hexdigest()
+
+
 def due_items(collection: Collection, page: MarcPage, *, now: datetime) -> dict[str, str | None]:
     """{id: stored Edition hash or None} of the page's ids due for a metadata lookup: no
-    pool yet, or metadata unchecked or older than BIBLIOTHECA_METADATA_REFRESH_DAYS."""
+    pool yet, a record whose MARC changed, or metadata unchecked or older than
+    BIBLIOTHECA_METADATA_REFRESH_DAYS (not for an item the partner left out, until its
+    record changes)."""
     if not page.item_ids:
         return {}
     cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
-    return sql.due_items(collection.pk, page.item_ids, type=BIBLIOTHECA_ID, cutoff=cutoff)
+    return sql.due_items(collection.pk, page.marc_hashes, type=BIBLIOTHECA_ID, cutoff=cutoff)
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,8 @@ class Decision:
     #: Records left out by a rule (BIBLIOTHECA_SKIP_MEDIA).
     skipped: int = 0
     items_requests: int = 0
+    #: Ids looked up and left out of the partner's answer: pools kept, marked missing.
+    missing: list[str] = field(default_factory=list)
 
 
 def decide(
@@ -137,9 +153,11 @@ def decide(
     pool as it is; an answered item whose medium is in BIBLIOTHECA_SKIP_MEDIA is skipped
     (no pool, no edition), another stamps its pool and is applied if its hash changed."""
     skip_media = bibliotheca_settings.SKIP_MEDIA
-    kept, looked, changed, skipped = [], [], [], 0
+    kept, looked, changed, skipped, missing = [], [], [], 0, []
     for item_id in page.item_ids:
         data = items.get(item_id) if item_id in due else None
+        if item_id in due and data is None:
+            missing.append(item_id)
         if data is not None and medium(data) in skip_media:
             logger.info("Bibliotheca collection %r: %s skipped (medium)", collection, item_id)
             skipped += 1
@@ -150,7 +168,15 @@ def decide(
             digest = data_hash(data)
             if digest != due[item_id]:
                 changed.append((item_id, digest, data))
-    return Decision(kept, looked, changed, skipped, items_requests=1 if due else 0)
+    if missing:
+        logger.warning(
+            "Bibliotheca collection %r: %s item(s) left out of the partner's answer (%s); "
+            "kept without metadata, not looked up again until their record changes",
+            collection,
+            len(missing),
+            ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else ""),
+        )
+    return Decision(kept, looked, changed, skipped, items_requests=1 if due else 0, missing=missing)
 
 
 def write_page(
@@ -181,7 +207,7 @@ def write_page(
         after["records"] += page.records
         after["skipped"] += page.skipped + decision.skipped
         after["items_requests"] += decision.items_requests
-        after["applies_queued"] += len(decision.changed)
+        after["missing_items"] += len(decision.missing)
         after["overlap_pages"] += page.overlap
         after["overlap_records"] += page.records if page.overlap else 0
     after["counted_until"] = counted_until
@@ -189,21 +215,26 @@ def write_page(
         ids = sql.ensure_identifiers(decision.kept, type=BIBLIOTHECA_ID)
         after["new_pools"] += sql.ensure_pools(
             collection.pk,
-            list(ids.values()),
+            {ids[value]: page.marc_hashes[value] for value in decision.kept},
             stamped=[ids[value] for value in decision.looked],
+            missing=[ids[value] for value in decision.missing],
             now=now,
         )
+        staged = 0
         if decision.changed:  # staged under a batch, for its apply run (handed over at
             # the commit; a run never handed over is reaped)
             batch = uuid.uuid4()
             rows = [edition_row(ids[v], digest, data) for v, digest, data in decision.changed]
-            sql.stage_editions(batch, rows, now=now)
+            staged = sql.stage_editions(batch, rows, now=now)
+        if staged:  # none: every title already staged at its hash by another page
             enqueue_job(
                 APPLY_JOB,
                 kwargs={"collection_id": collection.pk, "batch": str(batch)},
                 trigger=JobRun.Trigger.CHAIN,
                 parent=current_run(),
             )
+        if after["pages"] > int(counts.get("pages", 0)):  # a page counted (not re-read)
+            after["applies_queued"] += staged
         if timestamp_id is not None:
             Timestamp.objects.filter(pk=timestamp_id).update(
                 finish=page.checkpoint,
@@ -218,7 +249,8 @@ def achievements(counts: dict[str, Any]) -> str:
     """The Timestamp's one-line summary of the chain's counts."""
     return (
         "MARC records fetched: {records} (skipped {skipped}), pages {pages}, "
-        "new pools {new_pools}, applies queued {applies_queued}, gaps {gaps}"
+        "new pools {new_pools}, applies queued {applies_queued}, gaps {gaps}, "
+        "missing items {missing_items}"
     ).format(**{key: counts.get(key, 0) for key in PROGRESS_KEYS})
 
 

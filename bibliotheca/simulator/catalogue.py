@@ -1,7 +1,7 @@
 """A deterministic catalogue: the same settings always give the same records and items."""
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
 
@@ -31,6 +31,8 @@ class Catalogue:
     #: The partner lists a purchase this long after it happened (or its clock is behind
     #: ours): a window asked for at `listed_by` leaves out the purchases listed later.
     listing_delay: timedelta = timedelta(0)
+    #: Item ids the items endpoint leaves out of its answer (withdrawn by the partner).
+    missing_items: set[str] = field(default_factory=set)
 
     def records_between(
         self, start: datetime, end: datetime, *, listed_by: datetime | None = None
@@ -105,6 +107,8 @@ class Catalogue:
     def items_xml(self, item_ids: list[str]) -> str:
         parts = []
         for item_id in item_ids:
+            if item_id in self.missing_items:
+                continue
             data = self.item(item_id)
             fields = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in data.items())
             parts.append(

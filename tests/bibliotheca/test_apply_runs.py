@@ -51,6 +51,7 @@ def _page(values: list[str], day: int) -> tuple[MarcPage, Decision]:
         records=len(values),
         skipped=0,
         item_ids=values,
+        marc_hashes={v: f"m{v}" for v in values},
         checkpoint=at,
         next=Position(current_day=at, offset=1),
     )
