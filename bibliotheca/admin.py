@@ -375,7 +375,13 @@ class TimestampAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
 @admin.register(LicensePool)
 class LicensePoolAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
-    list_display = ("identifier", "collection", "created_at", "metadata_checked_at")
+    list_display = (
+        "identifier",
+        "collection",
+        "created_at",
+        "metadata_checked_at",
+        "item_missing_since",
+    )
     list_filter = ("collection",)
     search_fields = ("identifier__value",)
     list_select_related = ("identifier", "collection")
