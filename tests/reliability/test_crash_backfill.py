@@ -6,6 +6,9 @@ LicensePool (one per catalogue record), every pool's metadata written or staged 
 apply run (nothing lost with the pages in flight), the checkpoint (`Timestamp.finish`,
 sampled every 50 ms from another connection through the crash and the restart) never
 moved backwards, and the restarted chain finished the range.
+
+Slow (about 12 s: a chain over the whole backfill range, killed and resumed): `make
+test-slow`.
 """
 
 import time
