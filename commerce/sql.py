@@ -2,39 +2,21 @@
 
 The chunk statements lock their rows FOR UPDATE SKIP LOCKED and walk in key order from
 the last row of the previous chunk, so two workers never take one row, and a row a chunk
-leaves as it was (out of stock) is not selected again in the same run. They return
+leaves as it was (out of stock) is not selected again in the same run; a row a chunk
+moves lands after today, past the walk. They return
 their notification rows (address, dedup key and the template's context) as JSON, which
 commerce.services.notifications renders with the template engine and inserts into the
 outbox in the chunk's transaction.
 """
 
-#: The next delivery date of a row `d` with next_delivery_date, frequency and anchor_day:
-#: +7 or +14 days, or the anchor day of next month (its last day when shorter: Jan 31,
-#: Feb 28, Mar 31). Same rule as commerce.services.dates.next_delivery_date.
-NEXT_DATE = """
-CASE d.frequency
-     WHEN 'weekly' THEN d.next_delivery_date + 7
-     WHEN 'biweekly' THEN d.next_delivery_date + 14
-     ELSE make_date(m.y, m.mo, least(
-              coalesce(d.anchor_day, extract(day FROM d.next_delivery_date)::int),
-              extract(day FROM make_date(m.y, m.mo, 1) + interval '1 month - 1 day')::int))
-END"""
-
-#: One chunk of due deliveries: lock the subscriptions (SKIP LOCKED), then their products
-#: in id order (waiting for another worker's chunk: the stock it leaves is what we
-#: allocate; same order everywhere, so no deadlock). Per product the stock goes to the
-#: earliest deliveries first (a running sum); once one did not fit, no later delivery of
-#: that product takes stock in this run (%(short_products)s, carried between chunks). Orders, their lines, the stock taken, the
-#: dates moved on and the audit rows are this one statement; its notification rows (JSON)
-#: go into the outbox in the same transaction: they commit together or not at all. A delivery whose order exists already (the webhook
-#: made it) only has its date moved on; ON CONFLICT on the one-order-per-delivery key
-#: is the last guard.
-PROCESS_DUE_CHUNK = f"""
-WITH picked AS (
+#: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered
+#: (active or past due), in (next_delivery_date, id) order from the last row of the previous
+#: chunk, along the partial index commerce_sub_due_idx, locked SKIP LOCKED.
+_PICK_DUE = """
     SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
            s.anchor_day, s.price_per_delivery
       FROM commerce_subscription s
-     WHERE s.status = 'active'
+     WHERE s.status IN ('active', 'past_due')
        AND s.next_delivery_date <= %(as_of)s
        AND (s.next_delivery_date, s.id) > (%(after_date)s::date, %(after_id)s::bigint)
        AND (%(subscription_ids)s::bigint[] IS NULL
@@ -42,44 +24,120 @@ WITH picked AS (
      ORDER BY s.next_delivery_date, s.id
      LIMIT %(limit)s
        FOR UPDATE OF s SKIP LOCKED
+"""
+
+#: The one subscription a charge pays for (any status but final), locked.
+_PICK_CHARGED = """
+    SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
+           s.anchor_day, s.price_per_delivery
+      FROM commerce_subscription s
+     WHERE s.id = %(subscription_id)s AND s.status NOT IN ('cancelled', 'completed')
+       FOR UPDATE OF s
+"""
+
+#: Every due delivery at once, unlocked: what a run would take (the dry run).
+_PICK_PREVIEW = """
+    SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
+           s.anchor_day, s.price_per_delivery
+      FROM commerce_subscription s
+     WHERE s.status IN ('active', 'past_due')
+       AND s.next_delivery_date <= %(as_of)s
+       AND (%(subscription_ids)s::bigint[] IS NULL
+            OR s.id = ANY(%(subscription_ids)s::bigint[]))
+"""
+
+
+def _deliveries(picked: str, *, lock: bool) -> str:
+    """What the picked subscriptions get, one rule for the run, the charge and the preview.
+
+    Per subscription one delivery (`deliver_on`): %(deliver_on)s for a charge, else the
+    rule commerce_due_delivery (the next date when late by less than one period, else the
+    last date of the schedule on or before %(as_of)s: older missed ones are skipped, never
+    made in bulk; `skipped` counts them). Per product the stock goes to the earliest
+    deliveries first (a running sum, walk order); once one did not fit, no later delivery
+    of that product takes stock in this run (%(short_products)s, carried between chunks).
+    `new_date`: where the next date moves: past the delivery when it is made (or its
+    order exists), after today; NULL when it stays (out of stock: tried again next run,
+    the missed ones are recorded when it moves).
+    """
+    return (
+        "picked AS ("
+        + picked
+        + """
 ), stock AS (
     SELECT p.id, p.stock_quantity, p.name, p.sku
       FROM commerce_product p
      WHERE p.id = ANY(ARRAY(SELECT DISTINCT product_id FROM picked))
-     ORDER BY p.id
-       FOR UPDATE OF p
+     ORDER BY p.id"""
+        + ("\n       FOR UPDATE OF p" if lock else "")
+        + """
 ), due AS (
-    SELECT d.*, EXISTS (SELECT 1 FROM commerce_order o
-                         WHERE o.subscription_id = d.id
-                           AND o.delivery_date = d.next_delivery_date) AS has_order,
-           {NEXT_DATE} AS next_date
+    SELECT d.*, w.deliver_on,
+           EXISTS (SELECT 1 FROM commerce_order o
+                    WHERE o.subscription_id = d.id AND o.delivery_date = w.deliver_on)
+               AS has_order,
+           commerce_deliveries_between(d.next_delivery_date, w.deliver_on, d.frequency,
+                                       d.anchor_day) AS skipped
       FROM picked d
      CROSS JOIN LATERAL (
-           SELECT (extract(year FROM d.next_delivery_date)::int * 12
-                   + extract(month FROM d.next_delivery_date)::int) / 12 AS y,
-                  (extract(year FROM d.next_delivery_date)::int * 12
-                   + extract(month FROM d.next_delivery_date)::int) %% 12 + 1 AS mo) m
+           SELECT coalesce(%(deliver_on)s::date,
+                           commerce_due_delivery(d.next_delivery_date, d.frequency,
+                                                 d.anchor_day, %(as_of)s)) AS deliver_on) w
 ), alloc AS (
-    SELECT d.*, st.name AS product_name,
+    SELECT d.*, st.name AS product_name, st.sku,
            NOT d.has_order
            AND d.product_id <> ALL(%(short_products)s::bigint[])
            AND sum(CASE WHEN d.has_order THEN 0 ELSE d.quantity END)
                OVER (PARTITION BY d.product_id ORDER BY d.next_delivery_date, d.id)
                <= st.stock_quantity AS fits
       FROM due d JOIN stock st ON st.id = d.product_id
-), ordered AS (
+), settled AS (
+    SELECT a.*, NOT a.has_order AND NOT a.fits AS short,
+           CASE WHEN a.fits OR a.has_order
+                THEN greatest(commerce_next_delivery(a.deliver_on, a.frequency, a.anchor_day),
+                              a.next_delivery_date)
+           END AS new_date
+      FROM alloc a
+)"""
+    )
+
+
+#: The counts every variant reports, from `settled` (and `made` when it wrote).
+_COUNTS = """
+       (SELECT count(*) FROM settled),
+       (SELECT count(*) FROM settled WHERE short),
+       (SELECT count(*) FROM settled WHERE has_order),
+       (SELECT coalesce(sum(skipped), 0) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
+       (SELECT count(*) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
+       (SELECT coalesce(json_object_agg(sku || ' ' || product_name, n), '{}')
+          FROM (SELECT sku, product_name, count(*) AS n FROM settled WHERE short
+                 GROUP BY sku, product_name) x),
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM settled WHERE short),
+       (SELECT coalesce(array_agg(DISTINCT product_id), '{}') FROM settled WHERE short)"""
+
+#: Writes the deliveries of `settled`: the orders (pending, or paid by %(paid_by)s), their
+#: lines, the stock taken, the next dates moved, the audit rows (order.created,
+#: subscription.deliveries_skipped), and returns the notification rows (JSON): order
+#: confirmations, out-of-stock notices (once per delivery) and skipped-deliveries notices
+#: (once per missed stretch). The caller inserts them into the outbox in the same
+#: transaction. ON CONFLICT on the one-order-per-delivery key is the last guard.
+_WRITE = (
+    """
+, ordered AS (
     INSERT INTO commerce_order
            (customer_id, status, subscription_id, delivery_date, subtotal, total,
-            provider_payment_id, created_at)
-    SELECT a.customer_id, 'pending', a.id, a.next_delivery_date, a.price_per_delivery,
-           a.price_per_delivery, '', %(now)s
-      FROM alloc a
+            provider_payment_id, created_at, paid_at)
+    SELECT a.customer_id, CASE WHEN %(paid_by)s::text IS NULL THEN 'pending' ELSE 'paid' END,
+           a.id, a.deliver_on, a.price_per_delivery, a.price_per_delivery,
+           coalesce(%(paid_by)s::text, ''), %(now)s,
+           CASE WHEN %(paid_by)s::text IS NULL THEN NULL ELSE %(now)s END
+      FROM settled a
      WHERE a.fits
     ON CONFLICT ON CONSTRAINT commerce_order_one_per_delivery DO NOTHING
     RETURNING id, subscription_id
 ), made AS (
     SELECT o.id AS order_id, a.*
-      FROM ordered o JOIN alloc a ON a.id = o.subscription_id
+      FROM ordered o JOIN settled a ON a.id = o.subscription_id
 ), lines AS (
     INSERT INTO commerce_orderline (order_id, product_id, quantity, unit_price, line_total)
     SELECT m.order_id, m.product_id, m.quantity, round(m.price_per_delivery / m.quantity, 2),
@@ -93,22 +151,29 @@ WITH picked AS (
     RETURNING p.id
 ), advanced AS (
     UPDATE commerce_subscription s
-       SET next_delivery_date = a.next_date, updated_at = %(now)s
-      FROM alloc a
-     WHERE s.id = a.id AND (a.fits OR a.has_order)
+       SET next_delivery_date = a.new_date, updated_at = %(now)s
+      FROM settled a
+     WHERE s.id = a.id AND a.new_date IS NOT NULL
     RETURNING s.id
 ), audit AS (
     INSERT INTO commerce_auditlog (actor, action, object_ref, created_at, details)
     SELECT %(actor)s, 'order.created', 'order:' || m.order_id, %(now)s,
-           jsonb_build_object('subscription_id', m.id, 'delivery_date', m.next_delivery_date,
-                              'quantity', m.quantity, 'total', m.price_per_delivery)
+           jsonb_build_object('subscription_id', m.id, 'delivery_date', m.deliver_on,
+                              'quantity', m.quantity, 'total', m.price_per_delivery,
+                              'payment_id', %(paid_by)s::text)
       FROM made m
+    UNION ALL
+    SELECT %(actor)s, 'subscription.deliveries_skipped', 'subscription:' || a.id, %(now)s,
+           jsonb_build_object('skipped', a.skipped, 'missed_from', a.next_delivery_date,
+                              'delivery_date', a.deliver_on, 'next_delivery_date', a.new_date)
+      FROM settled a
+     WHERE a.new_date IS NOT NULL AND a.skipped > 0
 ), notify_orders AS (
     SELECT c.channel, c.recipient,
            'order_confirmation:' || m.order_id || ':' || c.channel AS dedup_key,
            cu.name AS customer_name, m.order_id, m.product_name, m.quantity,
            m.price_per_delivery::text AS total,
-           to_char(m.next_delivery_date, 'YYYY-MM-DD') AS delivery_date
+           to_char(m.deliver_on, 'YYYY-MM-DD') AS delivery_date
       FROM made m
       JOIN commerce_customer cu ON cu.id = m.customer_id
      CROSS JOIN LATERAL (VALUES ('email', cu.email), ('sms', cu.phone)) c(channel, recipient)
@@ -117,41 +182,54 @@ WITH picked AS (
     SELECT CASE WHEN cu.email <> '' THEN 'email' WHEN cu.phone <> '' THEN 'sms' END AS channel,
            CASE WHEN cu.email <> '' THEN cu.email ELSE cu.phone END AS recipient,
            'subscription_out_of_stock:' || a.id || ':'
-               || to_char(a.next_delivery_date, 'YYYYMMDD') AS dedup_key,
+               || to_char(a.deliver_on, 'YYYYMMDD') AS dedup_key,
            cu.name AS customer_name, a.product_name, a.quantity,
-           to_char(a.next_delivery_date, 'YYYY-MM-DD') AS delivery_date
-      FROM alloc a
+           to_char(a.deliver_on, 'YYYY-MM-DD') AS delivery_date
+      FROM settled a
       JOIN commerce_customer cu ON cu.id = a.customer_id
-     WHERE NOT a.fits AND NOT a.has_order
+     WHERE a.short
+), notify_skipped AS (
+    SELECT CASE WHEN cu.email <> '' THEN 'email' WHEN cu.phone <> '' THEN 'sms' END AS channel,
+           CASE WHEN cu.email <> '' THEN cu.email ELSE cu.phone END AS recipient,
+           'subscription_skipped:' || a.id || ':'
+               || to_char(a.next_delivery_date, 'YYYYMMDD') AS dedup_key,
+           cu.name AS customer_name, a.product_name, a.quantity, a.skipped,
+           to_char(a.next_delivery_date, 'YYYY-MM-DD') AS missed_from,
+           to_char(a.deliver_on, 'YYYY-MM-DD') AS delivery_date
+      FROM settled a
+      JOIN commerce_customer cu ON cu.id = a.customer_id
+     WHERE a.new_date IS NOT NULL AND a.skipped > 0
 )
-SELECT (SELECT count(*) FROM picked),
-       (SELECT count(*) FROM made),
-       (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM alloc
-         WHERE NOT fits AND NOT has_order),
-       (SELECT count(*) FROM alloc WHERE has_order),
-       (SELECT coalesce(array_agg(DISTINCT product_id), '{{}}') FROM alloc
-         WHERE NOT fits AND NOT has_order),
-       (SELECT count(*) FROM advanced),
+SELECT (SELECT count(*) FROM made),"""
+    + _COUNTS
+    + """,
        (SELECT next_delivery_date FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
        (SELECT id FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
+       (SELECT coalesce(array_agg(order_id), '{}') FROM made),
        (SELECT json_agg(x) FROM notify_orders x),
-       (SELECT json_agg(x) FROM notify_short x WHERE x.channel IS NOT NULL)
+       (SELECT json_agg(x) FROM notify_short x WHERE x.channel IS NOT NULL),
+       (SELECT json_agg(x) FROM notify_skipped x WHERE x.channel IS NOT NULL)
 """
+)
 
-#: Preview of a run: due deliveries and how many the stock covers (earliest first).
-PREVIEW_DUE = """
-SELECT count(*), count(*) FILTER (WHERE has_order),
-       count(*) FILTER (WHERE NOT has_order AND NOT fits)
-  FROM (SELECT EXISTS (SELECT 1 FROM commerce_order o WHERE o.subscription_id = s.id
-                          AND o.delivery_date = s.next_delivery_date) AS has_order,
-               sum(s.quantity) OVER (PARTITION BY s.product_id
-                                     ORDER BY s.next_delivery_date, s.id)
-                   <= p.stock_quantity AS fits
-          FROM commerce_subscription s JOIN commerce_product p ON p.id = s.product_id
-         WHERE s.status = 'active' AND s.next_delivery_date <= %(as_of)s
-           AND (%(subscription_ids)s::bigint[] IS NULL
-                OR s.id = ANY(%(subscription_ids)s::bigint[]))) d
-"""
+#: One chunk of the daily job: lock the chunk's subscriptions (SKIP LOCKED), then their
+#: products in id order (waiting for another worker's chunk: the stock it leaves is what
+#: we allocate; same order everywhere, so no deadlock), and write its deliveries (_WRITE):
+#: orders, lines, stock, dates, audit and notification rows are one statement.
+PROCESS_DUE_CHUNK = "WITH " + _deliveries(_PICK_DUE, lock=True) + _WRITE
+
+#: The delivery a charge pays for, written by the same statement as the daily job's
+#: (%(deliver_on)s given, the order paid by %(paid_by)s): one way to write an order.
+CHARGE_DELIVERY = "WITH " + _deliveries(_PICK_CHARGED, lock=True) + _WRITE
+
+#: Preview of a run (the dry run): the same rule and allocation over every due delivery,
+#: nothing locked or written; first column: the orders the run would make.
+PREVIEW_DUE = (
+    "WITH "
+    + _deliveries(_PICK_PREVIEW, lock=False)
+    + "\nSELECT (SELECT count(*) FROM settled WHERE fits),"
+    + _COUNTS
+)
 
 #: One chunk of renewal reminders: active subscriptions due on %(due_date)s, in id order
 #: from %(after_id)s, with their notification rows (JSON); the dedup key (subscription,

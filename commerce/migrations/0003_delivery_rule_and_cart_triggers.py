@@ -29,24 +29,25 @@ SELECT CASE frequency
        END
 $$;
 
--- The delivery to make (or wait for) as of `today` for a subscription whose next date is
--- d: d itself when it is late by less than one period (its next date is after today),
--- else the first date of the schedule on or after today (the missed ones are skipped).
+-- The delivery to make as of `today` for a subscription whose next date is d (on or
+-- before today): d itself when it is late by less than one period (its next date is after
+-- today), else the last date of its schedule on or before today, which is late by less
+-- than one period; the older missed ones are skipped, never made in bulk.
 CREATE OR REPLACE FUNCTION commerce_due_delivery(
     d date, frequency text, anchor_day int, today date
 ) RETURNS date LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 SELECT CASE
        WHEN commerce_next_delivery(d, frequency, anchor_day) > today THEN d
-       WHEN frequency = 'weekly' THEN d + (today - d + 6) / 7 * 7
-       WHEN frequency = 'biweekly' THEN d + (today - d + 13) / 14 * 14
+       WHEN frequency = 'weekly' THEN d + (today - d) / 7 * 7
+       WHEN frequency = 'biweekly' THEN d + (today - d) / 14 * 14
        WHEN commerce_month_date(
                 extract(year FROM today)::int * 12 + extract(month FROM today)::int - 1,
-                coalesce(anchor_day, extract(day FROM d)::int)) >= today
+                coalesce(anchor_day, extract(day FROM d)::int)) <= today
        THEN commerce_month_date(
                 extract(year FROM today)::int * 12 + extract(month FROM today)::int - 1,
                 coalesce(anchor_day, extract(day FROM d)::int))
        ELSE commerce_month_date(
-                extract(year FROM today)::int * 12 + extract(month FROM today)::int,
+                extract(year FROM today)::int * 12 + extract(month FROM today)::int - 2,
                 coalesce(anchor_day, extract(day FROM d)::int))
        END
 $$;

@@ -9,15 +9,19 @@ subscription in a task of its own (a retry could double an order; stock was chec
 outside the order's transaction) is here one statement per few thousand deliveries,
 guarded by the one-order-per-delivery key and the stock check constraint.
 
-A missed day is caught up: every active subscription dated today or earlier is due,
-and one whose moved-on date is still due is taken again later in the same run (one
-order per missed delivery date). Out of stock: no order, the date stays, the customer
-is told once per delivery date, the run lists the subscription. Stock goes to the
-earliest deliveries first: once one delivery of a product does not fit, no later one of
-that product takes stock in the run (a smaller order never overtakes a waiting one).
+Catch-up is bounded, one rule (SQL commerce_due_delivery): a delivery late by less than
+one period is made, once and late; one missed by more (a pause, a night's outage, a
+typed 0001-01-01) moves to the next date of its schedule on or after today, the missed
+ones recorded (audit row, run result) and the customer told once. No run makes more
+than one delivery per subscription. Out of stock: no order, the date stays, the
+customer is told once per delivery, the run is flagged naming the products. Stock goes
+to the earliest deliveries first: once one delivery of a product does not fit, no later
+one of that product takes stock in the run (a smaller order never overtakes a waiting
+one).
 """
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -28,13 +32,28 @@ from django.utils import timezone
 from commerce import sql
 from commerce.conf import commerce_settings
 from commerce.services.actors import job_actor
-from commerce.services.notifications import ORDER_CONFIRMATION, OUT_OF_STOCK, queue_rows
-from jobs.context import report_progress
+from commerce.services.dates import store_today
+from commerce.services.notifications import (
+    DELIVERIES_SKIPPED,
+    ORDER_CONFIRMATION,
+    OUT_OF_STOCK,
+    queue_rows,
+)
+from jobs.context import flag_for_attention, report_progress
 
 logger = logging.getLogger("commerce.subscriptions")
 
 #: Ids listed in a run's result (the counts are always whole).
 MAX_IDS = 500
+#: The counts a run and its dry run report alike.
+COUNTS = (
+    "processed",
+    "orders_created",
+    "out_of_stock",
+    "already_ordered",
+    "deliveries_skipped",
+    "subscriptions_caught_up",
+)
 
 
 def process_due_subscriptions(
@@ -44,15 +63,17 @@ def process_due_subscriptions(
     dry_run: bool = False,
     chunk_size: int | None = None,
 ) -> dict[str, Any]:
-    """Make the orders of every delivery due on or before `as_of` (default: today, UTC).
+    """Make the deliveries due on or before `as_of` (default: the store's today).
 
     `subscription_ids` limits the run to those subscriptions (admin "Process now");
-    ones not due are left alone. Result: processed (deliveries looked at), orders
-    created, out of stock (with ids), skipped (the order existed already: the date
-    only moved on). A chunk (COMMERCE_SUBSCRIPTION_CHUNK_SIZE deliveries) is one
-    statement and one transaction, its row locks held for that long.
+    ones not due are left alone. Result: processed (subscriptions looked at), orders
+    created, out of stock (with ids and per product), already ordered (the webhook made
+    the order: the date only moved on), deliveries skipped and the subscriptions caught
+    up (missed by more than one period: moved to the next date of their schedule). The
+    dry run reports the same counts from the same rule. A chunk
+    (COMMERCE_SUBSCRIPTION_CHUNK_SIZE subscriptions) is one statement and one transaction.
     """
-    as_of = as_of or timezone.now().date()
+    as_of = as_of or store_today()
     chunk_size = chunk_size or int(commerce_settings.SUBSCRIPTION_CHUNK_SIZE)
     if dry_run:
         return _preview(as_of=as_of, subscription_ids=subscription_ids)
@@ -66,28 +87,34 @@ def process_due_subscriptions(
     result = {
         "as_of": as_of.isoformat(),
         **run.totals,
+        "out_of_stock_products": dict(run.short_per_product),
         "out_of_stock_subscription_ids": run.short_ids,
         "notifications_queued": run.notifications,
         "dry_run": False,
     }
     if run.totals["out_of_stock"]:
-        logger.warning("%s deliveries out of stock: %s", result["out_of_stock"], run.short_ids[:20])
+        flag_for_attention(describe_stock_outs(run.totals["out_of_stock"], run.short_per_product))
     logger.info("due subscriptions processed: %s", result)
     return result
+
+
+def describe_stock_outs(count: int, per_product: dict[str, int]) -> str:
+    """One line an operator can act on: how many deliveries, which products."""
+    products = ", ".join(f"{name} ({n})" for name, n in sorted(per_product.items()))
+    return f"{count} deliveries out of stock: {products}; restock, the next run makes them"
 
 
 @dataclass(frozen=True)
 class _Chunk:
     """What one chunk statement did (commerce.sql.PROCESS_DUE_CHUNK's summary row)."""
 
-    picked: int
-    made: int
-    #: Subscriptions out of stock, and their products (no later delivery of those this run).
+    counts: dict[str, int]
+    short_per_product: dict[str, int]
     short_ids: list[int]
+    #: Products short in this chunk: no later delivery of those takes stock this run.
     short_products: list[int]
-    #: Deliveries whose order existed already (the webhook made it): only the date moved.
-    existed: int
     last: tuple[date, int]
+    order_ids: list[int]
     queued: int
 
 
@@ -96,11 +123,8 @@ class _Run:
     """Running totals and the walk position of one run."""
 
     actor: str
-    totals: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("processed", "orders_created", "out_of_stock", "skipped"), 0
-        )
-    )
+    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    short_per_product: Counter = field(default_factory=Counter)
     short_ids: list[int] = field(default_factory=list)
     short_products: set[int] = field(default_factory=set)
     notifications: int = 0
@@ -113,47 +137,83 @@ class _Run:
             "short_products": sorted(self.short_products),
             "now": timezone.now(),
             "actor": self.actor,
+            "deliver_on": None,
+            "paid_by": None,
         }
 
     def add(self, chunk: _Chunk) -> None:
-        self.totals["processed"] += chunk.picked
-        self.totals["orders_created"] += chunk.made
-        self.totals["out_of_stock"] += len(chunk.short_ids)
-        self.totals["skipped"] += chunk.existed
+        for key, value in chunk.counts.items():
+            self.totals[key] += value
+        self.short_per_product.update(chunk.short_per_product)
         self.short_products.update(chunk.short_products)
         self.short_ids.extend(chunk.short_ids[: max(0, MAX_IDS - len(self.short_ids))])
         self.notifications += chunk.queued
         self.after = chunk.last
-        report_progress(done=self.totals["processed"], unit="deliveries", **self.totals)
+        report_progress(done=self.totals["processed"], unit="subscriptions", **self.totals)
+
+
+def write_deliveries(statement: str, params: dict[str, Any]) -> _Chunk | None:
+    """Run one delivery-writing statement (commerce.sql: the daily chunk or a charge's) and
+    queue its notifications, in the caller's transaction; None when it picked nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        (
+            made,
+            picked,
+            short,
+            existed,
+            skipped,
+            caught_up,
+            per_product,
+            short_ids,
+            products,
+            *rest,
+        ) = cursor.fetchone()
+    if not picked:
+        return None
+    last_date, last_id, order_ids, confirmations, short_notices, skipped_notices = rest
+    queued = queue_rows(ORDER_CONFIRMATION, confirmations)
+    queued += queue_rows(OUT_OF_STOCK, short_notices)
+    queued += queue_rows(DELIVERIES_SKIPPED, skipped_notices)
+    counts = {
+        "processed": picked,
+        "orders_created": made,
+        "out_of_stock": short,
+        "already_ordered": existed,
+        "deliveries_skipped": skipped,
+        "subscriptions_caught_up": caught_up,
+    }
+    return _Chunk(counts, per_product, short_ids, products, (last_date, last_id), order_ids, queued)
 
 
 def _process_chunk(params: dict[str, Any]) -> _Chunk | None:
-    """One chunk in its own transaction (the statement, then its orders' confirmations and
-    out-of-stock notices); None when nothing was due past the position."""
+    """One chunk in its own transaction: a template that cannot render rolls it back."""
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql.PROCESS_DUE_CHUNK, params)
-            picked, made, short, existed, products, _moved, last_date, last_id, *rows = (
-                cursor.fetchone()
-            )
-        if not picked:
-            return None
-        confirmations, short_notices = rows
-        queued = queue_rows(ORDER_CONFIRMATION, confirmations)
-        queued += queue_rows(OUT_OF_STOCK, short_notices)
-    return _Chunk(picked, made, short, products, existed, (last_date, last_id), queued)
+        return write_deliveries(sql.PROCESS_DUE_CHUNK, params)
 
 
 def _preview(*, as_of: date, subscription_ids: list[int] | None) -> dict[str, Any]:
-    """What a run would do now for deliveries due today (catch-up repeats not counted)."""
+    """What a run would do now: the same rule and allocation, nothing written."""
+    params = {
+        "as_of": as_of,
+        "subscription_ids": subscription_ids,
+        "short_products": [],
+        "deliver_on": None,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(sql.PREVIEW_DUE, {"as_of": as_of, "subscription_ids": subscription_ids})
-        due, existed, short = cursor.fetchone()
+        cursor.execute(sql.PREVIEW_DUE, params)
+        made, picked, short, existed, skipped, caught_up, per_product, short_ids, _ = (
+            cursor.fetchone()
+        )
     return {
         "as_of": as_of.isoformat(),
-        "processed": due,
-        "orders_created": due - existed - short,
+        "processed": picked,
+        "orders_created": made,
         "out_of_stock": short,
-        "skipped": existed,
+        "already_ordered": existed,
+        "deliveries_skipped": skipped,
+        "subscriptions_caught_up": caught_up,
+        "out_of_stock_products": per_product,
+        "out_of_stock_subscription_ids": short_ids[:MAX_IDS],
         "dry_run": True,
     }
