@@ -104,15 +104,15 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return f"subscription {self.pk}: {self.quantity} x {self.product_id} {self.frequency}"
 
-    @property
-    def is_final(self) -> bool:
-        """Cancelled and completed subscriptions never change again (admin, actions, webhook)."""
-        return self.status in FINAL_STATUSES
-
     def save(self, *args, **kwargs) -> None:
         if self.anchor_day is None and self.next_delivery_date is not None:
             self.anchor_day = self.next_delivery_date.day
         super().save(*args, **kwargs)
+
+    @property
+    def is_final(self) -> bool:
+        """Cancelled and completed subscriptions never change again (admin, actions, webhook)."""
+        return self.status in FINAL_STATUSES
 
 
 #: Statuses whose subscriptions are delivered by the daily job.

@@ -8,8 +8,8 @@ from django.template import TemplateSyntaxError
 from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
 from commerce.services.dates import next_delivery_date
 from commerce.services.subscriptions import COUNTS, process_due_subscriptions
-from jobs.runner import run_job_now
 from jobs.models import Notification
+from jobs.runner import run_job_now
 from tests.commerce.conftest import TODAY
 
 pytestmark = pytest.mark.django_db
