@@ -171,13 +171,16 @@ def check_state(*, orders: int) -> None:
 
 def process_single_subscription(subscription_id: int) -> str:
     """Seed 002's per-subscription task (its flaws fixed: stock checked under the product's
-    lock in the order's transaction, notifications through the outbox)."""
+    lock in the order's transaction, notifications through the outbox), row by row as the
+    seed wrote it; the next date from the same SQL rule as ours."""
     from django.db import transaction
+    from django.db.models import F
     from django.utils import timezone
 
-    from commerce.models import AuditLog, Product, Subscription
+    from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
     from commerce.services.dates import next_delivery_date
-    from commerce.services.payments import create_order, queue_order_confirmation
+    from commerce.services.notifications import ORDER_CONFIRMATION, confirmation_key
+    from jobs.services.outbox import OutgoingNotification, queue_notifications
 
     with transaction.atomic():
         sub = (
@@ -191,7 +194,23 @@ def process_single_subscription(subscription_id: int) -> str:
         product = Product.objects.select_for_update().get(pk=sub.product_id)
         if product.stock_quantity < sub.quantity:
             return "out_of_stock"
-        order = create_order(sub, product, delivery_date=sub.next_delivery_date)
+        order = Order.objects.create(
+            customer_id=sub.customer_id,
+            subscription=sub,
+            delivery_date=sub.next_delivery_date,
+            subtotal=sub.price_per_delivery,
+            total=sub.price_per_delivery,
+        )
+        OrderLine.objects.create(
+            order=order,
+            product=product,
+            quantity=sub.quantity,
+            unit_price=round(sub.price_per_delivery / sub.quantity, 2),
+            line_total=sub.price_per_delivery,
+        )
+        Product.objects.filter(pk=product.pk).update(
+            stock_quantity=F("stock_quantity") - sub.quantity
+        )
         delivered = sub.next_delivery_date
         sub.next_delivery_date = next_delivery_date(
             delivered, frequency=sub.frequency, anchor_day=sub.anchor_day
@@ -200,7 +219,25 @@ def process_single_subscription(subscription_id: int) -> str:
         AuditLog.objects.create(
             actor="seed", action="order.created", object_ref=f"order:{order.pk}"
         )
-        queue_order_confirmation(sub, product, order)
+        context = {
+            "customer_name": sub.customer.name,
+            "order_id": order.pk,
+            "product_name": product.name,
+            "quantity": sub.quantity,
+            "total": str(order.total),
+            "delivery_date": delivered.isoformat(),
+        }
+        queue_notifications(
+            OutgoingNotification(
+                channel=channel,
+                recipient=recipient,
+                template=ORDER_CONFIRMATION,
+                dedup_key=confirmation_key(order.pk, channel),
+                context=context,
+            )
+            for channel, recipient in (("email", sub.customer.email), ("sms", sub.customer.phone))
+            if recipient
+        )
     return "created"
 
 
