@@ -231,7 +231,7 @@ PREVIEW_DUE = (
     + _COUNTS
 )
 
-#: One chunk of renewal reminders: active subscriptions due on %(due_date)s, in id order
+#: One chunk of renewal reminders: delivered subscriptions due on %(due_date)s, in id order
 #: from %(after_id)s, with their notification rows (JSON); the dedup key (subscription,
 #: delivery date) makes a second run queue nothing.
 REMINDER_CHUNK = """
@@ -241,7 +241,8 @@ WITH chunk AS (
       FROM commerce_subscription s
       JOIN commerce_product p ON p.id = s.product_id
       JOIN commerce_customer cu ON cu.id = s.customer_id
-     WHERE s.status = 'active' AND s.next_delivery_date = %(due_date)s AND s.id > %(after_id)s
+     WHERE s.status IN ('active', 'past_due') AND s.next_delivery_date = %(due_date)s
+       AND s.id > %(after_id)s
      ORDER BY s.id
      LIMIT %(limit)s
 ), notify_reminders AS (
