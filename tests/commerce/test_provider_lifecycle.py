@@ -131,7 +131,7 @@ def test_cancelled_or_completed_at_the_provider__final_nothing_brings_it_back(
 
     deliver(client, lifecycle_event(kind, "sub_C"), "evt_end")
     resumed = deliver(client, lifecycle_event("resumed", "sub_C"), "evt_resume")
-    charged = deliver(
+    deliver(
         client,
         charged_event(provider_subscription_id="sub_C", billing_date=TODAY, payment_id="pay_C"),
         "evt_charge",
