@@ -24,7 +24,7 @@ from commerce.exceptions import OutOfStock, SubscriptionEnded, UnknownSubscripti
 from commerce.models import FINAL_STATUSES, Order, Subscription
 from commerce.services import audit
 from commerce.services.dates import next_delivery_date
-from commerce.services.subscriptions import describe_stock_outs, write_deliveries
+from commerce.services.subscriptions import write_deliveries
 
 
 def charge_subscription(
@@ -84,10 +84,11 @@ def charge_subscription(
             },
         )
         if written is None or written.counts["out_of_stock"]:
+            product = ", ".join(written.short_per_product) if written else "the product"
             raise OutOfStock(
-                describe_stock_outs(1, written.short_per_product if written else {})
-                + f" (subscription {sub.pk}, delivery {deliver_on}); or refund payment"
-                f" {payment_id}; then process the event again"
+                f"{product} is out of stock for subscription {sub.pk}'s delivery of"
+                f" {deliver_on}: restock (or refund payment {payment_id}), then process the"
+                " event again"
             )
     return {"order_id": written.order_ids[0], "order_created": True, "marked_paid": True}
 
