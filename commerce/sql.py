@@ -71,18 +71,17 @@ def _deliveries(picked: str, *, lock: bool) -> str:
      ORDER BY p.id"""
         + ("\n       FOR UPDATE OF p" if lock else "")
         + """
-), due AS (
-    SELECT d.*, w.deliver_on,
-           EXISTS (SELECT 1 FROM commerce_order o
-                    WHERE o.subscription_id = d.id AND o.delivery_date = w.deliver_on)
-               AS has_order,
-           commerce_deliveries_between(d.next_delivery_date, w.deliver_on, d.frequency,
-                                       d.anchor_day) AS skipped
+), dated AS MATERIALIZED (
+    SELECT d.*, coalesce(%(deliver_on)s::date,
+                         commerce_due_delivery(d.next_delivery_date, d.frequency, d.anchor_day,
+                                               %(as_of)s)) AS deliver_on
       FROM picked d
-     CROSS JOIN LATERAL (
-           SELECT coalesce(%(deliver_on)s::date,
-                           commerce_due_delivery(d.next_delivery_date, d.frequency,
-                                                 d.anchor_day, %(as_of)s)) AS deliver_on) w
+), due AS (
+    SELECT d.*, o.id IS NOT NULL AS has_order,
+           commerce_deliveries_between(d.next_delivery_date, d.deliver_on, d.frequency,
+                                       d.anchor_day) AS skipped
+      FROM dated d
+      LEFT JOIN commerce_order o ON o.subscription_id = d.id AND o.delivery_date = d.deliver_on
 ), alloc AS (
     SELECT d.*, st.name AS product_name, st.sku,
            NOT d.has_order
@@ -102,7 +101,8 @@ def _deliveries(picked: str, *, lock: bool) -> str:
     )
 
 
-#: The counts every variant reports, from `settled` (and `made` when it wrote).
+#: The counts every variant reports, from `settled` (the dry run's; a run counts the rows
+#: its pick returned, commerce.services.subscriptions).
 _COUNTS = """
        (SELECT count(*) FROM settled),
        (SELECT count(*) FROM settled WHERE short),
@@ -115,112 +115,88 @@ _COUNTS = """
        (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM settled WHERE short),
        (SELECT coalesce(array_agg(DISTINCT product_id), '{}') FROM settled WHERE short)"""
 
-#: Writes the deliveries of `settled`: the orders (pending, or paid by %(paid_by)s), their
-#: lines, the stock taken, the next dates moved, the audit rows (order.created,
-#: subscription.deliveries_skipped), and returns the notification rows (JSON): order
-#: confirmations, out-of-stock notices (once per delivery) and skipped-deliveries notices
-#: (once per missed stretch). The caller inserts them into the outbox in the same
-#: transaction. ON CONFLICT on the one-order-per-delivery key is the last guard.
-_WRITE = (
-    """
-, ordered AS (
+#: The picked deliveries, one row each in walk order (commerce.services.subscriptions.
+#: Delivery), with what their customer is told, and the id of the order to write
+#: (drawn from the orders' sequence when the delivery fits, so the confirmation can be
+#: rendered while WRITE_DELIVERIES runs).
+_PICKED = """
+SELECT a.id, a.next_delivery_date, a.deliver_on, a.new_date, a.has_order, a.fits, a.skipped,
+       CASE WHEN a.fits THEN nextval('commerce_order_id_seq') END AS order_id,
+       a.customer_id, a.product_id, a.quantity, a.price_per_delivery, a.product_name, a.sku,
+       cu.name, cu.email, cu.phone
+  FROM settled a
+  JOIN commerce_customer cu ON cu.id = a.customer_id
+ ORDER BY a.next_delivery_date, a.id
+"""
+
+#: One chunk of the daily job, first statement: lock the chunk's subscriptions (SKIP
+#: LOCKED), then their products in id order (waiting for another worker's chunk: the
+#: stock it leaves is what we allocate; same order everywhere, so no deadlock), and
+#: return the chunk's deliveries as the rule and the allocation settle them.
+PICK_DUE = "WITH " + _deliveries(_PICK_DUE, lock=True) + _PICKED
+
+#: The delivery a charge pays for (%(deliver_on)s given), picked and settled by the same
+#: rule and written by the same WRITE_DELIVERIES as the daily job's: one way to write an
+#: order.
+PICK_CHARGED = "WITH " + _deliveries(_PICK_CHARGED, lock=True) + _PICKED
+
+#: Second statement of a chunk (or a charge): writes the deliveries a pick settled, by
+#: primary key (its rows are locked by the pick, in the same transaction): the orders of
+#: the deliveries that fit, with the ids the pick drew (pending, or paid by %(paid_by)s),
+#: their lines, the stock taken, the next dates moved (%(moved_ids)s, %(new_dates)s),
+#: the audit rows (order.created, subscription.deliveries_skipped). ON CONFLICT on the
+#: one-order-per-delivery key is the last guard; returns the ids of the orders made.
+WRITE_DELIVERIES = """
+WITH fitting AS (
+    SELECT *
+      FROM unnest(%(order_ids)s::bigint[], %(subscription_ids)s::bigint[],
+                  %(customer_ids)s::bigint[], %(product_ids)s::bigint[],
+                  %(quantities)s::int[], %(prices)s::numeric[], %(delivery_dates)s::date[])
+           AS d(order_id, subscription_id, customer_id, product_id, quantity, price, deliver_on)
+), ordered AS (
     INSERT INTO commerce_order
-           (customer_id, status, subscription_id, delivery_date, subtotal, total,
+           (id, customer_id, status, subscription_id, delivery_date, subtotal, total,
             provider_payment_id, created_at, paid_at)
-    SELECT a.customer_id, CASE WHEN %(paid_by)s::text IS NULL THEN 'pending' ELSE 'paid' END,
-           a.id, a.deliver_on, a.price_per_delivery, a.price_per_delivery,
-           coalesce(%(paid_by)s::text, ''), %(now)s,
-           CASE WHEN %(paid_by)s::text IS NULL THEN NULL ELSE %(now)s END
-      FROM settled a
-     WHERE a.fits
+    SELECT d.order_id, d.customer_id,
+           CASE WHEN %(paid_by)s::text IS NULL THEN 'pending' ELSE 'paid' END,
+           d.subscription_id, d.deliver_on, d.price, d.price, coalesce(%(paid_by)s::text, ''),
+           %(now)s, CASE WHEN %(paid_by)s::text IS NULL THEN NULL ELSE %(now)s END
+      FROM fitting d
     ON CONFLICT ON CONSTRAINT commerce_order_one_per_delivery DO NOTHING
-    RETURNING id, subscription_id
+    RETURNING id
 ), made AS (
-    SELECT o.id AS order_id, a.*
-      FROM ordered o JOIN settled a ON a.id = o.subscription_id
+    SELECT d.* FROM fitting d WHERE d.order_id IN (SELECT id FROM ordered)
 ), lines AS (
     INSERT INTO commerce_orderline (order_id, product_id, quantity, unit_price, line_total)
-    SELECT m.order_id, m.product_id, m.quantity, round(m.price_per_delivery / m.quantity, 2),
-           m.price_per_delivery
+    SELECT m.order_id, m.product_id, m.quantity, round(m.price / m.quantity, 2), m.price
       FROM made m
 ), taken AS (
     UPDATE commerce_product p
        SET stock_quantity = p.stock_quantity - t.units
       FROM (SELECT product_id, sum(quantity) AS units FROM made GROUP BY product_id) t
      WHERE p.id = t.product_id
-    RETURNING p.id
 ), advanced AS (
     UPDATE commerce_subscription s
-       SET next_delivery_date = a.new_date, updated_at = %(now)s
-      FROM settled a
-     WHERE s.id = a.id AND a.new_date IS NOT NULL
-    RETURNING s.id
+       SET next_delivery_date = m.new_date, updated_at = %(now)s
+      FROM unnest(%(moved_ids)s::bigint[], %(new_dates)s::date[]) AS m(id, new_date)
+     WHERE s.id = m.id
 ), audit AS (
     INSERT INTO commerce_auditlog (actor, action, object_ref, created_at, details)
     SELECT %(actor)s, 'order.created', 'order:' || m.order_id, %(now)s,
-           jsonb_build_object('subscription_id', m.id, 'delivery_date', m.deliver_on,
-                              'quantity', m.quantity, 'total', m.price_per_delivery,
-                              'payment_id', %(paid_by)s::text)
+           jsonb_build_object('subscription_id', m.subscription_id,
+                              'delivery_date', m.deliver_on, 'quantity', m.quantity,
+                              'total', m.price, 'payment_id', %(paid_by)s::text)
       FROM made m
     UNION ALL
-    SELECT %(actor)s, 'subscription.deliveries_skipped', 'subscription:' || a.id, %(now)s,
-           jsonb_build_object('skipped', a.skipped, 'missed_from', a.next_delivery_date,
-                              'delivery_date', a.deliver_on, 'next_delivery_date', a.new_date)
-      FROM settled a
-     WHERE a.new_date IS NOT NULL AND a.skipped > 0
-), notify_orders AS (
-    SELECT c.channel, c.recipient,
-           'order_confirmation:' || m.order_id || ':' || c.channel AS dedup_key,
-           cu.name AS customer_name, m.order_id, m.product_name, m.quantity,
-           m.price_per_delivery::text AS total,
-           to_char(m.deliver_on, 'YYYY-MM-DD') AS delivery_date
-      FROM made m
-      JOIN commerce_customer cu ON cu.id = m.customer_id
-     CROSS JOIN LATERAL (VALUES ('email', cu.email), ('sms', cu.phone)) c(channel, recipient)
-     WHERE c.recipient <> ''
-), notify_short AS (
-    SELECT CASE WHEN cu.email <> '' THEN 'email' WHEN cu.phone <> '' THEN 'sms' END AS channel,
-           CASE WHEN cu.email <> '' THEN cu.email ELSE cu.phone END AS recipient,
-           'subscription_out_of_stock:' || a.id || ':'
-               || to_char(a.deliver_on, 'YYYYMMDD') AS dedup_key,
-           cu.name AS customer_name, a.product_name, a.quantity,
-           to_char(a.deliver_on, 'YYYY-MM-DD') AS delivery_date
-      FROM settled a
-      JOIN commerce_customer cu ON cu.id = a.customer_id
-     WHERE a.short
-), notify_skipped AS (
-    SELECT CASE WHEN cu.email <> '' THEN 'email' WHEN cu.phone <> '' THEN 'sms' END AS channel,
-           CASE WHEN cu.email <> '' THEN cu.email ELSE cu.phone END AS recipient,
-           'subscription_skipped:' || a.id || ':'
-               || to_char(a.next_delivery_date, 'YYYYMMDD') AS dedup_key,
-           cu.name AS customer_name, a.product_name, a.quantity, a.skipped,
-           to_char(a.next_delivery_date, 'YYYY-MM-DD') AS missed_from,
-           to_char(a.deliver_on, 'YYYY-MM-DD') AS delivery_date
-      FROM settled a
-      JOIN commerce_customer cu ON cu.id = a.customer_id
-     WHERE a.new_date IS NOT NULL AND a.skipped > 0
+    SELECT %(actor)s, 'subscription.deliveries_skipped', 'subscription:' || c.id, %(now)s,
+           jsonb_build_object('skipped', c.skipped, 'missed_from', c.missed_from,
+                              'delivery_date', c.deliver_on, 'next_delivery_date', c.new_date)
+      FROM unnest(%(caught_up_ids)s::bigint[], %(caught_up_skipped)s::int[],
+                  %(caught_up_from)s::date[], %(caught_up_on)s::date[],
+                  %(caught_up_next)s::date[]) AS c(id, skipped, missed_from, deliver_on, new_date)
 )
-SELECT (SELECT count(*) FROM made),"""
-    + _COUNTS
-    + """,
-       (SELECT next_delivery_date FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
-       (SELECT id FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
-       (SELECT coalesce(array_agg(order_id), '{}') FROM made),
-       (SELECT json_agg(x) FROM notify_orders x),
-       (SELECT json_agg(x) FROM notify_short x WHERE x.channel IS NOT NULL),
-       (SELECT json_agg(x) FROM notify_skipped x WHERE x.channel IS NOT NULL)
+SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ordered
 """
-)
-
-#: One chunk of the daily job: lock the chunk's subscriptions (SKIP LOCKED), then their
-#: products in id order (waiting for another worker's chunk: the stock it leaves is what
-#: we allocate; same order everywhere, so no deadlock), and write its deliveries (_WRITE):
-#: orders, lines, stock, dates, audit and notification rows are one statement.
-PROCESS_DUE_CHUNK = "WITH " + _deliveries(_PICK_DUE, lock=True) + _WRITE
-
-#: The delivery a charge pays for, written by the same statement as the daily job's
-#: (%(deliver_on)s given, the order paid by %(paid_by)s): one way to write an order.
-CHARGE_DELIVERY = "WITH " + _deliveries(_PICK_CHARGED, lock=True) + _WRITE
 
 #: Preview of a run (the dry run): the same rule and allocation over every due delivery,
 #: nothing locked or written; first column: the orders the run would make.

@@ -4,7 +4,7 @@ The billing cycle is a window of the store's local dates (COMMERCE_TIME_ZONE): a
 starting at the customer's midnight in India is 18:30 UTC the day before, and its
 delivery is the local date. The charge finds the subscription's order in that window,
 whatever the UTC dates say, and marks it paid; when there is none yet it writes it
-through the daily job's own statement (commerce.sql.CHARGE_DELIVERY), paid: one way to
+through the daily job's own statement (commerce.sql.PICK_CHARGED and WRITE_DELIVERIES), paid: one way to
 write an order, one next-date rule.
 
 The daily job and the webhook may both reach one delivery, in either order or at the
@@ -72,7 +72,7 @@ def charge_subscription(
         in_cycle = billing_date <= sub.next_delivery_date < cycle_end
         deliver_on = sub.next_delivery_date if in_cycle else billing_date
         written = write_deliveries(
-            sql.CHARGE_DELIVERY,
+            sql.PICK_CHARGED,
             {
                 "subscription_id": sub.pk,
                 "as_of": deliver_on,

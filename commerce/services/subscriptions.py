@@ -22,9 +22,12 @@ one).
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -37,9 +40,15 @@ from commerce.services.notifications import (
     DELIVERIES_SKIPPED,
     ORDER_CONFIRMATION,
     OUT_OF_STOCK,
-    queue_rows,
+    confirmation_key,
 )
 from jobs.context import flag_for_attention, report_progress
+from jobs.services.outbox import (
+    OutgoingNotification,
+    RenderedNotification,
+    queue_rendered,
+    render_notifications,
+)
 
 logger = logging.getLogger("commerce.subscriptions")
 
@@ -79,11 +88,12 @@ def process_due_subscriptions(
         return _preview(as_of=as_of, subscription_ids=subscription_ids)
     run = _Run(actor=job_actor())
     fixed = {"as_of": as_of, "subscription_ids": subscription_ids}
-    while True:
-        chunk = _process_chunk({**fixed, **run.position(), "limit": chunk_size})
-        if chunk is None:
-            break
-        run.add(chunk)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commerce-render") as renderer:
+        while True:
+            chunk = _process_chunk({**fixed, **run.position(), "limit": chunk_size}, renderer)
+            if chunk is None:
+                break
+            run.add(chunk)
     result = {
         "as_of": as_of.isoformat(),
         **run.totals,
@@ -152,44 +162,196 @@ class _Run:
         report_progress(done=self.totals["processed"], unit="subscriptions", **self.totals)
 
 
-def write_deliveries(statement: str, params: dict[str, Any]) -> _Chunk | None:
-    """Run one delivery-writing statement (commerce.sql: the daily chunk or a charge's) and
-    queue its notifications, in the caller's transaction; None when it picked nothing."""
+class Delivery(NamedTuple):
+    """One picked delivery as the rule and the allocation settled it (commerce.sql._PICKED)."""
+
+    subscription_id: int
+    next_delivery_date: date
+    deliver_on: date
+    #: Where the next date moves; None when it stays (out of stock).
+    new_date: date | None
+    #: The order of this delivery exists (a charge made it): the date only moves on.
+    has_order: bool
+    fits: bool
+    #: Missed deliveries of the schedule skipped by moving to `deliver_on`.
+    skipped: int
+    #: The id drawn for its order when it fits, else None.
+    order_id: int | None
+    customer_id: int
+    product_id: int
+    quantity: int
+    price: Decimal
+    product_name: str
+    sku: str
+    customer_name: str
+    email: str
+    phone: str
+
+    @property
+    def short(self) -> bool:
+        return not self.has_order and not self.fits
+
+    @property
+    def caught_up(self) -> bool:
+        """Moved past missed deliveries: recorded, and the customer told once."""
+        return self.new_date is not None and self.skipped > 0
+
+
+def write_deliveries(
+    pick: str, params: dict[str, Any], *, renderer: Executor | None = None
+) -> _Chunk | None:
+    """Pick (commerce.sql: the daily chunk's or a charge's), write, and queue the
+    notifications of a set of deliveries, in the caller's transaction; None when the pick
+    found nothing.
+
+    Two statements: the pick locks and settles the deliveries, WRITE_DELIVERIES writes them
+    by primary key. With a `renderer` (one helper thread) the notifications are built and
+    rendered there while PostgreSQL writes; a template that cannot render raises here, in
+    the transaction, which rolls back with it.
+    """
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        (
-            made,
-            picked,
-            short,
-            existed,
-            skipped,
-            caught_up,
-            per_product,
-            short_ids,
-            products,
-            *rest,
-        ) = cursor.fetchone()
-    if not picked:
-        return None
-    last_date, last_id, order_ids, confirmations, short_notices, skipped_notices = rest
-    queued = queue_rows(ORDER_CONFIRMATION, confirmations)
-    queued += queue_rows(OUT_OF_STOCK, short_notices)
-    queued += queue_rows(DELIVERIES_SKIPPED, skipped_notices)
+        cursor.execute(pick, params)
+        rows = list(map(Delivery._make, cursor.fetchall()))
+        if not rows:
+            return None
+        rendering = renderer.submit(_render, rows) if renderer else None
+        cursor.execute(sql.WRITE_DELIVERIES, _write_params(rows, params))
+        [(order_ids,)] = cursor.fetchall()
+    rendered = rendering.result() if rendering else _render(rows)
+    made = set(order_ids)
+    # A confirmation goes with its order: none for one the last guard (ON CONFLICT) skipped.
+    queued = queue_rendered(note for order_id, note in rendered if order_id in made or not order_id)
+    short = [row for row in rows if row.short]
+    caught_up = [row for row in rows if row.caught_up]
     counts = {
-        "processed": picked,
-        "orders_created": made,
-        "out_of_stock": short,
-        "already_ordered": existed,
-        "deliveries_skipped": skipped,
-        "subscriptions_caught_up": caught_up,
+        "processed": len(rows),
+        "orders_created": len(order_ids),
+        "out_of_stock": len(short),
+        "already_ordered": sum(row.has_order for row in rows),
+        "deliveries_skipped": sum(row.skipped for row in caught_up),
+        "subscriptions_caught_up": len(caught_up),
     }
-    return _Chunk(counts, per_product, short_ids, products, (last_date, last_id), order_ids, queued)
+    return _Chunk(
+        counts,
+        dict(Counter(f"{row.sku} {row.product_name}" for row in short)),
+        sorted(row.subscription_id for row in short),
+        sorted({row.product_id for row in short}),
+        (rows[-1].next_delivery_date, rows[-1].subscription_id),  # rows come in walk order
+        order_ids,
+        queued,
+    )
 
 
-def _process_chunk(params: dict[str, Any]) -> _Chunk | None:
+def _write_params(rows: list[Delivery], params: dict[str, Any]) -> dict[str, Any]:
+    """WRITE_DELIVERIES's parameters: the picked rows as parallel arrays."""
+    fitting = [row for row in rows if row.fits]
+    moved = [row for row in rows if row.new_date is not None]
+    caught_up = [row for row in rows if row.caught_up]
+    return {
+        "order_ids": [row.order_id for row in fitting],
+        "subscription_ids": [row.subscription_id for row in fitting],
+        "customer_ids": [row.customer_id for row in fitting],
+        "product_ids": [row.product_id for row in fitting],
+        "quantities": [row.quantity for row in fitting],
+        "prices": [row.price for row in fitting],
+        "delivery_dates": [row.deliver_on for row in fitting],
+        "moved_ids": [row.subscription_id for row in moved],
+        "new_dates": [row.new_date for row in moved],
+        "caught_up_ids": [row.subscription_id for row in caught_up],
+        "caught_up_skipped": [row.skipped for row in caught_up],
+        "caught_up_from": [row.next_delivery_date for row in caught_up],
+        "caught_up_on": [row.deliver_on for row in caught_up],
+        "caught_up_next": [row.new_date for row in caught_up],
+        "paid_by": params.get("paid_by"),
+        "now": params["now"],
+        "actor": params["actor"],
+    }
+
+
+def _render(rows: list[Delivery]) -> list[tuple[int | None, RenderedNotification]]:
+    """Build and render the deliveries' notifications, each with the order it confirms
+    (None for the others). Touches no database: runs on the helper thread."""
+    tagged = list(_notifications(rows))
+    rendered = render_notifications(item for _, item in tagged)
+    return [(order_id, note) for (order_id, _), note in zip(tagged, rendered, strict=True)]
+
+
+def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingNotification]]:
+    """Order confirmations (every channel the customer has), out-of-stock notices (once
+    per delivery) and skipped-deliveries notices (once per missed stretch) by email, else
+    SMS."""
+    for row in rows:
+        if row.fits:
+            context = {
+                "customer_name": row.customer_name,
+                "order_id": row.order_id,
+                "product_name": row.product_name,
+                "quantity": row.quantity,
+                "total": str(row.price),
+                "delivery_date": row.deliver_on.isoformat(),
+            }
+            for channel, recipient in (("email", row.email), ("sms", row.phone)):
+                if recipient:
+                    yield (
+                        row.order_id,
+                        OutgoingNotification(
+                            channel=channel,
+                            recipient=recipient,
+                            template=ORDER_CONFIRMATION,
+                            dedup_key=confirmation_key(row.order_id, channel),
+                            context=context,
+                        ),
+                    )
+        channel, recipient = ("email", row.email) if row.email else ("sms", row.phone)
+        if not recipient:
+            continue
+        if row.short:
+            yield (
+                None,
+                OutgoingNotification(
+                    channel=channel,
+                    recipient=recipient,
+                    template=OUT_OF_STOCK,
+                    dedup_key=f"subscription_out_of_stock:{row.subscription_id}:"
+                    f"{_compact(row.deliver_on)}",
+                    context={
+                        "customer_name": row.customer_name,
+                        "product_name": row.product_name,
+                        "quantity": row.quantity,
+                        "delivery_date": row.deliver_on.isoformat(),
+                    },
+                ),
+            )
+        if row.caught_up:
+            yield (
+                None,
+                OutgoingNotification(
+                    channel=channel,
+                    recipient=recipient,
+                    template=DELIVERIES_SKIPPED,
+                    dedup_key=f"subscription_skipped:{row.subscription_id}:"
+                    f"{_compact(row.next_delivery_date)}",
+                    context={
+                        "customer_name": row.customer_name,
+                        "product_name": row.product_name,
+                        "quantity": row.quantity,
+                        "skipped": row.skipped,
+                        "missed_from": row.next_delivery_date.isoformat(),
+                        "delivery_date": row.deliver_on.isoformat(),
+                    },
+                ),
+            )
+
+
+def _compact(day: date) -> str:
+    """YYYYMMDD (year zero-padded, as in a dedup key)."""
+    return day.isoformat().replace("-", "")
+
+
+def _process_chunk(params: dict[str, Any], renderer: Executor) -> _Chunk | None:
     """One chunk in its own transaction: a template that cannot render rolls it back."""
     with transaction.atomic():
-        return write_deliveries(sql.PROCESS_DUE_CHUNK, params)
+        return write_deliveries(sql.PICK_DUE, params, renderer=renderer)
 
 
 def _preview(*, as_of: date, subscription_ids: list[int] | None) -> dict[str, Any]:
