@@ -68,7 +68,7 @@ def process_due_subscriptions_task(
 
 @job(
     "commerce.send_subscription_renewal_reminders",
-    cron="0 12 * * *",
+    cron="0 0 * * *",  # with the order run: 24 hours before the run that makes the delivery
     cluster="subscriptions",
     lease_seconds=300,
     retry=True,

@@ -17,7 +17,7 @@ PINNED_CRONS = {
     "commerce.cleanup_old_audit_logs": None,  # not scheduled (seed 002); JOBS_SCHEDULES turns it on
     "commerce.process_due_subscriptions": "0 0 * * *",
     "commerce.process_webhook_event": None,
-    "commerce.send_subscription_renewal_reminders": "0 12 * * *",
+    "commerce.send_subscription_renewal_reminders": "0 0 * * *",
     "exchanges.auto_complete": "0 0 * * *",
     "exchanges.cleanup_rate_limits": "0 4 * * *",
     "exchanges.cleanup_sessions": "0 3 * * *",
