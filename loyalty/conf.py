@@ -29,7 +29,10 @@ class LoyaltySettings(AppSettings):
         "APPLE_PASS_KEY_PASSWORD": Setting("", env=True),
         #: Apple's WWDR intermediate certificate (PEM), shipped inside every signature.
         "APPLE_WWDR_CERT_FILE": Setting("", env=True),
-        #: APNs authentication key (.p8, ES256) and its key id: provider tokens for pushes.
+        #: How pushes authenticate to APNs: "certificate" (the pass type certificate and key
+        #: above, as Apple's Wallet guide asks) or "token" (the .p8 key below).
+        "APPLE_APNS_AUTH": Setting("certificate", env=True),
+        #: APNs authentication key (.p8, ES256) and its key id: provider tokens (token auth only).
         "APPLE_APNS_KEY_FILE": Setting("", env=True),
         "APPLE_APNS_KEY_ID": Setting("", env=True),
         #: APNs endpoint (HTTP/2); the sandbox is https://api.sandbox.push.apple.com.

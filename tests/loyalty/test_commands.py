@@ -85,7 +85,7 @@ def test_wallet_status_command__one_line_per_wallet_exit_1_when_one_is_not_ok(
 
     call_command("sync_wallet_passes")
     capsys.readouterr()
-    fake_wallet.apns.faults.refuse_provider_token = True
+    fake_wallet.apns.faults.refuse_certificate = True
     settings.LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE = "/nonexistent/key.json"
     with pytest.raises(CommandError, match="wallet\\(s\\) not OK: google, apple") as error:
         call_command("wallet_status")
@@ -94,9 +94,10 @@ def test_wallet_status_command__one_line_per_wallet_exit_1_when_one_is_not_ok(
     assert capsys.readouterr().out.splitlines() == [
         "google: FAIL LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE: cannot read /nonexistent/key.json: "
         f"No such file or directory; 0 card(s) behind; last run #{run.pk}: 0 failed",
-        "apple: FAIL credentials refused: APNs refused the provider token "
-        "(InvalidProviderToken): check LOYALTY_APPLE_APNS_KEY_FILE, LOYALTY_APPLE_APNS_KEY_ID "
-        f"and LOYALTY_APPLE_TEAM_ID; 0 card(s) behind; last run #{run.pk}: 0 failed",
+        "apple: FAIL credentials refused: APNs refused the pass type certificate: check "
+        "LOYALTY_APPLE_PASS_CERT_FILE, LOYALTY_APPLE_PASS_KEY_FILE (revoked or expired?) and "
+        "LOYALTY_APPLE_APNS_URL (pass pushes go to production) (BadCertificate); 0 card(s) "
+        f"behind; last run #{run.pk}: 0 failed",
     ]
 
 

@@ -62,13 +62,13 @@ def test_health__wallet_problems_are_a_warning_line_never_unhealthy(
     frozen_now, program_factory, card_factory, fake_wallet, settings
 ):
     card_factory(program_factory(), apple="a-1")
-    settings.LOYALTY_APPLE_APNS_KEY_ID = ""
+    settings.LOYALTY_APPLE_PASS_CERT_FILE = ""
 
     checks = {c.name: c for c in run_checks()}
 
     wallets = checks["wallets"]
     assert wallets.line().startswith("wallets: WARN google: OK credentials accepted; ")
-    assert "apple: FAIL not configured (set LOYALTY_APPLE_APNS_KEY_ID); 1 card(s) behind" in (
+    assert "apple: FAIL not configured (set LOYALTY_APPLE_PASS_CERT_FILE); 1 card(s) behind" in (
         wallets.detail
     )
     assert wallets.warning and is_healthy([wallets])
