@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -122,10 +123,17 @@ def updated_passes_view(request: HttpRequest, device: str, pass_type: str) -> Ht
 
 @require_GET
 def latest_pass_view(request: HttpRequest, pass_type: str, serial: str) -> HttpResponse:
-    """The pass as it is now, signed with the pass type certificate."""
+    """The pass as it is now, signed with the pass type certificate; 304 Not Modified (no
+    signing) when `If-Modified-Since` is not older than the pass content's Last-Modified."""
     card = _authorized_card(request, pass_type, serial)
     if card is None:
         return HttpResponse(status=401)
+    modified = int(card.pass_updated_at.timestamp())  # HTTP dates have whole seconds
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    if since is not None and since >= modified:
+        response = HttpResponse(status=304)
+        response["Last-Modified"] = http_date(modified)
+        return response
     try:
         signer = PassSigner.from_settings()
     except WalletNotConfigured as exc:
@@ -138,9 +146,11 @@ def latest_pass_view(request: HttpRequest, pass_type: str, serial: str) -> HttpR
         stamp_count=card.stamp_count,
         organization_name=card.merchant.name or loyalty_settings.APPLE_ORGANIZATION_NAME,
     )
-    return HttpResponse(
+    response = HttpResponse(
         build_pkpass(content, signer=signer), content_type="application/vnd.apple.pkpass"
     )
+    response["Last-Modified"] = http_date(modified)
+    return response
 
 
 @csrf_exempt
