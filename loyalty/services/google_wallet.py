@@ -109,7 +109,6 @@ class GoogleWalletClient:
         body = {
             "id": card.google_object_id,
             "classId": card.google_class_id,
-            "state": "ACTIVE",
             "accountId": card.number,
             "accountName": card.number,
             "barcode": {"type": "QR_CODE", "value": card.number},
@@ -148,7 +147,10 @@ class GoogleWalletClient:
 
 
 def _points(card: CardSnapshot) -> dict[str, Any]:
+    """What the object shows of the card; a deactivated card's object is INACTIVE ("inactive
+    and hidden from view"; Google Wallet moves it to "Expired passes")."""
     return {
+        "state": "ACTIVE" if card.is_active else "INACTIVE",
         "loyaltyPoints": {"label": "Points", "balance": {"int": card.points_balance}},
         "secondaryLoyaltyPoints": {"label": "Stamps", "balance": {"int": card.stamp_count}},
     }

@@ -17,14 +17,15 @@ from loyalty.services.wallet_snapshot import CardSnapshot
 
 WALLETS = ("google", "apple")
 
-#: (card, wallet) pairs of active cards with that pass whose wallet is behind.
+#: (card, wallet) pairs of cards with that pass whose wallet is behind (a deactivated card
+#: too: its change of state is what the wallet must show, its passes voided).
 _BEHIND_PAIRS = """
     SELECT c.id AS card_id, w.wallet, s.attempted_at
       FROM loyalty_loyaltycard c
      CROSS JOIN LATERAL (VALUES ('google', c.google_object_id <> ''),
                                 ('apple', c.apple_serial_number <> '')) AS w(wallet, has_pass)
       LEFT JOIN loyalty_walletsyncstate s ON s.card_id = c.id AND s.wallet = w.wallet
-     WHERE c.is_active AND w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
+     WHERE w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
 """
 
 #: Cards behind in any wallet, least recently attempted first, at most %s.
@@ -86,9 +87,7 @@ def cards_with_passes(
     *, card_ids: list[int] | None = None, since: datetime | None = None
 ) -> dict[int, tuple[str, ...]]:
     """Every wallet of the given cards (or of cards with a transaction since `since`)."""
-    cards = LoyaltyCard.objects.filter(is_active=True).filter(
-        ~Q(google_object_id="") | ~Q(apple_serial_number="")
-    )
+    cards = LoyaltyCard.objects.filter(~Q(google_object_id="") | ~Q(apple_serial_number=""))
     if card_ids is not None:
         cards = cards.filter(pk__in=card_ids)
     else:
@@ -114,6 +113,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
             "balance_version",
             "google_object_id",
             "apple_serial_number",
+            "is_active",
         )
     }
     merchants = {row["merchant_id"] for row in rows.values()}
@@ -146,6 +146,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
                 apple_serial_number=row["apple_serial_number"] if "apple" in wallets else "",
                 google_class_id=class_ids.get(row["merchant_id"], ""),
                 apple_devices=tuple(devices.get(pk, ())),
+                is_active=row["is_active"],
             )
         )
     return result

@@ -60,11 +60,8 @@ def _authorized_card(request: HttpRequest, pass_type: str, serial: str) -> Loyal
         return None
     if not token_matches(serial, header.removeprefix("ApplePass ").strip()):
         return None
-    return (
-        LoyaltyCard.objects.filter(apple_serial_number=serial, is_active=True)
-        .select_related("merchant")
-        .first()
-    )
+    # A deactivated card's pass is still served: it must reach the devices as voided.
+    return LoyaltyCard.objects.filter(apple_serial_number=serial).select_related("merchant").first()
 
 
 @csrf_exempt
@@ -101,9 +98,9 @@ def updated_passes_view(request: HttpRequest, device: str, pass_type: str) -> Ht
     tag = request.GET.get("passesUpdatedSince", "")
     if not _DEVICE_ID.fullmatch(device) or (tag and not _TAG.fullmatch(tag)):
         return HttpResponse(status=400)
-    cards = AppleDeviceRegistration.objects.filter(
-        device_library_identifier=device, card__is_active=True
-    ).values("card_id")
+    cards = AppleDeviceRegistration.objects.filter(device_library_identifier=device).values(
+        "card_id"
+    )
     if not cards.exists():  # an unknown device has no passes of ours
         return HttpResponse(status=204)
     since = int(tag) if tag else 0
@@ -145,6 +142,7 @@ def latest_pass_view(request: HttpRequest, pass_type: str, serial: str) -> HttpR
         points_balance=card.points_balance,
         stamp_count=card.stamp_count,
         organization_name=card.merchant.name or loyalty_settings.APPLE_ORGANIZATION_NAME,
+        voided=not card.is_active,
     )
     response = HttpResponse(
         build_pkpass(content, signer=signer), content_type="application/vnd.apple.pkpass"
