@@ -197,6 +197,11 @@ class WalletSyncState(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["card", "wallet"], name="loyalty_wallet_state_unique"),
         ]
+        permissions = [
+            # /wallet-status/?fresh=1 calls Google and Apple: staff need this, and it is
+            # rate-limited still (loyalty.services.wallet_status).
+            ("probe_wallets", "Can ask the wallets now (wallet status ?fresh=1)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.wallet} of card {self.card_id} at version {self.synced_version}"

@@ -91,4 +91,8 @@ class Migration(migrations.Migration):
             field=models.DateTimeField(db_default=django.db.models.functions.datetime.Now(), editable=False),
         ),
         migrations.RunSQL(CREATE_TRIGGER, RESTORE_TRIGGER),
+        migrations.AlterModelOptions(
+            name='walletsyncstate',
+            options={'permissions': [('probe_wallets', 'Can ask the wallets now (wallet status ?fresh=1)')]},
+        ),
     ]
