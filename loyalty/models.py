@@ -244,5 +244,9 @@ class WalletChange(models.Model):
     #: The first change not yet taken (the lag of a push is measured from it).
     changed_at = models.DateTimeField()
 
+    class Meta:
+        # The sweep takes the oldest changes first, along this index.
+        indexes = [models.Index(fields=["changed_at"], name="loyalty_walletchange_at_idx")]
+
     def __str__(self) -> str:
         return f"card {self.card_id} changed at {self.changed_at}"

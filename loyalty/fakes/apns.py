@@ -75,6 +75,8 @@ class Push:
     auth: str = ""
     push_type: str = ""
     priority: str = ""
+    #: When it was answered (time.time(): a frozen clock in tests, for lag measurements).
+    at: float = 0.0
 
 
 class FakeApns:
@@ -211,6 +213,7 @@ class FakeApns:
             auth="token" if cert_topic is None else "certificate",
             push_type=headers.get("apns-push-type", ""),
             priority=headers.get("apns-priority", ""),
+            at=time.time(),
         )
         with self._lock:
             self.pushes.append(push)

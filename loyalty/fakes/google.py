@@ -66,6 +66,8 @@ class Call:
     authorization: str
     body: dict
     status: int
+    #: When it was answered (time.time(): a frozen clock in tests, for lag measurements).
+    at: float = 0.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -221,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             found = self.wallet.objects.get(object_id)
         if status == 200 and (found is None or object_id in self.wallet.deleted):
             status = 404
-        self.wallet.record(Call("google", object_id, "GET", authorization, {}, status))
+        self.wallet.record(Call("google", object_id, "GET", authorization, {}, status, time.time()))
         self._answer(status, found if status == 200 else _error(status, self.wallet.faults))
 
     def do_PATCH(self) -> None:
@@ -265,7 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(self.wallet.faults.latency_seconds + hang)
         if status == 200:
             self.wallet.apply(object_id, method, body)
-        self.wallet.record(Call("google", object_id, method, authorization, body, status))
+        self.wallet.record(
+            Call("google", object_id, method, authorization, body, status, time.time())
+        )
         answer = {"id": object_id} if status == 200 else _error(status, self.wallet.faults)
         self._answer(status, answer)
 

@@ -84,6 +84,9 @@ class Migration(migrations.Migration):
                 ('card', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='loyalty.loyaltycard')),
                 ('changed_at', models.DateTimeField()),
             ],
+            options={
+                'indexes': [models.Index(fields=['changed_at'], name='loyalty_walletchange_at_idx')],
+            },
         ),
         migrations.AddField(
             model_name='loyaltycard',

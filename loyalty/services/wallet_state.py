@@ -37,6 +37,24 @@ CARDS_BEHIND = f"""
      LIMIT %s
 """
 
+#: The same, among the given cards only (the minutely sweep's changed cards).
+CARDS_BEHIND_AMONG = f"""
+    SELECT card_id, array_agg(wallet ORDER BY wallet)
+      FROM ({_BEHIND_PAIRS} AND c.id = ANY(%s::bigint[])) behind
+     GROUP BY card_id
+     ORDER BY card_id
+"""
+
+#: Take (delete) the oldest changes the card trigger queued, at most %s, skipping rows
+#: another sweep holds; with each, how long it waited (database clock). An idle minute
+#: is this one statement on an empty table.
+TAKE_CHANGES = """
+    DELETE FROM loyalty_walletchange
+     WHERE card_id IN (SELECT card_id FROM loyalty_walletchange
+                        ORDER BY changed_at LIMIT %s FOR UPDATE SKIP LOCKED)
+    RETURNING card_id, EXTRACT(EPOCH FROM clock_timestamp() - changed_at)::float8
+"""
+
 #: How many cards are behind, per wallet.
 COUNT_BEHIND = f"SELECT wallet, count(*) FROM ({_BEHIND_PAIRS}) behind GROUP BY wallet"
 
@@ -74,6 +92,20 @@ def cards_behind(*, limit: int) -> dict[int, tuple[str, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(CARDS_BEHIND, [limit])
         return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
+
+
+def cards_behind_among(card_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """{card id: wallets behind} of the given cards."""
+    with connection.cursor() as cursor:
+        cursor.execute(CARDS_BEHIND_AMONG, [card_ids])
+        return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
+
+
+def take_changes(*, limit: int) -> dict[int, float]:
+    """{card id: seconds its change waited} of the changes taken (and removed) now."""
+    with connection.cursor() as cursor:
+        cursor.execute(TAKE_CHANGES, [limit])
+        return dict(cursor.fetchall())
 
 
 def count_behind() -> dict[str, int]:
