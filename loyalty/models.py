@@ -10,6 +10,7 @@ from datetime import datetime
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Func, Q, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from jobs.models import Contact
@@ -92,6 +93,10 @@ class LoyaltyCard(models.Model):
         db_default=Func(Value("loyalty_balance_version_seq"), function="nextval"),
         editable=False,
     )
+    #: When what the card's passes show last changed (points, stamps, number, active), set
+    #: by the same trigger (migration 0005), a whole second later than the previous change:
+    #: the pass download's Last-Modified, whose HTTP date has whole seconds.
+    pass_updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         indexes = [
@@ -192,6 +197,11 @@ class WalletSyncState(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["card", "wallet"], name="loyalty_wallet_state_unique"),
         ]
+        permissions = [
+            # /wallet-status/?fresh=1 calls Google and Apple: staff need this, and it is
+            # rate-limited still (loyalty.services.wallet_status).
+            ("probe_wallets", "Can ask the wallets now (wallet status ?fresh=1)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.wallet} of card {self.card_id} at version {self.synced_version}"
@@ -218,3 +228,25 @@ class AppleDeviceRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"device {self.device_library_identifier[:12]} for card {self.card_id}"
+
+
+class WalletChange(models.Model):
+    """A card whose pass content changed since the minutely sweep last looked.
+
+    Written only by the card trigger (migration 0005) in the transaction of the change;
+    the sweep deletes the rows it takes (loyalty.services.wallet_changes), so an idle
+    minute reads an empty table.
+    """
+
+    card = models.OneToOneField(
+        LoyaltyCard, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    #: The first change not yet taken (the lag of a push is measured from it).
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        # The sweep takes the oldest changes first, along this index.
+        indexes = [models.Index(fields=["changed_at"], name="loyalty_walletchange_at_idx")]
+
+    def __str__(self) -> str:
+        return f"card {self.card_id} changed at {self.changed_at}"

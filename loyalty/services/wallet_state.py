@@ -17,14 +17,15 @@ from loyalty.services.wallet_snapshot import CardSnapshot
 
 WALLETS = ("google", "apple")
 
-#: (card, wallet) pairs of active cards with that pass whose wallet is behind.
+#: (card, wallet) pairs of cards with that pass whose wallet is behind (a deactivated card
+#: too: its change of state is what the wallet must show, its passes voided).
 _BEHIND_PAIRS = """
     SELECT c.id AS card_id, w.wallet, s.attempted_at
       FROM loyalty_loyaltycard c
      CROSS JOIN LATERAL (VALUES ('google', c.google_object_id <> ''),
                                 ('apple', c.apple_serial_number <> '')) AS w(wallet, has_pass)
       LEFT JOIN loyalty_walletsyncstate s ON s.card_id = c.id AND s.wallet = w.wallet
-     WHERE c.is_active AND w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
+     WHERE w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
 """
 
 #: Cards behind in any wallet, least recently attempted first, at most %s.
@@ -34,6 +35,24 @@ CARDS_BEHIND = f"""
      GROUP BY card_id
      ORDER BY min(attempted_at) NULLS FIRST, card_id
      LIMIT %s
+"""
+
+#: The same, among the given cards only (the minutely sweep's changed cards).
+CARDS_BEHIND_AMONG = f"""
+    SELECT card_id, array_agg(wallet ORDER BY wallet)
+      FROM ({_BEHIND_PAIRS} AND c.id = ANY(%s::bigint[])) behind
+     GROUP BY card_id
+     ORDER BY card_id
+"""
+
+#: Take (delete) the oldest changes the card trigger queued, at most %s, skipping rows
+#: another sweep holds; with each, how long it waited (database clock). An idle minute
+#: is this one statement on an empty table.
+TAKE_CHANGES = """
+    DELETE FROM loyalty_walletchange
+     WHERE card_id IN (SELECT card_id FROM loyalty_walletchange
+                        ORDER BY changed_at LIMIT %s FOR UPDATE SKIP LOCKED)
+    RETURNING card_id, EXTRACT(EPOCH FROM clock_timestamp() - changed_at)::float8
 """
 
 #: How many cards are behind, per wallet.
@@ -75,6 +94,20 @@ def cards_behind(*, limit: int) -> dict[int, tuple[str, ...]]:
         return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
 
 
+def cards_behind_among(card_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """{card id: wallets behind} of the given cards."""
+    with connection.cursor() as cursor:
+        cursor.execute(CARDS_BEHIND_AMONG, [card_ids])
+        return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
+
+
+def take_changes(*, limit: int) -> dict[int, float]:
+    """{card id: seconds its change waited} of the changes taken (and removed) now."""
+    with connection.cursor() as cursor:
+        cursor.execute(TAKE_CHANGES, [limit])
+        return dict(cursor.fetchall())
+
+
 def count_behind() -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(COUNT_BEHIND)
@@ -86,9 +119,7 @@ def cards_with_passes(
     *, card_ids: list[int] | None = None, since: datetime | None = None
 ) -> dict[int, tuple[str, ...]]:
     """Every wallet of the given cards (or of cards with a transaction since `since`)."""
-    cards = LoyaltyCard.objects.filter(is_active=True).filter(
-        ~Q(google_object_id="") | ~Q(apple_serial_number="")
-    )
+    cards = LoyaltyCard.objects.filter(~Q(google_object_id="") | ~Q(apple_serial_number=""))
     if card_ids is not None:
         cards = cards.filter(pk__in=card_ids)
     else:
@@ -114,6 +145,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
             "balance_version",
             "google_object_id",
             "apple_serial_number",
+            "is_active",
         )
     }
     merchants = {row["merchant_id"] for row in rows.values()}
@@ -146,6 +178,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
                 apple_serial_number=row["apple_serial_number"] if "apple" in wallets else "",
                 google_class_id=class_ids.get(row["merchant_id"], ""),
                 apple_devices=tuple(devices.get(pk, ())),
+                is_active=row["is_active"],
             )
         )
     return result

@@ -159,8 +159,14 @@ def _outcomes(
 
 
 def _select(
-    *, card_ids: list[int] | None, since: datetime | None, max_cards: int
+    *,
+    card_ids: list[int] | None,
+    since: datetime | None,
+    max_cards: int,
+    behind_among: list[int] | None = None,
 ) -> tuple[str, dict[int, tuple[str, ...]]]:
+    if behind_among is not None:
+        return "changes", wallet_state.cards_behind_among(behind_among)
     if card_ids is None and since is None:
         return "behind", wallet_state.cards_behind(limit=max_cards)
     mode = "cards" if card_ids is not None else "since"
@@ -175,12 +181,16 @@ def sync_wallet_passes(
     sleep: Callable[[float], None] = time.sleep,
     max_workers: int | None = None,
     max_cards: int | None = None,
+    behind_among: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Sync the cards whose wallets are behind (at most `max_cards`), or the given cards,
-    or every card with a transaction since `since`, whatever their wallets confirmed."""
+    """Sync the cards whose wallets are behind (at most `max_cards`; or only those among
+    `behind_among`), or the given cards, or every card with a transaction since `since`,
+    whatever their wallets confirmed."""
     started = time.monotonic()
     limit = max_cards or int(loyalty_settings.WALLET_SYNC_MAX_CARDS_PER_RUN)
-    mode, wanted = _select(card_ids=card_ids, since=since, max_cards=limit)
+    mode, wanted = _select(
+        card_ids=card_ids, since=since, max_cards=limit, behind_among=behind_among
+    )
     cards = wallet_state.snapshots(wanted)
     clients = clients or wallet_clients()
     gates = {

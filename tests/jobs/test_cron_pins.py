@@ -30,6 +30,7 @@ PINNED_CRONS = {
     "jobs.prune_history": "30 3 * * *",
     "jobs.reap_lost_runs": "*/5 * * * *",
     "loyalty.expire_points": "0 2 * * *",
+    "loyalty.push_wallet_changes": "* * * * *",
     "loyalty.sync_wallet_passes": "0 * * * *",
 }
 

@@ -43,7 +43,7 @@ def test_balance_version__moves_on_every_balance_change_by_any_sql_never_back(
     stale.number = "renamed"
     stale.save()  # a stale instance: balance back to 100 (a change), version not reused
     third = version(card)
-    LoyaltyCard.objects.filter(pk=card.pk).update(number="again")  # no balance change
+    LoyaltyCard.objects.filter(pk=card.pk).update(last_expiration_warning_at=NOW)  # not shown
     assert first < second < third == version(card)
 
     older = LoyaltyCard.objects.get(pk=card.pk)  # balance 100 at `third`
@@ -234,20 +234,30 @@ def test_apns_410__removes_the_device_registration_and_the_pass_counts_synced(
     assert list(card.apple_registrations.values_list("pk", flat=True)) == [kept.pk]
 
 
-def test_apns_refusing_the_provider_token__stops_apple_for_the_run(
-    frozen_now, program_factory, card_factory, fake_wallet, register_device
+def test_apns_refusing_the_credentials__stops_apple_for_the_run(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device, settings
 ):
     program = program_factory()
     for i in range(4):
         register_device(card_factory(program, apple=f"a-{i}"))
-    fake_wallet.apns.faults.refuse_provider_token = True
+    fake_wallet.apns.faults.refuse_certificate = True
 
     result = sync_wallet_passes()
 
     assert len(fake_wallet.apns.pushes) == 1
     assert result["wallets"]["apple"]["skipped"] == 4
     assert result["stopped"][0].startswith(
-        "apple: credentials refused: APNs refused the provider token (InvalidProviderToken)"
+        "apple: credentials refused: APNs refused the pass type certificate: check "
+        "LOYALTY_APPLE_PASS_CERT_FILE"
+    )
+
+    settings.LOYALTY_APPLE_APNS_AUTH = "token"
+    fake_wallet.apns.faults.refuse_provider_token = True
+    token = sync_wallet_passes()
+    assert token["stopped"][0].startswith(
+        "apple: credentials refused: APNs refused the provider token: check "
+        "LOYALTY_APPLE_APNS_KEY_FILE, LOYALTY_APPLE_APNS_KEY_ID and LOYALTY_APPLE_TEAM_ID "
+        "(InvalidProviderToken)"
     )
 
 
