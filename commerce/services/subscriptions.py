@@ -22,7 +22,7 @@ one).
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -243,29 +243,38 @@ def write_deliveries(
 
 
 def _write_params(rows: list[Delivery], params: dict[str, Any]) -> dict[str, Any]:
-    """WRITE_DELIVERIES's parameters: the picked rows as parallel arrays."""
+    """WRITE_DELIVERIES's parameters: the picked rows as parallel arrays (array literals)."""
     fitting = [row for row in rows if row.fits]
     moved = [row for row in rows if row.new_date is not None]
     caught_up = [row for row in rows if row.caught_up]
     return {
-        "order_ids": [row.order_id for row in fitting],
-        "subscription_ids": [row.subscription_id for row in fitting],
-        "customer_ids": [row.customer_id for row in fitting],
-        "product_ids": [row.product_id for row in fitting],
-        "quantities": [row.quantity for row in fitting],
-        "prices": [row.price for row in fitting],
-        "delivery_dates": [row.deliver_on for row in fitting],
-        "moved_ids": [row.subscription_id for row in moved],
-        "new_dates": [row.new_date for row in moved],
-        "caught_up_ids": [row.subscription_id for row in caught_up],
-        "caught_up_skipped": [row.skipped for row in caught_up],
-        "caught_up_from": [row.next_delivery_date for row in caught_up],
-        "caught_up_on": [row.deliver_on for row in caught_up],
-        "caught_up_next": [row.new_date for row in caught_up],
+        "order_ids": _array(row.order_id for row in fitting),
+        "subscription_ids": _array(row.subscription_id for row in fitting),
+        "customer_ids": _array(row.customer_id for row in fitting),
+        "product_ids": _array(row.product_id for row in fitting),
+        "quantities": _array(row.quantity for row in fitting),
+        "prices": _array(row.price for row in fitting),
+        "delivery_dates": _array(row.deliver_on for row in fitting),
+        "moved_ids": _array(row.subscription_id for row in moved),
+        "new_dates": _array(row.new_date for row in moved),
+        "caught_up_ids": _array(row.subscription_id for row in caught_up),
+        "caught_up_skipped": _array(row.skipped for row in caught_up),
+        "caught_up_from": _array(row.next_delivery_date for row in caught_up),
+        "caught_up_on": _array(row.deliver_on for row in caught_up),
+        "caught_up_next": _array(row.new_date for row in caught_up),
         "paid_by": params.get("paid_by"),
         "now": params["now"],
         "actor": params["actor"],
     }
+
+
+def _array(values: Iterable[int | Decimal | date]) -> str:
+    """A PostgreSQL array literal of numbers or dates (`{1,2}`; the statement casts it).
+
+    Written by hand: psycopg adapts a list element by element in Python, about 2 ms per
+    2,000 values and array, a tenth of a chunk's Python time (bench/subscriptions.py).
+    """
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _render(rows: list[Delivery]) -> list[tuple[int | None, RenderedNotification]]:
