@@ -3,10 +3,12 @@
 The chunk statements lock their rows FOR UPDATE SKIP LOCKED and walk in key order from
 the last row of the previous chunk, so two workers never take one row, and a row a chunk
 leaves as it was (out of stock) is not selected again in the same run; a row a chunk
-moves lands after today, past the walk. They return
-their notification rows (address, dedup key and the template's context) as JSON, which
-commerce.services.notifications renders with the template engine and inserts into the
-outbox in the chunk's transaction.
+moves lands after today, past the walk. A chunk of the daily job (and a charge) is two
+statements in one transaction, as loyalty's: a pick (PICK_DUE, PICK_CHARGED) locks and
+settles the deliveries and returns them, with what their customer is told; the write
+(WRITE_DELIVERIES) writes exactly those by primary key while the caller renders their
+notifications (commerce.services.subscriptions). The reminders' chunk returns its
+notification rows as JSON (commerce.services.notifications.queue_rows).
 """
 
 #: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered
@@ -201,6 +203,10 @@ WITH fitting AS (
 )
 SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ordered
 """
+
+#: In a chunk's transaction, before its write: foreign keys checked by each statement
+#: rather than at the commit (commerce.services.subscriptions._process_chunk).
+CHECK_KEYS_AT_ONCE = "SET CONSTRAINTS ALL IMMEDIATE"
 
 #: Preview of a run (the dry run): the same rule and allocation over every due delivery,
 #: nothing locked or written; first column: the orders the run would make.
