@@ -11,8 +11,10 @@ subscriptions and products are reloaded from a snapshot (same ids), the orders, 
 audit rows and commerce outbox rows deleted, the tables VACUUM ANALYZEd:
 
 - ours   commerce.services.subscriptions.process_due_subscriptions, the real service
-         (chunks of COMMERCE_SUBSCRIPTION_CHUNK_SIZE, one statement each: orders, lines,
-         stock, next dates, audit and outbox rows), in this process.
+         (chunks of COMMERCE_SUBSCRIPTION_CHUNK_SIZE, each one transaction: a pick that
+         locks and settles the deliveries, a write of the orders, lines, stock, next
+         dates and audit rows while a helper thread renders the notifications, then the
+         outbox rows), in this process.
 - seed   seed 002's shape: the parent task queues one task per due subscription
          (`async_task`, one queue row each), and a real `subscriptions` qcluster (our
          Q_CLUSTER settings) runs them: per subscription load it, lock its product, check
@@ -27,6 +29,9 @@ audit rows and commerce outbox rows deleted, the tables VACUUM ANALYZEd:
 After each variant the end state is checked: every delivery with stock made once, the
 others not, no stock below zero, stock taken = quantities ordered, confirmations once.
 Machine noise moves absolute figures; the ratio measured in one run is the result.
+`--rounds N` runs ours and the limit N times in alternating order (the best of each
+counts) and prints the CPU seconds of each (Python and its PostgreSQL backend), which
+load moves much less than the wall clock; `--skip-seed` leaves the seed's shape out.
 """
 
 import argparse
@@ -307,6 +312,30 @@ def process_single_subscription(subscription_id: int) -> str:
     return "created"
 
 
+def cpu_seconds() -> tuple[float, float | None]:
+    """CPU seconds so far of this process (all its threads) and of its PostgreSQL backend
+    (None when the server is not on this machine). On a machine shared with other work
+    the wall clock of a variant moves by 2x between runs; its CPU seconds much less, so
+    they show what a ratio measured under load is made of. The backend is the one of
+    Django's connection, which both variants use."""
+    [(pid,)] = execute("SELECT pg_backend_pid()")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        backend = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        backend = None
+    return time.process_time(), backend
+
+
+def print_cpu(name: str, before: tuple[float, float | None]) -> None:
+    python, backend = (
+        now - then if then is not None and now is not None else None
+        for now, then in zip(cpu_seconds(), before, strict=True)
+    )
+    server = f"{backend:.2f} s" if backend is not None else "n/a"
+    print(f"  {name}: CPU {python:.2f} s in Python, {server} in PostgreSQL", flush=True)
+
+
 def queued(cluster: str) -> int:
     return execute("SELECT count(*) FROM django_q_ormq WHERE key = %s", [cluster])[0][0]
 
@@ -368,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"due subscriptions: {args.subscriptions:,} over {args.products:,} products, chunks of"
-        f" {commerce_settings.SUBSCRIPTION_CHUNK_SIZE}, seed sample {args.sample:,},"
+        f" {args.chunk_size or commerce_settings.SUBSCRIPTION_CHUNK_SIZE},"
+        f" seed sample {args.sample:,},"
         f" {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, database {urlsplit(url).path[1:]}",
         flush=True,
     )
@@ -378,9 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     total_expected = expected_orders()
 
     def ours() -> float:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         result = process_due_subscriptions(chunk_size=args.chunk_size)
         seconds = time.perf_counter() - started
+        print_cpu("ours", cpu)
         if result["orders_created"] != total_expected:
             raise SystemExit(f"ours: unexpected result {result}")
         check_state(orders=total_expected)
@@ -392,9 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         return seconds
 
     def limit() -> float:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         made = run_limit()
         seconds = time.perf_counter() - started
+        print_cpu("limit", cpu)
         if made != total_expected:
             raise SystemExit(f"limit: {made} orders, expected {total_expected}")
         check_state(orders=total_expected, confirmed=False)
@@ -442,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = seed_scaled / ours_s
     print()
     print(f"{'variant':<34}{'seconds':>10}{'subs/s':>10}")
-    print(f"{'ours (chunked statement)':<34}{ours_s:>10.2f}{args.subscriptions / ours_s:>10,.0f}")
+    print(f"{'ours (chunks: pick, write)':<34}{ours_s:>10.2f}{args.subscriptions / ours_s:>10,.0f}")
     print(
         f"{'limit (one statement, no notes)':<34}{limit_s:>10.2f}{args.subscriptions / limit_s:>10,.0f}"
     )

@@ -3,22 +3,28 @@
 The chunk statements lock their rows FOR UPDATE SKIP LOCKED and walk in key order from
 the last row of the previous chunk, so two workers never take one row, and a row a chunk
 leaves as it was (out of stock) is not selected again in the same run; a row a chunk
-moves lands after today, past the walk. They return
-their notification rows (address, dedup key and the template's context) as JSON, which
-commerce.services.notifications renders with the template engine and inserts into the
-outbox in the chunk's transaction.
+moves lands after today, past the walk. A chunk of the daily job (and a charge) is two
+statements in one transaction, as loyalty's: a pick (PICK_DUE, PICK_CHARGED) locks and
+settles the deliveries and returns them, with what their customer is told; the write
+(WRITE_DELIVERIES) writes exactly those by primary key while the caller renders their
+notifications (commerce.services.subscriptions). The reminders' chunk returns its
+notification rows as JSON (commerce.services.notifications.queue_rows).
 """
 
 #: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered
 #: (active or past due), in (next_delivery_date, id) order from the last row of the previous
-#: chunk, along the partial index commerce_sub_due_idx, locked SKIP LOCKED.
+#: chunk, along the partial index commerce_sub_due_idx, locked SKIP LOCKED. The walk is
+#: written `>= (after_date, after_id + 1)`, the same rows as `> (after_date, after_id)`:
+#: PostgreSQL estimates a row comparison by its first column alone, and `>` today counts
+#: none of today's subscriptions, so every chunk after the first was planned for one
+#: row (nested loops over the chunk's products: 250 ms instead of 10 per chunk).
 _PICK_DUE = """
     SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
            s.anchor_day, s.price_per_delivery
       FROM commerce_subscription s
      WHERE s.status IN ('active', 'past_due')
        AND s.next_delivery_date <= %(as_of)s
-       AND (s.next_delivery_date, s.id) > (%(after_date)s::date, %(after_id)s::bigint)
+       AND (s.next_delivery_date, s.id) >= (%(after_date)s::date, %(after_id)s::bigint + 1)
        AND (%(subscription_ids)s::bigint[] IS NULL
             OR s.id = ANY(%(subscription_ids)s::bigint[]))
      ORDER BY s.next_delivery_date, s.id
@@ -179,7 +185,7 @@ WITH fitting AS (
     UPDATE commerce_subscription s
        SET next_delivery_date = m.new_date, updated_at = %(now)s
       FROM unnest(%(moved_ids)s::bigint[], %(new_dates)s::date[]) AS m(id, new_date)
-     WHERE s.id = m.id
+     WHERE s.id = m.id AND s.id = ANY(%(moved_ids)s::bigint[])  -- by primary key, not a scan
 ), audit AS (
     INSERT INTO commerce_auditlog (actor, action, object_ref, created_at, details)
     SELECT %(actor)s, 'order.created', 'order:' || m.order_id, %(now)s,
@@ -197,6 +203,10 @@ WITH fitting AS (
 )
 SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ordered
 """
+
+#: In a chunk's transaction, before its write: foreign keys checked by each statement
+#: rather than at the commit (commerce.services.subscriptions._process_chunk).
+CHECK_KEYS_AT_ONCE = "SET CONSTRAINTS ALL IMMEDIATE"
 
 #: Preview of a run (the dry run): the same rule and allocation over every due delivery,
 #: nothing locked or written; first column: the orders the run would make.
