@@ -35,30 +35,42 @@ _WALK = """
        FOR UPDATE OF c SKIP LOCKED
 """
 
-#: Lock the next chunk of cards due for the 14-day warning (not warned in this inactivity cycle).
+#: A card's due day in its merchant's calendar (loyalty.selectors states the rule).
+_DUE_ON = "((c.last_activity_at AT TIME ZONE %(zone)s)::date + %(days)s::int)"
+
+#: Lock the next chunk of cards within the lead of their due day (or past it) that have no
+#: warning for their current cycle (or one promising a day before the due day).
 PICK_FOR_WARNING = (
     _PICKED_COLUMNS
-    + """
-       AND c.last_activity_at < %(warning_threshold)s
-       AND c.last_activity_at >= %(expiration_threshold)s
-       AND (c.last_expiration_warning_at IS NULL
-            OR c.last_expiration_warning_at < c.last_activity_at)"""
+    + f"""
+       AND c.last_activity_at < %(warn_before)s
+       AND (c.expiration_warning_cycle_at IS DISTINCT FROM c.last_activity_at
+            OR c.points_expire_on IS NULL
+            OR c.points_expire_on < {_DUE_ON})"""
     + _WALK
 )
 
-#: Lock the next chunk of cards due for expiration.
+#: Lock the next chunk of cards past their due day whose warning for the current cycle
+#: promised a day that has come (so the warning is at least the lead old).
 PICK_FOR_EXPIRATION = (
     _PICKED_COLUMNS
-    + """
-       AND c.last_activity_at < %(expiration_threshold)s"""
+    + f"""
+       AND c.last_activity_at < %(expire_before)s
+       AND c.expiration_warning_cycle_at = c.last_activity_at
+       AND c.points_expire_on <= %(today)s
+       AND c.points_expire_on >= {_DUE_ON}"""
     + _WALK
 )
 
-#: Mark the picked cards as warned in this cycle.
+#: Mark the picked cards warned for their current cycle, each with the day its warning
+#: promised (`ids` and `expire_on` are parallel arrays).
 MARK_WARNED = """
-UPDATE loyalty_loyaltycard
-   SET last_expiration_warning_at = %(now)s
- WHERE id = ANY(%(ids)s::bigint[])
+UPDATE loyalty_loyaltycard c
+   SET last_expiration_warning_at = %(now)s,
+       expiration_warning_cycle_at = c.last_activity_at,
+       points_expire_on = p.expire_on
+  FROM unnest(%(ids)s::bigint[], %(expire_on)s::date[]) AS p(id, expire_on)
+ WHERE c.id = p.id
 """
 
 #: Expire the picked cards: balance to 0, the points added to total_points_voided, and a

@@ -20,6 +20,7 @@ from loyalty.models import (
     LoyaltyTransaction,
     Merchant,
 )
+from loyalty.selectors import expiration_day
 
 #: The nightly run in most tests: 2026-03-01 02:00 UTC.
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -79,8 +80,11 @@ def card_factory() -> Callable[..., LoyaltyCard]:
         google: str = "",
         apple: str = "",
         now: datetime = NOW,
+        warned_days_ago: float | None = None,
         **fields,
     ) -> LoyaltyCard:
+        """`warned_days_ago`: the card got its warning for this cycle that long ago, as a
+        run then would have sent it (the day it promised included)."""
         number = next(_numbers)
         customer = Customer.objects.create(
             name=f"Customer {number}",
@@ -88,6 +92,13 @@ def card_factory() -> Callable[..., LoyaltyCard]:
             phone=phone,
         )
         activity = now - timedelta(days=inactive_days)
+        if warned_days_ago is not None:
+            warned_at = now - timedelta(days=warned_days_ago)
+            fields |= {
+                "last_expiration_warning_at": warned_at,
+                "expiration_warning_cycle_at": activity,
+                "points_expire_on": expiration_day(program, now=warned_at).promise(activity),
+            }
         card = LoyaltyCard.objects.create(
             merchant=program.merchant,
             customer=customer,

@@ -72,6 +72,7 @@ def program_form(program: LoyaltyProgram, days: str) -> dict[str, str]:
         "name": program.name,
         "is_active": "on",
         "points_expiration_days": days,
+        "expiration_warning_days": "14",
         "_save": "Save",
     }
 
