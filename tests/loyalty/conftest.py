@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.template import engines as template_engines
 
 from loyalty.fakes.keys import FakeKeys, generate_keys
@@ -54,13 +56,20 @@ def frozen_now() -> Iterator[datetime]:
 
 @pytest.fixture
 def program_factory() -> Callable[..., LoyaltyProgram]:
-    def make(*, expiration_days: int | None = 365, is_active: bool = True) -> LoyaltyProgram:
-        merchant = Merchant.objects.create(name=f"Merchant {next(_numbers)}")
+    def make(
+        *,
+        expiration_days: int | None = 365,
+        is_active: bool = True,
+        warning_days: int = 14,
+        timezone: str = "UTC",
+    ) -> LoyaltyProgram:
+        merchant = Merchant.objects.create(name=f"Merchant {next(_numbers)}", timezone=timezone)
         return LoyaltyProgram.objects.create(
             merchant=merchant,
             name=f"{merchant.name} points",
             is_active=is_active,
             points_expiration_days=expiration_days,
+            expiration_warning_days=warning_days,
         )
 
     return make
@@ -114,6 +123,25 @@ def card_factory() -> Callable[..., LoyaltyCard]:
         return card
 
     return make
+
+
+def earn(card: LoyaltyCard, points: int, *, at: datetime) -> None:
+    """A sale recorded now (or uploaded late) dated `at`: a ledger row, the balance, and the
+    last activity moved forward only (an offline sale dated earlier never moves it back)."""
+    LoyaltyTransaction.objects.create(
+        card=card,
+        merchant_id=card.merchant_id,
+        transaction_type=LoyaltyTransaction.Type.POINTS_EARNED,
+        points_delta=points,
+        points_balance_after=card.points_balance + points,
+        stamps_balance_after=card.stamp_count,
+        transaction_at=at,
+    )
+    LoyaltyCard.objects.filter(pk=card.pk).update(
+        points_balance=F("points_balance") + points,
+        last_activity_at=Greatest(F("last_activity_at"), Value(at)),
+    )
+    card.refresh_from_db()
 
 
 def ledger_violations() -> list[tuple[int, int, int]]:
