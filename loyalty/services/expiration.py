@@ -292,6 +292,8 @@ def _chunks(
                 change(cursor, rows, params)
                 queue_rendered(rendering.result())
             yield rows
+            if len(rows) < params["limit"]:
+                return  # the walk reached the end of its range: another pick finds nothing
             last = rows[-1]  # rows come back in walk order
             after_at, after_id = last.last_activity_at, last.card_id
 
