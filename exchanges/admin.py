@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -30,6 +30,7 @@ from exchanges.models import (
 )
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
+from exchanges.services.rescheduling import apply_date_change
 from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.form_fields import StrictJSONField
@@ -133,7 +134,13 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
     search_fields = ("name", "organizer_email")
-    readonly_fields = ("state", "completed_at", "purge_warning_sent_at", "local_date")
+    readonly_fields = (
+        "state",
+        "completed_at",
+        "purge_warning_sent_at",
+        "purge_after",
+        "local_date",
+    )
     fields = (
         "name",
         "organizer_email",
@@ -144,6 +151,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "state",
         "completed_at",
         "purge_warning_sent_at",
+        "purge_after",
     )
     inlines = [ReminderInline, ExclusionInline]
     actions = ["match", "send_reminders_now", "complete", "purge_now"]
@@ -155,12 +163,34 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         return exchange.local_exchange_at.strftime("%Y-%m-%d %H:%M %Z")
 
     def save_model(self, request: HttpRequest, obj: Exchange, form, change: bool) -> None:
-        """Editing the date or the intervals of a matched exchange re-plans its reminders."""
+        """A moved date re-opens a completed exchange whose new date is ahead (or withdraws
+        a purge warning now too early); editing the date or the intervals of a matched
+        exchange re-plans its reminders. The operator is told which."""
         super().save_model(request, obj, form, change)
-        if change and obj.state == Exchange.State.MATCHED:
-            if {"exchange_at", "reminder_days", "timezone"} & set(form.changed_data):
-                result = plan_reminders(exchange_id=obj.pk)
-                self.message_user(request, f"Reminders re-planned: {result}")
+        if not change:
+            return
+        changed = set(form.changed_data)
+        if {"exchange_at", "timezone"} & changed:
+            result = apply_date_change(exchange_id=obj.pk)
+            if result["outcome"] == "reopened":
+                self.message_user(
+                    request,
+                    "The new date is ahead: the exchange is matched again (its completion"
+                    " and purge warning are withdrawn) and its reminders are planned.",
+                    messages.WARNING,
+                )
+            elif result["outcome"] == "purge warning withdrawn":
+                self.message_user(
+                    request,
+                    "The purge warning promised a day too early for the new date: a new"
+                    " warning will be sent before the purge.",
+                    messages.WARNING,
+                )
+            if result["reminders"] is not None:
+                self.message_user(request, f"Reminders re-planned: {result['reminders']}")
+        elif obj.state == Exchange.State.MATCHED and "reminder_days" in changed:
+            result = plan_reminders(exchange_id=obj.pk)
+            self.message_user(request, f"Reminders re-planned: {result}")
 
     # -- actions ---------------------------------------------------------------------
 

@@ -62,8 +62,11 @@ class Exchange(models.Model):
     reminder_days = models.JSONField(
         default=default_reminder_days, validators=[validate_reminder_days]
     )
-    #: Set once when the organizer is warned of the purge; the warning is never repeated.
+    #: Set when the organizer is warned of the purge; not repeated unless the date moves.
     purge_warning_sent_at = models.DateTimeField(null=True, blank=True)
+    #: The first moment of the day that warning promised (the exchange's zone): the purge
+    #: never deletes before it, and keeps it (a run a few ms early in its minute included).
+    purge_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=utc_now)
 
     class Meta:

@@ -68,22 +68,3 @@ def _reminder_rows(
             continue
         status = Reminder.Status.SCHEDULED if due_at > now else Reminder.Status.SKIPPED
         yield Reminder(exchange=exchange, days_before=days_before, due_at=due_at, status=status)
-
-
-def update_reminder_settings(
-    *,
-    exchange_id: int,
-    reminder_days: list[int] | None = None,
-    exchange_at: datetime | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Change the intervals and/or the date, then replace the planned reminders."""
-    with transaction.atomic():
-        exchange = Exchange.objects.select_for_update().get(pk=exchange_id)
-        if reminder_days is not None:
-            exchange.reminder_days = list(reminder_days)
-        if exchange_at is not None:
-            exchange.exchange_at = exchange_at
-        exchange.full_clean()
-        exchange.save(update_fields=["reminder_days", "exchange_at"])
-        return plan_reminders(exchange_id=exchange_id, now=now)

@@ -8,7 +8,8 @@ import time_machine
 from django.core.exceptions import ValidationError
 
 from exchanges.models import Exchange, Reminder
-from exchanges.services.reminder_planning import plan_reminders, update_reminder_settings
+from exchanges.services.reminder_planning import plan_reminders
+from exchanges.services.rescheduling import update_reminder_settings
 
 pytestmark = pytest.mark.django_db
 
