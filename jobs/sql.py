@@ -110,10 +110,11 @@ UPDATE jobs_notification
 RETURNING id
 """
 
-#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing.
+#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing. The
+#: DELETE repeats the condition: a row changed while it waited for the lock is re-checked.
 #: (table and column are fixed identifiers chosen in code, never user input)
 DELETE_BATCH = """
-DELETE FROM {table} WHERE {pk} IN (
+DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
 """
 
