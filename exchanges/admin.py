@@ -22,6 +22,7 @@ from exchanges.models import (
     Exchange,
     Exclusion,
     MagicToken,
+    Match,
     Participant,
     Reminder,
     validate_exchange_date,
@@ -31,6 +32,7 @@ from exchanges.models import (
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from exchanges.services.rescheduling import apply_date_change
+from exchanges.services.withdrawal import withdraw_participant
 from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.form_fields import StrictJSONField
@@ -45,6 +47,7 @@ PURGE_JOB = "exchanges.purge_completed"
 #: Per action: the states of the exchanges it applies to, and the warning when none is selected.
 ELIGIBLE_STATES = {
     "match": (MATCHABLE_STATES, "Only draft or registration_open exchanges can be matched."),
+    "rematch": ((Exchange.State.MATCHED,), "Only matched exchanges can be re-matched."),
     "send_reminders_now": ((Exchange.State.MATCHED,), "No matched exchange selected."),
     "complete": ((Exchange.State.MATCHED,), "No matched exchange selected."),
     "purge_now": ((Exchange.State.COMPLETED,), "Only completed exchanges can be purged."),
@@ -154,7 +157,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "purge_after",
     )
     inlines = [ReminderInline, ExclusionInline]
-    actions = ["match", "send_reminders_now", "complete", "purge_now"]
+    actions = ["match", "rematch", "send_reminders_now", "complete", "purge_now"]
 
     @admin.display(description="exchange date (local)", ordering="exchange_at")
     def local_date(self, exchange: Exchange) -> str:
@@ -198,6 +201,13 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     def match(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm what will be drawn, then queue one exchanges.match_exchange run each."""
         return self._ask_then_queue(request, queryset, "match", MATCH_JOB, label=_about)
+
+    @job_action(MATCH_JOB, description="Re-match (clear the draw and draw again; asks first)")
+    def rematch(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
+        """Confirm (every giver may get a new receiver), then queue one re-draw each."""
+        return self._ask_then_queue(
+            request, queryset, "rematch", MATCH_JOB, label=_about, per_exchange={"rematch": True}
+        )
 
     @job_action(REMINDERS_JOB, description="Send due reminders now")
     def send_reminders_now(
@@ -264,6 +274,34 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
         )
 
+    def _rematch_page(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
+    ) -> TemplateResponse:
+        ids = [e.pk for e in eligible]
+        active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
+        drawn = counts_by_exchange(Match, ids)
+        details = {
+            e.pk: f"{drawn.get(e.pk, 0)} match(es) now, {active.get(e.pk, 0)} active"
+            " participant(s) to draw"
+            for e in eligible
+        }
+        return self._confirmation(
+            request,
+            queryset,
+            eligible,
+            details,
+            action="rematch",
+            title="Draw these exchanges again?",
+            intro=(
+                "The current draw is cleared and names are drawn again among the active"
+                " participants (late joiners included, withdrawn people left out); each"
+                " giver whose receiver changes gets an email. This cannot be undone; if no"
+                " draw is possible the old one stays."
+            ),
+            skipped_note="are not matched and will be left alone",
+            submit="Yes, draw again",
+        )
+
     def _complete_page(
         self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
     ) -> TemplateResponse:
@@ -302,23 +340,26 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         job: str,
         *,
         one_run: dict[str, Any] | None = None,
+        per_exchange: dict[str, Any] | None = None,
         label: Callable[[JobRun], str] = lambda run: "",
     ) -> HttpResponse | None:
         """`action`'s eligible exchanges: its confirmation page, then (answered yes) `job`.
 
-        One run per exchange (`{"exchange_id": pk}`), or with `one_run` one run for all
-        (`{"exchange_ids": [...], **one_run}`).
+        One run per exchange (`{"exchange_id": pk, **per_exchange}`), or with `one_run` one
+        run for all (`{"exchange_ids": [...], **one_run}`).
         """
         eligible = self._eligible(request, queryset, action)
         page = {
             "match": self._match_page,
+            "rematch": self._rematch_page,
             "complete": self._complete_page,
             "purge_now": self._purge_page,
         }[action]
 
         def queue(rows: list[Exchange]) -> list[JobRun]:
             if one_run is None:
-                return [self.queue_job(request, job, {"exchange_id": e.pk}) for e in rows]
+                extra = per_exchange or {}
+                return [self.queue_job(request, job, {"exchange_id": e.pk, **extra}) for e in rows]
             ids = [e.pk for e in rows]
             return [self.queue_job(request, job, {"exchange_ids": ids, **one_run})]
 
@@ -355,10 +396,30 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
 
 @admin.register(Participant)
 class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    """A withdrawal goes through the action (it repairs the draw), never a typed date."""
+
     list_display = ("name", "email", "exchange", "reminder_enabled", "withdrawn_at")
     list_filter = ("reminder_enabled", "exchange__state")
     search_fields = ("name", "email", "exchange__name")
     raw_id_fields = ("exchange",)
+    readonly_fields = ("withdrawn_at",)
+    actions = ["withdraw"]
+
+    @admin.action(permissions=["change"], description="Withdraw (repairs the draw)")
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        """Each selected participant withdraws; their giver takes over their receiver, or
+        the organizer is told that a re-match is needed."""
+        outcomes: dict[str, int] = {}
+        for participant in queryset.filter(withdrawn_at__isnull=True):
+            outcome = withdraw_participant(participant_id=participant.pk)["outcome"]
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            self.log_change(request, participant, f"Withdrawn ({outcome}).")
+        if not outcomes:
+            self.message_user(request, "No selected participant is still active.", messages.WARNING)
+            return
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        level = messages.WARNING if "rematch needed" in outcomes else messages.SUCCESS
+        self.message_user(request, f"Withdrawn: {summary}.", level)
 
 
 @admin.register(MagicToken)
