@@ -18,7 +18,7 @@ program form's preview ask here):
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db.models import DateField, ExpressionWrapper, F, Q, QuerySet, Value
@@ -60,6 +60,10 @@ class ExpirationDay:
     def promise(self, last_activity_at: datetime) -> date:
         """The day a warning sent today promises: the due day, never sooner than the lead."""
         return max(self.due_on(last_activity_at), self.today + timedelta(days=self.lead_days))
+
+    def start_of(self, day: date) -> datetime:
+        """The first moment of `day` on the merchant's clock."""
+        return datetime.combine(day, time(0), tzinfo=self.zone_info)
 
     @property
     def zone_info(self) -> ZoneInfo:

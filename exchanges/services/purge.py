@@ -150,6 +150,7 @@ def _warn(rows, *, now: datetime, retention_days: int, warning_days: int) -> lis
                     "exchange_name": e.name,
                     "purge_date": days[e.pk].strftime("%A %d %B %Y"),
                 },
+                deliver_before=start_of_day(days[e.pk], e),
             )
             for e in exchanges
         )

@@ -115,6 +115,8 @@ def _queue_batch(batch: list[Reminder], *, now: datetime) -> tuple[int, int]:
                     recipient=person["email"],
                     template=TEMPLATE,
                     dedup_key=reminder_dedup_key(reminder, person["id"]),
+                    # "The party is in 1 day" is useless (and wrong) after the party.
+                    deliver_before=exchange.exchange_at,
                     context={
                         "exchange_name": exchange.name,
                         "participant_name": person["name"],

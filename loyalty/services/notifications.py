@@ -52,6 +52,7 @@ def _notifications(
     template: str,
     context: Callable[[CardRow], dict[str, Any]],
     key: Callable[[CardRow], str] = cycle_key,
+    deliver_before: Callable[[CardRow], datetime | None] = lambda row: None,
 ) -> list[OutgoingNotification]:
     """One notification per card with an email (else a phone); cards with neither get none."""
     kind = template.rsplit("/", 1)[-1]
@@ -70,6 +71,7 @@ def _notifications(
                 template=template,
                 dedup_key=f"{kind}:{row.card_id}:{key(row)}",
                 context=context(row),
+                deliver_before=deliver_before(row),
             )
         )
     return items
@@ -97,6 +99,8 @@ def warning_notifications(
         template=WARNING_TEMPLATE,
         context=context,
         key=lambda row: f"{cycle_key(row)}:{day.promise(row.last_activity_at):%Y%m%d}",
+        # A warning of a date is useless once that date has come.
+        deliver_before=lambda row: day.start_of(day.promise(row.last_activity_at)),
     )
 
 
