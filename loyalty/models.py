@@ -255,6 +255,9 @@ class WalletSyncState(models.Model):
     published_tag = models.BigIntegerField(default=0)
     attempted_at = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    #: The card's balance_version this wallet refused for good (a 4xx other than our
+    #: credentials): quarantined, not tried again until the card changes (0: none).
+    quarantined_version = models.BigIntegerField(default=0, db_default=0)
     #: Failed attempts (runs) since the last success, and the last error.
     failures = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True, default="")
