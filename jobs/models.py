@@ -143,7 +143,9 @@ class Notification(models.Model):
     #: Useless after this moment (a reminder of an event, a warning of a date): past it the
     #: row is never sent but marked dead, "too late". Empty: no limit.
     deliver_before = models.DateTimeField(null=True, blank=True)
-    dead_reason = models.CharField(max_length=8, choices=DeadReason.choices, blank=True, default="")
+    dead_reason = models.CharField(
+        max_length=8, choices=DeadReason.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
