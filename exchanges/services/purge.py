@@ -31,11 +31,12 @@ BATCH_SIZE = 100
 
 
 def exchanges_to_warn(*, now: datetime, retention_days: int, warning_days: int):
-    """Completed, unwarned, and within `warning_days` of (or past) the purge date."""
+    """Completed, not warned of a purge day, and within `warning_days` of (or past) the
+    purge date."""
     lead = now - timedelta(days=retention_days - warning_days)
     return Exchange.objects.filter(
         state=Exchange.State.COMPLETED,
-        purge_warning_sent_at__isnull=True,
+        purge_after__isnull=True,
         completed_at__lte=lead,
         exchange_at__lte=lead,
     )

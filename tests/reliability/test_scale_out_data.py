@@ -30,7 +30,7 @@ from django_q.models import Schedule
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import LicensePool, Timestamp
 from bibliotheca.simulator import Catalogue
-from exchanges.models import Exchange, Participant, Reminder
+from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.services.schedules import sync_schedules
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
@@ -144,7 +144,7 @@ def seed_exchanges(k: int) -> None:
         )
         for i in range(EXCHANGES)
     )
-    Participant.objects.bulk_create(
+    people_rows = Participant.objects.bulk_create(
         Participant(
             exchange=x,
             name=f"Person {j}",
@@ -152,6 +152,16 @@ def seed_exchanges(k: int) -> None:
             reminder_enabled=j % 10 != 9,
         )
         for x in rows
+        for j in range(PEOPLE)
+    )
+    # The draw: each exchange's people in a ring (only matched people are reminded).
+    Match.objects.bulk_create(
+        Match(
+            exchange=x,
+            giver=people_rows[k * PEOPLE + j],
+            receiver=people_rows[k * PEOPLE + (j + 1) % PEOPLE],
+        )
+        for k, x in enumerate(rows)
         for j in range(PEOPLE)
     )
     Reminder.objects.bulk_create(
