@@ -203,7 +203,6 @@ def _process_program(
     for rows in _chunks(
         sql.PICK_FOR_WARNING,
         params,
-        start=(None, 0),
         change=lambda cursor, rows, params: _mark_warned(cursor, rows, now=now, rule=day),
         notify=lambda rows: warning_notifications(rows, merchant_name=merchant_name, day=day),
     ):
@@ -215,7 +214,6 @@ def _process_program(
     for rows in _chunks(
         sql.PICK_FOR_EXPIRATION,
         params,
-        start=(None, 0),
         change=_expire,
         notify=lambda rows: expired_notifications(
             rows, merchant_name=merchant_name, expiration_days=days
@@ -270,7 +268,6 @@ def _chunks(
     pick: str,
     params: dict[str, Any],
     *,
-    start: tuple[datetime | None, int],
     change: Callable[[CursorWrapper, list[CardRow], dict[str, Any]], None],
     notify: Callable[[list[CardRow]], list[OutgoingNotification]],
 ) -> Iterator[list[CardRow]]:
@@ -279,7 +276,7 @@ def _chunks(
     A chunk and its notifications are one transaction: an error (in the change, or in
     rendering a notification) rolls both back and propagates (the module's failure rule).
     """
-    after_at, after_id = start
+    after_at, after_id = None, 0  # the walk starts before the first card
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-render") as renderer:
         while True:
             with transaction.atomic(), connection.cursor() as cursor:
