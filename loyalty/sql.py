@@ -12,8 +12,11 @@ Both picks lock with FOR UPDATE SKIP LOCKED and walk one merchant's cards in
 `after_id`), so two workers never touch one card, a chunk that cannot finish never makes
 the loop select it again, and each chunk reads exactly its cards from
 `loyalty_card_expirable_idx` (merchant, last_activity_at, id) WHERE is_active AND
-points_balance > 0: no sort, no filtered rows, however many cards are not due. The
-customer is read with each card (nested loop under the LIMIT).
+points_balance > 0: no sort, and no rows read past the phase's threshold, however many
+cards are not due. Within the range, the warning state filters rows (the warning pick
+skips cards already warned for their cycle, the expiration pick those whose promised
+day has not come: a lead's worth of cards at most). The customer is read with each card
+(nested loop under the LIMIT).
 """
 
 #: The columns of a pick, in loyalty.services.notifications.CardRow order.
