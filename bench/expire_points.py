@@ -378,6 +378,7 @@ def explain_chunks(program, *, chunk_size: int) -> None:
         "card_ids": None,
     }
     with transaction.atomic():
+        execute(sql.WALK_IN_INDEX_ORDER)
         picked = execute(sql.PICK_FOR_EXPIRATION, params)
         change = {**params, "ids": [r[0] for r in picked], "points": [r[2] for r in picked]}
         transaction.set_rollback(True)
@@ -388,6 +389,7 @@ def explain_chunks(program, *, chunk_size: int) -> None:
     )
     for name, statement, values in statements:
         with transaction.atomic():
+            execute(sql.WALK_IN_INDEX_ORDER)
             plan = execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, values)
             transaction.set_rollback(True)
         print(f"-- {name}, first chunk")

@@ -19,6 +19,12 @@ day has not come: a lead's worth of cards at most). The customer is read with ea
 (nested loop under the LIMIT).
 """
 
+#: Run first in every chunk's transaction: the picks must walk the index in its order. The
+#: planner cannot estimate `expiration_warning_cycle_at = last_activity_at` (two columns:
+#: it assumes 0.5 % of rows match where nearly all do), so it would read and sort the
+#: whole range for each chunk (0.9 s per chunk at 200,000 cards instead of a range read).
+WALK_IN_INDEX_ORDER = "SET LOCAL enable_sort = off"
+
 #: The columns of a pick, in loyalty.services.notifications.CardRow order.
 _PICKED_COLUMNS = """
     SELECT c.id, c.number, c.points_balance, c.last_activity_at, cu.name, cu.email, cu.phone

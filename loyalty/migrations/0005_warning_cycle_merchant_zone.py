@@ -26,7 +26,9 @@ def refuse_two_active_programs(apps, schema_editor):
         .values_list("merchant_id", flat=True)
     )
     if twice:
-        programs = LoyaltyProgram.objects.filter(is_active=True, merchant_id__in=list(twice))
+        programs = LoyaltyProgram.objects.filter(
+            is_active=True, merchant_id__in=list(twice)
+        ).order_by("merchant_id", "pk")
         listing = ", ".join(f"merchant {p.merchant_id}: program {p.pk}" for p in programs)
         raise RuntimeError(
             "a merchant may have one active program; deactivate all but one of each merchant's"

@@ -280,6 +280,7 @@ def _chunks(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-render") as renderer:
         while True:
             with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql.WALK_IN_INDEX_ORDER)
                 cursor.execute(pick, {**params, "after_at": after_at, "after_id": after_id})
                 rows = list(map(CardRow._make, cursor.fetchall()))
                 if not rows:

@@ -253,3 +253,23 @@ def test_lead_is_at_most_half_the_period(program_factory):
     assert program.warning_lead_days == 10  # the run never gives more than half
     with pytest.raises(ValidationError, match="At most 10 days"):
         program.full_clean()  # and the admin refuses to store it
+
+
+def test_migration__two_active_programs_stop_it_naming_them(program_factory):
+    """Which program governs a merchant's cards is the merchant's call, not a migration's."""
+    from django.apps import apps
+
+    first = program_factory(expiration_days=365)
+    with connection.cursor() as cursor:  # a row from before the constraint (rolled back)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("DROP INDEX loyalty_program_one_active_per_merchant")  # a partial unique
+    second = LoyaltyProgram.objects.create(merchant=first.merchant, name="second")
+
+    with pytest.raises(RuntimeError) as refused:
+        MIGRATION.refuse_two_active_programs(apps, None)
+
+    assert str(refused.value) == (
+        "a merchant may have one active program; deactivate all but one of each merchant's"
+        f" (merchant {first.merchant_id}: program {first.pk}, merchant {first.merchant_id}:"
+        f" program {second.pk}), then migrate again"
+    )
