@@ -1,6 +1,7 @@
 """Run history, lease locks and the notification outbox."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -117,7 +118,11 @@ class Notification(models.Model):
         PENDING = "pending", "pending"  # waiting for (another) delivery attempt
         SENDING = "sending", "sending"  # claimed by a delivery task
         SENT = "sent", "sent"  # delivered; never sent again
-        DEAD = "dead", "dead"  # last attempt failed; requeue from the admin
+        DEAD = "dead", "dead"  # not delivered: see dead_reason; requeue from the admin
+
+    class DeadReason(models.TextChoices):
+        FAILED = "failed", "failed"  # every attempt failed
+        TOO_LATE = "too late", "too late"  # deliver_before passed before it could be sent
 
     channel = models.CharField(max_length=8, choices=Channel.choices)
     recipient = models.CharField(max_length=254)
@@ -135,12 +140,24 @@ class Notification(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     requeued_by = models.CharField(max_length=150, blank=True, default="")
+    #: Useless after this moment (a reminder of an event, a warning of a date): past it the
+    #: row is never sent but marked dead, "too late". Empty: no limit.
+    deliver_before = models.DateTimeField(null=True, blank=True)
+    dead_reason = models.CharField(
+        max_length=8, choices=DeadReason.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="notif_due"),
             models.Index(fields=["sent_at"], name="notif_sent"),
+            # Delivery marks waiting rows past their deadline dead first.
+            models.Index(
+                fields=["deliver_before"],
+                condition=Q(status="pending", deliver_before__isnull=False),
+                name="notif_deliver_before",
+            ),
         ]
 
     def __str__(self) -> str:

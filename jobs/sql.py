@@ -103,6 +103,7 @@ UPDATE jobs_notification
        SELECT id FROM jobs_notification
         WHERE ((status = 'pending' AND next_attempt_at <= %(now)s)
                OR (status = 'sending' AND claimed_at < %(stale_before)s))
+          AND (deliver_before IS NULL OR deliver_before > %(now)s)
           AND NOT (id = ANY(%(exclude)s))
         ORDER BY next_attempt_at, id
         LIMIT %(limit)s
@@ -110,10 +111,22 @@ UPDATE jobs_notification
 RETURNING id
 """
 
-#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing.
+#: Waiting rows whose deadline passed are never sent: dead, "too late" (the claim skips
+#: them too, so one that passes its deadline between the two is not sent either).
+EXPIRE_LATE_NOTIFICATIONS = """
+UPDATE jobs_notification
+   SET status = 'dead', dead_reason = 'too late',
+       last_error = 'too late: not delivered before ' || to_char(deliver_before AT TIME ZONE 'UTC',
+                                                                 'YYYY-MM-DD HH24:MI "UTC"')
+ WHERE deliver_before <= %(now)s
+   AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
+"""
+
+#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing. The
+#: DELETE repeats the condition: a row changed while it waited for the lock is re-checked.
 #: (table and column are fixed identifiers chosen in code, never user input)
 DELETE_BATCH = """
-DELETE FROM {table} WHERE {pk} IN (
+DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
 """
 
@@ -149,13 +162,15 @@ SELECT r.id, r.job, r.status, r.duration_seconds, r.created_at
 #: The session's staging table of outbox rows (COPY has no ON CONFLICT); empty at every commit.
 CREATE_OUTBOX_STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS jobs_outbox_stage
-       (channel text, recipient text, template text, subject text, body text, dedup_key text)
+       (channel text, recipient text, template text, subject text, body text, dedup_key text,
+        deliver_before timestamptz)
        ON COMMIT DELETE ROWS
 """
 
 #: What `COPY_OUTBOX_STAGE` loads (psycopg's `cursor.copy`, one row per notification).
 COPY_OUTBOX_STAGE = (
-    "COPY jobs_outbox_stage (channel, recipient, template, subject, body, dedup_key) FROM STDIN"
+    "COPY jobs_outbox_stage (channel, recipient, template, subject, body, dedup_key,"
+    " deliver_before) FROM STDIN"
 )
 
 #: Move the staged rows into the outbox in one statement; a known dedup key is skipped.
@@ -163,9 +178,10 @@ QUEUE_STAGED_NOTIFICATIONS = """
 WITH staged AS (DELETE FROM jobs_outbox_stage RETURNING *)
 INSERT INTO jobs_notification
        (channel, recipient, template, subject, body, dedup_key, status, attempts,
-        max_attempts, next_attempt_at, last_error, created_at, requeued_by)
+        max_attempts, next_attempt_at, last_error, created_at, requeued_by, deliver_before,
+        dead_reason)
 SELECT channel, recipient, template, subject, body, dedup_key, 'pending', 0,
-       %(max_attempts)s, %(now)s, '', %(now)s, ''
+       %(max_attempts)s, %(now)s, '', %(now)s, '', deliver_before, ''
   FROM staged
 ON CONFLICT (dedup_key) DO NOTHING
 """

@@ -22,7 +22,7 @@ from loyalty.services.wallet_sync import sync_wallet_passes
 def expire_points_task(
     *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Send 14-day expiration warnings, then expire the points of inactive cards."""
+    """Warn cards nearing (or past) expiration, then expire the points of warned cards."""
     return expire_points(program_id=program_id, card_ids=card_ids, dry_run=dry_run)
 
 

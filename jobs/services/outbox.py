@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -43,6 +43,9 @@ class OutgoingNotification:
     #: Unique per logical notification, e.g. "points_expiring:card:42:2026-11-23".
     dedup_key: str
     context: dict[str, Any] = field(default_factory=dict)
+    #: Never delivered after this moment (dead, "too late"): a reminder of an event, a
+    #: warning of a date. None: no limit.
+    deliver_before: datetime | None = None
 
 
 def notification_engine() -> Engine:
@@ -85,6 +88,7 @@ class RenderedNotification(NamedTuple):
     subject: str
     body: str
     dedup_key: str
+    deliver_before: datetime | None
 
 
 def render_notifications(items: Iterable[OutgoingNotification]) -> list[RenderedNotification]:
@@ -101,6 +105,7 @@ def render_notifications(items: Iterable[OutgoingNotification]) -> list[Rendered
             item.template,
             *render_notification(item, get_template=get_template),
             item.dedup_key,
+            item.deliver_before,
         )
         for item in items
     ]
@@ -159,9 +164,14 @@ def deliver_due_notifications(
     time_budget_seconds: float = 240.0,
     policy: RetryPolicy = DEFAULT_RETRY,
 ) -> dict[str, int]:
-    """Send due notifications in claimed batches until none are due or the budget is spent."""
+    """Send due notifications in claimed batches until none are due or the budget is spent.
+
+    Rows past their `deliver_before` are never sent: they are marked dead, "too late",
+    first, skipped by the claim, and checked again just before each send (a batch of
+    slow sends may cross a deadline).
+    """
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
-    counts = {"sent": 0, "retrying": 0, "dead": 0}
+    counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
     deadline = time.monotonic() + time_budget_seconds
     sms_backend = get_sms_backend()
     mail = get_connection(fail_silently=False)
@@ -172,6 +182,9 @@ def deliver_due_notifications(
         if not ids:
             break
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
+            if row.deliver_before is not None and row.deliver_before <= timezone.now():
+                counts["too_late"] += _expire_late(ids=[row.pk])
+                continue
             try:
                 if row.channel == Notification.Channel.SMS:
                     sms_backend.send(to=row.recipient, body=row.body)
@@ -191,6 +204,26 @@ def deliver_due_notifications(
             )
             counts["sent"] += 1
     return counts
+
+
+def _expire_late(*, ids: list[int] | None = None) -> int:
+    """Mark waiting rows (or the claimed `ids`) past their deadline dead, "too late"."""
+    if ids is not None:
+        return Notification.objects.filter(
+            pk__in=ids, status=Notification.Status.SENDING, deliver_before__lte=timezone.now()
+        ).update(
+            status=Notification.Status.DEAD,
+            dead_reason=Notification.DeadReason.TOO_LATE,
+            last_error="too late: its deadline passed while its batch was being sent",
+        )
+    now = timezone.now()
+    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(sql.EXPIRE_LATE_NOTIFICATIONS, {"now": now, "stale_before": stale})
+        late = cursor.rowcount
+    if late:
+        logger.warning("%s notification(s) dead: too late to deliver", late)
+    return late
 
 
 def _claim_batch(limit: int, *, exclude: list[int]) -> list[int]:
@@ -215,7 +248,9 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
     delay = attempts_policy.delay_for(attempt=row.attempts, error=exc)
     if delay is None:
         Notification.objects.filter(pk=row.pk).update(
-            status=Notification.Status.DEAD, last_error=error
+            status=Notification.Status.DEAD,
+            dead_reason=Notification.DeadReason.FAILED,
+            last_error=error,
         )
         logger.error("notification %s is dead after %s attempts: %s", row.pk, row.attempts, error)
         return "dead"
@@ -231,7 +266,8 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
 def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
     """Give dead or failed rows a fresh set of attempts; returns how many were requeued.
 
-    Failed: pending again after a failed attempt (it has an error). The state is checked
+    Failed: pending again after a failed attempt (it has an error). A row whose
+    `deliver_before` has passed is refused: it would only be too late again. The state is checked
     in the UPDATE itself, so a row a delivery task claimed meanwhile (`sending`) or sent
     is left alone: PostgreSQL re-checks the WHERE on a row another transaction just
     changed, and putting a row being sent back to pending would send it twice.
@@ -242,11 +278,13 @@ def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
             Q(status=Notification.Status.DEAD)
             | Q(status=Notification.Status.PENDING, last_error__gt="")
         )
+        .exclude(deliver_before__lte=timezone.now())
         .update(
             status=Notification.Status.PENDING,
             attempts=0,
             next_attempt_at=timezone.now(),
             requeued_by=actor[:150],
+            dead_reason="",
         )
     )
     if count:

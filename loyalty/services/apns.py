@@ -32,6 +32,7 @@ from google.auth.crypt import es256
 from loyalty.exceptions import (
     PermanentWalletError,
     TransientWalletError,
+    UnconfirmedDeviceToken,
     WalletCredentialsError,
     WalletNotConfigured,
 )
@@ -165,6 +166,8 @@ class ApnsClient:
             raise WalletCredentialsError(f"APNs: {reason} for topic {self.topic}{hint}")
         if status == 429 or status >= 500:
             raise TransientWalletError(f"APNs HTTP {status} {reason}".rstrip())
+        if reason == "BadDeviceToken":
+            raise UnconfirmedDeviceToken(f"APNs HTTP {status} {reason} (no push accepted yet)")
         raise PermanentWalletError(f"APNs HTTP {status} {reason}".rstrip())
 
     def check_credentials(self, *, force: bool = False) -> None:
@@ -175,6 +178,8 @@ class ApnsClient:
         """
         try:
             self.push("0" * 64)
+        except UnconfirmedDeviceToken:
+            return  # the key and topic were accepted
         except PermanentWalletError as exc:
             if isinstance(exc, WalletCredentialsError):
                 raise

@@ -3,7 +3,9 @@
 A wallet is behind when it has not confirmed the card's current balance_version,
 however long ago the change was: failed cards and cards changed during an outage
 stay behind until a run gets them through. The least recently attempted go first,
-so cards that keep failing do not starve the others when a run is bounded.
+so cards that keep failing do not starve the others when a run is bounded. A card a
+wallet refused for good (4xx) is quarantined at that version: not behind for that
+wallet until the card changes (its balance_version moves past it).
 """
 
 from collections import defaultdict
@@ -26,6 +28,7 @@ _BEHIND_PAIRS = """
                                 ('apple', c.apple_serial_number <> '')) AS w(wallet, has_pass)
       LEFT JOIN loyalty_walletsyncstate s ON s.card_id = c.id AND s.wallet = w.wallet
      WHERE w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
+       AND COALESCE(s.quarantined_version, 0) < c.balance_version
 """
 
 #: Cards behind in any wallet, least recently attempted first, at most %s.
@@ -58,18 +61,23 @@ TAKE_CHANGES = """
 #: How many cards are behind, per wallet.
 COUNT_BEHIND = f"SELECT wallet, count(*) FROM ({_BEHIND_PAIRS}) behind GROUP BY wallet"
 
-#: Record a chunk of outcomes (one row per card and wallet). A success moves synced_version
-#: up (never down: a late duplicate delivery cannot undo a newer sync) and clears failures.
+#: Record a chunk of outcomes (one row per card and wallet, status synced, failed or
+#: refused). A success moves synced_version up (never down: a late duplicate delivery
+#: cannot undo a newer sync) and clears failures; a refusal quarantines the version pushed.
 RECORD_OUTCOMES = """
     INSERT INTO loyalty_walletsyncstate AS s
-           (card_id, wallet, synced_version, published_tag, attempted_at, synced_at,
-            failures, last_error)
-    SELECT card_id, wallet, version, 0, %(now)s,
-           CASE WHEN ok THEN %(now)s::timestamptz END, CASE WHEN ok THEN 0 ELSE 1 END, error
+           (card_id, wallet, synced_version, quarantined_version, published_tag,
+            attempted_at, synced_at, failures, last_error)
+    SELECT card_id, wallet, CASE WHEN status = 'synced' THEN version ELSE 0 END,
+           CASE WHEN status = 'refused' THEN version ELSE 0 END, 0, %(now)s,
+           CASE WHEN status = 'synced' THEN %(now)s::timestamptz END,
+           CASE WHEN status = 'synced' THEN 0 ELSE 1 END, error
       FROM unnest(%(card_ids)s::bigint[], %(wallets)s::text[], %(versions)s::bigint[],
-                  %(oks)s::boolean[], %(errors)s::text[]) AS o(card_id, wallet, version, ok, error)
+                  %(statuses)s::text[], %(errors)s::text[])
+           AS o(card_id, wallet, version, status, error)
     ON CONFLICT (card_id, wallet) DO UPDATE SET
            synced_version = GREATEST(s.synced_version, EXCLUDED.synced_version),
+           quarantined_version = GREATEST(s.quarantined_version, EXCLUDED.quarantined_version),
            attempted_at = EXCLUDED.attempted_at,
            synced_at = COALESCE(EXCLUDED.synced_at, s.synced_at),
            failures = CASE WHEN EXCLUDED.synced_at IS NULL THEN s.failures + 1 ELSE 0 END,
@@ -190,11 +198,12 @@ def publish_apple_tags(card_ids: list[int]) -> None:
             cursor.execute(PUBLISH_APPLE_TAGS, [card_ids])
 
 
-def record_outcomes(outcomes: list[tuple[int, str, int, bool, str]], *, now: datetime) -> None:
-    """Store (card id, wallet, version pushed, succeeded, error) rows in one statement."""
+def record_outcomes(outcomes: list[tuple[int, str, int, str, str]], *, now: datetime) -> None:
+    """Store (card id, wallet, version pushed, synced | failed | refused, error) rows in
+    one statement."""
     if not outcomes:
         return
-    card_ids, wallets, versions, oks, errors = (
+    card_ids, wallets, versions, statuses, errors = (
         list(column) for column in zip(*outcomes, strict=True)
     )
     with connection.cursor() as cursor:
@@ -205,7 +214,7 @@ def record_outcomes(outcomes: list[tuple[int, str, int, bool, str]], *, now: dat
                 "card_ids": card_ids,
                 "wallets": wallets,
                 "versions": versions,
-                "oks": oks,
+                "statuses": statuses,
                 "errors": [e[:300] for e in errors],
             },
         )

@@ -30,7 +30,7 @@ def test_expire_points_command__dry_run_then_real_run(
     frozen_now, program_factory, card_factory, capsys
 ):
     program = program_factory(expiration_days=30)
-    card = card_factory(program, points=80, inactive_days=40)
+    card = card_factory(program, points=80, inactive_days=40, warned_days_ago=15)
 
     call_command("expire_points", program=program.pk, dry_run=True)
     card.refresh_from_db()

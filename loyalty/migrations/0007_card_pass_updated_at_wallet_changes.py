@@ -74,7 +74,7 @@ CREATE TRIGGER loyalty_card_balance_version BEFORE UPDATE ON loyalty_loyaltycard
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('loyalty', '0004_program_bounds_card_activity_default'),
+        ('loyalty', '0006_wallet_quarantine'),
     ]
 
     operations = [
