@@ -187,6 +187,15 @@ def sleep_recorder() -> SleepRecorder:
     return SleepRecorder()
 
 
+@pytest.fixture
+def no_backoff_sleep(monkeypatch, sleep_recorder) -> SleepRecorder:
+    """The wallet sync job's retries record their delays instead of sleeping them."""
+    from loyalty.services.wallet_sync import sync_wallet_passes
+
+    monkeypatch.setitem(sync_wallet_passes.__kwdefaults__, "sleep", sleep_recorder)
+    return sleep_recorder
+
+
 @pytest.fixture(scope="session")
 def wallet_keys(tmp_path_factory) -> FakeKeys:
     """A service account key, a CA with pass and TLS certificates, an APNs key: made here."""

@@ -257,13 +257,6 @@ def test_apns_refusing_the_credentials__stops_apple_for_the_run(
     )
 
 
-@pytest.fixture
-def no_backoff_sleep(monkeypatch, sleep_recorder):
-    """The job's retries record their delays instead of sleeping them."""
-    monkeypatch.setitem(sync_wallet_passes.__kwdefaults__, "sleep", sleep_recorder)
-    return sleep_recorder
-
-
 def test_sync_job__over_5_percent_failures_alerts_and_flags_the_run(
     frozen_now, program_factory, card_factory, fake_wallet, caplog, no_backoff_sleep
 ):
