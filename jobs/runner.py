@@ -149,7 +149,10 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
     if missed:
+        from jobs.services.alerts import note_finished_run
+
         logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
+        note_finished_run(run)
         return {"run_id": run.pk, "status": run.status}
     claimed = claim(run.pk)
     if claimed is None:  # pragma: no cover - we just created it
