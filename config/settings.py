@@ -214,7 +214,12 @@ Q_CLUSTER = {
     },
 }
 
-# jobs core (read lazily through jobs.conf.jobs_settings)
+# /metrics: with PRODUCTION=1 (or a token set) only staff or `Authorization: Bearer <token>`.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# jobs core (read lazily through jobs.conf.jobs_settings; JOBS_ALERT_EMAILS,
+# JOBS_ALERT_WEBHOOK_URL, JOBS_ALERT_BASE_URL and JOBS_ALERT_CHANNELS come from the
+# environment too: docs/operations.md "Alerts")
 JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
 # Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
 JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
