@@ -225,6 +225,14 @@ JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
 # Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
 JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
 
+# Sentry (docs/operations.md "Sentry"): the web process and every qcluster report errors
+# when SENTRY_DSN is set; without it the SDK is never started and nothing is sent.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from jobs.sentry import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", ""))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -30,6 +30,7 @@ from jobs.models import JobRun
 from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
 from jobs.run_records import claim, fail_lost_runs, finish, new_run
+from jobs.sentry import report_failed_run
 
 logger = logging.getLogger("jobs")
 
@@ -311,6 +312,7 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     else:
         result = {"retries_exhausted": True}
     logger.error("%s #%s failed (attempt %s): %s %s", spec.name, run.pk, run.attempt, error, result)
+    report_failed_run(run, exc)
     finish(
         run,
         JobRun.Status.FAILED,
