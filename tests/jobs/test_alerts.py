@@ -260,3 +260,46 @@ def test_fallback__alerts_no_cluster_delivered_are_sent_by_the_web_process(setti
 def test_no_channels_configured__alerts_recorded_nothing_queued(run_job_in_process):
     run_job_in_process("tests.permanent_no_retry")
     assert Alert.objects.count() == 1 and not messages().exists()
+
+
+@pytest.mark.parametrize(
+    ("perms", "list_status", "page_status"),
+    [
+        ([("jobs", "view_alert")], 200, 200),  # view-only
+        ([("jobs", "run_job"), ("jobs", "view_jobrun")], 403, 403),  # run-only
+        ([], 403, 403),  # staff without permissions
+    ],
+)
+def test_alert_admin__read_only_for_viewers_closed_to_others(
+    client, perms, list_status, page_status
+):
+    from django.urls import reverse
+
+    from tests.admin_helpers import staff_client
+
+    failed_runs("jobs.demo_job", 3)
+    scan_alerts()
+    alert = Alert.objects.get()
+    staff_client(client, "someone", perms)
+    changelist = reverse("admin:jobs_alert_changelist")
+    change = reverse("admin:jobs_alert_change", args=[alert.pk])
+
+    assert client.get(changelist).status_code == list_status
+    page = client.get(change)
+    assert page.status_code == page_status
+    if page_status == 200:
+        body = page.content.decode()
+        assert (
+            "RuntimeError: boom 0" in body and f"/admin/jobs/jobrun/{alert.first_run_id}/" in body
+        )
+        assert "secret" not in body and 'name="_save"' not in body
+        assert client.get(f"{changelist}?resolved_at__isempty=1").status_code == 200
+    assert client.get(reverse("admin:jobs_alert_add")).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:jobs_alert_delete", args=[alert.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert client.post(change, {"count": "1"}).status_code == 403
+    assert Alert.objects.get().count == 3
