@@ -182,25 +182,31 @@ RETURNING key
 #: Count finished runs that need telling (failed for good, missed, flagged) into alerts:
 #: mark them counted and open or grow one alert per (job, kind). A failed run that queued
 #: a retry (or was taken over) is not a failure for good. `opened` is true for a new alert.
-#: Concurrent scans are safe: a run is marked once (the UPDATE re-checks alerted_at).
+#: Concurrent scans take disjoint runs (SKIP LOCKED) and upsert alerts in (job, kind)
+#: order, so they neither count a run twice nor deadlock.
 RECORD_RUN_ALERTS = """
-WITH marked AS (
-    UPDATE jobs_jobrun
-       SET alerted_at = %(now)s
+WITH candidates AS (
+    SELECT id FROM jobs_jobrun
      WHERE alerted_at IS NULL
        AND finished_at >= %(since)s
        AND (status IN ('failed', 'timed_out', 'missed') OR needs_attention)
        AND NOT (status IN ('failed', 'timed_out')
                 AND (result -> 'retry_run_id' IS NOT NULL OR result -> 'taken_over' IS NOT NULL))
- RETURNING id, job, finished_at,
-           CASE WHEN status IN ('failed', 'timed_out') THEN 'failed'
-                WHEN status = 'missed' THEN 'missed'
+       FOR UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE jobs_jobrun r
+       SET alerted_at = %(now)s
+      FROM candidates c
+     WHERE r.id = c.id
+ RETURNING r.id, r.job, r.finished_at,
+           CASE WHEN r.status IN ('failed', 'timed_out') THEN 'failed'
+                WHEN r.status = 'missed' THEN 'missed'
                 ELSE 'attention' END AS kind,
-           left(CASE WHEN status IN ('failed', 'timed_out') THEN split_part(error, E'\\n', 1)
-                     WHEN status = 'missed' THEN 'slot started '
-                          || coalesce(result ->> 'late_seconds', '?') || ' s late (grace '
-                          || coalesce(result ->> 'grace_seconds', '?') || ' s): not run'
-                     ELSE attention_reason END, 500) AS reason
+           left(CASE WHEN r.status IN ('failed', 'timed_out') THEN split_part(r.error, E'\\n', 1)
+                     WHEN r.status = 'missed' THEN 'slot started '
+                          || coalesce(r.result ->> 'late_seconds', '?') || ' s late (grace '
+                          || coalesce(r.result ->> 'grace_seconds', '?') || ' s): not run'
+                     ELSE r.attention_reason END, 500) AS reason
 ), grouped AS (
     SELECT job, kind, count(*) AS n, min(id) AS first_id, max(id) AS last_id,
            max(finished_at) AS last_at, (array_agg(reason ORDER BY id))[1] AS reason
@@ -208,7 +214,9 @@ WITH marked AS (
      GROUP BY job, kind
 )
 INSERT INTO jobs_alert (job, kind, count, reason, first_run_id, last_run_id, opened_at, last_seen_at)
-SELECT job, kind, n, coalesce(reason, ''), first_id, last_id, %(now)s, last_at FROM grouped
+SELECT job, kind, n, coalesce(reason, ''), first_id, last_id, %(now)s, last_at
+  FROM grouped
+ ORDER BY job, kind
 ON CONFLICT (job, kind) WHERE resolved_at IS NULL
 DO UPDATE SET count = jobs_alert.count + EXCLUDED.count,
               last_run_id = EXCLUDED.last_run_id,
@@ -237,20 +245,24 @@ RETURNING id, true AS opened
 """
 
 #: Resolve every open alert whose job succeeded (unflagged) after the alert's latest
-#: problem; the first such run is recorded as the one that resolved it.
+#: problem; the first such run is recorded as the one that resolved it. An alert another
+#: scan holds is skipped (that scan, or the next, resolves it).
 RESOLVE_ALERTS = """
 WITH fixed AS (
-    SELECT DISTINCT ON (a.id) a.id AS alert_id, r.id AS run_id
+    SELECT a.id AS alert_id,
+           (SELECT r.id FROM jobs_jobrun r
+             WHERE r.job = a.job AND r.status = 'succeeded' AND NOT r.needs_attention
+               AND r.finished_at > a.last_seen_at
+             ORDER BY r.finished_at, r.id
+             LIMIT 1) AS run_id
       FROM jobs_alert a
-      JOIN jobs_jobrun r
-        ON r.job = a.job AND r.status = 'succeeded' AND NOT r.needs_attention
-       AND r.finished_at > a.last_seen_at
      WHERE a.resolved_at IS NULL
-     ORDER BY a.id, r.finished_at, r.id
+     ORDER BY a.id
+       FOR UPDATE OF a SKIP LOCKED
 )
 UPDATE jobs_alert a
    SET resolved_at = %(now)s, resolved_by_id = fixed.run_id
   FROM fixed
- WHERE a.id = fixed.alert_id AND a.resolved_at IS NULL
+ WHERE a.id = fixed.alert_id AND fixed.run_id IS NOT NULL
 RETURNING a.id
 """
