@@ -67,6 +67,14 @@ def channel_overrides() -> dict[str, str]:
     return checked
 
 
+def alert_emails() -> list[str]:
+    """JOBS_ALERT_EMAILS as a list (settings may hold a tuple or "a@x, b@y")."""
+    value = jobs_settings.ALERT_EMAILS
+    if isinstance(value, str):
+        value = value.split(",")
+    return [email.strip() for email in value if email and email.strip()]
+
+
 def alert_channels(job: str) -> str:
     """Where `job`'s alerts go: the override, else the registry's, else "both".
 
@@ -144,7 +152,7 @@ def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
     """The outbox rows telling staff about these alerts, per each job's channels."""
     if not alert_ids:
         return []
-    emails = [e for e in jobs_settings.ALERT_EMAILS if e]
+    emails = alert_emails()
     webhook = bool(jobs_settings.ALERT_WEBHOOK_URL)
     items = []
     alerts = Alert.objects.filter(pk__in=alert_ids).select_related(

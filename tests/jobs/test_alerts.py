@@ -181,8 +181,10 @@ def test_channels__registry_default_and_settings_override(settings, run_job_in_p
 def test_bad_alert_settings_stop_start_up(settings):
     settings.JOBS_ALERT_CHANNELS = {"tests.nope": "email"}
     settings.JOBS_ALERT_WEBHOOK_URL = "http://hooks.example.com/x"
+    settings.JOBS_ALERT_EMAILS = "oncall@example.com, not an address"
     with pytest.raises(SystemCheckError) as info:
         call_command("check")
+    assert "jobs.E203" in str(info.value) and "'not an address' is not an email" in str(info.value)
     assert "jobs.E201" in str(info.value) and "must start with https://" in str(info.value)
     assert "jobs.E202" in str(info.value) and "unknown job 'tests.nope'" in str(info.value)
 
