@@ -105,6 +105,8 @@ class JobsSettings(AppSettings):
         #: Base URL of the admin for the link in an alert ("https://jobs.example.com");
         #: empty: the link is a path only.
         "ALERT_BASE_URL": Setting("", env=True),
+        #: An open alert whose job keeps having problems is told again after this long.
+        "ALERT_REPEAT_HOURS": Setting(24),
         #: /health/ runs the alert watchdog at most once per this many seconds per process.
         "ALERT_WATCH_SECONDS": Setting(30),
         #: An alert still undelivered this long after it was due means the notifications

@@ -190,6 +190,9 @@ class Alert(models.Model):
     opened_at = models.DateTimeField(default=timezone.now)
     #: When the latest problem counted into it happened; a success after it resolves it.
     last_seen_at = models.DateTimeField(default=timezone.now)
+    #: When staff were last told: a problem counted more than JOBS_ALERT_REPEAT_HOURS
+    #: after it tells them again ("still failing"), so an open alert never goes quiet.
+    notified_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     #: The successful run that resolved it.
     resolved_by = models.ForeignKey(

@@ -181,7 +181,8 @@ RETURNING key
 
 #: Count finished runs that need telling (failed for good, missed, flagged) into alerts:
 #: mark them counted and open or grow one alert per (job, kind). A failed run that queued
-#: a retry (or was taken over) is not a failure for good. `opened` is true for a new alert.
+#: a retry (or was taken over) is not a failure for good. `opened` is true for a new alert,
+#: `tell` too for an open one last told about before %(repeat_before)s (told again now).
 #: Concurrent scans take disjoint runs (SKIP LOCKED) and upsert alerts in (job, kind)
 #: order, so they neither count a run twice nor deadlock.
 RECORD_RUN_ALERTS = """
@@ -213,27 +214,30 @@ WITH candidates AS (
       FROM marked
      GROUP BY job, kind
 )
-INSERT INTO jobs_alert (job, kind, count, reason, first_run_id, last_run_id, opened_at, last_seen_at)
-SELECT job, kind, n, coalesce(reason, ''), first_id, last_id, %(now)s, last_at
+INSERT INTO jobs_alert (job, kind, count, reason, first_run_id, last_run_id, opened_at,
+                        last_seen_at, notified_at)
+SELECT job, kind, n, coalesce(reason, ''), first_id, last_id, %(now)s, last_at, %(now)s
   FROM grouped
  ORDER BY job, kind
 ON CONFLICT (job, kind) WHERE resolved_at IS NULL
 DO UPDATE SET count = jobs_alert.count + EXCLUDED.count,
               last_run_id = EXCLUDED.last_run_id,
-              last_seen_at = GREATEST(jobs_alert.last_seen_at, EXCLUDED.last_seen_at)
-RETURNING id, (xmax = 0) AS opened
+              last_seen_at = GREATEST(jobs_alert.last_seen_at, EXCLUDED.last_seen_at),
+              notified_at = CASE WHEN jobs_alert.notified_at < %(repeat_before)s THEN %(now)s
+                                 ELSE jobs_alert.notified_at END
+RETURNING id, (xmax = 0) AS opened, notified_at = %(now)s AS tell
 """
 
 #: The watchdog: a cron Schedule of ours past its slot by more than the grace has not
 #: started (its cluster is down, or every cluster is): open a `missed` alert, once per
 #: slot (not again for a slot an alert was already opened at or after).
 OPEN_MISSED_SLOT_ALERTS = """
-INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at)
+INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
 SELECT s.name, 'missed', 1,
        left('the slot due ' || to_char(s.next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
             || ' UTC has not started (is the ' || coalesce(s.cluster, 'default')
             || ' cluster running?)', 500),
-       %(now)s, %(now)s
+       %(now)s, %(now)s, %(now)s
   FROM django_q_schedule s
  WHERE s.func = %(func)s
    AND s.repeats <> 0
@@ -241,7 +245,7 @@ SELECT s.name, 'missed', 1,
    AND NOT EXISTS (SELECT 1 FROM jobs_alert a
                     WHERE a.job = s.name AND a.kind = 'missed' AND a.opened_at >= s.next_run)
 ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
-RETURNING id, true AS opened
+RETURNING id, true AS opened, true AS tell
 """
 
 #: Resolve every open alert whose job succeeded (unflagged) after the alert's latest

@@ -101,8 +101,12 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
     """
     now = timezone.now()
     grace = int(jobs_settings.MISFIRE_GRACE_SECONDS)
+    repeat_before = now - timedelta(hours=int(jobs_settings.ALERT_REPEAT_HOURS))
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql.RECORD_RUN_ALERTS, {"now": now, "since": now - LOOKBACK})
+        cursor.execute(
+            sql.RECORD_RUN_ALERTS,
+            {"now": now, "since": now - LOOKBACK, "repeat_before": repeat_before},
+        )
         rows = cursor.fetchall()
         if watchdog:
             from jobs.runner import RUN_SCHEDULED_JOB
@@ -116,16 +120,22 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
                 },
             )
             rows += cursor.fetchall()
-        opened = sorted({alert_id for alert_id, is_new in rows if is_new})
+        opened = sorted({alert_id for alert_id, is_new, _ in rows if is_new})
+        repeated = sorted({alert_id for alert_id, is_new, tell in rows if tell and not is_new})
         cursor.execute(sql.RESOLVE_ALERTS, {"now": now})
         resolved = sorted(alert_id for (alert_id,) in cursor.fetchall())
-        messages = _messages(opened, "opened") + _messages(resolved, "resolved")
+        messages = (
+            _messages(opened, "opened")
+            + _messages(repeated, "repeated")
+            + _messages(resolved, "resolved")
+        )
         queued = queue_notifications(messages) if messages else 0
-    if opened or resolved:
-        logger.warning("alerts: opened %s, resolved %s", opened, resolved)
+    if opened or repeated or resolved:
+        logger.warning("alerts: opened %s, repeated %s, resolved %s", opened, repeated, resolved)
     return {
         "counted": len(rows),
         "opened": len(opened),
+        "repeated": len(repeated),
         "resolved": len(resolved),
         "messages": queued,
     }
@@ -163,13 +173,14 @@ def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
         if channels == "off":
             continue
         context = alert_context(alert, event)
+        stamp = f"{alert.notified_at:%Y%m%d%H%M%S}" if event == "repeated" else ""
         if channels in ("email", "both"):
             items += [
                 OutgoingNotification(
                     channel=Notification.Channel.EMAIL,
                     recipient=email,
                     template=TEMPLATE,
-                    dedup_key=f"alert:{alert.pk}:{event}:{email}"[:200],
+                    dedup_key=f"alert:{alert.pk}:{event}:{stamp}:{email}"[:200],
                     context=context,
                 )
                 for email in emails
@@ -180,7 +191,7 @@ def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
                     channel=Notification.Channel.WEBHOOK,
                     recipient=WEBHOOK_RECIPIENT,
                     template=TEMPLATE,
-                    dedup_key=f"alert:{alert.pk}:{event}:webhook",
+                    dedup_key=f"alert:{alert.pk}:{event}:{stamp}:webhook",
                     context=context,
                 )
             )

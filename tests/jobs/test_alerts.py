@@ -103,7 +103,13 @@ def test_storm__100_failures_are_one_alert_with_a_count_then_resolved_once(run_j
         "[jobs] jobs.demo_job: failed for good (100 times)"
     )
     failed_runs("jobs.demo_job", 1)
-    assert scan_alerts() == {"counted": 1, "opened": 0, "resolved": 0, "messages": 0}
+    assert scan_alerts() == {
+        "counted": 1,
+        "opened": 0,
+        "repeated": 0,
+        "resolved": 0,
+        "messages": 0,
+    }
     assert Alert.objects.get().count == 101
     assert messages().count() == 2  # still one email and one webhook
 
@@ -305,3 +311,26 @@ def test_alert_admin__read_only_for_viewers_closed_to_others(
     )
     assert client.post(change, {"count": "1"}).status_code == 403
     assert Alert.objects.get().count == 3
+
+
+def test_open_alert__a_problem_a_day_later_tells_staff_again(time_machine):
+    """An alert whose job never succeeds (an on-demand job, a refused task) never goes
+    quiet: a problem counted more than JOBS_ALERT_REPEAT_HOURS after staff were told
+    tells them again, once."""
+    time_machine.move_to("2026-12-07T02:00:00+00:00", tick=False)
+    failed_runs("jobs.demo_job", 1)
+    scan_alerts(watchdog=False)
+    time_machine.move_to("2026-12-07T20:00:00+00:00", tick=False)
+    failed_runs("jobs.demo_job", 1)
+    assert scan_alerts(watchdog=False)["repeated"] == 0  # within 24 h: counted only
+    time_machine.move_to("2026-12-08T03:00:00+00:00", tick=False)
+    failed_runs("jobs.demo_job", 2)
+
+    assert scan_alerts(watchdog=False)["repeated"] == 1
+    assert scan_alerts(watchdog=False)["repeated"] == 0
+    subjects = list(messages(channel="email").order_by("id").values_list("subject", flat=True))
+    assert subjects == [
+        "[jobs] jobs.demo_job: failed for good",
+        "[jobs] still: jobs.demo_job: failed for good (4 times)",
+    ]
+    assert [b["event"] for b in webhook_bodies()] == ["opened", "repeated"]
