@@ -69,8 +69,10 @@ def scrub(value: Any) -> Any:
 def report_failed_run(run: Any, exc: BaseException) -> None:
     """Report a run's failure to Sentry once (a no-op without SENTRY_DSN; never raises:
     reporting must not change the run's outcome)."""
-    import sentry_sdk
-
+    try:
+        import sentry_sdk
+    except ImportError:  # an environment without the SDK cannot have started it
+        return
     if not sentry_sdk.get_client().is_active():
         return
     try:
