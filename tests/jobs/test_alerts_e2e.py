@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 from django_q.models import Schedule
 
-from jobs.models import Alert, JobRun
+from jobs.models import Alert, JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.clusters import stop_clusters
 from jobs.services.schedules import sync_schedules
@@ -95,3 +95,34 @@ def test_alerts__failed_for_good_then_resolved_then_a_missed_slot(qcluster, http
         wait_until(lambda: len(sink.messages) == 3, timeout_seconds=30, what="the missed email")
     assert Alert.objects.filter(job="tests.tick", kind="missed", resolved_at=None).count() == 1
     assert JobRun.objects.filter(job="tests.maybe_fail").count() == 2
+
+
+def test_every_cluster_down__health_watchdog_tells_and_the_web_process_delivers(
+    httpserver, settings
+):
+    """No cluster at all: /health/ opens the missed alert, and since no cluster delivers it,
+    the web process posts it itself (a helper thread, the outbox's own claim)."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+    settings.DEBUG = True
+    settings.JOBS_ALERT_WEBHOOK_URL = httpserver.url_for("/hook")
+    settings.JOBS_ALERT_EMAILS = ()
+    settings.JOBS_ALERT_WATCH_SECONDS = 0
+    settings.JOBS_ALERT_FALLBACK_SECONDS = 0  # deliver what waits at all (the default: 120 s)
+    sync_schedules()
+    Schedule.objects.filter(name="tests.tick").update(
+        next_run=timezone.now() - timedelta(minutes=10)
+    )
+
+    response = Client().get("/health/")
+
+    assert response.status_code == 200 and response.json()["status"] == "degraded"
+    wait_until(lambda: httpserver.log, timeout_seconds=30, what="the web process's delivery")
+    (request, _), *_ = httpserver.log
+    body = request.get_json()
+    assert (body["job"], body["status"]) == ("tests.tick", "missed")
+    wait_until(
+        lambda: not Notification.objects.filter(status__in=["pending", "sending"]).exists(),
+        timeout_seconds=10,
+        what="the row marked sent",
+    )
+    assert Notification.objects.get(channel="webhook").status == "sent"
