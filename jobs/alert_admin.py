@@ -15,16 +15,7 @@ from jobs.models import Alert
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
-    list_display = (
-        "id",
-        "job",
-        "kind",
-        "count",
-        "opened_at",
-        "last_seen_at",
-        "resolved_at",
-        "reason",
-    )
+    list_display = ("id", "job", "kind", "count", "opened_at", "resolved_at", "short_reason")
     list_display_links = ("id", "job")
     list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter))
     search_fields = ("job",)
@@ -43,6 +34,10 @@ class AlertAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     )
     readonly_fields = fields
     actions = None
+
+    @admin.display(description="reason")
+    def short_reason(self, alert: Alert) -> str:
+        return alert.reason if len(alert.reason) <= 90 else f"{alert.reason[:87]}..."
 
     def _run_link(self, run) -> str:
         if run is None:
