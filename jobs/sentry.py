@@ -13,6 +13,7 @@ connection is ever made. With one:
 """
 
 import logging
+import sys
 from typing import Any
 
 #: Argument names whose values never leave the process (matched as substrings).
@@ -69,9 +70,8 @@ def scrub(value: Any) -> Any:
 def report_failed_run(run: Any, exc: BaseException) -> None:
     """Report a run's failure to Sentry once (a no-op without SENTRY_DSN; never raises:
     reporting must not change the run's outcome)."""
-    try:
-        import sentry_sdk
-    except ImportError:  # an environment without the SDK cannot have started it
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None:  # never imported (no SENTRY_DSN): not even loaded here
         return
     if not sentry_sdk.get_client().is_active():
         return

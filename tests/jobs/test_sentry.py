@@ -96,3 +96,30 @@ def test_qcluster_with_sentry_dsn__reports_a_failed_run_once(qcluster, httpserve
     assert JobRun.objects.filter(job="tests.maybe_fail").count() == 2
     qcluster.stop()  # the SDK flushes at exit: still one event
     assert len(events()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_dsn__a_failed_run_never_loads_the_sdk():
+    """A process without SENTRY_DSN (the test process has the SDK loaded by this module)."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    from tests.conftest import test_database_url
+
+    script = (
+        "import sys, django; django.setup()\n"
+        "from jobs.runner import run_job_now\n"
+        "run = run_job_now('tests.maybe_fail', kwargs={'fail': True})\n"
+        "print(run.status, 'sentry_sdk' in sys.modules)\n"
+    )
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "LOG_LEVEL": "CRITICAL"}
+    env.pop("SENTRY_DSN", None)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=django_settings.BASE_DIR, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-1] == "failed False", proc.stderr
