@@ -334,3 +334,18 @@ def test_open_alert__a_problem_a_day_later_tells_staff_again(time_machine):
         "[jobs] still: jobs.demo_job: failed for good (4 times)",
     ]
     assert [b["event"] for b in webhook_bodies()] == ["opened", "repeated"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_scans__a_run_another_scan_holds_is_skipped_not_waited_for_or_counted_twice():
+    """A scan holding run B (here: a lock held by another session, as a concurrent scan
+    would) does not stop this scan, which counts A and C; B is counted once, later."""
+    from tests.race import RowLocks
+
+    a, b, c = failed_runs("jobs.demo_job", 3)
+    with RowLocks("jobs_jobrun", [b.pk]):
+        assert scan_alerts()["opened"] == 1  # at once: B is skipped, not waited for
+        assert Alert.objects.get().count == 2
+    assert scan_alerts()["counted"] == 1
+    assert Alert.objects.get().count == 3
+    assert messages().count() == 2  # the one email and one webhook of the opening
