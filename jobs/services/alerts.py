@@ -133,7 +133,7 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
     if opened or repeated or resolved:
         logger.warning("alerts: opened %s, repeated %s, resolved %s", opened, repeated, resolved)
     return {
-        "counted": len(rows),
+        "alerts_grown": len(rows),  # alerts opened or counted into
         "opened": len(opened),
         "repeated": len(repeated),
         "resolved": len(resolved),

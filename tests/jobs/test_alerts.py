@@ -104,7 +104,7 @@ def test_storm__100_failures_are_one_alert_with_a_count_then_resolved_once(run_j
     )
     failed_runs("jobs.demo_job", 1)
     assert scan_alerts() == {
-        "counted": 1,
+        "alerts_grown": 1,
         "opened": 0,
         "repeated": 0,
         "resolved": 0,
@@ -346,6 +346,6 @@ def test_concurrent_scans__a_run_another_scan_holds_is_skipped_not_waited_for_or
     with RowLocks("jobs_jobrun", [b.pk]):
         assert scan_alerts()["opened"] == 1  # at once: B is skipped, not waited for
         assert Alert.objects.get().count == 2
-    assert scan_alerts()["counted"] == 1
+    assert scan_alerts()["alerts_grown"] == 1
     assert Alert.objects.get().count == 3
     assert messages().count() == 2  # the one email and one webhook of the opening
