@@ -7,6 +7,7 @@ row; failures back off by the default retry policy until the row is `dead`.
 """
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,7 @@ from jobs import sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.retry import DEFAULT_RETRY, RetryPolicy
+from jobs.services.alert_webhook import post_alert_webhook
 from jobs.sms import get_sms_backend
 
 logger = logging.getLogger("jobs.outbox")
@@ -57,7 +59,8 @@ def notification_engine() -> Engine:
 def render_notification(
     item: OutgoingNotification, *, get_template: Callable[[str], Template] | None = None
 ) -> tuple[str, str]:
-    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`.
+    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
+    or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
 
     The one way notifications are rendered: Django's template engine (its loader caches
     the compiled templates). Without localization (`use_l10n=False`): numbers are plain
@@ -72,6 +75,10 @@ def render_notification(
     context = Context(item.context, autoescape=engine.autoescape, use_l10n=False)
     if item.channel == Notification.Channel.SMS:
         return "", get_template(f"{item.template}.sms.txt").render(context).strip()
+    if item.channel == Notification.Channel.WEBHOOK:
+        # Slack-compatible: "text" is what a chat shows; the context's `fields` ride along.
+        text = get_template(f"{item.template}.webhook.txt").render(context).strip()
+        return "", json.dumps({"text": text, **item.context.get("fields", {})}, default=str)
     if item.channel != Notification.Channel.EMAIL:
         raise ValueError(f"unknown channel {item.channel!r}")
     subject = get_template(f"{item.template}.subject.txt").render(context)
@@ -163,12 +170,16 @@ def deliver_due_notifications(
     batch_size: int | None = None,
     time_budget_seconds: float = 240.0,
     policy: RetryPolicy = DEFAULT_RETRY,
+    template: str | None = None,
+    due_before: datetime | None = None,
 ) -> dict[str, int]:
     """Send due notifications in claimed batches until none are due or the budget is spent.
 
     Rows past their `deliver_before` are never sent: they are marked dead, "too late",
     first, skipped by the claim, and checked again just before each send (a batch of
-    slow sends may cross a deadline).
+    slow sends may cross a deadline). `template` and `due_before` narrow it to rows of
+    one template due before a moment (the web process's fallback for alerts no cluster
+    delivered, jobs.services.alerts).
     """
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
@@ -177,7 +188,7 @@ def deliver_due_notifications(
     mail = get_connection(fail_silently=False)
     tried: list[int] = []
     while time.monotonic() < deadline:
-        ids = _claim_batch(batch_size, exclude=tried)
+        ids = _claim_batch(batch_size, exclude=tried, template=template, due_before=due_before)
         tried.extend(ids)
         if not ids:
             break
@@ -188,6 +199,8 @@ def deliver_due_notifications(
             try:
                 if row.channel == Notification.Channel.SMS:
                     sms_backend.send(to=row.recipient, body=row.body)
+                elif row.channel == Notification.Channel.WEBHOOK:
+                    post_alert_webhook(row.body)
                 else:
                     EmailMessage(
                         row.subject,
@@ -226,13 +239,26 @@ def _expire_late(*, ids: list[int] | None = None) -> int:
     return late
 
 
-def _claim_batch(limit: int, *, exclude: list[int]) -> list[int]:
+def _claim_batch(
+    limit: int,
+    *,
+    exclude: list[int],
+    template: str | None = None,
+    due_before: datetime | None = None,
+) -> list[int]:
     now = timezone.now()
     stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
     with connection.cursor() as cursor:
         cursor.execute(
             sql.CLAIM_NOTIFICATIONS,
-            {"now": now, "stale_before": stale, "limit": limit, "exclude": exclude},
+            {
+                "now": now,
+                "due_before": due_before or now,
+                "template": template,
+                "stale_before": stale,
+                "limit": limit,
+                "exclude": exclude,
+            },
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -26,6 +26,7 @@ PINNED_CRONS = {
     "exchanges.purge_completed": "0 2 * * *",
     "exchanges.send_due_reminders": "* * * * *",
     "jobs.deliver_notifications": "* * * * *",
+    "jobs.scan_alerts": "* * * * *",
     "jobs.demo_job": None,
     "jobs.prune_history": "30 3 * * *",
     "jobs.reap_lost_runs": "*/5 * * * *",
