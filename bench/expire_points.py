@@ -108,6 +108,16 @@ def seed(cards: int, other_cards: int):
             "        LATERAL (SELECT (cu.id * 7919) %% %s < %s AS due) r",
             [merchant.pk, now, total, cards],
         )
+        # The due cards got their warning 20 days ago, for this cycle, as the nightly run
+        # records it (promised day: 14 days ago): the run expires them now.
+        execute(
+            "UPDATE loyalty_loyaltycard"
+            "   SET last_expiration_warning_at = %(now)s - interval '20 days',"
+            "       expiration_warning_cycle_at = last_activity_at,"
+            "       points_expire_on = (%(now)s AT TIME ZONE 'UTC')::date - 14"
+            " WHERE last_activity_at < %(now)s - interval '365 days'",
+            {"now": now},
+        )
         execute(
             "INSERT INTO loyalty_loyaltytransaction (card_id, merchant_id, transaction_type,"
             " points_delta, points_balance_after, stamps_delta, stamps_balance_after, notes,"
@@ -348,13 +358,18 @@ def explain_chunks(program, *, chunk_size: int) -> None:
     from django.utils import timezone
 
     from loyalty import sql
+    from loyalty.selectors import expiration_day
     from loyalty.services.expiration import expiration_notes
 
     now = timezone.now()
+    day = expiration_day(program, now=now)
     params = {
         "merchant_id": program.merchant_id,
-        "warning_threshold": now - timedelta(days=DAYS - 14),
-        "expiration_threshold": now - timedelta(days=DAYS),
+        "zone": day.zone,
+        "days": day.days,
+        "today": day.today,
+        "warn_before": day.warn_before,
+        "expire_before": day.expire_before,
         "after_id": 0,
         "after_at": None,
         "limit": chunk_size,
@@ -363,6 +378,7 @@ def explain_chunks(program, *, chunk_size: int) -> None:
         "card_ids": None,
     }
     with transaction.atomic():
+        execute(sql.WALK_IN_INDEX_ORDER)
         picked = execute(sql.PICK_FOR_EXPIRATION, params)
         change = {**params, "ids": [r[0] for r in picked], "points": [r[2] for r in picked]}
         transaction.set_rollback(True)
@@ -373,6 +389,7 @@ def explain_chunks(program, *, chunk_size: int) -> None:
     )
     for name, statement, values in statements:
         with transaction.atomic():
+            execute(sql.WALK_IN_INDEX_ORDER)
             plan = execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, values)
             transaction.set_rollback(True)
         print(f"-- {name}, first chunk")

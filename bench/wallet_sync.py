@@ -16,7 +16,15 @@ provider token) through the LOYALTY_* environment, like in production.
               time) over the first `--sample` cards, scaled to all cards by wallet calls
 
 Both runs are checked: every card synced in both wallets, none failed, one PATCH per
-Google object and one push per device. Do not run it at the same time as
+Google object and one push per device.
+
+Then the lag of the minutely sweep (loyalty.push_wallet_changes), from a change's
+commit to its Google PATCH and APNs push: every card gets a purchase (one committed
+UPDATE each; the trigger queues it), then one sweep runs and the fakes stamp each call.
+A change waits for the next sweep: sweeps are a minute apart, so each change is given a
+commit time uniform over the minute before the sweep (seeded); its lag is that wait plus
+the measured time from the sweep's start to its call. Reported: p50, p95 and max
+(target: max <= 90 s), and what an idle sweep costs (queries, remote calls, time). Do not run it at the same time as
 bench/expire_points.py (that one truncates the loyalty tables).
 """
 
@@ -34,6 +42,8 @@ from bench.common import own_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 10.0
 TARGET_SECONDS = 30.0
+TARGET_LAG_SECONDS = 90.0
+SWEEP_EVERY_SECONDS = 60.0
 
 
 def seed(cards: int):
@@ -152,6 +162,84 @@ def measure(fakes, card_ids: list[int], sample_ids: list[int]) -> tuple[float, f
     return ours_s, sample_s
 
 
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def measure_lag(fakes, card_ids: list[int], *, seed: int = 23) -> dict:
+    """The minutely sweep: idle cost, then the lag of one change per card (see module doc)."""
+    import random
+
+    from django.db import connection
+    from django.db.models import F
+    from django.test.utils import CaptureQueriesContext
+
+    from loyalty.models import AppleDeviceRegistration, LoyaltyCard
+    from loyalty.services.wallet_changes import push_wallet_changes
+
+    push_wallet_changes()  # drain whatever is queued
+    clear(fakes)
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        idle = push_wallet_changes()
+        idle_s = time.perf_counter() - started
+    assert idle["changes_taken"] == 0, idle
+    idle_calls = calls_made(fakes)
+
+    for pk in card_ids:  # a purchase per card, each committed on its own
+        LoyaltyCard.objects.filter(pk=pk).update(points_balance=F("points_balance") + 1)
+    clear(fakes)
+    sweep_start = time.time()
+    started = time.perf_counter()
+    result = push_wallet_changes(max_cards=len(card_ids))
+    sweep_s = time.perf_counter() - started
+    if (result["changes_taken"], result["synced"], result["failed"]) != (len(card_ids),) * 2 + (0,):
+        raise SystemExit(f"sweep: {result}")
+
+    rng = random.Random(seed)
+    wait = {pk: rng.uniform(0, SWEEP_EVERY_SECONDS) for pk in card_ids}
+    by_object = dict(
+        LoyaltyCard.objects.filter(pk__in=card_ids).values_list("google_object_id", "pk")
+    )
+    by_token = dict(
+        AppleDeviceRegistration.objects.filter(card_id__in=card_ids).values_list(
+            "push_token", "card_id"
+        )
+    )
+    lags = [wait[by_object[c.key]] + c.at - sweep_start for c in fakes.google.calls]
+    lags += [wait[by_token[p.device_token]] + p.at - sweep_start for p in fakes.apns.pushes]
+    return {
+        "idle_queries": len(queries.captured_queries),
+        "idle_calls": idle_calls,
+        "idle_ms": idle_s * 1000,
+        "sweep_s": sweep_s,
+        "calls": len(lags),
+        "p50": percentile(lags, 0.50),
+        "p95": percentile(lags, 0.95),
+        "max": max(lags),
+    }
+
+
+def report_lag(lag: dict, *, cards: int) -> int:
+    ok = lag["max"] <= TARGET_LAG_SECONDS and lag["idle_calls"] == 0
+    print()
+    print(
+        f"minutely sweep, idle:   {lag['idle_queries']} query, {lag['idle_calls']} remote "
+        f"calls, {lag['idle_ms']:.1f} ms"
+    )
+    print(
+        f"minutely sweep, {cards:,} changed cards: {lag['sweep_s']:.2f} s for {lag['calls']:,} "
+        "calls"
+    )
+    print(
+        f"lag commit -> push:     p50 {lag['p50']:5.1f} s  p95 {lag['p95']:5.1f} s  "
+        f"max {lag['max']:5.1f} s  (target max <= {TARGET_LAG_SECONDS:g} s)  "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    return 0 if ok else 1
+
+
 def report(*, cards: int, ours_s: float, sequential_s: float, sample: int, sample_s: float) -> int:
     print()
     print(f"{'variant':<24}{'seconds':>10}{'cards/s':>10}  note")
@@ -200,16 +288,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         ours_s, sample_s = measure(fakes, card_ids, sample_ids)
         sequential_s = sample_s * total_calls / calls_for(sample_ids)
+        lag = measure_lag(fakes, card_ids)
     finally:
         cleanup(merchant)
         fakes.stop()
-    return report(
+    code = report(
         cards=args.cards,
         ours_s=ours_s,
         sequential_s=sequential_s,
         sample=len(sample_ids),
         sample_s=sample_s,
     )
+    return report_lag(lag, cards=args.cards) or code
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ The core's `failures_24h` looks at the job: one collection's success hides anoth
 failure. This check looks at each enabled collection, whatever the others did: its last
 chain stopped on an error, it has open gaps, or its checkpoint has not moved for
 BIBLIOTHECA_STALE_AFTER_HOURS. A warning, never unhealthy: one partner's bad night must
-not take the web app out of its load balancer. The detail names the collections (a
-state); the errors behind them go to staff and the log only.
+not take the web app out of its load balancer. Staff (and `jobs_health`) see the
+collections named and the errors behind them; an anonymous caller the state only.
 """
 
 import logging

@@ -1,13 +1,15 @@
 """Job entry points of the bibliotheca app (thin: each calls one service)."""
 
-import math
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from bibliotheca.conf import DEFAULT_START
 from bibliotheca.exceptions import BadResponse, RequestTimedOut
+from bibliotheca.models import Collection
 from bibliotheca.services.apply import apply_staged
 from bibliotheca.services.fan_out import queue_purchase_imports
 from bibliotheca.services.purchase_chain import CHAIN_JOB, import_purchase_records_hop
+from jobs.arguments import IsoDate, Range
 from jobs.exceptions import BadJobArguments
 from jobs.registry import job
 from jobs.retry import RetryPolicy
@@ -16,6 +18,22 @@ from jobs.retry import RetryPolicy
 CHAIN_RETRY = RetryPolicy(
     max_attempts=5, base_seconds=60, cap_seconds=960, retry_on=(RequestTimedOut, BadResponse)
 )
+#: A chain's days: from the first day the partner API has (2014-01-01) to a month ahead
+#: (a chain walks day by day up to `until`: 9999-12-31 would never end, then overflow).
+ChainDay = Annotated[
+    str, IsoDate(earliest=DEFAULT_START.date(), latest_days_ahead=31, with_time=True)
+]
+
+
+def check_chain_arguments(kwargs: dict[str, Any]) -> None:
+    """What the signature cannot say, checked before a run exists (run_job, Run now,
+    Retry): the collection exists, and `since` is not after `until`."""
+    collection_id = kwargs["collection_id"]
+    if not Collection.objects.filter(pk=collection_id).exists():
+        raise BadJobArguments(f"{CHAIN_JOB}: collection {collection_id} does not exist")
+    since, until = _moment("since", kwargs.get("since")), _moment("until", kwargs.get("until"))
+    if since and until and since > until:
+        raise BadJobArguments(f"{CHAIN_JOB}: since={kwargs['since']!r} is after until")
 
 
 @job(
@@ -39,24 +57,26 @@ def import_purchase_records_for_all_collections(*, force_reimport: bool = False)
     timeout_seconds=600,
     # as the admin's "Force reimport"
     argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},
+    validate=check_chain_arguments,
 )
 def import_purchase_records_by_collection(
     *,
     collection_id: int,
-    current_day: str | None = None,
-    offset: int = 1,
+    current_day: ChainDay | None = None,
+    offset: Annotated[int, Range(min=1)] = 1,
     lock_owner: str | None = None,
     force_reimport: bool = False,
-    time_budget_seconds: float | None = None,
-    until: str | None = None,
-    since: str | None = None,
-    overlap_until: str | None = None,
-    not_before: str | None = None,
+    time_budget_seconds: Annotated[float, Range(min=0, max=86400)] | None = None,
+    until: ChainDay | None = None,
+    since: ChainDay | None = None,
+    overlap_until: ChainDay | None = None,
+    not_before: ChainDay | None = None,
 ) -> dict[str, Any]:
     """One hop of a collection's purchase-record import; queues the next hop until up to date.
 
-    Every argument is checked before the hop takes the collection's lock, so a mistyped
-    run never leaves it held: BadJobArguments for the first bad one.
+    Its arguments are checked before a run exists (the annotations at every entry point,
+    hops included; `check_chain_arguments` where people type them), so a mistyped run
+    is refused in one line and never takes the collection's lock.
     """
     current, last, first = (
         _moment("current_day", current_day),
@@ -67,11 +87,6 @@ def import_purchase_records_by_collection(
         _moment("overlap_until", overlap_until),
         _moment("not_before", not_before),
     )
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
-        raise BadJobArguments(f"{CHAIN_JOB}: offset={offset!r} is not a 1-based offset")
-    budget = time_budget_seconds
-    if budget is not None and not (math.isfinite(budget) and budget >= 0):
-        raise BadJobArguments(f"{CHAIN_JOB}: time_budget_seconds={budget!r} is not >= 0")
     return import_purchase_records_hop(
         collection_id=collection_id,
         current_day=current,

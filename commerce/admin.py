@@ -11,6 +11,7 @@ webhook secret lives in settings/env only and appears on no page.
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -18,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from commerce.models import (
+    FINAL_STATUSES,
     AuditLog,
     Cart,
     CartLine,
@@ -29,8 +31,9 @@ from commerce.models import (
     Subscription,
     WebhookEvent,
 )
-from commerce.services import audit
-from commerce.services.orders import SHIPPABLE, change_subscriptions, mark_orders_shipped
+from commerce.services.dates import due_delivery_date, store_today
+from commerce.services.lifecycle import CHANGES, change_subscriptions
+from commerce.services.orders import SHIPPABLE, awaiting_payment_q, mark_orders_shipped
 from commerce.services.webhooks import PROCESS_JOB as WEBHOOK_PROCESS_JOB
 from jobs.admin_actions import JobActionsMixin, actor, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
@@ -90,6 +93,42 @@ class ProductAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_filter = (StockFilter,)
 
 
+class SubscriptionForm(forms.ModelForm):
+    """Refuses a next delivery date the daily job would skip: one late by a whole period or
+    more (0001-01-01 typed by mistake would otherwise read as a hundred thousand missed
+    deliveries). The job would move it forward anyway; the form says so at once."""
+
+    class Meta:
+        model = Subscription
+        fields = (
+            "customer",
+            "product",
+            "quantity",
+            "frequency",
+            "next_delivery_date",
+            "price_per_delivery",
+            "provider_subscription_id",
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        when, frequency = data.get("next_delivery_date"), data.get("frequency")
+        if when is None or not frequency:
+            return data
+        today = store_today()
+        anchor = data.get("anchor_day") or (self.instance.anchor_day if self.instance.pk else None)
+        if (
+            when < today
+            and due_delivery_date(when, frequency=frequency, anchor_day=anchor, today=today) != when
+        ):
+            self.add_error(
+                "next_delivery_date",
+                f"{when} is late by one {frequency} period or more (today is {today}): a late"
+                " delivery can be at most one period late; choose a later date.",
+            )
+        return data
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
@@ -111,19 +150,17 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "provider_subscription_id",
     )
     raw_id_fields = ("customer", "product")
-    readonly_fields = ("anchor_day", "created_at", "updated_at")
+    form = SubscriptionForm
+    # The status changes through the actions and the provider's events only, each with its
+    # rule (resume moves the date, cancel is final) and audit row.
+    readonly_fields = ("status", "anchor_day", "created_at", "updated_at")
     actions = ("pause", "resume", "cancel", "process_now")
 
-    def save_model(self, request, obj, form, change) -> None:
-        """Status edits on the form are state changes too: audited like the actions."""
-        super().save_model(request, obj, form, change)
-        if change and "status" in form.changed_data:
-            audit.record(
-                actor=actor(request),
-                action=f"subscription.{obj.status}",
-                refs=[f"subscription:{obj.pk}"],
-                details={"status": obj.status, "form": True},
-            )
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Cancelled and completed are final: their page is read-only for everyone."""
+        if obj is not None and obj.status in FINAL_STATUSES:
+            return False
+        return super().has_change_permission(request, obj)
 
     def _change(self, request: HttpRequest, queryset: QuerySet, action: str) -> None:
         ids = change_subscriptions(
@@ -148,11 +185,13 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     )
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         chosen = list(
-            queryset.filter(status__in=["active", "paused"]).select_related("customer", "product")
+            queryset.filter(status__in=CHANGES["cancel"].from_statuses).select_related(
+                "customer", "product"
+            )
         )
         if not chosen:
             self.message_user(
-                request, "No active or paused subscription selected.", messages.WARNING
+                request, "No subscription that can be cancelled selected.", messages.WARNING
             )
             return None
         if not self.confirmed(request):
@@ -176,7 +215,11 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     )
     def process_now(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         """No confirmation: only due deliveries are made, each once (the order key)."""
-        ids = list(queryset.filter(status="active").order_by("pk").values_list("pk", flat=True))
+        ids = list(
+            queryset.filter(status__in=["active", "past_due"])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         if not ids:
             self.message_user(request, "No active subscription selected.", messages.WARNING)
             return None
@@ -186,6 +229,21 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             [run],
             detail=f"for {len(ids)} subscription(s); those not due yet are left alone",
         )
+
+
+class PaymentFilter(admin.SimpleListFilter):
+    """Orders still pending COMMERCE_UNPAID_GRACE_DAYS after they were made."""
+
+    title = "payment"
+    parameter_name = "payment"
+
+    def lookups(self, request, model_admin):
+        return (("awaiting", "awaiting payment (past the grace period)"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "awaiting":
+            return queryset.filter(awaiting_payment_q())
+        return queryset
 
 
 class OrderLineInline(admin.TabularInline):
@@ -208,7 +266,7 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "created_at",
         "shipped_at",
     )
-    list_filter = ("status",)
+    list_filter = ("status", PaymentFilter)
     list_select_related = ("customer",)
     search_fields = ("=id", "customer__name", "customer__email", "provider_payment_id")
     date_hierarchy = "created_at"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from commerce.models import Cart, CartLine, Customer, Order, Product, Subscription, WebhookEvent
+from commerce.services.dates import store_today, store_zone
 from commerce.services.webhooks import PROCESS_JOB, signature_for
 from jobs.devservers import free_port
 from jobs.models import JobRun, Notification
@@ -78,11 +79,13 @@ def _seed_carts(product: Product) -> None:
     old = Cart.objects.bulk_create(Cart(updated_at=now - timedelta(days=40)) for _ in range(6))
     Cart.objects.bulk_create(Cart(updated_at=now - timedelta(days=2)) for _ in range(3))
     CartLine.objects.bulk_create(CartLine(cart=cart, product=product) for cart in old[:2])
+    # Adding lines moves a cart (a trigger); these were abandoned 40 days ago.
+    Cart.objects.filter(pk__in=[c.pk for c in old]).update(updated_at=now - timedelta(days=40))
 
 
 def _seed(*, out: Callable[[str], None]) -> dict[str, object]:
     """Due subscriptions: 20 weekly coffee, 1 out of stock, 1 monthly at a month end."""
-    today = timezone.now().date()
+    today = store_today()
     month_end = today.replace(day=1) - timedelta(days=1)  # last day of the previous month
     stamp = timezone.now().strftime("%Y%m%d%H%M%S")
     with transaction.atomic():
@@ -175,7 +178,8 @@ def _webhooks(seeded: dict, *, out: Callable[[str], None]) -> None:
     _wait_for_web(base)
     sub = seeded["charged"]
     today: date = seeded["today"]
-    start = int(datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp())
+    # The cycle starts at the store's midnight (COMMERCE_TIME_ZONE), as Razorpay's would.
+    start = int(datetime(today.year, today.month, today.day, tzinfo=store_zone()).timestamp())
     payload = {
         "entity": "event",
         "event": "subscription.charged",

@@ -18,3 +18,7 @@ class UnknownSubscription(CommerceError):
 
 class BadEvent(CommerceError):
     """The event lacks a field we need."""
+
+
+class SubscriptionEnded(CommerceError):
+    """The subscription is cancelled or completed: it is never delivered again."""

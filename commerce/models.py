@@ -47,8 +47,16 @@ class Subscription(models.Model):
 
     class Status(models.TextChoices):
         ACTIVE = "active", "active"  # delivered on next_delivery_date
+        #: The provider's charge failed and it is retrying (Razorpay `pending`): still
+        #: delivered, the customer told once.
+        PAST_DUE = "past_due", "past due"
         PAUSED = "paused", "paused"  # kept, not delivered until resumed
+        #: The provider gave up charging (Razorpay `halted`): not delivered until it is
+        #: active again at the provider.
+        HALTED = "halted", "halted"
         CANCELLED = "cancelled", "cancelled"  # final
+        #: The provider billed every cycle (Razorpay `completed`): final.
+        COMPLETED = "completed", "completed"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="subscriptions")
@@ -71,10 +79,10 @@ class Subscription(models.Model):
 
     class Meta:
         indexes = [
-            # The daily job walks active subscriptions in (next_delivery_date, id) order.
+            # The daily job walks delivered subscriptions in (next_delivery_date, id) order.
             models.Index(
                 fields=["next_delivery_date", "id"],
-                condition=Q(status="active"),
+                condition=Q(status__in=["active", "past_due"]),
                 name="commerce_sub_due_idx",
             ),
         ]
@@ -100,6 +108,17 @@ class Subscription(models.Model):
         if self.anchor_day is None and self.next_delivery_date is not None:
             self.anchor_day = self.next_delivery_date.day
         super().save(*args, **kwargs)
+
+    @property
+    def is_final(self) -> bool:
+        """Cancelled and completed subscriptions never change again (admin, actions, webhook)."""
+        return self.status in FINAL_STATUSES
+
+
+#: Statuses whose subscriptions are delivered by the daily job.
+DELIVERED_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
+#: Statuses a subscription never leaves.
+FINAL_STATUSES = (Subscription.Status.CANCELLED, Subscription.Status.COMPLETED)
 
 
 class Order(models.Model):
@@ -135,7 +154,15 @@ class Order(models.Model):
                 name="commerce_order_subscription_has_date",
             ),
         ]
-        indexes = [models.Index(fields=["status", "created_at"], name="commerce_order_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="commerce_order_status_idx"),
+            # payment.failed asks whether the payment already paid an order.
+            models.Index(
+                fields=["provider_payment_id"],
+                condition=~Q(provider_payment_id=""),
+                name="commerce_order_payment_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"order {self.pk}"
@@ -157,7 +184,8 @@ class Cart(models.Model):
         Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="carts"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    #: Any change to the cart or its lines moves it; cleanup counts retention from here.
+    #: Any change to the cart or its lines moves it (database triggers, bulk writes
+    #: included: migration 0002); cleanup counts retention from here.
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:

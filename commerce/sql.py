@@ -2,158 +2,222 @@
 
 The chunk statements lock their rows FOR UPDATE SKIP LOCKED and walk in key order from
 the last row of the previous chunk, so two workers never take one row, and a row a chunk
-leaves as it was (out of stock) is not selected again in the same run. They return
-their notification rows (address, dedup key and the template's context) as JSON, which
-commerce.services.notifications renders with the template engine and inserts into the
-outbox in the chunk's transaction.
+leaves as it was (out of stock) is not selected again in the same run; a row a chunk
+moves lands after today, past the walk. A chunk of the daily job (and a charge) is two
+statements in one transaction, as loyalty's: a pick (PICK_DUE, PICK_CHARGED) locks and
+settles the deliveries and returns them, with what their customer is told; the write
+(WRITE_DELIVERIES) writes exactly those by primary key while the caller renders their
+notifications (commerce.services.subscriptions). The reminders' chunk returns its
+notification rows as JSON (commerce.services.notifications.queue_rows).
 """
 
-#: The next delivery date of a row `d` with next_delivery_date, frequency and anchor_day:
-#: +7 or +14 days, or the anchor day of next month (its last day when shorter: Jan 31,
-#: Feb 28, Mar 31). Same rule as commerce.services.dates.next_delivery_date.
-NEXT_DATE = """
-CASE d.frequency
-     WHEN 'weekly' THEN d.next_delivery_date + 7
-     WHEN 'biweekly' THEN d.next_delivery_date + 14
-     ELSE make_date(m.y, m.mo, least(
-              coalesce(d.anchor_day, extract(day FROM d.next_delivery_date)::int),
-              extract(day FROM make_date(m.y, m.mo, 1) + interval '1 month - 1 day')::int))
-END"""
-
-#: One chunk of due deliveries: lock the subscriptions (SKIP LOCKED), then their products
-#: in id order (waiting for another worker's chunk: the stock it leaves is what we
-#: allocate; same order everywhere, so no deadlock). Per product the stock goes to the
-#: earliest deliveries first (a running sum); once one did not fit, no later delivery of
-#: that product takes stock in this run (%(short_products)s, carried between chunks). Orders, their lines, the stock taken, the
-#: dates moved on and the audit rows are this one statement; its notification rows (JSON)
-#: go into the outbox in the same transaction: they commit together or not at all. A delivery whose order exists already (the webhook
-#: made it) only has its date moved on; ON CONFLICT on the one-order-per-delivery key
-#: is the last guard.
-PROCESS_DUE_CHUNK = f"""
-WITH picked AS (
+#: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered
+#: (active or past due), in (next_delivery_date, id) order from the last row of the previous
+#: chunk, along the partial index commerce_sub_due_idx, locked SKIP LOCKED. The walk is
+#: written `>= (after_date, after_id + 1)`, the same rows as `> (after_date, after_id)`:
+#: PostgreSQL estimates a row comparison by its first column alone, and `>` today counts
+#: none of today's subscriptions, so every chunk after the first was planned for one
+#: row (nested loops over the chunk's products: 250 ms instead of 10 per chunk).
+_PICK_DUE = """
     SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
            s.anchor_day, s.price_per_delivery
       FROM commerce_subscription s
-     WHERE s.status = 'active'
+     WHERE s.status IN ('active', 'past_due')
        AND s.next_delivery_date <= %(as_of)s
-       AND (s.next_delivery_date, s.id) > (%(after_date)s::date, %(after_id)s::bigint)
+       AND (s.next_delivery_date, s.id) >= (%(after_date)s::date, %(after_id)s::bigint + 1)
        AND (%(subscription_ids)s::bigint[] IS NULL
             OR s.id = ANY(%(subscription_ids)s::bigint[]))
      ORDER BY s.next_delivery_date, s.id
      LIMIT %(limit)s
        FOR UPDATE OF s SKIP LOCKED
+"""
+
+#: The one subscription a charge pays for (any status but final), locked.
+_PICK_CHARGED = """
+    SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
+           s.anchor_day, s.price_per_delivery
+      FROM commerce_subscription s
+     WHERE s.id = %(subscription_id)s AND s.status NOT IN ('cancelled', 'completed')
+       FOR UPDATE OF s
+"""
+
+#: Every due delivery at once, unlocked: what a run would take (the dry run).
+_PICK_PREVIEW = """
+    SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
+           s.anchor_day, s.price_per_delivery
+      FROM commerce_subscription s
+     WHERE s.status IN ('active', 'past_due')
+       AND s.next_delivery_date <= %(as_of)s
+       AND (%(subscription_ids)s::bigint[] IS NULL
+            OR s.id = ANY(%(subscription_ids)s::bigint[]))
+"""
+
+
+def _deliveries(picked: str, *, lock: bool) -> str:
+    """What the picked subscriptions get, one rule for the run, the charge and the preview.
+
+    Per subscription one delivery (`deliver_on`): %(deliver_on)s for a charge, else the
+    rule commerce_due_delivery (the next date when late by less than one period, else the
+    last date of the schedule on or before %(as_of)s: older missed ones are skipped, never
+    made in bulk; `skipped` counts them). Per product the stock goes to the earliest
+    deliveries first (a running sum, walk order); once one did not fit, no later delivery
+    of that product takes stock in this run (%(short_products)s, carried between chunks).
+    `new_date`: where the next date moves: past the delivery when it is made (or its
+    order exists), after today; NULL when it stays (out of stock: tried again next run,
+    the missed ones are recorded when it moves).
+    """
+    return (
+        "picked AS ("
+        + picked
+        + """
 ), stock AS (
     SELECT p.id, p.stock_quantity, p.name, p.sku
       FROM commerce_product p
      WHERE p.id = ANY(ARRAY(SELECT DISTINCT product_id FROM picked))
-     ORDER BY p.id
-       FOR UPDATE OF p
-), due AS (
-    SELECT d.*, EXISTS (SELECT 1 FROM commerce_order o
-                         WHERE o.subscription_id = d.id
-                           AND o.delivery_date = d.next_delivery_date) AS has_order,
-           {NEXT_DATE} AS next_date
+     ORDER BY p.id"""
+        + ("\n       FOR UPDATE OF p" if lock else "")
+        + """
+), dated AS MATERIALIZED (
+    SELECT d.*, coalesce(%(deliver_on)s::date,
+                         commerce_due_delivery(d.next_delivery_date, d.frequency, d.anchor_day,
+                                               %(as_of)s)) AS deliver_on
       FROM picked d
-     CROSS JOIN LATERAL (
-           SELECT (extract(year FROM d.next_delivery_date)::int * 12
-                   + extract(month FROM d.next_delivery_date)::int) / 12 AS y,
-                  (extract(year FROM d.next_delivery_date)::int * 12
-                   + extract(month FROM d.next_delivery_date)::int) %% 12 + 1 AS mo) m
+), due AS (
+    SELECT d.*, o.id IS NOT NULL AS has_order,
+           commerce_deliveries_between(d.next_delivery_date, d.deliver_on, d.frequency,
+                                       d.anchor_day) AS skipped
+      FROM dated d
+      LEFT JOIN commerce_order o ON o.subscription_id = d.id AND o.delivery_date = d.deliver_on
 ), alloc AS (
-    SELECT d.*, st.name AS product_name,
+    SELECT d.*, st.name AS product_name, st.sku,
            NOT d.has_order
            AND d.product_id <> ALL(%(short_products)s::bigint[])
            AND sum(CASE WHEN d.has_order THEN 0 ELSE d.quantity END)
                OVER (PARTITION BY d.product_id ORDER BY d.next_delivery_date, d.id)
                <= st.stock_quantity AS fits
       FROM due d JOIN stock st ON st.id = d.product_id
+), settled AS (
+    SELECT a.*, NOT a.has_order AND NOT a.fits AS short,
+           CASE WHEN a.fits OR a.has_order
+                THEN greatest(commerce_next_delivery(a.deliver_on, a.frequency, a.anchor_day),
+                              a.next_delivery_date)
+           END AS new_date
+      FROM alloc a
+)"""
+    )
+
+
+#: The counts every variant reports, from `settled` (the dry run's; a run counts the rows
+#: its pick returned, commerce.services.subscriptions).
+_COUNTS = """
+       (SELECT count(*) FROM settled),
+       (SELECT count(*) FROM settled WHERE short),
+       (SELECT count(*) FROM settled WHERE has_order),
+       (SELECT coalesce(sum(skipped), 0) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
+       (SELECT count(*) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
+       (SELECT coalesce(json_object_agg(sku || ' ' || product_name, n), '{}')
+          FROM (SELECT sku, product_name, count(*) AS n FROM settled WHERE short
+                 GROUP BY sku, product_name) x),
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM settled WHERE short),
+       (SELECT coalesce(array_agg(DISTINCT product_id), '{}') FROM settled WHERE short)"""
+
+#: The picked deliveries, one row each in walk order (commerce.services.subscriptions.
+#: Delivery), with what their customer is told, and the id of the order to write
+#: (drawn from the orders' sequence when the delivery fits, so the confirmation can be
+#: rendered while WRITE_DELIVERIES runs).
+_PICKED = """
+SELECT a.id, a.next_delivery_date, a.deliver_on, a.new_date, a.has_order, a.fits, a.skipped,
+       CASE WHEN a.fits THEN nextval('commerce_order_id_seq') END AS order_id,
+       a.customer_id, a.product_id, a.quantity, a.price_per_delivery, a.product_name, a.sku,
+       cu.name, cu.email, cu.phone
+  FROM settled a
+  JOIN commerce_customer cu ON cu.id = a.customer_id
+ ORDER BY a.next_delivery_date, a.id
+"""
+
+#: One chunk of the daily job, first statement: lock the chunk's subscriptions (SKIP
+#: LOCKED), then their products in id order (waiting for another worker's chunk: the
+#: stock it leaves is what we allocate; same order everywhere, so no deadlock), and
+#: return the chunk's deliveries as the rule and the allocation settle them.
+PICK_DUE = "WITH " + _deliveries(_PICK_DUE, lock=True) + _PICKED
+
+#: The delivery a charge pays for (%(deliver_on)s given), picked and settled by the same
+#: rule and written by the same WRITE_DELIVERIES as the daily job's: one way to write an
+#: order.
+PICK_CHARGED = "WITH " + _deliveries(_PICK_CHARGED, lock=True) + _PICKED
+
+#: Second statement of a chunk (or a charge): writes the deliveries a pick settled, by
+#: primary key (its rows are locked by the pick, in the same transaction): the orders of
+#: the deliveries that fit, with the ids the pick drew (pending, or paid by %(paid_by)s),
+#: their lines, the stock taken, the next dates moved (%(moved_ids)s, %(new_dates)s),
+#: the audit rows (order.created, subscription.deliveries_skipped). ON CONFLICT on the
+#: one-order-per-delivery key is the last guard; returns the ids of the orders made.
+WRITE_DELIVERIES = """
+WITH fitting AS (
+    SELECT *
+      FROM unnest(%(order_ids)s::bigint[], %(subscription_ids)s::bigint[],
+                  %(customer_ids)s::bigint[], %(product_ids)s::bigint[],
+                  %(quantities)s::int[], %(prices)s::numeric[], %(delivery_dates)s::date[])
+           AS d(order_id, subscription_id, customer_id, product_id, quantity, price, deliver_on)
 ), ordered AS (
     INSERT INTO commerce_order
-           (customer_id, status, subscription_id, delivery_date, subtotal, total,
-            provider_payment_id, created_at)
-    SELECT a.customer_id, 'pending', a.id, a.next_delivery_date, a.price_per_delivery,
-           a.price_per_delivery, '', %(now)s
-      FROM alloc a
-     WHERE a.fits
+           (id, customer_id, status, subscription_id, delivery_date, subtotal, total,
+            provider_payment_id, created_at, paid_at)
+    SELECT d.order_id, d.customer_id,
+           CASE WHEN %(paid_by)s::text IS NULL THEN 'pending' ELSE 'paid' END,
+           d.subscription_id, d.deliver_on, d.price, d.price, coalesce(%(paid_by)s::text, ''),
+           %(now)s, CASE WHEN %(paid_by)s::text IS NULL THEN NULL ELSE %(now)s END
+      FROM fitting d
     ON CONFLICT ON CONSTRAINT commerce_order_one_per_delivery DO NOTHING
-    RETURNING id, subscription_id
+    RETURNING id
 ), made AS (
-    SELECT o.id AS order_id, a.*
-      FROM ordered o JOIN alloc a ON a.id = o.subscription_id
+    SELECT d.* FROM fitting d WHERE d.order_id IN (SELECT id FROM ordered)
 ), lines AS (
     INSERT INTO commerce_orderline (order_id, product_id, quantity, unit_price, line_total)
-    SELECT m.order_id, m.product_id, m.quantity, round(m.price_per_delivery / m.quantity, 2),
-           m.price_per_delivery
+    SELECT m.order_id, m.product_id, m.quantity, round(m.price / m.quantity, 2), m.price
       FROM made m
 ), taken AS (
     UPDATE commerce_product p
        SET stock_quantity = p.stock_quantity - t.units
       FROM (SELECT product_id, sum(quantity) AS units FROM made GROUP BY product_id) t
      WHERE p.id = t.product_id
-    RETURNING p.id
 ), advanced AS (
     UPDATE commerce_subscription s
-       SET next_delivery_date = a.next_date, updated_at = %(now)s
-      FROM alloc a
-     WHERE s.id = a.id AND (a.fits OR a.has_order)
-    RETURNING s.id
+       SET next_delivery_date = m.new_date, updated_at = %(now)s
+      FROM unnest(%(moved_ids)s::bigint[], %(new_dates)s::date[]) AS m(id, new_date)
+     WHERE s.id = m.id AND s.id = ANY(%(moved_ids)s::bigint[])  -- by primary key, not a scan
 ), audit AS (
     INSERT INTO commerce_auditlog (actor, action, object_ref, created_at, details)
     SELECT %(actor)s, 'order.created', 'order:' || m.order_id, %(now)s,
-           jsonb_build_object('subscription_id', m.id, 'delivery_date', m.next_delivery_date,
-                              'quantity', m.quantity, 'total', m.price_per_delivery)
+           jsonb_build_object('subscription_id', m.subscription_id,
+                              'delivery_date', m.deliver_on, 'quantity', m.quantity,
+                              'total', m.price, 'payment_id', %(paid_by)s::text)
       FROM made m
-), notify_orders AS (
-    SELECT c.channel, c.recipient,
-           'order_confirmation:' || m.order_id || ':' || c.channel AS dedup_key,
-           cu.name AS customer_name, m.order_id, m.product_name, m.quantity,
-           m.price_per_delivery::text AS total,
-           to_char(m.next_delivery_date, 'YYYY-MM-DD') AS delivery_date
-      FROM made m
-      JOIN commerce_customer cu ON cu.id = m.customer_id
-     CROSS JOIN LATERAL (VALUES ('email', cu.email), ('sms', cu.phone)) c(channel, recipient)
-     WHERE c.recipient <> ''
-), notify_short AS (
-    SELECT CASE WHEN cu.email <> '' THEN 'email' WHEN cu.phone <> '' THEN 'sms' END AS channel,
-           CASE WHEN cu.email <> '' THEN cu.email ELSE cu.phone END AS recipient,
-           'subscription_out_of_stock:' || a.id || ':'
-               || to_char(a.next_delivery_date, 'YYYYMMDD') AS dedup_key,
-           cu.name AS customer_name, a.product_name, a.quantity,
-           to_char(a.next_delivery_date, 'YYYY-MM-DD') AS delivery_date
-      FROM alloc a
-      JOIN commerce_customer cu ON cu.id = a.customer_id
-     WHERE NOT a.fits AND NOT a.has_order
+    UNION ALL
+    SELECT %(actor)s, 'subscription.deliveries_skipped', 'subscription:' || c.id, %(now)s,
+           jsonb_build_object('skipped', c.skipped, 'missed_from', c.missed_from,
+                              'delivery_date', c.deliver_on, 'next_delivery_date', c.new_date)
+      FROM unnest(%(caught_up_ids)s::bigint[], %(caught_up_skipped)s::int[],
+                  %(caught_up_from)s::date[], %(caught_up_on)s::date[],
+                  %(caught_up_next)s::date[]) AS c(id, skipped, missed_from, deliver_on, new_date)
 )
-SELECT (SELECT count(*) FROM picked),
-       (SELECT count(*) FROM made),
-       (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM alloc
-         WHERE NOT fits AND NOT has_order),
-       (SELECT count(*) FROM alloc WHERE has_order),
-       (SELECT coalesce(array_agg(DISTINCT product_id), '{{}}') FROM alloc
-         WHERE NOT fits AND NOT has_order),
-       (SELECT count(*) FROM advanced),
-       (SELECT next_delivery_date FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
-       (SELECT id FROM picked ORDER BY next_delivery_date DESC, id DESC LIMIT 1),
-       (SELECT json_agg(x) FROM notify_orders x),
-       (SELECT json_agg(x) FROM notify_short x WHERE x.channel IS NOT NULL)
+SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ordered
 """
 
-#: Preview of a run: due deliveries and how many the stock covers (earliest first).
-PREVIEW_DUE = """
-SELECT count(*), count(*) FILTER (WHERE has_order),
-       count(*) FILTER (WHERE NOT has_order AND NOT fits)
-  FROM (SELECT EXISTS (SELECT 1 FROM commerce_order o WHERE o.subscription_id = s.id
-                          AND o.delivery_date = s.next_delivery_date) AS has_order,
-               sum(s.quantity) OVER (PARTITION BY s.product_id
-                                     ORDER BY s.next_delivery_date, s.id)
-                   <= p.stock_quantity AS fits
-          FROM commerce_subscription s JOIN commerce_product p ON p.id = s.product_id
-         WHERE s.status = 'active' AND s.next_delivery_date <= %(as_of)s
-           AND (%(subscription_ids)s::bigint[] IS NULL
-                OR s.id = ANY(%(subscription_ids)s::bigint[]))) d
-"""
+#: In a chunk's transaction, before its write: foreign keys checked by each statement
+#: rather than at the commit (commerce.services.subscriptions._process_chunk).
+CHECK_KEYS_AT_ONCE = "SET CONSTRAINTS ALL IMMEDIATE"
 
-#: One chunk of renewal reminders: active subscriptions due on %(due_date)s, in id order
+#: Preview of a run (the dry run): the same rule and allocation over every due delivery,
+#: nothing locked or written; first column: the orders the run would make.
+PREVIEW_DUE = (
+    "WITH "
+    + _deliveries(_PICK_PREVIEW, lock=False)
+    + "\nSELECT (SELECT count(*) FROM settled WHERE fits),"
+    + _COUNTS
+)
+
+#: One chunk of renewal reminders: delivered subscriptions due on %(due_date)s, in id order
 #: from %(after_id)s, with their notification rows (JSON); the dedup key (subscription,
 #: delivery date) makes a second run queue nothing.
 REMINDER_CHUNK = """
@@ -163,7 +227,8 @@ WITH chunk AS (
       FROM commerce_subscription s
       JOIN commerce_product p ON p.id = s.product_id
       JOIN commerce_customer cu ON cu.id = s.customer_id
-     WHERE s.status = 'active' AND s.next_delivery_date = %(due_date)s AND s.id > %(after_id)s
+     WHERE s.status IN ('active', 'past_due') AND s.next_delivery_date = %(due_date)s
+       AND s.id > %(after_id)s
      ORDER BY s.id
      LIMIT %(limit)s
 ), notify_reminders AS (

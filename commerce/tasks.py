@@ -12,9 +12,12 @@ from commerce.services.cleanup import (
 from commerce.services.reminders import send_subscription_renewal_reminders
 from commerce.services.subscriptions import process_due_subscriptions
 from commerce.services.webhooks import process_event
-from jobs.arguments import Range
+from jobs.arguments import IsoDate, Range
 from jobs.exceptions import BadJobArguments, PermanentJobError
 from jobs.registry import job
+
+#: A day an operator types (YYYY-MM-DD): from 2000-01-01 to a year ahead, never 9999-12-31.
+Day = Annotated[str, IsoDate()]
 
 
 def parse_date(value: str | None) -> date | None:
@@ -56,7 +59,7 @@ _CLEANUP: dict[str, Any] = {"lease_seconds": 300, "retry": True, "run_late_once"
 )
 def process_due_subscriptions_task(
     *,
-    date: str | None = None,
+    date: Day | None = None,
     subscription_ids: list[int] | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
@@ -68,7 +71,7 @@ def process_due_subscriptions_task(
 
 @job(
     "commerce.send_subscription_renewal_reminders",
-    cron="0 12 * * *",
+    cron="0 0 * * *",  # with the order run: 24 hours before the run that makes the delivery
     cluster="subscriptions",
     lease_seconds=300,
     retry=True,
@@ -78,7 +81,7 @@ def process_due_subscriptions_task(
     validate=check_date_argument,
 )
 def send_subscription_renewal_reminders_task(
-    *, date: str | None = None, dry_run: bool = False
+    *, date: Day | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
     """Email a reminder for every subscription due tomorrow, once per delivery date."""
     return send_subscription_renewal_reminders(as_of=parse_date(date), dry_run=dry_run)

@@ -29,11 +29,16 @@ def razorpay_webhook(request: HttpRequest) -> JsonResponse:
     try:
         payload = json.loads(body)
         event_type = payload["event"]
-        if not isinstance(event_type, str):
+        if not isinstance(event_type, str) or not event_type.isprintable():
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return JsonResponse({"error": "not a JSON event with an 'event' field"}, status=400)
     event_id = event_id_for(body, request.headers.get("X-Razorpay-Event-Id"))
+    if event_id is None:
+        return JsonResponse(
+            {"error": "X-Razorpay-Event-Id must be printable ASCII, at most 128 characters"},
+            status=400,
+        )
     try:
         _pk, created = record_event(event_id=event_id, event_type=event_type, payload=payload)
     except DataError:  # e.g. a NUL character, which jsonb refuses

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "jobs.middleware.RefuseUnstorablePath",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -214,10 +215,23 @@ Q_CLUSTER = {
     },
 }
 
-# jobs core (read lazily through jobs.conf.jobs_settings)
+# /metrics: with PRODUCTION=1 (or a token set) only staff or `Authorization: Bearer <token>`.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
+# jobs core (read lazily through jobs.conf.jobs_settings; JOBS_ALERT_EMAILS,
+# JOBS_ALERT_WEBHOOK_URL, JOBS_ALERT_BASE_URL and JOBS_ALERT_CHANNELS come from the
+# environment too: docs/operations.md "Alerts")
 JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
 # Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
 JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
+
+# Sentry (docs/operations.md "Sentry"): the web process and every qcluster report errors
+# when SENTRY_DSN is set; without it the SDK is never started and nothing is sent.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from jobs.sentry import init_sentry
+
+    init_sentry(SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", ""))
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -22,6 +22,7 @@ from exchanges.models import (
     Exchange,
     Exclusion,
     MagicToken,
+    Match,
     Participant,
     Reminder,
     validate_exchange_date,
@@ -30,6 +31,8 @@ from exchanges.models import (
 )
 from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
+from exchanges.services.rescheduling import apply_date_change
+from exchanges.services.withdrawal import withdraw_participant
 from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.form_fields import StrictJSONField
@@ -44,6 +47,7 @@ PURGE_JOB = "exchanges.purge_completed"
 #: Per action: the states of the exchanges it applies to, and the warning when none is selected.
 ELIGIBLE_STATES = {
     "match": (MATCHABLE_STATES, "Only draft or registration_open exchanges can be matched."),
+    "rematch": ((Exchange.State.MATCHED,), "Only matched exchanges can be re-matched."),
     "send_reminders_now": ((Exchange.State.MATCHED,), "No matched exchange selected."),
     "complete": ((Exchange.State.MATCHED,), "No matched exchange selected."),
     "purge_now": ((Exchange.State.COMPLETED,), "Only completed exchanges can be purged."),
@@ -133,7 +137,13 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "state", "local_date", "timezone", "organizer_email", "completed_at")
     list_filter = ("state", "timezone")
     search_fields = ("name", "organizer_email")
-    readonly_fields = ("state", "completed_at", "purge_warning_sent_at", "local_date")
+    readonly_fields = (
+        "state",
+        "completed_at",
+        "purge_warning_sent_at",
+        "purge_after",
+        "local_date",
+    )
     fields = (
         "name",
         "organizer_email",
@@ -144,9 +154,10 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "state",
         "completed_at",
         "purge_warning_sent_at",
+        "purge_after",
     )
     inlines = [ReminderInline, ExclusionInline]
-    actions = ["match", "send_reminders_now", "complete", "purge_now"]
+    actions = ["match", "rematch", "send_reminders_now", "complete", "purge_now"]
 
     @admin.display(description="exchange date (local)", ordering="exchange_at")
     def local_date(self, exchange: Exchange) -> str:
@@ -155,12 +166,34 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         return exchange.local_exchange_at.strftime("%Y-%m-%d %H:%M %Z")
 
     def save_model(self, request: HttpRequest, obj: Exchange, form, change: bool) -> None:
-        """Editing the date or the intervals of a matched exchange re-plans its reminders."""
+        """A moved date re-opens a completed exchange whose new date is ahead (or withdraws
+        a purge warning now too early); editing the date or the intervals of a matched
+        exchange re-plans its reminders. The operator is told which."""
         super().save_model(request, obj, form, change)
-        if change and obj.state == Exchange.State.MATCHED:
-            if {"exchange_at", "reminder_days", "timezone"} & set(form.changed_data):
-                result = plan_reminders(exchange_id=obj.pk)
-                self.message_user(request, f"Reminders re-planned: {result}")
+        if not change:
+            return
+        changed = set(form.changed_data)
+        if {"exchange_at", "timezone"} & changed:
+            result = apply_date_change(exchange_id=obj.pk)
+            if result["outcome"] == "reopened":
+                self.message_user(
+                    request,
+                    "The new date is ahead: the exchange is matched again (its completion"
+                    " and purge warning are withdrawn) and its reminders are planned.",
+                    messages.WARNING,
+                )
+            elif result["outcome"] == "purge warning withdrawn":
+                self.message_user(
+                    request,
+                    "The purge warning promised a day too early for the new date: a new"
+                    " warning will be sent before the purge.",
+                    messages.WARNING,
+                )
+            if result["reminders"] is not None:
+                self.message_user(request, f"Reminders re-planned: {result['reminders']}")
+        elif obj.state == Exchange.State.MATCHED and "reminder_days" in changed:
+            result = plan_reminders(exchange_id=obj.pk)
+            self.message_user(request, f"Reminders re-planned: {result}")
 
     # -- actions ---------------------------------------------------------------------
 
@@ -168,6 +201,13 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     def match(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm what will be drawn, then queue one exchanges.match_exchange run each."""
         return self._ask_then_queue(request, queryset, "match", MATCH_JOB, label=_about)
+
+    @job_action(MATCH_JOB, description="Re-match (clear the draw and draw again; asks first)")
+    def rematch(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
+        """Confirm (every giver may get a new receiver), then queue one re-draw each."""
+        return self._ask_then_queue(
+            request, queryset, "rematch", MATCH_JOB, label=_about, per_exchange={"rematch": True}
+        )
 
     @job_action(REMINDERS_JOB, description="Send due reminders now")
     def send_reminders_now(
@@ -234,6 +274,34 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
         )
 
+    def _rematch_page(
+        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
+    ) -> TemplateResponse:
+        ids = [e.pk for e in eligible]
+        active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
+        drawn = counts_by_exchange(Match, ids)
+        details = {
+            e.pk: f"{drawn.get(e.pk, 0)} match(es) now, {active.get(e.pk, 0)} active"
+            " participant(s) to draw"
+            for e in eligible
+        }
+        return self._confirmation(
+            request,
+            queryset,
+            eligible,
+            details,
+            action="rematch",
+            title="Draw these exchanges again?",
+            intro=(
+                "The current draw is cleared and names are drawn again among the active"
+                " participants (late joiners included, withdrawn people left out); each"
+                " giver whose receiver changes gets an email. This cannot be undone; if no"
+                " draw is possible the old one stays."
+            ),
+            skipped_note="are not matched and will be left alone",
+            submit="Yes, draw again",
+        )
+
     def _complete_page(
         self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
     ) -> TemplateResponse:
@@ -272,23 +340,26 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         job: str,
         *,
         one_run: dict[str, Any] | None = None,
+        per_exchange: dict[str, Any] | None = None,
         label: Callable[[JobRun], str] = lambda run: "",
     ) -> HttpResponse | None:
         """`action`'s eligible exchanges: its confirmation page, then (answered yes) `job`.
 
-        One run per exchange (`{"exchange_id": pk}`), or with `one_run` one run for all
-        (`{"exchange_ids": [...], **one_run}`).
+        One run per exchange (`{"exchange_id": pk, **per_exchange}`), or with `one_run` one
+        run for all (`{"exchange_ids": [...], **one_run}`).
         """
         eligible = self._eligible(request, queryset, action)
         page = {
             "match": self._match_page,
+            "rematch": self._rematch_page,
             "complete": self._complete_page,
             "purge_now": self._purge_page,
         }[action]
 
         def queue(rows: list[Exchange]) -> list[JobRun]:
             if one_run is None:
-                return [self.queue_job(request, job, {"exchange_id": e.pk}) for e in rows]
+                extra = per_exchange or {}
+                return [self.queue_job(request, job, {"exchange_id": e.pk, **extra}) for e in rows]
             ids = [e.pk for e in rows]
             return [self.queue_job(request, job, {"exchange_ids": ids, **one_run})]
 
@@ -325,10 +396,30 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
 
 @admin.register(Participant)
 class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+    """A withdrawal goes through the action (it repairs the draw), never a typed date."""
+
     list_display = ("name", "email", "exchange", "reminder_enabled", "withdrawn_at")
     list_filter = ("reminder_enabled", "exchange__state")
     search_fields = ("name", "email", "exchange__name")
     raw_id_fields = ("exchange",)
+    readonly_fields = ("withdrawn_at",)
+    actions = ["withdraw"]
+
+    @admin.action(permissions=["change"], description="Withdraw (repairs the draw)")
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        """Each selected participant withdraws; their giver takes over their receiver, or
+        the organizer is told that a re-match is needed."""
+        outcomes: dict[str, int] = {}
+        for participant in queryset.filter(withdrawn_at__isnull=True):
+            outcome = withdraw_participant(participant_id=participant.pk)["outcome"]
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            self.log_change(request, participant, f"Withdrawn ({outcome}).")
+        if not outcomes:
+            self.message_user(request, "No selected participant is still active.", messages.WARNING)
+            return
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        level = messages.WARNING if "rematch needed" in outcomes else messages.SUCCESS
+        self.message_user(request, f"Withdrawn: {summary}.", level)
 
 
 @admin.register(MagicToken)

@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from exchanges.models import Exchange, MagicToken, Participant, RateLimit, Reminder
+from exchanges.services.purge import purge_day, start_of_day
 from jobs.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
@@ -80,16 +81,18 @@ def build_data(out: Callable[[str], None]) -> None:
         ("Sydney", "Australia/Sydney", 31, 8),
         ("Sao Paulo", "America/Sao_Paulo", 24, None),
     ):
-        _exchange(
+        done = _exchange(
             name,
             zone,
             exchange_at=now - timedelta(days=completed_days + 1),
             state=Exchange.State.COMPLETED,
             completed_at=now - timedelta(days=completed_days),
-            purge_warning_sent_at=None
-            if warned_days is None
-            else now - timedelta(days=warned_days),
         )
+        if warned_days is not None:  # as that night's purge run warned it
+            warned_at = now - timedelta(days=warned_days)
+            day = purge_day(done, now=warned_at, retention_days=30, warning_days=7)
+            done.purge_warning_sent_at, done.purge_after = warned_at, start_of_day(day, done)
+            done.save(update_fields=["purge_warning_sent_at", "purge_after"])
     MagicToken.objects.bulk_create(
         MagicToken(email="demo@example.com", token_hash=f"demo-{i}", expires_at=now + delta)
         for i, delta in enumerate(

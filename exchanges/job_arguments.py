@@ -15,7 +15,11 @@ from jobs.exceptions import BadJobArguments
 def check_match_arguments(kwargs: dict[str, Any]) -> None:
     exchange_id = kwargs["exchange_id"]
     try:
-        check_matchable(Exchange.objects.filter(pk=exchange_id).first(), exchange_id)
+        check_matchable(
+            Exchange.objects.filter(pk=exchange_id).first(),
+            exchange_id,
+            rematch=bool(kwargs.get("rematch")),
+        )
     except ExchangesError as exc:
         raise BadJobArguments(str(exc)) from None
 

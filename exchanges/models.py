@@ -4,13 +4,14 @@ All datetimes are stored in UTC; an exchange's `timezone` is only used to comput
 show wall-clock times. Every column a cleanup or sweep filters by carries an index.
 """
 
-from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils.timezone import now as utc_now
+
+from jobs.timezones import validate_timezone_name
 
 DEFAULT_REMINDER_DAYS = (7, 3, 1)
 
@@ -19,27 +20,8 @@ def default_reminder_days() -> list[int]:
     return list(DEFAULT_REMINDER_DAYS)
 
 
-#: Files zoneinfo loads that are no place's zone: the host's own clock (it differs between
-#: the hosts of a scale-out), the POSIX rules template and tzdata's "-00" placeholder.
-NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
 #: Exchange dates the local clock and reminders up to 365 days before can be computed for.
 EXCHANGE_YEARS = (2000, 2999)
-
-
-@cache
-def _known_timezones() -> frozenset[str]:
-    # The IANA keys only: no "right/..." (leap-second clocks) or "posix/..." copies.
-    return frozenset(available_timezones()) - NOT_A_PLACE
-
-
-def validate_timezone_name(value: str) -> None:
-    """Accept only IANA names zoneinfo knows ("America/New_York"), never offsets or abbreviations."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"unknown timezone {value!r}", code="timezone") from None
-    if value not in _known_timezones():
-        raise ValidationError(f"unknown timezone {value!r}", code="timezone")
 
 
 def validate_exchange_date(value) -> None:
@@ -80,8 +62,11 @@ class Exchange(models.Model):
     reminder_days = models.JSONField(
         default=default_reminder_days, validators=[validate_reminder_days]
     )
-    #: Set once when the organizer is warned of the purge; the warning is never repeated.
+    #: Set when the organizer is warned of the purge; not repeated unless the date moves.
     purge_warning_sent_at = models.DateTimeField(null=True, blank=True)
+    #: The first moment of the day that warning promised (the exchange's zone): the purge
+    #: never deletes before it, and keeps it (a run a few ms early in its minute included).
+    purge_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=utc_now)
 
     class Meta:

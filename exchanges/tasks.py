@@ -35,10 +35,11 @@ from jobs.registry import job
     validate=check_match_arguments,
 )
 def match_exchange_task(
-    *, exchange_id: Annotated[int, Range(min=1)], dry_run: bool = False
+    *, exchange_id: Annotated[int, Range(min=1)], rematch: bool = False, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Draw names for one exchange, notify each giver, plan its reminders."""
-    return match_exchange(exchange_id=exchange_id, dry_run=dry_run)
+    """Draw names for one exchange (or, `rematch`, clear its draw and draw again), notify
+    each giver, plan its reminders."""
+    return match_exchange(exchange_id=exchange_id, rematch=rematch, dry_run=dry_run)
 
 
 # No retry: the next minute's sweep is the retry, and the grace rule bounds lateness.

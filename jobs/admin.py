@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from jobs import lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
+from jobs import alert_admin, lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
 from jobs.admin_actions import actor
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.arguments import check_job_arguments

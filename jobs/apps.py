@@ -8,10 +8,12 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
         from django.utils.module_loading import autodiscover_modules
         from django_q.signals import post_execute_in_worker, pre_execute
 
         from jobs import context, queue_guard
+        from jobs.checks import check_alert_settings
 
         # Every app declares its jobs in tasks.py; importing them fills the registry.
         autodiscover_modules("tasks")
@@ -22,6 +24,7 @@ class JobsConfig(AppConfig):
             queue_guard.restore_arguments, dispatch_uid="jobs.queue_guard_restore"
         )
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
+        checks.register(check_alert_settings)
 
 
 def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:

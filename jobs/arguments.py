@@ -4,7 +4,11 @@ A bad value must not become a failed run, a queued retry and a red /health/: it 
 refused where it is typed (`run_job`, an app command, Run now, Retry) with one line.
 
 - Types come from the job function's annotations (`int`, `str | None`, `list[int]`).
-- Bounds too: `Annotated[int, Range(min=1, max=3650)]`. Without one, an int must fit a
+- Bounds too: `Annotated[int, Range(min=1, max=3650)]`; a date typed as text:
+  `Annotated[str, IsoDate()]` (YYYY-MM-DD, or a date-time with a zone with
+  `with_time=True`, between `earliest` and `latest_days_ahead` from today, so 9999-12-31
+  never reaches date arithmetic). Checked wherever types are: every entry point, chain
+  hops and retries included. Without one, an int must fit a
   PostgreSQL bigint, a float must be finite, a string at most MAX_TEXT characters and a
   list at most MAX_ITEMS items (a 5,000-digit number never reaches the database).
 - The job's `validate` (registry) then checks what needs the database: that the exchange
@@ -19,6 +23,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from jobs.exceptions import BadJobArguments
@@ -45,6 +50,52 @@ class Range:
         return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class IsoDate:
+    """A date passed as text: `Annotated[str, IsoDate()]`, YYYY-MM-DD by default.
+
+    `with_time`: an ISO date-time with a zone instead (2026-12-01T00:00:00+00:00). The
+    bounds keep what an operator types inside what the job can walk: `earliest` (a
+    catch-up from 0001-01-01 would be 2,000 years of work), and `latest_days_ahead` from
+    today (None: up to 9998-12-31, where adding days still works).
+    """
+
+    #: The first day allowed.
+    earliest: date = date(2000, 1, 1)
+    #: The last day allowed, in days from today (UTC); None: no limit short of year 9999.
+    latest_days_ahead: int | None = 366
+    #: A date-time with a zone, not a date.
+    with_time: bool = False
+
+    def problem(self, value: str) -> str | None:
+        from django.utils import timezone
+
+        day = _parse_day(value, with_time=self.with_time)
+        if day is None:
+            return (
+                "must be a date-time with a zone (2026-12-01T00:00:00+00:00)"
+                if self.with_time
+                else "must be a date (YYYY-MM-DD)"
+            )
+        latest = date(9998, 12, 31)
+        if self.latest_days_ahead is not None:
+            latest = min(latest, timezone.now().date() + timedelta(days=self.latest_days_ahead))
+        if not self.earliest <= day <= latest:
+            return f"must be from {self.earliest} to {latest}"
+        return None
+
+
+def _parse_day(value: str, *, with_time: bool) -> date | None:
+    """The day of an ISO date (or date-time with a zone), or None when it is neither."""
+    try:
+        if not with_time:
+            return date.fromisoformat(value) if len(value) == 10 else None
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.date() if moment.tzinfo is not None else None
+
+
 def check_types_and_bounds(name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     """Raise BadJobArguments naming the first argument that would not bind or is out of range."""
     try:
@@ -61,10 +112,10 @@ def check_types_and_bounds(name: str, func: Callable[..., Any], kwargs: dict[str
 
 def _problem(value: Any, annotation: Any) -> str | None:
     """What is wrong with `value` for `annotation`, or None."""
-    bounds = None
+    bounds: list[Range | IsoDate] = []
     if typing.get_origin(annotation) is typing.Annotated:
         annotation, *extras = typing.get_args(annotation)
-        bounds = next((e for e in extras if isinstance(e, Range)), None)
+        bounds = [e for e in extras if isinstance(e, Range | IsoDate)]
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -76,8 +127,14 @@ def _problem(value: Any, annotation: Any) -> str | None:
     type_problem = _type_problem(value, annotation, origin)
     if type_problem:
         return type_problem
-    if bounds is not None and isinstance(value, int | float):
-        return bounds.problem(value)
+    for bound in bounds:
+        problem = None
+        if isinstance(bound, Range) and isinstance(value, int | float):
+            problem = bound.problem(value)
+        elif isinstance(bound, IsoDate) and isinstance(value, str):
+            problem = bound.problem(value)
+        if problem:
+            return problem
     return None
 
 

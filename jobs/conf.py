@@ -9,6 +9,7 @@ processes get from their environment); a value in Django settings wins.
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -96,7 +97,46 @@ class JobsSettings(AppSettings):
         #: Dotted functions the cluster may run besides the jobs core's two entry points
         #: (jobs.queue_guard); only benchmarks' no-op tasks belong here (bench/settings_queue.py).
         "EXTRA_QUEUE_FUNCS": Setting(()),
+        #: Staff addresses alerts are emailed to (through the outbox); empty: no email.
+        "ALERT_EMAILS": Setting((), env=True),
+        #: A Slack-compatible incoming webhook alerts are POSTed to (JSON); empty: none.
+        #: A secret (the URL is the credential): never stored in a row or rendered.
+        "ALERT_WEBHOOK_URL": Setting("", env=True),
+        #: Base URL of the admin for the link in an alert ("https://jobs.example.com");
+        #: empty: the link is a path only.
+        "ALERT_BASE_URL": Setting("", env=True),
+        #: An open alert whose job keeps having problems is told again after this long.
+        "ALERT_REPEAT_HOURS": Setting(24),
+        #: /health/ runs the alert watchdog at most once per this many seconds per process.
+        "ALERT_WATCH_SECONDS": Setting(30),
+        #: An alert still undelivered this long after it was due means the notifications
+        #: cluster is down: the web process's watchdog delivers it itself.
+        "ALERT_FALLBACK_SECONDS": Setting(120),
     }
 
 
 jobs_settings = JobsSettings()
+
+
+def job_entries(name: str, *, error: type[Exception], what: str = "value") -> Mapping[str, Any]:
+    """A per-job setting: `settings.<name>` (a dict of job name -> value), else the
+    environment variable `<name>` ("job=value; other=value"); `error` for a bad shape
+    (`what` names the value in its message).
+
+    Each caller checks the names and values itself (JOBS_SCHEDULES, JOBS_ALERT_CHANNELS).
+    """
+    configured = getattr(django_settings, name, None)
+    if configured is not None:
+        if not isinstance(configured, Mapping):
+            raise error(f"{name} must be a dict of job name -> {what}")
+        return configured
+    entries: dict[str, str] = {}
+    text = os.environ.get(name, "").strip()
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        job, sep, value = item.partition("=")
+        if not sep:
+            raise error(
+                f"{name}: {item!r} is not NAME={what.upper()} (entries are separated by ';')"
+            )
+        entries[job.strip()] = value.strip()
+    return entries

@@ -1,6 +1,7 @@
 """Run history, lease locks and the notification outbox."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -65,6 +66,9 @@ class JobRun(models.Model):
     requeue_count = models.PositiveIntegerField(default=0)
     #: What the reaper found: "worker lost on host:pid ..." or "task lost in the queue ...".
     requeue_reason = models.CharField(max_length=500, blank=True, default="")
+    #: When jobs.services.alerts counted this run into an alert (a failure for good, a
+    #: missed slot, a flag); null: not counted yet, or nothing to alert about.
+    alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -72,6 +76,16 @@ class JobRun(models.Model):
             models.Index(fields=["job", "-created_at"], name="jobrun_job_created"),
             models.Index(fields=["status", "job"], name="jobrun_status_job"),
             models.Index(fields=["finished_at"], name="jobrun_finished"),
+            # The alert scan's candidates: finished runs not yet counted into an alert.
+            models.Index(
+                fields=["finished_at"],
+                name="jobrun_alert_pending",
+                condition=models.Q(alerted_at__isnull=True)
+                & (
+                    models.Q(status__in=["failed", "timed_out", "missed"])
+                    | models.Q(needs_attention=True)
+                ),
+            ),
         ]
         permissions = [("run_job", "Can run jobs now and retry failed runs")]
 
@@ -112,12 +126,19 @@ class Notification(models.Model):
     class Channel(models.TextChoices):
         EMAIL = "email", "email"
         SMS = "sms", "sms"
+        #: A JSON POST to JOBS_ALERT_WEBHOOK_URL (recipient "alert-webhook": the URL is a
+        #: secret and is read from settings at delivery, never stored here).
+        WEBHOOK = "webhook", "webhook"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"  # waiting for (another) delivery attempt
         SENDING = "sending", "sending"  # claimed by a delivery task
         SENT = "sent", "sent"  # delivered; never sent again
-        DEAD = "dead", "dead"  # last attempt failed; requeue from the admin
+        DEAD = "dead", "dead"  # not delivered: see dead_reason; requeue from the admin
+
+    class DeadReason(models.TextChoices):
+        FAILED = "failed", "failed"  # every attempt failed
+        TOO_LATE = "too late", "too late"  # deliver_before passed before it could be sent
 
     channel = models.CharField(max_length=8, choices=Channel.choices)
     recipient = models.CharField(max_length=254)
@@ -135,16 +156,80 @@ class Notification(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     requeued_by = models.CharField(max_length=150, blank=True, default="")
+    #: Useless after this moment (a reminder of an event, a warning of a date): past it the
+    #: row is never sent but marked dead, "too late". Empty: no limit.
+    deliver_before = models.DateTimeField(null=True, blank=True)
+    dead_reason = models.CharField(
+        max_length=8, choices=DeadReason.choices, blank=True, default="", db_default=""
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="notif_due"),
             models.Index(fields=["sent_at"], name="notif_sent"),
+            # Delivery marks waiting rows past their deadline dead first.
+            models.Index(
+                fields=["deliver_before"],
+                condition=Q(status="pending", deliver_before__isnull=False),
+                name="notif_deliver_before",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.channel} to {self.recipient}: {self.template} ({self.status})"
+
+
+class Alert(models.Model):
+    """One problem of one job that staff were told about: open until the job next succeeds.
+
+    At most one open alert per (job, kind): a second failure while one is open only
+    counts (a storm of 100 failures is one alert with count 100).
+    """
+
+    class Kind(models.TextChoices):
+        FAILED = "failed", "failed for good"  # retries spent, permanent, timed out, lost
+        ATTENTION = "attention", "flagged for attention"  # the job asked for a human
+        MISSED = "missed", "scheduled slot missed"  # no run started within the grace
+
+    job = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    #: Problems counted into this alert (failed runs, missed slots, flagged runs).
+    count = models.PositiveIntegerField(default=1)
+    #: The first problem's one-line reason (an error's first line, a flag's reason).
+    reason = models.CharField(max_length=500, blank=True, default="")
+    first_run = models.ForeignKey(
+        JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_run = models.ForeignKey(
+        JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    #: When the latest problem counted into it happened; a success after it resolves it.
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    #: When staff were last told: a problem counted more than JOBS_ALERT_REPEAT_HOURS
+    #: after it tells them again ("still failing"), so an open alert never goes quiet.
+    notified_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    #: The successful run that resolved it.
+    resolved_by = models.ForeignKey(
+        JobRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="alert_one_open_per_job_kind",
+            )
+        ]
+        indexes = [models.Index(fields=["opened_at"], name="alert_opened")]
+
+    def __str__(self) -> str:
+        state = "resolved" if self.resolved_at else "open"
+        return f"{self.job}: {self.get_kind_display()} x{self.count} ({state})"
 
 
 class Contact(models.Model):

@@ -17,12 +17,14 @@ class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
         "recipient",
         "template",
         "status",
+        "dead_reason",
         "attempts",
         "next_attempt_at",
+        "deliver_before",
         "sent_at",
         "short_error",
     )
-    list_filter = ("status", "channel", "template")
+    list_filter = ("status", "dead_reason", "channel", "template")
     search_fields = ("recipient", "dedup_key", "subject")
     date_hierarchy = "created_at"
     actions = ["requeue"]
@@ -48,7 +50,7 @@ class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             f"Requeued {count} notification(s)"
             + (
                 f"; {refused} refused (only dead or failed ones are requeued, never one that"
-                " is being sent or was sent)"
+                " is being sent or was sent, nor one past its deliver-before time)"
                 if refused
                 else "."
             ),

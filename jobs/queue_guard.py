@@ -125,7 +125,7 @@ def record_refusal(task: dict[str, Any], reason: str) -> None:
     now = timezone.now()
     args = task.get(_ORIGINAL_ARGS, task.get("args"))
     try:
-        new_run(
+        run = new_run(
             REFUSED_JOB,
             trigger=JobRun.Trigger.SCHEDULE if group else JobRun.Trigger.CHAIN,
             triggered_by=f"django-q2 task {task.get('name')}",
@@ -147,6 +147,11 @@ def record_refusal(task: dict[str, Any], reason: str) -> None:
             started_at=now,
             finished_at=now,
             duration_seconds=0,
-        ).save()
+        )
+        run.save()
     except IntegrityError:  # the same task delivered twice: recorded once
         logger.info("refusal of task %s already recorded", task.get("id"))
+        return
+    from jobs.services.alerts import note_finished_run
+
+    note_finished_run(run)

@@ -12,6 +12,8 @@ from jobs.exceptions import UnknownJob
 from jobs.retry import RetryPolicy, as_retry_policy
 
 CLUSTERS = ("default", "notifications", "apply", "subscriptions")
+#: Where a job's alerts go (jobs.services.alerts); JOBS_ALERT_CHANNELS overrides per job.
+ALERT_CHANNELS = ("off", "email", "webhook", "both")
 
 JobFunc = Callable[..., dict[str, Any] | None]
 
@@ -53,6 +55,8 @@ class JobSpec:
     #: Checks the job's arguments beyond their types and bounds (e.g. that the exchange
     #: exists and can be matched); raises BadJobArguments. Called before a run exists.
     validate: Callable[[dict[str, Any]], None] | None = None
+    #: Where its alerts go: "off", "email", "webhook" or "both" (JOBS_ALERT_CHANNELS wins).
+    alerts: str = "both"
 
     def permissions_for(self, kwargs: dict[str, Any] | None = None) -> tuple[str, ...]:
         """Every permission a user needs to start this job with `kwargs` by hand."""
@@ -105,6 +109,7 @@ def job(
     validate: Callable[[dict[str, Any]], None] | None = None,
     soft_timeout_seconds: int | None = None,
     run_late_once: bool = False,
+    alerts: str = "both",
 ) -> Callable[[JobFunc], JobFunc]:
     """Register `func` as the job `name`; the function itself is returned unchanged."""
     if cluster not in CLUSTERS:
@@ -113,6 +118,8 @@ def job(
         raise ValueError(f"job {name}: invalid cron expression {cron!r}")
     if soft_timeout_seconds is not None and not 0 < soft_timeout_seconds < timeout_seconds:
         raise ValueError(f"job {name}: soft_timeout_seconds must be between 0 and timeout_seconds")
+    if alerts not in ALERT_CHANNELS:
+        raise ValueError(f"job {name}: alerts must be one of {ALERT_CHANNELS}, not {alerts!r}")
 
     def decorator(func: JobFunc) -> JobFunc:
         existing = _registry.get(name)
@@ -134,6 +141,7 @@ def job(
             permissions=tuple(permissions),
             argument_permissions=tuple((argument_permissions or {}).items()),
             validate=validate,
+            alerts=alerts,
         )
         return func
 

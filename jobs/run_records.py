@@ -100,6 +100,10 @@ def finish(
             run.pid,
             status,
         )
+        return
+    from jobs.services.alerts import note_finished_run  # alerts need the whole core loaded
+
+    note_finished_run(run)
 
 
 def fail_lost_runs(spec: JobSpec, *, current_id: int) -> None:

@@ -30,6 +30,7 @@ from jobs.models import JobRun
 from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
 from jobs.run_records import claim, fail_lost_runs, finish, new_run
+from jobs.sentry import report_failed_run
 
 logger = logging.getLogger("jobs")
 
@@ -149,7 +150,10 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
     if missed:
+        from jobs.services.alerts import note_finished_run
+
         logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
+        note_finished_run(run)
         return {"run_id": run.pk, "status": run.status}
     claimed = claim(run.pk)
     if claimed is None:  # pragma: no cover - we just created it
@@ -309,6 +313,7 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     else:
         result = {"retries_exhausted": True}
     logger.error("%s #%s failed (attempt %s): %s %s", spec.name, run.pk, run.attempt, error, result)
+    report_failed_run(run, exc)
     finish(
         run,
         JobRun.Status.FAILED,

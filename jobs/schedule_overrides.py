@@ -11,12 +11,11 @@ nothing. `sync_schedules`, `list_jobs` and the jobs dashboard read the effective
 from here (seed 002: "owners configure cleanup schedules").
 """
 
-import os
 from collections.abc import Mapping
 
 from croniter import croniter
-from django.conf import settings
 
+from jobs.conf import job_entries
 from jobs.exceptions import JobsError, UnknownJob
 from jobs.registry import JobSpec, get_job
 
@@ -28,28 +27,10 @@ class ScheduleOverrideError(JobsError):
     """JOBS_SCHEDULES names an unknown job or a bad cron expression."""
 
 
-def _raw() -> Mapping[str, str | None]:
-    configured = getattr(settings, "JOBS_SCHEDULES", None)
-    if configured is not None:
-        if not isinstance(configured, Mapping):
-            raise ScheduleOverrideError("JOBS_SCHEDULES must be a dict of job name -> cron")
-        return configured
-    text = os.environ.get(ENV_VAR, "").strip()
-    entries: dict[str, str | None] = {}
-    for item in filter(None, (part.strip() for part in text.split(";"))):
-        name, sep, cron = item.partition("=")
-        if not sep:
-            raise ScheduleOverrideError(
-                f"{ENV_VAR}: {item!r} is not NAME=CRON (entries are separated by ';')"
-            )
-        entries[name.strip()] = cron.strip()
-    return entries
-
-
 def schedule_overrides() -> dict[str, str | None]:
     """Job name -> cron (None: off), every entry validated."""
     checked: dict[str, str | None] = {}
-    for name, cron in _raw().items():
+    for name, cron in job_entries(ENV_VAR, error=ScheduleOverrideError, what="cron").items():
         try:
             get_job(name)
         except UnknownJob as exc:

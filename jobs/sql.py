@@ -95,14 +95,17 @@ UPDATE jobs_jobrun
 )
 
 #: Claim a batch of due notifications; SKIP LOCKED so two delivery tasks never share a row.
-#: `exclude`: rows this delivery run already tried (a failure waits for the next run).
+#: `exclude`: rows this delivery run already tried (a failure waits for the next run);
+#: `template` and `due_before` narrow it (the web process's fallback for stranded alerts).
 CLAIM_NOTIFICATIONS = """
 UPDATE jobs_notification
    SET status = 'sending', claimed_at = %(now)s, attempts = attempts + 1
  WHERE id IN (
        SELECT id FROM jobs_notification
-        WHERE ((status = 'pending' AND next_attempt_at <= %(now)s)
+        WHERE ((status = 'pending' AND next_attempt_at <= %(due_before)s)
                OR (status = 'sending' AND claimed_at < %(stale_before)s))
+          AND (deliver_before IS NULL OR deliver_before > %(now)s)
+          AND (%(template)s::text IS NULL OR template = %(template)s)
           AND NOT (id = ANY(%(exclude)s))
         ORDER BY next_attempt_at, id
         LIMIT %(limit)s
@@ -110,10 +113,22 @@ UPDATE jobs_notification
 RETURNING id
 """
 
-#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing.
+#: Waiting rows whose deadline passed are never sent: dead, "too late" (the claim skips
+#: them too, so one that passes its deadline between the two is not sent either).
+EXPIRE_LATE_NOTIFICATIONS = """
+UPDATE jobs_notification
+   SET status = 'dead', dead_reason = 'too late',
+       last_error = 'too late: not delivered before ' || to_char(deliver_before AT TIME ZONE 'UTC',
+                                                                 'YYYY-MM-DD HH24:MI "UTC"')
+ WHERE deliver_before <= %(now)s
+   AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
+"""
+
+#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing. The
+#: DELETE repeats the condition: a row changed while it waited for the lock is re-checked.
 #: (table and column are fixed identifiers chosen in code, never user input)
 DELETE_BATCH = """
-DELETE FROM {table} WHERE {pk} IN (
+DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
 """
 
@@ -149,13 +164,15 @@ SELECT r.id, r.job, r.status, r.duration_seconds, r.created_at
 #: The session's staging table of outbox rows (COPY has no ON CONFLICT); empty at every commit.
 CREATE_OUTBOX_STAGE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS jobs_outbox_stage
-       (channel text, recipient text, template text, subject text, body text, dedup_key text)
+       (channel text, recipient text, template text, subject text, body text, dedup_key text,
+        deliver_before timestamptz)
        ON COMMIT DELETE ROWS
 """
 
 #: What `COPY_OUTBOX_STAGE` loads (psycopg's `cursor.copy`, one row per notification).
 COPY_OUTBOX_STAGE = (
-    "COPY jobs_outbox_stage (channel, recipient, template, subject, body, dedup_key) FROM STDIN"
+    "COPY jobs_outbox_stage (channel, recipient, template, subject, body, dedup_key,"
+    " deliver_before) FROM STDIN"
 )
 
 #: Move the staged rows into the outbox in one statement; a known dedup key is skipped.
@@ -163,9 +180,10 @@ QUEUE_STAGED_NOTIFICATIONS = """
 WITH staged AS (DELETE FROM jobs_outbox_stage RETURNING *)
 INSERT INTO jobs_notification
        (channel, recipient, template, subject, body, dedup_key, status, attempts,
-        max_attempts, next_attempt_at, last_error, created_at, requeued_by)
+        max_attempts, next_attempt_at, last_error, created_at, requeued_by, deliver_before,
+        dead_reason)
 SELECT channel, recipient, template, subject, body, dedup_key, 'pending', 0,
-       %(max_attempts)s, %(now)s, '', %(now)s, ''
+       %(max_attempts)s, %(now)s, '', %(now)s, '', deliver_before, ''
   FROM staged
 ON CONFLICT (dedup_key) DO NOTHING
 """
@@ -175,4 +193,96 @@ ON CONFLICT (dedup_key) DO NOTHING
 RELEASE_JUDGED_LEASE = """
 DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s AND expires_at = %(expires_at)s
 RETURNING key
+"""
+
+#: Count finished runs that need telling (failed for good, missed, flagged) into alerts:
+#: mark them counted and open or grow one alert per (job, kind). A failed run that queued
+#: a retry (or was taken over) is not a failure for good. `opened` is true for a new alert,
+#: `tell` too for an open one last told about before %(repeat_before)s (told again now).
+#: Concurrent scans take disjoint runs (SKIP LOCKED) and upsert alerts in (job, kind)
+#: order, so they neither count a run twice nor deadlock.
+RECORD_RUN_ALERTS = """
+WITH candidates AS (
+    SELECT id FROM jobs_jobrun
+     WHERE alerted_at IS NULL
+       AND finished_at >= %(since)s
+       AND (status IN ('failed', 'timed_out', 'missed') OR needs_attention)
+       AND NOT (status IN ('failed', 'timed_out')
+                AND (result -> 'retry_run_id' IS NOT NULL OR result -> 'taken_over' IS NOT NULL))
+       FOR UPDATE SKIP LOCKED
+), marked AS (
+    UPDATE jobs_jobrun r
+       SET alerted_at = %(now)s
+      FROM candidates c
+     WHERE r.id = c.id
+ RETURNING r.id, r.job, r.finished_at,
+           CASE WHEN r.status IN ('failed', 'timed_out') THEN 'failed'
+                WHEN r.status = 'missed' THEN 'missed'
+                ELSE 'attention' END AS kind,
+           left(CASE WHEN r.status IN ('failed', 'timed_out') THEN split_part(r.error, E'\\n', 1)
+                     WHEN r.status = 'missed' THEN 'slot started '
+                          || coalesce(r.result ->> 'late_seconds', '?') || ' s late (grace '
+                          || coalesce(r.result ->> 'grace_seconds', '?') || ' s): not run'
+                     ELSE r.attention_reason END, 500) AS reason
+), grouped AS (
+    SELECT job, kind, count(*) AS n, min(id) AS first_id, max(id) AS last_id,
+           max(finished_at) AS last_at, (array_agg(reason ORDER BY id))[1] AS reason
+      FROM marked
+     GROUP BY job, kind
+)
+INSERT INTO jobs_alert (job, kind, count, reason, first_run_id, last_run_id, opened_at,
+                        last_seen_at, notified_at)
+SELECT job, kind, n, coalesce(reason, ''), first_id, last_id, %(now)s, last_at, %(now)s
+  FROM grouped
+ ORDER BY job, kind
+ON CONFLICT (job, kind) WHERE resolved_at IS NULL
+DO UPDATE SET count = jobs_alert.count + EXCLUDED.count,
+              last_run_id = EXCLUDED.last_run_id,
+              last_seen_at = GREATEST(jobs_alert.last_seen_at, EXCLUDED.last_seen_at),
+              notified_at = CASE WHEN jobs_alert.notified_at < %(repeat_before)s THEN %(now)s
+                                 ELSE jobs_alert.notified_at END
+RETURNING id, (xmax = 0) AS opened, notified_at = %(now)s AS tell
+"""
+
+#: The watchdog: a cron Schedule of ours past its slot by more than the grace has not
+#: started (its cluster is down, or every cluster is): open a `missed` alert, once per
+#: slot (not again for a slot an alert was already opened at or after).
+OPEN_MISSED_SLOT_ALERTS = """
+INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
+SELECT s.name, 'missed', 1,
+       left('the slot due ' || to_char(s.next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+            || ' UTC has not started (is the ' || coalesce(s.cluster, 'default')
+            || ' cluster running?)', 500),
+       %(now)s, %(now)s, %(now)s
+  FROM django_q_schedule s
+ WHERE s.func = %(func)s
+   AND s.repeats <> 0
+   AND s.next_run < %(overdue_before)s
+   AND NOT EXISTS (SELECT 1 FROM jobs_alert a
+                    WHERE a.job = s.name AND a.kind = 'missed' AND a.opened_at >= s.next_run)
+ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
+RETURNING id, true AS opened, true AS tell
+"""
+
+#: Resolve every open alert whose job succeeded (unflagged) after the alert's latest
+#: problem; the first such run is recorded as the one that resolved it. An alert another
+#: scan holds is skipped (that scan, or the next, resolves it).
+RESOLVE_ALERTS = """
+WITH fixed AS (
+    SELECT a.id AS alert_id,
+           (SELECT r.id FROM jobs_jobrun r
+             WHERE r.job = a.job AND r.status = 'succeeded' AND NOT r.needs_attention
+               AND r.finished_at > a.last_seen_at
+             ORDER BY r.finished_at, r.id
+             LIMIT 1) AS run_id
+      FROM jobs_alert a
+     WHERE a.resolved_at IS NULL
+     ORDER BY a.id
+       FOR UPDATE OF a SKIP LOCKED
+)
+UPDATE jobs_alert a
+   SET resolved_at = %(now)s, resolved_by_id = fixed.run_id
+  FROM fixed
+ WHERE a.id = fixed.alert_id AND fixed.run_id IS NOT NULL
+RETURNING a.id
 """

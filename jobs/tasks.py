@@ -7,6 +7,7 @@ from jobs.arguments import Range
 from jobs.context import report_progress
 from jobs.registry import job
 from jobs.retry import RetryPolicy
+from jobs.services.alerts import scan_alerts
 from jobs.services.history import prune_history
 from jobs.services.outbox import (
     OutgoingNotification,
@@ -51,6 +52,13 @@ def reap_lost_runs_task(
 ) -> dict[str, Any]:
     """Queue again runs whose task or worker was lost (Redis broker, kill -9); see the service."""
     return reap_lost_runs(limit=limit)
+
+
+@job("jobs.scan_alerts", cron="* * * * *", cluster="notifications", single_flight=False)
+def scan_alerts_task() -> dict[str, Any]:
+    """Tell staff about failures for good, flags and cron slots that never started; resolve
+    alerts of jobs that succeeded since (also run by /health/ and after each run)."""
+    return scan_alerts()
 
 
 @job("jobs.demo_job", retry=RetryPolicy(max_attempts=2, base_seconds=1), timeout_seconds=60)

@@ -7,6 +7,9 @@ cards' change permission besides `run_job`, and it shows a confirmation page fir
 what the run will do to each card, as loyalty.selectors decides it.
 """
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -27,7 +30,13 @@ from loyalty.models import (
     Merchant,
     Store,
 )
-from loyalty.selectors import WARNING_DAYS, CardOutlook, expiration_outlook, expiring_programs
+from loyalty.selectors import (
+    CardOutlook,
+    cards_due_for_expiration,
+    cards_due_for_warning,
+    expiration_outlook,
+    expiring_programs,
+)
 
 EXPIRE_JOB = "loyalty.expire_points"
 SYNC_JOB = "loyalty.sync_wallet_passes"
@@ -37,7 +46,7 @@ CONFIRM_MAX_ROWS = 100
 
 @admin.register(Merchant)
 class MerchantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
-    list_display = ("name", "created_at")
+    list_display = ("name", "timezone", "created_at")
     search_fields = ("name",)
 
 
@@ -53,9 +62,82 @@ class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     search_fields = ("name", "email", "phone")
 
 
+#: The program fields that change which cards the nightly run warns or expires.
+EXPIRATION_FIELDS = ("is_active", "points_expiration_days", "expiration_warning_days")
+
+
+class LoyaltyProgramForm(forms.ModelForm):
+    """A change to the expiration is saved only once the operator has seen what the next
+    run would do with it: how many cards it warns, and how many it expires."""
+
+    confirm_expiration_change = forms.BooleanField(
+        required=False,
+        label="Confirm the expiration change",
+        help_text="Shown with the number of cards the next nightly run would warn.",
+    )
+
+    class Meta:
+        model = LoyaltyProgram
+        fields = (
+            "merchant",
+            "name",
+            "is_active",
+            "points_expiration_days",
+            "expiration_warning_days",
+            "google_wallet_class_id",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors or not self._changes_expiration():
+            return cleaned
+        warn, expire = self._next_run(cleaned)
+        if (warn or expire) and not cleaned.get("confirm_expiration_change"):
+            self.add_error(
+                "confirm_expiration_change",
+                f"With this change the next nightly run warns {warn} card(s) and expires the"
+                f" points of {expire} (already warned for the date that has come). Tick the"
+                " box to save.",
+            )
+        return cleaned
+
+    def _changes_expiration(self) -> bool:
+        if self.instance.pk is None:
+            return True
+        return bool(set(EXPIRATION_FIELDS) & set(self.changed_data))
+
+    def _next_run(self, cleaned: dict[str, Any]) -> tuple[int, int]:
+        """(cards warned, cards expired) by the next run under the values typed."""
+        merchant = cleaned.get("merchant")
+        days = cleaned.get("points_expiration_days") or 0
+        if merchant is None or not cleaned.get("is_active") or not days:
+            return 0, 0
+        candidate = LoyaltyProgram(
+            pk=self.instance.pk,
+            merchant=merchant,
+            points_expiration_days=days,
+            expiration_warning_days=cleaned.get("expiration_warning_days") or 1,
+        )
+        now = timezone.now()
+        try:
+            return (
+                cards_due_for_warning(candidate, now=now).count(),
+                cards_due_for_expiration(candidate, now=now).count(),
+            )
+        except OverflowError:
+            return 0, 0
+
+
 @admin.register(LoyaltyProgram)
 class LoyaltyProgramAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
-    list_display = ("name", "merchant", "is_active", "points_expiration_days")
+    form = LoyaltyProgramForm
+    list_display = (
+        "name",
+        "merchant",
+        "is_active",
+        "points_expiration_days",
+        "expiration_warning_days",
+    )
     list_filter = ("is_active",)
     list_select_related = ("merchant",)
 
@@ -164,7 +246,7 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         no_program = sum(
             1
             for c in cards
-            if outlook[c.pk].expires_at is None and outlook[c.pk].out_of_range_days is None
+            if outlook[c.pk].expires_on is None and outlook[c.pk].out_of_range_days is None
         )
         if no_program:
             summary.append(
@@ -189,8 +271,9 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 f"{len(due)} of the {len(cards)} card(s) are past their program's"
                 f" expiration: their {sum(c.points_balance for c in due)} points will be"
                 " voided (balance set to 0, a points-expired ledger row, the customer"
-                f" notified); this cannot be undone. Cards within {WARNING_DAYS} days of"
-                " expiration get their warning; the others are left alone."
+                " notified); this cannot be undone. Cards within their program's warning"
+                " lead of expiration, or past it without a warning, get their warning"
+                " first; the others are left alone."
             ),
             summary=summary,
             max_rows=CONFIRM_MAX_ROWS,
@@ -224,11 +307,11 @@ def _in_words(card: LoyaltyCard, outlook: CardOutlook) -> str:
             f"{card.points_balance} points; expiration after {outlook.out_of_range_days} days"
             " is out of range: left alone (fix the program)"
         )
-    if outlook.expires_at is None:
+    if outlook.expires_on is None:
         return f"{card.points_balance} points; no expiring program: left alone"
-    when = f"{outlook.expires_at:%Y-%m-%d %H:%M} UTC"
+    when = f"on {outlook.expires_on:%Y-%m-%d} ({card.merchant.timezone})"
     if outlook.verdict == "expire":
-        return f"{card.points_balance} points will be voided (expired {when})"
+        return f"{card.points_balance} points will be voided (warned, due {when})"
     if outlook.verdict == "warn":
         return f"{card.points_balance} points expire {when}: the customer gets a warning"
     return f"{card.points_balance} points expire {when}: left alone"

@@ -29,7 +29,10 @@ class LoyaltySettings(AppSettings):
         "APPLE_PASS_KEY_PASSWORD": Setting("", env=True),
         #: Apple's WWDR intermediate certificate (PEM), shipped inside every signature.
         "APPLE_WWDR_CERT_FILE": Setting("", env=True),
-        #: APNs authentication key (.p8, ES256) and its key id: provider tokens for pushes.
+        #: How pushes authenticate to APNs: "certificate" (the pass type certificate and key
+        #: above, as Apple's Wallet guide asks) or "token" (the .p8 key below).
+        "APPLE_APNS_AUTH": Setting("certificate", env=True),
+        #: APNs authentication key (.p8, ES256) and its key id: provider tokens (token auth only).
         "APPLE_APNS_KEY_FILE": Setting("", env=True),
         "APPLE_APNS_KEY_ID": Setting("", env=True),
         #: APNs endpoint (HTTP/2); the sandbox is https://api.sandbox.push.apple.com.
@@ -38,6 +41,10 @@ class LoyaltySettings(AppSettings):
         "APPLE_APNS_CA_FILE": Setting("", env=True),
         #: Public base URL of our PassKit web service, written into passes (https://host/passkit/).
         "APPLE_WEB_SERVICE_URL": Setting("", env=True),
+        #: Devices one pass may be registered on; past it a new device is refused (403).
+        "APPLE_MAX_DEVICES_PER_PASS": Setting(10, env=True),
+        #: Device log lines (PassKit /v1/log) written to our log per minute and process.
+        "PASSKIT_LOG_LINES_PER_MINUTE": Setting(60, env=True),
         #: Organization name shown on passes when the card's merchant has none.
         "APPLE_ORGANIZATION_NAME": Setting("Loyalty", env=True),
         #: Per-request timeout of a wallet call.

@@ -34,16 +34,18 @@ from loyalty.models import (
     LoyaltyTransaction,
     Merchant,
 )
+from loyalty.selectors import expiration_day
 
-#: (state, how many, days inactive, points, has wallet pass, is_active)
+#: (state, how many, days inactive, points, has wallet pass, is_active, warned days ago)
 CARD_STATES = (
-    ("recently active, wallet pass", 1000, 0.01, 250, True, True),
-    ("recently active, no pass", 500, 0.02, 120, False, True),
-    ("in the 14-day warning window", 1200, 355, 80, False, True),
-    ("past expiration", 1500, 400, 60, False, True),
-    ("inactive but not yet due", 800, 200, 40, False, True),
-    ("no points", 400, 500, 0, False, True),
-    ("deactivated card", 200, 500, 90, False, False),
+    ("recently active, wallet pass", 1000, 0.01, 250, True, True, None),
+    ("recently active, no pass", 500, 0.02, 120, False, True, None),
+    ("in the 14-day warning window", 1200, 355, 80, False, True, None),
+    ("past expiration, warned 20 days ago", 1500, 400, 60, False, True, 20),
+    ("past expiration, never warned (warned first)", 300, 400, 60, False, True, None),
+    ("inactive but not yet due", 800, 200, 40, False, True, None),
+    ("no points", 400, 500, 0, False, True, None),
+    ("deactivated card", 200, 500, 90, False, False, None),
 )
 
 
@@ -91,7 +93,16 @@ def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, l
         )
         cards: list[LoyaltyCard] = []
         customer_iter = iter(customers)
-        for _state, count, days, points, wallet, active in CARD_STATES:
+        for _state, count, days, points, wallet, active, warned_days_ago in CARD_STATES:
+            activity = now - timedelta(days=days)
+            warning = {}
+            if warned_days_ago is not None:  # as the run of that night recorded it
+                warned_at = now - timedelta(days=warned_days_ago)
+                warning = {
+                    "last_expiration_warning_at": warned_at,
+                    "expiration_warning_cycle_at": activity,
+                    "points_expire_on": expiration_day(program, now=warned_at).promise(activity),
+                }
             for i in range(count):
                 number = f"D{stamp}{len(cards):06d}"
                 cards.append(
@@ -101,10 +112,11 @@ def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, l
                         number=number,
                         points_balance=points,
                         stamp_count=i % 10,
-                        last_activity_at=now - timedelta(days=days),
+                        last_activity_at=activity,
                         is_active=active,
                         google_object_id=f"g-{number}" if wallet and i % 3 else "",
                         apple_serial_number=f"a-{number}" if wallet and i % 3 != 1 else "",
+                        **warning,
                     )
                 )
         LoyaltyCard.objects.bulk_create(cards, batch_size=2000)

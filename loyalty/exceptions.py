@@ -16,6 +16,11 @@ class TransientWalletError(WalletError):
     """The wallet answered 5xx/429 or did not answer in time; worth retrying."""
 
 
+class UnconfirmedDeviceToken(WalletError):
+    """APNs called a device token bad before accepting any push of ours: our APNs URL may be
+    the wrong environment for every device, so the card fails but is not quarantined."""
+
+
 class PermanentWalletError(WalletError):
     """The wallet refused the update (4xx); retrying will not help."""
 

@@ -5,26 +5,51 @@ transactions' `points_delta`. Every change to a balance writes a transaction in
 the same statement or transaction (see loyalty.sql for the expiration chunk).
 """
 
-from datetime import datetime
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
 
-from django.core.validators import MaxValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Func, Q, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from jobs.models import Contact
+from jobs.timezones import validate_timezone_name
 
 #: Longest inactivity a program may expire points after (10 years): beyond it the date
 #: arithmetic of the nightly run and the admin overflow, and no program means it.
 MAX_EXPIRATION_DAYS = 3650
+#: Days before expiration a customer is warned, unless the program says fewer.
+DEFAULT_WARNING_DAYS = 14
 
 
 class Merchant(models.Model):
     name = models.CharField(max_length=200)
+    #: IANA zone of the merchant's customers: expiration dates are their calendar days.
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone_name],
+        help_text="IANA name (Europe/Paris): the dates customers are told are in this zone.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar day `moment` falls on for this merchant's customers."""
+        return moment.astimezone(self.zone).date()
+
+    def start_of(self, day: date) -> datetime:
+        """The first moment of `day` on this merchant's clock (a moment: compare in UTC)."""
+        return datetime.combine(day, time(0), tzinfo=self.zone)
 
 
 class Store(models.Model):
@@ -46,6 +71,13 @@ class LoyaltyProgram(models.Model):
         validators=[MaxValueValidator(MAX_EXPIRATION_DAYS)],
         help_text=f"0 to {MAX_EXPIRATION_DAYS}; empty or 0: points never expire.",
     )
+    #: Days before expiration the customer is warned; the run never uses more than half
+    #: the expiration period, so a customer active within the lead is never warned.
+    expiration_warning_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_WARNING_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_EXPIRATION_DAYS // 2)],
+        help_text="Days of notice before points expire: at most half the expiration period.",
+    )
     #: Google Wallet loyaltyClass id (issuerId.suffix): a deleted card object is re-created in it.
     google_wallet_class_id = models.CharField(max_length=200, blank=True, default="")
 
@@ -62,10 +94,45 @@ class LoyaltyProgram(models.Model):
                 condition=Q(points_expiration_days__lte=MAX_EXPIRATION_DAYS),
                 name="loyalty_program_expiration_days_max",
             ),
+            models.CheckConstraint(
+                condition=Q(expiration_warning_days__gte=1),
+                name="loyalty_program_warning_days_min",
+            ),
+            # Two active programs would each warn and expire the same cards by their own
+            # dates: the customer could not tell which one a warning meant.
+            models.UniqueConstraint(
+                fields=["merchant"],
+                condition=Q(is_active=True),
+                name="loyalty_program_one_active_per_merchant",
+                violation_error_message=(
+                    "This merchant already has an active program: deactivate it first."
+                ),
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        days = self.points_expiration_days or 0
+        if days == 1:
+            raise ValidationError(
+                {"points_expiration_days": "At least 2 days: the customer needs a day of notice."}
+            )
+        if days and self.expiration_warning_days and self.expiration_warning_days * 2 > days:
+            raise ValidationError(
+                {
+                    "expiration_warning_days": (
+                        f"At most {days // 2} days: half of the {days}-day expiration period."
+                    )
+                }
+            )
+
+    @property
+    def warning_lead_days(self) -> int:
+        """The notice the run gives: the setting, cut to half the period (at least 1 day)."""
+        days = self.points_expiration_days or 0
+        return max(1, min(self.expiration_warning_days, days // 2))
 
 
 class Customer(Contact):
@@ -81,8 +148,13 @@ class LoyaltyCard(models.Model):
     total_points_voided = models.BigIntegerField(default=0)
     #: Last earn/redeem; expiration counts inactivity from here (a new card: its issue).
     last_activity_at = models.DateTimeField(default=timezone.now)
-    #: When the 14-day warning of the current inactivity cycle was queued.
+    #: When the last expiration warning was queued.
     last_expiration_warning_at = models.DateTimeField(null=True, blank=True)
+    #: The inactivity cycle (its `last_activity_at`) that warning was about: activity
+    #: recorded later, even dated earlier (an offline sale), starts a cycle not yet warned.
+    expiration_warning_cycle_at = models.DateTimeField(null=True, blank=True)
+    #: The date (merchant's zone) that warning promised: points never expire before it.
+    points_expire_on = models.DateField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     google_object_id = models.CharField(max_length=200, blank=True, default="")
     apple_serial_number = models.CharField(max_length=200, blank=True, default="")
@@ -92,6 +164,10 @@ class LoyaltyCard(models.Model):
         db_default=Func(Value("loyalty_balance_version_seq"), function="nextval"),
         editable=False,
     )
+    #: When what the card's passes show last changed (points, stamps, number, active), set
+    #: by the same trigger (migration 0005), a whole second later than the previous change:
+    #: the pass download's Last-Modified, whose HTTP date has whole seconds.
+    pass_updated_at = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:
         indexes = [
@@ -184,6 +260,9 @@ class WalletSyncState(models.Model):
     published_tag = models.BigIntegerField(default=0)
     attempted_at = models.DateTimeField(null=True, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    #: The card's balance_version this wallet refused for good (a 4xx other than our
+    #: credentials): quarantined, not tried again until the card changes (0: none).
+    quarantined_version = models.BigIntegerField(default=0, db_default=0)
     #: Failed attempts (runs) since the last success, and the last error.
     failures = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True, default="")
@@ -191,6 +270,11 @@ class WalletSyncState(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["card", "wallet"], name="loyalty_wallet_state_unique"),
+        ]
+        permissions = [
+            # /wallet-status/?fresh=1 calls Google and Apple: staff need this, and it is
+            # rate-limited still (loyalty.services.wallet_status).
+            ("probe_wallets", "Can ask the wallets now (wallet status ?fresh=1)"),
         ]
 
     def __str__(self) -> str:
@@ -218,3 +302,25 @@ class AppleDeviceRegistration(models.Model):
 
     def __str__(self) -> str:
         return f"device {self.device_library_identifier[:12]} for card {self.card_id}"
+
+
+class WalletChange(models.Model):
+    """A card whose pass content changed since the minutely sweep last looked.
+
+    Written only by the card trigger (migration 0005) in the transaction of the change;
+    the sweep deletes the rows it takes (loyalty.services.wallet_changes), so an idle
+    minute reads an empty table.
+    """
+
+    card = models.OneToOneField(
+        LoyaltyCard, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    #: The first change not yet taken (the lag of a push is measured from it).
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        # The sweep takes the oldest changes first, along this index.
+        indexes = [models.Index(fields=["changed_at"], name="loyalty_walletchange_at_idx")]
+
+    def __str__(self) -> str:
+        return f"card {self.card_id} changed at {self.changed_at}"

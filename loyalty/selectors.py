@@ -1,19 +1,30 @@
 """Reads of the loyalty app with names: which programs expire points, which cards are due.
 
-The one place that says which cards a run warns or expires (besides the chunk
-statements of loyalty.sql, which apply the same rules while they lock): the dry run and
-the admin's "Expire now" confirmation page both ask here.
+The one place that states the expiration rule (the chunk statements of loyalty.sql apply
+the same rule while they lock; the dry run, the admin's "Expire now" confirmation and the
+program form's preview ask here):
+
+- Dates are the merchant's calendar days. A card last active on day A is due on
+  A + `points_expiration_days`.
+- The warning goes out `lead` days before the due day (the program's
+  `expiration_warning_days`, at most half the period), so a customer active within the
+  lead is never warned. It is about one inactivity cycle (the card's `last_activity_at`
+  when it was sent) and promises a day: the due day, or `lead` days from the warning if
+  the card was found later than that (past due on a first run, after a shortened or
+  re-activated program): points are never voided without notice.
+- A card is expired only when its warning is about its current cycle, promised a day no
+  earlier than its due day (a lengthened program needs a new warning), and that day has
+  come: the warning is then at least `lead` days old, and the promised day is honoured.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import DateField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models.functions import TruncDate
 
 from loyalty.models import LoyaltyCard, LoyaltyProgram
-
-#: A card is warned this many days before its points expire.
-WARNING_DAYS = 14
 
 
 def expiring_programs(*, program_id: int | None = None) -> QuerySet[LoyaltyProgram]:
@@ -26,10 +37,65 @@ def expiring_programs(*, program_id: int | None = None) -> QuerySet[LoyaltyProgr
     return programs.order_by("pk")
 
 
-def thresholds(program: LoyaltyProgram, *, now: datetime) -> tuple[datetime, datetime]:
-    """(warning, expiration): cards last active before these are due for each."""
+@dataclass(frozen=True, kw_only=True)
+class ExpirationDay:
+    """One program's rule on one run's day, in the merchant's calendar."""
+
+    #: The merchant's IANA zone.
+    zone: str
+    #: The run's day on the merchant's clock.
+    today: date
+    #: The program's expiration period and the notice it gives.
+    days: int
+    lead_days: int
+    #: Cards last active before this moment are due for their warning, or past it.
+    warn_before: datetime
+    #: Cards last active before this moment are past their due day.
+    expire_before: datetime
+
+    def due_on(self, last_activity_at: datetime) -> date:
+        """The day a cycle's points expire by the program alone."""
+        return last_activity_at.astimezone(self.zone_info).date() + timedelta(days=self.days)
+
+    def promise(self, last_activity_at: datetime) -> date:
+        """The day a warning sent today promises: the due day, never sooner than the lead."""
+        return max(self.due_on(last_activity_at), self.today + timedelta(days=self.lead_days))
+
+    def start_of(self, day: date) -> datetime:
+        """The first moment of `day` on the merchant's clock."""
+        return datetime.combine(day, time(0), tzinfo=self.zone_info)
+
+    @property
+    def zone_info(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+
+def expiration_day(program: LoyaltyProgram, *, now: datetime) -> ExpirationDay:
+    """The program's thresholds for a run at `now` (OverflowError for absurd periods)."""
+    merchant = program.merchant
+    today = merchant.local_date(now)
     days = program.points_expiration_days or 0
-    return now - timedelta(days=days - WARNING_DAYS), now - timedelta(days=days)
+    lead = program.warning_lead_days
+    return ExpirationDay(
+        zone=merchant.timezone,
+        today=today,
+        days=days,
+        lead_days=lead,
+        # Active on day D: warned once D + days - lead <= today, i.e. D < today - days + lead + 1.
+        warn_before=merchant.start_of(today - timedelta(days=days - lead - 1)),
+        expire_before=merchant.start_of(today - timedelta(days=days - 1)),
+    )
+
+
+def _due_on(day: ExpirationDay) -> ExpressionWrapper:
+    return ExpressionWrapper(
+        TruncDate("last_activity_at", tzinfo=day.zone_info) + Value(timedelta(days=day.days)),
+        output_field=DateField(),
+    )
+
+
+def _warned_for_current_cycle(day: ExpirationDay) -> Q:
+    return Q(expiration_warning_cycle_at=F("last_activity_at"), points_expire_on__gte=_due_on(day))
 
 
 def _cards_with_points(
@@ -44,22 +110,27 @@ def _cards_with_points(
 def cards_due_for_warning(
     program: LoyaltyProgram, *, now: datetime, card_ids: list[int] | None = None
 ) -> QuerySet[LoyaltyCard]:
-    """Cards in the 14-day window before expiration, not yet warned in this inactivity cycle."""
-    warning_threshold, expiration_threshold = thresholds(program, now=now)
+    """Cards within the lead of their due day (or past it) with no warning for this cycle."""
+    day = expiration_day(program, now=now)
     return _cards_with_points(program, card_ids).filter(
-        Q(last_expiration_warning_at__isnull=True)
-        | Q(last_expiration_warning_at__lt=F("last_activity_at")),
-        last_activity_at__lt=warning_threshold,
-        last_activity_at__gte=expiration_threshold,
+        Q(expiration_warning_cycle_at__isnull=True)
+        | Q(points_expire_on__isnull=True)
+        | ~Q(expiration_warning_cycle_at=F("last_activity_at"))
+        | Q(points_expire_on__lt=_due_on(day)),
+        last_activity_at__lt=day.warn_before,
     )
 
 
 def cards_due_for_expiration(
     program: LoyaltyProgram, *, now: datetime, card_ids: list[int] | None = None
 ) -> QuerySet[LoyaltyCard]:
-    """Cards whose points expire now: inactive for longer than the program allows."""
-    _, expiration_threshold = thresholds(program, now=now)
-    return _cards_with_points(program, card_ids).filter(last_activity_at__lt=expiration_threshold)
+    """Cards past their due day whose warning for this cycle promised a day that has come."""
+    day = expiration_day(program, now=now)
+    return _cards_with_points(program, card_ids).filter(
+        _warned_for_current_cycle(day),
+        last_activity_at__lt=day.expire_before,
+        points_expire_on__lte=day.today,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,8 +139,9 @@ class CardOutlook:
 
     #: "expire", "warn" or "keep".
     verdict: str
-    #: When its points expire under the first program to expire them; None: no program does.
-    expires_at: datetime | None
+    #: The day (merchant's zone) its points expire if nothing changes: the warned day if
+    #: the card has a current warning, else the due day or, once warned, a lead later.
+    expires_on: date | None
     #: Programs (ids) under which the card is expired, or warned, by a run now.
     expire_in: frozenset[int] = frozenset()
     warn_in: frozenset[int] = frozenset()
@@ -83,16 +155,15 @@ def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, 
     ids = [card.pk for card in cards]
     expire: dict[int, set[int]] = {pk: set() for pk in ids}
     warn: dict[int, set[int]] = {pk: set() for pk in ids}
-    shortest: dict[int, int] = {}  # merchant -> fewest expiration days of its programs
+    rule: dict[int, ExpirationDay] = {}  # merchant -> its (one) active program's rule
     out_of_range: dict[int, int] = {}  # merchant -> days of its program that overflow
     for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
-        days = program.points_expiration_days or 0
         try:
-            thresholds(program, now=now)
+            day = expiration_day(program, now=now)
         except OverflowError:
-            out_of_range[program.merchant_id] = days
+            out_of_range[program.merchant_id] = program.points_expiration_days or 0
             continue
-        shortest[program.merchant_id] = min(days, shortest.get(program.merchant_id, days))
+        rule.setdefault(program.merchant_id, day)
         for pk in cards_due_for_expiration(program, now=now, card_ids=ids).values_list(
             "pk", flat=True
         ):
@@ -103,13 +174,23 @@ def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, 
             warn[pk].add(program.pk)
     outlook = {}
     for card in cards:
-        days = shortest.get(card.merchant_id)
+        day = rule.get(card.merchant_id)
         verdict = "expire" if expire[card.pk] else "warn" if warn[card.pk] else "keep"
         outlook[card.pk] = CardOutlook(
             verdict=verdict,
-            expires_at=None if days is None else card.last_activity_at + timedelta(days=days),
+            expires_on=None if day is None else _expires_on(card, day, warned=verdict == "warn"),
             expire_in=frozenset(expire[card.pk]),
             warn_in=frozenset(warn[card.pk]),
-            out_of_range_days=None if days is not None else out_of_range.get(card.merchant_id),
+            out_of_range_days=None if day is not None else out_of_range.get(card.merchant_id),
         )
     return outlook
+
+
+def _expires_on(card: LoyaltyCard, day: ExpirationDay, *, warned: bool) -> date:
+    if warned:
+        return day.promise(card.last_activity_at)
+    due = day.due_on(card.last_activity_at)
+    current = card.expiration_warning_cycle_at == card.last_activity_at
+    if current and card.points_expire_on is not None and card.points_expire_on >= due:
+        return card.points_expire_on
+    return due

@@ -12,9 +12,18 @@ Both picks lock with FOR UPDATE SKIP LOCKED and walk one merchant's cards in
 `after_id`), so two workers never touch one card, a chunk that cannot finish never makes
 the loop select it again, and each chunk reads exactly its cards from
 `loyalty_card_expirable_idx` (merchant, last_activity_at, id) WHERE is_active AND
-points_balance > 0: no sort, no filtered rows, however many cards are not due. The
-customer is read with each card (nested loop under the LIMIT).
+points_balance > 0: no sort, and no rows read past the phase's threshold, however many
+cards are not due. Within the range, the warning state filters rows (the warning pick
+skips cards already warned for their cycle, the expiration pick those whose promised
+day has not come: a lead's worth of cards at most). The customer is read with each card
+(nested loop under the LIMIT).
 """
+
+#: Run first in every chunk's transaction: the picks must walk the index in its order. The
+#: planner cannot estimate `expiration_warning_cycle_at = last_activity_at` (two columns:
+#: it assumes 0.5 % of rows match where nearly all do), so it would read and sort the
+#: whole range for each chunk (0.9 s per chunk at 200,000 cards instead of a range read).
+WALK_IN_INDEX_ORDER = "SET LOCAL enable_sort = off"
 
 #: The columns of a pick, in loyalty.services.notifications.CardRow order.
 _PICKED_COLUMNS = """
@@ -35,30 +44,42 @@ _WALK = """
        FOR UPDATE OF c SKIP LOCKED
 """
 
-#: Lock the next chunk of cards due for the 14-day warning (not warned in this inactivity cycle).
+#: A card's due day in its merchant's calendar (loyalty.selectors states the rule).
+_DUE_ON = "((c.last_activity_at AT TIME ZONE %(zone)s)::date + %(days)s::int)"
+
+#: Lock the next chunk of cards within the lead of their due day (or past it) that have no
+#: warning for their current cycle (or one promising a day before the due day).
 PICK_FOR_WARNING = (
     _PICKED_COLUMNS
-    + """
-       AND c.last_activity_at < %(warning_threshold)s
-       AND c.last_activity_at >= %(expiration_threshold)s
-       AND (c.last_expiration_warning_at IS NULL
-            OR c.last_expiration_warning_at < c.last_activity_at)"""
+    + f"""
+       AND c.last_activity_at < %(warn_before)s
+       AND (c.expiration_warning_cycle_at IS DISTINCT FROM c.last_activity_at
+            OR c.points_expire_on IS NULL
+            OR c.points_expire_on < {_DUE_ON})"""
     + _WALK
 )
 
-#: Lock the next chunk of cards due for expiration.
+#: Lock the next chunk of cards past their due day whose warning for the current cycle
+#: promised a day that has come (so the warning is at least the lead old).
 PICK_FOR_EXPIRATION = (
     _PICKED_COLUMNS
-    + """
-       AND c.last_activity_at < %(expiration_threshold)s"""
+    + f"""
+       AND c.last_activity_at < %(expire_before)s
+       AND c.expiration_warning_cycle_at = c.last_activity_at
+       AND c.points_expire_on <= %(today)s
+       AND c.points_expire_on >= {_DUE_ON}"""
     + _WALK
 )
 
-#: Mark the picked cards as warned in this cycle.
+#: Mark the picked cards warned for their current cycle, each with the day its warning
+#: promised (`ids` and `expire_on` are parallel arrays).
 MARK_WARNED = """
-UPDATE loyalty_loyaltycard
-   SET last_expiration_warning_at = %(now)s
- WHERE id = ANY(%(ids)s::bigint[])
+UPDATE loyalty_loyaltycard c
+   SET last_expiration_warning_at = %(now)s,
+       expiration_warning_cycle_at = c.last_activity_at,
+       points_expire_on = p.expire_on
+  FROM unnest(%(ids)s::bigint[], %(expire_on)s::date[]) AS p(id, expire_on)
+ WHERE c.id = p.id
 """
 
 #: Expire the picked cards: balance to 0, the points added to total_points_voided, and a

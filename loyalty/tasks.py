@@ -5,6 +5,7 @@ from typing import Any
 from jobs.registry import job
 from loyalty.job_arguments import check_expire_arguments, check_sync_arguments, parse_since
 from loyalty.services.expiration import expire_points
+from loyalty.services.wallet_changes import push_wallet_changes
 from loyalty.services.wallet_sync import sync_wallet_passes
 
 
@@ -21,7 +22,7 @@ from loyalty.services.wallet_sync import sync_wallet_passes
 def expire_points_task(
     *, program_id: int | None = None, card_ids: list[int] | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Send 14-day expiration warnings, then expire the points of inactive cards."""
+    """Warn cards nearing (or past) expiration, then expire the points of warned cards."""
     return expire_points(program_id=program_id, card_ids=card_ids, dry_run=dry_run)
 
 
@@ -49,3 +50,16 @@ def sync_wallet_passes_task(
     if card_id is not None:
         card_ids = [*(card_ids or []), card_id]
     return sync_wallet_passes(card_ids=card_ids, since=parse_since(since) if since else None)
+
+
+@job(
+    "loyalty.push_wallet_changes",
+    cron="* * * * *",
+    lease_seconds=120,
+    retry=False,  # the next minute (and the hourly run) is the retry
+    timeout_seconds=600,
+)
+def push_wallet_changes_task() -> dict[str, Any]:
+    """Push the wallets of the cards whose passes changed since the last minute (idle: one
+    query, no remote call); the hourly loyalty.sync_wallet_passes stays the safety net."""
+    return push_wallet_changes()

@@ -148,3 +148,17 @@ def soft_limited(*, steps: int = 10, step_seconds: float = 20, in_transaction: b
             report_progress(done=step, total=steps, unit="steps")
     checkpoint()  # outside any transaction: a safe point
     return {"steps": steps}
+
+
+@job("tests.fail_email_alerts_only", alerts="email")
+def fail_email_alerts_only() -> dict[str, Any]:
+    """Fails for good; its alerts go by email only (the registry's per-job channel)."""
+    raise RuntimeError("no webhook for me")
+
+
+@job("tests.maybe_fail")
+def maybe_fail(*, fail: bool = False) -> dict[str, Any]:
+    """Fails for good (no retry) when asked, else succeeds: an alert, then its resolution."""
+    if fail:
+        raise RuntimeError("asked to fail")
+    return {"ok": True}

@@ -1,23 +1,69 @@
-"""Delivery dates: the same rule as commerce.sql.NEXT_DATE, for the webhook, admin and tests."""
+"""Delivery dates and the store's "today".
 
-import calendar
-from datetime import date, timedelta
+The schedule rule lives once, in SQL (migration 0003: `commerce_next_delivery`,
+`commerce_due_delivery`, `commerce_deliveries_between`), because the daily job applies it
+set-based inside its statement; Python callers (resume, the admin's form check, the
+webhook) ask the database rather than keep a second copy that could drift.
+
+"Today" is the store's (COMMERCE_TIME_ZONE): due dates, the reminder day and the date a
+charge's billing cycle covers are all local dates of the store, whatever UTC says.
+"""
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.utils import timezone
+
+from commerce.conf import commerce_settings
+
+
+def store_zone() -> ZoneInfo:
+    """The store's timezone (COMMERCE_TIME_ZONE, default UTC)."""
+    return ZoneInfo(str(commerce_settings.TIME_ZONE))
+
+
+def store_today() -> date:
+    """Today in the store's timezone."""
+    return timezone.now().astimezone(store_zone()).date()
+
+
+def store_date(moment: datetime) -> date:
+    """The store's local date of an aware moment (a billing cycle's start)."""
+    return moment.astimezone(store_zone()).date()
+
+
+def _scalar(expression: str, params: list) -> object:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {expression}", params)
+        return cursor.fetchone()[0]
 
 
 def next_delivery_date(current: date, *, frequency: str, anchor_day: int | None = None) -> date:
-    """The delivery after `current`: +7 / +14 days, or next month on the anchor day.
-
-    Monthly keeps the anchor day (the first delivery's day of the month) rather than the
-    current date's day, so Jan 31 -> Feb 28 (29 in a leap year) -> Mar 31, not Mar 28.
-    """
-    if frequency == "weekly":
-        return current + timedelta(days=7)
-    if frequency == "biweekly":
-        return current + timedelta(days=14)
-    if frequency != "monthly":
-        raise ValueError(f"unknown frequency {frequency!r}")
-    year, month = (
-        (current.year + 1, 1) if current.month == 12 else (current.year, current.month + 1)
+    """The delivery after `current`: +7 / +14 days, or next month on the anchor day
+    (Jan 31 -> Feb 28 -> Mar 31)."""
+    return _scalar(
+        "commerce_next_delivery(%s::date, %s, %s::int)", [current, frequency, anchor_day]
     )
-    day = min(anchor_day or current.day, calendar.monthrange(year, month)[1])
-    return date(year, month, day)
+
+
+def due_delivery_date(
+    current: date, *, frequency: str, anchor_day: int | None = None, today: date
+) -> date:
+    """The delivery a subscription whose next date is `current` gets as of `today`:
+    `current` when it is late by less than one period, else the first date of its
+    schedule on or after today (older missed deliveries are skipped, never made in bulk)."""
+    return _scalar(
+        "commerce_due_delivery(%s::date, %s, %s::int, %s::date)",
+        [current, frequency, anchor_day, today],
+    )
+
+
+def deliveries_between(
+    start: date, end: date, *, frequency: str, anchor_day: int | None = None
+) -> int:
+    """How many deliveries of the schedule starting at `start` fall before `end`."""
+    return _scalar(
+        "commerce_deliveries_between(%s::date, %s::date, %s, %s::int)",
+        [start, end, frequency, anchor_day],
+    )

@@ -19,6 +19,8 @@ OUT_OF_STOCK = TEMPLATES + "subscription_out_of_stock"
 ORDER_SHIPPED = TEMPLATES + "order_shipped"
 PAYMENT_FAILED = TEMPLATES + "payment_failed"
 RENEWAL_REMINDER = TEMPLATES + "subscription_reminder"
+DELIVERIES_SKIPPED = TEMPLATES + "subscription_skipped"
+PAST_DUE = TEMPLATES + "subscription_past_due"
 PLAIN = TEMPLATES + "plain"
 
 #: Columns of a chunk statement's notification rows that address the message; the

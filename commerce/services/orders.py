@@ -1,31 +1,31 @@
-"""Order and subscription state changes made by operators, each with its audit row.
+"""Order state changes made by operators, each with its audit row.
 
 Set-based: one UPDATE per action, narrowed to the rows the change applies to, then
 the audit rows and notifications of exactly the rows changed, in the same transaction.
 """
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Model, Q
 from django.utils import timezone
 
-from commerce.models import Order, OrderLine, Subscription
+from commerce.conf import commerce_settings
+from commerce.models import Order, OrderLine
 from commerce.services import audit
 from commerce.services.notifications import ORDER_SHIPPED
 from jobs.services.outbox import OutgoingNotification, queue_notifications
 
 SHIPPABLE = (Order.Status.PENDING, Order.Status.PAID)
-#: Subscription status changes an operator may make: action -> (from statuses, to status).
-SUBSCRIPTION_CHANGES = {
-    "pause": ((Subscription.Status.ACTIVE,), Subscription.Status.PAUSED),
-    "resume": ((Subscription.Status.PAUSED,), Subscription.Status.ACTIVE),
-    "cancel": (
-        (Subscription.Status.ACTIVE, Subscription.Status.PAUSED),
-        Subscription.Status.CANCELLED,
-    ),
-}
+
+
+def awaiting_payment_q() -> Q:
+    """Orders still pending COMMERCE_UNPAID_GRACE_DAYS after they were made (a charge that
+    never came: the admin filter and the /health/ warning)."""
+    grace = timedelta(days=int(commerce_settings.UNPAID_GRACE_DAYS))
+    return Q(status=Order.Status.PENDING, created_at__lt=timezone.now() - grace)
 
 
 def _lock_ids(model: type[Model], ids: list[int], statuses: Iterable[str]) -> list[int]:
@@ -78,18 +78,3 @@ def _shipped_notifications(ids: list[int], *, now) -> list[OutgoingNotification]
                     )
                 )
     return out
-
-
-def change_subscriptions(*, action: str, subscription_ids: list[int], actor: str) -> list[int]:
-    """Pause, resume or cancel the subscriptions it applies to; returns their ids."""
-    allowed_from, to = SUBSCRIPTION_CHANGES[action]
-    with transaction.atomic():
-        ids = _lock_ids(Subscription, subscription_ids, allowed_from)
-        Subscription.objects.filter(pk__in=ids).update(status=to, updated_at=timezone.now())
-        audit.record(
-            actor=actor,
-            action="subscription.resumed" if action == "resume" else f"subscription.{to.value}",
-            refs=[f"subscription:{pk}" for pk in ids],
-            details={"status": to.value},
-        )
-    return ids

@@ -1,34 +1,48 @@
-"""The provider's charge of a subscription becomes its order, or marks the existing one paid.
+"""The provider's charge of a subscription pays the order of the delivery its cycle covers.
+
+The billing cycle is a window of the store's local dates (COMMERCE_TIME_ZONE): a cycle
+starting at the customer's midnight in India is 18:30 UTC the day before, and its
+delivery is the local date. The charge finds the subscription's order in that window,
+whatever the UTC dates say, and marks it paid; when there is none yet it writes it
+through the daily job's own statement (commerce.sql.PICK_CHARGED and WRITE_DELIVERIES), paid: one way to
+write an order, one next-date rule.
 
 The daily job and the webhook may both reach one delivery, in either order or at the
-same moment. Both lock the subscription row first, then the product (the same order,
-so they never deadlock), and both meet at the one-order-per-delivery key: whichever
-comes second finds the order. Never two orders, never stock taken twice.
+same moment. Both lock the subscription row first, then the product (the same order, so
+they never deadlock), and both meet at the one-order-per-delivery key: whichever comes
+second finds the order. Never two orders, never stock taken twice.
 """
 
 from datetime import date
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from commerce.exceptions import OutOfStock, UnknownSubscription
-from commerce.models import Order, OrderLine, Product, Subscription
+from commerce import sql
+from commerce.exceptions import OutOfStock, SubscriptionEnded, UnknownSubscription
+from commerce.models import FINAL_STATUSES, Order, Subscription
 from commerce.services import audit
 from commerce.services.dates import next_delivery_date
-from commerce.services.notifications import ORDER_CONFIRMATION, confirmation_key
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from commerce.services.subscriptions import write_deliveries
 
 
 def charge_subscription(
-    *, provider_subscription_id: str, billing_date: date, payment_id: str, actor: str
+    *,
+    provider_subscription_id: str,
+    billing_date: date,
+    payment_id: str,
+    actor: str,
+    cycle_end: date | None = None,
 ) -> dict[str, Any]:
-    """Create the paid order of `billing_date`, or mark the daily job's order paid."""
+    """Mark paid the order of the delivery in [billing_date, cycle_end), or make it paid.
+
+    Without `cycle_end` the cycle is one period of the subscription's schedule. A past-due
+    subscription is active again: the provider was paid.
+    """
     with transaction.atomic():
         sub = (
             Subscription.objects.select_for_update()
-            .select_related("customer")
             .filter(provider_subscription_id=provider_subscription_id)
             .first()
         )
@@ -36,110 +50,72 @@ def charge_subscription(
             raise UnknownSubscription(
                 f"no subscription has provider id {provider_subscription_id!r}"
             )
-        now = timezone.now()
-        order = Order.objects.filter(subscription=sub, delivery_date=billing_date).first()
-        if order is not None:
-            marked = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
-                status=Order.Status.PAID, paid_at=now, provider_payment_id=payment_id[:64]
+        if sub.status in FINAL_STATUSES:
+            raise SubscriptionEnded(
+                f"subscription {sub.pk} is {sub.status}: nothing is delivered; refund payment"
+                f" {payment_id} at the provider"
             )
-            if marked:
-                audit.record(
-                    actor=actor,
-                    action="order.paid",
-                    refs=[f"order:{order.pk}"],
-                    details={"payment_id": payment_id},
-                )
-            return {"order_id": order.pk, "order_created": False, "marked_paid": bool(marked)}
-        product = Product.objects.select_for_update().get(pk=sub.product_id)
-        if product.stock_quantity < sub.quantity:
-            raise OutOfStock(
-                f"{product.sku} has {product.stock_quantity} in stock, subscription {sub.pk}"
-                f" needs {sub.quantity} for {billing_date}: restock (or refund payment"
-                f" {payment_id}), then process the event again"
-            )
-        order = _create_paid_order(sub, product, billing_date=billing_date, payment_id=payment_id)
-        if sub.next_delivery_date <= billing_date:
-            sub.next_delivery_date = next_delivery_date(
+        if cycle_end is None or cycle_end <= billing_date:
+            cycle_end = next_delivery_date(
                 billing_date, frequency=sub.frequency, anchor_day=sub.anchor_day
             )
-            sub.updated_at = now
-            sub.save(update_fields=["next_delivery_date", "updated_at"])
-        audit.record(
-            actor=actor,
-            action="order.created",
-            refs=[f"order:{order.pk}"],
-            details={
+        _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
+        order = (
+            Order.objects.filter(
+                subscription=sub, delivery_date__gte=billing_date, delivery_date__lt=cycle_end
+            )
+            .order_by("delivery_date")
+            .first()
+        )
+        if order is not None:
+            return _mark_paid(order, payment_id=payment_id, actor=actor)
+        in_cycle = billing_date <= sub.next_delivery_date < cycle_end
+        deliver_on = sub.next_delivery_date if in_cycle else billing_date
+        written = write_deliveries(
+            sql.PICK_CHARGED,
+            {
                 "subscription_id": sub.pk,
-                "delivery_date": billing_date.isoformat(),
-                "payment_id": payment_id,
+                "as_of": deliver_on,
+                "deliver_on": deliver_on,
+                "short_products": [],
+                "paid_by": payment_id[:64],
+                "now": timezone.now(),
+                "actor": actor,
             },
         )
-        queue_order_confirmation(sub, product, order)
-    return {"order_id": order.pk, "order_created": True, "marked_paid": True}
+        if written is None or written.counts["out_of_stock"]:
+            product = ", ".join(written.short_per_product) if written else "the product"
+            raise OutOfStock(
+                f"{product} is out of stock for subscription {sub.pk}'s delivery of"
+                f" {deliver_on}: restock (or refund payment {payment_id}), then process the"
+                " event again"
+            )
+    return {"order_id": written.order_ids[0], "order_created": True, "marked_paid": True}
 
 
-def _create_paid_order(
-    sub: Subscription, product: Product, *, billing_date: date, payment_id: str
-) -> Order:
-    now = timezone.now()
-    return create_order(
-        sub,
-        product,
-        delivery_date=billing_date,
-        status=Order.Status.PAID,
-        provider_payment_id=payment_id[:64],
-        created_at=now,
-        paid_at=now,
+def _mark_paid(order: Order, *, payment_id: str, actor: str) -> dict[str, Any]:
+    marked = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+        status=Order.Status.PAID, paid_at=timezone.now(), provider_payment_id=payment_id[:64]
     )
-
-
-def create_order(
-    sub: Subscription, product: Product, *, delivery_date: date, **order_fields: Any
-) -> Order:
-    """One delivery of `sub` as an order with its line, the product's stock taken.
-
-    Row by row, for one order (a charge); the daily job writes its orders set-based
-    (commerce.sql). Call with the product locked and its stock checked.
-    """
-    order = Order.objects.create(
-        customer_id=sub.customer_id,
-        subscription=sub,
-        delivery_date=delivery_date,
-        subtotal=sub.price_per_delivery,
-        total=sub.price_per_delivery,
-        **order_fields,
-    )
-    OrderLine.objects.create(
-        order=order,
-        product=product,
-        quantity=sub.quantity,
-        unit_price=round(sub.price_per_delivery / sub.quantity, 2),
-        line_total=sub.price_per_delivery,
-    )
-    Product.objects.filter(pk=product.pk).update(stock_quantity=F("stock_quantity") - sub.quantity)
-    return order
-
-
-def queue_order_confirmation(sub: Subscription, product: Product, order: Order) -> None:
-    """The same rows the daily job's statement writes (same context, same dedup keys);
-    also what bench/subscriptions.py's seed-shaped task queues."""
-    context = {
-        "customer_name": sub.customer.name,
-        "order_id": order.pk,
-        "product_name": product.name,
-        "quantity": sub.quantity,
-        "total": str(order.total),
-        "delivery_date": order.delivery_date.isoformat(),
-    }
-    channels = [("email", sub.customer.email), ("sms", sub.customer.phone)]
-    queue_notifications(
-        OutgoingNotification(
-            channel=channel,
-            recipient=recipient,
-            template=ORDER_CONFIRMATION,
-            dedup_key=confirmation_key(order.pk, channel),
-            context=context,
+    if marked:
+        audit.record(
+            actor=actor,
+            action="order.paid",
+            refs=[f"order:{order.pk}"],
+            details={"payment_id": payment_id},
         )
-        for channel, recipient in channels
-        if recipient
+    return {"order_id": order.pk, "order_created": False, "marked_paid": bool(marked)}
+
+
+def _reactivate_if_past_due(sub: Subscription, *, actor: str, payment_id: str) -> None:
+    if sub.status != Subscription.Status.PAST_DUE:
+        return
+    Subscription.objects.filter(pk=sub.pk).update(
+        status=Subscription.Status.ACTIVE, updated_at=timezone.now()
+    )
+    audit.record(
+        actor=actor,
+        action="subscription.active",
+        refs=[f"subscription:{sub.pk}"],
+        details={"status": "active", "payment_id": payment_id, "was": "past_due"},
     )

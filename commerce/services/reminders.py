@@ -1,4 +1,10 @@
-"""Renewal reminders: subscriptions due tomorrow get one email, whatever the number of runs.
+"""Renewal reminders: subscriptions due tomorrow (the store's) get one email, whatever the
+number of runs.
+
+The job runs with the daily order run (00:00), so a reminder goes out 24 hours before the
+run that makes its delivery, as seed 002 asks; "tomorrow" is the store's
+(COMMERCE_TIME_ZONE). The text offers what the customer can do: reply, and staff skip,
+change or cancel (pausing is a staff action).
 
 One statement per chunk (commerce.sql.REMINDER_CHUNK) returns the reminders, rendered
 and queued in the chunk's transaction (commerce.services.notifications.queue_rows); their
@@ -11,10 +17,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from commerce import sql
-from commerce.models import Subscription
+from commerce.models import DELIVERED_STATUSES, Subscription
+from commerce.services.dates import store_today
 from commerce.services.notifications import RENEWAL_REMINDER, queue_rows
 from jobs.context import report_progress
 
@@ -24,10 +30,13 @@ CHUNK_SIZE = 5000
 def send_subscription_renewal_reminders(
     *, as_of: date | None = None, dry_run: bool = False, chunk_size: int = CHUNK_SIZE
 ) -> dict[str, Any]:
-    """Queue the reminder of every active subscription due the day after `as_of` (today)."""
-    due_date = (as_of or timezone.now().date()) + timedelta(days=1)
+    """Queue the reminder of every delivered subscription due the day after `as_of` (the
+    store's today): run at the daily order run's time, 24 hours before that delivery's run."""
+    due_date = (as_of or store_today()) + timedelta(days=1)
     if dry_run:
-        due = Subscription.objects.filter(status="active", next_delivery_date=due_date)
+        due = Subscription.objects.filter(
+            status__in=DELIVERED_STATUSES, next_delivery_date=due_date
+        )
         return {"due_date": due_date.isoformat(), "subscriptions": due.count(), "dry_run": True}
     subscriptions = queued_total = 0
     after_id = 0

@@ -1,7 +1,11 @@
 """Delete expired auth leftovers (tokens, sessions, rate limits) in committed batches.
 
-Each batch is one `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so a large backlog
-never holds one long lock or one huge transaction.
+Each batch is one `DELETE … WHERE <condition> AND id IN (SELECT id … WHERE <condition>
+LIMIT n)`, so a large backlog never holds one long lock or one huge transaction. The
+condition is in the DELETE itself, not only in the subquery: a row renewed while the
+DELETE waited for its lock (a rate-limit counter a request just bumped) is re-checked
+by PostgreSQL on its new version and survives. Without it the limit would silently
+reset, which for OTP attempts helps brute force.
 """
 
 from datetime import datetime, timedelta
@@ -25,10 +29,9 @@ def delete_in_batches(rows: QuerySet, *, batch_size: int = BATCH_SIZE) -> int:
     Each batch reports the running total as the run's progress (no total: counting a
     large backlog first would cost as much as a batch).
     """
-    model = rows.model
     total = 0
     while True:
-        deleted, _ = model.objects.filter(pk__in=rows.values("pk")[:batch_size]).delete()
+        deleted, _ = rows.filter(pk__in=rows.values("pk")[:batch_size]).delete()
         total += deleted
         report_progress(done=total, unit="rows")
         if deleted < batch_size:

@@ -62,14 +62,24 @@ def draw_derangement(
     return {giver: receiver for receiver, giver in owner.items()}
 
 
-def check_matchable(exchange: Exchange | None, exchange_id: int) -> Exchange:
-    """The exchange, if it exists and may be drawn; else the one-line error to show.
+def check_matchable(
+    exchange: Exchange | None, exchange_id: int, *, rematch: bool = False
+) -> Exchange:
+    """The exchange, if it exists and may be drawn (or, `rematch`, drawn again); else the
+    one-line error to show.
 
     The command and the admin call it before queueing (bad input records nothing); the
     job calls it again under the row lock, since the state may have changed meanwhile.
     """
     if exchange is None:
         raise ExchangeNotFound(f"exchange {exchange_id} does not exist")
+    if rematch:
+        if exchange.state != Exchange.State.MATCHED:
+            raise InvalidExchangeState(
+                f"exchange {exchange_id} is {exchange.state}; only matched exchanges can be"
+                " re-matched"
+            )
+        return exchange
     if exchange.state not in MATCHABLE_STATES:
         raise InvalidExchangeState(
             f"exchange {exchange_id} is {exchange.state}; only draft or registration_open"
@@ -79,18 +89,27 @@ def check_matchable(exchange: Exchange | None, exchange_id: int) -> Exchange:
 
 
 def match_exchange(
-    *, exchange_id: int, dry_run: bool = False, rng: random.Random | None = None
+    *,
+    exchange_id: int,
+    rematch: bool = False,
+    dry_run: bool = False,
+    rng: random.Random | None = None,
 ) -> dict[str, Any]:
     """Draw names, move the exchange to matched, notify each giver, plan reminders.
 
-    One transaction: either the whole draw with its notifications and reminders commits,
-    or nothing changes.
+    `rematch` clears the draw of a matched exchange first (after withdrawals or late
+    joiners); a giver whose receiver is unchanged is not told again. One transaction:
+    either the whole draw with its notifications and reminders commits, or nothing
+    changes (an impossible re-draw keeps the old one).
     """
     rng = rng or random.SystemRandom()
     with transaction.atomic():
         exchange = check_matchable(
-            Exchange.objects.select_for_update().filter(pk=exchange_id).first(), exchange_id
+            Exchange.objects.select_for_update().filter(pk=exchange_id).first(),
+            exchange_id,
+            rematch=rematch,
         )
+        cleared = Match.objects.filter(exchange=exchange).delete()[0] if rematch else 0
         people = {
             p.pk: p
             for p in Participant.objects.filter(exchange=exchange, withdrawn_at__isnull=True)
@@ -108,6 +127,8 @@ def match_exchange(
             "exclusions": len(forbidden),
             "dry_run": dry_run,
         }
+        if rematch:
+            result["cleared"] = cleared
         if dry_run:
             transaction.set_rollback(True)
             return result
@@ -122,7 +143,7 @@ def match_exchange(
                 channel="email",
                 recipient=people[g].email,
                 template="exchanges/notifications/match_made",
-                dedup_key=f"exchanges:match:{exchange_id}:{g}",
+                dedup_key=f"exchanges:match:{exchange_id}:{g}:{r}",
                 context={
                     "exchange_name": exchange.name,
                     "giver_name": people[g].name,

@@ -1,14 +1,18 @@
 """Purge completed exchanges after the retention period, warning the organizer once first.
 
 The seed warned every day for a week and could purge an exchange nobody was warned
-about. Here the warning is tracked (`purge_warning_sent_at`, plus a dedup key), and an
-exchange is purged only once it is past retention *and* was warned at least
-`warning_days` ago; one warned late is simply purged later. Each purge's id, name and
-row counts land in the run's result, i.e. in history.
+about. Here the warning is tracked (`purge_warning_sent_at`, plus a dedup key) and
+promises a day (`purge_after`, the first moment of that day in the exchange's zone, at
+least `warning_days` after the warning and `retention_days` after both the completion
+and the exchange date). An exchange is purged once that moment has passed; the delete
+re-checks, on the locked rows, that it is still completed, still past retention and
+that its date is still `retention_days` past (an organizer may have moved it). One
+warned late is simply purged later. Each purge's id, name and row counts land in the
+run's result, i.e. in history.
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -27,21 +31,47 @@ BATCH_SIZE = 100
 
 
 def exchanges_to_warn(*, now: datetime, retention_days: int, warning_days: int):
-    """Completed, unwarned, and within `warning_days` of (or past) the purge date."""
+    """Completed, not warned of a purge day, and within `warning_days` of (or past) the
+    purge date."""
+    lead = now - timedelta(days=retention_days - warning_days)
     return Exchange.objects.filter(
         state=Exchange.State.COMPLETED,
-        purge_warning_sent_at__isnull=True,
-        completed_at__lte=now - timedelta(days=retention_days - warning_days),
+        purge_after__isnull=True,
+        completed_at__lte=lead,
+        exchange_at__lte=lead,
     )
 
 
 def exchanges_to_purge(*, now: datetime, retention_days: int, warning_days: int):
-    """Completed over `retention_days` ago and warned at least `warning_days` ago."""
+    """Completed and dated over `retention_days` ago, warned, and the promised day come.
+
+    The purge locks these rows and deletes them in one transaction, so the conditions
+    hold at delete time: an edit committed meanwhile is seen by the lock (PostgreSQL
+    re-checks the WHERE on the new row version), one in progress keeps the row out.
+    """
+    retained = now - timedelta(days=retention_days)
     return Exchange.objects.filter(
         state=Exchange.State.COMPLETED,
-        completed_at__lte=now - timedelta(days=retention_days),
-        purge_warning_sent_at__lte=now - timedelta(days=warning_days),
+        completed_at__lte=retained,
+        exchange_at__lte=retained,
+        purge_after__lte=now,
     )
+
+
+def purge_day(exchange: Exchange, *, now: datetime, retention_days: int, warning_days: int) -> date:
+    """The day (exchange's zone) a warning sent at `now` promises: its first moment is at
+    least `warning_days` after now and `retention_days` after completion and the date."""
+    earliest = max(
+        exchange.completed_at + timedelta(days=retention_days),
+        exchange.exchange_at + timedelta(days=retention_days),
+        now + timedelta(days=warning_days),
+    )
+    day = earliest.astimezone(exchange.zone).date()
+    return day if start_of_day(day, exchange) >= earliest else day + timedelta(days=1)
+
+
+def start_of_day(day: date, exchange: Exchange) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=exchange.zone)
 
 
 def purge_completed_exchanges(
@@ -88,7 +118,7 @@ def purge_completed_exchanges(
             if not ids:
                 break
             summaries = _summaries(ids)
-            Exchange.objects.filter(pk__in=ids).delete()
+            to_purge.filter(pk__in=ids).delete()
         for summary in summaries:
             logger.info("purged exchange %(id)s %(name)r: %(rows)s", summary)
         purged.extend(summaries)
@@ -103,32 +133,33 @@ def purge_completed_exchanges(
 
 
 def _warn(rows, *, now: datetime, retention_days: int, warning_days: int) -> list[int]:
-    """The earliest purge is 7 days after the warning, even for one warned late."""
+    """The earliest purge is 7 days after the warning, even for one warned late; the day
+    promised is stored so the purge keeps it."""
     with transaction.atomic():
         exchanges = list(rows.select_for_update(skip_locked=True))
+        days = {
+            e.pk: purge_day(e, now=now, retention_days=retention_days, warning_days=warning_days)
+            for e in exchanges
+        }
         queue_notifications(
             OutgoingNotification(
                 channel="email",
                 recipient=e.organizer_email,
                 template="exchanges/notifications/purge_warning",
-                dedup_key=f"exchanges:purge_warning:{e.pk}",
+                dedup_key=f"exchanges:purge_warning:{e.pk}:{days[e.pk]:%Y%m%d}",
                 context={
                     "exchange_name": e.name,
-                    "purge_date": (
-                        max(
-                            e.completed_at + timedelta(days=retention_days),
-                            now + timedelta(days=warning_days),
-                        )
-                        .astimezone(e.zone)
-                        .strftime("%A %d %B %Y")
-                    ),
+                    "purge_date": days[e.pk].strftime("%A %d %B %Y"),
                 },
+                deliver_before=start_of_day(days[e.pk], e),
             )
             for e in exchanges
         )
-        ids = [e.pk for e in exchanges]
-        Exchange.objects.filter(pk__in=ids).update(purge_warning_sent_at=now)
-    return ids
+        for e in exchanges:
+            e.purge_warning_sent_at = now
+            e.purge_after = start_of_day(days[e.pk], e)
+        Exchange.objects.bulk_update(exchanges, ["purge_warning_sent_at", "purge_after"])
+    return [e.pk for e in exchanges]
 
 
 def _summaries(ids: list[int]) -> list[dict[str, Any]]:

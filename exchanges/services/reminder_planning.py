@@ -27,11 +27,18 @@ def reminder_due_at(*, exchange_at: datetime, zone: ZoneInfo, days_before: int) 
     return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
+#: An interval already sent (or missed) is not planned again unless its due time moves by
+#: at least this much: a new zone for the same moment (DST rules move the wall clock by
+#: an hour) or a party 30 minutes later is the same party, a week later is a new one.
+RESEND_AFTER_MOVE = timedelta(days=1)
+
+
 def plan_reminders(*, exchange_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Replace the exchange's scheduled reminders with one row per configured interval.
 
-    Rows already sent or missed stay as history; an interval whose reminder for this very
-    due time was already sent is not planned again. Past due times are recorded `skipped`.
+    Rows already sent or missed stay as history, and their interval is not planned again
+    while its due time stays within RESEND_AFTER_MOVE of theirs. Past due times are
+    recorded `skipped`.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -41,11 +48,11 @@ def plan_reminders(*, exchange_id: int, now: datetime | None = None) -> dict[str
         ).delete()
         if exchange.state != Exchange.State.MATCHED:
             return {"exchange_id": exchange_id, "replaced": deleted, "scheduled": 0, "skipped": 0}
-        done = set(
-            exchange.reminders.exclude(status=Reminder.Status.SCHEDULED).values_list(
-                "days_before", "due_at"
-            )
-        )
+        done: dict[int, list[datetime]] = {}
+        for days_before, due_at in exchange.reminders.exclude(
+            status=Reminder.Status.SCHEDULED
+        ).values_list("days_before", "due_at"):
+            done.setdefault(days_before, []).append(due_at)
         rows = list(_reminder_rows(exchange, exchange.reminder_days, now=now, done=done))
         Reminder.objects.bulk_create(rows)
     scheduled = sum(1 for r in rows if r.status == Reminder.Status.SCHEDULED)
@@ -58,32 +65,13 @@ def plan_reminders(*, exchange_id: int, now: datetime | None = None) -> dict[str
 
 
 def _reminder_rows(
-    exchange: Exchange, days: Iterable[int], *, now: datetime, done: set[tuple[int, datetime]]
+    exchange: Exchange, days: Iterable[int], *, now: datetime, done: dict[int, list[datetime]]
 ) -> Iterable[Reminder]:
     for days_before in sorted(set(days), reverse=True):
         due_at = reminder_due_at(
             exchange_at=exchange.exchange_at, zone=exchange.zone, days_before=days_before
         )
-        if (days_before, due_at) in done:
+        if any(abs(due_at - sent) < RESEND_AFTER_MOVE for sent in done.get(days_before, [])):
             continue
         status = Reminder.Status.SCHEDULED if due_at > now else Reminder.Status.SKIPPED
         yield Reminder(exchange=exchange, days_before=days_before, due_at=due_at, status=status)
-
-
-def update_reminder_settings(
-    *,
-    exchange_id: int,
-    reminder_days: list[int] | None = None,
-    exchange_at: datetime | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Change the intervals and/or the date, then replace the planned reminders."""
-    with transaction.atomic():
-        exchange = Exchange.objects.select_for_update().get(pk=exchange_id)
-        if reminder_days is not None:
-            exchange.reminder_days = list(reminder_days)
-        if exchange_at is not None:
-            exchange.exchange_at = exchange_at
-        exchange.full_clean()
-        exchange.save(update_fields=["reminder_days", "exchange_at"])
-        return plan_reminders(exchange_id=exchange_id, now=now)

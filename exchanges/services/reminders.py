@@ -45,7 +45,7 @@ def send_due_reminders(
     batch_size: int = BATCH_SIZE,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Queue due reminders to opted-in, active participants; mark late ones missed."""
+    """Queue due reminders to opted-in, active, matched participants; mark late ones missed."""
     now = now or timezone.now()
     late_before = now - timedelta(seconds=grace_seconds)
     due = due_reminders(now=now, exchange_id=exchange_id)
@@ -95,8 +95,13 @@ def _queue_batch(batch: list[Reminder], *, now: datetime) -> tuple[int, int]:
     """One query for the participants of all the batch's exchanges, one insert per 500 rows."""
     exchanges = Exchange.objects.in_bulk({r.exchange_id for r in batch})
     people: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    # Only people with a draw: a late joiner (or a giver whose recipient withdrew, until the
+    # re-match) would be reminded of a gift they have nobody to give.
     for person in Participant.objects.filter(
-        exchange_id__in=exchanges, reminder_enabled=True, withdrawn_at__isnull=True
+        exchange_id__in=exchanges,
+        reminder_enabled=True,
+        withdrawn_at__isnull=True,
+        match__isnull=False,
     ).values("id", "exchange_id", "name", "email", "match__receiver__name"):
         people[person["exchange_id"]].append(person)
     notifications = []
@@ -110,6 +115,8 @@ def _queue_batch(batch: list[Reminder], *, now: datetime) -> tuple[int, int]:
                     recipient=person["email"],
                     template=TEMPLATE,
                     dedup_key=reminder_dedup_key(reminder, person["id"]),
+                    # "The party is in 1 day" is useless (and wrong) after the party.
+                    deliver_before=exchange.exchange_at,
                     context={
                         "exchange_name": exchange.name,
                         "participant_name": person["name"],

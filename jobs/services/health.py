@@ -1,4 +1,14 @@
-"""Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`."""
+"""Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`.
+
+What a check may tell whom is decided here, once (`health_report`): staff and the logs
+get every line with its reason (ids, counts, hosts, exception text); an anonymous caller
+(the load balancer) gets the overall status and each check's name and state, nothing
+else. /health/ answers 503 only when a `critical` check fails: the database, without
+which this web process cannot serve a single page. Every other problem (no cluster, an
+overdue schedule, a failed job, a refused task) is FAIL or WARN on the page and told to
+staff by an alert (jobs.services.alerts); taking the web tier out of the load balancer
+would fix none of them and would hide the admin, where they are fixed.
+"""
 
 import logging
 from collections.abc import Callable
@@ -26,23 +36,35 @@ class Check:
     #: The exception behind a failure; it may name hosts, ports and users, so it goes to
     #: the logs, commands and staff only (`private`), never to an anonymous /health/ caller.
     error: str = ""
+    #: Failing means this process should not take traffic: /health/ answers 503.
+    critical: bool = False
+
+    @property
+    def state(self) -> str:
+        """One of ok, warn, fail: all an anonymous caller learns about the check."""
+        return "ok" if self.ok else ("warn" if self.warning else "fail")
 
     def line(self, *, private: bool = True) -> str:
-        verdict = "OK" if self.ok else ("WARN" if self.warning else "FAIL")
-        error = f" [{self.error}]" if private and self.error else ""
-        return f"{self.name}: {verdict} {self.detail}{error}".rstrip()
+        if not private:
+            return f"{self.name}: {self.state.upper()}"
+        error = f" [{self.error}]" if self.error else ""
+        return f"{self.name}: {self.state.upper()} {self.detail}{error}".rstrip()
 
     def as_dict(self, *, private: bool = True) -> dict:
-        data = {"ok": self.ok, "warning": self.warning, "detail": self.detail}
-        if private and self.error:
-            data["error"] = self.error
+        data = {"state": self.state, "ok": self.ok, "warning": self.warning}
+        if private:
+            data["detail"] = self.detail
+            if self.error:
+                data["error"] = self.error
         return data
 
 
-def _failed(name: str, what: str, hint: str, exc: Exception) -> Check:
-    """A failed check: `what` and the exception logged; the page shows `what` and `hint`."""
+def _failed(name: str, what: str, hint: str, exc: Exception, *, critical: bool = False) -> Check:
+    """A failed check: `what` and the exception logged; staff see `what`, `hint` and it."""
     logger.error("health: %s: %s: %s", what, type(exc).__name__, exc)
-    return Check(name, False, f"{what} ({hint})", error=f"{type(exc).__name__}: {exc}")
+    return Check(
+        name, False, f"{what} ({hint})", error=f"{type(exc).__name__}: {exc}", critical=critical
+    )
 
 
 def check_database() -> Check:
@@ -52,7 +74,11 @@ def check_database() -> Check:
         return Check("database", True, "")
     except Exception as exc:
         return _failed(
-            "database", "database unreachable", "is PostgreSQL running? see DATABASE_URL", exc
+            "database",
+            "database unreachable",
+            "is PostgreSQL running? see DATABASE_URL",
+            exc,
+            critical=True,
         )
 
 
@@ -110,14 +136,17 @@ def check_recent_failures() -> Check:
     """Failures of the last 24 h; unhealthy while a job's latest finished run is a failure.
 
     A failure followed by a successful run (a retry that worked) is reported but
-    resolved; HEALTH_MAX_FAILURES_24H caps the total as well.
+    resolved; HEALTH_MAX_FAILURES_24H caps the total as well. A refused queue task is
+    not a job that failed: `attention` warns about it and an alert tells staff.
     """
+    from jobs.queue_guard import REFUSED_JOB
+
     since = timezone.now() - timedelta(hours=24)
     # A run stopped at its soft time limit did not finish its work: it counts as a failure.
     failing = [JobRun.Status.FAILED, JobRun.Status.TIMED_OUT]
     finished = JobRun.objects.filter(
         finished_at__gte=since, status__in=[JobRun.Status.SUCCEEDED, *failing]
-    )
+    ).exclude(job=REFUSED_JOB)
     count = finished.filter(status__in=failing).count()
     latest = (
         finished.order_by("job", "-finished_at", "-id").distinct("job").values_list("job", "status")
@@ -230,4 +259,23 @@ def run_checks() -> list[Check]:
 
 
 def is_healthy(checks: list[Check]) -> bool:
+    """No FAIL at all (`manage.py jobs_health` exits 1 otherwise)."""
     return all(c.ok or c.warning for c in checks)
+
+
+def takes_traffic(checks: list[Check]) -> bool:
+    """No critical check fails: /health/ answers 200 (see the module doc)."""
+    return not any(c.critical and not c.ok for c in checks)
+
+
+def health_report(checks: list[Check], *, private: bool) -> dict:
+    """The /health/ body: every detail when `private` (staff), names and states otherwise."""
+    if not takes_traffic(checks):
+        status = "unhealthy"
+    else:
+        status = "healthy" if is_healthy(checks) else "degraded"
+    return {
+        "status": status,
+        "checks": {c.name: c.as_dict(private=private) for c in checks},
+        "lines": [c.line(private=private) for c in checks],
+    }

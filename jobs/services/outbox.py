@@ -7,11 +7,12 @@ row; failures back off by the default retry policy until the row is `dead`.
 """
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from jobs import sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.retry import DEFAULT_RETRY, RetryPolicy
+from jobs.services.alert_webhook import post_alert_webhook
 from jobs.sms import get_sms_backend
 
 logger = logging.getLogger("jobs.outbox")
@@ -43,6 +45,9 @@ class OutgoingNotification:
     #: Unique per logical notification, e.g. "points_expiring:card:42:2026-11-23".
     dedup_key: str
     context: dict[str, Any] = field(default_factory=dict)
+    #: Never delivered after this moment (dead, "too late"): a reminder of an event, a
+    #: warning of a date. None: no limit.
+    deliver_before: datetime | None = None
 
 
 def notification_engine() -> Engine:
@@ -54,7 +59,8 @@ def notification_engine() -> Engine:
 def render_notification(
     item: OutgoingNotification, *, get_template: Callable[[str], Template] | None = None
 ) -> tuple[str, str]:
-    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, or `<template>.sms.txt`.
+    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
+    or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
 
     The one way notifications are rendered: Django's template engine (its loader caches
     the compiled templates). Without localization (`use_l10n=False`): numbers are plain
@@ -69,6 +75,10 @@ def render_notification(
     context = Context(item.context, autoescape=engine.autoescape, use_l10n=False)
     if item.channel == Notification.Channel.SMS:
         return "", get_template(f"{item.template}.sms.txt").render(context).strip()
+    if item.channel == Notification.Channel.WEBHOOK:
+        # Slack-compatible: "text" is what a chat shows; the context's `fields` ride along.
+        text = get_template(f"{item.template}.webhook.txt").render(context).strip()
+        return "", json.dumps({"text": text, **item.context.get("fields", {})}, default=str)
     if item.channel != Notification.Channel.EMAIL:
         raise ValueError(f"unknown channel {item.channel!r}")
     subject = get_template(f"{item.template}.subject.txt").render(context)
@@ -85,6 +95,7 @@ class RenderedNotification(NamedTuple):
     subject: str
     body: str
     dedup_key: str
+    deliver_before: datetime | None
 
 
 def render_notifications(items: Iterable[OutgoingNotification]) -> list[RenderedNotification]:
@@ -101,6 +112,7 @@ def render_notifications(items: Iterable[OutgoingNotification]) -> list[Rendered
             item.template,
             *render_notification(item, get_template=get_template),
             item.dedup_key,
+            item.deliver_before,
         )
         for item in items
     ]
@@ -158,23 +170,37 @@ def deliver_due_notifications(
     batch_size: int | None = None,
     time_budget_seconds: float = 240.0,
     policy: RetryPolicy = DEFAULT_RETRY,
+    template: str | None = None,
+    due_before: datetime | None = None,
 ) -> dict[str, int]:
-    """Send due notifications in claimed batches until none are due or the budget is spent."""
+    """Send due notifications in claimed batches until none are due or the budget is spent.
+
+    Rows past their `deliver_before` are never sent: they are marked dead, "too late",
+    first, skipped by the claim, and checked again just before each send (a batch of
+    slow sends may cross a deadline). `template` and `due_before` narrow it to rows of
+    one template due before a moment (the web process's fallback for alerts no cluster
+    delivered, jobs.services.alerts).
+    """
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
-    counts = {"sent": 0, "retrying": 0, "dead": 0}
+    counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
     deadline = time.monotonic() + time_budget_seconds
     sms_backend = get_sms_backend()
     mail = get_connection(fail_silently=False)
     tried: list[int] = []
     while time.monotonic() < deadline:
-        ids = _claim_batch(batch_size, exclude=tried)
+        ids = _claim_batch(batch_size, exclude=tried, template=template, due_before=due_before)
         tried.extend(ids)
         if not ids:
             break
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
+            if row.deliver_before is not None and row.deliver_before <= timezone.now():
+                counts["too_late"] += _expire_late(ids=[row.pk])
+                continue
             try:
                 if row.channel == Notification.Channel.SMS:
                     sms_backend.send(to=row.recipient, body=row.body)
+                elif row.channel == Notification.Channel.WEBHOOK:
+                    post_alert_webhook(row.body)
                 else:
                     EmailMessage(
                         row.subject,
@@ -193,13 +219,46 @@ def deliver_due_notifications(
     return counts
 
 
-def _claim_batch(limit: int, *, exclude: list[int]) -> list[int]:
+def _expire_late(*, ids: list[int] | None = None) -> int:
+    """Mark waiting rows (or the claimed `ids`) past their deadline dead, "too late"."""
+    if ids is not None:
+        return Notification.objects.filter(
+            pk__in=ids, status=Notification.Status.SENDING, deliver_before__lte=timezone.now()
+        ).update(
+            status=Notification.Status.DEAD,
+            dead_reason=Notification.DeadReason.TOO_LATE,
+            last_error="too late: its deadline passed while its batch was being sent",
+        )
+    now = timezone.now()
+    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(sql.EXPIRE_LATE_NOTIFICATIONS, {"now": now, "stale_before": stale})
+        late = cursor.rowcount
+    if late:
+        logger.warning("%s notification(s) dead: too late to deliver", late)
+    return late
+
+
+def _claim_batch(
+    limit: int,
+    *,
+    exclude: list[int],
+    template: str | None = None,
+    due_before: datetime | None = None,
+) -> list[int]:
     now = timezone.now()
     stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
     with connection.cursor() as cursor:
         cursor.execute(
             sql.CLAIM_NOTIFICATIONS,
-            {"now": now, "stale_before": stale, "limit": limit, "exclude": exclude},
+            {
+                "now": now,
+                "due_before": due_before or now,
+                "template": template,
+                "stale_before": stale,
+                "limit": limit,
+                "exclude": exclude,
+            },
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -215,7 +274,9 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
     delay = attempts_policy.delay_for(attempt=row.attempts, error=exc)
     if delay is None:
         Notification.objects.filter(pk=row.pk).update(
-            status=Notification.Status.DEAD, last_error=error
+            status=Notification.Status.DEAD,
+            dead_reason=Notification.DeadReason.FAILED,
+            last_error=error,
         )
         logger.error("notification %s is dead after %s attempts: %s", row.pk, row.attempts, error)
         return "dead"
@@ -231,7 +292,8 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
 def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
     """Give dead or failed rows a fresh set of attempts; returns how many were requeued.
 
-    Failed: pending again after a failed attempt (it has an error). The state is checked
+    Failed: pending again after a failed attempt (it has an error). A row whose
+    `deliver_before` has passed is refused: it would only be too late again. The state is checked
     in the UPDATE itself, so a row a delivery task claimed meanwhile (`sending`) or sent
     is left alone: PostgreSQL re-checks the WHERE on a row another transaction just
     changed, and putting a row being sent back to pending would send it twice.
@@ -242,11 +304,13 @@ def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
             Q(status=Notification.Status.DEAD)
             | Q(status=Notification.Status.PENDING, last_error__gt="")
         )
+        .exclude(deliver_before__lte=timezone.now())
         .update(
             status=Notification.Status.PENDING,
             attempts=0,
             next_attempt_at=timezone.now(),
             requeued_by=actor[:150],
+            dead_reason="",
         )
     )
     if count:

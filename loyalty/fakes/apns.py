@@ -1,10 +1,15 @@
-"""A local fake of APNs: HTTP/2 over TLS (ALPN h2), provider-token auth, with faults.
+"""A local fake of APNs: HTTP/2 over TLS (ALPN h2), certificate or token auth, with faults.
 
 asyncio and the `h2` state machine in a daemon thread: every stream of a connection is
 answered on its own after `latency_seconds`, so concurrent pushes multiplex like on
-Apple's servers. It checks what APNs checks: POST /3/device/<hex token>, an ES256
-provider token signed by the team's key (`kid`, `iss`, not older than an hour), and
-`apns-topic` equal to the pass type identifier. Unregistered devices answer 410.
+Apple's servers. It checks what APNs checks: POST /3/device/<hex token>; either a TLS
+client certificate issued under the trusted CA (a pass type ID certificate: its UID is
+the topic it may push to; the `authorization` header is then ignored) or an ES256
+provider token signed by the team's key (`kid`, `iss`, not older than an hour);
+`apns-topic` (required) equal to the pass type identifier; a valid `apns-push-type`,
+and priority 5 with `background` ("Using priority 10 is an error"). Unregistered
+devices answer 410. It can refuse the certificate, or token auth for the pass topic
+(as APNs does in some team set-ups).
 """
 
 import asyncio
@@ -25,7 +30,20 @@ import h2.events
 import h2.exceptions
 from google.auth.crypt import es256
 
-_DEVICE = re.compile(r"^/3/device/(?P<token>[0-9a-fA-F]{8,200})$")
+_DEVICE = re.compile(r"/3/device/(?P<token>[0-9a-fA-F]{8,200})")
+_PUSH_TYPES = {
+    "alert",
+    "background",
+    "complication",
+    "controls",
+    "fileprovider",
+    "liveactivity",
+    "location",
+    "mdm",
+    "pushtotalk",
+    "voip",
+    "widgets",
+}
 
 
 @dataclass(kw_only=True)
@@ -39,6 +57,10 @@ class ApnsFaults:
     bad_tokens: set[str] = field(default_factory=set)
     #: Every provider token refused (403 InvalidProviderToken): a revoked key.
     refuse_provider_token: bool = False
+    #: Token auth refused for the pass topic (400 TopicDisallowed), certificates accepted.
+    refuse_token_for_pass_topic: bool = False
+    #: Every client certificate refused (403 BadCertificate): a revoked certificate.
+    refuse_certificate: bool = False
     seed: int = 0
 
 
@@ -49,6 +71,12 @@ class Push:
     payload: bytes
     status: int
     reason: str
+    #: "certificate" (a client certificate was presented) or "token".
+    auth: str = ""
+    push_type: str = ""
+    priority: str = ""
+    #: When it was answered (time.time(): a frozen clock in tests, for lag measurements).
+    at: float = 0.0
 
 
 class FakeApns:
@@ -63,6 +91,7 @@ class FakeApns:
         public_key_pem: str,
         cert_file: Path,
         key_file: Path,
+        client_ca_files: tuple[Path, ...] = (),
         faults: ApnsFaults | None = None,
     ) -> None:
         self.topic, self.team_id, self.key_id = topic, team_id, key_id
@@ -74,6 +103,13 @@ class FakeApns:
         self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._tls.load_cert_chain(cert_file, key_file)
         self._tls.set_alpn_protocols(["h2"])
+        if client_ca_files:  # a client certificate is verified when one is presented
+            # TLS 1.2: an untrusted certificate is refused inside the handshake, with an
+            # alert the client reads (under 1.3 it may only see the connection close).
+            self._tls.maximum_version = ssl.TLSVersion.TLSv1_2
+            self._tls.verify_mode = ssl.CERT_OPTIONAL
+            for ca_file in client_ca_files:
+                self._tls.load_verify_locations(cafile=ca_file)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: asyncio.Server | None = None
@@ -126,6 +162,7 @@ class FakeApns:
         )
         conn.initiate_connection()
         writer.write(conn.data_to_send())
+        cert_topic = _certificate_topic(writer)
         self._writers.add(writer)
         streams: dict[int, tuple[dict[str, str], bytearray]] = {}
         tasks: set[asyncio.Task] = set()
@@ -142,7 +179,9 @@ class FakeApns:
                     elif isinstance(event, h2.events.StreamEnded):
                         headers, body = streams.pop(event.stream_id)
                         task = asyncio.create_task(
-                            self._respond(conn, writer, event.stream_id, headers, bytes(body))
+                            self._respond(
+                                conn, writer, event.stream_id, headers, bytes(body), cert_topic
+                            )
                         )
                         tasks.add(task)
                         task.add_done_callback(tasks.discard)
@@ -155,12 +194,29 @@ class FakeApns:
             writer.close()
 
     async def _respond(
-        self, conn: h2.connection.H2Connection, writer, stream_id: int, headers: dict, body: bytes
+        self,
+        conn: h2.connection.H2Connection,
+        writer,
+        stream_id: int,
+        headers: dict,
+        body: bytes,
+        cert_topic: str | None,
     ) -> None:
         await asyncio.sleep(self.faults.latency_seconds)
-        status, reason, device = self._decide(headers)
+        status, reason, device = self._decide(headers, cert_topic)
+        push = Push(
+            device,
+            headers.get("apns-topic", ""),
+            body,
+            status,
+            reason,
+            auth="token" if cert_topic is None else "certificate",
+            push_type=headers.get("apns-push-type", ""),
+            priority=headers.get("apns-priority", ""),
+            at=time.time(),
+        )
         with self._lock:
-            self.pushes.append(Push(device, headers.get("apns-topic", ""), body, status, reason))
+            self.pushes.append(push)
         response = [(":status", str(status)), ("apns-id", str(uuid.uuid4()).upper())]
         try:
             if status == 200:
@@ -177,19 +233,36 @@ class FakeApns:
         except (ConnectionError, h2.exceptions.ProtocolError):
             pass  # the client went away
 
-    def _decide(self, headers: dict[str, str]) -> tuple[int, str, str]:
-        """(status, reason, device token) as APNs would answer this request."""
-        match = _DEVICE.match(headers.get(":path", ""))
+    def _decide(self, headers: dict[str, str], cert_topic: str | None) -> tuple[int, str, str]:
+        """(status, reason, device token) as APNs would answer this request; `cert_topic` is
+        the UID of the client certificate of the connection (None: no certificate)."""
+        match = _DEVICE.fullmatch(headers.get(":path", ""))
         if headers.get(":method") != "POST":
             return 405, "MethodNotAllowed", ""
         if match is None:
-            return 400, "BadPath", ""
+            return 404, "BadPath", ""
         device = match["token"]
-        problem = self._provider_token_problem(headers.get("authorization", ""))
-        if problem:
-            return 403, problem, device
-        if headers.get("apns-topic") != self.topic:
-            return 400, "TopicDisallowed" if headers.get("apns-topic") else "MissingTopic", device
+        topic = headers.get("apns-topic", "")
+        if cert_topic is not None:  # certificate auth: the authorization header is ignored
+            if self.faults.refuse_certificate:
+                return 403, "BadCertificate", device
+            if topic and topic != cert_topic:
+                return 400, "TopicDisallowed", device
+        else:
+            problem = self._provider_token_problem(headers.get("authorization", ""))
+            if problem:
+                return 403, problem, device
+            if self.faults.refuse_token_for_pass_topic and topic == self.topic:
+                return 400, "TopicDisallowed", device
+        if not topic:
+            return 400, "MissingTopic", device
+        if topic != self.topic:
+            return 400, "TopicDisallowed", device
+        push_type = headers.get("apns-push-type")
+        if push_type is not None and push_type not in _PUSH_TYPES:
+            return 400, "InvalidPushType", device
+        if push_type == "background" and headers.get("apns-priority", "10") != "5":
+            return 400, "BadPriority", device
         if set(device) == {"0"} or device in self.faults.bad_tokens:
             return 400, "BadDeviceToken", device
         if device in self.faults.unregistered:
@@ -223,6 +296,19 @@ class FakeApns:
         if time.time() - float(payload.get("iat", 0)) > 3600:
             return "ExpiredProviderToken"
         return ""
+
+
+def _certificate_topic(writer: asyncio.StreamWriter) -> str | None:
+    """The UID (pass type identifier) of the verified client certificate, None without one."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    peer = ssl_object.getpeercert() if ssl_object is not None else None
+    if not peer:
+        return None
+    for rdn in peer.get("subject", ()):
+        for name, value in rdn:
+            if name == "userId":
+                return str(value)
+    return ""
 
 
 def _unb64(value: str) -> bytes:

@@ -49,6 +49,8 @@ class Faults:
     revoked: bool = False
     #: Every call is answered 403: the account is not a user of the issuer.
     forbidden: bool = False
+    #: Every call is answered 403 rateLimitExceeded (a quota, not the credentials).
+    quota_exceeded: bool = False
     #: The token endpoint answers 400 invalid_grant (a deleted service account key).
     token_refused: bool = False
     #: Lifetime of the access tokens minted.
@@ -64,6 +66,8 @@ class Call:
     authorization: str
     body: dict
     status: int
+    #: When it was answered (time.time(): a frozen clock in tests, for lag measurements).
+    at: float = 0.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -205,6 +209,23 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         pass
 
+    def do_GET(self) -> None:
+        match = _OBJECT.match(self.path)
+        if not match:
+            self._answer(404, {"error": "no such endpoint"})
+            return
+        object_id = match["id"]
+        authorization = self.headers.get("Authorization", "")
+        status = self.wallet.token_status(authorization)
+        if status == 200 and self.wallet.faults.quota_exceeded:
+            status = 403
+        with self.wallet._lock:
+            found = self.wallet.objects.get(object_id)
+        if status == 200 and (found is None or object_id in self.wallet.deleted):
+            status = 404
+        self.wallet.record(Call("google", object_id, "GET", authorization, {}, status, time.time()))
+        self._answer(status, found if status == 200 else _error(status, self.wallet.faults))
+
     def do_PATCH(self) -> None:
         self._handle("PATCH")
 
@@ -239,13 +260,17 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("Authorization", "")
         status = self.wallet.token_status(authorization)
         hang = 0.0
-        if status == 200:
+        if status == 200 and self.wallet.faults.quota_exceeded:
+            status = 403
+        elif status == 200:
             status, hang = self.wallet.decide(object_id, method)
         time.sleep(self.wallet.faults.latency_seconds + hang)
         if status == 200:
             self.wallet.apply(object_id, method, body)
-        self.wallet.record(Call("google", object_id, method, authorization, body, status))
-        answer = {"id": object_id} if status == 200 else {"error": {"code": status}}
+        self.wallet.record(
+            Call("google", object_id, method, authorization, body, status, time.time())
+        )
+        answer = {"id": object_id} if status == 200 else _error(status, self.wallet.faults)
         self._answer(status, answer)
 
     def _answer(self, status: int, payload: dict) -> None:
@@ -258,3 +283,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
             pass
+
+
+def _error(status: int, faults: Faults) -> dict:
+    """Google's error body: a 403 says whether it is the quota or the permission."""
+    if status == 403 and faults.quota_exceeded:
+        return {
+            "error": {
+                "code": 403,
+                "message": "Quota exceeded for quota metric 'Write requests'",
+                "errors": [{"domain": "usageLimits", "reason": "rateLimitExceeded"}],
+                "status": "PERMISSION_DENIED",
+            }
+        }
+    if status == 403:
+        return {
+            "error": {
+                "code": 403,
+                "message": "The caller does not have permission",
+                "errors": [{"domain": "global", "reason": "forbidden"}],
+                "status": "PERMISSION_DENIED",
+            }
+        }
+    return {"error": {"code": status}}

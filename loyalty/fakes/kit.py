@@ -37,6 +37,7 @@ class WalletFakes:
             public_key_pem=keys.apns_public_pem,
             cert_file=keys.tls_cert_file,
             key_file=keys.tls_key_file,
+            client_ca_files=(keys.ca_file, keys.wwdr_file),
             faults=apns_faults,
         )
         self.service_account_file: Path | None = None

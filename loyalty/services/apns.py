@@ -1,10 +1,18 @@
 """Apple Wallet pass updates: an empty APNs push, over HTTP/2, to every registered device.
 
-Token-based provider authentication: an ES256 JWT signed with the team's `.p8` key
-(`kid` = key id, `iss` = team id), reused for 50 minutes (Apple refuses tokens older
-than an hour and rate-limits new ones). One httpx client with HTTP/2 is shared by all
-threads: their pushes are streams multiplexed on one TLS connection, as Apple asks.
-The device then calls our PassKit web service for the changed serials and the pass.
+Authentication, as Apple's Wallet guide ("Updating a Pass") asks: the TLS client
+certificate is the pass type ID certificate and key that sign our passes ("You use the
+same certificate and private key for sending push notifications as for signing
+passes"). Token-based authentication (an ES256 JWT signed with the team's `.p8` key,
+`kid` = key id, `iss` = team id, reused for 50 minutes) stays an option
+(LOYALTY_APPLE_APNS_AUTH=token): APNs refuses it for pass topics in some team set-ups.
+
+Headers, from "Sending notification requests to APNs": `apns-topic` (required) is the
+pass type identifier; `apns-push-type` is sent with each push and must reflect the
+payload: the pass update's payload is an empty JSON dictionary (no alert, badge or
+sound), so `background`, which Apple allows only with `apns-priority: 5`.
+One httpx client with HTTP/2 is shared by all threads: their pushes are streams
+multiplexed on one TLS connection. The device then calls our PassKit web service.
 """
 
 import asyncio
@@ -13,6 +21,7 @@ import ssl
 import threading
 import time
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,7 @@ from google.auth.crypt import es256
 from loyalty.exceptions import (
     PermanentWalletError,
     TransientWalletError,
+    UnconfirmedDeviceToken,
     WalletCredentialsError,
     WalletNotConfigured,
 )
@@ -31,32 +41,74 @@ from loyalty.exceptions import (
 TOKEN_MAX_AGE_SECONDS = 50 * 60
 #: Push outcomes: delivered to APNs, or the device is gone (remove its registration).
 SENT, GONE = "sent", "gone"
-_CREDENTIAL_REASONS = {"InvalidProviderToken", "MissingProviderToken", "BadCertificate"}
+#: The pass update push: an empty JSON dictionary, a background push at priority 5.
+PASS_UPDATE_PAYLOAD = b"{}"
+PASS_UPDATE_HEADERS = {"apns-push-type": "background", "apns-priority": "5"}
+#: LOYALTY_APPLE_APNS_AUTH values.
+CERTIFICATE, TOKEN = "certificate", "token"
+_CREDENTIAL_REASONS = {
+    "InvalidProviderToken",
+    "MissingProviderToken",
+    "BadCertificate",
+    "BadCertificateEnvironment",
+    "Forbidden",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientCertificate:
+    """The pass type ID certificate and its key (PEM files), presented in the TLS handshake."""
+
+    cert_file: str
+    key_file: str
+    #: Password of an encrypted key (secret; "" when the key is not encrypted).
+    password: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderTokenKey:
+    """The team's APNs authentication key (.p8), for token-based authentication."""
+
+    team_id: str
+    key_id: str
+    private_key_pem: str
 
 
 class ApnsClient:
-    """Thread-safe APNs client for one topic (the pass type identifier)."""
+    """Thread-safe APNs client for one topic (the pass type identifier).
+
+    Exactly one of `certificate` (the default set-up) and `token_key` authenticates it.
+    """
 
     def __init__(
         self,
         *,
         base_url: str,
-        team_id: str,
-        key_id: str,
-        private_key_pem: str,
         topic: str,
         timeout_seconds: float,
+        certificate: ClientCertificate | None = None,
+        token_key: ProviderTokenKey | None = None,
         ca_file: str = "",
     ) -> None:
+        if (certificate is None) == (token_key is None):
+            raise ValueError("one of certificate and token_key")
         self.base_url = base_url.rstrip("/")
-        self.team_id, self.key_id, self.topic = team_id, key_id, topic
-        try:
-            self._signer = es256.ES256Signer.from_string(private_key_pem, key_id=key_id)
-        except (ValueError, TypeError) as exc:
-            raise WalletNotConfigured(f"APNs key unusable (an ES256 .p8 key?): {exc}") from None
+        self.topic = topic
+        self.auth = CERTIFICATE if certificate else TOKEN
+        self._token_key = token_key
+        self._signer = None
+        if token_key is not None:
+            try:
+                self._signer = es256.ES256Signer.from_string(
+                    token_key.private_key_pem, key_id=token_key.key_id
+                )
+            except (ValueError, TypeError) as exc:
+                raise WalletNotConfigured(f"APNs key unusable (an ES256 .p8 key?): {exc}") from None
         context = ssl.create_default_context()
         if ca_file:
             context.load_verify_locations(cafile=ca_file)
+        if certificate is not None:
+            _load_client_certificate(context, certificate)
         self._timeout_seconds = timeout_seconds
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="apns-http2", daemon=True).start()
@@ -70,14 +122,16 @@ class ApnsClient:
         self._lock = threading.Lock()
         self._token = ""
         self._token_issued = 0.0
-        #: Pushes APNs accepted from this client (proves key, topic and environment).
+        #: Pushes APNs accepted from this client (proves credentials, topic and environment).
         self.delivered = 0
 
     def provider_token(self, *, renew: bool = False) -> str:
+        """Token auth only: the current provider token (renewed after 50 minutes)."""
+        assert self._token_key is not None and self._signer is not None
         with self._lock:
             now = time.time()
             if renew or not self._token or now - self._token_issued > TOKEN_MAX_AGE_SECONDS:
-                payload = {"iss": self.team_id, "iat": int(now)}
+                payload = {"iss": self._token_key.team_id, "iat": int(now)}
                 self._token = jwt.encode(self._signer, payload).decode()
                 self._token_issued = now
             return self._token
@@ -88,10 +142,10 @@ class ApnsClient:
         pushes of ours: a token from another APNs environment or a garbled registration.
         Without an accepted push yet, BadDeviceToken may be our APNS_URL that is wrong for
         every device: then it is an error, and no registration is removed."""
-        response = self._post(device_token, self.provider_token())
+        response = self._post(device_token)
         reason = _reason(response)
-        if response.status_code == 403 and reason == "ExpiredProviderToken":
-            response = self._post(device_token, self.provider_token(renew=True))
+        if self.auth == TOKEN and response.status_code == 403 and reason == "ExpiredProviderToken":
+            response = self._post(device_token, renew=True)
             reason = _reason(response)
         status = response.status_code
         if status == 200:
@@ -101,26 +155,31 @@ class ApnsClient:
         if status == 410 or (reason == "BadDeviceToken" and self.delivered):
             return GONE
         if status == 403 and reason in _CREDENTIAL_REASONS | {"ExpiredProviderToken"}:
-            raise WalletCredentialsError(
-                f"APNs refused the provider token ({reason}): check LOYALTY_APPLE_APNS_KEY_FILE, "
-                "LOYALTY_APPLE_APNS_KEY_ID and LOYALTY_APPLE_TEAM_ID"
+            raise WalletCredentialsError(f"APNs refused {self._credentials()} ({reason})")
+        if status == 400 and reason in {"TopicDisallowed", "DeviceTokenNotForTopic", "BadTopic"}:
+            hint = (
+                ": APNs may refuse provider tokens for pass topics; use the pass type "
+                "certificate (LOYALTY_APPLE_APNS_AUTH=certificate)"
+                if self.auth == TOKEN
+                else " (LOYALTY_APPLE_PASS_TYPE_ID and the certificate's pass type ID)"
             )
-        if status == 400 and reason in {"TopicDisallowed", "DeviceTokenNotForTopic"}:
-            raise WalletCredentialsError(
-                f"APNs: {reason} for topic {self.topic} (LOYALTY_APPLE_PASS_TYPE_ID)"
-            )
+            raise WalletCredentialsError(f"APNs: {reason} for topic {self.topic}{hint}")
         if status == 429 or status >= 500:
             raise TransientWalletError(f"APNs HTTP {status} {reason}".rstrip())
+        if reason == "BadDeviceToken":
+            raise UnconfirmedDeviceToken(f"APNs HTTP {status} {reason} (no push accepted yet)")
         raise PermanentWalletError(f"APNs HTTP {status} {reason}".rstrip())
 
     def check_credentials(self, *, force: bool = False) -> None:
         """A push to an all-zero device token (always: `force` is for Google's cached token);
-        APNs checks the provider token first.
+        APNs checks the certificate or provider token and the topic first.
 
-        400 BadDeviceToken means the key and topic were accepted; 403 that they were not.
+        400 BadDeviceToken means the credentials and topic were accepted; 403 that they were not.
         """
         try:
             self.push("0" * 64)
+        except UnconfirmedDeviceToken:
+            return  # the key and topic were accepted
         except PermanentWalletError as exc:
             if isinstance(exc, WalletCredentialsError):
                 raise
@@ -133,6 +192,18 @@ class ApnsClient:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
+    def _credentials(self) -> str:
+        if self.auth == CERTIFICATE:
+            return (
+                "the pass type certificate: check LOYALTY_APPLE_PASS_CERT_FILE, "
+                "LOYALTY_APPLE_PASS_KEY_FILE (revoked or expired?) and LOYALTY_APPLE_APNS_URL "
+                "(pass pushes go to production)"
+            )
+        return (
+            "the provider token: check LOYALTY_APPLE_APNS_KEY_FILE, "
+            "LOYALTY_APPLE_APNS_KEY_ID and LOYALTY_APPLE_TEAM_ID"
+        )
+
     def _run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         """Run on the client's event loop; the calling thread waits for the result."""
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
@@ -142,19 +213,68 @@ class ApnsClient:
             future.cancel()
             raise TransientWalletError("APNs: no answer") from None
 
-    def _post(self, device_token: str, provider_token: str) -> httpx.Response:
-        # PassKit's update notification: the pass type as topic, an empty JSON payload.
-        headers = {"authorization": f"bearer {provider_token}", "apns-topic": self.topic}
+    def _post(self, device_token: str, *, renew: bool = False) -> httpx.Response:
+        headers = {"apns-topic": self.topic, **PASS_UPDATE_HEADERS}
+        if self.auth == TOKEN:
+            headers["authorization"] = f"bearer {self.provider_token(renew=renew)}"
         try:
             return self._run(
                 self._http.post(
-                    f"{self.base_url}/3/device/{device_token}", content=b"{}", headers=headers
+                    f"{self.base_url}/3/device/{device_token}",
+                    content=PASS_UPDATE_PAYLOAD,
+                    headers=headers,
                 )
             )
         except httpx.TimeoutException as exc:
             raise TransientWalletError(f"APNs: {type(exc).__name__}") from None
         except httpx.TransportError as exc:
+            tls = _tls_error(exc) if self.auth == CERTIFICATE else None
+            if tls is not None and "ALERT" in str(tls.reason or ""):
+                raise WalletCredentialsError(
+                    f"APNs refused {self._credentials()} in the TLS handshake ({tls.reason})"
+                ) from None
+            if tls is not None:  # a hang-up in the handshake: the certificate, or the network
+                raise TransientWalletError(
+                    f"APNs closed the TLS handshake ({tls.reason}): pass type certificate "
+                    "not trusted? (LOYALTY_APPLE_PASS_CERT_FILE)"
+                ) from None
             raise TransientWalletError(f"APNs unreachable: {type(exc).__name__}") from None
+
+
+def _load_client_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -> None:
+    """The pass type certificate as TLS client certificate; WalletNotConfigured names the
+    setting (never the key or its password)."""
+    for path, setting in (
+        (certificate.cert_file, "APPLE_PASS_CERT_FILE"),
+        (certificate.key_file, "APPLE_PASS_KEY_FILE"),
+    ):
+        if not path:
+            raise WalletNotConfigured(f"not configured (set LOYALTY_{setting})")
+        if not Path(path).is_file():
+            raise WalletNotConfigured(f"LOYALTY_{setting}: cannot read {path}")
+    try:
+        context.load_cert_chain(
+            certificate.cert_file, certificate.key_file, password=certificate.password or None
+        )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        raise WalletNotConfigured(
+            f"pass type certificate or key unusable for APNs ({reason}): check "
+            "LOYALTY_APPLE_PASS_CERT_FILE, LOYALTY_APPLE_PASS_KEY_FILE, _PASSWORD"
+        ) from None
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error (its reason names an alert APNs sent, such as
+    TLSV1_ALERT_UNKNOWN_CA, or an end of stream in the handshake), if there is one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _reason(response: httpx.Response) -> str:

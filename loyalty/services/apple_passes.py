@@ -35,6 +35,8 @@ class PassContent:
     points_balance: int
     stamp_count: int
     organization_name: str
+    #: A deactivated card's pass is void (pass.json `voided`: Wallet shows it as unusable).
+    voided: bool = False
 
 
 def authentication_token(serial_number: str, *, secret: str | None = None) -> str:
@@ -125,6 +127,7 @@ def pass_json(content: PassContent) -> dict:
                 "messageEncoding": "iso-8859-1",
             }
         ],
+        **({"voided": True} if content.voided else {}),
     }
 
 

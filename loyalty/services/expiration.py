@@ -1,10 +1,12 @@
-"""Point expiration with 14-day warnings (seed 000), set-based and safe to run twice at once.
+"""Point expiration with warnings first (seed 000), set-based and safe to run twice at once.
 
-Per active program with `points_expiration_days > 0`: first the warnings (cards
-inactive past expiration-minus-14 days, not yet expired, not yet warned in this
-inactivity cycle), then the expiration (balance to 0, a POINTS_EXPIRED ledger row,
-total_points_voided increased). Chunks walk the cards in (last_activity_at, id) order
-along `loyalty_card_expirable_idx` (see loyalty.sql).
+Per active program with `points_expiration_days > 0`: first the warnings (cards within
+the program's lead of their due day, or past it, with no warning for their current
+cycle), then the expiration (cards whose warning promised a day that has come: balance
+to 0, a POINTS_EXPIRED ledger row, total_points_voided increased). loyalty.selectors
+states the rule; points are never voided without a warning at least the lead old. Chunks
+walk the cards in (last_activity_at, id) order along `loyalty_card_expirable_idx` (see
+loyalty.sql).
 
 The failure rule: a card's change and its message commit together. Each chunk is one
 transaction: one statement locks its cards FOR UPDATE SKIP LOCKED and returns them, a
@@ -29,7 +31,7 @@ from typing import Any
 
 from django.db import DataError, connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from jobs.context import flag_for_attention, report_progress
@@ -42,14 +44,16 @@ from jobs.services.outbox import (
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.selectors import (
+    ExpirationDay,
     cards_due_for_expiration,
     cards_due_for_warning,
+    expiration_day,
     expiring_programs,
-    thresholds,
 )
 from loyalty.services.notifications import (
     CardRow,
     expired_notifications,
+    is_reachable,
     warning_notifications,
 )
 
@@ -112,7 +116,7 @@ def expire_points(
     are left alone either way.
     """
     now = now or timezone.now()
-    totals = {"cards_processed": 0, "points_expired": 0, "warnings_sent": 0}
+    totals = {"cards_processed": 0, "points_expired": 0, "warnings_sent": 0, "unreachable": 0}
     programs = list(expiring_programs(program_id=program_id))
     if card_ids is not None:
         merchants = set(
@@ -127,7 +131,10 @@ def expire_points(
             if dry_run:
                 counts = _preview_program(program, now=now, card_ids=card_ids)
                 # Nothing is written: the preview's counts are what a real run would do.
-                progress.chunk(warned=counts["warnings_sent"], expired=counts["cards_processed"])
+                progress.chunk(
+                    warned=counts["warnings_sent"] + counts["unreachable"],
+                    expired=counts["cards_processed"],
+                )
             else:
                 counts = _process_program(
                     program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
@@ -173,37 +180,40 @@ def _process_program(
     card_ids: list[int] | None,
     progress: _Progress,
 ) -> dict[str, int]:
-    """One program's pass: its warnings, then its expirations, chunk by chunk."""
+    """One program's pass: its warnings, then its expirations, chunk by chunk.
+
+    A card warned in this pass is never expired in it: its promised day is a lead away.
+    """
     days = program.points_expiration_days or 0
     merchant_name = program.merchant.name
-    warning_threshold, expiration_threshold = thresholds(program, now=now)
+    day = expiration_day(program, now=now)
     params = {
         "merchant_id": program.merchant_id,
-        "warning_threshold": warning_threshold,
-        "expiration_threshold": expiration_threshold,
+        "zone": day.zone,
+        "days": day.days,
+        "today": day.today,
+        "warn_before": day.warn_before,
+        "expire_before": day.expire_before,
         "limit": chunk_size,
         "now": now,
         "notes": expiration_notes(days),
         "card_ids": card_ids,
     }
-    warned = 0
-    # (expiration_threshold, 0) is where the warning window starts: the index scan too.
+    warned = unreachable = 0
     for rows in _chunks(
         sql.PICK_FOR_WARNING,
         params,
-        start=(expiration_threshold, 0),
-        change=_mark_warned,
-        notify=lambda rows: warning_notifications(
-            rows, merchant_name=merchant_name, expiration_days=days, now=now
-        ),
+        change=lambda cursor, rows, params: _mark_warned(cursor, rows, now=now, rule=day),
+        notify=lambda rows: warning_notifications(rows, merchant_name=merchant_name, day=day),
     ):
-        warned += len(rows)
+        reached = sum(1 for row in rows if is_reachable(row))
+        warned += reached
+        unreachable += len(rows) - reached
         progress.chunk(warned=len(rows))
     cards = points = 0
     for rows in _chunks(
         sql.PICK_FOR_EXPIRATION,
         params,
-        start=(None, 0),
         change=_expire,
         notify=lambda rows: expired_notifications(
             rows, merchant_name=merchant_name, expiration_days=days
@@ -212,13 +222,33 @@ def _process_program(
         cards += len(rows)
         points += sum(row.points for row in rows)
         progress.chunk(expired=len(rows))
-    if warned or cards:
-        logger.info("program %s: %s warned, %s cards expired", program.pk, warned, cards)
-    return {"cards_processed": cards, "points_expired": points, "warnings_sent": warned}
+    if warned or unreachable or cards:
+        logger.info(
+            "program %s: %s warned, %s unreachable, %s cards expired",
+            program.pk,
+            warned,
+            unreachable,
+            cards,
+        )
+    return {
+        "cards_processed": cards,
+        "points_expired": points,
+        "warnings_sent": warned,
+        "unreachable": unreachable,
+    }
 
 
-def _mark_warned(cursor: CursorWrapper, rows: list[CardRow], params: dict[str, Any]) -> None:
-    cursor.execute(sql.MARK_WARNED, {"ids": [row.card_id for row in rows], "now": params["now"]})
+def _mark_warned(
+    cursor: CursorWrapper, rows: list[CardRow], *, now: datetime, rule: ExpirationDay
+) -> None:
+    cursor.execute(
+        sql.MARK_WARNED,
+        {
+            "ids": [row.card_id for row in rows],
+            "expire_on": [rule.promise(row.last_activity_at) for row in rows],
+            "now": now,
+        },
+    )
 
 
 def _expire(cursor: CursorWrapper, rows: list[CardRow], params: dict[str, Any]) -> None:
@@ -238,7 +268,6 @@ def _chunks(
     pick: str,
     params: dict[str, Any],
     *,
-    start: tuple[datetime | None, int],
     change: Callable[[CursorWrapper, list[CardRow], dict[str, Any]], None],
     notify: Callable[[list[CardRow]], list[OutgoingNotification]],
 ) -> Iterator[list[CardRow]]:
@@ -247,10 +276,11 @@ def _chunks(
     A chunk and its notifications are one transaction: an error (in the change, or in
     rendering a notification) rolls both back and propagates (the module's failure rule).
     """
-    after_at, after_id = start
+    after_at, after_id = None, 0  # the walk starts before the first card
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-render") as renderer:
         while True:
             with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql.WALK_IN_INDEX_ORDER)
                 cursor.execute(pick, {**params, "after_at": after_at, "after_id": after_id})
                 rows = list(map(CardRow._make, cursor.fetchall()))
                 if not rows:
@@ -260,6 +290,8 @@ def _chunks(
                 change(cursor, rows, params)
                 queue_rendered(rendering.result())
             yield rows
+            if len(rows) < params["limit"]:
+                return  # the walk reached the end of its range: another pick finds nothing
             last = rows[-1]  # rows come back in walk order
             after_at, after_id = last.last_activity_at, last.card_id
 
@@ -278,8 +310,13 @@ def _preview_program(
     expiring = cards_due_for_expiration(program, now=now, card_ids=card_ids).aggregate(
         n=Count("pk"), points=Sum("points_balance")
     )
+    unreachable = Q(customer__email="", customer__phone="")
+    warning = cards_due_for_warning(program, now=now, card_ids=card_ids).aggregate(
+        reached=Count("pk", filter=~unreachable), unreachable=Count("pk", filter=unreachable)
+    )
     return {
         "cards_processed": expiring["n"],
         "points_expired": expiring["points"] or 0,
-        "warnings_sent": cards_due_for_warning(program, now=now, card_ids=card_ids).count(),
+        "warnings_sent": warning["reached"],
+        "unreachable": warning["unreachable"],
     }

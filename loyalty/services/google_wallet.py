@@ -27,6 +27,17 @@ from loyalty.exceptions import (
 from loyalty.services.wallet_snapshot import CardSnapshot
 
 SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
+#: Reasons of a 403 that is Google's quota or rate limit, not a refusal of our credentials
+#: (Google's APIs answer quota errors with 403 or 429; these "retry using exponential
+#: back-off"): retried like a 429, and never stop the wallet as "credentials refused".
+QUOTA_REASONS = {
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "quotaExceeded",
+    "dailyLimitExceeded",
+    "limitExceeded",
+    "RATE_LIMIT_EXCEEDED",
+}
 #: A sync of a card: the object was updated, or (404: deleted on Google's side) inserted again.
 SYNCED, RECREATED = "synced", "recreated"
 
@@ -94,6 +105,16 @@ class GoogleWalletClient:
             except google.auth.exceptions.TransportError as exc:
                 raise TransientWalletError(f"token endpoint unreachable: {_short(exc)}") from None
 
+    def check_access(self, *, object_id: str, force: bool = False) -> None:
+        """Mint (or reuse, unless `force`) a token, then read one object of ours: a token
+        can be minted for a key that walletobjects refuses (401 revoked, 403 not a user of
+        the issuer), so "accepted" means walletobjects said so. 404 is fine (not ours to
+        find, but the credentials were accepted)."""
+        self.check_credentials(force=force)
+        if object_id:
+            url = f"{self.base_url}/walletobjects/v1/loyaltyObject/{object_id}"
+            self._send("GET", url, None)
+
     def push(self, card: CardSnapshot) -> str:
         """Update the card's object; insert it again if Google deleted it. SYNCED or RECREATED."""
         url = f"{self.base_url}/walletobjects/v1/loyaltyObject"
@@ -109,7 +130,6 @@ class GoogleWalletClient:
         body = {
             "id": card.google_object_id,
             "classId": card.google_class_id,
-            "state": "ACTIVE",
             "accountId": card.number,
             "accountName": card.number,
             "barcode": {"type": "QR_CODE", "value": card.number},
@@ -122,7 +142,7 @@ class GoogleWalletClient:
             raise PermanentWalletError(f"class {card.google_class_id} not found: cannot re-create")
         return RECREATED
 
-    def _send(self, method: str, url: str, payload: dict) -> requests.Response:
+    def _send(self, method: str, url: str, payload: dict | None) -> requests.Response:
         """The answer if 2xx or 404 (the caller decides); errors mapped for retry or stop."""
         try:
             response = self._session().request(
@@ -135,6 +155,8 @@ class GoogleWalletClient:
         except google.auth.exceptions.TransportError as exc:
             raise TransientWalletError(f"{method} {url}: {_short(exc)}") from None
         status = response.status_code
+        if status == 403 and _quota_reason(response):
+            raise TransientWalletError(f"{method} {url}: HTTP 403 {_quota_reason(response)}")
         if status in (401, 403):  # AuthorizedSession already refreshed the token once on 401
             raise WalletCredentialsError(
                 f"HTTP {status} from walletobjects for {self.client_email} "
@@ -148,10 +170,26 @@ class GoogleWalletClient:
 
 
 def _points(card: CardSnapshot) -> dict[str, Any]:
+    """What the object shows of the card; a deactivated card's object is INACTIVE ("inactive
+    and hidden from view"; Google Wallet moves it to "Expired passes")."""
     return {
+        "state": "ACTIVE" if card.is_active else "INACTIVE",
         "loyaltyPoints": {"label": "Points", "balance": {"int": card.points_balance}},
         "secondaryLoyaltyPoints": {"label": "Stamps", "balance": {"int": card.stamp_count}},
     }
+
+
+def _quota_reason(response: requests.Response) -> str:
+    """The quota or rate-limit reason of a Google error body ("" if it is none of those)."""
+    try:
+        error = response.json().get("error", {})
+        reasons = [str(e.get("reason", "")) for e in error.get("errors", [])]
+        reasons.append(str(error.get("status", "")))
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    if "RESOURCE_EXHAUSTED" in reasons:
+        return "RESOURCE_EXHAUSTED"
+    return next((r for r in reasons if r in QUOTA_REASONS), "")
 
 
 def _refresh_error(exc: google.auth.exceptions.RefreshError) -> WalletError:

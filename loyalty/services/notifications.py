@@ -2,14 +2,16 @@
 
 A cycle is one stretch of inactivity, named by the card's `last_activity_at`: the
 same card warned or expired twice in one cycle maps to the same dedup key, so a
-rerun (or a second worker) never queues a second message.
+rerun (or a second worker) never queues a second message. A warning's key also names
+the day it promises: a lengthened program's new warning (a later day) is a new message.
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from jobs.services.outbox import OutgoingNotification
+from loyalty.selectors import ExpirationDay
 
 WARNING_TEMPLATE = "loyalty/notifications/points_expiring"
 EXPIRED_TEMPLATE = "loyalty/notifications/points_expired"
@@ -39,8 +41,18 @@ def cycle_key(row: CardRow) -> str:
     return row.last_activity_at.strftime("%Y%m%dT%H%M%S")
 
 
+def is_reachable(row: CardRow) -> bool:
+    """Whether the customer has an email or a phone: the others are warned by nothing."""
+    return bool(row.email or row.phone)
+
+
 def _notifications(
-    rows: list[CardRow], *, template: str, context: Callable[[CardRow], dict[str, Any]]
+    rows: list[CardRow],
+    *,
+    template: str,
+    context: Callable[[CardRow], dict[str, Any]],
+    key: Callable[[CardRow], str] = cycle_key,
+    deliver_before: Callable[[CardRow], datetime | None] = lambda row: None,
 ) -> list[OutgoingNotification]:
     """One notification per card with an email (else a phone); cards with neither get none."""
     kind = template.rsplit("/", 1)[-1]
@@ -57,30 +69,39 @@ def _notifications(
                 channel=channel,
                 recipient=recipient,
                 template=template,
-                dedup_key=f"{kind}:{row.card_id}:{cycle_key(row)}",
+                dedup_key=f"{kind}:{row.card_id}:{key(row)}",
                 context=context(row),
+                deliver_before=deliver_before(row),
             )
         )
     return items
 
 
 def warning_notifications(
-    rows: list[CardRow], *, merchant_name: str, expiration_days: int, now: datetime
+    rows: list[CardRow], *, merchant_name: str, day: ExpirationDay
 ) -> list[OutgoingNotification]:
-    """One `points_expiring` per card that has a way to be reached."""
+    """One `points_expiring` per card that has a way to be reached, with the promised day
+    (merchant's calendar) and the exact number of days until it."""
 
     def context(row: CardRow) -> dict[str, Any]:
-        expires_at = row.last_activity_at + timedelta(days=expiration_days)
+        expire_on = day.promise(row.last_activity_at)
         return {
             "customer_name": row.customer_name,
             "card_number": row.number,
             "merchant_name": merchant_name,
             "points": row.points,
-            "expiration_date": expires_at.strftime("%Y-%m-%d"),
-            "days_remaining": max(0, (expires_at - now).days),
+            "expiration_date": expire_on.isoformat(),
+            "days_remaining": (expire_on - day.today).days,
         }
 
-    return _notifications(rows, template=WARNING_TEMPLATE, context=context)
+    return _notifications(
+        rows,
+        template=WARNING_TEMPLATE,
+        context=context,
+        key=lambda row: f"{cycle_key(row)}:{day.promise(row.last_activity_at):%Y%m%d}",
+        # A warning of a date is useless once that date has come.
+        deliver_before=lambda row: day.start_of(day.promise(row.last_activity_at)),
+    )
 
 
 def expired_notifications(

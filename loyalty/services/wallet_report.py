@@ -10,7 +10,9 @@ from jobs.context import flag_for_attention
 
 logger = logging.getLogger("loyalty.wallet_sync")
 
-#: Over this share of failed cards the run is flagged and an alert logged.
+#: Over this share of cards attempted that failed transiently (after their retries) the
+#: run is flagged and an alert logged. Cards refused for good are quarantined and
+#: reported apart: a few of them must not keep a quiet hour at "3 of 3 = 100 %".
 ALERT_FAILURE_RATE = 0.05
 #: More failed cards than this points at the wallet API, not at single cards.
 SYSTEMIC_FAILURES = 10
@@ -25,14 +27,24 @@ class CardOutcome:
     card_id: int
     #: The balance_version pushed (what the wallets confirm on success).
     version: int
-    #: wallet -> (synced | recreated | failed | skipped, error)
+    #: wallet -> (synced | recreated | failed | refused | skipped, error)
     results: dict[str, tuple[str, str]] = field(default_factory=dict)
     devices_pushed: int = 0
     gone_registrations: list[int] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
+        """A wallet failed transiently (5xx, timeouts) after its retries."""
         return any(status == "failed" for status, _ in self.results.values())
+
+    @property
+    def refused(self) -> bool:
+        """A wallet refused this card for good: quarantined until the card changes."""
+        return any(status == "refused" for status, _ in self.results.values())
+
+    @property
+    def attempted(self) -> bool:
+        return any(status != "skipped" for status, _ in self.results.values())
 
 
 class WalletGate:
@@ -46,7 +58,7 @@ class WalletGate:
     def __init__(self, name: str, *, stopped: str = "") -> None:
         self.name = name
         self.stopped = stopped
-        self.counts = {"synced": 0, "recreated": 0, "failed": 0, "skipped": 0}
+        self.counts = {"synced": 0, "recreated": 0, "failed": 0, "refused": 0, "skipped": 0}
         self.failed_card_ids: list[int] = []
         self._lock = threading.Lock()
         self._claimed = False
@@ -110,13 +122,15 @@ def sync_result(
 ) -> dict[str, Any]:
     """The run's result (history); flags the run for alerts, systemic failures, stopped wallets."""
     considered = len(outcomes)
+    attempted = sum(1 for o in outcomes if o.attempted)
     failed = sorted(o.card_id for o in outcomes if o.failed)
+    quarantined = sorted(o.card_id for o in outcomes if o.refused)
     synced = sum(
         1
         for o in outcomes
         if o.results and all(s in ("synced", "recreated") for s, _ in o.results.values())
     )
-    failure_rate = len(failed) / considered if considered else 0.0
+    failure_rate = len(failed) / attempted if attempted else 0.0
     alert = failure_rate > ALERT_FAILURE_RATE
     systemic = len(failed) > SYSTEMIC_FAILURES
     wallets = {name: gate.summary() for name, gate in gates.items()}
@@ -131,9 +145,12 @@ def sync_result(
     result: dict[str, Any] = {
         "mode": mode,
         "cards_considered": considered,
+        "cards_attempted": attempted,
         "synced": synced,
         "failed": len(failed),
         "failed_card_ids": failed[:MAX_REPORTED_IDS],
+        "quarantined": len(quarantined),
+        "quarantined_card_ids": quarantined[:MAX_REPORTED_IDS],
         "skipped": sum(1 for o in outcomes if any(s == "skipped" for s, _ in o.results.values())),
         "failure_rate": round(failure_rate, 4),
         "alert": alert,
@@ -145,18 +162,26 @@ def sync_result(
         "card_ids": card_ids[:MAX_REPORTED_IDS] if card_ids is not None else None,
         "elapsed_seconds": round(elapsed_seconds, 3),
     }
-    _flag(result, considered=considered)
+    _flag(result, attempted=attempted)
     return result
 
 
-def _flag(result: dict[str, Any], *, considered: int) -> None:
+def _flag(result: dict[str, Any], *, attempted: int) -> None:
     failed, rate = result["failed"], result["failure_rate"]
     for reason in result["stopped"]:
+        flag_for_attention(reason)
+    if result["quarantined"]:  # once: a quarantined card is not picked again unchanged
+        ids = result["quarantined_card_ids"]
+        reason = (
+            f"{len(ids)} card(s) refused for good by their wallet, quarantined until they"
+            f" change (fix, then re-sync them): {ids[:20]}"
+        )
+        logger.warning("loyalty.sync_wallet_passes: %s", reason)
         flag_for_attention(reason)
     if result["alert"]:
         reason = (
             f"wallet sync failure rate {rate:.1%} > {ALERT_FAILURE_RATE:.0%} "
-            f"({failed} of {considered} cards)"
+            f"({failed} of {attempted} cards attempted failed after retries)"
             + ("; systemic: check wallet API status and credentials" if result["systemic"] else "")
         )
         logger.error("ALERT loyalty.sync_wallet_passes: %s", reason)

@@ -17,3 +17,5 @@ class CardSnapshot:
     google_class_id: str = ""
     #: APNs tokens of the devices registered for the card's Apple pass: (registration id, token).
     apple_devices: tuple[tuple[int, str], ...] = ()
+    #: A deactivated card's passes are voided (Apple) or set INACTIVE (Google).
+    is_active: bool = True

@@ -3,7 +3,9 @@
 A wallet is behind when it has not confirmed the card's current balance_version,
 however long ago the change was: failed cards and cards changed during an outage
 stay behind until a run gets them through. The least recently attempted go first,
-so cards that keep failing do not starve the others when a run is bounded.
+so cards that keep failing do not starve the others when a run is bounded. A card a
+wallet refused for good (4xx) is quarantined at that version: not behind for that
+wallet until the card changes (its balance_version moves past it).
 """
 
 from collections import defaultdict
@@ -17,14 +19,16 @@ from loyalty.services.wallet_snapshot import CardSnapshot
 
 WALLETS = ("google", "apple")
 
-#: (card, wallet) pairs of active cards with that pass whose wallet is behind.
+#: (card, wallet) pairs of cards with that pass whose wallet is behind (a deactivated card
+#: too: its change of state is what the wallet must show, its passes voided).
 _BEHIND_PAIRS = """
     SELECT c.id AS card_id, w.wallet, s.attempted_at
       FROM loyalty_loyaltycard c
      CROSS JOIN LATERAL (VALUES ('google', c.google_object_id <> ''),
                                 ('apple', c.apple_serial_number <> '')) AS w(wallet, has_pass)
       LEFT JOIN loyalty_walletsyncstate s ON s.card_id = c.id AND s.wallet = w.wallet
-     WHERE c.is_active AND w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
+     WHERE w.has_pass AND COALESCE(s.synced_version, 0) < c.balance_version
+       AND COALESCE(s.quarantined_version, 0) < c.balance_version
 """
 
 #: Cards behind in any wallet, least recently attempted first, at most %s.
@@ -36,21 +40,44 @@ CARDS_BEHIND = f"""
      LIMIT %s
 """
 
+#: The same, among the given cards only (the minutely sweep's changed cards).
+CARDS_BEHIND_AMONG = f"""
+    SELECT card_id, array_agg(wallet ORDER BY wallet)
+      FROM ({_BEHIND_PAIRS} AND c.id = ANY(%s::bigint[])) behind
+     GROUP BY card_id
+     ORDER BY card_id
+"""
+
+#: Take (delete) the oldest changes the card trigger queued, at most %s, skipping rows
+#: another sweep holds; with each, how long it waited (database clock). An idle minute
+#: is this one statement on an empty table.
+TAKE_CHANGES = """
+    DELETE FROM loyalty_walletchange
+     WHERE card_id IN (SELECT card_id FROM loyalty_walletchange
+                        ORDER BY changed_at LIMIT %s FOR UPDATE SKIP LOCKED)
+    RETURNING card_id, EXTRACT(EPOCH FROM clock_timestamp() - changed_at)::float8
+"""
+
 #: How many cards are behind, per wallet.
 COUNT_BEHIND = f"SELECT wallet, count(*) FROM ({_BEHIND_PAIRS}) behind GROUP BY wallet"
 
-#: Record a chunk of outcomes (one row per card and wallet). A success moves synced_version
-#: up (never down: a late duplicate delivery cannot undo a newer sync) and clears failures.
+#: Record a chunk of outcomes (one row per card and wallet, status synced, failed or
+#: refused). A success moves synced_version up (never down: a late duplicate delivery
+#: cannot undo a newer sync) and clears failures; a refusal quarantines the version pushed.
 RECORD_OUTCOMES = """
     INSERT INTO loyalty_walletsyncstate AS s
-           (card_id, wallet, synced_version, published_tag, attempted_at, synced_at,
-            failures, last_error)
-    SELECT card_id, wallet, version, 0, %(now)s,
-           CASE WHEN ok THEN %(now)s::timestamptz END, CASE WHEN ok THEN 0 ELSE 1 END, error
+           (card_id, wallet, synced_version, quarantined_version, published_tag,
+            attempted_at, synced_at, failures, last_error)
+    SELECT card_id, wallet, CASE WHEN status = 'synced' THEN version ELSE 0 END,
+           CASE WHEN status = 'refused' THEN version ELSE 0 END, 0, %(now)s,
+           CASE WHEN status = 'synced' THEN %(now)s::timestamptz END,
+           CASE WHEN status = 'synced' THEN 0 ELSE 1 END, error
       FROM unnest(%(card_ids)s::bigint[], %(wallets)s::text[], %(versions)s::bigint[],
-                  %(oks)s::boolean[], %(errors)s::text[]) AS o(card_id, wallet, version, ok, error)
+                  %(statuses)s::text[], %(errors)s::text[])
+           AS o(card_id, wallet, version, status, error)
     ON CONFLICT (card_id, wallet) DO UPDATE SET
            synced_version = GREATEST(s.synced_version, EXCLUDED.synced_version),
+           quarantined_version = GREATEST(s.quarantined_version, EXCLUDED.quarantined_version),
            attempted_at = EXCLUDED.attempted_at,
            synced_at = COALESCE(EXCLUDED.synced_at, s.synced_at),
            failures = CASE WHEN EXCLUDED.synced_at IS NULL THEN s.failures + 1 ELSE 0 END,
@@ -75,6 +102,20 @@ def cards_behind(*, limit: int) -> dict[int, tuple[str, ...]]:
         return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
 
 
+def cards_behind_among(card_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """{card id: wallets behind} of the given cards."""
+    with connection.cursor() as cursor:
+        cursor.execute(CARDS_BEHIND_AMONG, [card_ids])
+        return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
+
+
+def take_changes(*, limit: int) -> dict[int, float]:
+    """{card id: seconds its change waited} of the changes taken (and removed) now."""
+    with connection.cursor() as cursor:
+        cursor.execute(TAKE_CHANGES, [limit])
+        return dict(cursor.fetchall())
+
+
 def count_behind() -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(COUNT_BEHIND)
@@ -86,9 +127,7 @@ def cards_with_passes(
     *, card_ids: list[int] | None = None, since: datetime | None = None
 ) -> dict[int, tuple[str, ...]]:
     """Every wallet of the given cards (or of cards with a transaction since `since`)."""
-    cards = LoyaltyCard.objects.filter(is_active=True).filter(
-        ~Q(google_object_id="") | ~Q(apple_serial_number="")
-    )
+    cards = LoyaltyCard.objects.filter(~Q(google_object_id="") | ~Q(apple_serial_number=""))
     if card_ids is not None:
         cards = cards.filter(pk__in=card_ids)
     else:
@@ -114,6 +153,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
             "balance_version",
             "google_object_id",
             "apple_serial_number",
+            "is_active",
         )
     }
     merchants = {row["merchant_id"] for row in rows.values()}
@@ -146,6 +186,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
                 apple_serial_number=row["apple_serial_number"] if "apple" in wallets else "",
                 google_class_id=class_ids.get(row["merchant_id"], ""),
                 apple_devices=tuple(devices.get(pk, ())),
+                is_active=row["is_active"],
             )
         )
     return result
@@ -157,11 +198,12 @@ def publish_apple_tags(card_ids: list[int]) -> None:
             cursor.execute(PUBLISH_APPLE_TAGS, [card_ids])
 
 
-def record_outcomes(outcomes: list[tuple[int, str, int, bool, str]], *, now: datetime) -> None:
-    """Store (card id, wallet, version pushed, succeeded, error) rows in one statement."""
+def record_outcomes(outcomes: list[tuple[int, str, int, str, str]], *, now: datetime) -> None:
+    """Store (card id, wallet, version pushed, synced | failed | refused, error) rows in
+    one statement."""
     if not outcomes:
         return
-    card_ids, wallets, versions, oks, errors = (
+    card_ids, wallets, versions, statuses, errors = (
         list(column) for column in zip(*outcomes, strict=True)
     )
     with connection.cursor() as cursor:
@@ -172,7 +214,7 @@ def record_outcomes(outcomes: list[tuple[int, str, int, bool, str]], *, now: dat
                 "card_ids": card_ids,
                 "wallets": wallets,
                 "versions": versions,
-                "oks": oks,
+                "statuses": statuses,
                 "errors": [e[:300] for e in errors],
             },
         )

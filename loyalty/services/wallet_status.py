@@ -1,27 +1,59 @@
-"""Per wallet: credentials configured and accepted, cards behind, the last run's failures.
+"""Per wallet: OK, WARN or FAIL, with the reason first, and what the operator needs to act.
 
 Shared by /wallet-status/, `manage.py wallet_status` and the `wallets` health check.
-"Accepted" asks the wallet: Google mints (or reuses) an access token, APNs gets a push
-to an all-zero device token (400 BadDeviceToken: key and topic accepted; 403: not).
-Answers are kept PROBE_TTL_SECONDS so a polled /health/ does not call Apple and Google
-every time.
+One state per wallet, decided in one place (`WalletStatus.verdict`):
+
+- FAIL: the credentials are refused now (or the settings are unusable), the wallet is
+  not configured while cards have its pass, or the last run was systemic (more than
+  SYSTEMIC_FAILURES cards failed, or the wallet was stopped as down), or the last run
+  had the credentials refused and nobody has asked the wallet since.
+- WARN: the last run's failure rate crossed the alert (ALERT_FAILURE_RATE), or the
+  wallet could not be asked (unreachable).
+- OK: otherwise. A run refused by credentials that the wallet has accepted since (a
+  probe after the run) is history, not a FAIL: that is how the runbook's "fix the
+  setting, run wallet_status until it says OK" ends.
+
+"Accepted" asks the wallet: Google mints a token and reads one of our objects (a token
+can be minted for a key that walletobjects refuses); APNs gets a push to an all-zero
+device token (400 BadDeviceToken: credentials and topic accepted). Answers are kept
+PROBE_TTL_SECONDS per client; new settings or a replaced key file make a new client,
+hence a live probe. A fresh probe from the web is allowed once per FRESH_EVERY_SECONDS
+across processes (the shared cache), so a reloaded page cannot hammer Apple and Google.
 """
 
 import threading
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Max
+from django.utils import timezone
 
 from jobs.models import JobRun
 from loyalty.exceptions import WalletCredentialsError, WalletError, WalletNotConfigured
+from loyalty.models import LoyaltyCard, WalletSyncState
 from loyalty.services import wallet_state
 from loyalty.services.apple_passes import PassSigner
 from loyalty.services.wallet_clients import WalletClients, wallet_clients
+from loyalty.services.wallet_report import ALERT_FAILURE_RATE, SYSTEMIC_FAILURES
 
-SYNC_JOB = "loyalty.sync_wallet_passes"
+#: The jobs that sync wallets: the hourly catch-up and the minutely sweep of changes.
+SYNC_JOBS = ("loyalty.sync_wallet_passes", "loyalty.push_wallet_changes")
 PROBE_TTL_SECONDS = 60.0
-_probes: dict[tuple[str, int], tuple[float, bool | None, str]] = {}
+FRESH_EVERY_SECONDS = 10
+_FRESH_KEY = "loyalty.wallet_status.fresh_probe"
+#: (wallet, client id) -> (monotonic time, when, accepted, problem)
+_probes: dict[tuple[str, int], tuple[float, datetime, bool | None, str]] = {}
 _probe_lock = threading.Lock()
+
+
+class State(StrEnum):
+    OK = "OK"
+    WARN = "WARN"
+    FAIL = "FAIL"
 
 
 @dataclass(frozen=True)
@@ -31,67 +63,148 @@ class WalletStatus:
     #: True accepted, False refused, None not asked (not configured) or unreachable.
     accepted: bool | None
     problem: str
+    #: When the wallet was last asked (None: not asked).
+    probed_at: datetime | None
     cards_behind: int
+    #: The last time this wallet confirmed a card (any run).
+    last_success_at: datetime | None
     last_run_id: int | None
+    last_run_finished_at: datetime | None
+    #: Cards of this wallet the last run tried (synced, recreated or failed), and failed.
+    last_run_attempted: int | None
     last_run_failed: int | None
     last_run_stopped: str | None
 
     @property
+    def last_run_failure_rate(self) -> float | None:
+        if not self.last_run_attempted:
+            return None if self.last_run_id is None else 0.0
+        return round((self.last_run_failed or 0) / self.last_run_attempted, 4)
+
+    @property
+    def state(self) -> State:
+        return self.verdict()[0]
+
+    @property
     def ok(self) -> bool:
-        if self.last_run_stopped:  # e.g. a token minted fine but the API refused it
-            return False
-        return self.accepted is True or (not self.configured and not self.cards_behind)
+        return self.state == State.OK
+
+    def verdict(self) -> tuple[State, str]:
+        """(state, the reason for it, as the line's first words)."""
+        if not self.configured:
+            if self.cards_behind:
+                return State.FAIL, self.problem
+            return State.OK, self.problem
+        if self.accepted is False:
+            return State.FAIL, self.problem
+        stopped = self.last_run_stopped or ""
+        if " cards failed and none synced" in stopped:
+            return State.FAIL, f"wallet down in the last run ({stopped})"
+        if (self.last_run_failed or 0) > SYSTEMIC_FAILURES:
+            return State.FAIL, (
+                f"{self.last_run_failed} cards failed in the last run: systemic, "
+                "check the wallet's status and reach"
+            )
+        if stopped and not self._probed_since_last_run():
+            return State.FAIL, f"the last run was refused ({stopped}); not asked since"
+        if self.accepted is None:
+            return State.WARN, f"could not ask the wallet ({self.problem})"
+        rate = self.last_run_failure_rate or 0.0
+        if rate > ALERT_FAILURE_RATE:
+            return State.WARN, (
+                f"credentials accepted, but {rate:.1%} of the last run's cards failed "
+                f"(alert above {ALERT_FAILURE_RATE:.0%})"
+            )
+        if stopped:
+            return State.OK, "credentials accepted now (the last run was refused before the fix)"
+        return State.OK, "credentials accepted"
+
+    def _probed_since_last_run(self) -> bool:
+        return bool(
+            self.probed_at
+            and self.last_run_finished_at
+            and self.probed_at >= self.last_run_finished_at
+        )
 
     def line(self) -> str:
-        if self.accepted:
-            state = ("OK" if self.ok else "FAIL") + " credentials accepted"
-        elif not self.configured:
-            state = ("OK " if self.ok else "FAIL ") + self.problem
-        else:
-            state = f"FAIL {self.problem}"
-        run = (
-            f"last run #{self.last_run_id}: {self.last_run_failed} failed"
-            + (f", stopped ({self.last_run_stopped})" if self.last_run_stopped else "")
-            if self.last_run_id
-            else "no run yet"
+        state, reason = self.verdict()
+        success = (
+            f"last success {self.last_success_at:%Y-%m-%d %H:%M} UTC"
+            if self.last_success_at
+            else "no success yet"
         )
-        return f"{self.wallet}: {state}; {self.cards_behind} card(s) behind; {run}"
+        if self.last_run_id is None:
+            run = "no run yet"
+        else:
+            run = (
+                f"last run #{self.last_run_id}: {self.last_run_failed or 0} of "
+                f"{self.last_run_attempted or 0} card(s) failed "
+                f"({self.last_run_failure_rate or 0:.1%})"
+            )
+        return (
+            f"{self.wallet}: {state} {reason}; {self.cards_behind} card(s) behind; {success}; {run}"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        data = asdict(self)
+        for name in ("probed_at", "last_success_at", "last_run_finished_at"):
+            data[name] = data[name].isoformat() if data[name] else None
+        return {
+            **data,
+            "last_run_failure_rate": self.last_run_failure_rate,
+            "state": self.state.value,
+            "ok": self.ok,
+        }
 
 
-def _probe(wallet: str, clients: WalletClients, *, fresh: bool) -> tuple[bool | None, str]:
+def allow_fresh_probe() -> bool:
+    """True at most once per FRESH_EVERY_SECONDS across processes (the shared cache)."""
+    return cache.add(_FRESH_KEY, 1, timeout=FRESH_EVERY_SECONDS)
+
+
+def _probe(
+    wallet: str, clients: WalletClients, *, fresh: bool
+) -> tuple[bool | None, str, datetime]:
     client = clients.google if wallet == "google" else clients.apple
     key = (wallet, id(client))
     with _probe_lock:
         cached = _probes.get(key)
     if cached and not fresh and time.monotonic() - cached[0] < PROBE_TTL_SECONDS:
-        return cached[1], cached[2]
+        return cached[2], cached[3], cached[1]
     assert client is not None
     try:
         if wallet == "apple":
             PassSigner.from_settings()  # the passes must be signable too
-        client.check_credentials(force=fresh)
+            clients.apple.check_credentials(force=fresh)  # type: ignore[union-attr]
+        else:
+            sample = (
+                LoyaltyCard.objects.exclude(google_object_id="")
+                .values_list("google_object_id", flat=True)
+                .first()
+            )
+            clients.google.check_access(object_id=sample or "", force=fresh)  # type: ignore[union-attr]
         answer: tuple[bool | None, str] = (True, "")
     except WalletNotConfigured as exc:
-        answer = (False, f"pass signing: {exc}")
+        answer = (False, f"settings unusable: {exc}")
     except WalletCredentialsError as exc:
         answer = (False, f"credentials refused: {exc}")
     except WalletError as exc:
         answer = (None, f"unreachable: {exc}")
+    asked = timezone.now()
     with _probe_lock:
-        _probes[key] = (time.monotonic(), *answer)
-    return answer
+        _probes[key] = (time.monotonic(), asked, *answer)
+    return answer[0], answer[1], asked
 
 
 def _last_run() -> JobRun | None:
+    """The last finished sync run that had cards to do (idle sweeps are no news)."""
     return (
         JobRun.objects.filter(
-            job=SYNC_JOB, status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED]
+            job__in=SYNC_JOBS, status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED]
         )
+        .exclude(result__cards_considered=0)
         .order_by("-finished_at", "-pk")
-        .only("pk", "result")
+        .only("pk", "result", "finished_at")
         .first()
     )
 
@@ -99,6 +212,11 @@ def _last_run() -> JobRun | None:
 def wallet_statuses(*, fresh: bool = False) -> list[WalletStatus]:
     clients = wallet_clients()
     behind = wallet_state.count_behind()
+    successes = dict(
+        WalletSyncState.objects.values("wallet")
+        .annotate(last=Max("synced_at"))
+        .values_list("wallet", "last")
+    )
     run = _last_run()
     wallets = (run.result or {}).get("wallets", {}) if run else {}
     statuses = []
@@ -106,8 +224,11 @@ def wallet_statuses(*, fresh: bool = False) -> list[WalletStatus]:
         # Settings present but unusable (unreadable file, bad key) count as configured.
         configured = not problem.startswith("not configured")
         accepted: bool | None = False if problem and configured else None
+        probed_at = None
+        if problem and configured:
+            problem = f"settings unusable: {problem}"
         if not problem:
-            accepted, problem = _probe(wallet, clients, fresh=fresh)
+            accepted, problem, probed_at = _probe(wallet, clients, fresh=fresh)
         summary = wallets.get(wallet, {})
         statuses.append(
             WalletStatus(
@@ -115,9 +236,17 @@ def wallet_statuses(*, fresh: bool = False) -> list[WalletStatus]:
                 configured=configured,
                 accepted=accepted,
                 problem=problem,
+                probed_at=probed_at,
                 cards_behind=behind[wallet],
+                last_success_at=successes.get(wallet),
                 last_run_id=run.pk if run else None,
-                last_run_failed=summary.get("failed") if run else None,
+                last_run_finished_at=run.finished_at if run else None,
+                last_run_attempted=(
+                    sum(summary.get(k, 0) for k in ("synced", "recreated", "failed"))
+                    if run
+                    else None
+                ),
+                last_run_failed=summary.get("failed", 0) if run else None,
                 last_run_stopped=summary.get("stopped") if run else None,
             )
         )

@@ -6,7 +6,10 @@ during an outage, is tried again every run until its wallet confirms it. Each wa
 a card is tried on its own, so a Google failure never holds back the Apple update.
 Calls run on a bounded thread pool with tenacity retries (injectable sleep); the
 database work stays in this thread. A wallet that refuses our credentials, or fails
-every card it is given, is stopped for the rest of the run: its cards stay behind.
+every card it is given, is stopped for the rest of the run: its cards stay behind. A
+card a wallet refuses for good (4xx) is quarantined: reported by the run that met it,
+not tried again until it changes, and not counted in the failure-rate alert, which
+counts transient failures over the cards attempted.
 """
 
 import logging
@@ -21,7 +24,12 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from jobs.context import report_progress
 from loyalty.conf import loyalty_settings
-from loyalty.exceptions import TransientWalletError, WalletCredentialsError, WalletError
+from loyalty.exceptions import (
+    PermanentWalletError,
+    TransientWalletError,
+    WalletCredentialsError,
+    WalletError,
+)
 from loyalty.services import wallet_state
 from loyalty.services.apns import GONE
 from loyalty.services.wallet_clients import WalletClients, wallet_clients
@@ -126,6 +134,8 @@ def sync_card_to_wallets(
         except WalletCredentialsError as exc:
             gate.stop(f"{wallet}: credentials refused: {exc}")
             status, error = "skipped", str(exc)
+        except PermanentWalletError as exc:  # this card, for good: quarantined
+            status, error = "refused", str(exc)
         except WalletError as exc:
             status, error = "failed", str(exc)
         except Exception as exc:  # one card never stops the batch
@@ -133,8 +143,8 @@ def sync_card_to_wallets(
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             gate.answered()  # also when no call was made (an Apple pass without devices)
-        if status == "failed":
-            logger.warning("card %s: %s sync failed: %s", card.card_id, wallet, error)
+        if status in ("failed", "refused"):
+            logger.warning("card %s: %s sync %s: %s", card.card_id, wallet, status, error)
         outcome.results[wallet] = (status, error)
         gate.record(card.card_id, status)
     return outcome
@@ -159,8 +169,14 @@ def _outcomes(
 
 
 def _select(
-    *, card_ids: list[int] | None, since: datetime | None, max_cards: int
+    *,
+    card_ids: list[int] | None,
+    since: datetime | None,
+    max_cards: int,
+    behind_among: list[int] | None = None,
 ) -> tuple[str, dict[int, tuple[str, ...]]]:
+    if behind_among is not None:
+        return "changes", wallet_state.cards_behind_among(behind_among)
     if card_ids is None and since is None:
         return "behind", wallet_state.cards_behind(limit=max_cards)
     mode = "cards" if card_ids is not None else "since"
@@ -175,12 +191,16 @@ def sync_wallet_passes(
     sleep: Callable[[float], None] = time.sleep,
     max_workers: int | None = None,
     max_cards: int | None = None,
+    behind_among: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Sync the cards whose wallets are behind (at most `max_cards`), or the given cards,
-    or every card with a transaction since `since`, whatever their wallets confirmed."""
+    """Sync the cards whose wallets are behind (at most `max_cards`; or only those among
+    `behind_among`), or the given cards, or every card with a transaction since `since`,
+    whatever their wallets confirmed."""
     started = time.monotonic()
     limit = max_cards or int(loyalty_settings.WALLET_SYNC_MAX_CARDS_PER_RUN)
-    mode, wanted = _select(card_ids=card_ids, since=since, max_cards=limit)
+    mode, wanted = _select(
+        card_ids=card_ids, since=since, max_cards=limit, behind_among=behind_among
+    )
     cards = wallet_state.snapshots(wanted)
     clients = clients or wallet_clients()
     gates = {
@@ -199,7 +219,7 @@ def sync_wallet_passes(
     ):
         done.append(outcome)
         pending.append(outcome)
-        failed += bool(outcome.failed)
+        failed += outcome.failed or outcome.refused  # progress: cards that did not sync
         if len(pending) >= RECORD_EVERY_CARDS:
             removed += _record(pending)
             pending = []
@@ -229,8 +249,8 @@ def _record(outcomes: list[CardOutcome]) -> int:
         (
             o.card_id,
             wallet,
-            o.version if status in ("synced", "recreated") else 0,
-            status in ("synced", "recreated"),
+            o.version,
+            "synced" if status in ("synced", "recreated") else status,
             error,
         )
         for o in outcomes

@@ -4,21 +4,39 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from loyalty.services.wallet_status import wallet_statuses
+from loyalty.services.wallet_status import (
+    FRESH_EVERY_SECONDS,
+    State,
+    allow_fresh_probe,
+    wallet_statuses,
+)
 
 
 @require_GET
 @staff_member_required
 def wallet_status_view(request: HttpRequest) -> JsonResponse:
-    """Per wallet: credentials configured and accepted, cards behind, last run's failures.
+    """Per wallet: OK, WARN or FAIL and why, cards behind, last success, the last run.
 
-    No secret is in it: only whether the credentials work, counts and run ids.
-    `?fresh=1` asks the wallets now instead of reusing the last minute's answer.
+    No secret is in it: only whether the credentials work, counts, times and run ids.
+    `?fresh=1` asks the wallets now instead of reusing the last minute's answer: it calls
+    Google and Apple, so it needs the permission loyalty.probe_wallets and is granted at
+    most once per FRESH_EVERY_SECONDS (otherwise the recent answer comes, `fresh: false`).
     """
-    statuses = wallet_statuses(fresh=request.GET.get("fresh") == "1")
+    fresh = request.GET.get("fresh") == "1"
+    if fresh and not request.user.has_perm("loyalty.probe_wallets"):
+        return JsonResponse(
+            {"error": "fresh=1 needs the permission loyalty.probe_wallets"}, status=403
+        )
+    granted = fresh and allow_fresh_probe()
+    statuses = wallet_statuses(fresh=granted)
+    states = {s.state for s in statuses}
+    worst = next(s for s in (State.FAIL, State.WARN, State.OK) if s in states or s == State.OK)
     return JsonResponse(
         {
-            "ok": all(s.ok for s in statuses),
+            "ok": worst == State.OK,
+            "state": worst.value,
+            "fresh": granted,
+            "fresh_every_seconds": FRESH_EVERY_SECONDS,
             "wallets": {s.wallet: s.as_dict() for s in statuses},
             "lines": [s.line() for s in statuses],
         }

@@ -12,6 +12,7 @@ from django.db.backends.signals import connection_created
 from bibliotheca.models import Edition, LicensePool
 from bibliotheca.services.purchase_chain import purchase_lock_key
 from bibliotheca.simulator import Fault
+from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun, Lease
 from tests.bibliotheca.conftest import CHAIN, NOW, PAGES, RECORDS, drain, start_chain
 
@@ -198,14 +199,12 @@ def test_skip_media__records_of_those_media_get_no_pool_and_no_edition(
 @pytest.mark.parametrize(
     "bad", [{"current_day": "notaday"}, {"until": "2014-01-02"}, {"offset": 0}]
 )
-def test_bad_argument__fails_the_first_hop_without_keeping_the_lock(collection, simulator, bad):
-    failed = start_chain(collection, **bad)
+def test_bad_argument__refused_before_a_run_exists_and_no_lock_taken(collection, simulator, bad):
+    """Checked by the job's annotations wherever it is queued: no run, no lock, no call."""
+    with pytest.raises(BadJobArguments, match=f"argument {next(iter(bad))}="):
+        start_chain(collection, **bad)
 
-    drain(max_runs=1, include_apply=False)
-
-    failed.refresh_from_db()
-    assert failed.status == "failed" and failed.error.startswith("BadJobArguments: ")
-    assert not JobRun.objects.filter(parent=failed).exists()  # not retried
+    assert not JobRun.objects.exists()
     assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
     assert simulator.state.counts == {}
     again = start_chain(collection, time_budget_seconds=60)  # the next import is not skipped

@@ -17,7 +17,7 @@ from exchanges.models import (
 )
 from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
 from exchanges.services.completion import complete_exchanges
-from exchanges.services.purge import purge_completed_exchanges
+from exchanges.services.purge import purge_completed_exchanges, purge_day, start_of_day
 from jobs.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -40,14 +40,18 @@ def test_complete_exchanges__only_matched_exchanges_whose_date_passed(make_excha
     assert Exchange.objects.get(pk=past.pk).completed_at == NOW
 
 
-def completed(make_exchange, make_participants, *, days_ago: float, warned_days_ago=None):
+def completed(make_exchange, make_participants, *, days_ago: float, warned_days_ago=None, **fields):
     exchange = make_exchange(
-        state="completed",
-        completed_at=NOW - timedelta(days=days_ago),
-        purge_warning_sent_at=(
-            NOW - timedelta(days=warned_days_ago) if warned_days_ago is not None else None
-        ),
+        state="completed", completed_at=NOW - timedelta(days=days_ago), **fields
     )
+    if warned_days_ago is not None:  # as the purge's warning then recorded it
+        warned_at = NOW - timedelta(days=warned_days_ago)
+        day = purge_day(exchange, now=warned_at, retention_days=30, warning_days=7)
+        exchange.purge_warning_sent_at, exchange.purge_after = (
+            warned_at,
+            start_of_day(day, exchange),
+        )
+        exchange.save()
     a, b, c = make_participants(exchange, 3)
     Match.objects.create(exchange=exchange, giver=a, receiver=b)
     Exclusion.objects.create(exchange=exchange, participant_a=a, participant_b=c)
@@ -85,10 +89,15 @@ def test_purge__cascades_warns_once_and_keeps_the_rest(make_exchange, make_parti
     assert Participant.objects.count() == 9
     warnings = Notification.objects.filter(template="exchanges/notifications/purge_warning")
     assert warnings.count() == 2
-    # Both are purged once warned 7 days ago; the unwarned one was never purged unwarned.
-    with time_machine.travel(NOW + timedelta(days=7) - timedelta(seconds=1), tick=False):
+    # Both were promised Sunday 7 February (New York), a full 7 days after the warning;
+    # the unwarned one was never purged unwarned.
+    assert {w.body.split("permanently on ")[1][:24] for w in warnings} == {
+        "Sunday 07 February 2027."
+    }
+    with time_machine.travel(NOW + timedelta(days=7), tick=False):  # Saturday 21:00 there
         assert purge_completed_exchanges()["purged"] == 0
-    with time_machine.travel(NOW + timedelta(days=7), tick=False):
+    # Sunday 21:00 in New York, and the run starts a few ms early in its minute: kept.
+    with time_machine.travel(NOW + timedelta(days=8) - timedelta(milliseconds=5), tick=False):
         later = purge_completed_exchanges()
     assert [p["id"] for p in later["purged_exchanges"]] == [unwarned.pk, warn_now.pk]
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from exchanges.models import Exchange, RateLimit, Reminder
+from exchanges.models import Exchange, Match, RateLimit, Reminder
 from exchanges.services import purge
 from exchanges.services.cleanup import cleanup_rate_limits
 from exchanges.services.reminders import send_due_reminders
@@ -54,7 +54,9 @@ def test_reminder_sweep__reports_reminders_and_notifications_after_each_batch(
 ):
     for _ in range(3):
         exchange = make_exchange(state="matched")
-        make_participants(exchange, 2)
+        a, b = make_participants(exchange, 2)
+        Match.objects.create(exchange=exchange, giver=a, receiver=b)
+        Match.objects.create(exchange=exchange, giver=b, receiver=a)
         Reminder.objects.create(exchange=exchange, days_before=1, due_at=NOW - timedelta(minutes=1))
 
     result = send_due_reminders(now=NOW, batch_size=2)

@@ -1,6 +1,6 @@
 """Reminders land at the exchange's local wall-clock time, across DST; edits replace rows."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +8,11 @@ import time_machine
 from django.core.exceptions import ValidationError
 
 from exchanges.models import Exchange, Reminder
-from exchanges.services.reminder_planning import plan_reminders, update_reminder_settings
+from exchanges.services.matching import match_exchange
+from exchanges.services.reminder_planning import plan_reminders
+from exchanges.services.reminders import send_due_reminders
+from exchanges.services.rescheduling import update_reminder_settings
+from jobs.models import Notification
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +87,61 @@ def test_exchange_timezone__validated_against_zoneinfo(make_exchange):
     exchange = make_exchange(timezone="Mars/Olympus_Mons")
     with pytest.raises(ValidationError, match="unknown timezone 'Mars/Olympus_Mons'"):
         exchange.full_clean()
+
+
+def reminders_sent(exchange: Exchange) -> list[tuple[int, str]]:
+    """(days before, recipient) of every reminder email queued for the exchange."""
+    rows = Notification.objects.filter(
+        template="exchanges/notifications/reminder",
+        dedup_key__startswith=f"exchanges:reminder:{exchange.pk}:",
+    )
+    return sorted((int(n.dedup_key.split(":")[3]), n.recipient) for n in rows)
+
+
+@pytest.fixture
+def drawn(make_exchange, make_participants) -> Exchange:
+    exchange = make_exchange(exchange_at=EXCHANGE_AT)
+    make_participants(exchange, 2)
+    with time_machine.travel(datetime(2026, 10, 20, 12, 0, tzinfo=UTC), tick=False):
+        match_exchange(exchange_id=exchange.pk)
+    return exchange
+
+
+def sweep_at(moment: datetime) -> None:
+    with time_machine.travel(moment, tick=False):
+        send_due_reminders()
+
+
+def test_a_new_timezone_for_the_same_moment__the_7_day_reminder_is_not_sent_twice(drawn):
+    sweep_at(datetime(2026, 10, 29, 22, 0, tzinfo=UTC))  # 18:00 EDT, 7 days before
+    assert [d for d, _ in reminders_sent(drawn)] == [7, 7]
+
+    with time_machine.travel(datetime(2026, 10, 29, 22, 30, tzinfo=UTC), tick=False):
+        # Bogotá has no DST: 7 days before 18:00 there is 23:00 UTC, an hour later.
+        Exchange.objects.filter(pk=drawn.pk).update(timezone="America/Bogota")
+        plan_reminders(exchange_id=drawn.pk)
+    sweep_at(datetime(2026, 10, 29, 23, 0, tzinfo=UTC))
+
+    assert [d for d, _ in reminders_sent(drawn)] == [7, 7]
+    assert not Reminder.objects.filter(exchange=drawn, days_before=7, status="scheduled").exists()
+
+
+def test_a_party_30_minutes_later__the_3_day_reminder_is_not_repeated(drawn):
+    sweep_at(datetime(2026, 11, 2, 23, 0, tzinfo=UTC))  # 3 days before
+    with time_machine.travel(datetime(2026, 11, 2, 23, 10, tzinfo=UTC), tick=False):
+        update_reminder_settings(
+            exchange_id=drawn.pk, exchange_at=EXCHANGE_AT + timedelta(minutes=30)
+        )
+    sweep_at(datetime(2026, 11, 2, 23, 30, tzinfo=UTC))
+    sweep_at(datetime(2026, 11, 4, 23, 30, tzinfo=UTC))  # the 1-day one, at the new time
+
+    assert [d for d, _ in reminders_sent(drawn)] == [1, 1, 3, 3]
+
+
+def test_a_party_a_week_later__the_7_day_reminder_is_planned_again(drawn):
+    sweep_at(datetime(2026, 10, 29, 22, 0, tzinfo=UTC))
+    with time_machine.travel(datetime(2026, 10, 30, 12, 0, tzinfo=UTC), tick=False):
+        update_reminder_settings(exchange_id=drawn.pk, exchange_at=EXCHANGE_AT + timedelta(days=7))
+    sweep_at(datetime(2026, 11, 5, 23, 0, tzinfo=UTC))  # 7 days before the new date
+
+    assert [d for d, _ in reminders_sent(drawn)] == [7, 7, 7, 7]

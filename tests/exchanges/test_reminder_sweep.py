@@ -20,7 +20,11 @@ def matched(make_exchange, make_participants):
     active = make_participants(exchange, 3)
     opted_out = make_participants(exchange, 1, prefix="quiet", reminder_enabled=False)[0]
     withdrawn = make_participants(exchange, 1, prefix="gone", withdrawn_at=NOW)[0]
-    Match.objects.create(exchange=exchange, giver=active[0], receiver=active[1])
+    # The draw: a cycle through everyone active; a late joiner has no match yet.
+    ring = [*active, opted_out]
+    for giver, receiver in zip(ring, ring[1:] + ring[:1], strict=True):
+        Match.objects.create(exchange=exchange, giver=giver, receiver=receiver)
+    make_participants(exchange, 1, prefix="late")
     return exchange, active, opted_out, withdrawn
 
 
@@ -53,6 +57,7 @@ def test_sweep_twice__each_participant_gets_one_reminder(matched):
     assert sorted(sent.values_list("recipient", flat=True)) == sorted(p.email for p in active)
     assert opted_out.email not in {n.recipient for n in sent}
     assert withdrawn.email not in {n.recipient for n in sent}
+    assert not any(n.recipient.startswith("late") for n in sent)  # not matched: not reminded
     assert "You are giving a gift to Person 1." in sent.get(recipient=active[0].email).body
     assert sent.get(recipient=active[0].email).subject == "Office party is in 7 days"
     row.refresh_from_db()

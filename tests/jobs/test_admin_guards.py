@@ -15,6 +15,7 @@ LISTS = [
     "admin:jobs_jobrun_changelist",
     "admin:jobs_notification_changelist",
     "admin:jobs_lease_changelist",
+    "admin:jobs_alert_changelist",
     "admin:jobs_jobrun_overview",
     "admin:django_q_schedule_changelist",
     "admin:django_q_failure_changelist",
@@ -26,6 +27,9 @@ QUERIES = [
     "status=%00",
     "state__exact=%00",
     "status__exact=%00",
+    "kind__exact=%00",
+    "resolved_at__isempty=%00",
+    "opened_at__year=99999999999",
     "trigger__exact=%00",
     "channel__exact=%00",
     "group=%00",
@@ -74,3 +78,33 @@ def test_lookup_on_a_column_not_offered_as_a_filter__400(boss):
     assert boss.get(f"{runs}?job=jobs.demo_job&status=failed").status_code == 200
     assert boss.get(f"{runs}?job__startswith=jobs").status_code == 400
     assert boss.get(f"{runs}?traceback__contains=key").status_code == 400
+
+
+#: Object ids the database cannot hold, on pages that are not ours (the admin's change,
+#: history and delete views, the content-type shortcut) and ours.
+NUL_IDS = [
+    "/admin/django_q/failure/%00/change/",
+    "/admin/django_q/failure/%00/history/",
+    "/admin/django_q/failure/%00/delete/",
+    "/admin/django_q/success/a%00b/history/",
+    "/admin/r/9/%00/",
+    "/admin/jobs/jobrun/%00/change/",
+    "/admin/jobs/notification/1%00/history/",
+    "/admin/jobs/lease/job:x%00/change/",
+]
+
+
+@pytest.mark.parametrize("user", ["superuser", "view_only", "no_permission", "anonymous"])
+def test_object_id_with_a_nul__404_for_everyone(user):
+    from tests.admin_helpers import make_staff
+
+    client = Client(raise_request_exception=False)
+    if user == "superuser":
+        client.force_login(User.objects.create_superuser("boss", password="pw"))
+    elif user == "view_only":
+        client.force_login(make_staff("viewer", "django_q.view_failure", "jobs.view_jobrun"))
+    elif user == "no_permission":
+        client.force_login(make_staff("nobody"))
+    answers = {url: client.get(url).status_code for url in NUL_IDS}
+    assert answers == dict.fromkeys(NUL_IDS, 404)
+    assert client.post("/admin/django_q/failure/%00/delete/", {"post": "yes"}).status_code == 404

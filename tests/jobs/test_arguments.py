@@ -150,3 +150,96 @@ def test_check_types_and_bounds(kwargs, problem):
     with pytest.raises(BadJobArguments) as info:
         check_types_and_bounds("t", typed, kwargs)
     assert problem in str(info.value)
+
+
+CHAIN = "bibliotheca.import_purchase_records_by_collection"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("current_day=bad", "current_day='bad' must be a date-time with a zone"),
+        ("current_day=2026-02-30", "current_day='2026-02-30' must be a date-time with a zone"),
+        ("current_day=2026-02-30T00:00:00+00:00", "must be a date-time with a zone"),
+        ("current_day=2026-12-01T00:00:00", "must be a date-time with a zone"),
+        ("offset=0", "argument offset=0 must be >= 1"),
+        ("until=bad", "argument until='bad' must be a date-time with a zone"),
+        ("until=9999-12-31T00:00:00+00:00", "must be from 2014-01-01 to 2027-01-07"),
+        ("since=0001-01-01T00:00:00+00:00", "must be from 2014-01-01 to 2027-01-07"),
+        (
+            "since=2026-12-02T00:00:00+00:00 until=2026-12-01T00:00:00+00:00",
+            "since='2026-12-02T00:00:00+00:00' is after until",
+        ),
+        ("time_budget_seconds=-1", "argument time_budget_seconds=-1 must be >= 0"),
+        ("collection_id=987654", "collection 987654 does not exist"),
+    ],
+)
+@pytest.mark.parametrize("queue", [False, True])
+def test_chain_arguments__checked_before_a_run_exists(extra, message, queue, time_machine):
+    from bibliotheca.models import Collection
+
+    time_machine.move_to("2026-12-07T12:00:00+00:00", tick=False)
+    collection = Collection.objects.create(
+        name="Main", library_id="lib", account_id="acct", account_key="key",
+        base_url="https://partner.example.com",
+    )  # fmt: skip
+    args = [f"collection_id={collection.pk}", *extra.split()]
+    if extra.startswith("collection_id="):
+        args = extra.split()
+    with pytest.raises(CommandError) as info:
+        call_command("run_job", CHAIN, *args, *(["--queue"] if queue else []))
+    assert info.value.returncode == 2
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert counts() == (0, 0, 0)
+
+
+def test_chain_hop__a_bad_date_is_refused_even_where_validate_is_skipped():
+    """The annotations hold for chain hops and retries too (enqueue_job checks them)."""
+    from jobs.runner import enqueue_job
+
+    with pytest.raises(BadJobArguments, match="must be from 2014-01-01"):
+        enqueue_job(
+            CHAIN,
+            kwargs={"collection_id": 1, "current_day": "9999-12-31T00:00:00+00:00"},
+            trigger="chain",
+        )
+    assert counts() == (0, 0, 0)
+
+
+def test_renewal_reminders__date_9999_12_31__exit_2_nothing_recorded(time_machine):
+    time_machine.move_to("2026-12-07T12:00:00+00:00", tick=False)
+    with pytest.raises(CommandError) as info:
+        call_command("send_subscription_renewal_reminders", "--date", "9999-12-31", "--dry-run")
+    assert info.value.returncode == 2
+    assert str(info.value) == (
+        "commerce.send_subscription_renewal_reminders: argument date='9999-12-31'"
+        " must be from 2000-01-01 to 2027-12-08"
+    )
+    assert counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2026-12-07", None),
+        ("2027-12-08", None),
+        ("2027-12-09", "must be from 2000-01-01 to 2027-12-08"),
+        ("1999-12-31", "must be from 2000-01-01 to 2027-12-08"),
+        ("2026-02-30", "must be a date (YYYY-MM-DD)"),
+        ("20261207", "must be a date (YYYY-MM-DD)"),
+        ("2026-12-07T00:00:00+00:00", "must be a date (YYYY-MM-DD)"),
+    ],
+)
+def test_iso_date__format_and_bounds(value, problem, time_machine):
+    from jobs.arguments import IsoDate
+
+    time_machine.move_to("2026-12-07T12:00:00+00:00", tick=False)
+
+    def job(*, day: Annotated[str, IsoDate()] | None = None) -> None: ...
+
+    if problem is None:
+        check_types_and_bounds("x", job, {"day": value})
+        return
+    with pytest.raises(BadJobArguments) as info:
+        check_types_and_bounds("x", job, {"day": value})
+    assert str(info.value) == f"x: argument day={value!r} {problem}"

@@ -86,12 +86,12 @@ def test_run_job__lock_held_by_a_live_run_exits_3_and_names_the_holder():
     assert skipped.result["lock_held"]["run_id"] == holder.pk
 
 
-def test_health__warns_about_a_running_run_whose_heartbeat_stopped(client):
+def test_health__warns_about_a_running_run_whose_heartbeat_stopped(admin_client):
     running_run(pid=dead_pid(), heartbeat_age=5)
-    assert client.get("/health/").json()["checks"]["heartbeats"]["ok"] is True
+    assert admin_client.get("/health/").json()["checks"]["heartbeats"]["ok"] is True
 
     stale = running_run(pid=dead_pid(), heartbeat_age=95)
-    body = client.get("/health/").json()
+    body = admin_client.get("/health/").json()
     check = body["checks"]["heartbeats"]
 
     assert check["ok"] is False and check["warning"] is True

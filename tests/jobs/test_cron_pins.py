@@ -17,7 +17,7 @@ PINNED_CRONS = {
     "commerce.cleanup_old_audit_logs": None,  # not scheduled (seed 002); JOBS_SCHEDULES turns it on
     "commerce.process_due_subscriptions": "0 0 * * *",
     "commerce.process_webhook_event": None,
-    "commerce.send_subscription_renewal_reminders": "0 12 * * *",
+    "commerce.send_subscription_renewal_reminders": "0 0 * * *",
     "exchanges.auto_complete": "0 0 * * *",
     "exchanges.cleanup_rate_limits": "0 4 * * *",
     "exchanges.cleanup_sessions": "0 3 * * *",
@@ -26,10 +26,12 @@ PINNED_CRONS = {
     "exchanges.purge_completed": "0 2 * * *",
     "exchanges.send_due_reminders": "* * * * *",
     "jobs.deliver_notifications": "* * * * *",
+    "jobs.scan_alerts": "* * * * *",
     "jobs.demo_job": None,
     "jobs.prune_history": "30 3 * * *",
     "jobs.reap_lost_runs": "*/5 * * * *",
     "loyalty.expire_points": "0 2 * * *",
+    "loyalty.push_wallet_changes": "* * * * *",
     "loyalty.sync_wallet_passes": "0 * * * *",
 }
 

@@ -108,7 +108,12 @@ def test_delivery_failure__retries_then_dead_then_requeue_sends(settings):
 
     row = Notification.objects.get()
     assert [o["retrying"] for o in outcomes[:3]] == [1, 1, 1]
-    assert outcomes[3]["dead"] == 1 and outcomes[4] == {"sent": 0, "retrying": 0, "dead": 0}
+    assert outcomes[3]["dead"] == 1 and outcomes[4] == {
+        "sent": 0,
+        "retrying": 0,
+        "dead": 0,
+        "too_late": 0,
+    }
     assert row.status == Notification.Status.DEAD and row.attempts == 4
     assert "ConnectionRefusedError" in row.last_error
 

@@ -11,7 +11,7 @@ from django_q.models import Failure, OrmQ, Schedule
 from django_q.tasks import async_task
 
 from jobs.context import forget_queue_task
-from jobs.models import JobRun
+from jobs.models import Alert, JobRun
 from jobs.queue_guard import REFUSED_JOB, TaskRefused, refusal_reason
 from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, enqueue_job
 from jobs.services.schedules import sync_schedules
@@ -139,7 +139,7 @@ def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(qcluster, tm
         timeout_seconds=SCHEDULER_WAIT,
         what="our own schedule to run",
     )
-    health = Client().get("/health/").json()
+    health = staff_client(Client(), "oncall", []).get("/health/").json()
 
     assert wait_for_run(ok.pk, timeout_seconds=30).status == "succeeded" and tick
     assert not marker.exists() and not Path(f"{marker}-queued").exists()
@@ -151,5 +151,8 @@ def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(qcluster, tm
         what="django-q2 to record the refused tasks as failures",
     )
     assert (f"touch {marker}-queued",) in [f.args for f in failures]  # the real arguments
-    assert health["status"] == "unhealthy"
+    # A refused task is a warning an alert carries, not a day of 503.
+    assert health["status"] == "healthy" and health["checks"]["attention"]["state"] == "warn"
     assert "refused task: function 'os.system'" in health["checks"]["attention"]["detail"]
+    alert = Alert.objects.get(job=REFUSED_JOB)
+    assert (alert.kind, alert.count) == ("failed", 2)

@@ -39,7 +39,7 @@ def test_requeue__a_row_being_sent_is_refused_and_goes_out_once(client, settings
     assert statuses == {"failed": "sending", "dead": "pending", "sent": "sent", "fresh": "pending"}
     assert [m.message for m in response.wsgi_request._messages] == [
         "Requeued 1 notification(s); 3 refused (only dead or failed ones are requeued,"
-        " never one that is being sent or was sent)"
+        " never one that is being sent or was sent, nor one past its deliver-before time)"
     ]
     assert Notification.objects.get(pk=dead.pk).requeued_by == "oncall"
     Notification.objects.filter(pk=failed.pk).update(status="sent")  # the worker finishes

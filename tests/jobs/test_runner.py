@@ -124,13 +124,13 @@ def test_permanent_error_on_the_last_attempt__recorded_permanent_not_exhausted()
     assert not JobRun.objects.filter(parent=run).exists()
 
 
-def test_flag_for_attention__reason_kept_in_history_and_shown_by_health(client):
+def test_flag_for_attention__reason_kept_in_history_and_shown_by_health(admin_client):
     run = run_job_now("tests.flag_me", kwargs={"reason": "7.5% of wallet updates failed"})
 
     run.refresh_from_db()
     assert run.status == JobRun.Status.SUCCEEDED
     assert (run.needs_attention, run.attention_reason) == (True, "7.5% of wallet updates failed")
-    attention = client.get("/health/").json()["checks"]["attention"]
+    attention = admin_client.get("/health/").json()["checks"]["attention"]
     assert attention["warning"] is True
     assert f"tests.flag_me #{run.pk} (7.5% of wallet updates failed)" in attention["detail"]
 

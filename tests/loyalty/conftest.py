@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.template import engines as template_engines
 
 from loyalty.fakes.keys import FakeKeys, generate_keys
@@ -20,6 +22,7 @@ from loyalty.models import (
     LoyaltyTransaction,
     Merchant,
 )
+from loyalty.selectors import expiration_day
 
 #: The nightly run in most tests: 2026-03-01 02:00 UTC.
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
@@ -53,13 +56,20 @@ def frozen_now() -> Iterator[datetime]:
 
 @pytest.fixture
 def program_factory() -> Callable[..., LoyaltyProgram]:
-    def make(*, expiration_days: int | None = 365, is_active: bool = True) -> LoyaltyProgram:
-        merchant = Merchant.objects.create(name=f"Merchant {next(_numbers)}")
+    def make(
+        *,
+        expiration_days: int | None = 365,
+        is_active: bool = True,
+        warning_days: int = 14,
+        timezone: str = "UTC",
+    ) -> LoyaltyProgram:
+        merchant = Merchant.objects.create(name=f"Merchant {next(_numbers)}", timezone=timezone)
         return LoyaltyProgram.objects.create(
             merchant=merchant,
             name=f"{merchant.name} points",
             is_active=is_active,
             points_expiration_days=expiration_days,
+            expiration_warning_days=warning_days,
         )
 
     return make
@@ -79,8 +89,11 @@ def card_factory() -> Callable[..., LoyaltyCard]:
         google: str = "",
         apple: str = "",
         now: datetime = NOW,
+        warned_days_ago: float | None = None,
         **fields,
     ) -> LoyaltyCard:
+        """`warned_days_ago`: the card got its warning for this cycle that long ago, as a
+        run then would have sent it (the day it promised included)."""
         number = next(_numbers)
         customer = Customer.objects.create(
             name=f"Customer {number}",
@@ -88,6 +101,13 @@ def card_factory() -> Callable[..., LoyaltyCard]:
             phone=phone,
         )
         activity = now - timedelta(days=inactive_days)
+        if warned_days_ago is not None:
+            warned_at = now - timedelta(days=warned_days_ago)
+            fields |= {
+                "last_expiration_warning_at": warned_at,
+                "expiration_warning_cycle_at": activity,
+                "points_expire_on": expiration_day(program, now=warned_at).promise(activity),
+            }
         card = LoyaltyCard.objects.create(
             merchant=program.merchant,
             customer=customer,
@@ -103,6 +123,25 @@ def card_factory() -> Callable[..., LoyaltyCard]:
         return card
 
     return make
+
+
+def earn(card: LoyaltyCard, points: int, *, at: datetime) -> None:
+    """A sale recorded now (or uploaded late) dated `at`: a ledger row, the balance, and the
+    last activity moved forward only (an offline sale dated earlier never moves it back)."""
+    LoyaltyTransaction.objects.create(
+        card=card,
+        merchant_id=card.merchant_id,
+        transaction_type=LoyaltyTransaction.Type.POINTS_EARNED,
+        points_delta=points,
+        points_balance_after=card.points_balance + points,
+        stamps_balance_after=card.stamp_count,
+        transaction_at=at,
+    )
+    LoyaltyCard.objects.filter(pk=card.pk).update(
+        points_balance=F("points_balance") + points,
+        last_activity_at=Greatest(F("last_activity_at"), Value(at)),
+    )
+    card.refresh_from_db()
 
 
 def ledger_violations() -> list[tuple[int, int, int]]:
@@ -146,6 +185,15 @@ class SleepRecorder:
 @pytest.fixture
 def sleep_recorder() -> SleepRecorder:
     return SleepRecorder()
+
+
+@pytest.fixture
+def no_backoff_sleep(monkeypatch, sleep_recorder) -> SleepRecorder:
+    """The wallet sync job's retries record their delays instead of sleeping them."""
+    from loyalty.services.wallet_sync import sync_wallet_passes
+
+    monkeypatch.setitem(sync_wallet_passes.__kwdefaults__, "sleep", sleep_recorder)
+    return sleep_recorder
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,9 @@ def cards(program_factory, card_factory, frozen_now):
     program = program_factory(expiration_days=365)
     never = program_factory(expiration_days=None)
     return {
-        "due": card_factory(program, points=50, inactive_days=400, google="g-due"),
+        "due": card_factory(
+            program, points=50, inactive_days=400, google="g-due", warned_days_ago=20
+        ),
         "warn": card_factory(program, points=30, inactive_days=355),
         "fresh": card_factory(program, points=20, inactive_days=1, apple="a-fresh"),
         "empty": card_factory(program, points=0, inactive_days=400),
@@ -77,11 +79,11 @@ def test_expire_now__confirmation_shows_cards_programs_and_voided_points_and_que
         " 3 selected card(s), 1 past expiration with 50 points to void, 1 to warn"
     ) in html
     assert "1 selected card(s) belong to no active program whose points expire" in html
-    due_at = frozen_now - timedelta(days=35)
+    warned_for = frozen_now - timedelta(days=6)  # warned 20 days ago: due 35 days ago + 14
     assert f"{cards['due'].number} (" in html
-    assert f"50 points will be voided (expired {due_at:%Y-%m-%d %H:%M} UTC)" in html
+    assert f"50 points will be voided (warned, due on {warned_for:%Y-%m-%d} (UTC))" in html
     assert "30 points expire" in html and "the customer gets a warning" in html
-    assert f"20 points expire {frozen_now + timedelta(days=364):%Y-%m-%d}" in html
+    assert f"20 points expire on {frozen_now + timedelta(days=364):%Y-%m-%d} (UTC)" in html
     assert "10 points; no expiring program: left alone" in html
     assert "1 selected loyalty cards have no points or are inactive" in html
     assert 'value="Yes, expire now"' in html and "triggered by" in html and "olga" in html

@@ -72,6 +72,7 @@ def program_form(program: LoyaltyProgram, days: str) -> dict[str, str]:
         "name": program.name,
         "is_active": "on",
         "points_expiration_days": days,
+        "expiration_warning_days": "14",
         "_save": "Save",
     }
 
@@ -108,3 +109,58 @@ def test_program_form__bound_itself_and_never_are_saved(client, program):
         assert client.post(url, program_form(program, days)).status_code == 302
         program.refresh_from_db()
         assert program.points_expiration_days == stored
+
+
+def test_program_form__an_expiration_change_shows_the_cards_it_would_warn_before_saving(
+    client, program, card_factory, frozen_now
+):
+    for inactive in (40, 100, 200):  # idle, but far from 365 days
+        card_factory(program, points=10, inactive_days=inactive)
+    card_factory(program, points=10, inactive_days=1)
+    staff_client(client, "carl", [("loyalty", "change_loyaltyprogram")])
+    url = reverse("admin:loyalty_loyaltyprogram_change", args=[program.pk])
+
+    asked = client.post(url, program_form(program, "30"))
+
+    assert asked.status_code == 200
+    assert asked.context["adminform"].form.errors == {
+        "confirm_expiration_change": [
+            "With this change the next nightly run warns 3 card(s) and expires the points"
+            " of 0 (already warned for the date that has come). Tick the box to save."
+        ]
+    }
+    program.refresh_from_db()
+    assert program.points_expiration_days == 365
+    confirmed = client.post(url, {**program_form(program, "30"), "confirm_expiration_change": "on"})
+    assert confirmed.status_code == 302
+    program.refresh_from_db()
+    assert program.points_expiration_days == 30
+    # A change of the name alone asks nothing.
+    renamed = {**program_form(program, "30"), "name": "Renamed"}
+    assert client.post(url, renamed).status_code == 302
+
+
+def test_program_form__view_only_staff_cannot_change_the_expiration(client, program):
+    staff_client(client, "vera", [("loyalty", "view_loyaltyprogram")])
+    url = reverse("admin:loyalty_loyaltyprogram_change", args=[program.pk])
+
+    response = client.post(url, {**program_form(program, "30"), "confirm_expiration_change": "on"})
+
+    assert response.status_code == 403
+    program.refresh_from_db()
+    assert program.points_expiration_days == 365
+
+
+def test_program_form__a_second_active_program_for_the_merchant_is_refused(client, program):
+    staff_client(client, "carl", [("loyalty", "add_loyaltyprogram")])
+
+    response = client.post(
+        reverse("admin:loyalty_loyaltyprogram_add"),
+        {**program_form(program, "90"), "name": "Second", "confirm_expiration_change": "on"},
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [
+        "This merchant already has an active program: deactivate it first."
+    ]
+    assert LoyaltyProgram.objects.count() == 1

@@ -30,7 +30,7 @@ def test_expire_points_command__dry_run_then_real_run(
     frozen_now, program_factory, card_factory, capsys
 ):
     program = program_factory(expiration_days=30)
-    card = card_factory(program, points=80, inactive_days=40)
+    card = card_factory(program, points=80, inactive_days=40, warned_days_ago=15)
 
     call_command("expire_points", program=program.pk, dry_run=True)
     card.refresh_from_db()
@@ -72,31 +72,34 @@ def test_sync_wallet_passes_command__a_stopped_wallet_exits_1_with_its_line(
     assert str(error.value).startswith("google: credentials refused: HTTP 401")
 
 
-def test_wallet_status_command__one_line_per_wallet_exit_1_when_one_is_not_ok(
+def test_wallet_status_command__one_line_per_wallet_exit_2_when_one_fails(
     frozen_now, program_factory, card_factory, fake_wallet, settings, capsys
 ):
     card_factory(program_factory(), google="g-1", apple="a-1")
     call_command("wallet_status")
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
-        "google: OK credentials accepted; 1 card(s) behind; no run yet",
-        "apple: OK credentials accepted; 1 card(s) behind; no run yet",
+        "google: OK credentials accepted; 1 card(s) behind; no success yet; no run yet",
+        "apple: OK credentials accepted; 1 card(s) behind; no success yet; no run yet",
     ]
 
     call_command("sync_wallet_passes")
     capsys.readouterr()
-    fake_wallet.apns.faults.refuse_provider_token = True
+    fake_wallet.apns.faults.refuse_certificate = True
     settings.LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE = "/nonexistent/key.json"
-    with pytest.raises(CommandError, match="wallet\\(s\\) not OK: google, apple") as error:
+    with pytest.raises(CommandError, match="wallet\\(s\\) FAIL: google, apple") as error:
         call_command("wallet_status")
     run = JobRun.objects.get()
-    assert error.value.returncode == 1
+    assert error.value.returncode == 2
     assert capsys.readouterr().out.splitlines() == [
-        "google: FAIL LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE: cannot read /nonexistent/key.json: "
-        f"No such file or directory; 0 card(s) behind; last run #{run.pk}: 0 failed",
-        "apple: FAIL credentials refused: APNs refused the provider token "
-        "(InvalidProviderToken): check LOYALTY_APPLE_APNS_KEY_FILE, LOYALTY_APPLE_APNS_KEY_ID "
-        f"and LOYALTY_APPLE_TEAM_ID; 0 card(s) behind; last run #{run.pk}: 0 failed",
+        "google: FAIL settings unusable: LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE: cannot read "
+        "/nonexistent/key.json: No such file or directory; 0 card(s) behind; last success "
+        f"2026-03-01 02:00 UTC; last run #{run.pk}: 0 of 1 card(s) failed (0.0%)",
+        "apple: FAIL credentials refused: APNs refused the pass type certificate: check "
+        "LOYALTY_APPLE_PASS_CERT_FILE, LOYALTY_APPLE_PASS_KEY_FILE (revoked or expired?) and "
+        "LOYALTY_APPLE_APNS_URL (pass pushes go to production) (BadCertificate); 0 card(s) "
+        f"behind; last success 2026-03-01 02:00 UTC; last run #{run.pk}: 0 of 1 card(s) "
+        "failed (0.0%)",
     ]
 
 

@@ -35,7 +35,10 @@ print(json.dumps(expire_points(chunk_size=25, now=now)))
 
 def test_two_processes__expire_each_card_exactly_once(program_factory, card_factory):
     program = program_factory(expiration_days=365)
-    due = [card_factory(program, points=10 + i % 90, inactive_days=400) for i in range(1500)]
+    due = [
+        card_factory(program, points=10 + i % 90, inactive_days=400, warned_days_ago=20)
+        for i in range(1500)
+    ]
     expected_points = sum(c.points_balance for c in due)
     s = connection.settings_dict
     env = {

@@ -73,3 +73,30 @@ def test_metrics__empty_database_still_exposes_queue_and_outbox_families(client)
     assert "# TYPE jobs_runs gauge" in text
     assert 'jobs_queue_depth{cluster="apply"} 0.0' in text
     assert 'jobs_outbox_notifications{status="pending"} 0.0' in text
+
+
+def test_metrics__in_production__anonymous_refused_without_a_word(client, settings):
+    settings.PRODUCTION = True
+    settings.METRICS_TOKEN = "s3cret-token"
+    run("failed", 1.0, job="loyalty.expire_points")
+
+    for headers in (
+        {},
+        {"HTTP_AUTHORIZATION": "Bearer wrong"},
+        {"HTTP_AUTHORIZATION": "s3cret-token"},
+    ):
+        response = client.get("/metrics", **headers)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+        assert b"loyalty" not in response.content and b"jobs_" not in response.content
+
+    scraped = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
+    assert scraped.status_code == 200 and b'job="loyalty.expire_points"' in scraped.content
+
+
+def test_metrics__in_production__a_staff_session_may_read(admin_client, client, settings):
+    settings.PRODUCTION = True
+    settings.METRICS_TOKEN = ""  # no token configured: staff only, never anyone
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+    assert admin_client.get("/metrics").status_code == 200

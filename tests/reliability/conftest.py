@@ -46,7 +46,8 @@ def execute(sql: str, params: list | None = None) -> None:
 
 
 def seed_due_cards(cards: int, *, expiration_days: int = 365):
-    """One program and `cards` cards inactive 380..399 days (real clock), one earn row each."""
+    """One program and `cards` cards inactive 380..399 days (real clock), one earn row each,
+    each warned 20 days ago for this cycle (the run expires only warned cards)."""
     from loyalty.models import LoyaltyProgram, Merchant
 
     merchant = Merchant.objects.create(name="Crash Coffee")
@@ -68,6 +69,13 @@ def seed_due_cards(cards: int, *, expiration_days: int = 365):
         "        true, '', ''"
         "   FROM loyalty_customer cu",
         [merchant.pk],
+    )
+    execute(
+        "UPDATE loyalty_loyaltycard SET last_expiration_warning_at = now() - interval '20 days',"
+        " expiration_warning_cycle_at = last_activity_at,"
+        " points_expire_on = (now() AT TIME ZONE 'UTC')::date - 14"
+        " WHERE merchant_id = %s",
+        [program.merchant_id],
     )
     execute(
         "INSERT INTO loyalty_loyaltytransaction (card_id, merchant_id, transaction_type,"

@@ -7,6 +7,9 @@ apply run (nothing lost with the pages in flight), the checkpoint (`Timestamp.fi
 sampled every 50 ms from another connection through the crash and the restart) never
 moved backwards, the restarted chain took the dead chain's lease over at once and
 finished the range, and its progress counts equal the rows present.
+
+Slow (about 12 s: a chain over the whole backfill range, killed and resumed): `make
+test-slow`.
 """
 
 import time

@@ -87,4 +87,5 @@ def test_kill_9_mid_expiration__20k_cards(qcluster, quiet_scheduler):
 
 @pytest.mark.slow
 def test_kill_9_mid_expiration__200k_cards(qcluster, quiet_scheduler):
+    """The same at production scale. Slow (about 35 s): `make test-slow`."""
     crash_and_recover(qcluster, 200_000, kill_after=50_000, timeout=600)

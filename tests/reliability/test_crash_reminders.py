@@ -11,7 +11,7 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from exchanges.models import Exchange, Participant, Reminder
+from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
@@ -35,7 +35,7 @@ def seed(exchanges: int, people: int) -> int:
         )
         for i in range(exchanges)
     )
-    Participant.objects.bulk_create(
+    people_rows = Participant.objects.bulk_create(
         Participant(
             exchange=x,
             name=f"Person {j}",
@@ -43,6 +43,16 @@ def seed(exchanges: int, people: int) -> int:
             reminder_enabled=j % 10 != 9,  # every tenth opted out
         )
         for x in rows
+        for j in range(people)
+    )
+    # The draw: each exchange's people in a ring (only matched people are reminded).
+    Match.objects.bulk_create(
+        Match(
+            exchange=x,
+            giver=people_rows[k * people + j],
+            receiver=people_rows[k * people + (j + 1) % people],
+        )
+        for k, x in enumerate(rows)
         for j in range(people)
     )
     Reminder.objects.bulk_create(

@@ -4,6 +4,9 @@ Runs on a private PostgreSQL server (tests/reliability/throwaway_pg.py), never t
 The job is `manage.py run_job loyalty.expire_points` (100,000 due cards) in a subprocess;
 the server is stopped with `pg_ctl -m fast` (every connection cut) while chunks commit,
 stays down 3 s and comes back.
+
+Slow (about 25 s: a private PostgreSQL server is created, then stopped and started): `make
+test-slow`.
 """
 
 import os

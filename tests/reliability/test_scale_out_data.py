@@ -17,6 +17,9 @@ the slot to fire and its runs to finish. It checks that nothing was processed tw
 - bibliotheca: the chains of every slot against a simulator (a thread in this process,
   reached over HTTP by the clusters) left one LicensePool per record, none twice, and the
   checkpoint (sampled from another connection while the clusters ran) never moved back.
+
+Slow (over a minute per cluster count: every slot waits for the clusters' 30 s scheduler
+passes): `make test-slow`.
 """
 
 import time
@@ -30,7 +33,7 @@ from django_q.models import Schedule
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import LicensePool, Timestamp
 from bibliotheca.simulator import Catalogue
-from exchanges.models import Exchange, Participant, Reminder
+from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.services.schedules import sync_schedules
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
@@ -40,7 +43,7 @@ from tests.reliability.conftest import duplicate_pools, execute, poll, say, seed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SLOTS = 3
+SLOTS = 2  # each slot waits for the clusters' 30 s scheduler passes
 DUE_CARDS = 3_000  # inactive 380..399 days, expiration after 365: expire
 WARNED_CARDS = 1_000  # inactive 352..363 days: in the 14-day warning window
 ACTIVE_CARDS = 500  # inactive 10..29 days: untouched
@@ -58,8 +61,17 @@ def catalogue() -> Catalogue:
     )
 
 
-def add_cards(merchant_id: int, *, prefix: str, count: int, min_days: int, spread: int) -> None:
-    """`count` more customers and cards (numbers `prefix`...) inactive min_days..+spread days."""
+def add_cards(
+    merchant_id: int,
+    *,
+    prefix: str,
+    count: int,
+    min_days: int,
+    spread: int,
+    warned_days_ago: int | None = None,
+) -> None:
+    """`count` more customers and cards (numbers `prefix`...) inactive min_days..+spread days;
+    `warned_days_ago`: each got its warning for this cycle then (due for expiration now)."""
     execute(
         "INSERT INTO loyalty_customer (name, email, phone)"
         " SELECT %s || g, lower(%s) || g || '@example.com', '' FROM generate_series(1, %s) g",
@@ -84,6 +96,14 @@ def add_cards(merchant_id: int, *, prefix: str, count: int, min_days: int, sprea
         "        last_activity_at FROM loyalty_loyaltycard WHERE number LIKE %s || '%%'",
         [prefix],
     )
+    if warned_days_ago is not None:
+        execute(
+            "UPDATE loyalty_loyaltycard SET last_expiration_warning_at = now() - make_interval("
+            " days => %s), expiration_warning_cycle_at = last_activity_at,"
+            " points_expire_on = (now() AT TIME ZONE 'UTC')::date - %s + 14"
+            " WHERE number LIKE %s || '%%'",
+            [warned_days_ago, warned_days_ago, prefix],
+        )
 
 
 def seed_loyalty_batch(k: int, merchant_id: int | None) -> tuple[int, dict[str, set[int]]]:
@@ -94,7 +114,14 @@ def seed_loyalty_batch(k: int, merchant_id: int | None) -> tuple[int, dict[str, 
         merchant_id = seed_due_cards(DUE_CARDS).merchant_id  # one card per customer so far: R...
         add_cards(merchant_id, prefix="A0", count=ACTIVE_CARDS, min_days=10, spread=20)
     else:
-        add_cards(merchant_id, prefix=f"D{k}", count=DUE_CARDS, min_days=380, spread=20)
+        add_cards(
+            merchant_id,
+            prefix=f"D{k}",
+            count=DUE_CARDS,
+            min_days=380,
+            spread=20,
+            warned_days_ago=20,
+        )
     add_cards(merchant_id, prefix=f"W{k}", count=WARNED_CARDS, min_days=352, spread=12)
     execute("ANALYZE loyalty_loyaltycard")
     new = LoyaltyCard.objects.exclude(pk__in=before)
@@ -120,7 +147,7 @@ def seed_exchanges(k: int) -> None:
         )
         for i in range(EXCHANGES)
     )
-    Participant.objects.bulk_create(
+    people_rows = Participant.objects.bulk_create(
         Participant(
             exchange=x,
             name=f"Person {j}",
@@ -128,6 +155,16 @@ def seed_exchanges(k: int) -> None:
             reminder_enabled=j % 10 != 9,
         )
         for x in rows
+        for j in range(PEOPLE)
+    )
+    # The draw: each exchange's people in a ring (only matched people are reminded).
+    Match.objects.bulk_create(
+        Match(
+            exchange=x,
+            giver=people_rows[k * PEOPLE + j],
+            receiver=people_rows[k * PEOPLE + (j + 1) % PEOPLE],
+        )
+        for k, x in enumerate(rows)
         for j in range(PEOPLE)
     )
     Reminder.objects.bulk_create(
@@ -269,10 +306,10 @@ def test_n_default_clusters_on_real_data__each_slot_once_nothing_processed_twice
     expired_per_card = Counter(expired.values_list("card_id", flat=True))
     expired_twice = {c: n for c, n in expired_per_card.items() if n > 1}
     violations = ledger_violations()
-    warned_now = set(
-        LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).values_list(
-            "pk", flat=True
-        )
+    warned_now = set(  # by the runs of this test (the due cards were warned 20 days ago)
+        LoyaltyCard.objects.filter(
+            last_expiration_warning_at__gt=timezone.now() - timedelta(days=1)
+        ).values_list("pk", flat=True)
     )
     warnings = Notification.objects.filter(template=WARNING_TEMPLATE)
     warning_recipients = Counter(warnings.values_list("recipient", flat=True))

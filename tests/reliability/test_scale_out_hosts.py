@@ -18,6 +18,9 @@ inside). Each host runs one real `manage.py qcluster` with its own DATABASE_URL.
    hand may have executed its body twice (host-a finished it off-line, host-b re-ran it):
    at-least-once for exactly those runs, which is why jobs keep their effects in
    transactions, leases and checkpoints. Every other run executed once.
+
+Slow (about 30 s: two network namespaces, a cut link and the TCP keepalive that notices
+it): `make test-slow`.
 """
 
 import time

@@ -21,7 +21,10 @@ class Command(JobCommand):
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--date", help="process deliveries due on or before this day (UTC)")
+        parser.add_argument(
+            "--date",
+            help="process deliveries due on or before this day (the store's, COMMERCE_TIME_ZONE)",
+        )
         parser.add_argument(
             "--subscription",
             action="append",

@@ -9,7 +9,8 @@ from jobs.commands import JobCommand
 class Command(JobCommand):
     help = (
         "Email the reminder of every subscription due tomorrow (or the day after --date), as"
-        " the daily 12:00 UTC job does; each subscription once per delivery date."
+        " the daily 00:00 UTC job does (tomorrow in COMMERCE_TIME_ZONE); each subscription once"
+        " per delivery date."
     )
     job_name = "commerce.send_subscription_renewal_reminders"
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import autodiscover_modules
 
 from jobs.commands import command_user
+from jobs.devservers import AlertReceiver
 from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
 from jobs.runner import enqueue_job
@@ -61,11 +62,18 @@ class Command(BaseCommand):
         for module in modules:
             if hasattr(module, "cluster_env"):
                 env.update(module.cluster_env(out=out))
+        receiver = AlertReceiver()
+        # Alerts go to a local receiver (plain http on loopback: DEBUG in the clusters).
+        env.update(
+            JOBS_ALERT_WEBHOOK_URL=receiver.url, JOBS_ALERT_EMAILS="oncall@example.com", DEBUG="1"
+        )
+        out(f"alerts: webhook {receiver.url} (a local receiver), email oncall@example.com")
         procs = start_clusters(CLUSTERS, env=env)
         out(f"started qcluster processes for {', '.join(CLUSTERS)} (logs: .run/logs/)")
         try:
             if not only or "jobs" in only:
                 self.core_demo(out)
+                self.alerts_demo(out, receiver)
             for module in modules:
                 out(f"\n== {module.__name__.split('.')[0]} ==")
                 module.run_demo(out=out)
@@ -84,6 +92,7 @@ class Command(BaseCommand):
             raise CommandError(f"demo failed: {exc}") from exc
         finally:
             stop_clusters(procs)
+            receiver.stop()
             out("clusters stopped")
 
     def print_history(self, out, first_id: int) -> None:
@@ -122,3 +131,44 @@ class Command(BaseCommand):
             out(f"notification #{sent.pk} sent to {sent.recipient}: {sent.subject!r}")
         else:
             out("notification already sent by an earlier demo (dedup key): not sent twice")
+
+    def alerts_demo(self, out, receiver: AlertReceiver) -> None:
+        """A job that fails for good, then succeeds: the alert and its resolution arrive."""
+        out("\n== alerts ==")
+        failed = enqueue_job(
+            "jobs.demo_job", kwargs={"items": 7, "fail": True}, trigger=JobRun.Trigger.COMMAND
+        )
+        out(f"queued jobs.demo_job fail=true as run #{failed.pk}: it fails, retries once, fails")
+        retry = wait_until(
+            lambda: JobRun.objects.filter(parent=failed, status=JobRun.Status.FAILED).first(),
+            timeout_seconds=120,
+            what="the retry to fail (it waits for the scheduler's next pass, up to 30 s)",
+        )
+        wait_until(
+            lambda: any(a.get("run_id") == retry.pk for a in receiver.received),
+            timeout_seconds=60,
+            what="the alert",
+        )
+        self.print_alerts(out, receiver)
+        ok = enqueue_job("jobs.demo_job", kwargs={"items": 7}, trigger=JobRun.Trigger.COMMAND)
+        out(f"queued jobs.demo_job as run #{ok.pk}: it succeeds, the alert is resolved")
+        wait_until(
+            lambda: any(a.get("run_id") == ok.pk for a in receiver.received),
+            timeout_seconds=60,
+            what="the resolution",
+        )
+        self.print_alerts(out, receiver)
+        mail = Notification.objects.filter(
+            template="jobs/notifications/alert",
+            channel=Notification.Channel.EMAIL,
+            body__contains=f"#{retry.pk}",
+        ).first()
+        if mail is not None:
+            out(f"email to {mail.recipient} ({mail.status}): {mail.subject}\n{mail.body}")
+
+    def print_alerts(self, out, receiver: AlertReceiver) -> None:
+        while receiver.received:
+            alert = receiver.received.pop(0)
+            out(f"webhook received: {alert.get('text')}")
+            fields = {k: alert.get(k) for k in ("event", "job", "run_id", "status", "count")}
+            out(f"  fields: {json.dumps(fields)}")

@@ -11,7 +11,7 @@ from jobs.models import JobRun
 
 class Command(JobCommand):
     help = (
-        "Send 14-day warnings and expire points of inactive cards now, as the 02:00 UTC job "
+        "Warn cards due for expiration and expire warned ones now, as the 02:00 UTC job "
         "does. Use after a missed night or to re-run one program; --dry-run only counts."
     )
     job_name = "loyalty.expire_points"

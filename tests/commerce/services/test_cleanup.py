@@ -17,8 +17,10 @@ pytestmark = pytest.mark.django_db
 
 
 def make_cart(product, *, days_old: float, lines: int = 0) -> Cart:
-    cart = Cart.objects.create(updated_at=NOW - timedelta(days=days_old))
+    """A cart last changed `days_old` days ago (set after its lines: adding them moves it)."""
+    cart = Cart.objects.create()
     CartLine.objects.bulk_create(CartLine(cart=cart, product=product) for _ in range(lines))
+    Cart.objects.filter(pk=cart.pk).update(updated_at=NOW - timedelta(days=days_old))
     return cart
 
 

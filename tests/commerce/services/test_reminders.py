@@ -5,7 +5,9 @@ from datetime import timedelta
 import pytest
 
 from commerce.services.reminders import send_subscription_renewal_reminders
+from commerce.services.subscriptions import process_due_subscriptions
 from jobs.models import Notification
+from jobs.registry import get_job
 from tests.commerce.conftest import TODAY
 
 pytestmark = pytest.mark.django_db
@@ -55,3 +57,30 @@ def test_no_email__no_reminder(frozen_now, subscription_factory, customer_factor
     )
     assert send_subscription_renewal_reminders()["reminders_queued"] == 0
     assert not Notification.objects.exists()
+
+
+def test_store_in_new_york__reminded_24_hours_before_the_run_that_makes_the_delivery(
+    frozen_now, settings, subscription_factory
+):
+    settings.COMMERCE_TIME_ZONE = "America/New_York"
+    # 00:00 UTC on Mar 2 is 19:00 on Mar 1 in New York: the store's tomorrow is Mar 2.
+    reminded = subscription_factory(next_delivery_date=TODAY)
+    subscription_factory(next_delivery_date=TOMORROW)
+
+    result = send_subscription_renewal_reminders()
+    run = process_due_subscriptions()  # the order run at the same moment: New York's Mar 1
+
+    assert get_job("commerce.send_subscription_renewal_reminders").cron == (
+        get_job("commerce.process_due_subscriptions").cron
+    )
+    assert (result["due_date"], result["reminders_queued"]) == (TODAY.isoformat(), 1)
+    assert Notification.objects.get().dedup_key == f"subscription_reminder:{reminded.pk}:20260302"
+    assert (run["as_of"], run["processed"]) == ("2026-03-01", 0)  # made at the next run
+
+
+def test_reminder_text__offers_what_the_customer_can_do(frozen_now, subscription_factory):
+    subscription_factory(next_delivery_date=TOMORROW)
+    send_subscription_renewal_reminders()
+    body = Notification.objects.get().body
+    assert "pause" not in body
+    assert "reply to this email before then" in body

@@ -1,7 +1,7 @@
 """loyalty.expire_points: warnings once per cycle, exact expiration, ledger invariant, reruns."""
 
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 import time_machine
@@ -15,15 +15,18 @@ from tests.loyalty.conftest import NOW, ledger_violations
 pytestmark = pytest.mark.django_db
 
 
-def test_expire_points__warns_cards_in_the_14_day_window_only(
+def test_expire_points__warns_cards_within_the_lead_and_past_due_cards_first(
     frozen_now, program_factory, card_factory
 ):
     program = program_factory(expiration_days=365)
-    due = card_factory(program, points=120, inactive_days=355)
+    on_time = card_factory(program, points=120, inactive_days=351)  # due 2026-03-15
+    late = card_factory(program, points=40, inactive_days=355)  # due 03-11, found late
     fresh = card_factory(program, points=50, inactive_days=300)
-    expired = card_factory(program, points=70, inactive_days=400)
+    past_due = card_factory(program, points=80, inactive_days=400)  # never warned
+    expired = card_factory(program, points=70, inactive_days=400, warned_days_ago=14)
     empty = card_factory(program, points=0, inactive_days=355)
     sms_only = card_factory(program, points=30, inactive_days=352, email="", phone="+15550001")
+    nobody = card_factory(program, points=20, inactive_days=352, email="", phone="")
 
     result = expire_points()
 
@@ -33,19 +36,23 @@ def test_expire_points__warns_cards_in_the_14_day_window_only(
         "programs_processed": 1,
         "cards_processed": 1,
         "points_expired": 70,
-        "warnings_sent": 2,
+        "warnings_sent": 4,
+        "unreachable": 1,
     }
     warned = set(
         LoyaltyCard.objects.filter(last_expiration_warning_at=NOW).values_list("pk", flat=True)
     )
-    assert warned == {due.pk, sms_only.pk}
+    assert warned == {on_time.pk, late.pk, past_due.pk, sms_only.pk, nobody.pk}
     assert fresh.pk not in warned and expired.pk not in warned and empty.pk not in warned
+    # Every warning gives the full 14 days: the late and past-due cards expire a lead later.
+    promised = dict(LoyaltyCard.objects.filter(pk__in=warned).values_list("pk", "points_expire_on"))
+    assert set(promised.values()) == {date(2026, 3, 15)}
+    assert LoyaltyCard.objects.get(pk=past_due.pk).points_balance == 80
     warning = Notification.objects.get(
-        template="loyalty/notifications/points_expiring", channel="email"
+        template="loyalty/notifications/points_expiring", recipient=late.customer.email
     )
-    assert warning.recipient == due.customer.email
-    assert warning.subject == f"{program.merchant.name}: 120 points expire on 2026-03-11"
-    assert "10 days from now" in warning.body
+    assert warning.subject == f"{program.merchant.name}: 40 points expire on 2026-03-15"
+    assert "(14 days from now)" in warning.body
     sms = Notification.objects.get(template="loyalty/notifications/points_expiring", channel="sms")
     assert sms.recipient == "+15550001"
     expired_note = Notification.objects.get(template="loyalty/notifications/points_expired")
@@ -93,21 +100,26 @@ def test_expire_points__is_exact_to_the_point_and_keeps_the_ledger_invariant(
     rng = random.Random(4)
     program = program_factory(expiration_days=180)
     other = program_factory(expiration_days=None)  # never expires
-    cards = [
-        card_factory(
-            program,
-            points=rng.randint(0, 5000),
-            inactive_days=rng.uniform(0, 400),
-            stamp_count=rng.randint(0, 9),
+    cards = []
+    for _ in range(300):
+        inactive_days = rng.uniform(0, 400)
+        cards.append(
+            card_factory(
+                program,
+                points=rng.randint(0, 5000),
+                inactive_days=inactive_days,
+                stamp_count=rng.randint(0, 9),
+                # Warned on time, 14 days before the due day, as nightly runs would have.
+                warned_days_ago=inactive_days - 166 if inactive_days > 166 else None,
+            )
         )
-        for _ in range(300)
-    ]
     untouched = [card_factory(other, points=999, inactive_days=1000) for _ in range(5)]
     card_factory(program, points=500, inactive_days=500, is_active=False)
     due = {
         c.pk: c
         for c in cards
-        if c.points_balance > 0 and c.last_activity_at < NOW - timedelta(days=180)
+        # Due on the 180th calendar day after the last activity.
+        if c.points_balance > 0 and c.last_activity_at.date() + timedelta(days=180) <= NOW.date()
     }
 
     result = expire_points(chunk_size=37)
@@ -133,8 +145,10 @@ def test_expire_points__rerun_the_same_day_changes_nothing(
     frozen_now, program_factory, card_factory
 ):
     program = program_factory(expiration_days=365)
-    for days in (10, 355, 360, 366, 500):
+    for days in (10, 355, 360):
         card_factory(program, points=100, inactive_days=days)
+    for days in (366, 500):
+        card_factory(program, points=100, inactive_days=days, warned_days_ago=15)
     first = expire_points()
     snapshot = list(LoyaltyCard.objects.order_by("pk").values())
     counts = (LoyaltyTransaction.objects.count(), Notification.objects.count())
@@ -151,8 +165,10 @@ def test_expire_points__dry_run_counts_and_writes_nothing(
     frozen_now, program_factory, card_factory
 ):
     program = program_factory(expiration_days=365)
-    for days in (355, 360, 366, 500):
+    for days in (355, 360):
         card_factory(program, points=10, inactive_days=days)
+    for days in (366, 500):
+        card_factory(program, points=10, inactive_days=days, warned_days_ago=20)
 
     preview = expire_points(dry_run=True)
 
@@ -162,7 +178,7 @@ def test_expire_points__dry_run_counts_and_writes_nothing(
         20,
     )
     assert not LoyaltyTransaction.objects.filter(transaction_type="points_expired").exists()
-    assert not LoyaltyCard.objects.filter(last_expiration_warning_at__isnull=False).exists()
+    assert not LoyaltyCard.objects.filter(last_expiration_warning_at=NOW).exists()
     assert not Notification.objects.exists()
     real = expire_points()
     assert (real["warnings_sent"], real["cards_processed"], real["points_expired"]) == (2, 2, 20)
@@ -200,7 +216,10 @@ def test_expire_points__a_card_and_its_message_commit_together(
     """The chunk whose message fails rolls back whole; earlier chunks stay; a rerun finishes."""
     program = program_factory(expiration_days=365)
     # Walk order is oldest first: chunks of 2 are (15, 14), (13, 12), (11, 10) points.
-    cards = {10 + i: card_factory(program, points=10 + i, inactive_days=400 + i) for i in range(6)}
+    cards = {
+        10 + i: card_factory(program, points=10 + i, inactive_days=400 + i, warned_days_ago=30)
+        for i in range(6)
+    }
     body = "loyalty/notifications/points_expired.txt"
     template_override(body, '{% if points == 12 %}{% include "missing.txt" %}{% endif %}gone')
 
@@ -225,7 +244,9 @@ def test_expire_points__a_card_and_its_message_commit_together(
 
 def test_expire_points__only_the_given_cards(frozen_now, program_factory, card_factory):
     program = program_factory(expiration_days=365)
-    chosen, other = (card_factory(program, points=10, inactive_days=400) for _ in range(2))
+    chosen, other = (
+        card_factory(program, points=10, inactive_days=400, warned_days_ago=30) for _ in range(2)
+    )
 
     result = expire_points(card_ids=[chosen.pk])
 

@@ -47,7 +47,7 @@ def two_programs(frozen_now, program_factory, card_factory):
     good = program_factory(expiration_days=365)
     cards = {
         "broken": card_factory(broken, points=40, inactive_days=400),
-        "due": card_factory(good, points=70, inactive_days=400),
+        "due": card_factory(good, points=70, inactive_days=400, warned_days_ago=30),
         "warn": card_factory(good, points=30, inactive_days=355),
     }
     return broken, good, cards

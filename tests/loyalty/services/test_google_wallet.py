@@ -90,7 +90,7 @@ def test_deleted_object__is_inserted_again_in_the_programs_class_and_counted_rec
     assert state.synced_version == card.balance_version
 
 
-def test_deleted_object__without_a_class_id_fails_and_says_why(
+def test_deleted_object__without_a_class_id_is_quarantined_and_says_why(
     frozen_now, program_factory, card_factory, fake_wallet
 ):
     card = card_factory(program_factory(), inactive_days=0.01, google="issuer.card-1")
@@ -98,9 +98,10 @@ def test_deleted_object__without_a_class_id_fails_and_says_why(
 
     result = sync_wallet_passes()
 
-    assert result["failed_card_ids"] == [card.pk]
+    assert (result["quarantined_card_ids"], result["failed"]) == ([card.pk], 0)
     state = WalletSyncState.objects.get(card=card, wallet="google")
     assert "no google_wallet_class_id" in state.last_error and state.failures == 1
+    assert state.quarantined_version == card.balance_version
 
 
 def test_401__stops_google_for_the_run_after_one_card_and_flags_it_apple_goes_on(

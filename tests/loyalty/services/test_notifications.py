@@ -1,12 +1,13 @@
 """Loyalty's notifications: one per reachable card, rendered by the template engine, unescaped."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from django.db import transaction
 
 from jobs.models import Notification
 from jobs.services.outbox import OutgoingNotification, queue_notifications, render_notification
+from loyalty.selectors import ExpirationDay
 from loyalty.services.notifications import (
     EXPIRED_TEMPLATE,
     CardRow,
@@ -15,6 +16,10 @@ from loyalty.services.notifications import (
 )
 
 NOW = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+#: A 365-day program with a 14-day lead, on the night of NOW, for a merchant in UTC.
+DAY = ExpirationDay(
+    zone="UTC", today=date(2026, 3, 1), days=365, lead_days=14, warn_before=NOW, expire_before=NOW
+)
 
 
 def rows() -> list[CardRow]:
@@ -35,7 +40,7 @@ def rows() -> list[CardRow]:
 
 def all_items(merchant: str) -> list[OutgoingNotification]:
     return [
-        *warning_notifications(rows(), merchant_name=merchant, expiration_days=365, now=NOW),
+        *warning_notifications(rows(), merchant_name=merchant, day=DAY),
         *expired_notifications(rows(), merchant_name=merchant, expiration_days=365),
     ]
 
@@ -51,9 +56,12 @@ def test_notifications__one_per_reachable_card_email_first_keyed_by_card_and_cyc
         ("sms", "+15550003"),
         ("email", "c4@example.com"),
     ]
-    assert items[0].dedup_key == "points_expiring:1:20250310T083000"
+    # The warning's key names the cycle and the day it promises.
+    assert items[0].dedup_key == "points_expiring:1:20250310T083000:20260315"
     assert items[5].dedup_key == "points_expired:1:20250310T083000"
-    assert items[1].context["days_remaining"] == 10  # 2026-03-11 08:30 is 10.27 days ahead
+    # Due 2026-03-11 but warned on 03-01: the full 14 days, to the day.
+    assert items[1].context["expiration_date"] == "2026-03-15"
+    assert items[1].context["days_remaining"] == 14
     unreachable = rows()[0]._replace(email="", phone="")
     assert expired_notifications([unreachable], merchant_name="x", expiration_days=1) == []
 

@@ -43,11 +43,11 @@ def two_programs(program_factory, card_factory, frozen_now):
     """Program 1: 5 cards past expiration, 3 to warn. Program 2: 3 past expiration."""
     first, second = program_factory(expiration_days=365), program_factory(expiration_days=90)
     for i in range(5):
-        card_factory(first, points=10 + i, inactive_days=400 + i)
+        card_factory(first, points=10 + i, inactive_days=400 + i, warned_days_ago=20)
     for i in range(3):
         card_factory(first, points=7, inactive_days=355 + i)
     for i in range(3):
-        card_factory(second, points=3, inactive_days=100 + i)
+        card_factory(second, points=3, inactive_days=100 + i, warned_days_ago=20)
     card_factory(second, points=3, inactive_days=1)  # not due: never counted
     return first, second
 

@@ -43,7 +43,7 @@ def test_balance_version__moves_on_every_balance_change_by_any_sql_never_back(
     stale.number = "renamed"
     stale.save()  # a stale instance: balance back to 100 (a change), version not reused
     third = version(card)
-    LoyaltyCard.objects.filter(pk=card.pk).update(number="again")  # no balance change
+    LoyaltyCard.objects.filter(pk=card.pk).update(last_expiration_warning_at=NOW)  # not shown
     assert first < second < third == version(card)
 
     older = LoyaltyCard.objects.get(pk=card.pk)  # balance 100 at `third`
@@ -162,26 +162,22 @@ def test_outage_of_three_hours_then_recovery__every_card_changed_during_it_synce
 
 
 def test_bounded_run__leaves_the_rest_for_the_next_and_failures_go_to_the_back(
-    frozen_now, program_factory, card_factory, fake_wallet
+    frozen_now, program_factory, card_factory, fake_wallet, sleep_recorder
 ):
     program = program_factory()
     cards = [card_factory(program, google=f"issuer.c{i}") for i in range(5)]
-    fake_wallet.google.faults.rejected_ids.add("issuer.c0")  # 400: fails, not retried
+    fake_wallet.google.faults.failing_ids.add("issuer.c0")  # 503: fails after its retries
 
-    first = sync_wallet_passes(max_cards=2)
-    second = sync_wallet_passes(max_cards=2)
-    third = sync_wallet_passes(max_cards=2)
+    first = sync_wallet_passes(max_cards=2, sleep=sleep_recorder)
+    second = sync_wallet_passes(max_cards=2, sleep=sleep_recorder)
+    third = sync_wallet_passes(max_cards=2, sleep=sleep_recorder)
 
     assert (first["cards_considered"], first["failed_card_ids"]) == (2, [cards[0].pk])
     assert first["behind_after"]["google"] == 4
-    assert [c.key for c in fake_wallet.google.calls] == [
-        "issuer.c0",
-        "issuer.c1",
-        "issuer.c2",
-        "issuer.c3",
-        "issuer.c4",
-        "issuer.c0",
-    ]
+    # c0 (4 attempts) and c1, then c2 and c3, then c4 and c0 again (4 attempts).
+    assert sorted(c.key for c in fake_wallet.google.calls) == sorted(
+        ["issuer.c0"] * 8 + ["issuer.c1", "issuer.c2", "issuer.c3", "issuer.c4"]
+    )
     assert (second["synced"], third["failed"], third["behind_after"]["google"]) == (2, 1, 1)
     assert WalletSyncState.objects.get(card=cards[0], wallet="google").failures == 2
 
@@ -234,30 +230,40 @@ def test_apns_410__removes_the_device_registration_and_the_pass_counts_synced(
     assert list(card.apple_registrations.values_list("pk", flat=True)) == [kept.pk]
 
 
-def test_apns_refusing_the_provider_token__stops_apple_for_the_run(
-    frozen_now, program_factory, card_factory, fake_wallet, register_device
+def test_apns_refusing_the_credentials__stops_apple_for_the_run(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device, settings
 ):
     program = program_factory()
     for i in range(4):
         register_device(card_factory(program, apple=f"a-{i}"))
-    fake_wallet.apns.faults.refuse_provider_token = True
+    fake_wallet.apns.faults.refuse_certificate = True
 
     result = sync_wallet_passes()
 
     assert len(fake_wallet.apns.pushes) == 1
     assert result["wallets"]["apple"]["skipped"] == 4
     assert result["stopped"][0].startswith(
-        "apple: credentials refused: APNs refused the provider token (InvalidProviderToken)"
+        "apple: credentials refused: APNs refused the pass type certificate: check "
+        "LOYALTY_APPLE_PASS_CERT_FILE"
+    )
+
+    settings.LOYALTY_APPLE_APNS_AUTH = "token"
+    fake_wallet.apns.faults.refuse_provider_token = True
+    token = sync_wallet_passes()
+    assert token["stopped"][0].startswith(
+        "apple: credentials refused: APNs refused the provider token: check "
+        "LOYALTY_APPLE_APNS_KEY_FILE, LOYALTY_APPLE_APNS_KEY_ID and LOYALTY_APPLE_TEAM_ID "
+        "(InvalidProviderToken)"
     )
 
 
 def test_sync_job__over_5_percent_failures_alerts_and_flags_the_run(
-    frozen_now, program_factory, card_factory, fake_wallet, caplog
+    frozen_now, program_factory, card_factory, fake_wallet, caplog, no_backoff_sleep
 ):
     program = program_factory()
     cards = [card_factory(program, google=f"issuer.g{i}") for i in range(40)]
-    for card in cards[-3:]:  # 7.5%: refused (400), so the real job sleeps for nothing
-        fake_wallet.google.faults.rejected_ids.add(card.google_object_id)
+    for card in cards[-3:]:  # 7.5%: 503 after every retry
+        fake_wallet.google.faults.failing_ids.add(card.google_object_id)
 
     run = run_job_now("loyalty.sync_wallet_passes")
 
@@ -271,15 +277,16 @@ def test_sync_job__over_5_percent_failures_alerts_and_flags_the_run(
         False,
     )
     assert "ALERT loyalty.sync_wallet_passes: wallet sync failure rate 7.5% > 5%" in caplog.text
+    assert "(3 of 40 cards attempted failed after retries)" in run.attention_reason
 
 
 def test_sync_job__under_5_percent_is_not_an_alert_but_over_10_failures_is_systemic(
-    frozen_now, program_factory, card_factory, fake_wallet
+    frozen_now, program_factory, card_factory, fake_wallet, no_backoff_sleep
 ):
     program = program_factory()
     cards = [card_factory(program, google=f"issuer.g{i}") for i in range(300)]
     for card in cards[-11:]:  # 3.7%: below the alert rate, but more than 10 cards
-        fake_wallet.google.faults.rejected_ids.add(card.google_object_id)
+        fake_wallet.google.faults.failing_ids.add(card.google_object_id)
 
     run = run_job_now("loyalty.sync_wallet_passes")
 
@@ -359,3 +366,34 @@ def test_apns_bad_device_token__removed_once_apns_accepted_a_push_else_the_card_
     assert [p.status for p in fake_wallet.apns.pushes] == [400, 200, 400]
     assert second["wallets"]["apple"]["devices_removed"] == 1
     assert second["failed"] == 0 and lonely.apple_registrations.count() == 0
+
+
+def test_cards_refused_for_good__quarantined_reported_once_and_retried_after_they_change(
+    program_factory, card_factory, fake_wallet, no_backoff_sleep
+):
+    """Three cards Google refuses (HTTP 400) in a quiet day of 48 hourly runs: one report,
+    no failure-rate alert; a refused card that changes is tried again."""
+    program = program_factory()
+    refused = [card_factory(program, google=f"issuer.bad{i}") for i in range(3)]
+    for card in refused:
+        fake_wallet.google.faults.rejected_ids.add(card.google_object_id)
+    quiet = card_factory(program, google="issuer.quiet")
+    runs = []
+    for hour in range(48):
+        with time_machine.travel(NOW + timedelta(hours=hour), tick=False):
+            if hour % 12 == 6:
+                bump(quiet)  # now and then a sale on a healthy card
+            runs.append(run_job_now("loyalty.sync_wallet_passes"))
+
+    first, *rest = runs
+    assert first.result["quarantined_card_ids"] == sorted(c.pk for c in refused)
+    assert (first.result["failure_rate"], first.result["alert"]) == (0.0, False)
+    assert first.needs_attention and "3 card(s) refused for good" in first.attention_reason
+    assert not any(run.needs_attention for run in rest)  # reported once
+    assert sum(run.result["quarantined"] for run in rest) == 0
+    calls = [c.key for c in fake_wallet.google.calls if "bad" in c.key]
+    assert sorted(calls) == sorted(c.google_object_id for c in refused)  # one call each
+
+    bump(refused[0])  # the card changes: one new try
+    again = sync_wallet_passes()
+    assert (again["cards_considered"], again["quarantined_card_ids"]) == (1, [refused[0].pk])

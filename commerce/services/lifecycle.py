@@ -1,0 +1,176 @@
+"""Subscription status changes, by staff (admin actions) and by the provider (webhook).
+
+One table says which change is allowed from which status; cancelled and completed are
+in no "from" set, so they are final whoever asks. Set-based: one locked SELECT, one
+UPDATE, the audit rows of exactly the rows changed, in one transaction.
+
+A subscription that becomes active again (resumed, or active again at the provider)
+gets its next date by the daily job's rule (SQL commerce_due_delivery): a date late by
+less than one period stays, an older one moves to the last date of its schedule on or
+before today; the missed deliveries are recorded and the customer told once, with the
+same key the daily job uses, so the job never tells them again.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from commerce.models import Customer, Product, Subscription
+from commerce.services import audit
+from commerce.services.dates import store_today
+from commerce.services.notifications import DELIVERIES_SKIPPED, PAST_DUE
+from jobs.services.outbox import OutgoingNotification, queue_notifications
+
+S = Subscription.Status
+
+
+@dataclass(frozen=True)
+class Change:
+    """One allowed status change."""
+
+    #: Statuses the change applies to; any other subscription is left alone.
+    from_statuses: tuple[str, ...]
+    to: str
+    #: The audit action written for each subscription changed.
+    action: str
+    #: Deliveries start again: the next date follows the catch-up rule.
+    restarts: bool = False
+
+
+_DELIVERED = (S.ACTIVE, S.PAST_DUE)
+#: Staff's actions and the provider's lifecycle events (Razorpay's subscription.*).
+CHANGES: dict[str, Change] = {
+    "pause": Change(_DELIVERED, S.PAUSED, "subscription.paused"),
+    "resume": Change((S.PAUSED,), S.ACTIVE, "subscription.resumed", restarts=True),
+    "cancel": Change((*_DELIVERED, S.PAUSED, S.HALTED), S.CANCELLED, "subscription.cancelled"),
+    "provider_pending": Change((S.ACTIVE,), S.PAST_DUE, "subscription.past_due"),
+    "provider_halted": Change((*_DELIVERED, S.PAUSED), S.HALTED, "subscription.halted"),
+    "provider_paused": Change((*_DELIVERED, S.HALTED), S.PAUSED, "subscription.paused"),
+    "provider_active": Change(
+        (S.PAST_DUE, S.PAUSED, S.HALTED), S.ACTIVE, "subscription.resumed", restarts=True
+    ),
+    "provider_cancelled": Change(
+        (*_DELIVERED, S.PAUSED, S.HALTED), S.CANCELLED, "subscription.cancelled"
+    ),
+    "provider_completed": Change(
+        (*_DELIVERED, S.PAUSED, S.HALTED), S.COMPLETED, "subscription.completed"
+    ),
+}
+
+#: Set the status (and, for a restart, the next date by the catch-up rule) of the locked
+#: rows; returns each changed row with its old date and the deliveries skipped.
+_APPLY = """
+WITH old AS (
+    SELECT id, next_delivery_date FROM commerce_subscription WHERE id = ANY(%(ids)s)
+)
+UPDATE commerce_subscription s
+   SET status = %(to)s, updated_at = %(now)s,
+       next_delivery_date = CASE
+           WHEN %(restarts)s AND s.next_delivery_date < %(today)s
+           THEN commerce_due_delivery(s.next_delivery_date, s.frequency, s.anchor_day, %(today)s)
+           ELSE s.next_delivery_date END
+  FROM old
+ WHERE s.id = old.id
+RETURNING s.id, old.next_delivery_date, s.next_delivery_date,
+          commerce_deliveries_between(old.next_delivery_date, s.next_delivery_date,
+                                      s.frequency, s.anchor_day)
+"""
+
+
+def change_subscriptions(
+    *, action: str, subscription_ids: list[int], actor: str, details: dict[str, Any] | None = None
+) -> list[int]:
+    """Apply CHANGES[action] to the subscriptions it applies to; returns their ids."""
+    change = CHANGES[action]
+    with transaction.atomic():
+        ids = list(
+            Subscription.objects.select_for_update()
+            .filter(pk__in=subscription_ids, status__in=change.from_statuses)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not ids:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _APPLY,
+                {
+                    "ids": ids,
+                    "to": change.to,
+                    "now": timezone.now(),
+                    "restarts": change.restarts,
+                    "today": store_today(),
+                },
+            )
+            rows = cursor.fetchall()
+        audit.record(
+            actor=actor,
+            action=change.action,
+            refs=[f"subscription:{pk}" for pk in ids],
+            details={"status": str(change.to), **(details or {})},
+        )
+        skipped = [row for row in rows if row[3] > 0]
+        if skipped:
+            _record_skipped(skipped, actor=actor)
+    return ids
+
+
+def _record_skipped(rows: list[tuple], *, actor: str) -> None:
+    """Audit rows and the customer's one notice for deliveries skipped by a restart."""
+    for pk, old, new, count in rows:
+        audit.record(
+            actor=actor,
+            action="subscription.deliveries_skipped",
+            refs=[f"subscription:{pk}"],
+            details={"skipped": count, "missed_from": old.isoformat(), "delivery_date": str(new)},
+        )
+    subs = Subscription.objects.select_related("customer", "product").in_bulk(
+        [pk for pk, *_ in rows]
+    )
+    queue_notifications(
+        _notice(
+            subs[pk].customer,
+            subs[pk].product,
+            DELIVERIES_SKIPPED,
+            f"subscription_skipped:{pk}:{old:%Y%m%d}",
+            {
+                "quantity": subs[pk].quantity,
+                "skipped": count,
+                "missed_from": old.isoformat(),
+                "delivery_date": new.isoformat(),
+            },
+        )
+        for pk, old, new, count in rows
+        if subs[pk].customer.email or subs[pk].customer.phone
+    )
+
+
+def _notice(
+    customer: Customer, product: Product, template: str, key: str, context: dict[str, Any]
+) -> OutgoingNotification:
+    """Email, else SMS (as the daily job's notices): one message per key."""
+    channel, recipient = ("email", customer.email) if customer.email else ("sms", customer.phone)
+    return OutgoingNotification(
+        channel=channel,
+        recipient=recipient,
+        template=template,
+        dedup_key=key,
+        context={"customer_name": customer.name, "product_name": product.name, **context},
+    )
+
+
+def tell_past_due(sub: Subscription, *, cycle: str) -> bool:
+    """The customer's one notice that a charge failed and the provider retries (per cycle)."""
+    customer = sub.customer
+    if not (customer.email or customer.phone):
+        return False
+    notice = _notice(
+        customer,
+        sub.product,
+        PAST_DUE,
+        f"subscription_past_due:{sub.pk}:{cycle}",
+        {"quantity": sub.quantity},
+    )
+    return queue_notifications([notice]) == 1

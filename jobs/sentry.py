@@ -1,0 +1,100 @@
+"""Sentry, only when SENTRY_DSN is set: the web process and every cluster report errors.
+
+`init_sentry` is called from the settings, so it runs in every process that loads them
+(runserver/WSGI and each `manage.py qcluster`). Without a DSN nothing is imported and no
+connection is ever made. With one:
+- the Django integration reports unhandled errors of requests;
+- a failed run is reported once, by the runner (`report_failed_run`), tagged with its
+  job and run id and carrying its arguments with secret-looking values filtered. Log
+  records are breadcrumbs only: the runner's and django-q2's "failed" log lines would
+  otherwise report the same failure two more times;
+- stack frame variables are not collected (a client's frame holds its API key), nor
+  request bodies, query parameters or user details.
+"""
+
+import logging
+import sys
+from typing import Any
+
+#: Argument names whose values never leave the process (matched as substrings).
+SECRET_WORDS = (
+    "auth",
+    "cookie",
+    "credential",
+    "dsn",
+    "key",
+    "owner",
+    "passw",
+    "secret",
+    "session",
+    "signature",
+    "token",
+)
+FILTERED = "[Filtered]"
+
+
+def init_sentry(dsn: str, *, environment: str = "", **options: Any) -> None:
+    """Start the SDK for this process (`options`: a test's local transport)."""
+    import sentry_sdk
+    from sentry_sdk.integrations.django import DjangoIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment or None,
+        integrations=[DjangoIntegration(), LoggingIntegration(event_level=None)],
+        data_collection={
+            "user_info": False,
+            "stack_frame_variables": False,
+            "http_bodies": [],
+            "database_query_data": False,
+        },
+        send_client_reports=False,
+        auto_session_tracking=False,
+        **options,
+    )
+
+
+def scrub(value: Any) -> Any:
+    """`value` with every entry whose name looks like a secret replaced by [Filtered]."""
+    if isinstance(value, dict):
+        return {
+            key: FILTERED if any(word in str(key).lower() for word in SECRET_WORDS) else scrub(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(item) for item in value]
+    return value
+
+
+def report_failed_run(run: Any, exc: BaseException) -> None:
+    """Report a run's failure to Sentry once (a no-op without SENTRY_DSN; never raises:
+    reporting must not change the run's outcome)."""
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None:  # never imported (no SENTRY_DSN): not even loaded here
+        return
+    if not sentry_sdk.get_client().is_active():
+        return
+    try:
+        _capture(run, exc)
+    except Exception:
+        logging.getLogger("jobs").exception("could not report %s #%s to Sentry", run.job, run.pk)
+
+
+def _capture(run: Any, exc: BaseException) -> None:
+    import sentry_sdk
+
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("job", run.job)
+        scope.set_tag("run_id", str(run.pk))
+        scope.set_context(
+            "job_run",
+            {
+                "job": run.job,
+                "run_id": run.pk,
+                "attempt": run.attempt,
+                "trigger": run.trigger,
+                "arguments": scrub(dict(run.kwargs or {})),
+            },
+        )
+        sentry_sdk.capture_exception(exc)
