@@ -165,7 +165,11 @@ class BibliothecaClient:
         url = f"{base.scheme}://{base.netloc}{base.path.rstrip('/')}{path_with_query}"
         self.gate.wait(self._message(what, "waiting out the API's Retry-After; not sent"))
         try:
-            response = self.session.get(url, headers=headers, timeout=self.timeout_seconds)
+            # No redirect is followed: the signed headers must never reach a host other
+            # than the collection's checked address.
+            response = self.session.get(
+                url, headers=headers, timeout=self.timeout_seconds, allow_redirects=False
+            )
         except requests.Timeout as exc:
             raise RequestTimedOut(
                 self._message(what, f"no answer within {self.timeout_seconds:g}s")
@@ -175,6 +179,10 @@ class BibliothecaClient:
         status = response.status_code
         if status == 200:
             return response.content
+        if response.is_redirect:
+            raise RemoteIntegrationError(
+                self._message(what, f"HTTP {status} redirect refused (the API never redirects)")
+            )
         problem = self._message(what, f"HTTP {status} {_error_text(response.content)}")
         if status == 429:
             retry_after = _retry_after(response.headers.get("Retry-After"))

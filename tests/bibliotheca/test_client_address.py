@@ -134,3 +134,24 @@ def test_error_document_in_a_200__code_kept_body_of_anything_else_not(httpserver
 
     with pytest.raises(RemoteIntegrationError, match="error document: Gen-001: try later"):
         client.fetch_items(["a"])
+
+
+def test_redirect__not_followed_and_the_signature_never_leaves(httpserver: HTTPServer):
+    """A 302 to another host: refused where it stands, the signed headers sent only once,
+    to the collection's own address."""
+    elsewhere = HTTPServer(host="127.0.0.1", port=0)
+    elsewhere.expect_request("/steal").respond_with_data("<ok/>")
+    elsewhere.start()
+    try:
+        httpserver.expect_request("/cirrus/library/lib/items/a").respond_with_data(
+            "", 302, headers={"Location": elsewhere.url_for("/steal")}
+        )
+        client = BibliothecaClient(credentials(httpserver.url_for("/")))
+
+        with pytest.raises(RemoteIntegrationError, match="HTTP 302 redirect refused"):
+            client.fetch_items(["a"])
+        assert elsewhere.log == []
+    finally:
+        elsewhere.stop()
+    (request, _response), *others = httpserver.log
+    assert others == [] and "3mcl-Authorization" in request.headers
