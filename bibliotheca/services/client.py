@@ -179,7 +179,7 @@ class BibliothecaClient:
         status = response.status_code
         if status == 200:
             return response.content
-        if response.is_redirect:
+        if 300 <= status < 400:
             raise RemoteIntegrationError(
                 self._message(what, f"HTTP {status} redirect refused (the API never redirects)")
             )

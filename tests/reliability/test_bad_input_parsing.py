@@ -69,7 +69,7 @@ class _Session:
     def __init__(self, body: bytes, status: int = 200) -> None:
         self.body, self.status = body, status
 
-    def get(self, url, headers=None, timeout=None):
+    def get(self, url, headers=None, timeout=None, allow_redirects=True):
         return _Response(self.status, self.body)
 
 
