@@ -9,6 +9,7 @@ import pytest
 import sentry_sdk
 from sentry_sdk.transport import Transport
 
+from jobs.locks import lease_holder
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from jobs.sentry import init_sentry
@@ -76,6 +77,10 @@ def test_qcluster_with_sentry_dsn__reports_a_failed_run_once(qcluster, httpserve
 
     failed = enqueue_job("tests.maybe_fail", kwargs={"fail": True}, trigger="command")
     assert wait_for_run(failed.pk, timeout_seconds=60).status == "failed"
+    # The run is recorded failed just before its single-flight lock is let go.
+    wait_until(
+        lambda: lease_holder("job:tests.maybe_fail") is None, timeout_seconds=10, what="the lock"
+    )
     ok = enqueue_job("tests.maybe_fail", trigger="command")  # after it: nothing to report
     assert wait_for_run(ok.pk, timeout_seconds=60).status == "succeeded"
 
