@@ -29,7 +29,7 @@ from jobs.selectors import (
     notifications_by_status,
     queue_depth_by_cluster,
 )
-from jobs.services.health import is_healthy, run_checks
+from jobs.services.health import overall_status, run_checks
 
 #: The admin index gets a prominent link to the jobs dashboard (see the template).
 admin.site.index_template = "admin/jobs/site_index.html"
@@ -293,7 +293,7 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             "rows": [(o, run_bars_svg(o.recent_runs, slots=CHART_RUNS)) for o in overviews],
             "chart_runs": CHART_RUNS,
             "checks": checks,
-            "healthy": is_healthy(checks),
+            "health_status": overall_status(checks),
             "queue_depth": queue_depth_by_cluster(),
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),

@@ -268,14 +268,17 @@ def takes_traffic(checks: list[Check]) -> bool:
     return not any(c.critical and not c.ok for c in checks)
 
 
+def overall_status(checks: list[Check]) -> str:
+    """ "unhealthy" (no traffic: 503), "degraded" (a FAIL that alerts carry) or "healthy"."""
+    if not takes_traffic(checks):
+        return "unhealthy"
+    return "healthy" if is_healthy(checks) else "degraded"
+
+
 def health_report(checks: list[Check], *, private: bool) -> dict:
     """The /health/ body: every detail when `private` (staff), names and states otherwise."""
-    if not takes_traffic(checks):
-        status = "unhealthy"
-    else:
-        status = "healthy" if is_healthy(checks) else "degraded"
     return {
-        "status": status,
+        "status": overall_status(checks),
         "checks": {c.name: c.as_dict(private=private) for c in checks},
         "lines": [c.line(private=private) for c in checks],
     }
