@@ -8,11 +8,11 @@ these checks, or through the ORM, is refused there too).
 """
 
 import re
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
 from bibliotheca.conf import bibliotheca_settings
+from jobs.addresses import AddressProblem, split_operator_url
 
 #: A library id is one path segment: no "/", "..", "?" or spaces can reach the URL.
 LIBRARY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -42,16 +42,14 @@ def validate_base_url(value: str) -> None:
 
 def base_url_problem(value: str) -> str | None:
     """Why `value` may not be a collection's API address, or None when it may."""
-    if not value or any(c.isspace() or not c.isprintable() for c in value):
-        return "the API address must be a URL without spaces"
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        return "the API address is not a valid URL"
-    schemes = ("https", "http") if bibliotheca_settings.ALLOW_HTTP else ("https",)
-    if parts.scheme not in schemes:
-        return f"the API address must start with {' or '.join(s + '://' for s in schemes)}"
+        parts = split_operator_url(
+            value,
+            what="the API address",
+            schemes=("https", "http") if bibliotheca_settings.ALLOW_HTTP else ("https",),
+        )
+    except AddressProblem as exc:
+        return str(exc)
     allowed = bibliotheca_settings.ALLOWED_HOSTS
     host = parts.hostname or ""
     if host not in allowed or not NETLOC.fullmatch(parts.netloc.lower()):

@@ -7,11 +7,10 @@ password. A redirect is not followed: the payload goes to the address configured
 nowhere (a 3xx fails the delivery, and the outbox retries and finally marks it dead).
 """
 
-from urllib.parse import urlsplit
-
 import requests
 from django.conf import settings
 
+from jobs.addresses import AddressProblem, split_operator_url
 from jobs.conf import jobs_settings
 
 TIMEOUT_SECONDS = 10
@@ -23,16 +22,15 @@ class WebhookRefused(Exception):
 
 def webhook_url_problem(value: str) -> str | None:
     """Why `value` may not be the alert webhook, or None when it may."""
-    if not value or any(c.isspace() or not c.isprintable() for c in value):
-        return "JOBS_ALERT_WEBHOOK_URL must be a URL without spaces"
     try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        return "JOBS_ALERT_WEBHOOK_URL is not a valid URL"
-    schemes = ("https", "http") if settings.DEBUG else ("https",)
-    if parts.scheme not in schemes or not parts.hostname:
-        return f"JOBS_ALERT_WEBHOOK_URL must start with {' or '.join(s + '://' for s in schemes)}"
+        parts = split_operator_url(
+            value,
+            what="JOBS_ALERT_WEBHOOK_URL",
+            schemes=("https", "http") if settings.DEBUG else ("https",),
+            require_host=True,
+        )
+    except AddressProblem as exc:
+        return str(exc)
     if parts.username is not None or parts.password is not None:
         return "JOBS_ALERT_WEBHOOK_URL must not carry a user name or password"
     return None
