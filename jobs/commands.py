@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs.arguments import check_job_arguments
 from jobs.context import watching_progress
 from jobs.exceptions import BadJobArguments, UnknownJob
-from jobs.lock_holders import LOCK_HELD_EXIT_CODE
+from jobs.lifecycle import LOCK_HELD_EXIT_CODE
 from jobs.models import JobRun
 from jobs.progress import ProgressPrinter
 from jobs.runner import run_job_now

@@ -1,12 +1,10 @@
-"""Lease locks: a DB row with an owner token and an expiry.
+"""Named locks (leases): a row per key, held by a run for exactly as long as the run lives.
 
-Acquire is one INSERT ... ON CONFLICT DO UPDATE that only wins when the lease is
-free, expired, or already ours; extend and release only work for the owner. A
-lease held for the life of one run is bound to the run's database session
-(`bind_session`): a killed process's session ends with it and the lease is free at
-once. Otherwise (a chain's lease travels between tasks and sessions; a host that
-vanished keeps its session open until TCP keepalive ends it) the crashed owner stops
-extending, its lease expires, and the next caller takes it: nothing waits forever.
+Whether a lease is held is decided by one SQL rule (jobs.sql.LEASE_HELD, on top of the
+run liveness of jobs.lifecycle): while its run is queued or alive. A run killed with
+kill -9 frees its leases as soon as PostgreSQL ends its session; a run hands its leases
+to the run that continues its work (a chain's next hop, a retry), so they stay held
+between hops. A lease of no run (an operator's hold) lives until its expiry.
 """
 
 import uuid
@@ -29,55 +27,65 @@ class LeaseHandle:
     key: str
     #: The owner token; it travels with the work (chain hops) to prove ownership.
     owner: str
-    expires_at: datetime
+    #: Only for a lease of no run.
+    expires_at: datetime | None = None
     #: The owner this acquire took the lease from ("run:105"), or "" when it was free.
     taken_from: str = ""
-    #: Why: "lease expired" or "database session ended".
+    #: Why: "lease expired", "database session ended" or "run ended".
     taken_reason: str = ""
+    #: The run that held it before (to record it lost when it still says running).
+    taken_run: int | None = None
 
 
 def acquire_lease(
     *,
     key: str,
     owner: str,
-    lease_seconds: float,
+    run_id: int | None = None,
+    lease_seconds: float | None = None,
     now: datetime | None = None,
-    bind_session: bool = False,
 ) -> LeaseHandle | None:
     """Take the lease for `owner`, or return None when someone else holds it.
 
-    `bind_session`: the lease lives no longer than this database connection's session
-    (the caller keeps the connection open while it holds the lease, as a run does).
+    With `run_id` the lease is held while that run is queued or alive; without, for
+    `lease_seconds`.
     """
     now = now or timezone.now()
-    expires_at = now + timedelta(seconds=lease_seconds)
+    expires_at = None if run_id is not None else now + timedelta(seconds=lease_seconds or 0)
     params = {
         "key": key,
         "owner": owner,
+        "run_id": run_id,
         "now": now,
         "expires_at": expires_at,
-        "bind_session": bind_session,
     }
     with connection.cursor() as cursor:
-        if bind_session or connection.in_atomic_block:
-            cursor.execute(sql.PREPARE_SESSION_LEASE)
         cursor.execute(sql.ACQUIRE_LEASE, params)
         row = cursor.fetchone()
     if row is None:
         return None
     return LeaseHandle(
-        key=key, owner=owner, expires_at=expires_at, taken_from=row[1], taken_reason=row[2]
+        key=key,
+        owner=owner,
+        expires_at=expires_at,
+        taken_from=row[1],
+        taken_reason=row[2],
+        taken_run=row[3],
     )
 
 
-def extend_lease(
-    *, key: str, owner: str, lease_seconds: float, now: datetime | None = None
-) -> bool:
-    """Push the expiry out; False when the lease is no longer ours (taken by another owner)."""
-    expires_at = (now or timezone.now()) + timedelta(seconds=lease_seconds)
+def hand_over_leases(*, from_run: int, to_run: int) -> None:
+    """Hand a run's leases to the run that continues its work (a chain's next hop, a
+    retry), so they stay held while that run waits in the queue."""
     with connection.cursor() as cursor:
-        cursor.execute(sql.EXTEND_LEASE, {"key": key, "owner": owner, "expires_at": expires_at})
-        return cursor.fetchone() is not None
+        cursor.execute(sql.HAND_OVER_LEASES, {"from_run": from_run, "to_run": to_run})
+
+
+def still_ours(*, key: str, owner: str) -> bool:
+    """Whether `owner` still holds the lease (nobody took it over meanwhile)."""
+    from jobs.models import Lease
+
+    return Lease.objects.filter(key=key, owner=owner).exists()
 
 
 def release_lease(*, key: str, owner: str) -> bool:
@@ -87,7 +95,7 @@ def release_lease(*, key: str, owner: str) -> bool:
         return cursor.fetchone() is not None
 
 
-def lease_holder(key: str) -> tuple[str, datetime] | None:
+def lease_holder(key: str) -> tuple[str, datetime | None] | None:
     """(owner, expires_at) of the current lease row, if any."""
     from jobs.models import Lease
 
@@ -96,7 +104,7 @@ def lease_holder(key: str) -> tuple[str, datetime] | None:
 
 
 def lease_row(key: str):
-    """The current Lease row of `key` (owner, expiry, session), or None."""
+    """The current Lease row of `key` (owner, run, expiry), or None."""
     from jobs.models import Lease
 
     return Lease.objects.filter(key=key).first()

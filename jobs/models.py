@@ -98,26 +98,23 @@ class JobRun(models.Model):
 
 
 class Lease(models.Model):
-    """A lease lock: whoever holds the owner token until expires_at owns the key."""
+    """A named lock: held while its run is queued or alive (jobs.sql.LEASE_HELD), or, for
+    a lease of no run, until `expires_at`."""
 
     key = models.CharField(max_length=200, primary_key=True)
     owner = models.CharField(max_length=64)
+    #: The run holding it: the run itself (single flight), or a chain's current hop.
+    run_id = models.BigIntegerField(null=True, blank=True)
     acquired_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    #: The holder's database session (pg_backend_pid() and its backend_start), for a lease
-    #: held for the life of one run: once that session is gone the lease is free at once.
-    session_pid = models.IntegerField(null=True, blank=True)
-    session_started = models.DateTimeField(null=True, blank=True)
+    #: Only for a lease of no run; a run's lease lives exactly as long as the run.
+    expires_at = models.DateTimeField(null=True, blank=True)
     #: The owner this lease was last taken over from, and why ("lease expired",
-    #: "database session ended"); empty when it was free or re-acquired by its owner.
+    #: "database session ended", "run ended"); empty when it was free or re-acquired.
     taken_from = models.CharField(max_length=64, blank=True, default="")
     taken_reason = models.CharField(max_length=64, blank=True, default="")
 
-    class Meta:
-        indexes = [models.Index(fields=["expires_at"], name="lease_expires")]
-
     def __str__(self) -> str:
-        return f"{self.key} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.key} held by {self.owner}"
 
 
 class Notification(models.Model):

@@ -118,8 +118,8 @@ def restore_arguments(sender: Any, task: dict | None = None, **kw) -> None:
 
 def record_refusal(task: dict[str, Any], reason: str) -> None:
     """A failed, flagged JobRun naming the function and where the task came from."""
+    from jobs.lifecycle import new_run
     from jobs.models import JobRun
-    from jobs.run_records import new_run
 
     group = task.get("group")
     now = timezone.now()

@@ -8,9 +8,8 @@ Delivery is at-least-once (django-q2 may hand the same task to two workers), so 
 run is first *claimed* with one conditional UPDATE; a second delivery finds the run
 already claimed and does nothing.
 
-The run's row is made, claimed and finished in jobs.run_records; its lock and a dead
-holder's takeover in jobs.lock_holders; its heartbeat and the bookkeeping retries in
-jobs.heartbeat.
+Each step of a run's life (claim, lock, finish, release) is jobs.lifecycle's, which
+also owns the rule for whether a run is alive.
 """
 
 import logging
@@ -22,14 +21,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import context, lock_holders, locks
+from jobs import context, lifecycle, locks
 from jobs.conf import jobs_settings
 from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
-from jobs.heartbeat import Heartbeat, claimed_by_us, safely
+from jobs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
 from jobs.models import JobRun
 from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
-from jobs.run_records import claim, fail_lost_runs, finish, new_run
 from jobs.sentry import report_failed_run
 
 logger = logging.getLogger("jobs")
@@ -213,7 +211,7 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
             lease = _take_lock(run, spec)
             if lease is None:
                 return run
-        heartbeat = Heartbeat(run=run, lease=lease, lease_seconds=spec.lease_seconds)
+        heartbeat = Heartbeat(run)
         heartbeat.start()
         started = time.monotonic()
         result = spec.func(**run.kwargs)
@@ -247,6 +245,7 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     finally:
         if lease is not None:
             safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
+        lifecycle.release(run.pk)
         context.reset_soft_limit(soft_limit)
         context.reset_current_run(token)
 
@@ -268,22 +267,15 @@ def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> N
 
 
 def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
-    """The run's lease (bound to this session), or None after recording the run skipped.
-
-    Taking over the lease of a run whose session ended (killed) records that run lost.
-    """
+    """The run's lease, or None after recording the run skipped (naming the holder)."""
     key = spec.lock_key_for(run.kwargs)
-    lease, holder = lock_holders.acquire_run_lease(
-        key=key, owner=f"run:{run.pk}", lease_seconds=spec.lease_seconds
-    )
+    lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
-        reason = lock_holders.holder_line(holder) if holder else f"lock {key} is held"
+        reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"
         logger.warning("%s skipped: %s", spec.name, reason)
         result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return None
-    lock_holders.mark_lost_holder(lease, job=spec.name, taken_by=run.pk)
-    fail_lost_runs(spec, current_id=run.pk)
     return lease
 
 
@@ -307,6 +299,7 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
             )
         )
         if child is not None:
+            safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
     elif spec.retry.is_permanent(exc):
         result = {"permanent": True}  # whatever the attempt: no retry could fix it

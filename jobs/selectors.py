@@ -176,8 +176,10 @@ def notifications_by_status() -> dict[str, int]:
 
 
 def held_leases() -> list[Lease]:
-    """Leases whose holder has not let them expire."""
-    return list(Lease.objects.filter(expires_at__gt=timezone.now()).order_by("key"))
+    """Leases whose holder is queued or alive (jobs.lifecycle's rule)."""
+    from jobs import lifecycle
+
+    return [lease for lease in Lease.objects.order_by("key") if lifecycle.lease_held(lease.key)]
 
 
 def runs_by_job_and_status(

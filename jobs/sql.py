@@ -1,77 +1,131 @@
 """Hand-written SQL of the jobs core, each statement named and described once."""
 
-#: Take the lease when free, expired, already ours (re-entrant), or when its holder's
-#: database session has ended (a killed process: taken over at once, no waiting for the
-#: expiry). With %(bind_session)s the lease records this session; a session we cannot
-#: see the start of (another role without pg_read_all_stats) counts as alive, so the
-#: expiry stays the fallback, as for a host that vanished with its session still open.
-#: Returns the owner, and whom the lease was taken from and why ('' when it was free).
-ACQUIRE_LEASE = """
-INSERT INTO jobs_lease
-       (key, owner, acquired_at, expires_at, session_pid, session_started, taken_from,
-        taken_reason)
-SELECT %(key)s, %(owner)s, %(now)s, %(expires_at)s,
-       CASE WHEN %(bind_session)s THEN pg_backend_pid() END,
-       CASE WHEN %(bind_session)s THEN (SELECT backend_start FROM pg_stat_activity
-                                         WHERE pid = pg_backend_pid()) END,
-       '', ''
-ON CONFLICT (key) DO UPDATE
-   SET owner = EXCLUDED.owner,
-       acquired_at = CASE WHEN jobs_lease.owner = EXCLUDED.owner
-                          THEN jobs_lease.acquired_at ELSE EXCLUDED.acquired_at END,
-       expires_at = EXCLUDED.expires_at,
-       session_pid = EXCLUDED.session_pid,
-       session_started = EXCLUDED.session_started,
-       taken_from = CASE WHEN jobs_lease.owner = EXCLUDED.owner THEN '' ELSE jobs_lease.owner END,
-       taken_reason = CASE WHEN jobs_lease.owner = EXCLUDED.owner THEN ''
-                           WHEN jobs_lease.expires_at < %(now)s THEN 'lease expired'
-                           ELSE 'database session ended' END
- WHERE jobs_lease.expires_at < %(now)s
-    OR jobs_lease.owner = EXCLUDED.owner
-    OR (jobs_lease.session_pid IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
-                         WHERE a.pid = jobs_lease.session_pid
-                           AND (a.backend_start = jobs_lease.session_started
-                                OR a.backend_start IS NULL)))
-RETURNING owner, taken_from, taken_reason
-"""
+#: The one liveness rule: a run is alive while a database session holds its advisory lock
+#: (session-level, keyed by the run id; jobs.lifecycle takes it when it claims the run).
+#: PostgreSQL drops the lock with the session, so a killed worker's run is dead at once.
+#: `{run}` is the SQL expression of the run id; pg_locks spans databases, hence the filter.
+RUN_ALIVE = """EXISTS (
+    SELECT 1 FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid = (({run}) >> 32)::oid AND l.objid = (({run}) & 4294967295)::oid)"""
 
-#: Before a session-bound acquire: read pg_stat_activity afresh (it is a snapshot per
-#: transaction), and have the server notice within 1 s that this client died in the middle
-#: of a statement (PostgreSQL 14+), so its session, and the lease, end with the client.
-PREPARE_SESSION_LEASE = """
-SELECT pg_stat_clear_snapshot(), set_config('client_connection_check_interval', '1000', false)
-"""
+#: A lease is held while its run is queued (a chain between hops, a retry waiting) or alive;
+#: a lease of no run (an operator's hold) until its expiry. `{lease}`: the lease row's alias.
+LEASE_HELD = (
+    """(({lease}.run_id IS NULL AND {lease}.expires_at >= %(now)s)
+    OR EXISTS (SELECT 1 FROM jobs_jobrun h
+                WHERE h.id = {lease}.run_id
+                  AND (h.status = 'queued' OR (h.status = 'running' AND """
+    + RUN_ALIVE.format(run="h.id")
+    + """))))"""
+)
 
-#: Push the expiry out, only for the current owner of an unexpired or expired-but-untaken lease.
-EXTEND_LEASE = """
-UPDATE jobs_lease SET expires_at = %(expires_at)s
- WHERE key = %(key)s AND owner = %(owner)s
-RETURNING key
-"""
+#: Whether the lease of %(key)s is held (no row: no lease).
+LEASE_IS_HELD = (
+    "SELECT " + LEASE_HELD.format(lease="l") + " FROM jobs_lease l WHERE l.key = %(key)s"
+)
 
-#: Drop the lease, only for its owner.
-RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
+#: Take the run's advisory lock; false when another live session holds it.
+LOCK_RUN = "SELECT pg_try_advisory_lock(%(id)s)"
 
-#: Claim a queued run (or one whose worker is gone) for this worker; no row means not ours.
+#: Let go of the run's advisory lock (the session stays with the worker for its next task).
+UNLOCK_RUN = "SELECT pg_advisory_unlock(%(id)s)"
+
+#: Have the server notice within 1 s that this client died mid-statement (PostgreSQL 14+),
+#: so the session, and with it the run's lock, end with the client.
+WATCH_CLIENT = "SELECT set_config('client_connection_check_interval', '1000', false)"
+
+#: Claim a run whose advisory lock we hold: queued, or running for a worker that is gone
+#: (holding the lock proves its session ended). No row: finished or not ours.
 CLAIM_RUN = """
 UPDATE jobs_jobrun
    SET status = 'running', started_at = %(now)s, heartbeat_at = %(now)s,
        host = %(host)s, pid = %(pid)s, task_id = COALESCE(task_id, %(task_id)s)
- WHERE id = %(id)s
-   AND (status = 'queued' OR (status = 'running' AND heartbeat_at < %(stale_before)s))
+ WHERE id = %(id)s AND status IN ('queued', 'running')
 RETURNING id
 """
 
+#: Record `failed` the running runs among %(ids)s (and of job %(job)s) that are not alive:
+#: their worker died. %(keep)s is the run that found them.
+FAIL_LOST_RUNS = (
+    """
+UPDATE jobs_jobrun
+   SET status = 'failed', finished_at = %(now)s, error = %(reason)s
+ WHERE (id = ANY(%(ids)s) OR job = %(job)s) AND id <> %(keep)s AND status = 'running'
+   AND NOT """
+    + RUN_ALIVE.format(run="id")
+    + "\nRETURNING id"
+)
+
+#: Running runs that are not alive (their worker died), oldest heartbeat first.
+LOST_RUNS = (
+    """
+SELECT id FROM jobs_jobrun
+ WHERE status = 'running' AND NOT """
+    + RUN_ALIVE.format(run="id")
+    + """
+ ORDER BY heartbeat_at, id
+ LIMIT %(limit)s
+"""
+)
+
+#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant), or its
+#: holder is gone. Returns the owner, whom it was taken from and why, and that holder's run.
+ACQUIRE_LEASE = (
+    """
+WITH previous AS (SELECT owner, run_id FROM jobs_lease WHERE key = %(key)s)
+INSERT INTO jobs_lease AS l (key, owner, run_id, acquired_at, expires_at, taken_from,
+                             taken_reason)
+VALUES (%(key)s, %(owner)s, %(run_id)s, %(now)s, %(expires_at)s, '', '')
+ON CONFLICT (key) DO UPDATE
+   SET owner = EXCLUDED.owner,
+       run_id = EXCLUDED.run_id,
+       acquired_at = CASE WHEN l.owner = EXCLUDED.owner THEN l.acquired_at
+                          ELSE EXCLUDED.acquired_at END,
+       expires_at = EXCLUDED.expires_at,
+       taken_from = CASE WHEN l.owner = EXCLUDED.owner THEN '' ELSE l.owner END,
+       taken_reason = CASE WHEN l.owner = EXCLUDED.owner THEN ''
+                           WHEN l.run_id IS NULL THEN 'lease expired'
+                           WHEN EXISTS (SELECT 1 FROM jobs_jobrun h
+                                         WHERE h.id = l.run_id AND h.status = 'running')
+                           THEN 'database session ended'
+                           ELSE 'run ended' END
+ WHERE l.owner = EXCLUDED.owner OR NOT """
+    + LEASE_HELD.format(lease="l")
+    + """
+RETURNING owner, taken_from, taken_reason,
+          (SELECT run_id FROM previous WHERE previous.owner <> %(owner)s) AS taken_run
+"""
+)
+
+#: Hand a run's leases to the run that continues its work (a chain's next hop, a retry).
+HAND_OVER_LEASES = "UPDATE jobs_lease SET run_id = %(to_run)s WHERE run_id = %(from_run)s"
+
+#: Drop the lease, only for its owner.
+RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
+
+#: Release a lease by hand (admin), only when nobody holds it by the liveness rule.
+RELEASE_DEAD_LEASE = (
+    """
+DELETE FROM jobs_lease l WHERE key = %(key)s AND owner = %(owner)s AND NOT """
+    + LEASE_HELD.format(lease="l")
+    + "\nRETURNING key"
+)
+
 #: The condition under which jobs.services.reaper may act on a run: queued past its cluster's
-#: `retry` since it was due (or last requeued), or running with a heartbeat older than
-#: STALE_RUN_SECONDS. Re-checked inside the UPDATE, so of two reapers only one wins a run.
-_LOST_RUN = """
+#: `retry` since it was due (or last requeued), or running and not alive. Re-checked inside
+#: the UPDATE, so of two reapers only one wins a run.
+_LOST_RUN = (
+    """
  WHERE id = %(id)s
    AND ((status = 'queued'
          AND COALESCE(requeued_at, scheduled_for, created_at) < %(queued_before)s)
-        OR (status = 'running' AND heartbeat_at < %(stale_before)s))
+        OR (status = 'running' AND NOT """
+    + RUN_ALIVE.format(run="id")
+    + """))
 """
+)
 
 #: Hand a lost run back to the queue: it becomes `queued` again, with why and how often.
 REQUEUE_LOST_RUN = (
@@ -186,13 +240,6 @@ SELECT channel, recipient, template, subject, body, dedup_key, 'pending', 0,
        %(max_attempts)s, %(now)s, '', %(now)s, '', deliver_before, ''
   FROM staged
 ON CONFLICT (dedup_key) DO NOTHING
-"""
-
-#: Release a lease by hand (admin), only as it was judged: a holder that extended it since
-#: is alive, and the row stays (jobs.services.lease_release).
-RELEASE_JUDGED_LEASE = """
-DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s AND expires_at = %(expires_at)s
-RETURNING key
 """
 
 #: Count finished runs that need telling (failed for good, missed, flagged) into alerts:

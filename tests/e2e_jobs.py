@@ -93,20 +93,28 @@ def record_host(*, n: int, log: str, seconds: float = 0.2) -> dict[str, Any]:
     timeout_seconds=60,
 )
 def taken_over(*, fail: bool = False) -> dict[str, Any]:
-    """Loses its run mid-way: its heartbeat goes stale and a second worker claims it (as a
-    worker cut off from the database for longer than STALE_RUN_SECONDS would)."""
-    from datetime import timedelta
+    """Loses its run mid-way: its database session is cut (its run's lock gone) and
+    another worker claims the run, as after a database restart."""
+    import threading
 
-    from django.utils import timezone
+    from django.db import connection
 
+    from jobs import lifecycle
     from jobs.context import current_run
-    from jobs.models import JobRun
-    from jobs.run_records import claim as _claim
 
     run = current_run()
     assert run is not None
-    JobRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-    assert _claim(run.pk) is not None  # the other worker's claim
+    lifecycle.release(run.pk)  # the session that held the run is gone
+    claimed = []
+
+    def other_worker() -> None:
+        claimed.append(lifecycle.claim(run.pk))
+        connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    thread.join()
+    assert claimed[0] is not None  # the other worker's claim
     if fail:
         raise RuntimeError("late failure")
     return {"late": True}

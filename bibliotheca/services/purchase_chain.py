@@ -3,8 +3,9 @@
 A hop reads pages (several day windows at once: services.reading), writes them in page
 order from its own thread (services.pages) until its time budget is spent (at least one
 page), then queues the next hop with the position and the lock's token. The lease (per
-collection, not the event import's) is taken by the first hop and extended by every
-hop; a failure that will be retried keeps it, anything else and the chain's end free it.
+collection, not the event import's) is taken by the first hop and handed to each next
+hop (services.chain_lock); a failure that will be retried keeps it for the retry,
+anything else and the chain's end free it.
 """
 
 import logging
@@ -15,7 +16,7 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
@@ -44,7 +45,7 @@ __all__ = ["CHAIN_JOB", "import_purchase_records_hop", "purchase_lock_key"]
 
 #: A hop reports progress at most this often (and always after its last page).
 PROGRESS_EVERY_SECONDS = 1.0
-#: A hop longer than this extends the lease again (it is extended when the hop starts).
+#: A hop longer than this checks again that its collection is enabled and its lease ours.
 EXTEND_EVERY_SECONDS = 60.0
 
 
@@ -151,13 +152,17 @@ def _queue_next(
         kwargs["not_before"] = wait_until.isoformat()
         delay = max(0.0, (wait_until - timezone.now()).total_seconds())
         result = {**result, "waiting_until": wait_until.isoformat()}
-    next_run = enqueue_job(
-        CHAIN_JOB,
-        kwargs={k: v for k, v in kwargs.items() if v is not None},
-        trigger=JobRun.Trigger.CHAIN,
-        parent=current_run(),
-        delay_seconds=delay,
-    )
+    run = current_run()
+    with transaction.atomic():
+        next_run = enqueue_job(
+            CHAIN_JOB,
+            kwargs={k: v for k, v in kwargs.items() if v is not None},
+            trigger=JobRun.Trigger.CHAIN,
+            parent=run,
+            delay_seconds=delay,
+        )
+        if run is not None:
+            locks.hand_over_leases(from_run=run.pk, to_run=next_run.pk)
     return {**result, "next_run_id": next_run.pk}
 
 
@@ -187,16 +192,17 @@ def _deleted_mid_hop(collection_id: int, exc: BaseException) -> JobSkipped | Non
 
 
 def _keep_chain_lease(collection: Collection, key: str, owner: str) -> bool:
-    """Extend the chain's lease; True when it had been lost and was retaken."""
-    kept = keep_lease(key, owner)
+    """Hold the chain's lease for this hop; True when it had been lost and was retaken."""
+    run = current_run()
+    kept = keep_lease(key, owner, run.pk if run else None)
     if kept is not True:
-        # The seed's rule: warn and continue when the lease merely expired (retaken).
+        # Warn and continue when the lease was merely gone (retaken).
         # When another chain holds it, two chains would write one checkpoint (it could
         # move backwards): this chain stops, the other goes on.
         holder = (locks.lease_holder(key) or ("?",))[0]
         what = "retaken; continuing" if kept is False else f"now held by {holder}; chain stops"
         logger.warning(
-            "purchase import of %r: lock %s expired between hops (%s)", collection.name, key, what
+            "purchase import of %r: lock %s lost between hops (%s)", collection.name, key, what
         )
         flag_for_attention(f"lease {key} lost mid-chain")
         if kept is None:
@@ -348,8 +354,8 @@ def _import_pages(hop: "_Hop", deadline: float) -> ReadFailure | None:
 
 class _Hop:
     """A hop's writing, in page order from its own thread: the chain's counts, the
-    lease (extended every EXTEND_EVERY_SECONDS, the collection checked then too) and the
-    run's progress."""
+    lease (checked every EXTEND_EVERY_SECONDS, with the collection) and the run's
+    progress."""
 
     def __init__(
         self, collection: Collection, chain: ChainRange, start: Position, *, key: str, owner: str
@@ -383,7 +389,7 @@ class _Hop:
                     f"collection {self.collection.name!r} was disabled or deleted during the"
                     " hop; its chain stops"
                 )
-            if keep_lease(self.key, self.owner) is None:  # no more pages are written
+            if not locks.still_ours(key=self.key, owner=self.owner):  # no more pages written
                 raise JobSkipped(f"lock {self.key} was taken over mid-hop; this chain stops")
         if time.monotonic() - self.reported_at >= PROGRESS_EVERY_SECONDS:
             self.report()

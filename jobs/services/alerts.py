@@ -8,7 +8,7 @@ transaction. Set-based and idempotent: two scans at once count each run once.
 
 The watchdog part (a cron slot past its grace with no run at all) cannot be left to the
 cluster that should have run it: that cluster is down. So the scan runs
-- right after a run whose outcome matters (jobs.run_records.finish),
+- right after a run whose outcome matters (jobs.lifecycle.finish),
 - every minute as `jobs.scan_alerts` on the `notifications` cluster (the one that
   delivers alerts; it also sees slots of the other clusters),
 - from every web process's /health/ (at most every JOBS_ALERT_WATCH_SECONDS): the load

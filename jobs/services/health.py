@@ -18,6 +18,7 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
+from jobs import lifecycle
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
@@ -195,30 +196,30 @@ def check_missed() -> Check:
     return Check("missed", True, "")
 
 
-def check_heartbeats() -> Check:
-    """Warn about `running` runs whose heartbeat stopped: their worker may be dead.
+def check_lost_runs() -> Check:
+    """Warn about `running` runs whose worker is gone (jobs.lifecycle's liveness rule).
 
-    A killed run's lock is free at once (its database session ended) and the next run
-    records it lost; until then only the stale heartbeat tells.
+    The next run of the job, a redelivery or the reaper records them; until then this
+    tells the operator.
     """
     now = timezone.now()
-    stale_before = now - timedelta(seconds=int(jobs_settings.HEARTBEAT_WARN_SECONDS))
-    rows = list(
-        JobRun.objects.filter(status=JobRun.Status.RUNNING, heartbeat_at__lt=stale_before)
-        .order_by("heartbeat_at")
-        .values_list("job", "pk", "host", "pid", "heartbeat_at")[:10]
-    )
-    if not rows:
-        return Check("heartbeats", True, "")
+    lost = lifecycle.lost_runs(limit=10)
+    if not lost:
+        return Check("lost_runs", True, "")
     detail = ", ".join(
-        f"{job} #{pk} on {host}:{pid} ({(now - beat).total_seconds():.0f} s ago)"
-        for job, pk, host, pid, beat in rows
+        f"{run.job} #{run.pk} on {run.host}:{run.pid}"
+        + (
+            f" (last heartbeat {(now - run.heartbeat_at).total_seconds():.0f} s ago)"
+            if run.heartbeat_at
+            else ""
+        )
+        for run in lost
     )
     return Check(
-        "heartbeats",
+        "lost_runs",
         False,
-        f"running without a heartbeat: {detail} (worker dead? run the job again to take"
-        " over its lock; see docs/operations.md 'Recovery after a crash')",
+        f"running, but the worker is gone: {detail} (its redelivery, the next run or the"
+        " reaper records it; see docs/operations.md 'Recovery after a crash')",
         warning=True,
     )
 
@@ -251,7 +252,7 @@ def run_checks() -> list[Check]:
         check_schedules(),
         check_recent_failures(),
         check_attention(),
-        check_heartbeats(),
+        check_lost_runs(),
         check_missed(),
         check_outbox(),
         *(check() for check in APP_CHECKS),

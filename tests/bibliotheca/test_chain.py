@@ -374,7 +374,7 @@ def test_lease_lost_mid_chain__warns_flags_retakes_and_continues(collection, sim
 
     second = chain_runs()[1]
     assert second.result["lease_lost"] is True and second.needs_attention
-    assert "expired between hops (retaken; continuing)" in caplog.text
+    assert "lost between hops (retaken; continuing)" in caplog.text
     assert chain_runs()[-1].result["done"] is True
     assert LicensePool.objects.count() == RECORDS
 

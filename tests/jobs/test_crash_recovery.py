@@ -1,61 +1,45 @@
 """A run killed with its lock: the next run takes the lock over at once and records the dead
 run lost; a manual run blocked by a live holder exits 3 naming it; /health/ warns."""
 
+import os
 import socket
-import subprocess
-import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.utils import timezone
 
 from jobs import locks
 from jobs.models import JobRun
 from jobs.runner import run_job_now
+from tests.live_run import LiveRun, dead_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "job:jobs.demo_job"
 
 
-def dead_pid() -> int:
-    """The pid of a process that has exited (as a killed worker's)."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-def running_run(*, pid: int, heartbeat_age: float = 2) -> JobRun:
+def running_run(*, heartbeat_age: float = 2, job: str = "jobs.demo_job") -> JobRun:
     now = timezone.now()
     return JobRun.objects.create(
-        job="jobs.demo_job",
+        job=job,
         trigger="command",
-        status=JobRun.Status.RUNNING,
+        status=JobRun.Status.QUEUED,
         started_at=now - timedelta(seconds=30),
         heartbeat_at=now - timedelta(seconds=heartbeat_age),
-        host=socket.gethostname(),
-        pid=pid,
     )
 
 
-def lease_from_a_session_that_ends(owner: str) -> None:
-    def hold() -> None:
-        try:
-            locks.acquire_lease(key=KEY, owner=owner, lease_seconds=600, bind_session=True)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    thread.join()
+def hold_lock(run: JobRun) -> None:
+    locks.acquire_lease(key=f"job:{run.job}", owner=f"run:{run.pk}", run_id=run.pk)
 
 
 def test_killed_run__next_run_takes_its_lock_at_once_and_records_it_lost():
-    dead = running_run(pid=dead_pid())  # heartbeat 2 s old: nothing looks stale yet
-    lease_from_a_session_that_ends(f"run:{dead.pk}")
+    dead = running_run()  # heartbeat 2 s old: nothing looks stale yet
+    with LiveRun(dead) as live:
+        hold_lock(dead)
+        live.kill()
 
     run = run_job_now("jobs.demo_job", kwargs={"items": 3})
 
@@ -69,34 +53,39 @@ def test_killed_run__next_run_takes_its_lock_at_once_and_records_it_lost():
 
 
 def test_run_job__lock_held_by_a_live_run_exits_3_and_names_the_holder():
-    holder = running_run(pid=1, heartbeat_age=42)  # pid 1 exists: the holder is alive
-    locks.acquire_lease(key=KEY, owner=f"run:{holder.pk}", lease_seconds=600, bind_session=True)
-
-    with pytest.raises(CommandError) as caught:
-        call_command("run_job", "jobs.demo_job", stdout=StringIO())
+    holder = running_run()
+    with LiveRun(holder):
+        hold_lock(holder)
+        JobRun.objects.filter(pk=holder.pk).update(
+            heartbeat_at=timezone.now() - timedelta(seconds=42)
+        )
+        with pytest.raises(CommandError) as caught:
+            call_command("run_job", "jobs.demo_job", stdout=StringIO())
 
     message = str(caught.value)
     assert caught.value.returncode == 3
     assert f"held by run:{holder.pk} (jobs.demo_job, running)" in message
-    assert f"on host {socket.gethostname()} pid 1" in message
+    assert f"on host {socket.gethostname()} pid {os.getpid()}" in message
     assert "heartbeat 42 s ago" in message
-    assert "the lease frees at " in message and "or as soon as its database session ends" in message
+    assert "it frees when that run ends, or as soon as its database session ends" in message
     skipped = JobRun.objects.exclude(pk=holder.pk).get()
     assert skipped.status == JobRun.Status.SKIPPED
     assert skipped.result["lock_held"]["run_id"] == holder.pk
 
 
-def test_health__warns_about_a_running_run_whose_heartbeat_stopped(admin_client):
-    running_run(pid=dead_pid(), heartbeat_age=5)
-    assert admin_client.get("/health/").json()["checks"]["heartbeats"]["ok"] is True
+def test_health__warns_about_a_running_run_whose_worker_is_gone(admin_client):
+    with LiveRun(running_run()):
+        assert admin_client.get("/health/").json()["checks"]["lost_runs"]["ok"] is True
 
-    stale = running_run(pid=dead_pid(), heartbeat_age=95)
+    lost = running_run(heartbeat_age=95)
+    dead_run(lost)
+    JobRun.objects.filter(pk=lost.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=95))
     body = admin_client.get("/health/").json()
-    check = body["checks"]["heartbeats"]
+    check = body["checks"]["lost_runs"]
 
     assert check["ok"] is False and check["warning"] is True
-    assert f"jobs.demo_job #{stale.pk} on {socket.gethostname()}:{stale.pid}" in check["detail"]
-    assert "(95 s ago)" in check["detail"]
+    assert f"jobs.demo_job #{lost.pk} on {socket.gethostname()}:{os.getpid()}" in check["detail"]
+    assert "(last heartbeat 95 s ago)" in check["detail"]
 
 
 @pytest.mark.parametrize("command", [["expire_points"], ["sync_wallet_passes"]])
@@ -105,15 +94,11 @@ def test_app_commands__lock_held_by_a_live_run_exit_3_naming_it(command):
         "expire_points": "loyalty.expire_points",
         "sync_wallet_passes": "loyalty.sync_wallet_passes",
     }
-    holder = running_run(pid=1)
-    holder.job = job[command[0]]
-    holder.save()
-    locks.acquire_lease(
-        key=f"job:{holder.job}", owner=f"run:{holder.pk}", lease_seconds=600, bind_session=True
-    )
-
-    with pytest.raises(CommandError) as caught:
-        call_command(*command, stdout=StringIO())
+    holder = running_run(job=job[command[0]])
+    with LiveRun(holder):
+        hold_lock(holder)
+        with pytest.raises(CommandError) as caught:
+            call_command(*command, stdout=StringIO())
 
     assert caught.value.returncode == 3
     assert f"held by run:{holder.pk} ({holder.job}, running)" in str(caught.value)

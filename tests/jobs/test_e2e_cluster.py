@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from jobs import lifecycle
 from jobs.locks import lease_holder
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
@@ -51,7 +52,7 @@ def test_two_concurrent_runs__one_succeeds_one_is_skipped(qcluster):
     assert "lock job:tests.sleep is held by run:" in skipped.result["reason"]
 
 
-def test_killed_worker__lease_expires_and_the_job_runs_again(qcluster):
+def test_killed_worker__its_lock_frees_at_once_and_the_job_runs_again(qcluster):
     (first_cluster,) = qcluster.start(["default"])
     stuck = enqueue_job("tests.sleep", kwargs={"seconds": 120}, trigger="command")
     # claimed first, then the lease is taken: wait for the lease, not just the status
@@ -62,11 +63,11 @@ def test_killed_worker__lease_expires_and_the_job_runs_again(qcluster):
     )
     assert JobRun.objects.get(pk=stuck.pk).status == "running"
 
-    qcluster.kill(first_cluster)  # kill -9: no cleanup, the lease is left behind
+    qcluster.kill(first_cluster)  # kill -9: no cleanup, the lease row is left behind
     wait_until(
-        lambda: lease_holder("job:tests.sleep")[1] < timezone.now(),
-        timeout_seconds=20,
-        what="the dead worker's lease to expire",
+        lambda: not lifecycle.lease_held("job:tests.sleep"),
+        timeout_seconds=10,
+        what="the server to end the dead worker's session",
     )
     qcluster.start(["default"])
     again = enqueue_job("tests.sleep", kwargs={"seconds": 0.1}, trigger="command")

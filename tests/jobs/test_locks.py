@@ -1,15 +1,21 @@
-"""Lease locks: one owner at a time, owner-only extend/release, expiry frees the key."""
+"""Leases: one owner at a time, owner-only release; a run's lease lives exactly as long as
+the run (jobs.lifecycle's rule), a lease of no run until its expiry."""
 
-import threading
-import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from jobs.locks import acquire_lease, extend_lease, lease_holder, release_lease
+from jobs import lifecycle
+from jobs.locks import acquire_lease, hand_over_leases, lease_holder, release_lease, still_ours
+from jobs.models import JobRun
+from tests.live_run import LiveRun
 
 pytestmark = pytest.mark.django_db
+
+
+def a_run(**fields) -> JobRun:
+    return JobRun.objects.create(job="jobs.demo_job", trigger="command", **fields)
 
 
 def test_acquire__second_owner_is_refused_while_lease_is_live():
@@ -28,10 +34,10 @@ def test_acquire__expired_lease_is_taken_over():
     now = timezone.now()
     acquire_lease(key="k", owner="a", lease_seconds=5, now=now)
     later = now + timedelta(seconds=6)
-    assert acquire_lease(key="k", owner="b", lease_seconds=5, now=later) is not None
-    assert lease_holder("k")[0] == "b"
-    # the old owner can no longer extend or release it
-    assert extend_lease(key="k", owner="a", lease_seconds=60) is False
+    lease = acquire_lease(key="k", owner="b", lease_seconds=5, now=later)
+    assert lease is not None and (lease.taken_from, lease.taken_reason) == ("a", "lease expired")
+    # the old owner no longer holds it and cannot release it
+    assert still_ours(key="k", owner="a") is False
     assert release_lease(key="k", owner="a") is False
     assert lease_holder("k")[0] == "b"
 
@@ -43,67 +49,56 @@ def test_release__only_owner_releases():
     assert lease_holder("k") is None
 
 
-def acquire_in_a_session_that_ends(**kwargs) -> None:
-    """Take a lease from another database session, then end that session (as kill -9 does:
-    the process's connection goes away; here the thread closes it)."""
-    from django.db import connection
+@pytest.mark.django_db(transaction=True)
+def test_run_lease__held_while_the_run_lives_and_taken_over_at_once_when_its_session_ends():
+    run = a_run(status=JobRun.Status.QUEUED)
+    with LiveRun(run) as live:
+        assert acquire_lease(key="k", owner=f"run:{run.pk}", run_id=run.pk) is not None
+        assert acquire_lease(key="k", owner="b", run_id=None, lease_seconds=60) is None
+        assert lifecycle.lease_held("k") is True
+        live.kill()
 
-    def hold() -> None:
-        try:
-            assert acquire_lease(**kwargs) is not None
-        finally:
-            connection.close()
+    # No expiry to wait for: the session ended, so the run is dead and its lease free.
+    lease = acquire_lease(key="k", owner="b", lease_seconds=60)
 
-    thread = threading.Thread(target=hold)
-    thread.start()
-    thread.join()
+    assert lease is not None
+    assert (lease.taken_from, lease.taken_reason) == (f"run:{run.pk}", "database session ended")
+    assert lease.taken_run == run.pk
 
 
-def poll(probe, *, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := probe():
-            return value
-        time.sleep(0.05)
-    return None
+def test_run_lease__held_while_its_run_is_queued_free_once_the_run_ended():
+    run = a_run(status=JobRun.Status.QUEUED)
+    acquire_lease(key="k", owner="chain", run_id=run.pk)
+
+    assert acquire_lease(key="k", owner="b", lease_seconds=60) is None
+
+    JobRun.objects.filter(pk=run.pk).update(status=JobRun.Status.SUCCEEDED)
+    lease = acquire_lease(key="k", owner="b", lease_seconds=60)
+    assert lease is not None and lease.taken_reason == "run ended"
+
+
+def test_hand_over__the_next_run_holds_the_lease_while_it_waits():
+    hop = a_run(status=JobRun.Status.SUCCEEDED)
+    next_hop = a_run(status=JobRun.Status.QUEUED)
+    acquire_lease(key="k", owner="chain", run_id=hop.pk)
+    assert lifecycle.lease_held("k") is False  # the hop ended
+
+    hand_over_leases(from_run=hop.pk, to_run=next_hop.pk)
+
+    assert lifecycle.lease_held("k") is True
+    assert acquire_lease(key="k", owner="other", lease_seconds=60) is None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_acquire__lease_whose_session_ended_is_taken_over_at_once():
-    acquire_in_a_session_that_ends(key="k", owner="dead", lease_seconds=600, bind_session=True)
-
-    # The server ends the session within moments: no waiting for the 600 s expiry.
-    lease = poll(lambda: acquire_lease(key="k", owner="b", lease_seconds=60), timeout=5)
-
-    assert lease is not None, "the lease of an ended session is still refused"
-    assert (lease.taken_from, lease.taken_reason) == ("dead", "database session ended")
-    assert lease_holder("k")[0] == "b"
-    assert extend_lease(key="k", owner="dead", lease_seconds=60) is False
-
-
-@pytest.mark.django_db(transaction=True)
-def test_acquire__lease_of_a_live_session_is_refused_and_unbound_lease_waits_for_expiry():
-    from django.db import connection
-
-    holding, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        acquire_lease(key="live", owner="alive", lease_seconds=600, bind_session=True)
-        holding.set()
-        done.wait(10)
-        connection.close()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    holding.wait(10)
-    # A chain's lease travels between sessions: it is not bound, only its expiry frees it.
-    acquire_in_a_session_that_ends(key="chain", owner="hop-1", lease_seconds=600)
+def test_claim__a_live_run_is_not_claimed_twice_and_a_dead_one_is_claimed_again():
+    run = a_run(status=JobRun.Status.QUEUED)
+    with LiveRun(run):
+        assert lifecycle.claim(run.pk) is None  # a second delivery while it runs
+    # Its worker died mid-run: the run still says running, and a redelivery takes it.
+    claimed = lifecycle.claim(run.pk)
     try:
-        assert acquire_lease(key="live", owner="b", lease_seconds=60) is None
-        assert (
-            poll(lambda: acquire_lease(key="chain", owner="b", lease_seconds=60), timeout=1) is None
-        )
+        assert claimed is not None and claimed.status == JobRun.Status.RUNNING
+        assert lifecycle.lost_runs() == []
     finally:
-        done.set()
-        thread.join()
-    assert lease_holder("chain")[0] == "hop-1"
+        lifecycle.release(run.pk)
+    assert [lost.pk for lost in lifecycle.lost_runs()] == [run.pk]

@@ -41,7 +41,7 @@ def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
 
 
 def test_last_attempt_failure__is_not_retried():
-    from jobs.run_records import claim as _claim
+    from jobs.lifecycle import claim as _claim
     from jobs.runner import execute_run
 
     run = JobRun.objects.create(
@@ -113,7 +113,7 @@ def test_permanent_error_on_a_job_without_retries__recorded_permanent_not_exhaus
 
 
 def test_permanent_error_on_the_last_attempt__recorded_permanent_not_exhausted():
-    from jobs.run_records import claim as _claim
+    from jobs.lifecycle import claim as _claim
     from jobs.runner import execute_run
 
     run = JobRun.objects.create(job="tests.permanent_failure", trigger="retry", attempt=4)

@@ -3,17 +3,14 @@
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
 from django.db.models import Count
-from django.utils import timezone
 from django_q.models import Schedule
 from hypothesis import settings as hypothesis_settings
 
 from bibliotheca.models import LicensePool
-from jobs.models import JobRun, Lease
 from tests.bibliotheca import conftest as bibliotheca_fixtures
 
 # The Bibliotheca simulator and collection fixtures (each test module picks its catalogue).
@@ -89,17 +86,11 @@ def seed_due_cards(cards: int, *, expiration_days: int = 365):
     return program
 
 
-def age_out(*, lease_key: str, run_ids: list[int], seconds: float) -> None:
-    """Let `seconds` pass for a killed worker: its lease expires, its heartbeat goes stale.
+def wait_for_lock_free(lease_key: str) -> None:
+    """A killed worker's lock frees when the server ends its session (about a second)."""
+    from jobs import lifecycle
 
-    The crash tests do not wait 10 minutes or 2 hours of real time for that; they move the
-    two timestamps back, which is all the next run looks at.
-    """
-    past = timezone.now() - timedelta(seconds=1)
-    Lease.objects.filter(key=lease_key).update(expires_at=past)
-    JobRun.objects.filter(pk__in=run_ids, status=JobRun.Status.RUNNING).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=seconds + 1)
-    )
+    poll(lambda: not lifecycle.lease_held(lease_key), timeout=10, what=f"{lease_key} to free")
 
 
 class Sampler:

@@ -45,8 +45,9 @@ def test_orphan_hop_and_new_chain__checkpoint_never_moves_backwards(
     enqueue_job(CHAIN, kwargs=kwargs, trigger="command", triggered_by="chain-a")
     drain(max_runs=4, include_apply=False)  # chain A: 4 hops, its 5th is queued
     orphan = JobRun.objects.get(job=CHAIN, status="queued")
+    # The lease loses its holder (released by hand, say) while A's next hop waits.
     Lease.objects.filter(key=purchase_lock_key(collection.pk)).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
+        run_id=None, expires_at=timezone.now() - timedelta(seconds=1)
     )
     b_first = enqueue_job(CHAIN, kwargs=kwargs, trigger="command", triggered_by="chain-b")
     execute_queued_run(b_first.pk)  # chain B takes the lease and starts at the checkpoint

@@ -15,7 +15,7 @@ from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.waiting import wait_for_run
-from tests.reliability.conftest import age_out, poll, say
+from tests.reliability.conftest import poll, say, wait_for_lock_free
 
 pytestmark = pytest.mark.e2e
 JOB = "exchanges.send_due_reminders"
@@ -81,7 +81,7 @@ def test_kill_9_mid_reminder_sweep__each_participant_reminded_once(qcluster, qui
     assert 0 < at_kill < exchanges, "the kill must land in the middle of the sweep"
     assert JobRun.objects.get(pk=first.pk).status == "running"
 
-    age_out(lease_key=f"job:{JOB}", run_ids=[first.pk], seconds=120)
+    wait_for_lock_free(f"job:{JOB}")
     qcluster.start(["default"])
     second = wait_for_run(
         enqueue_job(JOB, trigger="command", triggered_by="crash-test").pk, timeout_seconds=120

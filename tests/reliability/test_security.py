@@ -361,8 +361,9 @@ def matrix_objects(program_factory, card_factory):
             key="job:jobs.demo_job",
             defaults={
                 "owner": f"run:{killed.pk}",
+                "run_id": killed.pk,
                 "acquired_at": now,
-                "expires_at": now + timedelta(minutes=10),
+                "expires_at": None,
             },
         )
 
