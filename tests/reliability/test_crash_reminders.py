@@ -11,10 +11,10 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
+from devkit.waiting import wait_for_run
 from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run
 from tests.reliability.conftest import age_out, poll, say
 
 pytestmark = pytest.mark.e2e
