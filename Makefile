@@ -32,8 +32,10 @@ db:
 setup: venv db
 	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py migrate --noinput -v 0
 
+# the dev settings: production's plus the dev kit (the demo, the fakes and the simulator)
 demo: setup
-	@DATABASE_URL=$$(cat .run/database_url) $(PY) manage.py demo
+	@DATABASE_URL=$$(cat .run/database_url) DJANGO_SETTINGS_MODULE=config.settings_dev \
+		$(PY) manage.py demo
 
 test: venv db
 	@scripts/ensure_chromium.sh

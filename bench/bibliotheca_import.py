@@ -99,9 +99,9 @@ def run_import(
 
     from bibliotheca.conf import PURCHASE_RECORD_SERVICE, bibliotheca_settings
     from bibliotheca.models import Timestamp
+    from devkit.waiting import wait_until
     from jobs.models import JobRun
     from jobs.runner import enqueue_job
-    from jobs.services.waiting import wait_until
 
     overlap = timedelta(minutes=bibliotheca_settings.OVERLAP_MINUTES)
     Timestamp.objects.create(
@@ -160,8 +160,8 @@ def run_import(
 def warm_up(timeout: float) -> None:
     """One no-op run on each cluster, so the import is not timed while workers start."""
     from bibliotheca.models import Collection
+    from devkit.waiting import wait_for_run
     from jobs.runner import enqueue_job
-    from jobs.services.waiting import wait_for_run
 
     warm = Collection.objects.create(name="warm-up", base_url="http://127.0.0.1:9/", **CREDENTIALS)
     runs = [

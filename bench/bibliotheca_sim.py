@@ -55,8 +55,8 @@ def start_simulator_process(catalogue_options: dict[str, Any], **options: Any):
 
 
 def _serve(pipe: Connection, catalogue_options: dict[str, Any], options: dict) -> None:
-    from bibliotheca.simulator import Catalogue
-    from bibliotheca.simulator.server import SimulatorServer, SimulatorState
+    from devkit.bibliotheca_simulator import Catalogue
+    from devkit.bibliotheca_simulator.server import SimulatorServer, SimulatorState
 
     state = SimulatorState(catalogue=Catalogue(**catalogue_options), **options)
     server = SimulatorServer(("127.0.0.1", 0), state)

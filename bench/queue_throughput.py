@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import own_database, setup_django  # noqa: E402
-from jobs.devservers import RedisServer  # noqa: E402
+from devkit.devservers import RedisServer  # noqa: E402
 
 NOOP = "bench.noop.noop"
 COUNTED_NOOP = "bench.queue_throughput.counted_noop"

@@ -5,7 +5,7 @@
 Uses its own database `<name>_loyalty_bench` on the server of DATABASE_URL (default:
 .run/database_url), created and migrated if needed; adds one merchant with `--cards`
 cards that have both wallets (a Google object, an Apple pass with one registered device)
-and deletes it afterwards. The wallets are the project's fakes (loyalty.fakes), answering
+and deletes it afterwards. The wallets are the project's fakes (devkit.wallets), answering
 after `--latency-ms`: Google's token endpoint and walletobjects over HTTP, APNs over
 HTTP/2 and TLS, reached by the production clients (google-auth service account, ES256
 provider token) through the LOYALTY_* environment, like in production.
@@ -122,10 +122,10 @@ def start_fakes(latency_ms: float):
     """Both wallet fakes with throwaway keys; their LOYALTY_* settings in the environment."""
     import tempfile
 
-    from loyalty.fakes.apns import ApnsFaults
-    from loyalty.fakes.google import Faults
-    from loyalty.fakes.keys import generate_keys
-    from loyalty.fakes.kit import WalletFakes
+    from devkit.wallets.apns import ApnsFaults
+    from devkit.wallets.google import Faults
+    from devkit.wallets.keys import generate_keys
+    from devkit.wallets.kit import WalletFakes
 
     latency = latency_ms / 1000
     fakes = WalletFakes(

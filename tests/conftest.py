@@ -6,8 +6,8 @@ import pytest
 
 from jobs.services.clusters import kill_cluster, start_clusters, stop_clusters
 
-#: The settings module of the test process and of every qcluster it starts: the project's
-#: settings plus the test-only jobs (tests/apps.py).
+#: The settings module of the test process and of every qcluster it starts: the dev
+#: settings (the project's plus devkit) and the test-only jobs (tests/apps.py).
 TEST_SETTINGS = "tests.settings"
 
 

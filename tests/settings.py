@@ -1,4 +1,5 @@
-"""Settings of the test suite: the project's, plus the test-only jobs (tests/apps.py).
+"""Settings of the test suite: the dev settings (production's plus the dev kit: fakes,
+simulator, demo), plus the test-only jobs (tests/apps.py).
 
 pytest-django selects it (pyproject.toml) and exports DJANGO_SETTINGS_MODULE, so the
 qcluster processes a test starts load the same jobs.
@@ -6,7 +7,7 @@ qcluster processes a test starts load the same jobs.
 
 import os
 
-from config.settings import *  # noqa: F403
+from config.settings_dev import *  # noqa: F403
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.apps.TestJobsConfig"]  # noqa: F405
 

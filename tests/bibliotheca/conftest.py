@@ -7,8 +7,8 @@ import pytest
 import time_machine
 
 from bibliotheca.models import Collection
-from bibliotheca.simulator import Catalogue, start_simulator
-from bibliotheca.simulator.server import SimulatorServer
+from devkit.bibliotheca_simulator import Catalogue, start_simulator
+from devkit.bibliotheca_simulator.server import SimulatorServer
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, execute_queued_run
 

@@ -8,7 +8,7 @@ import time_machine
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Edition, LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
-from bibliotheca.simulator import Fault
+from devkit.bibliotheca_simulator import Fault
 from jobs import locks
 from jobs.models import JobRun, Lease
 from jobs.runner import enqueue_job

@@ -9,7 +9,7 @@ from django.db import IntegrityError, connections
 
 from bibliotheca.models import Collection, LicensePool
 from bibliotheca.services.purchase_chain import purchase_lock_key
-from bibliotheca.simulator import Fault
+from devkit.bibliotheca_simulator import Fault
 from jobs.models import JobRun, Lease
 from tests.bibliotheca.conftest import CHAIN, drain, start_chain
 

@@ -16,7 +16,7 @@ from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.exceptions import AddressNotAllowed, BadResponse, RemoteIntegrationError
 from bibliotheca.models import Collection, LicensePool, Timestamp
 from bibliotheca.services.client import BibliothecaClient, Credentials
-from bibliotheca.simulator import start_simulator
+from devkit.bibliotheca_simulator import start_simulator
 from jobs.models import JobRun, Lease
 from jobs.runner import enqueue_job
 from tests.bibliotheca.conftest import CHAIN, RECORDS, drain

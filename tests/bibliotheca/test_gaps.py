@@ -7,7 +7,7 @@ import pytest
 
 from bibliotheca.models import Gap, LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
-from bibliotheca.simulator import Fault
+from devkit.bibliotheca_simulator import Fault
 from jobs.models import JobRun, Lease
 from tests.bibliotheca.conftest import CHAIN, NOW, RECORDS, drain, start_chain
 

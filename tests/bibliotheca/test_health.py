@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from bibliotheca.health import check_collections
-from bibliotheca.simulator import Fault, start_simulator
+from devkit.bibliotheca_simulator import Fault, start_simulator
 from jobs.services.health import is_healthy, run_checks, takes_traffic
 from tests.bibliotheca.conftest import NOW, drain, start_chain
 

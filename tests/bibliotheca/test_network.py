@@ -11,7 +11,7 @@ from django.db.backends.signals import connection_created
 
 from bibliotheca.models import Edition, LicensePool
 from bibliotheca.services.purchase_chain import purchase_lock_key
-from bibliotheca.simulator import Fault
+from devkit.bibliotheca_simulator import Fault
 from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun, Lease
 from tests.bibliotheca.conftest import CHAIN, NOW, PAGES, RECORDS, drain, start_chain

@@ -7,7 +7,7 @@ import pytest
 import time_machine
 
 from bibliotheca.models import Edition, LicensePool
-from bibliotheca.simulator import Catalogue
+from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun
 from tests.bibliotheca.conftest import CHAIN, drain, start_chain
 

@@ -3,9 +3,9 @@
 import pytest
 
 from commerce.models import Order, Product, WebhookEvent
+from devkit.waiting import wait_for_run, wait_until
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run, wait_until
 from tests.commerce.conftest import TODAY
 from tests.commerce.webhook_payloads import charged_event, signed
 from tests.race import RowLocks

@@ -11,10 +11,10 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from devkit.waiting import wait_until
 from exchanges.models import RateLimit
 from jobs.models import JobRun
 from jobs.services.schedules import sync_schedules
-from jobs.services.waiting import wait_until
 
 JOB = "exchanges.cleanup_rate_limits"
 

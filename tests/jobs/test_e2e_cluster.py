@@ -11,13 +11,13 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from devkit.waiting import wait_for_run, wait_until
 from jobs import lifecycle
 from jobs.locks import lease_holder
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.outbox import OutgoingNotification, queue_notifications
 from jobs.services.schedules import sync_schedules
-from jobs.services.waiting import wait_for_run, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from devkit.management.commands.demo import demo_modules
 from exchanges.models import Exchange, Participant
-from jobs.management.commands.demo import demo_modules
 from jobs.models import JobRun
 from jobs.permissions import can_run_job, required_permissions
 from jobs.registry import all_jobs

@@ -12,8 +12,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.template import engines as template_engines
 
-from loyalty.fakes.keys import FakeKeys, generate_keys
-from loyalty.fakes.kit import WalletFakes
+from devkit.wallets.keys import FakeKeys, generate_keys
+from devkit.wallets.kit import WalletFakes
 from loyalty.models import (
     AppleDeviceRegistration,
     Customer,

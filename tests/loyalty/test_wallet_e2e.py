@@ -6,9 +6,9 @@ key, CA); the wallet fakes run in this test process and see what the cluster sen
 
 import pytest
 
+from devkit.waiting import wait_for_run
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run
 from loyalty.models import WalletSyncState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

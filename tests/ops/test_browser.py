@@ -15,9 +15,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from devkit.waiting import wait_for_run
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job, run_job_now
-from jobs.services.waiting import wait_for_run
 from tests.admin_helpers import PASSWORD, make_staff
 
 CHROMIUM = Path("/usr/bin/chromium")

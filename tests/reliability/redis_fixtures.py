@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django_q.conf import Conf
 
-from jobs.devservers import RedisServer
+from devkit.devservers import RedisServer
 
 
 def find_redis_server() -> str | None:

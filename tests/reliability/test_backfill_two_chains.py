@@ -16,7 +16,7 @@ from django.utils import timezone
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
-from bibliotheca.simulator import Catalogue
+from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun, Lease
 from jobs.runner import enqueue_job, execute_queued_run
 from tests.bibliotheca.conftest import drain

@@ -165,7 +165,7 @@ def test_every_command__bad_missing_conflicting_arguments(world, capsys):
     ours = {
         name
         for name, app in get_commands().items()
-        if app in ("jobs", "loyalty", "exchanges", "bibliotheca")
+        if app in ("jobs", "loyalty", "exchanges", "bibliotheca", "devkit")
     }
     servers = {"bibliotheca_simulator", "run_fake_wallet"}  # tested in subprocesses below
     assert ours - servers <= covered, (

@@ -19,7 +19,7 @@ from bibliotheca.models import Identifier, LicensePool, Timestamp
 from bibliotheca.services.client import BibliothecaClient, Credentials
 from bibliotheca.services.items import ITEM_FIELDS, parse_items
 from bibliotheca.services.marc import bibliotheca_id, parse_marc_page
-from bibliotheca.simulator import Catalogue
+from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun, Lease
 from tests.bibliotheca.conftest import drain
 from tests.reliability.conftest import say

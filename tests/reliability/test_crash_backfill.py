@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Edition, LicensePool, PendingEdition, Timestamp
-from bibliotheca.simulator import Catalogue
+from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from tests.reliability.conftest import duplicate_pools, poll, say

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from devkit.waiting import wait_for_run
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
 from tests.loyalty.conftest import ledger_violations, points_expired_total
 from tests.reliability.conftest import poll, say, seed_due_cards

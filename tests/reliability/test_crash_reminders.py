@@ -11,10 +11,10 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
+from devkit.waiting import wait_for_run
 from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run
 from tests.reliability.conftest import poll, say, wait_for_lock_free
 
 pytestmark = pytest.mark.e2e

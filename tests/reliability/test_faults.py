@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import LicensePool, Timestamp
-from bibliotheca.simulator import Catalogue, Fault
+from devkit.bibliotheca_simulator import Catalogue, Fault
+from devkit.waiting import wait_until
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from jobs.services.outbox import (
@@ -24,7 +25,6 @@ from jobs.services.outbox import (
     queue_notifications,
     requeue_notifications,
 )
-from jobs.services.waiting import wait_until
 from loyalty.services.wallet_sync import sync_wallet_passes
 from tests.bibliotheca.conftest import drain
 from tests.reliability.conftest import say

@@ -17,7 +17,7 @@ from django.db import transaction
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from jobs.devservers import free_port
+from devkit.devservers import free_port
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from tests.reliability import redis_fixtures

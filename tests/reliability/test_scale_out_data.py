@@ -32,7 +32,7 @@ from django_q.models import Schedule
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import LicensePool, Timestamp
-from bibliotheca.simulator import Catalogue
+from devkit.bibliotheca_simulator import Catalogue
 from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
 from jobs.services.schedules import sync_schedules

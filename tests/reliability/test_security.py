@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Collection, Timestamp
-from bibliotheca.simulator import Catalogue, start_simulator
+from devkit.bibliotheca_simulator import Catalogue, start_simulator
 from exchanges.models import Exchange, Participant
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from devkit.wallets.keys import generate_keys
 from loyalty.exceptions import TransientWalletError, WalletCredentialsError
-from loyalty.fakes.keys import generate_keys
 from loyalty.services.apns import SENT
 from loyalty.services.wallet_clients import wallet_clients
 from loyalty.services.wallet_sync import sync_wallet_passes

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from devkit.wallets.google import SCOPE
+from devkit.wallets.keys import SERVICE_ACCOUNT_EMAIL
 from jobs.models import JobRun
 from jobs.runner import run_job_now
-from loyalty.fakes.google import SCOPE
-from loyalty.fakes.keys import SERVICE_ACCOUNT_EMAIL
 from loyalty.models import WalletSyncState
 from loyalty.services.wallet_sync import sync_wallet_passes
 

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Collection, Edition, LicensePool, Timestamp
-from bibliotheca.simulator import Catalogue, Fault, start_simulator
+from devkit.bibliotheca_simulator import Catalogue, Fault, start_simulator
+from devkit.waiting import wait_until
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_until
 
 CHAIN = "bibliotheca.import_purchase_records_by_collection"
 DEMO_DAYS = 90

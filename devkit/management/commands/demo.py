@@ -1,38 +1,37 @@
 """manage.py demo: the end-to-end demo `make demo` runs."""
 
 import json
-import sys
 from collections import Counter
+from importlib import import_module
+from importlib.util import find_spec
 from types import ModuleType
 from typing import Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.module_loading import autodiscover_modules
 
+from devkit.devservers import AlertReceiver
+from devkit.waiting import WaitTimeout, wait_for_run, wait_until
 from jobs.commands import command_user
-from jobs.devservers import AlertReceiver
 from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
 from jobs.runner import enqueue_job
 from jobs.services.clusters import start_clusters, stop_clusters
 from jobs.services.health import check_schedules, run_checks
 from jobs.services.schedules import sync_schedules
-from jobs.services.waiting import WaitTimeout, wait_for_run, wait_until
 
 
 def demo_modules() -> dict[str, ModuleType]:
-    """Every installed app's `demo` module, by app label, in INSTALLED_APPS order.
+    """The demo of every installed app that has one, by app label, in INSTALLED_APPS order.
 
-    An app extends the demo with a `<app>/demo.py` defining run_demo(*, out) -> None, and
+    An app's demo is `devkit/demos/<label>.py` defining run_demo(*, out) -> None, and
     optionally cluster_env(*, out) -> dict[str, str]: called before the clusters start
     (start fake servers there), its variables are set in every qcluster's environment.
     """
-    autodiscover_modules("demo")
     return {
-        config.label: sys.modules[f"{config.name}.demo"]
+        config.label: import_module(f"devkit.demos.{config.label}")
         for config in apps.get_app_configs()
-        if f"{config.name}.demo" in sys.modules
+        if find_spec(f"devkit.demos.{config.label}") is not None
     }
 
 
@@ -57,9 +56,9 @@ class Command(BaseCommand):
         out = self.stdout.write
         first_id = (JobRun.objects.order_by("-id").values_list("id", flat=True).first()) or 0
         out(f"schedules: {sync_schedules()}")
-        modules = [m for label, m in demo_modules().items() if not only or label in only]
+        modules = {label: m for label, m in demo_modules().items() if not only or label in only}
         env: dict[str, str] = {}
-        for module in modules:
+        for module in modules.values():
             if hasattr(module, "cluster_env"):
                 env.update(module.cluster_env(out=out))
         receiver = AlertReceiver()
@@ -74,8 +73,8 @@ class Command(BaseCommand):
             if not only or "jobs" in only:
                 self.core_demo(out)
                 self.alerts_demo(out, receiver)
-            for module in modules:
-                out(f"\n== {module.__name__.split('.')[0]} ==")
+            for label, module in modules.items():
+                out(f"\n== {label} ==")
                 module.run_demo(out=out)
             self.print_history(out, first_id)
             out("\n== health ==")

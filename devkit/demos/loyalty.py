@@ -18,14 +18,14 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from devkit.waiting import wait_for_run
+from devkit.wallets.apns import ApnsFaults
+from devkit.wallets.google import Faults
+from devkit.wallets.keys import generate_keys
+from devkit.wallets.kit import WalletFakes
 from jobs.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run
-from loyalty.fakes.apns import ApnsFaults
-from loyalty.fakes.google import Faults
-from loyalty.fakes.keys import generate_keys
-from loyalty.fakes.kit import WalletFakes
 from loyalty.models import (
     AppleDeviceRegistration,
     Customer,

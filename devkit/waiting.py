@@ -1,4 +1,4 @@
-"""Poll for run outcomes instead of sleeping a guessed amount (demo, tests, commands)."""
+"""Poll for run outcomes instead of sleeping a guessed amount (demo, tests, benchmarks)."""
 
 import time
 from collections.abc import Callable

@@ -27,10 +27,10 @@ from django.utils import timezone
 from commerce.models import Cart, CartLine, Customer, Order, Product, Subscription, WebhookEvent
 from commerce.services.dates import store_today, store_zone
 from commerce.services.webhooks import PROCESS_JOB, signature_for
-from jobs.devservers import free_port
+from devkit.devservers import free_port
+from devkit.waiting import wait_for_run, wait_until
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
-from jobs.services.waiting import wait_for_run, wait_until
 
 #: A demo secret: a real one from the environment is never used by the demo.
 DEMO_SECRET = "whsec_demo_only"

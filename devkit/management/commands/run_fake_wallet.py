@@ -7,11 +7,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from devkit.wallets.apns import ApnsFaults
+from devkit.wallets.google import Faults
+from devkit.wallets.keys import generate_keys
+from devkit.wallets.kit import WalletFakes
 from jobs.cli_types import non_negative_float
-from loyalty.fakes.apns import ApnsFaults
-from loyalty.fakes.google import Faults
-from loyalty.fakes.keys import generate_keys
-from loyalty.fakes.kit import WalletFakes
 
 
 class Command(BaseCommand):

@@ -5,10 +5,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bibliotheca.simulator import Catalogue, Fault
-from bibliotheca.simulator.server import FAULT_KINDS, SimulatorServer, SimulatorState
+from devkit.bibliotheca_simulator import Catalogue, Fault
+from devkit.bibliotheca_simulator.server import FAULT_KINDS, SimulatorServer, SimulatorState
+from devkit.devservers import listen_problem
 from jobs.cli_types import ascii_digits, non_negative_int, port_number
-from jobs.devservers import listen_problem
 
 #: A century of purchase days is more than any test or demo needs.
 MAX_DAYS = 36600

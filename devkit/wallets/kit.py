@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from loyalty.fakes.apns import ApnsFaults, FakeApns
-from loyalty.fakes.google import FakeGoogleWallet, Faults
-from loyalty.fakes.keys import APNS_KEY_ID, PASS_TYPE_ID, SERVICE_ACCOUNT_EMAIL, TEAM_ID, FakeKeys
+from devkit.wallets.apns import ApnsFaults, FakeApns
+from devkit.wallets.google import FakeGoogleWallet, Faults
+from devkit.wallets.keys import APNS_KEY_ID, PASS_TYPE_ID, SERVICE_ACCOUNT_EMAIL, TEAM_ID, FakeKeys
 
 
 class WalletFakes:

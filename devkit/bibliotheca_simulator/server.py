@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bibliotheca.services.signing import signature
-from bibliotheca.simulator.catalogue import Catalogue
+from devkit.bibliotheca_simulator.catalogue import Catalogue
 
 FAULT_KINDS = ("5xx", "429", "timeout", "error_xml", "http_403", "malformed_xml")
 WINDOW_FORMAT = "%Y-%m-%dT%H:%M:%S"
