@@ -1,6 +1,7 @@
 """Settings, driven by the environment (see README "Configuration")."""
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -114,6 +115,15 @@ DATABASES = {
         conn_max_age=env_int("CONN_MAX_AGE", 60),
     )
 }
+#: A qcluster's database sessions are named after the queue it consumes, so /health/ finds a
+#: queue nobody consumes by its name (jobs.services.health.check_cluster). Its connections
+#: stay open: one closed and reopened between polls would look like a missing consumer.
+QCLUSTER_SESSION_PREFIX = "qcluster:"
+if sys.argv[1:2] == ["qcluster"]:
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = os.environ.get(
+        "PGAPPNAME"
+    ) or QCLUSTER_SESSION_PREFIX + os.environ.get("Q_CLUSTER_NAME", "default")
+    DATABASES["default"]["CONN_MAX_AGE"] = None
 if os.environ.get("TEST_DATABASE_NAME"):
     # Lets parallel test runs on one server use separate throwaway databases.
     DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}

@@ -148,6 +148,15 @@ UPDATE jobs_jobrun
     + "RETURNING id"
 )
 
+#: The queues with a qcluster consuming them, and how many of its sessions are connected:
+#: a cluster names its sessions after its queue (settings.QCLUSTER_SESSION_PREFIX).
+QUEUE_CONSUMERS = """
+SELECT substr(application_name, length(%(prefix)s) + 1), count(*)
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND starts_with(application_name, %(prefix)s)
+ GROUP BY 1
+"""
+
 #: Claim a batch of due notifications; SKIP LOCKED so two delivery tasks never share a row.
 #: `exclude`: rows this delivery run already tried (a failure waits for the next run);
 #: `template` and `due_before` narrow it (the web process's fallback for stranded alerts).

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from jobs import lifecycle
+from jobs import lifecycle, sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun, Notification
 from jobs.registry import CLUSTERS
@@ -84,35 +85,49 @@ def check_database() -> Check:
 
 
 def check_cluster() -> Check:
-    """A cluster heartbeat (django-q2 Stat, 3 s TTL in the shared cache) and no stalled queue.
+    """Every cluster's queue has a qcluster consuming it, and none has a task waiting
+    longer than QUEUE_STALL_SECONDS (its consumer is stuck or overwhelmed).
 
-    Stalled: the oldest task waiting in a cluster's queue (PostgreSQL or Redis, see
-    jobs.services.queues) was queued more than QUEUE_STALL_SECONDS ago.
+    A consumer is found by its database sessions, which a qcluster names after its queue
+    (settings.QCLUSTER_SESSION_PREFIX): a queue nobody consumes is named at once, whatever
+    other clusters run.
     """
-    from django_q.brokers import get_broker
-    from django_q.status import Stat
-
     try:
-        stats = Stat.get_all(broker=get_broker())
+        consumers = queue_consumers()
         queues = queue_states(CLUSTERS)
     except Exception as exc:
-        return _failed("cluster", "cannot read cluster stats or queues", "is the broker up?", exc)
+        return _failed("cluster", "cannot read the queues", "is PostgreSQL up?", exc)
+    missing = [name for name in CLUSTERS if not consumers.get(name)]
+    if len(missing) == len(CLUSTERS):
+        return Check("cluster", False, "no qcluster running (start: make run-cluster)")
+    if missing:
+        return Check(
+            "cluster",
+            False,
+            f"queue(s) {', '.join(missing)} not consumed: no qcluster for them"
+            " (start Q_CLUSTER_NAME=<name> manage.py qcluster)",
+        )
     stall_before = timezone.now() - timedelta(seconds=int(jobs_settings.QUEUE_STALL_SECONDS))
     stalled = [
         name
         for name, state in queues.items()
         if state.oldest_enqueued_at is not None and state.oldest_enqueued_at < stall_before
     ]
-    if not stats:
-        return Check("cluster", False, "no qcluster heartbeat (start: make run-cluster)")
     if stalled:
         return Check(
             "cluster",
             False,
             f"queue(s) {', '.join(stalled)} not consumed for "
-            f"{jobs_settings.QUEUE_STALL_SECONDS}s (start Q_CLUSTER_NAME=<name> manage.py qcluster)",
+            f"{jobs_settings.QUEUE_STALL_SECONDS}s though a qcluster is connected (stuck?)",
         )
-    return Check("cluster", True, f"{len(stats)} cluster process(es) alive")
+    return Check("cluster", True, f"every queue consumed ({', '.join(CLUSTERS)})")
+
+
+def queue_consumers() -> dict[str, int]:
+    """Connected sessions per queue name, of the qclusters consuming them."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.QUEUE_CONSUMERS, {"prefix": settings.QCLUSTER_SESSION_PREFIX})
+        return dict(cursor.fetchall())
 
 
 def check_schedules() -> Check:

@@ -152,3 +152,30 @@ def test_job_over_its_time_limit__is_stopped_and_recorded_failed(qcluster):
     assert run.status == "failed"
     assert "TimeoutException" in run.error and "timeout value (2 seconds)" in run.error
     assert run.duration_seconds < 10
+
+
+def test_health__names_a_queue_nobody_consumes_at_once_and_clears_when_its_cluster_starts(
+    qcluster, admin_client
+):
+    from jobs.services.health import check_cluster, queue_consumers
+
+    # A cluster killed by an earlier test may take a moment to leave.
+    wait_until(lambda: not queue_consumers(), timeout_seconds=10, what="no cluster connected")
+    assert check_cluster().detail == "no qcluster running (start: make run-cluster)"
+    qcluster.start(["default", "notifications", "subscriptions"])
+    wait_until(
+        lambda: set(queue_consumers()) == {"default", "notifications", "subscriptions"},
+        timeout_seconds=30,
+        what="the three clusters to connect",
+    )
+    # Nothing waits in the apply queue yet: the missing consumer is named by queue, at once.
+    check = admin_client.get("/health/").json()["checks"]["cluster"]
+    assert check["ok"] is False
+    assert check["detail"].startswith("queue(s) apply not consumed: no qcluster for them")
+
+    qcluster.start(["apply"])
+
+    wait_until(lambda: check_cluster().ok, timeout_seconds=30, what="the apply cluster")
+    assert check_cluster().detail == (
+        "every queue consumed (default, notifications, apply, subscriptions)"
+    )

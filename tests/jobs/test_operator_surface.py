@@ -115,7 +115,7 @@ def test_jobs_health__prints_one_line_per_check_and_fails_without_cluster():
     assert info.value.returncode == 1
     lines = out.getvalue().splitlines()
     assert lines[0] == "database: OK"
-    assert any(line.startswith("cluster: FAIL no qcluster heartbeat") for line in lines)
+    assert any(line.startswith("cluster: FAIL no qcluster running") for line in lines)
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_dashboard__shows_health_queues_dead_outbox_chart_and_filtered_links(ope
     # No cluster heartbeat in tests: a FAIL, but this process still takes traffic, as
     # /health/ says (the same word).
     assert 'class="jobs-health degraded"' in html and "<h2>Degraded" in html
-    assert "FAIL</span>\n        cluster no qcluster heartbeat" in html
+    assert "FAIL</span>\n        cluster no qcluster running" in html
     assert "daily at 03:30 UTC" in html and "<code>30 3 * * *</code>" in html
     assert "?job=jobs.demo_job&amp;status=failed" in html and "1 failed" in html
     assert html.count('data-status="failed"') == 1 and html.count('data-status="succeeded"') == 1
