@@ -35,6 +35,7 @@ from exchanges.services.rescheduling import apply_date_change
 from exchanges.services.withdrawal import withdraw_participant
 from jobs.admin_actions import JobActionsMixin, job_action
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 
@@ -93,15 +94,13 @@ def counts_by_exchange(model: type[Model], ids: Iterable[int], **filters: Any) -
     )
 
 
-class ReminderInline(admin.TabularInline):
+class ReminderInline(ReadOnlyMixin, admin.TabularInline):
+    """Planned from the exchange's reminder_days: edit those instead."""
+
     model = Reminder
     fields = ("days_before", "due_at", "local_due", "status", "sent_at", "recipients")
     readonly_fields = fields
     extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # planned from reminder_days; edit those instead
 
     @admin.display(description="due (local)")
     def local_due(self, reminder: Reminder) -> str:
@@ -423,16 +422,10 @@ class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
 
 @admin.register(MagicToken)
-class MagicTokenAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class MagicTokenAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """Read-only: tokens are created by the login flow and removed by cleanup_tokens."""
 
     list_display = ("email", "created_at", "expires_at", "used_at")
     search_fields = ("email",)
     exclude = ("token_hash",)  # never shown, even hashed
     secret_fields = ("token_hash",)  # nor filtered on
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -32,8 +32,6 @@ class AlertAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "last_run_link",
         "resolved_by_link",
     )
-    readonly_fields = fields
-    actions = None
 
     @admin.display(description="reason")
     def short_reason(self, alert: Alert) -> str:

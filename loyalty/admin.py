@@ -40,8 +40,6 @@ from loyalty.selectors import (
 
 EXPIRE_JOB = "loyalty.expire_points"
 SYNC_JOB = "loyalty.sync_wallet_passes"
-#: Cards listed one by one on the confirmation page; the rest are counted.
-CONFIRM_MAX_ROWS = 100
 
 
 @admin.register(Merchant)
@@ -142,7 +140,7 @@ class LoyaltyProgramAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_select_related = ("merchant",)
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(ReadOnlyMixin, admin.TabularInline):
     model = LoyaltyTransaction
     fk_name = "card"
     extra = 0
@@ -157,8 +155,6 @@ class LedgerInline(admin.TabularInline):
         "notes",
     )
     readonly_fields = fields
-    can_delete = False
-    max_num = 0
     show_change_link = True
 
 
@@ -276,7 +272,6 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 " first; the others are left alone."
             ),
             summary=summary,
-            max_rows=CONFIRM_MAX_ROWS,
             skipped_note="have no points or are inactive and will be left alone",
             pending=list(pending),
             pending_note=(
