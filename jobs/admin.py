@@ -16,7 +16,7 @@ from jobs.admin_actions import JobActionsMixin, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 from jobs.arguments import check_job_arguments
-from jobs.charts import run_bars_svg
+from jobs.charts import STATUS_COLOURS, run_bars_svg, status_css
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun, Notification
@@ -116,13 +116,17 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
     change_list_template = "admin/jobs/jobrun/change_list.html"
     change_form_template = "admin/jobs/jobrun/change_form.html"
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "status_css": status_css()}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="status", ordering="status")
     def status_label(self, run: JobRun) -> str:
-        colours = {"succeeded": "#2e7d32", "failed": "#c62828", "skipped": "#6d6d6d"}
-        colours |= {"missed": "#9a6700", "timed_out": "#ef6c00"}
         return format_html(
             '<strong style="color:{}">{}</strong>',
-            colours.get(run.status, "#1565c0"),
+            STATUS_COLOURS[run.status],
             run.get_status_display(),
         )
 
@@ -291,6 +295,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
             "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
+            "status_css": status_css(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/jobs/overview.html", context)
