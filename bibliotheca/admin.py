@@ -28,7 +28,7 @@ from bibliotheca.models import (
     Timestamp,
 )
 from bibliotheca.services.fan_out import CHAIN_JOB
-from jobs.admin_actions import JobActionsMixin, actor, job_action, run_url
+from jobs.admin_actions import JobActionsMixin, actor, job_action, pending_runs, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 from jobs.form_fields import StrictJSONField
@@ -200,11 +200,6 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 f"{checkpoint}; about {days} days re-read from 2014-01-01",
             )
 
-        pending = JobRun.objects.filter(
-            job=CHAIN_JOB,
-            status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
-            kwargs__collection_id__in=[c.pk for c in eligible],
-        ).order_by("pk")
         return self.confirm_chosen(
             request,
             queryset,
@@ -220,7 +215,7 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 " many hops (the run page shows days done of days to do)."
             ),
             skipped_note="are disabled and will be left alone",
-            pending=list(pending),
+            pending=pending_runs(CHAIN_JOB, kwargs__collection_id__in=[c.pk for c in eligible]),
             pending_note=(
                 "A chain is already queued or running for some of these collections (the new"
                 " chain is recorded skipped while the other holds the collection's lock):"

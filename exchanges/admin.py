@@ -33,7 +33,7 @@ from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from exchanges.services.rescheduling import apply_date_change
 from exchanges.services.withdrawal import withdraw_participant
-from jobs.admin_actions import JobActionsMixin, job_action
+from jobs.admin_actions import JobActionsMixin, job_action, pending_runs
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 from jobs.form_fields import StrictJSONField
@@ -247,11 +247,6 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             )
             if active.get(e.pk, 0) < 2:
                 details[e.pk] += " - fewer than 2 active participants: this draw will fail"
-        pending = JobRun.objects.filter(
-            job=MATCH_JOB,
-            status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
-            kwargs__exchange_id__in=ids,
-        ).order_by("pk")
         return self._confirmation(
             request,
             queryset,
@@ -266,7 +261,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
             skipped_note="are not draft or registration_open and will be left alone",
             submit="Yes, draw names",
-            pending=list(pending),
+            pending=pending_runs(MATCH_JOB, kwargs__exchange_id__in=ids),
             pending_note=(
                 "Already queued or running for these exchanges (a second draw of the"
                 " same exchange is skipped or fails):"

@@ -12,7 +12,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from jobs import alert_admin, lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
-from jobs.admin_actions import JobActionsMixin, run_url
+from jobs.admin_actions import JobActionsMixin, pending_runs, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 from jobs.arguments import check_job_arguments
@@ -341,9 +341,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
                 format_html("Arguments: {} (defaults)", arguments),
                 f"Single flight: {flight}; time limit {spec.timeout_seconds} s",
             ],
-            pending=JobRun.objects.filter(
-                job=spec.name, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
-            ).order_by("-id")[:5],
+            pending=pending_runs(spec.name),
             pending_note="Already queued or running:",
             submit=f"Yes, run {spec.name} now",
             submit_id="confirm-run-now",

@@ -42,6 +42,14 @@ def run_url(run: JobRun) -> str:
     return reverse("admin:jobs_jobrun_change", args=[run.pk])
 
 
+def pending_runs(job_name: str, **filters: Any) -> list[JobRun]:
+    """Runs of `job_name` queued or running, oldest first: what a confirmation page warns
+    of (`filters` narrow them to the selected objects, e.g. `kwargs__exchange_id__in`)."""
+    live = [JobRun.Status.QUEUED, JobRun.Status.RUNNING]
+    runs = JobRun.objects.filter(job=job_name, status__in=live, **filters).order_by("pk")
+    return list(runs[:CONFIRM_MAX_ROWS])
+
+
 def job_action(
     job_name: str, *, description: str, kwargs: dict[str, Any] | None = None
 ) -> Callable:

@@ -17,10 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.admin_actions import JobActionsMixin, job_action
+from jobs.admin_actions import JobActionsMixin, job_action, pending_runs
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
-from jobs.models import JobRun
 from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
     Customer,
@@ -249,9 +248,6 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 f"{no_program} selected card(s) belong to no active program whose points "
                 "expire: left alone"
             )
-        pending = JobRun.objects.filter(
-            job=EXPIRE_JOB, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
-        ).order_by("pk")
         return self.confirm_chosen(
             request,
             queryset,
@@ -273,7 +269,7 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
             summary=summary,
             skipped_note="have no points or are inactive and will be left alone",
-            pending=list(pending),
+            pending=pending_runs(EXPIRE_JOB),
             pending_note=(
                 "An expiration run is already queued or running (a second one at the same"
                 " time is recorded skipped):"
