@@ -28,8 +28,7 @@ from jobs.permissions import RUN_PERMISSION, can_run_job
 from jobs.runner import enqueue_job
 
 CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"
-#: Objects listed one by one on a confirmation page; the rest are counted (a selection
-#: across pages can be 100,000 rows).
+#: Objects listed one by one on a confirmation page; the rest are counted.
 CONFIRM_MAX_ROWS = 100
 
 
@@ -125,8 +124,7 @@ class JobActionsMixin:
         parent: JobRun | None = None,
     ) -> JobRun:
         """Queue one run of `name` as this user (checked again, with these arguments: the
-        action list may be stale, and an argument may need more, e.g. force_reimport).
-        `parent`: the failed run a retry repeats."""
+        action list may be stale, and an argument may need more, e.g. force_reimport)."""
         if not can_run_job(request.user, name, kwargs):
             raise PermissionDenied
         return enqueue_job(
