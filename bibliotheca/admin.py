@@ -28,8 +28,9 @@ from bibliotheca.models import (
     Timestamp,
 )
 from bibliotheca.services.fan_out import CHAIN_JOB
-from jobs.admin_actions import JobActionsMixin, actor, job_action, run_url
+from jobs.admin_actions import JobActionsMixin, actor, job_action, pending_runs, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 
@@ -199,11 +200,6 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 f"{checkpoint}; about {days} days re-read from 2014-01-01",
             )
 
-        pending = JobRun.objects.filter(
-            job=CHAIN_JOB,
-            status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
-            kwargs__collection_id__in=[c.pk for c in eligible],
-        ).order_by("pk")
         return self.confirm_chosen(
             request,
             queryset,
@@ -219,7 +215,7 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 " many hops (the run page shows days done of days to do)."
             ),
             skipped_note="are disabled and will be left alone",
-            pending=list(pending),
+            pending=pending_runs(CHAIN_JOB, kwargs__collection_id__in=[c.pk for c in eligible]),
             pending_note=(
                 "A chain is already queued or running for some of these collections (the new"
                 " chain is recorded skipped while the other holds the collection's lock):"
@@ -305,10 +301,10 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
 
 
 @admin.register(Gap)
-class GapAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
-    """Day windows a chain gave up on. Every chain reads the open ones again at its end;
-    "Retry gaps" queues that chain now (as "Import purchase records": `jobs.run_job`),
-    "Dismiss" stops reading them (the gap change permission)."""
+class GapAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """Day windows a chain gave up on, recorded by the chain only. Every chain reads the
+    open ones again at its end; "Retry gaps" queues that chain now (as "Import purchase
+    records": `jobs.run_job`), "Dismiss" stops reading them (the gap change permission)."""
 
     list_display = (
         "collection",
@@ -323,9 +319,6 @@ class GapAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_select_related = ("collection",)
     readonly_fields = [f.name for f in Gap._meta.fields]
     actions = ["retry_gaps", "dismiss_gaps"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # recorded by the chain only
 
     @job_action(CHAIN_JOB, description="Retry gaps (queue an import of their collections)")
     def retry_gaps(self, request: HttpRequest, queryset: QuerySet[Gap]) -> HttpResponse | None:
@@ -352,7 +345,7 @@ class GapAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             label=lambda run: f" ({names[run.kwargs['collection_id']]})",
         )
 
-    @admin.action(description="Dismiss gaps (no chain reads them again)", permissions=["change"])
+    @admin.action(description="Dismiss gaps (no chain reads them again)", permissions=["update"])
     def dismiss_gaps(self, request: HttpRequest, queryset: QuerySet[Gap]) -> None:
         count = queryset.filter(status=Gap.Status.OPEN).update(
             status=Gap.Status.DISMISSED, dismissed_by=actor(request)
@@ -361,16 +354,12 @@ class GapAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
 
 
 @admin.register(Timestamp)
-class TimestampAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class TimestampAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """Written by the importer only."""
+
     list_display = ("service", "collection", "start", "finish", "counter", "achievements")
     list_filter = ("service",)
     readonly_fields = [f.name for f in Timestamp._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # written by the importer only
 
 
 @admin.register(LicensePool)
@@ -397,17 +386,12 @@ class EditionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
 
 @admin.register(PendingEdition)
-class PendingEditionAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
-    """Edition rows staged by imports and not applied yet: rows of a batch whose apply
-    run failed for good wait here until the run is re-run (same kwargs)."""
+class PendingEditionAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """Edition rows staged by imports and not applied yet (written by the importer, taken by
+    the apply run): rows of a batch whose apply run failed for good wait here until the run
+    is re-run (same kwargs)."""
 
     list_display = ("batch", "identifier", "title", "data_hash", "created_at")
     search_fields = ("=batch", "identifier__value")
     list_select_related = ("identifier",)
     readonly_fields = [f.name for f in PendingEdition._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # written by the importer, taken by the apply run

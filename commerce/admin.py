@@ -40,12 +40,6 @@ from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
-#: Objects listed one by one on a confirmation page; the rest are counted.
-CONFIRM_MAX_ROWS = 100
-
-
-class ReadOnlyAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
-    """History and records made by the system: viewable, never edited here."""
 
 
 #: The texts of the confirmation pages.
@@ -204,7 +198,6 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                     str(s.customer),
                     f"{s.quantity} x {s.product.name}, {s.frequency}, next {s.next_delivery_date}",
                 ),
-                max_rows=CONFIRM_MAX_ROWS,
                 **_CANCEL_PAGE,
             )
         self._change(request, queryset, "cancel")
@@ -246,13 +239,11 @@ class PaymentFilter(admin.SimpleListFilter):
         return queryset
 
 
-class OrderLineInline(admin.TabularInline):
+class OrderLineInline(ReadOnlyMixin, admin.TabularInline):
     model = OrderLine
     extra = 0
     fields = ("product", "quantity", "unit_price", "line_total")
     readonly_fields = fields
-    can_delete = False
-    max_num = 0
 
 
 @admin.register(Order)
@@ -309,7 +300,6 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                     f"{o.customer}, {o.status}, total {o.total}: email"
                     f"{' and SMS' if o.customer.phone else ''} to the customer",
                 ),
-                max_rows=CONFIRM_MAX_ROWS,
                 **_MARK_SHIPPED_PAGE,
             )
         result = mark_orders_shipped(order_ids=[o.pk for o in chosen], actor=actor(request))
@@ -338,10 +328,10 @@ class CartAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
 
 @admin.register(ExpiringToken)
-class ExpiringTokenAdmin(ReadOnlyAdmin):
-    secret_fields = ("token_hash",)
+class ExpiringTokenAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """Tokens are made by the storefront and removed by cleanup; never their hash here."""
 
+    secret_fields = ("token_hash",)
     list_display = ("id", "kind", "customer", "created_at", "expires_at", "used_at")
     list_filter = ("kind",)
     exclude = ("token_hash",)
@@ -349,7 +339,7 @@ class ExpiringTokenAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
+class AuditLogAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("created_at", "actor", "action", "object_ref")
     list_filter = ("action",)
     search_fields = ("=object_ref", "actor")
@@ -357,13 +347,12 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(JobActionsMixin, ReadOnlyAdmin):
+class WebhookEventAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("received_at", "event_type", "event_id", "outcome", "processed_at")
     list_filter = ("outcome", "event_type")
     search_fields = ("=event_id",)
     date_hierarchy = "received_at"
     fields = ("event_id", "event_type", "received_at", "processed_at", "outcome", "detail", "body")
-    readonly_fields = fields
     actions = ("process_again",)
 
     @admin.display(description="payload")

@@ -33,8 +33,9 @@ from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from exchanges.services.rescheduling import apply_date_change
 from exchanges.services.withdrawal import withdraw_participant
-from jobs.admin_actions import JobActionsMixin, job_action
+from jobs.admin_actions import JobActionsMixin, job_action, pending_runs
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.form_fields import StrictJSONField
 from jobs.models import JobRun
 
@@ -93,15 +94,13 @@ def counts_by_exchange(model: type[Model], ids: Iterable[int], **filters: Any) -
     )
 
 
-class ReminderInline(admin.TabularInline):
+class ReminderInline(ReadOnlyMixin, admin.TabularInline):
+    """Planned from the exchange's reminder_days: edit those instead."""
+
     model = Reminder
     fields = ("days_before", "due_at", "local_due", "status", "sent_at", "recipients")
     readonly_fields = fields
     extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # planned from reminder_days; edit those instead
 
     @admin.display(description="due (local)")
     def local_due(self, reminder: Reminder) -> str:
@@ -248,11 +247,6 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             )
             if active.get(e.pk, 0) < 2:
                 details[e.pk] += " - fewer than 2 active participants: this draw will fail"
-        pending = JobRun.objects.filter(
-            job=MATCH_JOB,
-            status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING],
-            kwargs__exchange_id__in=ids,
-        ).order_by("pk")
         return self._confirmation(
             request,
             queryset,
@@ -267,7 +261,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
             skipped_note="are not draft or registration_open and will be left alone",
             submit="Yes, draw names",
-            pending=list(pending),
+            pending=pending_runs(MATCH_JOB, kwargs__exchange_id__in=ids),
             pending_note=(
                 "Already queued or running for these exchanges (a second draw of the"
                 " same exchange is skipped or fails):"
@@ -423,16 +417,10 @@ class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 
 
 @admin.register(MagicToken)
-class MagicTokenAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class MagicTokenAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """Read-only: tokens are created by the login flow and removed by cleanup_tokens."""
 
     list_display = ("email", "created_at", "expires_at", "used_at")
     search_fields = ("email",)
     exclude = ("token_hash",)  # never shown, even hashed
     secret_fields = ("token_hash",)  # nor filtered on
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False

@@ -12,17 +12,17 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from jobs import alert_admin, lease_admin, outbox_admin, queue_admin  # noqa: F401 - their admin pages
-from jobs.admin_actions import actor
+from jobs.admin_actions import JobActionsMixin, pending_runs, run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.arguments import check_job_arguments
-from jobs.charts import run_bars_svg
+from jobs.charts import STATUS_COLOURS, run_bars_svg, status_css
 from jobs.cron_words import describe_cron
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.models import JobRun, Notification
-from jobs.permissions import RUN_PERMISSION, can_run_job, missing_permissions
+from jobs.permissions import can_run_job, missing_permissions
 from jobs.progress import describe_progress
-from jobs.registry import all_jobs, get_job
-from jobs.runner import enqueue_job
+from jobs.registry import JobSpec, all_jobs, get_job
 from jobs.selectors import (
     CHART_RUNS,
     job_overviews,
@@ -64,7 +64,9 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(JobRun)
-class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """History is read-only: runs are written by the runner, pruned by jobs.prune_history."""
+
     list_display = (
         "id",
         "job",
@@ -111,29 +113,20 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
         "requeued_at",
         "requeue_reason",
     )
-    readonly_fields = fields
     change_list_template = "admin/jobs/jobrun/change_list.html"
     change_form_template = "admin/jobs/jobrun/change_form.html"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # history is read-only
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False  # pruned by jobs.prune_history only
-
-    def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(RUN_PERMISSION)
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "status_css": status_css()}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="status", ordering="status")
     def status_label(self, run: JobRun) -> str:
-        colours = {"succeeded": "#2e7d32", "failed": "#c62828", "skipped": "#6d6d6d"}
-        colours |= {"missed": "#9a6700", "timed_out": "#ef6c00"}
         return format_html(
             '<strong style="color:{}">{}</strong>',
-            colours.get(run.status, "#1565c0"),
+            STATUS_COLOURS[run.status],
             run.get_status_display(),
         )
 
@@ -218,33 +211,37 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
         """
         failed, eligible, refused = _retryable(request.user, queryset)
         ignored = queryset.count() - len(failed)
-        if refused and not eligible:
+        if not eligible:
             self.message_user(
                 request,
-                f"Not retried: {'; '.join(refused)}.",
-                messages.ERROR,
+                f"Not retried: {'; '.join(refused)}."
+                if refused
+                else "None of the selected runs is a failed run of a registered job.",
+                messages.ERROR if refused else messages.WARNING,
             )
             return None
-        if request.POST.get("post") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "title": "Retry failed runs?",
-                "runs": eligible,
-                "ignored": ignored,
-                "selected": queryset.values_list("pk", flat=True),
-                "opts": self.model._meta,
-            }
-            return TemplateResponse(request, "admin/jobs/jobrun/retry_confirm.html", context)
-        created = [
-            enqueue_job(
-                run.job,
-                kwargs=run.kwargs,
-                trigger=JobRun.Trigger.ADMIN,
-                triggered_by=actor(request),
-                parent=run,
+        if not self.confirmed(request):
+            summary = [f"Refused: {'; '.join(refused)}."] if refused else []
+            if ignored:
+                summary.append(
+                    f"{ignored} selected run(s) not failed or unknown will be left alone."
+                )
+            return self.confirmation_page(
+                request,
+                action="retry_runs",
+                title="Retry failed runs?",
+                intro="A retry runs the job again with the same arguments, with the failed run"
+                " as its parent:",
+                rows=[
+                    (run_url(run), f"{run.job} #{run.pk}", f"{run.kwargs}: {run.error[:140]}")
+                    for run in eligible
+                ],
+                summary=summary,
+                selected=queryset.values_list("pk", flat=True),
+                submit=f"Yes, retry {len(eligible)} run(s)",
+                submit_id="confirm-retry",
             )
-            for run in eligible
-        ]
+        created = [self.queue_job(request, run.job, run.kwargs, parent=run) for run in eligible]
         self.message_user(
             request,
             f"Queued {len(created)} retry run(s): "
@@ -253,10 +250,10 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             + (
                 f"; {len(failed) - len(eligible)} refused ({'; '.join(refused)})" if refused else ""
             ),
-            messages.SUCCESS if created else messages.WARNING,
+            messages.SUCCESS,
         )
         if len(created) == 1:
-            return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[created[0].pk]))
+            return HttpResponseRedirect(run_url(created[0]))
         return None
 
     def get_urls(self):
@@ -298,6 +295,7 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
             "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
+            "status_css": status_css(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/jobs/overview.html", context)
@@ -320,25 +318,35 @@ class JobRunAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
             )
             return HttpResponseRedirect(reverse("admin:jobs_jobrun_overview"))
         if request.method == "GET":
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"Run {name} now?",
-                "spec": spec,
-                "schedule_words": describe_cron(spec.cron),
-                "defaults": [
-                    (p.name, p.default)
-                    for p in spec.parameters().values()
-                    if p.default is not p.empty
-                ],
-                "running": JobRun.objects.filter(
-                    job=name, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
-                ).order_by("-id")[:5],
-                "opts": self.model._meta,
-            }
-            return TemplateResponse(request, "admin/jobs/jobrun/run_now_confirm.html", context)
-        run = enqueue_job(name, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request))
+            return self._run_now_confirmation(request, spec)
+        run = self.queue_job(request, name, {})
         self.message_user(request, f"Queued {name} as run #{run.pk}.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:jobs_jobrun_change", args=[run.pk]))
+        return HttpResponseRedirect(run_url(run))
+
+    def _run_now_confirmation(self, request: HttpRequest, spec: JobSpec) -> TemplateResponse:
+        """What "Run now" will do: the job, its schedule, its default arguments, runs pending."""
+        defaults = [
+            (p.name, p.default) for p in spec.parameters().values() if p.default is not p.empty
+        ]
+        arguments = format_html_join(", ", "<code>{}={}</code>", defaults) or "none"
+        cron = format_html(" (<code>{}</code>)", spec.cron) if spec.cron else ""
+        flight = "yes (a concurrent run is recorded as skipped)" if spec.single_flight else "no"
+        return self.confirmation_page(
+            request,
+            title=f"Run {spec.name} now?",
+            intro=f"This queues {spec.name} on the {spec.cluster} cluster now.",
+            summary=[
+                spec.description or "(no description)",
+                format_html("Schedule: {}{}", describe_cron(spec.cron), cron),
+                format_html("Arguments: {} (defaults)", arguments),
+                f"Single flight: {flight}; time limit {spec.timeout_seconds} s",
+            ],
+            pending=pending_runs(spec.name),
+            pending_note="Already queued or running:",
+            submit=f"Yes, run {spec.name} now",
+            submit_id="confirm-run-now",
+            back_url=reverse("admin:jobs_jobrun_overview"),
+        )
 
     def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
         """What the run page polls every 2 s while the run is queued or running."""

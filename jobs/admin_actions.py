@@ -1,12 +1,14 @@
-"""Admin actions that run a job: who may, what they are asked first, where they land.
+"""Admin pages that run a job: who may, what they are asked first, where they land.
 
-An app's ModelAdmin mixes in `JobActionsMixin` and declares each such action with
-`@job_action(JOB_NAME, description=...)`. The action is offered (and accepted when
-posted) only to users who may run that job (`jobs.permissions.can_run_job`: `run_job`
-and the job's own permissions); it queues the job through jobs.runner.enqueue_job with
-trigger `admin` and the user as `triggered_by`; it lands on the run's page. Actions that
-redo or destroy work first render the one confirmation page,
-`admin/jobs/action_confirmation.html`, with `confirmation_page`.
+A ModelAdmin mixes in `JobActionsMixin` for its actions that need `jobs.run_job`
+(`permissions=["run"]`, `has_run_permission`) and declares each action that queues a job
+with `@job_action(JOB_NAME, description=...)`. Such an action is offered (and accepted
+when posted) only to users who may run that job (`jobs.permissions.can_run_job`:
+`run_job` and the job's own permissions); it queues the job through
+jobs.runner.enqueue_job with trigger `admin` and the user as `triggered_by`; it lands on
+the run's page. Whatever redoes or destroys work (an app's action, "Retry", "Run now")
+first renders the one confirmation page, `admin/jobs/action_confirmation.html`, with
+`confirmation_page`.
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +28,8 @@ from jobs.permissions import RUN_PERMISSION, can_run_job
 from jobs.runner import enqueue_job
 
 CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"
+#: Objects listed one by one on a confirmation page; the rest are counted.
+CONFIRM_MAX_ROWS = 100
 
 
 def actor(request: HttpRequest) -> str:
@@ -35,6 +39,14 @@ def actor(request: HttpRequest) -> str:
 
 def run_url(run: JobRun) -> str:
     return reverse("admin:jobs_jobrun_change", args=[run.pk])
+
+
+def pending_runs(job_name: str, **filters: Any) -> list[JobRun]:
+    """Runs of `job_name` queued or running, oldest first: what a confirmation page warns
+    of (`filters` narrow them to the selected objects, e.g. `kwargs__exchange_id__in`)."""
+    live = [JobRun.Status.QUEUED, JobRun.Status.RUNNING]
+    runs = JobRun.objects.filter(job=job_name, status__in=live, **filters).order_by("pk")
+    return list(runs[:CONFIRM_MAX_ROWS])
 
 
 def job_action(
@@ -56,7 +68,7 @@ def job_action(
 
 
 class JobActionsMixin:
-    """For a ModelAdmin whose actions queue jobs; see the module docstring."""
+    """For a ModelAdmin whose actions queue jobs or need `jobs.run_job`; see the module."""
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
@@ -103,13 +115,24 @@ class JobActionsMixin:
         """The confirmation page was answered "yes"."""
         return request.POST.get("post") == "yes"
 
-    def queue_job(self, request: HttpRequest, name: str, kwargs: dict[str, Any]) -> JobRun:
+    def queue_job(
+        self,
+        request: HttpRequest,
+        name: str,
+        kwargs: dict[str, Any],
+        *,
+        parent: JobRun | None = None,
+    ) -> JobRun:
         """Queue one run of `name` as this user (checked again, with these arguments: the
         action list may be stale, and an argument may need more, e.g. force_reimport)."""
         if not can_run_job(request.user, name, kwargs):
             raise PermissionDenied
         return enqueue_job(
-            name, kwargs=kwargs, trigger=JobRun.Trigger.ADMIN, triggered_by=actor(request)
+            name,
+            kwargs=kwargs,
+            trigger=JobRun.Trigger.ADMIN,
+            triggered_by=actor(request),
+            parent=parent,
         )
 
     def report_runs(
@@ -137,17 +160,15 @@ class JobActionsMixin:
         queryset: QuerySet,
         chosen: list[Any],
         row: Callable[[Any], tuple[str, str, str]],
-        *,
-        max_rows: int | None = None,
         **context: Any,
     ) -> TemplateResponse:
         """The confirmation page for `chosen`, the selected objects the action applies to.
 
-        `row(obj)`: (url, label, what happens to it), built only for the objects listed:
-        with `max_rows` only that many, the others counted (a selection across pages can
-        be 100,000 rows). The rest of `queryset` is counted as skipped.
+        `row(obj)`: (url, label, what happens to it), built only for the first
+        CONFIRM_MAX_ROWS objects, the others counted. The rest of `queryset` is counted as
+        skipped.
         """
-        listed = chosen if max_rows is None else chosen[:max_rows]
+        listed = chosen[:CONFIRM_MAX_ROWS]
         if len(listed) < len(chosen):
             context["more"] = len(chosen) - len(listed)
         return self.confirmation_page(
@@ -162,20 +183,22 @@ class JobActionsMixin:
         self,
         request: HttpRequest,
         *,
-        action: str,
         title: str,
         intro: str,
-        rows: Iterable[tuple[str, str, str]],
-        selected: Iterable[Any],
         submit: str,
+        action: str = "",
+        rows: Iterable[tuple[str, str, str]] = (),
+        selected: Iterable[Any] = (),
         **context: Any,
     ) -> TemplateResponse:
-        """The shared "are you sure?" page; answering it posts the action again with post=yes.
+        """The shared "are you sure?" page; answering it posts the action again with post=yes
+        (without `action`, a page of its own: the answer is a bare POST to the same URL).
 
         `rows`: (url, label, what happens to it) per object. Optional context: `summary`
         (lines), `more` (rows not listed), `skipped` / `skipped_note` (selected but left
-        alone), `pending` / `pending_note` (runs of the job already queued or running).
-        With "select all" across pages the page carries the flag, not every id.
+        alone), `pending` / `pending_note` (runs of the job already queued or running),
+        `submit_id`, `back_url` (where "No" goes; the list by default). With "select all"
+        across pages the page carries the flag, not every id.
         """
         opts = self.model._meta  # type: ignore[attr-defined]
         across = request.POST.get("select_across") == "1"

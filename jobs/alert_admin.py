@@ -5,9 +5,9 @@ or deletes one here (it would tell staff again, or hide that they were told).
 """
 
 from django.contrib import admin
-from django.urls import reverse
 from django.utils.html import format_html
 
+from jobs.admin_actions import run_url
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 from jobs.models import Alert
@@ -32,8 +32,6 @@ class AlertAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         "last_run_link",
         "resolved_by_link",
     )
-    readonly_fields = fields
-    actions = None
 
     @admin.display(description="reason")
     def short_reason(self, alert: Alert) -> str:
@@ -42,8 +40,7 @@ class AlertAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     def _run_link(self, run) -> str:
         if run is None:
             return "-"
-        url = reverse("admin:jobs_jobrun_change", args=[run.pk])
-        return format_html('<a href="{}">#{} ({})</a>', url, run.pk, run.status)
+        return format_html('<a href="{}">#{} ({})</a>', run_url(run), run.pk, run.status)
 
     @admin.display(description="first run")
     def first_run_link(self, alert: Alert) -> str:

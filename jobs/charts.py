@@ -6,18 +6,29 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from jobs.models import JobRun
 from jobs.selectors import RunPoint
 
-#: Bar colour per run status (the same palette as the run list).
+#: The colour of each run status, wherever a status is shown: the run list, the run page,
+#: the dashboard and its charts (dark enough to read as text on the admin's background).
 STATUS_COLOURS = {
-    "succeeded": "#2e7d32",
-    "failed": "#c62828",
-    "skipped": "#9e9e9e",
-    "missed": "#f9a825",
-    "timed_out": "#ef6c00",
-    "running": "#1565c0",
-    "queued": "#90caf9",
+    JobRun.Status.SUCCEEDED: "#2e7d32",
+    JobRun.Status.FAILED: "#c62828",
+    JobRun.Status.SKIPPED: "#6d6d6d",
+    JobRun.Status.MISSED: "#9a6700",
+    JobRun.Status.TIMED_OUT: "#ef6c00",
+    JobRun.Status.RUNNING: "#1565c0",
+    JobRun.Status.QUEUED: "#1565c0",
 }
+
+
+def status_css() -> SafeString:
+    """A `--status-<status>` variable and a `.status-<status>` text colour per status, for
+    the pages' own styles (the dashboard's health colours use the same variables)."""
+    pairs = STATUS_COLOURS.items()
+    variables = " ".join(f"--status-{status}: {colour};" for status, colour in pairs)
+    classes = " ".join(f".status-{status} {{ color: {colour}; }}" for status, colour in pairs)
+    return mark_safe(f":root {{ {variables} }}\n{classes}")  # noqa: S308 - constants
 
 
 def run_bars_svg(
@@ -51,7 +62,7 @@ def run_bars_svg(
         parts.append(
             f'<a href="{escape(url)}"><rect x="{x:.1f}" y="{height - bar_height:.1f}" '
             f'width="{bar:.1f}" height="{bar_height:.1f}" '
-            f'fill="{STATUS_COLOURS.get(point.status, "#555")}" data-status="{escape(point.status)}">'
+            f'fill="{STATUS_COLOURS[point.status]}" data-status="{escape(point.status)}">'
             f"<title>{escape(label)}</title></rect></a>"
         )
     parts.append("</svg>")

@@ -10,27 +10,23 @@ import logging
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from jobs.admin_actions import actor
+from jobs.admin_actions import JobActionsMixin, actor
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
 from jobs.models import Lease
-from jobs.permissions import RUN_PERMISSION
 from jobs.services.lease_release import judge, release_dead_leases
 
 logger = logging.getLogger("jobs")
 
 
 @admin.register(Lease)
-class LeaseAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+class LeaseAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     """Read-only: release (below) checks the holder first."""
 
     list_display = ("key", "owner", "acquired_at", "expires_at", "holder")
     readonly_fields = ("key", "owner", "acquired_at", "expires_at", "holder")
     search_fields = ("key", "owner")
     actions = ["release"]
-
-    def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(RUN_PERMISSION)
 
     @admin.display(description="holder")
     def holder(self, lease: Lease) -> str:

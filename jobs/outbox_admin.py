@@ -5,12 +5,13 @@ from django.http import HttpRequest
 
 from jobs.admin_actions import actor
 from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.models import Notification
 from jobs.services.outbox import requeue_notifications
 
 
 @admin.register(Notification)
-class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = (
         "id",
         "channel",
@@ -30,17 +31,11 @@ class NotificationAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     actions = ["requeue"]
     readonly_fields = [f.name for f in Notification._meta.fields]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
     @admin.display(description="last error")
     def short_error(self, row: Notification) -> str:
         return row.last_error[:100]
 
-    @admin.action(description="Requeue selected dead/failed notifications", permissions=["change"])
+    @admin.action(description="Requeue selected dead/failed notifications", permissions=["update"])
     def requeue(self, request: HttpRequest, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         count = requeue_notifications(ids, actor=actor(request))

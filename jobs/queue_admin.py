@@ -14,17 +14,11 @@ from django.http import HttpRequest
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from jobs.admin_lookups import DeclaredLookupsOnly
-from jobs.admin_readonly import ReadOnlyMixin as _ReadOnly
+from jobs.admin_readonly import ReadOnlyMixin
 from jobs.queue_guard import allowed_funcs
 
 
-class ReadOnlyMixin(_ReadOnly, DeclaredLookupsOnly):
-    """No add, change or delete; no actions (django-q2's Resubmit is one)."""
-
-    actions = None
-
-
-class ScheduleAdmin(ReadOnlyMixin, q_admin.ScheduleAdmin):
+class ScheduleAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.ScheduleAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         """Only a foreign schedule (one the cluster refuses), one at a time."""
         if obj is None or obj.func in allowed_funcs():
@@ -32,16 +26,16 @@ class ScheduleAdmin(ReadOnlyMixin, q_admin.ScheduleAdmin):
         return request.user.has_perm("django_q.delete_schedule")
 
 
-class SuccessAdmin(ReadOnlyMixin, q_admin.TaskAdmin):
+class SuccessAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.TaskAdmin):
     pass
 
 
-class FailureAdmin(ReadOnlyMixin, q_admin.FailAdmin):
+class FailureAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.FailAdmin):
     pass
 
 
-class QueueAdmin(ReadOnlyMixin, q_admin.QueueAdmin):
-    readonly_fields = q_admin.QueueAdmin.fields
+class QueueAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.QueueAdmin):
+    pass
 
 
 def replace_queue_admins(site: admin.AdminSite = admin.site) -> None:

@@ -17,10 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.admin_actions import JobActionsMixin, job_action
+from jobs.admin_actions import JobActionsMixin, job_action, pending_runs
 from jobs.admin_lookups import DeclaredLookupsOnly
 from jobs.admin_readonly import ReadOnlyMixin
-from jobs.models import JobRun
 from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
     Customer,
@@ -40,8 +39,6 @@ from loyalty.selectors import (
 
 EXPIRE_JOB = "loyalty.expire_points"
 SYNC_JOB = "loyalty.sync_wallet_passes"
-#: Cards listed one by one on the confirmation page; the rest are counted.
-CONFIRM_MAX_ROWS = 100
 
 
 @admin.register(Merchant)
@@ -142,7 +139,7 @@ class LoyaltyProgramAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_select_related = ("merchant",)
 
 
-class LedgerInline(admin.TabularInline):
+class LedgerInline(ReadOnlyMixin, admin.TabularInline):
     model = LoyaltyTransaction
     fk_name = "card"
     extra = 0
@@ -157,8 +154,6 @@ class LedgerInline(admin.TabularInline):
         "notes",
     )
     readonly_fields = fields
-    can_delete = False
-    max_num = 0
     show_change_link = True
 
 
@@ -253,9 +248,6 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 f"{no_program} selected card(s) belong to no active program whose points "
                 "expire: left alone"
             )
-        pending = JobRun.objects.filter(
-            job=EXPIRE_JOB, status__in=[JobRun.Status.QUEUED, JobRun.Status.RUNNING]
-        ).order_by("pk")
         return self.confirm_chosen(
             request,
             queryset,
@@ -276,9 +268,8 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                 " first; the others are left alone."
             ),
             summary=summary,
-            max_rows=CONFIRM_MAX_ROWS,
             skipped_note="have no points or are inactive and will be left alone",
-            pending=list(pending),
+            pending=pending_runs(EXPIRE_JOB),
             pending_note=(
                 "An expiration run is already queued or running (a second one at the same"
                 " time is recorded skipped):"

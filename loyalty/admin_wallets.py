@@ -14,8 +14,6 @@ class WalletSyncStateInline(ReadOnlyMixin, admin.TabularInline):
     extra = 0
     fields = ("wallet", "synced_version", "attempted_at", "synced_at", "failures", "last_error")
     readonly_fields = fields
-    can_delete = False
-    max_num = 0
     verbose_name = "wallet sync state"
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:

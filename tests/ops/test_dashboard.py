@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
 
+from jobs.charts import STATUS_COLOURS
 from jobs.models import JobRun, Notification
 from jobs.selectors import job_overviews, job_run_stats, queue_depth_by_cluster, recent_runs_by_job
 
@@ -105,6 +106,19 @@ def test_dashboard__shows_health_queues_dead_outbox_chart_and_filtered_links(ope
     assert reverse("admin:jobs_jobrun_change", args=[failed.pk]) in html
     assert "queue default" in html and '?status__exact=dead">1</a>' in html
     assert 'class="button run-now"' in html
+
+
+@pytest.mark.parametrize("status", list(JobRun.Status))
+def test_status_colour__the_same_in_the_run_list_the_chart_and_the_legend(operator, status):
+    make_run(status=status)
+    colour = STATUS_COLOURS[status]
+
+    runs = operator.get(reverse("admin:jobs_jobrun_changelist")).content.decode()
+    dashboard = operator.get(reverse("admin:jobs_jobrun_overview")).content.decode()
+
+    assert f'<strong style="color:{colour}">{status.label}</strong>' in runs
+    assert f'fill="{colour}" data-status="{status}"' in dashboard
+    assert f".status-{status} {{ color: {colour}; }}" in dashboard
 
 
 def test_run_history__filtered_by_job_and_status_from_dashboard_links(operator):
