@@ -1,4 +1,4 @@
-"""Bibliotheca purchase-record import through the real clusters vs the seed's page walk.
+"""Bibliotheca purchase-record import through the real clusters vs the source's page walk.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs .venv/bin/python bench/bibliotheca_import.py
     ... bench/bibliotheca_import.py --latency-ms 0 --jitter-ms 0    # zero latency, information
@@ -11,9 +11,10 @@ give or take `--jitter-ms` (20), as the partner API's 50-300 ms: each day is one
 page and one empty page, 400 MARC pages. The `default` and `apply` qclusters run on
 the bench database throughout. `--rounds` times (default 2), side by side:
 
-- seed    in this process, no database: the seed's walk, the same MARC pages fetched
-          and parsed one after another (what the seed's design can never beat: it
-          also looked each record's metadata up, one request per record).
+- seed    in this process, no database: the Bibliotheca source's walk (docs/sources.md),
+          the same MARC pages fetched and parsed one after another (what that design
+          can never beat: it also looks each record's metadata up, one request per
+          record).
 - import  the full import through the clusters from empty tables (chain queued with
           `until` = start + days), overlap included: the collection's checkpoint is
           set at start + BIBLIOTHECA_OVERLAP_MINUTES, so the chain first re-reads the

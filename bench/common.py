@@ -61,11 +61,12 @@ def setup_django(url: str, *, quiet_logs: bool = True) -> None:
 
 
 def send_one(item) -> bool:
-    """What a seed does per message: render it and write one row, one INSERT.
+    """What a source design does per message: render it and write one row, one INSERT.
 
-    The seed loops call this, not jobs.services.outbox.queue_notification (which stages
-    rows for COPY, the shape for batches): the baseline pays for one statement per
-    message, as the seeds did, and leaves the same outbox row as our batch path.
+    The "seed" variants (the source designs' shapes, docs/sources.md) call this, not
+    jobs.services.outbox.queue_notification (which stages rows for COPY, the shape for
+    batches): the baseline pays for one statement per message, as those designs do, and
+    leaves the same outbox row as our batch path.
     """
     from django.db import connection
     from django.utils import timezone

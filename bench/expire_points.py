@@ -1,4 +1,4 @@
-"""Point expiration at scale: our chunked job vs a seed-style per-card loop vs one statement.
+"""Point expiration at scale: our chunked job vs the source's per-card loop vs one statement.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs .venv/bin/python bench/expire_points.py
 
@@ -17,9 +17,10 @@ in the bench database only, so it never lands inside one variant's timing):
             the cards, a second updates them and writes the ledger rows while the
             chunk's notifications are rendered by the template engine on a helper
             thread, then they are inserted with COPY + one statement)
-- seed loop seed 000's shape: chunk of 500 locked FOR UPDATE SKIP LOCKED, per card an
-            INSERT of the ledger row and an UPDATE of the card, commit, then per card:
-            load the card, load its customer, queue its notification (one outbox row).
+- seed loop the loyalty source's shape (docs/sources.md): chunk of 500 locked FOR UPDATE
+            SKIP LOCKED, per card an INSERT of the ledger row and an UPDATE of the card,
+            commit, then per card: load the card, load its customer, queue its
+            notification (one outbox row).
             Run on `--sample` cards and scaled to `--cards`.
 - limit     one statement: UPDATE all due cards + INSERT their ledger rows + INSERT
             their outbox rows (rendered in SQL), no chunks, no locks, no Python.
@@ -217,7 +218,7 @@ def run_ours(program, *, chunk_size: int) -> dict:
 
 
 def run_seed_loop(program, *, limit: int) -> tuple[int, int]:
-    """Seed 000's `_expire_points_chunked`, statement for statement, in the Django ORM."""
+    """The loyalty source's `_expire_points_chunked`, statement for statement, in the ORM."""
     from django.db import transaction
     from django.db.models import F
     from django.utils import timezone

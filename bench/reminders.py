@@ -1,4 +1,4 @@
-"""Reminder sweep cost per participant: our set-based sweep vs the seed's per-participant loop.
+"""Reminder sweep cost per participant: our set-based sweep vs the source's per-participant loop.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs_exchanges .venv/bin/python bench/reminders.py
 
@@ -7,8 +7,8 @@ same run and on the same data:
 
 - sweep  exchanges.services.reminders.send_due_reminders: batches of reminders claimed
          SKIP LOCKED, one participants query per batch, outbox inserts of 500 rows;
-- seed   seed 001's shape: per exchange, one query per participant and one send (an
-         outbox insert) per participant.
+- seed   the gift-exchange source's shape (docs/sources.md): per exchange, one query per
+         participant and one send (an outbox insert) per participant.
 
 Both render the same templates. Everything runs in one transaction that is rolled back,
 so the database is left as it was (and no delivery is kicked). Machine noise moves the
@@ -70,7 +70,7 @@ def build(exchanges: int, participants: int):
 
 
 def seed_style(exchanges) -> int:
-    """One query and one send per participant, as seed 001's send_reminder_for_exchange."""
+    """One query and one send per participant, as the source's send_reminder_for_exchange."""
     from bench.common import send_one
     from exchanges.models import Participant
     from jobs.services.outbox import OutgoingNotification

@@ -1,4 +1,4 @@
-"""Due subscriptions at scale: our chunked job vs the seed's one queued task per subscription.
+"""Due subscriptions at scale: our chunked job vs the source's one queued task per subscription.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs .venv/bin/python bench/subscriptions.py
 
@@ -15,12 +15,13 @@ audit rows and commerce outbox rows deleted, the tables VACUUM ANALYZEd:
          locks and settles the deliveries, a write of the orders, lines, stock, next
          dates and audit rows while a helper thread renders the notifications, then the
          outbox rows), in this process.
-- seed   seed 002's shape: the parent task queues one task per due subscription
+- seed   the storefront source's shape (docs/sources.md): the parent task queues one task
+         per due subscription
          (`async_task`, one queue row each), and a real `subscriptions` qcluster (our
          Q_CLUSTER settings) runs them: per subscription load it, lock its product, check
          the stock, create the order and its line, take the stock, move the date, write
          the audit row, queue the confirmations (email, SMS), in one transaction (the
-         seed's flaws fixed, its shape kept). Run on `--sample` subscriptions and scaled;
+         source's flaws fixed, its shape kept). Run on `--sample` subscriptions and scaled;
          the clock runs from the first enqueue to the last order.
 
 - limit  one statement (no chunks, no audit rows, no notifications) that writes every
@@ -31,7 +32,7 @@ others not, no stock below zero, stock taken = quantities ordered, confirmations
 Machine noise moves absolute figures; the ratio measured in one run is the result.
 `--rounds N` runs ours and the limit N times in alternating order (the best of each
 counts) and prints the CPU seconds of each (Python and its PostgreSQL backend), which
-load moves much less than the wall clock; `--skip-seed` leaves the seed's shape out.
+load moves much less than the wall clock; `--skip-seed` leaves the source's shape out.
 """
 
 import argparse
@@ -47,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import execute, own_database, setup_django  # noqa: E402
 
 TARGET_RATIO = 10.0
-#: Settings of the seed's cluster: ours, plus the seed-shaped task it may run.
+#: Settings of the source-shaped variant's cluster: ours, plus the one task it may run.
 SETTINGS = "bench.settings_ours"
 TARGET_OURS_SECONDS = 60.0
 #: Ours against one statement that writes the same orders with no chunks and no
@@ -237,13 +238,13 @@ def run_limit() -> int:
     return made
 
 
-# --- the seed's shape ------------------------------------------------------------------------
+# --- the source's shape ----------------------------------------------------------------------
 
 
 def process_single_subscription(subscription_id: int) -> str:
-    """Seed 002's per-subscription task (its flaws fixed: stock checked under the product's
-    lock in the order's transaction, notifications through the outbox), row by row as the
-    seed wrote it; the next date from the same SQL rule as ours."""
+    """The storefront source's per-subscription task (its flaws fixed: stock checked under
+    the product's lock in the order's transaction, notifications through the outbox), row
+    by row as the source writes it; the next date from the same SQL rule as ours."""
     from django.db import transaction
     from django.db.models import F
     from django.utils import timezone
@@ -348,11 +349,11 @@ def run_seed(sample_ids: list[int], *, url: str, timeout_seconds: float) -> floa
     from jobs.services.clusters import start_clusters, stop_clusters
 
     log_dir = ROOT / ".run" / "logs"
-    # bench.settings_ours lets the cluster run the seed-shaped task (jobs.queue_guard).
+    # bench.settings_ours lets the cluster run the source-shaped task (jobs.queue_guard).
     env = {"DATABASE_URL": url, "Q_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": SETTINGS}
     procs = start_clusters(["subscriptions"], env=env, log_dir=log_dir)
     try:
-        time.sleep(3)  # start-up is not measured (the cluster runs all day in the seed too)
+        time.sleep(3)  # start-up is not measured (the source's cluster runs all day too)
         expected = expected_orders(sample_ids)
         started = time.perf_counter()
         for pk in sample_ids:

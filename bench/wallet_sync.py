@@ -12,8 +12,8 @@ provider token) through the LOYALTY_* environment, like in production.
 
 - ours        the hourly job's service: every card behind, both wallets
               (LOYALTY_WALLET_SYNC_CONCURRENCY calls in flight, default 32)
-- sequential  the same service with one worker (seed 003's loop: one card, one call at a
-              time) over the first `--sample` cards, scaled to all cards by wallet calls
+- sequential  the same service with one worker (the wallet runbook's loop: one card, one
+              call at a time) over the first `--sample` cards, scaled to all cards by wallet calls
 
 Both runs are checked: every card synced in both wallets, none failed, one PATCH per
 Google object and one push per device.

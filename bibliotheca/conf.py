@@ -12,7 +12,8 @@ from django.conf import settings
 
 from jobs.conf import TRUE_WORDS, AppSettings, Setting
 
-#: Where a first import starts (the seed's DEFAULT_PURCHASE_RECORD_START_TIME).
+#: Where a first import starts: the partner API's first day (Palace Manager's
+#: DEFAULT_PURCHASE_RECORD_START_TIME).
 DEFAULT_START = datetime(2014, 1, 1, tzinfo=UTC)
 #: The API's maximum page size.
 PAGE_SIZE = 50

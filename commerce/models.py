@@ -1,4 +1,4 @@
-"""Models of the storefront (seed 002): products, subscriptions that become orders, carts,
+"""Models of the storefront: products, subscriptions that become orders, carts,
 expiring tokens, the audit log and the payment provider's webhook events.
 
 Two database rules carry the jobs' guarantees: a product's stock is never negative

@@ -1,4 +1,4 @@
-"""Retention of carts, tokens and audit rows (seed 002's cleanup tasks), in committed batches.
+"""Retention of carts, tokens and audit rows, in committed batches.
 
 Each batch is one statement (commerce.sql) in its own transaction, so a large backlog
 never holds one long lock or a huge transaction, and a killed run keeps what it

@@ -4,8 +4,8 @@ Every notification is an outbox row (jobs.services.outbox) written in the transa
 the change that causes it, with a dedup key naming that change: an order's confirmation
 per channel, a delivery date's out-of-stock notice, a payment's failure. A rerun or a
 second worker finds the key and queues nothing; the notifications cluster delivers
-with the core's retry, and a row that keeps failing ends `dead`, requeued from the admin
-(seed 002 fired its messages and forgot them).
+with the core's retry, and a row that keeps failing ends `dead`, requeued from the admin,
+so no message is fired and forgotten.
 """
 
 import hashlib

@@ -2,7 +2,7 @@
 number of runs.
 
 The job runs with the daily order run (00:00), so a reminder goes out 24 hours before the
-run that makes its delivery, as seed 002 asks; "tomorrow" is the store's
+run that makes its delivery, as the storefront source asks; "tomorrow" is the store's
 (COMMERCE_TIME_ZONE). The text offers what the customer can do: reply, and staff skip,
 change or cancel (pausing is a staff action).
 

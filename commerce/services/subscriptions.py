@@ -1,4 +1,4 @@
-"""Due subscription deliveries become orders (seed 002's `process_due_subscriptions`).
+"""Due subscription deliveries become orders (`commerce.process_due_subscriptions`).
 
 Set-based in chunks, each one transaction of two statements, as loyalty's expiration:
 the pick (commerce.sql.PICK_DUE) locks the chunk's subscriptions FOR UPDATE SKIP
@@ -7,10 +7,10 @@ the chunk's deliveries with the ids of the orders to make; the write
 (WRITE_DELIVERIES) writes the orders, lines, stock, next dates and audit rows by
 primary key while a helper thread renders the notifications with the template engine;
 they are loaded into the outbox in the same transaction, so an order and its
-confirmation commit together. What the seed did per subscription in a task of its own
-(a retry could double an order; stock was checked outside the order's transaction) is
-here two statements per few thousand deliveries, guarded by the one-order-per-delivery
-key and the stock check constraint.
+confirmation commit together. Not a task per subscription: a retry of one could double
+an order, and stock checked outside the order's transaction could oversell; here two
+statements serve a few thousand deliveries, guarded by the one-order-per-delivery key
+and the stock check constraint.
 
 Catch-up is bounded, one rule (SQL commerce_due_delivery): a delivery late by less than
 one period is made, once and late; one missed by more (a pause, a night's outage, a

@@ -1,4 +1,4 @@
-"""Complete exchanges whose date has passed, in one UPDATE (the seed committed per row)."""
+"""Complete exchanges whose date has passed, in one UPDATE (one commit, however many rows)."""
 
 from datetime import datetime
 from typing import Any

@@ -1,10 +1,10 @@
 """Purge completed exchanges after the retention period, warning the organizer once first.
 
-The seed warned every day for a week and could purge an exchange nobody was warned
-about. Here the warning is tracked (`purge_warning_sent_at`, plus a dedup key) and
-promises a day (`purge_after`, the first moment of that day in the exchange's zone, at
-least `warning_days` after the warning and `retention_days` after both the completion
-and the exchange date). An exchange is purged once that moment has passed; the delete
+The organizer is warned once, and no exchange is purged without a warning: the
+warning is tracked (`purge_warning_sent_at`, plus a dedup key) and promises a day
+(`purge_after`, the first moment of that day in the exchange's zone, at least
+`warning_days` after the warning and `retention_days` after both the completion and
+the exchange date). An exchange is purged once that moment has passed; the delete
 re-checks, on the locked rows, that it is still completed, still past retention and
 that its date is still `retention_days` past (an organizer may have moved it). One
 warned late is simply purged later. Each purge's id, name and row counts land in the

@@ -1,7 +1,7 @@
 """Plan an exchange's reminders: the same local wall-clock time N days before, in its zone.
 
-The seed subtracted days from a UTC datetime, so across a DST change a reminder moved
-by an hour on the participants' clock. Here the subtraction happens on the local wall
+Days subtracted from a UTC datetime would move a reminder by an hour on the
+participants' clock across a DST change, so the subtraction happens on the local wall
 clock (zoneinfo) and only the result is converted to UTC.
 """
 

@@ -4,7 +4,7 @@ Due rows are claimed `FOR UPDATE SKIP LOCKED` in batches, so two sweeps (two clu
 or the admin's "send now" next to the minutely schedule) never take the same row; the
 outbox dedup key (one per participant per reminder) makes even a replayed batch a no-op.
 A reminder found more than the grace period late is marked `missed`, not sent
-(seed 001: the reminder job's one-hour misfire grace).
+(the gift-exchange source's one-hour misfire grace for reminders).
 """
 
 from collections import defaultdict

@@ -1,4 +1,4 @@
-"""Point expiration with warnings first (seed 000), set-based and safe to run twice at once.
+"""Point expiration with warnings first, set-based and safe to run twice at once.
 
 Per active program with `points_expiration_days > 0`: first the warnings (cards within
 the program's lead of their due day, or past it, with no warning for their current
@@ -11,8 +11,8 @@ loyalty.sql).
 The failure rule: a card's change and its message commit together. Each chunk is one
 transaction: one statement locks its cards FOR UPDATE SKIP LOCKED and returns them, a
 second changes them while their notifications are rendered by the template engine on a
-helper thread (the rendering is Python, the change is PostgreSQL's: the two overlap, and
-a 200,000-card run takes about a fifth less time, bench/expire_points.py), and the
+helper thread (the rendering is Python, the change is PostgreSQL's: overlapping them
+keeps rendering off the chunk's critical path, bench/expire_points.py), and the
 notifications are inserted in the same transaction. If a notification cannot be
 rendered or queued, the chunk rolls back (its cards stay unwarned or unexpired) and the
 error ends the program's pass: the run fails and alerts, the chunks already committed
@@ -110,7 +110,10 @@ def expire_points(
     chunk_size: int = CHUNK_SIZE,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Warn, then expire, for every expiring program (or one); returns the seed's result keys.
+    """Warn, then expire, for every expiring program (or one); returns the counts.
+
+    The result keeps the loyalty source's keys (`cards_processed`, `points_expired`,
+    `warnings_sent`), which operators read in run history.
 
     `card_ids` limits both phases to those cards (admin "Expire now"); cards not yet due
     are left alone either way.

@@ -1,6 +1,6 @@
-"""Hourly wallet-pass sync (seed 003): bring every card's Google and Apple passes up to date.
+"""Hourly wallet-pass sync: bring every card's Google and Apple passes up to date.
 
-Unlike the seed, a card is picked by what its wallets confirmed (loyalty.services.
+A card is picked by what its wallets confirmed (loyalty.services.
 wallet_state), not by "a transaction in the last hour": a card that failed, or changed
 during an outage, is tried again every run until its wallet confirms it. Each wallet of
 a card is tried on its own, so a Google failure never holds back the Apple update.
@@ -38,7 +38,7 @@ from loyalty.services.wallet_snapshot import CardSnapshot
 
 logger = logging.getLogger("loyalty.wallet_sync")
 
-#: Delay before attempts 2, 3 and 4 (seed 003's runbook table: 0 s, 1 s, 5 s, 21 s elapsed).
+#: Delay before attempts 2, 3 and 4 (the wallet runbook's table: 0 s, 1 s, 5 s, 21 s elapsed).
 RETRY_DELAYS_SECONDS = (1.0, 4.0, 16.0)
 MAX_ATTEMPTS = len(RETRY_DELAYS_SECONDS) + 1
 #: Progress is reported every this many finished cards (and once at the end).
@@ -47,14 +47,14 @@ PROGRESS_EVERY_CARDS = 25
 RECORD_EVERY_CARDS = 200
 
 
-def _seed_wait(retry_state: RetryCallState) -> float:
+def _runbook_wait(retry_state: RetryCallState) -> float:
     return RETRY_DELAYS_SECONDS[min(retry_state.attempt_number, len(RETRY_DELAYS_SECONDS)) - 1]
 
 
 def _retrying(sleep: Callable[[float], None]) -> Retrying:
     return Retrying(
         stop=stop_after_attempt(MAX_ATTEMPTS),
-        wait=_seed_wait,
+        wait=_runbook_wait,
         retry=retry_if_exception_type(TransientWalletError),
         sleep=sleep,
         reraise=True,

@@ -1,6 +1,6 @@
 """The chain against a network that takes its time: windows read at once but written in
 order, in-place retries (429 Retry-After), the hop's connections, the medium rule, and
-bad arguments that must not keep the collection's lock (issue 14, item 9)."""
+bad arguments that must not keep the collection's lock."""
 
 import threading
 from datetime import UTC, datetime, timedelta

@@ -32,7 +32,7 @@ def effective_conf(cluster: str) -> dict:
 
 
 def test_every_cluster_recycles_its_workers_after_1000_tasks():
-    """Storefront seed: worker max tasks per child 1000 (django-q2's default is 500)."""
+    """The storefront source's "max tasks per child" 1000 (django-q2's default is 500)."""
     clusters = ["default", *settings.Q_CLUSTER["ALT_CLUSTERS"]]
     confs = {name: effective_conf(name) for name in clusters}
 

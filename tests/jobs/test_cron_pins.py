@@ -14,7 +14,7 @@ PINNED_CRONS = {
     "bibliotheca.import_purchase_records_for_all_collections": "0 4 * * *",
     "commerce.cleanup_expired_carts": "0 2 * * *",
     "commerce.cleanup_expired_tokens": "0 3 * * *",
-    "commerce.cleanup_old_audit_logs": None,  # not scheduled (seed 002); JOBS_SCHEDULES turns it on
+    "commerce.cleanup_old_audit_logs": None,  # not scheduled by default; JOBS_SCHEDULES turns it on
     "commerce.process_due_subscriptions": "0 0 * * *",
     "commerce.process_webhook_event": None,
     "commerce.send_subscription_renewal_reminders": "0 0 * * *",

@@ -103,7 +103,7 @@ def problems() -> dict[str, str]:
 
 
 def wallet_check():
-    """An app's check whose exception names an internal host (as `wallets` did)."""
+    """An app's check whose exception names an internal host (as a wallet error can)."""
     from jobs.services.health import Check
 
     return Check(

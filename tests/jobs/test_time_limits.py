@@ -1,4 +1,4 @@
-"""Scheduling rules of the seeds: misfire grace (001) and the soft time limit (002)."""
+"""Scheduling rules: the misfire grace (a slot started too late is `missed`), the soft limit."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,7 +1,7 @@
 """Loyalty admin forms as staff with exactly the permission they need.
 
-Adding a card was always a 500 (its last activity is required in the database and
-read-only in the form): a new card's inactivity now counts from when it was added. A
+Adding a card works although its last activity is required in the database and
+read-only in the form: a new card's inactivity counts from when it was added. A
 program's expiration days are bounded (0..3650) in the form, not only in the database.
 """
 

@@ -111,7 +111,7 @@ BAD = [
     ("reminder_days", '{"7": 1}', "reminder days must be a list of whole days from 1 to 365"),
     ("reminder_days", '"7,3,1"', "reminder days must be a list of whole days from 1 to 365"),
     ("reminder_days", "", "This field is required."),
-    # Python's parser cannot hold these (issue 14): a form error, not a 500.
+    # Python's parser cannot hold these: a form error, not a 500.
     ("reminder_days", "[" + "9" * 5000 + "]", "Enter a valid JSON."),
     ("reminder_days", "[" * 50_000, "Enter a valid JSON."),
     ("reminder_days", "[NaN]", "Enter a valid JSON."),
@@ -159,7 +159,7 @@ def test_exchange_form__valid_edit_is_saved_and_replans_reminders(admin, exchang
     assert {10, 2} <= planned
 
 
-# -- every numeric admin field of the apps, with absurd values (issue 14, item 12) ---------
+# -- every numeric admin field of the apps, with absurd values ---------------------------------
 
 HUGE_INT = "9" * 5000
 ABSURD_VALUES = (HUGE_INT, "-" + HUGE_INT, f"[{HUGE_INT}]", "1e999999", "[" * 50_000, "nan")

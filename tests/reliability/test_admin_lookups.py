@@ -1,8 +1,8 @@
 """Admin list lookups: only the declared filters pass; a secret column is never an oracle.
 
-`?account_key__startswith=<guess>` used to answer with the matching rows (the whole key in
-about 25 s of guesses). Every project ModelAdmin now refuses lookups it does not offer
-as a filter with HTTP 400, the same answer whether the guess is right or wrong, while
+A lookup such as `?account_key__startswith=<guess>` that answered with the matching rows
+would give the whole key away in about 25 s of guesses. Every project ModelAdmin refuses
+lookups it does not offer as a filter with HTTP 400, the same answer whether the guess is right or wrong, while
 every filter, date drill-down and sort link the pages themselves offer still works.
 """
 

@@ -52,7 +52,7 @@ def crash_and_recover(qcluster, cards: int, *, kill_after: int, timeout: float) 
     assert ledger_violations() == [], "a committed chunk must leave the ledger right"
 
     # No aging out: the killed worker's lease died with its database session, so the
-    # restarted cluster's run takes the lock over at once (before: 600 s of `skipped`).
+    # restarted cluster's run takes the lock over at once, not after the lease's 600 s.
     qcluster.start(["default"])
     second = enqueue_job(JOB, trigger="command", triggered_by="crash-test")
     second = wait_for_run(second.pk, timeout_seconds=timeout)

@@ -1,9 +1,9 @@
 """kill -9 `manage.py run_job loyalty.expire_points` at about 30 %, run it again at once.
 
-The operator's crash (issue 14 item 10): before, every re-run for 600 s printed "skipped:
-lock held by run:105" and exited 0, while run 105 stayed `running`. Now the killed run's
-lease dies with its database session: the re-run, started within a second of the kill,
-takes the lock over at once, expires the rest and records the killed run lost.
+An operator's crash: the killed run's lease dies with its database session, so the
+re-run, started within a second of the kill, takes the lock over at once (it does not
+print "skipped: lock held by run:N" until the lease's 600 s pass), expires the rest and
+records the killed run lost.
 
 Verified: the re-run succeeds with exactly the cards the killed run had not expired, every
 card expired once (one POINTS_EXPIRED row, one message), the ledger invariant on every

@@ -145,15 +145,16 @@ def test_reactivated_program__cards_past_due_meanwhile_are_warned_first(
 def test_first_deployment__past_due_cards_warned_first_and_current_warnings_kept(
     frozen_now, program_factory, card_factory
 ):
-    """The migration keeps a warning the previous code sent for the card's present cycle;
-    a card past due with no such warning (or one about an earlier cycle) is warned first."""
+    """Migration 0005 keeps a warning recorded without a cycle (only its timestamp) when it
+    was sent in the card's present cycle; a card past due with no such warning (or one
+    about an earlier cycle) is warned first."""
     program = program_factory(expiration_days=365)
     old = {"expiration_warning_cycle_at": None, "points_expire_on": None}
-    warned = card_factory(  # warned by the old code 5 days ago, "expire on 2026-03-10"
+    warned = card_factory(  # warned 5 days ago, no cycle recorded: "expire on 2026-03-10"
         program, points=10, inactive_days=356, last_expiration_warning_at=NOW - timedelta(days=5)
     )
     never = card_factory(program, points=20, inactive_days=400)
-    # The old code's blind spot: a sale dated two days before last year's warning.
+    # Warned last year, two days after its last sale: that warning is about an earlier cycle.
     hidden = card_factory(
         program, points=30, inactive_days=400, last_expiration_warning_at=NOW - timedelta(days=398)
     )
