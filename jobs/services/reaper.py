@@ -16,8 +16,9 @@ A run is lost when
   it is held by the broker; `retry` is django-q2's own "a task taken and not acknowledged
   by then is lost" and exceeds the cluster's `timeout`;
 - `running`, with a heartbeat older than STALE_RUN_SECONDS (15 missed beats), and no
-  task for it held by the broker. The same staleness lets jobs.run_records.claim take such a
-  run over, so whichever delivery comes first runs it and the other finds it claimed.
+  task for it held by the broker. A late delivery may claim it too (jobs.lifecycle.claim
+  takes over a run whose worker is gone), so whichever comes first runs it and the other
+  finds it claimed.
 
 The reaper sets it `queued` again (recording when, why and how often) with one conditional
 UPDATE, then hands a new task to the broker; the run keeps its id, and the claim by
