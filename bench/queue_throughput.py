@@ -13,19 +13,12 @@ Q_CLUSTER once, at import time:
                through bench/settings_ours.py, which lets the cluster run the no-op tasks
 - ours-stock   ours with django-q2's stock ORM broker (bench/settings_stock_broker.py)
 - ours-w4      ours with Q_WORKERS=4
-- redis        ours with Q_BROKER=redis (django-q2's Redis broker) against a redis-server
-               the benchmark starts itself on a free port and stops at the end; skipped,
-               with a message, when Debian's redis-server is not installed
 
 For each: start the cluster on an empty queue, wait until it has consumed one warm-up task
 (so start-up is not measured), insert N signed no-op tasks in one INSERT (so enqueueing is
 not measured), and time from the commit until every row is acknowledged (deleted from
 django_q_ormq) or the time cap is reached; the rate is then computed from what was done.
 Failed tasks would be acknowledged too (ack_failures), so any Failure row aborts the run.
-The Redis broker pops a task for good (no acknowledgement), so an empty list does not mean
-done: there the tasks are `counted_noop`, which INCRs a counter in the same redis-server,
-and a task is done when it has counted itself (one extra local round trip per task, in
-the workers, not in the monitor).
 
 Machine noise (other engineers' tests share these 2 cores) moves absolute figures a lot;
 the ratio against the default cluster, measured in the same run, is the figure to compare.
@@ -35,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -50,11 +42,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import own_database, setup_django  # noqa: E402
-from devkit.devservers import RedisServer  # noqa: E402
 
 NOOP = "bench.noop.noop"
-COUNTED_NOOP = "bench.queue_throughput.counted_noop"
-DONE_KEY = "bench:queue_throughput:done"
 QUEUE_KEY = "default"  # the cluster name in every configuration, hence the OrmQ key
 TARGET_RATE = 250.0
 TARGET_RATIO = 5.0
@@ -67,7 +56,6 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     ack_failure: bool = True  # what async_task would put in the package under these settings
     note: str = ""
-    broker: str = "orm"  # "redis": queue in the bench's own redis-server (REDIS_URL set then)
 
 
 CONFIGS = {
@@ -77,13 +65,6 @@ CONFIGS = {
         Config("ours", "bench.settings_ours", note="config.settings Q_CLUSTER"),
         Config("ours-stock", "bench.settings_stock_broker", note="ours, stock ORM broker"),
         Config("ours-w4", "bench.settings_ours", {"Q_WORKERS": "4"}, note="ours, Q_WORKERS=4"),
-        Config(
-            "redis",
-            "bench.settings_ours",
-            {"Q_BROKER": "redis"},
-            note="ours, Q_BROKER=redis (django-q2 Redis broker)",
-            broker="redis",
-        ),
     )
 }
 BASELINE = "default"
@@ -100,42 +81,6 @@ class Result:
     @property
     def rate(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
-
-
-# --- redis ---------------------------------------------------------------------------------
-
-_worker_redis = None
-
-
-def counted_noop() -> None:
-    """The Redis configuration's no-op: counts itself (the broker has no acknowledgement)."""
-    global _worker_redis
-    if _worker_redis is None:  # one connection per worker process
-        import redis
-
-        _worker_redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-    _worker_redis.incr(DONE_KEY)
-
-
-_redis: RedisServer | None = None
-
-
-def redis_tasks(count: int, *, ack_failure: bool) -> None:
-    """Signed packages as async_task builds them, in one RPUSH (all visible at once)."""
-    from django.utils import timezone
-    from django_q.humanhash import uuid
-    from django_q.signing import SignedPackage
-
-    now = timezone.now()
-    packages = []
-    for _ in range(count):
-        name, task_id = uuid()
-        task = {"id": task_id, "name": name, "func": COUNTED_NOOP, "args": (), "kwargs": {}}
-        if ack_failure:
-            task["ack_failure"] = True
-        task["started"] = now
-        packages.append(SignedPackage.dumps(task))
-    _redis.client.rpush(f"django_q:{QUEUE_KEY}:q", *packages)
 
 
 # --- database ------------------------------------------------------------------------------
@@ -179,10 +124,8 @@ def queued() -> int:
 
 
 def start_cluster(config: Config, url: str, log_dir: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("Q_CLUSTER_NAME", "Q_BROKER")}
+    env = {k: v for k, v in os.environ.items() if k != "Q_CLUSTER_NAME"}
     env.update(config.env, DATABASE_URL=url, DJANGO_SETTINGS_MODULE=config.settings)
-    if config.broker == "redis":
-        env["REDIS_URL"] = _redis.url
     env.setdefault("PYTHONPATH", str(ROOT))
     log = open(log_dir / f"bench-qcluster-{config.name}.log", "wb")  # noqa: SIM115 - the child owns it
     with log:
@@ -211,17 +154,9 @@ def stop_cluster(proc: subprocess.Popen, timeout: float = 30) -> None:
     proc.wait(timeout=10)
 
 
-def remaining(config: Config, total: int) -> int:
-    """Tasks not done yet out of the `total` pushed since the queue was reset."""
-    if config.broker == "redis":
-        return total - int(_redis.client.get(DONE_KEY) or 0)
-    return queued()
-
-
-def wait_done(
-    config: Config, total: int, proc: subprocess.Popen, deadline: float, poll: float
-) -> None:
-    while remaining(config, total):
+def wait_done(proc: subprocess.Popen, deadline: float, poll: float) -> None:
+    """Until every task is acknowledged (its row deleted), the cluster dies or time is up."""
+    while queued():
         if proc.poll() is not None:
             raise RuntimeError(f"qcluster exited with {proc.returncode} (see its log)")
         if time.monotonic() > deadline:
@@ -231,21 +166,17 @@ def wait_done(
 
 def run_config(config: Config, url: str, tasks: int, cap: float, log_dir: Path) -> Result:
     reset_queue_tables()
-    push = insert_tasks
-    if config.broker == "redis":
-        _redis.client.flushdb()
-        push = redis_tasks
     proc = start_cluster(config, url, log_dir)
     try:
-        push(1, ack_failure=config.ack_failure)  # warm-up: cluster up and pulling
-        wait_done(config, 1, proc, time.monotonic() + 60, 0.05)
-        if remaining(config, 1):
+        insert_tasks(1, ack_failure=config.ack_failure)  # warm-up: cluster up and pulling
+        wait_done(proc, time.monotonic() + 60, 0.05)
+        if queued():
             raise RuntimeError(f"{config.name}: the cluster did not start within 60 s")
-        push(tasks, ack_failure=config.ack_failure)
+        insert_tasks(tasks, ack_failure=config.ack_failure)
         start = time.monotonic()
-        wait_done(config, tasks + 1, proc, start + cap, 0.02)
+        wait_done(proc, start + cap, 0.02)
         seconds = time.monotonic() - start
-        left = remaining(config, tasks + 1)
+        left = queued()
     finally:
         stop_cluster(proc)
     check_ran(config, log_dir, expected_successes=tasks + 1 - left)
@@ -289,27 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s): {', '.join(unknown)}")
-    if any(CONFIGS[n].broker == "redis" for n in names):
-        binary = shutil.which("redis-server")
-        if not binary:
-            skipped = [n for n in names if CONFIGS[n].broker == "redis"]
-            print(
-                f"skipping {', '.join(skipped)}: redis-server not found "
-                "(apt-get install redis-server)"
-            )
-            names = [n for n in names if n not in skipped]
-        else:
-            global _redis
-            _redis = RedisServer(binary)
-    try:
-        return measure(args, names)
-    finally:
-        if _redis is not None:
-            _redis.stop()
+    return measure(args, names)
 
 
 def measure(args: argparse.Namespace, names: list[str]) -> int:
-
     url = own_database("bench")
     setup_django(url, quiet_logs=False)
     log_dir = ROOT / ".run" / "logs"
@@ -318,7 +232,6 @@ def measure(args: argparse.Namespace, names: list[str]) -> int:
     print(
         f"queue throughput: {args.tasks} no-op tasks per run, cap {args.cap:g} s, "
         f"{args.rounds} round(s), {os.cpu_count()} CPUs, database {urlsplit(url).path[1:]}"
-        + (f", redis-server {_redis.version} on port {_redis.port}" if _redis else "")
     )
     results: dict[str, list[Result]] = {n: [] for n in names}
     for round_no in range(args.rounds):
@@ -342,9 +255,6 @@ def measure(args: argparse.Namespace, names: list[str]) -> int:
     for name in names:
         ratio = f"{rates[name] / base:10.1f}x" if base else f"{'-':>11}"
         print(f"{name:<13}{rates[name]:>9.1f}{ratio:>12}  {CONFIGS[name].note}")
-    if "redis" in rates and OURS in rates:
-        print()
-        print(f"redis vs ours (PostgreSQL queue): {rates['redis'] / rates[OURS]:.2f}x")
     if OURS in rates:
         ok_rate = rates[OURS] >= TARGET_RATE
         print()

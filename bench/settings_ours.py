@@ -9,6 +9,5 @@ from config.settings import *  # noqa: F403
 
 JOBS_EXTRA_QUEUE_FUNCS = (
     "bench.noop.noop",
-    "bench.queue_throughput.counted_noop",
     "bench.subscriptions.process_single_subscription",
 )

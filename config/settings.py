@@ -166,30 +166,20 @@ SMS_HTTP_TOKEN = os.environ.get("SMS_HTTP_TOKEN", "")
 
 # django-q2. Measured choices are explained in docs/operations.md and bench/queue_throughput.py.
 Q_WORKERS = env_int("Q_WORKERS", 2)
-# Queue broker (docs/operations.md "Scale-out"): PostgreSQL by default; Q_BROKER=redis moves
-# only the queue to Redis (runs, schedules, delayed retries, leases, outbox stay in PostgreSQL).
-Q_BROKER = os.environ.get("Q_BROKER", "orm").strip().lower() or "orm"
-REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-if Q_BROKER == "redis":
-    # django-q2 picks its Redis broker when neither "orm" nor "broker_class" is set.
-    Q_BROKER_SETTINGS: dict = {"redis": REDIS_URL}
-elif Q_BROKER == "orm":
-    Q_BROKER_SETTINGS = {"orm": "default", "broker_class": "jobs.broker.SkipLockedORMBroker"}
-else:
-    from django.core.exceptions import ImproperlyConfigured
-
-    raise ImproperlyConfigured(f"Q_BROKER must be 'orm' or 'redis', not {Q_BROKER!r}")
 Q_CLUSTER = {
     "name": "default",
-    **Q_BROKER_SETTINGS,
+    # PostgreSQL is the one broker (docs/operations.md "Scale-out"): more hosts means more
+    # qclusters on this database. jobs.broker claims a batch per statement.
+    "orm": "default",
+    "broker_class": "jobs.broker.SkipLockedORMBroker",
     "workers": Q_WORKERS,
     "bulk": env_int("Q_BULK", 20),
     "poll": float(os.environ.get("Q_POLL", "0.1")),
     "queue_limit": Q_WORKERS * 20,
     # Hard limit per task (seed 002: 30 min); jobs set a smaller one of their own.
     "timeout": 1800,
-    # Must exceed timeout, or a long task is handed to a second worker (ORM broker; the
-    # Redis broker pops a task for good and never redelivers it).
+    # Must exceed timeout, or a long task is handed to a second worker: the broker hands
+    # a task taken and not acknowledged out again after `retry`.
     "retry": 1900,
     # Seed 002: a worker process is replaced after 1,000 tasks (releases leaked memory);
     # set here, so every cluster in ALT_CLUSTERS inherits it unless it overrides it.

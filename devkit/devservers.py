@@ -2,10 +2,6 @@
 
 import errno
 import socket
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 
 def free_port() -> int:
@@ -22,67 +18,6 @@ def listen_problem(exc: OSError, *, host: str, port: int) -> str:
     if exc.errno == errno.EACCES:
         return f"port {port} on {host} needs privileges: pick a port above 1023"
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-
-
-class RedisServer:
-    """A redis-server on a free port without persistence; `stop()` ends it.
-
-    Logs to `<directory>/redis.log` (a temporary folder when none is given).
-    """
-
-    def __init__(self, binary: str, directory: Path | None = None) -> None:
-        import redis
-
-        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="redis-")
-        self.dir = Path(directory or self._tmp.name)
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],  # fmt: skip
-            stdout=open(self.dir / "redis.log", "wb"),  # noqa: SIM115 - owned by the process
-            stderr=subprocess.STDOUT,
-        )
-        self.client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                break
-            except redis.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"redis-server did not start: {self.dir}/redis.log"
-                    ) from None
-                time.sleep(0.05)
-        self.version = self.client.info("server")["redis_version"]
-
-    def queue_length(self, cluster: str = "default") -> int:
-        """Tasks waiting in django-q2's Redis list for `cluster`."""
-        return self.client.llen(f"django_q:{cluster}:q")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
 
 class AlertReceiver:

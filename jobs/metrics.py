@@ -54,8 +54,7 @@ class JobsCollector(Collector):
             "jobs_queue_depth", "Tasks waiting in the django-q2 queue", labels=["cluster"]
         )
         for cluster, depth in queue_depth_by_cluster().items():
-            if depth is not None:  # broker unreachable: no sample (alert on absence)
-                queue.add_metric([cluster], depth)
+            queue.add_metric([cluster], depth)
         yield queue
 
         outbox = GaugeMetricFamily(

@@ -89,14 +89,13 @@ def enqueue_job(
                 cluster=spec.cluster,
             )
         else:
-            # After the commit, never before: a worker must find the row (with the Redis
-            # broker the task leaves this process at once, outside any transaction).
+            # After the commit, never before: a worker must find the row.
             transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec, async_task))
     return run
 
 
 def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
-    """Queue a committed run; if the broker refuses (Redis down), fail the run, then raise.
+    """Queue a committed run; if the broker refuses (its INSERT fails), fail the run, then raise.
 
     Without this the row would stay `queued` for ever: nothing would ever deliver it.
     """

@@ -1,11 +1,10 @@
 """Named reads for the operator surface (admin dashboard, list_jobs, /metrics)."""
 
-import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
 from django.utils import timezone
 
@@ -15,8 +14,6 @@ from jobs.models import JobRun, Lease, Notification
 from jobs.registry import CLUSTERS, JobSpec, all_jobs
 from jobs.schedule_overrides import ScheduleOverrideError, effective_cron, schedule_overrides
 from jobs.services.queues import queue_states
-
-logger = logging.getLogger("jobs")
 
 #: Runs drawn per job in the dashboard chart.
 CHART_RUNS = 30
@@ -151,20 +148,9 @@ def job_overviews() -> list[JobOverview]:
     return overviews
 
 
-def queue_depth_by_cluster() -> dict[str, int | None]:
-    """Tasks waiting per cluster in the configured broker (PostgreSQL or Redis), zero included.
-
-    None for every cluster when a Redis broker cannot be read: the dashboard and /metrics
-    still answer (and /health/'s cluster check says why).
-    """
-    try:
-        states = queue_states(CLUSTERS)
-    except DatabaseError:
-        raise
-    except Exception:
-        logger.warning("cannot read the queue broker", exc_info=True)
-        return dict.fromkeys(CLUSTERS)
-    return {name: state.depth for name, state in states.items()}
+def queue_depth_by_cluster() -> dict[str, int]:
+    """Tasks waiting per cluster in the queue table, zero included."""
+    return {name: state.depth for name, state in queue_states(CLUSTERS).items()}
 
 
 def notifications_by_status() -> dict[str, int]:

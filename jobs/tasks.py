@@ -50,7 +50,7 @@ def deliver_notifications_task(
 def reap_lost_runs_task(
     *, limit: Annotated[int, Range(min=1, max=100_000)] | None = None
 ) -> dict[str, Any]:
-    """Queue again runs whose task or worker was lost (Redis broker, kill -9); see the service."""
+    """Queue again runs whose task or worker was lost (see jobs.services.reaper)."""
     return reap_lost_runs(limit=limit)
 
 

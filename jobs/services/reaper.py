@@ -1,9 +1,14 @@
 """Queue again the runs whose task or worker was lost (the job `jobs.reap_lost_runs`).
 
-Why: django-q2's Redis broker pops a task for good (BLPOP, no acknowledgement), so a task
-held by a cluster that is killed is gone: its run stays `queued`, or `running` with a dead
-heartbeat, for ever. The ORM broker hands an unacknowledged task out again after `retry`,
-so the reaper leaves alone every run whose task the broker still holds.
+Why: the broker keeps a task in `django_q_ormq` until it is acknowledged and hands one
+taken and not acknowledged out again after `retry`, so the reaper leaves alone every run
+whose task the broker still holds. What the broker never delivers again:
+- a run committed `queued` whose task was never inserted: jobs.runner hands the task over
+  after the commit, and the process died in between (or the row was deleted by hand);
+- a `running` run whose task was acknowledged: the worker failed to record the outcome
+  (the database failed at that moment) and the failed task is acknowledged (ack_failures);
+- a scheduled run whose worker died: its task comes back, but is refused as a second
+  delivery of the same slot, so nothing else runs that run again.
 
 A run is lost when
 - `queued`, and its cluster's Q_CLUSTER `retry` has passed since it was due (or since the
@@ -11,8 +16,9 @@ A run is lost when
   it is held by the broker; `retry` is django-q2's own "a task taken and not acknowledged
   by then is lost" and exceeds the cluster's `timeout`;
 - `running`, with a heartbeat older than STALE_RUN_SECONDS (15 missed beats), and no
-  task for it held by the broker. The same staleness lets jobs.run_records.claim take such a
-  run over, so whichever delivery comes first runs it and the other finds it claimed.
+  task for it held by the broker. A late delivery may claim it too (jobs.lifecycle.claim
+  takes over a run whose worker is gone), so whichever comes first runs it and the other
+  finds it claimed.
 
 The reaper sets it `queued` again (recording when, why and how often) with one conditional
 UPDATE, then hands a new task to the broker; the run keeps its id, and the claim by

@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 CODE = (
     "import json, django; django.setup(); from django_q.conf import Conf; "
     "print(json.dumps({'name': Conf.CLUSTER_NAME, 'recycle': Conf.RECYCLE, "
-    "'timeout': Conf.TIMEOUT, 'retry': Conf.RETRY}))"
+    "'timeout': Conf.TIMEOUT, 'retry': Conf.RETRY, 'orm': Conf.ORM, "
+    "'broker': Conf.BROKER_CLASS}))"
 )
 
 
@@ -31,11 +33,22 @@ def effective_conf(cluster: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_every_cluster_recycles_its_workers_after_1000_tasks():
-    """The storefront source's "max tasks per child" 1000 (django-q2's default is 500)."""
-    clusters = ["default", *settings.Q_CLUSTER["ALT_CLUSTERS"]]
-    confs = {name: effective_conf(name) for name in clusters}
+CLUSTERS = ["default", *settings.Q_CLUSTER["ALT_CLUSTERS"]]
 
-    assert {name: conf["recycle"] for name, conf in confs.items()} == dict.fromkeys(clusters, 1000)
-    assert {name: conf["name"] for name, conf in confs.items()} == {n: n for n in clusters}
+
+@pytest.fixture(scope="module")
+def confs() -> dict[str, dict]:
+    return {name: effective_conf(name) for name in CLUSTERS}
+
+
+def test_every_cluster_recycles_its_workers_after_1000_tasks(confs):
+    """The storefront source's "max tasks per child" 1000 (django-q2's default is 500)."""
+    assert {name: conf["recycle"] for name, conf in confs.items()} == dict.fromkeys(CLUSTERS, 1000)
+    assert {name: conf["name"] for name, conf in confs.items()} == {n: n for n in CLUSTERS}
     assert all(conf["retry"] > conf["timeout"] for conf in confs.values())
+
+
+def test_every_cluster_queues_in_postgresql_through_the_skip_locked_broker(confs):
+    assert {name: (conf["orm"], conf["broker"]) for name, conf in confs.items()} == dict.fromkeys(
+        CLUSTERS, ("default", "jobs.broker.SkipLockedORMBroker")
+    )

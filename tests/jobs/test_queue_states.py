@@ -1,4 +1,4 @@
-"""Queue depth and oldest waiting task per cluster, ORM broker (the default): one query."""
+"""Queue depth and oldest waiting task per cluster: one query on the queue table."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,8 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_q.models import OrmQ
 
-from jobs.broker import SkipLockedORMBroker
-from jobs.services.queues import QueueState, broker_class, queue_states
+from jobs.services.queues import QueueState, queue_states
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +16,6 @@ T0 = datetime(2030, 5, 6, 7, 0, tzinfo=UTC)
 
 
 def test_orm_queue_states__depth_counts_every_row_oldest_is_the_oldest_not_taken():
-    assert broker_class() is SkipLockedORMBroker  # settings' default, Q_BROKER=orm
     OrmQ.objects.create(key="default", payload="x", lock=T0)
     OrmQ.objects.create(key="default", payload="x", lock=T0 + timedelta(seconds=30))
     # Taken by a cluster: `lock` is when it may be handed out again, in the future.

@@ -1,7 +1,8 @@
-"""jobs.reap_lost_runs: thresholds on a frozen clock, the ORM broker's own redelivery respected.
+"""jobs.reap_lost_runs: thresholds on a frozen clock, the broker's own redelivery respected.
 
-The queue here is the default ORM broker (real `django_q_ormq` rows). A task lost as the
-Redis broker loses it (popped by a cluster killed -9) is a run whose queue row is gone.
+The queue is real `django_q_ormq` rows. A lost task is a run whose queue row is gone: the
+process died between the run's commit and the hand-over, or the task was acknowledged
+while the run was not finished.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ def queued_run(job: str = "jobs.demo_job", **kwargs) -> JobRun:
 
 
 def lose_its_task(run: JobRun) -> None:
-    """What a kill -9 does with the Redis broker: the task is gone, nothing redelivers it."""
+    """The run's task is gone from the queue table: nothing will deliver the run again."""
     OrmQ.objects.all().delete()
     assert run.pk not in waiting_run_ids()
 
