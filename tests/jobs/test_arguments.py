@@ -193,19 +193,6 @@ def test_chain_arguments__checked_before_a_run_exists(extra, message, queue, tim
     assert counts() == (0, 0, 0)
 
 
-def test_chain_hop__a_bad_date_is_refused_even_where_validate_is_skipped():
-    """The annotations hold for chain hops and retries too (enqueue_job checks them)."""
-    from jobs.runner import enqueue_job
-
-    with pytest.raises(BadJobArguments, match="must be from 2014-01-01"):
-        enqueue_job(
-            CHAIN,
-            kwargs={"collection_id": 1, "current_day": "9999-12-31T00:00:00+00:00"},
-            trigger="chain",
-        )
-    assert counts() == (0, 0, 0)
-
-
 def test_renewal_reminders__date_9999_12_31__exit_2_nothing_recorded(time_machine):
     time_machine.move_to("2026-12-07T12:00:00+00:00", tick=False)
     with pytest.raises(CommandError) as info:
