@@ -18,6 +18,7 @@ outside the worker's `try` and kills the worker), hence the broker. Tasks run wi
 with JOBS_EXTRA_QUEUE_FUNCS.
 """
 
+import functools
 import inspect
 import logging
 from typing import Any
@@ -70,7 +71,7 @@ def _entry_point_problem(name: str, task: dict[str, Any]) -> str | None:
     args, kwargs = tuple(task.get("args") or ()), dict(task.get("kwargs") or {})
     func = getattr(runner, name.rsplit(".", 1)[1])
     try:
-        bound = inspect.signature(func).bind(*args, **kwargs).arguments
+        bound = _signature(func).bind(*args, **kwargs).arguments
     except TypeError as exc:
         return f"{name}: {exc}"
     if name == EXECUTE_QUEUED_RUN and type(bound.get("run_id")) is not int:
@@ -86,6 +87,10 @@ def _entry_point_problem(name: str, task: dict[str, Any]) -> str | None:
         except BadJobArguments as exc:
             return f"scheduled without arguments: {exc}"
     return None
+
+
+#: Read once per entry point: the guard sees every task the cluster takes.
+_signature = functools.cache(inspect.signature)
 
 
 def admit(broker: Any, rows: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
