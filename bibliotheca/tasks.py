@@ -26,12 +26,20 @@ ChainDay = Annotated[
 
 
 def check_chain_arguments(kwargs: dict[str, Any]) -> None:
-    """What the signature cannot say, checked before a run exists (run_job, Run now,
-    Retry): the collection exists, and `since` is not after `until`."""
+    """What the signature cannot say, checked before every hop exists (the first one
+    asked for by a person or the fan-out, the next ones queued by a hop): the collection
+    exists, a new chain's is enabled, and `since` is not after `until`.
+
+    A hop of a running chain (`lock_owner` set) whose collection was disabled meanwhile is
+    still queued: it stops the chain itself, recorded `skipped`, and frees its lease.
+    """
     collection_id = kwargs["collection_id"]
-    if not Collection.objects.filter(pk=collection_id).exists():
+    found = Collection.objects.filter(pk=collection_id).values_list("name", "enabled").first()
+    if found is None:
         raise BadJobArguments(f"{CHAIN_JOB}: collection {collection_id} does not exist")
-    since, until = _moment("since", kwargs.get("since")), _moment("until", kwargs.get("until"))
+    if kwargs.get("lock_owner") is None and not found[1]:
+        raise BadJobArguments(f"{CHAIN_JOB}: collection {found[0]!r} is disabled")
+    since, until = _moment(kwargs.get("since")), _moment(kwargs.get("until"))
     if since and until and since > until:
         raise BadJobArguments(f"{CHAIN_JOB}: since={kwargs['since']!r} is after until")
 
@@ -74,42 +82,27 @@ def import_purchase_records_by_collection(
 ) -> dict[str, Any]:
     """One hop of a collection's purchase-record import; queues the next hop until up to date.
 
-    Its arguments are checked before a run exists (the annotations at every entry point,
-    hops included; `check_chain_arguments` where people type them), so a mistyped run
-    is refused in one line and never takes the collection's lock.
+    Its arguments are checked before each hop exists (the annotations and
+    `check_chain_arguments`), so a mistyped run is refused in one line and never takes
+    the collection's lock.
     """
-    current, last, first = (
-        _moment("current_day", current_day),
-        _moment("until", until),
-        _moment("since", since),
-    )
-    overlap_end, wait_until = (
-        _moment("overlap_until", overlap_until),
-        _moment("not_before", not_before),
-    )
     return import_purchase_records_hop(
         collection_id=collection_id,
-        current_day=current,
+        current_day=_moment(current_day),
         offset=offset,
         lock_owner=lock_owner,
         force_reimport=force_reimport,
         time_budget_seconds=time_budget_seconds,
-        until=last,
-        since=first,
-        overlap_until=overlap_end,
-        not_before=wait_until,
+        until=_moment(until),
+        since=_moment(since),
+        overlap_until=_moment(overlap_until),
+        not_before=_moment(not_before),
     )
 
 
-def _moment(name: str, value: str | None) -> datetime | None:
-    """An ISO date-time with a zone, or BadJobArguments."""
-    try:
-        moment = None if value is None else datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        moment = None
-    if value is not None and (moment is None or moment.tzinfo is None):
-        raise BadJobArguments(f"{CHAIN_JOB}: {name}={value!r} is not a date-time with a zone")
-    return moment
+def _moment(value: str | None) -> datetime | None:
+    """A `ChainDay` as a datetime (its format and range were checked before the run)."""
+    return None if value is None else datetime.fromisoformat(value)
 
 
 @job(

@@ -1,8 +1,9 @@
-"""Job entry points of the commerce app (thin: each checks its input and calls one service)."""
+"""Job entry points of the commerce app (thin: each calls one service)."""
 
 from datetime import date
 from typing import Annotated, Any
 
+from commerce.models import Subscription, WebhookEvent
 from commerce.services.actors import job_actor
 from commerce.services.cleanup import (
     cleanup_expired_carts,
@@ -13,29 +14,30 @@ from commerce.services.reminders import send_subscription_renewal_reminders
 from commerce.services.subscriptions import process_due_subscriptions
 from commerce.services.webhooks import process_event
 from jobs.arguments import IsoDate, Range
-from jobs.exceptions import BadJobArguments, PermanentJobError
+from jobs.exceptions import BadJobArguments
 from jobs.registry import job
 
 #: A day an operator types (YYYY-MM-DD): from 2000-01-01 to a year ahead, never 9999-12-31.
 Day = Annotated[str, IsoDate()]
 
 
-def parse_date(value: str | None) -> date | None:
-    """A YYYY-MM-DD date, or None; anything else is a permanent error (not retried)."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise PermanentJobError(f"date={value!r} is not YYYY-MM-DD") from None
+def check_subscription_ids(kwargs: dict[str, Any]) -> None:
+    """Every subscription asked for exists (the command's --subscription, the admin's)."""
+    ids = kwargs.get("subscription_ids") or []
+    found = set(Subscription.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [pk for pk in ids if pk not in found]
+    if missing:
+        raise BadJobArguments(f"no subscription with id {missing[0]}")
 
 
-def check_date_argument(kwargs: dict[str, Any]) -> None:
-    """Refuse a bad `date` before a run exists (run_job, Run now), not as a failed run."""
-    try:
-        parse_date(kwargs.get("date"))
-    except PermanentJobError as exc:
-        raise BadJobArguments(str(exc)) from None
+def check_event_exists(kwargs: dict[str, Any]) -> None:
+    if not WebhookEvent.objects.filter(pk=kwargs["event_id"]).exists():
+        raise BadJobArguments(f"no webhook event {kwargs['event_id']}")
+
+
+def _day(value: str | None) -> date | None:
+    """The `Day` argument as a date (its format and range were checked before the run)."""
+    return None if value is None else date.fromisoformat(value)
 
 
 #: Days of retention a cleanup may be asked for (1 day to 100 years).
@@ -55,7 +57,7 @@ _CLEANUP: dict[str, Any] = {"lease_seconds": 300, "retry": True, "run_late_once"
     timeout_seconds=900,
     run_late_once=True,  # a night missed while the cluster was down still runs, late
     permissions=("commerce.change_subscription",),  # as the admin's "Process now"
-    validate=check_date_argument,
+    validate=check_subscription_ids,
 )
 def process_due_subscriptions_task(
     *,
@@ -65,7 +67,7 @@ def process_due_subscriptions_task(
 ) -> dict[str, Any]:
     """Turn every active subscription due today or earlier into an order (stock permitting)."""
     return process_due_subscriptions(
-        as_of=parse_date(date), subscription_ids=subscription_ids, dry_run=dry_run
+        as_of=_day(date), subscription_ids=subscription_ids, dry_run=dry_run
     )
 
 
@@ -78,13 +80,12 @@ def process_due_subscriptions_task(
     timeout_seconds=600,
     run_late_once=True,
     permissions=("commerce.change_subscription",),
-    validate=check_date_argument,
 )
 def send_subscription_renewal_reminders_task(
     *, date: Day | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
     """Email a reminder for every subscription due tomorrow, once per delivery date."""
-    return send_subscription_renewal_reminders(as_of=parse_date(date), dry_run=dry_run)
+    return send_subscription_renewal_reminders(as_of=_day(date), dry_run=dry_run)
 
 
 @job(
@@ -135,6 +136,7 @@ def cleanup_old_audit_logs_task(
     retry=True,
     timeout_seconds=300,
     permissions=("commerce.change_webhookevent",),  # as the admin's "Process again"
+    validate=check_event_exists,
 )
 def process_webhook_event_task(*, event_id: Annotated[int, Range(min=1)]) -> dict[str, Any]:
     """Act on one stored payment-provider event (charged: order; payment failed: email)."""

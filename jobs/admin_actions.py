@@ -17,12 +17,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
 from jobs.permissions import RUN_PERMISSION, can_run_job
 from jobs.runner import enqueue_job
@@ -72,6 +74,16 @@ class JobActionsMixin:
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """Run the chosen action all or nothing: when a job's check refuses the arguments an
+        action built (a row changed since it was chosen), no run is queued and it says why."""
+        try:
+            with transaction.atomic():
+                return super().response_action(request, queryset)  # type: ignore[misc]
+        except BadJobArguments as exc:
+            self.message_user(request, f"Nothing queued: {exc}", messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.get_full_path())
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         """Django's actions minus the job actions whose job this user may not run."""

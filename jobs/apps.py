@@ -10,19 +10,14 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
         from django.utils.module_loading import autodiscover_modules
-        from django_q.signals import post_execute_in_worker, pre_execute
+        from django_q.signals import pre_execute
 
-        from jobs import context, queue_guard
+        from jobs import context
         from jobs.checks import check_alert_settings
 
         # Every app declares its jobs in tasks.py; importing them fills the registry.
         autodiscover_modules("tasks")
         pre_execute.connect(context.remember_queue_task, dispatch_uid="jobs.remember_task")
-        # The cluster runs our job entry points only (Schedule rows name any function).
-        pre_execute.connect(queue_guard.refuse_foreign_task, dispatch_uid="jobs.queue_guard")
-        post_execute_in_worker.connect(
-            queue_guard.restore_arguments, dispatch_uid="jobs.queue_guard_restore"
-        )
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
         checks.register(check_alert_settings)
 

@@ -1,24 +1,32 @@
-"""A job's arguments are checked before a run exists: types, bounds, then the job's own rule.
+"""A job's arguments are checked once, before a run exists, by `check_job_arguments`.
 
-A bad value must not become a failed run, a queued retry and a red /health/: it is
-refused where it is typed (`run_job`, an app command, Run now, Retry) with one line.
+Every way a run is asked for goes through it: `run_job` and the app commands, admin
+actions, "Run now" and "Retry" (all through jobs.runner), chain hops, and scheduled
+slots (the queue guard, for a schedule's task). A bad value is refused where it was
+typed, in one line naming the argument, and never becomes a failed run, a queued retry
+and a red /health/. Job bodies check nothing: what reaches them passed here.
 
 - Types come from the job function's annotations (`int`, `str | None`, `list[int]`).
 - Bounds too: `Annotated[int, Range(min=1, max=3650)]`; a date typed as text:
   `Annotated[str, IsoDate()]` (YYYY-MM-DD, or a date-time with a zone with
   `with_time=True`, between `earliest` and `latest_days_ahead` from today, so 9999-12-31
-  never reaches date arithmetic). Checked wherever types are: every entry point, chain
-  hops and retries included. Without one, an int must fit a
-  PostgreSQL bigint, a float must be finite, a string at most MAX_TEXT characters and a
-  list at most MAX_ITEMS items (a 5,000-digit number never reaches the database).
+  never reaches date arithmetic). Without one, an int must fit a PostgreSQL bigint, a
+  float must be finite, a string at most MAX_TEXT characters and a list at most
+  MAX_ITEMS items (a 5,000-digit number never reaches the database).
 - The job's `validate` (registry) then checks what needs the database: that the exchange
-  exists and can be matched, as the app's own command does. It runs at the entry points
-  people use (`check_job_arguments`), not on automatic retries and chain hops, whose
-  arguments were checked when the first run was asked for.
+  exists and can be matched, that the collection exists. It sees values whose types
+  already passed. An automatic retry repeats a run whose arguments passed: its types are
+  checked again, its `validate` is not (what changed since is the job's own error).
+
+What an operator types is text: `from_text` turns it into the annotated types (ASCII
+digits only for numbers: `int("٣")` is 3 and `int(" 3_0 ")` is 30, which nobody means)
+and leaves text it cannot read for the check to refuse by name. argparse only parses.
 """
 
 import inspect
+import json
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -27,6 +35,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from jobs.exceptions import BadJobArguments
+
+if typing.TYPE_CHECKING:
+    from jobs.registry import JobSpec
 
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 10_000
@@ -193,12 +204,80 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
-def check_job_arguments(name: str, kwargs: dict[str, Any]) -> None:
-    """Everything an entry point checks before recording a run: the job exists, its
-    arguments' types and bounds, and the job's own rule. Raises UnknownJob/BadJobArguments."""
+def check_job_arguments(name: str, kwargs: dict[str, Any], *, validate: bool = True) -> "JobSpec":
+    """The one check before a run of job `name` exists: the job is registered, `kwargs`
+    bind to its signature with the annotated types and bounds, and (unless `validate` is
+    False: an automatic retry) the job's own `validate` accepts them.
+
+    Raises UnknownJob or BadJobArguments (one line naming the argument); returns the spec.
+    """
     from jobs.registry import get_job
 
     spec = get_job(name)
-    spec.check_arguments(kwargs)
-    if spec.validate is not None:
+    check_types_and_bounds(name, spec.func, kwargs)
+    if validate and spec.validate is not None:
         spec.validate(kwargs)
+    return spec
+
+
+#: A number as an operator means it: ASCII digits, an optional sign, fraction and exponent.
+_INT = re.compile(r"-?[0-9]+")
+_FLOAT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+#: Python's int() refuses longer digit strings (its 4,300-digit limit).
+_MAX_DIGITS = 4000
+
+
+def from_text(name: str, func: Callable[..., Any], texts: dict[str, Any]) -> dict[str, Any]:
+    """`texts` (what an operator typed, `key=value` or an option) as the job's types.
+
+    Each str (or list of str, for a list parameter) is read by its parameter's
+    annotation: an int from ASCII digits, a float, `true`/`false`, `null` where None is
+    allowed, a list as JSON (`[1, 2]`). Text that is not one of those, and any other
+    value, is left as it is: `check_job_arguments` then refuses it naming the argument.
+    """
+    hints = typing.get_type_hints(func, include_extras=True)
+    return {key: _read(name, key, value, hints.get(key, Any)) for key, value in texts.items()}
+
+
+def _read(name: str, key: str, value: Any, annotation: Any) -> Any:
+    kinds = _kinds(annotation)
+    if isinstance(value, list) and list in kinds:
+        item = kinds[list]
+        return [_read(name, key, v, item) if isinstance(v, str) else v for v in value]
+    if not isinstance(value, str) or str in kinds or Any in kinds:
+        return value
+    if type(None) in kinds and value == "null":
+        return None
+    if bool in kinds and value in ("true", "false"):
+        return value == "true"
+    if (int in kinds or float in kinds) and _INT.fullmatch(value):
+        if len(value) > _MAX_DIGITS:
+            raise BadJobArguments(
+                f"{name}: argument {key}: a number of {len(value)} digits is out of range"
+            )
+        return int(value)
+    if float in kinds and len(value) <= 400 and _FLOAT.fullmatch(value):
+        return float(value)
+    if list in kinds and value.startswith("["):
+        try:
+            return json.loads(value, parse_constant=lambda word: word)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+def _kinds(annotation: Any) -> dict[Any, Any]:
+    """The base types an annotation admits (Annotated and unions unwrapped); a list maps
+    to its item annotation, every other type to itself."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds: dict[Any, Any] = {}
+        for option in typing.get_args(annotation):
+            kinds.update(_kinds(option))
+        return kinds
+    if origin is list:
+        (item, *_) = typing.get_args(annotation) or (Any,)
+        return {list: item}
+    return {annotation: annotation}

@@ -6,7 +6,8 @@ and loses races to other clusters row by row. Here one UPDATE ... WHERE id IN
 pushers skip each other's rows instead of colliding. Acknowledging a task is one
 autocommit DELETE: the stock broker's QuerySet.delete() wraps it in BEGIN/COMMIT, three
 round trips per task in the monitor, the cluster's single-process bottleneck. Measured in
-bench/queue_throughput.py.
+bench/queue_throughput.py. Only tasks the queue guard admits reach the cluster
+(jobs.queue_guard: our job entry points).
 """
 
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
-from jobs import sql
+from jobs import queue_guard, sql
 
 
 class SkipLockedORMBroker(ORM):
@@ -37,7 +38,7 @@ class SkipLockedORMBroker(ORM):
             rows = cursor.fetchall()
         if rows:
             rows.sort()
-            return [(row[0], row[1]) for row in rows]
+            return queue_guard.admit(self, [(row[0], row[1]) for row in rows])
         sleep(Conf.POLL)
         return None
 

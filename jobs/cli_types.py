@@ -1,9 +1,12 @@
-"""argparse types for what operators type after `manage.py`: refused in one line.
+"""What operators type after `manage.py` that is not a job's argument: refused in one line.
 
-Python's `int()` and `float()` accept more than an operator means: `int("٣")` is 3
-(any Unicode decimal digit), `int(" 3_0 ")` is 30, `"²".isdigit()` is true while
-`int("²")` raises, and `float("nan")` passes every `< 0` check. These accept only what
-the help says; argparse turns a refusal into its usage plus one `error:` line, exit 2.
+A job command's options are the job's arguments, read and checked by the job
+(jobs.arguments). These serve the rest: the dev servers' options (argparse types) and
+commands that look a row up by name or id. Python's `int()` and `float()` accept more
+than an operator means: `int("٣")` is 3 (any Unicode decimal digit), `int(" 3_0 ")` is
+30, `"²".isdigit()` is true while `int("²")` raises, and `float("nan")` passes every
+`< 0` check. These accept only what the help says; argparse turns a refusal into its
+usage plus one `error:` line, exit 2.
 """
 
 import argparse

@@ -1,25 +1,30 @@
-"""Shared shape of every job command: check input, run the job in-process, report.
+"""Shared shape of every job command: options to the job's kwargs, run it in-process, report.
 
-The run goes through jobs.runner.run_job_now, so a command run leaves a JobRun in
-history (trigger `command`) exactly like a scheduled one. Bad input is refused before
-the run (one line, exit 2, nothing recorded); a failed run exits 1; a run whose lock
-another live run holds exits 3 and names the holder (run, host, pid, heartbeat age,
-when the lease frees). Progress the job
-reports is shown while it runs: a bar on a terminal, plain lines otherwise.
+argparse only parses: a command maps its options to the job's keyword arguments as
+typed (text), `jobs.arguments.from_text` reads them as the job's annotated types, and
+jobs.runner.run_job_now checks them (`check_job_arguments`: types, bounds, the job's
+`validate`) before a run exists. A refusal is one line naming the argument, exit 2,
+nothing recorded. The run leaves a JobRun in history (trigger `command`) exactly like
+a scheduled one; a failed run exits 1; a run whose lock another live run holds exits 3
+and names the holder (run, host, pid, heartbeat age, when the lease frees). Progress
+the job reports is shown while it runs: a bar on a terminal, plain lines otherwise.
 """
 
 import getpass
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.arguments import check_job_arguments
+from jobs.arguments import from_text
 from jobs.context import watching_progress
 from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.lifecycle import LOCK_HELD_EXIT_CODE
 from jobs.models import JobRun
 from jobs.progress import ProgressPrinter
+from jobs.registry import get_job
 from jobs.runner import run_job_now
 
 
@@ -29,6 +34,15 @@ def command_user() -> str:
         return f"cli:{getpass.getuser()}"
     except Exception:  # no login name in some containers
         return "cli"
+
+
+@contextmanager
+def refused_exit_2() -> Iterator[None]:
+    """An unknown job or a refused argument: its one line, exit 2 (nothing was recorded)."""
+    try:
+        yield
+    except (UnknownJob, BadJobArguments) as exc:
+        raise CommandError(str(exc), returncode=2) from None
 
 
 def lock_held_error(run: JobRun) -> CommandError | None:
@@ -45,8 +59,8 @@ class JobCommand(BaseCommand):
     """Run one job; `--dry-run` reports what would change and changes nothing.
 
     A subclass names its job (`job_name`, or `get_job_name` for a generic command), adds
-    its options, and turns them into the job's kwargs in `job_kwargs`, raising
-    `CommandError(..., returncode=2)` on bad input before anything is written.
+    its options, and maps them to the job's kwargs in `job_kwargs`, as typed: checking
+    them is the job's (its annotations and `validate`), never the command's.
     """
 
     job_name: str = ""
@@ -65,36 +79,37 @@ class JobCommand(BaseCommand):
         return self.job_name
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        """The job's kwargs from the options; raise CommandError(returncode=2) on bad input."""
+        """The job's kwargs from the options, as typed (`from_text` reads them)."""
         return {}
+
+    def before_run(self, name: str, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
+        """Called with the job's kwargs before the run. A command that asks on the terminal
+        checks them first (`check_job_arguments`): refused before the question."""
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = self.get_job_name(options)
+        with refused_exit_2():
+            kwargs = self.typed_kwargs(name, options)
+            self.before_run(name, kwargs, options)
+            printer = ProgressPrinter(label=name, stream=self.stdout._out)
+            try:
+                with watching_progress(lambda run, progress: printer.update(progress)):
+                    run = run_job_now(
+                        name,
+                        kwargs=kwargs,
+                        trigger=JobRun.Trigger.COMMAND,
+                        triggered_by=command_user(),
+                    )
+            finally:
+                printer.finish()
+        self.report(run)
+
+    def typed_kwargs(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """`job_kwargs` (and `dry_run`) read as the job's types; UnknownJob for a bad name."""
         kwargs = self.job_kwargs(options)
         if options.get("dry_run"):
             kwargs["dry_run"] = True
-        self.check_job(name, kwargs)
-        printer = ProgressPrinter(label=name, stream=self.stdout._out)
-        try:
-            with watching_progress(lambda run, progress: printer.update(progress)):
-                run = run_job_now(
-                    name,
-                    kwargs=kwargs,
-                    trigger=JobRun.Trigger.COMMAND,
-                    triggered_by=command_user(),
-                )
-        finally:
-            printer.finish()
-        self.report(run)
-
-    @staticmethod
-    def check_job(name: str, kwargs: dict[str, Any]) -> None:
-        """Refuse an unknown job, arguments it does not take or values its own rule
-        refuses (jobs.arguments.check_job_arguments): one line, exit 2, nothing recorded."""
-        try:
-            check_job_arguments(name, kwargs)
-        except (UnknownJob, BadJobArguments) as exc:
-            raise CommandError(str(exc), returncode=2) from None
+        return from_text(name, get_job(name).func, kwargs)
 
     def report(self, run: JobRun) -> None:
         """One line; exit 1 when the run failed (or was skipped, if that is an error here)."""

@@ -4,48 +4,38 @@ A django-q2 task names any importable function (`os.system` in a Schedule row, a
 "Resubmit" of someone else's task): the worker would call it as the worker's user.
 Our code queues exactly two functions, `jobs.runner.execute_queued_run(run_id=...)`
 and `jobs.runner.run_scheduled_job("<registered job>", scheduled_for=...)`, with no
-django-q2 hook or chain. Any other task is refused in the worker, before it runs,
-recorded as a failed `jobs.refused_task` run flagged for attention (so history and
-/health/ show it), and acknowledged as a django-q2 failure.
+django-q2 hook or chain. Any other task is refused where the cluster takes tasks from
+the queue, before a worker sees it: our broker (jobs.broker, django-q2's public
+`broker_class` setting) hands the cluster only what `admit` lets through. A refused task
+is recorded as a failed `jobs.refused_task` run flagged for attention (so history and
+/health/ show it) and as a django-q2 failure, and deleted from the queue. A scheduled
+slot is also refused when its job's own check (`check_job_arguments`) refuses running
+it without arguments: refused before a run exists, like every other entry point.
 
-django-q2 has no veto before a task runs: `pre_execute` is the last hook, and the
-worker then calls `f(*task["args"], **task["kwargs"])` inside its try. The guard puts
-arguments there that refuse to unpack, so the call fails as an ordinary task failure
-without `f` being called; `post_execute_in_worker` puts the real arguments back before
-the task is reported. Benchmarks allow their no-op tasks with JOBS_EXTRA_QUEUE_FUNCS.
+django-q2 has no veto inside the worker (a `pre_execute` receiver that raises is
+outside the worker's `try` and kills the worker), hence the broker. Tasks run with
+`sync=True` never pass a broker; only tests use it. Benchmarks allow their no-op tasks
+with JOBS_EXTRA_QUEUE_FUNCS.
 """
 
+import functools
 import inspect
 import logging
 from typing import Any
 
 from django.db import IntegrityError
 from django.utils import timezone
+from django_q.models import Failure, OrmQ
 
+from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
-from jobs.exceptions import JobsError, UnknownJob
-from jobs.registry import get_job
+from jobs.exceptions import BadJobArguments, UnknownJob
 from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB
 
 logger = logging.getLogger("jobs.queue_guard")
 
 #: The JobRun.job of a refused task (not a registered job: nothing can run it).
 REFUSED_JOB = "jobs.refused_task"
-_ORIGINAL_ARGS = "_jobs_refused_args"
-
-
-class TaskRefused(JobsError):
-    """The cluster runs registered jobs only; this task's function is not one."""
-
-
-class _RefusedArguments:
-    """Arguments that raise TaskRefused when the worker unpacks them (see the module doc)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-    def __iter__(self):
-        raise TaskRefused(self.reason)
 
 
 def allowed_funcs() -> frozenset[str]:
@@ -54,9 +44,10 @@ def allowed_funcs() -> frozenset[str]:
 
 
 def func_name(func: Any) -> str:
-    from django_q.utils import get_func_repr
-
-    return str(get_func_repr(func) if callable(func) else func)
+    """A task's function as its dotted path (a task may carry the function itself)."""
+    if callable(func):
+        return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)}"
+    return str(func)
 
 
 def refusal_reason(task: dict[str, Any]) -> str | None:
@@ -73,57 +64,79 @@ def refusal_reason(task: dict[str, Any]) -> str | None:
 
 
 def _entry_point_problem(name: str, task: dict[str, Any]) -> str | None:
-    """Our entry points' arguments must bind to their signature and name a run or a job."""
+    """Our entry points' arguments must bind to their signature and name a run, or a
+    job that its own check lets run without arguments (a scheduled slot)."""
     from jobs import runner
 
     args, kwargs = tuple(task.get("args") or ()), dict(task.get("kwargs") or {})
     func = getattr(runner, name.rsplit(".", 1)[1])
     try:
-        bound = inspect.signature(func).bind(*args, **kwargs).arguments
+        bound = _signature(func).bind(*args, **kwargs).arguments
     except TypeError as exc:
         return f"{name}: {exc}"
     if name == EXECUTE_QUEUED_RUN and type(bound.get("run_id")) is not int:
         return f"{name} takes run_id=<int>, not {bound.get('run_id')!r}"
     if name == RUN_SCHEDULED_JOB:
+        job_name = bound.get("job_name")
+        if not isinstance(job_name, str):
+            return f"{job_name!r} is not a registered job"
         try:
-            get_job(bound.get("job_name"))
-        except (UnknownJob, TypeError):
-            return f"{bound.get('job_name')!r} is not a registered job"
+            check_job_arguments(job_name, {})
+        except UnknownJob:
+            return f"{job_name!r} is not a registered job"
+        except BadJobArguments as exc:
+            return f"scheduled without arguments: {exc}"
     return None
 
 
-def refuse_foreign_task(sender: Any, func: Any = None, task: dict | None = None, **kw) -> None:
-    """django-q2 pre_execute handler, in the worker: veto and record a task not ours."""
-    if task is None:
-        return
-    reason = refusal_reason(task)
-    if reason is None:
-        return
-    logger.error("refused django-q2 task %s: %s", task.get("name"), reason)
-    task[_ORIGINAL_ARGS] = task.get("args")
-    task["args"] = _RefusedArguments(reason)
-    task.pop("hook", None)  # the monitor would call it with the saved failure
-    task.pop("chain", None)
-    try:
-        record_refusal(task, reason)
-    except Exception:  # the veto stands even when history cannot be written
-        logger.exception("could not record the refusal of task %s", task.get("name"))
+#: Read once per entry point: the guard sees every task the cluster takes.
+_signature = functools.cache(inspect.signature)
 
 
-def restore_arguments(sender: Any, task: dict | None = None, **kw) -> None:
-    """django-q2 post_execute_in_worker handler: report the refused task's real arguments."""
-    if task is not None and _ORIGINAL_ARGS in task:
-        task["args"] = task.pop(_ORIGINAL_ARGS)
+def admit(broker: Any, rows: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """The dequeued (ack id, package) rows the cluster may run; each other one is
+    recorded refused and deleted from the queue. A package that cannot be read is let
+    through: django-q2's pusher fails it as it fails any bad signature."""
+    admitted = []
+    for ack_id, package in rows:
+        task = OrmQ(payload=package).task  # django-q2's own reading of a package
+        reason = refusal_reason(task) if "func" in task else None
+        if reason is None:
+            admitted.append((ack_id, package))
+            continue
+        logger.error("refused django-q2 task %s: %s", task.get("name"), reason)
+        try:
+            record_refusal(task, reason)
+        except Exception:  # left locked in the queue: refused (and recorded) when it is due again
+            logger.exception("could not record the refusal of task %s", task.get("name"))
+            continue
+        broker.fail(ack_id)
+    return admitted
 
 
 def record_refusal(task: dict[str, Any], reason: str) -> None:
-    """A failed, flagged JobRun naming the function and where the task came from."""
+    """A failed, flagged JobRun naming the function and where the task came from, and
+    django-q2's failure row with the task's real arguments (its "Failed tasks" page)."""
     from jobs.lifecycle import new_run
     from jobs.models import JobRun
 
     group = task.get("group")
     now = timezone.now()
-    args = task.get(_ORIGINAL_ARGS, task.get("args"))
+    Failure.objects.get_or_create(
+        id=task["id"],
+        defaults={
+            "name": str(task.get("name"))[:100],
+            "func": func_name(task.get("func"))[:256],
+            "args": task.get("args"),
+            "kwargs": task.get("kwargs"),
+            "group": str(group)[:100] if group else None,
+            "cluster": task.get("cluster"),
+            "started": task.get("started") or now,
+            "stopped": now,
+            "result": f"refused: {reason}",
+            "success": False,
+        },
+    )
     try:
         run = new_run(
             REFUSED_JOB,
@@ -133,7 +146,7 @@ def record_refusal(task: dict[str, Any], reason: str) -> None:
             kwargs={
                 "func": func_name(task.get("func"))[:200],
                 "schedule_or_group": str(group)[:200] if group else None,
-                "args": repr(args)[:500],
+                "args": repr(task.get("args"))[:500],
                 "kwargs": repr(task.get("kwargs"))[:500],
             },
             error=f"refused: {reason}"[:10000],

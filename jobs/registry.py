@@ -7,7 +7,6 @@ from typing import Any
 
 from croniter import croniter
 
-from jobs.arguments import check_types_and_bounds
 from jobs.exceptions import UnknownJob
 from jobs.retry import RetryPolicy, as_retry_policy
 
@@ -53,7 +52,8 @@ class JobSpec:
     #: Extra permissions needed when an argument is truthy (e.g. force_reimport).
     argument_permissions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: Checks the job's arguments beyond their types and bounds (e.g. that the exchange
-    #: exists and can be matched); raises BadJobArguments. Called before a run exists.
+    #: exists and can be matched); raises BadJobArguments. Called before a run exists
+    #: (jobs.arguments.check_job_arguments), with values whose types already passed.
     validate: Callable[[dict[str, Any]], None] | None = None
     #: Where its alerts go: "off", "email", "webhook" or "both" (JOBS_ALERT_CHANNELS wins).
     alerts: str = "both"
@@ -81,14 +81,9 @@ class JobSpec:
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(inspect.signature(self.func).parameters)
 
-    def check_arguments(self, kwargs: dict[str, Any]) -> None:
-        """Raise BadJobArguments when kwargs would not bind, or a value has the wrong type
-        or is out of bounds (jobs.arguments; the job's own `validate` is not called here).
-
-        Checked before anything is written, so `run_job NAME program_id=abc` exits with
-        one line instead of recording a failed run and queueing a retry.
-        """
-        check_types_and_bounds(self.name, self.func, kwargs)
+    def required_arguments(self) -> list[str]:
+        """The parameters without a default: a job with any cannot run on a schedule."""
+        return [p.name for p in self.parameters().values() if p.default is p.empty]
 
 
 _registry: dict[str, JobSpec] = {}
@@ -125,7 +120,7 @@ def job(
         existing = _registry.get(name)
         if existing and existing.func.__qualname__ != func.__qualname__:
             raise ValueError(f"job {name} is registered twice")
-        _registry[name] = JobSpec(
+        spec = JobSpec(
             name=name,
             func=func,
             cron=cron,
@@ -143,6 +138,10 @@ def job(
             validate=validate,
             alerts=alerts,
         )
+        if cron is not None and spec.required_arguments():
+            needed = ", ".join(spec.required_arguments())
+            raise ValueError(f"job {name}: a scheduled job cannot need arguments ({needed})")
+        _registry[name] = spec
         return func
 
     return decorator

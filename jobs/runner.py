@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import context, lifecycle, locks
+from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
 from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
 from jobs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
@@ -62,9 +63,8 @@ def enqueue_job(
     from django_q.models import Schedule
     from django_q.tasks import async_task
 
-    spec = get_job(name)
     kwargs = dict(kwargs or {})
-    spec.check_arguments(kwargs)
+    spec = check_job_arguments(name, kwargs, validate=trigger != JobRun.Trigger.RETRY)
     now = timezone.now()
     run_at = now + timedelta(seconds=delay_seconds) if delay_seconds else None
     with transaction.atomic():
@@ -182,9 +182,8 @@ def run_job_now(
     raise_errors: bool = False,
 ) -> JobRun:
     """Run a job in this process (commands, tests) and return its finished JobRun."""
-    spec = get_job(name)
     kwargs = dict(kwargs or {})
-    spec.check_arguments(kwargs)
+    check_job_arguments(name, kwargs)
     run = new_run(
         name,
         trigger=trigger,

@@ -5,8 +5,8 @@
 
 The setting wins over the environment variable. A value sets the job's cron (UTC);
 "off" (or None in settings) makes a scheduled job on-demand only. Every entry is
-checked before anything is used: an unknown job or a bad cron raises
-ScheduleOverrideError with one line naming it, so `sync_schedules` stops and changes
+checked before anything is used: an unknown job, a bad cron or a job that cannot run
+without arguments raises ScheduleOverrideError with one line naming it, so `sync_schedules` stops and changes
 nothing. `sync_schedules`, `list_jobs` and the jobs dashboard read the effective cron
 from here (seed 002: "owners configure cleanup schedules").
 """
@@ -15,8 +15,9 @@ from collections.abc import Mapping
 
 from croniter import croniter
 
+from jobs.arguments import check_job_arguments
 from jobs.conf import job_entries
-from jobs.exceptions import JobsError, UnknownJob
+from jobs.exceptions import BadJobArguments, JobsError, UnknownJob
 from jobs.registry import JobSpec, get_job
 
 ENV_VAR = "JOBS_SCHEDULES"
@@ -38,6 +39,10 @@ def schedule_overrides() -> dict[str, str | None]:
         if cron is None or (isinstance(cron, str) and cron.strip().lower() == OFF):
             checked[name] = None
             continue
+        try:  # a slot runs the job without arguments (its `validate` runs at each slot)
+            check_job_arguments(name, {}, validate=False)
+        except BadJobArguments as exc:
+            raise ScheduleOverrideError(f"{ENV_VAR}: cannot schedule {exc}") from None
         if not isinstance(cron, str) or not croniter.is_valid(cron.strip()):
             raise ScheduleOverrideError(
                 f"{ENV_VAR}: {name}: {cron!r} is not a cron expression (e.g. '0 4 * * *' or 'off')"

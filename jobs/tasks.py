@@ -74,8 +74,6 @@ def demo_job(
     It reports progress in 5 steps; `step_seconds` pauses between them so the admin run
     page and `manage.py run_job` have something to show.
     """
-    if items < 0:
-        raise ValueError("items must be >= 0")
     if fail:
         raise RuntimeError("demo_job asked to fail")
     checksum = 0

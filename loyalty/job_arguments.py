@@ -1,24 +1,9 @@
 """Checks of the loyalty jobs' arguments, run before a run exists (jobs.arguments)."""
 
-from datetime import datetime
 from typing import Any
 
-from jobs.exceptions import BadJobArguments, PermanentJobError
-from loyalty.models import LoyaltyProgram
-
-
-def parse_since(value: str, *, error: type[Exception] = PermanentJobError) -> datetime:
-    """An ISO 8601 datetime with a zone; naive times would be read in the wrong zone.
-
-    Raises `error`: PermanentJobError in the job, BadJobArguments before a run exists.
-    """
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise error(f"since={value!r} is not an ISO 8601 datetime") from None
-    if parsed.tzinfo is None:
-        raise error(f"since={value!r} has no time zone (add +00:00 or Z)")
-    return parsed
+from jobs.exceptions import BadJobArguments
+from loyalty.models import LoyaltyCard, LoyaltyProgram
 
 
 def check_expire_arguments(kwargs: dict[str, Any]) -> None:
@@ -36,8 +21,12 @@ def check_expire_arguments(kwargs: dict[str, Any]) -> None:
 
 
 def check_sync_arguments(kwargs: dict[str, Any]) -> None:
-    """`since` is an ISO 8601 datetime with a zone (the job would fail on it otherwise)."""
-    since = kwargs.get("since")
-    if since is None:
+    """The one card asked for (the runbook's re-sync of a card) exists and has a pass."""
+    card_id = kwargs.get("card_id")
+    if card_id is None:
         return
-    parse_since(since, error=BadJobArguments)
+    card = LoyaltyCard.objects.filter(pk=card_id).first()
+    if card is None:
+        raise BadJobArguments(f"no loyalty card with id {card_id}")
+    if not card.has_wallet_pass:
+        raise BadJobArguments(f"card {card_id} has no Google or Apple wallet pass")

@@ -1,9 +1,11 @@
 """Job entry points of the loyalty app (thin: each calls one service)."""
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+from jobs.arguments import IsoDate
 from jobs.registry import job
-from loyalty.job_arguments import check_expire_arguments, check_sync_arguments, parse_since
+from loyalty.job_arguments import check_expire_arguments, check_sync_arguments
 from loyalty.services.expiration import expire_points
 from loyalty.services.wallet_changes import push_wallet_changes
 from loyalty.services.wallet_sync import sync_wallet_passes
@@ -38,7 +40,7 @@ def sync_wallet_passes_task(
     *,
     card_id: int | None = None,
     card_ids: list[int] | None = None,
-    since: str | None = None,
+    since: Annotated[str, IsoDate(with_time=True)] | None = None,
 ) -> dict[str, Any]:
     """Push every card whose wallets are behind (or the given cards, or those changed since
     `since`) to Google and Apple wallets.
@@ -49,7 +51,8 @@ def sync_wallet_passes_task(
     """
     if card_id is not None:
         card_ids = [*(card_ids or []), card_id]
-    return sync_wallet_passes(card_ids=card_ids, since=parse_since(since) if since else None)
+    moment = None if since is None else datetime.fromisoformat(since)
+    return sync_wallet_passes(card_ids=card_ids, since=moment)
 
 
 @job(

@@ -1,4 +1,5 @@
-"""Commands check input first (one line, exit 2, nothing changed), then run the job in-process."""
+"""Commands refuse bad input through the job's own check (one line naming the argument, exit 2,
+nothing changed), then run the job in-process."""
 
 import subprocess
 import sys
@@ -15,45 +16,58 @@ from tests.commerce.conftest import NOW, TODAY
 pytestmark = pytest.mark.django_db
 
 
+PROCESS = "commerce.process_due_subscriptions: argument"
+CARTS = "commerce.cleanup_expired_carts: argument"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (
             ("process_due_subscriptions", "--date", "2026-02-30"),
-            "--date '2026-02-30' is not a date (YYYY-MM-DD)",
+            f"{PROCESS} date='2026-02-30' must be a date (YYYY-MM-DD)",
         ),
         (
             ("process_due_subscriptions", "--date", "tomorrow"),
-            "--date 'tomorrow' is not a date (YYYY-MM-DD)",
+            f"{PROCESS} date='tomorrow' must be a date (YYYY-MM-DD)",
         ),
-        (("process_due_subscriptions", "--subscription", "x1"), "--subscription 'x1' is not an id"),
+        (
+            ("process_due_subscriptions", "--subscription", "x1"),
+            f"{PROCESS} subscription_ids=['x1'] has an item 'x1' that is not int",
+        ),
         (
             ("process_due_subscriptions", "--subscription", "999999"),
             "no subscription with id 999999",
         ),
         (
             ("send_subscription_renewal_reminders", "--date", "03/01/2026"),
-            "--date '03/01/2026' is not a date (YYYY-MM-DD)",
+            "commerce.send_subscription_renewal_reminders: argument date='03/01/2026'"
+            " must be a date (YYYY-MM-DD)",
         ),
-        (
-            ("cleanup_expired_carts", "--days", "0"),
-            "--days '0' must be a whole number of days, 1 or more",
-        ),
+        (("cleanup_expired_carts", "--days", "0"), f"{CARTS} older_than_days=0 must be >= 1"),
         (
             ("cleanup_expired_carts", "--days", "ten"),
-            "--days 'ten' must be a whole number of days, 1 or more",
+            f"{CARTS} older_than_days='ten' is not int | None",
         ),
         (
             ("cleanup_old_audit_logs", "--days", "-5"),
-            "--days '-5' must be a whole number of days, 1 or more",
+            "commerce.cleanup_old_audit_logs: argument older_than_days=-5 must be >= 1",
         ),
         (("process_webhook_event", "evt_missing"), "no webhook event 'evt_missing'"),
+        (("process_webhook_event", "999999"), "no webhook event 999999"),
         # Unicode digits: "²".isdigit() is true but int("²") raises; int("٣") is 3.
-        (("process_due_subscriptions", "--subscription", "²"), "--subscription '²' is not an id"),
+        (
+            ("process_due_subscriptions", "--subscription", "²"),
+            f"{PROCESS} subscription_ids=['²'] has an item '²' that is not int",
+        ),
         (("process_webhook_event", "²"), "no webhook event '²'"),
         (
             ("cleanup_expired_carts", "--days", "٣"),
-            "--days '٣' must be a whole number of days, 1 or more",
+            f"{CARTS} older_than_days='٣' is not int | None",
+        ),
+        (
+            ("cleanup_expired_carts", "--days", " 3_0 "),
+            f"{CARTS} older_than_days=' 3_0 ' is not int | None",
         ),
     ],
 )
@@ -74,7 +88,9 @@ def test_bad_date__real_process_exits_2_with_one_line():
         timeout=60,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "CommandError: --date '2026-13-01' is not a date (YYYY-MM-DD)"
+    assert proc.stderr.strip() == (
+        f"CommandError: {PROCESS} date='2026-13-01' must be a date (YYYY-MM-DD)"
+    )
 
 
 def test_process_due_subscriptions__date_and_dry_run(frozen_now, subscription_factory):

@@ -41,7 +41,7 @@ def counts() -> tuple[int, int, int]:
             ["jobs.prune_history", "older_than_days=0"],
             "jobs.prune_history: argument older_than_days=0 must be >= 1",
         ),
-        (["jobs.demo_job", "step_seconds=NaN"], "argument step_seconds=nan is not finite"),
+        (["jobs.demo_job", "step_seconds=NaN"], "argument step_seconds='NaN' is not a number"),
         (
             ["jobs.demo_job", "items=" + "9" * 5000],
             "items: a number of 5000 digits is out of range",
@@ -54,7 +54,7 @@ def counts() -> tuple[int, int, int]:
         (["exchanges.purge_completed", "exchange_ids=[77]"], "exchange 77 does not exist"),
         (
             ["loyalty.sync_wallet_passes", "since=2026-12-01T00:00"],
-            "since='2026-12-01T00:00' has no time zone",
+            "since='2026-12-01T00:00' must be a date-time with a zone",
         ),
     ],
 )
@@ -190,19 +190,6 @@ def test_chain_arguments__checked_before_a_run_exists(extra, message, queue, tim
         call_command("run_job", CHAIN, *args, *(["--queue"] if queue else []))
     assert info.value.returncode == 2
     assert message in str(info.value) and "\n" not in str(info.value)
-    assert counts() == (0, 0, 0)
-
-
-def test_chain_hop__a_bad_date_is_refused_even_where_validate_is_skipped():
-    """The annotations hold for chain hops and retries too (enqueue_job checks them)."""
-    from jobs.runner import enqueue_job
-
-    with pytest.raises(BadJobArguments, match="must be from 2014-01-01"):
-        enqueue_job(
-            CHAIN,
-            kwargs={"collection_id": 1, "current_day": "9999-12-31T00:00:00+00:00"},
-            trigger="chain",
-        )
     assert counts() == (0, 0, 0)
 
 

@@ -34,7 +34,7 @@ def test_run_job__runs_in_process_and_records_history():
         (["jobs.demo_job", "items"], "bad argument 'items': expected key=value"),
         (["jobs.demo_job", "items=1", "items=2"], "argument 'items' given twice"),
         (["jobs.demo_job", "items=abc"], "argument items='abc' is not int"),
-        (["jobs.demo_job", "items=true"], "argument items=True is not int"),
+        (["jobs.demo_job", "items=true"], "argument items='true' is not int"),
         (["jobs.prune_history", "older_than_days=1.5"], "older_than_days=1.5 is not int | None"),
     ],
 )

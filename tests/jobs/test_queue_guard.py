@@ -7,13 +7,13 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.models import Failure, OrmQ, Schedule
 from django_q.tasks import async_task
 
 from devkit.waiting import wait_for_run, wait_until
-from jobs.context import forget_queue_task
 from jobs.models import Alert, JobRun
-from jobs.queue_guard import REFUSED_JOB, TaskRefused, refusal_reason
+from jobs.queue_guard import REFUSED_JOB, refusal_reason
 from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, enqueue_job
 from jobs.services.schedules import sync_schedules
 from tests.admin_helpers import post_action, staff_client
@@ -55,19 +55,42 @@ def test_refusal_reason(task, refused):
 
 
 @pytest.mark.django_db
-def test_foreign_task__refused_in_the_worker_and_recorded(tmp_path):
-    """django-q2's own worker (sync mode runs it in this process): os.system never runs."""
+def test_foreign_task__refused_by_the_broker_and_recorded(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    """The cluster's broker never hands it over: os.system never reaches a worker."""
     marker = tmp_path / "pwned"
-    try:
-        with pytest.raises(TaskRefused):
-            async_task("os.system", f"touch {marker}", sync=True, group="evil")
-    finally:
-        forget_queue_task()  # the in-process worker left its task id for later runs here
+    async_task("os.system", f"touch {marker}", group="evil")
+    with django_capture_on_commit_callbacks(execute=True):
+        ours = enqueue_job("jobs.demo_job", trigger="command")
+
+    handed = get_broker().dequeue()
+
     run = JobRun.objects.get(job=REFUSED_JOB)
-    assert not marker.exists()
+    assert [OrmQ(payload=package).task["kwargs"] for _, package in handed] == [{"run_id": ours.pk}]
+    assert not marker.exists() and OrmQ.objects.count() == 1  # ours, until acknowledged
     assert (run.status, run.needs_attention, run.trigger) == ("failed", True, "schedule")
     assert run.error == "refused: function 'os.system' is not a job entry point"
     assert run.kwargs["func"] == "os.system" and str(marker) in run.kwargs["args"]
+    failure = Failure.objects.get(func="os.system")
+    assert failure.args == (f"touch {marker}",) and failure.group == "evil"
+
+
+@pytest.mark.django_db
+def test_scheduled_slot_of_a_job_needing_arguments__refused_before_a_run_exists():
+    """A Schedule row naming a job that cannot run without arguments (edited by hand):
+    the job's own check refuses it, no run of the job exists, the refusal is flagged."""
+    async_task(RUN_SCHEDULED_JOB, "exchanges.match_exchange", group="hand-made")
+
+    assert get_broker().dequeue() == []
+
+    assert not JobRun.objects.filter(job="exchanges.match_exchange").exists()
+    refused = JobRun.objects.get(job=REFUSED_JOB)
+    assert refused.error == (
+        "refused: scheduled without arguments: exchanges.match_exchange:"
+        " missing a required argument: 'exchange_id'"
+    )
+    assert refused.needs_attention and OrmQ.objects.count() == 0
 
 
 @pytest.mark.django_db

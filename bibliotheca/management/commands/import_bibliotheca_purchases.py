@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from bibliotheca.models import Collection
 from bibliotheca.services.fan_out import queue_purchase_imports
 from jobs.cli_types import object_id
+from jobs.commands import refused_exit_2
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
@@ -40,12 +41,13 @@ class Command(BaseCommand):
             self.stdout.write(f"queued run #{run.pk}: import of all enabled collections")
             return
         collection = find_collection(name)
-        result = queue_purchase_imports(
-            collections=[collection],
-            force_reimport=force,
-            trigger=JobRun.Trigger.COMMAND,
-            triggered_by="cli",
-        )
+        with refused_exit_2():  # the chain's own check (a disabled collection)
+            result = queue_purchase_imports(
+                collections=[collection],
+                force_reimport=force,
+                trigger=JobRun.Trigger.COMMAND,
+                triggered_by="cli",
+            )
         since = "2014-01-01 (forced)" if force else "its checkpoint"
         self.stdout.write(
             f"queued run #{result['run_ids'][0]}: import of {collection.name!r} from {since}"
@@ -54,7 +56,7 @@ class Command(BaseCommand):
 
 def find_collection(name_or_id: str) -> Collection:
     """By exact name first, then by id (ASCII digits only: "٣" is not 3, "²" not an id);
-    CommandError naming the value otherwise."""
+    CommandError naming the value otherwise. Whether it may be imported is the job's check."""
     collection = Collection.objects.filter(name=name_or_id).first()
     if collection is None:
         try:
@@ -65,6 +67,4 @@ def find_collection(name_or_id: str) -> Collection:
             collection = Collection.objects.filter(pk=pk).first()
     if collection is None:
         raise CommandError(f"unknown Bibliotheca collection {name_or_id!r}", returncode=2)
-    if not collection.enabled:
-        raise CommandError(f"collection {collection.name!r} is disabled", returncode=2)
     return collection

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from commerce.management.commands._options import checked_days
 from jobs.commands import JobCommand
 
 
@@ -18,5 +17,5 @@ class Command(JobCommand):
         parser.add_argument("--days", help="carts not updated for this many days")
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        days = checked_days(options["days"])
-        return {"older_than_days": days} if days else {}
+        days = options["days"]
+        return {} if days is None else {"older_than_days": days}

@@ -1,13 +1,7 @@
 """manage.py process_due_subscriptions [--date YYYY-MM-DD] [--subscription ID ...] [--dry-run]."""
 
-from argparse import ArgumentTypeError
 from typing import Any
 
-from django.core.management.base import CommandError
-
-from commerce.management.commands._options import checked_date
-from commerce.models import Subscription
-from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -28,7 +22,6 @@ class Command(JobCommand):
         parser.add_argument(
             "--subscription",
             action="append",
-            type=str,
             dest="subscriptions",
             help="only this subscription id (repeatable)",
         )
@@ -36,19 +29,7 @@ class Command(JobCommand):
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if options["date"] is not None:
-            kwargs["date"] = checked_date(options["date"])
+            kwargs["date"] = options["date"]
         if options["subscriptions"]:
-            ids = []
-            for value in options["subscriptions"]:
-                try:
-                    ids.append(object_id(value))
-                except ArgumentTypeError:
-                    raise CommandError(
-                        f"--subscription {value!r} is not an id", returncode=2
-                    ) from None
-            found = set(Subscription.objects.filter(pk__in=ids).values_list("pk", flat=True))
-            missing = sorted(set(ids) - found)
-            if missing:
-                raise CommandError(f"no subscription with id {missing[0]}", returncode=2)
-            kwargs["subscription_ids"] = ids
+            kwargs["subscription_ids"] = options["subscriptions"]
         return kwargs

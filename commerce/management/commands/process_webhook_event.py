@@ -1,12 +1,11 @@
 """manage.py process_webhook_event ID: act on a stored payment event again."""
 
-from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import CommandError
 
 from commerce.models import WebhookEvent
-from jobs.cli_types import object_id
+from jobs.cli_types import ascii_digits
 from jobs.commands import JobCommand
 
 
@@ -24,13 +23,12 @@ class Command(JobCommand):
         super().add_arguments(parser)
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The provider's event id names its row; else the text is the row id (whether that
+        row exists is the job's check)."""
         value = options["event"]
-        events = WebhookEvent.objects.filter(event_id=value)
-        try:  # only ASCII digits within a bigint can be a row id ("²".isdigit() is true)
-            events = events | WebhookEvent.objects.filter(pk=object_id(value))
-        except ArgumentTypeError:
-            pass
-        event = events.first()
-        if event is None:
+        pk = WebhookEvent.objects.filter(event_id=value).values_list("pk", flat=True).first()
+        if pk is not None:
+            return {"event_id": pk}
+        if not ascii_digits(value):
             raise CommandError(f"no webhook event {value!r}", returncode=2)
-        return {"event_id": event.pk}
+        return {"event_id": value}

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from commerce.management.commands._options import checked_date
 from jobs.commands import JobCommand
 
 
@@ -19,5 +18,5 @@ class Command(JobCommand):
         parser.add_argument("--date", help="remind deliveries due the day after this day")
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        value = checked_date(options["date"])
-        return {"date": value} if value else {}
+        day = options["date"]
+        return {} if day is None else {"date": day}

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -16,9 +15,8 @@ class Command(JobCommand):
     skipped_is_error = True  # another draw of this exchange holds its lock
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("exchange_id", type=object_id)
+        parser.add_argument("exchange_id")
         super().add_arguments(parser)
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        # Whether the exchange can be drawn: the job's own check (check_job), exit 2.
         return {"exchange_id": options["exchange_id"]}

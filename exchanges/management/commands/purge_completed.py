@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from jobs.cli_types import object_id
+from jobs.arguments import check_job_arguments
 from jobs.commands import JobCommand
 
 
@@ -20,7 +20,6 @@ class Command(JobCommand):
         super().add_arguments(parser)
         parser.add_argument(
             "--exchange",
-            type=object_id,
             action="append",
             dest="exchanges",
             help="Purge this one now.",
@@ -34,14 +33,14 @@ class Command(JobCommand):
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         ids = options["exchanges"]
-        if not ids:
-            return {}
-        kwargs = {"exchange_ids": ids}
-        if options["interactive"] and not options["dry_run"]:
-            # Existing, completed exchanges only (the job's own check): refused before asking.
-            self.check_job(self.job_name, kwargs)
+        return {"exchange_ids": ids} if ids else {}
+
+    def before_run(self, name: str, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
+        """Purging named exchanges now asks first, once the job's check accepts them."""
+        ids = kwargs.get("exchange_ids")
+        if ids and options["interactive"] and not options["dry_run"]:
+            check_job_arguments(name, kwargs)
             confirm_on_terminal(f"Delete exchanges {ids} and all their rows now? Type 'yes': ")
-        return kwargs
 
 
 def confirm_on_terminal(question: str) -> None:

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 
 
@@ -15,9 +14,8 @@ class Command(JobCommand):
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--exchange", type=object_id, help="Only this exchange's reminders.")
+        parser.add_argument("--exchange", help="Only this exchange's reminders.")
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        # Whether the exchange exists and is matched: the job's own check (check_job), exit 2.
         exchange_id = options["exchange"]
         return {} if exchange_id is None else {"exchange_id": exchange_id}

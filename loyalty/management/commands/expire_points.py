@@ -4,7 +4,6 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from jobs.cli_types import object_id
 from jobs.commands import JobCommand
 from jobs.models import JobRun
 
@@ -18,11 +17,10 @@ class Command(JobCommand):
     skipped_is_error = True  # a skipped run expired nothing
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--program", type=object_id, help="only this LoyaltyProgram id")
+        parser.add_argument("--program", help="only this LoyaltyProgram id")
         super().add_arguments(parser)
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        # Whether the program exists and expires points: the job's own check (check_job).
         program = options["program"]
         return {} if program is None else {"program_id": program}
 
