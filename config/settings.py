@@ -176,12 +176,12 @@ Q_CLUSTER = {
     "bulk": env_int("Q_BULK", 20),
     "poll": float(os.environ.get("Q_POLL", "0.1")),
     "queue_limit": Q_WORKERS * 20,
-    # Hard limit per task (seed 002: 30 min); jobs set a smaller one of their own.
+    # Hard limit per task (30 min); jobs set a smaller one of their own.
     "timeout": 1800,
     # Must exceed timeout, or a long task is handed to a second worker: the broker hands
     # a task taken and not acknowledged out again after `retry`.
     "retry": 1900,
-    # Seed 002: a worker process is replaced after 1,000 tasks (releases leaked memory);
+    # A worker process is replaced after 1,000 tasks (releases leaked memory);
     # set here, so every cluster in ALT_CLUSTERS inherits it unless it overrides it.
     "recycle": 1000,
     # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
@@ -205,7 +205,7 @@ Q_CLUSTER = {
             "timeout": 600,
             "retry": 660,
         },
-        # Seed 002's third queue: subscription deliveries and payment webhook events, so a
+        # The storefront's own queue: subscription deliveries and payment webhook events, so a
         # long import or a slow mail server never delays a customer's order.
         "subscriptions": {
             "workers": env_int("Q_SUBSCRIPTION_WORKERS", 2),
@@ -222,7 +222,7 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # JOBS_ALERT_WEBHOOK_URL, JOBS_ALERT_BASE_URL and JOBS_ALERT_CHANNELS come from the
 # environment too: docs/operations.md "Alerts")
 JOBS_HISTORY_DAYS = env_int("JOBS_HISTORY_DAYS", 90)
-# Seed 001's misfire grace: a cron slot starting later than this is recorded `missed`.
+# Misfire grace: a cron slot starting later than this is recorded `missed`.
 JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
 
 # Sentry (docs/operations.md "Sentry"): the web process and every qcluster report errors

@@ -10,7 +10,7 @@ from the row count. `DeclaredLookupsOnly` allows exactly the parameters the decl
 A refused lookup is Django's `DisallowedModelAdminLookup`: an HTTP 400 that says
 nothing about the rows (logged on `django.security.DisallowedModelAdminLookup`). An
 offered lookup with a value the database or Python cannot take (a NUL character, a
-year of 99999999999: both were 500s) gets what Django gives any malformed filter value:
+year of 99999999999, each of which would otherwise raise a 500) gets what Django gives any malformed filter value:
 the list again with its "invalid filter" notice (a redirect to `?e=1`).
 """
 
@@ -38,7 +38,7 @@ def _filter_suffixes(field: Field, item: object) -> tuple[str, ...]:
 
 
 #: What the date hierarchy drill-down puts after its field, and the values it can take
-#: (datetime() overflows on a year of 99999999999: a 500 before this check).
+#: (datetime() overflows on a year of 99999999999: bounded here, so it is an invalid filter, not a 500).
 DATE_PART_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
 

@@ -76,8 +76,8 @@ class JobsSettings(AppSettings):
         "HEARTBEAT_SECONDS": Setting(20),
         #: /health/ warns about a running run whose heartbeat is older than this (3 beats).
         "HEARTBEAT_WARN_SECONDS": Setting(60),
-        #: A cron slot starting later than this is recorded `missed`, not run (seed 001's
-        #: misfire_grace_time), unless its job is registered with run_late_once=True.
+        #: A cron slot starting later than this is recorded `missed`, not run, unless its
+        #: job is registered with run_late_once=True.
         "MISFIRE_GRACE_SECONDS": Setting(300),
         #: A schedule whose next_run is this far in the past is reported overdue.
         "SCHEDULE_OVERDUE_SECONDS": Setting(300),

@@ -14,7 +14,7 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded", "succeeded"  # finished; result holds the job's dict
         FAILED = "failed", "failed"  # raised (or its worker was lost); error holds why
         SKIPPED = "skipped", "skipped"  # another run held the lock; nothing done
-        #: A cron slot that started more than the misfire grace late; not run (seed 001).
+        #: A cron slot that started more than the misfire grace late; not run.
         MISSED = "missed", "missed"
         #: Stopped at a safe point after the soft time limit; result holds what it did.
         TIMED_OUT = "timed_out", "timed out"

@@ -40,7 +40,7 @@ class JobSpec:
     timeout_seconds: int = 1800
     #: Soft time limit: past it the job is stopped at its next safe point (a progress
     #: report or checkpoint) and recorded `timed out`; None: 5/6 of the hard limit
-    #: (seed 002: 25 of 30 minutes).
+    #: (1500 s of the default 1800 s).
     soft_timeout_seconds: int | None = None
     #: A cron slot that starts more than JOBS_MISFIRE_GRACE_SECONDS (300) late is
     #: recorded `missed` and not run, unless this is True: then it runs late, once.

@@ -14,7 +14,7 @@ class RetryPolicy:
     Attempt n (1-based) failed -> wait ``uniform(0, min(cap, base * 2 ** (n - 1)))``
     seconds ("full jitter"), unless n >= max_attempts or the error is permanent.
 
-    The default is seed 002's notification policy (3 retries, backoff capped at
+    The default is the storefront source's notification policy (3 retries, backoff capped at
     600 s, jitter): with base 1 s the ceilings are 1 s, 2 s, 4 s; with base 60 s
     (Bibliotheca) they are 60 s, 120 s, 240 s, 480 s.
     """

@@ -124,7 +124,7 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
     """django-q2 entry point of a cron Schedule (see jobs.services.schedules).
 
     A slot starting more than JOBS_MISFIRE_GRACE_SECONDS late is recorded `missed` and
-    not run, unless the job is registered with run_late_once (seed 001's misfire grace).
+    not run, unless the job is registered with run_late_once.
     """
     spec = get_job(job_name)
     task_id = context.queue_task_id()

@@ -8,7 +8,7 @@ The setting wins over the environment variable. A value sets the job's cron (UTC
 checked before anything is used: an unknown job, a bad cron or a job that cannot run
 without arguments raises ScheduleOverrideError with one line naming it, so `sync_schedules` stops and changes
 nothing. `sync_schedules`, `list_jobs` and the jobs dashboard read the effective cron
-from here (seed 002: "owners configure cleanup schedules").
+from here (owners configure cleanup schedules without a code change).
 """
 
 from collections.abc import Mapping

@@ -1,4 +1,4 @@
-"""Pruning of run history and django-q2's task rows (seed 002's audit-log rule: batched)."""
+"""Pruning of run history and django-q2's task rows in batched deletes, so a backlog never holds one long lock."""
 
 from datetime import timedelta
 
