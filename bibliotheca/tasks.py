@@ -47,7 +47,6 @@ def check_chain_arguments(kwargs: dict[str, Any]) -> None:
 @job(
     "bibliotheca.import_purchase_records_for_all_collections",
     cron="0 4 * * *",
-    lease_seconds=300,
     timeout_seconds=300,
     # as the admin's "Force reimport"
     argument_permissions={"force_reimport": ("bibliotheca.change_collection",)},

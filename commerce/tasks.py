@@ -45,14 +45,13 @@ RetentionDays = Annotated[int, Range(min=1, max=36500)]
 
 
 #: The nightly clean-ups: short, retried, and run once late after a night missed.
-_CLEANUP: dict[str, Any] = {"lease_seconds": 300, "retry": True, "run_late_once": True}
+_CLEANUP: dict[str, Any] = {"retry": True, "run_late_once": True}
 
 
 @job(
     "commerce.process_due_subscriptions",
     cron="0 0 * * *",
     cluster="subscriptions",
-    lease_seconds=600,
     retry=True,
     timeout_seconds=900,
     run_late_once=True,  # a night missed while the cluster was down still runs, late
@@ -75,7 +74,6 @@ def process_due_subscriptions_task(
     "commerce.send_subscription_renewal_reminders",
     cron="0 0 * * *",  # with the order run: 24 hours before the run that makes the delivery
     cluster="subscriptions",
-    lease_seconds=300,
     retry=True,
     timeout_seconds=600,
     run_late_once=True,
@@ -132,7 +130,6 @@ def cleanup_old_audit_logs_task(
     "commerce.process_webhook_event",
     cluster="subscriptions",
     lock_key=lambda kwargs: f"commerce.webhook_event:{kwargs.get('event_id')}",
-    lease_seconds=120,
     retry=True,
     timeout_seconds=300,
     permissions=("commerce.change_webhookevent",),  # as the admin's "Process again"

@@ -46,7 +46,6 @@ def match_exchange_task(
 @job(
     "exchanges.send_due_reminders",
     cron="* * * * *",
-    lease_seconds=120,
     timeout_seconds=300,
     validate=check_reminder_arguments,
 )
@@ -76,7 +75,6 @@ def auto_complete_task(
 @job(
     "exchanges.purge_completed",
     cron="0 2 * * *",
-    lease_seconds=600,
     retry=True,
     permissions=("exchanges.delete_exchange",),  # as the admin's "Purge now"
     validate=check_purge_arguments,
@@ -89,7 +87,7 @@ def purge_completed_task(
     return purge_completed_exchanges(exchange_ids=exchange_ids, dry_run=dry_run)
 
 
-@job("exchanges.cleanup_tokens", cron="0 * * * *", lease_seconds=600, retry=True)
+@job("exchanges.cleanup_tokens", cron="0 * * * *", retry=True)
 def cleanup_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
     """Delete expired login tokens and tokens used more than 24 h ago."""
     return cleanup_tokens(dry_run=dry_run)
@@ -98,7 +96,6 @@ def cleanup_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
 @job(
     "exchanges.cleanup_sessions",
     cron="0 3 * * *",
-    lease_seconds=600,
     retry=True,
     run_late_once=True,
 )
@@ -110,7 +107,6 @@ def cleanup_sessions_task(*, dry_run: bool = False) -> dict[str, Any]:
 @job(
     "exchanges.cleanup_rate_limits",
     cron="0 4 * * *",
-    lease_seconds=600,
     retry=True,
     run_late_once=True,
 )

@@ -67,15 +67,12 @@ class JobsSettings(AppSettings):
         "HISTORY_DAYS": Setting(90),
         #: Rows deleted per statement when pruning.
         "PRUNE_BATCH_SIZE": Setting(5000),
-        #: A running run whose heartbeat is older than this is considered lost.
-        "STALE_RUN_SECONDS": Setting(300),
         #: How long run bookkeeping (status, lease release, retry row) keeps retrying
         #: through a database outage before giving up.
         "BOOKKEEPING_RETRY_SECONDS": Setting(60),
-        #: Seconds between heartbeats (and lease extensions) of a running job.
+        #: Seconds between heartbeats of a running job (the admin's "last seen"; whether
+        #: a run is alive is jobs.lifecycle's rule, not its heartbeat's age).
         "HEARTBEAT_SECONDS": Setting(20),
-        #: /health/ warns about a running run whose heartbeat is older than this (3 beats).
-        "HEARTBEAT_WARN_SECONDS": Setting(60),
         #: A cron slot starting later than this is recorded `missed`, not run, unless its
         #: job is registered with run_late_once=True.
         "MISFIRE_GRACE_SECONDS": Setting(300),

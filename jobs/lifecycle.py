@@ -175,11 +175,16 @@ def mark_lost(*, ids: list[int], job: str = "", reason: str, keep: int = 0) -> l
     return lost
 
 
-def lost_runs(*, limit: int = 10) -> list[JobRun]:
-    """Running runs that are not alive (their worker died), oldest heartbeat first."""
+def lost_run_ids(*, limit: int = 10) -> list[int]:
+    """Ids of running runs that are not alive (their worker died), oldest heartbeat first."""
     with connection.cursor() as cursor:
         cursor.execute(sql.LOST_RUNS, {"limit": limit})
-        ids = [row[0] for row in cursor.fetchall()]
+        return [row[0] for row in cursor.fetchall()]
+
+
+def lost_runs(*, limit: int = 10) -> list[JobRun]:
+    """Running runs that are not alive, oldest heartbeat first."""
+    ids = lost_run_ids(limit=limit)
     return sorted(JobRun.objects.filter(pk__in=ids), key=lambda run: ids.index(run.pk))
 
 

@@ -31,8 +31,6 @@ class JobSpec:
     cluster: str = "default"
     #: Single flight: a second concurrent run records `skipped`.
     single_flight: bool = True
-    #: Lease length; kept alive by the heartbeat while the run is alive.
-    lease_seconds: int = 120
     #: Lock key from the job's kwargs (e.g. per collection); default: the job name.
     lock_key: Callable[[dict[str, Any]], str] | None = None
     retry: RetryPolicy = field(default_factory=lambda: as_retry_policy(False))
@@ -95,7 +93,6 @@ def job(
     cron: str | None = None,
     cluster: str = "default",
     single_flight: bool = True,
-    lease_seconds: int = 120,
     lock_key: Callable[[dict[str, Any]], str] | None = None,
     retry: RetryPolicy | bool | int | None = False,
     timeout_seconds: int = 1800,
@@ -126,7 +123,6 @@ def job(
             cron=cron,
             cluster=cluster,
             single_flight=single_flight,
-            lease_seconds=lease_seconds,
             lock_key=lock_key,
             retry=as_retry_policy(retry),
             timeout_seconds=timeout_seconds,

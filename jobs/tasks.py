@@ -20,7 +20,6 @@ from jobs.services.reaper import reap_lost_runs
 @job(
     "jobs.prune_history",
     cron="30 3 * * *",
-    lease_seconds=600,
     retry=True,
     run_late_once=True,
     permissions=("jobs.delete_jobrun",),  # deletes history; run-only staff may not
@@ -46,7 +45,7 @@ def deliver_notifications_task(
     return deliver_due_notifications(batch_size=batch_size)
 
 
-@job("jobs.reap_lost_runs", cron="*/5 * * * *", lease_seconds=120, timeout_seconds=240)
+@job("jobs.reap_lost_runs", cron="*/5 * * * *", timeout_seconds=240)
 def reap_lost_runs_task(
     *, limit: Annotated[int, Range(min=1, max=100_000)] | None = None
 ) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from loyalty.services.wallet_sync import sync_wallet_passes
 @job(
     "loyalty.expire_points",
     cron="0 2 * * *",
-    lease_seconds=600,
     retry=True,
     timeout_seconds=1800,
     permissions=("loyalty.change_loyaltycard",),  # as the admin's "Expire now"
@@ -31,7 +30,6 @@ def expire_points_task(
 @job(
     "loyalty.sync_wallet_passes",
     cron="0 * * * *",
-    lease_seconds=300,
     retry=False,  # the next hourly run is the retry: cards stay behind until a wallet confirms
     timeout_seconds=900,
     validate=check_sync_arguments,
@@ -58,7 +56,6 @@ def sync_wallet_passes_task(
 @job(
     "loyalty.push_wallet_changes",
     cron="* * * * *",
-    lease_seconds=120,
     retry=False,  # the next minute (and the hourly run) is the retry
     timeout_seconds=600,
 )

@@ -9,7 +9,7 @@ from jobs.registry import job
 from jobs.retry import RetryPolicy
 
 
-@job("tests.sleep", lease_seconds=3, timeout_seconds=120)
+@job("tests.sleep", timeout_seconds=120)
 def sleep_job(*, seconds: float = 1.0) -> dict[str, Any]:
     """Holds its single-flight lock for `seconds`."""
     time.sleep(seconds)

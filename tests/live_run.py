@@ -6,6 +6,7 @@ way kill -9 ends a worker's, without letting go of anything first.
 """
 
 import threading
+import time
 
 from django.db import connection
 
@@ -24,6 +25,9 @@ class LiveRun:
         try:
             claimed = lifecycle.claim(self.run.pk)
             assert claimed is not None, f"run #{self.run.pk} could not be claimed"
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                self.backend_pid = cursor.fetchone()[0]
             self._claimed.set()
             self._end.wait(30)
         finally:
@@ -36,9 +40,18 @@ class LiveRun:
         return self
 
     def kill(self) -> None:
-        """End the session holding the run (nothing released, nothing recorded)."""
+        """End the session holding the run (nothing released, nothing recorded), and wait
+        for the server to end it: its locks go with the backend, a moment after the client."""
         self._end.set()
         self._thread.join(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [self.backend_pid])
+                if cursor.fetchone() is None:
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"the session of run #{self.run.pk} did not end")
 
     def __exit__(self, *exc: object) -> None:
         self.kill()

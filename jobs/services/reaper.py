@@ -15,8 +15,8 @@ A run is lost when
   reaper last queued it), no delayed-retry Schedule will still deliver it, and no task for
   it is held by the broker; `retry` is django-q2's own "a task taken and not acknowledged
   by then is lost" and exceeds the cluster's `timeout`;
-- `running`, with a heartbeat older than STALE_RUN_SECONDS (15 missed beats), and no
-  task for it held by the broker. A late delivery may claim it too (jobs.lifecycle.claim
+- `running`, not alive by jobs.lifecycle's rule (no session holds it: its worker died),
+  and no task for it held by the broker. A late delivery may claim it too (jobs.lifecycle.claim
   takes over a run whose worker is gone), so whichever comes first runs it and the other
   finds it claimed.
 
@@ -36,7 +36,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs import sql
+from jobs import lifecycle, sql
 from jobs.conf import jobs_settings
 from jobs.models import JobRun
 from jobs.registry import CLUSTERS, all_jobs, get_job
@@ -50,7 +50,6 @@ class Cutoffs:
     """Before these instants a run counts as lost (per cluster for queued runs)."""
 
     queued_before: dict[str, datetime]
-    stale_before: datetime
 
     @classmethod
     def at(cls, now: datetime) -> "Cutoffs":
@@ -58,7 +57,6 @@ class Cutoffs:
             queued_before={
                 name: now - timedelta(seconds=cluster_retry_seconds(name)) for name in CLUSTERS
             },
-            stale_before=now - timedelta(seconds=int(jobs_settings.STALE_RUN_SECONDS)),
         )
 
 
@@ -78,11 +76,7 @@ def lost_run_candidates(now: datetime, *, limit: int) -> list[JobRun]:
         JobRun.objects.annotate(since=Coalesce("requeued_at", "scheduled_for", "created_at"))
         .filter(
             Q(status=JobRun.Status.QUEUED) & stuck_queued
-            | Q(
-                status=JobRun.Status.RUNNING,
-                heartbeat_at__lt=cutoffs.stale_before,
-                job__in=registered,
-            )
+            | Q(pk__in=lifecycle.lost_run_ids(limit=limit), job__in=registered)
         )
         .order_by("since", "id")[:limit]
     )
@@ -112,7 +106,6 @@ def reap_lost_runs(*, limit: int | None = None) -> dict[str, Any]:
             "id": run.pk,
             "now": now,
             "queued_before": cutoffs.queued_before[get_job(run.job).cluster],
-            "stale_before": cutoffs.stale_before,
             "reason": _reason(run),
         }
         if run.requeue_count >= int(jobs_settings.REAP_MAX_REQUEUES):

@@ -16,12 +16,12 @@ from jobs.runner import enqueue_job, execute_queued_run
 from jobs.services.queues import cluster_retry_seconds, waiting_run_ids
 from jobs.services.reaper import reap_lost_runs
 from jobs.services.schedules import sync_schedules
+from tests.live_run import LiveRun, dead_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime(2030, 5, 6, 7, 0, tzinfo=UTC)
 RETRY = 1900  # Q_CLUSTER["retry"] of the default cluster
-STALE = 300  # JOBS_STALE_RUN_SECONDS
 
 
 def at(seconds: float):
@@ -82,16 +82,18 @@ def test_queued_run_still_held_by_the_orm_broker__never_double_delivered():
     assert JobRun.objects.get(pk=run.pk).requeue_count == 0
 
 
-def test_running_run_with_a_dead_heartbeat__requeued_after_stale_run_seconds():
+def test_running_run_whose_worker_died__requeued_at_once_and_a_live_one_left_alone():
     run = queued_run(items=4)
     lose_its_task(run)
-    JobRun.objects.filter(pk=run.pk).update(
-        status="running", started_at=T0, heartbeat_at=T0, host="gone-host", pid=4242
-    )
+    with LiveRun(run) as live:
+        JobRun.objects.filter(pk=run.pk).update(host="gone-host", pid=4242, heartbeat_at=T0)
+        # Alive (its session holds it), however old its heartbeat: never touched.
+        with at(10 * RETRY):
+            assert reap_lost_runs()["requeued"] == []
+        live.kill()
 
-    with at(STALE - 1):
-        assert reap_lost_runs()["requeued"] == []
-    with at(STALE + 1):
+    # Its worker died: no heartbeat age to wait for.
+    with at(1):
         assert reap_lost_runs()["requeued"] == [run.pk]
 
     run.refresh_from_db()
@@ -107,9 +109,9 @@ def test_running_run_with_a_dead_heartbeat__requeued_after_stale_run_seconds():
 def test_running_run_whose_task_the_orm_broker_still_holds__left_to_its_redelivery():
     run = queued_run()
     OrmQ.objects.update(lock=T0 + timedelta(seconds=RETRY))  # taken by a cluster, then killed
-    JobRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=T0)
+    dead_run(run)
 
-    with at(STALE + 1):
+    with at(1):
         assert reap_lost_runs()["left_to_broker"] == [run.pk]
     assert JobRun.objects.get(pk=run.pk).status == "running"
 

@@ -17,7 +17,6 @@ def _mark(path: str, event: str) -> None:
 
 @job(
     "tests.marked_sleep",
-    lease_seconds=3,
     lock_key=lambda kwargs: f"marked:{kwargs['name']}",
     timeout_seconds=120,
 )
