@@ -12,6 +12,7 @@ the job reports is shown while it runs: a bar on a terminal, plain lines otherwi
 
 import getpass
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -91,7 +92,9 @@ class JobCommand(BaseCommand):
         with refused_exit_2():
             kwargs = self.typed_kwargs(name, options)
             self.before_run(name, kwargs, options)
-            printer = ProgressPrinter(label=name, stream=self.stdout._out)
+            # The raw stream (call_command's `stdout`, else the terminal): the bar writes
+            # "\r" without the line ending Django's OutputWrapper would add.
+            printer = ProgressPrinter(label=name, stream=options.get("stdout") or sys.stdout)
             try:
                 with watching_progress(lambda run, progress: printer.update(progress)):
                     run = run_job_now(

@@ -51,16 +51,16 @@ def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
 
 
 def _decode(payload: Any) -> dict[str, Any] | None:
-    """A queued task's dict; None when it is not ours (signed with another key)."""
-    from django_q.signing import BadSignature, SignedPackage
+    """A queued task's dict (django-q2's own reading, `OrmQ.task`); None when it is not
+    ours (signed with another key: django-q2 reads it as {"id": "*BadSignature"})."""
+    from django_q.models import OrmQ
 
     if isinstance(payload, bytes):
         payload = payload.decode()
-    try:
-        task = SignedPackage.loads(payload)
-    except BadSignature:
+    task = OrmQ(payload=payload).task
+    if not isinstance(task, dict) or str(task.get("id", "")).startswith("*"):
         return None
-    return task if isinstance(task, dict) else None
+    return task
 
 
 def waiting_tasks(clusters: Iterable[str] = CLUSTERS) -> list[dict[str, Any]]:
