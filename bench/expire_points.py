@@ -74,7 +74,8 @@ def seed(cards: int, other_cards: int):
     execute(
         "TRUNCATE loyalty_loyaltytransaction, loyalty_loyaltycard, loyalty_customer,"
         " loyalty_loyaltyprogram, loyalty_store, loyalty_merchant,"
-        " loyalty_walletsyncstate, loyalty_appledeviceregistration RESTART IDENTITY"
+        " loyalty_walletsyncstate, loyalty_walletchange, loyalty_appledeviceregistration"
+        " RESTART IDENTITY"
     )
     execute("DELETE FROM jobs_notification WHERE template LIKE 'loyalty/%%'")
     execute("DROP TABLE IF EXISTS bench_card_snapshot, bench_txn_snapshot")
@@ -141,7 +142,7 @@ def restore() -> None:
 
     execute(
         "TRUNCATE loyalty_loyaltytransaction, loyalty_loyaltycard,"
-        " loyalty_walletsyncstate, loyalty_appledeviceregistration"
+        " loyalty_walletsyncstate, loyalty_walletchange, loyalty_appledeviceregistration"
     )
     execute("INSERT INTO loyalty_loyaltycard SELECT * FROM bench_card_snapshot ORDER BY id")
     execute("INSERT INTO loyalty_loyaltytransaction SELECT * FROM bench_txn_snapshot ORDER BY id")
