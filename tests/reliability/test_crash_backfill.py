@@ -20,10 +20,11 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Edition, LicensePool, PendingEdition, Timestamp
+from bibliotheca.services.chain_lock import purchase_lock_key
 from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-from tests.reliability.conftest import duplicate_pools, poll, say
+from tests.reliability.conftest import duplicate_pools, poll, say, wait_for_lock_free
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CHAIN = "bibliotheca.import_purchase_records_by_collection"
@@ -89,9 +90,10 @@ def test_kill_9_mid_backfill_chain__no_duplicate_pools_checkpoint_monotonic(
             restarted = JobRun.objects.get(pk=queued[0])
             recovery = "the queued next hop resumed the chain"
         else:
-            # Killed inside a hop: the chain's lease was bound to the hop's database
-            # session, which died with it: the next chain takes it over at once (no 2 h
-            # wait) and records the killed hop lost.
+            # Killed inside a hop: the chain's lease was held by the hop, which died with
+            # its database session: the next chain takes it over at once and records the
+            # killed hop lost.
+            wait_for_lock_free(purchase_lock_key(collection.pk))
             restarted = enqueue_job(
                 CHAIN,
                 kwargs={"collection_id": collection.pk, "time_budget_seconds": 2.0},
