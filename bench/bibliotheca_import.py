@@ -230,7 +230,7 @@ def main() -> int:
 
     from bench.bibliotheca_sim import start_simulator_process
     from bibliotheca.models import Collection, Edition, LicensePool
-    from jobs.services.clusters import start_clusters, stop_clusters
+    from jobs.queue.clusters import start_clusters, stop_clusters
 
     reset_data()
     connections.close_all()  # the simulator child is forked next

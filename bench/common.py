@@ -64,15 +64,15 @@ def send_one(item) -> bool:
     """What a source design does per message: render it and write one row, one INSERT.
 
     The "seed" variants (the source designs' shapes, docs/sources.md) call this, not
-    jobs.services.outbox.queue_notification (which stages rows for COPY, the shape for
+    jobs.outbox.notifications.queue_notification (which stages rows for COPY, the shape for
     batches): the baseline pays for one statement per message, as those designs do, and
     leaves the same outbox row as our batch path.
     """
     from django.db import connection
     from django.utils import timezone
 
-    from jobs.retry import DEFAULT_RETRY
-    from jobs.services.outbox import render_notification
+    from jobs.outbox.notifications import render_notification
+    from jobs.runs.retry import DEFAULT_RETRY
 
     subject, body = render_notification(item)
     now = timezone.now()

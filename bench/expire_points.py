@@ -333,7 +333,7 @@ def run_limit(program) -> tuple[int, int]:
     from django.db import transaction
     from django.utils import timezone
 
-    from jobs.retry import DEFAULT_RETRY
+    from jobs.runs.retry import DEFAULT_RETRY
     from loyalty.services.expiration import expiration_notes
 
     now = timezone.now()

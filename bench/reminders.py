@@ -73,7 +73,7 @@ def seed_style(exchanges) -> int:
     """One query and one send per participant, as the source's send_reminder_for_exchange."""
     from bench.common import send_one
     from exchanges.models import Participant
-    from jobs.services.outbox import OutgoingNotification
+    from jobs.outbox.notifications import OutgoingNotification
 
     sent = 0
     for exchange in exchanges:

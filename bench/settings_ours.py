@@ -1,6 +1,6 @@
 """config.settings as is, plus the benchmarks' own tasks, which their clusters may run.
 
-The cluster refuses functions that are not job entry points (jobs.queue_guard); only the
+The cluster refuses functions that are not job entry points (jobs.queue.guard); only the
 benchmarks' clusters allow their no-ops and the source-shaped task of bench/subscriptions.py,
 so production settings carry no such list.
 """

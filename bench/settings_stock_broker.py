@@ -1,4 +1,4 @@
-"""Our Q_CLUSTER settings with django-q2's stock ORM broker instead of jobs.broker.SkipLockedORMBroker.
+"""Our Q_CLUSTER settings with django-q2's stock ORM broker instead of jobs.queue.broker.SkipLockedORMBroker.
 
 Isolates what the SKIP LOCKED batch dequeue buys from what the other settings buy.
 """

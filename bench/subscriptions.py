@@ -252,7 +252,7 @@ def process_single_subscription(subscription_id: int) -> str:
     from commerce.models import AuditLog, Order, OrderLine, Product, Subscription
     from commerce.services.dates import next_delivery_date
     from commerce.services.notifications import ORDER_CONFIRMATION, confirmation_key
-    from jobs.services.outbox import OutgoingNotification, queue_notifications
+    from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 
     with transaction.atomic():
         sub = (
@@ -346,10 +346,10 @@ def run_seed(sample_ids: list[int], *, url: str, timeout_seconds: float) -> floa
     from django_q.tasks import async_task
 
     from commerce.models import Order
-    from jobs.services.clusters import start_clusters, stop_clusters
+    from jobs.queue.clusters import start_clusters, stop_clusters
 
     log_dir = ROOT / ".run" / "logs"
-    # bench.settings_ours lets the cluster run the source-shaped task (jobs.queue_guard).
+    # bench.settings_ours lets the cluster run the source-shaped task (jobs.queue.guard).
     env = {"DATABASE_URL": url, "Q_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": SETTINGS}
     procs = start_clusters(["subscriptions"], env=env, log_dir=log_dir)
     try:

@@ -1,7 +1,7 @@
 """Admin of the bibliotheca app: collections (key write-only), their checkpoint and runs.
 
 "Import purchase records" and "Force reimport" queue one chain per enabled collection
-(jobs.admin_actions: offered to those who may run the job, queued as the user).
+(jobs.admin.actions: offered to those who may run the job, queued as the user).
 "Force reimport" re-reads everything from 2014-01-01: the chain job declares the
 collection change permission for `force_reimport` besides `jobs.run_job`, and the
 action shows the shared confirmation page first. An action that created one run lands
@@ -28,10 +28,10 @@ from bibliotheca.models import (
     Timestamp,
 )
 from bibliotheca.services.fan_out import CHAIN_JOB
-from jobs.admin_actions import JobActionsMixin, actor, job_action, pending_runs, run_url
-from jobs.admin_lookups import DeclaredLookupsOnly
-from jobs.admin_readonly import ReadOnlyMixin
-from jobs.form_fields import StrictJSONField
+from jobs.admin.actions import JobActionsMixin, actor, job_action, pending_runs, run_url
+from jobs.admin.form_fields import StrictJSONField
+from jobs.admin.lookups import DeclaredLookupsOnly
+from jobs.admin.readonly import ReadOnlyMixin
 from jobs.models import JobRun
 
 

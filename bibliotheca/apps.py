@@ -7,6 +7,6 @@ class BibliothecaConfig(AppConfig):
 
     def ready(self) -> None:
         from bibliotheca.health import check_collections
-        from jobs.services.health import register_check
+        from jobs.health.checks import register_check
 
         register_check(check_collections)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE, bibliotheca_settings
 from bibliotheca.models import Collection, Gap, Timestamp
-from jobs.services.health import Check
+from jobs.health.checks import Check
 
 logger = logging.getLogger("bibliotheca.health")
 

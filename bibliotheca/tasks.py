@@ -12,7 +12,7 @@ from bibliotheca.services.purchase_chain import CHAIN_JOB, import_purchase_recor
 from jobs.arguments import IsoDate, Range
 from jobs.exceptions import BadJobArguments
 from jobs.registry import job
-from jobs.retry import RetryPolicy
+from jobs.runs.retry import RetryPolicy
 
 #: Seed 004: 4 retries, 60 s exponential backoff, only for timeouts and 5xx.
 CHAIN_RETRY = RetryPolicy(

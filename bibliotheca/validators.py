@@ -12,7 +12,7 @@ import re
 from django.core.exceptions import ValidationError
 
 from bibliotheca.conf import bibliotheca_settings
-from jobs.addresses import AddressProblem, split_operator_url
+from jobs.validators import AddressProblem, split_operator_url
 
 #: A library id is one path segment: no "/", "..", "?" or spaces can reach the URL.
 LIBRARY_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")

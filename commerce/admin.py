@@ -1,7 +1,7 @@
 """Admin of the commerce app: products, subscriptions, orders, carts, tokens, audit, webhooks.
 
 Actions check permissions, not only staff: state changes need the model's change
-permission; actions that run a job are jobs.admin_actions' (offered to those who may run
+permission; actions that run a job are jobs.admin.actions' (offered to those who may run
 the job: `jobs.run_job` plus the model's change permission the job declares, queued as
 the user, landing on the run); state changes write the audit log. Actions that change
 for good ask first on the shared confirmation page.
@@ -35,9 +35,9 @@ from commerce.services.dates import due_delivery_date, store_today
 from commerce.services.lifecycle import CHANGES, change_subscriptions
 from commerce.services.orders import SHIPPABLE, awaiting_payment_q, mark_orders_shipped
 from commerce.services.webhooks import PROCESS_JOB as WEBHOOK_PROCESS_JOB
-from jobs.admin_actions import JobActionsMixin, actor, job_action
-from jobs.admin_lookups import DeclaredLookupsOnly
-from jobs.admin_readonly import ReadOnlyMixin
+from jobs.admin.actions import JobActionsMixin, actor, job_action
+from jobs.admin.lookups import DeclaredLookupsOnly
+from jobs.admin.readonly import ReadOnlyMixin
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
 

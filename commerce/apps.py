@@ -8,6 +8,6 @@ class CommerceConfig(AppConfig):
 
     def ready(self) -> None:
         from commerce.health import check_unpaid_orders
-        from jobs.services.health import register_check
+        from jobs.health.checks import register_check
 
         register_check(check_unpaid_orders)

@@ -3,7 +3,7 @@
 from commerce.conf import commerce_settings
 from commerce.models import Order
 from commerce.services.orders import awaiting_payment_q
-from jobs.services.health import Check
+from jobs.health.checks import Check
 
 
 def check_unpaid_orders() -> Check:

@@ -116,7 +116,7 @@ DATABASES = {
     )
 }
 #: A qcluster's database sessions are named after the queue it consumes, so /health/ finds a
-#: queue nobody consumes by its name (jobs.services.health.check_cluster). Its connections
+#: queue nobody consumes by its name (jobs.health.checks.check_cluster). Its connections
 #: stay open: one closed and reopened between polls would look like a missing consumer.
 QCLUSTER_SESSION_PREFIX = "qcluster:"
 if sys.argv[1:2] == ["qcluster"]:
@@ -169,9 +169,9 @@ Q_WORKERS = env_int("Q_WORKERS", 2)
 Q_CLUSTER = {
     "name": "default",
     # PostgreSQL is the one broker (docs/operations.md "Scale-out"): more hosts means more
-    # qclusters on this database. jobs.broker claims a batch per statement.
+    # qclusters on this database. jobs.queue.broker claims a batch per statement.
     "orm": "default",
-    "broker_class": "jobs.broker.SkipLockedORMBroker",
+    "broker_class": "jobs.queue.broker.SkipLockedORMBroker",
     "workers": Q_WORKERS,
     "bulk": env_int("Q_BULK", 20),
     "poll": float(os.environ.get("Q_POLL", "0.1")),
@@ -186,7 +186,7 @@ Q_CLUSTER = {
     "recycle": 1000,
     # Our JobRun table replaces django-q2's Success rows; failures are still kept and pruned.
     "save_limit": -1,
-    # We retry through jobs.retry; a failed django-q2 task must not be redelivered too.
+    # We retry through jobs.runs.retry; a failed django-q2 task must not be redelivered too.
     "ack_failures": True,
     "max_attempts": 1,
     # A cron slot missed while the cluster was down runs once on restart, not N times.
@@ -229,7 +229,7 @@ JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 300)
 # when SENTRY_DSN is set; without it the SDK is never started and nothing is sent.
 SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
 if SENTRY_DSN:
-    from jobs.sentry import init_sentry
+    from jobs.health.sentry import init_sentry
 
     init_sentry(SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", ""))
 

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from jobs.views import health_view, metrics_view
+from jobs.health.views import health_view, metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),

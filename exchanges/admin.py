@@ -1,6 +1,6 @@
 """Admin of the exchanges app: exchanges with their reminders, participants, tokens.
 
-Every action queues a job (jobs.admin_actions: offered to those who may run the job,
+Every action queues a job (jobs.admin.actions: offered to those who may run the job,
 recorded as the user), so it shows in history like a scheduled run. Actions that change
 or delete data for good ("Match", "Complete", "Purge now") show the confirmation page
 first; an action that created one run lands on that run's page, where its status and
@@ -33,10 +33,10 @@ from exchanges.services.matching import MATCHABLE_STATES
 from exchanges.services.reminder_planning import plan_reminders
 from exchanges.services.rescheduling import apply_date_change
 from exchanges.services.withdrawal import withdraw_participant
-from jobs.admin_actions import JobActionsMixin, job_action, pending_runs
-from jobs.admin_lookups import DeclaredLookupsOnly
-from jobs.admin_readonly import ReadOnlyMixin
-from jobs.form_fields import StrictJSONField
+from jobs.admin.actions import JobActionsMixin, job_action, pending_runs
+from jobs.admin.form_fields import StrictJSONField
+from jobs.admin.lookups import DeclaredLookupsOnly
+from jobs.admin.readonly import ReadOnlyMixin
 from jobs.models import JobRun
 
 MATCH_JOB = "exchanges.match_exchange"

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.timezone import now as utc_now
 
-from jobs.timezones import validate_timezone_name
+from jobs.validators import validate_timezone_name
 
 DEFAULT_REMINDER_DAYS = (7, 3, 1)
 

@@ -12,12 +12,12 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
         from django_q.signals import pre_execute
 
-        from jobs import context
-        from jobs.checks import check_alert_settings
+        from jobs.outbox.alerts import check_alert_settings
+        from jobs.runs.queue_task import remember_queue_task
 
         # Every app declares its jobs in tasks.py; importing them fills the registry.
         autodiscover_modules("tasks")
-        pre_execute.connect(context.remember_queue_task, dispatch_uid="jobs.remember_task")
+        pre_execute.connect(remember_queue_task, dispatch_uid="jobs.remember_task")
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
         checks.register(check_alert_settings)
 
@@ -25,8 +25,8 @@ class JobsConfig(AppConfig):
 def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:
     from django.core.management.base import CommandError
 
-    from jobs.schedule_overrides import ScheduleOverrideError
-    from jobs.services.schedules import sync_schedules
+    from jobs.queue.schedule_overrides import ScheduleOverrideError
+    from jobs.queue.schedules import sync_schedules
 
     try:
         sync_schedules(using=using)

@@ -71,7 +71,7 @@ class JobsSettings(AppSettings):
         #: through a database outage before giving up.
         "BOOKKEEPING_RETRY_SECONDS": Setting(60),
         #: Seconds between heartbeats of a running job (the admin's "last seen"; whether
-        #: a run is alive is jobs.lifecycle's rule, not its heartbeat's age).
+        #: a run is alive is jobs.runs.lifecycle's rule, not its heartbeat's age).
         "HEARTBEAT_SECONDS": Setting(20),
         #: A cron slot starting later than this is recorded `missed`, not run, unless its
         #: job is registered with run_late_once=True.
@@ -92,7 +92,7 @@ class JobsSettings(AppSettings):
         #: Runs the reaper looks at per pass (the oldest first).
         "REAP_BATCH_SIZE": Setting(500),
         #: Dotted functions the cluster may run besides the jobs core's two entry points
-        #: (jobs.queue_guard); only benchmarks' no-op tasks belong here (bench/settings_queue.py).
+        #: (jobs.queue.guard); only benchmarks' no-op tasks belong here (bench/settings_queue.py).
         "EXTRA_QUEUE_FUNCS": Setting(()),
         #: Staff addresses alerts are emailed to (through the outbox); empty: no email.
         "ALERT_EMAILS": Setting((), env=True),

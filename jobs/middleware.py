@@ -12,7 +12,7 @@ class RefuseUnstorablePath:
     or `/admin/r/9/%00/` made the lookup itself fail (a 500) in views that are not ours
     (the admin's change, history and delete pages, the content-type shortcut). No URL of
     this project has a NUL in it, so it is refused once, here, for all of them. (A NUL
-    in a query string is the list pages' business: jobs.admin_lookups.)
+    in a query string is the list pages' business: jobs.admin.lookups.)
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -57,7 +57,7 @@ class JobRun(models.Model):
     duration_seconds = models.FloatField(null=True, blank=True)
     #: Set by a job (e.g. wallet sync failure rate > 5 %) to flag the run in history and /health/.
     needs_attention = models.BooleanField(default=False)
-    #: Why the run was flagged (jobs.context.flag_for_attention), for history and /health/.
+    #: Why the run was flagged (jobs.runs.current.flag_for_attention), for history and /health/.
     attention_reason = models.CharField(max_length=500, blank=True, default="")
     #: Free-form progress a long run reports ({"done": 3, "total": 10, "unit": "days"}).
     progress = models.JSONField(null=True, blank=True)
@@ -66,7 +66,7 @@ class JobRun(models.Model):
     requeue_count = models.PositiveIntegerField(default=0)
     #: What the reaper found: "worker lost on host:pid ..." or "task lost in the queue ...".
     requeue_reason = models.CharField(max_length=500, blank=True, default="")
-    #: When jobs.services.alerts counted this run into an alert (a failure for good, a
+    #: When jobs.outbox.alerts counted this run into an alert (a failure for good, a
     #: missed slot, a flag); null: not counted yet, or nothing to alert about.
     alerted_at = models.DateTimeField(null=True, blank=True)
 

@@ -8,10 +8,10 @@ from typing import Any
 from croniter import croniter
 
 from jobs.exceptions import UnknownJob
-from jobs.retry import RetryPolicy, as_retry_policy
+from jobs.runs.retry import RetryPolicy, as_retry_policy
 
 CLUSTERS = ("default", "notifications", "apply", "subscriptions")
-#: Where a job's alerts go (jobs.services.alerts); JOBS_ALERT_CHANNELS overrides per job.
+#: Where a job's alerts go (jobs.outbox.alerts); JOBS_ALERT_CHANNELS overrides per job.
 ALERT_CHANNELS = ("off", "email", "webhook", "both")
 
 JobFunc = Callable[..., dict[str, Any] | None]
@@ -45,7 +45,7 @@ class JobSpec:
     run_late_once: bool = False
     description: str = ""
     #: Django permissions needed to run or retry the job by hand, besides `jobs.run_job`
-    #: (the same ones as the app's own admin action for it; see jobs.permissions).
+    #: (the same ones as the app's own admin action for it; see jobs.admin.permissions).
     permissions: tuple[str, ...] = ()
     #: Extra permissions needed when an argument is truthy (e.g. force_reimport).
     argument_permissions: tuple[tuple[str, tuple[str, ...]], ...] = ()

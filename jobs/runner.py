@@ -8,7 +8,7 @@ Delivery is at-least-once (django-q2 may hand the same task to two workers), so 
 run is first *claimed* with one conditional UPDATE; a second delivery finds the run
 already claimed and does nothing.
 
-Each step of a run's life (claim, lock, finish, release) is jobs.lifecycle's, which
+Each step of a run's life (claim, lock, finish, release) is jobs.runs.lifecycle's, which
 also owns the rule for whether a run is alive.
 """
 
@@ -21,18 +21,23 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import context, lifecycle, locks
 from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
 from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
-from jobs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
+from jobs.health.sentry import report_failed_run
 from jobs.models import JobRun
-from jobs.progress import describe_progress
 from jobs.registry import JobSpec, get_job
-from jobs.sentry import report_failed_run
+from jobs.runs import lifecycle, locks
+from jobs.runs.current import reset_current_run, set_current_run
+from jobs.runs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
+from jobs.runs.progress import describe_progress
+from jobs.runs.queue_task import queue_task_id
+from jobs.runs.soft_limit import reset_soft_limit, start_soft_limit
 
 logger = logging.getLogger("jobs")
 
+#: The cluster's two entry points, stored by these names in django-q2's Schedule and
+#: queue rows: rows already in a database name them, so this module keeps its path.
 EXECUTE_QUEUED_RUN = "jobs.runner.execute_queued_run"
 RUN_SCHEDULED_JOB = "jobs.runner.run_scheduled_job"
 
@@ -121,13 +126,13 @@ def execute_queued_run(run_id: int) -> dict[str, Any]:
 
 
 def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[str, Any]:
-    """django-q2 entry point of a cron Schedule (see jobs.services.schedules).
+    """django-q2 entry point of a cron Schedule (see jobs.queue.schedules).
 
     A slot starting more than JOBS_MISFIRE_GRACE_SECONDS late is recorded `missed` and
     not run, unless the job is registered with run_late_once.
     """
     spec = get_job(job_name)
-    task_id = context.queue_task_id()
+    task_id = queue_task_id()
     missed = _misfire(spec, scheduled_for)
     try:
         with transaction.atomic():
@@ -147,7 +152,7 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
     if missed:
-        from jobs.services.alerts import note_finished_run
+        from jobs.outbox.alerts import note_finished_run
 
         logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
         note_finished_run(run)
@@ -200,8 +205,8 @@ def run_job_now(
 def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     """Run a claimed JobRun to its end and record the outcome (and any retry)."""
     spec = get_job(run.job)
-    token = context.set_current_run(run)
-    soft_limit = context.start_soft_limit(spec.soft_limit_seconds)
+    token = set_current_run(run)
+    soft_limit = start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
     heartbeat: Heartbeat | None = None
     try:
@@ -244,8 +249,8 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         if lease is not None:
             safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
         lifecycle.release(run.pk)
-        context.reset_soft_limit(soft_limit)
-        context.reset_current_run(token)
+        reset_soft_limit(soft_limit)
+        reset_current_run(token)
 
 
 def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> None:

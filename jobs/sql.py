@@ -1,7 +1,7 @@
 """Hand-written SQL of the jobs core, each statement named and described once."""
 
 #: The one liveness rule: a run is alive while a database session holds its advisory lock
-#: (session-level, keyed by the run id; jobs.lifecycle takes it when it claims the run).
+#: (session-level, keyed by the run id; jobs.runs.lifecycle takes it when it claims the run).
 #: PostgreSQL drops the lock with the session, so a killed worker's run is dead at once.
 #: `{run}` is the SQL expression of the run id; pg_locks spans databases, hence the filter.
 RUN_ALIVE = """EXISTS (
@@ -113,7 +113,7 @@ DELETE FROM jobs_lease l WHERE key = %(key)s AND owner = %(owner)s AND NOT """
     + "\nRETURNING key"
 )
 
-#: The condition under which jobs.services.reaper may act on a run: queued past its cluster's
+#: The condition under which jobs.queue.reaper may act on a run: queued past its cluster's
 #: `retry` since it was due (or last requeued), or running and not alive. Re-checked inside
 #: the UPDATE, so of two reapers only one wins a run.
 _LOST_RUN = (
@@ -195,10 +195,10 @@ DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
 """
 
-#: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.broker).
+#: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.queue.broker).
 DELETE_QUEUE_TASK = "DELETE FROM django_q_ormq WHERE id = %(id)s"
 
-#: Dequeue a batch of queue rows in one statement (jobs.broker).
+#: Dequeue a batch of queue rows in one statement (jobs.queue.broker).
 DEQUEUE_BATCH = """
 UPDATE django_q_ormq SET lock = %(lock_until)s
  WHERE id IN (

@@ -4,17 +4,17 @@ import time
 from typing import Annotated, Any
 
 from jobs.arguments import Range
-from jobs.context import report_progress
-from jobs.registry import job
-from jobs.retry import RetryPolicy
-from jobs.services.alerts import scan_alerts
-from jobs.services.history import prune_history
-from jobs.services.outbox import (
+from jobs.outbox.alerts import scan_alerts
+from jobs.outbox.notifications import (
     OutgoingNotification,
     deliver_due_notifications,
     queue_notification,
 )
-from jobs.services.reaper import reap_lost_runs
+from jobs.queue.reaper import reap_lost_runs
+from jobs.registry import job
+from jobs.runs.history import prune_history
+from jobs.runs.progress import report_progress
+from jobs.runs.retry import RetryPolicy
 
 
 @job(
@@ -49,7 +49,7 @@ def deliver_notifications_task(
 def reap_lost_runs_task(
     *, limit: Annotated[int, Range(min=1, max=100_000)] | None = None
 ) -> dict[str, Any]:
-    """Queue again runs whose task or worker was lost (see jobs.services.reaper)."""
+    """Queue again runs whose task or worker was lost (see jobs.queue.reaper)."""
     return reap_lost_runs(limit=limit)
 
 

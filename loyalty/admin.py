@@ -1,7 +1,7 @@
 """Admin of the loyalty app: programs, cards (balance read-only, ledger inline), transactions.
 
 Balances only change through the ledger, so they are read-only here. The card actions
-queue the real jobs (jobs.admin_actions: offered to those who may run the job, recorded
+queue the real jobs (jobs.admin.actions: offered to those who may run the job, recorded
 as the user, landing on the run). "Expire now" voids points for good: its job needs the
 cards' change permission besides `run_job`, and it shows a confirmation page first with
 what the run will do to each card, as loyalty.selectors decides it.
@@ -17,9 +17,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.admin_actions import JobActionsMixin, job_action, pending_runs
-from jobs.admin_lookups import DeclaredLookupsOnly
-from jobs.admin_readonly import ReadOnlyMixin
+from jobs.admin.actions import JobActionsMixin, job_action, pending_runs
+from jobs.admin.lookups import DeclaredLookupsOnly
+from jobs.admin.readonly import ReadOnlyMixin
 from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
     Customer,

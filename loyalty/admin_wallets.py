@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from jobs.admin_readonly import ReadOnlyMixin
+from jobs.admin.readonly import ReadOnlyMixin
 from loyalty.models import WalletSyncState
 
 

@@ -6,7 +6,7 @@ class LoyaltyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs.services.health import register_check
+        from jobs.health.checks import register_check
         from loyalty.health import check_wallets
 
         register_check(check_wallets)

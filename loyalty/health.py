@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from jobs.services.health import Check
+from jobs.health.checks import Check
 from loyalty.services.wallet_clients import wallet_clients
 from loyalty.services.wallet_status import wallet_statuses
 

@@ -16,7 +16,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from jobs.models import Contact
-from jobs.timezones import validate_timezone_name
+from jobs.validators import validate_timezone_name
 
 #: Longest inactivity a program may expire points after (10 years): beyond it the date
 #: arithmetic of the nightly run and the admin overflow, and no program means it.

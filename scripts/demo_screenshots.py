@@ -28,8 +28,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from devkit.devservers import free_port  # noqa: E402
 from devkit.waiting import wait_for_run  # noqa: E402
+from jobs.queue.clusters import start_clusters, stop_clusters  # noqa: E402
 from jobs.runner import enqueue_job  # noqa: E402
-from jobs.services.clusters import start_clusters, stop_clusters  # noqa: E402
 
 USER, PASSWORD = "screenshots", "screenshots-only-password"
 

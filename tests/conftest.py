@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from jobs.services.clusters import kill_cluster, start_clusters, stop_clusters
+from jobs.queue.clusters import kill_cluster, start_clusters, stop_clusters
 
 #: The settings module of the test process and of every qcluster it starts: the dev
 #: settings (the project's plus devkit) and the test-only jobs (tests/apps.py).
@@ -64,7 +64,7 @@ def qcluster(transactional_db) -> Iterator[Clusters]:
 @pytest.fixture
 def reports() -> Iterator[list[dict]]:
     """Every report_progress call in this process, in order (what the run page showed)."""
-    from jobs.context import watching_progress
+    from jobs.runs.progress import watching_progress
 
     seen: list[dict] = []
     with watching_progress(lambda run, progress: seen.append(dict(progress))):

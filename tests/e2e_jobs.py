@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from jobs.registry import job
-from jobs.retry import RetryPolicy
+from jobs.runs.retry import RetryPolicy
 
 
 @job("tests.sleep", timeout_seconds=120)
@@ -50,7 +50,7 @@ def skip_me(*, reason: str) -> dict[str, Any]:
 @job("tests.fail_with_token", retry=RetryPolicy(max_attempts=2, base_seconds=60))
 def fail_with_token(*, token: str | None = None) -> dict[str, Any]:
     """Records a token in its own kwargs, then fails: the retry must carry the token."""
-    from jobs.context import update_run_kwargs
+    from jobs.runs.current import update_run_kwargs
 
     update_run_kwargs(token="abc")
     raise RuntimeError("transient")
@@ -67,7 +67,7 @@ def permanent_failure() -> dict[str, Any]:
 @job("tests.flag_me")
 def flag_me(*, reason: str) -> dict[str, Any]:
     """Finishes, but asks for a human to look."""
-    from jobs.context import flag_for_attention
+    from jobs.runs.current import flag_for_attention
 
     flag_for_attention(reason)
     return {"flagged": True}
@@ -99,8 +99,8 @@ def taken_over(*, fail: bool = False) -> dict[str, Any]:
 
     from django.db import connection
 
-    from jobs import lifecycle
-    from jobs.context import current_run
+    from jobs.runs import lifecycle
+    from jobs.runs.current import current_run
 
     run = current_run()
     assert run is not None
@@ -144,7 +144,8 @@ def soft_limited(*, steps: int = 10, step_seconds: float = 20, in_transaction: b
     """Works `steps` steps of `step_seconds`, reporting progress after each (its safe points)."""
     from django.db import transaction
 
-    from jobs.context import checkpoint, report_progress
+    from jobs.runs.progress import report_progress
+    from jobs.runs.soft_limit import checkpoint
 
     for step in range(1, steps + 1):
         if step_clock is not None:

@@ -1,7 +1,7 @@
 """A run kept alive by another database session, as a worker keeps its run.
 
 `LiveRun` claims the run from its own thread and connection (so the run's advisory lock
-is held there, as jobs.lifecycle.claim does in a worker); `kill()` ends that session the
+is held there, as jobs.runs.lifecycle.claim does in a worker); `kill()` ends that session the
 way kill -9 ends a worker's, without letting go of anything first.
 """
 
@@ -10,8 +10,8 @@ import time
 
 from django.db import connection
 
-from jobs import lifecycle
 from jobs.models import JobRun
+from jobs.runs import lifecycle
 
 
 class LiveRun:

@@ -1,7 +1,7 @@
 """The purchase chain's lease: one per collection, held across hops.
 
 The first hop takes it with a new token that travels in the hops' kwargs. It is held by
-the core's rule (jobs.lifecycle): while the hop running it is alive, and, between hops,
+the core's rule (jobs.runs.lifecycle): while the hop running it is alive, and, between hops,
 while the next hop waits in the queue (each hop hands it on). A worker killed mid-hop
 frees it as soon as its session ends; the next chain takes it over at once and records
 the killed hop lost.
@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 from bibliotheca.conf import bibliotheca_settings
-from jobs import lifecycle, locks
 from jobs.exceptions import JobSkipped
+from jobs.runs import lifecycle, locks
 
 logger = logging.getLogger("bibliotheca")
 
@@ -65,7 +65,7 @@ def _acquire(key: str, owner: str, run_id: int | None) -> locks.LeaseHandle | No
 
 
 def chain_holder(key: str) -> dict[str, Any] | None:
-    """jobs.lifecycle.describe_holder, named as the chain of its current hop."""
+    """jobs.runs.lifecycle.describe_holder, named as the chain of its current hop."""
     info = lifecycle.describe_holder(key)
     if info is not None and info.get("job") == CHAIN_JOB:
         info["owner"] = f"the chain of run #{info['run_id']}"

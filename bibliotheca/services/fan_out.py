@@ -4,9 +4,9 @@ from typing import Any
 
 from bibliotheca.models import Collection
 from bibliotheca.services.purchase_chain import CHAIN_JOB
-from jobs.context import current_run
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
+from jobs.runs.current import current_run
 
 
 def queue_purchase_imports(

@@ -22,9 +22,9 @@ from bibliotheca.services.apply import edition_row, medium
 from bibliotheca.services.items import data_hash
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.windows import ChainRange, Position, checkpoint_after_page, next_position
-from jobs.context import current_run
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
+from jobs.runs.current import current_run
 
 logger = logging.getLogger("bibliotheca")
 

@@ -32,12 +32,13 @@ from bibliotheca.services.gaps import record_gap, retry_due_gaps
 from bibliotheca.services.pages import PROGRESS_KEYS, Decision, MarcPage, due_items, write_page
 from bibliotheca.services.reading import PageReader, ReadFailure
 from bibliotheca.services.windows import ChainRange, Position, is_up_to_date
-from jobs import locks
-from jobs.context import current_run, flag_for_attention, report_progress, update_run_kwargs
 from jobs.exceptions import JobSkipped, TransientJobError
 from jobs.models import JobRun
 from jobs.registry import get_job
 from jobs.runner import enqueue_job
+from jobs.runs import locks
+from jobs.runs.current import current_run, flag_for_attention, update_run_kwargs
+from jobs.runs.progress import report_progress
 
 logger = logging.getLogger("bibliotheca")
 

@@ -1,6 +1,6 @@
 """Who an audit row names: the job run that made the change, or the caller."""
 
-from jobs.context import current_run
+from jobs.runs.current import current_run
 
 
 def job_actor(default: str = "commerce") -> str:

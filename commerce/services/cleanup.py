@@ -14,7 +14,7 @@ from django.utils import timezone
 from commerce import sql
 from commerce.conf import commerce_settings
 from commerce.models import AuditLog, Cart, ExpiringToken
-from jobs.context import report_progress
+from jobs.runs.progress import report_progress
 
 BATCH_SIZE = 5000
 

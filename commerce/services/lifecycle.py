@@ -21,7 +21,7 @@ from commerce.models import Customer, Product, Subscription
 from commerce.services import audit
 from commerce.services.dates import store_today
 from commerce.services.notifications import DELIVERIES_SKIPPED, PAST_DUE
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 
 S = Subscription.Status
 

@@ -1,6 +1,6 @@
 """Notifications of the storefront: templates, dedup keys, and plain send_email / send_sms.
 
-Every notification is an outbox row (jobs.services.outbox) written in the transaction of
+Every notification is an outbox row (jobs.outbox.notifications) written in the transaction of
 the change that causes it, with a dedup key naming that change: an order's confirmation
 per channel, a delivery date's out-of-stock notice, a payment's failure. A rerun or a
 second worker finds the key and queues nothing; the notifications cluster delivers
@@ -11,7 +11,7 @@ so no message is fired and forgotten.
 import hashlib
 from typing import Any
 
-from jobs.services.outbox import OutgoingNotification, queue_notification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notification, queue_notifications
 
 TEMPLATES = "commerce/notifications/"
 ORDER_CONFIRMATION = TEMPLATES + "order_confirmation"

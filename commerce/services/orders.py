@@ -16,7 +16,7 @@ from commerce.conf import commerce_settings
 from commerce.models import Order, OrderLine
 from commerce.services import audit
 from commerce.services.notifications import ORDER_SHIPPED
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 
 SHIPPABLE = (Order.Status.PENDING, Order.Status.PAID)
 

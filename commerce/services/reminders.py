@@ -22,7 +22,7 @@ from commerce import sql
 from commerce.models import DELIVERED_STATUSES, Subscription
 from commerce.services.dates import store_today
 from commerce.services.notifications import RENEWAL_REMINDER, queue_rows
-from jobs.context import report_progress
+from jobs.runs.progress import report_progress
 
 CHUNK_SIZE = 5000
 

@@ -45,13 +45,14 @@ from commerce.services.notifications import (
     OUT_OF_STOCK,
     confirmation_key,
 )
-from jobs.context import flag_for_attention, report_progress
-from jobs.services.outbox import (
+from jobs.outbox.notifications import (
     OutgoingNotification,
     RenderedNotification,
     queue_rendered,
     render_notifications,
 )
+from jobs.runs.current import flag_for_attention
+from jobs.runs.progress import report_progress
 
 logger = logging.getLogger("commerce.subscriptions")
 

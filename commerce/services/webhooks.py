@@ -31,9 +31,9 @@ from commerce.services.events import ProviderEvent, parse_event
 from commerce.services.lifecycle import CHANGES, change_subscriptions, tell_past_due
 from commerce.services.notifications import PAYMENT_FAILED
 from commerce.services.payments import charge_subscription
-from jobs.context import flag_for_attention
 from jobs.models import JobRun
-from jobs.services.outbox import OutgoingNotification, queue_notification
+from jobs.outbox.notifications import OutgoingNotification, queue_notification
+from jobs.runs.current import flag_for_attention
 
 logger = logging.getLogger("commerce.webhooks")
 

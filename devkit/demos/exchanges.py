@@ -14,7 +14,7 @@ from django.utils import timezone
 from devkit.waiting import wait_for_run
 from exchanges.models import Exchange, MagicToken, Participant, RateLimit, Reminder
 from exchanges.services.purge import purge_day, start_of_day
-from jobs.commands import command_user
+from jobs.cli.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 

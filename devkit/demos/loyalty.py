@@ -23,7 +23,7 @@ from devkit.wallets.apns import ApnsFaults
 from devkit.wallets.google import Faults
 from devkit.wallets.keys import generate_keys
 from devkit.wallets.kit import WalletFakes
-from jobs.commands import command_user
+from jobs.cli.commands import command_user
 from jobs.models import JobRun, Notification
 from jobs.runner import enqueue_job
 from loyalty.models import (

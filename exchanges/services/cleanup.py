@@ -17,7 +17,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from exchanges.models import MagicToken, RateLimit
-from jobs.context import report_progress
+from jobs.runs.progress import report_progress
 
 BATCH_SIZE = 5000
 USED_TOKEN_HOURS = 24

@@ -15,7 +15,7 @@ from django.utils import timezone
 from exchanges.exceptions import ExchangeNotFound, InvalidExchangeState, MatchingImpossible
 from exchanges.models import Exchange, Exclusion, Match, Participant
 from exchanges.services.reminder_planning import plan_reminders
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 
 MATCHABLE_STATES = (Exchange.State.DRAFT, Exchange.State.REGISTRATION_OPEN)
 RANDOM_TRIES = 50

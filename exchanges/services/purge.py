@@ -20,8 +20,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from exchanges.models import Exchange, Exclusion, Match, Participant, Reminder
-from jobs.context import report_progress
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from jobs.runs.progress import report_progress
 
 logger = logging.getLogger("exchanges.purge")
 

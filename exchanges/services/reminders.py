@@ -15,8 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from exchanges.models import Exchange, Participant, Reminder
-from jobs.context import flag_for_attention, report_progress
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from jobs.runs.current import flag_for_attention
+from jobs.runs.progress import report_progress
 
 GRACE_SECONDS = 3600
 BATCH_SIZE = 100

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exchanges.models import Exchange, Exclusion, Match, Participant
-from jobs.services.outbox import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 
 
 def withdraw_participant(*, participant_id: int, now: datetime | None = None) -> dict[str, Any]:

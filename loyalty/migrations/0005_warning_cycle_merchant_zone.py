@@ -11,7 +11,7 @@ cards is the merchant's decision, not a migration's (the error names them).
 """
 
 import django.core.validators
-import jobs.timezones
+import jobs.validators
 from django.db import migrations, models
 from django.db.models import Count
 
@@ -77,7 +77,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='merchant',
             name='timezone',
-            field=models.CharField(default='UTC', help_text='IANA name (Europe/Paris): the dates customers are told are in this zone.', max_length=64, validators=[jobs.timezones.validate_timezone_name]),
+            field=models.CharField(default='UTC', help_text='IANA name (Europe/Paris): the dates customers are told are in this zone.', max_length=64, validators=[jobs.validators.validate_timezone_name]),
         ),
         migrations.RunPython(refuse_two_active_programs, migrations.RunPython.noop),
         migrations.RunSQL(KEEP_CURRENT_WARNINGS, migrations.RunSQL.noop),

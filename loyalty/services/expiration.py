@@ -34,13 +34,14 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from jobs.context import flag_for_attention, report_progress
-from jobs.services.outbox import (
+from jobs.outbox.notifications import (
     OutgoingNotification,
     RenderedNotification,
     queue_rendered,
     render_notifications,
 )
+from jobs.runs.current import flag_for_attention
+from jobs.runs.progress import report_progress
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.selectors import (

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from jobs.services.outbox import OutgoingNotification
+from jobs.outbox.notifications import OutgoingNotification
 from loyalty.selectors import ExpirationDay
 
 WARNING_TEMPLATE = "loyalty/notifications/points_expiring"

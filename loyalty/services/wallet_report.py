@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobs.context import flag_for_attention
+from jobs.runs.current import flag_for_attention
 
 logger = logging.getLogger("loyalty.wallet_sync")
 

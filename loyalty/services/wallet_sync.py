@@ -22,7 +22,7 @@ from typing import Any
 from django.utils import timezone
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from jobs.context import report_progress
+from jobs.runs.progress import report_progress
 from loyalty.conf import loyalty_settings
 from loyalty.exceptions import (
     PermanentWalletError,

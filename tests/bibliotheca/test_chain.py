@@ -9,9 +9,9 @@ from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Edition, LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
 from devkit.bibliotheca_simulator import Fault
-from jobs import locks
 from jobs.models import JobRun, Lease
 from jobs.runner import enqueue_job
+from jobs.runs import locks
 from tests.bibliotheca.conftest import NOW, drain, staged_identifiers
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,7 +7,7 @@ import pytest
 
 from bibliotheca.health import check_collections
 from devkit.bibliotheca_simulator import Fault, start_simulator
-from jobs.services.health import is_healthy, run_checks, takes_traffic
+from jobs.health.checks import is_healthy, run_checks, takes_traffic
 from tests.bibliotheca.conftest import NOW, drain, start_chain
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

@@ -23,7 +23,7 @@ WORKER = """
 import os, signal, sys
 import django
 django.setup()
-from jobs.context import watching_progress
+from jobs.runs.progress import watching_progress
 from jobs.runner import run_job_now
 
 def kill_after_two_chunks(run, progress):

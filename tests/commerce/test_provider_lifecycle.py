@@ -8,8 +8,8 @@ import time_machine
 
 from commerce.models import AuditLog, Order, Product, Subscription, WebhookEvent
 from commerce.services.subscriptions import process_due_subscriptions
+from jobs.health.checks import check_recent_failures
 from jobs.models import JobRun, Notification
-from jobs.services.health import check_recent_failures
 from tests.commerce.conftest import TODAY
 from tests.commerce.test_webhook import SECRET, post, process_stored_events
 from tests.commerce.webhook_payloads import charged_event, failed_event, signed

@@ -14,7 +14,7 @@ from django_q.models import Schedule
 from devkit.waiting import wait_until
 from exchanges.models import RateLimit
 from jobs.models import JobRun
-from jobs.services.schedules import sync_schedules
+from jobs.queue.schedules import sync_schedules
 
 JOB = "exchanges.cleanup_rate_limits"
 

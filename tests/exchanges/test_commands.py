@@ -7,8 +7,8 @@ import pytest
 from django.core.management.base import CommandError
 
 from exchanges.models import Exchange, Exclusion, Match, RateLimit
-from jobs.locks import acquire_lease
 from jobs.models import JobRun
+from jobs.runs.locks import acquire_lease
 from tests.commands import run_command
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from exchanges.models import Exchange, Match
 from exchanges.services.reminder_planning import plan_reminders
 from exchanges.services.reminders import send_due_reminders
 from jobs.models import Notification
-from jobs.services.outbox import deliver_due_notifications
+from jobs.outbox.notifications import deliver_due_notifications
 from tests.admin_helpers import post_action, staff_client
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,9 @@ from exchanges.models import Exchange, Match, RateLimit, Reminder
 from exchanges.services import purge
 from exchanges.services.cleanup import cleanup_rate_limits
 from exchanges.services.reminders import send_due_reminders
-from jobs.context import reset_current_run, set_current_run
 from jobs.models import JobRun
 from jobs.runner import run_job_now
+from jobs.runs.current import reset_current_run, set_current_run
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,11 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from jobs.models import Alert, JobRun, Notification
+from jobs.outbox.alert_webhook import webhook_url_problem
+from jobs.outbox.alerts import alert_channels, deliver_stranded_alerts, scan_alerts
+from jobs.outbox.notifications import deliver_due_notifications
+from jobs.queue.schedules import sync_schedules
 from jobs.runner import run_scheduled_job
-from jobs.services.alert_webhook import webhook_url_problem
-from jobs.services.alerts import alert_channels, deliver_stranded_alerts, scan_alerts
-from jobs.services.outbox import deliver_due_notifications
-from jobs.services.schedules import sync_schedules
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from django_q.models import Schedule
 
 from devkit.waiting import wait_for_run, wait_until
 from jobs.models import Alert, JobRun, Notification
+from jobs.queue.clusters import stop_clusters
+from jobs.queue.schedules import sync_schedules
 from jobs.runner import enqueue_job
-from jobs.services.clusters import stop_clusters
-from jobs.services.schedules import sync_schedules
 from tests.reliability.smtp_sink import SmtpSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

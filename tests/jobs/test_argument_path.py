@@ -21,9 +21,9 @@ from exchanges.models import Exchange, Participant
 from jobs.arguments import IsoDate, Range, from_text
 from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
+from jobs.queue.schedule_overrides import ScheduleOverrideError, schedule_overrides
 from jobs.registry import job
 from jobs.runner import enqueue_job
-from jobs.schedule_overrides import ScheduleOverrideError, schedule_overrides
 from tests.admin_helpers import post_action, staff_client
 
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,8 @@ from django_q.models import OrmQ, Schedule
 from exchanges.models import Exchange, Participant
 from jobs.arguments import Range, check_types_and_bounds
 from jobs.exceptions import BadJobArguments
+from jobs.health.checks import check_recent_failures
 from jobs.models import JobRun
-from jobs.services.health import check_recent_failures
 from tests.admin_helpers import post_action, staff_client
 
 pytestmark = pytest.mark.django_db

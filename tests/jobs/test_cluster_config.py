@@ -50,5 +50,5 @@ def test_every_cluster_recycles_its_workers_after_1000_tasks(confs):
 
 def test_every_cluster_queues_in_postgresql_through_the_skip_locked_broker(confs):
     assert {name: (conf["orm"], conf["broker"]) for name, conf in confs.items()} == dict.fromkeys(
-        CLUSTERS, ("default", "jobs.broker.SkipLockedORMBroker")
+        CLUSTERS, ("default", "jobs.queue.broker.SkipLockedORMBroker")
     )

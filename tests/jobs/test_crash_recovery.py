@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from jobs import locks
 from jobs.models import JobRun
 from jobs.runner import run_job_now
+from jobs.runs import locks
 from tests.live_run import LiveRun, dead_run
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,12 +12,12 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from devkit.waiting import wait_for_run, wait_until
-from jobs import lifecycle
-from jobs.locks import lease_holder
 from jobs.models import JobRun, Notification
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from jobs.queue.schedules import sync_schedules
 from jobs.runner import enqueue_job
-from jobs.services.outbox import OutgoingNotification, queue_notifications
-from jobs.services.schedules import sync_schedules
+from jobs.runs import lifecycle
+from jobs.runs.locks import lease_holder
 
 pytestmark = pytest.mark.e2e
 
@@ -157,7 +157,7 @@ def test_job_over_its_time_limit__is_stopped_and_recorded_failed(qcluster):
 def test_health__names_a_queue_nobody_consumes_at_once_and_clears_when_its_cluster_starts(
     qcluster, admin_client
 ):
-    from jobs.services.health import check_cluster, queue_consumers
+    from jobs.health.checks import check_cluster, queue_consumers
 
     # A cluster killed by an earlier test may take a moment to leave.
     wait_until(lambda: not queue_consumers(), timeout_seconds=10, what="no cluster connected")

@@ -6,8 +6,8 @@ from django.db import DatabaseError, connection, transaction
 from django_q.models import OrmQ
 
 from jobs.models import JobRun
+from jobs.queue.states import waiting_run_ids
 from jobs.runner import enqueue_job
-from jobs.services.queues import waiting_run_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

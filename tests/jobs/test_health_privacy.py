@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client, RequestFactory
 
-from jobs.views import health_view
+from jobs.health.views import health_view
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,7 +70,7 @@ def problems() -> dict[str, str]:
     from django.utils import timezone
 
     from jobs.models import JobRun
-    from jobs.queue_guard import REFUSED_JOB
+    from jobs.queue.guard import REFUSED_JOB
 
     now = timezone.now()
     JobRun.objects.create(
@@ -104,7 +104,7 @@ def problems() -> dict[str, str]:
 
 def wallet_check():
     """An app's check whose exception names an internal host (as a wallet error can)."""
-    from jobs.services.health import Check
+    from jobs.health.checks import Check
 
     return Check(
         "partner_api", False, "cannot read wallet status (see the log)", warning=True,
@@ -114,7 +114,7 @@ def wallet_check():
 
 @pytest.fixture
 def app_check_naming_a_host():
-    from jobs.services.health import APP_CHECKS, register_check
+    from jobs.health.checks import APP_CHECKS, register_check
 
     register_check(wallet_check)
     yield

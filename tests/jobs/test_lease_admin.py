@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs.locks import acquire_lease
 from jobs.models import JobRun, Lease
+from jobs.runs.locks import acquire_lease
 from tests.admin_helpers import post_action, staff_client
 from tests.live_run import LiveRun, dead_run
 
@@ -73,7 +73,7 @@ def test_release__refuses_live_holders_frees_dead_ones(client):
 
 def test_release__a_lease_whose_holder_is_queued_again_meanwhile_stays(client):
     """The DELETE re-checks the rule it judged by: a holder queued again is alive."""
-    from jobs.services.lease_release import judge, release_dead_leases
+    from jobs.runs.lease_release import judge, release_dead_leases
 
     ended = holder("failed", 3600)
     row = lease("job:x", f"run:{ended.pk}", ended)

@@ -1,14 +1,14 @@
 """Leases: one owner at a time, owner-only release; a run's lease lives exactly as long as
-the run (jobs.lifecycle's rule), a lease of no run until its expiry."""
+the run (jobs.runs.lifecycle's rule), a lease of no run until its expiry."""
 
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from jobs import lifecycle
-from jobs.locks import acquire_lease, hand_over_leases, lease_holder, release_lease, still_ours
 from jobs.models import JobRun
+from jobs.runs import lifecycle
+from jobs.runs.locks import acquire_lease, hand_over_leases, lease_holder, release_lease, still_ours
 from tests.live_run import LiveRun
 
 pytestmark = pytest.mark.django_db

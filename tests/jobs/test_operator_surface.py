@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from jobs.models import JobRun
-from jobs.services.schedules import sync_schedules
+from jobs.queue.schedules import sync_schedules
 from tests.admin_helpers import make_staff
 from tests.commands import run_command
 

@@ -8,14 +8,14 @@ from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
 
 from jobs.models import Notification
-from jobs.retry import RetryPolicy
-from jobs.services.outbox import (
+from jobs.outbox.notifications import (
     OutgoingNotification,
     deliver_due_notifications,
     queue_notification,
     queue_notifications,
     requeue_notifications,
 )
+from jobs.runs.retry import RetryPolicy
 
 NO_WAIT = RetryPolicy(base_seconds=0, jitter=False)
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from devkit.management.commands.demo import demo_modules
 from exchanges.models import Exchange, Participant
+from jobs.admin.permissions import can_run_job, required_permissions
 from jobs.models import JobRun
-from jobs.permissions import can_run_job, required_permissions
 from jobs.registry import all_jobs
 from tests.admin_helpers import make_staff, post_action, staff_client
 

@@ -12,14 +12,14 @@ from django_q.conf import Conf
 from django_q.models import Failure, OrmQ, Schedule, Success
 from django_q.signing import SignedPackage
 
-from jobs.broker import SkipLockedORMBroker
-from jobs.services.queues import _decode
+from jobs.queue.broker import SkipLockedORMBroker
+from jobs.queue.states import _decode
 
 pytestmark = pytest.mark.django_db
 
 
 def test_connection_atomic_blocks__one_entry_per_open_atomic_block():
-    """jobs.context's soft limit stops only outside the job's own transactions."""
+    """The soft time limit (jobs.runs.soft_limit) stops only outside the job's own transactions."""
     depth = len(connection.atomic_blocks)
     with transaction.atomic():
         assert len(connection.atomic_blocks) == depth + 1
@@ -29,7 +29,7 @@ def test_connection_atomic_blocks__one_entry_per_open_atomic_block():
 
 
 def test_ormq_task__reads_our_package_and_marks_a_foreign_signature():
-    """jobs.services.queues decodes queued tasks through OrmQ.task."""
+    """jobs.queue.states decodes queued tasks through OrmQ.task."""
     ours = SignedPackage.dumps({"id": "abc", "func": "jobs.runner.execute_queued_run"})
     assert OrmQ(payload=ours).task["id"] == "abc"
     assert _decode(ours)["id"] == "abc"
@@ -39,7 +39,7 @@ def test_ormq_task__reads_our_package_and_marks_a_foreign_signature():
 
 
 def test_broker__extends_the_orm_broker_with_the_settings_conf_exposes():
-    """jobs.broker subclasses django-q2's ORM broker and reads Conf's names of its settings."""
+    """jobs.queue.broker subclasses django-q2's ORM broker and reads Conf's names of its settings."""
     assert issubclass(SkipLockedORMBroker, ORM)
     cluster = settings.Q_CLUSTER
     assert (Conf.RETRY, Conf.BULK, Conf.POLL) == (
@@ -51,7 +51,7 @@ def test_broker__extends_the_orm_broker_with_the_settings_conf_exposes():
 
 
 def test_queue_admins__replace_django_q2s_admin_classes():
-    """jobs.queue_admin subclasses django-q2's admin classes to make them read-only."""
+    """jobs.admin.queue subclasses django-q2's admin classes to make them read-only."""
     import django_q.admin as q_admin
 
     for model, base in (

@@ -60,7 +60,7 @@ def test_prune_history__deletes_only_rows_older_than_retention_in_batches():
     )
 
     run = run_job_now("jobs.prune_history", kwargs={})
-    from jobs.services.history import prune_history
+    from jobs.runs.history import prune_history
 
     again = prune_history(batch_size=2)
 
@@ -78,7 +78,7 @@ def test_prune_history__deletes_only_rows_older_than_retention_in_batches():
 
 def test_prune_history__batches_until_done():
     make_runs(count=7, age_days=200)
-    from jobs.services.history import prune_history
+    from jobs.runs.history import prune_history
 
     result = prune_history(batch_size=3)
 
@@ -86,7 +86,7 @@ def test_prune_history__batches_until_done():
 
 
 def test_prune_history__rejects_nonsense_retention():
-    from jobs.services.history import prune_history
+    from jobs.runs.history import prune_history
 
     with pytest.raises(ValueError, match="at least 1"):
         prune_history(older_than_days=0)

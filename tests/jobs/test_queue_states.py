@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_q.models import OrmQ
 
-from jobs.services.queues import QueueState, queue_states
+from jobs.queue.states import QueueState, queue_states
 
 pytestmark = pytest.mark.django_db
 

@@ -12,10 +12,10 @@ import time_machine
 from django_q.models import OrmQ, Schedule
 
 from jobs.models import JobRun
+from jobs.queue.reaper import reap_lost_runs
+from jobs.queue.schedules import sync_schedules
+from jobs.queue.states import cluster_retry_seconds, waiting_run_ids
 from jobs.runner import enqueue_job, execute_queued_run
-from jobs.services.queues import cluster_retry_seconds, waiting_run_ids
-from jobs.services.reaper import reap_lost_runs
-from jobs.services.schedules import sync_schedules
 from tests.live_run import LiveRun, dead_run
 
 pytestmark = pytest.mark.django_db(transaction=True)

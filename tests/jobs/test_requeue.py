@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from devkit.waiting import wait_until
 from jobs.models import Notification
-from jobs.services.outbox import _claim_batch, deliver_due_notifications, requeue_notifications
+from jobs.outbox.notifications import _claim_batch, deliver_due_notifications, requeue_notifications
 from tests.admin_helpers import post_action, staff_client
 
 PERMS = [("jobs", "view_notification"), ("jobs", "change_notification")]

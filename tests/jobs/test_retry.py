@@ -1,7 +1,7 @@
 """RetryPolicy: capped exponential backoff with full jitter; permanent errors stop."""
 
 from jobs.exceptions import PermanentJobError
-from jobs.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy, as_retry_policy
+from jobs.runs.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy, as_retry_policy
 
 
 def test_default_policy__is_seed_002_notification_policy():

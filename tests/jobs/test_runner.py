@@ -3,9 +3,9 @@
 import pytest
 from django_q.models import Schedule
 
-from jobs import locks
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, execute_queued_run, run_job_now
+from jobs.runs import locks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,8 +41,8 @@ def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
 
 
 def test_last_attempt_failure__is_not_retried():
-    from jobs.lifecycle import claim as _claim
     from jobs.runner import execute_run
+    from jobs.runs.lifecycle import claim as _claim
 
     run = JobRun.objects.create(
         job="jobs.demo_job", trigger="retry", attempt=2, kwargs={"fail": True}
@@ -85,7 +85,7 @@ def test_retry_uses_kwargs_updated_by_the_job():
 
 def test_will_retry__matches_the_runner_decision():
     from jobs.exceptions import PermanentJobError
-    from jobs.retry import RetryPolicy
+    from jobs.runs.retry import RetryPolicy
 
     policy = RetryPolicy(max_attempts=3)
     assert policy.will_retry(attempt=2, error=RuntimeError()) is True
@@ -113,8 +113,8 @@ def test_permanent_error_on_a_job_without_retries__recorded_permanent_not_exhaus
 
 
 def test_permanent_error_on_the_last_attempt__recorded_permanent_not_exhausted():
-    from jobs.lifecycle import claim as _claim
     from jobs.runner import execute_run
+    from jobs.runs.lifecycle import claim as _claim
 
     run = JobRun.objects.create(job="tests.permanent_failure", trigger="retry", attempt=4)
     execute_run(_claim(run.pk), raise_errors=False)

@@ -6,8 +6,8 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django_q.models import Schedule
 
-from jobs.schedule_overrides import ScheduleOverrideError, schedule_overrides
-from jobs.services.schedules import sync_schedules
+from jobs.queue.schedule_overrides import ScheduleOverrideError, schedule_overrides
+from jobs.queue.schedules import sync_schedules
 from tests.admin_helpers import staff_client
 from tests.commands import run_command
 

@@ -10,10 +10,10 @@ import sentry_sdk
 from sentry_sdk.transport import Transport
 
 from devkit.waiting import wait_for_run, wait_until
-from jobs.locks import lease_holder
+from jobs.health.sentry import init_sentry
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-from jobs.sentry import init_sentry
+from jobs.runs.locks import lease_holder
 
 DSN = "https://public@sentry.invalid/1"
 

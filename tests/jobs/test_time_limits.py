@@ -87,7 +87,7 @@ def test_soft_time_limit__not_inside_the_jobs_own_transaction(frozen_job_clock):
 
 def test_soft_time_limit__never_retried_so_a_chain_does_not_keep_its_lock_for_a_retry():
     from jobs.exceptions import SoftTimeLimitExceeded
-    from jobs.retry import DEFAULT_RETRY
+    from jobs.runs.retry import DEFAULT_RETRY
 
     assert DEFAULT_RETRY.will_retry(attempt=1, error=RuntimeError()) is True
     assert DEFAULT_RETRY.will_retry(attempt=1, error=SoftTimeLimitExceeded()) is False

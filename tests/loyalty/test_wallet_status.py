@@ -8,8 +8,8 @@ import time_machine
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from jobs.health.checks import is_healthy, run_checks
 from jobs.runner import run_job_now
-from jobs.services.health import is_healthy, run_checks
 from loyalty.models import WalletSyncState
 from loyalty.services.wallet_sync import sync_wallet_passes
 from tests.admin_helpers import staff_client

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobs.cron_words import describe_cron
+from jobs.queue.cron_words import describe_cron
 
 
 @pytest.mark.parametrize(

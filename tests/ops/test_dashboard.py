@@ -7,9 +7,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from jobs.charts import STATUS_COLOURS
+from jobs.admin.charts import STATUS_COLOURS
+from jobs.health.selectors import (
+    job_overviews,
+    job_run_stats,
+    queue_depth_by_cluster,
+    recent_runs_by_job,
+)
 from jobs.models import JobRun, Notification
-from jobs.selectors import job_overviews, job_run_stats, queue_depth_by_cluster, recent_runs_by_job
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from jobs.models import JobRun
-from jobs.progress import ProgressPrinter, describe_progress
+from jobs.runs.progress import ProgressPrinter, describe_progress
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,10 @@ def test_run_job_command__prints_progress_lines_then_the_outcome():
     out = StringIO()
     call_command("run_job", "jobs.demo_job", "items=10", stdout=out)
     lines = out.getvalue().splitlines()
-    assert lines[:2] == ["jobs.demo_job: 2 of 10 items (20%)", "jobs.demo_job: 4 of 10 items (40%)"]
+    assert lines[:2] == [
+        "jobs.demo_job: 2 of 10 items (20%)",
+        "jobs.demo_job: 4 of 10 items (40%)",
+    ]
     assert lines[4] == "jobs.demo_job: 10 of 10 items (100%)"
     assert lines[5].startswith(f"jobs.demo_job run #{JobRun.objects.get().pk} succeeded")
 

@@ -88,7 +88,7 @@ def seed_due_cards(cards: int, *, expiration_days: int = 365):
 
 def wait_for_lock_free(lease_key: str) -> None:
     """A killed worker's lock frees when the server ends its session (about a second)."""
-    from jobs import lifecycle
+    from jobs.runs import lifecycle
 
     poll(lambda: not lifecycle.lease_held(lease_key), timeout=10, what=f"{lease_key} to free")
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.services.clusters import kill_cluster, stop_clusters
+from jobs.queue.clusters import kill_cluster, stop_clusters
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 PREFIX = "jqh"  # namespaces and veths of this helper: jqh<pid><letter>
@@ -180,7 +180,7 @@ class Host:
     def start_qcluster(
         self, cluster: str, *, env: dict[str, str], log_dir: Path
     ) -> subprocess.Popen:
-        """`manage.py qcluster` in this host, as jobs.services.clusters starts it."""
+        """`manage.py qcluster` in this host, as jobs.queue.clusters starts it."""
         from django.conf import settings
 
         manage = Path(settings.BASE_DIR) / "manage.py"

@@ -5,8 +5,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.context import current_run
 from jobs.registry import job
+from jobs.runs.current import current_run
 
 
 def _mark(path: str, event: str) -> None:

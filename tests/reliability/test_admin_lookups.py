@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from bibliotheca.models import Collection
 from exchanges.models import Exchange, MagicToken, Participant
-from jobs.admin_lookups import DeclaredLookupsOnly
+from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.models import JobRun, Notification
 from tests.admin_helpers import staff_client
 from tests.reliability.conftest import say

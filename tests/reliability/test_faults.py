@@ -18,13 +18,13 @@ from bibliotheca.models import LicensePool, Timestamp
 from devkit.bibliotheca_simulator import Catalogue, Fault
 from devkit.waiting import wait_until
 from jobs.models import JobRun, Notification
-from jobs.runner import enqueue_job
-from jobs.services.outbox import (
+from jobs.outbox.notifications import (
     OutgoingNotification,
     deliver_due_notifications,
     queue_notifications,
     requeue_notifications,
 )
+from jobs.runner import enqueue_job
 from loyalty.services.wallet_sync import sync_wallet_passes
 from tests.bibliotheca.conftest import drain
 from tests.reliability.conftest import say

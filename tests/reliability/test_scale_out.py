@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from jobs.models import JobRun
-from jobs.services.schedules import sync_schedules
+from jobs.queue.schedules import sync_schedules
 from tests.reliability.conftest import poll, say
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

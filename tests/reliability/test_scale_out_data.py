@@ -35,7 +35,7 @@ from bibliotheca.models import LicensePool, Timestamp
 from devkit.bibliotheca_simulator import Catalogue
 from exchanges.models import Exchange, Match, Participant, Reminder
 from jobs.models import JobRun, Notification
-from jobs.services.schedules import sync_schedules
+from jobs.queue.schedules import sync_schedules
 from loyalty.models import LoyaltyCard, LoyaltyTransaction
 from loyalty.services.notifications import EXPIRED_TEMPLATE, WARNING_TEMPLATE
 from tests.loyalty.conftest import ledger_violations

@@ -37,8 +37,8 @@ from django_q.models import OrmQ, Schedule
 from django_q.status import Stat
 
 from jobs.models import JobRun
+from jobs.queue.schedules import sync_schedules
 from jobs.runner import enqueue_job
-from jobs.services.schedules import sync_schedules
 from tests.conftest import TEST_SETTINGS
 from tests.reliability import netns
 from tests.reliability.conftest import poll, say

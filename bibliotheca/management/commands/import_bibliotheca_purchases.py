@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bibliotheca.models import Collection
 from bibliotheca.services.fan_out import queue_purchase_imports
-from jobs.cli_types import object_id
-from jobs.commands import refused_exit_2
+from jobs.cli.commands import refused_exit_2
+from jobs.cli.types import object_id
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from jobs.commands import JobCommand
+from jobs.cli.commands import JobCommand
 
 
 class Command(JobCommand):

@@ -5,8 +5,8 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from commerce.models import WebhookEvent
-from jobs.cli_types import ascii_digits
-from jobs.commands import JobCommand
+from jobs.cli.commands import JobCommand
+from jobs.cli.types import ascii_digits
 
 
 class Command(JobCommand):

@@ -12,13 +12,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from devkit.devservers import AlertReceiver
 from devkit.waiting import WaitTimeout, wait_for_run, wait_until
-from jobs.commands import command_user
+from jobs.cli.commands import command_user
+from jobs.health.checks import check_schedules, run_checks
 from jobs.models import JobRun, Notification
+from jobs.queue.clusters import start_clusters, stop_clusters
+from jobs.queue.schedules import sync_schedules
 from jobs.registry import CLUSTERS
 from jobs.runner import enqueue_job
-from jobs.services.clusters import start_clusters, stop_clusters
-from jobs.services.health import check_schedules, run_checks
-from jobs.services.schedules import sync_schedules
 
 
 def demo_modules() -> dict[str, ModuleType]:

@@ -11,7 +11,7 @@ from devkit.wallets.apns import ApnsFaults
 from devkit.wallets.google import Faults
 from devkit.wallets.keys import generate_keys
 from devkit.wallets.kit import WalletFakes
-from jobs.cli_types import non_negative_float
+from jobs.cli.types import non_negative_float
 
 
 class Command(BaseCommand):

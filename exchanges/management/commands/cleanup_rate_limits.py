@@ -1,6 +1,6 @@
 """manage.py cleanup_rate_limits [--dry-run]."""
 
-from jobs.commands import JobCommand
+from jobs.cli.commands import JobCommand
 
 
 class Command(JobCommand):

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from jobs.arguments import check_job_arguments
-from jobs.commands import JobCommand
+from jobs.cli.commands import JobCommand
 
 
 class Command(JobCommand):

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.services.health import is_healthy, run_checks
+from jobs.health.checks import is_healthy, run_checks
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from django_q.models import Schedule
 
 from jobs.conf import jobs_settings
 from jobs.models import JobRun
+from jobs.queue.schedule_overrides import ScheduleOverrideError, effective_cron, schedule_overrides
 from jobs.registry import all_jobs
-from jobs.schedule_overrides import ScheduleOverrideError, effective_cron, schedule_overrides
 
 
 class Command(BaseCommand):

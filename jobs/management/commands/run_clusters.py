@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from jobs.queue.clusters import start_clusters, stop_clusters
 from jobs.registry import CLUSTERS
-from jobs.services.clusters import start_clusters, stop_clusters
 
 
 class Command(BaseCommand):

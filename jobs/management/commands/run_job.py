@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from jobs.commands import JobCommand, command_user, refused_exit_2
+from jobs.cli.commands import JobCommand, command_user, refused_exit_2
 from jobs.models import JobRun
 from jobs.registry import get_job
 from jobs.runner import enqueue_job

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.schedule_overrides import ScheduleOverrideError
-from jobs.services.schedules import sync_schedules
+from jobs.queue.schedule_overrides import ScheduleOverrideError
+from jobs.queue.schedules import sync_schedules
 
 
 class Command(BaseCommand):

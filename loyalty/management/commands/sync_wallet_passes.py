@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from jobs.commands import JobCommand
+from jobs.cli.commands import JobCommand
 from jobs.models import JobRun
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 
 from jobs.models import Notification
-from jobs.services.outbox import OutgoingNotification, queue_notifications, render_notification
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications, render_notification
 from loyalty.selectors import ExpirationDay
 from loyalty.services.notifications import (
     EXPIRED_TEMPLATE,

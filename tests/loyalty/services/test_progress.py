@@ -1,7 +1,7 @@
 """Progress on the run page: wallet sync every 25 cards, expiration after every committed chunk.
 
 Each report replaces the stored progress, so every one carries running totals; the
-sequence is watched in-process (jobs.context.watching_progress), the last one is read
+sequence is watched in-process (jobs.runs.progress.watching_progress), the last one is read
 back from the JobRun row.
 """
 

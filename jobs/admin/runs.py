@@ -1,0 +1,403 @@
+"""Operator surface: run history, a jobs overview with "Run now", "Retry", and the outbox."""
+
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods
+
+from jobs.admin.actions import JobActionsMixin, pending_runs, run_url
+from jobs.admin.charts import STATUS_COLOURS, run_bars_svg, status_css
+from jobs.admin.lookups import DeclaredLookupsOnly
+from jobs.admin.permissions import can_run_job, missing_permissions
+from jobs.admin.readonly import ReadOnlyMixin
+from jobs.arguments import check_job_arguments
+from jobs.exceptions import BadJobArguments, UnknownJob
+from jobs.health.checks import overall_status, run_checks
+from jobs.health.selectors import (
+    CHART_RUNS,
+    job_overviews,
+    notifications_by_status,
+    queue_depth_by_cluster,
+)
+from jobs.models import JobRun, Notification
+from jobs.queue.cron_words import describe_cron
+from jobs.registry import JobSpec, all_jobs, get_job
+from jobs.runs.progress import describe_progress
+
+#: The admin index gets a prominent link to the jobs dashboard (see the template).
+admin.site.index_template = "admin/jobs/site_index.html"
+
+
+def pretty_json(value) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+class JobNameFilter(admin.SimpleListFilter):
+    title = "job"
+    parameter_name = "job"
+
+    def lookups(self, request, model_admin):
+        return [(spec.name, spec.name) for spec in all_jobs()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(job=self.value()) if self.value() else queryset
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """`?status=failed`: the parameter the dashboard links use."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return JobRun.Status.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
+    """History is read-only: runs are written by the runner, pruned by jobs.prune_history."""
+
+    list_display = (
+        "id",
+        "job",
+        "status_label",
+        "trigger",
+        "triggered_by",
+        "attempt",
+        "created_at",
+        "duration",
+        "needs_attention",
+        "summary",
+    )
+    list_display_links = ("id", "job")
+    list_filter = (JobNameFilter, StatusFilter, "trigger", "needs_attention", "created_at")
+    search_fields = ("job", "error", "task_id", "triggered_by")
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    actions = ["retry_runs"]
+    fields = (
+        "job",
+        "status_live",
+        "progress_display",
+        "trigger",
+        "triggered_by",
+        "attempt",
+        "parent_link",
+        "children_links",
+        "kwargs_display",
+        "result_display",
+        "error",
+        "traceback",
+        "needs_attention",
+        "attention_reason",
+        "created_at",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "duration_seconds",
+        "task_id",
+        "host",
+        "pid",
+        "requeue_count",
+        "requeued_at",
+        "requeue_reason",
+    )
+    change_list_template = "admin/jobs/jobrun/change_list.html"
+    change_form_template = "admin/jobs/jobrun/change_form.html"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "status_css": status_css()}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, run: JobRun) -> str:
+        return format_html(
+            '<strong style="color:{}">{}</strong>',
+            STATUS_COLOURS[run.status],
+            run.get_status_display(),
+        )
+
+    @admin.display(description="status")
+    def status_live(self, run: JobRun) -> str:
+        return format_html(
+            '<strong id="run-status" class="status status-{}">{}</strong>', run.status, run.status
+        )
+
+    @admin.display(description="duration")
+    def duration(self, run: JobRun) -> str:
+        return f"{run.duration_seconds:.2f}s" if run.duration_seconds is not None else "-"
+
+    @admin.display(description="result / error")
+    def summary(self, run: JobRun) -> str:
+        text = run.error or (json.dumps(run.result, default=str) if run.result else "")
+        return text[:120]
+
+    @admin.display(description="parent")
+    def parent_link(self, run: JobRun) -> str:
+        if not run.parent_id:
+            return "-"
+        parent = JobRun.objects.filter(pk=run.parent_id).values("job", "status").first() or {}
+        url = reverse("admin:jobs_jobrun_change", args=[run.parent_id])
+        return format_html(
+            '<a href="{}">#{} {}</a> (<span class="status-{}">{}</span>)',
+            url,
+            run.parent_id,
+            parent.get("job", ""),
+            parent.get("status", ""),
+            parent.get("status", "gone"),
+        )
+
+    @admin.display(description="children (retries, chain hops)")
+    def children_links(self, run: JobRun) -> str:
+        children = list(
+            run.children.order_by("id").values_list("id", "job", "trigger", "status")[:50]
+        )
+        if not children:
+            return "-"
+        return format_html_join(
+            mark_safe("<br>"),  # noqa: S308 - a constant
+            '<a href="{}">#{} {}</a> ({}, <span class="status-{}">{}</span>)',
+            (
+                (reverse("admin:jobs_jobrun_change", args=[pk]), pk, job, trigger, status, status)
+                for pk, job, trigger, status in children
+            ),
+        )
+
+    @admin.display(description="arguments")
+    def kwargs_display(self, run: JobRun) -> str:
+        return pretty_json(run.kwargs)
+
+    @admin.display(description="result")
+    def result_display(self, run: JobRun) -> str:
+        return pretty_json(run.result)
+
+    @admin.display(description="progress")
+    def progress_display(self, run: JobRun) -> str:
+        """A bar the run page's script refreshes from progress.json while the run is live."""
+        view = describe_progress(run.progress)
+        percent = view.percent if view and view.percent is not None else 0
+        return format_html(
+            '<div id="run-progress" data-url="{}" data-status="{}" data-live="{}">'
+            '<div class="progress-track"><div class="progress-fill" style="width:{}%"></div></div>'
+            ' <span class="progress-text">{}</span> <span class="progress-detail help">{}</span>'
+            "</div>",
+            reverse("admin:jobs_jobrun_progress", args=[run.pk]),
+            run.status,
+            "false" if run.is_finished else "true",
+            f"{percent:.1f}",
+            view.text if view else ("not reported" if run.is_finished else "waiting for a report"),
+            view.detail if view else "",
+        )
+
+    @admin.action(description="Retry selected failed runs", permissions=["run"])
+    def retry_runs(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        """Confirm first (a retry redoes work); then queue one run per failed run, as you.
+
+        A run is retried only when you may run its job with its arguments (jobs.admin.permissions):
+        a retry must not do what the job's own admin action would refuse you.
+        """
+        failed, eligible, refused = _retryable(request.user, queryset)
+        ignored = queryset.count() - len(failed)
+        if not eligible:
+            self.message_user(
+                request,
+                f"Not retried: {'; '.join(refused)}."
+                if refused
+                else "None of the selected runs is a failed run of a registered job.",
+                messages.ERROR if refused else messages.WARNING,
+            )
+            return None
+        if not self.confirmed(request):
+            summary = [f"Refused: {'; '.join(refused)}."] if refused else []
+            if ignored:
+                summary.append(
+                    f"{ignored} selected run(s) not failed or unknown will be left alone."
+                )
+            return self.confirmation_page(
+                request,
+                action="retry_runs",
+                title="Retry failed runs?",
+                intro="A retry runs the job again with the same arguments, with the failed run"
+                " as its parent:",
+                rows=[
+                    (run_url(run), f"{run.job} #{run.pk}", f"{run.kwargs}: {run.error[:140]}")
+                    for run in eligible
+                ],
+                summary=summary,
+                selected=queryset.values_list("pk", flat=True),
+                submit=f"Yes, retry {len(eligible)} run(s)",
+                submit_id="confirm-retry",
+            )
+        created = [self.queue_job(request, run.job, run.kwargs, parent=run) for run in eligible]
+        self.message_user(
+            request,
+            f"Queued {len(created)} retry run(s): "
+            + ", ".join(f"#{r.pk}" for r in created)
+            + (f"; {ignored} not failed or unknown, left alone" if ignored else "")
+            + (
+                f"; {len(failed) - len(eligible)} refused ({'; '.join(refused)})" if refused else ""
+            ),
+            messages.SUCCESS,
+        )
+        if len(created) == 1:
+            return HttpResponseRedirect(run_url(created[0]))
+        return None
+
+    def get_urls(self):
+        urls = super().get_urls()
+        custom = [
+            path(
+                "overview/",
+                self.admin_site.admin_view(self.overview_view),
+                name="jobs_jobrun_overview",
+            ),
+            path(
+                "run-now/<str:name>/",
+                self.admin_site.admin_view(
+                    require_http_methods(["GET", "POST"])(self.run_now_view)
+                ),
+                name="jobs_jobrun_run_now",
+            ),
+            path(
+                "<int:pk>/progress.json",
+                self.admin_site.admin_view(self.progress_view),
+                name="jobs_jobrun_progress",
+            ),
+        ]
+        return custom + urls
+
+    def overview_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        checks = run_checks()
+        overviews = job_overviews()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Jobs dashboard",
+            "rows": [(o, run_bars_svg(o.recent_runs, slots=CHART_RUNS)) for o in overviews],
+            "chart_runs": CHART_RUNS,
+            "checks": checks,
+            "health_status": overall_status(checks),
+            "queue_depth": queue_depth_by_cluster(),
+            "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
+            "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
+            "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
+            "status_css": status_css(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/jobs/overview.html", context)
+
+    def run_now_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """GET: what will run, and a confirm button. POST: queue it as you, land on the run."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        if _is_registered(name) and not can_run_job(request.user, name):
+            raise PermissionDenied(f"you may not run {name}")
+        try:
+            spec = get_job(name)
+            check_job_arguments(name, {})
+        except (UnknownJob, BadJobArguments) as exc:
+            self.message_user(
+                request,
+                f"{exc} (jobs that need arguments run from their own admin pages "
+                "or `manage.py run_job`)",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse("admin:jobs_jobrun_overview"))
+        if request.method == "GET":
+            return self._run_now_confirmation(request, spec)
+        run = self.queue_job(request, name, {})
+        self.message_user(request, f"Queued {name} as run #{run.pk}.", messages.SUCCESS)
+        return HttpResponseRedirect(run_url(run))
+
+    def _run_now_confirmation(self, request: HttpRequest, spec: JobSpec) -> TemplateResponse:
+        """What "Run now" will do: the job, its schedule, its default arguments, runs pending."""
+        defaults = [
+            (p.name, p.default) for p in spec.parameters().values() if p.default is not p.empty
+        ]
+        arguments = format_html_join(", ", "<code>{}={}</code>", defaults) or "none"
+        cron = format_html(" (<code>{}</code>)", spec.cron) if spec.cron else ""
+        flight = "yes (a concurrent run is recorded as skipped)" if spec.single_flight else "no"
+        return self.confirmation_page(
+            request,
+            title=f"Run {spec.name} now?",
+            intro=f"This queues {spec.name} on the {spec.cluster} cluster now.",
+            summary=[
+                spec.description or "(no description)",
+                format_html("Schedule: {}{}", describe_cron(spec.cron), cron),
+                format_html("Arguments: {} (defaults)", arguments),
+                f"Single flight: {flight}; time limit {spec.timeout_seconds} s",
+            ],
+            pending=pending_runs(spec.name),
+            pending_note="Already queued or running:",
+            submit=f"Yes, run {spec.name} now",
+            submit_id="confirm-run-now",
+            back_url=reverse("admin:jobs_jobrun_overview"),
+        )
+
+    def progress_view(self, request: HttpRequest, pk: int) -> JsonResponse:
+        """What the run page polls every 2 s while the run is queued or running."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        run = JobRun.objects.filter(pk=pk).first()
+        if run is None:
+            return JsonResponse({"error": f"no run #{pk}"}, status=404)
+        view = describe_progress(run.progress)
+        return JsonResponse(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "finished": run.is_finished,
+                "progress": run.progress,
+                "percent": view.percent if view else None,
+                "text": view.text if view else "",
+                "detail": view.detail if view else "",
+                "duration_seconds": run.duration_seconds,
+                "heartbeat_at": run.heartbeat_at,
+            }
+        )
+
+
+def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
+    """(failed runs of registered jobs, those `user` may retry, why the others are refused).
+
+    Refused: the user lacks a permission of the job, or its arguments no longer pass the
+    job's checks (the exchange was matched since, the program was deleted).
+    """
+    failed = [
+        run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
+    ]
+    eligible, lacking, invalid = [], set(), []
+    for run in failed:
+        missing = missing_permissions(user, run.job, run.kwargs)
+        if missing:
+            lacking.update(missing)
+            continue
+        try:
+            check_job_arguments(run.job, run.kwargs)
+        except BadJobArguments as exc:
+            invalid.append(f"run #{run.pk}: {exc}")
+            continue
+        eligible.append(run)
+    reasons = [f"you lack {', '.join(sorted(lacking))}"] if lacking else []
+    return failed, eligible, reasons + invalid
+
+
+def _is_registered(name: str) -> bool:
+    try:
+        get_job(name)
+    except UnknownJob:
+        return False
+    return True

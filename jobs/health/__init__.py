@@ -1,0 +1,1 @@
+"""How operators see the jobs' state: /health/ checks, /metrics, Sentry, the dashboards' reads."""

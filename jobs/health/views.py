@@ -1,0 +1,70 @@
+"""/health/ (JSON an operator or a load balancer can act on) and /metrics (Prometheus)."""
+
+import hmac
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from jobs.health.checks import health_report, run_checks, takes_traffic
+from jobs.health.metrics import JobsCollector
+from jobs.outbox.alerts import watch_from_web
+
+logger = logging.getLogger("jobs.health")
+
+
+@require_GET
+def health_view(request: HttpRequest) -> JsonResponse:
+    """Status and one state per check for anyone; the reasons for staff (and the logs).
+
+    Also the web's share of the alert watchdog (jobs.outbox.alerts): it runs here
+    because the load balancer polls this page whether or not any cluster is up.
+    """
+    checks = run_checks()
+    if checks[0].ok and watch_from_web():
+        for check in checks:
+            if not check.ok:
+                logger.warning("health: %s", check.line())
+    body = health_report(checks, private=_is_staff(request))
+    return JsonResponse(body, status=200 if takes_traffic(checks) else 503)
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    """Reasons, ids and exception text are for staff only; the logs have them too.
+
+    With the database down a logged-in caller's session cannot be read: not staff then.
+    """
+    try:
+        return bool(request.user.is_active and request.user.is_staff)
+    except Exception:
+        return False
+
+
+def _may_scrape(request: HttpRequest) -> bool:
+    """A staff session, or `Authorization: Bearer <METRICS_TOKEN>`; anyone when neither
+    PRODUCTION nor METRICS_TOKEN is set (a developer's machine)."""
+    token = getattr(settings, "METRICS_TOKEN", "")
+    if not token and not getattr(settings, "PRODUCTION", False):
+        return True
+    if _is_staff(request):
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format; a fresh registry per scrape so only our collector is read."""
+    if not _may_scrape(request):
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobsCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Messages to people: queued with the change that causes them, delivered once; alerts."""

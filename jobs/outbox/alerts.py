@@ -1,0 +1,321 @@
+"""Alerts: staff are told when a job fails for good, is flagged, or misses its slot.
+
+One scan decides everything, whatever recorded the problem (the runner, the reaper, a
+refused task, a slot recorded `missed`): `scan_alerts` counts the finished runs not yet
+counted into an open alert per (job, kind), opens the ones that are new, resolves the
+ones whose job has succeeded since, and queues the messages in the outbox in the same
+transaction. Set-based and idempotent: two scans at once count each run once.
+
+The watchdog part (a cron slot past its grace with no run at all) cannot be left to the
+cluster that should have run it: that cluster is down. So the scan runs
+- right after a run whose outcome matters (jobs.runs.lifecycle.finish),
+- every minute as `jobs.scan_alerts` on the `notifications` cluster (the one that
+  delivers alerts; it also sees slots of the other clusters),
+- from every web process's /health/ (at most every JOBS_ALERT_WATCH_SECONDS): the load
+  balancer polls it whether or not any cluster is up. When no cluster delivers (an alert
+  row still waiting JOBS_ALERT_FALLBACK_SECONDS after it was due), that web process
+  delivers the alert rows itself, on a helper thread, through the same outbox claim.
+A cluster that comes back fires the overdue slot once; the runner records it `missed`
+and it joins the open alert (count + 1), so no second message goes out.
+"""
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import close_old_connections, connection, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from jobs import sql
+from jobs.conf import job_entries, jobs_settings
+from jobs.exceptions import JobsError, UnknownJob
+from jobs.models import Alert, JobRun, Notification
+from jobs.outbox.alert_webhook import webhook_url_problem
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from jobs.registry import ALERT_CHANNELS, get_job
+
+logger = logging.getLogger("jobs.alerts")
+
+TEMPLATE = "jobs/notifications/alert"
+SCAN_JOB = "jobs.scan_alerts"
+#: Outbox recipient of webhook alerts: the URL itself is a secret read at delivery.
+WEBHOOK_RECIPIENT = "alert-webhook"
+#: Runs older than this are never counted (history before alerts existed, a long outage).
+LOOKBACK = timedelta(days=1)
+
+
+class AlertSettingsError(JobsError):
+    """JOBS_ALERT_CHANNELS names an unknown job or channel."""
+
+
+def channel_overrides() -> dict[str, str]:
+    """JOBS_ALERT_CHANNELS (settings dict or "job=email; other=off"), every entry checked."""
+    checked = {}
+    entries = job_entries("JOBS_ALERT_CHANNELS", error=AlertSettingsError, what="channel")
+    for name, channel in entries.items():
+        try:
+            get_job(name)
+        except UnknownJob as exc:
+            raise AlertSettingsError(f"JOBS_ALERT_CHANNELS: {exc}") from None
+        if channel not in ALERT_CHANNELS:
+            raise AlertSettingsError(
+                f"JOBS_ALERT_CHANNELS: {name}: {channel!r} is not one of {', '.join(ALERT_CHANNELS)}"
+            )
+        checked[name] = channel
+    return checked
+
+
+def alert_emails() -> list[str]:
+    """JOBS_ALERT_EMAILS as a list (settings may hold a tuple or "a@x, b@y")."""
+    value = jobs_settings.ALERT_EMAILS
+    if isinstance(value, str):
+        value = value.split(",")
+    return [email.strip() for email in value if email and email.strip()]
+
+
+def check_alert_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """System check: a bad address or channel stops start-up, not an alert."""
+    errors = []
+    for email in alert_emails():
+        try:
+            validate_email(email)
+        except ValidationError:
+            errors.append(
+                checks.Error(
+                    f"JOBS_ALERT_EMAILS: {email!r} is not an email address", id="jobs.E203"
+                )
+            )
+    url = str(jobs_settings.ALERT_WEBHOOK_URL)
+    if url and (problem := webhook_url_problem(url)):
+        errors.append(checks.Error(problem, id="jobs.E201"))
+    try:
+        channel_overrides()
+    except AlertSettingsError as exc:
+        errors.append(checks.Error(str(exc), id="jobs.E202"))
+    return errors
+
+
+def alert_channels(job: str) -> str:
+    """Where `job`'s alerts go: the override, else the registry's, else "both".
+
+    A bad override is refused at start-up (`check_alert_settings`); here it is logged and ignored,
+    so a typo never swallows an alert.
+    """
+    try:
+        overrides = channel_overrides()
+    except AlertSettingsError:
+        logger.exception("ignoring JOBS_ALERT_CHANNELS")
+        overrides = {}
+    if job in overrides:
+        return overrides[job]
+    try:
+        return get_job(job).alerts
+    except UnknownJob:  # jobs.refused_task: not a job, always told
+        return "both"
+
+
+def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
+    """Count new problems into alerts, open and resolve alerts, queue their messages.
+
+    `watchdog`: also open `missed` alerts for cron slots that never started.
+    """
+    now = timezone.now()
+    grace = int(jobs_settings.MISFIRE_GRACE_SECONDS)
+    repeat_before = now - timedelta(hours=int(jobs_settings.ALERT_REPEAT_HOURS))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.RECORD_RUN_ALERTS,
+            {"now": now, "since": now - LOOKBACK, "repeat_before": repeat_before},
+        )
+        rows = cursor.fetchall()
+        if watchdog:
+            from jobs.runner import RUN_SCHEDULED_JOB
+
+            cursor.execute(
+                sql.OPEN_MISSED_SLOT_ALERTS,
+                {
+                    "now": now,
+                    "func": RUN_SCHEDULED_JOB,
+                    "overdue_before": now - timedelta(seconds=grace),
+                },
+            )
+            rows += cursor.fetchall()
+        opened = sorted({alert_id for alert_id, is_new, _ in rows if is_new})
+        repeated = sorted({alert_id for alert_id, is_new, tell in rows if tell and not is_new})
+        cursor.execute(sql.RESOLVE_ALERTS, {"now": now})
+        resolved = sorted(alert_id for (alert_id,) in cursor.fetchall())
+        messages = (
+            _messages(opened, "opened")
+            + _messages(repeated, "repeated")
+            + _messages(resolved, "resolved")
+        )
+        queued = queue_notifications(messages) if messages else 0
+    if opened or repeated or resolved:
+        logger.warning("alerts: opened %s, repeated %s, resolved %s", opened, repeated, resolved)
+    return {
+        "alerts_grown": len(rows),  # alerts opened or counted into
+        "opened": len(opened),
+        "repeated": len(repeated),
+        "resolved": len(resolved),
+        "messages": queued,
+    }
+
+
+def note_finished_run(run: JobRun) -> None:
+    """Scan right after a run whose outcome may open or resolve an alert (never raises:
+    telling staff must not change the run's own outcome; the minutely scan catches up)."""
+    try:
+        matters = run.status in (
+            JobRun.Status.FAILED,
+            JobRun.Status.TIMED_OUT,
+            JobRun.Status.MISSED,
+        ) or bool(run.needs_attention)
+        if not matters and run.status == JobRun.Status.SUCCEEDED:
+            matters = Alert.objects.filter(job=run.job, resolved_at__isnull=True).exists()
+        if matters:
+            scan_alerts(watchdog=False)
+    except Exception:
+        logger.exception("alerts: scan after %s #%s failed", run.job, run.pk)
+
+
+def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
+    """The outbox rows telling staff about these alerts, per each job's channels."""
+    if not alert_ids:
+        return []
+    emails = alert_emails()
+    webhook = bool(jobs_settings.ALERT_WEBHOOK_URL)
+    items = []
+    alerts = Alert.objects.filter(pk__in=alert_ids).select_related(
+        "first_run", "last_run", "resolved_by"
+    )
+    for alert in alerts.order_by("id"):
+        channels = alert_channels(alert.job)
+        if channels == "off":
+            continue
+        context = alert_context(alert, event)
+        stamp = f"{alert.notified_at:%Y%m%d%H%M%S}" if event == "repeated" else ""
+        if channels in ("email", "both"):
+            items += [
+                OutgoingNotification(
+                    channel=Notification.Channel.EMAIL,
+                    recipient=email,
+                    template=TEMPLATE,
+                    dedup_key=f"alert:{alert.pk}:{event}:{stamp}:{email}"[:200],
+                    context=context,
+                )
+                for email in emails
+            ]
+        if channels in ("webhook", "both") and webhook:
+            items.append(
+                OutgoingNotification(
+                    channel=Notification.Channel.WEBHOOK,
+                    recipient=WEBHOOK_RECIPIENT,
+                    template=TEMPLATE,
+                    dedup_key=f"alert:{alert.pk}:{event}:{stamp}:webhook",
+                    context=context,
+                )
+            )
+    return items
+
+
+def alert_context(alert: Alert, event: str) -> dict[str, Any]:
+    """What the templates show, and the webhook's structured `fields`."""
+    run = alert.resolved_by if event == "resolved" else (alert.last_run or alert.first_run)
+    if run is not None:
+        path = reverse("admin:jobs_jobrun_change", args=[run.pk])
+    else:  # a slot that never started has no run: the job's history
+        path = f"{reverse('admin:jobs_jobrun_changelist')}?job={alert.job}"
+    link = f"{str(jobs_settings.ALERT_BASE_URL).rstrip('/')}{path}"
+    status = "resolved" if event == "resolved" else alert.kind
+    return {
+        "event": event,
+        "job": alert.job,
+        "kind": alert.kind,
+        "kind_label": alert.get_kind_display(),
+        "count": alert.count,
+        "reason": alert.reason,
+        "run_id": run.pk if run else None,
+        "opened_at": alert.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "link": link,
+        "fields": {
+            "event": event,
+            "alert_id": alert.pk,
+            "job": alert.job,
+            "kind": alert.kind,
+            "status": status,
+            "run_id": run.pk if run else None,
+            "run_status": run.status if run else None,
+            "reason": alert.reason,
+            "count": alert.count,
+            "url": link,
+        },
+    }
+
+
+_watch_lock = threading.Lock()
+_last_watch = -1e9
+_fallback: threading.Thread | None = None
+
+
+def watch_from_web() -> bool:
+    """/health/'s share of the watchdog: a scan at most every ALERT_WATCH_SECONDS per
+    process, and delivery of alert rows no cluster delivered. True when it ran (never
+    raises: the health page answers whatever happens here)."""
+    global _last_watch
+    now = time.monotonic()
+    with _watch_lock:
+        if now - _last_watch < int(jobs_settings.ALERT_WATCH_SECONDS):
+            return False
+        _last_watch = now
+    try:
+        scan_alerts()
+        if stranded_alerts().exists():
+            _start_fallback()
+    except Exception:
+        logger.exception("alerts: the /health/ watchdog failed")
+    return True
+
+
+def stranded_alerts():
+    """Alert rows still waiting ALERT_FALLBACK_SECONDS after they were due: the
+    notifications cluster is not delivering."""
+    due_before = timezone.now() - timedelta(seconds=int(jobs_settings.ALERT_FALLBACK_SECONDS))
+    return Notification.objects.filter(
+        template=TEMPLATE, status=Notification.Status.PENDING, next_attempt_at__lt=due_before
+    )
+
+
+def deliver_stranded_alerts() -> dict[str, int]:
+    """Deliver the stranded alert rows here (the outbox's own claim: never sent twice)."""
+    from jobs.outbox.notifications import deliver_due_notifications
+
+    due_before = timezone.now() - timedelta(seconds=int(jobs_settings.ALERT_FALLBACK_SECONDS))
+    return deliver_due_notifications(
+        template=TEMPLATE, due_before=due_before, time_budget_seconds=30
+    )
+
+
+def _start_fallback() -> None:
+    global _fallback
+    with _watch_lock:
+        if _fallback is not None and _fallback.is_alive():
+            return
+        _fallback = threading.Thread(target=_fallback_delivery, name="alert-fallback", daemon=True)
+        _fallback.start()
+
+
+def _fallback_delivery() -> None:
+    try:
+        counts = deliver_stranded_alerts()
+        logger.warning("alerts: delivered by the web process (no cluster did): %s", counts)
+    except Exception:
+        logger.exception("alerts: fallback delivery failed")
+    finally:
+        close_old_connections()
+        connection.close()

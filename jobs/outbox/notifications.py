@@ -1,0 +1,318 @@
+"""The notification outbox: queue rows with the change that causes them, deliver them once.
+
+Queueing renders the templates right away, so the row records exactly what is sent,
+and a unique dedup key makes queueing the same notification twice a no-op. Delivery
+claims due rows with FOR UPDATE SKIP LOCKED, so two delivery tasks never send one
+row; failures back off by the default retry policy until the row is `dead`.
+"""
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.db import connection, transaction
+from django.db.models import Q
+from django.template import Context, Engine, Template, engines
+from django.utils import timezone
+
+from jobs import sql
+from jobs.conf import jobs_settings
+from jobs.models import JobRun, Notification
+from jobs.outbox.alert_webhook import post_alert_webhook
+from jobs.runs.retry import DEFAULT_RETRY, RetryPolicy
+from jobs.sms import get_sms_backend
+
+logger = logging.getLogger("jobs.outbox")
+
+DELIVER_JOB = "jobs.deliver_notifications"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutgoingNotification:
+    #: "email" or "sms".
+    channel: str
+    #: Email address or phone number.
+    recipient: str
+    #: Template base name, e.g. "loyalty/notifications/points_expiring".
+    template: str
+    #: Unique per logical notification, e.g. "points_expiring:card:42:2026-11-23".
+    dedup_key: str
+    context: dict[str, Any] = field(default_factory=dict)
+    #: Never delivered after this moment (dead, "too late"): a reminder of an event, a
+    #: warning of a date. None: no limit.
+    deliver_before: datetime | None = None
+
+
+def notification_engine() -> Engine:
+    """The `notifications` template engine: Django's, with autoescape off (plain text)."""
+    backend = engines[getattr(settings, "NOTIFICATION_TEMPLATE_ENGINE", "notifications")]
+    return backend.engine
+
+
+def render_notification(
+    item: OutgoingNotification, *, get_template: Callable[[str], Template] | None = None
+) -> tuple[str, str]:
+    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
+    or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
+
+    The one way notifications are rendered: Django's template engine (its loader caches
+    the compiled templates). Without localization (`use_l10n=False`): numbers are plain
+    digits, as a customer of any locale reads them in a text message, and the engine's
+    number formatting would double the time of a 200,000-card run
+    (bench/expire_points.py). A template that fails to render raises here, inside the
+    transaction of the change, which then rolls back with it. `get_template`: the
+    engine's, or a batch's memo of it.
+    """
+    engine = notification_engine()
+    get_template = get_template or engine.get_template
+    context = Context(item.context, autoescape=engine.autoescape, use_l10n=False)
+    if item.channel == Notification.Channel.SMS:
+        return "", get_template(f"{item.template}.sms.txt").render(context).strip()
+    if item.channel == Notification.Channel.WEBHOOK:
+        # Slack-compatible: "text" is what a chat shows; the context's `fields` ride along.
+        text = get_template(f"{item.template}.webhook.txt").render(context).strip()
+        return "", json.dumps({"text": text, **item.context.get("fields", {})}, default=str)
+    if item.channel != Notification.Channel.EMAIL:
+        raise ValueError(f"unknown channel {item.channel!r}")
+    subject = get_template(f"{item.template}.subject.txt").render(context)
+    body = get_template(f"{item.template}.txt").render(context)
+    return " ".join(subject.split())[:255], body
+
+
+class RenderedNotification(NamedTuple):
+    """An outbox row's text, rendered: what `queue_rendered` inserts (in COPY column order)."""
+
+    channel: str
+    recipient: str
+    template: str
+    subject: str
+    body: str
+    dedup_key: str
+    deliver_before: datetime | None
+
+
+def render_notifications(items: Iterable[OutgoingNotification]) -> list[RenderedNotification]:
+    """Every item rendered; raises on the first template that does not render.
+
+    Touches no database, so a caller may render one batch on another thread while its
+    own connection works (loyalty.services.expiration does).
+    """
+    get_template = functools.cache(notification_engine().get_template)  # once per batch
+    return [
+        RenderedNotification(
+            item.channel,
+            item.recipient,
+            item.template,
+            *render_notification(item, get_template=get_template),
+            item.dedup_key,
+            item.deliver_before,
+        )
+        for item in items
+    ]
+
+
+def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
+    """Render and insert outbox rows; returns how many were new (a known dedup key is skipped).
+
+    Call inside the transaction that makes the change: the rows commit or roll back
+    with it. Delivery is kicked after commit.
+    """
+    return queue_rendered(render_notifications(items), kick=kick)
+
+
+def queue_rendered(rows: Iterable[RenderedNotification], *, kick: bool = True) -> int:
+    """Insert rendered outbox rows (see `queue_notifications`); returns how many were new.
+
+    Rows are loaded with COPY into a session staging table and moved into the outbox by
+    one INSERT (COPY alone cannot skip known keys).
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.CREATE_OUTBOX_STAGE)
+        with cursor.copy(sql.COPY_OUTBOX_STAGE) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            sql.QUEUE_STAGED_NOTIFICATIONS,
+            {"max_attempts": DEFAULT_RETRY.max_attempts, "now": timezone.now()},
+        )
+        created = cursor.rowcount
+    if created and kick:
+        transaction.on_commit(kick_delivery)
+    return created
+
+
+def queue_notification(item: OutgoingNotification) -> bool:
+    """Queue one notification; False when its dedup key was already queued."""
+    return queue_notifications([item]) == 1
+
+
+def kick_delivery() -> None:
+    """Queue a delivery run now unless one is already waiting (the cron run is the safety net)."""
+    from jobs.runner import enqueue_job
+
+    if JobRun.objects.filter(job=DELIVER_JOB, status=JobRun.Status.QUEUED).exists():
+        return
+    try:
+        enqueue_job(DELIVER_JOB, trigger=JobRun.Trigger.CHAIN, triggered_by="outbox")
+    except Exception:  # the minutely schedule delivers anyway
+        logger.exception("could not kick notification delivery")
+
+
+def deliver_due_notifications(
+    *,
+    batch_size: int | None = None,
+    time_budget_seconds: float = 240.0,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    template: str | None = None,
+    due_before: datetime | None = None,
+) -> dict[str, int]:
+    """Send due notifications in claimed batches until none are due or the budget is spent.
+
+    Rows past their `deliver_before` are never sent: they are marked dead, "too late",
+    first, skipped by the claim, and checked again just before each send (a batch of
+    slow sends may cross a deadline). `template` and `due_before` narrow it to rows of
+    one template due before a moment (the web process's fallback for alerts no cluster
+    delivered, jobs.outbox.alerts).
+    """
+    batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
+    counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
+    deadline = time.monotonic() + time_budget_seconds
+    sms_backend = get_sms_backend()
+    mail = get_connection(fail_silently=False)
+    tried: list[int] = []
+    while time.monotonic() < deadline:
+        ids = _claim_batch(batch_size, exclude=tried, template=template, due_before=due_before)
+        tried.extend(ids)
+        if not ids:
+            break
+        for row in Notification.objects.filter(pk__in=ids).order_by("id"):
+            if row.deliver_before is not None and row.deliver_before <= timezone.now():
+                counts["too_late"] += _expire_late(ids=[row.pk])
+                continue
+            try:
+                if row.channel == Notification.Channel.SMS:
+                    sms_backend.send(to=row.recipient, body=row.body)
+                elif row.channel == Notification.Channel.WEBHOOK:
+                    post_alert_webhook(row.body)
+                else:
+                    EmailMessage(
+                        row.subject,
+                        row.body,
+                        settings.DEFAULT_FROM_EMAIL,
+                        [row.recipient],
+                        connection=mail,
+                    ).send()
+            except Exception as exc:
+                counts[_record_delivery_failure(row, exc, policy)] += 1
+                continue
+            Notification.objects.filter(pk=row.pk, status=Notification.Status.SENDING).update(
+                status=Notification.Status.SENT, sent_at=timezone.now(), last_error=""
+            )
+            counts["sent"] += 1
+    return counts
+
+
+def _expire_late(*, ids: list[int] | None = None) -> int:
+    """Mark waiting rows (or the claimed `ids`) past their deadline dead, "too late"."""
+    if ids is not None:
+        return Notification.objects.filter(
+            pk__in=ids, status=Notification.Status.SENDING, deliver_before__lte=timezone.now()
+        ).update(
+            status=Notification.Status.DEAD,
+            dead_reason=Notification.DeadReason.TOO_LATE,
+            last_error="too late: its deadline passed while its batch was being sent",
+        )
+    now = timezone.now()
+    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(sql.EXPIRE_LATE_NOTIFICATIONS, {"now": now, "stale_before": stale})
+        late = cursor.rowcount
+    if late:
+        logger.warning("%s notification(s) dead: too late to deliver", late)
+    return late
+
+
+def _claim_batch(
+    limit: int,
+    *,
+    exclude: list[int],
+    template: str | None = None,
+    due_before: datetime | None = None,
+) -> list[int]:
+    now = timezone.now()
+    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.CLAIM_NOTIFICATIONS,
+            {
+                "now": now,
+                "due_before": due_before or now,
+                "template": template,
+                "stale_before": stale,
+                "limit": limit,
+                "exclude": exclude,
+            },
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    attempts_policy = RetryPolicy(
+        max_attempts=row.max_attempts,
+        base_seconds=policy.base_seconds,
+        cap_seconds=policy.cap_seconds,
+        jitter=policy.jitter,
+    )
+    delay = attempts_policy.delay_for(attempt=row.attempts, error=exc)
+    if delay is None:
+        Notification.objects.filter(pk=row.pk).update(
+            status=Notification.Status.DEAD,
+            dead_reason=Notification.DeadReason.FAILED,
+            last_error=error,
+        )
+        logger.error("notification %s is dead after %s attempts: %s", row.pk, row.attempts, error)
+        return "dead"
+    Notification.objects.filter(pk=row.pk).update(
+        status=Notification.Status.PENDING,
+        last_error=error,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    logger.warning("notification %s failed (attempt %s): %s", row.pk, row.attempts, error)
+    return "retrying"
+
+
+def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
+    """Give dead or failed rows a fresh set of attempts; returns how many were requeued.
+
+    Failed: pending again after a failed attempt (it has an error). A row whose
+    `deliver_before` has passed is refused: it would only be too late again. The state is checked
+    in the UPDATE itself, so a row a delivery task claimed meanwhile (`sending`) or sent
+    is left alone: PostgreSQL re-checks the WHERE on a row another transaction just
+    changed, and putting a row being sent back to pending would send it twice.
+    """
+    count = (
+        Notification.objects.filter(pk__in=list(ids))
+        .filter(
+            Q(status=Notification.Status.DEAD)
+            | Q(status=Notification.Status.PENDING, last_error__gt="")
+        )
+        .exclude(deliver_before__lte=timezone.now())
+        .update(
+            status=Notification.Status.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            requeued_by=actor[:150],
+            dead_reason="",
+        )
+    )
+    if count:
+        transaction.on_commit(kick_delivery)
+    return count

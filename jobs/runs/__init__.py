@@ -1,0 +1,1 @@
+"""A run's life: created, claimed, locked, finished, found lost; what a running job knows."""

@@ -1,0 +1,57 @@
+"""The run a job is part of: read it, flag it for attention, change its recorded arguments.
+
+Set by the runner around the job's call, so inside a job (and what it calls) these ask
+about its own JobRun; outside a job they are no-ops.
+"""
+
+import logging
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobs.models import JobRun
+
+logger = logging.getLogger("jobs")
+_current_run: ContextVar["JobRun | None"] = ContextVar("current_run", default=None)
+
+
+def current_run() -> "JobRun | None":
+    """The JobRun being executed in this process, or None outside a job."""
+    return _current_run.get()
+
+
+def set_current_run(run: "JobRun | None") -> Any:
+    return _current_run.set(run)
+
+
+def reset_current_run(token: Any) -> None:
+    _current_run.reset(token)
+
+
+def flag_for_attention(reason: str) -> None:
+    """Mark the current run for attention (history and /health/ show it)."""
+    from jobs.models import JobRun
+
+    run = current_run()
+    if run is None:
+        return
+    logger.warning("%s #%s flagged for attention: %s", run.job, run.pk, reason)
+    reason = "; ".join(filter(None, [run.attention_reason, reason]))[:500]
+    run.needs_attention = True
+    run.attention_reason = reason
+    JobRun.objects.filter(pk=run.pk).update(needs_attention=True, attention_reason=reason)
+
+
+def update_run_kwargs(**changes: Any) -> None:
+    """Change the current run's arguments; a retry of this run is queued with the new ones.
+
+    A chain's first hop uses it to record the lock token it created, so the retry
+    holds the same lock. A no-op outside a job.
+    """
+    from jobs.models import JobRun
+
+    run = current_run()
+    if run is None:
+        return
+    run.kwargs = {**run.kwargs, **changes}
+    JobRun.objects.filter(pk=run.pk).update(kwargs=run.kwargs)

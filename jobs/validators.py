@@ -1,0 +1,54 @@
+"""The first checks of what an operator types into any app's settings or fields.
+
+A time zone is an IANA place name (never an offset or an abbreviation). An address (an
+API's base URL, a webhook), whatever else it must satisfy (an allowed host, no
+credentials), is first one printable URL without spaces, with a port in range and an
+allowed scheme; the message names the setting or field, so each caller's wording stays
+its own.
+"""
+
+from functools import cache
+from urllib.parse import SplitResult, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from django.core.exceptions import ValidationError
+
+#: Files zoneinfo loads that are no place's zone: the host's own clock (it differs between
+#: the hosts of a scale-out), the POSIX rules template and tzdata's "-00" placeholder.
+NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    # The IANA keys only: no "right/..." (leap-second clocks) or "posix/..." copies.
+    return frozenset(available_timezones()) - NOT_A_PLACE
+
+
+def validate_timezone_name(value: str) -> None:
+    """Accept only IANA names zoneinfo knows ("America/New_York"), never offsets or abbreviations."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"unknown timezone {value!r}", code="timezone") from None
+    if value not in _known_timezones():
+        raise ValidationError(f"unknown timezone {value!r}", code="timezone")
+
+
+class AddressProblem(ValueError):
+    """Why an address may not be used, in words for the operator who typed it."""
+
+
+def split_operator_url(
+    value: str, *, what: str, schemes: tuple[str, ...], require_host: bool = False
+) -> SplitResult:
+    """`value` split, or AddressProblem naming `what` (e.g. "the API address")."""
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        raise AddressProblem(f"{what} must be a URL without spaces")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise AddressProblem(f"{what} is not a valid URL") from None
+    if parts.scheme not in schemes or (require_host and not parts.hostname):
+        raise AddressProblem(f"{what} must start with {' or '.join(s + '://' for s in schemes)}")
+    return parts
