@@ -65,7 +65,7 @@ def main(folder: Path) -> None:
             page.wait_for_url(f"{base}/admin/")
 
             slow = enqueue_job(
-                "jobs.demo_job", kwargs={"items": 500, "step_seconds": 1.5}, trigger="command"
+                "devkit.demo_job", kwargs={"items": 500, "step_seconds": 1.5}, trigger="command"
             )
             page.goto(f"{base}/admin/jobs/jobrun/{slow.pk}/change/")
             page.wait_for_function(

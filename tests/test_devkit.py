@@ -1,6 +1,9 @@
 """The dev tooling stays out of production: no fake is installed, no product module uses it."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -26,6 +29,22 @@ def test_production_settings__install_no_dev_tooling():
     assert "devkit" not in config.settings.INSTALLED_APPS
     assert "devkit" in config.settings_dev.INSTALLED_APPS
     assert "devkit" in settings.INSTALLED_APPS  # the suite runs with the dev settings
+
+
+def test_production_settings__register_no_dev_job():
+    """The demo's job is devkit's: production's registry (list_jobs, schedules) has none."""
+    code = "import django; django.setup(); from jobs.registry import all_jobs; print(*(j.name for j in all_jobs()))"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = out.stdout.split()
+    assert "jobs.prune_history" in names and "devkit.demo_job" not in names
 
 
 def test_product_code__never_imports_the_dev_tooling():

@@ -47,7 +47,7 @@ QUERIES = [
 def boss() -> Client:
     client = Client(raise_request_exception=False)
     client.force_login(User.objects.create_superuser("boss", password="pw"))
-    JobRun.objects.create(job="jobs.demo_job", status="failed")
+    JobRun.objects.create(job="devkit.demo_job", status="failed")
     Notification.objects.create(
         channel="email", recipient="a@example.com", template="t", body="b", dedup_key="k"
     )
@@ -75,7 +75,7 @@ def test_lookup_on_a_column_not_offered_as_a_filter__400(boss):
     assert boss.get(f"{url}?body__startswith=secret").status_code == 400
     assert boss.get(f"{url}?dedup_key__regex=.*").status_code == 400
     runs = reverse("admin:jobs_jobrun_changelist")
-    assert boss.get(f"{runs}?job=jobs.demo_job&status=failed").status_code == 200
+    assert boss.get(f"{runs}?job=devkit.demo_job&status=failed").status_code == 200
     assert boss.get(f"{runs}?job__startswith=jobs").status_code == 400
     assert boss.get(f"{runs}?traceback__contains=key").status_code == 400
 

@@ -94,15 +94,15 @@ def test_failure_that_queued_a_retry__no_alert(run_job_in_process):
 
 
 def test_storm__100_failures_are_one_alert_with_a_count_then_resolved_once(run_job_in_process):
-    failed_runs("jobs.demo_job", 100)
+    failed_runs("devkit.demo_job", 100)
 
     assert scan_alerts()["opened"] == 1
     alert = Alert.objects.get()
     assert alert.count == 100
     assert messages(channel="email").get().subject == (
-        "[jobs] jobs.demo_job: failed for good (100 times)"
+        "[jobs] devkit.demo_job: failed for good (100 times)"
     )
-    failed_runs("jobs.demo_job", 1)
+    failed_runs("devkit.demo_job", 1)
     assert scan_alerts() == {
         "alerts_grown": 1,
         "opened": 0,
@@ -113,16 +113,16 @@ def test_storm__100_failures_are_one_alert_with_a_count_then_resolved_once(run_j
     assert Alert.objects.get().count == 101
     assert messages().count() == 2  # still one email and one webhook
 
-    ok = run_job_in_process("jobs.demo_job", kwargs={"items": 1})  # resolves at once
+    ok = run_job_in_process("devkit.demo_job", kwargs={"items": 1})  # resolves at once
 
     alert.refresh_from_db()
     assert alert.resolved_at is not None and alert.resolved_by_id == ok.pk
     resolved = [b for b in webhook_bodies() if b["event"] == "resolved"]
     assert [(b["status"], b["run_id"], b["count"]) for b in resolved] == [("resolved", ok.pk, 101)]
-    assert messages(channel="email", subject="[jobs] resolved: jobs.demo_job").exists()
+    assert messages(channel="email", subject="[jobs] resolved: devkit.demo_job").exists()
     assert scan_alerts()["resolved"] == 0  # told once
 
-    failed_runs("jobs.demo_job", 1)  # a new problem after the resolution: a new alert
+    failed_runs("devkit.demo_job", 1)  # a new problem after the resolution: a new alert
     assert scan_alerts()["opened"] == 1
     assert Alert.objects.filter(resolved_at__isnull=True).count() == 1
 
@@ -217,14 +217,14 @@ def test_webhook_delivery__json_post__a_redirect_is_not_followed(settings, https
     settings.DEBUG = True  # a local receiver on plain http
     settings.JOBS_ALERT_WEBHOOK_URL = httpserver.url_for("/hook")
     httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("ok")
-    failed_runs("jobs.demo_job", 1)
+    failed_runs("devkit.demo_job", 1)
     scan_alerts()
     Notification.objects.filter(channel="email").delete()
 
     assert deliver_due_notifications()["sent"] == 1
     (request, _), *_ = httpserver.log
     assert request.headers["Content-Type"] == "application/json"
-    assert request.get_json()["job"] == "jobs.demo_job"
+    assert request.get_json()["job"] == "devkit.demo_job"
 
     # A redirect elsewhere: not followed; the row retries, and its error names no URL.
     httpserver.clear()
@@ -232,7 +232,7 @@ def test_webhook_delivery__json_post__a_redirect_is_not_followed(settings, https
         "", status=302, headers={"Location": httpserver.url_for("/elsewhere")}
     )
     run = JobRun.objects.create(
-        job="jobs.demo_job", trigger="command", status="succeeded", finished_at=timezone.now()
+        job="devkit.demo_job", trigger="command", status="succeeded", finished_at=timezone.now()
     )
     assert run.pk and scan_alerts()["resolved"] == 1
     Notification.objects.filter(channel="email").delete()
@@ -246,7 +246,7 @@ def test_fallback__alerts_no_cluster_delivered_are_sent_by_the_web_process(setti
     settings.DEBUG = True
     settings.JOBS_ALERT_WEBHOOK_URL = httpserver.url_for("/hook")
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
-    failed_runs("jobs.demo_job", 1)
+    failed_runs("devkit.demo_job", 1)
     scan_alerts()
     assert deliver_stranded_alerts()["sent"] == 0  # just queued: the cluster's to send
 
@@ -285,7 +285,7 @@ def test_alert_admin__read_only_for_viewers_closed_to_others(
 
     from tests.admin_helpers import staff_client
 
-    failed_runs("jobs.demo_job", 3)
+    failed_runs("devkit.demo_job", 3)
     scan_alerts()
     alert = Alert.objects.get()
     staff_client(client, "someone", perms)
@@ -318,20 +318,20 @@ def test_open_alert__a_problem_a_day_later_tells_staff_again(time_machine):
     quiet: a problem counted more than JOBS_ALERT_REPEAT_HOURS after staff were told
     tells them again, once."""
     time_machine.move_to("2026-12-07T02:00:00+00:00", tick=False)
-    failed_runs("jobs.demo_job", 1)
+    failed_runs("devkit.demo_job", 1)
     scan_alerts(watchdog=False)
     time_machine.move_to("2026-12-07T20:00:00+00:00", tick=False)
-    failed_runs("jobs.demo_job", 1)
+    failed_runs("devkit.demo_job", 1)
     assert scan_alerts(watchdog=False)["repeated"] == 0  # within 24 h: counted only
     time_machine.move_to("2026-12-08T03:00:00+00:00", tick=False)
-    failed_runs("jobs.demo_job", 2)
+    failed_runs("devkit.demo_job", 2)
 
     assert scan_alerts(watchdog=False)["repeated"] == 1
     assert scan_alerts(watchdog=False)["repeated"] == 0
     subjects = list(messages(channel="email").order_by("id").values_list("subject", flat=True))
     assert subjects == [
-        "[jobs] jobs.demo_job: failed for good",
-        "[jobs] still: jobs.demo_job: failed for good (4 times)",
+        "[jobs] devkit.demo_job: failed for good",
+        "[jobs] still: devkit.demo_job: failed for good (4 times)",
     ]
     assert [b["event"] for b in webhook_bodies()] == ["opened", "repeated"]
 
@@ -342,7 +342,7 @@ def test_concurrent_scans__a_run_another_scan_holds_is_skipped_not_waited_for_or
     would) does not stop this scan, which counts A and C; B is counted once, later."""
     from tests.race import RowLocks
 
-    a, b, c = failed_runs("jobs.demo_job", 3)
+    a, b, c = failed_runs("devkit.demo_job", 3)
     with RowLocks("jobs_jobrun", [b.pk]):
         assert scan_alerts()["opened"] == 1  # at once: B is skipped, not waited for
         assert Alert.objects.get().count == 2

@@ -36,17 +36,17 @@ def counts() -> tuple[int, int, int]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["jobs.demo_job", "items=-5"], "jobs.demo_job: argument items=-5 must be >= 0"),
+        (["devkit.demo_job", "items=-5"], "devkit.demo_job: argument items=-5 must be >= 0"),
         (
             ["jobs.prune_history", "older_than_days=0"],
             "jobs.prune_history: argument older_than_days=0 must be >= 1",
         ),
-        (["jobs.demo_job", "step_seconds=NaN"], "argument step_seconds='NaN' is not a number"),
+        (["devkit.demo_job", "step_seconds=NaN"], "argument step_seconds='NaN' is not a number"),
         (
-            ["jobs.demo_job", "items=" + "9" * 5000],
+            ["devkit.demo_job", "items=" + "9" * 5000],
             "items: a number of 5000 digits is out of range",
         ),
-        (["jobs.demo_job", "items=" + "9" * 400], "(400 characters) is out of range"),
+        (["devkit.demo_job", "items=" + "9" * 400], "(400 characters) is out of range"),
         (["exchanges.match_exchange", "exchange_id=999"], "exchange 999 does not exist"),
         (["exchanges.match_exchange", "exchange_id=0"], "exchange_id=0 must be >= 1"),
         (["loyalty.expire_points", "program_id=999"], "no loyalty program with id 999"),
@@ -70,7 +70,7 @@ def test_run_job__bad_value_or_unknown_id__exit_2_one_line_nothing_recorded(args
 
 def test_run_job__typo_as_a_real_process__exit_2_one_line():
     proc = subprocess.run(
-        [sys.executable, "manage.py", "run_job", "jobs.demo_job", "items=-5"],
+        [sys.executable, "manage.py", "run_job", "devkit.demo_job", "items=-5"],
         cwd=Path(settings.BASE_DIR),
         capture_output=True,
         text=True,
@@ -78,7 +78,7 @@ def test_run_job__typo_as_a_real_process__exit_2_one_line():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "CommandError: jobs.demo_job: argument items=-5 must be >= 0"
+        "CommandError: devkit.demo_job: argument items=-5 must be >= 0"
     ]
 
 

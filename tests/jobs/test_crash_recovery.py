@@ -17,10 +17,10 @@ from jobs.runs import locks
 from tests.live_run import LiveRun, dead_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-KEY = "job:jobs.demo_job"
+KEY = "job:devkit.demo_job"
 
 
-def running_run(*, heartbeat_age: float = 2, job: str = "jobs.demo_job") -> JobRun:
+def running_run(*, heartbeat_age: float = 2, job: str = "devkit.demo_job") -> JobRun:
     now = timezone.now()
     return JobRun.objects.create(
         job=job,
@@ -41,13 +41,13 @@ def test_killed_run__next_run_takes_its_lock_at_once_and_records_it_lost():
         hold_lock(dead)
         live.kill()
 
-    run = run_job_now("jobs.demo_job", kwargs={"items": 3})
+    run = run_job_now("devkit.demo_job", kwargs={"items": 3})
 
     run.refresh_from_db()
     dead.refresh_from_db()
     assert run.status == JobRun.Status.SUCCEEDED, run.result
     assert dead.status == JobRun.Status.FAILED
-    assert dead.error.startswith("worker lost: its lock job:jobs.demo_job was taken over by run")
+    assert dead.error.startswith("worker lost: its lock job:devkit.demo_job was taken over by run")
     assert "database session ended" in dead.error
     assert locks.lease_holder(KEY) is None  # released by the run that took it over
 
@@ -60,11 +60,11 @@ def test_run_job__lock_held_by_a_live_run_exits_3_and_names_the_holder():
             heartbeat_at=timezone.now() - timedelta(seconds=42)
         )
         with pytest.raises(CommandError) as caught:
-            call_command("run_job", "jobs.demo_job", stdout=StringIO())
+            call_command("run_job", "devkit.demo_job", stdout=StringIO())
 
     message = str(caught.value)
     assert caught.value.returncode == 3
-    assert f"held by run:{holder.pk} (jobs.demo_job, running)" in message
+    assert f"held by run:{holder.pk} (devkit.demo_job, running)" in message
     assert f"on host {socket.gethostname()} pid {os.getpid()}" in message
     assert "heartbeat 42 s ago" in message
     assert "it frees when that run ends, or as soon as its database session ends" in message
@@ -84,7 +84,7 @@ def test_health__warns_about_a_running_run_whose_worker_is_gone(admin_client):
     check = body["checks"]["lost_runs"]
 
     assert check["ok"] is False and check["warning"] is True
-    assert f"jobs.demo_job #{lost.pk} on {socket.gethostname()}:{os.getpid()}" in check["detail"]
+    assert f"devkit.demo_job #{lost.pk} on {socket.gethostname()}:{os.getpid()}" in check["detail"]
     assert "(last heartbeat 95 s ago)" in check["detail"]
 
 

@@ -27,7 +27,7 @@ PINNED_CRONS = {
     "exchanges.send_due_reminders": "* * * * *",
     "jobs.deliver_notifications": "* * * * *",
     "jobs.scan_alerts": "* * * * *",
-    "jobs.demo_job": None,
+    "devkit.demo_job": None,
     "jobs.prune_history": "30 3 * * *",
     "jobs.reap_lost_runs": "*/5 * * * *",
     "loyalty.expire_points": "0 2 * * *",

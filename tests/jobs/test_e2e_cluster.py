@@ -109,7 +109,7 @@ def test_outbox_row_is_sent_once_when_delivery_runs_twice(qcluster, tmp_path: Pa
             OutgoingNotification(
                 channel="email",
                 recipient=r,
-                template="jobs/notifications/demo_result",
+                template="devkit/notifications/demo_result",
                 dedup_key=f"e2e:{r}",
                 context={"items": 1, "checksum": 0},
             )

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_task_reaches_the_queue_with_the_commit_not_before():
     with transaction.atomic():
-        run = enqueue_job("jobs.demo_job", kwargs={"items": 3}, trigger="command")
+        run = enqueue_job("devkit.demo_job", kwargs={"items": 3}, trigger="command")
         assert not OrmQ.objects.exists()
     assert waiting_run_ids() == {run.pk}
     assert OrmQ.objects.get().key == "default"
@@ -41,7 +41,7 @@ def queue_refuses_inserts():
 
 def test_queue_refuses_the_task__the_run_is_failed_not_left_queued(queue_refuses_inserts):
     with pytest.raises(DatabaseError, match="queue refuses tasks"):
-        enqueue_job("jobs.demo_job", trigger="command")
+        enqueue_job("devkit.demo_job", trigger="command")
 
     run = JobRun.objects.get()
     assert run.status == "failed" and run.finished_at is not None

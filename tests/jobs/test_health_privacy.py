@@ -78,7 +78,7 @@ def problems() -> dict[str, str]:
         needs_attention=True, attention_reason="webhook event evt_9f8e7d unpaid sub_4242",
     )  # fmt: skip
     failed = JobRun.objects.create(
-        job="jobs.demo_job", trigger="command", status="failed", finished_at=now,
+        job="devkit.demo_job", trigger="command", status="failed", finished_at=now,
         needs_attention=True, attention_reason="3 cards failed",
     )  # fmt: skip
     JobRun.objects.create(
@@ -86,7 +86,7 @@ def problems() -> dict[str, str]:
         needs_attention=True, attention_reason="refused task: function 'os.system'",
     )  # fmt: skip
     JobRun.objects.create(
-        job="jobs.demo_job", trigger="command", status="running", host="worker-7.internal",
+        job="devkit.demo_job", trigger="command", status="running", host="worker-7.internal",
         pid=31337, heartbeat_at=now - timedelta(minutes=5),
     )  # fmt: skip
     return {

@@ -22,7 +22,7 @@ URL = "admin:jobs_lease_changelist"
 
 def holder(status: str, heartbeat_age_seconds: float, **fields) -> JobRun:
     beat = timezone.now() - timedelta(seconds=heartbeat_age_seconds)
-    return JobRun.objects.create(job="jobs.demo_job", status=status, heartbeat_at=beat, **fields)
+    return JobRun.objects.create(job="devkit.demo_job", status=status, heartbeat_at=beat, **fields)
 
 
 def lease(key: str, owner: str, run: JobRun | None = None) -> Lease:

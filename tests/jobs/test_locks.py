@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def a_run(**fields) -> JobRun:
-    return JobRun.objects.create(job="jobs.demo_job", trigger="command", **fields)
+    return JobRun.objects.create(job="devkit.demo_job", trigger="command", **fields)
 
 
 def test_acquire__second_owner_is_refused_while_lease_is_live():

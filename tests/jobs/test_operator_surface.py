@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_run_job__runs_in_process_and_records_history():
-    output = run_command("run_job", "jobs.demo_job", "items=4")
+    output = run_command("run_job", "devkit.demo_job", "items=4")
 
     run = JobRun.objects.get()
     assert (run.status, run.trigger, run.kwargs) == ("succeeded", "command", {"items": 4})
@@ -30,11 +30,11 @@ def test_run_job__runs_in_process_and_records_history():
     ("args", "message"),
     [
         (["no.such_job"], "unknown job 'no.such_job'"),
-        (["jobs.demo_job", "colour=red"], "unexpected keyword argument 'colour'"),
-        (["jobs.demo_job", "items"], "bad argument 'items': expected key=value"),
-        (["jobs.demo_job", "items=1", "items=2"], "argument 'items' given twice"),
-        (["jobs.demo_job", "items=abc"], "argument items='abc' is not int"),
-        (["jobs.demo_job", "items=true"], "argument items='true' is not int"),
+        (["devkit.demo_job", "colour=red"], "unexpected keyword argument 'colour'"),
+        (["devkit.demo_job", "items"], "bad argument 'items': expected key=value"),
+        (["devkit.demo_job", "items=1", "items=2"], "argument 'items' given twice"),
+        (["devkit.demo_job", "items=abc"], "argument items='abc' is not int"),
+        (["devkit.demo_job", "items=true"], "argument items='true' is not int"),
         (["jobs.prune_history", "older_than_days=1.5"], "older_than_days=1.5 is not int | None"),
     ],
 )
@@ -46,7 +46,7 @@ def test_run_job__bad_input_exits_2_and_runs_nothing(args, message):
 
 
 def test_run_job__queue_records_a_queued_run():
-    output = run_command("run_job", "jobs.demo_job", "items=2", "--queue")
+    output = run_command("run_job", "devkit.demo_job", "items=2", "--queue")
     run = JobRun.objects.get()
     assert run.status == "queued" and f"run #{run.pk}" in output
 
@@ -54,7 +54,7 @@ def test_run_job__queue_records_a_queued_run():
 def test_list_jobs__shows_every_job_with_cron():
     output = run_command("list_jobs")
     assert "jobs.prune_history" in output and "30 3 * * *" in output
-    assert "jobs.demo_job" in output and "on demand" in output
+    assert "devkit.demo_job" in output and "on demand" in output
 
 
 def test_sync_schedules__idempotent_and_removes_only_its_own():
@@ -99,11 +99,11 @@ def test_health__an_overdue_schedule_fails_its_check_but_is_no_503(admin_client)
 def test_health__latest_failed_run_is_unhealthy_until_a_success(admin_client):
     from jobs.runner import run_job_now
 
-    run_job_now("jobs.demo_job", kwargs={"fail": True})
+    run_job_now("devkit.demo_job", kwargs={"fail": True})
     failures = admin_client.get("/health/").json()["checks"]["failures_24h"]
-    assert failures["ok"] is False and "jobs.demo_job" in failures["detail"]
+    assert failures["ok"] is False and "devkit.demo_job" in failures["detail"]
 
-    run_job_now("jobs.demo_job", kwargs={"items": 1})
+    run_job_now("devkit.demo_job", kwargs={"items": 1})
     failures = admin_client.get("/health/").json()["checks"]["failures_24h"]
     assert failures["ok"] is True and failures["detail"].startswith("1 failed run(s)")
 
@@ -132,9 +132,9 @@ def operator(client):
 
 def test_admin_run_now__forbidden_without_permission(staff_without_run):
     page = staff_without_run.get(reverse("admin:jobs_jobrun_overview"))
-    assert page.status_code == 200 and b"jobs.demo_job" in page.content
+    assert page.status_code == 200 and b"devkit.demo_job" in page.content
     assert b"Run now" not in page.content
-    url = reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"])
+    url = reverse("admin:jobs_jobrun_run_now", args=["devkit.demo_job"])
 
     assert staff_without_run.get(url).status_code == 403
     response = staff_without_run.post(url)
@@ -145,15 +145,15 @@ def test_admin_run_now__forbidden_without_permission(staff_without_run):
 
 def test_admin_run_now__confirms_then_queues_run_recording_who_and_lands_on_it(operator):
     page = operator.get(reverse("admin:jobs_jobrun_overview"))
-    run_now_url = reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"])
+    run_now_url = reverse("admin:jobs_jobrun_run_now", args=["devkit.demo_job"])
     assert run_now_url.encode() in page.content
 
     confirm = operator.get(run_now_url)
-    assert confirm.status_code == 200 and b"Yes, run jobs.demo_job now" in confirm.content
+    assert confirm.status_code == 200 and b"Yes, run devkit.demo_job now" in confirm.content
     assert b"<code>items=1000</code>" in confirm.content
     assert JobRun.objects.count() == 0  # GET changes nothing
 
-    response = operator.post(reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]))
+    response = operator.post(reverse("admin:jobs_jobrun_run_now", args=["devkit.demo_job"]))
 
     run = JobRun.objects.get()
     assert (run.trigger, run.triggered_by, run.status) == ("admin", "operator", "queued")
@@ -164,8 +164,8 @@ def test_admin_run_now__confirms_then_queues_run_recording_who_and_lands_on_it(o
 def test_admin_retry__only_failed_runs(operator):
     from jobs.runner import run_job_now
 
-    failed = run_job_now("jobs.demo_job", kwargs={"fail": True})
-    ok = run_job_now("jobs.demo_job", kwargs={"items": 1})
+    failed = run_job_now("devkit.demo_job", kwargs={"fail": True})
+    ok = run_job_now("devkit.demo_job", kwargs={"items": 1})
     JobRun.objects.filter(parent=failed).delete()  # drop the automatic retry
     url = reverse("admin:jobs_jobrun_changelist")
 
@@ -191,7 +191,7 @@ def test_admin_retry__only_failed_runs(operator):
 def test_admin_run_page__shows_readable_result_and_error(operator):
     from jobs.runner import run_job_now
 
-    run = run_job_now("jobs.demo_job", kwargs={"fail": True})
+    run = run_job_now("devkit.demo_job", kwargs={"fail": True})
     page = operator.get(reverse("admin:jobs_jobrun_change", args=[run.pk]))
     assert page.status_code == 200
     assert b"RuntimeError: demo_job asked to fail" in page.content

@@ -41,7 +41,7 @@ def demo_item(recipient: str = "ops@example.com", key: str = "k1") -> OutgoingNo
     return OutgoingNotification(
         channel="email",
         recipient=recipient,
-        template="jobs/notifications/demo_result",
+        template="devkit/notifications/demo_result",
         dedup_key=key,
         context={"items": 3, "checksum": 3},
     )
@@ -64,7 +64,7 @@ def test_queue__sms_uses_sms_template():
         OutgoingNotification(
             channel="sms",
             recipient="+15550100",
-            template="jobs/notifications/demo_result",
+            template="devkit/notifications/demo_result",
             dedup_key="s1",
             context={"items": 2, "checksum": 1},
         )

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def make_runs(*, count: int, age_days: int, status: str = "succeeded") -> None:
     finished = timezone.now() - timedelta(days=age_days)
     JobRun.objects.bulk_create(
-        JobRun(job="jobs.demo_job", trigger="schedule", status=status, finished_at=finished)
+        JobRun(job="devkit.demo_job", trigger="schedule", status=status, finished_at=finished)
         for _ in range(count)
     )
 
@@ -38,7 +38,7 @@ def make_tasks(*, count: int, age_days: int) -> None:
 def test_prune_history__deletes_only_rows_older_than_retention_in_batches():
     make_runs(count=5, age_days=91)
     make_runs(count=3, age_days=89)
-    JobRun.objects.create(job="jobs.demo_job", trigger="schedule", status="running")
+    JobRun.objects.create(job="devkit.demo_job", trigger="schedule", status="running")
     make_tasks(count=4, age_days=100)
     make_tasks(count=2, age_days=10)
     Notification.objects.create(

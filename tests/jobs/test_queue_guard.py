@@ -62,7 +62,7 @@ def test_foreign_task__refused_by_the_broker_and_recorded(
     marker = tmp_path / "pwned"
     async_task("os.system", f"touch {marker}", group="evil")
     with django_capture_on_commit_callbacks(execute=True):
-        ours = enqueue_job("jobs.demo_job", trigger="command")
+        ours = enqueue_job("devkit.demo_job", trigger="command")
 
     handed = get_broker().dequeue()
 
@@ -145,7 +145,7 @@ def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(qcluster, tm
         name="evil", func="os.system", args=repr(f"touch {marker}"), next_run=past
     )
     async_task("os.system", f"touch {marker}-queued")  # a "Resubmit" of someone's task
-    ok = enqueue_job("jobs.demo_job", kwargs={"items": 3}, trigger="command")
+    ok = enqueue_job("devkit.demo_job", kwargs={"items": 3}, trigger="command")
     qcluster.start(["default"], scheduler_at_start=True)
 
     refused = wait_until(

@@ -28,7 +28,7 @@ def at(seconds: float):
     return time_machine.travel(T0 + timedelta(seconds=seconds), tick=False)
 
 
-def queued_run(job: str = "jobs.demo_job", **kwargs) -> JobRun:
+def queued_run(job: str = "devkit.demo_job", **kwargs) -> JobRun:
     with at(0):
         return enqueue_job(job, kwargs=kwargs, trigger="command")
 
@@ -126,7 +126,7 @@ def test_notifications_cluster_runs_are_lost_after_that_clusters_retry():
 
 def test_delayed_retry_parked_in_a_schedule__left_to_the_scheduler():
     with at(0):
-        run = enqueue_job("jobs.demo_job", trigger="retry", delay_seconds=5)
+        run = enqueue_job("devkit.demo_job", trigger="retry", delay_seconds=5)
     assert Schedule.objects.filter(name=f"run:{run.pk}").exists()
     with at(10 * RETRY):
         assert reap_lost_runs()["requeued"] == []

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_run_job_now__records_success_with_result_and_duration():
-    run = run_job_now("jobs.demo_job", kwargs={"items": 10}, triggered_by="tester")
+    run = run_job_now("devkit.demo_job", kwargs={"items": 10}, triggered_by="tester")
 
     run.refresh_from_db()
     assert run.status == JobRun.Status.SUCCEEDED
@@ -23,7 +23,7 @@ def test_run_job_now__records_success_with_result_and_duration():
 
 
 def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
-    run = run_job_now("jobs.demo_job", kwargs={"fail": True})
+    run = run_job_now("devkit.demo_job", kwargs={"fail": True})
 
     run.refresh_from_db()
     assert run.status == JobRun.Status.FAILED
@@ -45,7 +45,7 @@ def test_last_attempt_failure__is_not_retried():
     from jobs.runs.lifecycle import claim as _claim
 
     run = JobRun.objects.create(
-        job="jobs.demo_job", trigger="retry", attempt=2, kwargs={"fail": True}
+        job="devkit.demo_job", trigger="retry", attempt=2, kwargs={"fail": True}
     )
     execute_run(_claim(run.pk), raise_errors=False)
 
@@ -56,9 +56,9 @@ def test_last_attempt_failure__is_not_retried():
 
 
 def test_run_while_lock_is_held__is_recorded_skipped():
-    locks.acquire_lease(key="job:jobs.demo_job", owner="someone-else", lease_seconds=60)
+    locks.acquire_lease(key="job:devkit.demo_job", owner="someone-else", lease_seconds=60)
 
-    run = run_job_now("jobs.demo_job", kwargs={"items": 1})
+    run = run_job_now("devkit.demo_job", kwargs={"items": 1})
 
     run.refresh_from_db()
     assert run.status == JobRun.Status.SKIPPED

@@ -79,7 +79,7 @@ def seed_history() -> None:
     shapes = {
         "jobs.deliver_notifications": [0.2, 0.3, 0.25, 0.4, 1.6, 0.3, 0.2, 0.35],
         "jobs.prune_history": [4.0, 4.2, 3.9, 11.0, 4.1, 4.4],
-        "jobs.demo_job": [0.8, 1.1, 0.9, 2.5, 1.0],
+        "devkit.demo_job": [0.8, 1.1, 0.9, 2.5, 1.0],
     }
     rows = []
     for job, durations in shapes.items():
@@ -106,11 +106,11 @@ def test_operator_journey__dashboard_run_now_progress_retry_requeue(
 ):
     make_staff("operator", "view_jobrun", "run_job", "view_notification", "change_notification")
     seed_history()
-    failed = run_job_now("jobs.demo_job", kwargs={"fail": True}, triggered_by="cli")
+    failed = run_job_now("devkit.demo_job", kwargs={"fail": True}, triggered_by="cli")
     dead = Notification.objects.create(
         channel="email",
         recipient="ops@example.com",
-        template="jobs/notifications/demo_result",
+        template="devkit/notifications/demo_result",
         body="b",
         dedup_key="browser:dead",
         status="dead",
@@ -129,7 +129,7 @@ def test_operator_journey__dashboard_run_now_progress_retry_requeue(
     assert page.locator("#dead-outbox .value").inner_text() == "1"
 
     # Run now: a confirmation page, then the run it created, refreshed until it finishes.
-    page.click('tr[data-job="jobs.demo_job"] a.run-now')
+    page.click('tr[data-job="devkit.demo_job"] a.run-now')
     page.wait_for_selector("#confirm-run-now")
     assert JobRun.objects.filter(trigger="admin").count() == 0
     page.click("#confirm-run-now")
@@ -141,7 +141,7 @@ def test_operator_journey__dashboard_run_now_progress_retry_requeue(
 
     # A slower run: the bar moves while we watch.
     slow = enqueue_job(
-        "jobs.demo_job", kwargs={"items": 500, "step_seconds": 1.5}, trigger="command"
+        "devkit.demo_job", kwargs={"items": 500, "step_seconds": 1.5}, trigger="command"
     )
     page.goto(f"{live_server.url}{reverse('admin:jobs_jobrun_change', args=[slow.pk])}")
     page.wait_for_function(
@@ -158,7 +158,7 @@ def test_operator_journey__dashboard_run_now_progress_retry_requeue(
 
     # Retry the failed run: filtered history, action, confirmation, land on the new run.
     page.goto(
-        f"{live_server.url}{reverse('admin:jobs_jobrun_changelist')}?job=jobs.demo_job&status=failed"
+        f"{live_server.url}{reverse('admin:jobs_jobrun_changelist')}?job=devkit.demo_job&status=failed"
     )
     page.check(f'input.action-select[value="{failed.pk}"]')
     page.select_option("select[name=action]", "retry_runs")
@@ -193,7 +193,7 @@ def test_viewer_without_permission__sees_no_run_now_and_gets_403(
     assert page.locator("a.run-now").count() == 0
 
     response = page.goto(
-        f"{live_server.url}{reverse('admin:jobs_jobrun_run_now', args=['jobs.demo_job'])}"
+        f"{live_server.url}{reverse('admin:jobs_jobrun_run_now', args=['devkit.demo_job'])}"
     )
     assert response.status == 403
     assert JobRun.objects.count() == 0

@@ -19,7 +19,7 @@ from jobs.models import JobRun, Notification
 pytestmark = pytest.mark.django_db
 
 
-def make_run(job="jobs.demo_job", status="succeeded", duration=1.0, age_days=0.0, **fields):
+def make_run(job="devkit.demo_job", status="succeeded", duration=1.0, age_days=0.0, **fields):
     created = timezone.now() - timedelta(days=age_days)
     return JobRun.objects.create(
         job=job,
@@ -41,7 +41,7 @@ def test_job_run_stats__percentiles_of_finished_runs_in_one_query(django_assert_
     with django_assert_num_queries(1):
         stats = job_run_stats(since=timezone.now() - timedelta(days=7))
 
-    row = stats["jobs.demo_job"]
+    row = stats["devkit.demo_job"]
     assert (row["runs"], row["succeeded"], row["failed"], row["finished"]) == (11, 9, 1, 10)
     assert row["p50_duration"] == pytest.approx(5.5)
     assert row["p95_duration"] == pytest.approx(9.55)
@@ -53,9 +53,9 @@ def test_recent_runs_by_job__latest_n_per_job_oldest_first(django_assert_num_que
     other = make_run(job="jobs.prune_history")
 
     with django_assert_num_queries(1):
-        recent = recent_runs_by_job(["jobs.demo_job", "jobs.prune_history", "no.such"], limit=30)
+        recent = recent_runs_by_job(["devkit.demo_job", "jobs.prune_history", "no.such"], limit=30)
 
-    assert [p.id for p in recent["jobs.demo_job"]] == [r.pk for r in runs[10:]]
+    assert [p.id for p in recent["devkit.demo_job"]] == [r.pk for r in runs[10:]]
     assert [p.id for p in recent["jobs.prune_history"]] == [other.pk]
     assert "no.such" not in recent
 
@@ -68,7 +68,7 @@ def test_job_overviews__every_job_with_schedule_words_and_figures():
 
     assert overviews["jobs.prune_history"].schedule_words == "daily at 03:30 UTC"
     assert overviews["jobs.deliver_notifications"].schedule_words == "every minute"
-    demo = overviews["jobs.demo_job"]
+    demo = overviews["devkit.demo_job"]
     assert (demo.runs_7d, demo.success_rate_7d, demo.p50_duration_7d) == (2, 50.0, 3.0)
     assert [p.status for p in demo.recent_runs] == ["succeeded", "failed"]
 
@@ -106,7 +106,7 @@ def test_dashboard__shows_health_queues_dead_outbox_chart_and_filtered_links(ope
     assert 'class="jobs-health degraded"' in html and "<h2>Degraded" in html
     assert "FAIL</span>\n        cluster no qcluster running" in html
     assert "daily at 03:30 UTC" in html and "<code>30 3 * * *</code>" in html
-    assert "?job=jobs.demo_job&amp;status=failed" in html and "1 failed" in html
+    assert "?job=devkit.demo_job&amp;status=failed" in html and "1 failed" in html
     assert html.count('data-status="failed"') == 1 and html.count('data-status="succeeded"') == 1
     assert reverse("admin:jobs_jobrun_change", args=[failed.pk]) in html
     assert "queue default" in html and '?status__exact=dead">1</a>' in html
@@ -132,7 +132,7 @@ def test_run_history__filtered_by_job_and_status_from_dashboard_links(operator):
     make_run(job="jobs.prune_history", status="failed")
 
     page = operator.get(
-        reverse("admin:jobs_jobrun_changelist") + "?job=jobs.demo_job&status=failed"
+        reverse("admin:jobs_jobrun_changelist") + "?job=devkit.demo_job&status=failed"
     )
 
     assert page.status_code == 200

@@ -23,7 +23,7 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
     return samples
 
 
-def run(status, duration=None, age_hours=0.0, job="jobs.demo_job"):
+def run(status, duration=None, age_hours=0.0, job="devkit.demo_job"):
     created = timezone.now() - timedelta(hours=age_hours)
     return JobRun.objects.create(
         job=job, trigger="schedule", status=status, duration_seconds=duration, created_at=created
@@ -42,7 +42,7 @@ def test_metrics__runs_durations_queue_outbox_and_leases(client):
     )
     now = timezone.now()
     Lease.objects.create(
-        key="job:jobs.demo_job",
+        key="job:devkit.demo_job",
         owner="run:1",
         acquired_at=now,
         expires_at=now + timedelta(minutes=1),
@@ -53,9 +53,9 @@ def test_metrics__runs_durations_queue_outbox_and_leases(client):
 
     m = scrape(client)
 
-    demo = (("job", "jobs.demo_job"),)
-    assert m[("jobs_runs", (("job", "jobs.demo_job"), ("status", "succeeded")))] == 2
-    assert m[("jobs_runs", (("job", "jobs.demo_job"), ("status", "failed")))] == 1
+    demo = (("job", "devkit.demo_job"),)
+    assert m[("jobs_runs", (("job", "devkit.demo_job"), ("status", "succeeded")))] == 2
+    assert m[("jobs_runs", (("job", "devkit.demo_job"), ("status", "failed")))] == 1
     assert m[("jobs_run_duration_seconds_count", demo)] == 3
     assert m[("jobs_run_duration_seconds_sum", demo)] == 6.0
     assert m[("jobs_run_duration_p50_seconds", demo)] == 2.0
@@ -64,7 +64,7 @@ def test_metrics__runs_durations_queue_outbox_and_leases(client):
     assert m[("jobs_queue_depth", (("cluster", "default"),))] == 0
     assert m[("jobs_outbox_notifications", (("status", "dead"),))] == 1
     assert m[("jobs_outbox_notifications", (("status", "sent"),))] == 0
-    assert m[("jobs_lease_held", (("key", "job:jobs.demo_job"),))] == 1
+    assert m[("jobs_lease_held", (("key", "job:devkit.demo_job"),))] == 1
     assert ("jobs_lease_held", (("key", "job:old"),)) not in m
 
 

@@ -64,19 +64,19 @@ def test_progress_printer__redraws_one_bar_on_a_terminal():
 
 def test_run_job_command__prints_progress_lines_then_the_outcome():
     out = StringIO()
-    call_command("run_job", "jobs.demo_job", "items=10", stdout=out)
+    call_command("run_job", "devkit.demo_job", "items=10", stdout=out)
     lines = out.getvalue().splitlines()
     assert lines[:2] == [
-        "jobs.demo_job: 2 of 10 items (20%)",
-        "jobs.demo_job: 4 of 10 items (40%)",
+        "devkit.demo_job: 2 of 10 items (20%)",
+        "devkit.demo_job: 4 of 10 items (40%)",
     ]
-    assert lines[4] == "jobs.demo_job: 10 of 10 items (100%)"
-    assert lines[5].startswith(f"jobs.demo_job run #{JobRun.objects.get().pk} succeeded")
+    assert lines[4] == "devkit.demo_job: 10 of 10 items (100%)"
+    assert lines[5].startswith(f"devkit.demo_job run #{JobRun.objects.get().pk} succeeded")
 
 
 def test_run_page__shows_the_bar_and_polls_while_live(operator):
     run = JobRun.objects.create(
-        job="jobs.demo_job",
+        job="devkit.demo_job",
         trigger="admin",
         status="running",
         progress={"done": 3, "total": 12, "unit": "days"},
@@ -94,21 +94,21 @@ def test_run_page__shows_the_bar_and_polls_while_live(operator):
 
 
 def test_run_page__finished_run_is_not_polled_and_shows_its_chain(operator):
-    parent = JobRun.objects.create(job="jobs.demo_job", trigger="admin", status="failed")
+    parent = JobRun.objects.create(job="devkit.demo_job", trigger="admin", status="failed")
     run = JobRun.objects.create(
-        job="jobs.demo_job", trigger="admin", status="succeeded", parent=parent
+        job="devkit.demo_job", trigger="admin", status="succeeded", parent=parent
     )
     child = JobRun.objects.create(job="tests.tick", trigger="chain", status="queued", parent=run)
 
     page = operator.get(reverse("admin:jobs_jobrun_change", args=[run.pk])).content.decode()
 
     assert 'data-live="false"' in page
-    assert f"#{parent.pk} jobs.demo_job</a>" in page
+    assert f"#{parent.pk} devkit.demo_job</a>" in page
     assert f"#{child.pk} tests.tick</a> (chain," in page
 
 
 def test_progress_json__needs_view_permission(client, django_user_model):
-    run = JobRun.objects.create(job="jobs.demo_job", trigger="admin")
+    run = JobRun.objects.create(job="devkit.demo_job", trigger="admin")
     user = django_user_model.objects.create_user("nobody", password="x", is_staff=True)
     client.force_login(user)
     assert client.get(reverse("admin:jobs_jobrun_progress", args=[run.pk])).status_code == 403

@@ -58,7 +58,7 @@ def rows(program_factory, card_factory):
     Collection.objects.create(
         name="Main library", library_id="lib", account_id="acct", account_key=SECRET
     )
-    JobRun.objects.create(job="jobs.demo_job", status="failed", kwargs={"token": "t-123"})
+    JobRun.objects.create(job="devkit.demo_job", status="failed", kwargs={"token": "t-123"})
     Notification.objects.create(
         channel="email", recipient="a@example.com", template="t", body="secret link", dedup_key="d"
     )
@@ -117,7 +117,7 @@ PROBES = [
     ("bibliotheca_collection", "account_key__regex", "^KEY", "^ZZZ", "Main library"),
     ("bibliotheca_collection", "library_id__startswith", "li", "zz", "Main library"),
     ("exchanges_magictoken", "token_hash__startswith", "f00d", "beef", "ann@example.com"),
-    ("jobs_jobrun", "kwargs__token", "t-123", "t-999", "jobs.demo_job"),
+    ("jobs_jobrun", "kwargs__token", "t-123", "t-999", "devkit.demo_job"),
     ("jobs_notification", "body__contains", "secret", "nothing", "a@example.com"),
     ("loyalty_loyaltycard", "customer__email__startswith", "c", "zz", "Customer"),
     ("exchanges_participant", "exchange__organizer_email__startswith", "o", "zz", "Ann"),

@@ -196,7 +196,7 @@ def test_smtp_down__rows_retry_then_dead_then_requeued_and_sent_once(settings):
             OutgoingNotification(
                 channel="email",
                 recipient=r,
-                template="jobs/notifications/demo_result",
+                template="devkit/notifications/demo_result",
                 dedup_key=f"smtp-down:{r}",
                 context={"items": 1, "checksum": 0},
             )

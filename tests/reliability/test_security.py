@@ -55,7 +55,7 @@ def objects(program_factory, card_factory):
     collection = Collection.objects.create(
         name="Sec", library_id="l", account_id="a", account_key=SECRET
     )
-    failed = JobRun.objects.create(job="jobs.demo_job", status="failed", kwargs={})
+    failed = JobRun.objects.create(job="devkit.demo_job", status="failed", kwargs={})
     dead = Notification.objects.create(
         channel="email",
         recipient="x@example.com",
@@ -95,7 +95,7 @@ def state() -> tuple:
 
 
 def test_run_now__needs_login_permission_and_csrf():
-    url = reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"])
+    url = reverse("admin:jobs_jobrun_run_now", args=["devkit.demo_job"])
     anonymous = Client(enforce_csrf_checks=True).get(url)
     anonymous_post = Client(enforce_csrf_checks=True).post(url)
     viewer = staff("viewer", "jobs.view_jobrun")
@@ -358,7 +358,7 @@ def matrix_objects(program_factory, card_factory):
         Notification.objects.filter(dedup_key="sec:1").update(status="dead", attempts=4)
         now = timezone.now()
         Lease.objects.update_or_create(
-            key="job:jobs.demo_job",
+            key="job:devkit.demo_job",
             defaults={
                 "owner": f"run:{killed.pk}",
                 "run_id": killed.pk,
@@ -367,7 +367,7 @@ def matrix_objects(program_factory, card_factory):
             },
         )
 
-    demo_failed = JobRun.objects.create(job="jobs.demo_job", status="failed", kwargs={"items": 1})
+    demo_failed = JobRun.objects.create(job="devkit.demo_job", status="failed", kwargs={"items": 1})
     match_failed = JobRun.objects.create(
         job="exchanges.match_exchange", status="failed", kwargs={"exchange_id": draft.pk}
     )
@@ -376,7 +376,7 @@ def matrix_objects(program_factory, card_factory):
         dedup_key="sec:1", status="dead", attempts=4, last_error="550",
     )  # fmt: skip
     killed = JobRun.objects.create(
-        job="jobs.demo_job",
+        job="devkit.demo_job",
         status="running",
         heartbeat_at=timezone.now() - timedelta(hours=1),
     )
@@ -394,8 +394,8 @@ def matrix_objects(program_factory, card_factory):
         ("jobs_jobrun", "retry_runs", demo_failed.pk, RUN_ONLY),
         ("jobs_jobrun", "retry_runs", match_failed.pk, ONLY_FULL),  # the draw needs change too
         ("jobs_notification", "requeue", dead.pk, {"change-only", FULL}),
-        ("jobs_lease", "release", "job:jobs.demo_job", RUN_ONLY),
-        ("jobs_lease", "delete_selected", "job:jobs.demo_job", NOBODY),
+        ("jobs_lease", "release", "job:devkit.demo_job", RUN_ONLY),
+        ("jobs_lease", "delete_selected", "job:devkit.demo_job", NOBODY),
         ("django_q_schedule", "delete_selected", None, NOBODY),
         ("django_q_failure", "resubmit_task", None, NOBODY),
     ]
@@ -466,7 +466,7 @@ def test_permission_matrix__urls(matrix_objects):
 
     now = timezone.now()
     Failure.objects.create(id="f" * 32, name="n", func="os.system", started=now, stopped=now)
-    run = JobRun.objects.filter(job="jobs.demo_job").first()
+    run = JobRun.objects.filter(job="devkit.demo_job").first()
     schedule = Schedule.objects.get(name="jobs.prune_history")
     lease = Lease.objects.get()
     viewers = {"view-only", "run-only", "change-only", FULL}
@@ -480,8 +480,8 @@ def test_permission_matrix__urls(matrix_objects):
         ("get", reverse("admin:jobs_lease_changelist"), None, viewers),
         ("get", reverse("admin:django_q_schedule_changelist"), None, viewers),
         ("get", reverse("admin:django_q_failure_changelist"), None, viewers),
-        ("get", reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]), None, RUN_ONLY),
-        ("post", reverse("admin:jobs_jobrun_run_now", args=["jobs.demo_job"]), {}, RUN_ONLY),
+        ("get", reverse("admin:jobs_jobrun_run_now", args=["devkit.demo_job"]), None, RUN_ONLY),
+        ("post", reverse("admin:jobs_jobrun_run_now", args=["devkit.demo_job"]), {}, RUN_ONLY),
         (
             "post",
             reverse("admin:jobs_jobrun_run_now", args=["loyalty.expire_points"]),

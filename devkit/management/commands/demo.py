@@ -109,12 +109,12 @@ class Command(BaseCommand):
     def core_demo(self, out) -> None:
         out("\n== jobs core ==")
         run = enqueue_job(
-            "jobs.demo_job",
+            "devkit.demo_job",
             kwargs={"items": 1000, "notify": "ops@example.com"},
             trigger=JobRun.Trigger.COMMAND,
             triggered_by=command_user(),
         )
-        out(f"queued jobs.demo_job as run #{run.pk}; waiting for the default cluster")
+        out(f"queued devkit.demo_job as run #{run.pk}; waiting for the default cluster")
         run = wait_for_run(run.pk, timeout_seconds=60)
         out(format_run(run))
         if run.status != JobRun.Status.SUCCEEDED:
@@ -122,7 +122,7 @@ class Command(BaseCommand):
         if run.result.get("notified"):
             sent = wait_until(
                 lambda: Notification.objects.filter(
-                    template="jobs/notifications/demo_result", status=Notification.Status.SENT
+                    template="devkit/notifications/demo_result", status=Notification.Status.SENT
                 ).first(),
                 timeout_seconds=90,
                 what="the demo notification to be sent by the notifications cluster",
@@ -135,9 +135,9 @@ class Command(BaseCommand):
         """A job that fails for good, then succeeds: the alert and its resolution arrive."""
         out("\n== alerts ==")
         failed = enqueue_job(
-            "jobs.demo_job", kwargs={"items": 7, "fail": True}, trigger=JobRun.Trigger.COMMAND
+            "devkit.demo_job", kwargs={"items": 7, "fail": True}, trigger=JobRun.Trigger.COMMAND
         )
-        out(f"queued jobs.demo_job fail=true as run #{failed.pk}: it fails, retries once, fails")
+        out(f"queued devkit.demo_job fail=true as run #{failed.pk}: it fails, retries once, fails")
         retry = wait_until(
             lambda: JobRun.objects.filter(parent=failed, status=JobRun.Status.FAILED).first(),
             timeout_seconds=120,
@@ -149,8 +149,8 @@ class Command(BaseCommand):
             what="the alert",
         )
         self.print_alerts(out, receiver)
-        ok = enqueue_job("jobs.demo_job", kwargs={"items": 7}, trigger=JobRun.Trigger.COMMAND)
-        out(f"queued jobs.demo_job as run #{ok.pk}: it succeeds, the alert is resolved")
+        ok = enqueue_job("devkit.demo_job", kwargs={"items": 7}, trigger=JobRun.Trigger.COMMAND)
+        out(f"queued devkit.demo_job as run #{ok.pk}: it succeeds, the alert is resolved")
         wait_until(
             lambda: any(a.get("run_id") == ok.pk for a in receiver.received),
             timeout_seconds=60,
