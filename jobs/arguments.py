@@ -107,12 +107,20 @@ def _parse_day(value: str, *, with_time: bool) -> date | None:
     return moment.date() if moment.tzinfo is not None else None
 
 
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
 def check_types_and_bounds(name: str, func: Callable[..., Any], kwargs: dict[str, Any]) -> None:
     """Raise BadJobArguments naming the first argument that would not bind or is out of range."""
-    try:
-        inspect.signature(func).bind(**kwargs)
-    except TypeError as exc:
-        raise BadJobArguments(f"{name}: {exc}") from exc
+    params = inspect.signature(func).parameters
+    # Our own words, not inspect's: its TypeError text differs between Python versions.
+    for param in params.values():
+        if param.default is param.empty and param.kind in _NAMED and param.name not in kwargs:
+            raise BadJobArguments(f"{name}: missing a required argument: '{param.name}'")
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for key in kwargs:
+            if key not in params or params[key].kind not in _NAMED:
+                raise BadJobArguments(f"{name}: got an unexpected keyword argument '{key}'")
     hints = typing.get_type_hints(func, include_extras=True)
     for key, value in kwargs.items():
         if key in hints:
