@@ -40,6 +40,24 @@ def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
     assert schedule.schedule_type == Schedule.ONCE and schedule.next_run >= run.finished_at
 
 
+def test_failed_run__its_retry_holds_the_lock_while_it_waits_then_frees_it():
+    run = run_job_now("devkit.demo_job", kwargs={"fail": True})
+    retry = JobRun.objects.get(parent=run)
+
+    # A manual run meanwhile is skipped, naming the queued retry (one flight of the work).
+    manual = run_job_now("devkit.demo_job", kwargs={"items": 1})
+    assert manual.status == JobRun.Status.SKIPPED
+    assert f"held by the retry run #{retry.pk} (devkit.demo_job, queued)" in manual.result["reason"]
+    assert not manual.needs_attention  # a manual run finding the lock held is no anomaly
+
+    JobRun.objects.filter(pk=retry.pk).update(kwargs={"items": 1})
+    execute_queued_run(retry.pk)  # the retry takes the lock handed to it, then frees it
+
+    retry.refresh_from_db()
+    assert retry.status == JobRun.Status.SUCCEEDED
+    assert locks.lease_row("job:devkit.demo_job") is None
+
+
 def test_last_attempt_failure__is_not_retried():
     from jobs.runner import execute_run
     from jobs.runs.lifecycle import claim as _claim

@@ -56,7 +56,8 @@ def test_orphan_hop_and_new_chain__checkpoint_never_moves_backwards(
     execute_queued_run(orphan.pk)
     samples.append(finish(collection))
     orphan.refresh_from_db()
-    assert orphan.status == "skipped" and "taken over" in orphan.result["reason"]
+    assert orphan.status == "skipped" and "is held by the chain of run #" in orphan.result["reason"]
+    assert orphan.needs_attention and "was taken while this run waited" in orphan.attention_reason
     assert not JobRun.objects.filter(parent=orphan, job=CHAIN).exists()
     while drain(max_runs=1, include_apply=False):  # oldest first: A and B alternate
         samples.append(finish(collection))
