@@ -284,21 +284,30 @@ def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> N
 def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
     """The run's lease, or None after recording the run skipped (naming the holder).
 
-    A run queued by a run of its own job (a chain's next hop, a retry) continues work
-    that held the lock and handed it on: finding it held by another, the lock was taken
-    while it waited, so its work stops here and the run is flagged for attention.
+    A run queued by a run of its own job (a chain's next hop, a retry) under a lock that
+    follows the work was handed that lock: finding it held by another, the lock was
+    taken while it waited, so its work stops here and the run is flagged for attention.
     """
     key = spec.lock_key_for(run.kwargs)
     lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"
         logger.warning("%s skipped: %s", spec.name, reason)
-        if run.parent_id and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists():
+        handed = run.parent_id and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
+        if handed and _lock_follows_work(spec):
             flag_for_attention(f"lock {key} was taken while this run waited to continue")
         result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return None
     return lease
+
+
+def _lock_follows_work(spec: JobSpec) -> bool:
+    """A lock keyed by the job's arguments (`lock_key`: a collection, an exchange, an
+    event) locks a piece of work, and follows it to its retry. The job-wide lock
+    (`job:<name>`) does not: a failed run frees it, so the next slot or a manual run is
+    not held up while a retry waits (they never overlap: one run holds it at a time)."""
+    return spec.single_flight and spec.lock_key is not None
 
 
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
@@ -321,7 +330,8 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
             )
         )
         if child is not None:
-            safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
+            if _lock_follows_work(spec):
+                safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
     elif spec.retry.is_permanent(exc):
         result = {"permanent": True}  # whatever the attempt: no retry could fix it
