@@ -293,8 +293,11 @@ def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"
         logger.warning("%s skipped: %s", spec.name, reason)
-        handed = run.parent_id and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
-        if handed and _lock_follows_work(spec):
+        if (
+            _lock_follows_work(spec)
+            and run.parent_id
+            and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
+        ):
             flag_for_attention(f"lock {key} was taken while this run waited to continue")
         result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
         finish(run, JobRun.Status.SKIPPED, result=result)

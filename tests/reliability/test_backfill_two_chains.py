@@ -1,10 +1,10 @@
-"""A chain's orphaned next hop and a new chain after the lease expired (a long outage).
+"""A chain's orphaned next hop and a new chain after its lock lost its holder.
 
 Deterministic, in this process: chain A runs a few hops and leaves its next hop queued;
-its 2 h lease expires (the clusters were down); chain B (the next 04:00 run, or an
-operator) takes the lease; A's orphaned hop then finds the lock taken over and stops
-chain A (recorded skipped). No pool may be duplicated and the checkpoint must never
-move backwards.
+its lock loses its holder (released by hand); chain B (the next 04:00 run, or an
+operator) takes the lock; A's orphaned hop then finds the lock held by chain B and stops
+chain A (recorded skipped, flagged). No pool may be duplicated and the checkpoint must
+never move backwards.
 """
 
 from datetime import UTC, datetime, timedelta
