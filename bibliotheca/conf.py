@@ -49,8 +49,6 @@ class BibliothecaSettings(AppSettings):
         "CONCURRENT_REQUESTS": Setting(4),
         #: Work one hop does before it queues the next (seconds).
         "HOP_TIME_BUDGET_SECONDS": Setting(20.0),
-        #: The collection lock's lease (a chain renews it hop by hop).
-        "LOCK_LEASE_SECONDS": Setting(2 * 60 * 60),
         #: Editions whose metadata is older than this are fetched again.
         "METADATA_REFRESH_DAYS": Setting(30),
         #: Edition media ("ebook", "audiobook") whose records are not imported.

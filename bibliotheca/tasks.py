@@ -8,7 +8,11 @@ from bibliotheca.exceptions import BadResponse, RequestTimedOut
 from bibliotheca.models import Collection
 from bibliotheca.services.apply import apply_staged
 from bibliotheca.services.fan_out import queue_purchase_imports
-from bibliotheca.services.purchase_chain import CHAIN_JOB, import_purchase_records_hop
+from bibliotheca.services.purchase_chain import (
+    CHAIN_JOB,
+    import_purchase_records_hop,
+    purchase_lock_key,
+)
 from jobs.arguments import IsoDate, Range
 from jobs.exceptions import BadJobArguments
 from jobs.registry import job
@@ -30,14 +34,14 @@ def check_chain_arguments(kwargs: dict[str, Any]) -> None:
     asked for by a person or the fan-out, the next ones queued by a hop): the collection
     exists, a new chain's is enabled, and `since` is not after `until`.
 
-    A hop of a running chain (`lock_owner` set) whose collection was disabled meanwhile is
-    still queued: it stops the chain itself, recorded `skipped`, and frees its lease.
+    A hop of a running chain (`current_day` set) whose collection was disabled meanwhile
+    is still queued: it stops the chain itself, recorded `skipped`, and frees its lock.
     """
     collection_id = kwargs["collection_id"]
     found = Collection.objects.filter(pk=collection_id).values_list("name", "enabled").first()
     if found is None:
         raise BadJobArguments(f"{CHAIN_JOB}: collection {collection_id} does not exist")
-    if kwargs.get("lock_owner") is None and not found[1]:
+    if kwargs.get("current_day") is None and not found[1]:
         raise BadJobArguments(f"{CHAIN_JOB}: collection {found[0]!r} is disabled")
     since, until = _moment(kwargs.get("since")), _moment(kwargs.get("until"))
     if since and until and since > until:
@@ -59,7 +63,8 @@ def import_purchase_records_for_all_collections(*, force_reimport: bool = False)
 
 @job(
     CHAIN_JOB,
-    single_flight=False,  # the chain holds its own per-collection lease across hops
+    # one chain per collection: each hop hands the lock to the next (purchase_chain)
+    lock_key=lambda kwargs: purchase_lock_key(kwargs["collection_id"]),
     retry=CHAIN_RETRY,
     timeout_seconds=600,
     # as the admin's "Force reimport"
@@ -71,7 +76,6 @@ def import_purchase_records_by_collection(
     collection_id: int,
     current_day: ChainDay | None = None,
     offset: Annotated[int, Range(min=1)] = 1,
-    lock_owner: str | None = None,
     force_reimport: bool = False,
     time_budget_seconds: Annotated[float, Range(min=0, max=86400)] | None = None,
     until: ChainDay | None = None,
@@ -89,7 +93,6 @@ def import_purchase_records_by_collection(
         collection_id=collection_id,
         current_day=_moment(current_day),
         offset=offset,
-        lock_owner=lock_owner,
         force_reimport=force_reimport,
         time_budget_seconds=time_budget_seconds,
         until=_moment(until),

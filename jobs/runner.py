@@ -28,7 +28,13 @@ from jobs.health.sentry import report_failed_run
 from jobs.models import JobRun
 from jobs.registry import JobSpec, get_job
 from jobs.runs import lifecycle, locks
-from jobs.runs.current import reset_current_run, set_current_run
+from jobs.runs.current import (
+    flag_for_attention,
+    reset_current_lease,
+    reset_current_run,
+    set_current_lease,
+    set_current_run,
+)
 from jobs.runs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
 from jobs.runs.progress import describe_progress
 from jobs.runs.queue_task import queue_task_id
@@ -208,12 +214,14 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     token = set_current_run(run)
     soft_limit = start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
+    lease_token = None
     heartbeat: Heartbeat | None = None
     try:
         if spec.single_flight:
             lease = _take_lock(run, spec)
             if lease is None:
                 return run
+            lease_token = set_current_lease(lease)
         heartbeat = Heartbeat(run)
         heartbeat.start()
         started = time.monotonic()
@@ -247,7 +255,11 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         return run
     finally:
         if lease is not None:
-            safely(lambda: locks.release_lease(key=lease.key, owner=lease.owner))
+            # Only the leases still bound to this run: one handed on (a chain's next
+            # hop, a retry) is that run's now.
+            safely(lambda: locks.release_run_leases(run.pk))
+        if lease_token is not None:
+            reset_current_lease(lease_token)
         lifecycle.release(run.pk)
         reset_soft_limit(soft_limit)
         reset_current_run(token)
@@ -270,16 +282,35 @@ def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> N
 
 
 def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
-    """The run's lease, or None after recording the run skipped (naming the holder)."""
+    """The run's lease, or None after recording the run skipped (naming the holder).
+
+    A run queued by a run of its own job (a chain's next hop, a retry) under a lock that
+    follows the work was handed that lock: finding it held by another, the lock was
+    taken while it waited, so its work stops here and the run is flagged for attention.
+    """
     key = spec.lock_key_for(run.kwargs)
     lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"
         logger.warning("%s skipped: %s", spec.name, reason)
+        if (
+            _lock_follows_work(spec)
+            and run.parent_id
+            and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
+        ):
+            flag_for_attention(f"lock {key} was taken while this run waited to continue")
         result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return None
     return lease
+
+
+def _lock_follows_work(spec: JobSpec) -> bool:
+    """A lock keyed by the job's arguments (`lock_key`: a collection, an exchange, an
+    event) locks a piece of work, and follows it to its retry. The job-wide lock
+    (`job:<name>`) does not: a failed run frees it, so the next slot or a manual run is
+    not held up while a retry waits (they never overlap: one run holds it at a time)."""
+    return spec.single_flight and spec.lock_key is not None
 
 
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
@@ -302,7 +333,8 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
             )
         )
         if child is not None:
-            safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
+            if _lock_follows_work(spec):
+                safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
     elif spec.retry.is_permanent(exc):
         result = {"permanent": True}  # whatever the attempt: no retry could fix it

@@ -70,8 +70,9 @@ SELECT id FROM jobs_jobrun
 """
 )
 
-#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant), or its
-#: holder is gone. Returns the owner, whom it was taken from and why, and that holder's run.
+#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed
+#: to this run: a chain's next hop, a retry), or its holder is gone. Returns the owner,
+#: whom it was taken from and why, that holder's run, and whether this run held it already.
 ACQUIRE_LEASE = (
     """
 WITH previous AS (SELECT owner, run_id FROM jobs_lease WHERE key = %(key)s)
@@ -81,21 +82,26 @@ VALUES (%(key)s, %(owner)s, %(run_id)s, %(now)s, %(expires_at)s, '', '')
 ON CONFLICT (key) DO UPDATE
    SET owner = EXCLUDED.owner,
        run_id = EXCLUDED.run_id,
-       acquired_at = CASE WHEN l.owner = EXCLUDED.owner THEN l.acquired_at
-                          ELSE EXCLUDED.acquired_at END,
+       acquired_at = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id
+                          THEN l.acquired_at ELSE EXCLUDED.acquired_at END,
        expires_at = EXCLUDED.expires_at,
-       taken_from = CASE WHEN l.owner = EXCLUDED.owner THEN '' ELSE l.owner END,
-       taken_reason = CASE WHEN l.owner = EXCLUDED.owner THEN ''
+       taken_from = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id THEN ''
+                         ELSE l.owner END,
+       taken_reason = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id THEN ''
                            WHEN l.run_id IS NULL THEN 'lease expired'
                            WHEN EXISTS (SELECT 1 FROM jobs_jobrun h
                                          WHERE h.id = l.run_id AND h.status = 'running')
                            THEN 'database session ended'
                            ELSE 'run ended' END
- WHERE l.owner = EXCLUDED.owner OR NOT """
+ WHERE l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id OR NOT """
     + LEASE_HELD.format(lease="l")
     + """
 RETURNING owner, taken_from, taken_reason,
-          (SELECT run_id FROM previous WHERE previous.owner <> %(owner)s) AS taken_run
+          (SELECT run_id FROM previous
+            WHERE previous.owner <> %(owner)s
+              AND previous.run_id IS DISTINCT FROM %(run_id)s) AS taken_run,
+          EXISTS (SELECT 1 FROM previous
+                   WHERE previous.owner = %(owner)s OR previous.run_id = %(run_id)s) AS kept
 """
 )
 
@@ -104,6 +110,9 @@ HAND_OVER_LEASES = "UPDATE jobs_lease SET run_id = %(to_run)s WHERE run_id = %(f
 
 #: Drop the lease, only for its owner.
 RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
+
+#: Drop the leases still bound to a run that ended (those it handed on are no longer its).
+RELEASE_RUN_LEASES = "DELETE FROM jobs_lease WHERE run_id = %(run)s"
 
 #: Release a lease by hand (admin), only when nobody holds it by the liveness rule.
 RELEASE_DEAD_LEASE = (

@@ -1,11 +1,13 @@
-"""The per-collection purchase-record chain: lock, pages until the time budget, next hop.
+"""The per-collection purchase-record chain: pages until the time budget, next hop.
 
 A hop reads pages (several day windows at once: services.reading), writes them in page
 order from its own thread (services.pages) until its time budget is spent (at least one
-page), then queues the next hop with the position and the lock's token. The lease (per
-collection, not the event import's) is taken by the first hop and handed to each next
-hop (services.chain_lock); a failure that will be retried keeps it for the retry,
-anything else and the chain's end free it.
+page), then queues the next hop with the position. The chain is the runner's single
+flight, keyed per collection (`purchase_lock_key`, not the event import's key): the
+first hop takes the lock, each hop hands it to the next one (`_queue_next`), the runner
+hands it to a retry; the chain's end, a stop or a failure not retried free it. A worker
+killed mid-hop frees it as soon as PostgreSQL ends its session: the next chain takes it
+over at once and records the killed hop lost.
 """
 
 import logging
@@ -22,12 +24,6 @@ from django.utils import timezone
 from bibliotheca.conf import DEFAULT_START, PURCHASE_RECORD_SERVICE, bibliotheca_settings
 from bibliotheca.exceptions import RateLimited, RetryAfterTooLong
 from bibliotheca.models import Collection, Timestamp
-from bibliotheca.services.chain_lock import (
-    CHAIN_JOB,
-    keep_lease,
-    purchase_lock_key,
-    take_new_lease,
-)
 from bibliotheca.services.gaps import record_gap, retry_due_gaps
 from bibliotheca.services.pages import PROGRESS_KEYS, Decision, MarcPage, due_items, write_page
 from bibliotheca.services.reading import PageReader, ReadFailure
@@ -37,12 +33,14 @@ from jobs.models import JobRun
 from jobs.registry import get_job
 from jobs.runner import enqueue_job
 from jobs.runs import locks
-from jobs.runs.current import current_run, flag_for_attention, update_run_kwargs
+from jobs.runs.current import current_lease, current_run, flag_for_attention, update_run_kwargs
 from jobs.runs.progress import report_progress
 
 logger = logging.getLogger("bibliotheca")
 
 __all__ = ["CHAIN_JOB", "import_purchase_records_hop", "purchase_lock_key"]
+
+CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 
 #: A hop reports progress at most this often (and always after its last page).
 PROGRESS_EVERY_SECONDS = 1.0
@@ -50,12 +48,16 @@ PROGRESS_EVERY_SECONDS = 1.0
 EXTEND_EVERY_SECONDS = 60.0
 
 
+def purchase_lock_key(collection_id: int) -> str:
+    """The chain's single-flight lock key; the event import uses another key."""
+    return f"bibliotheca:purchase_records:{collection_id}"
+
+
 def import_purchase_records_hop(
     *,
     collection_id: int,
     current_day: datetime | None = None,
     offset: int = 1,
-    lock_owner: str | None = None,
     force_reimport: bool = False,
     time_budget_seconds: float | None = None,
     until: datetime | None = None,
@@ -67,24 +69,20 @@ def import_purchase_records_hop(
     `since`..`until`: the chain's range (set by the first hop, carried by the others);
     `overlap_until`: the checkpoint it resumed at (the window before it is re-read);
     `not_before`: the API's Retry-After (no request before it).
+    A hop with no `current_day` is a chain's first; the next hops, and a retry of any
+    hop (the first records its position), carry one.
     The arguments are checked before (tasks.py), so no bad one takes the lock."""
     key = purchase_lock_key(collection_id)
-    collection = _enabled_collection(collection_id, key, lock_owner)
-    run = current_run()
-    first_hop = lock_owner is None
-    took_over = ""
-    if first_hop:
-        lock_owner, took_over = take_new_lease(key, taken_by=run.pk if run else None)
-        lease_lost = False
-    else:
-        lease_lost = _keep_chain_lease(collection, key, lock_owner)
+    collection = _enabled_collection(collection_id)
+    first_hop = current_day is None
+    lease = current_lease()
+    took_over = first_hop and lease is not None and bool(lease.taken_from)
+    lease_lost = not first_hop and _lease_lost(collection, key, lease)
     try:
-        start = current_day and Position(current_day=current_day, offset=offset)
-        if first_hop or start is None:
-            start, chain = _first_hop(
-                collection, start, force_reimport, until, since, lock_owner, bool(took_over)
-            )
+        if current_day is None:
+            start, chain = _first_hop(collection, force_reimport, until, since, took_over)
         else:
+            start = Position(current_day=current_day, offset=offset)
             chain = ChainRange(
                 since=since or start.current_day,
                 until=until or timezone.now(),
@@ -93,7 +91,6 @@ def import_purchase_records_hop(
             start = _resume_after_retry(collection, start)
         hop_kwargs = {
             "collection_id": collection_id,
-            "lock_owner": lock_owner,
             "time_budget_seconds": time_budget_seconds,
             "since": chain.since.isoformat(),
             "until": chain.until.isoformat(),
@@ -104,7 +101,7 @@ def import_purchase_records_hop(
         budget = time_budget_seconds
         budget = bibliotheca_settings.HOP_TIME_BUDGET_SECONDS if budget is None else budget
         deadline = time.monotonic() + budget
-        hop = _Hop(collection, chain, start, key=key, owner=lock_owner)
+        hop = _Hop(collection, chain, start, key=key)
         failure = _import_pages(hop, deadline)
         result: dict[str, Any] = {
             **hop.result(start),
@@ -122,14 +119,12 @@ def import_purchase_records_hop(
         if is_up_to_date(hop.position.current_day, chain.until):
             result.update(retry_due_gaps(collection, chain_started=chain.until, deadline=deadline))
             if not result["gaps_left"]:
-                locks.release_lease(key=key, owner=lock_owner)
-                return {**result, "done": True}
+                return {**result, "done": True}  # the runner frees the lock
     except BaseException as exc:
         deleted = _deleted_mid_hop(collection_id, exc)
         if deleted is not None:
-            locks.release_lease(key=key, owner=lock_owner)
             raise deleted from exc
-        _after_failure(collection, key, lock_owner, exc)
+        _after_failure(collection, exc)
         raise
     return _queue_next(hop.position, hop_kwargs, result=result)
 
@@ -167,14 +162,12 @@ def _queue_next(
     return {**result, "next_run_id": next_run.pk}
 
 
-def _enabled_collection(collection_id: int, key: str, owner: str | None) -> Collection:
+def _enabled_collection(collection_id: int) -> Collection:
     """The collection, checked before any request: deleted or disabled, the chain stops
-    (recorded `skipped`, its lease released)."""
+    (recorded `skipped`; the runner frees its lock)."""
     collection = Collection.objects.filter(pk=collection_id).first()
     if collection is not None and collection.enabled:
         return collection
-    if owner is not None:
-        locks.release_lease(key=key, owner=owner)
     what = (
         f"collection #{collection_id} was deleted"
         if collection is None
@@ -192,51 +185,42 @@ def _deleted_mid_hop(collection_id: int, exc: BaseException) -> JobSkipped | Non
     return JobSkipped(f"collection #{collection_id} was deleted during the hop; its chain stops")
 
 
-def _keep_chain_lease(collection: Collection, key: str, owner: str) -> bool:
-    """Hold the chain's lease for this hop; True when it had been lost and was retaken."""
-    run = current_run()
-    kept = keep_lease(key, owner, run.pk if run else None)
-    if kept is not True:
-        # Warn and continue when the lease was merely gone (retaken).
-        # When another chain holds it, two chains would write one checkpoint (it could
-        # move backwards): this chain stops, the other goes on.
-        holder = (locks.lease_holder(key) or ("?",))[0]
-        what = "retaken; continuing" if kept is False else f"now held by {holder}; chain stops"
-        logger.warning(
-            "purchase import of %r: lock %s lost between hops (%s)", collection.name, key, what
-        )
-        flag_for_attention(f"lease {key} lost mid-chain")
-        if kept is None:
-            raise JobSkipped(f"lock {key} was taken over by {holder}; this chain stops")
-    return kept is False
+def _lease_lost(collection: Collection, key: str, lease: locks.LeaseHandle | None) -> bool:
+    """Whether this hop's lock was not handed to it but retaken (free, or its holder
+    dead): warned and flagged, and the chain continues. A lock another chain holds never
+    gets here: the runner records the hop skipped, naming that chain."""
+    if lease is None or lease.kept:
+        return False
+    logger.warning(
+        "purchase import of %r: lock %s lost between hops (retaken; continuing)",
+        collection.name,
+        key,
+    )
+    flag_for_attention(f"lease {key} lost mid-chain")
+    return True
 
 
 def _first_hop(
     collection: Collection,
-    start: Position | None,
     force_reimport: bool,
     until: datetime | None,
     since: datetime | None,
-    owner: str,
     took_over: bool,
 ) -> tuple[Position, ChainRange]:
-    """Where a chain starts and its range, recorded with the token in the hop's kwargs
-    (a retry holds the same lock, reads the same range). A chain resuming at its
-    checkpoint starts BIBLIOTHECA_OVERLAP_MINUTES before it (purchases listed late).
-    The chain's counters reset, unless it takes over a chain that died (its pages read
-    again are then not counted twice)."""
+    """Where a chain starts (its checkpoint, or 2014-01-01) and its range, recorded in
+    the hop's kwargs (a retry is then no first hop: it reads the same range). A chain
+    resuming at its checkpoint starts BIBLIOTHECA_OVERLAP_MINUTES before it (purchases
+    listed late). The chain's counters reset, unless it takes over a chain that died
+    (its pages read again are then not counted twice)."""
     now = timezone.now()
     timestamp = get_timestamp(collection)
     overlap_until = None
-    if start is None:  # resume at the checkpoint, or restart at 2014-01-01
-        resume = None if force_reimport else timestamp.finish
-        begin = resume or DEFAULT_START
-        if resume is not None:
-            begin = max(
-                DEFAULT_START, resume - timedelta(minutes=bibliotheca_settings.OVERLAP_MINUTES)
-            )
-            overlap_until = resume if begin < resume else None
-        start = Position(current_day=begin, offset=1)
+    resume = None if force_reimport else timestamp.finish
+    begin = resume or DEFAULT_START
+    if resume is not None:
+        begin = max(DEFAULT_START, resume - timedelta(minutes=bibliotheca_settings.OVERLAP_MINUTES))
+        overlap_until = resume if begin < resume else None
+    start = Position(current_day=begin, offset=1)
     # The chain catches up to when it started; chasing a moving "now" would never end.
     chain = ChainRange(
         since=since or start.current_day, until=until or now, overlap_until=overlap_until
@@ -249,7 +233,6 @@ def _first_hop(
         start=now, counter=progress["records"], exception="", progress=progress
     )
     update_run_kwargs(
-        lock_owner=owner,
         current_day=start.current_day.isoformat(),
         offset=start.offset,
         since=chain.since.isoformat(),
@@ -358,11 +341,10 @@ class _Hop:
     lease (checked every EXTEND_EVERY_SECONDS, with the collection) and the run's
     progress."""
 
-    def __init__(
-        self, collection: Collection, chain: ChainRange, start: Position, *, key: str, owner: str
-    ) -> None:
+    def __init__(self, collection: Collection, chain: ChainRange, start: Position, *, key: str):
         self.collection, self.chain, self.position = collection, chain, start
-        self.key, self.owner = key, owner
+        run = current_run()
+        self.key, self.run_id = key, run.pk if run else None
         timestamp = get_timestamp(collection)
         self.timestamp_id = timestamp.pk
         self.counts: dict[str, Any] = {
@@ -390,7 +372,7 @@ class _Hop:
                     f"collection {self.collection.name!r} was disabled or deleted during the"
                     " hop; its chain stops"
                 )
-            if not locks.still_ours(key=self.key, owner=self.owner):  # no more pages written
+            if self.run_id is not None and not locks.bound_to_run(key=self.key, run_id=self.run_id):
                 raise JobSkipped(f"lock {self.key} was taken over mid-hop; this chain stops")
         if time.monotonic() - self.reported_at >= PROGRESS_EVERY_SECONDS:
             self.report()
@@ -417,14 +399,13 @@ class _Hop:
         )
 
 
-def _after_failure(collection: Collection, key: str, owner: str, exc: BaseException) -> None:
-    """A failure the runner retries keeps the lease for the retry (its own decision,
-    asked here); any other releases it (only ours: a takeover's stays) and is shown on
-    the collection."""
+def _after_failure(collection: Collection, exc: BaseException) -> None:
+    """A failure that stops the chain (not a stop, not one the runner retries: its own
+    decision, asked here) is shown on the collection. The runner hands the lock to a
+    retry, or frees it."""
     run, policy = current_run(), get_job(CHAIN_JOB).retry
     if run and run.job == CHAIN_JOB and policy.will_retry(attempt=run.attempt, error=exc):
         return
-    locks.release_lease(key=key, owner=owner)
     if not isinstance(exc, JobSkipped):
         Timestamp.objects.filter(pk=get_timestamp(collection).pk).update(
             exception=f"{type(exc).__name__}: {exc}"[:5000]

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jobs.models import JobRun
+    from jobs.runs.locks import LeaseHandle
 
 logger = logging.getLogger("jobs")
 _current_run: ContextVar["JobRun | None"] = ContextVar("current_run", default=None)
+_current_lease: ContextVar["LeaseHandle | None"] = ContextVar("current_lease", default=None)
 
 
 def current_run() -> "JobRun | None":
@@ -26,6 +28,20 @@ def set_current_run(run: "JobRun | None") -> Any:
 
 def reset_current_run(token: Any) -> None:
     _current_run.reset(token)
+
+
+def current_lease() -> "LeaseHandle | None":
+    """The single-flight lease the runner took for the current run (None: none): whether
+    it was handed to this run (`kept`) or taken over from a dead holder (`taken_from`)."""
+    return _current_lease.get()
+
+
+def set_current_lease(lease: "LeaseHandle | None") -> Any:
+    return _current_lease.set(lease)
+
+
+def reset_current_lease(token: Any) -> None:
+    _current_lease.reset(token)
 
 
 def flag_for_attention(reason: str) -> None:
@@ -45,8 +61,8 @@ def flag_for_attention(reason: str) -> None:
 def update_run_kwargs(**changes: Any) -> None:
     """Change the current run's arguments; a retry of this run is queued with the new ones.
 
-    A chain's first hop uses it to record the lock token it created, so the retry
-    holds the same lock. A no-op outside a job.
+    A chain's first hop uses it to record where it starts and its range, so a retry
+    reads the same range. A no-op outside a job.
     """
     from jobs.models import JobRun
 

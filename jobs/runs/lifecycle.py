@@ -208,6 +208,10 @@ def describe_holder(key: str, *, now: datetime | None = None) -> dict[str, Any] 
         info["lease_frees_in_seconds"] = max(0, round((lease.expires_at - now).total_seconds()))
     run = JobRun.objects.filter(pk=lease.run_id).first() if lease.run_id else None
     if run is not None:
+        if lease.owner.startswith("run:") and lease.owner != f"run:{run.pk}":
+            # handed on by the run that took it: named by the run that continues the work
+            retry = run.trigger == JobRun.Trigger.RETRY
+            info["owner"] = f"the {'retry' if retry else 'chain of'} run #{run.pk}"
         info.update(run_id=run.pk, job=run.job, status=run.status, host=run.host, pid=run.pid)
         if run.heartbeat_at is not None:
             info["heartbeat_age_seconds"] = round((now - run.heartbeat_at).total_seconds(), 1)

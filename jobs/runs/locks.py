@@ -4,10 +4,10 @@ Whether a lease is held is decided by one SQL rule (jobs.sql.LEASE_HELD, on top 
 run liveness of jobs.runs.lifecycle): while its run is queued or alive. A run killed with
 kill -9 frees its leases as soon as PostgreSQL ends its session; a run hands its leases
 to the run that continues its work (a chain's next hop, a retry), so they stay held
-between hops. A lease of no run (an operator's hold) lives until its expiry.
+between hops, and that run takes them as its own. A run that ends drops the leases still
+bound to it. A lease of no run (an operator's hold) lives until its expiry.
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,15 +17,11 @@ from django.utils import timezone
 from jobs import sql
 
 
-def new_owner_token() -> str:
-    return uuid.uuid4().hex
-
-
 @dataclass(frozen=True)
 class LeaseHandle:
     #: What is locked, e.g. "job:loyalty.expire_points" or "bibliotheca:collection:3".
     key: str
-    #: The owner token; it travels with the work (chain hops) to prove ownership.
+    #: Who holds it: "run:<id>" for a run, any name for an operator's hold.
     owner: str
     #: Only for a lease of no run.
     expires_at: datetime | None = None
@@ -35,6 +31,8 @@ class LeaseHandle:
     taken_reason: str = ""
     #: The run that held it before (to record it lost when it still says running).
     taken_run: int | None = None
+    #: This run held it already: handed to it (a chain's next hop, a retry), or re-entrant.
+    kept: bool = False
 
 
 def acquire_lease(
@@ -71,6 +69,7 @@ def acquire_lease(
         taken_from=row[1],
         taken_reason=row[2],
         taken_run=row[3],
+        kept=row[4],
     )
 
 
@@ -81,11 +80,11 @@ def hand_over_leases(*, from_run: int, to_run: int) -> None:
         cursor.execute(sql.HAND_OVER_LEASES, {"from_run": from_run, "to_run": to_run})
 
 
-def still_ours(*, key: str, owner: str) -> bool:
-    """Whether `owner` still holds the lease (nobody took it over meanwhile)."""
+def bound_to_run(*, key: str, run_id: int) -> bool:
+    """Whether the lease of `key` is still bound to the run (nobody took it meanwhile)."""
     from jobs.models import Lease
 
-    return Lease.objects.filter(key=key, owner=owner).exists()
+    return Lease.objects.filter(key=key, run_id=run_id).exists()
 
 
 def release_lease(*, key: str, owner: str) -> bool:
@@ -93,6 +92,13 @@ def release_lease(*, key: str, owner: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(sql.RELEASE_LEASE, {"key": key, "owner": owner})
         return cursor.fetchone() is not None
+
+
+def release_run_leases(run_id: int) -> None:
+    """Drop the leases still bound to a run that ended; those it handed on (to a chain's
+    next hop, a retry) are that run's now and stay."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.RELEASE_RUN_LEASES, {"run": run_id})
 
 
 def lease_holder(key: str) -> tuple[str, datetime | None] | None:

@@ -10,7 +10,7 @@ from bibliotheca.models import Edition, LicensePool, Timestamp
 from bibliotheca.services.purchase_chain import purchase_lock_key
 from devkit.bibliotheca_simulator import Fault
 from jobs.models import JobRun, Lease
-from jobs.runner import enqueue_job
+from jobs.runner import enqueue_job, run_job_now
 from jobs.runs import locks
 from tests.bibliotheca.conftest import NOW, drain, staged_identifiers
 
@@ -283,15 +283,17 @@ def test_transient_error__is_retried_with_same_kwargs_and_lock_kept(
     retry = JobRun.objects.get(parent=failed)
     assert (retry.trigger, retry.attempt, retry.kwargs) == ("retry", 2, failed.kwargs)
     assert 0 <= failed.result["retry_in_seconds"] <= 60
-    owner = failed.kwargs["lock_owner"]
-    assert locks.lease_holder(purchase_lock_key(collection.pk))[0] == owner
+    # The lock waits with the retry: no other chain may start meanwhile.
+    assert locks.lease_row(purchase_lock_key(collection.pk)).run_id == retry.pk
 
     drain(include_apply=False)
     assert chain_runs()[-1].result["done"] is True
     assert LicensePool.objects.count() == RECORDS and timestamp(collection).finish == NOW
 
 
-def test_transient_error_on_first_hop__retry_carries_the_token_of_the_lock(collection, simulator):
+def test_transient_error_on_first_hop__retry_holds_the_lock_and_reads_the_same_range(
+    collection, simulator
+):
     simulator.state.faults.append(Fault(kind="5xx", endpoint="items", times=3))
     first = start_chain(collection)
 
@@ -299,8 +301,13 @@ def test_transient_error_on_first_hop__retry_carries_the_token_of_the_lock(colle
 
     first.refresh_from_db()
     retry = JobRun.objects.get(parent=first)
-    assert first.status == "failed" and retry.kwargs["lock_owner"] == first.kwargs["lock_owner"]
-    assert locks.lease_holder(purchase_lock_key(collection.pk))[0] == retry.kwargs["lock_owner"]
+    assert first.status == "failed" and retry.kwargs == first.kwargs
+    assert retry.kwargs["current_day"] == "2014-01-01T00:00:00+00:00"
+    assert locks.lease_row(purchase_lock_key(collection.pk)).run_id == retry.pk
+    # A manual chain meanwhile is skipped, naming the queued retry.
+    skipped = run_job_now(CHAIN, kwargs={"collection_id": collection.pk})
+    assert skipped.status == "skipped"
+    assert f"is held by the retry run #{retry.pk} ({CHAIN}, queued)" in skipped.result["reason"]
     assert LicensePool.objects.count() == 0  # the page's transaction rolled back
 
 
@@ -383,14 +390,18 @@ def test_lease_taken_by_another_chain__this_chain_stops_skipped(collection, simu
     key = purchase_lock_key(collection.pk)
     start_chain(collection)
     drain(max_runs=1, include_apply=False)
-    Lease.objects.filter(key=key).update(owner="intruder")
+    # Between hops someone else holds it (here an operator's hold of ten minutes).
+    Lease.objects.filter(key=key).update(
+        owner="intruder", run_id=None, expires_at=NOW + timedelta(minutes=10)
+    )
 
     drain(include_apply=False)
 
     runs = chain_runs()
     assert len(runs) == 2
     assert runs[1].status == "skipped" and runs[1].needs_attention
-    assert runs[1].result["reason"].endswith("was taken over by intruder; this chain stops")
+    assert runs[1].result["reason"].startswith(f"lock {key} is held by intruder; the lease frees")
+    assert f"lock {key} was taken while this run waited" in runs[1].attention_reason
     assert Lease.objects.get(key=key).owner == "intruder"  # not ours to release
 
 
@@ -415,7 +426,7 @@ def test_lease_taken_over_during_a_long_hop__hop_stops_and_writes_no_more_pages(
     start_chain(collection, time_budget_seconds=600, until="2014-01-11T00:00:00+00:00")
 
     def take_lease() -> None:
-        Lease.objects.filter(key=key).update(owner="intruder")
+        Lease.objects.filter(key=key).update(owner="intruder", run_id=None)
         connections.close_all()  # this thread's
 
     intruder = threading.Timer(0.5, take_lease)

@@ -64,7 +64,7 @@ def test_chain_hop__bad_arguments_refused_before_the_hop_exists(
     """What a hop does to queue the next one (`_queue_next`), with arguments that no hop
     may run with: refused there, and the hop that asked fails saying why."""
     time_machine.move_to("2026-12-07T12:00:00+00:00", tick=False)
-    hop = {"collection_id": collection.pk, "lock_owner": "token", **kwargs}
+    hop = {"collection_id": collection.pk, "current_day": "2026-12-01T00:00:00+00:00", **kwargs}
 
     with pytest.raises(BadJobArguments) as info:
         enqueue_job(CHAIN, kwargs=hop, trigger=JobRun.Trigger.CHAIN, parent=first_hop)
@@ -84,7 +84,7 @@ def test_chain__a_new_chain_of_a_disabled_collection_is_refused_a_running_one_go
         enqueue_job(CHAIN, kwargs={"collection_id": collection.pk}, trigger="admin")
     hop = enqueue_job(
         CHAIN,
-        kwargs={"collection_id": collection.pk, "lock_owner": "token"},
+        kwargs={"collection_id": collection.pk, "current_day": "2026-12-01T00:00:00+00:00"},
         trigger=JobRun.Trigger.CHAIN,
         parent=first_hop,
     )

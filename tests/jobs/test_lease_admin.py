@@ -50,11 +50,12 @@ def test_lease__cannot_be_deleted_even_with_delete_permission(client):
 def test_release__refuses_live_holders_frees_dead_ones(client):
     running = holder("queued", 2)
     killed = dead_run(holder("queued", 3600))  # kill -9: its session ended
-    chain_hop = holder("queued", 0, kwargs={"lock_owner": "tok-1"})
+    handed_by = holder("succeeded", 5)  # a chain's hop that handed its lease on
+    chain_hop = holder("queued", 0)
     with LiveRun(running):
         live = lease("job:loyalty.expire_points", f"run:{running.pk}", running)
         dead = lease("job:exchanges.purge_completed", f"run:{killed.pk}", killed)
-        chain = lease("bibliotheca:collection:3", "tok-1", chain_hop)
+        chain = lease("bibliotheca:collection:3", f"run:{handed_by.pk}", chain_hop)
         unknown = lease("custom", "someone")
         staff_client(client, "oncall", [VIEW, RUN])
 

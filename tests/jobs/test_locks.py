@@ -6,9 +6,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.models import JobRun
+from jobs.models import JobRun, Lease
 from jobs.runs import lifecycle
-from jobs.runs.locks import acquire_lease, hand_over_leases, lease_holder, release_lease, still_ours
+from jobs.runs.locks import (
+    acquire_lease,
+    bound_to_run,
+    hand_over_leases,
+    lease_holder,
+    lease_row,
+    release_lease,
+    release_run_leases,
+)
 from tests.live_run import LiveRun
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +45,6 @@ def test_acquire__expired_lease_is_taken_over():
     lease = acquire_lease(key="k", owner="b", lease_seconds=5, now=later)
     assert lease is not None and (lease.taken_from, lease.taken_reason) == ("a", "lease expired")
     # the old owner no longer holds it and cannot release it
-    assert still_ours(key="k", owner="a") is False
     assert release_lease(key="k", owner="a") is False
     assert lease_holder("k")[0] == "b"
 
@@ -87,6 +94,34 @@ def test_hand_over__the_next_run_holds_the_lease_while_it_waits():
 
     assert lifecycle.lease_held("k") is True
     assert acquire_lease(key="k", owner="other", lease_seconds=60) is None
+
+
+def test_hand_over__the_next_run_takes_the_lease_as_its_own_no_takeover():
+    hop = a_run(status=JobRun.Status.SUCCEEDED)
+    next_hop = a_run(status=JobRun.Status.RUNNING)
+    acquire_lease(key="k", owner=f"run:{hop.pk}", run_id=hop.pk)
+    hand_over_leases(from_run=hop.pk, to_run=next_hop.pk)
+
+    lease = acquire_lease(key="k", owner=f"run:{next_hop.pk}", run_id=next_hop.pk)
+
+    assert lease is not None and lease.kept is True
+    assert (lease.taken_from, lease.taken_reason, lease.taken_run) == ("", "", None)
+    row = lease_row("k")
+    assert (row.owner, row.run_id) == (f"run:{next_hop.pk}", next_hop.pk)
+    assert bound_to_run(key="k", run_id=next_hop.pk) and not bound_to_run(key="k", run_id=hop.pk)
+
+
+def test_release_run_leases__drops_the_runs_own_a_lease_handed_on_stays():
+    hop, other, next_hop = (a_run(status=JobRun.Status.RUNNING) for _ in range(3))
+    acquire_lease(key="handed", owner=f"run:{hop.pk}", run_id=hop.pk)
+    acquire_lease(key="own", owner=f"run:{hop.pk}", run_id=hop.pk)
+    acquire_lease(key="another", owner=f"run:{other.pk}", run_id=other.pk)
+    Lease.objects.filter(key="handed").update(run_id=next_hop.pk)
+
+    release_run_leases(hop.pk)
+
+    assert set(Lease.objects.values_list("key", flat=True)) == {"handed", "another"}
+    assert lease_row("handed").run_id == next_hop.pk
 
 
 @pytest.mark.django_db(transaction=True)

@@ -40,6 +40,22 @@ def test_failed_run__records_error_and_parks_a_retry_as_one_off_schedule():
     assert schedule.schedule_type == Schedule.ONCE and schedule.next_run >= run.finished_at
 
 
+def test_failed_run__frees_the_job_wide_lock_while_its_retry_waits():
+    run = run_job_now("devkit.demo_job", kwargs={"fail": True})
+    retry = JobRun.objects.get(parent=run)
+    assert locks.lease_row("job:devkit.demo_job") is None
+
+    # A manual run meanwhile runs; the retry runs after it, each holding the lock in turn.
+    manual = run_job_now("devkit.demo_job", kwargs={"items": 1})
+    assert manual.status == JobRun.Status.SUCCEEDED
+    JobRun.objects.filter(pk=retry.pk).update(kwargs={"items": 1})
+    execute_queued_run(retry.pk)
+
+    retry.refresh_from_db()
+    assert (retry.status, retry.needs_attention) == (JobRun.Status.SUCCEEDED, False)
+    assert locks.lease_row("job:devkit.demo_job") is None
+
+
 def test_last_attempt_failure__is_not_retried():
     from jobs.runner import execute_run
     from jobs.runs.lifecycle import claim as _claim

@@ -1,10 +1,10 @@
-"""A chain's orphaned next hop and a new chain after the lease expired (a long outage).
+"""A chain's orphaned next hop and a new chain after its lock lost its holder.
 
 Deterministic, in this process: chain A runs a few hops and leaves its next hop queued;
-its 2 h lease expires (the clusters were down); chain B (the next 04:00 run, or an
-operator) takes the lease; A's orphaned hop then finds the lock taken over and stops
-chain A (recorded skipped). No pool may be duplicated and the checkpoint must never
-move backwards.
+its lock loses its holder (released by hand); chain B (the next 04:00 run, or an
+operator) takes the lock; A's orphaned hop then finds the lock held by chain B and stops
+chain A (recorded skipped, flagged). No pool may be duplicated and the checkpoint must
+never move backwards.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -56,7 +56,8 @@ def test_orphan_hop_and_new_chain__checkpoint_never_moves_backwards(
     execute_queued_run(orphan.pk)
     samples.append(finish(collection))
     orphan.refresh_from_db()
-    assert orphan.status == "skipped" and "taken over" in orphan.result["reason"]
+    assert orphan.status == "skipped" and "is held by the chain of run #" in orphan.result["reason"]
+    assert orphan.needs_attention and "was taken while this run waited" in orphan.attention_reason
     assert not JobRun.objects.filter(parent=orphan, job=CHAIN).exists()
     while drain(max_runs=1, include_apply=False):  # oldest first: A and B alternate
         samples.append(finish(collection))

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from bibliotheca.conf import PURCHASE_RECORD_SERVICE
 from bibliotheca.models import Edition, LicensePool, PendingEdition, Timestamp
-from bibliotheca.services.chain_lock import purchase_lock_key
+from bibliotheca.services.purchase_chain import purchase_lock_key
 from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
