@@ -149,6 +149,9 @@ def test_two_hosts__every_run_once__the_other_host_finishes_when_one_is_cut_off(
                 "SECRET_KEY": settings.SECRET_KEY,
                 "DJANGO_SETTINGS_MODULE": TEST_SETTINGS,
                 "Q_WORKERS": "2",
+                # Two tasks per dequeue: a host that polls first cannot take a whole batch
+                # (with 20 it did, and the other host had nothing to do).
+                "Q_BULK": "2",
                 # Slots set minutes in the past accelerate the clock; they are not late.
                 "JOBS_MISFIRE_GRACE_SECONDS": str(10**9),
             },
