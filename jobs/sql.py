@@ -26,6 +26,11 @@ LEASE_IS_HELD = (
     "SELECT " + LEASE_HELD.format(lease="l") + " FROM jobs_lease l WHERE l.key = %(key)s"
 )
 
+#: The keys of every held lease, in one statement.
+HELD_LEASE_KEYS = (
+    "SELECT l.key FROM jobs_lease l WHERE " + LEASE_HELD.format(lease="l") + " ORDER BY l.key"
+)
+
 #: Take the run's advisory lock; false when another live session holds it.
 LOCK_RUN = "SELECT pg_try_advisory_lock(%(id)s)"
 

@@ -65,7 +65,7 @@ class JobsCollector(Collector):
         yield outbox
 
         leases = GaugeMetricFamily(
-            "jobs_lease_held", "1 per held (unexpired) lease lock", labels=["key"]
+            "jobs_lease_held", "1 per held lease lock (its run queued or alive)", labels=["key"]
         )
         for lease in held_leases():
             leases.add_metric([lease.key], 1)

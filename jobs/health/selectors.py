@@ -165,7 +165,7 @@ def held_leases() -> list[Lease]:
     """Leases whose holder is queued or alive (jobs.runs.lifecycle's rule)."""
     from jobs.runs import lifecycle
 
-    return [lease for lease in Lease.objects.order_by("key") if lifecycle.lease_held(lease.key)]
+    return list(Lease.objects.filter(key__in=lifecycle.held_lease_keys()).order_by("key"))
 
 
 def runs_by_job_and_status(

@@ -196,6 +196,13 @@ def lease_held(key: str) -> bool:
     return bool(row and row[0])
 
 
+def held_lease_keys() -> list[str]:
+    """The keys of every lease held by the liveness rule, in key order."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.HELD_LEASE_KEYS, {"now": timezone.now()})
+        return [row[0] for row in cursor.fetchall()]
+
+
 def describe_holder(key: str, *, now: datetime | None = None) -> dict[str, Any] | None:
     """What an operator needs about the lease of `key`: None when nobody holds it."""
     lease = locks.lease_row(key)
