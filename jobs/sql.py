@@ -31,15 +31,16 @@ HELD_LEASE_KEYS = (
     "SELECT l.key FROM jobs_lease l WHERE " + LEASE_HELD.format(lease="l") + " ORDER BY l.key"
 )
 
-#: Take the run's advisory lock; false when another live session holds it.
-LOCK_RUN = "SELECT pg_try_advisory_lock(%(id)s)"
+#: Take the run's advisory lock; false when another live session holds it. The same
+#: statement has the server notice within 1 s that this client died mid-statement
+#: (PostgreSQL 14+), so the session, and with it the run's lock, end with the client.
+LOCK_RUN = """
+SELECT pg_try_advisory_lock(%(id)s),
+       set_config('client_connection_check_interval', '1000', false)
+"""
 
 #: Let go of the run's advisory lock (the session stays with the worker for its next task).
 UNLOCK_RUN = "SELECT pg_advisory_unlock(%(id)s)"
-
-#: Have the server notice within 1 s that this client died mid-statement (PostgreSQL 14+),
-#: so the session, and with it the run's lock, end with the client.
-WATCH_CLIENT = "SELECT set_config('client_connection_check_interval', '1000', false)"
 
 #: Claim a run whose advisory lock we hold: queued, or running for a worker that is gone
 #: (holding the lock proves its session ended). No row: finished or not ours.

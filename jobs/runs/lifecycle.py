@@ -71,7 +71,6 @@ def claim(run_id: int) -> JobRun | None:
 
     The run's advisory lock comes first: holding it proves no live session runs it.
     """
-    _execute(sql.WATCH_CLIENT, {})
     if not _execute(sql.LOCK_RUN, {"id": run_id})[0]:
         return None
     params = {
