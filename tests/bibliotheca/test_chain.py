@@ -1,5 +1,6 @@
 """The purchase-record chain through the runner (in process), the simulator and PostgreSQL."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -425,17 +426,34 @@ def test_lease_taken_over_during_a_long_hop__hop_stops_and_writes_no_more_pages(
     # Ten days of 120 records: 30 pages, more than the hop reads ahead of its writer.
     start_chain(collection, time_budget_seconds=600, until="2014-01-11T00:00:00+00:00")
 
-    def take_lease() -> None:
-        Lease.objects.filter(key=key).update(owner="intruder", run_id=None)
-        connections.close_all()  # this thread's
+    taken_at_pages: list[int] = []
 
-    intruder = threading.Timer(0.5, take_lease)
+    def take_lease() -> None:
+        """Take the lease from the hop once it has written a page and is still running,
+        so the two sides overlap whatever the machine's speed."""
+        running = JobRun.objects.filter(status=JobRun.Status.RUNNING).values("pk")
+        try:
+            for _ in range(1500):
+                progress = stamps.values_list("progress", flat=True).first() or {}
+                pages = progress.get("pages", 0)
+                if pages >= 1 and Lease.objects.filter(key=key, run_id__in=running).update(
+                    owner="intruder", run_id=None
+                ):
+                    taken_at_pages.append(pages)
+                    return
+                time.sleep(0.02)
+        finally:
+            connections.close_all()  # this thread's
+
+    stamps = Timestamp.objects.filter(service=PURCHASE_RECORD_SERVICE, collection=collection)
+    intruder = threading.Thread(target=take_lease)
     intruder.start()
     try:
         (run,) = drain(include_apply=False)
     finally:
         intruder.join()
 
+    assert taken_at_pages, "the intruder never found the hop running with a page written"
     assert run.status == "skipped"
     assert run.result["reason"].endswith("was taken over mid-hop; this chain stops")
     assert Lease.objects.get(key=key).owner == "intruder"  # not ours to release
