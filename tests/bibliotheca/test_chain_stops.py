@@ -2,6 +2,7 @@
 next request, and a manual run that finds the chain's lock held exits 3 naming it."""
 
 import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -57,24 +58,41 @@ def test_collection_deleted_mid_hop__the_hop_ends_cleanly_skipped(collection, si
     pk = collection.pk
     start_chain(collection, time_budget_seconds=600, until="2014-01-11T00:00:00+00:00")
 
-    def delete() -> None:
-        # Django cascades in Python: a page committed between its pool delete and the
-        # collection's makes the delete fail at commit; done again, as a person would.
-        for _ in range(20):
-            try:
-                Collection.objects.filter(pk=pk).delete()
-                break
-            except IntegrityError:
-                continue
-        connections.close_all()  # this thread's
+    deleted_mid_hop: list[bool] = []
 
-    deleter = threading.Timer(0.5, delete)
+    def delete() -> None:
+        """Delete once the hop is running with a page written, so the two overlap."""
+        try:
+            for _ in range(1500):
+                if LicensePool.objects.filter(collection_id=pk).exists() and (
+                    JobRun.objects.filter(job=CHAIN, status=JobRun.Status.RUNNING).exists()
+                ):
+                    break
+                if not JobRun.objects.filter(job=CHAIN, status__in=["queued", "running"]).exists():
+                    return  # the hop ended first: the assertion below says so
+                time.sleep(0.02)
+            else:
+                return
+            # Django cascades in Python: a page committed between its pool delete and the
+            # collection's makes the delete fail at commit; done again, as a person would.
+            for _ in range(20):
+                try:
+                    Collection.objects.filter(pk=pk).delete()
+                    deleted_mid_hop.append(True)
+                    break
+                except IntegrityError:
+                    continue
+        finally:
+            connections.close_all()  # this thread's
+
+    deleter = threading.Thread(target=delete)
     deleter.start()
     try:
         (run,) = drain(include_apply=False)
     finally:
         deleter.join()
 
+    assert deleted_mid_hop, "the collection was never deleted while the hop ran"
     assert run.status == "skipped" and run.error == ""
     assert run.result["reason"] == f"collection #{pk} was deleted during the hop; its chain stops"
     assert not LicensePool.objects.exists()
