@@ -4,6 +4,7 @@ django-q2's scheduler wakes every 30 s, so the tests that go through a Schedule
 (cron firing, delayed retry) take about that long; they poll, never sleep blindly.
 """
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -164,13 +165,19 @@ def test_health__names_a_queue_nobody_consumes_at_once_and_clears_when_its_clust
     wait_until(lambda: not queue_consumers(), timeout_seconds=10, what="no cluster connected")
     assert check_cluster().detail == "no qcluster running (start: make run-cluster)"
     qcluster.start(["default", "notifications", "subscriptions"])
-    # A starting cluster opens and closes sessions before its pusher's stays open.
-    wait_until(
-        lambda: check_cluster().detail.startswith("queue(s) apply not consumed"),
-        timeout_seconds=30,
-        what="the three clusters to connect",
-    )
-    assert set(queue_consumers()) == {"default", "notifications", "subscriptions"}
+    # A starting cluster's first session closes before it spawns the processes whose
+    # sessions stay open: wait until all three have been connected for a whole second.
+    three, connected_since = {"default", "notifications", "subscriptions"}, [0.0]
+
+    def three_connected_steadily() -> bool:
+        if set(queue_consumers()) != three:
+            connected_since[0] = 0.0
+            return False
+        connected_since[0] = connected_since[0] or time.monotonic()
+        return time.monotonic() - connected_since[0] >= 1.0
+
+    wait_until(three_connected_steadily, timeout_seconds=30, what="the three clusters")
+    assert check_cluster().detail.startswith("queue(s) apply not consumed")
     # Nothing waits in the apply queue yet: the missing consumer is named by queue, at once.
     check = admin_client.get("/health/").json()["checks"]["cluster"]
     assert check["ok"] is False
@@ -178,7 +185,5 @@ def test_health__names_a_queue_nobody_consumes_at_once_and_clears_when_its_clust
 
     qcluster.start(["apply"])
 
-    wait_until(lambda: check_cluster().ok, timeout_seconds=30, what="the apply cluster")
-    assert check_cluster().detail == (
-        "every queue consumed (default, notifications, apply, subscriptions)"
-    )
+    every = "every queue consumed (default, notifications, apply, subscriptions)"
+    wait_until(lambda: check_cluster().detail == every, timeout_seconds=30, what="apply consumed")
