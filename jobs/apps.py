@@ -12,12 +12,14 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
         from django_q.signals import pre_execute
 
-        from jobs.outbox.alerts import check_alert_settings
+        from jobs.outbox.alerts import check_alert_settings, note_finished_run
+        from jobs.runs.lifecycle import run_finished
         from jobs.runs.queue_task import remember_queue_task
 
         # Every app declares its jobs in tasks.py; importing them fills the registry.
         autodiscover_modules("tasks")
         pre_execute.connect(remember_queue_task, dispatch_uid="jobs.remember_task")
+        run_finished.connect(note_finished_run, dispatch_uid="jobs.alerts")
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
         checks.register(check_alert_settings)
 

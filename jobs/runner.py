@@ -37,15 +37,10 @@ from jobs.runs.current import (
 )
 from jobs.runs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
 from jobs.runs.progress import describe_progress
-from jobs.runs.queue_task import queue_task_id
+from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, queue_task_id
 from jobs.runs.soft_limit import reset_soft_limit, start_soft_limit
 
 logger = logging.getLogger("jobs")
-
-#: The cluster's two entry points, stored by these names in django-q2's Schedule and
-#: queue rows: rows already in a database name them, so this module keeps its path.
-EXECUTE_QUEUED_RUN = "jobs.runner.execute_queued_run"
-RUN_SCHEDULED_JOB = "jobs.runner.run_scheduled_job"
 
 
 def q_options_for(spec: JobSpec, run_id: int | None = None) -> dict[str, Any]:
@@ -158,10 +153,8 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
     if missed:
-        from jobs.outbox.alerts import note_finished_run
-
         logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
-        note_finished_run(run)
+        lifecycle.run_finished.send(sender=JobRun, run=run)
         return {"run_id": run.pk, "status": run.status}
     claimed = claim(run.pk)
     if claimed is None:  # pragma: no cover - we just created it

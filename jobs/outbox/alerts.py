@@ -39,6 +39,7 @@ from jobs.models import Alert, JobRun, Notification
 from jobs.outbox.alert_webhook import webhook_url_problem
 from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 from jobs.registry import ALERT_CHANNELS, get_job
+from jobs.runs.queue_task import RUN_SCHEDULED_JOB
 
 logger = logging.getLogger("jobs.alerts")
 
@@ -135,8 +136,6 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
         )
         rows = cursor.fetchall()
         if watchdog:
-            from jobs.runner import RUN_SCHEDULED_JOB
-
             cursor.execute(
                 sql.OPEN_MISSED_SLOT_ALERTS,
                 {
@@ -167,7 +166,7 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
     }
 
 
-def note_finished_run(run: JobRun) -> None:
+def note_finished_run(sender: Any, run: JobRun, **kwargs: Any) -> None:
     """Scan right after a run whose outcome may open or resolve an alert (never raises:
     telling staff must not change the run's own outcome; the minutely scan catches up)."""
     try:

@@ -30,7 +30,8 @@ from django_q.models import Failure, OrmQ
 from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
 from jobs.exceptions import BadJobArguments, UnknownJob
-from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB
+from jobs.runs.lifecycle import run_finished
+from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB
 
 logger = logging.getLogger("jobs.queue_guard")
 
@@ -165,6 +166,4 @@ def record_refusal(task: dict[str, Any], reason: str) -> None:
     except IntegrityError:  # the same task delivered twice: recorded once
         logger.info("refusal of task %s already recorded", task.get("id"))
         return
-    from jobs.outbox.alerts import note_finished_run
-
-    note_finished_run(run)
+    run_finished.send(sender=JobRun, run=run)

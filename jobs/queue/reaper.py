@@ -145,7 +145,8 @@ def _hand_to_broker(run: JobRun, now: datetime) -> None:
     """A new task for the run; if the broker refuses, undo the mark so the next pass retries."""
     from django_q.tasks import async_task
 
-    from jobs.runner import EXECUTE_QUEUED_RUN, q_options_for
+    from jobs.runner import q_options_for
+    from jobs.runs.queue_task import EXECUTE_QUEUED_RUN
 
     spec = get_job(run.job)
     try:

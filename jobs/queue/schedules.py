@@ -4,7 +4,8 @@ from django.db import transaction
 
 from jobs.queue.schedule_overrides import effective_cron, schedule_overrides
 from jobs.registry import all_jobs
-from jobs.runner import RUN_SCHEDULED_JOB, q_options_for
+from jobs.runner import q_options_for
+from jobs.runs.queue_task import RUN_SCHEDULED_JOB
 
 
 def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:

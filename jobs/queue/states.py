@@ -77,7 +77,7 @@ def waiting_tasks(clusters: Iterable[str] = CLUSTERS) -> list[dict[str, Any]]:
 
 def waiting_run_ids(clusters: Iterable[str] = CLUSTERS) -> set[int]:
     """Runs that a task held by the broker will still deliver (jobs.runner.execute_queued_run)."""
-    from jobs.runner import EXECUTE_QUEUED_RUN
+    from jobs.runs.queue_task import EXECUTE_QUEUED_RUN
 
     return {
         int(task["kwargs"]["run_id"])

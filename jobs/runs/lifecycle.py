@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
+from django.dispatch import Signal
 from django.utils import timezone
 
 from jobs import sql
@@ -30,6 +31,10 @@ from jobs.runs import locks
 from jobs.runs.queue_task import queue_task_id
 
 logger = logging.getLogger("jobs")
+
+#: Sent with `run=` once a run's outcome is recorded (by `finish`, or a slot recorded
+#: missed): the alerts listen, so the run's life does not depend on who is told.
+run_finished = Signal()
 
 #: Exit status of a manual run (`run_job`, app commands) that could not take its lock.
 LOCK_HELD_EXIT_CODE = 3
@@ -136,9 +141,7 @@ def finish(
             status,
         )
         return
-    from jobs.outbox.alerts import note_finished_run  # alerts need the whole core loaded
-
-    note_finished_run(run)
+    run_finished.send(sender=JobRun, run=run)
 
 
 def take_lock(run: JobRun, key: str) -> tuple[locks.LeaseHandle | None, dict[str, Any] | None]:

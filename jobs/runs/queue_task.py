@@ -1,6 +1,12 @@
-"""The django-q2 task carrying the current run: its id is recorded on the run."""
+"""The django-q2 tasks that carry runs: their names, and the id of the current one (it is
+recorded on the run)."""
 
 from typing import Any
+
+#: The cluster's two entry points (in jobs.runner), stored by these names in django-q2's
+#: Schedule and queue rows: rows already in a database name them, so the names stay.
+EXECUTE_QUEUED_RUN = "jobs.runner.execute_queued_run"
+RUN_SCHEDULED_JOB = "jobs.runner.run_scheduled_job"
 
 _queue_task: dict[str, Any] = {}
 

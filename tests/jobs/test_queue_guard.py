@@ -15,7 +15,8 @@ from devkit.waiting import wait_for_run, wait_until
 from jobs.models import Alert, JobRun
 from jobs.queue.guard import REFUSED_JOB, refusal_reason
 from jobs.queue.schedules import sync_schedules
-from jobs.runner import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, enqueue_job
+from jobs.runner import enqueue_job
+from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB
 from tests.admin_helpers import post_action, staff_client
 
 SCHEDULER_WAIT = 45  # the scheduler runs at start-up; room for one more 30 s pass
