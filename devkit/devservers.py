@@ -1,7 +1,12 @@
-"""Throwaway local servers for tests and benchmarks (never used in production)."""
+"""Throwaway local servers for tests, benchmarks and the demo, and their option types (never
+used in production)."""
 
+import argparse
 import errno
+import math
 import socket
+
+from jobs.cli.types import ascii_digits
 
 
 def free_port() -> int:
@@ -18,6 +23,38 @@ def listen_problem(exc: OSError, *, host: str, port: int) -> str:
     if exc.errno == errno.EACCES:
         return f"port {port} on {host} needs privileges: pick a port above 1023"
     return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
+# The dev servers' option types: only what the help says (`float("nan")` passes `< 0`).
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535."""
+    if not ascii_digits(text) or len(text) > 5 or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def non_negative_int(text: str) -> int:
+    """A count: ASCII digits only (at most 18 of them)."""
+    if not ascii_digits(text) or len(text) > 18:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
+#: Ceiling of `non_negative_float` (a delay of 11 days; `time.sleep(1e300)` overflows).
+MAX_FLOAT = 1_000_000.0
+
+
+def non_negative_float(text: str) -> float:
+    """A number from 0 to 1,000,000 (no nan, no inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not text.isascii() or not 0 <= value <= MAX_FLOAT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to {MAX_FLOAT:,.0f}")
+    return value
 
 
 class AlertReceiver:

@@ -1,14 +1,6 @@
-"""Admin pages that run a job: who may, what they are asked first, where they land.
+"""Admin actions that run a job: who may, what they are asked first, where they land.
 
-A ModelAdmin mixes in `JobActionsMixin` for its actions that need `jobs.run_job`
-(`permissions=["run"]`, `has_run_permission`) and declares each action that queues a job
-with `@job_action(JOB_NAME, description=...)`. Such an action is offered (and accepted
-when posted) only to users who may run that job (`jobs.admin.permissions.can_run_job`:
-`run_job` and the job's own permissions); it queues the job through
-jobs.runner.enqueue_job with trigger `admin` and the user as `triggered_by`; it lands on
-the run's page. Whatever redoes or destroys work (an app's action, "Retry", "Run now")
-first renders the one confirmation page, `admin/jobs/action_confirmation.html`, with
-`confirmation_page`.
+How an app uses it: docs/architecture.md, "An admin action".
 """
 
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +21,6 @@ from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 
-CONFIRM_TEMPLATE = "admin/jobs/action_confirmation.html"
 #: Objects listed one by one on a confirmation page; the rest are counted.
 CONFIRM_MAX_ROWS = 100
 
@@ -54,11 +45,8 @@ def pending_runs(job_name: str, **filters: Any) -> list[JobRun]:
 def job_action(
     job_name: str, *, description: str, kwargs: dict[str, Any] | None = None
 ) -> Callable:
-    """`@admin.action` for an action that queues `job_name` (see JobActionsMixin).
-
-    `kwargs`: the arguments that decide who may run it, when the job declares
-    `argument_permissions` (e.g. `{"force_reimport": True}` needs the change permission).
-    """
+    """`@admin.action` for an action that queues `job_name`, offered to who may run it with
+    `kwargs` (the arguments that need more, e.g. `{"force_reimport": True}`)."""
 
     def decorator(func: Callable) -> Callable:
         func = admin.action(description=description, permissions=["run"])(func)
@@ -70,7 +58,8 @@ def job_action(
 
 
 class JobActionsMixin:
-    """For a ModelAdmin whose actions queue jobs or need `jobs.run_job`; see the module."""
+    """For a ModelAdmin whose actions queue jobs (`@job_action`) or need `jobs.run_job`
+    (`permissions=["run"]`)."""
 
     def has_run_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RUN_PERMISSION)
@@ -112,10 +101,7 @@ class JobActionsMixin:
         detail: str,
         label: Callable[[JobRun], str] = lambda run: "",
     ) -> HttpResponse | None:
-        """An action that asks first: the confirmation `page`, then (answered yes) `queue`.
-
-        Nothing eligible: nothing (`eligible` has warned).
-        """
+        """The confirmation `page`, then (answered yes) `queue`; nothing eligible: nothing."""
         if not eligible:
             return None
         if not self.confirmed(request):
@@ -174,12 +160,9 @@ class JobActionsMixin:
         row: Callable[[Any], tuple[str, str, str]],
         **context: Any,
     ) -> TemplateResponse:
-        """The confirmation page for `chosen`, the selected objects the action applies to.
-
-        `row(obj)`: (url, label, what happens to it), built only for the first
-        CONFIRM_MAX_ROWS objects, the others counted. The rest of `queryset` is counted as
-        skipped.
-        """
+        """The confirmation page for `chosen`, the selected objects the action applies to:
+        `row(obj)` (url, label, what happens to it) for the first CONFIRM_MAX_ROWS, the rest
+        counted, and the other selected objects counted as skipped."""
         listed = chosen[:CONFIRM_MAX_ROWS]
         if len(listed) < len(chosen):
             context["more"] = len(chosen) - len(listed)
@@ -203,20 +186,14 @@ class JobActionsMixin:
         selected: Iterable[Any] = (),
         **context: Any,
     ) -> TemplateResponse:
-        """The shared "are you sure?" page; answering it posts the action again with post=yes
-        (without `action`, a page of its own: the answer is a bare POST to the same URL).
-
-        `rows`: (url, label, what happens to it) per object. Optional context: `summary`
-        (lines), `more` (rows not listed), `skipped` / `skipped_note` (selected but left
-        alone), `pending` / `pending_note` (runs of the job already queued or running),
-        `submit_id`, `back_url` (where "No" goes; the list by default). With "select all"
-        across pages the page carries the flag, not every id.
-        """
+        """The one "are you sure?" page; "yes" posts `action` again with post=yes (without
+        `action`: a bare POST to the same URL). More context the template reads: `summary`,
+        `more`, `skipped`/`skipped_note`, `pending`/`pending_note`, `submit_id`, `back_url`."""
         opts = self.model._meta  # type: ignore[attr-defined]
         across = request.POST.get("select_across") == "1"
         return TemplateResponse(
             request,
-            CONFIRM_TEMPLATE,
+            "admin/jobs/action_confirmation.html",
             {
                 **self.admin_site.each_context(request),  # type: ignore[attr-defined]
                 "opts": opts,

@@ -1,8 +1,5 @@
-"""Alerts in the admin: read-only history of what staff were told, and when it ended.
-
-An alert closes itself when its job next succeeds (jobs.outbox.alerts); nobody edits
-or deletes one here (it would tell staff again, or hide that they were told).
-"""
+"""Alerts in the admin: read-only, as nobody edits or deletes what staff were told (an
+alert closes itself when its job next succeeds: jobs.outbox.alerts)."""
 
 from django.contrib import admin
 from django.utils.html import format_html

@@ -1,10 +1,8 @@
-"""Form fields for what staff type into the admin, refused as form errors, never a 500.
+"""JSON typed into the admin, refused as a form error, never a 500.
 
-Django's `forms.JSONField` turns only `JSONDecodeError` into a form error, but Python's
-parser raises other errors for input it cannot hold: a 5,000-digit integer (`int()`'s
-digit limit), nesting deeper than the recursion limit, and NaN or Infinity that
-PostgreSQL's jsonb refuses at save. Use it with
-`formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}`.
+Django's `forms.JSONField` turns only `JSONDecodeError` into a form error; Python's parser
+raises others for a 5,000-digit integer, nesting past the recursion limit, and NaN or
+Infinity (which PostgreSQL's jsonb refuses at save).
 """
 
 import json
@@ -18,7 +16,7 @@ class _StrictDecoder(json.JSONDecoder):
     """A JSON decoder whose every refusal is a JSONDecodeError (what the form catches)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(parse_constant=_no_constant, parse_float=_finite_float, **kwargs)
+        super().__init__(parse_constant=_finite_float, parse_float=_finite_float, **kwargs)
 
     def decode(self, s: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -29,19 +27,16 @@ class _StrictDecoder(json.JSONDecoder):
             raise json.JSONDecodeError(type(exc).__name__, s, 0) from None
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
+    """A JSON number; NaN, Infinity and -Infinity (also what `parse_constant` gets) refused."""
+    if not math.isfinite(value := float(text)):
         raise ValueError(f"{text[:20]} is out of range")
     return value
 
 
 class StrictJSONField(forms.JSONField):
-    """`forms.JSONField` refusing huge integers, deep nesting, NaN and Infinity."""
+    """`forms.JSONField` refusing huge integers, deep nesting, NaN and Infinity. Use it with
+    `formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}`."""
 
     def __init__(self, *, decoder: type[json.JSONDecoder] | None = None, **kwargs: Any) -> None:
         super().__init__(decoder=_StrictDecoder, **kwargs)

@@ -1,9 +1,5 @@
-"""Leases in the admin: read-only, with "release" for a lease whose holder is gone.
-
-Deleting a lease a live run holds lets a second copy of the job start; so no add,
-change or delete, and the release action (jobs.run_job) refuses live holders
-(jobs.runs.lease_release says who holds it and whether it is alive).
-"""
+"""Leases in the admin: read-only (deleting a live run's lease would let a second copy of
+the job start), with "release" for a lease whose holder is gone (jobs.runs.lease_release)."""
 
 import logging
 
@@ -21,8 +17,6 @@ logger = logging.getLogger("jobs")
 
 @admin.register(Lease)
 class LeaseAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
-    """Read-only: release (below) checks the holder first."""
-
     list_display = ("key", "owner", "acquired_at", "expires_at", "holder")
     readonly_fields = ("key", "owner", "acquired_at", "expires_at", "holder")
     search_fields = ("key", "owner")

@@ -1,17 +1,9 @@
 """Admin list lookups: only what the page offers as a filter, never a secret column.
 
-Django's `ModelAdmin.lookup_allowed` lets any query-string lookup on the model's own
-columns through (`?account_key__startswith=a`), so every list page is an oracle for
-whatever it does not display: a staff user guesses a secret one character at a time
-from the row count. `DeclaredLookupsOnly` allows exactly the parameters the declared
-`list_filter` and `date_hierarchy` put in a URL, and none that touch a name in
-`secret_fields`. Search (`?q=`) is not a lookup and goes through `search_fields`.
-
-A refused lookup is Django's `DisallowedModelAdminLookup`: an HTTP 400 that says
-nothing about the rows (logged on `django.security.DisallowedModelAdminLookup`). An
-offered lookup with a value the database or Python cannot take (a NUL character, a
-year of 99999999999, each of which would otherwise raise a 500) gets what Django gives any malformed filter value:
-the list again with its "invalid filter" notice (a redirect to `?e=1`).
+Django lets any lookup on a model's own columns through (`?account_key__startswith=a`), an
+oracle for what a page does not show: here a lookup not offered is Django's 400
+(`DisallowedModelAdminLookup`), and a value the database cannot take (a NUL, a year of
+99999999999) is Django's "invalid filter" notice (`?e=1`), never a 500.
 """
 
 from typing import Any
@@ -36,8 +28,7 @@ def _filter_suffixes(field: Field, item: object) -> tuple[str, ...]:
     return ("", "exact", "isnull")  # Boolean, choices, all values
 
 
-#: What the date hierarchy drill-down puts after its field, and the values it can take
-#: (datetime() overflows on a year of 99999999999: bounded here, so it is an invalid filter, not a 500).
+#: What the date hierarchy drill-down puts after its field, and the values it can take.
 DATE_PART_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
 
@@ -46,8 +37,8 @@ MAX_VALUE_LENGTH = 1000
 
 
 def query_problem(request: HttpRequest) -> str | None:
-    """Why this change list's query string cannot be used at all, or None: a NUL
-    character (PostgreSQL text has none: `?q=%00` was a 500) or an absurdly long value."""
+    """Why this change list's query string cannot be used at all (a NUL character, which
+    PostgreSQL text cannot hold, or an absurdly long value), or None."""
     for key, values in request.GET.lists():
         for value in [key, *values]:
             if "\x00" in value:
@@ -62,23 +53,14 @@ def _with_suffix(path: str, suffix: str) -> str:
 
 
 class DeclaredLookupsOnly:
-    """A ModelAdmin mixin (put it first): list lookups only from the declared filters.
-
-    A custom `FieldListFilter` whose parameters differ from Django's names them in
-    `extra_lookups`.
-    """
+    """A ModelAdmin mixin (put it first): list lookups only from the declared filters."""
 
     #: Column names no lookup may touch, whatever the filters say (e.g. an API key).
     secret_fields: tuple[str, ...] = ()
-    #: Further query-string lookups this page accepts.
-    extra_lookups: tuple[str, ...] = ()
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Django's checks, plus: a secret column is never listed, searched, filtered,
         sorted or shown read-only (where the admin would print or compare its value)."""
-        return [*super().check(**kwargs), *self._secret_exposures()]
-
-    def _secret_exposures(self) -> list[checks.CheckMessage]:
         places = {
             "list_display": self.list_display,
             "list_filter": [f[0] if isinstance(f, (list, tuple)) else f for f in self.list_filter],
@@ -87,15 +69,18 @@ class DeclaredLookupsOnly:
             "sortable_by": self.sortable_by or (),
         }
         return [
-            checks.Error(
-                f"secret column {name!r} is in {place}",
-                hint="remove it: secrets are never rendered or filterable",
-                obj=type(self),
-                id="jobs.E101",
-            )
-            for place, names in places.items()
-            for name in names
-            if isinstance(name, str) and set(name.split(LOOKUP_SEP)) & set(self.secret_fields)
+            *super().check(**kwargs),
+            *(
+                checks.Error(
+                    f"secret column {name!r} is in {place}",
+                    hint="remove it: secrets are never rendered or filterable",
+                    obj=type(self),
+                    id="jobs.E101",
+                )
+                for place, names in places.items()
+                for name in names
+                if isinstance(name, str) and set(name.split(LOOKUP_SEP)) & set(self.secret_fields)
+            ),
         ]
 
     def get_changelist_instance(self, request: HttpRequest):
@@ -114,10 +99,7 @@ class DeclaredLookupsOnly:
         return True
 
     def _check_value(self, lookup: str, value: str) -> None:
-        """A value no filter link offers and the database or Python cannot take: the list
-        again with Django's "invalid filter" notice (?e=1), not a 500."""
-        if "\x00" in str(value):  # PostgreSQL text has no NUL
-            raise IncorrectLookupParameters(f"{lookup}: NUL character")
+        """A date part no filter link offers (datetime() cannot take a year of 99999999999)."""
         path, _, part = lookup.rpartition(LOOKUP_SEP)
         if self.date_hierarchy and path == self.date_hierarchy and part in DATE_PART_RANGES:
             low, high = DATE_PART_RANGES[part]
@@ -130,15 +112,13 @@ class DeclaredLookupsOnly:
     def declared_lookups(self, request: HttpRequest | None) -> set[str]:
         """Every query-string parameter the declared list filters and date hierarchy use."""
         model_admin: admin.ModelAdmin = self  # type: ignore[assignment]
-        allowed = set(self.extra_lookups)
+        allowed: set[str] = set()
         filters = model_admin.get_list_filter(request) if request is not None else self.list_filter
         for item in filters:
             if isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
                 allowed.add(item.parameter_name)
                 continue
             path = item[0] if isinstance(item, (list, tuple)) else item
-            if not isinstance(path, str):
-                continue  # a Field instance: Django builds its path itself; name it in extra_lookups
             field = get_fields_from_path(model_admin.model, path)[-1]
             allowed.update(_with_suffix(path, s) for s in _filter_suffixes(field, item))
         if self.date_hierarchy:

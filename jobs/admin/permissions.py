@@ -1,10 +1,5 @@
-"""Who may start a job by hand: `jobs.run_job` plus the permissions the job declares.
-
-Every way to start a job from the admin ("Run now", "Retry", an app's "run this job"
-action) asks `can_run_job`, so retrying a run never lets a user do what the job's own
-action would refuse them (a run-only user cannot replay a draw that needs the change
-permission on exchanges).
-"""
+"""Who may start a job by hand ("Run now", "Retry", an app's action): `jobs.run_job` plus
+the permissions the job declares, so a retry never does what the job's own action refuses."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -17,19 +12,16 @@ RUN_PERMISSION = "jobs.run_job"
 
 def required_permissions(job_name: str, kwargs: Mapping[str, Any] | None = None) -> tuple[str, ...]:
     """`jobs.run_job` and every permission the job declares (for these arguments)."""
-    spec = get_job(job_name)
-    return (RUN_PERMISSION, *spec.permissions_for(dict(kwargs or {})))
+    return (RUN_PERMISSION, *get_job(job_name).permissions_for(dict(kwargs or {})))
 
 
 def can_run_job(user, job_name: str, kwargs: Mapping[str, Any] | None = None) -> bool:
-    """True when `user` may run (or retry) `job_name` with `kwargs`; False for unknown jobs."""
-    if user is None or not getattr(user, "is_active", False):
-        return False
+    """True when `user` may run (or retry) `job_name` with `kwargs`; False for unknown jobs
+    and (Django's `has_perms`) inactive users."""
     try:
-        needed = required_permissions(job_name, kwargs)
+        return user.has_perms(required_permissions(job_name, kwargs))
     except UnknownJob:
         return False
-    return user.has_perms(needed)
 
 
 def missing_permissions(

@@ -1,11 +1,8 @@
 """django-q2's own admin pages, read-only: schedules and tasks come from the job registry.
 
-django-q2 registers editable Schedule, queue and task admins with a "Resubmit" action
-that queues any stored function again. Here they become views: a schedule is a code
-change (jobs.queue.schedules), a failed run is retried from Job runs (with the
-job's permissions), and the cluster refuses foreign functions anyway
-(jobs.queue.guard). The one write left: deleting a Schedule that is not ours (the
-remedy when /health/ reports a refused task), never one the registry owns.
+Its "Resubmit" would queue any stored function again: a schedule is a code change here
+(jobs.queue.schedules) and a failed run is retried from Job runs. The one write left:
+deleting a Schedule that is not ours (the remedy when /health/ reports a refused task).
 """
 
 import django_q.admin as q_admin  # registers django-q2's admins first; we replace them
@@ -38,16 +35,12 @@ class QueueAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.QueueAdmin):
     pass
 
 
-def replace_queue_admins(site: admin.AdminSite = admin.site) -> None:
-    for model, model_admin in (
-        (Schedule, ScheduleAdmin),
-        (Success, SuccessAdmin),
-        (Failure, FailureAdmin),
-        (OrmQ, QueueAdmin),
-    ):
-        if site.is_registered(model):
-            site.unregister(model)
-            site.register(model, model_admin)
-
-
-replace_queue_admins()
+for model, model_admin in (
+    (Schedule, ScheduleAdmin),
+    (Success, SuccessAdmin),
+    (Failure, FailureAdmin),
+    (OrmQ, QueueAdmin),
+):
+    if admin.site.is_registered(model):  # OrmQ only with the ORM broker
+        admin.site.unregister(model)
+        admin.site.register(model, model_admin)

@@ -1,10 +1,11 @@
-"""Operator surface: run history, a jobs overview with "Run now", "Retry", and the outbox."""
+"""Run history, and the jobs dashboard with "Run now"; "Retry" on failed runs."""
 
 import json
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -12,7 +13,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
 from jobs.admin.actions import JobActionsMixin, pending_runs, run_url
-from jobs.admin.charts import STATUS_COLOURS, run_bars_svg, status_css
+from jobs.admin.charts import STATUS_COLOURS, run_chart
 from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.permissions import can_run_job, missing_permissions
 from jobs.admin.readonly import ReadOnlyMixin
@@ -38,28 +39,23 @@ def pretty_json(value) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-class JobNameFilter(admin.SimpleListFilter):
-    title = "job"
-    parameter_name = "job"
-
-    def lookups(self, request, model_admin):
-        return [(spec.name, spec.name) for spec in all_jobs()]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(job=self.value()) if self.value() else queryset
-
-
 class StatusFilter(admin.SimpleListFilter):
-    """`?status=failed`: the parameter the dashboard links use."""
+    """`?status=failed` and `?job=<name>`: the parameters the dashboard links use."""
 
-    title = "status"
-    parameter_name = "status"
+    title = parameter_name = "status"
 
     def lookups(self, request, model_admin):
         return JobRun.Status.choices
 
     def queryset(self, request, queryset):
-        return queryset.filter(status=self.value()) if self.value() else queryset
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class JobNameFilter(StatusFilter):
+    title = parameter_name = "job"
+
+    def lookups(self, request, model_admin):
+        return [(spec.name, spec.name) for spec in all_jobs()]
 
 
 @admin.register(JobRun)
@@ -118,7 +114,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None
     ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "status_css": status_css()}
+        extra_context = {**(extra_context or {}), "status_colours": STATUS_COLOURS.items()}
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="status", ordering="status")
@@ -146,34 +142,28 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
 
     @admin.display(description="parent")
     def parent_link(self, run: JobRun) -> str:
-        if not run.parent_id:
+        if (parent := run.parent) is None:
             return "-"
-        parent = JobRun.objects.filter(pk=run.parent_id).values("job", "status").first() or {}
-        url = reverse("admin:jobs_jobrun_change", args=[run.parent_id])
         return format_html(
             '<a href="{}">#{} {}</a> (<span class="status-{}">{}</span>)',
-            url,
-            run.parent_id,
-            parent.get("job", ""),
-            parent.get("status", ""),
-            parent.get("status", "gone"),
+            run_url(parent),
+            parent.pk,
+            parent.job,
+            parent.status,
+            parent.status,
         )
 
     @admin.display(description="children (retries, chain hops)")
     def children_links(self, run: JobRun) -> str:
-        children = list(
-            run.children.order_by("id").values_list("id", "job", "trigger", "status")[:50]
-        )
-        if not children:
-            return "-"
-        return format_html_join(
+        links = format_html_join(
             mark_safe("<br>"),  # noqa: S308 - a constant
             '<a href="{}">#{} {}</a> ({}, <span class="status-{}">{}</span>)',
             (
-                (reverse("admin:jobs_jobrun_change", args=[pk]), pk, job, trigger, status, status)
-                for pk, job, trigger, status in children
+                (run_url(c), c.pk, c.job, c.trigger, c.status, c.status)
+                for c in run.children.order_by("id")[:50]
             ),
         )
+        return links or "-"
 
     @admin.display(description="arguments")
     def kwargs_display(self, run: JobRun) -> str:
@@ -185,21 +175,10 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
 
     @admin.display(description="progress")
     def progress_display(self, run: JobRun) -> str:
-        """A bar the run page's script refreshes from progress.json while the run is live."""
         view = describe_progress(run.progress)
         percent = view.percent if view and view.percent is not None else 0
-        return format_html(
-            '<div id="run-progress" data-url="{}" data-status="{}" data-live="{}">'
-            '<div class="progress-track"><div class="progress-fill" style="width:{}%"></div></div>'
-            ' <span class="progress-text">{}</span> <span class="progress-detail help">{}</span>'
-            "</div>",
-            reverse("admin:jobs_jobrun_progress", args=[run.pk]),
-            run.status,
-            "false" if run.is_finished else "true",
-            f"{percent:.1f}",
-            view.text if view else ("not reported" if run.is_finished else "waiting for a report"),
-            view.detail if view else "",
-        )
+        context = {"run": run, "view": view, "percent": f"{percent:.1f}"}
+        return render_to_string("admin/jobs/jobrun/progress.html", context)
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
     def retry_runs(self, request: HttpRequest, queryset) -> HttpResponse | None:
@@ -251,32 +230,17 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
             ),
             messages.SUCCESS,
         )
-        if len(created) == 1:
-            return HttpResponseRedirect(run_url(created[0]))
-        return None
+        return HttpResponseRedirect(run_url(created[0])) if len(created) == 1 else None
 
     def get_urls(self):
-        urls = super().get_urls()
-        custom = [
-            path(
-                "overview/",
-                self.admin_site.admin_view(self.overview_view),
-                name="jobs_jobrun_overview",
-            ),
-            path(
-                "run-now/<str:name>/",
-                self.admin_site.admin_view(
-                    require_http_methods(["GET", "POST"])(self.run_now_view)
-                ),
-                name="jobs_jobrun_run_now",
-            ),
-            path(
-                "<int:pk>/progress.json",
-                self.admin_site.admin_view(self.progress_view),
-                name="jobs_jobrun_progress",
-            ),
+        view = self.admin_site.admin_view
+        run_now = require_http_methods(["GET", "POST"])(self.run_now_view)
+        return [
+            path("overview/", view(self.overview_view), name="jobs_jobrun_overview"),
+            path("run-now/<str:name>/", view(run_now), name="jobs_jobrun_run_now"),
+            path("<int:pk>/progress.json", view(self.progress_view), name="jobs_jobrun_progress"),
+            *super().get_urls(),
         ]
-        return custom + urls
 
     def overview_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
@@ -286,7 +250,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
         context = {
             **self.admin_site.each_context(request),
             "title": "Jobs dashboard",
-            "rows": [(o, run_bars_svg(o.recent_runs, slots=CHART_RUNS)) for o in overviews],
+            "rows": [(o, run_chart(o.recent_runs, slots=CHART_RUNS)) for o in overviews],
             "chart_runs": CHART_RUNS,
             "checks": checks,
             "health_status": overall_status(checks),
@@ -294,7 +258,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
             "dead_notifications": notifications_by_status()[Notification.Status.DEAD],
             "running": JobRun.objects.filter(status=JobRun.Status.RUNNING).count(),
             "runnable": {o.spec.name for o in overviews if can_run_job(request.user, o.spec.name)},
-            "status_css": status_css(),
+            "status_colours": STATUS_COLOURS.items(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/jobs/overview.html", context)
@@ -303,10 +267,10 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
         """GET: what will run, and a confirm button. POST: queue it as you, land on the run."""
         if not self.has_run_permission(request):
             raise PermissionDenied
-        if _is_registered(name) and not can_run_job(request.user, name):
-            raise PermissionDenied(f"you may not run {name}")
         try:
             spec = get_job(name)
+            if not can_run_job(request.user, name):
+                raise PermissionDenied(f"you may not run {name}")
             check_job_arguments(name, {})
         except (UnknownJob, BadJobArguments) as exc:
             self.message_user(
@@ -376,13 +340,11 @@ def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
     Refused: the user lacks a permission of the job, or its arguments no longer pass the
     job's checks (the exchange was matched since, the program was deleted).
     """
-    failed = [
-        run for run in queryset.filter(status=JobRun.Status.FAILED) if _is_registered(run.job)
-    ]
+    registered = [spec.name for spec in all_jobs()]
+    failed = list(queryset.filter(status=JobRun.Status.FAILED, job__in=registered))
     eligible, lacking, invalid = [], set(), []
     for run in failed:
-        missing = missing_permissions(user, run.job, run.kwargs)
-        if missing:
+        if missing := missing_permissions(user, run.job, run.kwargs):
             lacking.update(missing)
             continue
         try:
@@ -393,11 +355,3 @@ def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
         eligible.append(run)
     reasons = [f"you lack {', '.join(sorted(lacking))}"] if lacking else []
     return failed, eligible, reasons + invalid
-
-
-def _is_registered(name: str) -> bool:
-    try:
-        get_job(name)
-    except UnknownJob:
-        return False
-    return True

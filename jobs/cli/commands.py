@@ -1,14 +1,5 @@
-"""Shared shape of every job command: options to the job's kwargs, run it in-process, report.
-
-argparse only parses: a command maps its options to the job's keyword arguments as
-typed (text), `jobs.arguments.from_text` reads them as the job's annotated types, and
-jobs.runner.run_job_now checks them (`check_job_arguments`: types, bounds, the job's
-`validate`) before a run exists. A refusal is one line naming the argument, exit 2,
-nothing recorded. The run leaves a JobRun in history (trigger `command`) exactly like
-a scheduled one; a failed run exits 1; a run whose lock another live run holds exits 3
-and names the holder (run, host, pid, heartbeat age, when the lease frees). Progress
-the job reports is shown while it runs: a bar on a terminal, plain lines otherwise.
-"""
+"""The shape of every job command: options to the job's kwargs, run it in-process, report
+in one line (exit 2 refused, 1 failed, 3 lock held). docs/architecture.md, "A command"."""
 
 import getpass
 import json
@@ -56,12 +47,8 @@ def lock_held_error(run: JobRun) -> CommandError | None:
 
 
 class JobCommand(BaseCommand):
-    """Run one job; `--dry-run` reports what would change and changes nothing.
-
-    A subclass names its job (`job_name`, or `get_job_name` for a generic command), adds
-    its options, and maps them to the job's kwargs in `job_kwargs`, as typed: checking
-    them is the job's (its annotations and `validate`), never the command's.
-    """
+    """Run one job (`job_name`) with the kwargs `job_kwargs` maps from the options, as
+    typed: checking them is the job's (its annotations and `validate`), never the command's."""
 
     job_name: str = ""
     #: A skipped run (its lock held by another run) did not do the work asked for.
@@ -83,8 +70,7 @@ class JobCommand(BaseCommand):
         return {}
 
     def before_run(self, name: str, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
-        """Called with the job's kwargs before the run. A command that asks on the terminal
-        checks them first (`check_job_arguments`): refused before the question."""
+        """Called with the job's kwargs before the run (e.g. to ask on the terminal)."""
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = self.get_job_name(options)

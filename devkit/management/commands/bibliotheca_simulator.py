@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from devkit.bibliotheca_simulator import Catalogue, Fault
 from devkit.bibliotheca_simulator.server import FAULT_KINDS, SimulatorServer, SimulatorState
-from devkit.devservers import listen_problem
-from jobs.cli.types import ascii_digits, non_negative_int, port_number
+from devkit.devservers import listen_problem, non_negative_int, port_number
+from jobs.cli.types import ascii_digits
 
 #: A century of purchase days is more than any test or demo needs.
 MAX_DAYS = 36600

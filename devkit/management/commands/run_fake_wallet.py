@@ -7,11 +7,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from devkit.devservers import non_negative_float
 from devkit.wallets.apns import ApnsFaults
 from devkit.wallets.google import Faults
 from devkit.wallets.keys import generate_keys
 from devkit.wallets.kit import WalletFakes
-from jobs.cli.types import non_negative_float
 
 
 class Command(BaseCommand):

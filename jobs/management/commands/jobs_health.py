@@ -1,5 +1,3 @@
-"""manage.py jobs_health"""
-
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,5 +1,3 @@
-"""manage.py list_jobs"""
-
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,5 +1,3 @@
-"""manage.py run_clusters"""
-
 import signal
 import time
 from typing import Any

@@ -1,5 +1,3 @@
-"""manage.py run_job NAME [key=value ...] [--queue]"""
-
 from typing import Any
 
 from django.core.management.base import CommandError

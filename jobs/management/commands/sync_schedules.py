@@ -1,5 +1,3 @@
-"""manage.py sync_schedules"""
-
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
