@@ -1,13 +1,7 @@
 """Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`.
 
-What a check may tell whom is decided here, once (`health_report`): staff and the logs
-get every line with its reason (ids, counts, hosts, exception text); an anonymous caller
-(the load balancer) gets the overall status and each check's name and state, nothing
-else. /health/ answers 503 only when a `critical` check fails: the database, without
-which this web process cannot serve a single page. Every other problem (no cluster, an
-overdue schedule, a failed job, a refused task) is FAIL or WARN on the page and told to
-staff by an alert (jobs.outbox.alerts); taking the web tier out of the load balancer
-would fix none of them and would hide the admin, where they are fixed.
+What a check may tell whom, and why only `database` makes /health/ answer 503, is decided
+here once (`health_report`, `takes_traffic`); docs/operations.md "Health" explains both.
 """
 
 import logging
@@ -86,13 +80,8 @@ def check_database() -> Check:
 
 
 def check_cluster() -> Check:
-    """Every cluster's queue has a qcluster consuming it, and none has a task waiting
-    longer than QUEUE_STALL_SECONDS (its consumer is stuck or overwhelmed).
-
-    A consumer is found by its database sessions, which a qcluster names after its queue
-    (settings.QCLUSTER_SESSION_PREFIX): a queue nobody consumes is named at once, whatever
-    other clusters run.
-    """
+    """Every cluster's queue has a qcluster consuming it (found by its database sessions,
+    named after the queue) and none has a task waiting longer than QUEUE_STALL_SECONDS."""
     try:
         consumers = queue_consumers()
         queues = queue_states(CLUSTERS)
@@ -150,12 +139,8 @@ def check_schedules() -> Check:
 
 
 def check_recent_failures() -> Check:
-    """Failures of the last 24 h; unhealthy while a job's latest finished run is a failure.
-
-    A failure followed by a successful run (a retry that worked) is reported but
-    resolved; HEALTH_MAX_FAILURES_24H caps the total as well. A refused queue task is
-    not a job that failed: `attention` warns about it and an alert tells staff.
-    """
+    """Unhealthy while a job's latest run of the last 24 h failed (or the count passes
+    HEALTH_MAX_FAILURES_24H); a refused queue task is `attention`'s, not a job's failure."""
     from jobs.queue.guard import REFUSED_JOB
 
     since = timezone.now() - timedelta(hours=24)
@@ -213,11 +198,7 @@ def check_missed() -> Check:
 
 
 def check_lost_runs() -> Check:
-    """Warn about `running` runs whose worker is gone (jobs.runs.lifecycle's liveness rule).
-
-    The next run of the job, a redelivery or the reaper records them; until then this
-    tells the operator.
-    """
+    """Warn about `running` runs whose worker is gone (jobs.runs.lifecycle's liveness rule)."""
     now = timezone.now()
     lost = lifecycle.lost_runs(limit=10)
     if not lost:
