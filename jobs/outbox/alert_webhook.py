@@ -1,10 +1,8 @@
 """The alert webhook: JOBS_ALERT_WEBHOOK_URL, checked like every operator-typed address.
 
-The URL is the credential (a Slack incoming webhook's path is its secret): it is read
-from settings at delivery and never stored in an outbox row, logged or rendered. It must
-be https (plain http only with DEBUG, for a local receiver), without a user name or
-password. A redirect is not followed: the payload goes to the address configured or
-nowhere (a 3xx fails the delivery, and the outbox retries and finally marks it dead).
+The URL is the credential (a Slack webhook's path is its secret): read at delivery, never
+stored in a row, logged or rendered. A redirect is not followed: the payload goes to the
+address configured or nowhere.
 """
 
 import requests

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -62,13 +62,9 @@ def render_notification(
     """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
     or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
 
-    The one way notifications are rendered: Django's template engine (its loader caches
-    the compiled templates). Without localization (`use_l10n=False`): numbers are plain
-    digits, as a customer of any locale reads them in a text message, and the engine's
-    number formatting would double the time of a 200,000-card run
-    (bench/expire_points.py). A template that fails to render raises here, inside the
-    transaction of the change, which then rolls back with it. `get_template`: the
-    engine's, or a batch's memo of it.
+    Without localization: numbers are plain digits, as a customer of any locale reads them,
+    and number formatting would double the time of a large batch (bench/expire_points.py).
+    `get_template`: the engine's, or a batch's memo of it.
     """
     engine = notification_engine()
     get_template = get_template or engine.get_template
@@ -175,11 +171,9 @@ def deliver_due_notifications(
 ) -> dict[str, int]:
     """Send due notifications in claimed batches until none are due or the budget is spent.
 
-    Rows past their `deliver_before` are never sent: they are marked dead, "too late",
-    first, skipped by the claim, and checked again just before each send (a batch of
-    slow sends may cross a deadline). `template` and `due_before` narrow it to rows of
-    one template due before a moment (the web process's fallback for alerts no cluster
-    delivered, jobs.outbox.alerts).
+    Rows past their `deliver_before` are marked dead, "too late", and checked again just
+    before each send (slow sends may cross a deadline). `template` and `due_before`: only
+    rows of one template due before a moment (the alerts' web fallback).
     """
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
@@ -265,13 +259,9 @@ def _claim_batch(
 
 def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:
     error = f"{type(exc).__name__}: {exc}"[:2000]
-    attempts_policy = RetryPolicy(
-        max_attempts=row.max_attempts,
-        base_seconds=policy.base_seconds,
-        cap_seconds=policy.cap_seconds,
-        jitter=policy.jitter,
+    delay = replace(policy, max_attempts=row.max_attempts).delay_for(
+        attempt=row.attempts, error=exc
     )
-    delay = attempts_policy.delay_for(attempt=row.attempts, error=exc)
     if delay is None:
         Notification.objects.filter(pk=row.pk).update(
             status=Notification.Status.DEAD,
@@ -290,13 +280,9 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
 
 
 def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
-    """Give dead or failed rows a fresh set of attempts; returns how many were requeued.
-
-    Failed: pending again after a failed attempt (it has an error). A row whose
-    `deliver_before` has passed is refused: it would only be too late again. The state is checked
-    in the UPDATE itself, so a row a delivery task claimed meanwhile (`sending`) or sent
-    is left alone: PostgreSQL re-checks the WHERE on a row another transaction just
-    changed, and putting a row being sent back to pending would send it twice.
+    """Give dead or failed (pending with an error) rows a fresh set of attempts, unless past
+    their `deliver_before`; returns how many. The state is checked in the UPDATE itself, so a
+    row a delivery task claimed meanwhile (`sending`) is left alone: it would be sent twice.
     """
     count = (
         Notification.objects.filter(pk__in=list(ids))
