@@ -64,6 +64,11 @@ def _failed(name: str, what: str, hint: str, exc: Exception, *, critical: bool =
     )
 
 
+def _warning(name: str, found: bool, problem: str) -> Check:
+    """WARN with `problem` when something was `found` (not unhealthy: told, not failed), else OK."""
+    return Check(name, False, problem, warning=True) if found else Check(name, True, "")
+
+
 def check_database() -> Check:
     try:
         with connection.cursor() as cursor:
@@ -169,12 +174,10 @@ def check_attention() -> Check:
     since = timezone.now() - timedelta(hours=24)
     flagged = JobRun.objects.filter(needs_attention=True, created_at__gte=since)
     rows = list(flagged.values_list("job", "pk", "attention_reason")[:20])
-    if rows:
-        detail = ", ".join(
-            f"{job} #{pk}" + (f" ({reason})" if reason else "") for job, pk, reason in rows
-        )
-        return Check("attention", False, f"runs flagged: {detail}", warning=True)
-    return Check("attention", True, "")
+    detail = ", ".join(
+        f"{job} #{pk}" + (f" ({reason})" if reason else "") for job, pk, reason in rows
+    )
+    return _warning("attention", bool(rows), f"runs flagged: {detail}")
 
 
 def check_missed() -> Check:
@@ -185,24 +188,19 @@ def check_missed() -> Check:
             "job", "pk"
         )[:20]
     )
-    if rows:
-        detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
-        return Check(
-            "missed",
-            False,
-            f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
-            f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
-            warning=True,
-        )
-    return Check("missed", True, "")
+    detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
+    return _warning(
+        "missed",
+        bool(rows),
+        f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
+        f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
+    )
 
 
 def check_lost_runs() -> Check:
     """Warn about `running` runs whose worker is gone (jobs.runs.lifecycle's liveness rule)."""
     now = timezone.now()
     lost = lifecycle.lost_runs(limit=10)
-    if not lost:
-        return Check("lost_runs", True, "")
     detail = ", ".join(
         f"{run.job} #{run.pk} on {run.host}:{run.pid}"
         + (
@@ -212,22 +210,17 @@ def check_lost_runs() -> Check:
         )
         for run in lost
     )
-    return Check(
+    return _warning(
         "lost_runs",
-        False,
+        bool(lost),
         f"running, but the worker is gone: {detail} (its redelivery, the next run or the"
         " reaper records it; see docs/operations.md 'Recovery after a crash')",
-        warning=True,
     )
 
 
 def check_outbox() -> Check:
     dead = Notification.objects.filter(status=Notification.Status.DEAD).count()
-    if dead:
-        return Check(
-            "outbox", False, f"{dead} dead notification(s) (requeue in admin)", warning=True
-        )
-    return Check("outbox", True, "")
+    return _warning("outbox", dead > 0, f"{dead} dead notification(s) (requeue in admin)")
 
 
 #: Checks of the apps (registered in their AppConfig.ready), run after the core's.

@@ -36,7 +36,7 @@ DELIVER_JOB = "jobs.deliver_notifications"
 
 @dataclass(frozen=True, kw_only=True)
 class OutgoingNotification:
-    #: "email" or "sms".
+    #: "email", "sms" or "webhook".
     channel: str
     #: Email address or phone number.
     recipient: str
@@ -95,11 +95,8 @@ class RenderedNotification(NamedTuple):
 
 
 def render_notifications(items: Iterable[OutgoingNotification]) -> list[RenderedNotification]:
-    """Every item rendered; raises on the first template that does not render.
-
-    Touches no database, so a caller may render one batch on another thread while its
-    own connection works (loyalty.services.expiration does).
-    """
+    """Every item rendered (raises on the first that does not); no database, so a caller
+    may render a batch on another thread while its connection works."""
     get_template = functools.cache(notification_engine().get_template)  # once per batch
     return [
         RenderedNotification(
@@ -115,20 +112,14 @@ def render_notifications(items: Iterable[OutgoingNotification]) -> list[Rendered
 
 
 def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
-    """Render and insert outbox rows; returns how many were new (a known dedup key is skipped).
-
-    Call inside the transaction that makes the change: the rows commit or roll back
-    with it. Delivery is kicked after commit.
-    """
+    """Render and insert outbox rows, inside the transaction of the change; returns how many
+    were new (a known dedup key is skipped). Delivery is kicked after commit."""
     return queue_rendered(render_notifications(items), kick=kick)
 
 
 def queue_rendered(rows: Iterable[RenderedNotification], *, kick: bool = True) -> int:
-    """Insert rendered outbox rows (see `queue_notifications`); returns how many were new.
-
-    Rows are loaded with COPY into a session staging table and moved into the outbox by
-    one INSERT (COPY alone cannot skip known keys).
-    """
+    """Insert rendered outbox rows (see `queue_notifications`): COPY into a staging table,
+    then one INSERT, as COPY alone cannot skip known keys."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.CREATE_OUTBOX_STAGE)
         with cursor.copy(sql.COPY_OUTBOX_STAGE) as copy:
