@@ -11,8 +11,6 @@ from django.conf import settings
 from jobs.conf import jobs_settings
 from jobs.validators import AddressProblem, split_operator_url
 
-TIMEOUT_SECONDS = 10
-
 
 class WebhookRefused(Exception):
     """The alert webhook is not configured, not allowed, or did not accept the alert."""
@@ -45,7 +43,7 @@ def post_alert_webhook(body: str) -> None:
             url,
             data=body.encode(),
             headers={"Content-Type": "application/json"},
-            timeout=TIMEOUT_SECONDS,
+            timeout=10,
             allow_redirects=False,
         )
     except requests.RequestException as exc:

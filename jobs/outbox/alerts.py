@@ -172,8 +172,6 @@ def note_finished_run(sender: Any, run: JobRun, **kwargs: Any) -> None:
 
 def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
     """The outbox rows telling staff about these alerts, per each job's channels."""
-    if not alert_ids:
-        return []
     emails = alert_emails()
     webhook = bool(jobs_settings.ALERT_WEBHOOK_URL)
     items = []
