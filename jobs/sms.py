@@ -22,15 +22,6 @@ class ConsoleSMSBackend:
         logger.info("SMS to %s: %s", to, body)
 
 
-class LocmemSMSBackend:
-    """Keeps messages in `outbox` (tests)."""
-
-    outbox: list[dict[str, str]] = []
-
-    def send(self, *, to: str, body: str) -> None:
-        LocmemSMSBackend.outbox.append({"to": to, "body": body})
-
-
 class HTTPSMSBackend:
     """POSTs JSON {"to", "body"} to SMS_HTTP_URL with a bearer token; non-2xx raises."""
 

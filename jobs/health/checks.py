@@ -1,13 +1,7 @@
 """Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`.
 
-What a check may tell whom is decided here, once (`health_report`): staff and the logs
-get every line with its reason (ids, counts, hosts, exception text); an anonymous caller
-(the load balancer) gets the overall status and each check's name and state, nothing
-else. /health/ answers 503 only when a `critical` check fails: the database, without
-which this web process cannot serve a single page. Every other problem (no cluster, an
-overdue schedule, a failed job, a refused task) is FAIL or WARN on the page and told to
-staff by an alert (jobs.outbox.alerts); taking the web tier out of the load balancer
-would fix none of them and would hide the admin, where they are fixed.
+What a check may tell whom, and why only `database` makes /health/ answer 503, is decided
+here once (`health_report`, `takes_traffic`); docs/operations.md "Health" explains both.
 """
 
 import logging
@@ -70,6 +64,11 @@ def _failed(name: str, what: str, hint: str, exc: Exception, *, critical: bool =
     )
 
 
+def _warning(name: str, found: bool, problem: str) -> Check:
+    """WARN with `problem` when something was `found` (not unhealthy: told, not failed), else OK."""
+    return Check(name, False, problem, warning=True) if found else Check(name, True, "")
+
+
 def check_database() -> Check:
     try:
         with connection.cursor() as cursor:
@@ -86,13 +85,8 @@ def check_database() -> Check:
 
 
 def check_cluster() -> Check:
-    """Every cluster's queue has a qcluster consuming it, and none has a task waiting
-    longer than QUEUE_STALL_SECONDS (its consumer is stuck or overwhelmed).
-
-    A consumer is found by its database sessions, which a qcluster names after its queue
-    (settings.QCLUSTER_SESSION_PREFIX): a queue nobody consumes is named at once, whatever
-    other clusters run.
-    """
+    """Every cluster's queue has a qcluster consuming it (found by its database sessions,
+    named after the queue) and none has a task waiting longer than QUEUE_STALL_SECONDS."""
     try:
         consumers = queue_consumers()
         queues = queue_states(CLUSTERS)
@@ -150,12 +144,8 @@ def check_schedules() -> Check:
 
 
 def check_recent_failures() -> Check:
-    """Failures of the last 24 h; unhealthy while a job's latest finished run is a failure.
-
-    A failure followed by a successful run (a retry that worked) is reported but
-    resolved; HEALTH_MAX_FAILURES_24H caps the total as well. A refused queue task is
-    not a job that failed: `attention` warns about it and an alert tells staff.
-    """
+    """Unhealthy while a job's latest run of the last 24 h failed (or the count passes
+    HEALTH_MAX_FAILURES_24H); a refused queue task is `attention`'s, not a job's failure."""
     from jobs.queue.guard import REFUSED_JOB
 
     since = timezone.now() - timedelta(hours=24)
@@ -184,12 +174,10 @@ def check_attention() -> Check:
     since = timezone.now() - timedelta(hours=24)
     flagged = JobRun.objects.filter(needs_attention=True, created_at__gte=since)
     rows = list(flagged.values_list("job", "pk", "attention_reason")[:20])
-    if rows:
-        detail = ", ".join(
-            f"{job} #{pk}" + (f" ({reason})" if reason else "") for job, pk, reason in rows
-        )
-        return Check("attention", False, f"runs flagged: {detail}", warning=True)
-    return Check("attention", True, "")
+    detail = ", ".join(
+        f"{job} #{pk}" + (f" ({reason})" if reason else "") for job, pk, reason in rows
+    )
+    return _warning("attention", bool(rows), f"runs flagged: {detail}")
 
 
 def check_missed() -> Check:
@@ -200,28 +188,19 @@ def check_missed() -> Check:
             "job", "pk"
         )[:20]
     )
-    if rows:
-        detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
-        return Check(
-            "missed",
-            False,
-            f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
-            f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
-            warning=True,
-        )
-    return Check("missed", True, "")
+    detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
+    return _warning(
+        "missed",
+        bool(rows),
+        f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
+        f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
+    )
 
 
 def check_lost_runs() -> Check:
-    """Warn about `running` runs whose worker is gone (jobs.runs.lifecycle's liveness rule).
-
-    The next run of the job, a redelivery or the reaper records them; until then this
-    tells the operator.
-    """
+    """Warn about `running` runs whose worker is gone (jobs.runs.lifecycle's liveness rule)."""
     now = timezone.now()
     lost = lifecycle.lost_runs(limit=10)
-    if not lost:
-        return Check("lost_runs", True, "")
     detail = ", ".join(
         f"{run.job} #{run.pk} on {run.host}:{run.pid}"
         + (
@@ -231,22 +210,17 @@ def check_lost_runs() -> Check:
         )
         for run in lost
     )
-    return Check(
+    return _warning(
         "lost_runs",
-        False,
+        bool(lost),
         f"running, but the worker is gone: {detail} (its redelivery, the next run or the"
         " reaper records it; see docs/operations.md 'Recovery after a crash')",
-        warning=True,
     )
 
 
 def check_outbox() -> Check:
     dead = Notification.objects.filter(status=Notification.Status.DEAD).count()
-    if dead:
-        return Check(
-            "outbox", False, f"{dead} dead notification(s) (requeue in admin)", warning=True
-        )
-    return Check("outbox", True, "")
+    return _warning("outbox", dead > 0, f"{dead} dead notification(s) (requeue in admin)")
 
 
 #: Checks of the apps (registered in their AppConfig.ready), run after the core's.

@@ -1,28 +1,31 @@
 """`/metrics`: Prometheus text format, read from the database at scrape time.
 
-A custom collector instead of process-local counters: runs happen in qcluster workers,
-not in the web process, so the truth is the history table. Every family is a gauge of
-the current state (scrape it as often as you like; `increase()` does not apply).
+Runs happen in qcluster workers, not in the web process, so the truth is the history
+table, not process-local counters: every family is a gauge of the current state.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
+from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from jobs.health.selectors import (
-    held_leases,
-    job_run_stats,
-    notifications_by_status,
-    queue_depth_by_cluster,
-    runs_by_job_and_status,
-)
-from jobs.models import JobRun
+from jobs.health.selectors import job_run_stats, notifications_by_status, queue_depth_by_cluster
+from jobs.models import JobRun, Lease
+from jobs.runs import lifecycle
 
 #: Window of the run counts and duration figures.
 WINDOW_HOURS = 24
+
+
+def _gauge(name: str, documentation: str, labels: list[str], rows: Iterable) -> GaugeMetricFamily:
+    """A gauge of `rows`: each the label values, then the value."""
+    gauge = GaugeMetricFamily(name, documentation, labels=labels)
+    for *values, value in rows:
+        gauge.add_metric(values, value)
+    return gauge
 
 
 class JobsCollector(Collector):
@@ -30,70 +33,64 @@ class JobsCollector(Collector):
 
     def collect(self) -> Iterator:
         since = timezone.now() - timedelta(hours=WINDOW_HOURS)
-
-        runs = GaugeMetricFamily(
+        runs = JobRun.objects.order_by()
+        yield _gauge(
             "jobs_runs",
             f"Runs created in the last {WINDOW_HOURS} h, by job and current status",
-            labels=["job", "status"],
+            ["job", "status"],
+            sorted(
+                runs.filter(created_at__gte=since)
+                .values_list("job", "status")
+                .annotate(Count("id"))
+            ),
         )
-        for (job, status), count in sorted(runs_by_job_and_status(since=since).items()):
-            runs.add_metric([job, status], count)
-        yield runs
-        yield from _durations(since)
-
-        running = GaugeMetricFamily(
-            "jobs_runs_running", "Runs running right now, by job", labels=["job"]
+        stats = sorted(
+            (job, row) for job, row in job_run_stats(since=since).items() if row["finished"]
         )
-        for job, count in sorted(
-            runs_by_job_and_status(since=None, statuses=[JobRun.Status.RUNNING]).items()
-        ):
-            running.add_metric([job[0]], count)
-        yield running
-
-        queue = GaugeMetricFamily(
-            "jobs_queue_depth", "Tasks waiting in the django-q2 queue", labels=["cluster"]
+        durations = SummaryMetricFamily(
+            "jobs_run_duration_seconds",
+            f"Durations of runs finished (succeeded or failed) in the last {WINDOW_HOURS} h",
+            labels=["job"],
         )
-        for cluster, depth in queue_depth_by_cluster().items():
-            queue.add_metric([cluster], depth)
-        yield queue
-
-        outbox = GaugeMetricFamily(
-            "jobs_outbox_notifications", "Outbox rows by status", labels=["status"]
-        )
-        for status, count in notifications_by_status().items():
-            outbox.add_metric([status], count)
-        yield outbox
-
-        leases = GaugeMetricFamily(
-            "jobs_lease_held", "1 per held lease lock (its run queued or alive)", labels=["key"]
-        )
-        for lease in held_leases():
-            leases.add_metric([lease.key], 1)
-        yield leases
-
-
-def _durations(since) -> Iterator:
-    """Durations of the runs finished since `since`: a summary, and its p50 / p95 per job."""
-    durations = SummaryMetricFamily(
-        "jobs_run_duration_seconds",
-        f"Durations of runs finished (succeeded or failed) in the last {WINDOW_HOURS} h",
-        labels=["job"],
-    )
-    p50 = GaugeMetricFamily(
-        "jobs_run_duration_p50_seconds",
-        f"Median duration of finished runs in the last {WINDOW_HOURS} h",
-        labels=["job"],
-    )
-    p95 = GaugeMetricFamily(
-        "jobs_run_duration_p95_seconds",
-        f"95th percentile duration of finished runs in the last {WINDOW_HOURS} h",
-        labels=["job"],
-    )
-    for job, row in sorted(job_run_stats(since=since).items()):
-        if row["finished"]:
+        for job, row in stats:
             durations.add_metric([job], count_value=row["finished"], sum_value=row["total"])
-            p50.add_metric([job], row["p50_duration"])
-            p95.add_metric([job], row["p95_duration"])
-    yield durations
-    yield p50
-    yield p95
+        yield durations
+        yield _gauge(
+            "jobs_run_duration_p50_seconds",
+            f"Median duration of finished runs in the last {WINDOW_HOURS} h",
+            ["job"],
+            ((job, row["p50_duration"]) for job, row in stats),
+        )
+        yield _gauge(
+            "jobs_run_duration_p95_seconds",
+            f"95th percentile duration of finished runs in the last {WINDOW_HOURS} h",
+            ["job"],
+            ((job, row["p95_duration"]) for job, row in stats),
+        )
+        yield _gauge(
+            "jobs_runs_running",
+            "Runs running right now, by job",
+            ["job"],
+            sorted(
+                runs.filter(status=JobRun.Status.RUNNING).values_list("job").annotate(Count("id"))
+            ),
+        )
+        yield _gauge(
+            "jobs_queue_depth",
+            "Tasks waiting in the django-q2 queue",
+            ["cluster"],
+            queue_depth_by_cluster().items(),
+        )
+        yield _gauge(
+            "jobs_outbox_notifications",
+            "Outbox rows by status",
+            ["status"],
+            notifications_by_status().items(),
+        )
+        held = Lease.objects.filter(key__in=lifecycle.held_lease_keys()).order_by("key")
+        yield _gauge(
+            "jobs_lease_held",
+            "1 per held lease lock (its run queued or alive)",
+            ["key"],
+            ((key, 1) for key in held.values_list("key", flat=True)),
+        )

@@ -9,7 +9,7 @@ from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
 from django.utils import timezone
 
 from jobs import sql
-from jobs.models import JobRun, Lease, Notification
+from jobs.models import JobRun, Notification
 from jobs.queue.cron_words import describe_cron
 from jobs.queue.schedule_overrides import ScheduleOverrideError, effective_cron, schedule_overrides
 from jobs.queue.states import queue_states
@@ -25,11 +25,6 @@ class PercentileCont(Aggregate):
     function = "percentile_cont"
     template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
     output_field = FloatField()
-
-    def __init__(self, expression, *, fraction: float, **extra):
-        if not 0 <= fraction <= 1:
-            raise ValueError(f"fraction must be within [0, 1], got {fraction}")
-        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 @dataclass(frozen=True)
@@ -159,23 +154,3 @@ def notifications_by_status() -> dict[str, int]:
     rows = Notification.objects.order_by().values_list("status").annotate(n=Count("id"))
     counts.update(dict(rows))
     return counts
-
-
-def held_leases() -> list[Lease]:
-    """Leases whose holder is queued or alive (jobs.runs.lifecycle's rule)."""
-    from jobs.runs import lifecycle
-
-    return list(Lease.objects.filter(key__in=lifecycle.held_lease_keys()).order_by("key"))
-
-
-def runs_by_job_and_status(
-    *, since: datetime | None, statuses: list[str] | None = None
-) -> dict[tuple[str, str], int]:
-    """Run counts keyed by (job, status): created since `since` (None: all), some statuses."""
-    runs = JobRun.objects.all()
-    if since is not None:
-        runs = runs.filter(created_at__gte=since)
-    if statuses is not None:
-        runs = runs.filter(status__in=statuses)
-    rows = runs.order_by().values_list("job", "status").annotate(n=Count("id"))
-    return {(job, status): n for job, status, n in rows}

@@ -1,15 +1,9 @@
-"""Sentry, only when SENTRY_DSN is set: the web process and every cluster report errors.
+"""Sentry, only when SENTRY_DSN is set (docs/operations.md "Sentry").
 
-`init_sentry` is called from the settings, so it runs in every process that loads them
-(runserver/WSGI and each `manage.py qcluster`). Without a DSN nothing is imported and no
-connection is ever made. With one:
-- the Django integration reports unhandled errors of requests;
-- a failed run is reported once, by the runner (`report_failed_run`), tagged with its
-  job and run id and carrying its arguments with secret-looking values filtered. Log
-  records are breadcrumbs only: the runner's and django-q2's "failed" log lines would
-  otherwise report the same failure two more times;
-- stack frame variables are not collected (a client's frame holds its API key), nor
-  request bodies, query parameters or user details.
+Without a DSN nothing is imported and no connection is ever made. A failed run is
+reported once, by the runner (`report_failed_run`); log records are breadcrumbs only,
+else the runner's and django-q2's "failed" lines would report it twice more. Frame
+variables are not collected: a client's frame holds its API key.
 """
 
 import logging
@@ -70,31 +64,23 @@ def scrub(value: Any) -> Any:
 def report_failed_run(run: Any, exc: BaseException) -> None:
     """Report a run's failure to Sentry once (a no-op without SENTRY_DSN; never raises:
     reporting must not change the run's outcome)."""
-    sentry_sdk = sys.modules.get("sentry_sdk")
-    if sentry_sdk is None:  # never imported (no SENTRY_DSN): not even loaded here
-        return
-    if not sentry_sdk.get_client().is_active():
+    sentry_sdk = sys.modules.get("sentry_sdk")  # None: no SENTRY_DSN, not even loaded here
+    if sentry_sdk is None or not sentry_sdk.get_client().is_active():
         return
     try:
-        _capture(run, exc)
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tag("job", run.job)
+            scope.set_tag("run_id", str(run.pk))
+            scope.set_context(
+                "job_run",
+                {
+                    "job": run.job,
+                    "run_id": run.pk,
+                    "attempt": run.attempt,
+                    "trigger": run.trigger,
+                    "arguments": scrub(dict(run.kwargs or {})),
+                },
+            )
+            sentry_sdk.capture_exception(exc)
     except Exception:
         logging.getLogger("jobs").exception("could not report %s #%s to Sentry", run.job, run.pk)
-
-
-def _capture(run: Any, exc: BaseException) -> None:
-    import sentry_sdk
-
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("job", run.job)
-        scope.set_tag("run_id", str(run.pk))
-        scope.set_context(
-            "job_run",
-            {
-                "job": run.job,
-                "run_id": run.pk,
-                "attempt": run.attempt,
-                "trigger": run.trigger,
-                "arguments": scrub(dict(run.kwargs or {})),
-            },
-        )
-        sentry_sdk.capture_exception(exc)

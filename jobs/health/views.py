@@ -18,10 +18,7 @@ logger = logging.getLogger("jobs.health")
 @require_GET
 def health_view(request: HttpRequest) -> JsonResponse:
     """Status and one state per check for anyone; the reasons for staff (and the logs).
-
-    Also the web's share of the alert watchdog (jobs.outbox.alerts): it runs here
-    because the load balancer polls this page whether or not any cluster is up.
-    """
+    Also the alert watchdog's web share: the load balancer polls here with every cluster down."""
     checks = run_checks()
     if checks[0].ok and watch_from_web():
         for check in checks:
@@ -32,10 +29,8 @@ def health_view(request: HttpRequest) -> JsonResponse:
 
 
 def _is_staff(request: HttpRequest) -> bool:
-    """Reasons, ids and exception text are for staff only; the logs have them too.
-
-    With the database down a logged-in caller's session cannot be read: not staff then.
-    """
+    """Reasons, ids and exception text are for staff only (with the database down a
+    session cannot be read: not staff then)."""
     try:
         return bool(request.user.is_active and request.user.is_staff)
     except Exception:

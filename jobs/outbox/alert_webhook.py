@@ -1,10 +1,8 @@
 """The alert webhook: JOBS_ALERT_WEBHOOK_URL, checked like every operator-typed address.
 
-The URL is the credential (a Slack incoming webhook's path is its secret): it is read
-from settings at delivery and never stored in an outbox row, logged or rendered. It must
-be https (plain http only with DEBUG, for a local receiver), without a user name or
-password. A redirect is not followed: the payload goes to the address configured or
-nowhere (a 3xx fails the delivery, and the outbox retries and finally marks it dead).
+The URL is the credential (a Slack webhook's path is its secret): read at delivery, never
+stored in a row, logged or rendered. A redirect is not followed: the payload goes to the
+address configured or nowhere.
 """
 
 import requests
@@ -12,8 +10,6 @@ from django.conf import settings
 
 from jobs.conf import jobs_settings
 from jobs.validators import AddressProblem, split_operator_url
-
-TIMEOUT_SECONDS = 10
 
 
 class WebhookRefused(Exception):
@@ -47,7 +43,7 @@ def post_alert_webhook(body: str) -> None:
             url,
             data=body.encode(),
             headers={"Content-Type": "application/json"},
-            timeout=TIMEOUT_SECONDS,
+            timeout=10,
             allow_redirects=False,
         )
     except requests.RequestException as exc:

@@ -1,22 +1,9 @@
 """Alerts: staff are told when a job fails for good, is flagged, or misses its slot.
 
-One scan decides everything, whatever recorded the problem (the runner, the reaper, a
-refused task, a slot recorded `missed`): `scan_alerts` counts the finished runs not yet
-counted into an open alert per (job, kind), opens the ones that are new, resolves the
-ones whose job has succeeded since, and queues the messages in the outbox in the same
-transaction. Set-based and idempotent: two scans at once count each run once.
-
-The watchdog part (a cron slot past its grace with no run at all) cannot be left to the
-cluster that should have run it: that cluster is down. So the scan runs
-- right after a run whose outcome matters (jobs.runs.lifecycle.finish),
-- every minute as `jobs.scan_alerts` on the `notifications` cluster (the one that
-  delivers alerts; it also sees slots of the other clusters),
-- from every web process's /health/ (at most every JOBS_ALERT_WATCH_SECONDS): the load
-  balancer polls it whether or not any cluster is up. When no cluster delivers (an alert
-  row still waiting JOBS_ALERT_FALLBACK_SECONDS after it was due), that web process
-  delivers the alert rows itself, on a helper thread, through the same outbox claim.
-A cluster that comes back fires the overdue slot once; the runner records it `missed`
-and it joins the open alert (count + 1), so no second message goes out.
+One set-based, idempotent scan (`scan_alerts`) counts new problems into open alerts,
+opens and resolves them and queues their messages in one transaction. It runs after a
+run that matters, every minute on the `notifications` cluster, and from /health/ (the
+watchdog: a down cluster cannot notice its own missed slot); docs/operations.md "Alerts".
 """
 
 import logging
@@ -37,14 +24,17 @@ from jobs.conf import job_entries, jobs_settings
 from jobs.exceptions import JobsError, UnknownJob
 from jobs.models import Alert, JobRun, Notification
 from jobs.outbox.alert_webhook import webhook_url_problem
-from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import (
+    OutgoingNotification,
+    deliver_due_notifications,
+    queue_notifications,
+)
 from jobs.registry import ALERT_CHANNELS, get_job
 from jobs.runs.queue_task import RUN_SCHEDULED_JOB
 
 logger = logging.getLogger("jobs.alerts")
 
 TEMPLATE = "jobs/notifications/alert"
-SCAN_JOB = "jobs.scan_alerts"
 #: Outbox recipient of webhook alerts: the URL itself is a secret read at delivery.
 WEBHOOK_RECIPIENT = "alert-webhook"
 #: Runs older than this are never counted (history before alerts existed, a long outage).
@@ -103,11 +93,8 @@ def check_alert_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
 
 
 def alert_channels(job: str) -> str:
-    """Where `job`'s alerts go: the override, else the registry's, else "both".
-
-    A bad override is refused at start-up (`check_alert_settings`); here it is logged and ignored,
-    so a typo never swallows an alert.
-    """
+    """Where `job`'s alerts go: the override, else the registry's, else "both". A bad
+    override (refused at start-up) is logged and ignored here: a typo never swallows an alert."""
     try:
         overrides = channel_overrides()
     except AlertSettingsError:
@@ -185,8 +172,6 @@ def note_finished_run(sender: Any, run: JobRun, **kwargs: Any) -> None:
 
 def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
     """The outbox rows telling staff about these alerts, per each job's channels."""
-    if not alert_ids:
-        return []
     emails = alert_emails()
     webhook = bool(jobs_settings.ALERT_WEBHOOK_URL)
     items = []
@@ -199,61 +184,50 @@ def _messages(alert_ids: list[int], event: str) -> list[OutgoingNotification]:
             continue
         context = alert_context(alert, event)
         stamp = f"{alert.notified_at:%Y%m%d%H%M%S}" if event == "repeated" else ""
+        targets = []
         if channels in ("email", "both"):
-            items += [
-                OutgoingNotification(
-                    channel=Notification.Channel.EMAIL,
-                    recipient=email,
-                    template=TEMPLATE,
-                    dedup_key=f"alert:{alert.pk}:{event}:{stamp}:{email}"[:200],
-                    context=context,
-                )
-                for email in emails
-            ]
+            targets += [(Notification.Channel.EMAIL, email, email) for email in emails]
         if channels in ("webhook", "both") and webhook:
-            items.append(
-                OutgoingNotification(
-                    channel=Notification.Channel.WEBHOOK,
-                    recipient=WEBHOOK_RECIPIENT,
-                    template=TEMPLATE,
-                    dedup_key=f"alert:{alert.pk}:{event}:{stamp}:webhook",
-                    context=context,
-                )
+            targets.append((Notification.Channel.WEBHOOK, WEBHOOK_RECIPIENT, "webhook"))
+        items += [
+            OutgoingNotification(
+                channel=channel,
+                recipient=recipient,
+                template=TEMPLATE,
+                dedup_key=f"alert:{alert.pk}:{event}:{stamp}:{tag}"[:200],
+                context=context,
             )
+            for channel, recipient, tag in targets
+        ]
     return items
 
 
 def alert_context(alert: Alert, event: str) -> dict[str, Any]:
-    """What the templates show, and the webhook's structured `fields`."""
+    """What the templates show (the webhook's structured `fields` and a few words more)."""
     run = alert.resolved_by if event == "resolved" else (alert.last_run or alert.first_run)
     if run is not None:
         path = reverse("admin:jobs_jobrun_change", args=[run.pk])
     else:  # a slot that never started has no run: the job's history
         path = f"{reverse('admin:jobs_jobrun_changelist')}?job={alert.job}"
     link = f"{str(jobs_settings.ALERT_BASE_URL).rstrip('/')}{path}"
-    status = "resolved" if event == "resolved" else alert.kind
-    return {
+    fields = {
         "event": event,
+        "alert_id": alert.pk,
         "job": alert.job,
         "kind": alert.kind,
-        "kind_label": alert.get_kind_display(),
-        "count": alert.count,
-        "reason": alert.reason,
+        "status": "resolved" if event == "resolved" else alert.kind,
         "run_id": run.pk if run else None,
+        "run_status": run.status if run else None,
+        "reason": alert.reason,
+        "count": alert.count,
+        "url": link,
+    }
+    return {
+        **fields,
+        "kind_label": alert.get_kind_display(),
         "opened_at": alert.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
         "link": link,
-        "fields": {
-            "event": event,
-            "alert_id": alert.pk,
-            "job": alert.job,
-            "kind": alert.kind,
-            "status": status,
-            "run_id": run.pk if run else None,
-            "run_status": run.status if run else None,
-            "reason": alert.reason,
-            "count": alert.count,
-            "url": link,
-        },
+        "fields": fields,
     }
 
 
@@ -292,8 +266,6 @@ def stranded_alerts():
 
 def deliver_stranded_alerts() -> dict[str, int]:
     """Deliver the stranded alert rows here (the outbox's own claim: never sent twice)."""
-    from jobs.outbox.notifications import deliver_due_notifications
-
     due_before = timezone.now() - timedelta(seconds=int(jobs_settings.ALERT_FALLBACK_SECONDS))
     return deliver_due_notifications(
         template=TEMPLATE, due_before=due_before, time_budget_seconds=30

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -36,7 +36,7 @@ DELIVER_JOB = "jobs.deliver_notifications"
 
 @dataclass(frozen=True, kw_only=True)
 class OutgoingNotification:
-    #: "email" or "sms".
+    #: "email", "sms" or "webhook".
     channel: str
     #: Email address or phone number.
     recipient: str
@@ -62,13 +62,9 @@ def render_notification(
     """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
     or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
 
-    The one way notifications are rendered: Django's template engine (its loader caches
-    the compiled templates). Without localization (`use_l10n=False`): numbers are plain
-    digits, as a customer of any locale reads them in a text message, and the engine's
-    number formatting would double the time of a 200,000-card run
-    (bench/expire_points.py). A template that fails to render raises here, inside the
-    transaction of the change, which then rolls back with it. `get_template`: the
-    engine's, or a batch's memo of it.
+    Without localization: numbers are plain digits, as a customer of any locale reads them,
+    and number formatting would double the time of a large batch (bench/expire_points.py).
+    `get_template`: the engine's, or a batch's memo of it.
     """
     engine = notification_engine()
     get_template = get_template or engine.get_template
@@ -99,11 +95,8 @@ class RenderedNotification(NamedTuple):
 
 
 def render_notifications(items: Iterable[OutgoingNotification]) -> list[RenderedNotification]:
-    """Every item rendered; raises on the first template that does not render.
-
-    Touches no database, so a caller may render one batch on another thread while its
-    own connection works (loyalty.services.expiration does).
-    """
+    """Every item rendered (raises on the first that does not); no database, so a caller
+    may render a batch on another thread while its connection works."""
     get_template = functools.cache(notification_engine().get_template)  # once per batch
     return [
         RenderedNotification(
@@ -119,20 +112,14 @@ def render_notifications(items: Iterable[OutgoingNotification]) -> list[Rendered
 
 
 def queue_notifications(items: Iterable[OutgoingNotification], *, kick: bool = True) -> int:
-    """Render and insert outbox rows; returns how many were new (a known dedup key is skipped).
-
-    Call inside the transaction that makes the change: the rows commit or roll back
-    with it. Delivery is kicked after commit.
-    """
+    """Render and insert outbox rows, inside the transaction of the change; returns how many
+    were new (a known dedup key is skipped). Delivery is kicked after commit."""
     return queue_rendered(render_notifications(items), kick=kick)
 
 
 def queue_rendered(rows: Iterable[RenderedNotification], *, kick: bool = True) -> int:
-    """Insert rendered outbox rows (see `queue_notifications`); returns how many were new.
-
-    Rows are loaded with COPY into a session staging table and moved into the outbox by
-    one INSERT (COPY alone cannot skip known keys).
-    """
+    """Insert rendered outbox rows (see `queue_notifications`): COPY into a staging table,
+    then one INSERT, as COPY alone cannot skip known keys."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql.CREATE_OUTBOX_STAGE)
         with cursor.copy(sql.COPY_OUTBOX_STAGE) as copy:
@@ -175,11 +162,9 @@ def deliver_due_notifications(
 ) -> dict[str, int]:
     """Send due notifications in claimed batches until none are due or the budget is spent.
 
-    Rows past their `deliver_before` are never sent: they are marked dead, "too late",
-    first, skipped by the claim, and checked again just before each send (a batch of
-    slow sends may cross a deadline). `template` and `due_before` narrow it to rows of
-    one template due before a moment (the web process's fallback for alerts no cluster
-    delivered, jobs.outbox.alerts).
+    Rows past their `deliver_before` are marked dead, "too late", and checked again just
+    before each send (slow sends may cross a deadline). `template` and `due_before`: only
+    rows of one template due before a moment (the alerts' web fallback).
     """
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
@@ -265,13 +250,9 @@ def _claim_batch(
 
 def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:
     error = f"{type(exc).__name__}: {exc}"[:2000]
-    attempts_policy = RetryPolicy(
-        max_attempts=row.max_attempts,
-        base_seconds=policy.base_seconds,
-        cap_seconds=policy.cap_seconds,
-        jitter=policy.jitter,
+    delay = replace(policy, max_attempts=row.max_attempts).delay_for(
+        attempt=row.attempts, error=exc
     )
-    delay = attempts_policy.delay_for(attempt=row.attempts, error=exc)
     if delay is None:
         Notification.objects.filter(pk=row.pk).update(
             status=Notification.Status.DEAD,
@@ -290,13 +271,9 @@ def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPol
 
 
 def requeue_notifications(ids: Iterable[int], *, actor: str) -> int:
-    """Give dead or failed rows a fresh set of attempts; returns how many were requeued.
-
-    Failed: pending again after a failed attempt (it has an error). A row whose
-    `deliver_before` has passed is refused: it would only be too late again. The state is checked
-    in the UPDATE itself, so a row a delivery task claimed meanwhile (`sending`) or sent
-    is left alone: PostgreSQL re-checks the WHERE on a row another transaction just
-    changed, and putting a row being sent back to pending would send it twice.
+    """Give dead or failed (pending with an error) rows a fresh set of attempts, unless past
+    their `deliver_before`; returns how many. The state is checked in the UPDATE itself, so a
+    row a delivery task claimed meanwhile (`sending`) is left alone: it would be sent twice.
     """
     count = (
         Notification.objects.filter(pk__in=list(ids))
