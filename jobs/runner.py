@@ -1,15 +1,8 @@
 """Run a registered job and record it: claim, single-flight lock, heartbeat, result, retry.
 
-Every path that runs a job goes through `execute_run`, so every run leaves a JobRun
-row: scheduled (`run_scheduled_job`), queued from the admin, a command or a chain
-(`enqueue_job` -> `execute_queued_run`), or in-process (`run_job_now`).
-
-Delivery is at-least-once (django-q2 may hand the same task to two workers), so a
-run is first *claimed* with one conditional UPDATE; a second delivery finds the run
-already claimed and does nothing.
-
-Each step of a run's life (claim, lock, finish, release) is jobs.runs.lifecycle's, which
-also owns the rule for whether a run is alive.
+Every path that runs a job ends in `execute_run`, so every run leaves a JobRun row. Delivery
+is at-least-once, so a run is first claimed (jobs.runs.lifecycle owns each step of its life):
+a second delivery finds it claimed and does nothing.
 """
 
 import logging
@@ -35,7 +28,7 @@ from jobs.runs.current import (
     set_current_lease,
     set_current_run,
 )
-from jobs.runs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
+from jobs.runs.lifecycle import claim, claimed_by_us, finish, heartbeat, new_run, safely
 from jobs.runs.progress import describe_progress
 from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, queue_task_id
 from jobs.runs.soft_limit import reset_soft_limit, start_soft_limit
@@ -62,9 +55,8 @@ def enqueue_job(
 ) -> JobRun:
     """Record a queued run and hand it to the job's cluster (after commit).
 
-    With `delay_seconds` the run is parked in a one-off django-q2 Schedule: django-q2
-    has no delayed delivery, and its scheduler wakes every 30 s, so short delays
-    round up to the next scheduler pass.
+    With `delay_seconds` the run is parked in a one-off django-q2 Schedule (django-q2 has no
+    delayed delivery; its scheduler wakes every 30 s, so short delays round up).
     """
     from django_q.models import Schedule
     from django_q.tasks import async_task
@@ -101,10 +93,8 @@ def enqueue_job(
 
 
 def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
-    """Queue a committed run; if the broker refuses (its INSERT fails), fail the run, then raise.
-
-    Without this the row would stay `queued` for ever: nothing would ever deliver it.
-    """
+    """Queue a committed run; if the broker refuses, fail the run (else it stays queued for
+    ever), then raise."""
     try:
         async_task(EXECUTE_QUEUED_RUN, run_id=run_id, q_options=q_options_for(spec, run_id))
     except Exception as exc:
@@ -208,18 +198,15 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     soft_limit = start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
     lease_token = None
-    heartbeat: Heartbeat | None = None
     try:
         if spec.single_flight:
             lease = _take_lock(run, spec)
             if lease is None:
                 return run
             lease_token = set_current_lease(lease)
-        heartbeat = Heartbeat(run)
-        heartbeat.start()
         started = time.monotonic()
-        result = spec.func(**run.kwargs)
-        heartbeat.stop()
+        with heartbeat(run):
+            result = spec.func(**run.kwargs)
         if result is not None and not isinstance(result, dict):
             result = {"value": result}
         finish(
@@ -228,28 +215,20 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         logger.info("%s #%s succeeded: %s", spec.name, run.pk, result)
         return run
     except SoftTimeLimitExceeded as exc:
-        if heartbeat:
-            heartbeat.stop()
         _record_timeout(run, spec, exc)
         return run
     except JobSkipped as exc:
-        if heartbeat:
-            heartbeat.stop()
         logger.warning("%s #%s skipped: %s", spec.name, run.pk, exc)
         result = {"skipped": True, "reason": str(exc), **exc.details}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return run
     except BaseException as exc:  # SystemExit included: django-q2's timeout raises it
-        if heartbeat:
-            heartbeat.stop()
         _record_failure(run, spec, exc)
         if raise_errors or not isinstance(exc, Exception):
             raise
         return run
     finally:
         if lease is not None:
-            # Only the leases still bound to this run: one handed on (a chain's next
-            # hop, a retry) is that run's now.
             safely(lambda: locks.release_run_leases(run.pk))
         if lease_token is not None:
             reset_current_lease(lease_token)
@@ -259,10 +238,8 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
 
 
 def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> None:
-    """Stopped at a safe point after the soft time limit: `timed out`, with what it did.
-
-    Not retried: the work stopped at a safe point, and the next run carries on from there.
-    """
+    """Stopped at a safe point after the soft time limit: `timed out`, with what it did; not
+    retried, the next run carries on from there."""
     view = describe_progress(run.progress)
     error = f"{exc}" + (f" after {view.text}" if view else "")
     logger.warning("%s #%s timed out: %s", spec.name, run.pk, error)
@@ -299,10 +276,8 @@ def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
 
 
 def _lock_follows_work(spec: JobSpec) -> bool:
-    """A lock keyed by the job's arguments (`lock_key`: a collection, an exchange, an
-    event) locks a piece of work, and follows it to its retry. The job-wide lock
-    (`job:<name>`) does not: a failed run frees it, so the next slot or a manual run is
-    not held up while a retry waits (they never overlap: one run holds it at a time)."""
+    """A lock keyed by the job's arguments locks a piece of work and follows it to its retry;
+    the job-wide lock (`job:<name>`) is freed by a failed run, not to hold up the next slot."""
     return spec.single_flight and spec.lock_key is not None
 
 

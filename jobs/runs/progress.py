@@ -7,21 +7,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from jobs.models import JobRun
 from jobs.runs.current import current_run
 from jobs.runs.soft_limit import checkpoint
-
-if TYPE_CHECKING:
-    from jobs.models import JobRun
 
 
 def report_progress(
     *, done: int, total: int | None = None, unit: str = "items", **extra: Any
 ) -> None:
     """Record how far the current run is (shown in the admin); a no-op outside a job."""
-    from jobs.models import JobRun
-
     run = current_run()
     if run is None:
         return
@@ -34,12 +30,12 @@ def report_progress(
 
 
 #: In-process observers of report_progress (e.g. `manage.py run_job`'s progress bar).
-_progress_listeners: list[Callable[["JobRun", dict[str, Any]], None]] = []
+_progress_listeners: list[Callable[[JobRun, dict[str, Any]], None]] = []
 
 
 @contextmanager
 def watching_progress(
-    listener: Callable[["JobRun", dict[str, Any]], None],
+    listener: Callable[[JobRun, dict[str, Any]], None],
 ) -> Iterator[None]:
     """Call `listener(run, progress)` on every report_progress in this process meanwhile.
 
@@ -107,7 +103,11 @@ class ProgressPrinter:
             return
         self._last = view.text
         if self.is_tty:
-            self.stream.write("\r" + self._bar(view))
+            bar = ""
+            if view.percent is not None:
+                filled = round(self.width * view.percent / 100)
+                bar = f" [{'#' * filled}{'-' * (self.width - filled)}] {view.percent:5.1f}%"
+            self.stream.write(f"\r{self.label}{bar} {view.text}\033[K")
             self._drawn = True
         else:
             percent = f" ({view.percent:.0f}%)" if view.percent is not None else ""
@@ -120,10 +120,3 @@ class ProgressPrinter:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
-
-    def _bar(self, view: ProgressView) -> str:
-        if view.percent is None:
-            return f"{self.label} {view.text}\033[K"
-        filled = round(self.width * view.percent / 100)
-        bar = "#" * filled + "-" * (self.width - filled)
-        return f"{self.label} [{bar}] {view.percent:5.1f}% {view.text}\033[K"

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
+from django.utils import timezone
+
 from jobs.exceptions import SoftTimeLimitExceeded
 
 
@@ -27,9 +30,6 @@ _soft_limit: ContextVar[_SoftLimit | None] = ContextVar("soft_limit", default=No
 
 def start_soft_limit(seconds: int) -> Any:
     """Arm the soft time limit of the run starting now (jobs.runner); returns a reset token."""
-    from django.db import connection
-    from django.utils import timezone
-
     deadline = timezone.now() + timedelta(seconds=seconds)
     return _soft_limit.set(_SoftLimit(deadline, seconds, len(connection.atomic_blocks)))
 
@@ -42,12 +42,8 @@ def checkpoint() -> None:
     """A safe point: past the run's soft time limit, raise SoftTimeLimitExceeded here.
 
     Called by report_progress; a job that reports nothing may call it between units of
-    work. Inside a transaction the job opened it does nothing (stopping there would undo
-    work the progress already counted); the next call outside one stops the job.
+    work. Inside a transaction the job opened it does nothing: the next call outside one stops.
     """
-    from django.db import connection
-    from django.utils import timezone
-
     limit = _soft_limit.get()
     if limit is None or timezone.now() < limit.deadline:
         return
