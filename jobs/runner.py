@@ -13,6 +13,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
@@ -20,18 +22,10 @@ from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
 from jobs.health.sentry import report_failed_run
 from jobs.models import JobRun
 from jobs.registry import JobSpec, get_job
-from jobs.runs import lifecycle, locks
-from jobs.runs.current import (
-    flag_for_attention,
-    reset_current_lease,
-    reset_current_run,
-    set_current_lease,
-    set_current_run,
-)
-from jobs.runs.lifecycle import claim, claimed_by_us, finish, heartbeat, new_run, safely
+from jobs.runs import current, lifecycle, locks, soft_limit
+from jobs.runs.lifecycle import finish, safely
 from jobs.runs.progress import describe_progress
 from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, queue_task_id
-from jobs.runs.soft_limit import reset_soft_limit, start_soft_limit
 
 logger = logging.getLogger("jobs")
 
@@ -58,15 +52,12 @@ def enqueue_job(
     With `delay_seconds` the run is parked in a one-off django-q2 Schedule (django-q2 has no
     delayed delivery; its scheduler wakes every 30 s, so short delays round up).
     """
-    from django_q.models import Schedule
-    from django_q.tasks import async_task
-
     kwargs = dict(kwargs or {})
     spec = check_job_arguments(name, kwargs, validate=trigger != JobRun.Trigger.RETRY)
     now = timezone.now()
     run_at = now + timedelta(seconds=delay_seconds) if delay_seconds else None
     with transaction.atomic():
-        run = new_run(
+        run = lifecycle.new_run(
             name,
             trigger=trigger,
             triggered_by=triggered_by,
@@ -88,11 +79,11 @@ def enqueue_job(
             )
         else:
             # After the commit, never before: a worker must find the row.
-            transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec, async_task))
+            transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec))
     return run
 
 
-def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
+def _hand_to_cluster(run_id: int, spec: JobSpec) -> None:
     """Queue a committed run; if the broker refuses, fail the run (else it stays queued for
     ever), then raise."""
     try:
@@ -108,7 +99,7 @@ def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
 
 def execute_queued_run(run_id: int) -> dict[str, Any]:
     """django-q2 entry point for a queued run."""
-    run = claim(run_id)
+    run = lifecycle.claim(run_id)
     if run is None:
         logger.info("run %s already claimed or finished; duplicate delivery ignored", run_id)
         return {"duplicate_delivery": True, "run_id": run_id}
@@ -127,7 +118,7 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
     missed = _misfire(spec, scheduled_for)
     try:
         with transaction.atomic():
-            run = new_run(
+            run = lifecycle.new_run(
                 job_name,
                 trigger=JobRun.Trigger.SCHEDULE,
                 triggered_by="scheduler",
@@ -146,11 +137,7 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
         logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
         lifecycle.run_finished.send(sender=JobRun, run=run)
         return {"run_id": run.pk, "status": run.status}
-    claimed = claim(run.pk)
-    if claimed is None:  # pragma: no cover - we just created it
-        return {"duplicate_delivery": True, "run_id": run.pk}
-    claimed = execute_run(claimed, raise_errors=True)
-    return {"run_id": claimed.pk, "status": claimed.status}
+    return execute_queued_run(run.pk)
 
 
 def _misfire(spec: JobSpec, scheduled_for: str | None) -> dict[str, Any] | None:
@@ -178,7 +165,7 @@ def run_job_now(
     """Run a job in this process (commands, tests) and return its finished JobRun."""
     kwargs = dict(kwargs or {})
     check_job_arguments(name, kwargs)
-    run = new_run(
+    run = lifecycle.new_run(
         name,
         trigger=trigger,
         triggered_by=triggered_by,
@@ -186,7 +173,7 @@ def run_job_now(
         scheduled_for=timezone.now(),
     )
     run.save()
-    claimed = claim(run.pk)
+    claimed = lifecycle.claim(run.pk)
     assert claimed is not None
     return execute_run(claimed, raise_errors=raise_errors)
 
@@ -194,18 +181,18 @@ def run_job_now(
 def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     """Run a claimed JobRun to its end and record the outcome (and any retry)."""
     spec = get_job(run.job)
-    token = set_current_run(run)
-    soft_limit = start_soft_limit(spec.soft_limit_seconds)
+    run_token = current.set_current_run(run)
+    lease_token = current.set_current_lease(None)
+    limit_token = soft_limit.start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
-    lease_token = None
     try:
         if spec.single_flight:
             lease = _take_lock(run, spec)
             if lease is None:
                 return run
-            lease_token = set_current_lease(lease)
+            current.set_current_lease(lease)
         started = time.monotonic()
-        with heartbeat(run):
+        with lifecycle.heartbeat(run):
             result = spec.func(**run.kwargs)
         if result is not None and not isinstance(result, dict):
             result = {"value": result}
@@ -230,11 +217,10 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     finally:
         if lease is not None:
             safely(lambda: locks.release_run_leases(run.pk))
-        if lease_token is not None:
-            reset_current_lease(lease_token)
         lifecycle.release(run.pk)
-        reset_soft_limit(soft_limit)
-        reset_current_run(token)
+        soft_limit.reset_soft_limit(limit_token)
+        current.reset_current_lease(lease_token)
+        current.reset_current_run(run_token)
 
 
 def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> None:
@@ -268,7 +254,7 @@ def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
             and run.parent_id
             and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
         ):
-            flag_for_attention(f"lock {key} was taken while this run waited to continue")
+            current.flag_for_attention(f"lock {key} was taken while this run waited to continue")
         result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return None
@@ -286,7 +272,7 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)
-    if delay is not None and not safely(lambda: claimed_by_us(run).exists()):
+    if delay is not None and not safely(lambda: lifecycle.claimed_by_us(run).exists()):
         result = {"taken_over": True}  # the new owner decides about retries (finish logs it)
     elif delay is not None:
         child = safely(
