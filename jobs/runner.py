@@ -238,19 +238,16 @@ def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> N
 
 
 def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
-    """The run's lease, or None after recording the run skipped (naming the holder).
-
-    A run queued by a run of its own job (a chain's next hop, a retry) under a lock that
-    follows the work was handed that lock: finding it held by another, the lock was
-    taken while it waited, so its work stops here and the run is flagged for attention.
-    """
+    """The run's lease, or None after recording the run skipped (naming the holder). A run
+    queued by its own job (a chain's next hop, a retry) was handed a lock keyed by its
+    arguments: finding it held, it was taken while it waited, so the run is flagged."""
     key = spec.lock_key_for(run.kwargs)
     lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"
         logger.warning("%s skipped: %s", spec.name, reason)
         if (
-            _lock_follows_work(spec)
+            spec.lock_key is not None
             and run.parent_id
             and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
         ):
@@ -259,12 +256,6 @@ def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
         finish(run, JobRun.Status.SKIPPED, result=result)
         return None
     return lease
-
-
-def _lock_follows_work(spec: JobSpec) -> bool:
-    """A lock keyed by the job's arguments locks a piece of work and follows it to its retry;
-    the job-wide lock (`job:<name>`) is freed by a failed run, not to hold up the next slot."""
-    return spec.single_flight and spec.lock_key is not None
 
 
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
@@ -287,7 +278,9 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
             )
         )
         if child is not None:
-            if _lock_follows_work(spec):
+            # A lock keyed by the job's arguments follows the work to its retry; the job-wide
+            # lock (`job:<name>`) is freed by the failed run, not to hold up the next slot.
+            if spec.single_flight and spec.lock_key is not None:
                 safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
     elif spec.retry.is_permanent(exc):

@@ -13,9 +13,7 @@ def fetch(statement: str, params: dict[str, Any]) -> list[tuple]:
 
 
 #: The one liveness rule: a run is alive while a database session holds its advisory lock
-#: (session-level, keyed by the run id; jobs.runs.lifecycle takes it when it claims the run).
-#: PostgreSQL drops the lock with the session, so a killed worker's run is dead at once.
-#: `{run}` is the SQL expression of the run id; pg_locks spans databases, hence the filter.
+#: (keyed by the run id, `{run}`), which dies with the session. pg_locks spans databases.
 RUN_ALIVE = """EXISTS (
     SELECT 1 FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -85,9 +83,8 @@ SELECT id FROM jobs_jobrun
 """
 )
 
-#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed
-#: to this run: a chain's next hop, a retry), or its holder is gone. Returns the owner,
-#: whom it was taken from and why, that holder's run, and whether this run held it already.
+#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed to
+#: this run), or its holder is gone: whom it was taken from, why, and whether it was ours.
 ACQUIRE_LEASE = (
     """
 WITH previous AS (SELECT owner, run_id FROM jobs_lease WHERE key = %(key)s)
@@ -202,9 +199,8 @@ UPDATE jobs_notification
    AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
 """
 
-#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing. The
-#: DELETE repeats the condition: a row changed while it waited for the lock is re-checked.
-#: (table and column are fixed identifiers chosen in code, never user input)
+#: Delete one batch of rows older than a cutoff (fixed identifiers chosen in code); the DELETE
+#: repeats the condition, so a row changed while it waited for the lock is re-checked.
 DELETE_BATCH = """
 DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)

@@ -1,7 +1,5 @@
-"""Progress of a run: reported by the job, kept on its JobRun, shown in words and as a bar.
-
-The admin run page and `manage.py run_job` show it the same way (`describe_progress`).
-"""
+"""Progress of a run: reported by the job, kept on its JobRun, shown in words and as a bar
+(the admin run page and `manage.py run_job` show it the same way, `describe_progress`)."""
 
 import sys
 from collections.abc import Callable, Iterator
@@ -37,11 +35,8 @@ _progress_listeners: list[Callable[[JobRun, dict[str, Any]], None]] = []
 def watching_progress(
     listener: Callable[[JobRun, dict[str, Any]], None],
 ) -> Iterator[None]:
-    """Call `listener(run, progress)` on every report_progress in this process meanwhile.
-
-    A listener rather than a thread polling the row: a job may report inside its own
-    transaction, which another connection would not see until it commits.
-    """
+    """Call `listener(run, progress)` on every report_progress in this process meanwhile (not
+    a thread polling the row: a job may report inside its own, uncommitted, transaction)."""
     _progress_listeners.append(listener)
     try:
         yield
@@ -83,11 +78,8 @@ def describe_progress(progress: dict[str, Any] | None) -> ProgressView | None:
 
 
 class ProgressPrinter:
-    """Prints progress: a redrawn bar on a terminal, one plain line per change otherwise.
-
-    Plain lines keep logs and CI output readable (no carriage returns); on a TTY the
-    bar is redrawn in place and `finish()` ends the line.
-    """
+    """Prints progress: a bar redrawn in place on a terminal (`finish()` ends its line), else
+    one plain line per change, so logs and CI output stay readable."""
 
     def __init__(self, *, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.label = label
