@@ -24,10 +24,6 @@ class TransientJobError(JobsError):
     """A failure that may pass (timeout, 5xx, connection lost); retried by policy."""
 
 
-class LeaseLost(JobsError):
-    """The lease was taken by another owner or has expired."""
-
-
 class JobSkipped(JobsError):
     """The job found nothing it may do now (e.g. its own lock is held); recorded `skipped`."""
 

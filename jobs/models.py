@@ -14,10 +14,8 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded", "succeeded"  # finished; result holds the job's dict
         FAILED = "failed", "failed"  # raised (or its worker was lost); error holds why
         SKIPPED = "skipped", "skipped"  # another run held the lock; nothing done
-        #: A cron slot that started more than the misfire grace late; not run.
-        MISSED = "missed", "missed"
-        #: Stopped at a safe point after the soft time limit; result holds what it did.
-        TIMED_OUT = "timed_out", "timed out"
+        MISSED = "missed", "missed"  # a cron slot later than the misfire grace; not run
+        TIMED_OUT = "timed_out", "timed out"  # stopped at a safe point after the soft limit
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "schedule"  # a django-q2 cron Schedule fired
@@ -66,8 +64,7 @@ class JobRun(models.Model):
     requeue_count = models.PositiveIntegerField(default=0)
     #: What the reaper found: "worker lost on host:pid ..." or "task lost in the queue ...".
     requeue_reason = models.CharField(max_length=500, blank=True, default="")
-    #: When jobs.outbox.alerts counted this run into an alert (a failure for good, a
-    #: missed slot, a flag); null: not counted yet, or nothing to alert about.
+    #: When jobs.outbox.alerts counted this run into an alert; null: not (yet) counted.
     alerted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -178,11 +175,8 @@ class Notification(models.Model):
 
 
 class Alert(models.Model):
-    """One problem of one job that staff were told about: open until the job next succeeds.
-
-    At most one open alert per (job, kind): a second failure while one is open only
-    counts (a storm of 100 failures is one alert with count 100).
-    """
+    """One problem of one job that staff were told about: open until the job next succeeds;
+    at most one open per (job, kind), so a storm of 100 failures is one alert, count 100."""
 
     class Kind(models.TextChoices):
         FAILED = "failed", "failed for good"  # retries spent, permanent, timed out, lost
@@ -230,11 +224,8 @@ class Alert(models.Model):
 
 
 class Contact(models.Model):
-    """Someone the outbox can reach: by email, by SMS, or (both blank) not at all.
-
-    Abstract: each app keeps its own table of people (apps never share data); the fields
-    every notification needs are declared once.
-    """
+    """Someone the outbox can reach: by email, by SMS, or (both blank) not at all. Abstract:
+    each app keeps its own table of people (apps never share data)."""
 
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)

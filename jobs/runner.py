@@ -1,15 +1,8 @@
 """Run a registered job and record it: claim, single-flight lock, heartbeat, result, retry.
 
-Every path that runs a job goes through `execute_run`, so every run leaves a JobRun
-row: scheduled (`run_scheduled_job`), queued from the admin, a command or a chain
-(`enqueue_job` -> `execute_queued_run`), or in-process (`run_job_now`).
-
-Delivery is at-least-once (django-q2 may hand the same task to two workers), so a
-run is first *claimed* with one conditional UPDATE; a second delivery finds the run
-already claimed and does nothing.
-
-Each step of a run's life (claim, lock, finish, release) is jobs.runs.lifecycle's, which
-also owns the rule for whether a run is alive.
+Every path that runs a job ends in `execute_run`, so every run leaves a JobRun row. Delivery
+is at-least-once, so a run is first claimed (jobs.runs.lifecycle owns each step of its life):
+a second delivery finds it claimed and does nothing.
 """
 
 import logging
@@ -20,6 +13,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
 
 from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
@@ -27,18 +22,10 @@ from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
 from jobs.health.sentry import report_failed_run
 from jobs.models import JobRun
 from jobs.registry import JobSpec, get_job
-from jobs.runs import lifecycle, locks
-from jobs.runs.current import (
-    flag_for_attention,
-    reset_current_lease,
-    reset_current_run,
-    set_current_lease,
-    set_current_run,
-)
-from jobs.runs.lifecycle import Heartbeat, claim, claimed_by_us, finish, new_run, safely
+from jobs.runs import current, lifecycle, locks, soft_limit
+from jobs.runs.lifecycle import finish, safely
 from jobs.runs.progress import describe_progress
 from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, queue_task_id
-from jobs.runs.soft_limit import reset_soft_limit, start_soft_limit
 
 logger = logging.getLogger("jobs")
 
@@ -62,19 +49,15 @@ def enqueue_job(
 ) -> JobRun:
     """Record a queued run and hand it to the job's cluster (after commit).
 
-    With `delay_seconds` the run is parked in a one-off django-q2 Schedule: django-q2
-    has no delayed delivery, and its scheduler wakes every 30 s, so short delays
-    round up to the next scheduler pass.
+    With `delay_seconds` the run is parked in a one-off django-q2 Schedule (django-q2 has no
+    delayed delivery; its scheduler wakes every 30 s, so short delays round up).
     """
-    from django_q.models import Schedule
-    from django_q.tasks import async_task
-
     kwargs = dict(kwargs or {})
     spec = check_job_arguments(name, kwargs, validate=trigger != JobRun.Trigger.RETRY)
     now = timezone.now()
     run_at = now + timedelta(seconds=delay_seconds) if delay_seconds else None
     with transaction.atomic():
-        run = new_run(
+        run = lifecycle.new_run(
             name,
             trigger=trigger,
             triggered_by=triggered_by,
@@ -96,15 +79,13 @@ def enqueue_job(
             )
         else:
             # After the commit, never before: a worker must find the row.
-            transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec, async_task))
+            transaction.on_commit(lambda: _hand_to_cluster(run.pk, spec))
     return run
 
 
-def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
-    """Queue a committed run; if the broker refuses (its INSERT fails), fail the run, then raise.
-
-    Without this the row would stay `queued` for ever: nothing would ever deliver it.
-    """
+def _hand_to_cluster(run_id: int, spec: JobSpec) -> None:
+    """Queue a committed run; if the broker refuses, fail the run (else it stays queued for
+    ever), then raise."""
     try:
         async_task(EXECUTE_QUEUED_RUN, run_id=run_id, q_options=q_options_for(spec, run_id))
     except Exception as exc:
@@ -118,7 +99,7 @@ def _hand_to_cluster(run_id: int, spec: JobSpec, async_task: Any) -> None:
 
 def execute_queued_run(run_id: int) -> dict[str, Any]:
     """django-q2 entry point for a queued run."""
-    run = claim(run_id)
+    run = lifecycle.claim(run_id)
     if run is None:
         logger.info("run %s already claimed or finished; duplicate delivery ignored", run_id)
         return {"duplicate_delivery": True, "run_id": run_id}
@@ -137,7 +118,7 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
     missed = _misfire(spec, scheduled_for)
     try:
         with transaction.atomic():
-            run = new_run(
+            run = lifecycle.new_run(
                 job_name,
                 trigger=JobRun.Trigger.SCHEDULE,
                 triggered_by="scheduler",
@@ -156,11 +137,7 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
         logger.warning("%s slot %s missed: %s", job_name, scheduled_for, missed)
         lifecycle.run_finished.send(sender=JobRun, run=run)
         return {"run_id": run.pk, "status": run.status}
-    claimed = claim(run.pk)
-    if claimed is None:  # pragma: no cover - we just created it
-        return {"duplicate_delivery": True, "run_id": run.pk}
-    claimed = execute_run(claimed, raise_errors=True)
-    return {"run_id": claimed.pk, "status": claimed.status}
+    return execute_queued_run(run.pk)
 
 
 def _misfire(spec: JobSpec, scheduled_for: str | None) -> dict[str, Any] | None:
@@ -188,7 +165,7 @@ def run_job_now(
     """Run a job in this process (commands, tests) and return its finished JobRun."""
     kwargs = dict(kwargs or {})
     check_job_arguments(name, kwargs)
-    run = new_run(
+    run = lifecycle.new_run(
         name,
         trigger=trigger,
         triggered_by=triggered_by,
@@ -196,7 +173,7 @@ def run_job_now(
         scheduled_for=timezone.now(),
     )
     run.save()
-    claimed = claim(run.pk)
+    claimed = lifecycle.claim(run.pk)
     assert claimed is not None
     return execute_run(claimed, raise_errors=raise_errors)
 
@@ -204,22 +181,19 @@ def run_job_now(
 def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     """Run a claimed JobRun to its end and record the outcome (and any retry)."""
     spec = get_job(run.job)
-    token = set_current_run(run)
-    soft_limit = start_soft_limit(spec.soft_limit_seconds)
+    run_token = current.set_current_run(run)
+    lease_token = current.set_current_lease(None)
+    limit_token = soft_limit.start_soft_limit(spec.soft_limit_seconds)
     lease: locks.LeaseHandle | None = None
-    lease_token = None
-    heartbeat: Heartbeat | None = None
     try:
         if spec.single_flight:
             lease = _take_lock(run, spec)
             if lease is None:
                 return run
-            lease_token = set_current_lease(lease)
-        heartbeat = Heartbeat(run)
-        heartbeat.start()
+            current.set_current_lease(lease)
         started = time.monotonic()
-        result = spec.func(**run.kwargs)
-        heartbeat.stop()
+        with lifecycle.heartbeat(run):
+            result = spec.func(**run.kwargs)
         if result is not None and not isinstance(result, dict):
             result = {"value": result}
         finish(
@@ -228,41 +202,30 @@ def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
         logger.info("%s #%s succeeded: %s", spec.name, run.pk, result)
         return run
     except SoftTimeLimitExceeded as exc:
-        if heartbeat:
-            heartbeat.stop()
         _record_timeout(run, spec, exc)
         return run
     except JobSkipped as exc:
-        if heartbeat:
-            heartbeat.stop()
         logger.warning("%s #%s skipped: %s", spec.name, run.pk, exc)
         result = {"skipped": True, "reason": str(exc), **exc.details}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return run
     except BaseException as exc:  # SystemExit included: django-q2's timeout raises it
-        if heartbeat:
-            heartbeat.stop()
         _record_failure(run, spec, exc)
         if raise_errors or not isinstance(exc, Exception):
             raise
         return run
     finally:
         if lease is not None:
-            # Only the leases still bound to this run: one handed on (a chain's next
-            # hop, a retry) is that run's now.
             safely(lambda: locks.release_run_leases(run.pk))
-        if lease_token is not None:
-            reset_current_lease(lease_token)
         lifecycle.release(run.pk)
-        reset_soft_limit(soft_limit)
-        reset_current_run(token)
+        soft_limit.reset_soft_limit(limit_token)
+        current.reset_current_lease(lease_token)
+        current.reset_current_run(run_token)
 
 
 def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> None:
-    """Stopped at a safe point after the soft time limit: `timed out`, with what it did.
-
-    Not retried: the work stopped at a safe point, and the next run carries on from there.
-    """
+    """Stopped at a safe point after the soft time limit: `timed out`, with what it did; not
+    retried, the next run carries on from there."""
     view = describe_progress(run.progress)
     error = f"{exc}" + (f" after {view.text}" if view else "")
     logger.warning("%s #%s timed out: %s", spec.name, run.pk, error)
@@ -275,35 +238,24 @@ def _record_timeout(run: JobRun, spec: JobSpec, exc: SoftTimeLimitExceeded) -> N
 
 
 def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
-    """The run's lease, or None after recording the run skipped (naming the holder).
-
-    A run queued by a run of its own job (a chain's next hop, a retry) under a lock that
-    follows the work was handed that lock: finding it held by another, the lock was
-    taken while it waited, so its work stops here and the run is flagged for attention.
-    """
+    """The run's lease, or None after recording the run skipped (naming the holder). A run
+    queued by its own job (a chain's next hop, a retry) was handed a lock keyed by its
+    arguments: finding it held, it was taken while it waited, so the run is flagged."""
     key = spec.lock_key_for(run.kwargs)
     lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"
         logger.warning("%s skipped: %s", spec.name, reason)
         if (
-            _lock_follows_work(spec)
+            spec.lock_key is not None
             and run.parent_id
             and JobRun.objects.filter(pk=run.parent_id, job=run.job).exists()
         ):
-            flag_for_attention(f"lock {key} was taken while this run waited to continue")
+            current.flag_for_attention(f"lock {key} was taken while this run waited to continue")
         result = {"skipped": True, "reason": reason, "lock_held": holder or {"key": key}}
         finish(run, JobRun.Status.SKIPPED, result=result)
         return None
     return lease
-
-
-def _lock_follows_work(spec: JobSpec) -> bool:
-    """A lock keyed by the job's arguments (`lock_key`: a collection, an exchange, an
-    event) locks a piece of work, and follows it to its retry. The job-wide lock
-    (`job:<name>`) does not: a failed run frees it, so the next slot or a manual run is
-    not held up while a retry waits (they never overlap: one run holds it at a time)."""
-    return spec.single_flight and spec.lock_key is not None
 
 
 def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
@@ -311,7 +263,7 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
     error = f"{type(exc).__name__}: {exc}"
     result: dict[str, Any] = {}
     delay = spec.retry.delay_for(attempt=run.attempt, error=exc)
-    if delay is not None and not safely(lambda: claimed_by_us(run).exists()):
+    if delay is not None and not safely(lambda: lifecycle.claimed_by_us(run).exists()):
         result = {"taken_over": True}  # the new owner decides about retries (finish logs it)
     elif delay is not None:
         child = safely(
@@ -326,7 +278,9 @@ def _record_failure(run: JobRun, spec: JobSpec, exc: BaseException) -> None:
             )
         )
         if child is not None:
-            if _lock_follows_work(spec):
+            # A lock keyed by the job's arguments follows the work to its retry; the job-wide
+            # lock (`job:<name>`) is freed by the failed run, not to hold up the next slot.
+            if spec.single_flight and spec.lock_key is not None:
                 safely(lambda: locks.hand_over_leases(from_run=run.pk, to_run=child.pk))
             result = {"retry_run_id": child.pk, "retry_in_seconds": round(delay, 3)}
     elif spec.retry.is_permanent(exc):

@@ -1,9 +1,19 @@
 """Hand-written SQL of the jobs core, each statement named and described once."""
 
+from typing import Any
+
+from django.db import connection
+
+
+def fetch(statement: str, params: dict[str, Any]) -> list[tuple]:
+    """Run one statement on the default connection: its rows (none if it returns none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
 #: The one liveness rule: a run is alive while a database session holds its advisory lock
-#: (session-level, keyed by the run id; jobs.runs.lifecycle takes it when it claims the run).
-#: PostgreSQL drops the lock with the session, so a killed worker's run is dead at once.
-#: `{run}` is the SQL expression of the run id; pg_locks spans databases, hence the filter.
+#: (keyed by the run id, `{run}`), which dies with the session. pg_locks spans databases.
 RUN_ALIVE = """EXISTS (
     SELECT 1 FROM pg_locks l
      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
@@ -21,14 +31,11 @@ LEASE_HELD = (
     + """))))"""
 )
 
-#: Whether the lease of %(key)s is held (no row: no lease).
-LEASE_IS_HELD = (
-    "SELECT " + LEASE_HELD.format(lease="l") + " FROM jobs_lease l WHERE l.key = %(key)s"
-)
-
-#: The keys of every held lease, in one statement.
+#: The keys of every held lease (or only %(key)s's, when not null), in one statement.
 HELD_LEASE_KEYS = (
-    "SELECT l.key FROM jobs_lease l WHERE " + LEASE_HELD.format(lease="l") + " ORDER BY l.key"
+    "SELECT l.key FROM jobs_lease l WHERE (%(key)s::text IS NULL OR l.key = %(key)s) AND "
+    + LEASE_HELD.format(lease="l")
+    + " ORDER BY l.key"
 )
 
 #: Take the run's advisory lock; false when another live session holds it. The same
@@ -76,9 +83,8 @@ SELECT id FROM jobs_jobrun
 """
 )
 
-#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed
-#: to this run: a chain's next hop, a retry), or its holder is gone. Returns the owner,
-#: whom it was taken from and why, that holder's run, and whether this run held it already.
+#: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed to
+#: this run), or its holder is gone: whom it was taken from, why, and whether it was ours.
 ACQUIRE_LEASE = (
     """
 WITH previous AS (SELECT owner, run_id FROM jobs_lease WHERE key = %(key)s)
@@ -110,15 +116,6 @@ RETURNING owner, taken_from, taken_reason,
                    WHERE previous.owner = %(owner)s OR previous.run_id = %(run_id)s) AS kept
 """
 )
-
-#: Hand a run's leases to the run that continues its work (a chain's next hop, a retry).
-HAND_OVER_LEASES = "UPDATE jobs_lease SET run_id = %(to_run)s WHERE run_id = %(from_run)s"
-
-#: Drop the lease, only for its owner.
-RELEASE_LEASE = "DELETE FROM jobs_lease WHERE key = %(key)s AND owner = %(owner)s RETURNING key"
-
-#: Drop the leases still bound to a run that ended (those it handed on are no longer its).
-RELEASE_RUN_LEASES = "DELETE FROM jobs_lease WHERE run_id = %(run)s"
 
 #: Release a lease by hand (admin), only when nobody holds it by the liveness rule.
 RELEASE_DEAD_LEASE = (
@@ -202,9 +199,8 @@ UPDATE jobs_notification
    AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
 """
 
-#: Delete one batch of rows older than a cutoff; repeated until it deletes nothing. The
-#: DELETE repeats the condition: a row changed while it waited for the lock is re-checked.
-#: (table and column are fixed identifiers chosen in code, never user input)
+#: Delete one batch of rows older than a cutoff (fixed identifiers chosen in code); the DELETE
+#: repeats the condition, so a row changed while it waited for the lock is re-checked.
 DELETE_BATCH = """
 DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)

@@ -1,28 +1,26 @@
 """The run a job is part of: read it, flag it for attention, change its recorded arguments.
 
-Set by the runner around the job's call, so inside a job (and what it calls) these ask
-about its own JobRun; outside a job they are no-ops.
+Set by the runner around the job's call; outside a job these are no-ops.
 """
 
 import logging
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from jobs.models import JobRun
-    from jobs.runs.locks import LeaseHandle
+from jobs.models import JobRun
+from jobs.runs.locks import LeaseHandle
 
 logger = logging.getLogger("jobs")
-_current_run: ContextVar["JobRun | None"] = ContextVar("current_run", default=None)
-_current_lease: ContextVar["LeaseHandle | None"] = ContextVar("current_lease", default=None)
+_current_run: ContextVar[JobRun | None] = ContextVar("current_run", default=None)
+_current_lease: ContextVar[LeaseHandle | None] = ContextVar("current_lease", default=None)
 
 
-def current_run() -> "JobRun | None":
+def current_run() -> JobRun | None:
     """The JobRun being executed in this process, or None outside a job."""
     return _current_run.get()
 
 
-def set_current_run(run: "JobRun | None") -> Any:
+def set_current_run(run: JobRun | None) -> Any:
     return _current_run.set(run)
 
 
@@ -30,13 +28,13 @@ def reset_current_run(token: Any) -> None:
     _current_run.reset(token)
 
 
-def current_lease() -> "LeaseHandle | None":
+def current_lease() -> LeaseHandle | None:
     """The single-flight lease the runner took for the current run (None: none): whether
     it was handed to this run (`kept`) or taken over from a dead holder (`taken_from`)."""
     return _current_lease.get()
 
 
-def set_current_lease(lease: "LeaseHandle | None") -> Any:
+def set_current_lease(lease: LeaseHandle | None) -> Any:
     return _current_lease.set(lease)
 
 
@@ -46,8 +44,6 @@ def reset_current_lease(token: Any) -> None:
 
 def flag_for_attention(reason: str) -> None:
     """Mark the current run for attention (history and /health/ show it)."""
-    from jobs.models import JobRun
-
     run = current_run()
     if run is None:
         return
@@ -59,13 +55,8 @@ def flag_for_attention(reason: str) -> None:
 
 
 def update_run_kwargs(**changes: Any) -> None:
-    """Change the current run's arguments; a retry of this run is queued with the new ones.
-
-    A chain's first hop uses it to record where it starts and its range, so a retry
-    reads the same range. A no-op outside a job.
-    """
-    from jobs.models import JobRun
-
+    """Change the current run's arguments; a retry of this run is queued with the new ones
+    (a chain's first hop records where it starts, so a retry reads the same range)."""
     run = current_run()
     if run is None:
         return

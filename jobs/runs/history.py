@@ -17,11 +17,8 @@ PRUNED_TABLES = {
 
 
 def prune_history(*, older_than_days: int | None = None, batch_size: int | None = None) -> dict:
-    """Delete finished runs, django-q2 Success/Failure rows and sent notifications past retention.
-
-    Each batch is its own statement (autocommit), so a huge backlog never holds one
-    long transaction or lock.
-    """
+    """Delete finished runs, django-q2 Success/Failure rows and sent notifications past
+    retention, each batch its own statement (autocommit)."""
     days = int(older_than_days if older_than_days is not None else jobs_settings.HISTORY_DAYS)
     if days < 1:
         raise ValueError("older_than_days must be at least 1")

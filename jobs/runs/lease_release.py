@@ -1,13 +1,8 @@
-"""Releasing a lease by hand, only when its holder is gone.
-
-A lease is held while its run is queued or alive (jobs.runs.lifecycle): releasing it then
-would let a second copy of the work start, so the release is refused. The DELETE
-re-checks the same rule, so a holder that came alive meanwhile keeps its lease.
-"""
+"""Releasing a lease by hand, only when its holder is gone (a live one would let a second
+copy of the work start); the DELETE re-checks the rule, for a holder alive again meanwhile."""
 
 from dataclasses import dataclass
 
-from django.db import connection
 from django.utils import timezone
 
 from jobs import sql
@@ -46,13 +41,9 @@ def release_dead_leases(leases: list[Lease]) -> tuple[list[str], list[str]]:
         if verdict.alive:
             refused.append(f"{lease.key}: {verdict.detail}")
             continue
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql.RELEASE_DEAD_LEASE,
-                {"key": lease.key, "owner": lease.owner, "now": timezone.now()},
-            )
-            if cursor.fetchone():
-                released.append(lease.key)
-            else:
-                refused.append(f"{lease.key}: changed meanwhile (its holder is alive again)")
+        params = {"key": lease.key, "owner": lease.owner, "now": timezone.now()}
+        if sql.fetch(sql.RELEASE_DEAD_LEASE, params):
+            released.append(lease.key)
+        else:
+            refused.append(f"{lease.key}: changed meanwhile (its holder is alive again)")
     return released, refused

@@ -1,15 +1,7 @@
 """A run's life: create, claim, heartbeat, finish, lock, lost, release.
 
-One rule says whether a run is alive (jobs.sql.RUN_ALIVE): a database session holds the
-run's advisory lock, taken by `claim` and let go by `release`. PostgreSQL drops it with
-the session, so a worker killed with kill -9 leaves a run that is dead at once: its
-redelivery claims it again, the next run takes its lock over and records it lost, and
-/health/ and the reaper see it. Every step is one conditional statement, so two workers
-never both win one.
-
-    queued --claim--> running --finish--> succeeded | failed | timed_out | skipped
-    running (not alive) --take_lock / mark_lost--> failed ("worker lost")
-    queued (task lost) | running (not alive) --reaper--> queued again
+Each step is one conditional statement, so two workers never both win one; whether a run
+is alive is decided only by jobs.sql.RUN_ALIVE (docs/architecture.md "A run's life").
 """
 
 import logging
@@ -17,7 +9,8 @@ import os
 import socket
 import threading
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from django.db import connection
@@ -40,35 +33,9 @@ run_finished = Signal()
 LOCK_HELD_EXIT_CODE = 3
 
 
-def new_run(
-    name: str,
-    *,
-    trigger: str,
-    triggered_by: str = "",
-    kwargs: dict[str, Any] | None = None,
-    parent: JobRun | None = None,
-    attempt: int = 1,
-    scheduled_for: datetime | str | None = None,
-    **fields: Any,
-) -> JobRun:
-    """An unsaved `queued` JobRun of job `name` (other `fields`, e.g. status, override)."""
-    return JobRun(
-        job=name,
-        trigger=trigger,
-        triggered_by=triggered_by[:150],
-        kwargs=dict(kwargs or {}),
-        parent=parent,
-        attempt=attempt,
-        status=fields.pop("status", JobRun.Status.QUEUED),
-        scheduled_for=scheduled_for,
-        **fields,
-    )
-
-
-def _execute(statement: str, params: dict[str, Any]) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchone()
+def new_run(name: str, *, triggered_by: str = "", **fields: Any) -> JobRun:
+    """An unsaved JobRun of job `name`: `queued` unless `fields` (trigger, kwargs...) say else."""
+    return JobRun(job=name, triggered_by=triggered_by[:150], **fields)
 
 
 def claim(run_id: int) -> JobRun | None:
@@ -76,7 +43,7 @@ def claim(run_id: int) -> JobRun | None:
 
     The run's advisory lock comes first: holding it proves no live session runs it.
     """
-    if not _execute(sql.LOCK_RUN, {"id": run_id})[0]:
+    if not sql.fetch(sql.LOCK_RUN, {"id": run_id})[0][0]:
         return None
     params = {
         "id": run_id,
@@ -85,7 +52,7 @@ def claim(run_id: int) -> JobRun | None:
         "pid": os.getpid(),
         "task_id": queue_task_id(),
     }
-    if _execute(sql.CLAIM_RUN, params) is None:
+    if not sql.fetch(sql.CLAIM_RUN, params):
         release(run_id)
         return None
     return JobRun.objects.get(pk=run_id)
@@ -93,7 +60,7 @@ def claim(run_id: int) -> JobRun | None:
 
 def release(run_id: int) -> None:
     """Let go of the run's advisory lock (after its outcome is recorded)."""
-    safely(lambda: _execute(sql.UNLOCK_RUN, {"id": run_id}))
+    safely(lambda: sql.fetch(sql.UNLOCK_RUN, {"id": run_id}))
 
 
 def claimed_by_us(run: JobRun):
@@ -117,19 +84,16 @@ def finish(
     tb: str = "",
     elapsed: float | None = None,
 ) -> None:
-    """Record the run's outcome, only while it is still this worker's claim."""
+    """Record the run's outcome, only while it is still this worker's claim (only these
+    fields: the job itself may have set needs_attention and progress)."""
     now = timezone.now()
-    run.status = status
-    run.result = result
-    run.error = error
-    run.traceback = tb
-    run.finished_at = now
-    run.duration_seconds = (
-        elapsed if elapsed is not None else (now - (run.started_at or now)).total_seconds()
-    )
-    fields = ["status", "result", "error", "traceback", "finished_at", "duration_seconds"]
-    # needs_attention/progress may have been set by the job itself (jobs.runs.current, jobs.runs.progress).
-    updated = safely(lambda: claimed_by_us(run).update(**{f: getattr(run, f) for f in fields}))
+    if elapsed is None:
+        elapsed = (now - (run.started_at or now)).total_seconds()
+    fields = {"status": status, "result": result, "error": error, "traceback": tb}
+    fields.update(finished_at=now, duration_seconds=elapsed)
+    for name, value in fields.items():
+        setattr(run, name, value)
+    updated = safely(lambda: claimed_by_us(run).update(**fields))
     if updated == 0:
         logger.warning(
             "%s #%s was taken over by another worker while this one (%s pid %s) ran it;"
@@ -147,43 +111,28 @@ def finish(
 def take_lock(run: JobRun, key: str) -> tuple[locks.LeaseHandle | None, dict[str, Any] | None]:
     """The run's lease on `key`, or (None, holder) while a live or queued run holds it.
 
-    Taking it over from a run that still says running records that run lost, and with it
-    any other run of the job whose worker is gone.
+    Taking it records lost (`failed`) the run it was taken from if that still says running,
+    and any other running run of the job that is not alive.
     """
     lease = locks.acquire_lease(key=key, owner=f"run:{run.pk}", run_id=run.pk)
     if lease is None:
         return None, describe_holder(key)
-    reason = lease.taken_reason if lease.taken_run else "database session ended"
-    mark_lost(
-        ids=[lease.taken_run] if lease.taken_run else [],
-        job=run.job,
-        reason=(
-            f"worker lost: its lock {key} was taken over by run #{run.pk} because its "
-            f"{reason} (process killed or crashed)"
-        ),
-        keep=run.pk,
+    reason = (
+        f"worker lost: its lock {key} was taken over by run #{run.pk} because its "
+        f"{lease.taken_reason if lease.taken_run else 'database session ended'}"
+        " (process killed or crashed)"
     )
-    return lease, None
-
-
-def mark_lost(*, ids: list[int], job: str = "", reason: str, keep: int = 0) -> list[int]:
-    """Record `failed` the running runs among `ids` (and of `job`) that are not alive."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.FAIL_LOST_RUNS,
-            {"ids": ids, "job": job, "keep": keep, "now": timezone.now(), "reason": reason},
-        )
-        lost = [row[0] for row in cursor.fetchall()]
+    ids = [lease.taken_run] if lease.taken_run else []
+    params = {"ids": ids, "job": run.job, "keep": run.pk, "now": timezone.now(), "reason": reason}
+    lost = [row[0] for row in sql.fetch(sql.FAIL_LOST_RUNS, params)]
     if lost:
         logger.warning("runs %s marked lost: %s", lost, reason)
-    return lost
+    return lease, None
 
 
 def lost_run_ids(*, limit: int = 10) -> list[int]:
     """Ids of running runs that are not alive (their worker died), oldest heartbeat first."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql.LOST_RUNS, {"limit": limit})
-        return [row[0] for row in cursor.fetchall()]
+    return [row[0] for row in sql.fetch(sql.LOST_RUNS, {"limit": limit})]
 
 
 def lost_runs(*, limit: int = 10) -> list[JobRun]:
@@ -194,23 +143,20 @@ def lost_runs(*, limit: int = 10) -> list[JobRun]:
 
 def lease_held(key: str) -> bool:
     """Whether the lease of `key` is held by the liveness rule (False: none, or dead)."""
-    row = _execute(sql.LEASE_IS_HELD, {"key": key, "now": timezone.now()})
-    return bool(row and row[0])
+    return held_lease_keys(key) == [key]
 
 
-def held_lease_keys() -> list[str]:
-    """The keys of every lease held by the liveness rule, in key order."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql.HELD_LEASE_KEYS, {"now": timezone.now()})
-        return [row[0] for row in cursor.fetchall()]
+def held_lease_keys(key: str | None = None) -> list[str]:
+    """The keys of every lease (or of `key`'s) held by the liveness rule, in key order."""
+    return [row[0] for row in sql.fetch(sql.HELD_LEASE_KEYS, {"key": key, "now": timezone.now()})]
 
 
-def describe_holder(key: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+def describe_holder(key: str) -> dict[str, Any] | None:
     """What an operator needs about the lease of `key`: None when nobody holds it."""
     lease = locks.lease_row(key)
     if lease is None:
         return None
-    now = now or timezone.now()
+    now = timezone.now()
     info: dict[str, Any] = {"key": key, "owner": lease.owner}
     if lease.expires_at is not None:
         info["lease_expires_at"] = lease.expires_at.isoformat()
@@ -246,16 +192,10 @@ def holder_line(info: dict[str, Any]) -> str:
     return f"lock {info['key']} is held by {who}{beat_text}; {frees}"
 
 
-def safely(action: Any, *, for_seconds: float | None = None) -> Any:
-    """Run a bookkeeping write, riding out a database restart.
-
-    After a failure the connection is dropped and the write retried with backoff for
-    up to BOOKKEEPING_RETRY_SECONDS, so an outage of a few seconds still leaves the
-    run recorded, its lease released and its retry queued. Gives up (and logs) after.
-    """
-    limit = float(
-        for_seconds if for_seconds is not None else jobs_settings.BOOKKEEPING_RETRY_SECONDS
-    )
+def safely(action: Any) -> Any:
+    """Run a bookkeeping write, riding out a database restart: after a failure, reconnect and
+    retry with backoff for up to BOOKKEEPING_RETRY_SECONDS, then give up (and log)."""
+    limit = float(jobs_settings.BOOKKEEPING_RETRY_SECONDS)
     deadline = time.monotonic() + limit
     delay = 0.25
     while True:
@@ -266,41 +206,35 @@ def safely(action: Any, *, for_seconds: float | None = None) -> Any:
                 logger.exception("bookkeeping write failed for %.0fs; giving up", limit)
                 return None
             logger.warning("bookkeeping write failed; reconnecting in %.2fs", delay, exc_info=True)
-            try:
+            with suppress(Exception):  # a broken socket may fail to close
                 connection.close()
-            except Exception:  # pragma: no cover - a broken socket may fail to close
-                pass
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
 
-class Heartbeat:
-    """Background thread that moves `heartbeat_at` while the job runs: the operator's
-    "last seen" in the admin and in a lock holder's description. Liveness is not decided
-    on it (see RUN_ALIVE), so a slow beat never lets a second run start.
+@contextmanager
+def heartbeat(run: JobRun) -> Iterator[None]:
+    """Move `heartbeat_at` from a background thread meanwhile: the operator's "last seen".
+    Liveness is not decided on it (RUN_ALIVE), so a slow beat never lets a second run start.
     """
+    stop = threading.Event()
+    interval = max(0.5, float(jobs_settings.HEARTBEAT_SECONDS))
 
-    def __init__(self, run: JobRun) -> None:
-        self.run = run
-        self.interval = max(0.5, float(jobs_settings.HEARTBEAT_SECONDS))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run.pk}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
+    def beat() -> None:
         try:
-            while not self._stop.wait(self.interval):
+            while not stop.wait(interval):
                 try:
-                    claimed_by_us(self.run).update(heartbeat_at=timezone.now())
+                    claimed_by_us(run).update(heartbeat_at=timezone.now())
                 except Exception:
-                    logger.exception("heartbeat of run %s failed", self.run.pk)
+                    logger.exception("heartbeat of run %s failed", run.pk)
                     connection.close()
         finally:
             connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -1,27 +1,21 @@
-"""Progress of a run: reported by the job, kept on its JobRun, shown in words and as a bar.
-
-The admin run page and `manage.py run_job` show it the same way (`describe_progress`).
-"""
+"""Progress of a run: reported by the job, kept on its JobRun, shown in words and as a bar
+(the admin run page and `manage.py run_job` show it the same way, `describe_progress`)."""
 
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from jobs.models import JobRun
 from jobs.runs.current import current_run
 from jobs.runs.soft_limit import checkpoint
-
-if TYPE_CHECKING:
-    from jobs.models import JobRun
 
 
 def report_progress(
     *, done: int, total: int | None = None, unit: str = "items", **extra: Any
 ) -> None:
     """Record how far the current run is (shown in the admin); a no-op outside a job."""
-    from jobs.models import JobRun
-
     run = current_run()
     if run is None:
         return
@@ -34,18 +28,15 @@ def report_progress(
 
 
 #: In-process observers of report_progress (e.g. `manage.py run_job`'s progress bar).
-_progress_listeners: list[Callable[["JobRun", dict[str, Any]], None]] = []
+_progress_listeners: list[Callable[[JobRun, dict[str, Any]], None]] = []
 
 
 @contextmanager
 def watching_progress(
-    listener: Callable[["JobRun", dict[str, Any]], None],
+    listener: Callable[[JobRun, dict[str, Any]], None],
 ) -> Iterator[None]:
-    """Call `listener(run, progress)` on every report_progress in this process meanwhile.
-
-    A listener rather than a thread polling the row: a job may report inside its own
-    transaction, which another connection would not see until it commits.
-    """
+    """Call `listener(run, progress)` on every report_progress in this process meanwhile (not
+    a thread polling the row: a job may report inside its own, uncommitted, transaction)."""
     _progress_listeners.append(listener)
     try:
         yield
@@ -87,11 +78,8 @@ def describe_progress(progress: dict[str, Any] | None) -> ProgressView | None:
 
 
 class ProgressPrinter:
-    """Prints progress: a redrawn bar on a terminal, one plain line per change otherwise.
-
-    Plain lines keep logs and CI output readable (no carriage returns); on a TTY the
-    bar is redrawn in place and `finish()` ends the line.
-    """
+    """Prints progress: a bar redrawn in place on a terminal (`finish()` ends its line), else
+    one plain line per change, so logs and CI output stay readable."""
 
     def __init__(self, *, label: str, stream: TextIO | None = None, width: int = 30) -> None:
         self.label = label
@@ -107,7 +95,11 @@ class ProgressPrinter:
             return
         self._last = view.text
         if self.is_tty:
-            self.stream.write("\r" + self._bar(view))
+            bar = ""
+            if view.percent is not None:
+                filled = round(self.width * view.percent / 100)
+                bar = f" [{'#' * filled}{'-' * (self.width - filled)}] {view.percent:5.1f}%"
+            self.stream.write(f"\r{self.label}{bar} {view.text}\033[K")
             self._drawn = True
         else:
             percent = f" ({view.percent:.0f}%)" if view.percent is not None else ""
@@ -120,10 +112,3 @@ class ProgressPrinter:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
-
-    def _bar(self, view: ProgressView) -> str:
-        if view.percent is None:
-            return f"{self.label} {view.text}\033[K"
-        filled = round(self.width * view.percent / 100)
-        bar = "#" * filled + "-" * (self.width - filled)
-        return f"{self.label} [{bar}] {view.percent:5.1f}% {view.text}\033[K"

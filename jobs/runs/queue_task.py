@@ -13,8 +13,7 @@ _queue_task: dict[str, Any] = {}
 
 def remember_queue_task(sender: str, task: dict[str, Any], **kwargs: Any) -> None:
     """django-q2 pre_execute handler: a worker runs one task at a time, so keep its id."""
-    _queue_task.clear()
-    _queue_task.update(id=task.get("id"), name=task.get("name"))
+    _queue_task["id"] = task.get("id")
 
 
 def queue_task_id() -> str | None:

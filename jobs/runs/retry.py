@@ -2,22 +2,16 @@
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from jobs.exceptions import PermanentJobError, SoftTimeLimitExceeded
 
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
-    """When and how long to wait before re-running a failed job.
-
-    Attempt n (1-based) failed -> wait ``uniform(0, min(cap, base * 2 ** (n - 1)))``
-    seconds ("full jitter"), unless n >= max_attempts or the error is permanent.
-
-    The default is the storefront source's notification policy (3 retries, backoff capped at
-    600 s, jitter): with base 1 s the ceilings are 1 s, 2 s, 4 s; with base 60 s
-    (Bibliotheca) they are 60 s, 120 s, 240 s, 480 s.
-    """
+    """When and how long to wait before re-running a failed job: after attempt n (1-based),
+    ``uniform(0, min(cap, base * 2 ** (n - 1)))`` seconds, unless n >= max_attempts or the
+    error is permanent. The default is the storefront source's notification policy."""
 
     #: Total runs including the first one; 1 means never retry.
     max_attempts: int = 4
@@ -28,13 +22,9 @@ class RetryPolicy:
     #: Only these exception types are retried.
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     #: These are never retried, even when they match retry_on.
-    never_retry: tuple[type[BaseException], ...] = field(default=(PermanentJobError,))
+    never_retry: tuple[type[BaseException], ...] = (PermanentJobError,)
     #: Jitter off gives the exact ceilings (used by tests and docs).
     jitter: bool = True
-
-    def ceiling_seconds(self, attempt: int) -> float:
-        """Upper bound of the wait after `attempt` failed."""
-        return min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
 
     def will_retry(self, *, attempt: int, error: BaseException) -> bool:
         """Whether the runner will queue another attempt after `attempt` failed with `error`."""
@@ -57,7 +47,7 @@ class RetryPolicy:
             return None
         if isinstance(error, SoftTimeLimitExceeded):
             return None  # recorded `timed out`, never retried: a chain releases its lock
-        ceiling = self.ceiling_seconds(attempt)
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** (attempt - 1))
         return rng(0, ceiling) if self.jitter else ceiling
 
 

@@ -1,21 +1,20 @@
-"""The soft time limit of the current run: past it, the job stops at its next safe point.
-
-A safe point is a `checkpoint()` (every `report_progress` is one) outside the
-transactions the job itself opened, so work the progress counted is never undone.
-"""
+"""The soft time limit of the current run: past it, the job stops at its next safe point, a
+`checkpoint()` outside the transactions it opened (so work its progress counted stays)."""
 
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
+from django.utils import timezone
+
 from jobs.exceptions import SoftTimeLimitExceeded
 
 
 @dataclass(frozen=True)
 class _SoftLimit:
-    """The current run's soft time limit: when it passes, and the transaction depth the run
-    started at (a safe point is outside every transaction the job itself opened)."""
+    """When the current run's soft time limit passes, and the transaction depth it started at."""
 
     deadline: datetime
     seconds: int
@@ -27,9 +26,6 @@ _soft_limit: ContextVar[_SoftLimit | None] = ContextVar("soft_limit", default=No
 
 def start_soft_limit(seconds: int) -> Any:
     """Arm the soft time limit of the run starting now (jobs.runner); returns a reset token."""
-    from django.db import connection
-    from django.utils import timezone
-
     deadline = timezone.now() + timedelta(seconds=seconds)
     return _soft_limit.set(_SoftLimit(deadline, seconds, len(connection.atomic_blocks)))
 
@@ -39,15 +35,8 @@ def reset_soft_limit(token: Any) -> None:
 
 
 def checkpoint() -> None:
-    """A safe point: past the run's soft time limit, raise SoftTimeLimitExceeded here.
-
-    Called by report_progress; a job that reports nothing may call it between units of
-    work. Inside a transaction the job opened it does nothing (stopping there would undo
-    work the progress already counted); the next call outside one stops the job.
-    """
-    from django.db import connection
-    from django.utils import timezone
-
+    """A safe point (every report_progress is one; a job that reports nothing may call it):
+    past the run's soft time limit and outside the job's own transactions, raise here."""
     limit = _soft_limit.get()
     if limit is None or timezone.now() < limit.deadline:
         return
