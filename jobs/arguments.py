@@ -6,6 +6,7 @@ bounds from the job function's annotations, then the job's own `validate`. `from
 reads what an operator typed by those annotations; argparse only parses.
 """
 
+import contextlib
 import inspect
 import json
 import math
@@ -185,8 +186,6 @@ def check_job_arguments(name: str, kwargs: dict[str, Any], *, validate: bool = T
 #: A number as an operator means it: ASCII digits, an optional sign, fraction and exponent.
 _INT = re.compile(r"-?[0-9]+")
 _FLOAT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-#: Python's int() refuses longer digit strings (its 4,300-digit limit).
-_MAX_DIGITS = 4000
 
 
 def from_text(name: str, func: Callable[..., Any], texts: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +208,7 @@ def _read(name: str, key: str, value: Any, annotation: Any) -> Any:
     if bool in kinds and value in ("true", "false"):
         return value == "true"
     if (int in kinds or float in kinds) and _INT.fullmatch(value):
-        if len(value) > _MAX_DIGITS:
+        if len(value) > 4000:  # int() refuses strings past its 4,300-digit limit
             raise BadJobArguments(
                 f"{name}: argument {key}: a number of {len(value)} digits is out of range"
             )
@@ -217,10 +216,8 @@ def _read(name: str, key: str, value: Any, annotation: Any) -> Any:
     if float in kinds and len(value) <= 400 and _FLOAT.fullmatch(value):
         return float(value)
     if list in kinds and value.startswith("["):
-        try:
+        with contextlib.suppress(ValueError, RecursionError):
             return json.loads(value, parse_constant=lambda word: word)
-        except (ValueError, RecursionError):
-            return value
     return value
 
 

@@ -41,23 +41,19 @@ def func_name(func: Any) -> str:
 
 
 def refusal_reason(task: dict[str, Any]) -> str | None:
-    """Why the cluster must not run `task`, or None when it is one of ours."""
+    """Why the cluster must not run `task`, or None when it is one of ours: an entry point
+    whose arguments bind to its signature and name a run, or a job that its own check
+    lets run without arguments (a scheduled slot)."""
+    from jobs import runner
+
     name = func_name(task.get("func"))
     if name not in allowed_funcs():
         return f"function {name!r} is not a job entry point"
     for option in ("hook", "chain"):
         if task.get(option):
             return f"django-q2 {option} {func_name(task[option])!r} is not ours"
-    if name in (EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB):
-        return _entry_point_problem(name, task)
-    return None
-
-
-def _entry_point_problem(name: str, task: dict[str, Any]) -> str | None:
-    """Our entry points' arguments must bind to their signature and name a run, or a
-    job that its own check lets run without arguments (a scheduled slot)."""
-    from jobs import runner
-
+    if name not in (EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB):
+        return None  # a benchmark's no-op (JOBS_EXTRA_QUEUE_FUNCS)
     func = getattr(runner, name.rsplit(".", 1)[1])
     try:
         bound = _signature(func).bind(*task.get("args") or (), **task.get("kwargs") or {})

@@ -87,9 +87,8 @@ def _reason(run: JobRun) -> str:
     if run.status == JobRun.Status.RUNNING:
         beat = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if run.heartbeat_at else "never"
         text = f"worker lost: running on {run.host}:{run.pid}, last heartbeat {beat}"
-    else:
-        since = run.since  # annotated by lost_run_candidates
-        text = f"task lost: queued since {since:%Y-%m-%d %H:%M:%S} UTC, not held by the broker"
+    else:  # `since`: annotated by lost_run_candidates
+        text = f"task lost: queued since {run.since:%Y-%m-%d %H:%M:%S} UTC, not held by the broker"
     return text[:500]
 
 

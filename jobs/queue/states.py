@@ -42,11 +42,9 @@ def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
     return states
 
 
-def _decode(payload: Any) -> dict[str, Any] | None:
+def _decode(payload: str) -> dict[str, Any] | None:
     """A queued task's dict (django-q2's own reading, `OrmQ.task`); None when it is not
     ours (signed with another key: django-q2 reads it as {"id": "*BadSignature"})."""
-    if isinstance(payload, bytes):
-        payload = payload.decode()
     task = OrmQ(payload=payload).task
     if not isinstance(task, dict) or str(task.get("id", "")).startswith("*"):
         return None
