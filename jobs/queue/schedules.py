@@ -13,16 +13,12 @@ def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:
     """Upsert one cron Schedule per scheduled job, by name; delete only those we own (their
     func is our entry point). Idempotent; next_run is recomputed only when the cron changed,
     so re-syncing never skips or repeats a slot. A bad JOBS_SCHEDULES writes nothing."""
-    created, updated, deleted = [], [], []
+    created, updated = [], []
     overrides = schedule_overrides()
     wanted = {spec.name: spec for spec in all_jobs() if effective_cron(spec, overrides)}
     with transaction.atomic(using=using):
-        owned = {
-            s.name: s
-            for s in Schedule.objects.using(using)
-            .select_for_update()
-            .filter(func=RUN_SCHEDULED_JOB)
-        }
+        ours = Schedule.objects.using(using).select_for_update().filter(func=RUN_SCHEDULED_JOB)
+        owned = {schedule.name: schedule for schedule in ours}
         for name, spec in wanted.items():
             fields = {
                 "func": RUN_SCHEDULED_JOB,
@@ -36,8 +32,7 @@ def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:
             }
             schedule = owned.get(name)
             if schedule is None:
-                schedule = Schedule(name=name, **fields)
-                schedule.save(using=using)  # computes next_run from the cron
+                Schedule(name=name, **fields).save(using=using)  # next_run from the cron
                 created.append(name)
                 continue
             changed = {k: v for k, v in fields.items() if getattr(schedule, k) != v}
@@ -48,8 +43,6 @@ def sync_schedules(*, using: str = "default") -> dict[str, list[str]]:
                     schedule.next_run = schedule.calculate_next_run()
                 schedule.save(using=using)
                 updated.append(name)
-        for name, schedule in owned.items():
-            if name not in wanted:
-                schedule.delete()
-                deleted.append(name)
+        deleted = [name for name in owned if name not in wanted]
+        Schedule.objects.using(using).filter(pk__in=[owned[name].pk for name in deleted]).delete()
     return {"created": created, "updated": updated, "deleted": deleted}
