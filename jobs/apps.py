@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.management.base import CommandError
 from django.db.models.signals import post_migrate
 
 
@@ -25,8 +26,6 @@ class JobsConfig(AppConfig):
 
 
 def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:
-    from django.core.management.base import CommandError
-
     from jobs.queue.schedule_overrides import ScheduleOverrideError
     from jobs.queue.schedules import sync_schedules
 

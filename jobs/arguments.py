@@ -1,28 +1,12 @@
 """A job's arguments are checked once, before a run exists, by `check_job_arguments`.
 
-Every way a run is asked for goes through it: `run_job` and the app commands, admin
-actions, "Run now" and "Retry" (all through jobs.runner), chain hops, and scheduled
-slots (the queue guard, for a schedule's task). A bad value is refused where it was
-typed, in one line naming the argument, and never becomes a failed run, a queued retry
-and a red /health/. Job bodies check nothing: what reaches them passed here.
-
-- Types come from the job function's annotations (`int`, `str | None`, `list[int]`).
-- Bounds too: `Annotated[int, Range(min=1, max=3650)]`; a date typed as text:
-  `Annotated[str, IsoDate()]` (YYYY-MM-DD, or a date-time with a zone with
-  `with_time=True`, between `earliest` and `latest_days_ahead` from today, so 9999-12-31
-  never reaches date arithmetic). Without one, an int must fit a PostgreSQL bigint, a
-  float must be finite, a string at most MAX_TEXT characters and a list at most
-  MAX_ITEMS items (a 5,000-digit number never reaches the database).
-- The job's `validate` (registry) then checks what needs the database: that the exchange
-  exists and can be matched, that the collection exists. It sees values whose types
-  already passed. An automatic retry repeats a run whose arguments passed: its types are
-  checked again, its `validate` is not (what changed since is the job's own error).
-
-What an operator types is text: `from_text` turns it into the annotated types (ASCII
-digits only for numbers: `int("٣")` is 3 and `int(" 3_0 ")` is 30, which nobody means)
-and leaves text it cannot read for the check to refuse by name. argparse only parses.
+Every entry point goes through it (docs/jobs-core.md), so a bad value is refused where it
+was typed, in one line naming the argument, and never becomes a failed run: types and
+bounds from the job function's annotations, then the job's own `validate`. `from_text`
+reads what an operator typed by those annotations; argparse only parses.
 """
 
+import contextlib
 import inspect
 import json
 import math
@@ -34,10 +18,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from jobs.exceptions import BadJobArguments
+from django.utils import timezone
 
-if typing.TYPE_CHECKING:
-    from jobs.registry import JobSpec
+from jobs.exceptions import BadJobArguments
+from jobs.registry import JobSpec, get_job
 
 BIGINT_MAX = 2**63 - 1
 MAX_TEXT = 10_000
@@ -48,9 +32,7 @@ MAX_ITEMS = 1_000_000
 class Range:
     """Inclusive bounds of a number argument: `Annotated[int, Range(min=1)]`."""
 
-    #: Smallest value allowed, or None.
     min: float | None = None
-    #: Largest value allowed, or None.
     max: float | None = None
 
     def problem(self, value: float) -> str | None:
@@ -63,25 +45,23 @@ class Range:
 
 @dataclass(frozen=True, kw_only=True)
 class IsoDate:
-    """A date passed as text: `Annotated[str, IsoDate()]`, YYYY-MM-DD by default.
+    """A date passed as text: `Annotated[str, IsoDate()]`, YYYY-MM-DD (`with_time`: an ISO
+    date-time with a zone), from `earliest` to `latest_days_ahead` from today (None: up to
+    9998-12-31, where adding days still works): bounds on what the job can walk."""
 
-    `with_time`: an ISO date-time with a zone instead (2026-12-01T00:00:00+00:00). The
-    bounds keep what an operator types inside what the job can walk: `earliest` (a
-    catch-up from 0001-01-01 would be 2,000 years of work), and `latest_days_ahead` from
-    today (None: up to 9998-12-31, where adding days still works).
-    """
-
-    #: The first day allowed.
     earliest: date = date(2000, 1, 1)
-    #: The last day allowed, in days from today (UTC); None: no limit short of year 9999.
     latest_days_ahead: int | None = 366
-    #: A date-time with a zone, not a date.
     with_time: bool = False
 
     def problem(self, value: str) -> str | None:
-        from django.utils import timezone
-
-        day = _parse_day(value, with_time=self.with_time)
+        try:
+            if self.with_time:
+                moment = datetime.fromisoformat(value)
+                day = moment.date() if moment.tzinfo is not None else None
+            else:
+                day = date.fromisoformat(value) if len(value) == 10 else None
+        except ValueError:
+            day = None
         if day is None:
             return (
                 "must be a date-time with a zone (2026-12-01T00:00:00+00:00)"
@@ -94,17 +74,6 @@ class IsoDate:
         if not self.earliest <= day <= latest:
             return f"must be from {self.earliest} to {latest}"
         return None
-
-
-def _parse_day(value: str, *, with_time: bool) -> date | None:
-    """The day of an ISO date (or date-time with a zone), or None when it is neither."""
-    try:
-        if not with_time:
-            return date.fromisoformat(value) if len(value) == 10 else None
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.date() if moment.tzinfo is not None else None
 
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -123,10 +92,8 @@ def check_types_and_bounds(name: str, func: Callable[..., Any], kwargs: dict[str
                 raise BadJobArguments(f"{name}: got an unexpected keyword argument '{key}'")
     hints = typing.get_type_hints(func, include_extras=True)
     for key, value in kwargs.items():
-        if key in hints:
-            problem = _problem(value, hints[key])
-            if problem:
-                raise BadJobArguments(f"{name}: argument {key}={_short(value)} {problem}")
+        if key in hints and (problem := _problem(value, hints[key])):
+            raise BadJobArguments(f"{name}: argument {key}={_short(value)} {problem}")
 
 
 def _problem(value: Any, annotation: Any) -> str | None:
@@ -137,22 +104,16 @@ def _problem(value: Any, annotation: Any) -> str | None:
         bounds = [e for e in extras if isinstance(e, Range | IsoDate)]
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        problems = [_problem(value, option) for option in options]
+        problems = [_problem(value, option) for option in typing.get_args(annotation)]
         if all(problems):
             fitting = [p for p in problems if not p.startswith("is not")]
             return fitting[0] if fitting else f"is not {_type_name(annotation)}"
         return None
-    type_problem = _type_problem(value, annotation, origin)
-    if type_problem:
+    if type_problem := _type_problem(value, annotation, origin):
         return type_problem
     for bound in bounds:
-        problem = None
-        if isinstance(bound, Range) and isinstance(value, int | float):
-            problem = bound.problem(value)
-        elif isinstance(bound, IsoDate) and isinstance(value, str):
-            problem = bound.problem(value)
-        if problem:
+        applies = isinstance(value, int | float if isinstance(bound, Range) else str)
+        if applies and (problem := bound.problem(value)):
             return problem
     return None
 
@@ -184,8 +145,7 @@ def _type_problem(value: Any, annotation: Any, origin: Any) -> str | None:
     (item_type, *_) = typing.get_args(annotation) or (None,)
     if isinstance(value, list) and item_type is not None:
         for item in value:
-            problem = _problem(item, item_type)
-            if problem:
+            if problem := _problem(item, item_type):
                 return f"has an item {_short(item)} that {problem}"
     return None
 
@@ -199,9 +159,9 @@ def _type_name(annotation: Any) -> str:
         return " | ".join(_type_name(option) for option in typing.get_args(annotation))
     if annotation is type(None):
         return "None"
-    if origin is not None:
-        return str(annotation).replace("typing.", "")
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    if origin is None and getattr(annotation, "__name__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
 
 
 def _short(value: Any) -> str:
@@ -212,15 +172,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
-def check_job_arguments(name: str, kwargs: dict[str, Any], *, validate: bool = True) -> "JobSpec":
-    """The one check before a run of job `name` exists: the job is registered, `kwargs`
-    bind to its signature with the annotated types and bounds, and (unless `validate` is
-    False: an automatic retry) the job's own `validate` accepts them.
-
-    Raises UnknownJob or BadJobArguments (one line naming the argument); returns the spec.
-    """
-    from jobs.registry import get_job
-
+def check_job_arguments(name: str, kwargs: dict[str, Any], *, validate: bool = True) -> JobSpec:
+    """The one check before a run of job `name` exists: types, bounds and (unless
+    `validate` is False: an automatic retry) the job's `validate`. Raises UnknownJob or
+    BadJobArguments (one line naming the argument); returns the job's spec."""
     spec = get_job(name)
     check_types_and_bounds(name, spec.func, kwargs)
     if validate and spec.validate is not None:
@@ -231,18 +186,12 @@ def check_job_arguments(name: str, kwargs: dict[str, Any], *, validate: bool = T
 #: A number as an operator means it: ASCII digits, an optional sign, fraction and exponent.
 _INT = re.compile(r"-?[0-9]+")
 _FLOAT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-#: Python's int() refuses longer digit strings (its 4,300-digit limit).
-_MAX_DIGITS = 4000
 
 
 def from_text(name: str, func: Callable[..., Any], texts: dict[str, Any]) -> dict[str, Any]:
-    """`texts` (what an operator typed, `key=value` or an option) as the job's types.
-
-    Each str (or list of str, for a list parameter) is read by its parameter's
-    annotation: an int from ASCII digits, a float, `true`/`false`, `null` where None is
-    allowed, a list as JSON (`[1, 2]`). Text that is not one of those, and any other
-    value, is left as it is: `check_job_arguments` then refuses it naming the argument.
-    """
+    """`texts` (what an operator typed) read by the job's annotations: ints from ASCII
+    digits only (`int("٣")` is 3), floats, `true`/`false`, `null`, a JSON list. Text that
+    reads as none of those is left for `check_job_arguments` to refuse by name."""
     hints = typing.get_type_hints(func, include_extras=True)
     return {key: _read(name, key, value, hints.get(key, Any)) for key, value in texts.items()}
 
@@ -259,7 +208,7 @@ def _read(name: str, key: str, value: Any, annotation: Any) -> Any:
     if bool in kinds and value in ("true", "false"):
         return value == "true"
     if (int in kinds or float in kinds) and _INT.fullmatch(value):
-        if len(value) > _MAX_DIGITS:
+        if len(value) > 4000:  # int() refuses strings past its 4,300-digit limit
             raise BadJobArguments(
                 f"{name}: argument {key}: a number of {len(value)} digits is out of range"
             )
@@ -267,10 +216,8 @@ def _read(name: str, key: str, value: Any, annotation: Any) -> Any:
     if float in kinds and len(value) <= 400 and _FLOAT.fullmatch(value):
         return float(value)
     if list in kinds and value.startswith("["):
-        try:
+        with contextlib.suppress(ValueError, RecursionError):
             return json.loads(value, parse_constant=lambda word: word)
-        except (ValueError, RecursionError):
-            return value
     return value
 
 
@@ -281,10 +228,7 @@ def _kinds(annotation: Any) -> dict[Any, Any]:
         annotation = typing.get_args(annotation)[0]
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        kinds: dict[Any, Any] = {}
-        for option in typing.get_args(annotation):
-            kinds.update(_kinds(option))
-        return kinds
+        return {k: v for option in typing.get_args(annotation) for k, v in _kinds(option).items()}
     if origin is list:
         (item, *_) = typing.get_args(annotation) or (Any,)
         return {list: item}

@@ -1,12 +1,7 @@
-"""App settings, read lazily (at use, never at import) through one object per app.
-
-Every app declares its settings the same way: an `AppSettings` subclass with a prefix
-and a table of `Setting`s (typed default, one `#:` line each);
-`jobs_settings.HISTORY_DAYS` reads `settings.JOBS_HISTORY_DAYS` at each access, else the
-default (an empty value counts as unset). A setting declared `env=True` may also come
-from the environment variable of the same name (secrets and endpoints that the qcluster
-processes get from their environment); a value in Django settings wins.
-"""
+"""App settings, read at each access (never at import) through one object per app: how an
+app declares them is in docs/architecture.md "Settings". An empty value counts as unset;
+`env=True` settings (secrets, endpoints the qclusters get from their environment) may
+come from the environment variable of the same name, and Django settings win."""
 
 import os
 from collections.abc import Mapping
@@ -67,14 +62,12 @@ class JobsSettings(AppSettings):
         "HISTORY_DAYS": Setting(90),
         #: Rows deleted per statement when pruning.
         "PRUNE_BATCH_SIZE": Setting(5000),
-        #: How long run bookkeeping (status, lease release, retry row) keeps retrying
-        #: through a database outage before giving up.
+        #: How long run bookkeeping keeps retrying through a database outage before giving up.
         "BOOKKEEPING_RETRY_SECONDS": Setting(60),
         #: Seconds between heartbeats of a running job (the admin's "last seen"; whether
         #: a run is alive is jobs.runs.lifecycle's rule, not its heartbeat's age).
         "HEARTBEAT_SECONDS": Setting(20),
-        #: A cron slot starting later than this is recorded `missed`, not run, unless its
-        #: job is registered with run_late_once=True.
+        #: A cron slot starting later than this is recorded `missed` unless run_late_once.
         "MISFIRE_GRACE_SECONDS": Setting(300),
         #: A schedule whose next_run is this far in the past is reported overdue.
         "SCHEDULE_OVERDUE_SECONDS": Setting(300),
@@ -91,23 +84,19 @@ class JobsSettings(AppSettings):
         "REAP_MAX_REQUEUES": Setting(3),
         #: Runs the reaper looks at per pass (the oldest first).
         "REAP_BATCH_SIZE": Setting(500),
-        #: Dotted functions the cluster may run besides the jobs core's two entry points
-        #: (jobs.queue.guard); only benchmarks' no-op tasks belong here (bench/settings_queue.py).
+        #: Functions the cluster may run besides our two entry points: benchmarks' no-op tasks.
         "EXTRA_QUEUE_FUNCS": Setting(()),
         #: Staff addresses alerts are emailed to (through the outbox); empty: no email.
         "ALERT_EMAILS": Setting((), env=True),
-        #: A Slack-compatible incoming webhook alerts are POSTed to (JSON); empty: none.
-        #: A secret (the URL is the credential): never stored in a row or rendered.
+        #: A Slack-compatible incoming webhook for alerts; a secret, never stored or shown.
         "ALERT_WEBHOOK_URL": Setting("", env=True),
-        #: Base URL of the admin for the link in an alert ("https://jobs.example.com");
-        #: empty: the link is a path only.
+        #: Base URL of the admin for alert links ("https://jobs.example.com"); empty: paths.
         "ALERT_BASE_URL": Setting("", env=True),
         #: An open alert whose job keeps having problems is told again after this long.
         "ALERT_REPEAT_HOURS": Setting(24),
         #: /health/ runs the alert watchdog at most once per this many seconds per process.
         "ALERT_WATCH_SECONDS": Setting(30),
-        #: An alert still undelivered this long after it was due means the notifications
-        #: cluster is down: the web process's watchdog delivers it itself.
+        #: An alert undelivered this long after it was due is delivered by the web process.
         "ALERT_FALLBACK_SECONDS": Setting(120),
     }
 
@@ -117,19 +106,15 @@ jobs_settings = JobsSettings()
 
 def job_entries(name: str, *, error: type[Exception], what: str = "value") -> Mapping[str, Any]:
     """A per-job setting: `settings.<name>` (a dict of job name -> value), else the
-    environment variable `<name>` ("job=value; other=value"); `error` for a bad shape
-    (`what` names the value in its message).
-
-    Each caller checks the names and values itself (JOBS_SCHEDULES, JOBS_ALERT_CHANNELS).
-    """
+    environment variable `<name>` ("job=value; other=value"), unchecked; `error` for a
+    bad shape (`what` names the value in its message)."""
     configured = getattr(django_settings, name, None)
     if configured is not None:
         if not isinstance(configured, Mapping):
             raise error(f"{name} must be a dict of job name -> {what}")
         return configured
     entries: dict[str, str] = {}
-    text = os.environ.get(name, "").strip()
-    for item in filter(None, (part.strip() for part in text.split(";"))):
+    for item in filter(None, map(str.strip, os.environ.get(name, "").split(";"))):
         job, sep, value = item.partition("=")
         if not sep:
             raise error(

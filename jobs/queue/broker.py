@@ -1,13 +1,7 @@
-"""django-q2's ORM broker, dequeuing a batch in one statement with FOR UPDATE SKIP LOCKED.
-
-The stock ORM broker selects `bulk` rows, then issues one UPDATE per row to lock it,
-and loses races to other clusters row by row. Here one UPDATE ... WHERE id IN
-(SELECT ... FOR UPDATE SKIP LOCKED) RETURNING claims the whole batch; concurrent
-pushers skip each other's rows instead of colliding. Acknowledging a task is one
-autocommit DELETE: the stock broker's QuerySet.delete() wraps it in BEGIN/COMMIT, three
-round trips per task in the monitor, the cluster's single-process bottleneck. Measured in
-bench/queue_throughput.py. Only tasks the queue guard admits reach the cluster
-(jobs.queue.guard: our job entry points).
+"""django-q2's ORM broker, dequeuing a batch in one `UPDATE ... FOR UPDATE SKIP LOCKED`
+statement (the stock one locks row by row and collides with other clusters) and
+acknowledging in one autocommit DELETE. Measured in bench/queue_throughput.py. Only tasks
+the queue guard admits reach the cluster.
 """
 
 from datetime import timedelta
@@ -38,8 +32,7 @@ class SkipLockedORMBroker(ORM):
             )
             rows = cursor.fetchall()
         if rows:
-            rows.sort()
-            return guard.admit(self, [(row[0], row[1]) for row in rows])
+            return guard.admit(self, sorted(rows))
         sleep(Conf.POLL)
         return None
 

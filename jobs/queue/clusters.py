@@ -1,5 +1,6 @@
 """Start and stop real `qcluster` processes (demo, `make run-cluster`, end-to-end tests)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,8 +44,7 @@ def stop_clusters(procs: Iterable[subprocess.Popen], *, timeout_seconds: float =
     """SIGTERM (django-q2 finishes the task at hand), then SIGKILL the whole group if needed."""
     procs = list(procs)
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        proc.terminate()  # SIGTERM; nothing if it has exited
     deadline = time.monotonic() + timeout_seconds
     for proc in procs:
         try:
@@ -55,8 +55,6 @@ def stop_clusters(procs: Iterable[subprocess.Popen], *, timeout_seconds: float =
 
 def kill_cluster(proc: subprocess.Popen) -> None:
     """kill -9 the cluster and all its workers (crash tests)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=10)

@@ -8,12 +8,8 @@ def _number(field: str, low: int, high: int) -> int | None:
 
 
 def describe_cron(expression: str | None) -> str:
-    """`"30 3 * * *"` -> `"daily at 03:30 UTC"`; None -> `"on demand"`.
-
-    Covers every minute, every N minutes, hourly at :MM, daily at HH:MM, weekly on a
-    weekday and monthly on a day; other expressions come back raw so nothing is
-    paraphrased wrongly.
-    """
+    """`"30 3 * * *"` -> `"daily at 03:30 UTC"`; None -> `"on demand"`; an expression
+    outside the common forms comes back raw, so nothing is paraphrased wrongly."""
     if not expression:
         return "on demand"
     fields = expression.split()

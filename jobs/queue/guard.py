@@ -1,21 +1,10 @@
 """The cluster runs our job entry points and nothing else.
 
-A django-q2 task names any importable function (`os.system` in a Schedule row, a
-"Resubmit" of someone else's task): the worker would call it as the worker's user.
-Our code queues exactly two functions, `jobs.runner.execute_queued_run(run_id=...)`
-and `jobs.runner.run_scheduled_job("<registered job>", scheduled_for=...)`, with no
-django-q2 hook or chain. Any other task is refused where the cluster takes tasks from
-the queue, before a worker sees it: our broker (jobs.queue.broker, django-q2's public
-`broker_class` setting) hands the cluster only what `admit` lets through. A refused task
-is recorded as a failed `jobs.refused_task` run flagged for attention (so history and
-/health/ show it) and as a django-q2 failure, and deleted from the queue. A scheduled
-slot is also refused when its job's own check (`check_job_arguments`) refuses running
-it without arguments: refused before a run exists, like every other entry point.
-
-django-q2 has no veto inside the worker (a `pre_execute` receiver that raises is
-outside the worker's `try` and kills the worker), hence the broker. Tasks run with
-`sync=True` never pass a broker; only tests use it. Benchmarks allow their no-op tasks
-with JOBS_EXTRA_QUEUE_FUNCS.
+A django-q2 task may name any importable function (`os.system` in a Schedule row): the
+worker would call it as its user. Our broker (jobs.queue.broker) hands the cluster only
+what `admit` lets through, since django-q2 has no veto inside the worker (a raising
+`pre_execute` receiver is outside its `try`). What a refusal records: docs/operations.md.
+Tasks run with `sync=True` pass no broker; only tests use it.
 """
 
 import functools
@@ -30,7 +19,8 @@ from django_q.models import Failure, OrmQ
 from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
 from jobs.exceptions import BadJobArguments, UnknownJob
-from jobs.runs.lifecycle import run_finished
+from jobs.models import JobRun
+from jobs.runs.lifecycle import new_run, run_finished
 from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB
 
 logger = logging.getLogger("jobs.queue_guard")
@@ -40,8 +30,7 @@ REFUSED_JOB = "jobs.refused_task"
 
 
 def allowed_funcs() -> frozenset[str]:
-    extra = jobs_settings.EXTRA_QUEUE_FUNCS
-    return frozenset({EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, *extra})
+    return frozenset({EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB, *jobs_settings.EXTRA_QUEUE_FUNCS})
 
 
 def func_name(func: Any) -> str:
@@ -52,33 +41,28 @@ def func_name(func: Any) -> str:
 
 
 def refusal_reason(task: dict[str, Any]) -> str | None:
-    """Why the cluster must not run `task`, or None when it is one of ours."""
+    """Why the cluster must not run `task`, or None when it is one of ours: an entry point
+    whose arguments bind to its signature and name a run, or a job that its own check
+    lets run without arguments (a scheduled slot)."""
+    from jobs import runner
+
     name = func_name(task.get("func"))
     if name not in allowed_funcs():
         return f"function {name!r} is not a job entry point"
     for option in ("hook", "chain"):
         if task.get(option):
             return f"django-q2 {option} {func_name(task[option])!r} is not ours"
-    if name in (EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB):
-        return _entry_point_problem(name, task)
-    return None
-
-
-def _entry_point_problem(name: str, task: dict[str, Any]) -> str | None:
-    """Our entry points' arguments must bind to their signature and name a run, or a
-    job that its own check lets run without arguments (a scheduled slot)."""
-    from jobs import runner
-
-    args, kwargs = tuple(task.get("args") or ()), dict(task.get("kwargs") or {})
+    if name not in (EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB):
+        return None  # a benchmark's no-op (JOBS_EXTRA_QUEUE_FUNCS)
     func = getattr(runner, name.rsplit(".", 1)[1])
     try:
-        bound = _signature(func).bind(*args, **kwargs).arguments
+        bound = _signature(func).bind(*task.get("args") or (), **task.get("kwargs") or {})
     except TypeError as exc:
         return f"{name}: {exc}"
-    if name == EXECUTE_QUEUED_RUN and type(bound.get("run_id")) is not int:
-        return f"{name} takes run_id=<int>, not {bound.get('run_id')!r}"
+    run_id, job_name = bound.arguments.get("run_id"), bound.arguments.get("job_name")
+    if name == EXECUTE_QUEUED_RUN and type(run_id) is not int:
+        return f"{name} takes run_id=<int>, not {run_id!r}"
     if name == RUN_SCHEDULED_JOB:
-        job_name = bound.get("job_name")
         if not isinstance(job_name, str):
             return f"{job_name!r} is not a registered job"
         try:
@@ -118,9 +102,6 @@ def admit(broker: Any, rows: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
 def record_refusal(task: dict[str, Any], reason: str) -> None:
     """A failed, flagged JobRun naming the function and where the task came from, and
     django-q2's failure row with the task's real arguments (its "Failed tasks" page)."""
-    from jobs.models import JobRun
-    from jobs.runs.lifecycle import new_run
-
     group = task.get("group")
     now = timezone.now()
     Failure.objects.get_or_create(

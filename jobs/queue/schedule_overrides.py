@@ -1,15 +1,6 @@
-"""Cron schedules set or changed from settings: an operator turns a job on without code.
-
-    JOBS_SCHEDULES = {"commerce.cleanup_old_audit_logs": "0 4 * * *"}    # settings
-    JOBS_SCHEDULES="commerce.cleanup_old_audit_logs=0 4 * * *; jobs.prune_history=off"  # env
-
-The setting wins over the environment variable. A value sets the job's cron (UTC);
-"off" (or None in settings) makes a scheduled job on-demand only. Every entry is
-checked before anything is used: an unknown job, a bad cron or a job that cannot run
-without arguments raises ScheduleOverrideError with one line naming it, so `sync_schedules` stops and changes
-nothing. `sync_schedules`, `list_jobs` and the jobs dashboard read the effective cron
-from here (owners configure cleanup schedules without a code change).
-"""
+"""JOBS_SCHEDULES: an operator sets or changes a job's cron (or turns it "off") from
+settings or the environment, without code (docs/jobs-core.md). Every entry is checked
+before any is used: a bad one raises ScheduleOverrideError, one line naming it."""
 
 from collections.abc import Mapping
 
@@ -21,7 +12,6 @@ from jobs.exceptions import BadJobArguments, JobsError, UnknownJob
 from jobs.registry import JobSpec, get_job
 
 ENV_VAR = "JOBS_SCHEDULES"
-OFF = "off"
 
 
 class ScheduleOverrideError(JobsError):
@@ -36,7 +26,7 @@ def schedule_overrides() -> dict[str, str | None]:
             get_job(name)
         except UnknownJob as exc:
             raise ScheduleOverrideError(f"{ENV_VAR}: {exc}") from None
-        if cron is None or (isinstance(cron, str) and cron.strip().lower() == OFF):
+        if cron is None or (isinstance(cron, str) and cron.strip().lower() == "off"):
             checked[name] = None
             continue
         try:  # a slot runs the job without arguments (its `validate` runs at each slot)
@@ -52,6 +42,5 @@ def schedule_overrides() -> dict[str, str | None]:
 
 
 def effective_cron(spec: JobSpec, overrides: Mapping[str, str | None]) -> str | None:
-    """The cron the job runs on: the override (from `schedule_overrides()`) when one is
-    set, else the code's."""
-    return overrides[spec.name] if spec.name in overrides else spec.cron
+    """The cron the job runs on: its entry in `schedule_overrides()` if any, else the code's."""
+    return overrides.get(spec.name, spec.cron)

@@ -1,8 +1,5 @@
-"""What waits in django-q2's queue, per cluster: depth, oldest task, run ids.
-
-The dashboard, /metrics, /health/ and the reaper read the queue through here: the
-PostgreSQL table `django_q_ormq` that the ORM broker (jobs.queue.broker) takes tasks from.
-"""
+"""What waits in django-q2's queue (the `django_q_ormq` table our broker takes tasks from),
+per cluster: for the dashboard, /metrics, /health/ and the reaper."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,19 +9,17 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from jobs.registry import CLUSTERS
-
-#: django-q2's defaults when Q_CLUSTER leaves them out.
-DJANGO_Q_DEFAULT_RETRY = 60
+from jobs.runs.queue_task import EXECUTE_QUEUED_RUN
 
 
 @dataclass(frozen=True)
 class QueueState:
-    """One cluster's queue: tasks waiting and when the oldest waiting one was queued."""
+    """One cluster's queue: tasks waiting and when the oldest waiting one (if any) was queued."""
 
     depth: int
-    #: None when nothing waits.
     oldest_enqueued_at: datetime | None = None
 
 
@@ -34,15 +29,12 @@ def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
     `lock` is the enqueue time until a cluster takes the row, then the time it may be
     handed out again: rows with `lock` in the past are the ones waiting.
     """
-    from django_q.models import OrmQ
-
     clusters = list(clusters)
-    now = timezone.now()
     rows = (
         OrmQ.objects.filter(key__in=clusters)
         .order_by()
         .values_list("key")
-        .annotate(n=Count("id"), oldest=Min("lock", filter=Q(lock__lte=now)))
+        .annotate(n=Count("id"), oldest=Min("lock", filter=Q(lock__lte=timezone.now())))
     )
     states = dict.fromkeys(clusters, QueueState(depth=0))
     for key, count, oldest in rows:
@@ -50,38 +42,22 @@ def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
     return states
 
 
-def _decode(payload: Any) -> dict[str, Any] | None:
+def _decode(payload: str) -> dict[str, Any] | None:
     """A queued task's dict (django-q2's own reading, `OrmQ.task`); None when it is not
     ours (signed with another key: django-q2 reads it as {"id": "*BadSignature"})."""
-    from django_q.models import OrmQ
-
-    if isinstance(payload, bytes):
-        payload = payload.decode()
     task = OrmQ(payload=payload).task
     if not isinstance(task, dict) or str(task.get("id", "")).startswith("*"):
         return None
     return task
 
 
-def waiting_tasks(clusters: Iterable[str] = CLUSTERS) -> list[dict[str, Any]]:
-    """Every task still held by the broker, decoded: waiting, or taken by a cluster and not
-    yet acknowledged, which the broker hands out again after `retry`.
-
-    Reads the whole queue: the reaper calls it only when it has candidates.
-    """
-    from django_q.models import OrmQ
-
-    payloads = OrmQ.objects.filter(key__in=list(clusters)).values_list("payload", flat=True)
-    return [task for task in map(_decode, payloads) if task is not None]
-
-
 def waiting_run_ids(clusters: Iterable[str] = CLUSTERS) -> set[int]:
-    """Runs that a task held by the broker will still deliver (jobs.runner.execute_queued_run)."""
-    from jobs.runs.queue_task import EXECUTE_QUEUED_RUN
-
+    """Runs that a task held by the broker will still deliver: waiting, or taken and not yet
+    acknowledged (handed out again after `retry`). Reads the whole queue of `clusters`."""
+    payloads = OrmQ.objects.filter(key__in=list(clusters)).values_list("payload", flat=True)
     return {
         int(task["kwargs"]["run_id"])
-        for task in waiting_tasks(clusters)
+        for task in filter(None, map(_decode, payloads))
         if task.get("func") == EXECUTE_QUEUED_RUN and "run_id" in (task.get("kwargs") or {})
     }
 
@@ -89,7 +65,7 @@ def waiting_run_ids(clusters: Iterable[str] = CLUSTERS) -> set[int]:
 def cluster_retry_seconds(cluster: str) -> int:
     """Q_CLUSTER `retry` of a cluster (ALT_CLUSTERS override the base, as in django-q2)."""
     conf = settings.Q_CLUSTER
-    base = conf.get("retry", DJANGO_Q_DEFAULT_RETRY)
+    base = conf.get("retry", 60)  # django-q2's default
     if cluster == conf.get("name", "default"):
         return int(base)
     return int(conf.get("ALT_CLUSTERS", {}).get(cluster, {}).get("retry", base))
