@@ -120,9 +120,7 @@ def check_cluster() -> Check:
 
 def queue_consumers() -> dict[str, int]:
     """Connected sessions per queue name, of the qclusters consuming them."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql.QUEUE_CONSUMERS, {"prefix": settings.QCLUSTER_SESSION_PREFIX})
-        return dict(cursor.fetchall())
+    return dict(sql.fetch(sql.QUEUE_CONSUMERS, {"prefix": settings.QCLUSTER_SESSION_PREFIX}))
 
 
 def check_schedules() -> Check:

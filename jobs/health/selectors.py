@@ -4,7 +4,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
 from django.utils import timezone
 
@@ -93,10 +92,9 @@ def recent_runs_by_job(names: list[str], *, limit: int = CHART_RUNS) -> dict[str
     by_job: dict[str, list[RunPoint]] = defaultdict(list)
     if not names:
         return by_job
-    with connection.cursor() as cursor:
-        cursor.execute(sql.RECENT_RUNS_PER_JOB, {"jobs": list(names), "limit": limit})
-        for pk, job, status, duration, created_at in cursor.fetchall():
-            by_job[job].append(RunPoint(pk, status, duration, created_at))
+    rows = sql.fetch(sql.RECENT_RUNS_PER_JOB, {"jobs": list(names), "limit": limit})
+    for pk, job, status, duration, created_at in rows:
+        by_job[job].append(RunPoint(pk, status, duration, created_at))
     for points in by_job.values():
         points.sort(key=lambda p: (p.created_at, p.id))
     return by_job

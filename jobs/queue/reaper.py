@@ -9,7 +9,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -73,9 +72,9 @@ def reap_lost_runs(*, limit: int | None = None) -> dict[str, Any]:
                 f"worker lost: requeued {run.requeue_count} times and never finished; "
                 f"last: {_reason(run)}"
             )
-            if _update(sql.GIVE_UP_LOST_RUN, {**params, "reason": reason[:10000]}):
+            if sql.fetch(sql.GIVE_UP_LOST_RUN, {**params, "reason": reason[:10000]}):
                 result["failed"].append(run.pk)
-        elif _update(sql.REQUEUE_LOST_RUN, {**params, "reason": _reason(run)}):
+        elif sql.fetch(sql.REQUEUE_LOST_RUN, {**params, "reason": _reason(run)}):
             _hand_to_broker(run, now)
             result["requeued"].append(run.pk)
     if result["requeued"] or result["failed"]:
@@ -90,12 +89,6 @@ def _reason(run: JobRun) -> str:
     else:  # `since`: annotated by lost_run_candidates
         text = f"task lost: queued since {run.since:%Y-%m-%d %H:%M:%S} UTC, not held by the broker"
     return text[:500]
-
-
-def _update(statement: str, params: dict[str, Any]) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchone() is not None
 
 
 def _hand_to_broker(run: JobRun, now: datetime) -> None:
