@@ -109,11 +109,6 @@ class Subscription(models.Model):
             self.anchor_day = self.next_delivery_date.day
         super().save(*args, **kwargs)
 
-    @property
-    def is_final(self) -> bool:
-        """Cancelled and completed subscriptions never change again (admin, actions, webhook)."""
-        return self.status in FINAL_STATUSES
-
 
 #: Statuses whose subscriptions are delivered by the daily job.
 DELIVERED_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)

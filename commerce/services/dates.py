@@ -57,13 +57,3 @@ def due_delivery_date(
         "commerce_due_delivery(%s::date, %s, %s::int, %s::date)",
         [current, frequency, anchor_day, today],
     )
-
-
-def deliveries_between(
-    start: date, end: date, *, frequency: str, anchor_day: int | None = None
-) -> int:
-    """How many deliveries of the schedule starting at `start` fall before `end`."""
-    return _scalar(
-        "commerce_deliveries_between(%s::date, %s::date, %s, %s::int)",
-        [start, end, frequency, anchor_day],
-    )
