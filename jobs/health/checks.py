@@ -8,10 +8,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
+from django_q.models import Schedule
 
 from jobs import sql
 from jobs.conf import jobs_settings
@@ -64,15 +65,25 @@ def _failed(name: str, what: str, hint: str, exc: Exception, *, critical: bool =
     )
 
 
-def _warning(name: str, found: bool, problem: str) -> Check:
-    """WARN with `problem` when something was `found` (not unhealthy: told, not failed), else OK."""
-    return Check(name, False, problem, warning=True) if found else Check(name, True, "")
+def _verdict(name: str, found: bool, problem: str, *, warning: bool = False, ok: str = "") -> Check:
+    """FAIL (WARN when `warning`: told, not unhealthy) with `problem` when something was
+    `found`, else OK with `ok`."""
+    return Check(name, False, problem, warning=warning) if found else Check(name, True, ok)
+
+
+def _runs_24h(**filters: Any) -> str:
+    """Up to 20 runs of the last 24 h matching `filters`, as `job #id (attention reason)`."""
+    since = timezone.now() - timedelta(hours=24)
+    runs = JobRun.objects.filter(created_at__gte=since, **filters)
+    return ", ".join(
+        f"{job} #{pk}" + (f" ({reason})" if reason else "")
+        for job, pk, reason in runs.values_list("job", "pk", "attention_reason")[:20]
+    )
 
 
 def check_database() -> Check:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        sql.fetch("SELECT 1", {})
         return Check("database", True, "")
     except Exception as exc:
         return _failed(
@@ -108,14 +119,13 @@ def check_cluster() -> Check:
         for name, state in queues.items()
         if state.oldest_enqueued_at is not None and state.oldest_enqueued_at < stall_before
     ]
-    if stalled:
-        return Check(
-            "cluster",
-            False,
-            f"queue(s) {', '.join(stalled)} not consumed for "
-            f"{jobs_settings.QUEUE_STALL_SECONDS}s though a qcluster is connected (stuck?)",
-        )
-    return Check("cluster", True, f"every queue consumed ({', '.join(CLUSTERS)})")
+    return _verdict(
+        "cluster",
+        bool(stalled),
+        f"queue(s) {', '.join(stalled)} not consumed for "
+        f"{jobs_settings.QUEUE_STALL_SECONDS}s though a qcluster is connected (stuck?)",
+        ok=f"every queue consumed ({', '.join(CLUSTERS)})",
+    )
 
 
 def queue_consumers() -> dict[str, int]:
@@ -124,21 +134,17 @@ def queue_consumers() -> dict[str, int]:
 
 
 def check_schedules() -> Check:
-    from django_q.models import Schedule
-
     overdue_before = timezone.now() - timedelta(seconds=int(jobs_settings.SCHEDULE_OVERDUE_SECONDS))
     overdue = list(
         Schedule.objects.exclude(repeats=0)
         .filter(next_run__lt=overdue_before)
         .values_list("name", flat=True)[:10]
     )
-    if overdue:
-        return Check(
-            "schedules",
-            False,
-            f"overdue: {', '.join(str(n) for n in overdue)} (is the scheduler's cluster running?)",
-        )
-    return Check("schedules", True, "")
+    return _verdict(
+        "schedules",
+        bool(overdue),
+        f"overdue: {', '.join(str(n) for n in overdue)} (is the scheduler's cluster running?)",
+    )
 
 
 def check_recent_failures() -> Check:
@@ -158,40 +164,29 @@ def check_recent_failures() -> Check:
     )
     unresolved = sorted(job for job, status in latest if status in failing)
     allowed = int(jobs_settings.HEALTH_MAX_FAILURES_24H)
-    if unresolved or (allowed and count > allowed):
-        return Check(
-            "failures_24h",
-            False,
-            f"{count} failed run(s); latest run failed for: {', '.join(unresolved) or '-'}"
-            " (see admin Job runs, status=failed or timed out; Retry there)",
-        )
-    return Check("failures_24h", True, f"{count} failed run(s), all followed by a success")
+    return _verdict(
+        "failures_24h",
+        bool(unresolved or (allowed and count > allowed)),
+        f"{count} failed run(s); latest run failed for: {', '.join(unresolved) or '-'}"
+        " (see admin Job runs, status=failed or timed out; Retry there)",
+        ok=f"{count} failed run(s), all followed by a success",
+    )
 
 
 def check_attention() -> Check:
-    since = timezone.now() - timedelta(hours=24)
-    flagged = JobRun.objects.filter(needs_attention=True, created_at__gte=since)
-    rows = list(flagged.values_list("job", "pk", "attention_reason")[:20])
-    detail = ", ".join(
-        f"{job} #{pk}" + (f" ({reason})" if reason else "") for job, pk, reason in rows
-    )
-    return _warning("attention", bool(rows), f"runs flagged: {detail}")
+    flagged = _runs_24h(needs_attention=True)
+    return _verdict("attention", bool(flagged), f"runs flagged: {flagged}", warning=True)
 
 
 def check_missed() -> Check:
     """Warn about cron slots of the last 24 h recorded `missed` (started past the grace)."""
-    since = timezone.now() - timedelta(hours=24)
-    rows = list(
-        JobRun.objects.filter(status=JobRun.Status.MISSED, created_at__gte=since).values_list(
-            "job", "pk"
-        )[:20]
-    )
-    detail = ", ".join(f"{job} #{pk}" for job, pk in rows)
-    return _warning(
+    missed = _runs_24h(status=JobRun.Status.MISSED)
+    return _verdict(
         "missed",
-        bool(rows),
+        bool(missed),
         f"cron slots missed (started more than {jobs_settings.MISFIRE_GRACE_SECONDS}s late,"
-        f" not run): {detail} (was the cluster down? Run now if the work cannot wait)",
+        f" not run): {missed} (was the cluster down? Run now if the work cannot wait)",
+        warning=True,
     )
 
 
@@ -208,17 +203,20 @@ def check_lost_runs() -> Check:
         )
         for run in lost
     )
-    return _warning(
+    return _verdict(
         "lost_runs",
         bool(lost),
         f"running, but the worker is gone: {detail} (its redelivery, the next run or the"
         " reaper records it; see docs/operations.md 'Recovery after a crash')",
+        warning=True,
     )
 
 
 def check_outbox() -> Check:
     dead = Notification.objects.filter(status=Notification.Status.DEAD).count()
-    return _warning("outbox", dead > 0, f"{dead} dead notification(s) (requeue in admin)")
+    return _verdict(
+        "outbox", dead > 0, f"{dead} dead notification(s) (requeue in admin)", warning=True
+    )
 
 
 #: Checks of the apps (registered in their AppConfig.ready), run after the core's.

@@ -1,11 +1,12 @@
 """Named reads for the operator surface (admin dashboard, list_jobs, /metrics)."""
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Aggregate, Avg, Count, FloatField, Q, Sum
+from django.db.models import Aggregate, Count, FloatField, Q, Sum
 from django.utils import timezone
+from django_q.models import Schedule
 
 from jobs import sql
 from jobs.models import JobRun, Notification
@@ -44,16 +45,15 @@ class JobOverview:
     runs_7d: int
     succeeded_7d: int
     failed_7d: int
-    avg_duration_7d: float | None
     #: Percentiles of finished (succeeded or failed) runs' durations over 7 days, seconds.
-    p50_duration_7d: float | None = None
-    p95_duration_7d: float | None = None
+    p50_duration_7d: float | None
+    p95_duration_7d: float | None
     #: Latest runs, oldest first (chart order).
-    recent_runs: list[RunPoint] = field(default_factory=list)
+    recent_runs: list[RunPoint]
     #: The cron in effect: JOBS_SCHEDULES' when set (and valid), else the code's.
-    cron: str | None = None
+    cron: str | None
     #: True when JOBS_SCHEDULES sets this job's cron.
-    cron_from_settings: bool = False
+    cron_from_settings: bool
 
     @property
     def success_rate_7d(self) -> float | None:
@@ -67,7 +67,7 @@ class JobOverview:
 
 def job_run_stats(*, since: datetime) -> dict[str, dict]:
     """Per job since `since`: runs, succeeded, failed; durations of finished runs (count,
-    total, p50, p95) and the average of succeeded ones; one query for all jobs."""
+    total, p50, p95); one query for all jobs."""
     finished = Q(status__in=[JobRun.Status.SUCCEEDED, JobRun.Status.FAILED])
     rows = (
         JobRun.objects.filter(created_at__gte=since)
@@ -77,7 +77,6 @@ def job_run_stats(*, since: datetime) -> dict[str, dict]:
             runs=Count("id"),
             succeeded=Count("id", filter=Q(status=JobRun.Status.SUCCEEDED)),
             failed=Count("id", filter=Q(status=JobRun.Status.FAILED)),
-            avg_duration=Avg("duration_seconds", filter=Q(status=JobRun.Status.SUCCEEDED)),
             finished=Count("duration_seconds", filter=finished),
             total=Sum("duration_seconds", filter=finished, default=0.0),
             p50_duration=PercentileCont("duration_seconds", fraction=0.5, filter=finished),
@@ -90,8 +89,6 @@ def job_run_stats(*, since: datetime) -> dict[str, dict]:
 def recent_runs_by_job(names: list[str], *, limit: int = CHART_RUNS) -> dict[str, list[RunPoint]]:
     """The latest `limit` runs of each job, oldest first; one query (sql.RECENT_RUNS_PER_JOB)."""
     by_job: dict[str, list[RunPoint]] = defaultdict(list)
-    if not names:
-        return by_job
     rows = sql.fetch(sql.RECENT_RUNS_PER_JOB, {"jobs": list(names), "limit": limit})
     for pk, job, status, duration, created_at in rows:
         by_job[job].append(RunPoint(pk, status, duration, created_at))
@@ -100,10 +97,9 @@ def recent_runs_by_job(names: list[str], *, limit: int = CHART_RUNS) -> dict[str
     return by_job
 
 
-def job_overviews() -> list[JobOverview]:
-    """Every registered job with its next run, last finished run, 7-day figures and chart."""
-    from django_q.models import Schedule
-
+def job_overviews(overrides: dict[str, str | None] | None = None) -> list[JobOverview]:
+    """Every registered job with its next run, last finished run, 7-day figures and chart;
+    the crons in effect are `overrides` (schedule_overrides()) when given."""
     specs = all_jobs()
     since = timezone.now() - timedelta(days=7)
     next_runs = dict(Schedule.objects.exclude(name=None).values_list("name", "next_run"))
@@ -115,30 +111,27 @@ def job_overviews() -> list[JobOverview]:
         .order_by("job", "-created_at", "-id")
         .distinct("job")
     }
-    try:
-        overrides = schedule_overrides()
-    except ScheduleOverrideError:
-        overrides = {}  # sync_schedules refuses them: the code's crons stay in force
-    overviews = []
-    for spec in specs:
-        row = stats.get(spec.name, {})
-        overviews.append(
-            JobOverview(
-                spec=spec,
-                next_run=next_runs.get(spec.name),
-                last_run=last_runs.get(spec.name),
-                runs_7d=row.get("runs", 0),
-                succeeded_7d=row.get("succeeded", 0),
-                failed_7d=row.get("failed", 0),
-                avg_duration_7d=row.get("avg_duration"),
-                p50_duration_7d=row.get("p50_duration"),
-                p95_duration_7d=row.get("p95_duration"),
-                recent_runs=recent.get(spec.name, []),
-                cron=effective_cron(spec, overrides),
-                cron_from_settings=spec.name in overrides,
-            )
+    if overrides is None:
+        try:
+            overrides = schedule_overrides()
+        except ScheduleOverrideError:
+            overrides = {}  # sync_schedules refuses them: the code's crons stay in force
+    return [
+        JobOverview(
+            spec=spec,
+            next_run=next_runs.get(spec.name),
+            last_run=last_runs.get(spec.name),
+            runs_7d=(row := stats.get(spec.name, {})).get("runs", 0),
+            succeeded_7d=row.get("succeeded", 0),
+            failed_7d=row.get("failed", 0),
+            p50_duration_7d=row.get("p50_duration"),
+            p95_duration_7d=row.get("p95_duration"),
+            recent_runs=recent.get(spec.name, []),
+            cron=effective_cron(spec, overrides),
+            cron_from_settings=spec.name in overrides,
         )
-    return overviews
+        for spec in specs
+    ]
 
 
 def queue_depth_by_cluster() -> dict[str, int]:
