@@ -175,9 +175,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
 
     @admin.display(description="progress")
     def progress_display(self, run: JobRun) -> str:
-        view = describe_progress(run.progress)
-        percent = view.percent if view and view.percent is not None else 0
-        context = {"run": run, "view": view, "percent": f"{percent:.1f}"}
+        context = {"run": run, "progress": progress_json(run)}
         return render_to_string("admin/jobs/jobrun/progress.html", context)
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
@@ -315,23 +313,25 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
         """What the run page polls every 2 s while the run is queued or running."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        run = JobRun.objects.filter(pk=pk).first()
-        if run is None:
+        if (run := JobRun.objects.filter(pk=pk).first()) is None:
             return JsonResponse({"error": f"no run #{pk}"}, status=404)
-        view = describe_progress(run.progress)
-        return JsonResponse(
-            {
-                "id": run.pk,
-                "status": run.status,
-                "finished": run.is_finished,
-                "progress": run.progress,
-                "percent": view.percent if view else None,
-                "text": view.text if view else "",
-                "detail": view.detail if view else "",
-                "duration_seconds": run.duration_seconds,
-                "heartbeat_at": run.heartbeat_at,
-            }
-        )
+        return JsonResponse(progress_json(run))
+
+
+def progress_json(run: JobRun) -> dict:
+    """A run's state and progress: the bar on its page, and what the page polls."""
+    view = describe_progress(run.progress)
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "finished": run.is_finished,
+        "progress": run.progress,
+        "percent": view.percent if view else None,
+        "text": view.text if view else "",
+        "detail": view.detail if view else "",
+        "duration_seconds": run.duration_seconds,
+        "heartbeat_at": run.heartbeat_at,
+    }
 
 
 def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:

@@ -28,16 +28,6 @@ class PercentileCont(Aggregate):
 
 
 @dataclass(frozen=True)
-class RunPoint:
-    """One bar of a job's chart."""
-
-    id: int
-    status: str
-    duration_seconds: float | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
 class JobOverview:
     spec: JobSpec
     next_run: datetime | None
@@ -49,7 +39,7 @@ class JobOverview:
     p50_duration_7d: float | None
     p95_duration_7d: float | None
     #: Latest runs, oldest first (chart order).
-    recent_runs: list[RunPoint]
+    recent_runs: list[JobRun]
     #: The cron in effect: JOBS_SCHEDULES' when set (and valid), else the code's.
     cron: str | None
     #: True when JOBS_SCHEDULES sets this job's cron.
@@ -86,14 +76,14 @@ def job_run_stats(*, since: datetime) -> dict[str, dict]:
     return {row["job"]: row for row in rows}
 
 
-def recent_runs_by_job(names: list[str], *, limit: int = CHART_RUNS) -> dict[str, list[RunPoint]]:
-    """The latest `limit` runs of each job, oldest first; one query (sql.RECENT_RUNS_PER_JOB)."""
-    by_job: dict[str, list[RunPoint]] = defaultdict(list)
-    rows = sql.fetch(sql.RECENT_RUNS_PER_JOB, {"jobs": list(names), "limit": limit})
-    for pk, job, status, duration, created_at in rows:
-        by_job[job].append(RunPoint(pk, status, duration, created_at))
-    for points in by_job.values():
-        points.sort(key=lambda p: (p.created_at, p.id))
+def recent_runs_by_job(names: list[str], *, limit: int = CHART_RUNS) -> dict[str, list[JobRun]]:
+    """The latest `limit` runs of each job (only the chart's fields loaded), oldest first; one
+    query (sql.RECENT_RUNS_PER_JOB)."""
+    by_job: dict[str, list[JobRun]] = defaultdict(list)
+    for run in JobRun.objects.raw(sql.RECENT_RUNS_PER_JOB, {"jobs": list(names), "limit": limit}):
+        by_job[run.job].append(run)
+    for runs in by_job.values():
+        runs.sort(key=lambda run: (run.created_at, run.id))
     return by_job
 
 
