@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
+from jobs.health.selectors import CHART_RUNS
 from jobs.models import JobRun
 
 #: The colour of each run status, wherever a status is shown: the run list, the run page,
@@ -19,7 +20,7 @@ STATUS_COLOURS = {
 
 
 def run_chart(
-    points: Sequence[JobRun], *, slots: int = 30, width: int = 180, height: int = 36
+    points: Sequence[JobRun], *, slots: int = CHART_RUNS, width: int = 180, height: int = 36
 ) -> dict[str, Any]:
     """What admin/jobs/run_chart.html draws: a bar per run, its height the duration relative to
     the slowest shown (a stub for a run without one, so it still shows)."""

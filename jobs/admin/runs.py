@@ -248,7 +248,7 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
         context = {
             **self.admin_site.each_context(request),
             "title": "Jobs dashboard",
-            "rows": [(o, run_chart(o.recent_runs, slots=CHART_RUNS)) for o in overviews],
+            "rows": [(o, run_chart(o.recent_runs)) for o in overviews],
             "chart_runs": CHART_RUNS,
             "checks": checks,
             "health_status": overall_status(checks),

@@ -36,16 +36,6 @@ def refused_exit_2() -> Iterator[None]:
         raise CommandError(str(exc), returncode=2) from None
 
 
-def lock_held_error(run: JobRun) -> CommandError | None:
-    """Exit 3 naming the holder, when the run was skipped because a live run holds its lock."""
-    result = run.result if isinstance(run.result, dict) else {}
-    if run.status != JobRun.Status.SKIPPED or "lock_held" not in result:
-        return None
-    return CommandError(
-        f"{run.job} run #{run.pk} skipped: {result['reason']}", returncode=LOCK_HELD_EXIT_CODE
-    )
-
-
 class JobCommand(BaseCommand):
     """Run one job (`job_name`) with the kwargs `job_kwargs` maps from the options, as
     typed: checking them is the job's (its annotations and `validate`), never the command's."""
@@ -104,8 +94,13 @@ class JobCommand(BaseCommand):
         line = f"{run.job} run #{run.pk} {run.status}: {json.dumps(run.result, default=str)}"
         if run.status == JobRun.Status.FAILED:
             raise CommandError(f"{line} {run.error}", returncode=1)
-        if (held := lock_held_error(run)) is not None:
-            raise held
+        result = run.result if isinstance(run.result, dict) else {}
+        if run.status == JobRun.Status.SKIPPED and "lock_held" in result:
+            # A live run holds the job's lock: exit 3 naming the holder.
+            raise CommandError(
+                f"{run.job} run #{run.pk} skipped: {result['reason']}",
+                returncode=LOCK_HELD_EXIT_CODE,
+            )
         if run.status == JobRun.Status.SKIPPED and self.skipped_is_error:
             raise CommandError(line, returncode=1)
         self.stdout.write(line)
