@@ -2,12 +2,12 @@
 
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 
 
-def fetch(statement: str, params: dict[str, Any]) -> list[tuple]:
-    """Run one statement on the default connection: its rows (none if it returns none)."""
-    with connection.cursor() as cursor:
+def fetch(statement: str, params: dict[str, Any], *, using: str = "default") -> list[tuple]:
+    """Run one statement: its rows (none if it returns none)."""
+    with connections[using].cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
@@ -197,6 +197,7 @@ UPDATE jobs_notification
                                                                  'YYYY-MM-DD HH24:MI "UTC"')
  WHERE deliver_before <= %(now)s
    AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
+RETURNING id
 """
 
 #: Delete one batch of rows older than a cutoff (fixed identifiers chosen in code); the DELETE
@@ -204,6 +205,7 @@ UPDATE jobs_notification
 DELETE_BATCH = """
 DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
+RETURNING 1
 """
 
 #: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.queue.broker).

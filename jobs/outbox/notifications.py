@@ -173,13 +173,22 @@ def deliver_due_notifications(
     mail = get_connection(fail_silently=False)
     tried: list[int] = []
     while time.monotonic() < deadline:
-        ids = _claim_batch(batch_size, exclude=tried, template=template, due_before=due_before)
-        tried.extend(ids)
+        now = timezone.now()
+        params = {"now": now, "due_before": due_before or now, "template": template}
+        params.update(stale_before=_stale_before(now), limit=batch_size, exclude=tried)
+        ids = [row[0] for row in sql.fetch(sql.CLAIM_NOTIFICATIONS, params)]
         if not ids:
             break
+        tried.extend(ids)
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
             if row.deliver_before is not None and row.deliver_before <= timezone.now():
-                counts["too_late"] += _expire_late(ids=[row.pk])
+                counts["too_late"] += Notification.objects.filter(
+                    pk=row.pk, status=Notification.Status.SENDING
+                ).update(
+                    status=Notification.Status.DEAD,
+                    dead_reason=Notification.DeadReason.TOO_LATE,
+                    last_error="too late: its deadline passed while its batch was being sent",
+                )
                 continue
             try:
                 if row.channel == Notification.Channel.SMS:
@@ -204,48 +213,19 @@ def deliver_due_notifications(
     return counts
 
 
-def _expire_late(*, ids: list[int] | None = None) -> int:
-    """Mark waiting rows (or the claimed `ids`) past their deadline dead, "too late"."""
-    if ids is not None:
-        return Notification.objects.filter(
-            pk__in=ids, status=Notification.Status.SENDING, deliver_before__lte=timezone.now()
-        ).update(
-            status=Notification.Status.DEAD,
-            dead_reason=Notification.DeadReason.TOO_LATE,
-            last_error="too late: its deadline passed while its batch was being sent",
-        )
+def _stale_before(now: datetime) -> datetime:
+    """Rows `sending` since before this were claimed by a delivery that died: due again."""
+    return now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+
+
+def _expire_late() -> int:
+    """Mark waiting rows past their deadline dead, "too late"."""
     now = timezone.now()
-    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
-    with connection.cursor() as cursor:
-        cursor.execute(sql.EXPIRE_LATE_NOTIFICATIONS, {"now": now, "stale_before": stale})
-        late = cursor.rowcount
+    params = {"now": now, "stale_before": _stale_before(now)}
+    late = len(sql.fetch(sql.EXPIRE_LATE_NOTIFICATIONS, params))
     if late:
         logger.warning("%s notification(s) dead: too late to deliver", late)
     return late
-
-
-def _claim_batch(
-    limit: int,
-    *,
-    exclude: list[int],
-    template: str | None = None,
-    due_before: datetime | None = None,
-) -> list[int]:
-    now = timezone.now()
-    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.CLAIM_NOTIFICATIONS,
-            {
-                "now": now,
-                "due_before": due_before or now,
-                "template": template,
-                "stale_before": stale,
-                "limit": limit,
-                "exclude": exclude,
-            },
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:

@@ -7,7 +7,6 @@ the queue guard admits reach the cluster.
 from datetime import timedelta
 from time import sleep
 
-from django.db import connections
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
@@ -20,18 +19,9 @@ class SkipLockedORMBroker(ORM):
     def dequeue(self):
         self.get_connection()  # closes stale connections outside transactions
         now = timezone.now()
-        with connections[Conf.ORM or "default"].cursor() as cursor:
-            cursor.execute(
-                sql.DEQUEUE_BATCH,
-                {
-                    "key": self.list_key,
-                    "now": now,
-                    "lock_until": now + timedelta(seconds=Conf.RETRY),
-                    "limit": Conf.BULK,
-                },
-            )
-            rows = cursor.fetchall()
-        if rows:
+        lock_until = now + timedelta(seconds=Conf.RETRY)
+        params = {"key": self.list_key, "now": now, "lock_until": lock_until, "limit": Conf.BULK}
+        if rows := sql.fetch(sql.DEQUEUE_BATCH, params, using=Conf.ORM or "default"):
             return guard.admit(self, sorted(rows))
         sleep(Conf.POLL)
         return None
@@ -39,5 +29,4 @@ class SkipLockedORMBroker(ORM):
     def delete(self, task_id):
         # acknowledge() and fail() both end here.
         self.get_connection()
-        with connections[Conf.ORM or "default"].cursor() as cursor:
-            cursor.execute(sql.DELETE_QUEUE_TASK, {"id": task_id})
+        sql.fetch(sql.DELETE_QUEUE_TASK, {"id": task_id}, using=Conf.ORM or "default")
