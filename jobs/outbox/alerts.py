@@ -1,10 +1,5 @@
-"""Alerts: staff are told when a job fails for good, is flagged, or misses its slot.
-
-One set-based, idempotent scan (`scan_alerts`) counts new problems into open alerts,
-opens and resolves them and queues their messages in one transaction. It runs after a
-run that matters, every minute on the `notifications` cluster, and from /health/ (the
-watchdog: a down cluster cannot notice its own missed slot); docs/operations.md "Alerts".
-"""
+"""Alerts: staff are told when a job fails for good, is flagged, or misses its slot, by one
+set-based scan run from three places (docs/operations.md "Alerts")."""
 
 import logging
 import threading
@@ -15,7 +10,7 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -273,5 +268,4 @@ def _fallback_delivery() -> None:
     except Exception:
         logger.exception("alerts: fallback delivery failed")
     finally:
-        close_old_connections()
         connection.close()

@@ -1,10 +1,5 @@
-"""The notification outbox: queue rows with the change that causes them, deliver them once.
-
-Queueing renders the templates right away, so the row records exactly what is sent,
-and a unique dedup key makes queueing the same notification twice a no-op. Delivery
-claims due rows with FOR UPDATE SKIP LOCKED, so two delivery tasks never send one
-row; failures back off by the default retry policy until the row is `dead`.
-"""
+"""The notification outbox: rows queued with the change that causes them, rendered at once,
+delivered once (docs/jobs-core.md "Notifications")."""
 
 import functools
 import json
@@ -59,13 +54,8 @@ def notification_engine() -> Engine:
 def render_notification(
     item: OutgoingNotification, *, get_template: Callable[[str], Template] | None = None
 ) -> tuple[str, str]:
-    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
-    or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
-
-    Without localization: numbers are plain digits, as a customer of any locale reads them,
-    and number formatting would double the time of a large batch (bench/expire_points.py).
-    `get_template`: the engine's, or a batch's memo of it.
-    """
+    """(subject, body); for a webhook a JSON body {"text": ..., **context["fields"]}. Without
+    localization: digits any customer reads, and half the time of a large batch (bench/)."""
     engine = notification_engine()
     get_template = get_template or engine.get_template
     context = Context(item.context, autoescape=engine.autoescape, use_l10n=False)
@@ -160,12 +150,9 @@ def deliver_due_notifications(
     template: str | None = None,
     due_before: datetime | None = None,
 ) -> dict[str, int]:
-    """Send due notifications in claimed batches until none are due or the budget is spent.
-
-    Rows past their `deliver_before` are marked dead, "too late", and checked again just
-    before each send (slow sends may cross a deadline). `template` and `due_before`: only
-    rows of one template due before a moment (the alerts' web fallback).
-    """
+    """Send due notifications in claimed batches until none are due or the budget is spent;
+    a row past its `deliver_before` is dead, "too late", checked again just before its send.
+    `template` and `due_before` narrow it (the alerts' web fallback)."""
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
     deadline = time.monotonic() + time_budget_seconds

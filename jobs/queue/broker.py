@@ -1,8 +1,5 @@
-"""django-q2's ORM broker, dequeuing a batch in one `UPDATE ... FOR UPDATE SKIP LOCKED`
-statement (the stock one locks row by row and collides with other clusters) and
-acknowledging in one autocommit DELETE. Measured in bench/queue_throughput.py. Only tasks
-the queue guard admits reach the cluster.
-"""
+"""django-q2's ORM broker dequeuing a batch in one `SKIP LOCKED` statement (the stock one locks
+row by row and collides with other clusters); only tasks the queue guard admits reach the cluster."""
 
 from datetime import timedelta
 from time import sleep

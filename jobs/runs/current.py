@@ -1,7 +1,5 @@
-"""The run a job is part of: read it, flag it for attention, change its recorded arguments.
-
-Set by the runner around the job's call; outside a job these are no-ops.
-"""
+"""The run a job is part of (set by the runner around the job's call): read it, flag it for
+attention, change its recorded arguments; outside a job these are no-ops."""
 
 import logging
 from contextvars import ContextVar

@@ -39,11 +39,8 @@ def acquire_lease(
     lease_seconds: float | None = None,
     now: datetime | None = None,
 ) -> LeaseHandle | None:
-    """Take the lease for `owner`, or return None when someone else holds it.
-
-    With `run_id` the lease is held while that run is queued or alive; without, for
-    `lease_seconds`.
-    """
+    """Take the lease for `owner`, or None when someone else holds it: with `run_id` while that
+    run is queued or alive, else for `lease_seconds`."""
     now = now or timezone.now()
     expires_at = None if run_id is not None else now + timedelta(seconds=lease_seconds or 0)
     params = {"key": key, "owner": owner, "run_id": run_id, "now": now, "expires_at": expires_at}
