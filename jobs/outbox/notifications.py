@@ -160,10 +160,7 @@ def deliver_due_notifications(
     mail = get_connection(fail_silently=False)
     tried: list[int] = []
     while time.monotonic() < deadline:
-        now = timezone.now()
-        params = {"now": now, "due_before": due_before or now, "template": template}
-        params.update(stale_before=_stale_before(now), limit=batch_size, exclude=tried)
-        ids = [row[0] for row in sql.fetch(sql.CLAIM_NOTIFICATIONS, params)]
+        ids = _claim_batch(batch_size, exclude=tried, template=template, due_before=due_before)
         if not ids:
             break
         tried.extend(ids)
@@ -198,6 +195,19 @@ def deliver_due_notifications(
             )
             counts["sent"] += 1
     return counts
+
+
+def _claim_batch(
+    limit: int,
+    *,
+    exclude: list[int],
+    template: str | None = None,
+    due_before: datetime | None = None,
+) -> list[int]:
+    now = timezone.now()
+    params = {"now": now, "due_before": due_before or now, "template": template}
+    params.update(stale_before=_stale_before(now), limit=limit, exclude=exclude)
+    return [row[0] for row in sql.fetch(sql.CLAIM_NOTIFICATIONS, params)]
 
 
 def _stale_before(now: datetime) -> datetime:
