@@ -1,10 +1,6 @@
-"""A job's arguments are checked once, before a run exists, by `check_job_arguments`.
-
-Every entry point goes through it (docs/jobs-core.md), so a bad value is refused where it
-was typed, in one line naming the argument, and never becomes a failed run: types and
-bounds from the job function's annotations, then the job's own `validate`. `from_text`
-reads what an operator typed by those annotations; argparse only parses.
-"""
+"""A job's arguments are checked once, before a run exists, by `check_job_arguments`, at every
+entry point (docs/jobs-core.md): a bad value is refused in one line naming the argument.
+`from_text` reads what an operator typed by the annotations; argparse only parses."""
 
 import contextlib
 import inspect

@@ -10,6 +10,9 @@ from typing import Any, ClassVar
 
 from django.conf import settings as django_settings
 
+from jobs.exceptions import UnknownJob
+from jobs.registry import get_job
+
 #: What a true boolean setting reads as in the environment (case-insensitive).
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
@@ -106,19 +109,23 @@ jobs_settings = JobsSettings()
 
 def job_entries(name: str, *, error: type[Exception], what: str = "value") -> Mapping[str, Any]:
     """A per-job setting: `settings.<name>` (a dict of job name -> value), else the
-    environment variable `<name>` ("job=value; other=value"), unchecked; `error` for a
-    bad shape (`what` names the value in its message)."""
-    configured = getattr(django_settings, name, None)
-    if configured is not None:
-        if not isinstance(configured, Mapping):
-            raise error(f"{name} must be a dict of job name -> {what}")
-        return configured
-    entries: dict[str, str] = {}
-    for item in filter(None, map(str.strip, os.environ.get(name, "").split(";"))):
-        job, sep, value = item.partition("=")
-        if not sep:
-            raise error(
-                f"{name}: {item!r} is not NAME={what.upper()} (entries are separated by ';')"
-            )
-        entries[job.strip()] = value.strip()
+    environment variable `<name>` ("job=value; other=value"); `error` for a bad shape or
+    an unknown job (`what` names the value in its message). The values are unchecked."""
+    entries = getattr(django_settings, name, None)
+    if entries is not None and not isinstance(entries, Mapping):
+        raise error(f"{name} must be a dict of job name -> {what}")
+    if entries is None:
+        entries = {}
+        for item in filter(None, map(str.strip, os.environ.get(name, "").split(";"))):
+            job, sep, value = item.partition("=")
+            if not sep:
+                raise error(
+                    f"{name}: {item!r} is not NAME={what.upper()} (entries are separated by ';')"
+                )
+            entries[job.strip()] = value.strip()
+    for job in entries:
+        try:
+            get_job(job)
+        except UnknownJob as exc:
+            raise error(f"{name}: {exc}") from None
     return entries

@@ -2,13 +2,13 @@
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from croniter import croniter
 
 from jobs.exceptions import UnknownJob
-from jobs.runs.retry import RetryPolicy, as_retry_policy
+from jobs.runs.retry import NO_RETRY, RetryPolicy, as_retry_policy
 
 CLUSTERS = ("default", "notifications", "apply", "subscriptions")
 #: Where a job's alerts go (jobs.outbox.alerts); JOBS_ALERT_CHANNELS overrides per job.
@@ -34,7 +34,7 @@ class JobSpec:
     single_flight: bool = True
     #: Lock key from the job's kwargs (e.g. per collection); default: the job name.
     lock_key: Callable[[dict[str, Any]], str] | None = None
-    retry: RetryPolicy = field(default_factory=lambda: as_retry_policy(False))
+    retry: RetryPolicy = NO_RETRY
     #: Hard time limit for one run (django-q2 kills the worker past it).
     timeout_seconds: int = 1800
     #: Past it the job stops at its next checkpoint, `timed out`; None: 5/6 of the hard limit.

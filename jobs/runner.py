@@ -1,9 +1,5 @@
-"""Run a registered job and record it: claim, single-flight lock, heartbeat, result, retry.
-
-Every path that runs a job ends in `execute_run`, so every run leaves a JobRun row. Delivery
-is at-least-once, so a run is first claimed (jobs.runs.lifecycle owns each step of its life):
-a second delivery finds it claimed and does nothing.
-"""
+"""Run a registered job and record it: every path ends in `execute_run`, so every run leaves
+a JobRun row; a run is claimed first (jobs.runs.lifecycle), so a second delivery does nothing."""
 
 import logging
 import time

@@ -2,12 +2,12 @@
 
 from typing import Any
 
-from django.db import connection
+from django.db import connections
 
 
-def fetch(statement: str, params: dict[str, Any]) -> list[tuple]:
-    """Run one statement on the default connection: its rows (none if it returns none)."""
-    with connection.cursor() as cursor:
+def fetch(statement: str, params: dict[str, Any], *, using: str = "default") -> list[tuple]:
+    """Run one statement: its rows (none if it returns none)."""
+    with connections[using].cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
@@ -197,6 +197,7 @@ UPDATE jobs_notification
                                                                  'YYYY-MM-DD HH24:MI "UTC"')
  WHERE deliver_before <= %(now)s
    AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
+RETURNING id
 """
 
 #: Delete one batch of rows older than a cutoff (fixed identifiers chosen in code); the DELETE
@@ -204,6 +205,7 @@ UPDATE jobs_notification
 DELETE_BATCH = """
 DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
+RETURNING 1
 """
 
 #: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.queue.broker).
@@ -262,12 +264,10 @@ SELECT channel, recipient, template, subject, body, dedup_key, 'pending', 0,
 ON CONFLICT (dedup_key) DO NOTHING
 """
 
-#: Count finished runs that need telling (failed for good, missed, flagged) into alerts:
-#: mark them counted and open or grow one alert per (job, kind). A failed run that queued
-#: a retry (or was taken over) is not a failure for good. `opened` is true for a new alert,
-#: `tell` too for an open one last told about before %(repeat_before)s (told again now).
-#: Concurrent scans take disjoint runs (SKIP LOCKED) and upsert alerts in (job, kind)
-#: order, so they neither count a run twice nor deadlock.
+#: Count finished runs that need telling into one open alert per (job, kind); a failed run
+#: that queued a retry (or was taken over) is not a failure for good. `tell`: a new alert, or
+#: one last told before %(repeat_before)s. SKIP LOCKED and (job, kind) order: concurrent scans
+#: neither count a run twice nor deadlock.
 RECORD_RUN_ALERTS = """
 WITH candidates AS (
     SELECT id FROM jobs_jobrun
@@ -312,8 +312,7 @@ RETURNING id, (xmax = 0) AS opened, notified_at = %(now)s AS tell
 """
 
 #: The watchdog: a cron Schedule of ours past its slot by more than the grace has not
-#: started (its cluster is down, or every cluster is): open a `missed` alert, once per
-#: slot (not again for a slot an alert was already opened at or after).
+#: started (its cluster is down): a `missed` alert, once per slot.
 OPEN_MISSED_SLOT_ALERTS = """
 INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
 SELECT s.name, 'missed', 1,
@@ -331,9 +330,8 @@ ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
 RETURNING id, true AS opened, true AS tell
 """
 
-#: Resolve every open alert whose job succeeded (unflagged) after the alert's latest
-#: problem; the first such run is recorded as the one that resolved it. An alert another
-#: scan holds is skipped (that scan, or the next, resolves it).
+#: Resolve every open alert whose job succeeded (unflagged) after its latest problem, by the
+#: first such run; an alert another scan holds is left to it.
 RESOLVE_ALERTS = """
 WITH fixed AS (
     SELECT a.id AS alert_id,

@@ -1,7 +1,5 @@
-"""The first checks of what an operator types into any app's settings or fields: an IANA
-time zone name, and an address as one printable URL with an allowed scheme (each caller
-adds its own rules and wording).
-"""
+"""The first checks of what an operator types into any app's settings or fields: an IANA time
+zone name, an address as one printable URL (each caller adds its own rules and wording)."""
 
 from functools import cache
 from urllib.parse import SplitResult, urlsplit

@@ -1,9 +1,5 @@
-"""The alert webhook: JOBS_ALERT_WEBHOOK_URL, checked like every operator-typed address.
-
-The URL is the credential (a Slack webhook's path is its secret): read at delivery, never
-stored in a row, logged or rendered. A redirect is not followed: the payload goes to the
-address configured or nowhere.
-"""
+"""The alert webhook: JOBS_ALERT_WEBHOOK_URL is the credential (its path is the secret), read
+at delivery, never stored, logged or rendered; a redirect is not followed."""
 
 import requests
 from django.conf import settings

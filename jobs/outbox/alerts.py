@@ -1,10 +1,5 @@
-"""Alerts: staff are told when a job fails for good, is flagged, or misses its slot.
-
-One set-based, idempotent scan (`scan_alerts`) counts new problems into open alerts,
-opens and resolves them and queues their messages in one transaction. It runs after a
-run that matters, every minute on the `notifications` cluster, and from /health/ (the
-watchdog: a down cluster cannot notice its own missed slot); docs/operations.md "Alerts".
-"""
+"""Alerts: staff are told when a job fails for good, is flagged, or misses its slot, by one
+set-based scan run from three places (docs/operations.md "Alerts")."""
 
 import logging
 import threading
@@ -15,7 +10,7 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -50,10 +45,6 @@ def channel_overrides() -> dict[str, str]:
     checked = {}
     entries = job_entries("JOBS_ALERT_CHANNELS", error=AlertSettingsError, what="channel")
     for name, channel in entries.items():
-        try:
-            get_job(name)
-        except UnknownJob as exc:
-            raise AlertSettingsError(f"JOBS_ALERT_CHANNELS: {exc}") from None
         if channel not in ALERT_CHANNELS:
             raise AlertSettingsError(
                 f"JOBS_ALERT_CHANNELS: {name}: {channel!r} is not one of {', '.join(ALERT_CHANNELS)}"
@@ -114,28 +105,17 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
     `watchdog`: also open `missed` alerts for cron slots that never started.
     """
     now = timezone.now()
-    grace = int(jobs_settings.MISFIRE_GRACE_SECONDS)
     repeat_before = now - timedelta(hours=int(jobs_settings.ALERT_REPEAT_HOURS))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            sql.RECORD_RUN_ALERTS,
-            {"now": now, "since": now - LOOKBACK, "repeat_before": repeat_before},
-        )
-        rows = cursor.fetchall()
+    with transaction.atomic():
+        params = {"now": now, "since": now - LOOKBACK, "repeat_before": repeat_before}
+        rows = sql.fetch(sql.RECORD_RUN_ALERTS, params)
         if watchdog:
-            cursor.execute(
-                sql.OPEN_MISSED_SLOT_ALERTS,
-                {
-                    "now": now,
-                    "func": RUN_SCHEDULED_JOB,
-                    "overdue_before": now - timedelta(seconds=grace),
-                },
-            )
-            rows += cursor.fetchall()
+            grace = timedelta(seconds=int(jobs_settings.MISFIRE_GRACE_SECONDS))
+            params = {"now": now, "func": RUN_SCHEDULED_JOB, "overdue_before": now - grace}
+            rows += sql.fetch(sql.OPEN_MISSED_SLOT_ALERTS, params)
         opened = sorted({alert_id for alert_id, is_new, _ in rows if is_new})
         repeated = sorted({alert_id for alert_id, is_new, tell in rows if tell and not is_new})
-        cursor.execute(sql.RESOLVE_ALERTS, {"now": now})
-        resolved = sorted(alert_id for (alert_id,) in cursor.fetchall())
+        resolved = sorted(alert_id for (alert_id,) in sql.fetch(sql.RESOLVE_ALERTS, {"now": now}))
         messages = (
             _messages(opened, "opened")
             + _messages(repeated, "repeated")
@@ -288,5 +268,4 @@ def _fallback_delivery() -> None:
     except Exception:
         logger.exception("alerts: fallback delivery failed")
     finally:
-        close_old_connections()
         connection.close()

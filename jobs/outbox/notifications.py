@@ -1,10 +1,5 @@
-"""The notification outbox: queue rows with the change that causes them, deliver them once.
-
-Queueing renders the templates right away, so the row records exactly what is sent,
-and a unique dedup key makes queueing the same notification twice a no-op. Delivery
-claims due rows with FOR UPDATE SKIP LOCKED, so two delivery tasks never send one
-row; failures back off by the default retry policy until the row is `dead`.
-"""
+"""The notification outbox: rows queued with the change that causes them, rendered at once,
+delivered once (docs/jobs-core.md "Notifications")."""
 
 import functools
 import json
@@ -59,13 +54,8 @@ def notification_engine() -> Engine:
 def render_notification(
     item: OutgoingNotification, *, get_template: Callable[[str], Template] | None = None
 ) -> tuple[str, str]:
-    """(subject, body) from `<template>.subject.txt` + `<template>.txt`, `<template>.sms.txt`,
-    or for a webhook a JSON body: {"text": `<template>.webhook.txt`, **context["fields"]}.
-
-    Without localization: numbers are plain digits, as a customer of any locale reads them,
-    and number formatting would double the time of a large batch (bench/expire_points.py).
-    `get_template`: the engine's, or a batch's memo of it.
-    """
+    """(subject, body); for a webhook a JSON body {"text": ..., **context["fields"]}. Without
+    localization: digits any customer reads, and half the time of a large batch (bench/)."""
     engine = notification_engine()
     get_template = get_template or engine.get_template
     context = Context(item.context, autoescape=engine.autoescape, use_l10n=False)
@@ -160,12 +150,9 @@ def deliver_due_notifications(
     template: str | None = None,
     due_before: datetime | None = None,
 ) -> dict[str, int]:
-    """Send due notifications in claimed batches until none are due or the budget is spent.
-
-    Rows past their `deliver_before` are marked dead, "too late", and checked again just
-    before each send (slow sends may cross a deadline). `template` and `due_before`: only
-    rows of one template due before a moment (the alerts' web fallback).
-    """
+    """Send due notifications in claimed batches until none are due or the budget is spent;
+    a row past its `deliver_before` is dead, "too late", checked again just before its send.
+    `template` and `due_before` narrow it (the alerts' web fallback)."""
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
     deadline = time.monotonic() + time_budget_seconds
@@ -174,12 +161,18 @@ def deliver_due_notifications(
     tried: list[int] = []
     while time.monotonic() < deadline:
         ids = _claim_batch(batch_size, exclude=tried, template=template, due_before=due_before)
-        tried.extend(ids)
         if not ids:
             break
+        tried.extend(ids)
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
             if row.deliver_before is not None and row.deliver_before <= timezone.now():
-                counts["too_late"] += _expire_late(ids=[row.pk])
+                counts["too_late"] += Notification.objects.filter(
+                    pk=row.pk, status=Notification.Status.SENDING
+                ).update(
+                    status=Notification.Status.DEAD,
+                    dead_reason=Notification.DeadReason.TOO_LATE,
+                    last_error="too late: its deadline passed while its batch was being sent",
+                )
                 continue
             try:
                 if row.channel == Notification.Channel.SMS:
@@ -204,26 +197,6 @@ def deliver_due_notifications(
     return counts
 
 
-def _expire_late(*, ids: list[int] | None = None) -> int:
-    """Mark waiting rows (or the claimed `ids`) past their deadline dead, "too late"."""
-    if ids is not None:
-        return Notification.objects.filter(
-            pk__in=ids, status=Notification.Status.SENDING, deliver_before__lte=timezone.now()
-        ).update(
-            status=Notification.Status.DEAD,
-            dead_reason=Notification.DeadReason.TOO_LATE,
-            last_error="too late: its deadline passed while its batch was being sent",
-        )
-    now = timezone.now()
-    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
-    with connection.cursor() as cursor:
-        cursor.execute(sql.EXPIRE_LATE_NOTIFICATIONS, {"now": now, "stale_before": stale})
-        late = cursor.rowcount
-    if late:
-        logger.warning("%s notification(s) dead: too late to deliver", late)
-    return late
-
-
 def _claim_batch(
     limit: int,
     *,
@@ -232,20 +205,24 @@ def _claim_batch(
     due_before: datetime | None = None,
 ) -> list[int]:
     now = timezone.now()
-    stale = now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.CLAIM_NOTIFICATIONS,
-            {
-                "now": now,
-                "due_before": due_before or now,
-                "template": template,
-                "stale_before": stale,
-                "limit": limit,
-                "exclude": exclude,
-            },
-        )
-        return [row[0] for row in cursor.fetchall()]
+    params = {"now": now, "due_before": due_before or now, "template": template}
+    params.update(stale_before=_stale_before(now), limit=limit, exclude=exclude)
+    return [row[0] for row in sql.fetch(sql.CLAIM_NOTIFICATIONS, params)]
+
+
+def _stale_before(now: datetime) -> datetime:
+    """Rows `sending` since before this were claimed by a delivery that died: due again."""
+    return now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
+
+
+def _expire_late() -> int:
+    """Mark waiting rows past their deadline dead, "too late"."""
+    now = timezone.now()
+    params = {"now": now, "stale_before": _stale_before(now)}
+    late = len(sql.fetch(sql.EXPIRE_LATE_NOTIFICATIONS, params))
+    if late:
+        logger.warning("%s notification(s) dead: too late to deliver", late)
+    return late
 
 
 def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:

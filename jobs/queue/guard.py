@@ -1,11 +1,7 @@
-"""The cluster runs our job entry points and nothing else.
-
-A django-q2 task may name any importable function (`os.system` in a Schedule row): the
-worker would call it as its user. Our broker (jobs.queue.broker) hands the cluster only
-what `admit` lets through, since django-q2 has no veto inside the worker (a raising
-`pre_execute` receiver is outside its `try`). What a refusal records: docs/operations.md.
-Tasks run with `sync=True` pass no broker; only tests use it.
-"""
+"""The cluster runs our job entry points and nothing else: a task may name any importable
+function (`os.system`), and django-q2 has no veto inside the worker (a raising `pre_execute`
+is outside its `try`), so our broker hands it only what `admit` lets through. `sync=True`
+tasks (tests only) pass no broker. What a refusal records: docs/operations.md."""
 
 import functools
 import inspect

@@ -1,9 +1,5 @@
-"""Queue again the runs whose task or worker was lost (the job `jobs.reap_lost_runs`).
-
-The broker hands out again every task it still holds, so the reaper takes only runs that
-nothing would deliver again; which runs those are, and why: docs/operations.md
-"jobs.reap_lost_runs". A requeued run keeps its id: its claim lets one delivery run it.
-"""
+"""Queue again the runs whose task or worker was lost and that nothing would deliver again
+(docs/operations.md "jobs.reap_lost_runs"); a requeued run keeps its id, so one delivery runs it."""
 
 import logging
 from datetime import datetime, timedelta

@@ -24,11 +24,8 @@ class QueueState:
 
 
 def queue_states(clusters: Iterable[str] = CLUSTERS) -> dict[str, QueueState]:
-    """Depth and oldest waiting task of each cluster's queue, in one grouped query.
-
-    `lock` is the enqueue time until a cluster takes the row, then the time it may be
-    handed out again: rows with `lock` in the past are the ones waiting.
-    """
+    """Depth and oldest waiting task of each cluster's queue, in one grouped query. `lock` is
+    the enqueue time until a cluster takes the row: rows with `lock` in the past are waiting."""
     clusters = list(clusters)
     rows = (
         OrmQ.objects.filter(key__in=clusters)

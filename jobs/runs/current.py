@@ -1,7 +1,5 @@
-"""The run a job is part of: read it, flag it for attention, change its recorded arguments.
-
-Set by the runner around the job's call; outside a job these are no-ops.
-"""
+"""The run a job is part of (set by the runner around the job's call): read it, flag it for
+attention, change its recorded arguments; outside a job these are no-ops."""
 
 import logging
 from contextvars import ContextVar
@@ -20,12 +18,8 @@ def current_run() -> JobRun | None:
     return _current_run.get()
 
 
-def set_current_run(run: JobRun | None) -> Any:
-    return _current_run.set(run)
-
-
-def reset_current_run(token: Any) -> None:
-    _current_run.reset(token)
+set_current_run = _current_run.set
+reset_current_run = _current_run.reset
 
 
 def current_lease() -> LeaseHandle | None:
@@ -34,12 +28,8 @@ def current_lease() -> LeaseHandle | None:
     return _current_lease.get()
 
 
-def set_current_lease(lease: LeaseHandle | None) -> Any:
-    return _current_lease.set(lease)
-
-
-def reset_current_lease(token: Any) -> None:
-    _current_lease.reset(token)
+set_current_lease = _current_lease.set
+reset_current_lease = _current_lease.reset
 
 
 def flag_for_attention(reason: str) -> None:

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from django.db import connection
 from django.utils import timezone
 
 from jobs import sql
@@ -29,9 +28,7 @@ def prune_history(*, older_than_days: int | None = None, batch_size: int | None 
         statement = sql.DELETE_BATCH.format(table=table, pk=pk, column=column)
         deleted = batches = 0
         while True:
-            with connection.cursor() as cursor:
-                cursor.execute(statement, {"cutoff": cutoff, "limit": limit})
-                count = cursor.rowcount
+            count = len(sql.fetch(statement, {"cutoff": cutoff, "limit": limit}))
             deleted += count
             batches += 1
             if count < limit:

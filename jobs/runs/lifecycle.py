@@ -1,8 +1,5 @@
-"""A run's life: create, claim, heartbeat, finish, lock, lost, release.
-
-Each step is one conditional statement, so two workers never both win one; whether a run
-is alive is decided only by jobs.sql.RUN_ALIVE (docs/architecture.md "A run's life").
-"""
+"""A run's life: create, claim, heartbeat, finish, lock, lost, release, each one conditional
+statement; whether a run is alive is jobs.sql.RUN_ALIVE alone (docs/architecture.md)."""
 
 import logging
 import os

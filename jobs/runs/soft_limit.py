@@ -30,8 +30,7 @@ def start_soft_limit(seconds: int) -> Any:
     return _soft_limit.set(_SoftLimit(deadline, seconds, len(connection.atomic_blocks)))
 
 
-def reset_soft_limit(token: Any) -> None:
-    _soft_limit.reset(token)
+reset_soft_limit = _soft_limit.reset
 
 
 def checkpoint() -> None:
