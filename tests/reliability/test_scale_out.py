@@ -68,12 +68,15 @@ def test_n_default_clusters__each_schedule_runs_once_per_slot(qcluster, clusters
     per_slot = Counter(runs.values_list("job", "scheduled_for"))
     twice = {key: n for key, n in per_slot.items() if n > 1}
     missing = expected - set(per_slot)
+    # A minutely schedule's own next minute may come while the last slot's runs finish.
+    natural = set(per_slot) - expected
     hosts = Counter(runs.values_list("pid", flat=True))
     statuses = Counter(runs.values_list("status", flat=True))
     say(
         f"{clusters} default clusters, {len(names)} schedules x {SLOTS} slots: {runs.count()} "
-        f"scheduled runs ({dict(statuses)}), spread over {len(hosts)} worker pids; "
-        f"twice: {twice}, missing: {sorted(missing)[:5]}; {time.monotonic() - started:.0f} s"
+        f"scheduled runs ({dict(statuses)}), spread over {len(hosts)} worker pids, "
+        f"{len(natural)} extra natural-minute runs; twice: {twice}, "
+        f"missing: {sorted(missing)[:5]}; {time.monotonic() - started:.0f} s"
     )
     assert twice == {} and missing == set()
-    assert set(per_slot) == expected
+    assert all(when > slots[-1] and when.second == 0 for _, when in natural), natural
