@@ -1,5 +1,5 @@
 """Leases in the admin: read-only (deleting a live run's lease would let a second copy of
-the job start), with "release" for a lease whose holder is gone (jobs.runs.locks)."""
+the job start), with "release" for a lease whose holder is gone (jobs.runs.lifecycle)."""
 
 import logging
 
@@ -10,7 +10,7 @@ from jobs.admin.actions import JobActionsMixin, actor
 from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.readonly import ReadOnlyMixin
 from jobs.models import Lease
-from jobs.runs.locks import judge, release_dead_leases
+from jobs.runs.lifecycle import judge, release_dead_leases
 
 logger = logging.getLogger("jobs")
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from jobs import sql
 from jobs.conf import jobs_settings
-from jobs.models import JobRun
+from jobs.models import JobRun, Lease
 from jobs.runs import locks
 from jobs.runs.queue_task import queue_task_id
 
@@ -187,6 +188,48 @@ def holder_line(info: dict[str, Any]) -> str:
     else:
         frees = "it frees when that run ends, or as soon as its database session ends"
     return f"lock {info['key']} is held by {who}{beat_text}; {frees}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    #: True when a live holder keeps the lease (release refused).
+    alive: bool
+    #: What was found, for the operator: "run #12 running, heartbeat 4 s ago".
+    detail: str
+
+
+def judge(lease: Lease) -> Verdict:
+    """Whether a live holder keeps `lease`, and what an operator should read about it."""
+    info = describe_holder(lease.key) or {"owner": lease.owner}
+    if "run_id" in info:
+        detail = f"run #{info['run_id']} is {info['status']}"
+        if info.get("heartbeat_age_seconds") is not None:
+            detail += f", heartbeat {info['heartbeat_age_seconds']:.0f} s ago"
+    elif lease.run_id is not None:
+        detail = f"run #{lease.run_id} is gone"
+    elif lease.expires_at is not None and lease.expires_at < timezone.now():
+        detail = f"expired {int((timezone.now() - lease.expires_at).total_seconds())} s ago"
+    else:
+        detail = f"held by {lease.owner} until {lease.expires_at:%H:%M:%S} UTC"
+    return Verdict(lease_held(lease.key), detail)
+
+
+def release_dead_leases(leases: list[Lease]) -> tuple[list[str], list[str]]:
+    """Release the leases whose holder is gone: (released keys, refused "key: why" lines).
+    A live holder's lease would let a second copy of its work start; the DELETE re-checks
+    the rule, for a holder alive again meanwhile."""
+    released, refused = [], []
+    for lease in leases:
+        verdict = judge(lease)
+        if verdict.alive:
+            refused.append(f"{lease.key}: {verdict.detail}")
+            continue
+        params = {"key": lease.key, "owner": lease.owner, "now": timezone.now()}
+        if sql.fetch(sql.RELEASE_DEAD_LEASE, params):
+            released.append(lease.key)
+        else:
+            refused.append(f"{lease.key}: changed meanwhile (its holder is alive again)")
+    return released, refused
 
 
 def safely(action: Any) -> Any:

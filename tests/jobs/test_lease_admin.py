@@ -74,7 +74,7 @@ def test_release__refuses_live_holders_frees_dead_ones(client):
 
 def test_release__a_lease_whose_holder_is_queued_again_meanwhile_stays(client):
     """The DELETE re-checks the rule it judged by: a holder queued again is alive."""
-    from jobs.runs.locks import judge, release_dead_leases
+    from jobs.runs.lifecycle import judge, release_dead_leases
 
     ended = holder("failed", 3600)
     row = lease("job:x", f"run:{ended.pk}", ended)
