@@ -1,15 +1,13 @@
 """The dev tooling stays out of production: no fake is installed, no product module uses it."""
 
 import ast
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from django.conf import settings
 
 import config.settings
 import config.settings_dev
+from tests.fresh_process import run_python
 
 PRODUCT_PACKAGES = ("jobs", "loyalty", "exchanges", "bibliotheca", "commerce")
 
@@ -34,15 +32,8 @@ def test_production_settings__install_no_dev_tooling():
 def test_production_settings__register_no_dev_job():
     """The demo's job is devkit's: production's registry (list_jobs, schedules) has none."""
     code = "import django; django.setup(); from jobs.registry import all_jobs; print(*(j.name for j in all_jobs()))"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_python(code, env={"DJANGO_SETTINGS_MODULE": "config.settings"})
+    assert out.returncode == 0, out.stderr
     names = out.stdout.split()
     assert "jobs.prune_history" in names and "devkit.demo_job" not in names
 

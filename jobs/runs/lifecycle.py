@@ -23,8 +23,8 @@ from jobs.runs.queue_task import queue_task_id
 
 logger = logging.getLogger("jobs")
 
-#: Sent with `run=` once a run's outcome is recorded (by `finish`, or a slot recorded
-#: missed): the alerts listen, so the run's life does not depend on who is told.
+#: Sent with `run=` once a run's outcome is recorded (by `finish`, a slot recorded missed,
+#: a task the queue guard refused): the alerts listen, so a run's life imports none of them.
 run_finished = Signal()
 
 #: Exit status of a manual run (`run_job`, app commands) that could not take its lock.

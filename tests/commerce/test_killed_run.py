@@ -1,19 +1,14 @@
 """A run killed (kill -9) between chunks resumes on the next run: nothing lost, nothing doubled."""
 
-import os
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from commerce.models import Order, Product
 from commerce.services.subscriptions import process_due_subscriptions
 from jobs.models import JobRun, Notification
 from tests.commerce.conftest import TODAY
+from tests.fresh_process import run_python
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,26 +33,19 @@ with watching_progress(kill_after_two_chunks):
 def test_killed_between_chunks__rerun_makes_the_rest_once(subscription_factory, product_factory):
     product = product_factory(stock=1000)
     subs = [subscription_factory(product=product, quantity=2) for _ in range(50)]
-    s = connection.settings_dict
+    from tests.conftest import test_database_url  # a module-level name test_* is collected
+
     env = {
-        **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}",
+        "DATABASE_URL": test_database_url(),
         "COMMERCE_SUBSCRIPTION_CHUNK_SIZE": "10",
         "LOG_LEVEL": "WARNING",
     }
-    proc = subprocess.run(
-        [sys.executable, "-c", WORKER, TODAY.isoformat()],
-        cwd=Path(settings.BASE_DIR),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_python(WORKER, TODAY.isoformat(), env=env)
     assert proc.returncode == -9, proc.stderr
     assert Order.objects.count() == 20  # two committed chunks survive the kill
     killed = JobRun.objects.get(job="commerce.process_due_subscriptions")
-    assert killed.status == "running"  # left for the reaper; its lease expires
+    assert killed.status == "running"  # until the next run or the reaper records it lost
 
     result = process_due_subscriptions(as_of=TODAY, chunk_size=10)
 

@@ -5,12 +5,11 @@ ALT_CLUSTERS entry: each cluster is read in its own process, as a real qcluster 
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from django.conf import settings
+
+from tests.fresh_process import run_python
 
 CODE = (
     "import json, django; django.setup(); from django_q.conf import Conf; "
@@ -21,15 +20,9 @@ CODE = (
 
 
 def effective_conf(cluster: str) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_CLUSTER_NAME": cluster}
-    out = subprocess.run(
-        [sys.executable, "-c", CODE],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings", "Q_CLUSTER_NAME": cluster}
+    out = run_python(CODE, env=env)
+    assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

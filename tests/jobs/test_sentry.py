@@ -14,6 +14,7 @@ from jobs.health.sentry import init_sentry
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
 from jobs.runs.locks import lease_holder
+from tests.fresh_process import run_python
 
 DSN = "https://public@sentry.invalid/1"
 
@@ -106,12 +107,6 @@ def test_qcluster_with_sentry_dsn__reports_a_failed_run_once(qcluster, httpserve
 @pytest.mark.django_db(transaction=True)
 def test_without_a_dsn__a_failed_run_never_loads_the_sdk():
     """A process without SENTRY_DSN (the test process has the SDK loaded by this module)."""
-    import os
-    import subprocess
-    import sys
-
-    from django.conf import settings as django_settings
-
     from tests.conftest import test_database_url
 
     script = (
@@ -120,11 +115,11 @@ def test_without_a_dsn__a_failed_run_never_loads_the_sdk():
         "run = run_job_now('tests.maybe_fail', kwargs={'fail': True})\n"
         "print(run.status, 'sentry_sdk' in sys.modules)\n"
     )
-    env = {**os.environ, "DATABASE_URL": test_database_url(), "LOG_LEVEL": "CRITICAL"}
-    env.pop("SENTRY_DSN", None)
-    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=django_settings.BASE_DIR, env=env,
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    env = {
+        "DATABASE_URL": test_database_url(),
+        "LOG_LEVEL": "CRITICAL",
+        "SENTRY_DSN": None,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+    }
+    proc = run_python(script, env=env, timeout=60)
     assert proc.stdout.strip().splitlines()[-1] == "failed False", proc.stderr
