@@ -106,22 +106,25 @@ def job_overviews(overrides: dict[str, str | None] | None = None) -> list[JobOve
             overrides = schedule_overrides()
         except ScheduleOverrideError:
             overrides = {}  # sync_schedules refuses them: the code's crons stay in force
-    return [
-        JobOverview(
-            spec=spec,
-            next_run=next_runs.get(spec.name),
-            last_run=last_runs.get(spec.name),
-            runs_7d=(row := stats.get(spec.name, {})).get("runs", 0),
-            succeeded_7d=row.get("succeeded", 0),
-            failed_7d=row.get("failed", 0),
-            p50_duration_7d=row.get("p50_duration"),
-            p95_duration_7d=row.get("p95_duration"),
-            recent_runs=recent.get(spec.name, []),
-            cron=effective_cron(spec, overrides),
-            cron_from_settings=spec.name in overrides,
+    overviews = []
+    for spec in specs:
+        row = stats.get(spec.name, {})
+        overviews.append(
+            JobOverview(
+                spec=spec,
+                next_run=next_runs.get(spec.name),
+                last_run=last_runs.get(spec.name),
+                runs_7d=row.get("runs", 0),
+                succeeded_7d=row.get("succeeded", 0),
+                failed_7d=row.get("failed", 0),
+                p50_duration_7d=row.get("p50_duration"),
+                p95_duration_7d=row.get("p95_duration"),
+                recent_runs=recent.get(spec.name, []),
+                cron=effective_cron(spec, overrides),
+                cron_from_settings=spec.name in overrides,
+            )
         )
-        for spec in specs
-    ]
+    return overviews
 
 
 def queue_depth_by_cluster() -> dict[str, int]:
