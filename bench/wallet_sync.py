@@ -176,7 +176,7 @@ def measure_lag(fakes, card_ids: list[int], *, seed: int = 23) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     from loyalty.models import AppleDeviceRegistration, LoyaltyCard
-    from loyalty.services.wallet_changes import push_wallet_changes
+    from loyalty.services.wallet_sync import push_wallet_changes
 
     push_wallet_changes()  # drain whatever is queued
     clear(fakes)

@@ -20,7 +20,6 @@ from django.utils import timezone
 from jobs.admin.actions import JobActionsMixin, job_action, pending_runs
 from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.readonly import ReadOnlyMixin
-from loyalty.admin_wallets import WalletSyncStateInline
 from loyalty.models import (
     Customer,
     LoyaltyCard,
@@ -28,6 +27,7 @@ from loyalty.models import (
     LoyaltyTransaction,
     Merchant,
     Store,
+    WalletSyncState,
 )
 from loyalty.selectors import (
     CardOutlook,
@@ -155,6 +155,22 @@ class LedgerInline(ReadOnlyMixin, admin.TabularInline):
     )
     readonly_fields = fields
     show_change_link = True
+
+
+class WalletSyncStateInline(ReadOnlyMixin, admin.TabularInline):
+    """Which wallet is behind, and its last error: written only by the sync."""
+
+    model = WalletSyncState
+    extra = 0
+    fields = ("wallet", "synced_version", "attempted_at", "synced_at", "failures", "last_error")
+    readonly_fields = fields
+    verbose_name = "wallet sync state"
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Whoever may see the card sees what its wallets confirmed (no secret in it)."""
+        return request.user.has_perm("loyalty.view_loyaltycard") or request.user.has_perm(
+            "loyalty.change_loyaltycard"
+        )
 
 
 @admin.register(LoyaltyCard)

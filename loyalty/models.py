@@ -308,7 +308,7 @@ class WalletChange(models.Model):
     """A card whose pass content changed since the minutely sweep last looked.
 
     Written only by the card trigger (migration 0005) in the transaction of the change;
-    the sweep deletes the rows it takes (loyalty.services.wallet_changes), so an idle
+    the sweep deletes the rows it takes (loyalty.services.wallet_sync), so an idle
     minute reads an empty table.
     """
 

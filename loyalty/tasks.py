@@ -7,8 +7,7 @@ from jobs.arguments import IsoDate
 from jobs.registry import job
 from loyalty.job_arguments import check_expire_arguments, check_sync_arguments
 from loyalty.services.expiration import expire_points
-from loyalty.services.wallet_changes import push_wallet_changes
-from loyalty.services.wallet_sync import sync_wallet_passes
+from loyalty.services.wallet_sync import push_wallet_changes, sync_wallet_passes
 
 
 @job(

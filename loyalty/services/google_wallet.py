@@ -24,7 +24,7 @@ from loyalty.exceptions import (
     WalletError,
     WalletNotConfigured,
 )
-from loyalty.services.wallet_snapshot import CardSnapshot
+from loyalty.services.wallet_state import CardSnapshot
 
 SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
 #: Reasons of a 403 that is Google's quota or rate limit, not a refusal of our credentials

@@ -64,9 +64,6 @@ class WalletGate:
         self._claimed = False
         self._first_answer = threading.Event()
 
-    def allow(self) -> bool:
-        return not self.stopped
-
     def wait_for_first_answer(self) -> None:
         """The first caller goes at once; the others wait until the wallet has answered it.
 

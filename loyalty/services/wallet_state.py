@@ -9,15 +9,36 @@ wallet until the card changes (its balance_version moves past it).
 """
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
 from django.db.models import Q
 
 from loyalty.models import AppleDeviceRegistration, LoyaltyCard, LoyaltyProgram, LoyaltyTransaction
-from loyalty.services.wallet_snapshot import CardSnapshot
 
 WALLETS = ("google", "apple")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CardSnapshot:
+    """What a wallet pass shows of a card, read once before the concurrent calls start."""
+
+    card_id: int
+    number: str
+    points_balance: int
+    stamp_count: int
+    #: The version read with the balance: what a wallet confirms when the push succeeds.
+    balance_version: int
+    google_object_id: str
+    apple_serial_number: str
+    #: The loyaltyClass a deleted Google object is re-created in ("" if the program has none).
+    google_class_id: str = ""
+    #: APNs tokens of the devices registered for the card's Apple pass: (registration id, token).
+    apple_devices: tuple[tuple[int, str], ...] = ()
+    #: A deactivated card's passes are voided (Apple) or set INACTIVE (Google).
+    is_active: bool = True
+
 
 #: (card, wallet) pairs of cards with that pass whose wallet is behind (a deactivated card
 #: too: its change of state is what the wallet must show, its passes voided).

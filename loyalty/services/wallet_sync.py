@@ -1,26 +1,24 @@
-"""Hourly wallet-pass sync: bring every card's Google and Apple passes up to date.
+"""Wallet-pass sync: bring the Google and Apple passes of the cards behind up to date.
 
-A card is picked by what its wallets confirmed (loyalty.services.
-wallet_state), not by "a transaction in the last hour": a card that failed, or changed
-during an outage, is tried again every run until its wallet confirms it. Each wallet of
-a card is tried on its own, so a Google failure never holds back the Apple update.
-Calls run on a bounded thread pool with tenacity retries (injectable sleep); the
-database work stays in this thread. A wallet that refuses our credentials, or fails
-every card it is given, is stopped for the rest of the run: its cards stay behind. A
-card a wallet refuses for good (4xx) is quarantined: reported by the run that met it,
-not tried again until it changes, and not counted in the failure-rate alert, which
-counts transient failures over the cards attempted.
+Cards are picked by what their wallets confirmed (wallet_state), so a failed card is
+tried again every run until its wallet confirms it; each wallet of a card is tried on
+its own. Calls run on a bounded thread pool with tenacity retries (injectable sleep);
+the database work stays in this thread. docs/loyalty.md tells the stops and alerts.
+
+The minutely sweep (push_wallet_changes) takes the cards the card trigger (migration 0005)
+queued in loyalty_walletchange, in one statement, and syncs those behind; a sweep that
+dies after taking them loses nothing: they stay behind for the hourly run.
 """
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_chain, wait_fixed
 
 from jobs.runs.progress import report_progress
 from loyalty.conf import loyalty_settings
@@ -34,27 +32,22 @@ from loyalty.services import wallet_state
 from loyalty.services.apns import GONE
 from loyalty.services.wallet_clients import WalletClients, wallet_clients
 from loyalty.services.wallet_report import CardOutcome, WalletGate, sync_result
-from loyalty.services.wallet_snapshot import CardSnapshot
+from loyalty.services.wallet_state import CardSnapshot
 
 logger = logging.getLogger("loyalty.wallet_sync")
 
 #: Delay before attempts 2, 3 and 4 (the wallet runbook's table: 0 s, 1 s, 5 s, 21 s elapsed).
 RETRY_DELAYS_SECONDS = (1.0, 4.0, 16.0)
-MAX_ATTEMPTS = len(RETRY_DELAYS_SECONDS) + 1
 #: Progress is reported every this many finished cards (and once at the end).
 PROGRESS_EVERY_CARDS = 25
 #: Outcomes are written to the sync state every this many cards (a killed run keeps them).
 RECORD_EVERY_CARDS = 200
 
 
-def _runbook_wait(retry_state: RetryCallState) -> float:
-    return RETRY_DELAYS_SECONDS[min(retry_state.attempt_number, len(RETRY_DELAYS_SECONDS)) - 1]
-
-
 def _retrying(sleep: Callable[[float], None]) -> Retrying:
     return Retrying(
-        stop=stop_after_attempt(MAX_ATTEMPTS),
-        wait=_runbook_wait,
+        stop=stop_after_attempt(len(RETRY_DELAYS_SECONDS) + 1),
+        wait=wait_chain(*map(wait_fixed, RETRY_DELAYS_SECONDS)),
         retry=retry_if_exception_type(TransientWalletError),
         sleep=sleep,
         reraise=True,
@@ -76,17 +69,6 @@ def _answering(gate: WalletGate, call: Callable[..., Any]) -> Callable[..., Any]
     return attempt
 
 
-def _push_apple(card: CardSnapshot, push: Callable[[str], str]) -> tuple[int, list[int]]:
-    """Push every registered device: (devices pushed, registrations APNs says are gone)."""
-    pushed, gone = 0, []
-    for registration_id, token in card.apple_devices:
-        if push(token) == GONE:
-            gone.append(registration_id)
-        else:
-            pushed += 1
-    return pushed, gone
-
-
 def _sync_wallet(
     wallet: str,
     card: CardSnapshot,
@@ -102,7 +84,12 @@ def _sync_wallet(
         return retrying(_answering(gate, clients.google.push), card)
     assert clients.apple is not None
     push = _answering(gate, clients.apple.push)
-    pushed, gone = _push_apple(card, lambda token: retrying(push, token))
+    pushed, gone = 0, []
+    for registration_id, token in card.apple_devices:
+        if retrying(push, token) == GONE:
+            gone.append(registration_id)
+        else:
+            pushed += 1
     outcome.devices_pushed, outcome.gone_registrations = pushed, gone
     return "synced"
 
@@ -112,7 +99,7 @@ def sync_card_to_wallets(
     *,
     clients: WalletClients,
     gates: dict[str, WalletGate],
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None],
 ) -> CardOutcome:
     """Try each wallet of one card on its own, 4 attempts per call on transient errors."""
     outcome = CardOutcome(card_id=card.card_id, version=card.balance_version)
@@ -126,13 +113,12 @@ def sync_card_to_wallets(
         gate.wait_for_first_answer()
         status, error = "skipped", gate.stopped
         try:
-            if gate.allow():
+            if not gate.stopped:
                 status = _sync_wallet(
                     wallet, card, outcome, clients=clients, gate=gate, retrying=_retrying(sleep)
                 )
                 error = ""
-        except WalletCredentialsError as exc:
-            gate.stop(f"{wallet}: credentials refused: {exc}")
+        except WalletCredentialsError as exc:  # the gate is stopped (_answering)
             status, error = "skipped", str(exc)
         except PermanentWalletError as exc:  # this card, for good: quarantined
             status, error = "refused", str(exc)
@@ -150,44 +136,10 @@ def sync_card_to_wallets(
     return outcome
 
 
-def _outcomes(
-    cards: list[CardSnapshot],
-    *,
-    clients: WalletClients,
-    gates: dict[str, WalletGate],
-    sleep: Callable[[float], None],
-    workers: int,
-) -> Iterator[CardOutcome]:
-    """Outcomes in card order (pool.map yields in order, here in the job's thread)."""
-    if not cards:
-        return
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
-        yield from pool.map(
-            lambda card: sync_card_to_wallets(card, clients=clients, gates=gates, sleep=sleep),
-            cards,
-        )
-
-
-def _select(
-    *,
-    card_ids: list[int] | None,
-    since: datetime | None,
-    max_cards: int,
-    behind_among: list[int] | None = None,
-) -> tuple[str, dict[int, tuple[str, ...]]]:
-    if behind_among is not None:
-        return "changes", wallet_state.cards_behind_among(behind_among)
-    if card_ids is None and since is None:
-        return "behind", wallet_state.cards_behind(limit=max_cards)
-    mode = "cards" if card_ids is not None else "since"
-    return mode, wallet_state.cards_with_passes(card_ids=card_ids, since=since)
-
-
 def sync_wallet_passes(
     *,
     card_ids: list[int] | None = None,
     since: datetime | None = None,
-    clients: WalletClients | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_workers: int | None = None,
     max_cards: int | None = None,
@@ -198,14 +150,21 @@ def sync_wallet_passes(
     whatever their wallets confirmed."""
     started = time.monotonic()
     limit = max_cards or int(loyalty_settings.WALLET_SYNC_MAX_CARDS_PER_RUN)
-    mode, wanted = _select(
-        card_ids=card_ids, since=since, max_cards=limit, behind_among=behind_among
-    )
+    if behind_among is not None:
+        mode, wanted = "changes", wallet_state.cards_behind_among(behind_among)
+    elif card_ids is None and since is None:
+        mode, wanted = "behind", wallet_state.cards_behind(limit=limit)
+    else:
+        mode = "cards" if card_ids is not None else "since"
+        wanted = wallet_state.cards_with_passes(card_ids=card_ids, since=since)
     cards = wallet_state.snapshots(wanted)
-    clients = clients or wallet_clients()
+    clients = wallet_clients()
     gates = {
-        "google": WalletGate("google", stopped=_problem("google", clients.google_problem)),
-        "apple": WalletGate("apple", stopped=_problem("apple", clients.apple_problem)),
+        wallet: WalletGate(wallet, stopped=f"{wallet}: {problem}" if problem else "")
+        for wallet, problem in (
+            ("google", clients.google_problem),
+            ("apple", clients.apple_problem),
+        )
     }
     if clients.apple is not None:
         wallet_state.publish_apple_tags([c.card_id for c in cards if c.apple_devices])
@@ -214,17 +173,21 @@ def sync_wallet_passes(
     done: list[CardOutcome] = []
     pending: list[CardOutcome] = []
     removed = failed = 0
-    for i, outcome in enumerate(
-        _outcomes(cards, clients=clients, gates=gates, sleep=sleep, workers=workers), start=1
-    ):
-        done.append(outcome)
-        pending.append(outcome)
-        failed += outcome.failed or outcome.refused  # progress: cards that did not sync
-        if len(pending) >= RECORD_EVERY_CARDS:
-            removed += _record(pending)
-            pending = []
-        if i % PROGRESS_EVERY_CARDS == 0 and i < len(cards):
-            report_progress(done=i, total=len(cards), unit="cards", failed=failed)
+    # pool.map yields the outcomes in card order, here in the job's thread.
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
+        outcomes = pool.map(
+            lambda card: sync_card_to_wallets(card, clients=clients, gates=gates, sleep=sleep),
+            cards,
+        )
+        for i, outcome in enumerate(outcomes, start=1):
+            done.append(outcome)
+            pending.append(outcome)
+            failed += outcome.failed or outcome.refused  # progress: cards that did not sync
+            if len(pending) >= RECORD_EVERY_CARDS:
+                removed += _record(pending)
+                pending = []
+            if i % PROGRESS_EVERY_CARDS == 0 and i < len(cards):
+                report_progress(done=i, total=len(cards), unit="cards", failed=failed)
     removed += _record(pending)
     report_progress(done=len(cards), total=len(cards), unit="cards", failed=failed)
     return sync_result(
@@ -237,10 +200,6 @@ def sync_wallet_passes(
         behind_after=wallet_state.count_behind(),
         elapsed_seconds=time.monotonic() - started,
     )
-
-
-def _problem(wallet: str, problem: str) -> str:
-    return f"{wallet}: {problem}" if problem else ""
 
 
 def _record(outcomes: list[CardOutcome]) -> int:
@@ -259,3 +218,19 @@ def _record(outcomes: list[CardOutcome]) -> int:
     ]
     wallet_state.record_outcomes(rows, now=timezone.now())
     return wallet_state.remove_registrations([r for o in outcomes for r in o.gone_registrations])
+
+
+def push_wallet_changes(
+    *, sleep: Callable[[float], None] = time.sleep, max_cards: int | None = None
+) -> dict[str, Any]:
+    """Push the wallets behind of the cards changed since the last sweep (idle: one query)."""
+    taken = wallet_state.take_changes(
+        limit=max_cards or int(loyalty_settings.WALLET_SYNC_MAX_CARDS_PER_RUN)
+    )
+    if not taken:
+        return {"mode": "changes", "cards_considered": 0, "changes_taken": 0}
+    return {
+        **sync_wallet_passes(behind_among=list(taken), sleep=sleep),
+        "changes_taken": len(taken),
+        "oldest_change_waited_seconds": round(max(taken.values()), 3),
+    }

@@ -12,8 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from jobs.registry import get_job
 from jobs.runner import run_job_now
 from loyalty.models import LoyaltyCard, WalletChange
-from loyalty.services.wallet_changes import push_wallet_changes
-from loyalty.services.wallet_sync import sync_wallet_passes
+from loyalty.services.wallet_sync import push_wallet_changes, sync_wallet_passes
 
 pytestmark = pytest.mark.django_db
 #: A minute boundary: the sweep's cron (* * * * *) fires at each one.
