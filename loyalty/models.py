@@ -5,8 +5,7 @@ transactions' `points_delta`. Every change to a balance writes a transaction in
 the same statement or transaction (see loyalty.sql for the expiration chunk).
 """
 
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -38,18 +37,6 @@ class Merchant(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    def local_date(self, moment: datetime) -> date:
-        """The calendar day `moment` falls on for this merchant's customers."""
-        return moment.astimezone(self.zone).date()
-
-    def start_of(self, day: date) -> datetime:
-        """The first moment of `day` on this merchant's clock (a moment: compare in UTC)."""
-        return datetime.combine(day, time(0), tzinfo=self.zone)
 
 
 class Store(models.Model):
@@ -193,10 +180,6 @@ class LoyaltyCard(models.Model):
 
     def __str__(self) -> str:
         return self.number
-
-    @property
-    def has_wallet_pass(self) -> bool:
-        return bool(self.google_object_id or self.apple_serial_number)
 
 
 class LoyaltyTransaction(models.Model):

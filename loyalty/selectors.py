@@ -72,18 +72,18 @@ class ExpirationDay:
 
 def expiration_day(program: LoyaltyProgram, *, now: datetime) -> ExpirationDay:
     """The program's thresholds for a run at `now` (OverflowError for absurd periods)."""
-    merchant = program.merchant
-    today = merchant.local_date(now)
+    zone = ZoneInfo(program.merchant.timezone)
+    today = now.astimezone(zone).date()
     days = program.points_expiration_days or 0
     lead = program.warning_lead_days
     return ExpirationDay(
-        zone=merchant.timezone,
+        zone=program.merchant.timezone,
         today=today,
         days=days,
         lead_days=lead,
         # Active on day D: warned once D + days - lead <= today, i.e. D < today - days + lead + 1.
-        warn_before=merchant.start_of(today - timedelta(days=days - lead - 1)),
-        expire_before=merchant.start_of(today - timedelta(days=days - 1)),
+        warn_before=datetime.combine(today - timedelta(days=days - lead - 1), time(0), zone),
+        expire_before=datetime.combine(today - timedelta(days=days - 1), time(0), zone),
     )
 
 

@@ -1,13 +1,40 @@
-"""Job entry points of the loyalty app (thin: each calls one service)."""
+"""Job entry points of the loyalty app (thin: each calls one service) and their argument checks."""
 
 from datetime import datetime
 from typing import Annotated, Any
 
 from jobs.arguments import IsoDate
+from jobs.exceptions import BadJobArguments
 from jobs.registry import job
-from loyalty.job_arguments import check_expire_arguments, check_sync_arguments
+from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.services.expiration import expire_points
 from loyalty.services.wallet_sync import push_wallet_changes, sync_wallet_passes
+
+
+def check_expire_arguments(kwargs: dict[str, Any]) -> None:
+    """As `manage.py expire_points --program`: the program exists and expires points."""
+    program_id = kwargs.get("program_id")
+    if program_id is None:
+        return
+    program = LoyaltyProgram.objects.filter(pk=program_id).first()
+    if program is None:
+        raise BadJobArguments(f"no loyalty program with id {program_id}")
+    if not program.is_active or not program.points_expiration_days:
+        raise BadJobArguments(
+            f"program {program_id} does not expire points (inactive or no expiration days)"
+        )
+
+
+def check_sync_arguments(kwargs: dict[str, Any]) -> None:
+    """The one card asked for (the runbook's re-sync of a card) exists and has a pass."""
+    card_id = kwargs.get("card_id")
+    if card_id is None:
+        return
+    card = LoyaltyCard.objects.filter(pk=card_id).first()
+    if card is None:
+        raise BadJobArguments(f"no loyalty card with id {card_id}")
+    if not (card.google_object_id or card.apple_serial_number):
+        raise BadJobArguments(f"card {card_id} has no Google or Apple wallet pass")
 
 
 @job(
