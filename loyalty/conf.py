@@ -6,7 +6,10 @@ secrets as environment variables); a Django setting wins. They are never job arg
 whoever may queue a job must not send the credentials to a host of their choice.
 """
 
+from pathlib import Path
+
 from jobs.conf import AppSettings, Setting
+from loyalty.exceptions import WalletNotConfigured
 
 
 class LoyaltySettings(AppSettings):
@@ -57,3 +60,14 @@ class LoyaltySettings(AppSettings):
 
 
 loyalty_settings = LoyaltySettings()
+
+
+def read_setting_file(name: str) -> bytes:
+    """The file named by the setting LOYALTY_<name>; WalletNotConfigured names what is missing."""
+    path = str(getattr(loyalty_settings, name))
+    if not path:
+        raise WalletNotConfigured(f"not configured (set LOYALTY_{name})")
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise WalletNotConfigured(f"LOYALTY_{name}: cannot read {path}: {exc.strerror}") from None

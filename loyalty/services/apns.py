@@ -1,18 +1,8 @@
 """Apple Wallet pass updates: an empty APNs push, over HTTP/2, to every registered device.
 
-Authentication, as Apple's Wallet guide ("Updating a Pass") asks: the TLS client
-certificate is the pass type ID certificate and key that sign our passes ("You use the
-same certificate and private key for sending push notifications as for signing
-passes"). Token-based authentication (an ES256 JWT signed with the team's `.p8` key,
-`kid` = key id, `iss` = team id, reused for 50 minutes) stays an option
-(LOYALTY_APPLE_APNS_AUTH=token): APNs refuses it for pass topics in some team set-ups.
-
-Headers, from "Sending notification requests to APNs": `apns-topic` (required) is the
-pass type identifier; `apns-push-type` is sent with each push and must reflect the
-payload: the pass update's payload is an empty JSON dictionary (no alert, badge or
-sound), so `background`, which Apple allows only with `apns-priority: 5`.
-One httpx client with HTTP/2 is shared by all threads: their pushes are streams
-multiplexed on one TLS connection. The device then calls our PassKit web service.
+What Apple asks for, and why these headers and this authentication: docs/loyalty.md, "APNs:
+what Apple asks for". One httpx HTTP/2 client is shared by all threads: their pushes are
+streams multiplexed on one TLS connection, run on the client's own event-loop thread.
 """
 
 import asyncio
@@ -21,7 +11,6 @@ import ssl
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +18,7 @@ import httpx
 from google.auth import jwt
 from google.auth.crypt import es256
 
+from loyalty.conf import loyalty_settings, read_setting_file
 from loyalty.exceptions import (
     PermanentWalletError,
     TransientWalletError,
@@ -41,9 +31,6 @@ from loyalty.exceptions import (
 TOKEN_MAX_AGE_SECONDS = 50 * 60
 #: Push outcomes: delivered to APNs, or the device is gone (remove its registration).
 SENT, GONE = "sent", "gone"
-#: The pass update push: an empty JSON dictionary, a background push at priority 5.
-PASS_UPDATE_PAYLOAD = b"{}"
-PASS_UPDATE_HEADERS = {"apns-push-type": "background", "apns-priority": "5"}
 #: LOYALTY_APPLE_APNS_AUTH values.
 CERTIFICATE, TOKEN = "certificate", "token"
 _CREDENTIAL_REASONS = {
@@ -55,61 +42,38 @@ _CREDENTIAL_REASONS = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
-class ClientCertificate:
-    """The pass type ID certificate and its key (PEM files), presented in the TLS handshake."""
-
-    cert_file: str
-    key_file: str
-    #: Password of an encrypted key (secret; "" when the key is not encrypted).
-    password: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProviderTokenKey:
-    """The team's APNs authentication key (.p8), for token-based authentication."""
-
-    team_id: str
-    key_id: str
-    private_key_pem: str
-
-
 class ApnsClient:
-    """Thread-safe APNs client for one topic (the pass type identifier).
+    """Thread-safe APNs client for the pass type identifier's topic, built from the settings
+    (WalletNotConfigured: what is missing or unusable)."""
 
-    Exactly one of `certificate` (the default set-up) and `token_key` authenticates it.
-    """
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        topic: str,
-        timeout_seconds: float,
-        certificate: ClientCertificate | None = None,
-        token_key: ProviderTokenKey | None = None,
-        ca_file: str = "",
-    ) -> None:
-        if (certificate is None) == (token_key is None):
-            raise ValueError("one of certificate and token_key")
-        self.base_url = base_url.rstrip("/")
-        self.topic = topic
-        self.auth = CERTIFICATE if certificate else TOKEN
-        self._token_key = token_key
+    def __init__(self) -> None:
+        self.auth = str(loyalty_settings.APPLE_APNS_AUTH)
+        if self.auth not in (CERTIFICATE, TOKEN):
+            raise WalletNotConfigured(
+                f"LOYALTY_APPLE_APNS_AUTH is {self.auth[:20]!r}: {CERTIFICATE} or {TOKEN}"
+            )
+        token_names = ("APPLE_TEAM_ID", "APPLE_APNS_KEY_ID") if self.auth == TOKEN else ()
+        for name in ("APPLE_PASS_TYPE_ID", *token_names):
+            if not str(getattr(loyalty_settings, name)):
+                raise WalletNotConfigured(f"not configured (set LOYALTY_{name})")
+        self.base_url = str(loyalty_settings.APPLE_APNS_URL).rstrip("/")
+        self.topic = loyalty_settings.APPLE_PASS_TYPE_ID
+        self._team_id = loyalty_settings.APPLE_TEAM_ID
         self._signer = None
-        if token_key is not None:
+        if self.auth == TOKEN:
+            key_pem = read_setting_file("APPLE_APNS_KEY_FILE")
             try:
                 self._signer = es256.ES256Signer.from_string(
-                    token_key.private_key_pem, key_id=token_key.key_id
+                    key_pem, key_id=loyalty_settings.APPLE_APNS_KEY_ID
                 )
             except (ValueError, TypeError) as exc:
                 raise WalletNotConfigured(f"APNs key unusable (an ES256 .p8 key?): {exc}") from None
         context = ssl.create_default_context()
-        if ca_file:
-            context.load_verify_locations(cafile=ca_file)
-        if certificate is not None:
-            _load_client_certificate(context, certificate)
-        self._timeout_seconds = timeout_seconds
+        if loyalty_settings.APPLE_APNS_CA_FILE:
+            context.load_verify_locations(cafile=loyalty_settings.APPLE_APNS_CA_FILE)
+        if self.auth == CERTIFICATE:
+            _load_client_certificate(context)
+        self._timeout_seconds = timeout_seconds = float(loyalty_settings.WALLET_TIMEOUT_SECONDS)
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="apns-http2", daemon=True).start()
 
@@ -127,11 +91,11 @@ class ApnsClient:
 
     def provider_token(self, *, renew: bool = False) -> str:
         """Token auth only: the current provider token (renewed after 50 minutes)."""
-        assert self._token_key is not None and self._signer is not None
+        assert self._signer is not None
         with self._lock:
             now = time.time()
             if renew or not self._token or now - self._token_issued > TOKEN_MAX_AGE_SECONDS:
-                payload = {"iss": self._token_key.team_id, "iat": int(now)}
+                payload = {"iss": self._team_id, "iat": int(now)}
                 self._token = jwt.encode(self._signer, payload).decode()
                 self._token_issued = now
             return self._token
@@ -170,21 +134,13 @@ class ApnsClient:
             raise UnconfirmedDeviceToken(f"APNs HTTP {status} {reason} (no push accepted yet)")
         raise PermanentWalletError(f"APNs HTTP {status} {reason}".rstrip())
 
-    def check_credentials(self, *, force: bool = False) -> None:
-        """A push to an all-zero device token (always: `force` is for Google's cached token);
-        APNs checks the certificate or provider token and the topic first.
-
-        400 BadDeviceToken means the credentials and topic were accepted; 403 that they were not.
-        """
+    def check_credentials(self) -> None:
+        """A push to an all-zero device token: APNs checks the certificate or provider token
+        and the topic first, so 400 BadDeviceToken means they were accepted."""
         try:
             self.push("0" * 64)
         except UnconfirmedDeviceToken:
-            return  # the key and topic were accepted
-        except PermanentWalletError as exc:
-            if isinstance(exc, WalletCredentialsError):
-                raise
-            if "BadDeviceToken" not in str(exc):
-                raise
+            pass
 
     def close(self) -> None:
         try:
@@ -214,14 +170,15 @@ class ApnsClient:
             raise TransientWalletError("APNs: no answer") from None
 
     def _post(self, device_token: str, *, renew: bool = False) -> httpx.Response:
-        headers = {"apns-topic": self.topic, **PASS_UPDATE_HEADERS}
+        # An empty payload: a background push, which Apple allows only at priority 5.
+        headers = {"apns-topic": self.topic, "apns-push-type": "background", "apns-priority": "5"}
         if self.auth == TOKEN:
             headers["authorization"] = f"bearer {self.provider_token(renew=renew)}"
         try:
             return self._run(
                 self._http.post(
                     f"{self.base_url}/3/device/{device_token}",
-                    content=PASS_UPDATE_PAYLOAD,
+                    content=b"{}",
                     headers=headers,
                 )
             )
@@ -241,20 +198,20 @@ class ApnsClient:
             raise TransientWalletError(f"APNs unreachable: {type(exc).__name__}") from None
 
 
-def _load_client_certificate(context: ssl.SSLContext, certificate: ClientCertificate) -> None:
-    """The pass type certificate as TLS client certificate; WalletNotConfigured names the
+def _load_client_certificate(context: ssl.SSLContext) -> None:
+    """The pass type certificate as TLS client certificate (the Wallet guide: "the same
+    certificate and private key ... as for signing passes"); WalletNotConfigured names the
     setting (never the key or its password)."""
-    for path, setting in (
-        (certificate.cert_file, "APPLE_PASS_CERT_FILE"),
-        (certificate.key_file, "APPLE_PASS_KEY_FILE"),
-    ):
+    cert_file = str(loyalty_settings.APPLE_PASS_CERT_FILE)
+    key_file = str(loyalty_settings.APPLE_PASS_KEY_FILE)
+    for path, setting in ((cert_file, "APPLE_PASS_CERT_FILE"), (key_file, "APPLE_PASS_KEY_FILE")):
         if not path:
             raise WalletNotConfigured(f"not configured (set LOYALTY_{setting})")
         if not Path(path).is_file():
             raise WalletNotConfigured(f"LOYALTY_{setting}: cannot read {path}")
     try:
         context.load_cert_chain(
-            certificate.cert_file, certificate.key_file, password=certificate.password or None
+            cert_file, key_file, password=loyalty_settings.APPLE_PASS_KEY_PASSWORD or None
         )
     except (ssl.SSLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or type(exc).__name__
@@ -282,14 +239,3 @@ def _reason(response: httpx.Response) -> str:
         return str(response.json().get("reason", ""))
     except ValueError:
         return ""
-
-
-def read_key_file(path: str, *, setting: str) -> str:
-    if not path:
-        raise WalletNotConfigured(f"not configured (set LOYALTY_{setting})")
-    try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise WalletNotConfigured(
-            f"LOYALTY_{setting}: cannot read {path}: {exc.strerror}"
-        ) from None

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from loyalty.conf import loyalty_settings
+from loyalty.conf import loyalty_settings, read_setting_file
 from loyalty.exceptions import WalletNotConfigured
 
 ASSETS = Path(__file__).resolve().parent.parent / "passkit_assets"
@@ -66,21 +66,10 @@ class PassSigner:
 
     @classmethod
     def from_settings(cls) -> "PassSigner":
-        files = {}
-        for name in ("APPLE_PASS_CERT_FILE", "APPLE_PASS_KEY_FILE", "APPLE_WWDR_CERT_FILE"):
-            path = str(getattr(loyalty_settings, name))
-            if not path:
-                raise WalletNotConfigured(f"not configured (set LOYALTY_{name})")
-            try:
-                files[name] = Path(path).read_bytes()
-            except OSError as exc:
-                raise WalletNotConfigured(
-                    f"LOYALTY_{name}: cannot read {path}: {exc.strerror}"
-                ) from None
         return cls(
-            cert_pem=files["APPLE_PASS_CERT_FILE"],
-            key_pem=files["APPLE_PASS_KEY_FILE"],
-            wwdr_pem=files["APPLE_WWDR_CERT_FILE"],
+            cert_pem=read_setting_file("APPLE_PASS_CERT_FILE"),
+            key_pem=read_setting_file("APPLE_PASS_KEY_FILE"),
+            wwdr_pem=read_setting_file("APPLE_WWDR_CERT_FILE"),
             password=loyalty_settings.APPLE_PASS_KEY_PASSWORD,
         )
 

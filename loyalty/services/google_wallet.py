@@ -9,7 +9,6 @@ Tokens only ever travel in headers: no message or log line of ours contains one.
 
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 import google.auth.exceptions
@@ -17,6 +16,7 @@ import requests
 from google.auth.transport.requests import AuthorizedSession, Request
 from google.oauth2 import service_account
 
+from loyalty.conf import loyalty_settings, read_setting_file
 from loyalty.exceptions import (
     PermanentWalletError,
     TransientWalletError,
@@ -42,16 +42,16 @@ QUOTA_REASONS = {
 SYNCED, RECREATED = "synced", "recreated"
 
 
-def load_service_account_info(*, key_file: str, key_json: str) -> dict[str, Any]:
-    """The key's JSON (file path or content); WalletNotConfigured names what is missing or bad."""
-    if key_json:
-        source, text = "LOYALTY_GOOGLE_SERVICE_ACCOUNT_JSON", key_json
-    elif key_file:
+def _service_account_info() -> dict[str, Any]:
+    """The key's JSON (file or content); WalletNotConfigured names what is missing or bad."""
+    if loyalty_settings.GOOGLE_SERVICE_ACCOUNT_JSON:
+        source, text = (
+            "LOYALTY_GOOGLE_SERVICE_ACCOUNT_JSON",
+            loyalty_settings.GOOGLE_SERVICE_ACCOUNT_JSON,
+        )
+    elif loyalty_settings.GOOGLE_SERVICE_ACCOUNT_FILE:
         source = "LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE"
-        try:
-            text = Path(key_file).read_text()
-        except OSError as exc:
-            raise WalletNotConfigured(f"{source}: cannot read {key_file}: {exc.strerror}") from None
+        text = read_setting_file("GOOGLE_SERVICE_ACCOUNT_FILE")
     else:
         raise WalletNotConfigured(
             "not configured (set LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE or _JSON)"
@@ -67,20 +67,19 @@ def load_service_account_info(*, key_file: str, key_json: str) -> dict[str, Any]
 
 
 class GoogleWalletClient:
-    """Thread-safe client of walletobjects/v1/loyaltyObject."""
+    """Thread-safe client of walletobjects/v1/loyaltyObject, built from the settings."""
 
-    def __init__(
-        self, *, base_url: str, service_account_info: dict[str, Any], timeout_seconds: float
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.timeout_seconds = timeout_seconds
+    def __init__(self) -> None:
+        info = _service_account_info()
+        self.base_url = str(loyalty_settings.GOOGLE_WALLET_URL).rstrip("/")
+        self.timeout_seconds = float(loyalty_settings.WALLET_TIMEOUT_SECONDS)
         try:
             self.credentials = service_account.Credentials.from_service_account_info(
-                service_account_info, scopes=[SCOPE]
+                info, scopes=[SCOPE]
             )
         except (ValueError, TypeError) as exc:
             raise WalletNotConfigured(f"service account key unusable: {exc}") from None
-        self.client_email = service_account_info["client_email"]
+        self.client_email = info["client_email"]
         self._local = threading.local()
         self._refresh_lock = threading.Lock()
 

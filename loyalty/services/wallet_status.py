@@ -175,7 +175,7 @@ def _probe(
     try:
         if wallet == "apple":
             PassSigner.from_settings()  # the passes must be signable too
-            clients.apple.check_credentials(force=fresh)  # type: ignore[union-attr]
+            clients.apple.check_credentials()  # type: ignore[union-attr]
         else:
             sample = (
                 LoyaltyCard.objects.exclude(google_object_id="")
