@@ -7,7 +7,6 @@ and counting the cards behind reads every card with a pass.
 """
 
 import logging
-import threading
 import time
 
 from jobs.health.checks import Check
@@ -16,16 +15,15 @@ from loyalty.services.wallet_status import wallet_statuses
 
 logger = logging.getLogger("loyalty.health")
 CACHE_SECONDS = 60.0
-_cache: dict[int, tuple[float, Check]] = {}
-_lock = threading.Lock()
+#: (id of the wallet clients, monotonic time, the check)
+_last: tuple[int, float, Check] | None = None
 
 
 def check_wallets() -> Check:
+    global _last
     key = id(wallet_clients())  # new settings, new clients: a fresh answer
-    with _lock:
-        cached = _cache.get(key)
-    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-        return cached[1]
+    if _last and _last[0] == key and time.monotonic() - _last[1] < CACHE_SECONDS:
+        return _last[2]
     try:
         statuses = wallet_statuses()
     except Exception as exc:  # a health page never crashes on one check
@@ -45,7 +43,5 @@ def check_wallets() -> Check:
         check = Check(
             "wallets", False, f"{detail} (see docs/loyalty.md, wallet setup)", warning=True
         )
-    with _lock:
-        _cache.clear()
-        _cache[key] = (time.monotonic(), check)
+    _last = (key, time.monotonic(), check)
     return check

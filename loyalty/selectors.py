@@ -1,20 +1,10 @@
 """Reads of the loyalty app with names: which programs expire points, which cards are due.
 
-The one place that states the expiration rule (the chunk statements of loyalty.sql apply
-the same rule while they lock; the dry run, the admin's "Expire now" confirmation and the
-program form's preview ask here):
-
-- Dates are the merchant's calendar days. A card last active on day A is due on
-  A + `points_expiration_days`.
-- The warning goes out `lead` days before the due day (the program's
-  `expiration_warning_days`, at most half the period), so a customer active within the
-  lead is never warned. It is about one inactivity cycle (the card's `last_activity_at`
-  when it was sent) and promises a day: the due day, or `lead` days from the warning if
-  the card was found later than that (past due on a first run, after a shortened or
-  re-activated program): points are never voided without notice.
-- A card is expired only when its warning is about its current cycle, promised a day no
-  earlier than its due day (a lengthened program needs a new warning), and that day has
-  come: the warning is then at least `lead` days old, and the promised day is honoured.
+The expiration rule (docs/loyalty.md) in one place: the dry run, the admin's "Expire now"
+confirmation and the program form's preview ask here; the chunk statements of
+loyalty.sql apply the same rule while they lock. A warning is about one inactivity cycle
+(the card's `last_activity_at` when it was sent) and promises a day, never sooner than
+the lead; a card is expired only once its current cycle's promised day has come.
 """
 
 from dataclasses import dataclass
@@ -94,10 +84,6 @@ def _due_on(day: ExpirationDay) -> ExpressionWrapper:
     )
 
 
-def _warned_for_current_cycle(day: ExpirationDay) -> Q:
-    return Q(expiration_warning_cycle_at=F("last_activity_at"), points_expire_on__gte=_due_on(day))
-
-
 def _cards_with_points(
     program: LoyaltyProgram, card_ids: list[int] | None
 ) -> QuerySet[LoyaltyCard]:
@@ -127,7 +113,8 @@ def cards_due_for_expiration(
     """Cards past their due day whose warning for this cycle promised a day that has come."""
     day = expiration_day(program, now=now)
     return _cards_with_points(program, card_ids).filter(
-        _warned_for_current_cycle(day),
+        expiration_warning_cycle_at=F("last_activity_at"),
+        points_expire_on__gte=_due_on(day),
         last_activity_at__lt=day.expire_before,
         points_expire_on__lte=day.today,
     )

@@ -1,22 +1,11 @@
 """Hand-written SQL of the loyalty app, each statement named and described once.
 
 A chunk of the expiration job is two statements in one transaction: a PICK locks the
-chunk's cards and returns them with what their customer needs to hear; the matching
-change (MARK_WARNED, EXPIRE_CARDS) then changes exactly those cards by primary key,
-while the caller renders their notifications (loyalty.services.expiration). The cards
-are locked by the chunk's own transaction from the pick on, so the change finds them as
-the pick returned them.
-
-Both picks lock with FOR UPDATE SKIP LOCKED and walk one merchant's cards in
-(last_activity_at, id) order from the last card of the previous chunk (`after_at`,
-`after_id`), so two workers never touch one card, a chunk that cannot finish never makes
-the loop select it again, and each chunk reads exactly its cards from
-`loyalty_card_expirable_idx` (merchant, last_activity_at, id) WHERE is_active AND
-points_balance > 0: no sort, and no rows read past the phase's threshold, however many
-cards are not due. Within the range, the warning state filters rows (the warning pick
-skips cards already warned for their cycle, the expiration pick those whose promised
-day has not come: a lead's worth of cards at most). The customer is read with each card
-(nested loop under the LIMIT).
+chunk's cards (FOR UPDATE SKIP LOCKED: two workers never touch one card) and returns
+them with what their customer needs to hear; MARK_WARNED or EXPIRE_CARDS then changes
+exactly those cards by primary key. Both picks walk one merchant's cards in
+(last_activity_at, id) order from the previous chunk's last card, a range read of
+`loyalty_card_expirable_idx`: no sort, and no rows read past the phase's threshold.
 """
 
 #: Run first in every chunk's transaction: the picks must walk the index in its order. The

@@ -1,26 +1,11 @@
 """Point expiration with warnings first, set-based and safe to run twice at once.
 
-Per active program with `points_expiration_days > 0`: first the warnings (cards within
-the program's lead of their due day, or past it, with no warning for their current
-cycle), then the expiration (cards whose warning promised a day that has come: balance
-to 0, a POINTS_EXPIRED ledger row, total_points_voided increased). loyalty.selectors
-states the rule; points are never voided without a warning at least the lead old. Chunks
-walk the cards in (last_activity_at, id) order along `loyalty_card_expirable_idx` (see
-loyalty.sql).
-
-The failure rule: a card's change and its message commit together. Each chunk is one
-transaction: one statement locks its cards FOR UPDATE SKIP LOCKED and returns them, a
-second changes them while their notifications are rendered by the template engine on a
-helper thread (the rendering is Python, the change is PostgreSQL's: overlapping them
-keeps rendering off the chunk's critical path, bench/expire_points.py), and the
-notifications are inserted in the same transaction. If a notification cannot be
-rendered or queued, the chunk rolls back (its cards stay unwarned or unexpired) and the
-error ends the program's pass: the run fails and alerts, the chunks already committed
-stay done, and the next run picks the rest up.
-
-One program's bad data (dates out of range in Python or in SQL) never stops the others:
-that program is skipped, logged and flagged (the run's history and /health/ show it),
-and the result says `status: "partial"` with its id in `failed_program_ids`.
+Per expiring program: its warnings, then its expirations (loyalty.selectors states the
+rule), chunk by chunk along `loyalty_card_expirable_idx` (loyalty.sql). A card's change
+and its message commit together: a chunk is one transaction, its notifications rendered
+on a helper thread while PostgreSQL changes the cards (rendering stays off the chunk's
+critical path: bench/expire_points.py); an error rolls the chunk back and fails the run.
+One program's bad data never stops the others: it is skipped, logged and flagged.
 """
 
 import logging
@@ -36,7 +21,6 @@ from django.utils import timezone
 
 from jobs.outbox.notifications import (
     OutgoingNotification,
-    RenderedNotification,
     queue_rendered,
     render_notifications,
 )
@@ -69,13 +53,8 @@ def expiration_notes(days: int) -> str:
 
 
 class _Progress:
-    """What the run page shows: cards handled in the current program, running totals.
-
-    report_progress replaces the stored dict, so every report carries the totals so far:
-    `done` counts this program's cards handled (warned or expired; the two phases never
-    touch the same card), `warned` / `expired` the whole run's. There is no `total`:
-    counting the due cards first would cost another scan.
-    """
+    """What the run page shows (docs/loyalty.md, "Progress"): report_progress replaces the
+    stored dict, so every report carries the run's totals so far."""
 
     def __init__(self, *, programs: int) -> None:
         self.programs = programs
@@ -290,7 +269,7 @@ def _chunks(
                 if not rows:
                     return
                 # The cards are locked: render their messages while PostgreSQL changes them.
-                rendering = renderer.submit(_render, notify, rows)
+                rendering = renderer.submit(lambda chunk: render_notifications(notify(chunk)), rows)
                 change(cursor, rows, params)
                 queue_rendered(rendering.result())
             yield rows
@@ -298,13 +277,6 @@ def _chunks(
                 return  # the walk reached the end of its range: another pick finds nothing
             last = rows[-1]  # rows come back in walk order
             after_at, after_id = last.last_activity_at, last.card_id
-
-
-def _render(
-    notify: Callable[[list[CardRow]], list[OutgoingNotification]], rows: list[CardRow]
-) -> list[RenderedNotification]:
-    """Build and render one chunk's notifications (no database: runs on the helper thread)."""
-    return render_notifications(notify(rows))
 
 
 def _preview_program(

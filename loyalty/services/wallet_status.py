@@ -1,27 +1,12 @@
 """Per wallet: OK, WARN or FAIL, with the reason first, and what the operator needs to act.
 
-Shared by /wallet-status/, `manage.py wallet_status` and the `wallets` health check.
-One state per wallet, decided in one place (`WalletStatus.verdict`):
-
-- FAIL: the credentials are refused now (or the settings are unusable), the wallet is
-  not configured while cards have its pass, or the last run was systemic (more than
-  SYSTEMIC_FAILURES cards failed, or the wallet was stopped as down), or the last run
-  had the credentials refused and nobody has asked the wallet since.
-- WARN: the last run's failure rate crossed the alert (ALERT_FAILURE_RATE), or the
-  wallet could not be asked (unreachable).
-- OK: otherwise. A run refused by credentials that the wallet has accepted since (a
-  probe after the run) is history, not a FAIL: that is how the runbook's "fix the
-  setting, run wallet_status until it says OK" ends.
-
-"Accepted" asks the wallet: Google mints a token and reads one of our objects (a token
-can be minted for a key that walletobjects refuses); APNs gets a push to an all-zero
-device token (400 BadDeviceToken: credentials and topic accepted). Answers are kept
-PROBE_TTL_SECONDS per client; new settings or a replaced key file make a new client,
-hence a live probe. A fresh probe from the web is allowed once per FRESH_EVERY_SECONDS
-across processes (the shared cache), so a reloaded page cannot hammer Apple and Google.
+Shared by /wallet-status/, `manage.py wallet_status` and the `wallets` health check; the
+rules (`WalletStatus.verdict`) are the runbook's (docs/loyalty.md). Answers of the wallets
+are kept PROBE_TTL_SECONDS per client (new settings make a new client, hence a live
+probe); a fresh probe from the web is allowed once per FRESH_EVERY_SECONDS across
+processes (the shared cache), so a reloaded page cannot hammer Apple and Google.
 """
 
-import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -45,9 +30,8 @@ SYNC_JOBS = ("loyalty.sync_wallet_passes", "loyalty.push_wallet_changes")
 PROBE_TTL_SECONDS = 60.0
 FRESH_EVERY_SECONDS = 10
 _FRESH_KEY = "loyalty.wallet_status.fresh_probe"
-#: (wallet, client id) -> (monotonic time, when, accepted, problem)
-_probes: dict[tuple[str, int], tuple[float, datetime, bool | None, str]] = {}
-_probe_lock = threading.Lock()
+#: (wallet, client id) -> (monotonic time, (accepted, problem, when asked))
+_probes: dict[tuple[str, int], tuple[float, tuple[bool | None, str, datetime]]] = {}
 
 
 class State(StrEnum):
@@ -165,13 +149,11 @@ def allow_fresh_probe() -> bool:
 def _probe(
     wallet: str, clients: WalletClients, *, fresh: bool
 ) -> tuple[bool | None, str, datetime]:
+    """(accepted, problem, when asked): the client's answer of the last PROBE_TTL_SECONDS."""
     client = clients.google if wallet == "google" else clients.apple
-    key = (wallet, id(client))
-    with _probe_lock:
-        cached = _probes.get(key)
+    cached = _probes.get((wallet, id(client)))
     if cached and not fresh and time.monotonic() - cached[0] < PROBE_TTL_SECONDS:
-        return cached[2], cached[3], cached[1]
-    assert client is not None
+        return cached[1]
     try:
         if wallet == "apple":
             PassSigner.from_settings()  # the passes must be signable too
@@ -183,17 +165,16 @@ def _probe(
                 .first()
             )
             clients.google.check_access(object_id=sample or "", force=fresh)  # type: ignore[union-attr]
-        answer: tuple[bool | None, str] = (True, "")
+        accepted, problem = True, ""
     except WalletNotConfigured as exc:
-        answer = (False, f"settings unusable: {exc}")
+        accepted, problem = False, f"settings unusable: {exc}"
     except WalletCredentialsError as exc:
-        answer = (False, f"credentials refused: {exc}")
+        accepted, problem = False, f"credentials refused: {exc}"
     except WalletError as exc:
-        answer = (None, f"unreachable: {exc}")
-    asked = timezone.now()
-    with _probe_lock:
-        _probes[key] = (time.monotonic(), asked, *answer)
-    return answer[0], answer[1], asked
+        accepted, problem = None, f"unreachable: {exc}"
+    answer = (accepted, problem, timezone.now())
+    _probes[(wallet, id(client))] = (time.monotonic(), answer)
+    return answer
 
 
 def _last_run() -> JobRun | None:
