@@ -67,12 +67,7 @@ def sync_wallet_passes_task(
     since: Annotated[str, IsoDate(with_time=True)] | None = None,
 ) -> dict[str, Any]:
     """Push every card whose wallets are behind (or the given cards, or those changed since
-    `since`) to Google and Apple wallets.
-
-    Wallet endpoints and credentials come only from settings/environment
-    (LOYALTY_GOOGLE_SERVICE_ACCOUNT_FILE, ...), never from job arguments: whoever can queue
-    a job must not be able to send the wallet credentials to a host of their choice.
-    """
+    `since`) to Google and Apple wallets."""
     if card_id is not None:
         card_ids = [*(card_ids or []), card_id]
     moment = None if since is None else datetime.fromisoformat(since)

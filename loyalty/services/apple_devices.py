@@ -1,10 +1,8 @@
 """Apple devices registered for a card's pass (PassKit web service): one row per device and pass.
 
-A registration only ever changes its own row: a device's push token for another pass is
-that pass's registration's business (the device registers each pass itself), so a call
-about one card can never rewrite the token of another customer's card. A pass takes at
-most LOYALTY_APPLE_MAX_DEVICES_PER_PASS devices: a new one past that is refused, and the
-count is taken under the card's row lock, so concurrent registrations cannot overshoot.
+A registration only ever changes its own row, so a call about one card never rewrites the
+token of another customer's card; the devices of a pass are counted under the card's row
+lock, so concurrent registrations cannot overshoot LOYALTY_APPLE_MAX_DEVICES_PER_PASS.
 """
 
 from enum import StrEnum

@@ -1,11 +1,8 @@
 """Apple Wallet passes: pass.json for a card, signed into a .pkpass with the pass type certificate.
 
-A .pkpass is a zip of pass.json, the images, manifest.json (SHA-1 of every file) and
-`signature`: a detached PKCS#7 (CMS) signature of manifest.json by the pass type ID
-certificate, with Apple's WWDR intermediate certificate included (cryptography's
-PKCS7SignatureBuilder). django-walletpass signs the same way, but brings Django REST
-framework, aioapns 3 and pyOpenSSL, and its own pass and registration tables with the
-authentication tokens in clear: here a pass's token is an HMAC of its serial number.
+The signature is a detached PKCS#7 (CMS) signature of manifest.json with Apple's WWDR
+certificate included (cryptography); a pass's authentication token is an HMAC of its
+serial number, never stored (why not django-walletpass: docs/loyalty.md).
 """
 
 import hashlib

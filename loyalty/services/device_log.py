@@ -1,10 +1,8 @@
 """Device log lines (the PassKit /v1/log endpoint): escaped, capped, limited in rate.
 
-Anyone can post there, so a line is data, never a log record of ours: each line
-received becomes one record, its control characters and non-ASCII escaped (a forged
-newline cannot start a fake record), cut to MAX_LINE_CHARS, at most MAX_LINES_PER_CALL
-per call and LOYALTY_PASSKIT_LOG_LINES_PER_MINUTE per process and minute (wall clock);
-lines past the budget are counted and dropped, and the first drop of a minute says so.
+Anyone can post there, so a line is data, never a log record of ours: one record per
+line, escaped (a forged newline cannot start a fake record), cut, and counted against a
+per-process budget per minute; the first line dropped in a minute says so.
 """
 
 import logging

@@ -1,10 +1,8 @@
 """Google Wallet: PATCH a card's loyaltyObject with a service account's OAuth token.
 
-google-auth mints the access token from the service account key (a JWT assertion
-signed with the key, sent to the key's `token_uri`), caches it and refreshes it
-before it expires; requests go through its AuthorizedSession, one per thread
-(requests sessions are not thread-safe), all sharing the one credentials object.
-Tokens only ever travel in headers: no message or log line of ours contains one.
+google-auth mints, caches and refreshes the access token; requests go through its
+AuthorizedSession, one per thread (requests sessions are not thread-safe), all sharing
+the one credentials object. Tokens only travel in headers, never in a message or log.
 """
 
 import json

@@ -18,15 +18,10 @@ EXPIRED_TEMPLATE = "loyalty/notifications/points_expired"
 
 
 class CardRow(NamedTuple):
-    """One card returned by a pick statement, with what its customer needs to hear.
+    """One card returned by a pick statement (in loyalty.sql's column order), with what its
+    customer needs to hear: a named tuple, built 200,000 times in a big run."""
 
-    A named tuple: built straight from the statement's rows (`CardRow._make`), in column
-    order (loyalty.sql), 200,000 times in a big run.
-    """
-
-    #: Card primary key.
     card_id: int
-    #: Printed card number.
     number: str
     #: Points expiring (warning) or expired (expiration).
     points: int
