@@ -1,10 +1,8 @@
 """Admin of the loyalty app: programs, cards (balance read-only, ledger inline), transactions.
 
 Balances only change through the ledger, so they are read-only here. The card actions
-queue the real jobs (jobs.admin.actions: offered to those who may run the job, recorded
-as the user, landing on the run). "Expire now" voids points for good: its job needs the
-cards' change permission besides `run_job`, and it shows a confirmation page first with
-what the run will do to each card, as loyalty.selectors decides it.
+queue the real jobs; "Expire now" voids points for good, so it asks first, showing what
+the run will do to each card, as loyalty.selectors decides it.
 """
 
 from typing import Any
@@ -86,7 +84,8 @@ class LoyaltyProgramForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        if self.errors or not self._changes_expiration():
+        changes = self.instance.pk is None or set(EXPIRATION_FIELDS) & set(self.changed_data)
+        if self.errors or not changes:
             return cleaned
         warn, expire = self._next_run(cleaned)
         if (warn or expire) and not cleaned.get("confirm_expiration_change"):
@@ -97,11 +96,6 @@ class LoyaltyProgramForm(forms.ModelForm):
                 " box to save.",
             )
         return cleaned
-
-    def _changes_expiration(self) -> bool:
-        if self.instance.pk is None:
-            return True
-        return bool(set(EXPIRATION_FIELDS) & set(self.changed_data))
 
     def _next_run(self, cleaned: dict[str, Any]) -> tuple[int, int]:
         """(cards warned, cards expired) by the next run under the values typed."""
@@ -247,13 +241,17 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         """Per program and per card what a run now would do, as the service decides it."""
         outlook = expiration_outlook(cards, now=timezone.now())
         due = [c for c in cards if outlook[c.pk].verdict == "expire"]
-        summary = [
-            f"{program.name} ({program.merchant.name}, points expire after "
-            f"{program.points_expiration_days} days of inactivity): {len(mine)} selected "
-            f"card(s), {len(expire)} past expiration with "
-            f"{sum(c.points_balance for c in expire)} points to void, {len(warn)} to warn"
-            for program, mine, expire, warn in _by_program(cards, outlook)
-        ]
+        summary = []
+        for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
+            mine = [c for c in cards if c.merchant_id == program.merchant_id]
+            expire = [c for c in mine if program.pk in outlook[c.pk].expire_in]
+            warn = [c for c in mine if program.pk in outlook[c.pk].warn_in]
+            summary.append(
+                f"{program.name} ({program.merchant.name}, points expire after "
+                f"{program.points_expiration_days} days of inactivity): {len(mine)} selected "
+                f"card(s), {len(expire)} past expiration with "
+                f"{sum(c.points_balance for c in expire)} points to void, {len(warn)} to warn"
+            )
         no_program = sum(
             1
             for c in cards
@@ -292,19 +290,6 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
             submit="Yes, expire now",
         )
-
-
-def _by_program(
-    cards: list[LoyaltyCard], outlook: dict[int, CardOutlook]
-) -> list[tuple[LoyaltyProgram, list[LoyaltyCard], list[LoyaltyCard], list[LoyaltyCard]]]:
-    """(program, its selected cards, those to expire, those to warn) per program concerned."""
-    groups = []
-    for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
-        mine = [c for c in cards if c.merchant_id == program.merchant_id]
-        expire = [c for c in mine if program.pk in outlook[c.pk].expire_in]
-        warn = [c for c in mine if program.pk in outlook[c.pk].warn_in]
-        groups.append((program, mine, expire, warn))
-    return groups
 
 
 def _in_words(card: LoyaltyCard, outlook: CardOutlook) -> str:
