@@ -1,20 +1,18 @@
 """Which cards' wallets are behind, their snapshots, and what each wallet confirmed (named SQL).
 
-A wallet is behind when it has not confirmed the card's current balance_version,
-however long ago the change was: failed cards and cards changed during an outage
-stay behind until a run gets them through. The least recently attempted go first,
-so cards that keep failing do not starve the others when a run is bounded. A card a
-wallet refused for good (4xx) is quarantined at that version: not behind for that
-wallet until the card changes (its balance_version moves past it).
+A wallet is behind until it confirms the card's current balance_version, however long
+ago the change was; the least recently attempted go first, so cards that keep failing do
+not starve the others. A card a wallet refused for good (4xx) is quarantined at that
+version: not behind for that wallet until the card changes.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.db.models import Q
 
+from jobs.sql import fetch
 from loyalty.models import AppleDeviceRegistration, LoyaltyCard, LoyaltyProgram, LoyaltyTransaction
 
 WALLETS = ("google", "apple")
@@ -52,30 +50,30 @@ _BEHIND_PAIRS = """
        AND COALESCE(s.quarantined_version, 0) < c.balance_version
 """
 
-#: Cards behind in any wallet, least recently attempted first, at most %s.
+#: Cards behind in any wallet, least recently attempted first, at most `limit`.
 CARDS_BEHIND = f"""
     SELECT card_id, array_agg(wallet ORDER BY wallet)
       FROM ({_BEHIND_PAIRS}) behind
      GROUP BY card_id
      ORDER BY min(attempted_at) NULLS FIRST, card_id
-     LIMIT %s
+     LIMIT %(limit)s
 """
 
 #: The same, among the given cards only (the minutely sweep's changed cards).
 CARDS_BEHIND_AMONG = f"""
     SELECT card_id, array_agg(wallet ORDER BY wallet)
-      FROM ({_BEHIND_PAIRS} AND c.id = ANY(%s::bigint[])) behind
+      FROM ({_BEHIND_PAIRS} AND c.id = ANY(%(card_ids)s::bigint[])) behind
      GROUP BY card_id
      ORDER BY card_id
 """
 
-#: Take (delete) the oldest changes the card trigger queued, at most %s, skipping rows
+#: Take (delete) the oldest changes the card trigger queued, at most `limit`, skipping rows
 #: another sweep holds; with each, how long it waited (database clock). An idle minute
 #: is this one statement on an empty table.
 TAKE_CHANGES = """
     DELETE FROM loyalty_walletchange
      WHERE card_id IN (SELECT card_id FROM loyalty_walletchange
-                        ORDER BY changed_at LIMIT %s FOR UPDATE SKIP LOCKED)
+                        ORDER BY changed_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
     RETURNING card_id, EXTRACT(EPOCH FROM clock_timestamp() - changed_at)::float8
 """
 
@@ -111,36 +109,28 @@ PUBLISH_APPLE_TAGS = """
     INSERT INTO loyalty_walletsyncstate AS s
            (card_id, wallet, synced_version, published_tag, failures, last_error)
     SELECT card_id, 'apple', 0, nextval('loyalty_balance_version_seq'), 0, ''
-      FROM unnest(%s::bigint[]) AS c(card_id)
+      FROM unnest(%(card_ids)s::bigint[]) AS c(card_id)
     ON CONFLICT (card_id, wallet) DO UPDATE SET published_tag = EXCLUDED.published_tag
 """
 
 
-def cards_behind(*, limit: int) -> dict[int, tuple[str, ...]]:
-    """{card id: wallets behind}, at most `limit` cards, in the order they should be tried."""
-    with connection.cursor() as cursor:
-        cursor.execute(CARDS_BEHIND, [limit])
-        return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
-
-
-def cards_behind_among(card_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    """{card id: wallets behind} of the given cards."""
-    with connection.cursor() as cursor:
-        cursor.execute(CARDS_BEHIND_AMONG, [card_ids])
-        return {card_id: tuple(wallets) for card_id, wallets in cursor.fetchall()}
+def cards_behind(*, limit: int = 0, among: list[int] | None = None) -> dict[int, tuple[str, ...]]:
+    """{card id: wallets behind}: of the cards `among`, else at most `limit` cards in the
+    order they should be tried."""
+    if among is not None:
+        rows = fetch(CARDS_BEHIND_AMONG, {"card_ids": among})
+    else:
+        rows = fetch(CARDS_BEHIND, {"limit": limit})
+    return {card_id: tuple(wallets) for card_id, wallets in rows}
 
 
 def take_changes(*, limit: int) -> dict[int, float]:
     """{card id: seconds its change waited} of the changes taken (and removed) now."""
-    with connection.cursor() as cursor:
-        cursor.execute(TAKE_CHANGES, [limit])
-        return dict(cursor.fetchall())
+    return dict(fetch(TAKE_CHANGES, {"limit": limit}))
 
 
 def count_behind() -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(COUNT_BEHIND)
-        counts = dict(cursor.fetchall())
+    counts = dict(fetch(COUNT_BEHIND, {}))
     return {wallet: counts.get(wallet, 0) for wallet in WALLETS}
 
 
@@ -215,8 +205,7 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
 
 def publish_apple_tags(card_ids: list[int]) -> None:
     if card_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(PUBLISH_APPLE_TAGS, [card_ids])
+        fetch(PUBLISH_APPLE_TAGS, {"card_ids": card_ids})
 
 
 def record_outcomes(outcomes: list[tuple[int, str, int, str, str]], *, now: datetime) -> None:
@@ -227,18 +216,17 @@ def record_outcomes(outcomes: list[tuple[int, str, int, str, str]], *, now: date
     card_ids, wallets, versions, statuses, errors = (
         list(column) for column in zip(*outcomes, strict=True)
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            RECORD_OUTCOMES,
-            {
-                "now": now,
-                "card_ids": card_ids,
-                "wallets": wallets,
-                "versions": versions,
-                "statuses": statuses,
-                "errors": [e[:300] for e in errors],
-            },
-        )
+    fetch(
+        RECORD_OUTCOMES,
+        {
+            "now": now,
+            "card_ids": card_ids,
+            "wallets": wallets,
+            "versions": versions,
+            "statuses": statuses,
+            "errors": [e[:300] for e in errors],
+        },
+    )
 
 
 def remove_registrations(registration_ids: list[int]) -> int:

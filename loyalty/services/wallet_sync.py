@@ -151,7 +151,7 @@ def sync_wallet_passes(
     started = time.monotonic()
     limit = max_cards or int(loyalty_settings.WALLET_SYNC_MAX_CARDS_PER_RUN)
     if behind_among is not None:
-        mode, wanted = "changes", wallet_state.cards_behind_among(behind_among)
+        mode, wanted = "changes", wallet_state.cards_behind(among=behind_among)
     elif card_ids is None and since is None:
         mode, wanted = "behind", wallet_state.cards_behind(limit=limit)
     else:
