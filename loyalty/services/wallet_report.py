@@ -27,24 +27,15 @@ class CardOutcome:
     card_id: int
     #: The balance_version pushed (what the wallets confirm on success).
     version: int
-    #: wallet -> (synced | recreated | failed | refused | skipped, error)
+    #: wallet -> (status, error); status: synced | recreated | failed (transiently, after
+    #: its retries) | refused (for good: quarantined) | skipped (the wallet is stopped).
     results: dict[str, tuple[str, str]] = field(default_factory=dict)
     devices_pushed: int = 0
     gone_registrations: list[int] = field(default_factory=list)
 
     @property
-    def failed(self) -> bool:
-        """A wallet failed transiently (5xx, timeouts) after its retries."""
-        return any(status == "failed" for status, _ in self.results.values())
-
-    @property
-    def refused(self) -> bool:
-        """A wallet refused this card for good: quarantined until the card changes."""
-        return any(status == "refused" for status, _ in self.results.values())
-
-    @property
-    def attempted(self) -> bool:
-        return any(status != "skipped" for status, _ in self.results.values())
+    def statuses(self) -> set[str]:
+        return {status for status, _ in self.results.values()}
 
 
 class WalletGate:
@@ -117,16 +108,12 @@ def sync_result(
     behind_after: dict[str, int],
     elapsed_seconds: float,
 ) -> dict[str, Any]:
-    """The run's result (history); flags the run for alerts, systemic failures, stopped wallets."""
-    considered = len(outcomes)
-    attempted = sum(1 for o in outcomes if o.attempted)
-    failed = sorted(o.card_id for o in outcomes if o.failed)
-    quarantined = sorted(o.card_id for o in outcomes if o.refused)
-    synced = sum(
-        1
-        for o in outcomes
-        if o.results and all(s in ("synced", "recreated") for s, _ in o.results.values())
-    )
+    """The run's result (history); flags the run for stopped wallets, quarantined cards,
+    alerts and systemic failures."""
+    attempted = sum(1 for o in outcomes if o.statuses - {"skipped"})
+    failed = sorted(o.card_id for o in outcomes if "failed" in o.statuses)
+    quarantined = sorted(o.card_id for o in outcomes if "refused" in o.statuses)
+    synced = sum(1 for o in outcomes if o.statuses and o.statuses <= {"synced", "recreated"})
     failure_rate = len(failed) / attempted if attempted else 0.0
     alert = failure_rate > ALERT_FAILURE_RATE
     systemic = len(failed) > SYSTEMIC_FAILURES
@@ -141,14 +128,14 @@ def sync_result(
     ]
     result: dict[str, Any] = {
         "mode": mode,
-        "cards_considered": considered,
+        "cards_considered": len(outcomes),
         "cards_attempted": attempted,
         "synced": synced,
         "failed": len(failed),
         "failed_card_ids": failed[:MAX_REPORTED_IDS],
         "quarantined": len(quarantined),
         "quarantined_card_ids": quarantined[:MAX_REPORTED_IDS],
-        "skipped": sum(1 for o in outcomes if any(s == "skipped" for s, _ in o.results.values())),
+        "skipped": sum(1 for o in outcomes if "skipped" in o.statuses),
         "failure_rate": round(failure_rate, 4),
         "alert": alert,
         "systemic": systemic,
@@ -159,15 +146,9 @@ def sync_result(
         "card_ids": card_ids[:MAX_REPORTED_IDS] if card_ids is not None else None,
         "elapsed_seconds": round(elapsed_seconds, 3),
     }
-    _flag(result, attempted=attempted)
-    return result
-
-
-def _flag(result: dict[str, Any], *, attempted: int) -> None:
-    failed, rate = result["failed"], result["failure_rate"]
-    for reason in result["stopped"]:
+    for reason in stopped:
         flag_for_attention(reason)
-    if result["quarantined"]:  # once: a quarantined card is not picked again unchanged
+    if quarantined:  # once: a quarantined card is not picked again unchanged
         ids = result["quarantined_card_ids"]
         reason = (
             f"{len(ids)} card(s) refused for good by their wallet, quarantined until they"
@@ -175,14 +156,15 @@ def _flag(result: dict[str, Any], *, attempted: int) -> None:
         )
         logger.warning("loyalty.sync_wallet_passes: %s", reason)
         flag_for_attention(reason)
-    if result["alert"]:
+    if alert:
         reason = (
-            f"wallet sync failure rate {rate:.1%} > {ALERT_FAILURE_RATE:.0%} "
-            f"({failed} of {attempted} cards attempted failed after retries)"
-            + ("; systemic: check wallet API status and credentials" if result["systemic"] else "")
+            f"wallet sync failure rate {result['failure_rate']:.1%} > {ALERT_FAILURE_RATE:.0%} "
+            f"({len(failed)} of {attempted} cards attempted failed after retries)"
+            + ("; systemic: check wallet API status and credentials" if systemic else "")
         )
         logger.error("ALERT loyalty.sync_wallet_passes: %s", reason)
         flag_for_attention(reason)
-    elif result["systemic"]:
-        logger.error("loyalty.sync_wallet_passes: %s cards failed, systemic", failed)
-        flag_for_attention(f"{failed} wallet sync failures: systemic API issue likely")
+    elif systemic:
+        logger.error("loyalty.sync_wallet_passes: %s cards failed, systemic", len(failed))
+        flag_for_attention(f"{len(failed)} wallet sync failures: systemic API issue likely")
+    return result

@@ -182,7 +182,7 @@ def sync_wallet_passes(
         for i, outcome in enumerate(outcomes, start=1):
             done.append(outcome)
             pending.append(outcome)
-            failed += outcome.failed or outcome.refused  # progress: cards that did not sync
+            failed += bool(outcome.statuses & {"failed", "refused"})  # did not sync
             if len(pending) >= RECORD_EVERY_CARDS:
                 removed += _record(pending)
                 pending = []
