@@ -288,12 +288,9 @@ class AppleDeviceRegistration(models.Model):
 
 
 class WalletChange(models.Model):
-    """A card whose pass content changed since the minutely sweep last looked.
-
-    Written only by the card trigger (migration 0005) in the transaction of the change;
-    the sweep deletes the rows it takes (loyalty.services.wallet_sync), so an idle
-    minute reads an empty table.
-    """
+    """A card whose pass content changed since the minutely sweep last looked: written by
+    the card trigger (migration 0005), deleted by the sweep, so an idle minute reads an
+    empty table."""
 
     card = models.OneToOneField(
         LoyaltyCard, on_delete=models.CASCADE, primary_key=True, related_name="+"

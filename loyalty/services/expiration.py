@@ -90,14 +90,9 @@ def expire_points(
     chunk_size: int = CHUNK_SIZE,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Warn, then expire, for every expiring program (or one); returns the counts.
-
-    The result keeps the loyalty source's keys (`cards_processed`, `points_expired`,
-    `warnings_sent`), which operators read in run history.
-
-    `card_ids` limits both phases to those cards (admin "Expire now"); cards not yet due
-    are left alone either way.
-    """
+    """Warn, then expire, for every expiring program (or one, or the programs of `card_ids`
+    and those cards only: the admin's "Expire now"); the counts, with the keys operators
+    read in run history."""
     now = now or timezone.now()
     totals = {"cards_processed": 0, "points_expired": 0, "warnings_sent": 0, "unreachable": 0}
     programs = list(expiring_programs(program_id=program_id))
@@ -122,8 +117,13 @@ def expire_points(
                 counts = _process_program(
                     program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
                 )
-        except PROGRAM_DATA_ERRORS as exc:
-            failed_program_ids.append(_program_failed(program, exc))
+        except PROGRAM_DATA_ERRORS as exc:  # logged and flagged: history and /health/ show it
+            logger.error("program %s skipped: its data cannot be processed: %r", program.pk, exc)
+            flag_for_attention(
+                f"loyalty program {program.pk} ({program.name[:60]}) skipped: "
+                f"{type(exc).__name__}: {str(exc)[:120]}"
+            )
+            failed_program_ids.append(program.pk)
             continue
         for key, value in counts.items():
             totals[key] += value
@@ -145,16 +145,6 @@ def expire_points(
 PROGRAM_DATA_ERRORS = (ArithmeticError, ValueError, DataError)
 
 
-def _program_failed(program: LoyaltyProgram, exc: Exception) -> int:
-    """Log and flag the run (history and /health/ show it); the program's id."""
-    logger.error("program %s skipped: its data cannot be processed: %r", program.pk, exc)
-    flag_for_attention(
-        f"loyalty program {program.pk} ({program.name[:60]}) skipped: {type(exc).__name__}: "
-        f"{str(exc)[:120]}"
-    )
-    return program.pk
-
-
 def _process_program(
     program: LoyaltyProgram,
     *,
@@ -163,11 +153,8 @@ def _process_program(
     card_ids: list[int] | None,
     progress: _Progress,
 ) -> dict[str, int]:
-    """One program's pass: its warnings, then its expirations, chunk by chunk.
-
-    A card warned in this pass is never expired in it: its promised day is a lead away.
-    """
-    days = program.points_expiration_days or 0
+    """One program's warnings, then its expirations, chunk by chunk (a card warned in this
+    pass is never expired in it: its promised day is a lead away)."""
     merchant_name = program.merchant.name
     day = expiration_day(program, now=now)
     params = {
@@ -179,7 +166,7 @@ def _process_program(
         "expire_before": day.expire_before,
         "limit": chunk_size,
         "now": now,
-        "notes": expiration_notes(days),
+        "notes": expiration_notes(day.days),
         "card_ids": card_ids,
     }
     warned = unreachable = 0
@@ -199,7 +186,7 @@ def _process_program(
         params,
         change=_expire,
         notify=lambda rows: expired_notifications(
-            rows, merchant_name=merchant_name, expiration_days=days
+            rows, merchant_name=merchant_name, expiration_days=day.days
         ),
     ):
         cards += len(rows)
@@ -254,11 +241,8 @@ def _chunks(
     change: Callable[[CursorWrapper, list[CardRow], dict[str, Any]], None],
     notify: Callable[[list[CardRow]], list[OutgoingNotification]],
 ) -> Iterator[list[CardRow]]:
-    """Pick, change and notify chunk by chunk along the walk; yields each committed chunk's cards.
-
-    A chunk and its notifications are one transaction: an error (in the change, or in
-    rendering a notification) rolls both back and propagates (the module's failure rule).
-    """
+    """Pick, change and notify chunk by chunk along the walk, each chunk and its messages one
+    transaction; yields each committed chunk's cards."""
     after_at, after_id = None, 0  # the walk starts before the first card
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-render") as renderer:
         while True:

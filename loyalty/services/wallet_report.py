@@ -39,12 +39,9 @@ class CardOutcome:
 
 
 class WalletGate:
-    """One wallet's counts in a run, and whether the run still calls it (thread-safe).
-
-    Stopped when its credentials are refused or missing, or when more than
-    SYSTEMIC_FAILURES cards failed and none synced (the wallet is down: trying the
-    rest would cost 4 attempts each and change nothing; they stay behind).
-    """
+    """One wallet's counts in a run, and whether the run still calls it (thread-safe): not
+    once its credentials are refused or missing, or SYSTEMIC_FAILURES cards failed and none
+    synced (the wallet is down: 4 attempts for each card left would change nothing)."""
 
     def __init__(self, name: str, *, stopped: str = "") -> None:
         self.name = name

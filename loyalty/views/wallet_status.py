@@ -15,13 +15,9 @@ from loyalty.services.wallet_status import (
 @require_GET
 @staff_member_required
 def wallet_status_view(request: HttpRequest) -> JsonResponse:
-    """Per wallet: OK, WARN or FAIL and why, cards behind, last success, the last run.
-
-    No secret is in it: only whether the credentials work, counts, times and run ids.
-    `?fresh=1` asks the wallets now instead of reusing the last minute's answer: it calls
-    Google and Apple, so it needs the permission loyalty.probe_wallets and is granted at
-    most once per FRESH_EVERY_SECONDS (otherwise the recent answer comes, `fresh: false`).
-    """
+    """Per wallet: OK, WARN or FAIL and why, cards behind, last success, the last run (no
+    secret). `?fresh=1` calls Google and Apple: it needs loyalty.probe_wallets and is
+    granted at most once per FRESH_EVERY_SECONDS (otherwise `fresh: false`)."""
     fresh = request.GET.get("fresh") == "1"
     if fresh and not request.user.has_perm("loyalty.probe_wallets"):
         return JsonResponse(
