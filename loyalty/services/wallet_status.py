@@ -89,7 +89,8 @@ class WalletStatus:
                 f"{self.last_run_failed} cards failed in the last run: systemic, "
                 "check the wallet's status and reach"
             )
-        if stopped and not self._probed_since_last_run():
+        last_run_at = self.last_run_finished_at
+        if stopped and not (self.probed_at and last_run_at and self.probed_at >= last_run_at):
             return State.FAIL, f"the last run was refused ({stopped}); not asked since"
         if self.accepted is None:
             return State.WARN, f"could not ask the wallet ({self.problem})"
@@ -102,13 +103,6 @@ class WalletStatus:
         if stopped:
             return State.OK, "credentials accepted now (the last run was refused before the fix)"
         return State.OK, "credentials accepted"
-
-    def _probed_since_last_run(self) -> bool:
-        return bool(
-            self.probed_at
-            and self.last_run_finished_at
-            and self.probed_at >= self.last_run_finished_at
-        )
 
     def line(self) -> str:
         state, reason = self.verdict()
