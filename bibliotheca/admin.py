@@ -27,7 +27,7 @@ from bibliotheca.models import (
     PendingEdition,
     Timestamp,
 )
-from bibliotheca.services.fan_out import CHAIN_JOB
+from bibliotheca.services.purchase_chain import CHAIN_JOB
 from jobs.admin.actions import JobActionsMixin, actor, job_action, pending_runs, run_url
 from jobs.admin.form_fields import StrictJSONField
 from jobs.admin.lookups import DeclaredLookupsOnly

@@ -18,8 +18,7 @@ from django.db import transaction
 from bibliotheca import sql
 from bibliotheca.conf import bibliotheca_settings
 from bibliotheca.models import Collection, Identifier, Timestamp
-from bibliotheca.services.apply import edition_row, medium
-from bibliotheca.services.items import data_hash
+from bibliotheca.services.items import data_hash, edition_row, medium
 from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.windows import ChainRange, Position, checkpoint_after_page, next_position
 from jobs.models import JobRun

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from bibliotheca.models import Collection
-from bibliotheca.services.fan_out import queue_purchase_imports
+from bibliotheca.services.purchase_chain import CHAIN_JOB
 from jobs.cli.commands import refused_exit_2
 from jobs.cli.types import object_id
 from jobs.models import JobRun
@@ -42,16 +42,14 @@ class Command(BaseCommand):
             return
         collection = find_collection(name)
         with refused_exit_2():  # the chain's own check (a disabled collection)
-            result = queue_purchase_imports(
-                collections=[collection],
-                force_reimport=force,
+            run = enqueue_job(
+                CHAIN_JOB,
+                kwargs={"collection_id": collection.pk, "force_reimport": force},
                 trigger=JobRun.Trigger.COMMAND,
                 triggered_by="cli",
             )
         since = "2014-01-01 (forced)" if force else "its checkpoint"
-        self.stdout.write(
-            f"queued run #{result['run_ids'][0]}: import of {collection.name!r} from {since}"
-        )
+        self.stdout.write(f"queued run #{run.pk}: import of {collection.name!r} from {since}")
 
 
 def find_collection(name_or_id: str) -> Collection:
