@@ -74,12 +74,9 @@ class RateGate:
         with self._lock:
             self._not_before = max(self._not_before, time.monotonic() + seconds)
 
-    def remaining_seconds(self) -> float:
-        with self._lock:
-            return max(0.0, self._not_before - time.monotonic())
-
     def wait(self, message: str) -> None:
-        remaining = self.remaining_seconds()
+        with self._lock:
+            remaining = max(0.0, self._not_before - time.monotonic())
         if remaining > bibliotheca_settings.RETRY_AFTER_MAX_SECONDS:
             raise RateLimited(message, retry_after=remaining)
         if remaining > 0:
@@ -116,14 +113,14 @@ class BibliothecaClient:
         )
 
     def fetch_marc_page(
-        self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
+        self, *, start: datetime, end: datetime, offset: int
     ) -> list[pymarc.Record]:
-        """Purchase records in [start, end), `offset` 1-based, at most `limit` (50)."""
+        """Purchase records in [start, end), `offset` 1-based, a page of PAGE_SIZE at most."""
         query = {
             "startdate": start.strftime(WINDOW_FORMAT),
             "enddate": end.strftime(WINDOW_FORMAT),
             "offset": offset,
-            "limit": min(limit, PAGE_SIZE),
+            "limit": PAGE_SIZE,
         }
         what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
         body = self._get_retrying("/data/marc", query, what=what)
