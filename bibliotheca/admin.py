@@ -1,12 +1,6 @@
-"""Admin of the bibliotheca app: collections (key write-only), their checkpoint and runs.
-
-"Import purchase records" and "Force reimport" queue one chain per enabled collection
-(jobs.admin.actions: offered to those who may run the job, queued as the user).
-"Force reimport" re-reads everything from 2014-01-01: the chain job declares the
-collection change permission for `force_reimport` besides `jobs.run_job`, and the
-action shows the shared confirmation page first. An action that created one run lands
-on that run's page; several are linked in a message.
-"""
+"""Admin of the bibliotheca app: collections (key write-only), their checkpoint, gaps and
+runs; the actions queue one chain per enabled collection (docs/bibliotheca.md "Run and
+re-run")."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -130,24 +124,24 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Collection]
     ) -> HttpResponse | None:
         """Confirm (the whole history is read again), then queue one chain per collection."""
-        if not self.confirmed(request):
-            eligible = list(queryset.filter(enabled=True).order_by("pk"))
-            if eligible:
-                return self._reimport_confirmation(request, queryset, eligible)
+        eligible = list(queryset.filter(enabled=True).order_by("pk"))
+        if eligible and not self.confirmed(request):
+            return self._reimport_confirmation(request, queryset, eligible)
         return self._queue(request, queryset, force_reimport=True)
 
     def _queue(
         self, request: HttpRequest, queryset: QuerySet[Collection], *, force_reimport: bool
     ) -> HttpResponse | None:
-        eligible = list(queryset.filter(enabled=True).order_by("pk"))
+        what = "forced reimport" if force_reimport else "import"
+        eligible = self.eligible(
+            request,
+            queryset.filter(enabled=True),
+            none=f"No enabled collection selected: no {what} queued.",
+        )
+        if not eligible:
+            return None
         skipped = queryset.count() - len(eligible)
         left_out = f"; {skipped} disabled collection(s) left out" if skipped else ""
-        what = "forced reimport" if force_reimport else "import"
-        if not eligible:
-            self.message_user(
-                request, f"No enabled collection selected: no {what} queued.", messages.WARNING
-            )
-            return None
         runs = [
             self.queue_job(
                 request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": force_reimport}
