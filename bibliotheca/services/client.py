@@ -1,9 +1,6 @@
 """Signed requests to the cloudLibrary partner API: one MARC page, one batch of items.
-
-Every failure names the collection and the window (or ids) so a log line or a failed
-run in history says what to look at, and is one of the three classes in
-bibliotheca.exceptions (timeout, 5xx and 429 transient, everything else terminal).
-"""
+Every failure names the collection and the window (or ids), as one of the classes in
+bibliotheca.exceptions."""
 
 import logging
 import threading

@@ -1,14 +1,6 @@
-"""The per-collection purchase-record chain: pages until the time budget, next hop.
-
-A hop reads pages (several day windows at once: services.reading), writes them in page
-order from its own thread (services.pages) until its time budget is spent (at least one
-page), then queues the next hop with the position. The chain is the runner's single
-flight, keyed per collection (`purchase_lock_key`, not the event import's key): the
-first hop takes the lock, each hop hands it to the next one (`_queue_next`), the runner
-hands it to a retry; the chain's end, a stop or a failure not retried free it. A worker
-killed mid-hop frees it as soon as PostgreSQL ends its session: the next chain takes it
-over at once and records the killed hop lost.
-"""
+"""The per-collection purchase-record chain: a hop reads (services.reading) and writes
+(services.pages) pages until its time budget is spent, then queues the next hop and hands
+it the collection's lock (docs/bibliotheca.md: the steps, the lock, what a failure does)."""
 
 import logging
 import math
@@ -38,8 +30,6 @@ from jobs.runs.progress import report_progress
 
 logger = logging.getLogger("bibliotheca")
 
-__all__ = ["CHAIN_JOB", "import_purchase_records_hop", "purchase_lock_key"]
-
 CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 
 #: A hop reports progress at most this often (and always after its last page).
@@ -67,11 +57,9 @@ def import_purchase_records_hop(
 ) -> dict[str, Any]:
     """One hop of the chain; returns counts for history and queues the next hop if needed.
     `since`..`until`: the chain's range (set by the first hop, carried by the others);
-    `overlap_until`: the checkpoint it resumed at (the window before it is re-read);
-    `not_before`: the API's Retry-After (no request before it).
-    A hop with no `current_day` is a chain's first; the next hops, and a retry of any
-    hop (the first records its position), carry one.
-    The arguments are checked before (tasks.py), so no bad one takes the lock."""
+    `overlap_until`: the checkpoint it resumed at; `not_before`: the API's Retry-After.
+    A hop with no `current_day` is a chain's first (it records its position, so a retry
+    of it is not)."""
     key = purchase_lock_key(collection_id)
     collection = _enabled_collection(collection_id)
     first_hop = current_day is None
@@ -207,11 +195,9 @@ def _first_hop(
     since: datetime | None,
     took_over: bool,
 ) -> tuple[Position, ChainRange]:
-    """Where a chain starts (its checkpoint, or 2014-01-01) and its range, recorded in
-    the hop's kwargs (a retry is then no first hop: it reads the same range). A chain
-    resuming at its checkpoint starts BIBLIOTHECA_OVERLAP_MINUTES before it (purchases
-    listed late). The chain's counters reset, unless it takes over a chain that died
-    (its pages read again are then not counted twice)."""
+    """Where a chain starts (its checkpoint less BIBLIOTHECA_OVERLAP_MINUTES, or
+    2014-01-01) and its range, recorded in the hop's kwargs. The counters reset, unless it
+    takes over a chain that died (its pages read again are then not counted twice)."""
     now = timezone.now()
     timestamp = get_timestamp(collection)
     overlap_until = None
@@ -243,11 +229,10 @@ def _first_hop(
 
 
 def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any]) -> float | None:
-    """What a page that could not be read does to the chain, after the pages before it
-    are written: a Retry-After up to BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS returns the
-    seconds to wait (the next hop is queued for then); a transient failure on the
-    chain's last attempt records the window as a gap and moves on (up to
-    BIBLIOTHECA_GAPS_PER_CHAIN gaps a chain); anything else is raised."""
+    """What a page that could not be read does to the chain (the pages before it are
+    written): the seconds to wait for a long Retry-After (the next hop is queued for
+    then); None after recording a gap (a transient failure on the last attempt); else it
+    raises."""
     error, conf = failure.error, bibliotheca_settings
     asked = error.retry_after if isinstance(error, RateLimited) else None
     if asked is not None and asked > conf.RETRY_AFTER_MAX_SECONDS:
@@ -290,10 +275,9 @@ def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
-    task = {"service_type": Timestamp.ServiceType.TASK}
-    return Timestamp.objects.get_or_create(
-        service=PURCHASE_RECORD_SERVICE, collection=collection, defaults=task
-    )[0]
+    return Timestamp.objects.get_or_create(service=PURCHASE_RECORD_SERVICE, collection=collection)[
+        0
+    ]
 
 
 def _import_pages(hop: "_Hop", deadline: float) -> ReadFailure | None:
