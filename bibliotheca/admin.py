@@ -7,7 +7,6 @@ from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -125,60 +124,8 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     ) -> HttpResponse | None:
         """Confirm (the whole history is read again), then queue one chain per collection."""
         eligible = list(queryset.filter(enabled=True).order_by("pk"))
-        if eligible and not self.confirmed(request):
-            return self._reimport_confirmation(request, queryset, eligible)
-        return self._queue(request, queryset, force_reimport=True)
-
-    def _queue(
-        self, request: HttpRequest, queryset: QuerySet[Collection], *, force_reimport: bool
-    ) -> HttpResponse | None:
-        what = "forced reimport" if force_reimport else "import"
-        eligible = self.eligible(
-            request,
-            queryset.filter(enabled=True),
-            none=f"No enabled collection selected: no {what} queued.",
-        )
-        if not eligible:
-            return None
-        skipped = queryset.count() - len(eligible)
-        left_out = f"; {skipped} disabled collection(s) left out" if skipped else ""
-        runs = [
-            self.queue_job(
-                request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": force_reimport}
-            )
-            for c in eligible
-        ]
-        names = {c.pk: c.name for c in eligible}
-        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
-            run = runs[0]
-            self.message_user(
-                request,
-                f"Queued {what} of {names[run.kwargs['collection_id']]} as run #{run.pk}"
-                f"{left_out}.",
-            )
-            return HttpResponseRedirect(run_url(run))
-        self.message_user(
-            request,
-            format_html(
-                "Queued {} for {} collection(s): {}{}",
-                what,
-                len(runs),
-                format_html_join(
-                    ", ",
-                    '<a href="{}">#{} ({})</a>',
-                    ((run_url(r), r.pk, names[r.kwargs["collection_id"]]) for r in runs),
-                ),
-                left_out,
-            ),
-        )
-        return None
-
-    def _reimport_confirmation(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Collection],
-        eligible: list[Collection],
-    ) -> TemplateResponse:
+        if not eligible or self.confirmed(request):
+            return self._queue(request, queryset, force_reimport=True)
         days = (timezone.now() - DEFAULT_START).days + 1
 
         def row(c: Collection) -> tuple[str, str, str]:
@@ -216,6 +163,46 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
             submit="Yes, reimport everything",
         )
+
+    def _queue(
+        self, request: HttpRequest, queryset: QuerySet[Collection], *, force_reimport: bool
+    ) -> HttpResponse | None:
+        what = "forced reimport" if force_reimport else "import"
+        eligible = self.eligible(
+            request,
+            queryset.filter(enabled=True),
+            none=f"No enabled collection selected: no {what} queued.",
+        )
+        if not eligible:
+            return None
+        skipped = queryset.count() - len(eligible)
+        left_out = f"; {skipped} disabled collection(s) left out" if skipped else ""
+        runs = [
+            self.queue_job(
+                request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": force_reimport}
+            )
+            for c in eligible
+        ]
+        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
+            self.message_user(
+                request, f"Queued {what} of {eligible[0].name} as run #{runs[0].pk}{left_out}."
+            )
+            return HttpResponseRedirect(run_url(runs[0]))
+        self.message_user(
+            request,
+            format_html(
+                "Queued {} for {} collection(s): {}{}",
+                what,
+                len(runs),
+                format_html_join(
+                    ", ",
+                    '<a href="{}">#{} ({})</a>',
+                    ((run_url(r), r.pk, c.name) for c, r in zip(eligible, runs, strict=True)),
+                ),
+                left_out,
+            ),
+        )
+        return None
 
     def _timestamp(self, collection: Collection) -> Timestamp | None:
         return collection.timestamps.filter(service=PURCHASE_RECORD_SERVICE).first()
@@ -277,21 +264,24 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         runs = JobRun.objects.filter(
             job__startswith="bibliotheca.", kwargs__collection_id=collection.pk
         ).order_by("-id")[:20]
-        return format_html_join(
-            "",
-            '<div><a href="{}">#{}</a> {} {} {} {}</div>',
-            (
+        return (
+            format_html_join(
+                "",
+                '<div><a href="{}">#{}</a> {} {} {} {}</div>',
                 (
-                    reverse("admin:jobs_jobrun_change", args=[r.pk]),
-                    r.pk,
-                    r.job.split(".", 1)[1],
-                    r.trigger,
-                    r.status,
-                    r.created_at.isoformat(timespec="seconds"),
-                )
-                for r in runs
-            ),
-        ) or format_html("{}", "no runs yet")
+                    (
+                        run_url(r),
+                        r.pk,
+                        r.job.split(".", 1)[1],
+                        r.trigger,
+                        r.status,
+                        r.created_at.isoformat(timespec="seconds"),
+                    )
+                    for r in runs
+                ),
+            )
+            or "no runs yet"
+        )
 
 
 @admin.register(Gap)

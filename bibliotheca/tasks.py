@@ -1,4 +1,4 @@
-"""Job entry points of the bibliotheca app (thin: each calls one service)."""
+"""Job entry points of the bibliotheca app."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -21,7 +21,7 @@ from jobs.runner import enqueue_job
 from jobs.runs.current import current_run
 from jobs.runs.retry import RetryPolicy
 
-#: Seed 004: 4 retries, 60 s exponential backoff, only for timeouts and 5xx.
+#: 4 retries, 60 s exponential backoff, only for timeouts and 5xx (bibliotheca-api.md "Errors").
 CHAIN_RETRY = RetryPolicy(
     max_attempts=5, base_seconds=60, cap_seconds=960, retry_on=(RequestTimedOut, BadResponse)
 )
@@ -33,13 +33,9 @@ ChainDay = Annotated[
 
 
 def check_chain_arguments(kwargs: dict[str, Any]) -> None:
-    """What the signature cannot say, checked before every hop exists (the first one
-    asked for by a person or the fan-out, the next ones queued by a hop): the collection
-    exists, a new chain's is enabled, and `since` is not after `until`.
-
-    A hop of a running chain (`current_day` set) whose collection was disabled meanwhile
-    is still queued: it stops the chain itself, recorded `skipped`, and frees its lock.
-    """
+    """What the signature cannot say, checked before every hop exists: the collection
+    exists, a new chain's is enabled (a running chain's next hop is queued and stops the
+    chain itself, `skipped`), and `since` is not after `until`."""
     collection_id = kwargs["collection_id"]
     found = Collection.objects.filter(pk=collection_id).values_list("name", "enabled").first()
     if found is None:

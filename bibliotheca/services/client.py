@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -45,17 +45,14 @@ WINDOW_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a request needs from a Collection (kept apart so the key is never in a repr)."""
+    """What a request needs from a Collection; the key is never in its repr."""
 
     #: Collection name, used in error messages.
     name: str
     base_url: str
     library_id: str
     account_id: str
-    account_key: str
-
-    def __repr__(self) -> str:
-        return f"Credentials({self.name!r}, {self.base_url!r})"
+    account_key: str = field(repr=False)
 
 
 class RateGate:
