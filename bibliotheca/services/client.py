@@ -34,7 +34,7 @@ from bibliotheca.exceptions import (
     RequestTimedOut,
 )
 from bibliotheca.services.items import parse_items
-from bibliotheca.services.marc import parse_marc_page
+from bibliotheca.services.pages import parse_marc_page
 from bibliotheca.services.signing import signed_headers
 from bibliotheca.validators import api_address_problem
 

@@ -3,6 +3,7 @@ due_items and write_page on the hop's (the only ones with a database connection)
 is written whole or not at all, with the checkpoint and its apply run."""
 
 import hashlib
+import io
 import logging
 import uuid
 from contextlib import nullcontext
@@ -17,7 +18,6 @@ from bibliotheca import sql
 from bibliotheca.conf import bibliotheca_settings
 from bibliotheca.models import Collection, Identifier, Timestamp
 from bibliotheca.services.items import data_hash, edition_row, medium
-from bibliotheca.services.marc import bibliotheca_id
 from bibliotheca.services.windows import ChainRange, Position, checkpoint_after_page, next_position
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
@@ -65,6 +65,19 @@ class MarcPage:
     @property
     def ends_window(self) -> bool:
         return self.next.current_day != self.position.current_day
+
+
+def parse_marc_page(body: bytes) -> list[pymarc.Record]:
+    """Records of a MARCXML page; an empty body means no records in the window."""
+    if not body.strip():
+        return []
+    return [record for record in pymarc.parse_xml_to_array(io.BytesIO(body)) if record]
+
+
+def bibliotheca_id(record: pymarc.Record) -> str | None:
+    """The 001 value, or None when the record has no 001 or several (skipped and counted)."""
+    fields = record.get_fields("001")
+    return ((fields[0].data or "").strip() or None) if len(fields) == 1 else None
 
 
 def read_page(

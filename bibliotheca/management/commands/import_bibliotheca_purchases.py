@@ -1,6 +1,7 @@
 """manage.py import_bibliotheca_purchases: queue purchase-record imports by hand."""
 
 from argparse import ArgumentTypeError
+from contextlib import suppress
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -57,12 +58,8 @@ def find_collection(name_or_id: str) -> Collection:
     CommandError naming the value otherwise. Whether it may be imported is the job's check."""
     collection = Collection.objects.filter(name=name_or_id).first()
     if collection is None:
-        try:
-            pk = object_id(name_or_id)
-        except ArgumentTypeError:
-            pk = None
-        if pk is not None:
-            collection = Collection.objects.filter(pk=pk).first()
+        with suppress(ArgumentTypeError):
+            collection = Collection.objects.filter(pk=object_id(name_or_id)).first()
     if collection is None:
         raise CommandError(f"unknown Bibliotheca collection {name_or_id!r}", returncode=2)
     return collection
