@@ -99,19 +99,13 @@ def import_purchase_records_hop(
         }
         if took_over:
             result["took_over"] = True
-        if failure is not None:
-            wait_seconds = _after_read_failure(hop, failure, result)
-            if wait_seconds is not None:
-                wait_until = timezone.now() + timedelta(seconds=wait_seconds)
-                return _queue_next(hop.position, hop_kwargs, wait_until=wait_until, result=result)
+        if failure is not None and (wait_until := _after_read_failure(hop, failure, result)):
+            return _queue_next(hop.position, hop_kwargs, wait_until=wait_until, result=result)
         if is_up_to_date(hop.position.current_day, chain.until):
             result.update(retry_due_gaps(collection, chain_started=chain.until, deadline=deadline))
             if not result["gaps_left"]:
                 return {**result, "done": True}  # the runner frees the lock
     except BaseException as exc:
-        deleted = _deleted_mid_hop(collection_id, exc)
-        if deleted is not None:
-            raise deleted from exc
         _after_failure(collection, exc)
         raise
     return _queue_next(hop.position, hop_kwargs, result=result)
@@ -165,14 +159,6 @@ def _enabled_collection(collection_id: int) -> Collection:
     raise JobSkipped(f"{what}; its chain stops, no request sent")
 
 
-def _deleted_mid_hop(collection_id: int, exc: BaseException) -> JobSkipped | None:
-    """A write refused because the collection was deleted during the hop: a clean stop."""
-    if not isinstance(exc, IntegrityError) or Collection.objects.filter(pk=collection_id).exists():
-        return None
-    logger.warning("purchase import stopped: collection #%s deleted mid-hop", collection_id)
-    return JobSkipped(f"collection #{collection_id} was deleted during the hop; its chain stops")
-
-
 def _lease_lost(collection: Collection, key: str, lease: locks.LeaseHandle | None) -> bool:
     """Whether this hop's lock was not handed to it but retaken (free, or its holder
     dead): warned and flagged, and the chain continues. A lock another chain holds never
@@ -206,33 +192,31 @@ def _first_hop(
     if resume is not None:
         begin = max(DEFAULT_START, resume - timedelta(minutes=bibliotheca_settings.OVERLAP_MINUTES))
         overlap_until = resume if begin < resume else None
-    start = Position(current_day=begin, offset=1)
     # The chain catches up to when it started; chasing a moving "now" would never end.
-    chain = ChainRange(
-        since=since or start.current_day, until=until or now, overlap_until=overlap_until
-    )
+    chain = ChainRange(since=since or begin, until=until or now, overlap_until=overlap_until)
     progress: dict[str, Any] = {k: 0 for k in PROGRESS_KEYS}
     if took_over and not force_reimport:
         progress = {**progress, **timestamp.progress}
-    progress["current_day"] = start.current_day.isoformat()
+    progress["current_day"] = begin.isoformat()
     Timestamp.objects.filter(pk=timestamp.pk).update(
         start=now, counter=progress["records"], exception="", progress=progress
     )
     update_run_kwargs(
-        current_day=start.current_day.isoformat(),
-        offset=start.offset,
+        current_day=begin.isoformat(),
+        offset=1,
         since=chain.since.isoformat(),
         until=chain.until.isoformat(),
         **({"overlap_until": overlap_until.isoformat()} if overlap_until else {}),
     )
-    return start, chain
+    return Position(current_day=begin, offset=1), chain
 
 
-def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any]) -> float | None:
+def _after_read_failure(
+    hop: "_Hop", failure: ReadFailure, result: dict[str, Any]
+) -> datetime | None:
     """What a page that could not be read does to the chain (the pages before it are
-    written): the seconds to wait for a long Retry-After (the next hop is queued for
-    then); None after recording a gap (a transient failure on the last attempt); else it
-    raises."""
+    written): when to queue the next hop, for a long Retry-After; None after recording a
+    gap (a transient failure on the last attempt); else it raises."""
     error, conf = failure.error, bibliotheca_settings
     asked = error.retry_after if isinstance(error, RateLimited) else None
     if asked is not None and asked > conf.RETRY_AFTER_MAX_SECONDS:
@@ -242,7 +226,8 @@ def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any
                 f"BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS ({conf.RETRY_AFTER_LIMIT_SECONDS:.0f} s):"
                 " the chain stops, re-run it later"
             ) from error
-        return math.ceil(asked)  # the gate's remaining time has a fraction
+        # the gate's remaining time has a fraction
+        return timezone.now() + timedelta(seconds=math.ceil(asked))
     run, policy = current_run(), get_job(CHAIN_JOB).retry
     last_attempt = not (run and policy.will_retry(attempt=run.attempt, error=error))
     if not isinstance(error, TransientJobError) or not last_attempt:
@@ -275,9 +260,8 @@ def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
-    return Timestamp.objects.get_or_create(service=PURCHASE_RECORD_SERVICE, collection=collection)[
-        0
-    ]
+    found = Timestamp.objects.get_or_create(service=PURCHASE_RECORD_SERVICE, collection=collection)
+    return found[0]
 
 
 def _import_pages(hop: "_Hop", deadline: float) -> ReadFailure | None:
@@ -384,9 +368,14 @@ class _Hop:
 
 
 def _after_failure(collection: Collection, exc: BaseException) -> None:
-    """A failure that stops the chain (not a stop, not one the runner retries: its own
-    decision, asked here) is shown on the collection. The runner hands the lock to a
-    retry, or frees it."""
+    """A write refused because the collection was deleted during the hop is a clean stop
+    (raised). A failure that stops the chain (not a stop, not one the runner retries: its
+    own decision, asked here) is shown on the collection."""
+    if isinstance(exc, IntegrityError) and not Collection.objects.filter(pk=collection.pk).exists():
+        logger.warning("purchase import stopped: collection #%s deleted mid-hop", collection.pk)
+        raise JobSkipped(
+            f"collection #{collection.pk} was deleted during the hop; its chain stops"
+        ) from exc
     run, policy = current_run(), get_job(CHAIN_JOB).retry
     if run and run.job == CHAIN_JOB and policy.will_retry(attempt=run.attempt, error=exc):
         return
