@@ -1,9 +1,6 @@
 """Settings of the bibliotheca app (`BIBLIOTHECA_*`), read lazily (jobs.conf.AppSettings).
-
-The API address allow-list may also come from the environment (so the qcluster
-processes of tests, the demo and benchmarks can be pointed at a local simulator); a
-Django setting wins.
-"""
+The API address settings may come from the environment, so that the qclusters of tests,
+the demo and benchmarks can point at a local simulator."""
 
 from datetime import UTC, datetime
 

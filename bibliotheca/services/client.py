@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -95,16 +95,8 @@ class BibliothecaClient:
 
     @classmethod
     def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
-        return cls(
-            Credentials(
-                name=collection.name,
-                base_url=collection.base_url,
-                library_id=collection.library_id,
-                account_id=collection.account_id,
-                account_key=collection.account_key,
-            ),
-            **kwargs,
-        )
+        values = {f.name: getattr(collection, f.name) for f in fields(Credentials)}
+        return cls(Credentials(**values), **kwargs)
 
     def fetch_marc_page(
         self, *, start: datetime, end: datetime, offset: int

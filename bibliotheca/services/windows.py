@@ -1,10 +1,5 @@
-"""Day-window arithmetic of the purchase-record chain (pure functions, no I/O).
-
-Window: [current_day, min(current_day + 1 day, now)); a chain that starts with an
-overlap reads [start, checkpoint) as its own first window. A full page (50) means the day
-may hold more: same day, offset + 50. A partial or empty page finishes the day: next
-window starts at day_end with offset 1. The chain stops once current_day >= now.
-"""
+"""Day-window arithmetic of the purchase-record chain (pure functions, no I/O): windows
+and pages as docs/bibliotheca.md "What it does" walks them."""
 
 import math
 from dataclasses import dataclass
