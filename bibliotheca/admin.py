@@ -1,19 +1,12 @@
-"""Admin of the bibliotheca app: collections (key write-only), their checkpoint and runs.
-
-"Import purchase records" and "Force reimport" queue one chain per enabled collection
-(jobs.admin.actions: offered to those who may run the job, queued as the user).
-"Force reimport" re-reads everything from 2014-01-01: the chain job declares the
-collection change permission for `force_reimport` besides `jobs.run_job`, and the
-action shows the shared confirmation page first. An action that created one run lands
-on that run's page; several are linked in a message.
-"""
+"""Admin of the bibliotheca app: collections (key write-only), their checkpoint, gaps and
+runs; the actions queue one chain per enabled collection (docs/bibliotheca.md "Run and
+re-run")."""
 
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -27,7 +20,7 @@ from bibliotheca.models import (
     PendingEdition,
     Timestamp,
 )
-from bibliotheca.services.fan_out import CHAIN_JOB
+from bibliotheca.services.purchase_chain import CHAIN_JOB
 from jobs.admin.actions import JobActionsMixin, actor, job_action, pending_runs, run_url
 from jobs.admin.form_fields import StrictJSONField
 from jobs.admin.lookups import DeclaredLookupsOnly
@@ -130,61 +123,9 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Collection]
     ) -> HttpResponse | None:
         """Confirm (the whole history is read again), then queue one chain per collection."""
-        if not self.confirmed(request):
-            eligible = list(queryset.filter(enabled=True).order_by("pk"))
-            if eligible:
-                return self._reimport_confirmation(request, queryset, eligible)
-        return self._queue(request, queryset, force_reimport=True)
-
-    def _queue(
-        self, request: HttpRequest, queryset: QuerySet[Collection], *, force_reimport: bool
-    ) -> HttpResponse | None:
         eligible = list(queryset.filter(enabled=True).order_by("pk"))
-        skipped = queryset.count() - len(eligible)
-        left_out = f"; {skipped} disabled collection(s) left out" if skipped else ""
-        what = "forced reimport" if force_reimport else "import"
-        if not eligible:
-            self.message_user(
-                request, f"No enabled collection selected: no {what} queued.", messages.WARNING
-            )
-            return None
-        runs = [
-            self.queue_job(
-                request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": force_reimport}
-            )
-            for c in eligible
-        ]
-        names = {c.pk: c.name for c in eligible}
-        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
-            run = runs[0]
-            self.message_user(
-                request,
-                f"Queued {what} of {names[run.kwargs['collection_id']]} as run #{run.pk}"
-                f"{left_out}.",
-            )
-            return HttpResponseRedirect(run_url(run))
-        self.message_user(
-            request,
-            format_html(
-                "Queued {} for {} collection(s): {}{}",
-                what,
-                len(runs),
-                format_html_join(
-                    ", ",
-                    '<a href="{}">#{} ({})</a>',
-                    ((run_url(r), r.pk, names[r.kwargs["collection_id"]]) for r in runs),
-                ),
-                left_out,
-            ),
-        )
-        return None
-
-    def _reimport_confirmation(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Collection],
-        eligible: list[Collection],
-    ) -> TemplateResponse:
+        if not eligible or self.confirmed(request):
+            return self._queue(request, queryset, force_reimport=True)
         days = (timezone.now() - DEFAULT_START).days + 1
 
         def row(c: Collection) -> tuple[str, str, str]:
@@ -222,6 +163,46 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
             submit="Yes, reimport everything",
         )
+
+    def _queue(
+        self, request: HttpRequest, queryset: QuerySet[Collection], *, force_reimport: bool
+    ) -> HttpResponse | None:
+        what = "forced reimport" if force_reimport else "import"
+        eligible = self.eligible(
+            request,
+            queryset.filter(enabled=True),
+            none=f"No enabled collection selected: no {what} queued.",
+        )
+        if not eligible:
+            return None
+        skipped = queryset.count() - len(eligible)
+        left_out = f"; {skipped} disabled collection(s) left out" if skipped else ""
+        runs = [
+            self.queue_job(
+                request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": force_reimport}
+            )
+            for c in eligible
+        ]
+        if len(runs) == 1 and request.user.has_perm("jobs.view_jobrun"):
+            self.message_user(
+                request, f"Queued {what} of {eligible[0].name} as run #{runs[0].pk}{left_out}."
+            )
+            return HttpResponseRedirect(run_url(runs[0]))
+        self.message_user(
+            request,
+            format_html(
+                "Queued {} for {} collection(s): {}{}",
+                what,
+                len(runs),
+                format_html_join(
+                    ", ",
+                    '<a href="{}">#{} ({})</a>',
+                    ((run_url(r), r.pk, c.name) for c, r in zip(eligible, runs, strict=True)),
+                ),
+                left_out,
+            ),
+        )
+        return None
 
     def _timestamp(self, collection: Collection) -> Timestamp | None:
         return collection.timestamps.filter(service=PURCHASE_RECORD_SERVICE).first()
@@ -283,21 +264,24 @@ class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         runs = JobRun.objects.filter(
             job__startswith="bibliotheca.", kwargs__collection_id=collection.pk
         ).order_by("-id")[:20]
-        return format_html_join(
-            "",
-            '<div><a href="{}">#{}</a> {} {} {} {}</div>',
-            (
+        return (
+            format_html_join(
+                "",
+                '<div><a href="{}">#{}</a> {} {} {} {}</div>',
                 (
-                    reverse("admin:jobs_jobrun_change", args=[r.pk]),
-                    r.pk,
-                    r.job.split(".", 1)[1],
-                    r.trigger,
-                    r.status,
-                    r.created_at.isoformat(timespec="seconds"),
-                )
-                for r in runs
-            ),
-        ) or format_html("{}", "no runs yet")
+                    (
+                        run_url(r),
+                        r.pk,
+                        r.job.split(".", 1)[1],
+                        r.trigger,
+                        r.status,
+                        r.created_at.isoformat(timespec="seconds"),
+                    )
+                    for r in runs
+                ),
+            )
+            or "no runs yet"
+        )
 
 
 @admin.register(Gap)

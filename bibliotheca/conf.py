@@ -1,12 +1,8 @@
 """Settings of the bibliotheca app (`BIBLIOTHECA_*`), read lazily (jobs.conf.AppSettings).
-
-The API address allow-list may also come from the environment (so the qcluster
-processes of tests, the demo and benchmarks can be pointed at a local simulator); a
-Django setting wins.
-"""
+The API address settings may come from the environment, so that the qclusters of tests,
+the demo and benchmarks can point at a local simulator."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 from django.conf import settings
 
@@ -19,8 +15,6 @@ DEFAULT_START = datetime(2014, 1, 1, tzinfo=UTC)
 PAGE_SIZE = 50
 #: Timestamp.service of the purchase-record import.
 PURCHASE_RECORD_SERVICE = "bibliotheca.purchase_records"
-#: The vendor's API hosts (bibliotheca-api.md): where a collection may point by default.
-VENDOR_API_HOSTS = ("partner.yourcloudlibrary.com",)
 
 
 class BibliothecaSettings(AppSettings):
@@ -53,17 +47,13 @@ class BibliothecaSettings(AppSettings):
         "METADATA_REFRESH_DAYS": Setting(30),
         #: Edition media ("ebook", "audiobook") whose records are not imported.
         "SKIP_MEDIA": Setting(()),
-        #: Hosts a collection's base URL may name (the vendor's by default).
-        "ALLOWED_HOSTS": Setting(VENDOR_API_HOSTS, env=True),
+        #: Hosts a collection's base URL may name (the vendor's API by default).
+        "ALLOWED_HOSTS": Setting(("partner.yourcloudlibrary.com",), env=True),
         #: Plain http:// addresses (a local simulator); unset: with DEBUG.
         "ALLOW_HTTP": Setting("", env=True),
     }
 
     # Values with a bound or a shape, derived from the table above.
-
-    @property
-    def REQUEST_TIMEOUT_SECONDS(self) -> float:
-        return float(self.value("REQUEST_TIMEOUT_SECONDS"))
 
     @property
     def REQUEST_ATTEMPTS(self) -> int:
@@ -83,9 +73,9 @@ class BibliothecaSettings(AppSettings):
 
     @property
     def ALLOWED_HOSTS(self) -> frozenset[str]:
-        return frozenset(
-            h.strip().lower() for h in _as_list(self.value("ALLOWED_HOSTS")) if h.strip()
-        )
+        hosts = self.value("ALLOWED_HOSTS")  # a Django setting may be a list or "a,b"
+        hosts = hosts.split(",") if isinstance(hosts, str) else hosts
+        return frozenset(h.strip().lower() for h in hosts if h.strip())
 
     @property
     def ALLOW_HTTP(self) -> bool:
@@ -93,16 +83,8 @@ class BibliothecaSettings(AppSettings):
         benchmarks set it)."""
         if getattr(settings, "PRODUCTION", False):
             return False
-        value: Any = self.value("ALLOW_HTTP")
-        if value == "":
-            return bool(settings.DEBUG)
-        if isinstance(value, str):
-            return value.strip().lower() in TRUE_WORDS
-        return bool(value)
-
-
-def _as_list(value: Any) -> list[str]:
-    return value.split(",") if isinstance(value, str) else list(value)
+        value = self.value("ALLOW_HTTP")
+        return bool(settings.DEBUG) if value == "" else str(value).strip().lower() in TRUE_WORDS
 
 
 bibliotheca_settings = BibliothecaSettings()

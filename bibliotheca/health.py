@@ -1,12 +1,7 @@
-"""The `bibliotheca` health check (jobs_health, /health/): a warning per collection.
-
-The core's `failures_24h` looks at the job: one collection's success hides another's
-failure. This check looks at each enabled collection, whatever the others did: its last
-chain stopped on an error, it has open gaps, or its checkpoint has not moved for
-BIBLIOTHECA_STALE_AFTER_HOURS. A warning, never unhealthy: one partner's bad night must
-not take the web app out of its load balancer. Staff (and `jobs_health`) see the
-collections named and the errors behind them; an anonymous caller the state only.
-"""
+"""The `bibliotheca` health check (jobs_health, /health/): a warning per enabled
+collection that needs a look, since the core's per-job `failures_24h` lets one
+collection's success hide another's failure. Never unhealthy: one partner's bad night
+must not take the web app out of its load balancer."""
 
 import logging
 from datetime import datetime, timedelta

@@ -67,9 +67,8 @@ class Identifier(models.Model):
 class LicensePool(models.Model):
     """A title a collection has licensed (one per purchase-record 001 id)."""
 
-    # No index of its own: the unique (collection, identifier) index leads with it. With
-    # both, the planner took this one for "collection = X AND identifier = ANY(page ids)"
-    # and filtered every pool of the collection on each page (a backfill went quadratic).
+    # No index of its own: the unique (collection, identifier) index leads with it, and
+    # the planner took this one for a page's ids, filtering every pool of the collection.
     collection = models.ForeignKey(
         Collection, on_delete=models.CASCADE, related_name="pools", db_index=False
     )
@@ -132,13 +131,9 @@ class Edition(EditionData):
 
 
 class PendingEdition(EditionData):
-    """An Edition's new data, staged by an import page for its apply run (`batch`).
-
-    The apply run takes its batch's rows and writes them to Edition in one statement,
-    deleting them as it goes: a page adds rows here instead of rewriting the run's
-    kwargs (a jsonb rewrite of the whole run per page), and a retry of the run (same
-    kwargs) finds the rows its failed attempt did not take.
-    """
+    """An Edition's new data, staged by an import page for its apply run (`batch`): rows
+    here rather than in the run's kwargs (a jsonb rewrite of the run per page), taken by
+    the run in one statement (sql.apply_staged)."""
 
     #: The apply run's `batch` kwarg.
     batch = models.UUIDField(db_index=True)

@@ -5,12 +5,16 @@ statistics (a first import) the planner otherwise filtered every identifier or p
 of the collection for `value = ANY(...)`, once per page (a backfill went quadratic).
 """
 
+import uuid
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.db import connection
+from django.utils import timezone
 from psycopg.types.json import Jsonb
+
+from jobs.sql import fetch
 
 #: Edition columns an apply writes (PendingEdition has the same ones), and their types.
 EDITION_COLUMNS = {
@@ -55,7 +59,7 @@ WHERE f.fresh IS NULL
 """
 
 _IDENTIFIERS = """
-SELECT i.id, i.value FROM unnest(%(values)s::varchar[]) AS input(value)
+SELECT i.value, i.id FROM unnest(%(values)s::varchar[]) AS input(value)
 JOIN LATERAL (
     SELECT id, value FROM bibliotheca_identifier WHERE type = %(type)s AND value = input.value
     LIMIT 1
@@ -69,9 +73,9 @@ WITH new AS (
     INSERT INTO bibliotheca_identifier (type, value)
     SELECT DISTINCT %(type)s, unnest(%(values)s::varchar[])
     ON CONFLICT (type, value) DO NOTHING
-    RETURNING id, value
+    RETURNING value, id
 )
-SELECT id, value FROM new UNION ALL {_IDENTIFIERS}
+SELECT value, id FROM new UNION ALL {_IDENTIFIERS}
 """
 
 # New pools are created stamped when looked up (or found missing); existing ones are
@@ -140,8 +144,7 @@ SELECT (SELECT count(*) FROM taken), count(*) FILTER (WHERE created), count(*) F
 def due_items(
     collection_id: int, marc_hashes: dict[str, str], *, type: str, cutoff: datetime
 ) -> dict[str, str | None]:
-    """{value: stored Edition hash or None} of the values due for a lookup (no pool, a
-    changed MARC hash, or metadata unchecked or older than `cutoff` and not missing);
+    """{value: stored Edition hash or None} of the values due for a lookup (`_DUE`);
     `marc_hashes`: {value: hash of its record}."""
     params = {
         "values": list(marc_hashes),
@@ -150,9 +153,7 @@ def due_items(
         "collection": collection_id,
         "cutoff": cutoff,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_DUE, params)
-        return dict(cursor.fetchall())
+    return dict(fetch(_DUE, params))
 
 
 def ensure_identifiers(values: list[str], *, type: str) -> dict[str, int]:
@@ -161,13 +162,8 @@ def ensure_identifiers(values: list[str], *, type: str) -> dict[str, int]:
     if not values:
         return {}
     params = {"values": values, "type": type}
-    with connection.cursor() as cursor:
-        cursor.execute(_ENSURE_IDENTIFIERS, params)
-        found = {value: pk for pk, value in cursor.fetchall()}
-        if len(found) < len(set(values)):
-            cursor.execute(_IDENTIFIERS, params)
-            found = {value: pk for pk, value in cursor.fetchall()}
-    return found
+    found = dict(fetch(_ENSURE_IDENTIFIERS, params))
+    return found if len(found) == len(set(values)) else dict(fetch(_IDENTIFIERS, params))
 
 
 def ensure_pools(
@@ -191,9 +187,7 @@ def ensure_pools(
         "missing": missing,
         "now": now,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_POOLS, params)
-        return sum(1 for (created,) in cursor.fetchall() if created)
+    return sum(created for (created,) in fetch(_POOLS, params))
 
 
 def stage_editions(batch: UUID, rows: list[dict[str, Any]], *, now: datetime) -> int:
@@ -204,9 +198,11 @@ def stage_editions(batch: UUID, rows: list[dict[str, Any]], *, now: datetime) ->
         return cursor.rowcount
 
 
-def apply_staged(batch: UUID, *, now: datetime) -> tuple[int, int, int]:
-    """Write the batch's staged rows to Edition: (rows taken, created, written)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_APPLY_STAGED, {"batch": batch, "now": now})
-        taken, created, written = cursor.fetchone()
-    return taken, created, written
+def apply_staged(batch: str) -> dict[str, int]:
+    """Write the batch's staged rows to Edition in one statement, taking them: a second
+    delivery (or a re-run) of its apply run finds none, a failed attempt rolls back and
+    its retry finds them all."""
+    [(taken, created, written)] = fetch(
+        _APPLY_STAGED, {"batch": uuid.UUID(batch), "now": timezone.now()}
+    )
+    return {"created": created, "updated": written - created, "unchanged": taken - written}

@@ -1,13 +1,13 @@
-"""Job entry points of the bibliotheca app (thin: each calls one service)."""
+"""Job entry points of the bibliotheca app."""
 
 from datetime import datetime
 from typing import Annotated, Any
 
+from bibliotheca import sql
 from bibliotheca.conf import DEFAULT_START
 from bibliotheca.exceptions import BadResponse, RequestTimedOut
 from bibliotheca.models import Collection
-from bibliotheca.services.apply import apply_staged
-from bibliotheca.services.fan_out import queue_purchase_imports
+from bibliotheca.services.pages import APPLY_JOB
 from bibliotheca.services.purchase_chain import (
     CHAIN_JOB,
     import_purchase_records_hop,
@@ -15,10 +15,13 @@ from bibliotheca.services.purchase_chain import (
 )
 from jobs.arguments import IsoDate, Range
 from jobs.exceptions import BadJobArguments
+from jobs.models import JobRun
 from jobs.registry import job
+from jobs.runner import enqueue_job
+from jobs.runs.current import current_run
 from jobs.runs.retry import RetryPolicy
 
-#: Seed 004: 4 retries, 60 s exponential backoff, only for timeouts and 5xx.
+#: 4 retries, 60 s exponential backoff, only for timeouts and 5xx (bibliotheca-api.md "Errors").
 CHAIN_RETRY = RetryPolicy(
     max_attempts=5, base_seconds=60, cap_seconds=960, retry_on=(RequestTimedOut, BadResponse)
 )
@@ -30,13 +33,9 @@ ChainDay = Annotated[
 
 
 def check_chain_arguments(kwargs: dict[str, Any]) -> None:
-    """What the signature cannot say, checked before every hop exists (the first one
-    asked for by a person or the fan-out, the next ones queued by a hop): the collection
-    exists, a new chain's is enabled, and `since` is not after `until`.
-
-    A hop of a running chain (`current_day` set) whose collection was disabled meanwhile
-    is still queued: it stops the chain itself, recorded `skipped`, and frees its lock.
-    """
+    """What the signature cannot say, checked before every hop exists: the collection
+    exists, a new chain's is enabled (a running chain's next hop is queued and stops the
+    chain itself, `skipped`), and `since` is not after `until`."""
     collection_id = kwargs["collection_id"]
     found = Collection.objects.filter(pk=collection_id).values_list("name", "enabled").first()
     if found is None:
@@ -58,7 +57,16 @@ def check_chain_arguments(kwargs: dict[str, Any]) -> None:
 )
 def import_purchase_records_for_all_collections(*, force_reimport: bool = False) -> dict[str, Any]:
     """Queue one purchase-record chain per enabled Bibliotheca collection (daily 04:00 UTC)."""
-    return queue_purchase_imports(force_reimport=force_reimport)
+    runs = [
+        enqueue_job(
+            CHAIN_JOB,
+            kwargs={"collection_id": c.pk, "force_reimport": force_reimport},
+            trigger=JobRun.Trigger.CHAIN,
+            parent=current_run(),
+        )
+        for c in Collection.objects.filter(enabled=True, protocol=Collection.Protocol.BIBLIOTHECA)
+    ]
+    return {"queued": len(runs), "run_ids": [r.pk for r in runs], "force_reimport": force_reimport}
 
 
 @job(
@@ -83,12 +91,7 @@ def import_purchase_records_by_collection(
     overlap_until: ChainDay | None = None,
     not_before: ChainDay | None = None,
 ) -> dict[str, Any]:
-    """One hop of a collection's purchase-record import; queues the next hop until up to date.
-
-    Its arguments are checked before each hop exists (the annotations and
-    `check_chain_arguments`), so a mistyped run is refused in one line and never takes
-    the collection's lock.
-    """
+    """One hop of a collection's purchase-record import; queues the next hop until up to date."""
     return import_purchase_records_hop(
         collection_id=collection_id,
         current_day=_moment(current_day),
@@ -108,7 +111,7 @@ def _moment(value: str | None) -> datetime | None:
 
 
 @job(
-    "bibliotheca.apply_bibliographic",
+    APPLY_JOB,
     cluster="apply",
     single_flight=False,  # idempotent: a batch's rows are taken once, by data hash
     retry=True,
@@ -117,4 +120,4 @@ def _moment(value: str | None) -> datetime | None:
 def apply_bibliographic_task(*, collection_id: int, batch: str) -> dict[str, Any]:
     """Write the Edition rows an import page staged for `batch` whose metadata hash
     changed (apply cluster)."""
-    return {"collection_id": collection_id, "batch": batch, **apply_staged(batch)}
+    return {"collection_id": collection_id, "batch": batch, **sql.apply_staged(batch)}

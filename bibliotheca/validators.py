@@ -1,11 +1,6 @@
-"""Checks of what an operator types about a collection: the partner API's address.
-
-A collection's `base_url` and `library_id` decide where the worker (and the nightly
-04:00 UTC run) sends signed requests: free text would let anyone with change permission
-point it at internal services. The model's validators refuse a bad value in the admin;
-the client checks the stored value again before its first request (a row written before
-these checks, or through the ORM, is refused there too).
-"""
+"""Checks of a collection's API address (`base_url`, `library_id`): free text would let
+anyone with change permission send signed requests to internal services. The model
+refuses a bad value; the client checks the stored one again before its first request."""
 
 import re
 

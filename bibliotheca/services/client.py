@@ -1,15 +1,12 @@
 """Signed requests to the cloudLibrary partner API: one MARC page, one batch of items.
-
-Every failure names the collection and the window (or ids) so a log line or a failed
-run in history says what to look at, and is one of the three classes in
-bibliotheca.exceptions (timeout, 5xx and 429 transient, everything else terminal).
-"""
+Every failure names the collection and the window (or ids), as one of the classes in
+bibliotheca.exceptions."""
 
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -37,7 +34,7 @@ from bibliotheca.exceptions import (
     RequestTimedOut,
 )
 from bibliotheca.services.items import parse_items
-from bibliotheca.services.marc import parse_marc_page
+from bibliotheca.services.pages import parse_marc_page
 from bibliotheca.services.signing import signed_headers
 from bibliotheca.validators import api_address_problem
 
@@ -48,17 +45,14 @@ WINDOW_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a request needs from a Collection (kept apart so the key is never in a repr)."""
+    """What a request needs from a Collection; the key is never in its repr."""
 
     #: Collection name, used in error messages.
     name: str
     base_url: str
     library_id: str
     account_id: str
-    account_key: str
-
-    def __repr__(self) -> str:
-        return f"Credentials({self.name!r}, {self.base_url!r})"
+    account_key: str = field(repr=False)
 
 
 class RateGate:
@@ -74,12 +68,9 @@ class RateGate:
         with self._lock:
             self._not_before = max(self._not_before, time.monotonic() + seconds)
 
-    def remaining_seconds(self) -> float:
-        with self._lock:
-            return max(0.0, self._not_before - time.monotonic())
-
     def wait(self, message: str) -> None:
-        remaining = self.remaining_seconds()
+        with self._lock:
+            remaining = max(0.0, self._not_before - time.monotonic())
         if remaining > bibliotheca_settings.RETRY_AFTER_MAX_SECONDS:
             raise RateLimited(message, retry_after=remaining)
         if remaining > 0:
@@ -104,26 +95,18 @@ class BibliothecaClient:
 
     @classmethod
     def for_collection(cls, collection, **kwargs) -> "BibliothecaClient":
-        return cls(
-            Credentials(
-                name=collection.name,
-                base_url=collection.base_url,
-                library_id=collection.library_id,
-                account_id=collection.account_id,
-                account_key=collection.account_key,
-            ),
-            **kwargs,
-        )
+        values = {f.name: getattr(collection, f.name) for f in fields(Credentials)}
+        return cls(Credentials(**values), **kwargs)
 
     def fetch_marc_page(
-        self, *, start: datetime, end: datetime, offset: int, limit: int = PAGE_SIZE
+        self, *, start: datetime, end: datetime, offset: int
     ) -> list[pymarc.Record]:
-        """Purchase records in [start, end), `offset` 1-based, at most `limit` (50)."""
+        """Purchase records in [start, end), `offset` 1-based, a page of PAGE_SIZE at most."""
         query = {
             "startdate": start.strftime(WINDOW_FORMAT),
             "enddate": end.strftime(WINDOW_FORMAT),
             "offset": offset,
-            "limit": min(limit, PAGE_SIZE),
+            "limit": PAGE_SIZE,
         }
         what = f"window {query['startdate']}..{query['enddate']} offset {offset}"
         body = self._get_retrying("/data/marc", query, what=what)

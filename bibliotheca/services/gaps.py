@@ -1,12 +1,6 @@
-"""Gaps: day windows a chain gave up on after its retries.
-
-A window that still fails on the chain's last attempt (a day the partner always times
-out on) is recorded as a Gap and the checkpoint moves past it in the same transaction,
-so one bad day does not hold the collection for ever. The last hop of every later chain
-reads the open gaps again (those not tried since the chain started), one whole window
-each, without moving the checkpoint, until a gap reads whole (resolved) or an operator
-dismisses it.
-"""
+"""Gaps: day windows a chain gave up on after its retries, so that one bad day does not
+hold the collection's checkpoint; later chains read them again at their end (models.Gap,
+docs/bibliotheca.md "Gaps")."""
 
 import math
 import time

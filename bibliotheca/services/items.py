@@ -1,9 +1,13 @@
-"""Item metadata: parse `<ArrayOfItem>` into plain dicts and hash them for needs-apply."""
+"""Item metadata: `<ArrayOfItem>` parsed into plain dicts, hashed (an Edition is applied
+when its hash changes) and turned into the Edition rows a page stages."""
 
 import hashlib
 import json
+from datetime import date
 from typing import Any
 from xml.etree import ElementTree
+
+from bibliotheca.models import Edition
 
 #: Item fields we keep (the rest of the XML is ignored); also what the hash covers.
 ITEM_FIELDS = tuple(
@@ -39,3 +43,39 @@ def data_hash(item: dict[str, Any]) -> str:
 
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def edition_row(identifier_id: int, digest: str, data: dict[str, str]) -> dict[str, Any]:
+    """A staged Edition row (sql.stage_editions) of item data, JSON-ready."""
+    authors = [a.strip() for a in data.get("Authors", "").split(";") if a.strip()]
+    published = _parse_date(data.get("PubDate", ""), data.get("PubYear", ""))
+    return {
+        "identifier_id": identifier_id,
+        "data_hash": digest,
+        "title": data.get("Title", "")[:500],
+        "subtitle": data.get("SubTitle", "")[:500],
+        "authors": authors,
+        "narrator": data.get("Narrator", "")[:255],
+        "publisher": data.get("Publisher", "")[:255],
+        "language": data.get("Language", "")[:16],
+        "medium": medium(data),
+        "isbn": (data.get("ISBN13") or data.get("PhysicalISBN", ""))[:20],
+        "published": published and published.isoformat(),
+        "description": data.get("Description", ""),
+        "cover_url": data.get("CoverLinkURL", "")[:1000],
+        "link_url": data.get("BookLinkURL", "")[:1000],
+    }
+
+
+def medium(data: dict[str, str]) -> str:
+    """The Edition medium of item data (BookFormat MP3: audiobook, else ebook)."""
+    if data.get("BookFormat", "").upper() == "MP3":
+        return Edition.Medium.AUDIOBOOK
+    return Edition.Medium.EBOOK
+
+
+def _parse_date(value: str, year: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return date(int(year), 1, 1) if year.isdigit() else None

@@ -1,10 +1,9 @@
-"""One page of purchase records: read_page (its 001 ids; pool thread), due_items (which
-need a metadata lookup; hop thread), decide (the import's rules; pool thread) and
-write_page (one short transaction with the checkpoint; hop thread). A page is written
-whole or not at all: a hop killed between pages resumes at the last written page, and a
-stamped pool always has its apply queued."""
+"""One page of purchase records: read_page and decide on the I/O pool's threads,
+due_items and write_page on the hop's (the only ones with a database connection). A page
+is written whole or not at all, with the checkpoint and its apply run."""
 
 import hashlib
+import io
 import logging
 import uuid
 from contextlib import nullcontext
@@ -18,9 +17,7 @@ from django.db import transaction
 from bibliotheca import sql
 from bibliotheca.conf import bibliotheca_settings
 from bibliotheca.models import Collection, Identifier, Timestamp
-from bibliotheca.services.apply import edition_row, medium
-from bibliotheca.services.items import data_hash
-from bibliotheca.services.marc import bibliotheca_id
+from bibliotheca.services.items import data_hash, edition_row, medium
 from bibliotheca.services.windows import ChainRange, Position, checkpoint_after_page, next_position
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
@@ -70,6 +67,19 @@ class MarcPage:
         return self.next.current_day != self.position.current_day
 
 
+def parse_marc_page(body: bytes) -> list[pymarc.Record]:
+    """Records of a MARCXML page; an empty body means no records in the window."""
+    if not body.strip():
+        return []
+    return [record for record in pymarc.parse_xml_to_array(io.BytesIO(body)) if record]
+
+
+def bibliotheca_id(record: pymarc.Record) -> str | None:
+    """The 001 value, or None when the record has no 001 or several (skipped and counted)."""
+    fields = record.get_fields("001")
+    return ((fields[0].data or "").strip() or None) if len(fields) == 1 else None
+
+
 def read_page(
     records: list[pymarc.Record], position: Position, *, chain: ChainRange, collection: str
 ) -> MarcPage:
@@ -114,10 +124,8 @@ def marc_hash(record: pymarc.Record) -> str:
 
 
 def due_items(collection: Collection, page: MarcPage, *, now: datetime) -> dict[str, str | None]:
-    """{id: stored Edition hash or None} of the page's ids due for a metadata lookup: no
-    pool yet, a record whose MARC changed, or metadata unchecked or older than
-    BIBLIOTHECA_METADATA_REFRESH_DAYS (not for an item the partner left out, until its
-    record changes)."""
+    """{id: stored Edition hash or None} of the page's ids due for a metadata lookup
+    (sql.due_items; BIBLIOTHECA_METADATA_REFRESH_DAYS)."""
     if not page.item_ids:
         return {}
     cutoff = now - timedelta(days=bibliotheca_settings.METADATA_REFRESH_DAYS)
@@ -149,9 +157,7 @@ def decide(
     collection: str,
 ) -> Decision:
     """The import's rules for one page, in one place (no database, no I/O). `due`: ids
-    looked up, with their stored hashes; `items`: the answer. An id not due keeps its
-    pool as it is; an answered item whose medium is in BIBLIOTHECA_SKIP_MEDIA is skipped
-    (no pool, no edition), another stamps its pool and is applied if its hash changed."""
+    looked up, with their stored hashes; `items`: the answer."""
     skip_media = bibliotheca_settings.SKIP_MEDIA
     kept, looked, changed, skipped, missing = [], [], [], 0, []
     for item_id in page.item_ids:
@@ -188,18 +194,13 @@ def write_page(
     timestamp_id: int | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """Write the page in one transaction: pools found or created, looked-up pools
-    stamped, changed items staged for an apply run queued with them, checkpoint and
-    chain counts moved (no checkpoint without `timestamp_id`: a gap read again).
-    Returns the chain's counts after the page.
-
-    A page before `counted_until` (the page after the last one counted: read again by
-    a resumed hop, or in the overlap of a chain that took over) is written but counted
-    only in `reread_pages`, so the counts match the rows present."""
+    """Write the page in one transaction (no checkpoint without `timestamp_id`: a gap read
+    again); returns the chain's counts after it. A page before `counted_until` (read again
+    after a retry or a take-over) is written but counted only in `reread_pages`."""
     after = {key: int(counts.get(key, 0)) for key in PROGRESS_KEYS}
-    here = [page.position.current_day.isoformat(), page.position.offset]
-    counted_until = counts.get("counted_until")
-    if counted_until and _position_key(here) < _position_key(counted_until):
+    here = (page.position.current_day, page.position.offset)
+    counted_until = counts.get("counted_until")  # [window start (ISO), offset]
+    if counted_until and here < (datetime.fromisoformat(counted_until[0]), int(counted_until[1])):
         after["reread_pages"] += 1
     else:
         counted_until = [page.next.current_day.isoformat(), page.next.offset]
@@ -252,8 +253,3 @@ def achievements(counts: dict[str, Any]) -> str:
         "new pools {new_pools}, applies queued {applies_queued}, gaps {gaps}, "
         "missing items {missing_items}"
     ).format(**{key: counts.get(key, 0) for key in PROGRESS_KEYS})
-
-
-def _position_key(position: list[Any]) -> tuple[datetime, int]:
-    """(window start, offset) of a stored [iso date-time, offset], for ordering pages."""
-    return datetime.fromisoformat(position[0]), int(position[1])

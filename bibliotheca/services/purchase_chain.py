@@ -1,14 +1,6 @@
-"""The per-collection purchase-record chain: pages until the time budget, next hop.
-
-A hop reads pages (several day windows at once: services.reading), writes them in page
-order from its own thread (services.pages) until its time budget is spent (at least one
-page), then queues the next hop with the position. The chain is the runner's single
-flight, keyed per collection (`purchase_lock_key`, not the event import's key): the
-first hop takes the lock, each hop hands it to the next one (`_queue_next`), the runner
-hands it to a retry; the chain's end, a stop or a failure not retried free it. A worker
-killed mid-hop frees it as soon as PostgreSQL ends its session: the next chain takes it
-over at once and records the killed hop lost.
-"""
+"""The per-collection purchase-record chain: a hop reads (services.reading) and writes
+(services.pages) pages until its time budget is spent, then queues the next hop and hands
+it the collection's lock (docs/bibliotheca.md: the steps, the lock, what a failure does)."""
 
 import logging
 import math
@@ -38,8 +30,6 @@ from jobs.runs.progress import report_progress
 
 logger = logging.getLogger("bibliotheca")
 
-__all__ = ["CHAIN_JOB", "import_purchase_records_hop", "purchase_lock_key"]
-
 CHAIN_JOB = "bibliotheca.import_purchase_records_by_collection"
 
 #: A hop reports progress at most this often (and always after its last page).
@@ -67,11 +57,9 @@ def import_purchase_records_hop(
 ) -> dict[str, Any]:
     """One hop of the chain; returns counts for history and queues the next hop if needed.
     `since`..`until`: the chain's range (set by the first hop, carried by the others);
-    `overlap_until`: the checkpoint it resumed at (the window before it is re-read);
-    `not_before`: the API's Retry-After (no request before it).
-    A hop with no `current_day` is a chain's first; the next hops, and a retry of any
-    hop (the first records its position), carry one.
-    The arguments are checked before (tasks.py), so no bad one takes the lock."""
+    `overlap_until`: the checkpoint it resumed at; `not_before`: the API's Retry-After.
+    A hop with no `current_day` is a chain's first (it records its position, so a retry
+    of it is not)."""
     key = purchase_lock_key(collection_id)
     collection = _enabled_collection(collection_id)
     first_hop = current_day is None
@@ -111,19 +99,13 @@ def import_purchase_records_hop(
         }
         if took_over:
             result["took_over"] = True
-        if failure is not None:
-            wait_seconds = _after_read_failure(hop, failure, result)
-            if wait_seconds is not None:
-                wait_until = timezone.now() + timedelta(seconds=wait_seconds)
-                return _queue_next(hop.position, hop_kwargs, wait_until=wait_until, result=result)
+        if failure is not None and (wait_until := _after_read_failure(hop, failure, result)):
+            return _queue_next(hop.position, hop_kwargs, wait_until=wait_until, result=result)
         if is_up_to_date(hop.position.current_day, chain.until):
             result.update(retry_due_gaps(collection, chain_started=chain.until, deadline=deadline))
             if not result["gaps_left"]:
                 return {**result, "done": True}  # the runner frees the lock
     except BaseException as exc:
-        deleted = _deleted_mid_hop(collection_id, exc)
-        if deleted is not None:
-            raise deleted from exc
         _after_failure(collection, exc)
         raise
     return _queue_next(hop.position, hop_kwargs, result=result)
@@ -177,14 +159,6 @@ def _enabled_collection(collection_id: int) -> Collection:
     raise JobSkipped(f"{what}; its chain stops, no request sent")
 
 
-def _deleted_mid_hop(collection_id: int, exc: BaseException) -> JobSkipped | None:
-    """A write refused because the collection was deleted during the hop: a clean stop."""
-    if not isinstance(exc, IntegrityError) or Collection.objects.filter(pk=collection_id).exists():
-        return None
-    logger.warning("purchase import stopped: collection #%s deleted mid-hop", collection_id)
-    return JobSkipped(f"collection #{collection_id} was deleted during the hop; its chain stops")
-
-
 def _lease_lost(collection: Collection, key: str, lease: locks.LeaseHandle | None) -> bool:
     """Whether this hop's lock was not handed to it but retaken (free, or its holder
     dead): warned and flagged, and the chain continues. A lock another chain holds never
@@ -207,11 +181,9 @@ def _first_hop(
     since: datetime | None,
     took_over: bool,
 ) -> tuple[Position, ChainRange]:
-    """Where a chain starts (its checkpoint, or 2014-01-01) and its range, recorded in
-    the hop's kwargs (a retry is then no first hop: it reads the same range). A chain
-    resuming at its checkpoint starts BIBLIOTHECA_OVERLAP_MINUTES before it (purchases
-    listed late). The chain's counters reset, unless it takes over a chain that died
-    (its pages read again are then not counted twice)."""
+    """Where a chain starts (its checkpoint less BIBLIOTHECA_OVERLAP_MINUTES, or
+    2014-01-01) and its range, recorded in the hop's kwargs. The counters reset, unless it
+    takes over a chain that died (its pages read again are then not counted twice)."""
     now = timezone.now()
     timestamp = get_timestamp(collection)
     overlap_until = None
@@ -220,34 +192,31 @@ def _first_hop(
     if resume is not None:
         begin = max(DEFAULT_START, resume - timedelta(minutes=bibliotheca_settings.OVERLAP_MINUTES))
         overlap_until = resume if begin < resume else None
-    start = Position(current_day=begin, offset=1)
     # The chain catches up to when it started; chasing a moving "now" would never end.
-    chain = ChainRange(
-        since=since or start.current_day, until=until or now, overlap_until=overlap_until
-    )
+    chain = ChainRange(since=since or begin, until=until or now, overlap_until=overlap_until)
     progress: dict[str, Any] = {k: 0 for k in PROGRESS_KEYS}
     if took_over and not force_reimport:
         progress = {**progress, **timestamp.progress}
-    progress["current_day"] = start.current_day.isoformat()
+    progress["current_day"] = begin.isoformat()
     Timestamp.objects.filter(pk=timestamp.pk).update(
         start=now, counter=progress["records"], exception="", progress=progress
     )
     update_run_kwargs(
-        current_day=start.current_day.isoformat(),
-        offset=start.offset,
+        current_day=begin.isoformat(),
+        offset=1,
         since=chain.since.isoformat(),
         until=chain.until.isoformat(),
         **({"overlap_until": overlap_until.isoformat()} if overlap_until else {}),
     )
-    return start, chain
+    return Position(current_day=begin, offset=1), chain
 
 
-def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any]) -> float | None:
-    """What a page that could not be read does to the chain, after the pages before it
-    are written: a Retry-After up to BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS returns the
-    seconds to wait (the next hop is queued for then); a transient failure on the
-    chain's last attempt records the window as a gap and moves on (up to
-    BIBLIOTHECA_GAPS_PER_CHAIN gaps a chain); anything else is raised."""
+def _after_read_failure(
+    hop: "_Hop", failure: ReadFailure, result: dict[str, Any]
+) -> datetime | None:
+    """What a page that could not be read does to the chain (the pages before it are
+    written): when to queue the next hop, for a long Retry-After; None after recording a
+    gap (a transient failure on the last attempt); else it raises."""
     error, conf = failure.error, bibliotheca_settings
     asked = error.retry_after if isinstance(error, RateLimited) else None
     if asked is not None and asked > conf.RETRY_AFTER_MAX_SECONDS:
@@ -257,7 +226,8 @@ def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any
                 f"BIBLIOTHECA_RETRY_AFTER_LIMIT_SECONDS ({conf.RETRY_AFTER_LIMIT_SECONDS:.0f} s):"
                 " the chain stops, re-run it later"
             ) from error
-        return math.ceil(asked)  # the gate's remaining time has a fraction
+        # the gate's remaining time has a fraction
+        return timezone.now() + timedelta(seconds=math.ceil(asked))
     run, policy = current_run(), get_job(CHAIN_JOB).retry
     last_attempt = not (run and policy.will_retry(attempt=run.attempt, error=error))
     if not isinstance(error, TransientJobError) or not last_attempt:
@@ -290,10 +260,8 @@ def _after_read_failure(hop: "_Hop", failure: ReadFailure, result: dict[str, Any
 
 
 def get_timestamp(collection: Collection) -> Timestamp:
-    task = {"service_type": Timestamp.ServiceType.TASK}
-    return Timestamp.objects.get_or_create(
-        service=PURCHASE_RECORD_SERVICE, collection=collection, defaults=task
-    )[0]
+    found = Timestamp.objects.get_or_create(service=PURCHASE_RECORD_SERVICE, collection=collection)
+    return found[0]
 
 
 def _import_pages(hop: "_Hop", deadline: float) -> ReadFailure | None:
@@ -400,9 +368,14 @@ class _Hop:
 
 
 def _after_failure(collection: Collection, exc: BaseException) -> None:
-    """A failure that stops the chain (not a stop, not one the runner retries: its own
-    decision, asked here) is shown on the collection. The runner hands the lock to a
-    retry, or frees it."""
+    """A write refused because the collection was deleted during the hop is a clean stop
+    (raised). A failure that stops the chain (not a stop, not one the runner retries: its
+    own decision, asked here) is shown on the collection."""
+    if isinstance(exc, IntegrityError) and not Collection.objects.filter(pk=collection.pk).exists():
+        logger.warning("purchase import stopped: collection #%s deleted mid-hop", collection.pk)
+        raise JobSkipped(
+            f"collection #{collection.pk} was deleted during the hop; its chain stops"
+        ) from exc
     run, policy = current_run(), get_job(CHAIN_JOB).retry
     if run and run.job == CHAIN_JOB and policy.will_retry(attempt=run.attempt, error=exc):
         return

@@ -1,13 +1,7 @@
-"""A hop's network side: MARC pages of several day windows at once, items alongside.
-
-Day windows are independent: up to BIBLIOTHECA_CONCURRENT_REQUESTS are read at once,
-each page after page (the next offset depends on the page's size), with the items
-batches of the pages waiting to be written alongside, on one small pool of threads
-that only do I/O and parsing (never the database: the hop's thread keeps its one
-connection). pages() hands the pages over in page order (day, then offset), a failed
-one's error in its place. Every page but the hop's first is fetched only before the
-hop's deadline: a window whose next page would start later stops, and pages() there.
-"""
+"""A hop's network side: up to BIBLIOTHECA_CONCURRENT_REQUESTS day windows at once, each
+page after page (the next offset depends on the page's size), items batches alongside,
+on threads that never touch the database. pages() hands them over in page order; no page
+but the hop's first starts after the hop's deadline."""
 
 import queue
 import threading

@@ -5,14 +5,6 @@ import hashlib
 import hmac
 from datetime import datetime
 
-DATETIME_FORMAT = "%a, %d %b %Y %H:%M:%S GMT"
-API_VERSION = "2.0"
-
-
-def format_datetime_header(moment: datetime) -> str:
-    """`3mcl-Datetime` value; `moment` must be UTC."""
-    return moment.strftime(DATETIME_FORMAT)
-
 
 def signature(*, account_key: str, datetime_header: str, method: str, path_with_query: str) -> str:
     """base64(HMAC-SHA256(key, "datetime\\nMETHOD\\n/cirrus/...?query"))."""
@@ -24,8 +16,8 @@ def signature(*, account_key: str, datetime_header: str, method: str, path_with_
 def signed_headers(
     *, account_id: str, account_key: str, method: str, path_with_query: str, now: datetime
 ) -> dict[str, str]:
-    """The three headers every request carries."""
-    date = format_datetime_header(now)
+    """The three headers every request carries (`now` in UTC)."""
+    date = now.strftime("%a, %d %b %Y %H:%M:%S GMT")
     sig = signature(
         account_key=account_key,
         datetime_header=date,
@@ -34,6 +26,6 @@ def signed_headers(
     )
     return {
         "3mcl-Datetime": date,
-        "3mcl-Version": API_VERSION,
+        "3mcl-Version": "2.0",
         "3mcl-Authorization": f"3MCLAUTH {account_id}:{sig}",
     }

@@ -1,10 +1,5 @@
-"""Day-window arithmetic of the purchase-record chain (pure functions, no I/O).
-
-Window: [current_day, min(current_day + 1 day, now)); a chain that starts with an
-overlap reads [start, checkpoint) as its own first window. A full page (50) means the day
-may hold more: same day, offset + 50. A partial or empty page finishes the day: next
-window starts at day_end with offset 1. The chain stops once current_day >= now.
-"""
+"""Day-window arithmetic of the purchase-record chain (pure functions, no I/O): windows
+and pages as docs/bibliotheca.md "What it does" walks them."""
 
 import math
 from dataclasses import dataclass
@@ -32,21 +27,19 @@ def is_up_to_date(current_day: datetime, now: datetime) -> bool:
     return current_day >= now
 
 
-def next_position(
-    position: Position, *, records_on_page: int, day_end: datetime, page_size: int = PAGE_SIZE
-) -> Position:
+def next_position(position: Position, *, records_on_page: int, day_end: datetime) -> Position:
     """Where the next page starts after reading `records_on_page` at `position`."""
-    if records_on_page >= page_size:
-        return Position(current_day=position.current_day, offset=position.offset + page_size)
+    if records_on_page >= PAGE_SIZE:
+        return Position(current_day=position.current_day, offset=position.offset + PAGE_SIZE)
     return Position(current_day=day_end, offset=1)
 
 
 def checkpoint_after_page(
-    position: Position, *, records_on_page: int, day_end: datetime, page_size: int = PAGE_SIZE
+    position: Position, *, records_on_page: int, day_end: datetime
 ) -> datetime:
     """Timestamp.finish after a page: the day while it is in progress (a restart re-reads
     it from offset 1, pools found, not duplicated), else day_end."""
-    return position.current_day if records_on_page >= page_size else day_end
+    return position.current_day if records_on_page >= PAGE_SIZE else day_end
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from bibliotheca.exceptions import RemoteIntegrationError
 from bibliotheca.models import Identifier, LicensePool, Timestamp
 from bibliotheca.services.client import BibliothecaClient, Credentials
 from bibliotheca.services.items import ITEM_FIELDS, parse_items
-from bibliotheca.services.marc import bibliotheca_id, parse_marc_page
+from bibliotheca.services.pages import bibliotheca_id, parse_marc_page
 from devkit.bibliotheca_simulator import Catalogue
 from jobs.models import JobRun, Lease
 from tests.bibliotheca.conftest import drain

@@ -1,12 +1,13 @@
 """manage.py import_bibliotheca_purchases: queue purchase-record imports by hand."""
 
 from argparse import ArgumentTypeError
+from contextlib import suppress
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from bibliotheca.models import Collection
-from bibliotheca.services.fan_out import queue_purchase_imports
+from bibliotheca.services.purchase_chain import CHAIN_JOB
 from jobs.cli.commands import refused_exit_2
 from jobs.cli.types import object_id
 from jobs.models import JobRun
@@ -42,16 +43,14 @@ class Command(BaseCommand):
             return
         collection = find_collection(name)
         with refused_exit_2():  # the chain's own check (a disabled collection)
-            result = queue_purchase_imports(
-                collections=[collection],
-                force_reimport=force,
+            run = enqueue_job(
+                CHAIN_JOB,
+                kwargs={"collection_id": collection.pk, "force_reimport": force},
                 trigger=JobRun.Trigger.COMMAND,
                 triggered_by="cli",
             )
         since = "2014-01-01 (forced)" if force else "its checkpoint"
-        self.stdout.write(
-            f"queued run #{result['run_ids'][0]}: import of {collection.name!r} from {since}"
-        )
+        self.stdout.write(f"queued run #{run.pk}: import of {collection.name!r} from {since}")
 
 
 def find_collection(name_or_id: str) -> Collection:
@@ -59,12 +58,8 @@ def find_collection(name_or_id: str) -> Collection:
     CommandError naming the value otherwise. Whether it may be imported is the job's check."""
     collection = Collection.objects.filter(name=name_or_id).first()
     if collection is None:
-        try:
-            pk = object_id(name_or_id)
-        except ArgumentTypeError:
-            pk = None
-        if pk is not None:
-            collection = Collection.objects.filter(pk=pk).first()
+        with suppress(ArgumentTypeError):
+            collection = Collection.objects.filter(pk=object_id(name_or_id)).first()
     if collection is None:
         raise CommandError(f"unknown Bibliotheca collection {name_or_id!r}", returncode=2)
     return collection
