@@ -286,4 +286,5 @@ DELETE_AUDIT_BATCH = """
 DELETE FROM commerce_auditlog
  WHERE id = ANY(ARRAY(SELECT id FROM commerce_auditlog WHERE created_at < %(cutoff)s
                        ORDER BY created_at, id LIMIT %(limit)s))
+RETURNING 1
 """

@@ -12,10 +12,10 @@ charge's billing cycle covers are all local dates of the store, whatever UTC say
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.utils import timezone
 
 from commerce.conf import commerce_settings
+from jobs.sql import fetch
 
 
 def store_zone() -> ZoneInfo:
@@ -33,18 +33,14 @@ def store_date(moment: datetime) -> date:
     return moment.astimezone(store_zone()).date()
 
 
-def _scalar(expression: str, params: list) -> object:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {expression}", params)
-        return cursor.fetchone()[0]
-
-
 def next_delivery_date(current: date, *, frequency: str, anchor_day: int | None = None) -> date:
     """The delivery after `current`: +7 / +14 days, or next month on the anchor day
     (Jan 31 -> Feb 28 -> Mar 31)."""
-    return _scalar(
-        "commerce_next_delivery(%s::date, %s, %s::int)", [current, frequency, anchor_day]
+    [(day,)] = fetch(
+        "SELECT commerce_next_delivery(%(current)s::date, %(frequency)s, %(anchor)s::int)",
+        {"current": current, "frequency": frequency, "anchor": anchor_day},
     )
+    return day
 
 
 def due_delivery_date(
@@ -53,7 +49,9 @@ def due_delivery_date(
     """The delivery a subscription whose next date is `current` gets as of `today`:
     `current` when it is late by less than one period, else the first date of its
     schedule on or after today (older missed deliveries are skipped, never made in bulk)."""
-    return _scalar(
-        "commerce_due_delivery(%s::date, %s, %s::int, %s::date)",
-        [current, frequency, anchor_day, today],
+    [(day,)] = fetch(
+        "SELECT commerce_due_delivery(%(current)s::date, %(frequency)s, %(anchor)s::int,"
+        " %(today)s::date)",
+        {"current": current, "frequency": frequency, "anchor": anchor_day, "today": today},
     )
+    return day

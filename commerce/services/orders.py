@@ -28,7 +28,7 @@ def awaiting_payment_q() -> Q:
     return Q(status=Order.Status.PENDING, created_at__lt=timezone.now() - grace)
 
 
-def _lock_ids(model: type[Model], ids: list[int], statuses: Iterable[str]) -> list[int]:
+def lock_ids(model: type[Model], ids: list[int], statuses: Iterable[str]) -> list[int]:
     """Lock the rows of `ids` still in one of `statuses`, in id order; their ids.
 
     In the caller's transaction: the lock holds the status until the update commits.
@@ -45,7 +45,7 @@ def mark_orders_shipped(*, order_ids: list[int], actor: str) -> dict[str, Any]:
     """Pending or paid orders become shipped; the customer gets email and SMS, once."""
     now = timezone.now()
     with transaction.atomic():
-        ids = _lock_ids(Order, order_ids, SHIPPABLE)
+        ids = lock_ids(Order, order_ids, SHIPPABLE)
         Order.objects.filter(pk__in=ids).update(status=Order.Status.SHIPPED, shipped_at=now)
         audit.record(actor=actor, action="order.shipped", refs=[f"order:{pk}" for pk in ids])
         queued = queue_notifications(_shipped_notifications(ids, now=now))

@@ -16,13 +16,14 @@ again for that date.
 from datetime import date, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from commerce import sql
 from commerce.models import DELIVERED_STATUSES, Subscription
 from commerce.services.dates import store_today
 from commerce.services.notifications import RENEWAL_REMINDER, queue_rows
 from jobs.runs.progress import report_progress
+from jobs.sql import fetch
 
 CHUNK_SIZE = 5000
 
@@ -41,12 +42,9 @@ def send_subscription_renewal_reminders(
     subscriptions = queued_total = 0
     after_id = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                sql.REMINDER_CHUNK,
-                {"due_date": due_date, "after_id": after_id, "limit": chunk_size},
-            )
-            count, last_id, rows = cursor.fetchone()
+        with transaction.atomic():
+            params = {"due_date": due_date, "after_id": after_id, "limit": chunk_size}
+            [(count, last_id, rows)] = fetch(sql.REMINDER_CHUNK, params)
             if not count:
                 break
             queued = queue_rows(RENEWAL_REMINDER, rows)

@@ -32,7 +32,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from commerce import sql
@@ -53,6 +53,7 @@ from jobs.outbox.notifications import (
 )
 from jobs.runs.current import flag_for_attention
 from jobs.runs.progress import report_progress
+from jobs.sql import fetch
 
 logger = logging.getLogger("commerce.subscriptions")
 
@@ -213,14 +214,11 @@ def write_deliveries(
     rendered there while PostgreSQL writes; a template that cannot render raises here, in
     the transaction, which rolls back with it.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(pick, params)
-        rows = list(map(Delivery._make, cursor.fetchall()))
-        if not rows:
-            return None
-        rendering = renderer.submit(_render, rows) if renderer else None
-        cursor.execute(sql.WRITE_DELIVERIES, _write_params(rows, params))
-        [(order_ids,)] = cursor.fetchall()
+    rows = list(map(Delivery._make, fetch(pick, params)))
+    if not rows:
+        return None
+    rendering = renderer.submit(_render, rows) if renderer else None
+    [(order_ids,)] = fetch(sql.WRITE_DELIVERIES, _write_params(rows, params))
     rendered = rendering.result() if rendering else _render(rows)
     made = set(order_ids)
     # A confirmation goes with its order: none for one the last guard (ON CONFLICT) skipped.
@@ -295,15 +293,14 @@ def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingN
     per delivery) and skipped-deliveries notices (once per missed stretch) by email, else
     SMS."""
     for row in rows:
+        context = {
+            "customer_name": row.customer_name,
+            "product_name": row.product_name,
+            "quantity": row.quantity,
+            "delivery_date": row.deliver_on.isoformat(),
+        }
         if row.fits:
-            context = {
-                "customer_name": row.customer_name,
-                "order_id": row.order_id,
-                "product_name": row.product_name,
-                "quantity": row.quantity,
-                "total": str(row.price),
-                "delivery_date": row.deliver_on.isoformat(),
-            }
+            confirmation = {**context, "order_id": row.order_id, "total": str(row.price)}
             for channel, recipient in (("email", row.email), ("sms", row.phone)):
                 if recipient:
                     yield (
@@ -313,46 +310,29 @@ def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingN
                             recipient=recipient,
                             template=ORDER_CONFIRMATION,
                             dedup_key=confirmation_key(row.order_id, channel),
-                            context=context,
+                            context=confirmation,
                         ),
                     )
         channel, recipient = ("email", row.email) if row.email else ("sms", row.phone)
         if not recipient:
             continue
+        notices = []
         if row.short:
-            yield (
-                None,
-                OutgoingNotification(
-                    channel=channel,
-                    recipient=recipient,
-                    template=OUT_OF_STOCK,
-                    dedup_key=f"subscription_out_of_stock:{row.subscription_id}:"
-                    f"{_compact(row.deliver_on)}",
-                    context={
-                        "customer_name": row.customer_name,
-                        "product_name": row.product_name,
-                        "quantity": row.quantity,
-                        "delivery_date": row.deliver_on.isoformat(),
-                    },
-                ),
-            )
+            key = f"subscription_out_of_stock:{row.subscription_id}:{_compact(row.deliver_on)}"
+            notices.append((OUT_OF_STOCK, key, context))
         if row.caught_up:
+            key = f"subscription_skipped:{row.subscription_id}:{_compact(row.next_delivery_date)}"
+            missed = {"skipped": row.skipped, "missed_from": row.next_delivery_date.isoformat()}
+            notices.append((DELIVERIES_SKIPPED, key, {**context, **missed}))
+        for template, key, notice in notices:
             yield (
                 None,
                 OutgoingNotification(
                     channel=channel,
                     recipient=recipient,
-                    template=DELIVERIES_SKIPPED,
-                    dedup_key=f"subscription_skipped:{row.subscription_id}:"
-                    f"{_compact(row.next_delivery_date)}",
-                    context={
-                        "customer_name": row.customer_name,
-                        "product_name": row.product_name,
-                        "quantity": row.quantity,
-                        "skipped": row.skipped,
-                        "missed_from": row.next_delivery_date.isoformat(),
-                        "delivery_date": row.deliver_on.isoformat(),
-                    },
+                    template=template,
+                    dedup_key=key,
+                    context=notice,
                 ),
             )
 
@@ -370,8 +350,7 @@ def _process_chunk(params: dict[str, Any], renderer: Executor) -> _Chunk | None:
     commit, where nothing runs beside them (a tenth of a 100,000 run).
     """
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql.CHECK_KEYS_AT_ONCE)
+        fetch(sql.CHECK_KEYS_AT_ONCE, {})
         return write_deliveries(sql.PICK_DUE, params, renderer=renderer)
 
 
@@ -383,11 +362,9 @@ def _preview(*, as_of: date, subscription_ids: list[int] | None) -> dict[str, An
         "short_products": [],
         "deliver_on": None,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql.PREVIEW_DUE, params)
-        made, picked, short, existed, skipped, caught_up, per_product, short_ids, _ = (
-            cursor.fetchone()
-        )
+    [(made, picked, short, existed, skipped, caught_up, per_product, short_ids, _)] = fetch(
+        sql.PREVIEW_DUE, params
+    )
     return {
         "as_of": as_of.isoformat(),
         "processed": picked,

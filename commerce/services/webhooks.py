@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from commerce.exceptions import BadEvent, CommerceError, UnknownSubscription
@@ -34,6 +34,7 @@ from commerce.services.payments import charge_subscription
 from jobs.models import JobRun
 from jobs.outbox.notifications import OutgoingNotification, queue_notification
 from jobs.runs.current import flag_for_attention
+from jobs.sql import fetch
 
 logger = logging.getLogger("commerce.webhooks")
 
@@ -71,28 +72,31 @@ def record_event(*, event_id: str, event_type: str, payload: dict[str, Any]) -> 
     from jobs.runner import enqueue_job
 
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO commerce_webhookevent
-                       (provider, event_id, event_type, payload, received_at, outcome, detail)
-                VALUES ('razorpay', %s, %s, %s::jsonb, %s, 'pending', '')
-                ON CONFLICT (event_id) DO NOTHING
-                RETURNING id
-                """,
-                [event_id, event_type[:64], json.dumps(payload), timezone.now()],
-            )
-            row = cursor.fetchone()
-        if row is None:
-            existing = WebhookEvent.objects.only("pk").get(event_id=event_id)
-            return existing.pk, False
+        rows = fetch(
+            """
+            INSERT INTO commerce_webhookevent
+                   (provider, event_id, event_type, payload, received_at, outcome, detail)
+            VALUES ('razorpay', %(id)s, %(type)s, %(payload)s::jsonb, %(now)s, 'pending', '')
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING id
+            """,
+            {
+                "id": event_id,
+                "type": event_type[:64],
+                "payload": json.dumps(payload),
+                "now": timezone.now(),
+            },
+        )
+        if not rows:
+            return WebhookEvent.objects.only("pk").get(event_id=event_id).pk, False
+        [(pk,)] = rows
         enqueue_job(
             PROCESS_JOB,
-            kwargs={"event_id": row[0]},
+            kwargs={"event_id": pk},
             trigger=JobRun.Trigger.CHAIN,
             triggered_by="webhook:razorpay",
         )
-    return row[0], True
+    return pk, True
 
 
 def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
