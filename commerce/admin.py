@@ -1,12 +1,8 @@
 """Admin of the commerce app: products, subscriptions, orders, carts, tokens, audit, webhooks.
 
-Actions check permissions, not only staff: state changes need the model's change
-permission; actions that run a job are jobs.admin.actions' (offered to those who may run
-the job: `jobs.run_job` plus the model's change permission the job declares, queued as
-the user, landing on the run); state changes write the audit log. Actions that change
-for good ask first on the shared confirmation page.
-Tokens never show their hash; the audit log and webhook events are read-only; the
-webhook secret lives in settings/env only and appears on no page.
+State changes need the model's change permission and write the audit log; actions that
+run a job are jobs.admin.actions'; actions that change for good ask first. Tokens never
+show their hash; the webhook secret appears on no page.
 """
 
 import json

@@ -3,12 +3,7 @@
 The chunk statements lock their rows FOR UPDATE SKIP LOCKED and walk in key order from
 the last row of the previous chunk, so two workers never take one row, and a row a chunk
 leaves as it was (out of stock) is not selected again in the same run; a row a chunk
-moves lands after today, past the walk. A chunk of the daily job (and a charge) is two
-statements in one transaction, as loyalty's: a pick (PICK_DUE, PICK_CHARGED) locks and
-settles the deliveries and returns them, with what their customer is told; the write
-(WRITE_DELIVERIES) writes exactly those by primary key while the caller renders their
-notifications (commerce.services.subscriptions). The reminders' chunk returns its
-notification rows as JSON (commerce.services.notifications.queue_rows).
+moves lands after today, past the walk.
 """
 
 #: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered

@@ -1,12 +1,7 @@
-"""Delivery dates and the store's "today".
+"""Delivery dates and the store's "today" (COMMERCE_TIME_ZONE).
 
-The schedule rule lives once, in SQL (migration 0003: `commerce_next_delivery`,
-`commerce_due_delivery`, `commerce_deliveries_between`), because the daily job applies it
-set-based inside its statement; Python callers (resume, the admin's form check, the
-webhook) ask the database rather than keep a second copy that could drift.
-
-"Today" is the store's (COMMERCE_TIME_ZONE): due dates, the reminder day and the date a
-charge's billing cycle covers are all local dates of the store, whatever UTC says.
+The schedule rule lives once, in SQL (migration 0003), because the daily job applies it
+inside its statement; Python callers ask the database rather than keep a second copy.
 """
 
 from datetime import date, datetime

@@ -1,14 +1,9 @@
 """Subscription status changes, by staff (admin actions) and by the provider (webhook).
 
-One table says which change is allowed from which status; cancelled and completed are
-in no "from" set, so they are final whoever asks. Set-based: one locked SELECT, one
-UPDATE, the audit rows of exactly the rows changed, in one transaction.
-
-A subscription that becomes active again (resumed, or active again at the provider)
-gets its next date by the daily job's rule (SQL commerce_due_delivery): a date late by
-less than one period stays, an older one moves to the last date of its schedule on or
-before today; the missed deliveries are recorded and the customer told once, with the
-same key the daily job uses, so the job never tells them again.
+One table says which change is allowed from which status; cancelled and completed are in
+no "from" set, so they are final whoever asks. A restart moves the next date by the daily
+job's catch-up rule and tells the customer with the daily job's key, so it never tells
+them again.
 """
 
 from dataclasses import dataclass

@@ -1,11 +1,7 @@
 """Notifications of the storefront: templates, dedup keys, and plain send_email / send_sms.
 
-Every notification is an outbox row (jobs.outbox.notifications) written in the transaction of
-the change that causes it, with a dedup key naming that change: an order's confirmation
-per channel, a delivery date's out-of-stock notice, a payment's failure. A rerun or a
-second worker finds the key and queues nothing; the notifications cluster delivers
-with the core's retry, and a row that keeps failing ends `dead`, requeued from the admin,
-so no message is fired and forgotten.
+Each is an outbox row written in the transaction of the change that causes it, with a
+dedup key naming that change, so a rerun or a second worker queues nothing.
 """
 
 import hashlib

@@ -1,16 +1,6 @@
-"""Renewal reminders: subscriptions due tomorrow (the store's) get one email, whatever the
-number of runs.
-
-The job runs with the daily order run (00:00), so a reminder goes out 24 hours before the
-run that makes its delivery, as the storefront source asks; "tomorrow" is the store's
-(COMMERCE_TIME_ZONE). The text offers what the customer can do: reply, and staff skip,
-change or cancel (pausing is a staff action).
-
-One statement per chunk (commerce.sql.REMINDER_CHUNK) returns the reminders, rendered
-and queued in the chunk's transaction (commerce.services.notifications.queue_rows); their
-dedup key is the subscription and its delivery date, so a second run, a retry or a
-second worker queues nothing, and a subscription moved to another date is reminded
-again for that date.
+"""Renewal reminders: subscriptions due the store's tomorrow get one email per delivery
+date (the dedup key), whatever the number of runs; one statement per chunk returns them,
+queued in the chunk's transaction.
 """
 
 from datetime import date, timedelta

@@ -1,26 +1,9 @@
 """Due subscription deliveries become orders (`commerce.process_due_subscriptions`).
 
-Set-based in chunks, each one transaction of two statements, as loyalty's expiration:
-the pick (commerce.sql.PICK_DUE) locks the chunk's subscriptions FOR UPDATE SKIP
-LOCKED, then their products, allocates the stock earliest delivery first and returns
-the chunk's deliveries with the ids of the orders to make; the write
-(WRITE_DELIVERIES) writes the orders, lines, stock, next dates and audit rows by
-primary key while a helper thread renders the notifications with the template engine;
-they are loaded into the outbox in the same transaction, so an order and its
-confirmation commit together. Not a task per subscription: a retry of one could double
-an order, and stock checked outside the order's transaction could oversell; here two
-statements serve a few thousand deliveries, guarded by the one-order-per-delivery key
-and the stock check constraint.
-
-Catch-up is bounded, one rule (SQL commerce_due_delivery): a delivery late by less than
-one period is made, once and late; one missed by more (a pause, a night's outage, a
-typed 0001-01-01) moves to the next date of its schedule on or after today, the missed
-ones recorded (audit row, run result) and the customer told once. No run makes more
-than one delivery per subscription. Out of stock: no order, the date stays, the
-customer is told once per delivery, the run is flagged naming the products. Stock goes
-to the earliest deliveries first: once one delivery of a product does not fit, no later
-one of that product takes stock in the run (a smaller order never overtakes a waiting
-one).
+Set-based: a chunk is one transaction of two statements (commerce.sql: the pick locks and
+settles the deliveries, the write writes them by primary key) while a helper thread
+renders their notifications, loaded into the outbox in the same transaction. The
+catch-up and stock rules, and why not a task per subscription: docs/commerce.md.
 """
 
 import logging
@@ -37,7 +20,7 @@ from django.utils import timezone
 
 from commerce import sql
 from commerce.conf import commerce_settings
-from commerce.services.actors import job_actor
+from commerce.services.audit import job_actor
 from commerce.services.dates import store_today
 from commerce.services.notifications import (
     DELIVERIES_SKIPPED,
@@ -77,16 +60,9 @@ def process_due_subscriptions(
     dry_run: bool = False,
     chunk_size: int | None = None,
 ) -> dict[str, Any]:
-    """Make the deliveries due on or before `as_of` (default: the store's today).
-
-    `subscription_ids` limits the run to those subscriptions (admin "Process now");
-    ones not due are left alone. Result: processed (subscriptions looked at), orders
-    created, out of stock (with ids and per product), already ordered (the webhook made
-    the order: the date only moved on), deliveries skipped and the subscriptions caught
-    up (missed by more than one period: moved to the next date of their schedule). The
-    dry run reports the same counts from the same rule. A chunk
-    (COMMERCE_SUBSCRIPTION_CHUNK_SIZE subscriptions) is one transaction.
-    """
+    """Make the deliveries due on or before `as_of` (default: the store's today), of
+    `subscription_ids` only when given (admin "Process now"; those not due are left
+    alone). The dry run reports the same counts by the same rule (docs/commerce.md)."""
     as_of = as_of or store_today()
     chunk_size = chunk_size or int(commerce_settings.SUBSCRIPTION_CHUNK_SIZE)
     if dry_run:
@@ -205,15 +181,10 @@ class Delivery(NamedTuple):
 def write_deliveries(
     pick: str, params: dict[str, Any], *, renderer: Executor | None = None
 ) -> _Chunk | None:
-    """Pick (commerce.sql: the daily chunk's or a charge's), write, and queue the
-    notifications of a set of deliveries, in the caller's transaction; None when the pick
-    found nothing.
-
-    Two statements: the pick locks and settles the deliveries, WRITE_DELIVERIES writes them
-    by primary key. With a `renderer` (one helper thread) the notifications are built and
-    rendered there while PostgreSQL writes; a template that cannot render raises here, in
-    the transaction, which rolls back with it.
-    """
+    """Pick (the daily chunk's or a charge's), write, and queue the notifications of a set
+    of deliveries, in the caller's transaction; None when the pick found nothing. With a
+    `renderer` (one helper thread) the notifications are rendered there while PostgreSQL
+    writes; a template that cannot render raises here, and the transaction rolls back."""
     rows = list(map(Delivery._make, fetch(pick, params)))
     if not rows:
         return None

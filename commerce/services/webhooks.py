@@ -1,15 +1,9 @@
 """Razorpay webhooks: verify, store once, answer at once; a job processes the event.
 
-The signature is HMAC-SHA256 of the raw body with the webhook secret, hex, in
-`X-Razorpay-Signature`. We compute it with the standard library on the raw bytes and
-compare in constant time. (The `razorpay` SDK is light, but its
-`Utility.verify_webhook_signature` takes the body as text and re-encodes it, and
-`hmac.compare_digest` on text raises TypeError for a non-ASCII header: both would
-turn a forged request into a 500 instead of a 400. Four lines of hmac do not need it.)
-
-The event id comes from `X-Razorpay-Event-Id`; without one, a hash of the body stands in
-(a replay of the same body is the same event). Storing it is one INSERT ... ON
-CONFLICT DO NOTHING: a replay finds it, answers 200 and queues nothing.
+The signature is checked with the standard library on the raw bytes, not the `razorpay`
+SDK: its `Utility.verify_webhook_signature` takes the body as text and re-encodes it, and
+`hmac.compare_digest` on text raises TypeError for a non-ASCII header: a forged request
+would be a 500 instead of a 400.
 """
 
 import hashlib
@@ -154,24 +148,21 @@ def _charged(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -> Handl
     return WebhookEvent.Outcome.PROCESSED, result
 
 
-def _subscription(event: ProviderEvent) -> Subscription:
-    if not event.subscription_id:
-        raise BadEvent("no payload.subscription.entity.id")
-    sub = (
-        Subscription.objects.select_related("customer", "product")
-        .filter(provider_subscription_id=event.subscription_id)
-        .first()
-    )
-    if sub is None:
-        raise UnknownSubscription(f"no subscription has provider id {event.subscription_id!r}")
-    return sub
+def _subscription(event: ProviderEvent) -> Subscription | None:
+    """The event's subscription, with its customer and product; None for none."""
+    subscriptions = Subscription.objects.select_related("customer", "product")
+    return subscriptions.filter(provider_subscription_id=event.subscription_id).first()
 
 
 def _lifecycle(change: str) -> Callable[..., Handled]:
     """A handler that mirrors the provider's state change (commerce.services.lifecycle)."""
 
     def handle(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -> Handled:
+        if not event.subscription_id:
+            raise BadEvent("no payload.subscription.entity.id")
         sub = _subscription(event)
+        if sub is None:
+            raise UnknownSubscription(f"no subscription has provider id {event.subscription_id!r}")
         if sub.status in FINAL_STATUSES:
             return WebhookEvent.Outcome.IGNORED, {
                 "subscription_id": sub.pk,
@@ -218,13 +209,7 @@ def _payment_failed(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -
                 "emailed": False,
                 "reason": f"payment {event.payment_id} paid order {paid}",
             }
-    sub = (
-        Subscription.objects.select_related("customer", "product")
-        .filter(provider_subscription_id=event.subscription_id)
-        .first()
-        if event.subscription_id
-        else None
-    )
+    sub = _subscription(event) if event.subscription_id else None
     email = sub.customer.email if sub else event.email
     if not email:
         return WebhookEvent.Outcome.PROCESSED, {
