@@ -1,11 +1,8 @@
 """Delete expired auth leftovers (tokens, sessions, rate limits) in committed batches.
 
-Each batch is one `DELETE … WHERE <condition> AND id IN (SELECT id … WHERE <condition>
-LIMIT n)`, so a large backlog never holds one long lock or one huge transaction. The
-condition is in the DELETE itself, not only in the subquery: a row renewed while the
-DELETE waited for its lock (a rate-limit counter a request just bumped) is re-checked
-by PostgreSQL on its new version and survives. Without it the limit would silently
-reset, which for OTP attempts helps brute force.
+The condition is in the DELETE itself, not only in its subquery: a row renewed while the
+DELETE waited for its lock (a rate-limit counter a request just bumped) is re-checked on
+its new version and survives; otherwise the limit would reset, which helps brute force.
 """
 
 from datetime import datetime, timedelta
