@@ -49,36 +49,28 @@ def confirmation_key(order_id: int, channel: str) -> str:
     return f"order_confirmation:{order_id}:{channel}"
 
 
-def _plain_key(recipient: str, subject: str, body: str) -> str:
-    digest = hashlib.sha256(f"{recipient}\0{subject}\0{body}".encode()).hexdigest()[:32]
-    return f"plain:{digest}"
-
-
 def send_email(*, to: str, subject: str, body: str, dedup_key: str | None = None) -> bool:
     """Queue a plain email (no template of its own); False when its key was queued before.
 
     Without `dedup_key` the key is a hash of recipient, subject and body: the same
     message queued twice (a retried caller) goes out once.
     """
-    return queue_notification(
-        OutgoingNotification(
-            channel="email",
-            recipient=to,
-            template=PLAIN,
-            dedup_key=dedup_key or _plain_key(to, subject, body),
-            context={"subject": subject, "body": body},
-        )
-    )
+    return _send_plain("email", to, subject, body, dedup_key)
 
 
 def send_sms(*, to: str, body: str, dedup_key: str | None = None) -> bool:
     """Queue a plain SMS; False when its key was queued before."""
+    return _send_plain("sms", to, "", body, dedup_key)
+
+
+def _send_plain(channel: str, to: str, subject: str, body: str, dedup_key: str | None) -> bool:
+    digest = hashlib.sha256(f"{to}\0{subject}\0{body}".encode()).hexdigest()[:32]
     return queue_notification(
         OutgoingNotification(
-            channel="sms",
+            channel=channel,
             recipient=to,
             template=PLAIN,
-            dedup_key=dedup_key or _plain_key(to, "", body),
-            context={"subject": "", "body": body},
+            dedup_key=dedup_key or f"plain:{digest}",
+            context={"subject": subject, "body": body},
         )
     )

@@ -84,15 +84,14 @@ def process_due_subscriptions(
         "dry_run": False,
     }
     if run.totals["out_of_stock"]:
-        flag_for_attention(describe_stock_outs(run.totals["out_of_stock"], run.short_per_product))
+        # One line an operator can act on: how many deliveries, which products.
+        products = ", ".join(f"{name} ({n})" for name, n in sorted(run.short_per_product.items()))
+        flag_for_attention(
+            f"{run.totals['out_of_stock']} deliveries out of stock: {products}; restock, the"
+            " next run makes them"
+        )
     logger.info("due subscriptions processed: %s", result)
     return result
-
-
-def describe_stock_outs(count: int, per_product: dict[str, int]) -> str:
-    """One line an operator can act on: how many deliveries, which products."""
-    products = ", ".join(f"{name} ({n})" for name, n in sorted(per_product.items()))
-    return f"{count} deliveries out of stock: {products}; restock, the next run makes them"
 
 
 @dataclass(frozen=True)
