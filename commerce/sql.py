@@ -56,7 +56,8 @@ def _deliveries(picked: str, *, lock: bool) -> str:
     last date of the schedule on or before %(as_of)s: older missed ones are skipped, never
     made in bulk; `skipped` counts them). Per product the stock goes to the earliest
     deliveries first (a running sum, walk order); once one did not fit, no later delivery
-    of that product takes stock in this run (%(short_products)s, carried between chunks).
+    of that product takes stock in this run (%(short_products)s, carried between chunks):
+    a smaller order never overtakes a waiting one.
     `new_date`: where the next date moves: past the delivery when it is made (or its
     order exists), after today; NULL when it stays (out of stock: tried again next run,
     the missed ones are recorded when it moves).

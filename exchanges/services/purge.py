@@ -23,31 +23,6 @@ WARNING_DAYS = 7
 BATCH_SIZE = 100
 
 
-def exchanges_to_warn(*, now: datetime, retention_days: int, warning_days: int):
-    """Completed, not warned of a purge day, and within `warning_days` of (or past) the
-    purge date."""
-    lead = now - timedelta(days=retention_days - warning_days)
-    return Exchange.objects.filter(
-        state=Exchange.State.COMPLETED,
-        purge_after__isnull=True,
-        completed_at__lte=lead,
-        exchange_at__lte=lead,
-    )
-
-
-def exchanges_to_purge(*, now: datetime, retention_days: int):
-    """Completed and dated over `retention_days` ago, warned, and the promised day come.
-    Locked and deleted in one transaction: PostgreSQL re-checks the WHERE on a row an edit
-    committed meanwhile, and a row an edit holds is skipped."""
-    retained = now - timedelta(days=retention_days)
-    return Exchange.objects.filter(
-        state=Exchange.State.COMPLETED,
-        completed_at__lte=retained,
-        exchange_at__lte=retained,
-        purge_after__lte=now,
-    )
-
-
 def purge_day(exchange: Exchange, *, now: datetime, retention_days: int, warning_days: int) -> date:
     """The day (exchange's zone) a warning sent at `now` promises: its first moment is at
     least `warning_days` after now and `retention_days` after completion and the date."""
@@ -82,10 +57,24 @@ def purge_completed_exchanges(
         to_warn = Exchange.objects.none()
         to_purge = Exchange.objects.filter(pk__in=exchange_ids, state=Exchange.State.COMPLETED)
     else:
-        to_warn = exchanges_to_warn(
-            now=now, retention_days=retention_days, warning_days=warning_days
+        # Not warned yet, and within `warning_days` of (or past) the purge date.
+        lead = now - timedelta(days=retention_days - warning_days)
+        to_warn = Exchange.objects.filter(
+            state=Exchange.State.COMPLETED,
+            purge_after__isnull=True,
+            completed_at__lte=lead,
+            exchange_at__lte=lead,
         )
-        to_purge = exchanges_to_purge(now=now, retention_days=retention_days)
+        # Completed and dated over `retention_days` ago, and the promised day come. Locked
+        # and deleted in one transaction: PostgreSQL re-checks the WHERE on a row an edit
+        # committed meanwhile, and a row an edit holds is skipped.
+        retained = now - timedelta(days=retention_days)
+        to_purge = Exchange.objects.filter(
+            state=Exchange.State.COMPLETED,
+            completed_at__lte=retained,
+            exchange_at__lte=retained,
+            purge_after__lte=now,
+        )
     if dry_run:
         return {
             "dry_run": True,
