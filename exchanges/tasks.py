@@ -49,10 +49,7 @@ def _check_states(ids: list[int], wanted: str, what: str) -> None:
             raise BadJobArguments(f"exchange {pk} is {states[pk]}; only {wanted} exchanges {what}")
 
 
-# On demand (admin "Match", `manage.py match_exchange ID`). Single flight per exchange:
-# two exchanges draw at once, a second draw of the same one is recorded skipped. A bad
-# id, a wrong state or an impossible draw is permanent; a lost connection is retried
-# (the draw is one transaction, so a failed attempt left nothing behind).
+# Single flight per exchange; a lost connection is retried (the draw is one transaction).
 @job(
     "exchanges.match_exchange",
     lock_key=lambda kwargs: f"exchanges:match:{kwargs['exchange_id']}",

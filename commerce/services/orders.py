@@ -4,7 +4,7 @@ Set-based: one UPDATE per action, narrowed to the rows the change applies to, th
 the audit rows and notifications of exactly the rows changed, in the same transaction.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -52,13 +52,12 @@ def mark_orders_shipped(*, order_ids: list[int], actor: str) -> dict[str, Any]:
     return {"shipped": len(ids), "order_ids": ids, "notifications_queued": queued}
 
 
-def _shipped_notifications(ids: list[int], *, now) -> list[OutgoingNotification]:
+def _shipped_notifications(ids: list[int], *, now) -> Iterator[OutgoingNotification]:
     items: dict[int, list[str]] = {}
     for order_id, quantity, name in OrderLine.objects.filter(order_id__in=ids).values_list(
         "order_id", "quantity", "product__name"
     ):
         items.setdefault(order_id, []).append(f"{quantity} x {name}")
-    out = []
     for order in Order.objects.filter(pk__in=ids).select_related("customer"):
         context = {
             "customer_name": order.customer.name,
@@ -68,13 +67,10 @@ def _shipped_notifications(ids: list[int], *, now) -> list[OutgoingNotification]
         }
         for channel, recipient in (("email", order.customer.email), ("sms", order.customer.phone)):
             if recipient:
-                out.append(
-                    OutgoingNotification(
-                        channel=channel,
-                        recipient=recipient,
-                        template=ORDER_SHIPPED,
-                        dedup_key=f"order_shipped:{order.pk}:{channel}",
-                        context=context,
-                    )
+                yield OutgoingNotification(
+                    channel=channel,
+                    recipient=recipient,
+                    template=ORDER_SHIPPED,
+                    dedup_key=f"order_shipped:{order.pk}:{channel}",
+                    context=context,
                 )
-    return out

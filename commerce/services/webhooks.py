@@ -107,7 +107,7 @@ def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
         handler = HANDLERS.get(stored.event_type)
         if handler is not None:
             outcome, result = handler(parse_event(stored.payload), actor=actor, stored=stored)
-            detail = _describe(result)
+            detail = ", ".join(f"{key} {value}" for key, value in result.items())
     except CommerceError as exc:
         outcome, detail = WebhookEvent.Outcome.FAILED, str(exc)
         flag_for_attention(f"webhook event {stored.event_id} ({stored.event_type}): {exc}")
@@ -121,10 +121,6 @@ def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
         "outcome": str(outcome),
         **result,
     }
-
-
-def _describe(result: dict[str, Any]) -> str:
-    return ", ".join(f"{key} {value}" for key, value in result.items())
 
 
 #: What a handler reports: the event's outcome and the run's result.
