@@ -1,24 +1,21 @@
 """Admin of the commerce app: products, subscriptions, orders, carts, tokens, audit, webhooks.
 
-Actions check permissions, not only staff: state changes need the model's change
-permission; actions that run a job are jobs.admin.actions' (offered to those who may run
-the job: `jobs.run_job` plus the model's change permission the job declares, queued as
-the user, landing on the run); state changes write the audit log. Actions that change
-for good ask first on the shared confirmation page.
-Tokens never show their hash; the audit log and webhook events are read-only; the
-webhook secret lives in settings/env only and appears on no page.
+State changes need the model's change permission and write the audit log; actions that
+run a job are jobs.admin.actions'; actions that change for good ask first. Tokens never
+show their hash; the webhook secret appears on no page.
 """
 
 import json
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from commerce.models import (
+    DELIVERED_STATUSES,
     FINAL_STATUSES,
     AuditLog,
     Cart,
@@ -40,23 +37,6 @@ from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.readonly import ReadOnlyMixin
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
-
-
-#: The texts of the confirmation pages.
-_CANCEL_PAGE = dict(
-    action="cancel",
-    title="Cancel these subscriptions?",
-    intro="No further delivery is made for them; a cancellation cannot be undone.",
-    skipped_note="are already cancelled and will be left alone",
-    submit="Yes, cancel them",
-)
-_MARK_SHIPPED_PAGE = dict(
-    action="mark_shipped",
-    title="Mark these orders shipped?",
-    intro="Each order becomes shipped now and its customer is told (email, SMS).",
-    skipped_note="are shipped or cancelled already and will be left alone",
-    submit="Yes, mark shipped",
-)
 
 
 @admin.register(Customer)
@@ -91,18 +71,6 @@ class SubscriptionForm(forms.ModelForm):
     """Refuses a next delivery date the daily job would skip: one late by a whole period or
     more (0001-01-01 typed by mistake would otherwise read as a hundred thousand missed
     deliveries). The job would move it forward anyway; the form says so at once."""
-
-    class Meta:
-        model = Subscription
-        fields = (
-            "customer",
-            "product",
-            "quantity",
-            "frequency",
-            "next_delivery_date",
-            "price_per_delivery",
-            "provider_subscription_id",
-        )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -178,15 +146,14 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         description="Cancel selected subscriptions (final; asks first)", permissions=["change"]
     )
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        chosen = list(
+        chosen = self.eligible(
+            request,
             queryset.filter(status__in=CHANGES["cancel"].from_statuses).select_related(
                 "customer", "product"
-            )
+            ),
+            none="No subscription that can be cancelled selected.",
         )
         if not chosen:
-            self.message_user(
-                request, "No subscription that can be cancelled selected.", messages.WARNING
-            )
             return None
         if not self.confirmed(request):
             return self.confirm_chosen(
@@ -198,7 +165,11 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                     str(s.customer),
                     f"{s.quantity} x {s.product.name}, {s.frequency}, next {s.next_delivery_date}",
                 ),
-                **_CANCEL_PAGE,
+                action="cancel",
+                title="Cancel these subscriptions?",
+                intro="No further delivery is made for them; a cancellation cannot be undone.",
+                skipped_note="are already cancelled and will be left alone",
+                submit="Yes, cancel them",
             )
         self._change(request, queryset, "cancel")
         return None
@@ -208,13 +179,11 @@ class SubscriptionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     )
     def process_now(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         """No confirmation: only due deliveries are made, each once (the order key)."""
-        ids = list(
-            queryset.filter(status__in=["active", "past_due"])
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        chosen = queryset.filter(status__in=DELIVERED_STATUSES)
+        ids = [
+            s.pk for s in self.eligible(request, chosen, none="No active subscription selected.")
+        ]
         if not ids:
-            self.message_user(request, "No active subscription selected.", messages.WARNING)
             return None
         run = self.queue_job(request, PROCESS_JOB, {"subscription_ids": ids})
         return self.report_runs(
@@ -283,11 +252,12 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         description="Mark shipped (tells the customer; asks first)", permissions=["change"]
     )
     def mark_shipped(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        chosen = list(
-            queryset.filter(status__in=SHIPPABLE).select_related("customer").order_by("pk")
+        chosen = self.eligible(
+            request,
+            queryset.filter(status__in=SHIPPABLE).select_related("customer"),
+            none="No pending or paid order selected.",
         )
         if not chosen:
-            self.message_user(request, "No pending or paid order selected.", messages.WARNING)
             return None
         if not self.confirmed(request):
             return self.confirm_chosen(
@@ -300,7 +270,11 @@ class OrderAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
                     f"{o.customer}, {o.status}, total {o.total}: email"
                     f"{' and SMS' if o.customer.phone else ''} to the customer",
                 ),
-                **_MARK_SHIPPED_PAGE,
+                action="mark_shipped",
+                title="Mark these orders shipped?",
+                intro="Each order becomes shipped now and its customer is told (email, SMS).",
+                skipped_note="are shipped or cancelled already and will be left alone",
+                submit="Yes, mark shipped",
             )
         result = mark_orders_shipped(order_ids=[o.pk for o in chosen], actor=actor(request))
         self.message_user(

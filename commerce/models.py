@@ -1,10 +1,8 @@
 """Models of the storefront: products, subscriptions that become orders, carts,
 expiring tokens, the audit log and the payment provider's webhook events.
 
-Two database rules carry the jobs' guarantees: a product's stock is never negative
-(check constraint) and a subscription has at most one order per delivery date (unique
-constraint). The daily job, the webhook and any retry meet at that key, so no path can
-make a delivery twice.
+Two constraints carry the jobs' guarantees: stock is never negative, and a subscription
+has at most one order per delivery date, the key every path meets at.
 """
 
 from django.core.validators import MaxValueValidator, MinValueValidator

@@ -3,12 +3,7 @@
 The chunk statements lock their rows FOR UPDATE SKIP LOCKED and walk in key order from
 the last row of the previous chunk, so two workers never take one row, and a row a chunk
 leaves as it was (out of stock) is not selected again in the same run; a row a chunk
-moves lands after today, past the walk. A chunk of the daily job (and a charge) is two
-statements in one transaction, as loyalty's: a pick (PICK_DUE, PICK_CHARGED) locks and
-settles the deliveries and returns them, with what their customer is told; the write
-(WRITE_DELIVERIES) writes exactly those by primary key while the caller renders their
-notifications (commerce.services.subscriptions). The reminders' chunk returns its
-notification rows as JSON (commerce.services.notifications.queue_rows).
+moves lands after today, past the walk.
 """
 
 #: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered
@@ -61,7 +56,8 @@ def _deliveries(picked: str, *, lock: bool) -> str:
     last date of the schedule on or before %(as_of)s: older missed ones are skipped, never
     made in bulk; `skipped` counts them). Per product the stock goes to the earliest
     deliveries first (a running sum, walk order); once one did not fit, no later delivery
-    of that product takes stock in this run (%(short_products)s, carried between chunks).
+    of that product takes stock in this run (%(short_products)s, carried between chunks):
+    a smaller order never overtakes a waiting one.
     `new_date`: where the next date moves: past the delivery when it is made (or its
     order exists), after today; NULL when it stays (out of stock: tried again next run,
     the missed ones are recorded when it moves).
@@ -286,4 +282,5 @@ DELETE_AUDIT_BATCH = """
 DELETE FROM commerce_auditlog
  WHERE id = ANY(ARRAY(SELECT id FROM commerce_auditlog WHERE created_at < %(cutoff)s
                        ORDER BY created_at, id LIMIT %(limit)s))
+RETURNING 1
 """

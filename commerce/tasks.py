@@ -4,7 +4,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from commerce.models import Subscription, WebhookEvent
-from commerce.services.actors import job_actor
+from commerce.services.audit import job_actor
 from commerce.services.cleanup import (
     cleanup_expired_carts,
     cleanup_expired_tokens,
@@ -118,11 +118,8 @@ def cleanup_expired_tokens_task(*, dry_run: bool = False) -> dict[str, Any]:
 def cleanup_old_audit_logs_task(
     *, older_than_days: RetentionDays | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Delete audit rows older than 90 days (COMMERCE_AUDIT_RETENTION_DAYS).
-
-    Not scheduled by default (seed 002); turn it on without code with
-    JOBS_SCHEDULES = {"commerce.cleanup_old_audit_logs": "0 4 * * *"} (docs/commerce.md).
-    """
+    """Delete audit rows older than 90 days (COMMERCE_AUDIT_RETENTION_DAYS). Not scheduled
+    by default: JOBS_SCHEDULES turns it on (docs/commerce.md)."""
     return cleanup_old_audit_logs(older_than_days=older_than_days, dry_run=dry_run)
 
 

@@ -1,19 +1,16 @@
 """Admin of the exchanges app: exchanges with their reminders, participants, tokens.
 
-Every action queues a job (jobs.admin.actions: offered to those who may run the job,
-recorded as the user), so it shows in history like a scheduled run. Actions that change
-or delete data for good ("Match", "Complete", "Purge now") show the confirmation page
-first; an action that created one run lands on that run's page, where its status and
-progress refresh live.
+Every action queues a job (jobs.admin.actions), so it shows in history like a scheduled
+run; those that change or delete data for good ask first.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import Count, Model, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -25,6 +22,7 @@ from exchanges.models import (
     Match,
     Participant,
     Reminder,
+    counts_by_exchange,
     validate_exchange_date,
     validate_reminder_days,
     validate_timezone_name,
@@ -55,43 +53,9 @@ ELIGIBLE_STATES = {
 }
 
 
-#: The texts of the confirmation pages.
-_COMPLETE_PAGE = dict(
-    action="complete",
-    title="Complete these exchanges?",
-    intro=(
-        "These matched exchanges become completed now, even if their date is still"
-        " ahead: their scheduled reminders are skipped and they are purged 30 days"
-        " from now. Completing cannot be undone."
-    ),
-    skipped_note="are not matched and will be left alone",
-    submit="Yes, complete now",
-)
-_PURGE_NOW_PAGE = dict(
-    action="purge_now",
-    title="Purge exchanges now?",
-    intro=(
-        "These completed exchanges and all their participants, draws, exclusions"
-        " and reminders will be deleted for good. Organizers get no further warning."
-    ),
-    skipped_note="are not completed and will be left alone",
-    submit="Yes, purge now",
-)
-
-
 def _about(run: JobRun) -> str:
     exchange_id = run.kwargs.get("exchange_id")
     return f" (exchange {exchange_id})" if exchange_id is not None else ""
-
-
-def counts_by_exchange(model: type[Model], ids: Iterable[int], **filters: Any) -> dict[int, int]:
-    """How many `model` rows each exchange has (one query)."""
-    return dict(
-        model.objects.filter(exchange_id__in=list(ids), **filters)
-        .values("exchange_id")
-        .annotate(n=Count("pk"))
-        .values_list("exchange_id", "n")
-    )
 
 
 class ReminderInline(ReadOnlyMixin, admin.TabularInline):
@@ -231,11 +195,9 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         """Confirm (the rows are deleted for good), then queue one run for all."""
         return self._ask_then_queue(request, queryset, "purge_now", PURGE_JOB, one_run={})
 
-    # -- confirmation pages ----------------------------------------------------------
+    # -- confirmation pages: per eligible exchange what happens to it, and the page's texts
 
-    def _match_page(
-        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
-    ) -> TemplateResponse:
+    def _match_page(self, eligible: list[Exchange]) -> tuple[dict[int, str], dict[str, Any]]:
         ids = [e.pk for e in eligible]
         active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
         exclusions = counts_by_exchange(Exclusion, ids)
@@ -247,12 +209,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             )
             if active.get(e.pk, 0) < 2:
                 details[e.pk] += " - fewer than 2 active participants: this draw will fail"
-        return self._confirmation(
-            request,
-            queryset,
-            eligible,
-            details,
-            action="match",
+        return details, dict(
             title="Match these exchanges?",
             intro=(
                 "Names are drawn among the active (not withdrawn) participants, honouring"
@@ -268,9 +225,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             ),
         )
 
-    def _rematch_page(
-        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
-    ) -> TemplateResponse:
+    def _rematch_page(self, eligible: list[Exchange]) -> tuple[dict[int, str], dict[str, Any]]:
         ids = [e.pk for e in eligible]
         active = counts_by_exchange(Participant, ids, withdrawn_at__isnull=True)
         drawn = counts_by_exchange(Match, ids)
@@ -279,12 +234,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             " participant(s) to draw"
             for e in eligible
         }
-        return self._confirmation(
-            request,
-            queryset,
-            eligible,
-            details,
-            action="rematch",
+        return details, dict(
             title="Draw these exchanges again?",
             intro=(
                 "The current draw is cleared and names are drawn again among the active"
@@ -296,9 +246,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             submit="Yes, draw again",
         )
 
-    def _complete_page(
-        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
-    ) -> TemplateResponse:
+    def _complete_page(self, eligible: list[Exchange]) -> tuple[dict[int, str], dict[str, Any]]:
         scheduled = counts_by_exchange(
             Reminder, [e.pk for e in eligible], status=Reminder.Status.SCHEDULED
         )
@@ -307,18 +255,33 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             f"{scheduled.get(e.pk, 0)} scheduled reminder(s) will be skipped"
             for e in eligible
         }
-        return self._confirmation(request, queryset, eligible, details, **_COMPLETE_PAGE)
+        return details, dict(
+            title="Complete these exchanges?",
+            intro=(
+                "These matched exchanges become completed now, even if their date is still"
+                " ahead: their scheduled reminders are skipped and they are purged 30 days"
+                " from now. Completing cannot be undone."
+            ),
+            skipped_note="are not matched and will be left alone",
+            submit="Yes, complete now",
+        )
 
-    def _purge_page(
-        self, request: HttpRequest, queryset: QuerySet[Exchange], eligible: list[Exchange]
-    ) -> TemplateResponse:
+    def _purge_now_page(self, eligible: list[Exchange]) -> tuple[dict[int, str], dict[str, Any]]:
         people = counts_by_exchange(Participant, [e.pk for e in eligible])
         details = {
             e.pk: f"completed {e.completed_at:%Y-%m-%d %H:%M} UTC,"
             f" {people.get(e.pk, 0)} participants"
             for e in eligible
         }
-        return self._confirmation(request, queryset, eligible, details, **_PURGE_NOW_PAGE)
+        return details, dict(
+            title="Purge exchanges now?",
+            intro=(
+                "These completed exchanges and all their participants, draws, exclusions"
+                " and reminders will be deleted for good. Organizers get no further warning."
+            ),
+            skipped_note="are not completed and will be left alone",
+            submit="Yes, purge now",
+        )
 
     def _eligible(
         self, request: HttpRequest, queryset: QuerySet[Exchange], action: str
@@ -337,18 +300,28 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         per_exchange: dict[str, Any] | None = None,
         label: Callable[[JobRun], str] = lambda run: "",
     ) -> HttpResponse | None:
-        """`action`'s eligible exchanges: its confirmation page, then (answered yes) `job`.
+        """`action`'s eligible exchanges: its confirmation page (`_<action>_page`), one row
+        per exchange, then (answered yes) `job`.
 
         One run per exchange (`{"exchange_id": pk, **per_exchange}`), or with `one_run` one
         run for all (`{"exchange_ids": [...], **one_run}`).
         """
         eligible = self._eligible(request, queryset, action)
-        page = {
-            "match": self._match_page,
-            "rematch": self._rematch_page,
-            "complete": self._complete_page,
-            "purge_now": self._purge_page,
-        }[action]
+
+        def page(rows: list[Exchange]) -> TemplateResponse:
+            details, texts = getattr(self, f"_{action}_page")(rows)
+            return self.confirm_chosen(
+                request,
+                queryset,
+                rows,
+                lambda e: (
+                    reverse("admin:exchanges_exchange_change", args=[e.pk]),
+                    f"#{e.pk} {e.name} ({e.state})",
+                    details[e.pk],
+                ),
+                action=action,
+                **texts,
+            )
 
         def queue(rows: list[Exchange]) -> list[JobRun]:
             if one_run is None:
@@ -360,31 +333,10 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         return self.ask_then_queue(
             request,
             eligible,
-            page=lambda rows: page(request, queryset, rows),
+            page=page,
             queue=queue,
             detail=f"for {len(eligible)} exchange(s)",
             label=label,
-        )
-
-    def _confirmation(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Exchange],
-        eligible: list[Exchange],
-        details: dict[int, str],
-        **context: Any,
-    ) -> TemplateResponse:
-        """The shared confirmation page, one row per eligible exchange."""
-        return self.confirm_chosen(
-            request,
-            queryset,
-            eligible,
-            lambda e: (
-                reverse("admin:exchanges_exchange_change", args=[e.pk]),
-                f"#{e.pk} {e.name} ({e.state})",
-                details[e.pk],
-            ),
-            **context,
         )
 
 

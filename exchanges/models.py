@@ -4,20 +4,19 @@ All datetimes are stored in UTC; an exchange's `timezone` is only used to comput
 show wall-clock times. Every column a cleanup or sweep filters by carries an index.
 """
 
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils.timezone import now as utc_now
 
 from jobs.validators import validate_timezone_name
 
-DEFAULT_REMINDER_DAYS = (7, 3, 1)
-
 
 def default_reminder_days() -> list[int]:
-    return list(DEFAULT_REMINDER_DAYS)
+    return [7, 3, 1]
 
 
 #: Exchange dates the local clock and reminders up to 365 days before can be computed for.
@@ -167,10 +166,8 @@ class Reminder(models.Model):
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "scheduled"  # waiting for the sweep
         SENT = "sent", "sent"  # queued to every opted-in participant
-        SKIPPED = (
-            "skipped",
-            "skipped",
-        )  # due time already past when planned, or exchange not matched
+        #: Due time already past when planned, or exchange not matched.
+        SKIPPED = "skipped", "skipped"
         MISSED = "missed", "missed"  # the sweep came more than the grace period late
 
     exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="reminders")
@@ -217,3 +214,13 @@ class RateLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+def counts_by_exchange(model: type[models.Model], ids: Iterable[int], **filters) -> dict[int, int]:
+    """How many `model` rows each exchange has (one query)."""
+    return dict(
+        model.objects.filter(exchange_id__in=list(ids), **filters)
+        .values("exchange_id")
+        .annotate(n=Count("pk"))
+        .values_list("exchange_id", "n")
+    )

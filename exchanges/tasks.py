@@ -1,31 +1,55 @@
-"""Job entry points of the exchanges app (thin: each calls one service).
-
-Crons are UTC. Every job is single flight (a lease row), so any number of clusters
-can run the same schedules; errors are recorded in history and re-raised. Errors of
-the exchanges.exceptions family are permanent (PermanentJobError): recorded, never
-retried.
-"""
+"""Job entry points of the exchanges app (thin: each calls one service), and the checks
+of their arguments."""
 
 from typing import Annotated, Any
 
-from exchanges.job_arguments import (
-    check_match_arguments,
-    check_purge_arguments,
-    check_reminder_arguments,
-)
+from exchanges.exceptions import ExchangesError
+from exchanges.models import Exchange
 from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
 from exchanges.services.completion import complete_exchanges
-from exchanges.services.matching import match_exchange
+from exchanges.services.matching import check_matchable, match_exchange
 from exchanges.services.purge import purge_completed_exchanges
 from exchanges.services.reminders import send_due_reminders
 from jobs.arguments import Range
+from jobs.exceptions import BadJobArguments
 from jobs.registry import job
 
 
-# On demand (admin "Match", `manage.py match_exchange ID`). Single flight per exchange:
-# two exchanges draw at once, a second draw of the same one is recorded skipped. A bad
-# id, a wrong state or an impossible draw is permanent; a lost connection is retried
-# (the draw is one transaction, so a failed attempt left nothing behind).
+# The jobs' `validate` checks, run before a run exists (jobs.arguments): a bad id or state
+# is refused in one line, exit 2, instead of a failed run.
+def check_match_arguments(kwargs: dict[str, Any]) -> None:
+    exchange_id = kwargs["exchange_id"]
+    try:
+        check_matchable(
+            Exchange.objects.filter(pk=exchange_id).first(),
+            exchange_id,
+            rematch=bool(kwargs.get("rematch")),
+        )
+    except ExchangesError as exc:
+        raise BadJobArguments(str(exc)) from None
+
+
+def check_reminder_arguments(kwargs: dict[str, Any]) -> None:
+    exchange_id = kwargs.get("exchange_id")
+    if exchange_id is not None:
+        _check_states([exchange_id], Exchange.State.MATCHED, "send reminders")
+
+
+def check_purge_arguments(kwargs: dict[str, Any]) -> None:
+    if kwargs.get("exchange_ids"):
+        _check_states(kwargs["exchange_ids"], Exchange.State.COMPLETED, "can be purged")
+
+
+def _check_states(ids: list[int], wanted: str, what: str) -> None:
+    states = dict(Exchange.objects.filter(pk__in=ids).values_list("pk", "state"))
+    for pk in ids:
+        if pk not in states:
+            raise BadJobArguments(f"exchange {pk} does not exist")
+        if states[pk] != wanted:
+            raise BadJobArguments(f"exchange {pk} is {states[pk]}; only {wanted} exchanges {what}")
+
+
+# Single flight per exchange; a lost connection is retried (the draw is one transaction).
 @job(
     "exchanges.match_exchange",
     lock_key=lambda kwargs: f"exchanges:match:{kwargs['exchange_id']}",

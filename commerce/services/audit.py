@@ -1,4 +1,5 @@
-"""Audit rows for order and subscription state changes, written in the change's transaction."""
+"""Audit rows for order and subscription state changes, written in the change's transaction,
+and who they name: the job run that made the change, or the caller."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from commerce.models import AuditLog
+from jobs.runs.current import current_run
 
 
 def record(
@@ -21,3 +23,11 @@ def record(
     ]
     AuditLog.objects.bulk_create(rows, batch_size=2000)
     return len(rows)
+
+
+def job_actor(default: str = "commerce") -> str:
+    """`<job> run #<id> (<who triggered it>)` inside a job, else `default`."""
+    run = current_run()
+    if run is None:
+        return default[:150]
+    return f"{run.job} run #{run.pk} ({run.triggered_by or run.trigger})"[:150]

@@ -1,6 +1,6 @@
 """Retention of carts, tokens and audit rows, in committed batches.
 
-Each batch is one statement (commerce.sql) in its own transaction, so a large backlog
+Each batch is one statement (commerce.sql), committed on its own, so a large backlog
 never holds one long lock or a huge transaction, and a killed run keeps what it
 deleted. Every function returns counts for history; `dry_run` only counts.
 """
@@ -8,21 +8,15 @@ deleted. Every function returns counts for history; `dry_run` only counts.
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
 from django.utils import timezone
 
 from commerce import sql
 from commerce.conf import commerce_settings
 from commerce.models import AuditLog, Cart, ExpiringToken
 from jobs.runs.progress import report_progress
+from jobs.sql import fetch
 
 BATCH_SIZE = 5000
-
-
-def _execute(statement: str, params: dict[str, Any]) -> list[tuple]:
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description else [(cursor.rowcount,)]
 
 
 def cleanup_expired_carts(
@@ -48,7 +42,7 @@ def cleanup_expired_carts(
     counts = {"empty_carts_deleted": 0, "carts_with_lines_deleted": 0, "lines_deleted": 0}
     for empty, key in ((True, "empty_carts_deleted"), (False, "carts_with_lines_deleted")):
         while True:
-            ((carts, lines),) = _execute(
+            ((carts, lines),) = fetch(
                 sql.DELETE_CARTS_BATCH,
                 {"cutoff": cutoff, "empty": empty, "limit": batch_size},
             )
@@ -79,7 +73,7 @@ def cleanup_expired_tokens(
             per_kind[kind] += 1
         return {"deleted": sum(per_kind.values()), "per_kind": per_kind, "dry_run": True}
     while True:
-        rows = _execute(
+        rows = fetch(
             sql.DELETE_TOKENS_BATCH, {"now": now, "used_before": used_before, "limit": batch_size}
         )
         for kind, count in rows:
@@ -107,7 +101,7 @@ def cleanup_old_audit_logs(
         return {"older_than_days": days, "would_delete": count, "dry_run": True}
     deleted = 0
     while True:
-        ((count,),) = _execute(sql.DELETE_AUDIT_BATCH, {"cutoff": cutoff, "limit": batch_size})
+        count = len(fetch(sql.DELETE_AUDIT_BATCH, {"cutoff": cutoff, "limit": batch_size}))
         deleted += count
         report_progress(done=deleted, unit="rows")
         if count < batch_size:

@@ -1,21 +1,16 @@
-"""Delivery dates and the store's "today".
+"""Delivery dates and the store's "today" (COMMERCE_TIME_ZONE).
 
-The schedule rule lives once, in SQL (migration 0003: `commerce_next_delivery`,
-`commerce_due_delivery`, `commerce_deliveries_between`), because the daily job applies it
-set-based inside its statement; Python callers (resume, the admin's form check, the
-webhook) ask the database rather than keep a second copy that could drift.
-
-"Today" is the store's (COMMERCE_TIME_ZONE): due dates, the reminder day and the date a
-charge's billing cycle covers are all local dates of the store, whatever UTC says.
+The schedule rule lives once, in SQL (migration 0003), because the daily job applies it
+inside its statement; Python callers ask the database rather than keep a second copy.
 """
 
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.utils import timezone
 
 from commerce.conf import commerce_settings
+from jobs.sql import fetch
 
 
 def store_zone() -> ZoneInfo:
@@ -33,18 +28,14 @@ def store_date(moment: datetime) -> date:
     return moment.astimezone(store_zone()).date()
 
 
-def _scalar(expression: str, params: list) -> object:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {expression}", params)
-        return cursor.fetchone()[0]
-
-
 def next_delivery_date(current: date, *, frequency: str, anchor_day: int | None = None) -> date:
     """The delivery after `current`: +7 / +14 days, or next month on the anchor day
     (Jan 31 -> Feb 28 -> Mar 31)."""
-    return _scalar(
-        "commerce_next_delivery(%s::date, %s, %s::int)", [current, frequency, anchor_day]
+    [(day,)] = fetch(
+        "SELECT commerce_next_delivery(%(current)s::date, %(frequency)s, %(anchor)s::int)",
+        {"current": current, "frequency": frequency, "anchor": anchor_day},
     )
+    return day
 
 
 def due_delivery_date(
@@ -53,7 +44,9 @@ def due_delivery_date(
     """The delivery a subscription whose next date is `current` gets as of `today`:
     `current` when it is late by less than one period, else the first date of its
     schedule on or after today (older missed deliveries are skipped, never made in bulk)."""
-    return _scalar(
-        "commerce_due_delivery(%s::date, %s, %s::int, %s::date)",
-        [current, frequency, anchor_day, today],
+    [(day,)] = fetch(
+        "SELECT commerce_due_delivery(%(current)s::date, %(frequency)s, %(anchor)s::int,"
+        " %(today)s::date)",
+        {"current": current, "frequency": frequency, "anchor": anchor_day, "today": today},
     )
+    return day

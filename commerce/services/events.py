@@ -1,9 +1,7 @@
 """A provider event's body checked once, into the few typed fields we act on.
 
-A signed body is still data from outside: a `current_start` of 1e18 or -5, an amount of
-10**400, a `payload` that is a list. Every field is checked here, before anything is
-done, and anything we cannot use raises BadEvent naming the field: the event is recorded
-`failed` at once with that reason (retrying cannot fix it), never a crash that retries.
+A signed body is still data from outside: anything we cannot use raises BadEvent naming
+the field, so the event is recorded `failed` at once, never a crash that retries.
 """
 
 from dataclasses import dataclass

@@ -1,27 +1,24 @@
 """Subscription status changes, by staff (admin actions) and by the provider (webhook).
 
-One table says which change is allowed from which status; cancelled and completed are
-in no "from" set, so they are final whoever asks. Set-based: one locked SELECT, one
-UPDATE, the audit rows of exactly the rows changed, in one transaction.
-
-A subscription that becomes active again (resumed, or active again at the provider)
-gets its next date by the daily job's rule (SQL commerce_due_delivery): a date late by
-less than one period stays, an older one moves to the last date of its schedule on or
-before today; the missed deliveries are recorded and the customer told once, with the
-same key the daily job uses, so the job never tells them again.
+One table says which change is allowed from which status; cancelled and completed are in
+no "from" set, so they are final whoever asks. A restart moves the next date by the daily
+job's catch-up rule and tells the customer with the daily job's key, so it never tells
+them again.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from commerce.models import Customer, Product, Subscription
+from commerce.models import DELIVERED_STATUSES, Customer, Product, Subscription
 from commerce.services import audit
 from commerce.services.dates import store_today
 from commerce.services.notifications import DELIVERIES_SKIPPED, PAST_DUE
-from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from commerce.services.orders import lock_ids
+from jobs.outbox.notifications import OutgoingNotification, queue_notification, queue_notifications
+from jobs.sql import fetch
 
 S = Subscription.Status
 
@@ -39,24 +36,20 @@ class Change:
     restarts: bool = False
 
 
-_DELIVERED = (S.ACTIVE, S.PAST_DUE)
+_NOT_FINAL = (*DELIVERED_STATUSES, S.PAUSED, S.HALTED)
 #: Staff's actions and the provider's lifecycle events (Razorpay's subscription.*).
 CHANGES: dict[str, Change] = {
-    "pause": Change(_DELIVERED, S.PAUSED, "subscription.paused"),
+    "pause": Change(DELIVERED_STATUSES, S.PAUSED, "subscription.paused"),
     "resume": Change((S.PAUSED,), S.ACTIVE, "subscription.resumed", restarts=True),
-    "cancel": Change((*_DELIVERED, S.PAUSED, S.HALTED), S.CANCELLED, "subscription.cancelled"),
+    "cancel": Change(_NOT_FINAL, S.CANCELLED, "subscription.cancelled"),
     "provider_pending": Change((S.ACTIVE,), S.PAST_DUE, "subscription.past_due"),
-    "provider_halted": Change((*_DELIVERED, S.PAUSED), S.HALTED, "subscription.halted"),
-    "provider_paused": Change((*_DELIVERED, S.HALTED), S.PAUSED, "subscription.paused"),
+    "provider_halted": Change((*DELIVERED_STATUSES, S.PAUSED), S.HALTED, "subscription.halted"),
+    "provider_paused": Change((*DELIVERED_STATUSES, S.HALTED), S.PAUSED, "subscription.paused"),
     "provider_active": Change(
         (S.PAST_DUE, S.PAUSED, S.HALTED), S.ACTIVE, "subscription.resumed", restarts=True
     ),
-    "provider_cancelled": Change(
-        (*_DELIVERED, S.PAUSED, S.HALTED), S.CANCELLED, "subscription.cancelled"
-    ),
-    "provider_completed": Change(
-        (*_DELIVERED, S.PAUSED, S.HALTED), S.COMPLETED, "subscription.completed"
-    ),
+    "provider_cancelled": Change(_NOT_FINAL, S.CANCELLED, "subscription.cancelled"),
+    "provider_completed": Change(_NOT_FINAL, S.COMPLETED, "subscription.completed"),
 }
 
 #: Set the status (and, for a restart, the next date by the catch-up rule) of the locked
@@ -85,26 +78,11 @@ def change_subscriptions(
     """Apply CHANGES[action] to the subscriptions it applies to; returns their ids."""
     change = CHANGES[action]
     with transaction.atomic():
-        ids = list(
-            Subscription.objects.select_for_update()
-            .filter(pk__in=subscription_ids, status__in=change.from_statuses)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        ids = lock_ids(Subscription, subscription_ids, change.from_statuses)
         if not ids:
             return []
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _APPLY,
-                {
-                    "ids": ids,
-                    "to": change.to,
-                    "now": timezone.now(),
-                    "restarts": change.restarts,
-                    "today": store_today(),
-                },
-            )
-            rows = cursor.fetchall()
+        params = {"ids": ids, "to": change.to, "restarts": change.restarts}
+        rows = fetch(_APPLY, {**params, "now": timezone.now(), "today": store_today()})
         audit.record(
             actor=actor,
             action=change.action,
@@ -173,4 +151,4 @@ def tell_past_due(sub: Subscription, *, cycle: str) -> bool:
         f"subscription_past_due:{sub.pk}:{cycle}",
         {"quantity": sub.quantity},
     )
-    return queue_notifications([notice]) == 1
+    return queue_notification(notice)

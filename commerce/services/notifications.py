@@ -1,11 +1,7 @@
 """Notifications of the storefront: templates, dedup keys, and plain send_email / send_sms.
 
-Every notification is an outbox row (jobs.outbox.notifications) written in the transaction of
-the change that causes it, with a dedup key naming that change: an order's confirmation
-per channel, a delivery date's out-of-stock notice, a payment's failure. A rerun or a
-second worker finds the key and queues nothing; the notifications cluster delivers
-with the core's retry, and a row that keeps failing ends `dead`, requeued from the admin,
-so no message is fired and forgotten.
+Each is an outbox row written in the transaction of the change that causes it, with a
+dedup key naming that change, so a rerun or a second worker queues nothing.
 """
 
 import hashlib
@@ -53,36 +49,28 @@ def confirmation_key(order_id: int, channel: str) -> str:
     return f"order_confirmation:{order_id}:{channel}"
 
 
-def _plain_key(recipient: str, subject: str, body: str) -> str:
-    digest = hashlib.sha256(f"{recipient}\0{subject}\0{body}".encode()).hexdigest()[:32]
-    return f"plain:{digest}"
-
-
 def send_email(*, to: str, subject: str, body: str, dedup_key: str | None = None) -> bool:
     """Queue a plain email (no template of its own); False when its key was queued before.
 
     Without `dedup_key` the key is a hash of recipient, subject and body: the same
     message queued twice (a retried caller) goes out once.
     """
-    return queue_notification(
-        OutgoingNotification(
-            channel="email",
-            recipient=to,
-            template=PLAIN,
-            dedup_key=dedup_key or _plain_key(to, subject, body),
-            context={"subject": subject, "body": body},
-        )
-    )
+    return _send_plain("email", to, subject, body, dedup_key)
 
 
 def send_sms(*, to: str, body: str, dedup_key: str | None = None) -> bool:
     """Queue a plain SMS; False when its key was queued before."""
+    return _send_plain("sms", to, "", body, dedup_key)
+
+
+def _send_plain(channel: str, to: str, subject: str, body: str, dedup_key: str | None) -> bool:
+    digest = hashlib.sha256(f"{to}\0{subject}\0{body}".encode()).hexdigest()[:32]
     return queue_notification(
         OutgoingNotification(
-            channel="sms",
+            channel=channel,
             recipient=to,
             template=PLAIN,
-            dedup_key=dedup_key or _plain_key(to, "", body),
-            context={"subject": "", "body": body},
+            dedup_key=dedup_key or f"plain:{digest}",
+            context={"subject": subject, "body": body},
         )
     )

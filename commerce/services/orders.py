@@ -4,7 +4,7 @@ Set-based: one UPDATE per action, narrowed to the rows the change applies to, th
 the audit rows and notifications of exactly the rows changed, in the same transaction.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +28,7 @@ def awaiting_payment_q() -> Q:
     return Q(status=Order.Status.PENDING, created_at__lt=timezone.now() - grace)
 
 
-def _lock_ids(model: type[Model], ids: list[int], statuses: Iterable[str]) -> list[int]:
+def lock_ids(model: type[Model], ids: list[int], statuses: Iterable[str]) -> list[int]:
     """Lock the rows of `ids` still in one of `statuses`, in id order; their ids.
 
     In the caller's transaction: the lock holds the status until the update commits.
@@ -45,20 +45,19 @@ def mark_orders_shipped(*, order_ids: list[int], actor: str) -> dict[str, Any]:
     """Pending or paid orders become shipped; the customer gets email and SMS, once."""
     now = timezone.now()
     with transaction.atomic():
-        ids = _lock_ids(Order, order_ids, SHIPPABLE)
+        ids = lock_ids(Order, order_ids, SHIPPABLE)
         Order.objects.filter(pk__in=ids).update(status=Order.Status.SHIPPED, shipped_at=now)
         audit.record(actor=actor, action="order.shipped", refs=[f"order:{pk}" for pk in ids])
         queued = queue_notifications(_shipped_notifications(ids, now=now))
     return {"shipped": len(ids), "order_ids": ids, "notifications_queued": queued}
 
 
-def _shipped_notifications(ids: list[int], *, now) -> list[OutgoingNotification]:
+def _shipped_notifications(ids: list[int], *, now) -> Iterator[OutgoingNotification]:
     items: dict[int, list[str]] = {}
     for order_id, quantity, name in OrderLine.objects.filter(order_id__in=ids).values_list(
         "order_id", "quantity", "product__name"
     ):
         items.setdefault(order_id, []).append(f"{quantity} x {name}")
-    out = []
     for order in Order.objects.filter(pk__in=ids).select_related("customer"):
         context = {
             "customer_name": order.customer.name,
@@ -68,13 +67,10 @@ def _shipped_notifications(ids: list[int], *, now) -> list[OutgoingNotification]
         }
         for channel, recipient in (("email", order.customer.email), ("sms", order.customer.phone)):
             if recipient:
-                out.append(
-                    OutgoingNotification(
-                        channel=channel,
-                        recipient=recipient,
-                        template=ORDER_SHIPPED,
-                        dedup_key=f"order_shipped:{order.pk}:{channel}",
-                        context=context,
-                    )
+                yield OutgoingNotification(
+                    channel=channel,
+                    recipient=recipient,
+                    template=ORDER_SHIPPED,
+                    dedup_key=f"order_shipped:{order.pk}:{channel}",
+                    context=context,
                 )
-    return out

@@ -1,16 +1,7 @@
-"""The provider's charge of a subscription pays the order of the delivery its cycle covers.
-
-The billing cycle is a window of the store's local dates (COMMERCE_TIME_ZONE): a cycle
-starting at the customer's midnight in India is 18:30 UTC the day before, and its
-delivery is the local date. The charge finds the subscription's order in that window,
-whatever the UTC dates say, and marks it paid; when there is none yet it writes it
-through the daily job's own statement (commerce.sql.PICK_CHARGED and WRITE_DELIVERIES), paid: one way to
-write an order, one next-date rule.
-
-The daily job and the webhook may both reach one delivery, in either order or at the
-same moment. Both lock the subscription row first, then the product (the same order, so
-they never deadlock), and both meet at the one-order-per-delivery key: whichever comes
-second finds the order. Never two orders, never stock taken twice.
+"""The provider's charge of a subscription pays the order of the delivery its cycle covers
+(the cycle in the store's local dates), made paid through the daily job's own statements
+when missing. Both lock the subscription, then the product (no deadlock), and meet at
+the one-order-per-delivery key: whichever comes second finds the order.
 """
 
 from datetime import date

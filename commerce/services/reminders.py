@@ -1,28 +1,19 @@
-"""Renewal reminders: subscriptions due tomorrow (the store's) get one email, whatever the
-number of runs.
-
-The job runs with the daily order run (00:00), so a reminder goes out 24 hours before the
-run that makes its delivery, as the storefront source asks; "tomorrow" is the store's
-(COMMERCE_TIME_ZONE). The text offers what the customer can do: reply, and staff skip,
-change or cancel (pausing is a staff action).
-
-One statement per chunk (commerce.sql.REMINDER_CHUNK) returns the reminders, rendered
-and queued in the chunk's transaction (commerce.services.notifications.queue_rows); their
-dedup key is the subscription and its delivery date, so a second run, a retry or a
-second worker queues nothing, and a subscription moved to another date is reminded
-again for that date.
+"""Renewal reminders: subscriptions due the store's tomorrow get one email per delivery
+date (the dedup key), whatever the number of runs; one statement per chunk returns them,
+queued in the chunk's transaction.
 """
 
 from datetime import date, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from commerce import sql
 from commerce.models import DELIVERED_STATUSES, Subscription
 from commerce.services.dates import store_today
 from commerce.services.notifications import RENEWAL_REMINDER, queue_rows
 from jobs.runs.progress import report_progress
+from jobs.sql import fetch
 
 CHUNK_SIZE = 5000
 
@@ -41,12 +32,9 @@ def send_subscription_renewal_reminders(
     subscriptions = queued_total = 0
     after_id = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                sql.REMINDER_CHUNK,
-                {"due_date": due_date, "after_id": after_id, "limit": chunk_size},
-            )
-            count, last_id, rows = cursor.fetchone()
+        with transaction.atomic():
+            params = {"due_date": due_date, "after_id": after_id, "limit": chunk_size}
+            [(count, last_id, rows)] = fetch(sql.REMINDER_CHUNK, params)
             if not count:
                 break
             queued = queue_rows(RENEWAL_REMINDER, rows)

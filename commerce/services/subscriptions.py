@@ -1,26 +1,9 @@
 """Due subscription deliveries become orders (`commerce.process_due_subscriptions`).
 
-Set-based in chunks, each one transaction of two statements, as loyalty's expiration:
-the pick (commerce.sql.PICK_DUE) locks the chunk's subscriptions FOR UPDATE SKIP
-LOCKED, then their products, allocates the stock earliest delivery first and returns
-the chunk's deliveries with the ids of the orders to make; the write
-(WRITE_DELIVERIES) writes the orders, lines, stock, next dates and audit rows by
-primary key while a helper thread renders the notifications with the template engine;
-they are loaded into the outbox in the same transaction, so an order and its
-confirmation commit together. Not a task per subscription: a retry of one could double
-an order, and stock checked outside the order's transaction could oversell; here two
-statements serve a few thousand deliveries, guarded by the one-order-per-delivery key
-and the stock check constraint.
-
-Catch-up is bounded, one rule (SQL commerce_due_delivery): a delivery late by less than
-one period is made, once and late; one missed by more (a pause, a night's outage, a
-typed 0001-01-01) moves to the next date of its schedule on or after today, the missed
-ones recorded (audit row, run result) and the customer told once. No run makes more
-than one delivery per subscription. Out of stock: no order, the date stays, the
-customer is told once per delivery, the run is flagged naming the products. Stock goes
-to the earliest deliveries first: once one delivery of a product does not fit, no later
-one of that product takes stock in the run (a smaller order never overtakes a waiting
-one).
+Set-based: a chunk is one transaction of two statements (commerce.sql: the pick locks and
+settles the deliveries, the write writes them by primary key) while a helper thread
+renders their notifications, loaded into the outbox in the same transaction. The
+catch-up and stock rules, and why not a task per subscription: docs/commerce.md.
 """
 
 import logging
@@ -32,12 +15,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from commerce import sql
 from commerce.conf import commerce_settings
-from commerce.services.actors import job_actor
+from commerce.services.audit import job_actor
 from commerce.services.dates import store_today
 from commerce.services.notifications import (
     DELIVERIES_SKIPPED,
@@ -53,6 +36,7 @@ from jobs.outbox.notifications import (
 )
 from jobs.runs.current import flag_for_attention
 from jobs.runs.progress import report_progress
+from jobs.sql import fetch
 
 logger = logging.getLogger("commerce.subscriptions")
 
@@ -76,16 +60,9 @@ def process_due_subscriptions(
     dry_run: bool = False,
     chunk_size: int | None = None,
 ) -> dict[str, Any]:
-    """Make the deliveries due on or before `as_of` (default: the store's today).
-
-    `subscription_ids` limits the run to those subscriptions (admin "Process now");
-    ones not due are left alone. Result: processed (subscriptions looked at), orders
-    created, out of stock (with ids and per product), already ordered (the webhook made
-    the order: the date only moved on), deliveries skipped and the subscriptions caught
-    up (missed by more than one period: moved to the next date of their schedule). The
-    dry run reports the same counts from the same rule. A chunk
-    (COMMERCE_SUBSCRIPTION_CHUNK_SIZE subscriptions) is one transaction.
-    """
+    """Make the deliveries due on or before `as_of` (default: the store's today), of
+    `subscription_ids` only when given (admin "Process now"; those not due are left
+    alone). The dry run reports the same counts by the same rule (docs/commerce.md)."""
     as_of = as_of or store_today()
     chunk_size = chunk_size or int(commerce_settings.SUBSCRIPTION_CHUNK_SIZE)
     if dry_run:
@@ -107,15 +84,14 @@ def process_due_subscriptions(
         "dry_run": False,
     }
     if run.totals["out_of_stock"]:
-        flag_for_attention(describe_stock_outs(run.totals["out_of_stock"], run.short_per_product))
+        # One line an operator can act on: how many deliveries, which products.
+        products = ", ".join(f"{name} ({n})" for name, n in sorted(run.short_per_product.items()))
+        flag_for_attention(
+            f"{run.totals['out_of_stock']} deliveries out of stock: {products}; restock, the"
+            " next run makes them"
+        )
     logger.info("due subscriptions processed: %s", result)
     return result
-
-
-def describe_stock_outs(count: int, per_product: dict[str, int]) -> str:
-    """One line an operator can act on: how many deliveries, which products."""
-    products = ", ".join(f"{name} ({n})" for name, n in sorted(per_product.items()))
-    return f"{count} deliveries out of stock: {products}; restock, the next run makes them"
 
 
 @dataclass(frozen=True)
@@ -204,23 +180,15 @@ class Delivery(NamedTuple):
 def write_deliveries(
     pick: str, params: dict[str, Any], *, renderer: Executor | None = None
 ) -> _Chunk | None:
-    """Pick (commerce.sql: the daily chunk's or a charge's), write, and queue the
-    notifications of a set of deliveries, in the caller's transaction; None when the pick
-    found nothing.
-
-    Two statements: the pick locks and settles the deliveries, WRITE_DELIVERIES writes them
-    by primary key. With a `renderer` (one helper thread) the notifications are built and
-    rendered there while PostgreSQL writes; a template that cannot render raises here, in
-    the transaction, which rolls back with it.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(pick, params)
-        rows = list(map(Delivery._make, cursor.fetchall()))
-        if not rows:
-            return None
-        rendering = renderer.submit(_render, rows) if renderer else None
-        cursor.execute(sql.WRITE_DELIVERIES, _write_params(rows, params))
-        [(order_ids,)] = cursor.fetchall()
+    """Pick (the daily chunk's or a charge's), write, and queue the notifications of a set
+    of deliveries, in the caller's transaction; None when the pick found nothing. With a
+    `renderer` (one helper thread) the notifications are rendered there while PostgreSQL
+    writes; a template that cannot render raises here, and the transaction rolls back."""
+    rows = list(map(Delivery._make, fetch(pick, params)))
+    if not rows:
+        return None
+    rendering = renderer.submit(_render, rows) if renderer else None
+    [(order_ids,)] = fetch(sql.WRITE_DELIVERIES, _write_params(rows, params))
     rendered = rendering.result() if rendering else _render(rows)
     made = set(order_ids)
     # A confirmation goes with its order: none for one the last guard (ON CONFLICT) skipped.
@@ -295,15 +263,14 @@ def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingN
     per delivery) and skipped-deliveries notices (once per missed stretch) by email, else
     SMS."""
     for row in rows:
+        context = {
+            "customer_name": row.customer_name,
+            "product_name": row.product_name,
+            "quantity": row.quantity,
+            "delivery_date": row.deliver_on.isoformat(),
+        }
         if row.fits:
-            context = {
-                "customer_name": row.customer_name,
-                "order_id": row.order_id,
-                "product_name": row.product_name,
-                "quantity": row.quantity,
-                "total": str(row.price),
-                "delivery_date": row.deliver_on.isoformat(),
-            }
+            confirmation = {**context, "order_id": row.order_id, "total": str(row.price)}
             for channel, recipient in (("email", row.email), ("sms", row.phone)):
                 if recipient:
                     yield (
@@ -313,46 +280,29 @@ def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingN
                             recipient=recipient,
                             template=ORDER_CONFIRMATION,
                             dedup_key=confirmation_key(row.order_id, channel),
-                            context=context,
+                            context=confirmation,
                         ),
                     )
         channel, recipient = ("email", row.email) if row.email else ("sms", row.phone)
         if not recipient:
             continue
+        notices = []
         if row.short:
-            yield (
-                None,
-                OutgoingNotification(
-                    channel=channel,
-                    recipient=recipient,
-                    template=OUT_OF_STOCK,
-                    dedup_key=f"subscription_out_of_stock:{row.subscription_id}:"
-                    f"{_compact(row.deliver_on)}",
-                    context={
-                        "customer_name": row.customer_name,
-                        "product_name": row.product_name,
-                        "quantity": row.quantity,
-                        "delivery_date": row.deliver_on.isoformat(),
-                    },
-                ),
-            )
+            key = f"subscription_out_of_stock:{row.subscription_id}:{_compact(row.deliver_on)}"
+            notices.append((OUT_OF_STOCK, key, context))
         if row.caught_up:
+            key = f"subscription_skipped:{row.subscription_id}:{_compact(row.next_delivery_date)}"
+            missed = {"skipped": row.skipped, "missed_from": row.next_delivery_date.isoformat()}
+            notices.append((DELIVERIES_SKIPPED, key, {**context, **missed}))
+        for template, key, notice in notices:
             yield (
                 None,
                 OutgoingNotification(
                     channel=channel,
                     recipient=recipient,
-                    template=DELIVERIES_SKIPPED,
-                    dedup_key=f"subscription_skipped:{row.subscription_id}:"
-                    f"{_compact(row.next_delivery_date)}",
-                    context={
-                        "customer_name": row.customer_name,
-                        "product_name": row.product_name,
-                        "quantity": row.quantity,
-                        "skipped": row.skipped,
-                        "missed_from": row.next_delivery_date.isoformat(),
-                        "delivery_date": row.deliver_on.isoformat(),
-                    },
+                    template=template,
+                    dedup_key=key,
+                    context=notice,
                 ),
             )
 
@@ -370,8 +320,7 @@ def _process_chunk(params: dict[str, Any], renderer: Executor) -> _Chunk | None:
     commit, where nothing runs beside them (a tenth of a 100,000 run).
     """
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql.CHECK_KEYS_AT_ONCE)
+        fetch(sql.CHECK_KEYS_AT_ONCE, {})
         return write_deliveries(sql.PICK_DUE, params, renderer=renderer)
 
 
@@ -383,11 +332,9 @@ def _preview(*, as_of: date, subscription_ids: list[int] | None) -> dict[str, An
         "short_products": [],
         "deliver_on": None,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(sql.PREVIEW_DUE, params)
-        made, picked, short, existed, skipped, caught_up, per_product, short_ids, _ = (
-            cursor.fetchone()
-        )
+    [(made, picked, short, existed, skipped, caught_up, per_product, short_ids, _)] = fetch(
+        sql.PREVIEW_DUE, params
+    )
     return {
         "as_of": as_of.isoformat(),
         "processed": picked,

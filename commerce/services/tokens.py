@@ -1,8 +1,5 @@
-"""Expiring tokens (password reset, email verification, one-time codes): only a hash stored.
-
-The raw token goes to the customer once (in a link or a message) and is never stored:
-the row keeps its sha256, so a database leak gives no usable token. A token is used at
-most once and only before it expires; commerce.cleanup_expired_tokens removes it later.
+"""Expiring tokens (password reset, email verification, one-time codes): only the token's
+sha256 is stored, so a database leak gives no usable token.
 """
 
 import hashlib

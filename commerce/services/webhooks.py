@@ -1,15 +1,9 @@
 """Razorpay webhooks: verify, store once, answer at once; a job processes the event.
 
-The signature is HMAC-SHA256 of the raw body with the webhook secret, hex, in
-`X-Razorpay-Signature`. We compute it with the standard library on the raw bytes and
-compare in constant time. (The `razorpay` SDK is light, but its
-`Utility.verify_webhook_signature` takes the body as text and re-encodes it, and
-`hmac.compare_digest` on text raises TypeError for a non-ASCII header: both would
-turn a forged request into a 500 instead of a 400. Four lines of hmac do not need it.)
-
-The event id comes from `X-Razorpay-Event-Id`; without one, a hash of the body stands in
-(a replay of the same body is the same event). Storing it is one INSERT ... ON
-CONFLICT DO NOTHING: a replay finds it, answers 200 and queues nothing.
+The signature is checked with the standard library on the raw bytes, not the `razorpay`
+SDK: its `Utility.verify_webhook_signature` takes the body as text and re-encodes it, and
+`hmac.compare_digest` on text raises TypeError for a non-ASCII header: a forged request
+would be a 500 instead of a 400.
 """
 
 import hashlib
@@ -21,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from commerce.exceptions import BadEvent, CommerceError, UnknownSubscription
@@ -34,6 +28,7 @@ from commerce.services.payments import charge_subscription
 from jobs.models import JobRun
 from jobs.outbox.notifications import OutgoingNotification, queue_notification
 from jobs.runs.current import flag_for_attention
+from jobs.sql import fetch
 
 logger = logging.getLogger("commerce.webhooks")
 
@@ -71,28 +66,31 @@ def record_event(*, event_id: str, event_type: str, payload: dict[str, Any]) -> 
     from jobs.runner import enqueue_job
 
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                INSERT INTO commerce_webhookevent
-                       (provider, event_id, event_type, payload, received_at, outcome, detail)
-                VALUES ('razorpay', %s, %s, %s::jsonb, %s, 'pending', '')
-                ON CONFLICT (event_id) DO NOTHING
-                RETURNING id
-                """,
-                [event_id, event_type[:64], json.dumps(payload), timezone.now()],
-            )
-            row = cursor.fetchone()
-        if row is None:
-            existing = WebhookEvent.objects.only("pk").get(event_id=event_id)
-            return existing.pk, False
+        rows = fetch(
+            """
+            INSERT INTO commerce_webhookevent
+                   (provider, event_id, event_type, payload, received_at, outcome, detail)
+            VALUES ('razorpay', %(id)s, %(type)s, %(payload)s::jsonb, %(now)s, 'pending', '')
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING id
+            """,
+            {
+                "id": event_id,
+                "type": event_type[:64],
+                "payload": json.dumps(payload),
+                "now": timezone.now(),
+            },
+        )
+        if not rows:
+            return WebhookEvent.objects.only("pk").get(event_id=event_id).pk, False
+        [(pk,)] = rows
         enqueue_job(
             PROCESS_JOB,
-            kwargs={"event_id": row[0]},
+            kwargs={"event_id": pk},
             trigger=JobRun.Trigger.CHAIN,
             triggered_by="webhook:razorpay",
         )
-    return row[0], True
+    return pk, True
 
 
 def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
@@ -109,7 +107,7 @@ def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
         handler = HANDLERS.get(stored.event_type)
         if handler is not None:
             outcome, result = handler(parse_event(stored.payload), actor=actor, stored=stored)
-            detail = _describe(result)
+            detail = ", ".join(f"{key} {value}" for key, value in result.items())
     except CommerceError as exc:
         outcome, detail = WebhookEvent.Outcome.FAILED, str(exc)
         flag_for_attention(f"webhook event {stored.event_id} ({stored.event_type}): {exc}")
@@ -123,10 +121,6 @@ def process_event(*, event_id: int, actor: str) -> dict[str, Any]:
         "outcome": str(outcome),
         **result,
     }
-
-
-def _describe(result: dict[str, Any]) -> str:
-    return ", ".join(f"{key} {value}" for key, value in result.items())
 
 
 #: What a handler reports: the event's outcome and the run's result.
@@ -150,24 +144,21 @@ def _charged(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -> Handl
     return WebhookEvent.Outcome.PROCESSED, result
 
 
-def _subscription(event: ProviderEvent) -> Subscription:
-    if not event.subscription_id:
-        raise BadEvent("no payload.subscription.entity.id")
-    sub = (
-        Subscription.objects.select_related("customer", "product")
-        .filter(provider_subscription_id=event.subscription_id)
-        .first()
-    )
-    if sub is None:
-        raise UnknownSubscription(f"no subscription has provider id {event.subscription_id!r}")
-    return sub
+def _subscription(event: ProviderEvent) -> Subscription | None:
+    """The event's subscription, with its customer and product; None for none."""
+    subscriptions = Subscription.objects.select_related("customer", "product")
+    return subscriptions.filter(provider_subscription_id=event.subscription_id).first()
 
 
 def _lifecycle(change: str) -> Callable[..., Handled]:
     """A handler that mirrors the provider's state change (commerce.services.lifecycle)."""
 
     def handle(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -> Handled:
+        if not event.subscription_id:
+            raise BadEvent("no payload.subscription.entity.id")
         sub = _subscription(event)
+        if sub is None:
+            raise UnknownSubscription(f"no subscription has provider id {event.subscription_id!r}")
         if sub.status in FINAL_STATUSES:
             return WebhookEvent.Outcome.IGNORED, {
                 "subscription_id": sub.pk,
@@ -214,13 +205,7 @@ def _payment_failed(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -
                 "emailed": False,
                 "reason": f"payment {event.payment_id} paid order {paid}",
             }
-    sub = (
-        Subscription.objects.select_related("customer", "product")
-        .filter(provider_subscription_id=event.subscription_id)
-        .first()
-        if event.subscription_id
-        else None
-    )
+    sub = _subscription(event) if event.subscription_id else None
     email = sub.customer.email if sub else event.email
     if not email:
         return WebhookEvent.Outcome.PROCESSED, {

@@ -1,11 +1,8 @@
 """Delete expired auth leftovers (tokens, sessions, rate limits) in committed batches.
 
-Each batch is one `DELETE … WHERE <condition> AND id IN (SELECT id … WHERE <condition>
-LIMIT n)`, so a large backlog never holds one long lock or one huge transaction. The
-condition is in the DELETE itself, not only in the subquery: a row renewed while the
-DELETE waited for its lock (a rate-limit counter a request just bumped) is re-checked
-by PostgreSQL on its new version and survives. Without it the limit would silently
-reset, which for OTP attempts helps brute force.
+The condition is in the DELETE itself, not only in its subquery: a row renewed while the
+DELETE waited for its lock (a rate-limit counter a request just bumped) is re-checked on
+its new version and survives; otherwise the limit would reset, which helps brute force.
 """
 
 from datetime import datetime, timedelta
@@ -44,29 +41,23 @@ def _clean(rows: QuerySet, *, dry_run: bool, batch_size: int) -> dict[str, Any]:
     return {"deleted": delete_in_batches(rows, batch_size=batch_size)}
 
 
-def expired_tokens(*, now: datetime) -> QuerySet:
-    """Expired tokens, and used ones older than a day."""
-    return MagicToken.objects.filter(
-        Q(expires_at__lte=now) | Q(used_at__lte=now - timedelta(hours=USED_TOKEN_HOURS))
-    )
-
-
 def cleanup_tokens(
     *, now: datetime | None = None, batch_size: int = BATCH_SIZE, dry_run: bool = False
 ) -> dict[str, Any]:
-    return _clean(expired_tokens(now=now or timezone.now()), dry_run=dry_run, batch_size=batch_size)
-
-
-def session_model():
-    """The session engine's model (django.contrib.sessions' Session by default)."""
-    return import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
+    """Expired tokens, and used ones older than a day."""
+    now = now or timezone.now()
+    used_before = now - timedelta(hours=USED_TOKEN_HOURS)
+    rows = MagicToken.objects.filter(Q(expires_at__lte=now) | Q(used_at__lte=used_before))
+    return _clean(rows, dry_run=dry_run, batch_size=batch_size)
 
 
 def cleanup_sessions(
     *, now: datetime | None = None, batch_size: int = BATCH_SIZE, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Django's clearsessions, batched and counted (it deletes expire_date < now)."""
-    rows = session_model().objects.filter(expire_date__lt=now or timezone.now())
+    """Django's clearsessions, batched and counted (it deletes expire_date < now), for the
+    session engine's model."""
+    model = import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
+    rows = model.objects.filter(expire_date__lt=now or timezone.now())
     return _clean(rows, dry_run=dry_run, batch_size=batch_size)
 
 

@@ -9,10 +9,6 @@ from django.utils import timezone
 from exchanges.models import Exchange, Reminder
 
 
-def exchanges_due_for_completion(*, now: datetime):
-    return Exchange.objects.filter(state=Exchange.State.MATCHED, exchange_at__lte=now)
-
-
 def complete_exchanges(
     *,
     now: datetime | None = None,
@@ -26,11 +22,9 @@ def complete_exchanges(
     matched exchanges whose date is still ahead. Their unsent reminders are skipped.
     """
     now = now or timezone.now()
-    rows = (
-        Exchange.objects.filter(state=Exchange.State.MATCHED)
-        if include_future
-        else exchanges_due_for_completion(now=now)
-    )
+    rows = Exchange.objects.filter(state=Exchange.State.MATCHED)
+    if not include_future:
+        rows = rows.filter(exchange_at__lte=now)
     if exchange_ids is not None:
         rows = rows.filter(pk__in=exchange_ids)
     with transaction.atomic():

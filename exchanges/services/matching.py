@@ -1,9 +1,8 @@
 """Draw names: a random derangement of the active participants that honours exclusions.
 
-First a few uniformly random permutations are tried (cheap, unbiased when exclusions
-are few); if none fits, a perfect bipartite matching with randomised search order
-(Kuhn's augmenting paths, O(n·e)) either finds a draw or proves none exists, so an
-impossible draw fails clearly instead of looping or guessing.
+A few uniformly random permutations first (cheap, unbiased); if none fits, a perfect
+bipartite matching (Kuhn's augmenting paths) finds a draw or proves none exists, so an
+impossible draw fails clearly instead of looping.
 """
 
 import random

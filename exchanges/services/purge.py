@@ -1,14 +1,8 @@
 """Purge completed exchanges after the retention period, warning the organizer once first.
 
-The organizer is warned once, and no exchange is purged without a warning: the
-warning is tracked (`purge_warning_sent_at`, plus a dedup key) and promises a day
-(`purge_after`, the first moment of that day in the exchange's zone, at least
-`warning_days` after the warning and `retention_days` after both the completion and
-the exchange date). An exchange is purged once that moment has passed; the delete
-re-checks, on the locked rows, that it is still completed, still past retention and
-that its date is still `retention_days` past (an organizer may have moved it). One
-warned late is simply purged later. Each purge's id, name and row counts land in the
-run's result, i.e. in history.
+The warning promises a day (`purge_after`) the purge keeps; the delete re-checks its
+conditions on the locked rows, since an organizer may have moved the date. The rules:
+docs/exchanges.md, `exchanges.purge_completed`.
 """
 
 import logging
@@ -16,10 +10,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
-from exchanges.models import Exchange, Exclusion, Match, Participant, Reminder
+from exchanges.models import Exchange, Exclusion, Match, Participant, Reminder, counts_by_exchange
 from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 from jobs.runs.progress import report_progress
 
@@ -28,34 +21,6 @@ logger = logging.getLogger("exchanges.purge")
 RETENTION_DAYS = 30
 WARNING_DAYS = 7
 BATCH_SIZE = 100
-
-
-def exchanges_to_warn(*, now: datetime, retention_days: int, warning_days: int):
-    """Completed, not warned of a purge day, and within `warning_days` of (or past) the
-    purge date."""
-    lead = now - timedelta(days=retention_days - warning_days)
-    return Exchange.objects.filter(
-        state=Exchange.State.COMPLETED,
-        purge_after__isnull=True,
-        completed_at__lte=lead,
-        exchange_at__lte=lead,
-    )
-
-
-def exchanges_to_purge(*, now: datetime, retention_days: int, warning_days: int):
-    """Completed and dated over `retention_days` ago, warned, and the promised day come.
-
-    The purge locks these rows and deletes them in one transaction, so the conditions
-    hold at delete time: an edit committed meanwhile is seen by the lock (PostgreSQL
-    re-checks the WHERE on the new row version), one in progress keeps the row out.
-    """
-    retained = now - timedelta(days=retention_days)
-    return Exchange.objects.filter(
-        state=Exchange.State.COMPLETED,
-        completed_at__lte=retained,
-        exchange_at__lte=retained,
-        purge_after__lte=now,
-    )
 
 
 def purge_day(exchange: Exchange, *, now: datetime, retention_days: int, warning_days: int) -> date:
@@ -92,11 +57,23 @@ def purge_completed_exchanges(
         to_warn = Exchange.objects.none()
         to_purge = Exchange.objects.filter(pk__in=exchange_ids, state=Exchange.State.COMPLETED)
     else:
-        to_warn = exchanges_to_warn(
-            now=now, retention_days=retention_days, warning_days=warning_days
+        # Not warned yet, and within `warning_days` of (or past) the purge date.
+        lead = now - timedelta(days=retention_days - warning_days)
+        to_warn = Exchange.objects.filter(
+            state=Exchange.State.COMPLETED,
+            purge_after__isnull=True,
+            completed_at__lte=lead,
+            exchange_at__lte=lead,
         )
-        to_purge = exchanges_to_purge(
-            now=now, retention_days=retention_days, warning_days=warning_days
+        # Completed and dated over `retention_days` ago, and the promised day come. Locked
+        # and deleted in one transaction: PostgreSQL re-checks the WHERE on a row an edit
+        # committed meanwhile, and a row an edit holds is skipped.
+        retained = now - timedelta(days=retention_days)
+        to_purge = Exchange.objects.filter(
+            state=Exchange.State.COMPLETED,
+            completed_at__lte=retained,
+            exchange_at__lte=retained,
+            purge_after__lte=now,
         )
     if dry_run:
         return {
@@ -163,21 +140,15 @@ def _warn(rows, *, now: datetime, retention_days: int, warning_days: int) -> lis
 
 
 def _summaries(ids: list[int]) -> list[dict[str, Any]]:
-    """Per exchange: id, name and how many rows of each kind the purge deletes (4 queries)."""
-    counts: dict[int, dict[str, int]] = {pk: {} for pk in ids}
-    for label, model in (
+    """Per exchange: id, name and how many rows of each kind the purge deletes (one query
+    per kind)."""
+    kinds = (
         ("participants", Participant),
         ("matches", Match),
         ("exclusions", Exclusion),
         ("reminders", Reminder),
-    ):
-        per_exchange = dict(
-            model.objects.filter(exchange_id__in=ids)
-            .values("exchange_id")
-            .annotate(n=Count("pk"))
-            .values_list("exchange_id", "n")
-        )
-        for pk in ids:
-            counts[pk][label] = per_exchange.get(pk, 0)
+    )
+    counts = {label: counts_by_exchange(model, ids) for label, model in kinds}
     names = dict(Exchange.objects.filter(pk__in=ids).values_list("pk", "name"))
-    return [{"id": pk, "name": names[pk], "rows": counts[pk]} for pk in ids]
+    rows = {pk: {label: n.get(pk, 0) for label, n in counts.items()} for pk in ids}
+    return [{"id": pk, "name": names[pk], "rows": rows[pk]} for pk in ids]

@@ -5,7 +5,6 @@ participants' clock across a DST change, so the subtraction happens on the local
 clock (zoneinfo) and only the result is converted to UTC.
 """
 
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,12 +47,22 @@ def plan_reminders(*, exchange_id: int, now: datetime | None = None) -> dict[str
         ).delete()
         if exchange.state != Exchange.State.MATCHED:
             return {"exchange_id": exchange_id, "replaced": deleted, "scheduled": 0, "skipped": 0}
-        done: dict[int, list[datetime]] = {}
-        for days_before, due_at in exchange.reminders.exclude(
-            status=Reminder.Status.SCHEDULED
-        ).values_list("days_before", "due_at"):
-            done.setdefault(days_before, []).append(due_at)
-        rows = list(_reminder_rows(exchange, exchange.reminder_days, now=now, done=done))
+        done = list(
+            exchange.reminders.exclude(status=Reminder.Status.SCHEDULED).values_list(
+                "days_before", "due_at"
+            )
+        )
+        rows = []
+        for days_before in sorted(set(exchange.reminder_days), reverse=True):
+            due_at = reminder_due_at(
+                exchange_at=exchange.exchange_at, zone=exchange.zone, days_before=days_before
+            )
+            if any(d == days_before and abs(due_at - sent) < RESEND_AFTER_MOVE for d, sent in done):
+                continue
+            status = Reminder.Status.SCHEDULED if due_at > now else Reminder.Status.SKIPPED
+            rows.append(
+                Reminder(exchange=exchange, days_before=days_before, due_at=due_at, status=status)
+            )
         Reminder.objects.bulk_create(rows)
     scheduled = sum(1 for r in rows if r.status == Reminder.Status.SCHEDULED)
     return {
@@ -62,16 +71,3 @@ def plan_reminders(*, exchange_id: int, now: datetime | None = None) -> dict[str
         "scheduled": scheduled,
         "skipped": len(rows) - scheduled,
     }
-
-
-def _reminder_rows(
-    exchange: Exchange, days: Iterable[int], *, now: datetime, done: dict[int, list[datetime]]
-) -> Iterable[Reminder]:
-    for days_before in sorted(set(days), reverse=True):
-        due_at = reminder_due_at(
-            exchange_at=exchange.exchange_at, zone=exchange.zone, days_before=days_before
-        )
-        if any(abs(due_at - sent) < RESEND_AFTER_MOVE for sent in done.get(days_before, [])):
-            continue
-        status = Reminder.Status.SCHEDULED if due_at > now else Reminder.Status.SKIPPED
-        yield Reminder(exchange=exchange, days_before=days_before, due_at=due_at, status=status)

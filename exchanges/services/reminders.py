@@ -1,10 +1,7 @@
 """The reminder sweep: send every due reminder once, through the outbox, set-based.
 
-Due rows are claimed `FOR UPDATE SKIP LOCKED` in batches, so two sweeps (two clusters,
-or the admin's "send now" next to the minutely schedule) never take the same row; the
-outbox dedup key (one per participant per reminder) makes even a replayed batch a no-op.
-A reminder found more than the grace period late is marked `missed`, not sent
-(the gift-exchange source's one-hour misfire grace for reminders).
+Due rows are claimed `FOR UPDATE SKIP LOCKED` in batches, so two sweeps never take the
+same row; a reminder more than the grace period late is marked `missed`, not sent.
 """
 
 from collections import defaultdict
@@ -24,20 +21,6 @@ BATCH_SIZE = 100
 TEMPLATE = "exchanges/notifications/reminder"
 
 
-def reminder_dedup_key(reminder: Reminder, participant_id: int) -> str:
-    """Stable across re-planning: the same interval and due time is the same reminder."""
-    return (
-        f"exchanges:reminder:{reminder.exchange_id}:{reminder.days_before}:"
-        f"{reminder.due_at:%Y%m%dT%H%MZ}:{participant_id}"
-    )
-
-
-def due_reminders(*, now: datetime, exchange_id: int | None = None):
-    """Scheduled reminders whose time has come (any lateness)."""
-    rows = Reminder.objects.filter(status=Reminder.Status.SCHEDULED, due_at__lte=now)
-    return rows.filter(exchange_id=exchange_id) if exchange_id is not None else rows
-
-
 def send_due_reminders(
     *,
     now: datetime | None = None,
@@ -49,7 +32,9 @@ def send_due_reminders(
     """Queue due reminders to opted-in, active, matched participants; mark late ones missed."""
     now = now or timezone.now()
     late_before = now - timedelta(seconds=grace_seconds)
-    due = due_reminders(now=now, exchange_id=exchange_id)
+    due = Reminder.objects.filter(status=Reminder.Status.SCHEDULED, due_at__lte=now)
+    if exchange_id is not None:
+        due = due.filter(exchange_id=exchange_id)
     on_time = due.filter(due_at__gte=late_before, exchange__state=Exchange.State.MATCHED)
     if dry_run:
         return {
@@ -115,7 +100,10 @@ def _queue_batch(batch: list[Reminder], *, now: datetime) -> tuple[int, int]:
                     channel="email",
                     recipient=person["email"],
                     template=TEMPLATE,
-                    dedup_key=reminder_dedup_key(reminder, person["id"]),
+                    # Stable across re-planning: the same interval and due time is the
+                    # same reminder.
+                    dedup_key=f"exchanges:reminder:{reminder.exchange_id}:"
+                    f"{reminder.days_before}:{reminder.due_at:%Y%m%dT%H%MZ}:{person['id']}",
                     # "The party is in 1 day" is useless (and wrong) after the party.
                     deliver_before=exchange.exchange_at,
                     context={

@@ -13,15 +13,9 @@ from exchanges.services.reminder_planning import plan_reminders
 
 
 def apply_date_change(*, exchange_id: int, now: datetime | None = None) -> dict[str, Any]:
-    """After an exchange's date (or zone) was edited: what the new date means for it.
-
-    A completed exchange moved to a date still ahead is re-opened (matched again, its
-    completion and purge warning withdrawn, reminders planned): the party has not
-    happened. Re-opened rather than refused: the organizer's new date is the truth, and
-    a refused edit would leave the old date for the purge to act on. Moved to another
-    past date, it stays completed, but a purge warning whose day is now too early is
-    withdrawn so a new one goes out. A matched exchange gets its reminders re-planned.
-    """
+    """After an exchange's date (or zone) was edited: a completed exchange moved ahead is
+    re-opened, one moved to another past date loses a purge warning now too early, a
+    matched one gets its reminders re-planned (why: docs/exchanges.md)."""
     now = now or timezone.now()
     with transaction.atomic():
         exchange = Exchange.objects.select_for_update().get(pk=exchange_id)

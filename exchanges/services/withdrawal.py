@@ -1,10 +1,5 @@
-"""A participant withdraws: the draw is repaired, or the organizer is told to re-match.
-
-The withdrawn person's giver takes over their recipient, so nobody is left without a
-gift and nobody is reminded about a person who left. When that is impossible (the two
-drew each other, or the pair is excluded) the affected matches are removed and the
-organizer is told a re-match is needed; the giver left without a recipient is not
-reminded until then (reminders go only to participants with a match).
+"""A participant withdraws: their giver takes over their receiver, or the organizer is told
+to re-match (docs/exchanges.md, "Withdrawals and late joiners").
 """
 
 from datetime import datetime
@@ -15,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from exchanges.models import Exchange, Exclusion, Match, Participant
-from jobs.outbox.notifications import OutgoingNotification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notification
 
 
 def withdraw_participant(*, participant_id: int, now: datetime | None = None) -> dict[str, Any]:
@@ -39,15 +34,43 @@ def withdraw_participant(*, participant_id: int, now: datetime | None = None) ->
         Match.objects.filter(Q(giver=participant) | Q(receiver=participant)).delete()
         problem = _why_not_repairable(exchange, gives, drawn_by)
         if problem is None:
-            Match.objects.create(exchange=exchange, giver=drawn_by.giver, receiver=gives.receiver)
-            _tell_new_receiver(exchange, drawn_by.giver, gives.receiver)
+            giver, receiver = drawn_by.giver, gives.receiver
+            Match.objects.create(exchange=exchange, giver=giver, receiver=receiver)
+            queue_notification(
+                OutgoingNotification(
+                    channel="email",
+                    recipient=giver.email,
+                    template="exchanges/notifications/match_changed",
+                    dedup_key=f"exchanges:match_changed:{exchange.pk}:{giver.pk}:{receiver.pk}",
+                    context={
+                        "exchange_name": exchange.name,
+                        "giver_name": giver.name,
+                        "receiver_name": receiver.name,
+                        "local_date": exchange.local_exchange_at.strftime("%A %d %B %Y, %H:%M %Z"),
+                    },
+                )
+            )
             return {
                 **result,
                 "outcome": "repaired",
-                "giver_id": drawn_by.giver_id,
-                "receiver_id": gives.receiver_id,
+                "giver_id": giver.pk,
+                "receiver_id": receiver.pk,
             }
-        _tell_organizer(exchange, participant, gives, drawn_by, reason=problem)
+        queue_notification(
+            OutgoingNotification(
+                channel="email",
+                recipient=exchange.organizer_email,
+                template="exchanges/notifications/rematch_needed",
+                dedup_key=f"exchanges:rematch_needed:{exchange.pk}:{participant.pk}",
+                context={
+                    "exchange_name": exchange.name,
+                    "participant_name": participant.name,
+                    "reason": problem,
+                    "without_receiver": drawn_by.giver.name if drawn_by else "",
+                    "without_giver": gives.receiver.name if gives else "",
+                },
+            )
+        )
         return {**result, "outcome": "rematch needed", "reason": problem}
 
 
@@ -66,49 +89,3 @@ def _why_not_repairable(
     ).exists():
         return "the remaining pair is excluded"
     return None
-
-
-def _tell_new_receiver(exchange: Exchange, giver: Participant, receiver: Participant) -> None:
-    queue_notifications(
-        [
-            OutgoingNotification(
-                channel="email",
-                recipient=giver.email,
-                template="exchanges/notifications/match_changed",
-                dedup_key=f"exchanges:match_changed:{exchange.pk}:{giver.pk}:{receiver.pk}",
-                context={
-                    "exchange_name": exchange.name,
-                    "giver_name": giver.name,
-                    "receiver_name": receiver.name,
-                    "local_date": exchange.local_exchange_at.strftime("%A %d %B %Y, %H:%M %Z"),
-                },
-            )
-        ]
-    )
-
-
-def _tell_organizer(
-    exchange: Exchange,
-    participant: Participant,
-    gives: Match | None,
-    drawn_by: Match | None,
-    *,
-    reason: str,
-) -> None:
-    queue_notifications(
-        [
-            OutgoingNotification(
-                channel="email",
-                recipient=exchange.organizer_email,
-                template="exchanges/notifications/rematch_needed",
-                dedup_key=f"exchanges:rematch_needed:{exchange.pk}:{participant.pk}",
-                context={
-                    "exchange_name": exchange.name,
-                    "participant_name": participant.name,
-                    "reason": reason,
-                    "without_receiver": drawn_by.giver.name if drawn_by else "",
-                    "without_giver": gives.receiver.name if gives else "",
-                },
-            )
-        ]
-    )

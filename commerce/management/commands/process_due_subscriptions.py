@@ -27,9 +27,5 @@ class Command(JobCommand):
         )
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
-        if options["date"] is not None:
-            kwargs["date"] = options["date"]
-        if options["subscriptions"]:
-            kwargs["subscription_ids"] = options["subscriptions"]
-        return kwargs
+        kwargs = {"date": options["date"], "subscription_ids": options["subscriptions"]}
+        return {key: value for key, value in kwargs.items() if value is not None}
