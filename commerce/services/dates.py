@@ -42,11 +42,17 @@ def due_delivery_date(
     current: date, *, frequency: str, anchor_day: int | None = None, today: date
 ) -> date:
     """The delivery a subscription whose next date is `current` gets as of `today`:
-    `current` when it is late by less than one period, else the first date of its
-    schedule on or after today (older missed deliveries are skipped, never made in bulk)."""
+    `current` when it is late by less than one period, else the last date of its
+    schedule on or before today (older missed deliveries are skipped, never made in bulk)."""
     [(day,)] = fetch(
         "SELECT commerce_due_delivery(%(current)s::date, %(frequency)s, %(anchor)s::int,"
         " %(today)s::date)",
         {"current": current, "frequency": frequency, "anchor": anchor_day, "today": today},
     )
     return day
+
+
+def day_key(day: date) -> str:
+    """YYYYMMDD with the year zero-padded (strftime's %Y is not, for years below 1000): the
+    date part of a dedup key, the same whichever path queues the notice."""
+    return day.isoformat().replace("-", "")

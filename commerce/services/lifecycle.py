@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from commerce.models import DELIVERED_STATUSES, Customer, Product, Subscription
 from commerce.services import audit
-from commerce.services.dates import store_today
+from commerce.services.dates import day_key, store_today
 from commerce.services.notifications import DELIVERIES_SKIPPED, PAST_DUE
 from commerce.services.orders import lock_ids
 from jobs.outbox.notifications import OutgoingNotification, queue_notification, queue_notifications
@@ -112,7 +112,7 @@ def _record_skipped(rows: list[tuple], *, actor: str) -> None:
             subs[pk].customer,
             subs[pk].product,
             DELIVERIES_SKIPPED,
-            f"subscription_skipped:{pk}:{old:%Y%m%d}",
+            f"subscription_skipped:{pk}:{day_key(old)}",
             {
                 "quantity": subs[pk].quantity,
                 "skipped": count,

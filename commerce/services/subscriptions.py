@@ -21,7 +21,7 @@ from django.utils import timezone
 from commerce import sql
 from commerce.conf import commerce_settings
 from commerce.services.audit import job_actor
-from commerce.services.dates import store_today
+from commerce.services.dates import day_key, store_today
 from commerce.services.notifications import (
     DELIVERIES_SKIPPED,
     ORDER_CONFIRMATION,
@@ -288,10 +288,10 @@ def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingN
             continue
         notices = []
         if row.short:
-            key = f"subscription_out_of_stock:{row.subscription_id}:{_compact(row.deliver_on)}"
+            key = f"subscription_out_of_stock:{row.subscription_id}:{day_key(row.deliver_on)}"
             notices.append((OUT_OF_STOCK, key, context))
         if row.caught_up:
-            key = f"subscription_skipped:{row.subscription_id}:{_compact(row.next_delivery_date)}"
+            key = f"subscription_skipped:{row.subscription_id}:{day_key(row.next_delivery_date)}"
             missed = {"skipped": row.skipped, "missed_from": row.next_delivery_date.isoformat()}
             notices.append((DELIVERIES_SKIPPED, key, {**context, **missed}))
         for template, key, notice in notices:
@@ -305,11 +305,6 @@ def _notifications(rows: list[Delivery]) -> Iterator[tuple[int | None, OutgoingN
                     context=notice,
                 ),
             )
-
-
-def _compact(day: date) -> str:
-    """YYYYMMDD (year zero-padded, as in a dedup key)."""
-    return day.isoformat().replace("-", "")
 
 
 def _process_chunk(params: dict[str, Any], renderer: Executor) -> _Chunk | None:

@@ -143,3 +143,22 @@ def test_awaiting_payment_filter__pending_orders_past_the_grace_period(
     check = check_unpaid_orders()
     assert (check.ok, check.warning) == (False, True)
     assert check.detail.startswith("1 order(s) unpaid for more than 3 day(s)")
+
+
+def test_resume_from_year_one__notice_keyed_as_the_daily_job_keys_it(
+    client, subscription_factory, customer_factory
+):
+    """strftime's %Y does not pad years below 1000; both paths use YYYYMMDD, so the
+    restart's notice and the daily job's notice for one missed date are one message."""
+    sub = subscription_factory(
+        status="paused",
+        next_delivery_date=date(1, 1, 1),
+        frequency="monthly",
+        customer=customer_factory(email="yr@example.com"),
+    )
+    staff_client(client, "op", VIEW + CHANGE)
+
+    post_action(client, SUBS, "resume", sub.pk)
+
+    told = Notification.objects.get(template__endswith="subscription_skipped")
+    assert told.dedup_key == f"subscription_skipped:{sub.pk}:00010101"
