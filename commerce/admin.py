@@ -1,9 +1,6 @@
-"""Admin of the commerce app: products, subscriptions, orders, carts, tokens, audit, webhooks.
-
-State changes need the model's change permission and write the audit log; actions that
-run a job are jobs.admin.actions'; actions that change for good ask first. Tokens never
-show their hash; the webhook secret appears on no page.
-"""
+"""Admin of the commerce app. State changes need the model's change permission and write the
+audit log; actions that change for good ask first. Tokens never show their hash; the webhook
+secret appears on no page."""
 
 import json
 

@@ -1,8 +1,5 @@
-"""Admin of the exchanges app: exchanges with their reminders, participants, tokens.
-
-Every action queues a job (jobs.admin.actions), so it shows in history like a scheduled
-run; those that change or delete data for good ask first.
-"""
+"""Admin of the exchanges app. An exchange's actions queue a job, so they show in history
+like a scheduled run; those that change or delete data for good ask first."""
 
 from collections.abc import Callable
 from typing import Any
