@@ -3,7 +3,7 @@ runs; the actions queue one chain per enabled collection (docs/bibliotheca.md "R
 re-run")."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -309,13 +309,14 @@ class GapAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.ModelA
         """One chain per collection of the selected open gaps: it resumes at the
         checkpoint and reads every open gap of its collection at its end."""
         gaps = queryset.filter(status=Gap.Status.OPEN, collection__enabled=True)
-        collections = list(Collection.objects.filter(gaps__in=gaps).distinct().order_by("pk"))
         left_out = queryset.count() - gaps.count()
         note = f" ({left_out} dismissed, resolved or of a disabled collection left out)"
+        collections = self.eligible(
+            request,
+            Collection.objects.filter(gaps__in=gaps).distinct(),
+            none=f"No open gap of an enabled collection selected{note}.",
+        )
         if not collections:
-            self.message_user(
-                request, f"No open gap of an enabled collection selected{note}.", messages.WARNING
-            )
             return None
         runs = [
             self.queue_job(request, CHAIN_JOB, {"collection_id": c.pk, "force_reimport": False})

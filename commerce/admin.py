@@ -1,18 +1,12 @@
-"""Admin of the commerce app: products, subscriptions, orders, carts, tokens, audit, webhooks.
-
-State changes need the model's change permission and write the audit log; actions that
-run a job are jobs.admin.actions'; actions that change for good ask first. Tokens never
-show their hash; the webhook secret appears on no page.
-"""
-
-import json
+"""Admin of the commerce app. State changes need the model's change permission and write the
+audit log; actions that change for good ask first. Tokens never show their hash; the webhook
+secret appears on no page."""
 
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils.html import format_html
 
 from commerce.models import (
     DELIVERED_STATUSES,
@@ -35,6 +29,7 @@ from commerce.services.webhooks import PROCESS_JOB as WEBHOOK_PROCESS_JOB
 from jobs.admin.actions import JobActionsMixin, actor, job_action
 from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.readonly import ReadOnlyMixin
+from jobs.admin.runs import pretty_json
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
 
@@ -331,7 +326,7 @@ class WebhookEventAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, adm
 
     @admin.display(description="payload")
     def body(self, event: WebhookEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2, sort_keys=True))
+        return pretty_json(event.payload)
 
     @job_action(WEBHOOK_PROCESS_JOB, description="Process again (one run per event)")
     def process_again(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:

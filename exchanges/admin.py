@@ -1,10 +1,6 @@
-"""Admin of the exchanges app: exchanges with their reminders, participants, tokens.
+"""Admin of the exchanges app. An exchange's actions queue a job, so they show in history
+like a scheduled run; those that change or delete data for good ask first."""
 
-Every action queues a job (jobs.admin.actions), so it shows in history like a scheduled
-run; those that change or delete data for good ask first.
-"""
-
-from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -54,6 +50,7 @@ ELIGIBLE_STATES = {
 
 
 def _about(run: JobRun) -> str:
+    """What follows a run's link in the message: its exchange (a run of several: nothing)."""
     exchange_id = run.kwargs.get("exchange_id")
     return f" (exchange {exchange_id})" if exchange_id is not None else ""
 
@@ -163,13 +160,13 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     @job_action(MATCH_JOB, description="Match (draw names; asks first)")
     def match(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm what will be drawn, then queue one exchanges.match_exchange run each."""
-        return self._ask_then_queue(request, queryset, "match", MATCH_JOB, label=_about)
+        return self._ask_then_queue(request, queryset, "match", MATCH_JOB)
 
     @job_action(MATCH_JOB, description="Re-match (clear the draw and draw again; asks first)")
     def rematch(self, request: HttpRequest, queryset: QuerySet[Exchange]) -> HttpResponse | None:
         """Confirm (every giver may get a new receiver), then queue one re-draw each."""
         return self._ask_then_queue(
-            request, queryset, "rematch", MATCH_JOB, label=_about, per_exchange={"rematch": True}
+            request, queryset, "rematch", MATCH_JOB, per_exchange={"rematch": True}
         )
 
     @job_action(REMINDERS_JOB, description="Send due reminders now")
@@ -298,7 +295,6 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         *,
         one_run: dict[str, Any] | None = None,
         per_exchange: dict[str, Any] | None = None,
-        label: Callable[[JobRun], str] = lambda run: "",
     ) -> HttpResponse | None:
         """`action`'s eligible exchanges: its confirmation page (`_<action>_page`), one row
         per exchange, then (answered yes) `job`.
@@ -336,7 +332,7 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             page=page,
             queue=queue,
             detail=f"for {len(eligible)} exchange(s)",
-            label=label,
+            label=_about,
         )
 
 

@@ -1,14 +1,11 @@
-"""Admin of the loyalty app: programs, cards (balance read-only, ledger inline), transactions.
-
-Balances only change through the ledger, so they are read-only here. The card actions
-queue the real jobs; "Expire now" voids points for good, so it asks first, showing what
-the run will do to each card, as loyalty.selectors decides it.
-"""
+"""Admin of the loyalty app. Balances change only through the ledger, so they are read-only
+here; "Expire now" voids points for good, so it asks first, showing what the run will do to
+each card (as loyalty.selectors decides it)."""
 
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -57,10 +54,6 @@ class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     search_fields = ("name", "email", "phone")
 
 
-#: The program fields that change which cards the nightly run warns or expires.
-EXPIRATION_FIELDS = ("is_active", "points_expiration_days", "expiration_warning_days")
-
-
 class LoyaltyProgramForm(forms.ModelForm):
     """A change to the expiration is saved only once the operator has seen what the next
     run would do with it: how many cards it warns, and how many it expires."""
@@ -71,20 +64,11 @@ class LoyaltyProgramForm(forms.ModelForm):
         help_text="Shown with the number of cards the next nightly run would warn.",
     )
 
-    class Meta:
-        model = LoyaltyProgram
-        fields = (
-            "merchant",
-            "name",
-            "is_active",
-            "points_expiration_days",
-            "expiration_warning_days",
-            "google_wallet_class_id",
-        )
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        changes = self.instance.pk is None or set(EXPIRATION_FIELDS) & set(self.changed_data)
+        # The fields that change which cards the nightly run warns or expires.
+        expiration = {"is_active", "points_expiration_days", "expiration_warning_days"}
+        changes = self.instance.pk is None or expiration & set(self.changed_data)
         if self.errors or not changes:
             return cleaned
         warn, expire = self._next_run(cleaned)
@@ -222,18 +206,15 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[LoyaltyCard]
     ) -> HttpResponse | None:
         """No confirmation: pushing a card's current state again changes nothing here."""
-        # values_list, not only(): the changelist queryset select_relateds merchant/customer.
-        ids = list(
-            queryset.filter(is_active=True)
-            .exclude(google_object_id="", apple_serial_number="")
-            .order_by("pk")
-            .values_list("pk", flat=True)
+        cards = self.eligible(
+            request,
+            queryset.filter(is_active=True).exclude(google_object_id="", apple_serial_number=""),
+            none="No selected card has a wallet pass.",
         )
-        if not ids:
-            self.message_user(request, "No selected card has a wallet pass.", messages.WARNING)
+        if not cards:
             return None
-        run = self.queue_job(request, SYNC_JOB, {"card_ids": ids})
-        return self.report_runs(request, [run], detail=f"for {len(ids)} card(s)")
+        run = self.queue_job(request, SYNC_JOB, {"card_ids": [card.pk for card in cards]})
+        return self.report_runs(request, [run], detail=f"for {len(cards)} card(s)")
 
     def _expire_confirmation(
         self, request: HttpRequest, queryset: QuerySet[LoyaltyCard], cards: list[LoyaltyCard]

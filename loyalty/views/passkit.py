@@ -39,16 +39,12 @@ MAX_REGISTRATION_BODY_BYTES, MAX_LOG_BODY_BYTES = 4096, 64 * 1024
 def _json_object(request: HttpRequest, *, max_bytes: int) -> dict[str, Any] | None:
     """The body as a JSON object, or None when too large, not JSON, too deep or not an object."""
     try:
-        length = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        return None
-    if length > max_bytes:
-        return None
-    try:
-        body = request.body
-        if len(body) > max_bytes:
+        # The announced length first: a body announced too large is never read.
+        if int(request.headers.get("Content-Length") or 0) > max_bytes:
             return None
-        data = json.loads(body or b"{}")
+        if len(request.body) > max_bytes:
+            return None
+        data = json.loads(request.body or b"{}")
     except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -33,24 +33,19 @@ class Command(BaseCommand):
         if not import_all and not name:
             raise CommandError("give --import-all or --collection NAME_OR_ID", returncode=2)
         if import_all:
+            job = "bibliotheca.import_purchase_records_for_all_collections"
+            kwargs = {"force_reimport": force}
+            what = "import of all enabled collections"
+        else:
+            collection = find_collection(name)
+            job, kwargs = CHAIN_JOB, {"collection_id": collection.pk, "force_reimport": force}
+            since = "2014-01-01 (forced)" if force else "its checkpoint"
+            what = f"import of {collection.name!r} from {since}"
+        with refused_exit_2():  # the job's own check (e.g. a disabled collection)
             run = enqueue_job(
-                "bibliotheca.import_purchase_records_for_all_collections",
-                kwargs={"force_reimport": force},
-                trigger=JobRun.Trigger.COMMAND,
-                triggered_by="cli",
+                job, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="cli"
             )
-            self.stdout.write(f"queued run #{run.pk}: import of all enabled collections")
-            return
-        collection = find_collection(name)
-        with refused_exit_2():  # the chain's own check (a disabled collection)
-            run = enqueue_job(
-                CHAIN_JOB,
-                kwargs={"collection_id": collection.pk, "force_reimport": force},
-                trigger=JobRun.Trigger.COMMAND,
-                triggered_by="cli",
-            )
-        since = "2014-01-01 (forced)" if force else "its checkpoint"
-        self.stdout.write(f"queued run #{run.pk}: import of {collection.name!r} from {since}")
+        self.stdout.write(f"queued run #{run.pk}: {what}")
 
 
 def find_collection(name_or_id: str) -> Collection:

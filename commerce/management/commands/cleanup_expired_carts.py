@@ -1,4 +1,5 @@
-"""manage.py cleanup_expired_carts [--days N] [--dry-run]."""
+"""manage.py cleanup_expired_carts [--days N] [--dry-run] (cleanup_old_audit_logs is this
+command for another job)."""
 
 from typing import Any
 
@@ -11,10 +12,11 @@ class Command(JobCommand):
         " their lines, empty carts first, as the 02:00 UTC job does."
     )
     job_name = "commerce.cleanup_expired_carts"
+    days_help = "carts not updated for this many days"
 
     def add_arguments(self, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--days", help="carts not updated for this many days")
+        parser.add_argument("--days", help=self.days_help)
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         days = options["days"]

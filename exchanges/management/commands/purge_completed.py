@@ -36,23 +36,20 @@ class Command(JobCommand):
         return {"exchange_ids": ids} if ids else {}
 
     def before_run(self, name: str, kwargs: dict[str, Any], options: dict[str, Any]) -> None:
-        """Purging named exchanges now asks first, once the job's check accepts them."""
+        """Purging named exchanges now asks first, once the job's check accepts them; with no
+        terminal (cron, a pipe, stdin closed) it refuses instead of reading an answer nobody
+        typed."""
         ids = kwargs.get("exchange_ids")
-        if ids and options["interactive"] and not options["dry_run"]:
-            check_job_arguments(name, kwargs)
-            confirm_on_terminal(f"Delete exchanges {ids} and all their rows now? Type 'yes': ")
-
-
-def confirm_on_terminal(question: str) -> None:
-    """Ask on the terminal; with none (cron, a pipe, stdin closed) refuse instead of
-    reading an answer nobody typed."""
-    if not sys.stdin or not sys.stdin.isatty():
-        raise CommandError(
-            "no terminal to confirm the purge on: pass --no-input to purge anyway", returncode=2
-        )
-    try:
-        answer = input(question)
-    except (EOFError, KeyboardInterrupt):
-        answer = ""
-    if answer != "yes":
-        raise CommandError("purge cancelled", returncode=2)
+        if not ids or not options["interactive"] or options["dry_run"]:
+            return
+        check_job_arguments(name, kwargs)
+        if not sys.stdin or not sys.stdin.isatty():
+            raise CommandError(
+                "no terminal to confirm the purge on: pass --no-input to purge anyway", returncode=2
+            )
+        try:
+            answer = input(f"Delete exchanges {ids} and all their rows now? Type 'yes': ")
+        except (EOFError, KeyboardInterrupt):
+            answer = ""
+        if answer != "yes":
+            raise CommandError("purge cancelled", returncode=2)

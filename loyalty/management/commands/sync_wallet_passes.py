@@ -25,10 +25,8 @@ class Command(JobCommand):
         group.add_argument("--all-since", help="ISO 8601 datetime with zone")
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        card, all_since = options["card"], options["all_since"]
-        if card is not None:
-            return {"card_id": card}
-        return {} if all_since is None else {"since": all_since}
+        kwargs = {"card_id": options["card"], "since": options["all_since"]}  # one at most
+        return {key: value for key, value in kwargs.items() if value is not None}
 
     def report(self, run: JobRun) -> None:
         """A stopped wallet (its credentials refused) or cards that failed make the command
