@@ -3,6 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
+from jobs.cli.commands import command_user
 from jobs.models import JobRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,8 +39,8 @@ def test_collection_by_name_or_id__queues_one_chain(collection):
 
     runs = list(JobRun.objects.filter(job=CHAIN).order_by("id"))
     assert [(r.trigger, r.triggered_by, r.kwargs) for r in runs] == [
-        ("command", "cli", {"collection_id": collection.pk, "force_reimport": False}),
-        ("command", "cli", {"collection_id": collection.pk, "force_reimport": True}),
+        ("command", command_user(), {"collection_id": collection.pk, "force_reimport": False}),
+        ("command", command_user(), {"collection_id": collection.pk, "force_reimport": True}),
     ]
 
 

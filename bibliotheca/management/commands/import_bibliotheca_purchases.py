@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bibliotheca.models import Collection
 from bibliotheca.services.purchase_chain import CHAIN_JOB
-from jobs.cli.commands import refused_exit_2
+from jobs.cli.commands import command_user, refused_exit_2
 from jobs.cli.types import object_id
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             what = f"import of {collection.name!r} from {since}"
         with refused_exit_2():  # the job's own check (e.g. a disabled collection)
             run = enqueue_job(
-                job, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by="cli"
+                job, kwargs=kwargs, trigger=JobRun.Trigger.COMMAND, triggered_by=command_user()
             )
         self.stdout.write(f"queued run #{run.pk}: {what}")
 
