@@ -237,7 +237,7 @@ def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
     """The run's lease, or None after recording the run skipped (naming the holder). A run
     queued by its own job (a chain's next hop, a retry) was handed a lock keyed by its
     arguments: finding it held, it was taken while it waited, so the run is flagged."""
-    key = spec.lock_key_for(run.kwargs)
+    key = spec.lock_key(run.kwargs) if spec.lock_key else f"job:{spec.name}"
     lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"

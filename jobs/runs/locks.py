@@ -71,12 +71,6 @@ def release_run_leases(run_id: int) -> None:
     Lease.objects.filter(run_id=run_id).delete()
 
 
-def lease_holder(key: str) -> tuple[str, datetime | None] | None:
-    """(owner, expires_at) of the current lease row, if any."""
-    lease = lease_row(key)
-    return (lease.owner, lease.expires_at) if lease else None
-
-
 def lease_row(key: str) -> Lease | None:
     """The current Lease row of `key` (owner, run, expiry), or None."""
     return Lease.objects.filter(key=key).first()
