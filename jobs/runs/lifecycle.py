@@ -32,8 +32,8 @@ LOCK_HELD_EXIT_CODE = 3
 
 
 def new_run(name: str, *, triggered_by: str = "", **fields: Any) -> JobRun:
-    """An unsaved JobRun of job `name`: `queued` unless `fields` (trigger, kwargs...) say else."""
-    return JobRun(job=name, triggered_by=triggered_by[:150], **fields)
+    """Insert a run of job `name`: `queued` unless `fields` (trigger, kwargs...) say else."""
+    return JobRun.objects.create(job=name, triggered_by=triggered_by[:150], **fields)
 
 
 def claim(run_id: int) -> JobRun | None:

@@ -1,7 +1,5 @@
 """Named locks (leases): a row per key, held while its run is queued or alive (jobs.sql.LEASE_HELD),
-handed to the run that continues the work; a lease of no run (an operator's hold) until its expiry.
-An operator releases one by hand only when its holder is gone (jobs.runs.lifecycle.release_dead_leases).
-"""
+handed to the run that continues the work; a lease of no run (an operator's hold) until its expiry."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
