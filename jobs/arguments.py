@@ -117,8 +117,6 @@ def _problem(value: Any, annotation: Any) -> str | None:
 def _type_problem(value: Any, annotation: Any, origin: Any) -> str | None:
     if annotation is Any:
         return None
-    if annotation is type(None):
-        return None if value is None else "is not None"
     expected = origin or annotation
     if not isinstance(expected, type):
         return None  # an annotation we cannot check (a Literal, a TypeVar...)

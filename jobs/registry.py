@@ -32,7 +32,7 @@ class JobSpec:
     cluster: str = "default"
     #: Single flight: a second concurrent run records `skipped`.
     single_flight: bool = True
-    #: Lock key from the job's kwargs (e.g. per collection); default: the job name.
+    #: Lock key from the job's kwargs (e.g. per collection); default: `job:<name>`.
     lock_key: Callable[[dict[str, Any]], str] | None = None
     retry: RetryPolicy = NO_RETRY
     #: Hard time limit for one run (django-q2 kills the worker past it).
@@ -80,9 +80,6 @@ class JobSpec:
     def soft_limit_seconds(self) -> int:
         """The soft time limit in effect (the declared one, or 5/6 of the hard limit)."""
         return self.soft_timeout_seconds or max(1, self.timeout_seconds * 5 // 6)
-
-    def lock_key_for(self, kwargs: dict[str, Any]) -> str:
-        return self.lock_key(kwargs) if self.lock_key else f"job:{self.name}"
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(inspect.signature(self.func).parameters)

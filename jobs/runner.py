@@ -62,7 +62,6 @@ def enqueue_job(
             attempt=attempt,
             scheduled_for=run_at or now,
         )
-        run.save()
         if run_at is not None:
             Schedule.objects.create(
                 name=f"run:{run.pk}",
@@ -104,11 +103,8 @@ def execute_queued_run(run_id: int) -> dict[str, Any]:
 
 
 def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[str, Any]:
-    """django-q2 entry point of a cron Schedule (see jobs.queue.schedules).
-
-    A slot starting more than JOBS_MISFIRE_GRACE_SECONDS late is recorded `missed` and
-    not run, unless the job is registered with run_late_once.
-    """
+    """django-q2 entry point of a cron Schedule (jobs.queue.schedules); a slot past the
+    misfire grace is recorded `missed`, not run (`_misfire`)."""
     spec = get_job(job_name)
     task_id = queue_task_id()
     missed = _misfire(spec, scheduled_for)
@@ -125,7 +121,6 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
                 finished_at=timezone.now() if missed else None,
                 duration_seconds=0 if missed else None,
             )
-            run.save()
     except IntegrityError:
         logger.info("task %s of %s delivered twice; ignored", task_id, job_name)
         return {"duplicate_delivery": True, "task_id": task_id}
@@ -137,7 +132,8 @@ def run_scheduled_job(job_name: str, scheduled_for: str | None = None) -> dict[s
 
 
 def _misfire(spec: JobSpec, scheduled_for: str | None) -> dict[str, Any] | None:
-    """The `missed` result when the slot starts past the misfire grace, else None."""
+    """The `missed` result of a slot starting more than JOBS_MISFIRE_GRACE_SECONDS late
+    (unless the job runs late once), else None."""
     if not scheduled_for or spec.run_late_once:
         return None
     due = datetime.fromisoformat(scheduled_for)
@@ -156,7 +152,6 @@ def run_job_now(
     kwargs: dict[str, Any] | None = None,
     trigger: str = JobRun.Trigger.COMMAND,
     triggered_by: str = "",
-    raise_errors: bool = False,
 ) -> JobRun:
     """Run a job in this process (commands, tests) and return its finished JobRun."""
     kwargs = dict(kwargs or {})
@@ -168,10 +163,9 @@ def run_job_now(
         kwargs=kwargs,
         scheduled_for=timezone.now(),
     )
-    run.save()
     claimed = lifecycle.claim(run.pk)
     assert claimed is not None
-    return execute_run(claimed, raise_errors=raise_errors)
+    return execute_run(claimed, raise_errors=False)
 
 
 def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
@@ -237,7 +231,7 @@ def _take_lock(run: JobRun, spec: JobSpec) -> locks.LeaseHandle | None:
     """The run's lease, or None after recording the run skipped (naming the holder). A run
     queued by its own job (a chain's next hop, a retry) was handed a lock keyed by its
     arguments: finding it held, it was taken while it waited, so the run is flagged."""
-    key = spec.lock_key_for(run.kwargs)
+    key = spec.lock_key(run.kwargs) if spec.lock_key else f"job:{spec.name}"
     lease, holder = lifecycle.take_lock(run, key)
     if lease is None:
         reason = lifecycle.holder_line(holder) if holder else f"lock {key} is held"

@@ -7,11 +7,12 @@ way kill -9 ends a worker's, without letting go of anything first.
 
 import threading
 import time
+from datetime import datetime
 
 from django.db import connection
 
 from jobs.models import JobRun
-from jobs.runs import lifecycle
+from jobs.runs import lifecycle, locks
 
 
 class LiveRun:
@@ -62,3 +63,9 @@ def dead_run(run: JobRun) -> JobRun:
     LiveRun(run).__enter__().kill()
     run.refresh_from_db()
     return run
+
+
+def lease_holder(key: str) -> tuple[str, datetime | None] | None:
+    """(owner, expires_at) of the lease row of `key`, if any."""
+    lease = locks.lease_row(key)
+    return (lease.owner, lease.expires_at) if lease else None

@@ -139,7 +139,6 @@ def record_refusal(task: dict[str, Any], reason: str) -> None:
             finished_at=now,
             duration_seconds=0,
         )
-        run.save()
     except IntegrityError:  # the same task delivered twice: recorded once
         logger.info("refusal of task %s already recorded", task.get("id"))
         return

@@ -23,11 +23,6 @@ from jobs.runs.queue_task import EXECUTE_QUEUED_RUN
 logger = logging.getLogger("jobs")
 
 
-def queued_before(now: datetime) -> dict[str, datetime]:
-    """Per cluster, when a queued run is lost: django-q2's `retry` ago (it exceeds `timeout`)."""
-    return {name: now - timedelta(seconds=cluster_retry_seconds(name)) for name in CLUSTERS}
-
-
 def lost_run_candidates(cutoffs: dict[str, datetime], *, limit: int) -> list[JobRun]:
     """Runs past the thresholds, oldest first; the broker's own holdings are not looked at."""
     stuck_queued = Q(pk__in=[])
@@ -54,7 +49,8 @@ def lost_run_candidates(cutoffs: dict[str, datetime], *, limit: int) -> list[Job
 def reap_lost_runs(*, limit: int | None = None) -> dict[str, Any]:
     """Queue lost runs again (or fail the ones lost too often); returns what it did."""
     now = timezone.now()
-    cutoffs = queued_before(now)
+    # Per cluster, when a queued run is lost: django-q2's `retry` ago (it exceeds `timeout`).
+    cutoffs = {name: now - timedelta(seconds=cluster_retry_seconds(name)) for name in CLUSTERS}
     candidates = lost_run_candidates(cutoffs, limit=int(limit or jobs_settings.REAP_BATCH_SIZE))
     held = waiting_run_ids({get_job(run.job).cluster for run in candidates})
     result: dict[str, Any] = {"requeued": [], "failed": [], "left_to_broker": []}

@@ -32,8 +32,8 @@ LOCK_HELD_EXIT_CODE = 3
 
 
 def new_run(name: str, *, triggered_by: str = "", **fields: Any) -> JobRun:
-    """An unsaved JobRun of job `name`: `queued` unless `fields` (trigger, kwargs...) say else."""
-    return JobRun(job=name, triggered_by=triggered_by[:150], **fields)
+    """Insert a run of job `name`: `queued` unless `fields` (trigger, kwargs...) say else."""
+    return JobRun.objects.create(job=name, triggered_by=triggered_by[:150], **fields)
 
 
 def claim(run_id: int) -> JobRun | None:
@@ -114,7 +114,7 @@ def take_lock(run: JobRun, key: str) -> tuple[locks.LeaseHandle | None, dict[str
     """
     lease = locks.acquire_lease(key=key, owner=f"run:{run.pk}", run_id=run.pk)
     if lease is None:
-        return None, describe_holder(key)
+        return None, describe_holder(locks.lease_row(key))
     reason = (
         f"worker lost: its lock {key} was taken over by run #{run.pk} because its "
         f"{lease.taken_reason if lease.taken_run else 'database session ended'}"
@@ -149,13 +149,12 @@ def held_lease_keys(key: str | None = None) -> list[str]:
     return [row[0] for row in sql.fetch(sql.HELD_LEASE_KEYS, {"key": key, "now": timezone.now()})]
 
 
-def describe_holder(key: str) -> dict[str, Any] | None:
-    """What an operator needs about the lease of `key`: None when nobody holds it."""
-    lease = locks.lease_row(key)
+def describe_holder(lease: Lease | None) -> dict[str, Any] | None:
+    """What an operator needs about a lease row (None: nobody holds it)."""
     if lease is None:
         return None
     now = timezone.now()
-    info: dict[str, Any] = {"key": key, "owner": lease.owner}
+    info: dict[str, Any] = {"key": lease.key, "owner": lease.owner}
     if lease.expires_at is not None:
         info["lease_expires_at"] = lease.expires_at.isoformat()
         info["lease_frees_in_seconds"] = max(0, round((lease.expires_at - now).total_seconds()))
@@ -200,7 +199,7 @@ class Verdict:
 
 def judge(lease: Lease) -> Verdict:
     """Whether a live holder keeps `lease`, and what an operator should read about it."""
-    info = describe_holder(lease.key) or {"owner": lease.owner}
+    info = describe_holder(lease)
     if "run_id" in info:
         detail = f"run #{info['run_id']} is {info['status']}"
         if info.get("heartbeat_age_seconds") is not None:

@@ -1,7 +1,5 @@
 """Named locks (leases): a row per key, held while its run is queued or alive (jobs.sql.LEASE_HELD),
-handed to the run that continues the work; a lease of no run (an operator's hold) until its expiry.
-An operator releases one by hand only when its holder is gone (jobs.runs.lifecycle.release_dead_leases).
-"""
+handed to the run that continues the work; a lease of no run (an operator's hold) until its expiry."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,12 +67,6 @@ def release_lease(*, key: str, owner: str) -> bool:
 def release_run_leases(run_id: int) -> None:
     """Drop the leases still bound to a run that ended; those it handed on are that run's now."""
     Lease.objects.filter(run_id=run_id).delete()
-
-
-def lease_holder(key: str) -> tuple[str, datetime | None] | None:
-    """(owner, expires_at) of the current lease row, if any."""
-    lease = lease_row(key)
-    return (lease.owner, lease.expires_at) if lease else None
 
 
 def lease_row(key: str) -> Lease | None:

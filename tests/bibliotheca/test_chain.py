@@ -14,6 +14,7 @@ from jobs.models import JobRun, Lease
 from jobs.runner import enqueue_job, run_job_now
 from jobs.runs import locks
 from tests.bibliotheca.conftest import NOW, drain, staged_identifiers
+from tests.live_run import lease_holder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -359,7 +360,7 @@ def test_lock_held_by_another_owner__first_hop_is_recorded_skipped(collection, s
     )
     assert run.result["lock_held"]["owner"] == "other-chain"
     assert not JobRun.objects.filter(parent=run).exists()  # never retried
-    assert simulator.state.counts == {} and locks.lease_holder(key)[0] == "other-chain"
+    assert simulator.state.counts == {} and lease_holder(key)[0] == "other-chain"
     assert not Timestamp.objects.filter(collection=collection).exists()  # nothing reset
 
 

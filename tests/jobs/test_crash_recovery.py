@@ -14,7 +14,7 @@ from django.utils import timezone
 from jobs.models import JobRun
 from jobs.runner import run_job_now
 from jobs.runs import locks
-from tests.live_run import LiveRun, dead_run
+from tests.live_run import LiveRun, dead_run, lease_holder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "job:devkit.demo_job"
@@ -49,7 +49,7 @@ def test_killed_run__next_run_takes_its_lock_at_once_and_records_it_lost():
     assert dead.status == JobRun.Status.FAILED
     assert dead.error.startswith("worker lost: its lock job:devkit.demo_job was taken over by run")
     assert "database session ended" in dead.error
-    assert locks.lease_holder(KEY) is None  # released by the run that took it over
+    assert lease_holder(KEY) is None  # released by the run that took it over
 
 
 def test_run_job__lock_held_by_a_live_run_exits_3_and_names_the_holder():

@@ -18,7 +18,7 @@ from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 from jobs.queue.schedules import sync_schedules
 from jobs.runner import enqueue_job
 from jobs.runs import lifecycle
-from jobs.runs.locks import lease_holder
+from tests.live_run import lease_holder
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,11 @@ from jobs.runs.locks import (
     acquire_lease,
     bound_to_run,
     hand_over_leases,
-    lease_holder,
     lease_row,
     release_lease,
     release_run_leases,
 )
-from tests.live_run import LiveRun
+from tests.live_run import LiveRun, lease_holder
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from devkit.waiting import wait_for_run, wait_until
 from jobs.health.sentry import init_sentry
 from jobs.models import JobRun
 from jobs.runner import enqueue_job
-from jobs.runs.locks import lease_holder
 from tests.fresh_process import run_python
+from tests.live_run import lease_holder
 
 DSN = "https://public@sentry.invalid/1"
 
