@@ -1,10 +1,6 @@
-"""Admin list lookups: only what the page offers as a filter, never a secret column.
-
-Django lets any lookup on a model's own columns through (`?account_key__startswith=a`), an
-oracle for what a page does not show: here a lookup not offered is Django's 400
-(`DisallowedModelAdminLookup`), and a value the database cannot take (a NUL, a year of
-99999999999) is Django's "invalid filter" notice (`?e=1`), never a 500.
-"""
+"""Admin list lookups: only what the page offers as a filter, never a secret column (Django
+lets `?account_key__startswith=a` through: an oracle). A lookup not offered is Django's 400;
+a value the database cannot take is its "invalid filter" notice (`?e=1`), never a 500."""
 
 from typing import Any
 
