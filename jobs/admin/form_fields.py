@@ -1,9 +1,6 @@
-"""JSON typed into the admin, refused as a form error, never a 500.
-
-Django's `forms.JSONField` turns only `JSONDecodeError` into a form error; Python's parser
-raises others for a 5,000-digit integer, nesting past the recursion limit, and NaN or
-Infinity (which PostgreSQL's jsonb refuses at save).
-"""
+"""JSON typed into the admin, refused as a form error, never a 500: Django's `forms.JSONField`
+catches only `JSONDecodeError`, and Python's parser raises others (a 5,000-digit integer,
+nesting past the recursion limit) or takes NaN and Infinity, which PostgreSQL's jsonb refuses."""
 
 import json
 import math
@@ -35,8 +32,7 @@ def _finite_float(text: str) -> float:
 
 
 class StrictJSONField(forms.JSONField):
-    """`forms.JSONField` refusing huge integers, deep nesting, NaN and Infinity. Use it with
-    `formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}`."""
+    """Use it with `formfield_overrides = {models.JSONField: {"form_class": StrictJSONField}}`."""
 
     def __init__(self, *, decoder: type[json.JSONDecoder] | None = None, **kwargs: Any) -> None:
         super().__init__(decoder=_StrictDecoder, **kwargs)

@@ -1,10 +1,6 @@
-"""Admin list lookups: only what the page offers as a filter, never a secret column.
-
-Django lets any lookup on a model's own columns through (`?account_key__startswith=a`), an
-oracle for what a page does not show: here a lookup not offered is Django's 400
-(`DisallowedModelAdminLookup`), and a value the database cannot take (a NUL, a year of
-99999999999) is Django's "invalid filter" notice (`?e=1`), never a 500.
-"""
+"""Admin list lookups: only what the page offers as a filter, never a secret column (Django
+lets `?account_key__startswith=a` through: an oracle). A lookup not offered is Django's 400;
+a value the database cannot take is its "invalid filter" notice (`?e=1`), never a 500."""
 
 from typing import Any
 
@@ -34,18 +30,6 @@ DATE_PART_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
 
 #: Longest query-string value a list page takes (search text included).
 MAX_VALUE_LENGTH = 1000
-
-
-def query_problem(request: HttpRequest) -> str | None:
-    """Why this change list's query string cannot be used at all (a NUL character, which
-    PostgreSQL text cannot hold, or an absurdly long value), or None."""
-    for key, values in request.GET.lists():
-        for value in [key, *values]:
-            if "\x00" in value:
-                return f"a NUL character in {key!r}"
-            if len(value) > MAX_VALUE_LENGTH:
-                return f"{key!r} is longer than {MAX_VALUE_LENGTH} characters"
-    return None
 
 
 def _with_suffix(path: str, suffix: str) -> str:
@@ -84,8 +68,16 @@ class DeclaredLookupsOnly:
         ]
 
     def get_changelist_instance(self, request: HttpRequest):
-        if problem := query_problem(request):
-            raise IncorrectLookupParameters(problem)
+        """No list for a query string with a NUL (PostgreSQL text cannot hold it) or an
+        absurdly long value."""
+        for key, values in request.GET.lists():
+            for value in [key, *values]:
+                if "\x00" in value:
+                    raise IncorrectLookupParameters(f"a NUL character in {key!r}")
+                if len(value) > MAX_VALUE_LENGTH:
+                    raise IncorrectLookupParameters(
+                        f"{key!r} is longer than {MAX_VALUE_LENGTH} characters"
+                    )
         return super().get_changelist_instance(request)  # type: ignore[misc]
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:

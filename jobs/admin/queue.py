@@ -14,7 +14,10 @@ from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.readonly import ReadOnlyMixin
 from jobs.queue.guard import allowed_funcs
 
+admin.site.unregister([Schedule, Success, Failure, OrmQ])
 
+
+@admin.register(Schedule)
 class ScheduleAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.ScheduleAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         """Only a foreign schedule (one the cluster refuses), one at a time."""
@@ -23,24 +26,10 @@ class ScheduleAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.ScheduleAdmin):
         return request.user.has_perm("django_q.delete_schedule")
 
 
-class SuccessAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.TaskAdmin):
-    pass
-
-
-class FailureAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.FailAdmin):
-    pass
-
-
-class QueueAdmin(ReadOnlyMixin, DeclaredLookupsOnly, q_admin.QueueAdmin):
-    pass
-
-
-for model, model_admin in (
-    (Schedule, ScheduleAdmin),
-    (Success, SuccessAdmin),
-    (Failure, FailureAdmin),
-    (OrmQ, QueueAdmin),
+for model, pages in (
+    (Success, q_admin.TaskAdmin),
+    (Failure, q_admin.FailAdmin),
+    (OrmQ, q_admin.QueueAdmin),
 ):
-    if admin.site.is_registered(model):  # OrmQ only with the ORM broker
-        admin.site.unregister(model)
-        admin.site.register(model, model_admin)
+    read_only = type(pages.__name__, (ReadOnlyMixin, DeclaredLookupsOnly, pages), {})
+    admin.site.register(model, read_only)

@@ -1,6 +1,7 @@
 """Run history, and the jobs dashboard with "Run now"; "Retry" on failed runs."""
 
 import json
+from dataclasses import asdict
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -28,8 +29,8 @@ from jobs.health.selectors import (
 )
 from jobs.models import JobRun, Notification
 from jobs.queue.cron_words import describe_cron
-from jobs.registry import JobSpec, all_jobs, get_job
-from jobs.runs.progress import describe_progress
+from jobs.registry import all_jobs, get_job
+from jobs.runs.progress import ProgressView, describe_progress
 
 #: The admin index gets a prominent link to the jobs dashboard (see the template).
 admin.site.index_template = "admin/jobs/site_index.html"
@@ -262,7 +263,8 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
         return TemplateResponse(request, "admin/jobs/overview.html", context)
 
     def run_now_view(self, request: HttpRequest, name: str) -> HttpResponse:
-        """GET: what will run, and a confirm button. POST: queue it as you, land on the run."""
+        """GET: what will run (schedule, default arguments, runs pending) and a confirm button.
+        POST: queue it as you, land on the run."""
         if not self.has_run_permission(request):
             raise PermissionDenied
         try:
@@ -278,14 +280,10 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
                 messages.ERROR,
             )
             return HttpResponseRedirect(reverse("admin:jobs_jobrun_overview"))
-        if request.method == "GET":
-            return self._run_now_confirmation(request, spec)
-        run = self.queue_job(request, name, {})
-        self.message_user(request, f"Queued {name} as run #{run.pk}.", messages.SUCCESS)
-        return HttpResponseRedirect(run_url(run))
-
-    def _run_now_confirmation(self, request: HttpRequest, spec: JobSpec) -> TemplateResponse:
-        """What "Run now" will do: the job, its schedule, its default arguments, runs pending."""
+        if request.method == "POST":
+            run = self.queue_job(request, name, {})
+            self.message_user(request, f"Queued {name} as run #{run.pk}.", messages.SUCCESS)
+            return HttpResponseRedirect(run_url(run))
         defaults = [
             (p.name, p.default) for p in spec.parameters().values() if p.default is not p.empty
         ]
@@ -319,19 +317,9 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
 
 
 def progress_json(run: JobRun) -> dict:
-    """A run's state and progress: the bar on its page, and what the page polls."""
-    view = describe_progress(run.progress)
-    return {
-        "id": run.pk,
-        "status": run.status,
-        "finished": run.is_finished,
-        "progress": run.progress,
-        "percent": view.percent if view else None,
-        "text": view.text if view else "",
-        "detail": view.detail if view else "",
-        "duration_seconds": run.duration_seconds,
-        "heartbeat_at": run.heartbeat_at,
-    }
+    """What the bar on a run's page shows, and what its script polls: status and progress."""
+    view = describe_progress(run.progress) or ProgressView(None, "")
+    return {"status": run.status, "finished": run.is_finished, **asdict(view)}
 
 
 def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:

@@ -4,16 +4,13 @@ and one line, exit 2."""
 
 import argparse
 
-#: The largest id a BigAutoField holds.
-MAX_OBJECT_ID = 2**63 - 1
-
 
 def ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
 def object_id(text: str) -> int:
-    """A database id: ASCII digits only, 1 to 2**63-1."""
-    if not ascii_digits(text) or len(text) > 19 or not 1 <= int(text) <= MAX_OBJECT_ID:
+    """A database id: ASCII digits only, 1 to 2**63-1 (the largest a BigAutoField holds)."""
+    if not ascii_digits(text) or len(text) > 19 or not 1 <= int(text) <= 2**63 - 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an id (digits 0-9, at least 1)")
     return int(text)

@@ -1,8 +1,6 @@
-"""Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`.
-
-What a check may tell whom, and why only `database` makes /health/ answer 503, is decided
-here once (`health_report`, `takes_traffic`); docs/operations.md "Health" explains both.
-"""
+"""Health checks, one line each: `name: OK` or `name: FAIL reason (what to do)`. Who sees
+what (`health_report`) and why only `database` makes /health/ answer 503 (`takes_traffic`):
+docs/operations.md "Health"."""
 
 import logging
 from collections.abc import Callable

@@ -1,8 +1,5 @@
-"""`/metrics`: Prometheus text format, read from the database at scrape time.
-
-Runs happen in qcluster workers, not in the web process, so the truth is the history
-table, not process-local counters: every family is a gauge of the current state.
-"""
+"""`/metrics`: Prometheus text format, read from the database at scrape time (runs happen in
+qcluster workers, so the history table is the truth): every family is a gauge."""
 
 from collections.abc import Iterable, Iterator
 from datetime import timedelta

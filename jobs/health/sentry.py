@@ -1,10 +1,5 @@
-"""Sentry, only when SENTRY_DSN is set (docs/operations.md "Sentry").
-
-Without a DSN nothing is imported and no connection is ever made. A failed run is
-reported once, by the runner (`report_failed_run`); log records are breadcrumbs only,
-else the runner's and django-q2's "failed" lines would report it twice more. Frame
-variables are not collected: a client's frame holds its API key.
-"""
+"""Sentry, only when SENTRY_DSN is set (docs/operations.md "Sentry"): a failed run is reported
+once, by the runner; log records are breadcrumbs, else its "failed" lines would report it again."""
 
 import logging
 import sys
@@ -39,7 +34,7 @@ def init_sentry(dsn: str, *, environment: str = "", **options: Any) -> None:
         integrations=[DjangoIntegration(), LoggingIntegration(event_level=None)],
         data_collection={
             "user_info": False,
-            "stack_frame_variables": False,
+            "stack_frame_variables": False,  # a client's frame holds its API key
             "http_bodies": [],
             "database_query_data": False,
         },

@@ -4,6 +4,7 @@ set-based scan run from three places (docs/operations.md "Alerts")."""
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -40,17 +41,15 @@ class AlertSettingsError(JobsError):
     """JOBS_ALERT_CHANNELS names an unknown job or channel."""
 
 
-def channel_overrides() -> dict[str, str]:
+def channel_overrides() -> Mapping[str, str]:
     """JOBS_ALERT_CHANNELS (settings dict or "job=email; other=off"), every entry checked."""
-    checked = {}
     entries = job_entries("JOBS_ALERT_CHANNELS", error=AlertSettingsError, what="channel")
     for name, channel in entries.items():
         if channel not in ALERT_CHANNELS:
             raise AlertSettingsError(
                 f"JOBS_ALERT_CHANNELS: {name}: {channel!r} is not one of {', '.join(ALERT_CHANNELS)}"
             )
-        checked[name] = channel
-    return checked
+    return entries
 
 
 def alert_emails() -> list[str]:

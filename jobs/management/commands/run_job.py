@@ -8,19 +8,6 @@ from jobs.registry import get_job
 from jobs.runner import enqueue_job
 
 
-def parse_assignments(pairs: list[str]) -> dict[str, str]:
-    """key=value pairs, values as typed (the job's annotations read them: jobs.arguments)."""
-    texts: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise CommandError(f"bad argument {pair!r}: expected key=value", returncode=2)
-        if key in texts:
-            raise CommandError(f"argument {key!r} given twice", returncode=2)
-        texts[key] = raw
-    return texts
-
-
 class Command(JobCommand):
     help = (
         "Run a registered job now, in this process (default) or through its cluster's queue "
@@ -40,7 +27,16 @@ class Command(JobCommand):
         return options["name"]
 
     def job_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
-        return parse_assignments(options["arguments"])
+        """key=value pairs, values as typed (the job's annotations read them: jobs.arguments)."""
+        texts: dict[str, Any] = {}
+        for pair in options["arguments"]:
+            key, sep, raw = pair.partition("=")
+            if not sep or not key.isidentifier():
+                raise CommandError(f"bad argument {pair!r}: expected key=value", returncode=2)
+            if key in texts:
+                raise CommandError(f"argument {key!r} given twice", returncode=2)
+            texts[key] = raw
+        return texts
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["queue"]:
