@@ -104,7 +104,6 @@ TEMPLATES.append(
         "OPTIONS": {"autoescape": False},
     }
 )
-NOTIFICATION_TEMPLATE_ENGINE = "notifications"
 
 WSGI_APPLICATION = "config.wsgi.application"
 

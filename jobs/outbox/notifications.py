@@ -47,8 +47,7 @@ class OutgoingNotification:
 
 def notification_engine() -> Engine:
     """The `notifications` template engine: Django's, with autoescape off (plain text)."""
-    backend = engines[getattr(settings, "NOTIFICATION_TEMPLATE_ENGINE", "notifications")]
-    return backend.engine
+    return engines["notifications"].engine
 
 
 def render_notification(
