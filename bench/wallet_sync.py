@@ -50,6 +50,7 @@ def seed(cards: int):
     from django.db import transaction
     from django.utils import timezone
 
+    from devkit.demos.loyalty import opening_balance
     from loyalty.models import (
         AppleDeviceRegistration,
         Customer,
@@ -84,9 +85,7 @@ def seed(cards: int):
             )
             for card in rows
         )
-        LoyaltyTransaction.objects.bulk_create(
-            LoyaltyTransaction.opening_balance(card, at=now) for card in rows
-        )
+        LoyaltyTransaction.objects.bulk_create(opening_balance(card, at=now) for card in rows)
     return merchant, [card.pk for card in rows]
 
 

@@ -5,8 +5,6 @@ transactions' `points_delta`. Every change to a balance writes a transaction in
 the same statement or transaction (see loyalty.sql for the expiration chunk).
 """
 
-from datetime import datetime
-
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -212,20 +210,6 @@ class LoyaltyTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_type} {self.points_delta:+d} on {self.card_id}"
-
-    @classmethod
-    def opening_balance(cls, card: LoyaltyCard, *, at: datetime) -> "LoyaltyTransaction":
-        """The earn row that accounts for a card created with a balance (demo and test data):
-        without it the ledger invariant (balance = sum of deltas) would not hold. Unsaved."""
-        return cls(
-            card=card,
-            merchant_id=card.merchant_id,
-            transaction_type=cls.Type.POINTS_EARNED,
-            points_delta=card.points_balance,
-            points_balance_after=card.points_balance,
-            stamps_balance_after=card.stamp_count,
-            transaction_at=at,
-        )
 
 
 class WalletSyncState(models.Model):

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.db import transaction
@@ -121,7 +121,7 @@ def seed_demo_merchant(*, out: Callable[[str], None]) -> tuple[LoyaltyProgram, l
                 )
         LoyaltyCard.objects.bulk_create(cards, batch_size=2000)
         LoyaltyTransaction.objects.bulk_create(
-            (LoyaltyTransaction.opening_balance(c, at=c.last_activity_at) for c in cards),
+            (opening_balance(c, at=c.last_activity_at) for c in cards),
             batch_size=2000,
         )
     for state, count, *_ in CARD_STATES:
@@ -202,3 +202,17 @@ def _demo_wallets(
     out("Google back: the next hourly run catches up every card still behind, once")
     fakes.google.faults.failure_rate = 0.0
     _run("loyalty.sync_wallet_passes", {}, out=out, timeout_seconds=180)
+
+
+def opening_balance(card: LoyaltyCard, *, at: datetime) -> LoyaltyTransaction:
+    """The earn row that accounts for a card created with a balance (demo, test and bench
+    data): without it the ledger invariant (balance = sum of deltas) would not hold. Unsaved."""
+    return LoyaltyTransaction(
+        card=card,
+        merchant_id=card.merchant_id,
+        transaction_type=LoyaltyTransaction.Type.POINTS_EARNED,
+        points_delta=card.points_balance,
+        points_balance_after=card.points_balance,
+        stamps_balance_after=card.stamp_count,
+        transaction_at=at,
+    )

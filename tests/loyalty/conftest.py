@@ -12,6 +12,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.template import engines as template_engines
 
+from devkit.demos.loyalty import opening_balance
 from devkit.wallets.keys import FakeKeys, generate_keys
 from devkit.wallets.kit import WalletFakes
 from loyalty.models import (
@@ -119,7 +120,7 @@ def card_factory() -> Callable[..., LoyaltyCard]:
             **fields,
         )
         if points:
-            LoyaltyTransaction.opening_balance(card, at=activity).save()
+            opening_balance(card, at=activity).save()
         return card
 
     return make
