@@ -6,62 +6,54 @@ leaves as it was (out of stock) is not selected again in the same run; a row a c
 moves lands after today, past the walk.
 """
 
-#: The subscriptions a daily chunk takes: due (store date %(as_of)s) and delivered
-#: (active or past due), in (next_delivery_date, id) order from the last row of the previous
-#: chunk, along the partial index commerce_sub_due_idx, locked SKIP LOCKED. The walk is
-#: written `>= (after_date, after_id + 1)`, the same rows as `> (after_date, after_id)`:
-#: PostgreSQL estimates a row comparison by its first column alone, and `>` today counts
-#: none of today's subscriptions, so every chunk after the first was planned for one
-#: row (nested loops over the chunk's products: 250 ms instead of 10 per chunk).
-_PICK_DUE = """
+_SUBSCRIPTIONS = """
     SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
            s.anchor_day, s.price_per_delivery
-      FROM commerce_subscription s
+      FROM commerce_subscription s"""
+
+#: What a run picks: delivered (active or past due), due on the store date %(as_of)s, of
+#: %(subscription_ids)s when given.
+_DUE = (
+    _SUBSCRIPTIONS
+    + """
      WHERE s.status IN ('active', 'past_due')
        AND s.next_delivery_date <= %(as_of)s
-       AND (s.next_delivery_date, s.id) >= (%(after_date)s::date, %(after_id)s::bigint + 1)
        AND (%(subscription_ids)s::bigint[] IS NULL
-            OR s.id = ANY(%(subscription_ids)s::bigint[]))
+            OR s.id = ANY(%(subscription_ids)s::bigint[]))"""
+)
+
+#: A daily chunk: in (next_delivery_date, id) order from the last row of the previous chunk,
+#: along the partial index commerce_sub_due_idx. The walk is written
+#: `>= (after_date, after_id + 1)`, the same rows as `> (after_date, after_id)`: PostgreSQL
+#: estimates a row comparison by its first column alone, and `>` today counts none of
+#: today's subscriptions, so every chunk after the first was planned for one row (nested
+#: loops over the chunk's products: 250 ms instead of 10 per chunk).
+_PICK_DUE = (
+    _DUE
+    + """
+       AND (s.next_delivery_date, s.id) >= (%(after_date)s::date, %(after_id)s::bigint + 1)
      ORDER BY s.next_delivery_date, s.id
      LIMIT %(limit)s
        FOR UPDATE OF s SKIP LOCKED
 """
+)
 
 #: The one subscription a charge pays for (any status but final), locked.
-_PICK_CHARGED = """
-    SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
-           s.anchor_day, s.price_per_delivery
-      FROM commerce_subscription s
+_PICK_CHARGED = (
+    _SUBSCRIPTIONS
+    + """
      WHERE s.id = %(subscription_id)s AND s.status NOT IN ('cancelled', 'completed')
        FOR UPDATE OF s
 """
-
-#: Every due delivery at once, unlocked: what a run would take (the dry run).
-_PICK_PREVIEW = """
-    SELECT s.id, s.customer_id, s.product_id, s.quantity, s.frequency, s.next_delivery_date,
-           s.anchor_day, s.price_per_delivery
-      FROM commerce_subscription s
-     WHERE s.status IN ('active', 'past_due')
-       AND s.next_delivery_date <= %(as_of)s
-       AND (%(subscription_ids)s::bigint[] IS NULL
-            OR s.id = ANY(%(subscription_ids)s::bigint[]))
-"""
+)
 
 
 def _deliveries(picked: str, *, lock: bool) -> str:
-    """What the picked subscriptions get, one rule for the run, the charge and the preview.
-
-    Per subscription one delivery (`deliver_on`): %(deliver_on)s for a charge, else the
-    rule commerce_due_delivery (the next date when late by less than one period, else the
-    last date of the schedule on or before %(as_of)s: older missed ones are skipped, never
-    made in bulk; `skipped` counts them). Per product the stock goes to the earliest
-    deliveries first (a running sum, walk order); once one did not fit, no later delivery
-    of that product takes stock in this run (%(short_products)s, carried between chunks):
-    a smaller order never overtakes a waiting one.
-    `new_date`: where the next date moves: past the delivery when it is made (or its
-    order exists), after today; NULL when it stays (out of stock: tried again next run,
-    the missed ones are recorded when it moves).
-    """
+    """What the picked subscriptions get, one rule for the run, the charge and the preview
+    (docs/commerce.md: catch-up, out of stock). `deliver_on`: %(deliver_on)s for a charge,
+    else commerce_due_delivery; %(short_products)s, carried between chunks, keeps a smaller
+    order from overtaking a waiting one. `new_date`: where the next date moves, NULL when it
+    stays (out of stock: tried again next run)."""
     return (
         "picked AS ("
         + picked
@@ -103,20 +95,6 @@ def _deliveries(picked: str, *, lock: bool) -> str:
     )
 
 
-#: The counts every variant reports, from `settled` (the dry run's; a run counts the rows
-#: its pick returned, commerce.services.subscriptions).
-_COUNTS = """
-       (SELECT count(*) FROM settled),
-       (SELECT count(*) FROM settled WHERE short),
-       (SELECT count(*) FROM settled WHERE has_order),
-       (SELECT coalesce(sum(skipped), 0) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
-       (SELECT count(*) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
-       (SELECT coalesce(json_object_agg(sku || ' ' || product_name, n), '{}')
-          FROM (SELECT sku, product_name, count(*) AS n FROM settled WHERE short
-                 GROUP BY sku, product_name) x),
-       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM settled WHERE short),
-       (SELECT coalesce(array_agg(DISTINCT product_id), '{}') FROM settled WHERE short)"""
-
 #: The picked deliveries, one row each in walk order (commerce.services.subscriptions.
 #: Delivery), with what their customer is told, and the id of the order to write
 #: (drawn from the orders' sequence when the delivery fits, so the confirmation can be
@@ -131,23 +109,16 @@ SELECT a.id, a.next_delivery_date, a.deliver_on, a.new_date, a.has_order, a.fits
  ORDER BY a.next_delivery_date, a.id
 """
 
-#: One chunk of the daily job, first statement: lock the chunk's subscriptions (SKIP
-#: LOCKED), then their products in id order (waiting for another worker's chunk: the
-#: stock it leaves is what we allocate; same order everywhere, so no deadlock), and
-#: return the chunk's deliveries as the rule and the allocation settle them.
+#: One chunk of the daily job, first statement. Products are locked in id order
+#: everywhere, so two chunks never deadlock.
 PICK_DUE = "WITH " + _deliveries(_PICK_DUE, lock=True) + _PICKED
 
-#: The delivery a charge pays for (%(deliver_on)s given), picked and settled by the same
-#: rule and written by the same WRITE_DELIVERIES as the daily job's: one way to write an
-#: order.
+#: The delivery a charge pays for (%(deliver_on)s given): one way to write an order.
 PICK_CHARGED = "WITH " + _deliveries(_PICK_CHARGED, lock=True) + _PICKED
 
-#: Second statement of a chunk (or a charge): writes the deliveries a pick settled, by
-#: primary key (its rows are locked by the pick, in the same transaction): the orders of
-#: the deliveries that fit, with the ids the pick drew (pending, or paid by %(paid_by)s),
-#: their lines, the stock taken, the next dates moved (%(moved_ids)s, %(new_dates)s),
-#: the audit rows (order.created, subscription.deliveries_skipped). ON CONFLICT on the
-#: one-order-per-delivery key is the last guard; returns the ids of the orders made.
+#: Second statement of a chunk (or a charge): writes what the pick settled by primary key
+#: (the pick locked the rows); orders are pending, or paid by %(paid_by)s. ON CONFLICT on
+#: the one-order-per-delivery key is the last guard; returns the ids of the orders made.
 WRITE_DELIVERIES = """
 WITH fitting AS (
     SELECT *
@@ -200,17 +171,22 @@ WITH fitting AS (
 SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM ordered
 """
 
-#: In a chunk's transaction, before its write: foreign keys checked by each statement
-#: rather than at the commit (commerce.services.subscriptions._process_chunk).
-CHECK_KEYS_AT_ONCE = "SET CONSTRAINTS ALL IMMEDIATE"
-
-#: Preview of a run (the dry run): the same rule and allocation over every due delivery,
-#: nothing locked or written; first column: the orders the run would make.
+#: The dry run: the same rule and allocation over every due delivery, nothing locked or
+#: written; the counts in commerce.services.subscriptions.COUNTS order.
 PREVIEW_DUE = (
     "WITH "
-    + _deliveries(_PICK_PREVIEW, lock=False)
-    + "\nSELECT (SELECT count(*) FROM settled WHERE fits),"
-    + _COUNTS
+    + _deliveries(_DUE, lock=False)
+    + """
+SELECT (SELECT count(*) FROM settled),
+       (SELECT count(*) FROM settled WHERE fits),
+       (SELECT count(*) FROM settled WHERE short),
+       (SELECT count(*) FROM settled WHERE has_order),
+       (SELECT coalesce(sum(skipped), 0) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
+       (SELECT count(*) FROM settled WHERE new_date IS NOT NULL AND skipped > 0),
+       (SELECT coalesce(json_object_agg(sku || ' ' || product_name, n), '{}')
+          FROM (SELECT sku, product_name, count(*) AS n FROM settled WHERE short
+                 GROUP BY sku, product_name) x),
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM settled WHERE short)"""
 )
 
 #: One chunk of renewal reminders: delivered subscriptions due on %(due_date)s, in id order
