@@ -108,9 +108,7 @@ class Subscription(models.Model):
         super().save(*args, **kwargs)
 
 
-#: Statuses whose subscriptions are delivered by the daily job.
 DELIVERED_STATUSES = (Subscription.Status.ACTIVE, Subscription.Status.PAST_DUE)
-#: Statuses a subscription never leaves.
 FINAL_STATUSES = (Subscription.Status.CANCELLED, Subscription.Status.COMPLETED)
 
 
@@ -130,7 +128,6 @@ class Order(models.Model):
     delivery_date = models.DateField(null=True, blank=True)
     subtotal = models.DecimalField(max_digits=12, decimal_places=2)
     total = models.DecimalField(max_digits=12, decimal_places=2)
-    #: The provider's payment id once charged.
     provider_payment_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -222,7 +219,6 @@ class ExpiringToken(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
     )
-    #: sha256 hex of the token; the token itself is never stored.
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)

@@ -5,9 +5,8 @@ dedup key naming that change, so a rerun or a second worker queues nothing.
 """
 
 import hashlib
-from typing import Any
 
-from jobs.outbox.notifications import OutgoingNotification, queue_notification, queue_notifications
+from jobs.outbox.notifications import OutgoingNotification, queue_notification
 
 TEMPLATES = "commerce/notifications/"
 ORDER_CONFIRMATION = TEMPLATES + "order_confirmation"
@@ -19,33 +18,9 @@ DELIVERIES_SKIPPED = TEMPLATES + "subscription_skipped"
 PAST_DUE = TEMPLATES + "subscription_past_due"
 PLAIN = TEMPLATES + "plain"
 
-#: Columns of a chunk statement's notification rows that address the message; the
-#: other columns are the template's context.
-_ADDRESS = ("channel", "recipient", "dedup_key")
-
-
-def queue_rows(template: str, rows: list[dict[str, Any]] | None) -> int:
-    """Render (the `notifications` engine) and queue a chunk statement's notification rows.
-
-    Called in the chunk's transaction (commerce.sql returns the rows as JSON): the change
-    and its messages commit together, and a template that cannot render rolls both
-    back. Returns how many rows were new to the outbox (a known dedup key is skipped).
-    """
-    items = [
-        OutgoingNotification(
-            channel=row["channel"],
-            recipient=row["recipient"],
-            template=template,
-            dedup_key=row["dedup_key"],
-            context={key: value for key, value in row.items() if key not in _ADDRESS},
-        )
-        for row in rows or ()
-    ]
-    return queue_notifications(items) if items else 0
-
 
 def confirmation_key(order_id: int, channel: str) -> str:
-    """The same key commerce.sql writes: an order is confirmed once per channel."""
+    """An order is confirmed once per channel, whichever path made it."""
     return f"order_confirmation:{order_id}:{channel}"
 
 

@@ -11,7 +11,8 @@ from django.db import transaction
 from commerce import sql
 from commerce.models import DELIVERED_STATUSES, Subscription
 from commerce.services.dates import store_today
-from commerce.services.notifications import RENEWAL_REMINDER, queue_rows
+from commerce.services.notifications import RENEWAL_REMINDER
+from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 from jobs.runs.progress import report_progress
 from jobs.sql import fetch
 
@@ -37,7 +38,19 @@ def send_subscription_renewal_reminders(
             [(count, last_id, rows)] = fetch(sql.REMINDER_CHUNK, params)
             if not count:
                 break
-            queued = queue_rows(RENEWAL_REMINDER, rows)
+            # The statement's rows (JSON) address the message; their other columns are
+            # the template's context.
+            items = [
+                OutgoingNotification(
+                    channel=row.pop("channel"),
+                    recipient=row.pop("recipient"),
+                    template=RENEWAL_REMINDER,
+                    dedup_key=row.pop("dedup_key"),
+                    context=row,
+                )
+                for row in rows or ()
+            ]
+            queued = queue_notifications(items) if items else 0
         subscriptions += count
         queued_total += queued
         after_id = last_id
