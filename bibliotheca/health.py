@@ -4,7 +4,7 @@ collection's success hide another's failure. Never unhealthy: one partner's bad 
 must not take the web app out of its load balancer."""
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db.models import Count, Min, Q
 from django.utils import timezone
@@ -20,37 +20,29 @@ FIX = "see admin Bibliotheca > Collections and Gaps; re-run, retry or dismiss th
 
 
 def check_collections() -> Check:
+    """One line per enabled collection that needs a look, with the errors behind them."""
+    stale_before = timezone.now() - timedelta(hours=float(bibliotheca_settings.STALE_AFTER_HOURS))
+    open_gaps = Q(gaps__status=Gap.Status.OPEN)
     try:
-        problems, errors = collection_problems(now=timezone.now())
+        collections = list(
+            Collection.objects.filter(enabled=True)
+            .annotate(
+                open_gaps=Count("gaps", filter=open_gaps),
+                first_gap=Min("gaps__day", filter=open_gaps),
+            )
+            .order_by("name")
+        )
+        stamps = {
+            t.collection_id: t
+            for t in Timestamp.objects.filter(
+                service=PURCHASE_RECORD_SERVICE, collection__enabled=True
+            ).only("collection_id", "finish", "exception")
+        }
     except Exception as exc:  # a health page never crashes on one check
         logger.exception("health: cannot read the Bibliotheca collections")
         return Check(
             NAME, False, "cannot read collections (see the log)", warning=True, error=str(exc)
         )
-    if not problems:
-        return Check(NAME, True, "")
-    return Check(
-        NAME, False, f"{'; '.join(problems)} ({FIX})", warning=True, error="; ".join(errors)
-    )
-
-
-def collection_problems(*, now: datetime) -> tuple[list[str], list[str]]:
-    """(one line per enabled collection that needs a look, the errors behind them)."""
-    stale_before = now - timedelta(hours=float(bibliotheca_settings.STALE_AFTER_HOURS))
-    open_gaps = Q(gaps__status=Gap.Status.OPEN)
-    collections = (
-        Collection.objects.filter(enabled=True)
-        .annotate(
-            open_gaps=Count("gaps", filter=open_gaps), first_gap=Min("gaps__day", filter=open_gaps)
-        )
-        .order_by("name")
-    )
-    stamps = {
-        t.collection_id: t
-        for t in Timestamp.objects.filter(
-            service=PURCHASE_RECORD_SERVICE, collection__enabled=True
-        ).only("collection_id", "finish", "exception")
-    }
     problems, errors = [], []
     for collection in collections:
         ts = stamps.get(collection.pk)
@@ -66,4 +58,8 @@ def collection_problems(*, now: datetime) -> tuple[list[str], list[str]]:
             found.append(f"no progress since {ts.finish:%Y-%m-%d %H:%M} UTC")
         if found:
             problems.append(f"collection {collection.name!r}: {', '.join(found)}")
-    return problems, errors
+    if not problems:
+        return Check(NAME, True, "")
+    return Check(
+        NAME, False, f"{'; '.join(problems)} ({FIX})", warning=True, error="; ".join(errors)
+    )

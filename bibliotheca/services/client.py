@@ -88,7 +88,14 @@ class BibliothecaClient:
         gate: RateGate | None = None,
     ) -> None:
         self.credentials = credentials
-        check_address(credentials)
+        # An address the model would refuse (a row stored before its validators) is
+        # refused here too.
+        if problem := api_address_problem(
+            base_url=credentials.base_url, library_id=credentials.library_id
+        ):
+            raise AddressNotAllowed(
+                f"Bibliotheca collection {credentials.name!r}: {problem}; no request sent"
+            )
         self.timeout_seconds = timeout_seconds or bibliotheca_settings.REQUEST_TIMEOUT_SECONDS
         self.session = requests.Session()
         self.gate = gate or RateGate()
@@ -198,14 +205,6 @@ class BibliothecaClient:
 
     def _message(self, what: str, problem: str) -> str:
         return f"Bibliotheca collection {self.credentials.name!r}, {what}: {problem}"
-
-
-def check_address(creds: Credentials) -> None:
-    """Refuse an address the model would refuse (a row stored before its validators)."""
-    if problem := api_address_problem(base_url=creds.base_url, library_id=creds.library_id):
-        raise AddressNotAllowed(
-            f"Bibliotheca collection {creds.name!r}: {problem}; no request sent"
-        )
 
 
 def _retry_after(value: str | None) -> float | None:
