@@ -1,10 +1,6 @@
-"""Due subscription deliveries become orders (`commerce.process_due_subscriptions`).
-
-Set-based: a chunk is one transaction of two statements (commerce.sql: the pick locks and
-settles the deliveries, the write writes them by primary key) while a helper thread
-renders their notifications, loaded into the outbox in the same transaction. The
-catch-up and stock rules, and why not a task per subscription: docs/commerce.md.
-"""
+"""Due subscription deliveries become orders (`commerce.process_due_subscriptions`), a
+chunk per transaction: two statements (commerce.sql) while a helper thread renders the
+notifications. The rules, and why not a task per subscription: docs/commerce.md."""
 
 import logging
 from collections import Counter
