@@ -131,7 +131,6 @@ class LedgerInline(ReadOnlyMixin, admin.TabularInline):
         "stamps_balance_after",
         "notes",
     )
-    readonly_fields = fields
     show_change_link = True
 
 
@@ -141,7 +140,6 @@ class WalletSyncStateInline(ReadOnlyMixin, admin.TabularInline):
     model = WalletSyncState
     extra = 0
     fields = ("wallet", "synced_version", "attempted_at", "synced_at", "failures", "last_error")
-    readonly_fields = fields
     verbose_name = "wallet sync state"
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
