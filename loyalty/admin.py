@@ -131,7 +131,6 @@ class LedgerInline(ReadOnlyMixin, admin.TabularInline):
         "stamps_balance_after",
         "notes",
     )
-    readonly_fields = fields
     show_change_link = True
 
 
@@ -141,7 +140,6 @@ class WalletSyncStateInline(ReadOnlyMixin, admin.TabularInline):
     model = WalletSyncState
     extra = 0
     fields = ("wallet", "synced_version", "attempted_at", "synced_at", "failures", "last_error")
-    readonly_fields = fields
     verbose_name = "wallet sync state"
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -225,8 +223,8 @@ class LoyaltyCardAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
         summary = []
         for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
             mine = [c for c in cards if c.merchant_id == program.merchant_id]
-            expire = [c for c in mine if program.pk in outlook[c.pk].expire_in]
-            warn = [c for c in mine if program.pk in outlook[c.pk].warn_in]
+            expire = [c for c in mine if outlook[c.pk].verdict == "expire"]
+            warn = [c for c in mine if outlook[c.pk].verdict == "warn"]
             summary.append(
                 f"{program.name} ({program.merchant.name}, points expire after "
                 f"{program.points_expiration_days} days of inactivity): {len(mine)} selected "

@@ -1,9 +1,7 @@
-"""Settings of the loyalty app (`LOYALTY_*`), read lazily: Django settings, else environment.
+"""Settings of the loyalty app (`LOYALTY_*`; docs/loyalty.md, "Wallet setup").
 
-The wallet endpoints, key files and passwords may come from the environment of the
-qcluster processes (the demo points them at the fake wallets that way; platforms pass
-secrets as environment variables); a Django setting wins. They are never job arguments:
-whoever may queue a job must not send the credentials to a host of their choice.
+Wallet endpoints and credentials are settings (or the qclusters' environment) only, never
+job arguments: whoever may queue a job must not send the credentials to a host of their choice.
 """
 
 from pathlib import Path
@@ -15,30 +13,24 @@ from loyalty.exceptions import WalletNotConfigured
 class LoyaltySettings(AppSettings):
     prefix = "LOYALTY"
     settings = {
-        #: Google Wallet API base; objects live under <base>/walletobjects/v1/loyaltyObject.
         "GOOGLE_WALLET_URL": Setting("https://walletobjects.googleapis.com", env=True),
-        #: Path of the Google service account's JSON key file (secret: readable by the app only).
+        #: The service account's JSON key (secret): a file readable by the app only, or its
+        #: content for platforms that pass secrets as environment variables.
         "GOOGLE_SERVICE_ACCOUNT_FILE": Setting("", env=True),
-        #: The same key's JSON content, for platforms that pass secrets as environment variables.
         "GOOGLE_SERVICE_ACCOUNT_JSON": Setting("", env=True),
-        #: Apple pass type identifier (pass.com.example.loyalty): pass.json and the APNs topic.
         "APPLE_PASS_TYPE_ID": Setting("", env=True),
-        #: Apple developer team identifier (pass.json, and the issuer of APNs provider tokens).
         "APPLE_TEAM_ID": Setting("", env=True),
-        #: The pass type ID certificate (PEM) and its private key (PEM), which sign the passes.
+        #: PEM files: the pass type ID certificate and its key sign the passes, shipped with
+        #: Apple's WWDR intermediate certificate.
         "APPLE_PASS_CERT_FILE": Setting("", env=True),
         "APPLE_PASS_KEY_FILE": Setting("", env=True),
-        #: Password of APPLE_PASS_KEY_FILE, if it is encrypted (secret).
         "APPLE_PASS_KEY_PASSWORD": Setting("", env=True),
-        #: Apple's WWDR intermediate certificate (PEM), shipped inside every signature.
         "APPLE_WWDR_CERT_FILE": Setting("", env=True),
         #: How pushes authenticate to APNs: "certificate" (the pass type certificate and key
-        #: above, as Apple's Wallet guide asks) or "token" (the .p8 key below).
+        #: above, as Apple's Wallet guide asks) or "token" (the .p8 key and its id below).
         "APPLE_APNS_AUTH": Setting("certificate", env=True),
-        #: APNs authentication key (.p8, ES256) and its key id: provider tokens (token auth only).
         "APPLE_APNS_KEY_FILE": Setting("", env=True),
         "APPLE_APNS_KEY_ID": Setting("", env=True),
-        #: APNs endpoint (HTTP/2); the sandbox is https://api.sandbox.push.apple.com.
         "APPLE_APNS_URL": Setting("https://api.push.apple.com", env=True),
         #: Extra CA bundle (PEM) trusted for APNs besides the system's: local fakes only.
         "APPLE_APNS_CA_FILE": Setting("", env=True),

@@ -1,15 +1,11 @@
 """Errors of the loyalty app; the docstring is the default message."""
 
 
-class LoyaltyError(Exception):
-    """A loyalty operation failed."""
+class WalletError(Exception):
+    """A wallet call failed."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.__doc__)
-
-
-class WalletError(LoyaltyError):
-    """A wallet call failed."""
 
 
 class TransientWalletError(WalletError):

@@ -18,8 +18,6 @@ from jobs.validators import validate_timezone_name
 #: Longest inactivity a program may expire points after (10 years): beyond it the date
 #: arithmetic of the nightly run and the admin overflow, and no program means it.
 MAX_EXPIRATION_DAYS = 3650
-#: Days before expiration a customer is warned, unless the program says fewer.
-DEFAULT_WARNING_DAYS = 14
 
 
 class Merchant(models.Model):
@@ -59,7 +57,7 @@ class LoyaltyProgram(models.Model):
     #: Days before expiration the customer is warned; the run never uses more than half
     #: the expiration period, so a customer active within the lead is never warned.
     expiration_warning_days = models.PositiveSmallIntegerField(
-        default=DEFAULT_WARNING_DAYS,
+        default=14,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_EXPIRATION_DAYS // 2)],
         help_text="Days of notice before points expire: at most half the expiration period.",
     )

@@ -20,7 +20,7 @@ from loyalty.models import LoyaltyCard, LoyaltyProgram
 def expiring_programs(*, program_id: int | None = None) -> QuerySet[LoyaltyProgram]:
     """Active programs whose points expire, with their merchant."""
     programs = LoyaltyProgram.objects.filter(
-        is_active=True, points_expiration_days__isnull=False, points_expiration_days__gt=0
+        is_active=True, points_expiration_days__gt=0
     ).select_related("merchant")
     if program_id is not None:
         programs = programs.filter(pk=program_id)
@@ -122,16 +122,13 @@ def cards_due_for_expiration(
 
 @dataclass(frozen=True, kw_only=True)
 class CardOutlook:
-    """What a run now would do to one card."""
+    """What a run now would do to one card (under its merchant's one active program)."""
 
     #: "expire", "warn" or "keep".
     verdict: str
     #: The day (merchant's zone) its points expire if nothing changes: the warned day if
     #: the card has a current warning, else the due day or, once warned, a lead later.
     expires_on: date | None
-    #: Programs (ids) under which the card is expired, or warned, by a run now.
-    expire_in: frozenset[int] = frozenset()
-    warn_in: frozenset[int] = frozenset()
     #: Days of a program whose dates overflow (stored before the bound): the run skips
     #: and flags it, so the card is left alone; None when no such program applies.
     out_of_range_days: int | None = None
@@ -140,34 +137,25 @@ class CardOutlook:
 def expiration_outlook(cards: list[LoyaltyCard], *, now: datetime) -> dict[int, CardOutlook]:
     """Per card (id), what a run now would do, by the selectors the run's dry run uses."""
     ids = [card.pk for card in cards]
-    expire: dict[int, set[int]] = {pk: set() for pk in ids}
-    warn: dict[int, set[int]] = {pk: set() for pk in ids}
-    rule: dict[int, ExpirationDay] = {}  # merchant -> its (one) active program's rule
+    expire: set[int] = set()
+    warn: set[int] = set()
+    rule: dict[int, ExpirationDay] = {}  # merchant -> its active program's rule
     out_of_range: dict[int, int] = {}  # merchant -> days of its program that overflow
     for program in expiring_programs().filter(merchant_id__in={c.merchant_id for c in cards}):
         try:
-            day = expiration_day(program, now=now)
+            rule[program.merchant_id] = expiration_day(program, now=now)
         except OverflowError:
             out_of_range[program.merchant_id] = program.points_expiration_days or 0
             continue
-        rule.setdefault(program.merchant_id, day)
-        for pk in cards_due_for_expiration(program, now=now, card_ids=ids).values_list(
-            "pk", flat=True
-        ):
-            expire[pk].add(program.pk)
-        for pk in cards_due_for_warning(program, now=now, card_ids=ids).values_list(
-            "pk", flat=True
-        ):
-            warn[pk].add(program.pk)
+        for found, due in ((expire, cards_due_for_expiration), (warn, cards_due_for_warning)):
+            found.update(due(program, now=now, card_ids=ids).values_list("pk", flat=True))
     outlook = {}
     for card in cards:
         day = rule.get(card.merchant_id)
-        verdict = "expire" if expire[card.pk] else "warn" if warn[card.pk] else "keep"
+        verdict = "expire" if card.pk in expire else "warn" if card.pk in warn else "keep"
         outlook[card.pk] = CardOutlook(
             verdict=verdict,
             expires_on=None if day is None else _expires_on(card, day, warned=verdict == "warn"),
-            expire_in=frozenset(expire[card.pk]),
-            warn_in=frozenset(warn[card.pk]),
             out_of_range_days=None if day is not None else out_of_range.get(card.merchant_id),
         )
     return outlook

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DataError, connection, transaction
-from django.db.backends.utils import CursorWrapper
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -29,7 +28,6 @@ from jobs.runs.progress import report_progress
 from loyalty import sql
 from loyalty.models import LoyaltyCard, LoyaltyProgram
 from loyalty.selectors import (
-    ExpirationDay,
     cards_due_for_expiration,
     cards_due_for_warning,
     expiration_day,
@@ -52,36 +50,6 @@ def expiration_notes(days: int) -> str:
     return f"Points expired after {days} days of inactivity"
 
 
-class _Progress:
-    """What the run page shows (docs/loyalty.md, "Progress"): report_progress replaces the
-    stored dict, so every report carries the run's totals so far."""
-
-    def __init__(self, *, programs: int) -> None:
-        self.programs = programs
-        self.program = 0
-        self.done = self.warned = self.expired = 0
-
-    def start_program(self, index: int) -> None:
-        self.program, self.done = index, 0
-        self.report()
-
-    def chunk(self, *, warned: int = 0, expired: int = 0) -> None:
-        self.done += warned + expired
-        self.warned += warned
-        self.expired += expired
-        self.report()
-
-    def report(self) -> None:
-        report_progress(
-            done=self.done,
-            unit="cards",
-            program=self.program,
-            programs=self.programs,
-            warned=self.warned,
-            expired=self.expired,
-        )
-
-
 def expire_points(
     *,
     program_id: int | None = None,
@@ -101,21 +69,30 @@ def expire_points(
             LoyaltyCard.objects.filter(pk__in=card_ids).values_list("merchant_id", flat=True)
         )
         programs = [p for p in programs if p.merchant_id in merchants]
-    progress = _Progress(programs=len(programs))
+    progress = {"done": 0, "program": 0, "programs": len(programs), "warned": 0, "expired": 0}
+
+    def report(*, warned: int = 0, expired: int = 0) -> None:
+        """report_progress replaces the stored dict: each report carries the run's totals."""
+        progress["done"] += warned + expired
+        progress["warned"] += warned
+        progress["expired"] += expired
+        report_progress(unit="cards", **progress)
+
     failed_program_ids: list[int] = []
     for index, program in enumerate(programs, start=1):
-        progress.start_program(index)
+        progress.update(program=index, done=0)
+        report()
         try:
             if dry_run:
                 counts = _preview_program(program, now=now, card_ids=card_ids)
                 # Nothing is written: the preview's counts are what a real run would do.
-                progress.chunk(
+                report(
                     warned=counts["warnings_sent"] + counts["unreachable"],
                     expired=counts["cards_processed"],
                 )
             else:
                 counts = _process_program(
-                    program, now=now, chunk_size=chunk_size, card_ids=card_ids, progress=progress
+                    program, now=now, chunk_size=chunk_size, card_ids=card_ids, report=report
                 )
         except PROGRAM_DATA_ERRORS as exc:  # logged and flagged: history and /health/ show it
             logger.error("program %s skipped: its data cannot be processed: %r", program.pk, exc)
@@ -151,7 +128,7 @@ def _process_program(
     now: datetime,
     chunk_size: int,
     card_ids: list[int] | None,
-    progress: _Progress,
+    report: Callable[..., None],
 ) -> dict[str, int]:
     """One program's warnings, then its expirations, chunk by chunk (a card warned in this
     pass is never expired in it: its promised day is a lead away)."""
@@ -173,25 +150,27 @@ def _process_program(
     for rows in _chunks(
         sql.PICK_FOR_WARNING,
         params,
-        change=lambda cursor, rows, params: _mark_warned(cursor, rows, now=now, rule=day),
+        change=sql.MARK_WARNED,
+        change_params=lambda rows: {"expire_on": [day.promise(r.last_activity_at) for r in rows]},
         notify=lambda rows: warning_notifications(rows, merchant_name=merchant_name, day=day),
     ):
         reached = sum(1 for row in rows if is_reachable(row))
         warned += reached
         unreachable += len(rows) - reached
-        progress.chunk(warned=len(rows))
+        report(warned=len(rows))
     cards = points = 0
     for rows in _chunks(
         sql.PICK_FOR_EXPIRATION,
         params,
-        change=_expire,
+        change=sql.EXPIRE_CARDS,
+        change_params=lambda rows: {"points": [row.points for row in rows]},
         notify=lambda rows: expired_notifications(
             rows, merchant_name=merchant_name, expiration_days=day.days
         ),
     ):
         cards += len(rows)
         points += sum(row.points for row in rows)
-        progress.chunk(expired=len(rows))
+        report(expired=len(rows))
     if warned or unreachable or cards:
         logger.info(
             "program %s: %s warned, %s unreachable, %s cards expired",
@@ -208,41 +187,17 @@ def _process_program(
     }
 
 
-def _mark_warned(
-    cursor: CursorWrapper, rows: list[CardRow], *, now: datetime, rule: ExpirationDay
-) -> None:
-    cursor.execute(
-        sql.MARK_WARNED,
-        {
-            "ids": [row.card_id for row in rows],
-            "expire_on": [rule.promise(row.last_activity_at) for row in rows],
-            "now": now,
-        },
-    )
-
-
-def _expire(cursor: CursorWrapper, rows: list[CardRow], params: dict[str, Any]) -> None:
-    cursor.execute(
-        sql.EXPIRE_CARDS,
-        {
-            "ids": [row.card_id for row in rows],
-            "points": [row.points for row in rows],
-            "merchant_id": params["merchant_id"],
-            "notes": params["notes"],
-            "now": params["now"],
-        },
-    )
-
-
 def _chunks(
     pick: str,
     params: dict[str, Any],
     *,
-    change: Callable[[CursorWrapper, list[CardRow], dict[str, Any]], None],
+    change: str,
+    change_params: Callable[[list[CardRow]], dict[str, Any]],
     notify: Callable[[list[CardRow]], list[OutgoingNotification]],
 ) -> Iterator[list[CardRow]]:
-    """Pick, change and notify chunk by chunk along the walk, each chunk and its messages one
-    transaction; yields each committed chunk's cards."""
+    """Pick, change (`params`, the picked `ids` and the chunk's `change_params`) and notify
+    chunk by chunk along the walk, each chunk and its messages one transaction; yields each
+    committed chunk's cards."""
     after_at, after_id = None, 0  # the walk starts before the first card
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-render") as renderer:
         while True:
@@ -254,7 +209,8 @@ def _chunks(
                     return
                 # The cards are locked: render their messages while PostgreSQL changes them.
                 rendering = renderer.submit(lambda chunk: render_notifications(notify(chunk)), rows)
-                change(cursor, rows, params)
+                ids = [row.card_id for row in rows]
+                cursor.execute(change, {**params, "ids": ids, **change_params(rows)})
                 queue_rendered(rendering.result())
             yield rows
             if len(rows) < params["limit"]:

@@ -29,7 +29,6 @@ from loyalty.services.wallet_report import ALERT_FAILURE_RATE, SYSTEMIC_FAILURES
 SYNC_JOBS = ("loyalty.sync_wallet_passes", "loyalty.push_wallet_changes")
 PROBE_TTL_SECONDS = 60.0
 FRESH_EVERY_SECONDS = 10
-_FRESH_KEY = "loyalty.wallet_status.fresh_probe"
 #: (wallet, client id) -> (monotonic time, (accepted, problem, when asked))
 _probes: dict[tuple[str, int], tuple[float, tuple[bool | None, str, datetime]]] = {}
 
@@ -137,7 +136,7 @@ class WalletStatus:
 
 def allow_fresh_probe() -> bool:
     """True at most once per FRESH_EVERY_SECONDS across processes (the shared cache)."""
-    return cache.add(_FRESH_KEY, 1, timeout=FRESH_EVERY_SECONDS)
+    return cache.add("loyalty.wallet_status.fresh_probe", 1, timeout=FRESH_EVERY_SECONDS)
 
 
 def _probe(
