@@ -1,6 +1,9 @@
 """Reminder sweep cost per participant: our set-based sweep vs the source's per-participant loop.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:PORT/jobs_exchanges .venv/bin/python bench/reminders.py
+    .venv/bin/python bench/reminders.py   # DATABASE_URL, default .run/database_url
+
+Runs on its own database, `<name>_exchanges_bench` on the same server (created and migrated
+when missing), never on `<name>` itself.
 
 Builds 100 matched exchanges x 100 participants with one due reminder each, then, in the
 same run and on the same data:
@@ -18,7 +21,6 @@ absolute figures; the ratio, measured side by side, is the figure to compare.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import timedelta
@@ -27,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from bench.common import own_database, setup_django  # noqa: E402
 
 
 class Rollback(Exception):
@@ -107,9 +110,7 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
+    setup_django(own_database("exchanges_bench"))
     from django.db import connection, transaction
 
     from exchanges.services.reminders import send_due_reminders
