@@ -62,6 +62,9 @@ def import_purchase_records_hop(
     of it is not)."""
     key = purchase_lock_key(collection_id)
     collection = _enabled_collection(collection_id)
+    # A window after now is empty when read: the checkpoint must not move past purchases
+    # not made yet (an `until` typed ahead), or they would never be read.
+    until = until and min(until, timezone.now())
     first_hop = current_day is None
     lease = current_lease()
     took_over = first_hop and lease is not None and bool(lease.taken_from)

@@ -523,3 +523,21 @@ def test_error_on_a_page_read_ahead__is_raised_after_the_pages_before_it_are_wri
     assert ts.finish == datetime(2014, 1, 2, tzinfo=UTC)  # day 1 done, day 2 page 1
     assert LicensePool.objects.filter(collection=collection).count() == 120 + 50
     assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
+
+
+def test_until_typed_in_the_future__checkpoint_stops_at_now_and_no_later_purchase_is_lost(
+    collection, simulator, frozen_clock, catalogue
+):
+    """`run_job ... until=<a day ahead>` (the argument check allows a month ahead): the
+    windows after now are empty when read; the checkpoint must not move past them, or the
+    purchases made in them are never read."""
+    start_chain(collection, time_budget_seconds=60, until=(NOW + timedelta(days=2)).isoformat())
+    drain(include_apply=False)
+    assert timestamp(collection).finish == NOW
+
+    frozen_clock.move_to(NOW + timedelta(days=3))  # the next nightly chain
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+
+    purchased = catalogue.records_between(datetime(2014, 1, 1, tzinfo=UTC), NOW + timedelta(days=3))
+    assert LicensePool.objects.filter(collection=collection).count() == len(purchased)
