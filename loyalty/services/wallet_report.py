@@ -31,7 +31,8 @@ class CardOutcome:
     #: its retries) | refused (for good: quarantined) | skipped (the wallet is stopped).
     results: dict[str, tuple[str, str]] = field(default_factory=dict)
     devices_pushed: int = 0
-    gone_registrations: list[int] = field(default_factory=list)
+    #: (registration id, push token) of the devices APNs said are gone.
+    gone_registrations: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def statuses(self) -> set[str]:

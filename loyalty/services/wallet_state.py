@@ -229,9 +229,13 @@ def record_outcomes(outcomes: list[tuple[int, str, int, str, str]], *, now: date
     )
 
 
-def remove_registrations(registration_ids: list[int]) -> int:
-    """Devices APNs reported unregistered (410)."""
-    if not registration_ids:
+def remove_registrations(registrations: list[tuple[int, str]]) -> int:
+    """Devices APNs reported gone, by (registration id, the push token it refused): a
+    device that registered a new token since the sync read the old one keeps it."""
+    if not registrations:
         return 0
-    deleted, _ = AppleDeviceRegistration.objects.filter(pk__in=registration_ids).delete()
+    gone = Q()
+    for pk, token in registrations:
+        gone |= Q(pk=pk, push_token=token)
+    deleted, _ = AppleDeviceRegistration.objects.filter(gone).delete()
     return deleted

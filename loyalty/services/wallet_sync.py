@@ -87,7 +87,7 @@ def _sync_wallet(
     pushed, gone = 0, []
     for registration_id, token in card.apple_devices:
         if retrying(push, token) == GONE:
-            gone.append(registration_id)
+            gone.append((registration_id, token))
         else:
             pushed += 1
     outcome.devices_pushed, outcome.gone_registrations = pushed, gone

@@ -10,11 +10,13 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 
 from jobs.exceptions import BadJobArguments
 from jobs.models import JobRun
 from jobs.runner import enqueue_job, run_job_now
 from loyalty.models import LoyaltyCard, WalletSyncState
+from loyalty.services.apple_passes import authentication_token
 from loyalty.services.wallet_sync import sync_wallet_passes
 from tests.loyalty.conftest import NOW
 
@@ -228,6 +230,39 @@ def test_apns_410__removes_the_device_registration_and_the_pass_counts_synced(
     apple = result["wallets"]["apple"]
     assert (apple["synced"], apple["devices_pushed"], apple["devices_removed"]) == (1, 1, 1)
     assert list(card.apple_registrations.values_list("pk", flat=True)) == [kept.pk]
+
+
+@pytest.mark.django_db(transaction=True)  # the device calls in while the sync's threads push
+def test_apns_410_for_an_old_token__a_device_that_re_registered_meanwhile_keeps_its_new_one(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
+):
+    """APNs says the token the sync read is gone while the device (a restored phone) has
+    just registered its new token: the registration now holds the new token and stays."""
+    card = card_factory(program_factory(), apple="a-1")
+    old = register_device(card)
+    new_token = "cd" * 32
+    fake_wallet.apns.faults.failure_rate = 1.0  # APNs busy: the push is retried
+
+    def device_re_registers_while_the_push_waits(seconds: float) -> None:
+        fake_wallet.apns.faults.failure_rate = 0.0
+        fake_wallet.apns.faults.unregistered.add(old.push_token)
+        answer = Client().post(
+            f"/passkit/v1/devices/{old.device_library_identifier}/registrations/"
+            f"pass.com.example.loyalty/a-1",
+            {"pushToken": new_token},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"ApplePass {authentication_token('a-1')}",
+        )
+        assert answer.status_code == 200  # a known device with a new token
+        connection.close()  # this thread's connection
+
+    sync_wallet_passes(sleep=device_re_registers_while_the_push_waits)
+
+    assert [p.status for p in fake_wallet.apns.pushes_to(old.push_token)] == [503, 410]
+    assert list(card.apple_registrations.values_list("push_token", flat=True)) == [new_token]
+    bump(card)
+    sync_wallet_passes()
+    assert [p.status for p in fake_wallet.apns.pushes_to(new_token)] == [200]
 
 
 def test_apns_refusing_the_credentials__stops_apple_for_the_run(
