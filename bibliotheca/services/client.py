@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -108,10 +108,11 @@ class BibliothecaClient:
     def fetch_marc_page(
         self, *, start: datetime, end: datetime, offset: int
     ) -> list[pymarc.Record]:
-        """Purchase records in [start, end), `offset` 1-based, a page of PAGE_SIZE at most."""
+        """Purchase records in [start, end), `offset` 1-based, a page of PAGE_SIZE at most.
+        The API's window has no zone and is UTC: a moment typed in another zone is converted."""
         query = {
-            "startdate": start.strftime(WINDOW_FORMAT),
-            "enddate": end.strftime(WINDOW_FORMAT),
+            "startdate": start.astimezone(UTC).strftime(WINDOW_FORMAT),
+            "enddate": end.astimezone(UTC).strftime(WINDOW_FORMAT),
             "offset": offset,
             "limit": PAGE_SIZE,
         }

@@ -541,3 +541,29 @@ def test_until_typed_in_the_future__checkpoint_stops_at_now_and_no_later_purchas
 
     purchased = catalogue.records_between(datetime(2014, 1, 1, tzinfo=UTC), NOW + timedelta(days=3))
     assert LicensePool.objects.filter(collection=collection).count() == len(purchased)
+
+
+def test_hop_run_by_hand_in_a_local_zone__reads_that_moment_and_a_stop_loses_nothing(
+    collection, simulator, catalogue
+):
+    """`run_job ... current_day=2014-01-01T16:00:00-08:00` (an operator in Los Angeles):
+    the partner's window parameters are UTC. Read as 16:00 UTC, the chain would read 8 hours
+    behind the checkpoint it writes, and a chain stopped mid-way would resume past purchases
+    it never read."""
+    typed = datetime(2014, 1, 2, tzinfo=UTC)  # 2014-01-01T16:00:00-08:00
+    for second_day in ("2014-01-02T16", "2014-01-03T00"):  # as sent before the fix, after
+        simulator.state.faults.append(
+            Fault(kind="error_xml", endpoint="marc", match=f"startdate={second_day}")
+        )
+    start_chain(collection, time_budget_seconds=60, current_day="2014-01-01T16:00:00-08:00")
+    (stopped,) = drain(include_apply=False)
+    assert stopped.status == "failed"
+    assert min(marc_queries(simulator)).startswith("startdate=2014-01-02T00%3A00%3A00&")
+
+    simulator.state.faults.clear()
+    start_chain(collection, time_budget_seconds=60)  # the next chain, from the checkpoint
+    drain(include_apply=False)
+
+    purchased = {r.item_id for r in catalogue.records_between(typed, NOW, listed_by=NOW)}
+    present = set(LicensePool.objects.values_list("identifier__value", flat=True))
+    assert purchased - present == set()
