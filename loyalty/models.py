@@ -161,16 +161,24 @@ class LoyaltyCard(models.Model):
                 condition=Q(is_active=True, points_balance__gt=0),
                 name="loyalty_card_expirable_idx",
             ),
-            # PassKit web service: a device's call names the pass by its serial number.
-            models.Index(
-                fields=["apple_serial_number"],
-                condition=~Q(apple_serial_number=""),
-                name="loyalty_card_apple_serial_idx",
-            ),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(total_points_voided__gte=0), name="loyalty_card_voided_nonnegative"
+            ),
+            # A pass names its card by these ids (a device's PassKit call by serial number,
+            # the sync's PATCH by object id): shared, one customer would see another's card.
+            models.UniqueConstraint(
+                fields=["apple_serial_number"],
+                condition=~Q(apple_serial_number=""),
+                name="loyalty_card_apple_serial_unique",
+                violation_error_message="Another card has this Apple serial number.",
+            ),
+            models.UniqueConstraint(
+                fields=["google_object_id"],
+                condition=~Q(google_object_id=""),
+                name="loyalty_card_google_object_unique",
+                violation_error_message="Another card has this Google object id.",
             ),
         ]
 

@@ -164,3 +164,64 @@ def test_program_form__a_second_active_program_for_the_merchant_is_refused(clien
         "This merchant already has an active program: deactivate it first."
     ]
     assert LoyaltyProgram.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("apple_serial_number", "Another card has this Apple serial number."),
+        ("google_object_id", "Another card has this Google object id."),
+    ],
+)
+def test_add_card__a_pass_id_another_card_has_is_refused_nothing_saved(
+    client, frozen_now, program, card_factory, field, message
+):
+    """A pass names its card by this id (the PassKit web service finds the card by serial
+    number; the sync PATCHes the Google object): two cards with one id would show one
+    customer the other's card number, QR code and points."""
+    taken = card_factory(program, apple="serial-1", google="issuer.obj-1")
+    customer = Customer.objects.create(name="Bob", email="bob@example.com")
+    staff_client(client, "ada", [("loyalty", "add_loyaltycard")])
+    url = reverse("admin:loyalty_loyaltycard_add")
+    page = client.get(url)
+
+    response = client.post(
+        url,
+        {
+            "merchant": program.merchant_id,
+            "customer": customer.pk,
+            "number": "C-0002",
+            "is_active": "on",
+            "google_object_id": "",
+            "apple_serial_number": "",
+            field: getattr(taken, field),
+            "_save": "Save",
+            **management_forms(page),
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"__all__": [message]}
+    assert not LoyaltyCard.objects.filter(number="C-0002").exists()
+
+
+def test_migration__cards_sharing_a_pass_id_stop_it_naming_them(program, card_factory):
+    """Which card a pass belongs to is the merchant's call, not a migration's."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("loyalty.migrations.0008_card_pass_ids_unique")
+    first = card_factory(program, apple="serial-1")
+    with connection.cursor() as cursor:  # rows from before the constraint (rolled back)
+        cursor.execute("DROP INDEX loyalty_card_apple_serial_unique")
+    second = card_factory(program, apple="serial-1")
+
+    with pytest.raises(RuntimeError) as refused:
+        migration.refuse_shared_pass_ids(apps, None)
+
+    assert str(refused.value) == (
+        "a pass belongs to one card; clear the id on all but one card of each"
+        f" (apple_serial_number 'serial-1': cards {first.pk}, {second.pk}), then migrate again"
+    )
