@@ -62,7 +62,7 @@ class Subscription(models.Model):
     frequency = models.CharField(max_length=16, choices=Frequency.choices)
     next_delivery_date = models.DateField()
     #: Day of the month monthly deliveries keep (Jan 31 -> Feb 28 -> Mar 31); set from the
-    #: first delivery date when empty.
+    #: first delivery date when empty, and from a date staff type in the admin.
     anchor_day = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(31)]
     )
