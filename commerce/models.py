@@ -72,6 +72,10 @@ class Subscription(models.Model):
     )
     #: The payment provider's subscription id (Razorpay `sub_...`), empty for none.
     provider_subscription_id = models.CharField(max_length=64, blank=True, default="")
+    #: When the provider created the newest of its events about this subscription that we
+    #: acted on: the provider does not keep its events in order (and retries one for 24
+    #: hours), so an older one arriving later does not change the state back.
+    provider_event_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

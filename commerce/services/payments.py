@@ -15,6 +15,7 @@ from commerce.exceptions import OutOfStock, SubscriptionEnded, UnknownSubscripti
 from commerce.models import FINAL_STATUSES, Order, Subscription
 from commerce.services import audit
 from commerce.services.dates import next_delivery_date
+from commerce.services.lifecycle import newest_provider_event
 from commerce.services.subscriptions import write_deliveries
 
 
@@ -25,11 +26,13 @@ def charge_subscription(
     payment_id: str,
     actor: str,
     cycle_end: date | None = None,
+    created_at: int | None = None,
 ) -> dict[str, Any]:
     """Mark paid the order of the delivery in [billing_date, cycle_end), or make it paid.
 
     Without `cycle_end` the cycle is one period of the subscription's schedule. A past-due
-    subscription is active again: the provider was paid.
+    subscription is active again: the provider was paid, unless the charge's event
+    (`created_at`) is older than one already acted on (a later charge failed).
     """
     with transaction.atomic():
         sub = (
@@ -50,7 +53,8 @@ def charge_subscription(
             cycle_end = next_delivery_date(
                 billing_date, frequency=sub.frequency, anchor_day=sub.anchor_day
             )
-        _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
+        if newest_provider_event(sub.pk, created_at):
+            _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
         order = (
             Order.objects.filter(
                 subscription=sub, delivery_date__gte=billing_date, delivery_date__lt=cycle_end
