@@ -8,10 +8,11 @@ from datetime import date
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from commerce import sql
-from commerce.exceptions import OutOfStock, SubscriptionEnded, UnknownSubscription
+from commerce.exceptions import OutOfStock, SecondCharge, SubscriptionEnded, UnknownSubscription
 from commerce.models import FINAL_STATUSES, Order, Subscription
 from commerce.services import audit
 from commerce.services.dates import next_delivery_date
@@ -89,8 +90,26 @@ def charge_subscription(
 
 
 def _mark_paid(order: Order, *, payment_id: str, actor: str) -> dict[str, Any]:
-    marked = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
-        status=Order.Status.PAID, paid_at=timezone.now(), provider_payment_id=payment_id[:64]
+    """Record the payment on the order: pending becomes paid; one shipped before the charge
+    came stays shipped, with its payment (a late `payment.failed` for it is then known as
+    paid). The same payment again changes nothing; another one is a second charge."""
+    payment_id = payment_id[:64]
+    if order.provider_payment_id and order.provider_payment_id != payment_id:
+        raise SecondCharge(
+            f"order {order.pk} (delivery {order.delivery_date}) was paid by payment"
+            f" {order.provider_payment_id}; payment {payment_id} charged it again: refund"
+            f" payment {payment_id} at the provider"
+        )
+    marked = Order.objects.filter(
+        pk=order.pk,
+        provider_payment_id="",
+        status__in=(Order.Status.PENDING, Order.Status.SHIPPED),
+    ).update(
+        status=Case(
+            When(status=Order.Status.PENDING, then=Value(Order.Status.PAID)), default=F("status")
+        ),
+        paid_at=timezone.now(),
+        provider_payment_id=payment_id,
     )
     if marked:
         audit.record(
