@@ -65,15 +65,20 @@ class ProductAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 class SubscriptionForm(forms.ModelForm):
     """Refuses a next delivery date the daily job would skip: one late by a whole period or
     more (0001-01-01 typed by mistake would otherwise read as a hundred thousand missed
-    deliveries). The job would move it forward anyway; the form says so at once."""
+    deliveries). The job would move it forward anyway; the form says so at once.
+
+    A next date or frequency typed here is the schedule staff mean: its day of the month
+    becomes the anchor monthly deliveries keep (moved to the 15th, it stays on the 15th)."""
 
     def clean(self) -> dict:
         data = super().clean()
         when, frequency = data.get("next_delivery_date"), data.get("frequency")
         if when is None or not frequency:
             return data
+        if {"next_delivery_date", "frequency"} & set(self.changed_data):
+            self.instance.anchor_day = when.day
         today = store_today()
-        anchor = data.get("anchor_day") or (self.instance.anchor_day if self.instance.pk else None)
+        anchor = self.instance.anchor_day or when.day
         if (
             when < today
             and due_delivery_date(when, frequency=frequency, anchor_day=anchor, today=today) != when

@@ -22,3 +22,7 @@ class BadEvent(CommerceError):
 
 class SubscriptionEnded(CommerceError):
     """The subscription is cancelled or completed: it is never delivered again."""
+
+
+class SecondCharge(CommerceError):
+    """Another payment already paid the delivery this charge is for: refund this one."""

@@ -62,7 +62,7 @@ class Subscription(models.Model):
     frequency = models.CharField(max_length=16, choices=Frequency.choices)
     next_delivery_date = models.DateField()
     #: Day of the month monthly deliveries keep (Jan 31 -> Feb 28 -> Mar 31); set from the
-    #: first delivery date when empty.
+    #: first delivery date when empty, and from a date staff type in the admin.
     anchor_day = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(31)]
     )
@@ -72,6 +72,10 @@ class Subscription(models.Model):
     )
     #: The payment provider's subscription id (Razorpay `sub_...`), empty for none.
     provider_subscription_id = models.CharField(max_length=64, blank=True, default="")
+    #: When the provider created the newest of its events about this subscription that we
+    #: acted on: the provider does not keep its events in order (and retries one for 24
+    #: hours), so an older one arriving later does not change the state back.
+    provider_event_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 

@@ -145,8 +145,8 @@ class ExchangeAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
             elif result["outcome"] == "purge warning withdrawn":
                 self.message_user(
                     request,
-                    "The purge warning promised a day too early for the new date: a new"
-                    " warning will be sent before the purge.",
+                    "The purge warning promised a day too early for the new date or zone: a"
+                    " new warning will be sent before the purge.",
                     messages.WARNING,
                 )
             if result["reminders"] is not None:

@@ -32,6 +32,8 @@ class ProviderEvent:
     currency: str = "INR"
     error_description: str = ""
     email: str = ""
+    #: When the provider created the event (Unix seconds, the body's created_at).
+    created_at: int | None = None
 
 
 def parse_event(body: Any) -> ProviderEvent:
@@ -46,13 +48,14 @@ def parse_event(body: Any) -> ProviderEvent:
     return ProviderEvent(
         subscription_id=_text(subscription, "subscription", "id", limit=64)
         or _text(payment, "payment", "subscription_id", limit=64),
-        cycle_start=_timestamp(subscription, "current_start"),
-        cycle_end=_timestamp(subscription, "current_end"),
+        cycle_start=_timestamp(subscription, "current_start", "payload.subscription.entity."),
+        cycle_end=_timestamp(subscription, "current_end", "payload.subscription.entity."),
         payment_id=_text(payment, "payment", "id", limit=64),
         amount=_amount(payment),
         currency=_text(payment, "payment", "currency", limit=8) or "INR",
         error_description=_text(payment, "payment", "error_description"),
         email=_text(payment, "payment", "email"),
+        created_at=_timestamp(body, "created_at", ""),
     )
 
 
@@ -75,15 +78,14 @@ def _text(entity: dict[str, Any], name: str, key: str, *, limit: int = _MAX_TEXT
     return value
 
 
-def _timestamp(entity: dict[str, Any], key: str) -> int | None:
+def _timestamp(entity: dict[str, Any], key: str, where: str) -> int | None:
     value = entity.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not (_EARLIEST <= value < _LATEST):
         shown = repr(value)[:40]
         raise BadEvent(
-            f"payload.subscription.entity.{key} {shown} is not a time"
-            " (whole Unix seconds between 2000 and 2100)"
+            f"{where}{key} {shown} is not a time (whole Unix seconds between 2000 and 2100)"
         )
     return value
 

@@ -7,9 +7,11 @@ them again.
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from commerce.models import DELIVERED_STATUSES, Customer, Product, Subscription
@@ -152,3 +154,17 @@ def tell_past_due(sub: Subscription, *, cycle: str) -> bool:
         {"quantity": sub.quantity},
     )
     return queue_notification(notice)
+
+
+def newest_provider_event(subscription_id: int, created_at: int | None) -> bool:
+    """Record that the provider's event created at `created_at` (Unix seconds) is acted on;
+    False, recording nothing, when a later one was acted on already: the provider does not
+    keep its events in order, so this one's state is out of date. In the caller's
+    transaction: the row stays locked until it commits, so two events at once are decided
+    one after the other (the second's WHERE is checked again on the first's row)."""
+    if created_at is None:
+        return True
+    at = datetime.fromtimestamp(created_at, tz=UTC)
+    current = Q(provider_event_at__isnull=True) | Q(provider_event_at__lte=at)
+    rows = Subscription.objects.filter(current, pk=subscription_id)
+    return bool(rows.update(provider_event_at=at))

@@ -8,13 +8,15 @@ from datetime import date
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from commerce import sql
-from commerce.exceptions import OutOfStock, SubscriptionEnded, UnknownSubscription
+from commerce.exceptions import OutOfStock, SecondCharge, SubscriptionEnded, UnknownSubscription
 from commerce.models import FINAL_STATUSES, Order, Subscription
 from commerce.services import audit
 from commerce.services.dates import next_delivery_date
+from commerce.services.lifecycle import newest_provider_event
 from commerce.services.subscriptions import write_deliveries
 
 
@@ -25,11 +27,13 @@ def charge_subscription(
     payment_id: str,
     actor: str,
     cycle_end: date | None = None,
+    created_at: int | None = None,
 ) -> dict[str, Any]:
     """Mark paid the order of the delivery in [billing_date, cycle_end), or make it paid.
 
     Without `cycle_end` the cycle is one period of the subscription's schedule. A past-due
-    subscription is active again: the provider was paid.
+    subscription is active again: the provider was paid, unless the charge's event
+    (`created_at`) is older than one already acted on (a later charge failed).
     """
     with transaction.atomic():
         sub = (
@@ -50,7 +54,8 @@ def charge_subscription(
             cycle_end = next_delivery_date(
                 billing_date, frequency=sub.frequency, anchor_day=sub.anchor_day
             )
-        _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
+        if newest_provider_event(sub.pk, created_at):
+            _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
         order = (
             Order.objects.filter(
                 subscription=sub, delivery_date__gte=billing_date, delivery_date__lt=cycle_end
@@ -85,8 +90,26 @@ def charge_subscription(
 
 
 def _mark_paid(order: Order, *, payment_id: str, actor: str) -> dict[str, Any]:
-    marked = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
-        status=Order.Status.PAID, paid_at=timezone.now(), provider_payment_id=payment_id[:64]
+    """Record the payment on the order: pending becomes paid; one shipped before the charge
+    came stays shipped, with its payment (a late `payment.failed` for it is then known as
+    paid). The same payment again changes nothing; another one is a second charge."""
+    payment_id = payment_id[:64]
+    if order.provider_payment_id and order.provider_payment_id != payment_id:
+        raise SecondCharge(
+            f"order {order.pk} (delivery {order.delivery_date}) was paid by payment"
+            f" {order.provider_payment_id}; payment {payment_id} charged it again: refund"
+            f" payment {payment_id} at the provider"
+        )
+    marked = Order.objects.filter(
+        pk=order.pk,
+        provider_payment_id="",
+        status__in=(Order.Status.PENDING, Order.Status.SHIPPED),
+    ).update(
+        status=Case(
+            When(status=Order.Status.PENDING, then=Value(Order.Status.PAID)), default=F("status")
+        ),
+        paid_at=timezone.now(),
+        provider_payment_id=payment_id,
     )
     if marked:
         audit.record(

@@ -22,7 +22,12 @@ from commerce.exceptions import BadEvent, CommerceError, UnknownSubscription
 from commerce.models import FINAL_STATUSES, Order, Subscription, WebhookEvent
 from commerce.services.dates import store_date
 from commerce.services.events import ProviderEvent, parse_event
-from commerce.services.lifecycle import CHANGES, change_subscriptions, tell_past_due
+from commerce.services.lifecycle import (
+    CHANGES,
+    change_subscriptions,
+    newest_provider_event,
+    tell_past_due,
+)
 from commerce.services.notifications import PAYMENT_FAILED
 from commerce.services.payments import charge_subscription
 from jobs.models import JobRun
@@ -140,6 +145,7 @@ def _charged(event: ProviderEvent, *, actor: str, stored: WebhookEvent) -> Handl
         cycle_end=store_date(datetime.fromtimestamp(end, tz=UTC)) if end is not None else None,
         payment_id=event.payment_id,
         actor=actor,
+        created_at=event.created_at,
     )
     return WebhookEvent.Outcome.PROCESSED, result
 
@@ -164,21 +170,30 @@ def _lifecycle(change: str) -> Callable[..., Handled]:
                 "subscription_id": sub.pk,
                 "status": f"{sub.status} (final, left alone)",
             }
-        changed = change_subscriptions(
-            action=change,
-            subscription_ids=[sub.pk],
-            actor=actor,
-            details={"event_id": stored.event_id},
-        )
-        if not changed:
-            return WebhookEvent.Outcome.IGNORED, {
+        with transaction.atomic():
+            if not newest_provider_event(sub.pk, event.created_at):
+                return WebhookEvent.Outcome.IGNORED, {
+                    "subscription_id": sub.pk,
+                    "status": f"{sub.status} (event older than one already acted on)",
+                }
+            changed = change_subscriptions(
+                action=change,
+                subscription_ids=[sub.pk],
+                actor=actor,
+                details={"event_id": stored.event_id},
+            )
+            if not changed:
+                return WebhookEvent.Outcome.IGNORED, {
+                    "subscription_id": sub.pk,
+                    "status": f"{sub.status} (no change)",
+                }
+            result: dict[str, Any] = {
                 "subscription_id": sub.pk,
-                "status": f"{sub.status} (no change)",
+                "status": str(CHANGES[change].to),
             }
-        result: dict[str, Any] = {"subscription_id": sub.pk, "status": str(CHANGES[change].to)}
-        if change == "provider_pending":
-            cycle = str(event.cycle_start or stored.event_id)
-            result["customer_told"] = tell_past_due(sub, cycle=cycle)
+            if change == "provider_pending":
+                cycle = str(event.cycle_start or stored.event_id)
+                result["customer_told"] = tell_past_due(sub, cycle=cycle)
         return WebhookEvent.Outcome.PROCESSED, result
 
     return handle

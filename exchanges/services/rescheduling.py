@@ -8,14 +8,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from exchanges.models import Exchange
-from exchanges.services.purge import RETENTION_DAYS
+from exchanges.services.purge import RETENTION_DAYS, start_of_day
 from exchanges.services.reminder_planning import plan_reminders
 
 
 def apply_date_change(*, exchange_id: int, now: datetime | None = None) -> dict[str, Any]:
     """After an exchange's date (or zone) was edited: a completed exchange moved ahead is
-    re-opened, one moved to another past date loses a purge warning now too early, a
-    matched one gets its reminders re-planned (why: docs/exchanges.md)."""
+    re-opened, one moved to another past date loses a purge warning now too early, one
+    moved to another zone loses a warning whose day starts at another moment there (its
+    day may begin hours after the purge would run), a matched one gets its reminders
+    re-planned (why: docs/exchanges.md)."""
     now = now or timezone.now()
     with transaction.atomic():
         exchange = Exchange.objects.select_for_update().get(pk=exchange_id)
@@ -27,7 +29,11 @@ def apply_date_change(*, exchange_id: int, now: datetime | None = None) -> dict[
         elif (
             exchange.state == Exchange.State.COMPLETED
             and exchange.purge_after is not None
-            and exchange.purge_after < exchange.exchange_at + timedelta(days=RETENTION_DAYS)
+            and (
+                exchange.purge_after < exchange.exchange_at + timedelta(days=RETENTION_DAYS)
+                or exchange.purge_after
+                != start_of_day(exchange.purge_after.astimezone(exchange.zone).date(), exchange)
+            )
         ):
             exchange.purge_warning_sent_at = exchange.purge_after = None
             outcome = "purge warning withdrawn"

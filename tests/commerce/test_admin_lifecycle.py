@@ -5,6 +5,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
@@ -162,3 +163,34 @@ def test_resume_from_year_one__notice_keyed_as_the_daily_job_keys_it(
 
     told = Notification.objects.get(template__endswith="subscription_skipped")
     assert told.dedup_key == f"subscription_skipped:{sub.pk}:00010101"
+
+
+@pytest.mark.parametrize(
+    ("frequency", "changes", "first", "then"),
+    [
+        # a monthly delivery moved from the month's end to the 15th stays on the 15th
+        ("monthly", {"next_delivery_date": "2026-03-15"}, date(2026, 3, 15), date(2026, 4, 15)),
+        # a weekly subscription made monthly keeps the day its next delivery is on
+        (
+            "weekly",
+            {"next_delivery_date": "2026-03-17", "frequency": "monthly"},
+            date(2026, 3, 17),
+            date(2026, 4, 17),
+        ),
+    ],
+)
+def test_change_form__a_moved_monthly_date_is_the_new_day_of_the_month(
+    client, frozen_now, subscription_factory, frequency, changes, first, then
+):
+    sub = subscription_factory(frequency=frequency, next_delivery_date=date(2026, 3, 31))
+    assert sub.anchor_day == 31
+    staff_client(client, "op", VIEW + CHANGE)
+
+    response = client.post(change_url(sub), form_data(sub, **changes))
+    assert response.status_code == 302
+    with time_machine.travel(first, tick=False):
+        assert process_due_subscriptions()["orders_created"] == 1
+
+    assert Order.objects.get().delivery_date == first
+    sub.refresh_from_db()
+    assert sub.next_delivery_date == then

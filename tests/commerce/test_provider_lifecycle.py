@@ -7,10 +7,12 @@ import pytest
 import time_machine
 
 from commerce.models import AuditLog, Order, Product, Subscription, WebhookEvent
+from commerce.services.orders import mark_orders_shipped
 from commerce.services.subscriptions import process_due_subscriptions
 from jobs.health.checks import check_recent_failures
 from jobs.models import JobRun, Notification
-from tests.commerce.conftest import TODAY
+from jobs.runner import run_job_now
+from tests.commerce.conftest import NOW, TODAY
 from tests.commerce.test_webhook import SECRET, post, process_stored_events
 from tests.commerce.webhook_payloads import charged_event, failed_event, signed
 
@@ -261,3 +263,115 @@ def test_updated_and_authenticated__recorded_no_state_change(
     deliver(client, lifecycle_event("authenticated", "sub_U"), "evt_a")
     assert set(WebhookEvent.objects.values_list("outcome", flat=True)) == {"processed"}
     assert Subscription.objects.get(pk=sub.pk).status == "active"
+
+
+def test_out_of_order__a_late_pending_after_the_charge_leaves_it_active_customer_not_told(
+    client, frozen_now, subscription_factory, customer_factory
+):
+    """Razorpay does not keep its events in order and retries one for 24 hours: the card
+    failed at 01:00, the retry paid at 05:00, and the 01:00 `pending` arrives last."""
+    sub = subscription_factory(
+        provider_subscription_id="sub_O", customer=customer_factory(email="ola@example.com")
+    )
+    failed_at, paid_at = int(NOW.timestamp()) + 3600, int(NOW.timestamp()) + 5 * 3600
+    charged = charged_event(provider_subscription_id="sub_O", billing_date=TODAY, payment_id="p2")
+    charged["created_at"] = paid_at
+    pending = lifecycle_event("pending", "sub_O", current_start=int(NOW.timestamp()))
+    pending["created_at"] = failed_at
+
+    deliver(client, charged, "evt_paid")
+    late = deliver(client, pending, "evt_failed")
+
+    sub.refresh_from_db()
+    assert sub.status == "active"
+    assert late.result["outcome"] == "ignored"
+    assert "older" in WebhookEvent.objects.get(event_id="evt_failed").detail
+    assert not Notification.objects.filter(template__endswith="subscription_past_due").exists()
+    assert not AuditLog.objects.filter(action="subscription.past_due").exists()
+
+
+def test_out_of_order__a_late_halted_after_activated_keeps_delivering(
+    client, frozen_now, subscription_factory
+):
+    """Halted at 01:00, the customer's new card activated it at 09:00; halted arrives last."""
+    sub = subscription_factory(provider_subscription_id="sub_Q", status="past_due")
+    activated = lifecycle_event("activated", "sub_Q")
+    activated["created_at"] = int(NOW.timestamp()) + 9 * 3600
+    halted = lifecycle_event("halted", "sub_Q")
+    halted["created_at"] = int(NOW.timestamp()) + 3600
+
+    deliver(client, activated, "evt_on")
+    deliver(client, halted, "evt_off")
+
+    sub.refresh_from_db()
+    assert sub.status == "active"
+    assert process_due_subscriptions()["orders_created"] == 1
+
+
+def test_out_of_order__a_late_charge_pays_its_order_but_does_not_undo_a_newer_pending(
+    client, frozen_now, subscription_factory
+):
+    """The 01:00 charge paid this cycle; the 05:00 `pending` (the next charge failed) came
+    first: the order is paid, the subscription stays past due."""
+    sub = subscription_factory(provider_subscription_id="sub_R")
+    pending = lifecycle_event("pending", "sub_R", current_start=int(NOW.timestamp()))
+    pending["created_at"] = int(NOW.timestamp()) + 5 * 3600
+    charged = charged_event(provider_subscription_id="sub_R", billing_date=TODAY, payment_id="p1")
+    charged["created_at"] = int(NOW.timestamp()) + 3600
+
+    deliver(client, pending, "evt_pending")
+    deliver(client, charged, "evt_charge")
+
+    sub.refresh_from_db()
+    assert sub.status == "past_due"
+    assert Order.objects.get().status == "paid"
+
+
+def test_charge_after_the_order_shipped__payment_recorded_a_late_failure_not_emailed(
+    client, frozen_now, subscription_factory, customer_factory
+):
+    """The warehouse ships the 00:00 order at 05:00; the provider charges at 06:00."""
+    subscription_factory(
+        provider_subscription_id="sub_S", customer=customer_factory(email="sam@example.com")
+    )
+    process_due_subscriptions()
+    order = Order.objects.get()
+    mark_orders_shipped(order_ids=[order.pk], actor="warehouse")
+
+    deliver(
+        client,
+        charged_event(provider_subscription_id="sub_S", billing_date=TODAY, payment_id="pay_S"),
+        "evt_s1",
+    )
+    late = deliver(client, failed_event(provider_subscription_id="sub_S", payment_id="pay_S"), "s2")
+
+    order.refresh_from_db()
+    assert (order.status, order.provider_payment_id) == ("shipped", "pay_S")
+    assert order.paid_at is not None
+    assert AuditLog.objects.filter(action="order.paid", object_ref=f"order:{order.pk}").exists()
+    assert late.result["emailed"] is False
+    assert not Notification.objects.filter(template__endswith="payment_failed").exists()
+
+
+def test_second_charge_for_a_paid_cycle__failed_naming_the_payment_to_refund(
+    client, frozen_now, subscription_factory
+):
+    subscription_factory(provider_subscription_id="sub_T")
+    first = charged_event(provider_subscription_id="sub_T", billing_date=TODAY, payment_id="pay_1")
+    second = charged_event(provider_subscription_id="sub_T", billing_date=TODAY, payment_id="pay_2")
+
+    deliver(client, first, "evt_t1")
+    run = deliver(client, second, "evt_t2")
+
+    order = Order.objects.get()
+    assert (order.status, order.provider_payment_id) == ("paid", "pay_1")
+    event = WebhookEvent.objects.get(event_id="evt_t2")
+    assert event.outcome == "failed" and "refund payment pay_2" in event.detail
+    assert run.needs_attention
+    # the same charge processed again (admin "Process again") is not a second charge
+    again = run_job_now("commerce.process_webhook_event", kwargs={"event_id": stored_pk("evt_t1")})
+    assert again.result["outcome"] == "processed" and not again.needs_attention
+
+
+def stored_pk(event_id: str) -> int:
+    return WebhookEvent.objects.get(event_id=event_id).pk

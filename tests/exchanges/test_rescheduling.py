@@ -1,6 +1,7 @@
 """A completed exchange whose date moves: re-opened if the party is ahead, never purged early."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -115,3 +116,40 @@ def test_purge__deletes_on_the_promised_day(done):
     assert done.purge_after == datetime(2027, 1, 18, 5, 0, tzinfo=UTC)  # Jan 18 in New York
 
     assert purge_completed_exchanges()["purged"] == 1
+
+
+def test_zone_corrected_after_the_warning__never_purged_before_a_promised_day(
+    client, make_exchange
+):
+    """Set up in UTC (the default) and warned for Tuesday 19 January; the organizer then
+    corrects the zone to New York, where the 02:00 UTC run of that Tuesday is still Monday."""
+    exchange = make_exchange(
+        timezone="UTC", state="completed", exchange_at=PARTY, completed_at=PARTY
+    )
+    with time_machine.travel(datetime(2027, 1, 11, 2, 0, tzinfo=UTC), tick=False):
+        assert purge_completed_exchanges()["warned"] == 1
+    url = reverse("admin:exchanges_exchange_change", args=[exchange.pk])
+    with time_machine.travel(datetime(2027, 1, 11, 9, 0, tzinfo=UTC), tick=False):
+        staff_client(
+            client, "olga", [("exchanges", "change_exchange"), ("exchanges", "view_exchange")]
+        )
+        response = client.post(url, change_form(exchange, timezone="America/New_York"), follow=True)
+    assert "a new warning will be sent before the purge" in response.content.decode()
+    exchange.refresh_from_db()
+    assert exchange.timezone == "America/New_York"
+
+    purged_on = None
+    for day in range(40):
+        night = datetime(2027, 1, 12, 2, 0, tzinfo=UTC) + timedelta(days=day)
+        with time_machine.travel(night, tick=False):
+            if purge_completed_exchanges()["purged"]:
+                purged_on = night
+                break
+
+    assert purged_on is not None
+    local_day = purged_on.astimezone(ZoneInfo("America/New_York")).date()
+    # the new warning names the same day, now in New York: the organizer is not emailed twice
+    [warning] = Notification.objects.filter(template="exchanges/notifications/purge_warning")
+    promised = warning.body.split("permanently on ")[1].split(".")[0]
+    assert promised == "Tuesday 19 January 2027"
+    assert local_day == date(2027, 1, 19)  # 21:00 in New York, not the Monday evening before
