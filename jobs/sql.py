@@ -208,6 +208,34 @@ DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
 RETURNING 1
 """
 
+#: Delete one batch of finished runs past %(cutoff)s, keeping those an open alert names (what
+#: staff still have to read); the links other rows keep to a deleted run (a later retry's
+#: parent, a resolved alert's runs) are cleared in the same statement (the foreign keys
+#: have no ON DELETE action, and a dangling one would fail every prune from then on).
+DELETE_RUN_BATCH = """
+WITH doomed AS (
+    SELECT r.id FROM jobs_jobrun r
+     WHERE r.finished_at < %(cutoff)s
+       AND NOT EXISTS (SELECT 1 FROM jobs_alert a
+                        WHERE a.resolved_at IS NULL AND r.id IN (a.first_run_id, a.last_run_id))
+     LIMIT %(limit)s
+), orphaned AS (
+    UPDATE jobs_jobrun c SET parent_id = NULL
+     WHERE c.parent_id IN (SELECT id FROM doomed) AND c.id NOT IN (SELECT id FROM doomed)
+), unlinked AS (
+    UPDATE jobs_alert a
+       SET first_run_id = CASE WHEN a.first_run_id IN (SELECT id FROM doomed) THEN NULL
+                               ELSE a.first_run_id END,
+           last_run_id = CASE WHEN a.last_run_id IN (SELECT id FROM doomed) THEN NULL
+                              ELSE a.last_run_id END,
+           resolved_by_id = CASE WHEN a.resolved_by_id IN (SELECT id FROM doomed) THEN NULL
+                                 ELSE a.resolved_by_id END
+     WHERE a.first_run_id IN (SELECT id FROM doomed) OR a.last_run_id IN (SELECT id FROM doomed)
+        OR a.resolved_by_id IN (SELECT id FROM doomed)
+)
+DELETE FROM jobs_jobrun WHERE id IN (SELECT id FROM doomed) RETURNING 1
+"""
+
 #: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.queue.broker).
 DELETE_QUEUE_TASK = "DELETE FROM django_q_ormq WHERE id = %(id)s"
 
