@@ -168,3 +168,25 @@ def test_run_taken_over_by_another_worker__late_outcome_not_recorded(fail, caplo
     assert not Schedule.objects.filter(name=f"run:{run.pk}").exists()
     assert not JobRun.objects.filter(parent=run).exists()
     assert "was taken over by another worker" in caplog.text
+
+
+def test_queued_run_of_a_job_no_longer_registered__failed_and_let_go():
+    """A release renamed or removed a job while one of its runs waited (a retry parked for
+    its backoff, a chain's next hop): the worker that takes the run records it failed,
+    naming the job, and lets go of the run; it does not stay `running` for ever, held by
+    the worker's session (a qcluster keeps its connection between tasks)."""
+    from jobs import sql
+    from jobs.exceptions import UnknownJob
+    from jobs.runs.lifecycle import new_run
+
+    run = new_run("tests.renamed_away", trigger=JobRun.Trigger.RETRY, kwargs={"n": 1})
+
+    with pytest.raises(UnknownJob):  # django-q2 records the task failed too
+        execute_queued_run(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert "tests.renamed_away" in run.error and "not a registered job" in run.error
+    assert run.result == {"permanent": True}
+    alive = sql.fetch("SELECT " + sql.RUN_ALIVE.format(run="%(id)s::bigint"), {"id": run.pk})
+    assert alive == [(False,)]
