@@ -340,22 +340,43 @@ RETURNING id, (xmax = 0) AS opened, notified_at = %(now)s AS tell
 """
 
 #: The watchdog: a cron Schedule of ours past its slot by more than the grace has not
-#: started (its cluster is down): a `missed` alert, once per slot.
+#: started (its cluster is down). Each such slot is one problem: it opens a `missed` alert,
+#: or counts once into the open one (told again, like any open alert, once
+#: %(repeat_before)s passed since staff were told: a cluster still down is never quiet).
+#: A resolved alert that saw the slot keeps it from opening another. The UPDATE re-checks
+#: its condition on a row a concurrent scan just counted, so a slot is never counted twice.
 OPEN_MISSED_SLOT_ALERTS = """
-INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
-SELECT s.name, 'missed', 1,
-       left('the slot due ' || to_char(s.next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
-            || ' UTC has not started (is the ' || coalesce(s.cluster, 'default')
-            || ' cluster running?)', 500),
-       %(now)s, %(now)s, %(now)s
-  FROM django_q_schedule s
- WHERE s.func = %(func)s
-   AND s.repeats <> 0
-   AND s.next_run < %(overdue_before)s
-   AND NOT EXISTS (SELECT 1 FROM jobs_alert a
-                    WHERE a.job = s.name AND a.kind = 'missed' AND a.opened_at >= s.next_run)
-ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
-RETURNING id, true AS opened, true AS tell
+WITH due AS (
+    SELECT DISTINCT ON (s.name) s.name, s.next_run, s.cluster
+      FROM django_q_schedule s
+     WHERE s.func = %(func)s
+       AND s.repeats <> 0
+       AND s.next_run < %(overdue_before)s
+     ORDER BY s.name, s.next_run
+), counted AS (
+    UPDATE jobs_alert a
+       SET count = a.count + 1, last_seen_at = %(now)s,
+           notified_at = CASE WHEN a.notified_at < %(repeat_before)s THEN %(now)s
+                              ELSE a.notified_at END
+      FROM due
+     WHERE a.job = due.name AND a.kind = 'missed' AND a.resolved_at IS NULL
+       AND (a.last_seen_at < due.next_run OR a.notified_at < %(repeat_before)s)
+ RETURNING a.id, false AS opened, a.notified_at = %(now)s AS tell
+), opened AS (
+    INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
+    SELECT due.name, 'missed', 1,
+           left('the slot due ' || to_char(due.next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+                || ' UTC has not started (is the ' || coalesce(due.cluster, 'default')
+                || ' cluster running?)', 500),
+           %(now)s, %(now)s, %(now)s
+      FROM due
+     WHERE NOT EXISTS (SELECT 1 FROM jobs_alert a
+                        WHERE a.job = due.name AND a.kind = 'missed'
+                          AND (a.resolved_at IS NULL OR a.last_seen_at >= due.next_run))
+    ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
+    RETURNING id, true AS opened, true AS tell
+)
+SELECT * FROM counted UNION ALL SELECT * FROM opened
 """
 
 #: Resolve every open alert whose job succeeded (unflagged) after its latest problem, by the
