@@ -83,6 +83,12 @@ SELECT id FROM jobs_jobrun
 """
 )
 
+#: Whether lease row {lease} is already the acquirer's: bound to its run (its own, or handed
+#: to it), or an operator's hold of the same name. A run that handed its lease on is no
+#: longer its holder, whatever the owner column still says.
+_LEASE_OURS = """({lease}.run_id IS NOT DISTINCT FROM %(run_id)s::bigint
+     AND ({lease}.run_id IS NOT NULL OR {lease}.owner = %(owner)s))"""
+
 #: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed to
 #: this run), or its holder is gone: whom it was taken from, why, and whether it was ours.
 ACQUIRE_LEASE = (
@@ -94,26 +100,33 @@ VALUES (%(key)s, %(owner)s, %(run_id)s, %(now)s, %(expires_at)s, '', '')
 ON CONFLICT (key) DO UPDATE
    SET owner = EXCLUDED.owner,
        run_id = EXCLUDED.run_id,
-       acquired_at = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id
-                          THEN l.acquired_at ELSE EXCLUDED.acquired_at END,
+       acquired_at = CASE WHEN """
+    + _LEASE_OURS.format(lease="l")
+    + """ THEN l.acquired_at ELSE EXCLUDED.acquired_at END,
        expires_at = EXCLUDED.expires_at,
-       taken_from = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id THEN ''
-                         ELSE l.owner END,
-       taken_reason = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id THEN ''
+       taken_from = CASE WHEN """
+    + _LEASE_OURS.format(lease="l")
+    + """ THEN '' ELSE l.owner END,
+       taken_reason = CASE WHEN """
+    + _LEASE_OURS.format(lease="l")
+    + """ THEN ''
                            WHEN l.run_id IS NULL THEN 'lease expired'
                            WHEN EXISTS (SELECT 1 FROM jobs_jobrun h
                                          WHERE h.id = l.run_id AND h.status = 'running')
                            THEN 'database session ended'
                            ELSE 'run ended' END
- WHERE l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id OR NOT """
+ WHERE """
+    + _LEASE_OURS.format(lease="l")
+    + " OR NOT "
     + LEASE_HELD.format(lease="l")
     + """
 RETURNING owner, taken_from, taken_reason,
-          (SELECT run_id FROM previous
-            WHERE previous.owner <> %(owner)s
-              AND previous.run_id IS DISTINCT FROM %(run_id)s) AS taken_run,
-          EXISTS (SELECT 1 FROM previous
-                   WHERE previous.owner = %(owner)s OR previous.run_id = %(run_id)s) AS kept
+          (SELECT run_id FROM previous WHERE NOT """
+    + _LEASE_OURS.format(lease="previous")
+    + """) AS taken_run,
+          EXISTS (SELECT 1 FROM previous WHERE """
+    + _LEASE_OURS.format(lease="previous")
+    + """) AS kept
 """
 )
 

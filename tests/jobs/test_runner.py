@@ -190,3 +190,25 @@ def test_queued_run_of_a_job_no_longer_registered__failed_and_let_go():
     assert run.result == {"permanent": True}
     alive = sql.fetch("SELECT " + sql.RUN_ALIVE.format(run="%(id)s::bigint"), {"id": run.pk})
     assert alive == [(False,)]
+
+
+def test_run_delivered_again_after_handing_its_lease_on__does_not_take_it_back():
+    """A hop queued the run that continues its work, handed it the lease, and its worker
+    died before recording the hop's end; the reaper delivers the hop again. The lease is
+    the waiting run's: the old hop is recorded skipped naming it (it does not take the
+    lease back, redo its work and leave the waiting run to be skipped and flagged)."""
+    from jobs.runs.lifecycle import new_run
+
+    hop = new_run("devkit.demo_job", trigger=JobRun.Trigger.CHAIN, status=JobRun.Status.RUNNING)
+    waiting = new_run("devkit.demo_job", trigger=JobRun.Trigger.CHAIN, parent=hop)
+    key = "job:devkit.demo_job"
+    locks.acquire_lease(key=key, owner=f"run:{hop.pk}", run_id=hop.pk)
+    locks.hand_over_leases(from_run=hop.pk, to_run=waiting.pk)
+
+    execute_queued_run(hop.pk)
+
+    hop.refresh_from_db()
+    assert hop.status == JobRun.Status.SKIPPED
+    assert hop.result["lock_held"]["run_id"] == waiting.pk
+    assert locks.lease_row(key).run_id == waiting.pk
+    assert execute_queued_run(waiting.pk)["status"] == JobRun.Status.SUCCEEDED
