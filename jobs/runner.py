@@ -14,7 +14,7 @@ from django_q.tasks import async_task
 
 from jobs.arguments import check_job_arguments
 from jobs.conf import jobs_settings
-from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded
+from jobs.exceptions import JobSkipped, SoftTimeLimitExceeded, UnknownJob
 from jobs.health.sentry import report_failed_run
 from jobs.models import JobRun
 from jobs.registry import JobSpec, get_job
@@ -170,7 +170,17 @@ def run_job_now(
 
 def execute_run(run: JobRun, *, raise_errors: bool) -> JobRun:
     """Run a claimed JobRun to its end and record the outcome (and any retry)."""
-    spec = get_job(run.job)
+    try:
+        spec = get_job(run.job)
+    except UnknownJob:
+        # Queued before a release renamed or removed its job: nothing can run it, so it is
+        # failed for good and let go (a worker's session would otherwise hold it for ever).
+        error = f"{run.job!r} is not a registered job (renamed or removed since it was queued)"
+        finish(run, JobRun.Status.FAILED, result={"permanent": True}, error=error[:10000])
+        lifecycle.release(run.pk)
+        if raise_errors:
+            raise
+        return run
     run_token = current.set_current_run(run)
     lease_token = current.set_current_lease(None)
     limit_token = soft_limit.start_soft_limit(spec.soft_limit_seconds)

@@ -83,6 +83,12 @@ SELECT id FROM jobs_jobrun
 """
 )
 
+#: Whether lease row {lease} is already the acquirer's: bound to its run (its own, or handed
+#: to it), or an operator's hold of the same name. A run that handed its lease on is no
+#: longer its holder, whatever the owner column still says.
+_LEASE_OURS = """({lease}.run_id IS NOT DISTINCT FROM %(run_id)s::bigint
+     AND ({lease}.run_id IS NOT NULL OR {lease}.owner = %(owner)s))"""
+
 #: Take the lease for `owner` (and `run_id`) when it is free, ours (re-entrant, or handed to
 #: this run), or its holder is gone: whom it was taken from, why, and whether it was ours.
 ACQUIRE_LEASE = (
@@ -94,26 +100,33 @@ VALUES (%(key)s, %(owner)s, %(run_id)s, %(now)s, %(expires_at)s, '', '')
 ON CONFLICT (key) DO UPDATE
    SET owner = EXCLUDED.owner,
        run_id = EXCLUDED.run_id,
-       acquired_at = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id
-                          THEN l.acquired_at ELSE EXCLUDED.acquired_at END,
+       acquired_at = CASE WHEN """
+    + _LEASE_OURS.format(lease="l")
+    + """ THEN l.acquired_at ELSE EXCLUDED.acquired_at END,
        expires_at = EXCLUDED.expires_at,
-       taken_from = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id THEN ''
-                         ELSE l.owner END,
-       taken_reason = CASE WHEN l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id THEN ''
+       taken_from = CASE WHEN """
+    + _LEASE_OURS.format(lease="l")
+    + """ THEN '' ELSE l.owner END,
+       taken_reason = CASE WHEN """
+    + _LEASE_OURS.format(lease="l")
+    + """ THEN ''
                            WHEN l.run_id IS NULL THEN 'lease expired'
                            WHEN EXISTS (SELECT 1 FROM jobs_jobrun h
                                          WHERE h.id = l.run_id AND h.status = 'running')
                            THEN 'database session ended'
                            ELSE 'run ended' END
- WHERE l.owner = EXCLUDED.owner OR l.run_id = EXCLUDED.run_id OR NOT """
+ WHERE """
+    + _LEASE_OURS.format(lease="l")
+    + " OR NOT "
     + LEASE_HELD.format(lease="l")
     + """
 RETURNING owner, taken_from, taken_reason,
-          (SELECT run_id FROM previous
-            WHERE previous.owner <> %(owner)s
-              AND previous.run_id IS DISTINCT FROM %(run_id)s) AS taken_run,
-          EXISTS (SELECT 1 FROM previous
-                   WHERE previous.owner = %(owner)s OR previous.run_id = %(run_id)s) AS kept
+          (SELECT run_id FROM previous WHERE NOT """
+    + _LEASE_OURS.format(lease="previous")
+    + """) AS taken_run,
+          EXISTS (SELECT 1 FROM previous WHERE """
+    + _LEASE_OURS.format(lease="previous")
+    + """) AS kept
 """
 )
 
@@ -206,6 +219,34 @@ DELETE_BATCH = """
 DELETE FROM {table} WHERE {column} < %(cutoff)s AND {pk} IN (
     SELECT {pk} FROM {table} WHERE {column} < %(cutoff)s LIMIT %(limit)s)
 RETURNING 1
+"""
+
+#: Delete one batch of finished runs past %(cutoff)s, keeping those an open alert names (what
+#: staff still have to read); the links other rows keep to a deleted run (a later retry's
+#: parent, a resolved alert's runs) are cleared in the same statement (the foreign keys
+#: have no ON DELETE action, and a dangling one would fail every prune from then on).
+DELETE_RUN_BATCH = """
+WITH doomed AS (
+    SELECT r.id FROM jobs_jobrun r
+     WHERE r.finished_at < %(cutoff)s
+       AND NOT EXISTS (SELECT 1 FROM jobs_alert a
+                        WHERE a.resolved_at IS NULL AND r.id IN (a.first_run_id, a.last_run_id))
+     LIMIT %(limit)s
+), orphaned AS (
+    UPDATE jobs_jobrun c SET parent_id = NULL
+     WHERE c.parent_id IN (SELECT id FROM doomed) AND c.id NOT IN (SELECT id FROM doomed)
+), unlinked AS (
+    UPDATE jobs_alert a
+       SET first_run_id = CASE WHEN a.first_run_id IN (SELECT id FROM doomed) THEN NULL
+                               ELSE a.first_run_id END,
+           last_run_id = CASE WHEN a.last_run_id IN (SELECT id FROM doomed) THEN NULL
+                              ELSE a.last_run_id END,
+           resolved_by_id = CASE WHEN a.resolved_by_id IN (SELECT id FROM doomed) THEN NULL
+                                 ELSE a.resolved_by_id END
+     WHERE a.first_run_id IN (SELECT id FROM doomed) OR a.last_run_id IN (SELECT id FROM doomed)
+        OR a.resolved_by_id IN (SELECT id FROM doomed)
+)
+DELETE FROM jobs_jobrun WHERE id IN (SELECT id FROM doomed) RETURNING 1
 """
 
 #: Acknowledge (or drop) one queue row; a single autocommit statement (jobs.queue.broker).
@@ -312,22 +353,43 @@ RETURNING id, (xmax = 0) AS opened, notified_at = %(now)s AS tell
 """
 
 #: The watchdog: a cron Schedule of ours past its slot by more than the grace has not
-#: started (its cluster is down): a `missed` alert, once per slot.
+#: started (its cluster is down). Each such slot is one problem: it opens a `missed` alert,
+#: or counts once into the open one (told again, like any open alert, once
+#: %(repeat_before)s passed since staff were told: a cluster still down is never quiet).
+#: A resolved alert that saw the slot keeps it from opening another. The UPDATE re-checks
+#: its condition on a row a concurrent scan just counted, so a slot is never counted twice.
 OPEN_MISSED_SLOT_ALERTS = """
-INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
-SELECT s.name, 'missed', 1,
-       left('the slot due ' || to_char(s.next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
-            || ' UTC has not started (is the ' || coalesce(s.cluster, 'default')
-            || ' cluster running?)', 500),
-       %(now)s, %(now)s, %(now)s
-  FROM django_q_schedule s
- WHERE s.func = %(func)s
-   AND s.repeats <> 0
-   AND s.next_run < %(overdue_before)s
-   AND NOT EXISTS (SELECT 1 FROM jobs_alert a
-                    WHERE a.job = s.name AND a.kind = 'missed' AND a.opened_at >= s.next_run)
-ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
-RETURNING id, true AS opened, true AS tell
+WITH due AS (
+    SELECT DISTINCT ON (s.name) s.name, s.next_run, s.cluster
+      FROM django_q_schedule s
+     WHERE s.func = %(func)s
+       AND s.repeats <> 0
+       AND s.next_run < %(overdue_before)s
+     ORDER BY s.name, s.next_run
+), counted AS (
+    UPDATE jobs_alert a
+       SET count = a.count + 1, last_seen_at = %(now)s,
+           notified_at = CASE WHEN a.notified_at < %(repeat_before)s THEN %(now)s
+                              ELSE a.notified_at END
+      FROM due
+     WHERE a.job = due.name AND a.kind = 'missed' AND a.resolved_at IS NULL
+       AND (a.last_seen_at < due.next_run OR a.notified_at < %(repeat_before)s)
+ RETURNING a.id, false AS opened, a.notified_at = %(now)s AS tell
+), opened AS (
+    INSERT INTO jobs_alert (job, kind, count, reason, opened_at, last_seen_at, notified_at)
+    SELECT due.name, 'missed', 1,
+           left('the slot due ' || to_char(due.next_run AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+                || ' UTC has not started (is the ' || coalesce(due.cluster, 'default')
+                || ' cluster running?)', 500),
+           %(now)s, %(now)s, %(now)s
+      FROM due
+     WHERE NOT EXISTS (SELECT 1 FROM jobs_alert a
+                        WHERE a.job = due.name AND a.kind = 'missed'
+                          AND (a.resolved_at IS NULL OR a.last_seen_at >= due.next_run))
+    ON CONFLICT (job, kind) WHERE resolved_at IS NULL DO NOTHING
+    RETURNING id, true AS opened, true AS tell
+)
+SELECT * FROM counted UNION ALL SELECT * FROM opened
 """
 
 #: Resolve every open alert whose job succeeded (unflagged) after its latest problem, by the

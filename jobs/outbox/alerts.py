@@ -110,7 +110,12 @@ def scan_alerts(*, watchdog: bool = True) -> dict[str, int]:
         rows = sql.fetch(sql.RECORD_RUN_ALERTS, params)
         if watchdog:
             grace = timedelta(seconds=int(jobs_settings.MISFIRE_GRACE_SECONDS))
-            params = {"now": now, "func": RUN_SCHEDULED_JOB, "overdue_before": now - grace}
+            params = {
+                "now": now,
+                "func": RUN_SCHEDULED_JOB,
+                "overdue_before": now - grace,
+                "repeat_before": repeat_before,
+            }
             rows += sql.fetch(sql.OPEN_MISSED_SLOT_ALERTS, params)
         opened = sorted({alert_id for alert_id, is_new, _ in rows if is_new})
         repeated = sorted({alert_id for alert_id, is_new, tell in rows if tell and not is_new})

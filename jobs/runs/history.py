@@ -7,11 +7,14 @@ from django.utils import timezone
 from jobs import sql
 from jobs.conf import jobs_settings
 
-# (table, primary key, age column): fixed identifiers, never user input.
+#: One batch statement per pruned table (fixed identifiers, never user input). Runs have
+#: their own: other rows point at them.
 PRUNED_TABLES = {
-    "job_runs": ("jobs_jobrun", "id", "finished_at"),
-    "queue_tasks": ("django_q_task", "id", "stopped"),
-    "notifications_sent": ("jobs_notification", "id", "sent_at"),
+    "job_runs": sql.DELETE_RUN_BATCH,
+    "queue_tasks": sql.DELETE_BATCH.format(table="django_q_task", pk="id", column="stopped"),
+    "notifications_sent": sql.DELETE_BATCH.format(
+        table="jobs_notification", pk="id", column="sent_at"
+    ),
 }
 
 
@@ -24,8 +27,7 @@ def prune_history(*, older_than_days: int | None = None, batch_size: int | None 
     limit = int(batch_size or jobs_settings.PRUNE_BATCH_SIZE)
     cutoff = timezone.now() - timedelta(days=days)
     result: dict[str, int] = {"older_than_days": days}
-    for label, (table, pk, column) in PRUNED_TABLES.items():
-        statement = sql.DELETE_BATCH.format(table=table, pk=pk, column=column)
+    for label, statement in PRUNED_TABLES.items():
         deleted = batches = 0
         while True:
             count = len(sql.fetch(statement, {"cutoff": cutoff, "limit": limit}))

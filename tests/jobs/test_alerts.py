@@ -168,6 +168,37 @@ def test_watchdog__slot_past_the_grace_with_no_run__one_missed_alert(settings):
     assert len(webhook_bodies()) == 1
 
 
+def test_watchdog__cluster_down_again_or_still_down__counted_and_told_again(time_machine):
+    """The default cluster misses the 10:00 slot (told), comes back and records it missed,
+    then dies again before 10:25: that slot is counted into the open alert (not lost for
+    the alert still open), once; a day later, still down, staff are told again."""
+    time_machine.move_to("2026-12-07T10:06:00+00:00", tick=False)
+    sync_schedules()
+    at = "2026-12-07T{}:00+00:00".format
+    Schedule.objects.filter(name="jobs.reap_lost_runs").update(next_run=at("10:00"))
+    assert scan_alerts()["opened"] == 1
+    time_machine.move_to(at("10:20"), tick=False)  # back: fires the 10:00 slot late
+    Schedule.objects.filter(name="jobs.reap_lost_runs").update(next_run=at("10:25"))
+    run_scheduled_job("jobs.reap_lost_runs", scheduled_for=at("10:00"))
+    assert Alert.objects.get().count == 2
+    time_machine.move_to(at("10:31"), tick=False)  # down again since 10:22
+
+    scan_alerts()
+    scan_alerts()  # the same slot is counted once
+
+    alert = Alert.objects.get()
+    assert (alert.count, alert.resolved_at) == (3, None)
+    assert len(webhook_bodies()) == 1  # within 24 h of telling: counted only
+    time_machine.move_to("2026-12-08T10:31:00+00:00", tick=False)  # still down
+    assert scan_alerts()["repeated"] == 1
+    assert scan_alerts()["repeated"] == 0
+    bodies = [b for b in webhook_bodies() if b["job"] == "jobs.reap_lost_runs"]
+    assert [b["event"] for b in bodies] == ["opened", "repeated"]
+    assert bodies[1]["text"].startswith(
+        ":rotating_light: still: jobs.reap_lost_runs: scheduled slot missed (4 times)"
+    )
+
+
 def test_channels__registry_default_and_settings_override(settings, run_job_in_process):
     assert alert_channels("tests.fail_email_alerts_only") == "email"
     run_job_in_process("tests.fail_email_alerts_only")

@@ -168,3 +168,47 @@ def test_run_taken_over_by_another_worker__late_outcome_not_recorded(fail, caplo
     assert not Schedule.objects.filter(name=f"run:{run.pk}").exists()
     assert not JobRun.objects.filter(parent=run).exists()
     assert "was taken over by another worker" in caplog.text
+
+
+def test_queued_run_of_a_job_no_longer_registered__failed_and_let_go():
+    """A release renamed or removed a job while one of its runs waited (a retry parked for
+    its backoff, a chain's next hop): the worker that takes the run records it failed,
+    naming the job, and lets go of the run; it does not stay `running` for ever, held by
+    the worker's session (a qcluster keeps its connection between tasks)."""
+    from jobs import sql
+    from jobs.exceptions import UnknownJob
+    from jobs.runs.lifecycle import new_run
+
+    run = new_run("tests.renamed_away", trigger=JobRun.Trigger.RETRY, kwargs={"n": 1})
+
+    with pytest.raises(UnknownJob):  # django-q2 records the task failed too
+        execute_queued_run(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.FAILED
+    assert "tests.renamed_away" in run.error and "not a registered job" in run.error
+    assert run.result == {"permanent": True}
+    alive = sql.fetch("SELECT " + sql.RUN_ALIVE.format(run="%(id)s::bigint"), {"id": run.pk})
+    assert alive == [(False,)]
+
+
+def test_run_delivered_again_after_handing_its_lease_on__does_not_take_it_back():
+    """A hop queued the run that continues its work, handed it the lease, and its worker
+    died before recording the hop's end; the reaper delivers the hop again. The lease is
+    the waiting run's: the old hop is recorded skipped naming it (it does not take the
+    lease back, redo its work and leave the waiting run to be skipped and flagged)."""
+    from jobs.runs.lifecycle import new_run
+
+    hop = new_run("devkit.demo_job", trigger=JobRun.Trigger.CHAIN, status=JobRun.Status.RUNNING)
+    waiting = new_run("devkit.demo_job", trigger=JobRun.Trigger.CHAIN, parent=hop)
+    key = "job:devkit.demo_job"
+    locks.acquire_lease(key=key, owner=f"run:{hop.pk}", run_id=hop.pk)
+    locks.hand_over_leases(from_run=hop.pk, to_run=waiting.pk)
+
+    execute_queued_run(hop.pk)
+
+    hop.refresh_from_db()
+    assert hop.status == JobRun.Status.SKIPPED
+    assert hop.result["lock_held"]["run_id"] == waiting.pk
+    assert locks.lease_row(key).run_id == waiting.pk
+    assert execute_queued_run(waiting.pk)["status"] == JobRun.Status.SUCCEEDED
