@@ -25,18 +25,18 @@ class BibliothecaSettings(AppSettings):
         #: Tries of one request before a transient failure fails the hop (in-place retry).
         "REQUEST_ATTEMPTS": Setting(3),
         #: First in-place backoff (doubled per try, with jitter).
-        "RETRY_WAIT_SECONDS": Setting(0.5),
+        "RETRY_WAIT_SECONDS": Setting(0.5, zero_ok=True),
         #: A 429's Retry-After up to this long is waited out in place (the hop sleeps).
-        "RETRY_AFTER_MAX_SECONDS": Setting(30.0),
+        "RETRY_AFTER_MAX_SECONDS": Setting(30.0, zero_ok=True),
         #: Up to this long, the chain re-queues its hop for then (no request before);
         #: longer stops the chain (re-run later).
-        "RETRY_AFTER_LIMIT_SECONDS": Setting(15 * 60.0),
+        "RETRY_AFTER_LIMIT_SECONDS": Setting(15 * 60.0, zero_ok=True),
         #: Each chain re-reads this many minutes before its checkpoint (purchases the
         #: partner lists late, or a partner clock behind ours).
-        "OVERLAP_MINUTES": Setting(60),
+        "OVERLAP_MINUTES": Setting(60, zero_ok=True),
         #: Windows one chain may record as gaps; the next failing one stops the chain (the
         #: API looks down rather than one day bad).
-        "GAPS_PER_CHAIN": Setting(3),
+        "GAPS_PER_CHAIN": Setting(3, zero_ok=True),
         #: A collection whose checkpoint has not moved for this long is a health warning.
         "STALE_AFTER_HOURS": Setting(48),
         #: Day windows whose MARC pages are fetched at once (items batches go alongside).
@@ -44,7 +44,7 @@ class BibliothecaSettings(AppSettings):
         #: Work one hop does before it queues the next (seconds).
         "HOP_TIME_BUDGET_SECONDS": Setting(20.0),
         #: Editions whose metadata is older than this are fetched again.
-        "METADATA_REFRESH_DAYS": Setting(30),
+        "METADATA_REFRESH_DAYS": Setting(30, zero_ok=True),
         #: Edition media ("ebook", "audiobook") whose records are not imported.
         "SKIP_MEDIA": Setting(()),
         #: Hosts a collection's base URL may name (the vendor's API by default).

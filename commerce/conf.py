@@ -15,7 +15,7 @@ class CommerceSettings(AppSettings):
         #: Audit rows older than this many days are deleted by commerce.cleanup_old_audit_logs.
         "AUDIT_RETENTION_DAYS": Setting(90, env=True),
         #: Used tokens are kept this many hours after use (then deleted with the expired ones).
-        "USED_TOKEN_HOURS": Setting(24, env=True),
+        "USED_TOKEN_HOURS": Setting(24, env=True, zero_ok=True),
         #: Deliveries per chunk of commerce.process_due_subscriptions (one transaction each).
         "SUBSCRIPTION_CHUNK_SIZE": Setting(2000, env=True),
         #: The store's timezone: it decides "today" for due dates, the reminder day and the
@@ -23,7 +23,7 @@ class CommerceSettings(AppSettings):
         "TIME_ZONE": Setting("UTC", env=True),
         #: Orders still unpaid this many days after they were made are "awaiting payment"
         #: (admin filter, /health/ warning).
-        "UNPAID_GRACE_DAYS": Setting(3, env=True),
+        "UNPAID_GRACE_DAYS": Setting(3, env=True, zero_ok=True),
         #: Razorpay webhook secret (secret: settings or env only; never logged or shown).
         "RAZORPAY_WEBHOOK_SECRET": Setting("", env=True),
     }

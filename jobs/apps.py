@@ -13,6 +13,7 @@ class JobsConfig(AppConfig):
         from django.utils.module_loading import autodiscover_modules
         from django_q.signals import pre_execute
 
+        from jobs.conf import check_number_settings
         from jobs.outbox.alerts import check_alert_settings, note_finished_run
         from jobs.runs.lifecycle import run_finished
         from jobs.runs.queue_task import remember_queue_task
@@ -23,6 +24,7 @@ class JobsConfig(AppConfig):
         run_finished.connect(note_finished_run, dispatch_uid="jobs.alerts")
         post_migrate.connect(_sync_schedules_after_migrate, sender=self)
         checks.register(check_alert_settings)
+        checks.register(check_number_settings)
 
 
 def _sync_schedules_after_migrate(sender, using: str = "default", **kwargs) -> None:

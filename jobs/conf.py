@@ -3,12 +3,14 @@ app declares them is in docs/architecture.md "Settings". An empty value counts a
 `env=True` settings (secrets, endpoints the qclusters get from their environment) may
 come from the environment variable of the same name, and Django settings win."""
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.conf import settings as django_settings
+from django.core import checks
 
 from jobs.exceptions import UnknownJob
 from jobs.registry import get_job
@@ -24,6 +26,9 @@ class Setting:
     default: int | float | str | bool | tuple[str, ...]
     #: Also read the environment variable `<PREFIX>_<NAME>` when Django settings lack it.
     env: bool = False
+    #: A number may be 0 because 0 means something ("no cap", "at once"); otherwise it must
+    #: be above 0 (check_number_settings).
+    zero_ok: bool = False
 
     def parse(self, raw: str) -> Any:
         """An environment value, as the type of the default."""
@@ -76,7 +81,7 @@ class JobsSettings(AppSettings):
         "SCHEDULE_OVERDUE_SECONDS": Setting(300),
         #: Failed runs in the last 24 h above which /health/ is unhealthy (0: no cap; a job
         #: whose latest run failed is unhealthy either way).
-        "HEALTH_MAX_FAILURES_24H": Setting(0),
+        "HEALTH_MAX_FAILURES_24H": Setting(0, zero_ok=True),
         #: Notifications claimed per delivery batch.
         "OUTBOX_BATCH_SIZE": Setting(100),
         #: A notification stuck in `sending` longer than this is claimed again.
@@ -84,7 +89,7 @@ class JobsSettings(AppSettings):
         #: Queue rows waiting longer than this mean a cluster is not consuming.
         "QUEUE_STALL_SECONDS": Setting(300),
         #: Times jobs.reap_lost_runs queues a lost run again before it records it failed.
-        "REAP_MAX_REQUEUES": Setting(3),
+        "REAP_MAX_REQUEUES": Setting(3, zero_ok=True),
         #: Runs the reaper looks at per pass (the oldest first).
         "REAP_BATCH_SIZE": Setting(500),
         #: Functions the cluster may run besides our two entry points: benchmarks' no-op tasks.
@@ -98,13 +103,40 @@ class JobsSettings(AppSettings):
         #: An open alert whose job keeps having problems is told again after this long.
         "ALERT_REPEAT_HOURS": Setting(24),
         #: /health/ runs the alert watchdog at most once per this many seconds per process.
-        "ALERT_WATCH_SECONDS": Setting(30),
+        "ALERT_WATCH_SECONDS": Setting(30, zero_ok=True),
         #: An alert undelivered this long after it was due is delivered by the web process.
-        "ALERT_FALLBACK_SECONDS": Setting(120),
+        "ALERT_FALLBACK_SECONDS": Setting(120, zero_ok=True),
     }
 
 
 jobs_settings = JobsSettings()
+
+
+def check_number_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """System check of every app's number settings: one that is not a number, or 0 where 0
+    would delete everything or never finish (a cart retention of 0 deletes live carts, a
+    batch size of 0 loops), stops start-up (`check`, `migrate`, `qcluster`), not a run."""
+    errors = []
+    for app in AppSettings.__subclasses__():
+        for name, setting in app.settings.items():
+            if isinstance(setting.default, bool) or not isinstance(setting.default, int | float):
+                continue
+            value = os.environ.get(f"{app.prefix}_{name}")  # shown if it does not parse
+            try:
+                value = app().value(name)
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if math.isfinite(number) and (number > 0 or (number == 0 and setting.zero_ok)):
+                continue
+            bound = "0 or more" if setting.zero_ok else "above 0"
+            errors.append(
+                checks.Error(
+                    f"{app.prefix}_{name} is {value!r}: it must be a number {bound}",
+                    id="jobs.E204",
+                )
+            )
+    return errors
 
 
 def job_entries(name: str, *, error: type[Exception], what: str = "value") -> Mapping[str, Any]:

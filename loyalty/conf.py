@@ -39,7 +39,7 @@ class LoyaltySettings(AppSettings):
         #: Devices one pass may be registered on; past it a new device is refused (403).
         "APPLE_MAX_DEVICES_PER_PASS": Setting(10, env=True),
         #: Device log lines (PassKit /v1/log) written to our log per minute and process.
-        "PASSKIT_LOG_LINES_PER_MINUTE": Setting(60, env=True),
+        "PASSKIT_LOG_LINES_PER_MINUTE": Setting(60, env=True, zero_ok=True),
         #: Organization name shown on passes when the card's merchant has none.
         "APPLE_ORGANIZATION_NAME": Setting("Loyalty", env=True),
         #: Per-request timeout of a wallet call.

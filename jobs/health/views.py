@@ -5,7 +5,7 @@ import logging
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from jobs.health.checks import health_report, run_checks, takes_traffic
@@ -15,10 +15,11 @@ from jobs.outbox.alerts import watch_from_web
 logger = logging.getLogger("jobs.health")
 
 
-@require_GET
+@require_safe
 def health_view(request: HttpRequest) -> JsonResponse:
     """Status and one state per check for anyone; the reasons for staff (and the logs).
-    Also the alert watchdog's web share: the load balancer polls here with every cluster down."""
+    Also the alert watchdog's web share: the load balancer polls here with every cluster down.
+    HEAD answers the same status: some load balancers' checks send HEAD."""
     checks = run_checks()
     if checks[0].ok and watch_from_web():
         for check in checks:

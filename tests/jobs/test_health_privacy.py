@@ -51,6 +51,13 @@ def test_health__database_down__anonymous_sees_no_host(caplog):
     assert f"port {port}" in caplog.text  # the details are in the log
 
 
+def test_health__head_answers_the_status_a_load_balancer_acts_on():
+    assert Client().head("/health/").status_code == 200
+    with database_unreachable():
+        assert Client().head("/health/").status_code == 503
+    assert Client().post("/health/").status_code == 405
+
+
 def test_health__database_down__staff_sees_the_error():
     request = RequestFactory().get("/health/")
     request.user = User(username="oncall", is_staff=True, is_active=True)
