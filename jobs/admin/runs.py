@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods
 
-from jobs.admin.actions import JobActionsMixin, pending_runs, run_url
+from jobs.admin.actions import CONFIRM_MAX_ROWS, JobActionsMixin, pending_runs, run_url
 from jobs.admin.charts import STATUS_COLOURS, run_chart
 from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.permissions import can_run_job, missing_permissions
@@ -181,13 +181,16 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
 
     @admin.action(description="Retry selected failed runs", permissions=["run"])
     def retry_runs(self, request: HttpRequest, queryset) -> HttpResponse | None:
-        """Confirm first (a retry redoes work); then queue one run per failed run, as you.
+        """Confirm first (a retry redoes work); then queue one run per failed job and
+        arguments, as you: a month of failed nights of one job is one retry (the job is
+        idempotent, the other retries would redo the same work), its parent the newest.
 
         A run is retried only when you may run its job with its arguments (jobs.admin.permissions):
         a retry must not do what the job's own admin action would refuse you.
         """
-        failed, eligible, refused = _retryable(request.user, queryset)
-        ignored = queryset.count() - len(failed)
+        failed, eligible, refused, refused_count = _retryable(request.user, queryset)
+        ignored = queryset.count() - failed
+        repeats = failed - len(eligible) - refused_count
         if not eligible:
             self.message_user(
                 request,
@@ -199,6 +202,11 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
             return None
         if not self.confirmed(request):
             summary = [f"Refused: {'; '.join(refused)}."] if refused else []
+            if repeats:
+                summary.append(
+                    f"{repeats} selected failed run(s) have the job and arguments of a newer"
+                    " one listed: its retry covers them."
+                )
             if ignored:
                 summary.append(
                     f"{ignored} selected run(s) not failed or unknown will be left alone."
@@ -211,8 +219,9 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
                 " as its parent:",
                 rows=[
                     (run_url(run), f"{run.job} #{run.pk}", f"{run.kwargs}: {run.error[:140]}")
-                    for run in eligible
+                    for run in eligible[:CONFIRM_MAX_ROWS]
                 ],
+                more=max(0, len(eligible) - CONFIRM_MAX_ROWS),
                 summary=summary,
                 selected=queryset.values_list("pk", flat=True),
                 submit=f"Yes, retry {len(eligible)} run(s)",
@@ -222,11 +231,15 @@ class JobRunAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, admin.Mod
         self.message_user(
             request,
             f"Queued {len(created)} retry run(s): "
-            + ", ".join(f"#{r.pk}" for r in created)
-            + (f"; {ignored} not failed or unknown, left alone" if ignored else "")
+            + ", ".join(f"#{r.pk}" for r in created[:CONFIRM_MAX_ROWS])
             + (
-                f"; {len(failed) - len(eligible)} refused ({'; '.join(refused)})" if refused else ""
-            ),
+                f" and {len(created) - CONFIRM_MAX_ROWS} more"
+                if len(created) > CONFIRM_MAX_ROWS
+                else ""
+            )
+            + (f"; {repeats} with the job and arguments of a newer one, covered" if repeats else "")
+            + (f"; {ignored} not failed or unknown, left alone" if ignored else "")
+            + (f"; {refused_count} refused ({'; '.join(refused)})" if refused else ""),
             messages.SUCCESS,
         )
         return HttpResponseRedirect(run_url(created[0])) if len(created) == 1 else None
@@ -322,24 +335,29 @@ def progress_json(run: JobRun) -> dict:
     return {"status": run.status, "finished": run.is_finished, **asdict(view)}
 
 
-def _retryable(user, queryset) -> tuple[list[JobRun], list[JobRun], list[str]]:
-    """(failed runs of registered jobs, those `user` may retry, why the others are refused).
+def _retryable(user, queryset) -> tuple[int, list[JobRun], list[str], int]:
+    """(how many selected runs are failed runs of registered jobs; the newest of each job
+    and arguments, newest first, that `user` may retry; why the others are refused; how
+    many are refused).
 
     Refused: the user lacks a permission of the job, or its arguments no longer pass the
     job's checks (the exchange was matched since, the program was deleted).
     """
     registered = [spec.name for spec in all_jobs()]
-    failed = list(queryset.filter(status=JobRun.Status.FAILED, job__in=registered))
-    eligible, lacking, invalid = [], set(), []
-    for run in failed:
+    failed = queryset.filter(status=JobRun.Status.FAILED, job__in=registered)
+    newest = failed.order_by("job", "kwargs", "-pk").distinct("job", "kwargs")
+    eligible, lacking, invalid, refused = [], set(), [], 0
+    for run in sorted(newest, key=lambda run: -run.pk):
         if missing := missing_permissions(user, run.job, run.kwargs):
             lacking.update(missing)
+            refused += 1
             continue
         try:
             check_job_arguments(run.job, run.kwargs)
         except BadJobArguments as exc:
             invalid.append(f"run #{run.pk}: {exc}")
+            refused += 1
             continue
         eligible.append(run)
     reasons = [f"you lack {', '.join(sorted(lacking))}"] if lacking else []
-    return failed, eligible, reasons + invalid
+    return failed.count(), eligible, reasons + invalid, refused

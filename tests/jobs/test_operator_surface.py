@@ -188,6 +188,54 @@ def test_admin_retry__only_failed_runs(operator):
     assert not JobRun.objects.filter(parent=ok).exists()
 
 
+def failed_runs(*kwargs_list: dict) -> list[JobRun]:
+    """Failed runs as a month of failed nights leaves them (rows, not work: only the retry runs)."""
+    rows = [
+        JobRun(
+            job="devkit.demo_job",
+            trigger="schedule",
+            status="failed",
+            kwargs=kwargs,
+            error="RuntimeError: demo_job asked to fail",
+            finished_at=timezone.now(),
+        )
+        for kwargs in kwargs_list
+    ]
+    return JobRun.objects.bulk_create(rows)
+
+
+def test_admin_retry__a_month_of_failures_of_one_job_and_arguments_is_one_retry(operator):
+    month = failed_runs(*[{"fail": True}] * 30)
+    other = failed_runs({"fail": True, "items": 2})
+    url = reverse("admin:jobs_jobrun_changelist")
+    selection = {"action": "retry_runs", "_selected_action": [r.pk for r in month + other]}
+
+    confirm = operator.post(url, selection)
+    assert b"Yes, retry 2 run(s)" in confirm.content
+    assert b"29 selected failed run(s) have the job and arguments of a newer" in confirm.content
+
+    operator.post(url, {**selection, "post": "yes"})
+
+    retries = JobRun.objects.filter(parent__isnull=False, trigger="admin")
+    assert sorted((r.parent_id, r.kwargs) for r in retries) == [
+        (month[-1].pk, {"fail": True}),  # the newest of the month is the parent
+        (other[0].pk, {"fail": True, "items": 2}),
+    ]
+
+
+def test_admin_retry__the_confirmation_lists_at_most_100_runs(operator):
+    runs = failed_runs(*[{"fail": True, "items": i} for i in range(150)])
+    url = reverse("admin:jobs_jobrun_changelist")
+    selection = {"action": "retry_runs", "_selected_action": [r.pk for r in runs]}
+
+    confirm = operator.post(url, selection)
+
+    assert b"Yes, retry 150 run(s)" in confirm.content
+    assert confirm.content.count(b"demo_job asked to fail") == 100
+    assert b"... and 50 more" in confirm.content
+    assert not JobRun.objects.filter(trigger="admin").exists()
+
+
 def test_admin_run_page__shows_readable_result_and_error(operator):
     from jobs.runner import run_job_now
 
