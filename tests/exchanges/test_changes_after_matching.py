@@ -261,3 +261,29 @@ def test_withdrawal_hands_a_giver_back_a_receiver_a_re_match_took__the_giver_is_
     last = Notification.objects.filter(recipient=a.email).latest("id")
     assert last.template == "exchanges/notifications/match_changed"
     assert "gift to:\n\n    Person 2\n" in last.body
+
+
+@pytest.mark.parametrize("how", ["delete_selected", "delete_view"])
+def test_admin_deletes_a_matched_participant__the_draw_is_repaired_as_for_a_withdrawal(
+    client, make_exchange, make_participants, how
+):
+    operator = staff_client(client, "olga", (*OPERATOR, ("exchanges", "delete_participant")))
+    exchange = make_exchange(exchange_at=PARTY)
+    p1, p2, p3, p4 = make_participants(exchange, 4)
+    draw(exchange, [(p1, p2), (p2, p3), (p3, p4), (p4, p1)])
+
+    if how == "delete_selected":
+        post_action(operator, "/admin/exchanges/participant/", how, p1.pk, confirm=True)
+    else:
+        operator.post(f"/admin/exchanges/participant/{p1.pk}/delete/", {"post": "yes"})
+
+    assert not Participant.objects.filter(pk=p1.pk).exists()
+    # p1's giver gives to p1's receiver, and is told so; nobody is left out of the draw.
+    assert set(Match.objects.values_list("giver_id", "receiver_id")) == {
+        (p2.pk, p3.pk),
+        (p3.pk, p4.pk),
+        (p4.pk, p2.pk),
+    }
+    changed = Notification.objects.get(template="exchanges/notifications/match_changed")
+    assert changed.recipient == p4.email and "gift to:\n\n    Person 1\n" in changed.body
+    assert set(reminders_at(SEVEN_DAYS_BEFORE)) == {p2.email, p3.email, p4.email}
