@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -346,6 +346,17 @@ class ParticipantAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     raw_id_fields = ("exchange",)
     readonly_fields = ("withdrawn_at",)
     actions = ["withdraw"]
+
+    def delete_model(self, request: HttpRequest, obj: Participant) -> None:
+        self.delete_queryset(request, Participant.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:
+        """Deleted people withdraw first: their matches would go by cascade, leaving their
+        giver with nobody to give to and their receiver with no gift, and nobody told."""
+        with transaction.atomic():
+            for pk in queryset.filter(withdrawn_at__isnull=True).values_list("pk", flat=True):
+                withdraw_participant(participant_id=pk)
+            super().delete_queryset(request, queryset)
 
     @admin.action(permissions=["change"], description="Withdraw (repairs the draw)")
     def withdraw(self, request: HttpRequest, queryset: QuerySet[Participant]) -> None:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, F, Q
+from django.db.models.functions import Lower
 from django.utils.timezone import now as utc_now
 
 from jobs.validators import validate_timezone_name
@@ -114,7 +115,14 @@ class Participant(models.Model):
     class Meta:
         ordering = ["exchange_id", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["exchange", "email"], name="participant_unique_email"),
+            # One mailbox, one participant: addresses differing in capitals reach the same
+            # person, who could draw themself and would read both draws.
+            models.UniqueConstraint(
+                "exchange",
+                Lower("email"),
+                name="participant_unique_email_ci",
+                violation_error_message="This email address is already in this exchange.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -97,16 +97,21 @@ def match_exchange(
     """Draw names, move the exchange to matched, notify each giver, plan reminders.
 
     `rematch` clears the draw of a matched exchange first (after withdrawals or late
-    joiners); a giver whose receiver is unchanged is not told again. One transaction:
-    either the whole draw with its notifications and reminders commits, or nothing
-    changes (an impossible re-draw keeps the old one).
+    joiners); a giver whose receiver is unchanged is not told again, every other giver is,
+    even of a receiver an earlier draw gave them (the dedup key names the draw's moment).
+    One transaction: either the whole draw with its notifications and reminders commits,
+    or nothing changes (an impossible re-draw keeps the old one).
     """
     rng = rng or random.SystemRandom()
+    now = timezone.now()
     with transaction.atomic():
         exchange = check_matchable(
             Exchange.objects.select_for_update().filter(pk=exchange_id).first(),
             exchange_id,
             rematch=rematch,
+        )
+        before = dict(
+            Match.objects.filter(exchange=exchange).values_list("giver_id", "receiver_id")
         )
         cleared = Match.objects.filter(exchange=exchange).delete()[0] if rematch else 0
         people = {
@@ -142,7 +147,7 @@ def match_exchange(
                 channel="email",
                 recipient=people[g].email,
                 template="exchanges/notifications/match_made",
-                dedup_key=f"exchanges:match:{exchange_id}:{g}:{r}",
+                dedup_key=f"exchanges:match:{exchange_id}:{g}:{r}:{now:%Y%m%dT%H%M%S.%fZ}",
                 context={
                     "exchange_name": exchange.name,
                     "giver_name": people[g].name,
@@ -151,6 +156,7 @@ def match_exchange(
                 },
             )
             for g, r in pairs.items()
+            if before.get(g) != r
         )
-        result["reminders"] = plan_reminders(exchange_id=exchange_id, now=timezone.now())
+        result["reminders"] = plan_reminders(exchange_id=exchange_id, now=now)
     return result

@@ -10,9 +10,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import BigIntegerField, Count, F, Func, Q, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from exchanges.models import Exchange, Exclusion, Match, Participant, Reminder, counts_by_exchange
+from jobs.models import Notification
 from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 from jobs.runs.progress import report_progress
 
@@ -96,6 +99,7 @@ def purge_completed_exchanges(
                 break
             summaries = _summaries(ids)
             to_purge.filter(pk__in=ids).delete()
+            _notifications(ids).delete()
         for summary in summaries:
             logger.info("purged exchange %(id)s %(name)r: %(rows)s", summary)
         purged.extend(summaries)
@@ -139,6 +143,20 @@ def _warn(rows, *, now: datetime, retention_days: int, warning_days: int) -> lis
     return [e.pk for e in exchanges]
 
 
+#: The outbox keys of an exchange's emails are `exchanges:<kind>:<exchange id>:…`.
+NOTIFICATION_KINDS = ("match", "match_changed", "rematch_needed", "reminder", "purge_warning")
+
+
+def _notifications(ids: list[int]):
+    """The outbox rows of these exchanges' emails: they name every participant's address
+    and whom they drew, so they go with the exchange (sent, dead or still waiting)."""
+    prefixes = Q()
+    for pk in ids:
+        for kind in NOTIFICATION_KINDS:
+            prefixes |= Q(dedup_key__startswith=f"exchanges:{kind}:{pk}:")
+    return Notification.objects.filter(prefixes)
+
+
 def _summaries(ids: list[int]) -> list[dict[str, Any]]:
     """Per exchange: id, name and how many rows of each kind the purge deletes (one query
     per kind)."""
@@ -149,6 +167,15 @@ def _summaries(ids: list[int]) -> list[dict[str, Any]]:
         ("reminders", Reminder),
     )
     counts = {label: counts_by_exchange(model, ids) for label, model in kinds}
+    exchange_of_key = Cast(
+        Func(F("dedup_key"), Value(":"), Value(3), function="split_part"), BigIntegerField()
+    )
+    counts["notifications"] = dict(
+        _notifications(ids)
+        .values(exchange_id=exchange_of_key)
+        .annotate(n=Count("pk"))
+        .values_list("exchange_id", "n")
+    )
     names = dict(Exchange.objects.filter(pk__in=ids).values_list("pk", "name"))
     rows = {pk: {label: n.get(pk, 0) for label, n in counts.items()} for pk in ids}
     return [{"id": pk, "name": names[pk], "rows": rows[pk]} for pk in ids]

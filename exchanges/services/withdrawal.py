@@ -41,7 +41,10 @@ def withdraw_participant(*, participant_id: int, now: datetime | None = None) ->
                     channel="email",
                     recipient=giver.email,
                     template="exchanges/notifications/match_changed",
-                    dedup_key=f"exchanges:match_changed:{exchange.pk}:{giver.pk}:{receiver.pk}",
+                    # The moment too: a re-match between two withdrawals may have given
+                    # this giver someone else, and the same hand-over is news again.
+                    dedup_key=f"exchanges:match_changed:{exchange.pk}:{giver.pk}:{receiver.pk}:"
+                    f"{now:%Y%m%dT%H%M%S.%fZ}",
                     context={
                         "exchange_name": exchange.name,
                         "giver_name": giver.name,

@@ -342,3 +342,26 @@ def test_without_view_jobrun__stays_on_the_list_with_a_link(client, make_exchang
     run = JobRun.objects.get()
     assert response["Location"] == URL and run.triggered_by == "vic"
     assert f'<a href="{run_page(run)}">#{run.pk} (exchange {exchange.pk})</a>' in messages_of(user)
+
+
+def test_admin_add_participant__the_same_address_in_other_capitals_is_refused(
+    client, make_exchange, make_participants
+):
+    """The same mailbox twice could draw itself, and would read both draws."""
+    staff_client(client, "olga", [("exchanges", "add_participant")])
+    exchange = make_exchange()
+    (alice,) = make_participants(exchange, 1)
+
+    response = client.post(
+        reverse("admin:exchanges_participant_add"),
+        {
+            "exchange": exchange.pk,
+            "name": "Alice again",
+            "email": alice.email.upper(),
+            "reminder_enabled": "on",
+        },
+    )
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "already in this exchange" in response.content.decode()
+    assert list(exchange.participants.values_list("email", flat=True)) == [alice.email]

@@ -9,7 +9,7 @@ import time_machine
 
 from exchanges.exceptions import InvalidExchangeState
 from exchanges.models import Exchange, Exclusion, Match, Participant
-from exchanges.services.matching import match_exchange
+from exchanges.services.matching import draw_derangement, match_exchange
 from exchanges.services.reminder_planning import plan_reminders
 from exchanges.services.reminders import send_due_reminders
 from exchanges.services.withdrawal import withdraw_participant
@@ -192,3 +192,98 @@ def test_admin_withdraw__repairs_and_says_so(client, make_exchange, make_partici
         (p2.pk, p3.pk),
         (p3.pk, p2.pk),
     }
+
+
+def _rng_drawing(ids: list[int], wanted: dict[int, int]) -> random.Random:
+    """A seeded generator whose draw over `ids` (no exclusions) is `wanted`."""
+    for seed in range(1000):
+        if draw_derangement(ids, set(), rng=random.Random(seed)) == wanted:
+            return random.Random(seed)
+    raise AssertionError(f"no seed draws {wanted}")
+
+
+def test_rematch_back_to_an_earlier_draw__every_giver_whose_receiver_changed_is_told(
+    make_exchange, make_participants
+):
+    exchange = make_exchange(exchange_at=PARTY, state=Exchange.State.REGISTRATION_OPEN)
+    a, b, c = make_participants(exchange, 3)
+    ids = [a.pk, b.pk, c.pk]
+    first = {a.pk: b.pk, b.pk: c.pk, c.pk: a.pk}
+    second = {a.pk: c.pk, c.pk: b.pk, b.pk: a.pk}
+
+    def latest_email_to(person: Participant) -> str:
+        return (
+            Notification.objects.filter(recipient=person.email)
+            .exclude(template="exchanges/notifications/reminder")
+            .latest("id")
+            .body
+        )
+
+    with time_machine.travel(DRAWN, tick=False):
+        match_exchange(exchange_id=exchange.pk, rng=_rng_drawing(ids, first))
+    with time_machine.travel(DRAWN + timedelta(days=1), tick=False):  # two staff, one re-match each
+        match_exchange(exchange_id=exchange.pk, rematch=True, rng=_rng_drawing(ids, second))
+    with time_machine.travel(DRAWN + timedelta(days=1, minutes=1), tick=False):
+        result = match_exchange(exchange_id=exchange.pk, rematch=True, rng=_rng_drawing(ids, first))
+
+    assert dict(Match.objects.values_list("giver_id", "receiver_id")) == first
+    assert result["notified"] == 3
+    # What each giver read last is the receiver the draw holds.
+    assert "gift to:\n\n    Person 1\n" in latest_email_to(a)
+    assert "gift to:\n\n    Person 2\n" in latest_email_to(b)
+    assert "gift to:\n\n    Person 0\n" in latest_email_to(c)
+
+
+def test_withdrawal_hands_a_giver_back_a_receiver_a_re_match_took__the_giver_is_told(
+    make_exchange, make_participants
+):
+    exchange = make_exchange(exchange_at=PARTY)
+    a, b, c, d = make_participants(exchange, 4)
+    draw(exchange, [(a, b), (b, c), (c, d), (d, a)])
+    with time_machine.travel(DRAWN + timedelta(days=1), tick=False):
+        assert withdraw_participant(participant_id=b.pk)["outcome"] == "repaired"  # a -> c
+    with time_machine.travel(DRAWN + timedelta(days=2), tick=False):
+        ids = [a.pk, c.pk, d.pk]
+        match_exchange(
+            exchange_id=exchange.pk,
+            rematch=True,
+            rng=_rng_drawing(ids, {a.pk: d.pk, d.pk: c.pk, c.pk: a.pk}),
+        )
+
+    with time_machine.travel(DRAWN + timedelta(days=3), tick=False):
+        result = withdraw_participant(participant_id=d.pk)  # a takes d's receiver: c again
+
+    assert (result["outcome"], result["giver_id"], result["receiver_id"]) == (
+        "repaired",
+        a.pk,
+        c.pk,
+    )
+    last = Notification.objects.filter(recipient=a.email).latest("id")
+    assert last.template == "exchanges/notifications/match_changed"
+    assert "gift to:\n\n    Person 2\n" in last.body
+
+
+@pytest.mark.parametrize("how", ["delete_selected", "delete_view"])
+def test_admin_deletes_a_matched_participant__the_draw_is_repaired_as_for_a_withdrawal(
+    client, make_exchange, make_participants, how
+):
+    operator = staff_client(client, "olga", (*OPERATOR, ("exchanges", "delete_participant")))
+    exchange = make_exchange(exchange_at=PARTY)
+    p1, p2, p3, p4 = make_participants(exchange, 4)
+    draw(exchange, [(p1, p2), (p2, p3), (p3, p4), (p4, p1)])
+
+    if how == "delete_selected":
+        post_action(operator, "/admin/exchanges/participant/", how, p1.pk, confirm=True)
+    else:
+        operator.post(f"/admin/exchanges/participant/{p1.pk}/delete/", {"post": "yes"})
+
+    assert not Participant.objects.filter(pk=p1.pk).exists()
+    # p1's giver gives to p1's receiver, and is told so; nobody is left out of the draw.
+    assert set(Match.objects.values_list("giver_id", "receiver_id")) == {
+        (p2.pk, p3.pk),
+        (p3.pk, p4.pk),
+        (p4.pk, p2.pk),
+    }
+    changed = Notification.objects.get(template="exchanges/notifications/match_changed")
+    assert changed.recipient == p4.email and "gift to:\n\n    Person 1\n" in changed.body
+    assert set(reminders_at(SEVEN_DAYS_BEFORE)) == {p2.email, p3.email, p4.email}

@@ -17,7 +17,9 @@ from exchanges.models import (
 )
 from exchanges.services.cleanup import cleanup_rate_limits, cleanup_sessions, cleanup_tokens
 from exchanges.services.completion import complete_exchanges
+from exchanges.services.matching import match_exchange
 from exchanges.services.purge import purge_completed_exchanges, purge_day, start_of_day
+from exchanges.services.reminders import send_due_reminders
 from jobs.models import Notification
 
 pytestmark = pytest.mark.django_db
@@ -74,7 +76,13 @@ def test_purge__cascades_warns_once_and_keeps_the_rest(make_exchange, make_parti
         {
             "id": expired.pk,
             "name": "Office party",
-            "rows": {"participants": 3, "matches": 1, "exclusions": 1, "reminders": 1},
+            "rows": {
+                "participants": 3,
+                "matches": 1,
+                "exclusions": 1,
+                "reminders": 1,
+                "notifications": 0,
+            },
         }
     ]
     assert (result["warned"], sorted(result["warned_ids"])) == (2, [unwarned.pk, warn_now.pk])
@@ -151,3 +159,33 @@ def test_cleanup_sessions_and_rate_limits__only_expired_rows_in_batches():
     assert cleanup_rate_limits(batch_size=2) == {"deleted": 4}
     assert Session.objects.count() == 5 and not Session.objects.filter(expire_date__lt=NOW).exists()
     assert sorted(RateLimit.objects.values_list("key", flat=True)) == ["k4", "k5"]
+
+
+def test_purge__the_exchange_s_emails_go_with_it(make_exchange, make_participants):
+    """The outbox holds each participant's address and whom they drew: a purge that left
+    them there (for ever, when dead) would not delete what the warning said it deletes."""
+    party = NOW - timedelta(days=40)
+    kept, purged = (
+        make_exchange(state="registration_open", exchange_at=party, name=name)
+        for name in ("Kept", "Purged")
+    )
+    for exchange in (kept, purged):
+        make_participants(exchange, 3)
+        with time_machine.travel(party - timedelta(days=20), tick=False):
+            match_exchange(exchange_id=exchange.pk)
+        with time_machine.travel(party - timedelta(days=7), tick=False):
+            send_due_reminders()
+    Exchange.objects.filter(pk=kept.pk).update(exchange_at=NOW)  # not due for the purge
+    with time_machine.travel(party + timedelta(hours=1), tick=False):
+        complete_exchanges()
+    with time_machine.travel(NOW - timedelta(days=9), tick=False):
+        assert purge_completed_exchanges()["warned_ids"] == [purged.pk]
+    assert Notification.objects.filter(body__contains='"Purged"').count() == 7
+
+    with time_machine.travel(NOW, tick=False):
+        (log,) = purge_completed_exchanges()["purged_exchanges"]
+    assert (log["id"], log["rows"]["notifications"]) == (purged.pk, 7)
+
+    assert not Notification.objects.filter(body__contains='"Purged"').exists()
+    assert not Notification.objects.filter(recipient__contains=f".x{purged.pk}@").exists()
+    assert Notification.objects.filter(body__contains='"Kept"').count() == 6
