@@ -88,6 +88,11 @@ class ExchangeForm(forms.ModelForm):
         for name, check in checks.items():
             if name in self.fields:
                 self.fields[name].validators.append(check)
+        if "exchange_at" in self.fields:  # the admin types every date and time in UTC
+            self.fields["exchange_at"].help_text = (
+                "In UTC, not in the exchange's time zone: 18:00 in Berlin in winter is 17:00."
+                " The local date and time show below once saved."
+            )
 
 
 @admin.register(Exchange)

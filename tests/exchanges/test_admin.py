@@ -41,7 +41,7 @@ def messages_of(client) -> str:
 
 
 def test_changelist_and_change_page__show_local_date_and_reminders(
-    operator, make_exchange, make_participants
+    operator, admin_client, make_exchange, make_participants
 ):
     exchange = make_exchange()
     make_participants(exchange, 3)
@@ -50,6 +50,8 @@ def test_changelist_and_change_page__show_local_date_and_reminders(
     assert "2026-12-18 18:00 EST" in operator.get(URL).content.decode()
     page = operator.get(reverse("admin:exchanges_exchange_change", args=[exchange.pk]))
     assert page.status_code == 200 and "2026-12-11 18:00 EST" in page.content.decode()
+    add = admin_client.get(reverse("admin:exchanges_exchange_add")).content.decode()
+    assert "In UTC, not in the exchange's time zone" in add  # what the date field means
     assert Reminder.objects.filter(exchange=exchange).count() == 3
 
 
