@@ -62,6 +62,14 @@ def qcluster(transactional_db) -> Iterator[Clusters]:
 
 
 @pytest.fixture
+def quiet_scheduler(transactional_db) -> None:
+    """No cron schedule fires behind the test's back: only the runs it queues itself."""
+    from django_q.models import Schedule
+
+    Schedule.objects.all().delete()
+
+
+@pytest.fixture
 def fresh_schedules(db) -> None:
     """The registry's schedules as a deploy syncs them now. The rows a test starts with
     were synced when its worker's database was migrated or last flushed: on a slow run
