@@ -62,6 +62,28 @@ def qcluster(transactional_db) -> Iterator[Clusters]:
 
 
 @pytest.fixture
+def quiet_scheduler(transactional_db) -> None:
+    """No cron schedule fires behind the test's back: only the runs it queues itself."""
+    from django_q.models import Schedule
+
+    Schedule.objects.all().delete()
+
+
+@pytest.fixture
+def fresh_schedules(db) -> None:
+    """The registry's schedules as a deploy syncs them now. The rows a test starts with
+    were synced when its worker's database was migrated or last flushed: on a slow run
+    that is minutes ago, and their every-minute slots are then overdue past the grace
+    (missed alerts, a failing schedules check) that the test did not cause."""
+    from django_q.models import Schedule
+
+    from jobs.queue.schedules import sync_schedules
+
+    Schedule.objects.all().delete()
+    sync_schedules()
+
+
+@pytest.fixture
 def reports() -> Iterator[list[dict]]:
     """Every report_progress call in this process, in order (what the run page showed)."""
     from jobs.runs.progress import watching_progress

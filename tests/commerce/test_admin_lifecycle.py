@@ -62,8 +62,10 @@ def test_resume_after_ten_weeks__one_order_next_date_ahead_customer_told_once(
     assert (skipped.actor, skipped.details["skipped"]) == ("op", 10)
 
 
-def test_change_form__refuses_a_date_late_by_a_period_or_more(client, subscription_factory):
-    today = store_today()
+def test_change_form__refuses_a_date_late_by_a_period_or_more(
+    client, subscription_factory, frozen_now
+):
+    today = store_today()  # each post reads it again: the clock stands still
     sub = subscription_factory(next_delivery_date=today + timedelta(days=3))
     staff_client(client, "op", VIEW + CHANGE)
 

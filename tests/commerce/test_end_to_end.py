@@ -10,11 +10,12 @@ from tests.commerce.conftest import TODAY
 from tests.commerce.webhook_payloads import charged_event, signed
 from tests.race import RowLocks
 
+# quiet_scheduler: a cluster up at 00:00 UTC would also run the daily job for the real day.
 pytestmark = pytest.mark.e2e
 
 
 def test_two_clusters_two_runs_at_once__stock_for_3_of_5__3_orders(
-    qcluster, subscription_factory, product_factory
+    qcluster, quiet_scheduler, subscription_factory, product_factory
 ):
     product = product_factory(stock=3)
     for _ in range(5):
@@ -51,7 +52,7 @@ def test_two_clusters_two_runs_at_once__stock_for_3_of_5__3_orders(
 
 
 def test_webhook_event__processed_on_the_subscriptions_cluster_with_the_daily_job(
-    qcluster, client, settings, subscription_factory, product_factory
+    qcluster, quiet_scheduler, client, settings, subscription_factory, product_factory
 ):
     settings.COMMERCE_RAZORPAY_WEBHOOK_SECRET = "whsec_e2e"
     product = product_factory(stock=10)

@@ -2,6 +2,7 @@
 data for good (match, complete, purge), and lands on the run it created."""
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -249,8 +250,10 @@ def test_send_reminders_now__several__one_run_each_stays_on_the_list(operator, m
 
 
 def test_complete__confirmation_first_then_one_run_as_the_user_landing_on_it(
-    operator, make_exchange, make_participants
+    operator, make_exchange, make_participants, time_machine
 ):
+    # Eight days before the party (make_exchange: 2026-12-18): its 3 reminders are ahead.
+    time_machine.move_to(datetime(2026, 12, 10, 12, 0, tzinfo=UTC), tick=False)
     exchange = make_exchange(name="Early finish")
     make_participants(exchange, 3)
     match_exchange(exchange_id=exchange.pk, rng=random.Random(0))

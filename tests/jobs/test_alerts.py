@@ -15,10 +15,10 @@ from jobs.models import Alert, JobRun, Notification
 from jobs.outbox.alert_webhook import webhook_url_problem
 from jobs.outbox.alerts import alert_channels, deliver_stranded_alerts, scan_alerts
 from jobs.outbox.notifications import deliver_due_notifications
-from jobs.queue.schedules import sync_schedules
 from jobs.runner import run_scheduled_job
 
-pytestmark = pytest.mark.django_db
+# scan_alerts() runs the watchdog over the schedules too: they must be freshly synced.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_schedules")]
 
 WEBHOOK = "https://hooks.example.com/services/T0/B0/secret"
 
@@ -139,7 +139,6 @@ def test_flagged_run__attention_alert(run_job_in_process):
 
 
 def test_watchdog__slot_past_the_grace_with_no_run__one_missed_alert(settings):
-    sync_schedules()
     due = timezone.now() - timedelta(minutes=10)
     Schedule.objects.filter(name="jobs.reap_lost_runs").update(next_run=due)
 

@@ -12,11 +12,14 @@ from django_q.models import Schedule
 from devkit.waiting import wait_for_run, wait_until
 from jobs.models import Alert, JobRun, Notification
 from jobs.queue.clusters import stop_clusters
-from jobs.queue.schedules import sync_schedules
 from jobs.runner import enqueue_job
 from tests.reliability.smtp_sink import SmtpSink
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fresh_schedules"),  # the missed slot is the test's only one
+]
 
 
 def free_port() -> int:
@@ -38,7 +41,6 @@ def test_alerts__failed_for_good_then_resolved_then_a_missed_slot(qcluster, http
         "EMAIL_PORT": str(port),
     }
     posts = lambda: [json.loads(r.get_data()) for r, _ in httpserver.log]  # noqa: E731
-    sync_schedules()
     with SmtpSink(port) as sink:
         default, _ = qcluster.start(["default", "notifications"], env=env)
 
@@ -108,7 +110,6 @@ def test_every_cluster_down__health_watchdog_tells_and_the_web_process_delivers(
     settings.JOBS_ALERT_EMAILS = ()
     settings.JOBS_ALERT_WATCH_SECONDS = 0
     settings.JOBS_ALERT_FALLBACK_SECONDS = 0  # deliver what waits at all (the default: 120 s)
-    sync_schedules()
     Schedule.objects.filter(name="tests.tick").update(
         next_run=timezone.now() - timedelta(minutes=10)
     )

@@ -77,10 +77,9 @@ def test_sync_schedules__idempotent_and_removes_only_its_own():
     assert prune.next_run.hour == 3 and prune.next_run.minute == 30  # UTC
 
 
-def test_health__an_overdue_schedule_fails_its_check_but_is_no_503(admin_client):
+def test_health__an_overdue_schedule_fails_its_check_but_is_no_503(admin_client, fresh_schedules):
     """The web process can serve without a scheduler: the check fails, the watchdog
     alerts, the load balancer keeps it (503 is for the database only)."""
-    sync_schedules()
     ok = admin_client.get("/health/").json()
     assert ok["checks"]["schedules"]["ok"] is True
 

@@ -14,7 +14,6 @@ from django_q.tasks import async_task
 from devkit.waiting import wait_for_run, wait_until
 from jobs.models import Alert, JobRun
 from jobs.queue.guard import REFUSED_JOB, refusal_reason
-from jobs.queue.schedules import sync_schedules
 from jobs.runner import enqueue_job
 from jobs.runs.queue_task import EXECUTE_QUEUED_RUN, RUN_SCHEDULED_JOB
 from tests.admin_helpers import post_action, staff_client
@@ -137,8 +136,9 @@ def test_failure_admin__no_resubmit(client):
 
 
 @pytest.mark.e2e
-def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(qcluster, tmp_path):
-    sync_schedules()
+def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(
+    qcluster, tmp_path, fresh_schedules
+):
     past = timezone.now() - timedelta(seconds=1)
     Schedule.objects.filter(name="tests.tick").update(next_run=past)
     marker: Path = tmp_path / "pwned"

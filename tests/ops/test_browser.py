@@ -102,8 +102,9 @@ def seed_history() -> None:
 
 
 def test_operator_journey__dashboard_run_now_progress_retry_requeue(
-    browser, live_server, qcluster, screenshots
+    browser, live_server, qcluster, quiet_scheduler, screenshots
 ):
+    """quiet_scheduler: the cluster up at 03:30 UTC would add a prune run to its chart."""
     make_staff("operator", "view_jobrun", "run_job", "view_notification", "change_notification")
     seed_history()
     failed = run_job_now("devkit.demo_job", kwargs={"fail": True}, triggered_by="cli")

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.db import connection, connections
 from django.db.models import Count
-from django_q.models import Schedule
 from hypothesis import settings as hypothesis_settings
 
 from bibliotheca.models import LicensePool
@@ -29,12 +28,6 @@ hypothesis_settings.load_profile("reliability")
 def say(message: str) -> None:
     """What a reliability test did and verified (visible with `pytest -s`)."""
     print(f"[reliability] {message}", flush=True)
-
-
-@pytest.fixture
-def quiet_scheduler(transactional_db) -> None:
-    """No cron schedule fires behind the test's back: only the runs it queues itself."""
-    Schedule.objects.all().delete()
 
 
 def execute(sql: str, params: list | None = None) -> None:
