@@ -3,7 +3,7 @@ audit log; actions that change for good ask first. Tokens never show their hash;
 secret appears on no page."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -338,6 +338,9 @@ class WebhookEventAdmin(ReadOnlyMixin, JobActionsMixin, DeclaredLookupsOnly, adm
         """No confirmation: an order already made is found, an email already queued is not
         queued again (keys), so processing twice does nothing twice."""
         ids = list(queryset.order_by("pk").values_list("pk", flat=True))
+        if not ids:  # the selected events are gone (or the ids were never ours)
+            self.message_user(request, "No webhook event selected.", messages.WARNING)
+            return None
         runs = [self.queue_job(request, WEBHOOK_PROCESS_JOB, {"event_id": pk}) for pk in ids]
         return self.report_runs(
             request,

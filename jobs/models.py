@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.validators import validate_phone_number
+
 
 class JobRun(models.Model):
     """One run of a registered job, whatever started it."""
@@ -229,7 +231,7 @@ class Contact(models.Model):
 
     name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
-    phone = models.CharField(max_length=32, blank=True)
+    phone = models.CharField(max_length=32, blank=True, validators=[validate_phone_number])
 
     class Meta:
         abstract = True

@@ -1,6 +1,8 @@
 """The first checks of what an operator types into any app's settings or fields: an IANA time
-zone name, an address as one printable URL (each caller adds its own rules and wording)."""
+zone name, a phone number, an address as one printable URL (each caller adds its own rules
+and wording)."""
 
+import re
 from functools import cache
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import available_timezones
@@ -22,6 +24,22 @@ def validate_timezone_name(value: str) -> None:
     """Accept only IANA names zoneinfo knows ("America/New_York"), never offsets or abbreviations."""
     if value not in _known_timezones():
         raise ValidationError(f"unknown timezone {value!r}", code="timezone")
+
+
+#: A phone number as people write it: an optional leading "+", digits and the usual
+#: separators; E.164 allows at most 15 digits, and fewer than 6 reach no one.
+_PHONE = re.compile(r"\+?[0-9()./ -]+")
+
+
+def validate_phone_number(value: str) -> None:
+    """Text that is no number ("n/a", a note) would make every SMS to it a dead notification."""
+    digits = sum(c.isdigit() for c in value)
+    if not (_PHONE.fullmatch(value) and value.isascii() and 6 <= digits <= 15):
+        raise ValidationError(
+            "a phone number is 6 to 15 digits, with an optional leading + and spaces,"
+            " dashes, dots, slashes or brackets between them",
+            code="phone",
+        )
 
 
 class AddressProblem(ValueError):

@@ -5,9 +5,11 @@ a value the database cannot take is its "invalid filter" notice (`?e=1`), never 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import get_fields_from_path
 from django.core import checks
+from django.core.exceptions import BadRequest, ValidationError
 from django.db.models import DateField, Field
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
@@ -79,6 +81,25 @@ class DeclaredLookupsOnly:
                         f"{key!r} is longer than {MAX_VALUE_LENGTH} characters"
                     )
         return super().get_changelist_instance(request)  # type: ignore[misc]
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        """The autocomplete URL searches without the list's checks above: the same limits."""
+        if "\x00" in search_term or len(search_term) > MAX_VALUE_LENGTH:
+            raise BadRequest("search text with a NUL character or too long")
+        return super().get_search_results(request, queryset, search_term)  # type: ignore[misc]
+
+    def response_action(self, request: HttpRequest, queryset):
+        """A selected id the primary key cannot hold (a hand-made POST: no checkbox carries
+        one) is a 400 before the action filters on it (the database would raise)."""
+        pk = self.model._meta.pk  # type: ignore[attr-defined]
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                if "\x00" in value:
+                    raise ValidationError("a NUL character")
+                pk.to_python(value)
+            except ValidationError:
+                raise BadRequest("a selected id that is no id") from None
+        return super().response_action(request, queryset)  # type: ignore[misc]
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # Django also allows the lookups of a raw-id popup narrowed by a ForeignKey's

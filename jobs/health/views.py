@@ -25,26 +25,31 @@ def health_view(request: HttpRequest) -> JsonResponse:
         for check in checks:
             if not check.ok:
                 logger.warning("health: %s", check.line())
-    body = health_report(checks, private=_is_staff(request))
+    body = health_report(checks, private=_may_read_details(request))
     return JsonResponse(body, status=200 if takes_traffic(checks) else 503)
 
 
-def _is_staff(request: HttpRequest) -> bool:
-    """Reasons, ids and exception text are for staff only (with the database down a
-    session cannot be read: not staff then)."""
+#: Who may read the dashboard reads the reasons, ids and counts here too.
+DETAILS_PERMISSION = "jobs.view_jobrun"
+
+
+def _may_read_details(request: HttpRequest) -> bool:
+    """Reasons, ids and exception text are for staff who may view job runs: a staff login
+    alone opens nothing (with the database down a session cannot be read: no one then)."""
     try:
-        return bool(request.user.is_active and request.user.is_staff)
+        user = request.user
+        return bool(user.is_active and user.is_staff and user.has_perm(DETAILS_PERMISSION))
     except Exception:
         return False
 
 
 def _may_scrape(request: HttpRequest) -> bool:
-    """A staff session, or `Authorization: Bearer <METRICS_TOKEN>`; anyone when neither
-    PRODUCTION nor METRICS_TOKEN is set (a developer's machine)."""
+    """A session of staff who may view job runs, or `Authorization: Bearer <METRICS_TOKEN>`;
+    anyone when neither PRODUCTION nor METRICS_TOKEN is set (a developer's machine)."""
     token = getattr(settings, "METRICS_TOKEN", "")
     if not token and not getattr(settings, "PRODUCTION", False):
         return True
-    if _is_staff(request):
+    if _may_read_details(request):
         return True
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     return (

@@ -60,7 +60,7 @@ def test_health__head_answers_the_status_a_load_balancer_acts_on():
 
 def test_health__database_down__staff_sees_the_error():
     request = RequestFactory().get("/health/")
-    request.user = User(username="oncall", is_staff=True, is_active=True)
+    request.user = User(username="oncall", is_staff=True, is_superuser=True, is_active=True)
     with database_unreachable() as port:
         response = health_view(request)
     check = json.loads(response.content)["checks"]["database"]

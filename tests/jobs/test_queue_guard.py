@@ -163,7 +163,7 @@ def test_cluster__refuses_a_foreign_schedule_and_task_and_runs_ours(
         timeout_seconds=SCHEDULER_WAIT,
         what="our own schedule to run",
     )
-    health = staff_client(Client(), "oncall", []).get("/health/").json()
+    health = staff_client(Client(), "oncall", [("jobs", "view_jobrun")]).get("/health/").json()
 
     assert wait_for_run(ok.pk, timeout_seconds=30).status == "succeeded" and tick
     assert not marker.exists() and not Path(f"{marker}-queued").exists()
