@@ -11,13 +11,18 @@ from loyalty.services.wallet_status import (
     wallet_statuses,
 )
 
+#: The problems name hosts and error text: for staff who may read the cards.
+VIEW_PERMISSION = "loyalty.view_loyaltycard"
+
 
 @require_GET
 @staff_member_required
 def wallet_status_view(request: HttpRequest) -> JsonResponse:
     """Per wallet: OK, WARN or FAIL and why, cards behind, last success, the last run (no
-    secret). `?fresh=1` calls Google and Apple: it needs loyalty.probe_wallets and is
+    secret), for staff with VIEW_PERMISSION. `?fresh=1` calls Google and Apple: it needs loyalty.probe_wallets and is
     granted at most once per FRESH_EVERY_SECONDS (otherwise `fresh: false`)."""
+    if not request.user.has_perm(VIEW_PERMISSION):  # a staff login alone opens nothing
+        return JsonResponse({"error": f"needs the permission {VIEW_PERMISSION}"}, status=403)
     fresh = request.GET.get("fresh") == "1"
     if fresh and not request.user.has_perm("loyalty.probe_wallets"):
         return JsonResponse(

@@ -16,6 +16,7 @@ from tests.admin_helpers import staff_client
 
 pytestmark = pytest.mark.django_db
 PROBE = "0" * 64
+VIEW = ("loyalty", "view_loyaltycard")
 
 
 def status_command(capsys) -> tuple[int, list[str]]:
@@ -36,12 +37,16 @@ def test_wallet_status__staff_only_and_fresh_needs_the_permission_and_is_rate_li
     client.login(username="clerk", password="pw")
     assert client.get("/wallet-status/")["Location"].startswith("/admin/login/")
 
-    viewer = staff_client(client, "viewer", [])
+    bare = staff_client(client, "bare", [])  # a staff login alone reads nothing
+    assert bare.get("/wallet-status/").json() == {
+        "error": "needs the permission loyalty.view_loyaltycard"
+    }
+    viewer = staff_client(client, "viewer", [VIEW])
     assert viewer.get("/wallet-status/").status_code == 200
     assert viewer.get("/wallet-status/?fresh=1").status_code == 403
     assert client.post("/wallet-status/").status_code == 405
 
-    prober = staff_client(client, "prober", [("loyalty", "probe_wallets")])
+    prober = staff_client(client, "prober", [VIEW, ("loyalty", "probe_wallets")])
     before = len(fake_wallet.apns.pushes_to(PROBE))
     first = prober.get("/wallet-status/?fresh=1").json()
     again = prober.get("/wallet-status/?fresh=1").json()
@@ -97,7 +102,7 @@ def test_status__after_a_401_is_fail_exit_2_without_saying_accepted_then_ok_once
         "google: OK credentials accepted now (the last run was refused before the fix); "
         f"2 card(s) behind; no success yet; last run #{run.pk}: 0 of 0 card(s) failed (0.0%)"
     )
-    body = staff_client(client, "viewer", []).get("/wallet-status/").json()
+    body = staff_client(client, "viewer", [VIEW]).get("/wallet-status/").json()
     assert body["state"] == "OK" and body["wallets"]["google"]["state"] == "OK"
     text = str(body)
     assert "PRIVATE KEY" not in text and "fake-access-" not in text
