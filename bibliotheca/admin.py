@@ -64,6 +64,7 @@ class CollectionForm(forms.ModelForm):
 @admin.register(Collection)
 class CollectionAdmin(JobActionsMixin, DeclaredLookupsOnly, admin.ModelAdmin):
     form = CollectionForm
+    ordering = ("name",)  # unique: pages never repeat or skip one
     list_display = (
         "name",
         "library_id",

@@ -37,6 +37,7 @@ PROCESS_JOB = "commerce.process_due_subscriptions"
 @admin.register(Customer)
 class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "phone")
+    ordering = ("name", "pk")  # pages (the list's, autocomplete's) never repeat or skip one
     search_fields = ("name", "email", "phone")
 
 

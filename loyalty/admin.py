@@ -51,6 +51,7 @@ class StoreAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 @admin.register(Customer)
 class CustomerAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
     list_display = ("name", "email", "phone")
+    ordering = ("name", "pk")  # pages (the list's, autocomplete's) never repeat or skip one
     search_fields = ("name", "email", "phone")
 
 
