@@ -1,16 +1,18 @@
 """Renewal reminders: subscriptions due the store's tomorrow get one email per delivery
 date (the dedup key), whatever the number of runs; one statement per chunk returns them,
-queued in the chunk's transaction.
+queued in the chunk's transaction. A reminder says "tomorrow": one the outbox could not
+deliver before the delivery day begins on the store's clock is dead ("too late"), never
+sent.
 """
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
 
 from commerce import sql
 from commerce.models import DELIVERED_STATUSES, Subscription
-from commerce.services.dates import store_today
+from commerce.services.dates import store_today, store_zone
 from commerce.services.notifications import RENEWAL_REMINDER
 from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 from jobs.runs.progress import report_progress
@@ -30,6 +32,7 @@ def send_subscription_renewal_reminders(
             status__in=DELIVERED_STATUSES, next_delivery_date=due_date
         )
         return {"due_date": due_date.isoformat(), "subscriptions": due.count(), "dry_run": True}
+    deliver_before = datetime.combine(due_date, time(0), tzinfo=store_zone())
     subscriptions = queued_total = 0
     after_id = 0
     while True:
@@ -47,6 +50,7 @@ def send_subscription_renewal_reminders(
                     template=RENEWAL_REMINDER,
                     dedup_key=row.pop("dedup_key"),
                     context=row,
+                    deliver_before=deliver_before,
                 )
                 for row in rows or ()
             ]

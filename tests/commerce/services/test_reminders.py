@@ -1,12 +1,14 @@
 """Renewal reminders: subscriptions due tomorrow, one email each per delivery date."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
 from commerce.services.reminders import send_subscription_renewal_reminders
 from commerce.services.subscriptions import process_due_subscriptions
 from jobs.models import Notification
+from jobs.outbox.notifications import deliver_due_notifications
 from jobs.registry import get_job
 from tests.commerce.conftest import TODAY
 
@@ -84,3 +86,36 @@ def test_reminder_text__offers_what_the_customer_can_do(frozen_now, subscription
     body = Notification.objects.get().body
     assert "pause" not in body
     assert "reply to this email before then" in body
+
+
+def test_outbox_down_until_the_delivery_day__the_reminder_is_dead_too_late_never_sent(
+    frozen_now, settings, subscription_factory, mailoutbox
+):
+    settings.COMMERCE_TIME_ZONE = "Europe/Berlin"
+    # The 00:00 UTC run is 01:00 in Berlin on Mar 2: it reminds Mar 3's deliveries.
+    subscription_factory(next_delivery_date=TOMORROW)
+    send_subscription_renewal_reminders()
+    note = Notification.objects.get()
+    # Mar 3 begins in Berlin at 23:00 UTC on Mar 2: "tomorrow" is no longer true then.
+    assert note.deliver_before == datetime(2026, 3, 2, 23, 0, tzinfo=UTC)
+
+    with time_machine.travel(datetime(2026, 3, 3, 0, 30, tzinfo=UTC), tick=False):
+        result = deliver_due_notifications()
+
+    assert (result["sent"], result["too_late"]) == (0, 1)
+    assert mailoutbox == []
+    note.refresh_from_db()
+    assert (note.status, note.dead_reason) == ("dead", "too late")
+
+
+def test_outbox_back_before_the_delivery_day__the_reminder_is_sent(
+    frozen_now, subscription_factory, mailoutbox
+):
+    subscription_factory(next_delivery_date=TOMORROW)
+    send_subscription_renewal_reminders()
+
+    with time_machine.travel(datetime(2026, 3, 2, 23, 59, tzinfo=UTC), tick=False):
+        result = deliver_due_notifications()
+
+    assert (result["sent"], result["too_late"]) == (1, 0)
+    assert "due tomorrow" in mailoutbox[0].body
