@@ -15,6 +15,7 @@ from django.utils import timezone
 from commerce.conf import commerce_settings
 from commerce.models import Order, OrderLine
 from commerce.services import audit
+from commerce.services.dates import store_date
 from commerce.services.notifications import ORDER_SHIPPED
 from jobs.outbox.notifications import OutgoingNotification, queue_notifications
 
@@ -63,7 +64,7 @@ def _shipped_notifications(ids: list[int], *, now) -> Iterator[OutgoingNotificat
             "customer_name": order.customer.name,
             "order_id": order.pk,
             "items": ", ".join(items.get(order.pk, [])),
-            "shipped_date": now.date().isoformat(),
+            "shipped_date": store_date(now).isoformat(),  # the store's date, as delivery dates
         }
         for channel, recipient in (("email", order.customer.email), ("sms", order.customer.phone)):
             if recipient:

@@ -1,7 +1,10 @@
 """Admin: actions behind permissions (view-only, run-only, no-permission staff), confirmations,
 audit rows, and no token hash or webhook secret on any page."""
 
+from datetime import UTC, datetime
+
 import pytest
+import time_machine
 from django.urls import reverse
 
 from commerce.models import AuditLog, ExpiringToken, Order, Subscription, WebhookEvent
@@ -112,6 +115,20 @@ def test_mark_shipped__confirmation_then_shipped_told_once_audited(client, order
     shipped = Notification.objects.filter(template__endswith="order_shipped")
     assert sorted(shipped.values_list("channel", flat=True)) == ["email", "sms"]
     assert AuditLog.objects.filter(action="order.shipped").count() == 1
+
+
+def test_mark_shipped__in_the_evening_in_los_angeles__the_store_date_in_the_message(
+    client, settings, order
+):
+    settings.COMMERCE_TIME_ZONE = "America/Los_Angeles"
+    staff_client(client, "op", VIEW + CHANGE)
+
+    # 18:30 on Mar 1 in Los Angeles is already 02:30 on Mar 2 in UTC.
+    with time_machine.travel(datetime(2026, 3, 2, 2, 30, tzinfo=UTC), tick=False):
+        post_action(client, ORDERS, "mark_shipped", order.pk, confirm=True)
+
+    for note in Notification.objects.filter(template__endswith="order_shipped"):
+        assert "shipped on 2026-03-01" in note.body, note.body
 
 
 def test_mark_shipped__view_only_cannot(client, order):
