@@ -31,7 +31,10 @@ def charge_subscription(
 ) -> dict[str, Any]:
     """Mark paid the order of the delivery in [billing_date, cycle_end), or make it paid.
 
-    Without `cycle_end` the cycle is one period of the subscription's schedule. A past-due
+    Without `cycle_end` the cycle is one period of the subscription's schedule. A cancelled
+    or completed subscription gets no new order, but the order of its last cycle is paid:
+    the provider's `completed` (or the customer's cancel) can reach us before the charge
+    that came first. A past-due
     subscription is active again: the provider was paid, unless the charge's event
     (`created_at`) is older than one already acted on (a later charge failed).
     """
@@ -45,17 +48,10 @@ def charge_subscription(
             raise UnknownSubscription(
                 f"no subscription has provider id {provider_subscription_id!r}"
             )
-        if sub.status in FINAL_STATUSES:
-            raise SubscriptionEnded(
-                f"subscription {sub.pk} is {sub.status}: nothing is delivered; refund payment"
-                f" {payment_id} at the provider"
-            )
         if cycle_end is None or cycle_end <= billing_date:
             cycle_end = next_delivery_date(
                 billing_date, frequency=sub.frequency, anchor_day=sub.anchor_day
             )
-        if newest_provider_event(sub.pk, created_at):
-            _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
         order = (
             Order.objects.filter(
                 subscription=sub, delivery_date__gte=billing_date, delivery_date__lt=cycle_end
@@ -63,6 +59,13 @@ def charge_subscription(
             .order_by("delivery_date")
             .first()
         )
+        if order is None and sub.status in FINAL_STATUSES:
+            raise SubscriptionEnded(
+                f"subscription {sub.pk} is {sub.status}: nothing is delivered; refund payment"
+                f" {payment_id} at the provider"
+            )
+        if newest_provider_event(sub.pk, created_at):
+            _reactivate_if_past_due(sub, actor=actor, payment_id=payment_id)
         if order is not None:
             return _mark_paid(order, payment_id=payment_id, actor=actor)
         in_cycle = billing_date <= sub.next_delivery_date < cycle_end

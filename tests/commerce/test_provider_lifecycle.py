@@ -147,6 +147,30 @@ def test_cancelled_or_completed_at_the_provider__final_nothing_brings_it_back(
     assert process_due_subscriptions()["processed"] == 0 and not Order.objects.exists()
 
 
+@pytest.mark.parametrize("kind", ["cancelled", "completed"])
+def test_out_of_order__the_last_cycles_charge_after_its_end__pays_the_order_made_no_refund(
+    client, frozen_now, subscription_factory, kind
+):
+    """The provider charges the last cycle at 00:05, then completes (or the customer
+    cancels) at 00:06; the two events reach us the other way round."""
+    sub = subscription_factory(provider_subscription_id="sub_L")
+    assert process_due_subscriptions()["orders_created"] == 1  # the cycle's order, pending
+    ended = lifecycle_event(kind, "sub_L")
+    ended["created_at"] = int(NOW.timestamp()) + 360
+    charged = charged_event(provider_subscription_id="sub_L", billing_date=TODAY, payment_id="pL")
+    charged["created_at"] = int(NOW.timestamp()) + 300
+
+    deliver(client, ended, "evt_end")
+    run = deliver(client, charged, "evt_charge")
+
+    event = WebhookEvent.objects.get(event_id="evt_charge")
+    assert (event.outcome, run.needs_attention) == ("processed", False), event.detail
+    order = Order.objects.get()
+    assert (order.status, order.provider_payment_id) == ("paid", "pL")
+    sub.refresh_from_db()
+    assert sub.status == kind
+
+
 def test_paused_and_resumed__follow_the_provider(client, frozen_now, subscription_factory):
     sub = subscription_factory(provider_subscription_id="sub_P")
 
