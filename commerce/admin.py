@@ -2,6 +2,8 @@
 audit log; actions that change for good ask first. Tokens never show their hash; the webhook
 secret appears on no page."""
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -32,6 +34,8 @@ from jobs.admin.readonly import ReadOnlyMixin
 from jobs.admin.runs import pretty_json
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
+#: The furthest next delivery date staff may type (the jobs' `--date` horizon too).
+MAX_DAYS_AHEAD = timedelta(days=366)
 
 
 @admin.register(Customer)
@@ -66,7 +70,9 @@ class ProductAdmin(DeclaredLookupsOnly, admin.ModelAdmin):
 class SubscriptionForm(forms.ModelForm):
     """Refuses a next delivery date the daily job would skip: one late by a whole period or
     more (0001-01-01 typed by mistake would otherwise read as a hundred thousand missed
-    deliveries). The job would move it forward anyway; the form says so at once.
+    deliveries). The job would move it forward anyway; the form says so at once. Nor a date
+    more than a year ahead (2062 for 2026): the subscription would show active and never be
+    delivered or reminded; a long break is a pause.
 
     A next date or frequency typed here is the schedule staff mean: its day of the month
     becomes the anchor monthly deliveries keep (moved to the 15th, it stays on the 15th)."""
@@ -79,6 +85,13 @@ class SubscriptionForm(forms.ModelForm):
         if {"next_delivery_date", "frequency"} & set(self.changed_data):
             self.instance.anchor_day = when.day
         today = store_today()
+        if when > today + MAX_DAYS_AHEAD:
+            self.add_error(
+                "next_delivery_date",
+                f"{when} is more than a year ahead (today is {today}): choose an earlier date,"
+                " or pause the subscription.",
+            )
+            return data
         anchor = self.instance.anchor_day or when.day
         if (
             when < today

@@ -84,6 +84,28 @@ def test_change_form__refuses_a_date_late_by_a_period_or_more(
     assert sub.next_delivery_date == today - timedelta(days=6)
 
 
+def test_change_form__refuses_a_date_more_than_a_year_ahead(
+    client, subscription_factory, frozen_now
+):
+    """2062 typed for 2026: an active subscription that no run, reminder or check would
+    ever touch again; the customer simply stops getting deliveries."""
+    today = store_today()
+    sub = subscription_factory(next_delivery_date=today + timedelta(days=3))
+    staff_client(client, "op", VIEW + CHANGE)
+
+    typo = client.post(change_url(sub), form_data(sub, next_delivery_date="2062-03-02"))
+    far = client.post(change_url(sub), form_data(sub, next_delivery_date="9999-12-31"))
+    year = client.post(
+        change_url(sub), form_data(sub, next_delivery_date=str(today + timedelta(days=366)))
+    )
+
+    assert typo.status_code == 200 and b"more than a year ahead" in typo.content
+    assert far.status_code == 200
+    assert year.status_code == 302
+    sub.refresh_from_db()
+    assert sub.next_delivery_date == today + timedelta(days=366)
+
+
 def test_change_form__status_not_editable_view_only_staff_cannot_save(client, subscription_factory):
     sub = subscription_factory(next_delivery_date=store_today() + timedelta(days=3))
     staff_client(client, "viewer", VIEW)
