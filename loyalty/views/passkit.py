@@ -50,11 +50,15 @@ def _json_object(request: HttpRequest, *, max_bytes: int) -> dict[str, Any] | No
     return data if isinstance(data, dict) else None
 
 
+def _presented_token(request: HttpRequest) -> str:
+    return request.headers.get("Authorization", "").removeprefix("ApplePass ").strip()
+
+
 def _authorized_card(request: HttpRequest, pass_type: str, serial: str) -> LoyaltyCard | None:
     header = request.headers.get("Authorization", "")
     if pass_type != loyalty_settings.APPLE_PASS_TYPE_ID or not header.startswith("ApplePass "):
         return None
-    if not token_matches(serial, header.removeprefix("ApplePass ").strip()):
+    if not token_matches(serial, _presented_token(request)):
         return None
     # A deactivated card's pass is still served: it must reach the devices as voided.
     return LoyaltyCard.objects.filter(apple_serial_number=serial).select_related("merchant").first()
@@ -139,6 +143,8 @@ def latest_pass_view(request: HttpRequest, pass_type: str, serial: str) -> HttpR
         stamp_count=card.stamp_count,
         organization_name=card.merchant.name or loyalty_settings.APPLE_ORGANIZATION_NAME,
         voided=not card.is_active,
+        # The token the device's pass carries, even one of a key rotated out since.
+        authentication_token=_presented_token(request),
     )
     response = HttpResponse(
         build_pkpass(content, signer=signer), content_type="application/vnd.apple.pkpass"

@@ -189,3 +189,26 @@ def test_log_endpoint__keeps_device_messages_short_in_our_log(client, caplog):
     assert response.status_code == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "loyalty.passkit"]
     assert lines == [f"device log: {'x' * 500}", "device log: second"]
+
+
+def test_secret_key_rotated__an_update_keeps_the_token_the_pass_was_issued_with(
+    client, card, fake_wallet, settings
+):
+    """Apple: "Any field on a pass can be updated except for the authentication token and
+    serial number"; "Don't change the authentication token in an update". A device holding
+    a pass issued before SECRET_KEY was rotated must get its update with the same token."""
+    issued_token = authentication_token("serial-0001")
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "rotated-" + settings.SECRET_KEY
+    card.points_balance = 65
+    card.save(update_fields=["points_balance"])
+
+    response = client.get(
+        f"/passkit/v1/passes/{PASS_TYPE}/serial-0001",
+        HTTP_AUTHORIZATION=f"ApplePass {issued_token}",
+    )
+
+    assert response.status_code == 200
+    pass_json = json.loads(unzip(response.content)["pass.json"])
+    assert pass_json["storeCard"]["primaryFields"][0]["value"] == 65
+    assert pass_json["authenticationToken"] == issued_token
