@@ -13,7 +13,6 @@ import logging
 import re
 from typing import Any
 
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.csrf import csrf_exempt
@@ -104,17 +103,21 @@ def updated_passes_view(request: HttpRequest, device: str, pass_type: str) -> Ht
     if not cards.exists():  # an unknown device has no passes of ours
         return HttpResponse(status=204)
     since = int(tag) if tag else 0
-    states = WalletSyncState.objects.filter(
-        card_id__in=cards, wallet=WalletSyncState.Wallet.APPLE, published_tag__gt=since
+    # The serials and the tag they reach in one statement: a tag announced between two
+    # reads would be passed without its serial.
+    announced = dict(
+        WalletSyncState.objects.filter(
+            card_id__in=cards, wallet=WalletSyncState.Wallet.APPLE, published_tag__gt=since
+        ).values_list("card__apple_serial_number", "published_tag")
     )
-    serials = sorted(states.values_list("card__apple_serial_number", flat=True))
+    serials = sorted(announced)
     if not tag:  # the device's first question: all its passes
         serials = sorted(
             LoyaltyCard.objects.filter(pk__in=cards).values_list("apple_serial_number", flat=True)
         )
     if not serials:
         return HttpResponse(status=204)
-    last = states.aggregate(last=Max("published_tag"))["last"] or since
+    last = max(announced.values(), default=since)
     return JsonResponse({"serialNumbers": serials, "lastUpdated": str(last)})
 
 
