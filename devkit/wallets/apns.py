@@ -8,8 +8,8 @@ the topic it may push to; the `authorization` header is then ignored) or an ES25
 provider token signed by the team's key (`kid`, `iss`, not older than an hour);
 `apns-topic` (required) equal to the pass type identifier; a valid `apns-push-type`,
 and priority 5 with `background` ("Using priority 10 is an error"). Unregistered
-devices answer 410. It can refuse the certificate, or token auth for the pass topic
-(as APNs does in some team set-ups).
+devices answer 410, tokens of another topic 400 DeviceTokenNotForTopic. It can refuse
+the certificate, or token auth for the pass topic (as APNs does in some team set-ups).
 """
 
 import asyncio
@@ -55,6 +55,10 @@ class ApnsFaults:
     unregistered: set[str] = field(default_factory=set)
     #: Device tokens answered 400 BadDeviceToken (e.g. a development device's token).
     bad_tokens: set[str] = field(default_factory=set)
+    #: Device tokens of another topic (another app's or pass type's token registered for
+    #: our pass), answered 400 DeviceTokenNotForTopic: "The device token does not match the
+    #: specified topic".
+    other_topic_tokens: set[str] = field(default_factory=set)
     #: Every provider token refused (403 InvalidProviderToken): a revoked key.
     refuse_provider_token: bool = False
     #: Token auth refused for the pass topic (400 TopicDisallowed), certificates accepted.
@@ -265,6 +269,8 @@ class FakeApns:
             return 400, "BadPriority", device
         if set(device) == {"0"} or device in self.faults.bad_tokens:
             return 400, "BadDeviceToken", device
+        if device in self.faults.other_topic_tokens:
+            return 400, "DeviceTokenNotForTopic", device
         if device in self.faults.unregistered:
             return 410, "Unregistered", device
         with self._lock:

@@ -42,6 +42,13 @@ _CREDENTIAL_REASONS = {
 }
 
 
+#: 400 reasons about one device's token (Apple: "Don't retry"): once APNs accepted a push of
+#: ours (so our topic and environment are right), that registration is removed; a token of
+#: another topic is one device's (anyone holding a pass can register any token), never a
+#: reason to stop every customer's pushes.
+_DEVICE_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}
+
+
 class ApnsClient:
     """Thread-safe APNs client for the pass type identifier's topic, built from the settings
     (WalletNotConfigured: what is missing or unusable)."""
@@ -102,10 +109,11 @@ class ApnsClient:
 
     def push(self, device_token: str) -> str:
         """Tell one device its pass changed: SENT, or GONE when APNs says it is unregistered
-        (410), or that the token is bad (400 BadDeviceToken) while it has accepted other
-        pushes of ours: a token from another APNs environment or a garbled registration.
-        Without an accepted push yet, BadDeviceToken may be our APNS_URL that is wrong for
-        every device: then it is an error, and no registration is removed."""
+        (410), or that the token is bad or of another topic (400 BadDeviceToken,
+        DeviceTokenNotForTopic) while it has accepted other pushes of ours: a token from
+        another APNs environment or app, or a garbled registration. Without an accepted
+        push yet, they may be our APNS_URL or topic, wrong for every device: then it is an
+        error of the card, and no registration is removed."""
         response = self._post(device_token)
         reason = _reason(response)
         if self.auth == TOKEN and response.status_code == 403 and reason == "ExpiredProviderToken":
@@ -116,11 +124,11 @@ class ApnsClient:
             with self._lock:
                 self.delivered += 1
             return SENT
-        if status == 410 or (reason == "BadDeviceToken" and self.delivered):
+        if status == 410 or (reason in _DEVICE_REASONS and self.delivered):
             return GONE
         if status == 403 and reason in _CREDENTIAL_REASONS | {"ExpiredProviderToken"}:
             raise WalletCredentialsError(f"APNs refused {self._credentials()} ({reason})")
-        if status == 400 and reason in {"TopicDisallowed", "DeviceTokenNotForTopic", "BadTopic"}:
+        if status == 400 and reason in {"TopicDisallowed", "BadTopic"}:
             hint = (
                 ": APNs may refuse provider tokens for pass topics; use the pass type "
                 "certificate (LOYALTY_APPLE_APNS_AUTH=certificate)"
@@ -130,7 +138,7 @@ class ApnsClient:
             raise WalletCredentialsError(f"APNs: {reason} for topic {self.topic}{hint}")
         if status == 429 or status >= 500:
             raise TransientWalletError(f"APNs HTTP {status} {reason}".rstrip())
-        if reason == "BadDeviceToken":
+        if reason in _DEVICE_REASONS:
             raise UnconfirmedDeviceToken(f"APNs HTTP {status} {reason} (no push accepted yet)")
         raise PermanentWalletError(f"APNs HTTP {status} {reason}".rstrip())
 

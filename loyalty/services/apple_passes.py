@@ -34,6 +34,10 @@ class PassContent:
     organization_name: str
     #: A deactivated card's pass is void (pass.json `voided`: Wallet shows it as unusable).
     voided: bool = False
+    #: The token the pass was issued with ("": a new pass, derived from SECRET_KEY). Apple:
+    #: "Don't change the authentication token in an update", so an update keeps the token
+    #: the device presented, also one that matched a SECRET_KEY_FALLBACKS key.
+    authentication_token: str = ""
 
 
 def authentication_token(serial_number: str, *, secret: str | None = None) -> str:
@@ -90,7 +94,8 @@ def pass_json(content: PassContent) -> dict:
         "passTypeIdentifier": loyalty_settings.APPLE_PASS_TYPE_ID,
         "teamIdentifier": loyalty_settings.APPLE_TEAM_ID,
         "serialNumber": content.serial_number,
-        "authenticationToken": authentication_token(content.serial_number),
+        "authenticationToken": content.authentication_token
+        or authentication_token(content.serial_number),
         "webServiceURL": loyalty_settings.APPLE_WEB_SERVICE_URL,
         "organizationName": content.organization_name,
         "description": f"{content.organization_name} loyalty card",

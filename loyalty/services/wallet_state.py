@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import Q
 
 from jobs.sql import fetch
@@ -102,6 +103,12 @@ RECORD_OUTCOMES = """
            failures = CASE WHEN EXCLUDED.synced_at IS NULL THEN s.failures + 1 ELSE 0 END,
            last_error = EXCLUDED.last_error
 """
+
+#: Announcements of tags take turns (a transaction lock; the two-key form, so no run's
+#: lock, keyed by its id, is ever taken): a tag drawn later always commits later. Else a
+#: big announcement still being written (its tags drawn) while a smaller one commits
+#: would let a device's lastUpdated pass tags that are not visible yet: its pass missed.
+LOCK_APPLE_TAGS = "SELECT pg_advisory_xact_lock(hashtext('loyalty.apple_tags'), 0)"
 
 #: Apple: give the passes about to be announced a new passesUpdatedSince tag, committed
 #: before any push, so a device that asks right after its push finds its pass.
@@ -205,7 +212,9 @@ def snapshots(wanted: dict[int, tuple[str, ...]]) -> list[CardSnapshot]:
 
 def publish_apple_tags(card_ids: list[int]) -> None:
     if card_ids:
-        fetch(PUBLISH_APPLE_TAGS, {"card_ids": card_ids})
+        with transaction.atomic():
+            fetch(LOCK_APPLE_TAGS, {})
+            fetch(PUBLISH_APPLE_TAGS, {"card_ids": card_ids})
 
 
 def record_outcomes(outcomes: list[tuple[int, str, int, str, str]], *, now: datetime) -> None:

@@ -13,7 +13,6 @@ import logging
 import re
 from typing import Any
 
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.csrf import csrf_exempt
@@ -50,11 +49,15 @@ def _json_object(request: HttpRequest, *, max_bytes: int) -> dict[str, Any] | No
     return data if isinstance(data, dict) else None
 
 
+def _presented_token(request: HttpRequest) -> str:
+    return request.headers.get("Authorization", "").removeprefix("ApplePass ").strip()
+
+
 def _authorized_card(request: HttpRequest, pass_type: str, serial: str) -> LoyaltyCard | None:
     header = request.headers.get("Authorization", "")
     if pass_type != loyalty_settings.APPLE_PASS_TYPE_ID or not header.startswith("ApplePass "):
         return None
-    if not token_matches(serial, header.removeprefix("ApplePass ").strip()):
+    if not token_matches(serial, _presented_token(request)):
         return None
     # A deactivated card's pass is still served: it must reach the devices as voided.
     return LoyaltyCard.objects.filter(apple_serial_number=serial).select_related("merchant").first()
@@ -100,17 +103,21 @@ def updated_passes_view(request: HttpRequest, device: str, pass_type: str) -> Ht
     if not cards.exists():  # an unknown device has no passes of ours
         return HttpResponse(status=204)
     since = int(tag) if tag else 0
-    states = WalletSyncState.objects.filter(
-        card_id__in=cards, wallet=WalletSyncState.Wallet.APPLE, published_tag__gt=since
+    # The serials and the tag they reach in one statement: a tag announced between two
+    # reads would be passed without its serial.
+    announced = dict(
+        WalletSyncState.objects.filter(
+            card_id__in=cards, wallet=WalletSyncState.Wallet.APPLE, published_tag__gt=since
+        ).values_list("card__apple_serial_number", "published_tag")
     )
-    serials = sorted(states.values_list("card__apple_serial_number", flat=True))
+    serials = sorted(announced)
     if not tag:  # the device's first question: all its passes
         serials = sorted(
             LoyaltyCard.objects.filter(pk__in=cards).values_list("apple_serial_number", flat=True)
         )
     if not serials:
         return HttpResponse(status=204)
-    last = states.aggregate(last=Max("published_tag"))["last"] or since
+    last = max(announced.values(), default=since)
     return JsonResponse({"serialNumbers": serials, "lastUpdated": str(last)})
 
 
@@ -139,6 +146,8 @@ def latest_pass_view(request: HttpRequest, pass_type: str, serial: str) -> HttpR
         stamp_count=card.stamp_count,
         organization_name=card.merchant.name or loyalty_settings.APPLE_ORGANIZATION_NAME,
         voided=not card.is_active,
+        # The token the device's pass carries, even one of a key rotated out since.
+        authentication_token=_presented_token(request),
     )
     response = HttpResponse(
         build_pkpass(content, signer=signer), content_type="application/vnd.apple.pkpass"

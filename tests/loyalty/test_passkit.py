@@ -8,12 +8,16 @@ by `openssl smime -verify` against the test CA, as a device checks it against Ap
 import io
 import json
 import subprocess
+import threading
 import zipfile
 from hashlib import sha1
 
 import pytest
+from django.db import connection, transaction
+from django.test import Client
 
 from loyalty.models import AppleDeviceRegistration, LoyaltyCard
+from loyalty.services import wallet_state
 from loyalty.services.apple_passes import (
     PassContent,
     PassSigner,
@@ -189,3 +193,72 @@ def test_log_endpoint__keeps_device_messages_short_in_our_log(client, caplog):
     assert response.status_code == 200
     lines = [r.getMessage() for r in caplog.records if r.name == "loyalty.passkit"]
     assert lines == [f"device log: {'x' * 500}", "device log: second"]
+
+
+def test_secret_key_rotated__an_update_keeps_the_token_the_pass_was_issued_with(
+    client, card, fake_wallet, settings
+):
+    """Apple: "Any field on a pass can be updated except for the authentication token and
+    serial number"; "Don't change the authentication token in an update". A device holding
+    a pass issued before SECRET_KEY was rotated must get its update with the same token."""
+    issued_token = authentication_token("serial-0001")
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "rotated-" + settings.SECRET_KEY
+    card.points_balance = 65
+    card.save(update_fields=["points_balance"])
+
+    response = client.get(
+        f"/passkit/v1/passes/{PASS_TYPE}/serial-0001",
+        HTTP_AUTHORIZATION=f"ApplePass {issued_token}",
+    )
+
+    assert response.status_code == 200
+    pass_json = json.loads(unzip(response.content)["pass.json"])
+    assert pass_json["storeCard"]["primaryFields"][0]["value"] == 65
+    assert pass_json["authenticationToken"] == issued_token
+
+
+@pytest.mark.django_db(transaction=True)  # two syncs publish tags on their own connections
+def test_two_syncs_at_once__a_device_with_two_passes_learns_both_changes(
+    program_factory, card_factory, settings
+):
+    """At minute 0 the hourly run and the minutely sweep start together and each announces
+    its cards' passes. A device holding one pass from each (cards of two merchants) must
+    learn both, whichever announcement commits first: its tag moves past both."""
+    settings.LOYALTY_APPLE_PASS_TYPE_ID = PASS_TYPE
+    hourly_card = card_factory(program_factory(), apple="serial-h")
+    sweep_card = card_factory(program_factory(), apple="serial-s")
+    for n, card in enumerate((hourly_card, sweep_card)):
+        AppleDeviceRegistration.objects.create(
+            card=card, device_library_identifier=DEVICE, push_token=f"{n:064x}"
+        )
+    url = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}"
+    client = Client()
+    tag = client.get(url).json()["lastUpdated"]  # the device's first question: all, a tag
+    hourly_published, release = threading.Event(), threading.Event()
+
+    def hourly_run() -> None:  # a big announcement, still being written
+        try:
+            with transaction.atomic():
+                wallet_state.publish_apple_tags([hourly_card.pk])
+                hourly_published.set()
+                release.wait(1.0)
+        finally:
+            connection.close()
+
+    hourly = threading.Thread(target=hourly_run)
+    hourly.start()
+    hourly_published.wait(5)
+    wallet_state.publish_apple_tags([sweep_card.pk])  # the sweep's, committed, pushed
+    learned = []
+    answer = client.get(url, {"passesUpdatedSince": tag})  # after the sweep's push
+    if answer.status_code == 200:
+        learned += answer.json()["serialNumbers"]
+        tag = answer.json()["lastUpdated"]
+    release.set()
+    hourly.join()
+    answer = client.get(url, {"passesUpdatedSince": tag})  # after the hourly run's push
+    if answer.status_code == 200:
+        learned += answer.json()["serialNumbers"]
+
+    assert sorted(set(learned)) == ["serial-h", "serial-s"]

@@ -432,3 +432,36 @@ def test_cards_refused_for_good__quarantined_reported_once_and_retried_after_the
     bump(refused[0])  # the card changes: one new try
     again = sync_wallet_passes()
     assert (again["cards_considered"], again["quarantined_card_ids"]) == (1, [refused[0].pk])
+
+
+def test_apns_device_token_not_for_topic__one_registration_never_stops_apple_for_everyone(
+    frozen_now, program_factory, card_factory, fake_wallet, register_device
+):
+    """A pass registered with another topic's push token (anyone holding a pass can call
+    the registration URL): APNs answers that one device 400 DeviceTokenNotForTopic,
+    which Apple lists with BadDeviceToken as "don't retry". The other customers' passes
+    are pushed, hour after hour, and the registration goes once APNs accepted a push."""
+    program = program_factory()
+    odd = card_factory(program, apple="a-0")  # tried first: the lowest id, never tried
+    stray = register_device(odd)
+    fake_wallet.apns.faults.other_topic_tokens.add(stray.push_token)
+    others = [card_factory(program, apple=f"a-{i}") for i in (1, 2)]
+    devices = [register_device(card) for card in others]
+
+    first = sync_wallet_passes()
+
+    assert first["stopped"] == []
+    assert [p.status for d in devices for p in fake_wallet.apns.pushes_to(d.push_token)] == [
+        200,
+        200,
+    ]
+    assert first["wallets"]["apple"]["failed_card_ids"] == [odd.pk]
+
+    for card in (odd, *others):
+        bump(card)
+    second = sync_wallet_passes()  # the hour after
+
+    assert second["stopped"] == [] and second["failed"] == 0
+    assert second["wallets"]["apple"]["devices_removed"] == 1
+    assert odd.apple_registrations.count() == 0
+    assert len([p for p in fake_wallet.apns.pushes if p.status == 200]) == 4
