@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template import Context, Engine, Template, engines
 from django.utils import timezone
 
@@ -164,6 +164,11 @@ def deliver_due_notifications(
             break
         tried.extend(ids)
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
+            if time.monotonic() >= deadline:
+                # A batch of slow sends must not outlive the job's hard limit: the rest
+                # is handed back untried, for the next run.
+                _release_claims(ids, after=row.pk)
+                break
             if row.deliver_before is not None and row.deliver_before <= timezone.now():
                 counts["too_late"] += Notification.objects.filter(
                     pk=row.pk, status=Notification.Status.SENDING
@@ -207,6 +212,13 @@ def _claim_batch(
     params = {"now": now, "due_before": due_before or now, "template": template}
     params.update(stale_before=_stale_before(now), limit=limit, exclude=exclude)
     return [row[0] for row in sql.fetch(sql.CLAIM_NOTIFICATIONS, params)]
+
+
+def _release_claims(ids: list[int], *, after: int) -> None:
+    """Put claimed rows from `after` on back to `pending`, their claim's attempt undone."""
+    Notification.objects.filter(
+        pk__in=ids, pk__gte=after, status=Notification.Status.SENDING
+    ).update(status=Notification.Status.PENDING, attempts=F("attempts") - 1)
 
 
 def _stale_before(now: datetime) -> datetime:

@@ -1,6 +1,7 @@
 """Outbox: dedup on queue, delivered once even when delivery runs twice, dead then requeued."""
 
 import threading
+import time
 
 import pytest
 from django.core import mail
@@ -16,6 +17,8 @@ from jobs.outbox.notifications import (
     requeue_notifications,
 )
 from jobs.runs.retry import RetryPolicy
+from tests.reliability.smtp_sink import SmtpSink
+from tests.reliability.smtp_sink import _Handler as _SinkHandler
 
 NO_WAIT = RetryPolicy(base_seconds=0, jitter=False)
 
@@ -123,3 +126,46 @@ def test_delivery_failure__retries_then_dead_then_requeue_sends(settings):
     row.refresh_from_db()
     assert (row.status, row.requeued_by, len(mail.outbox)) == ("sent", "admin", 1)
     assert requeue_notifications([row.pk], actor="admin") == 0  # sent rows stay sent
+
+
+class _SlowHandler(_SinkHandler):
+    """Takes `server.accept_seconds` to accept each message (a slow relay, TLS far away)."""
+
+    def reply(self, line: str) -> None:
+        if line.startswith("250 queued"):
+            time.sleep(self.server.accept_seconds)
+        super().reply(line)
+
+
+@pytest.mark.django_db
+def test_slow_smtp__a_delivery_run_stops_at_its_budget_and_hands_back_what_it_did_not_reach(
+    settings,
+):
+    """At about a second a message, a batch of 100 takes minutes: a run must stop at its
+    budget (its job is killed at `timeout_seconds`, leaving claimed rows `sending` with
+    an attempt spent, for `OUTBOX_SENDING_TIMEOUT_SECONDS`, and the row in hand sent twice)."""
+    sink = SmtpSink()
+    sink.RequestHandlerClass = _SlowHandler
+    sink.accept_seconds = 0.5
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.server_address[1]
+    queue_notifications([demo_item(f"u{i}@example.com", f"k{i}") for i in range(12)], kick=False)
+    rows = Notification.objects.all()
+
+    with sink:
+        started = time.monotonic()
+        first = deliver_due_notifications(time_budget_seconds=1)
+        elapsed = time.monotonic() - started
+        waiting = sorted(
+            rows.exclude(status="sent").values_list("status", "attempts", "last_error")
+        )
+        rest = deliver_due_notifications()
+
+    assert elapsed < 3, f"a run with a 1 s budget took {elapsed:.1f} s"
+    assert 1 <= first["sent"] <= 4
+    # What it did not reach waits, untouched: pending, no attempt spent, no error.
+    assert waiting == [("pending", 0, "")] * (12 - first["sent"])
+    assert rest["sent"] == 12 - first["sent"]
+    assert sorted(r for rcpts, _ in sink.messages for r in rcpts) == sorted(
+        f"u{i}@example.com" for i in range(12)
+    )
