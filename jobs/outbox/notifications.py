@@ -154,6 +154,7 @@ def deliver_due_notifications(
     `template` and `due_before` narrow it (the alerts' web fallback)."""
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
+    counts["dead"] = _expire_lost()
     deadline = time.monotonic() + time_budget_seconds
     sms_backend = get_sms_backend()
     mail = get_connection(fail_silently=False)
@@ -234,6 +235,14 @@ def _expire_late() -> int:
     if late:
         logger.warning("%s notification(s) dead: too late to deliver", late)
     return late
+
+
+def _expire_lost() -> int:
+    """Mark rows dead whose worker died while sending their last attempt."""
+    lost = sql.fetch(sql.EXPIRE_LOST_NOTIFICATIONS, {"stale_before": _stale_before(timezone.now())})
+    for (pk,) in lost:
+        logger.error("notification %s is dead: its worker died while sending its last attempt", pk)
+    return len(lost)
 
 
 def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:

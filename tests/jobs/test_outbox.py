@@ -11,6 +11,7 @@ from django.db import connection
 from jobs.models import Notification
 from jobs.outbox.notifications import (
     OutgoingNotification,
+    _claim_batch,
     deliver_due_notifications,
     queue_notification,
     queue_notifications,
@@ -169,3 +170,32 @@ def test_slow_smtp__a_delivery_run_stops_at_its_budget_and_hands_back_what_it_di
     assert sorted(r for rcpts, _ in sink.messages for r in rcpts) == sorted(
         f"u{i}@example.com" for i in range(12)
     )
+
+
+@pytest.mark.django_db
+def test_worker_killed_while_sending__claimed_again_until_its_attempts_are_spent(
+    settings, time_machine
+):
+    """A row whose delivery kills its worker (a send that hangs past the job's hard limit)
+    is claimed again after OUTBOX_SENDING_TIMEOUT_SECONDS: it may go out again each time,
+    so its attempts bound it like any failure: dead, for staff to requeue or not."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    time_machine.move_to("2026-03-01T10:00:00+00:00", tick=False)
+    queue_notifications([demo_item("early@example.com", "k1")], kick=False)
+    row = Notification.objects.get()
+    claims = []
+    for minute in (0, 11, 22, 33):  # four claims, each one's worker killed mid-send
+        time_machine.move_to(f"2026-03-01T10:{minute:02d}:00+00:00", tick=False)
+        claims.append(_claim_batch(10, exclude=[]))
+    row.refresh_from_db()
+    assert claims == [[row.pk]] * 4
+    assert (row.status, row.attempts) == ("sending", 4)
+
+    time_machine.move_to("2026-03-01T10:44:00+00:00", tick=False)
+    result = deliver_due_notifications()
+
+    row.refresh_from_db()
+    assert (result["sent"], result["dead"], len(mail.outbox)) == (0, 1, 0)
+    assert (row.status, row.dead_reason) == ("dead", "failed")
+    assert "worker lost while sending attempt 4 of 4" in row.last_error
+    assert requeue_notifications([row.pk], actor="oncall") == 1  # staff decide
