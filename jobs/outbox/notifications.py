@@ -156,7 +156,8 @@ def deliver_due_notifications(
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
     counts["dead"] = _expire_lost()
     deadline = time.monotonic() + time_budget_seconds
-    sms_backend = get_sms_backend()
+    # Loaded at the first SMS: a mistyped SMS_BACKEND fails the SMS rows, not every email.
+    sms_backend = functools.cache(get_sms_backend)
     mail = get_connection(fail_silently=False)
     tried: list[int] = []
     while time.monotonic() < deadline:
@@ -181,7 +182,7 @@ def deliver_due_notifications(
                 continue
             try:
                 if row.channel == Notification.Channel.SMS:
-                    sms_backend.send(to=row.recipient, body=row.body)
+                    sms_backend().send(to=row.recipient, body=row.body)
                 elif row.channel == Notification.Channel.WEBHOOK:
                     post_alert_webhook(row.body)
                 else:

@@ -199,3 +199,34 @@ def test_worker_killed_while_sending__claimed_again_until_its_attempts_are_spent
     assert (row.status, row.dead_reason) == ("dead", "failed")
     assert "worker lost while sending attempt 4 of 4" in row.last_error
     assert requeue_notifications([row.pk], actor="oncall") == 1  # staff decide
+
+
+@pytest.mark.django_db
+def test_sms_backend_mistyped__email_and_alerts_still_go_out_and_the_sms_rows_say_why(settings):
+    """SMS_BACKEND is an environment variable an operator types: a wrong one fails the SMS
+    rows (retried, then dead, with the reason), not every email and staff alert too."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SMS_BACKEND = "jobs.sms.HttpSMSBackend"  # the class is HTTPSMSBackend
+    queue_notifications(
+        [
+            demo_item("ops@example.com", "mail"),
+            OutgoingNotification(
+                channel="sms",
+                recipient="+15550100",
+                template="devkit/notifications/demo_result",
+                dedup_key="sms",
+                context={"items": 2, "checksum": 1},
+            ),
+        ],
+        kick=False,
+    )
+
+    result = deliver_due_notifications()
+
+    assert (result["sent"], result["retrying"], [m.to for m in mail.outbox]) == (
+        1,
+        1,
+        [["ops@example.com"]],
+    )
+    sms = Notification.objects.get(dedup_key="sms")
+    assert sms.status == "pending" and "HttpSMSBackend" in sms.last_error
