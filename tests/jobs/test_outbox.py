@@ -2,12 +2,16 @@
 
 import threading
 import time
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django.db import connection
+from django.utils import timezone
 
+from jobs.health.checks import check_outbox
 from jobs.models import Notification
 from jobs.outbox.notifications import (
     OutgoingNotification,
@@ -230,3 +234,35 @@ def test_sms_backend_mistyped__email_and_alerts_still_go_out_and_the_sms_rows_sa
     )
     sms = Notification.objects.get(dedup_key="sms")
     assert sms.status == "pending" and "HttpSMSBackend" in sms.last_error
+
+
+@pytest.mark.django_db
+def test_health_outbox__warns_about_dead_rows_staff_can_requeue_not_about_ones_they_cannot(
+    settings, time_machine
+):
+    """A reminder dead "too late" (or dead and then past its deadline) cannot be requeued and
+    is never pruned: counted by /health/, it would warn for ever, hiding the next real one."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    time_machine.move_to("2026-03-01T10:00:00+00:00", tick=False)
+    at = timezone.now
+    queue_notifications(
+        [
+            replace(
+                demo_item("late@example.com", "late"), deliver_before=at() + timedelta(hours=1)
+            ),
+            replace(
+                demo_item("failed@example.com", "failed"), deliver_before=at() + timedelta(days=1)
+            ),
+        ],
+        kick=False,
+    )
+    Notification.objects.filter(dedup_key="failed").update(
+        status="dead", dead_reason="failed", attempts=4, last_error="SMTPRecipientsRefused"
+    )
+    time_machine.move_to("2026-03-01T12:00:00+00:00", tick=False)  # the cluster was down
+    assert deliver_due_notifications()["too_late"] == 1
+    assert check_outbox().detail == "1 dead notification(s) (requeue in admin)"
+
+    time_machine.move_to("2026-03-03T12:00:00+00:00", tick=False)  # nobody requeued it
+    assert requeue_notifications(Notification.objects.values_list("pk", flat=True), actor="x") == 0
+    assert check_outbox().state == "ok"
