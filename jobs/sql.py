@@ -191,7 +191,8 @@ UPDATE jobs_notification
  WHERE id IN (
        SELECT id FROM jobs_notification
         WHERE ((status = 'pending' AND next_attempt_at <= %(due_before)s)
-               OR (status = 'sending' AND claimed_at < %(stale_before)s))
+               OR (status = 'sending' AND claimed_at < %(stale_before)s
+                   AND attempts < max_attempts))
           AND (deliver_before IS NULL OR deliver_before > %(now)s)
           AND (%(template)s::text IS NULL OR template = %(template)s)
           AND NOT (id = ANY(%(exclude)s))
@@ -210,6 +211,17 @@ UPDATE jobs_notification
                                                                  'YYYY-MM-DD HH24:MI "UTC"')
  WHERE deliver_before <= %(now)s
    AND (status = 'pending' OR (status = 'sending' AND claimed_at < %(stale_before)s))
+RETURNING id
+"""
+
+#: A row left `sending` by a worker that died on its last attempt may have gone out: it is
+#: not claimed again (a send that kills its worker would go out every timeout) but dead.
+EXPIRE_LOST_NOTIFICATIONS = """
+UPDATE jobs_notification
+   SET status = 'dead', dead_reason = 'failed',
+       last_error = 'worker lost while sending attempt ' || attempts || ' of ' || max_attempts
+                    || ': it may have gone out; requeue it to send it again'
+ WHERE status = 'sending' AND claimed_at < %(stale_before)s AND attempts >= max_attempts
 RETURNING id
 """
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template import Context, Engine, Template, engines
 from django.utils import timezone
 
@@ -154,8 +154,10 @@ def deliver_due_notifications(
     `template` and `due_before` narrow it (the alerts' web fallback)."""
     batch_size = batch_size or int(jobs_settings.OUTBOX_BATCH_SIZE)
     counts = {"sent": 0, "retrying": 0, "dead": 0, "too_late": _expire_late()}
+    counts["dead"] = _expire_lost()
     deadline = time.monotonic() + time_budget_seconds
-    sms_backend = get_sms_backend()
+    # Loaded at the first SMS: a mistyped SMS_BACKEND fails the SMS rows, not every email.
+    sms_backend = functools.cache(get_sms_backend)
     mail = get_connection(fail_silently=False)
     tried: list[int] = []
     while time.monotonic() < deadline:
@@ -164,6 +166,11 @@ def deliver_due_notifications(
             break
         tried.extend(ids)
         for row in Notification.objects.filter(pk__in=ids).order_by("id"):
+            if time.monotonic() >= deadline:
+                # A batch of slow sends must not outlive the job's hard limit: the rest
+                # is handed back untried, for the next run.
+                _release_claims(ids, after=row.pk)
+                break
             if row.deliver_before is not None and row.deliver_before <= timezone.now():
                 counts["too_late"] += Notification.objects.filter(
                     pk=row.pk, status=Notification.Status.SENDING
@@ -175,7 +182,7 @@ def deliver_due_notifications(
                 continue
             try:
                 if row.channel == Notification.Channel.SMS:
-                    sms_backend.send(to=row.recipient, body=row.body)
+                    sms_backend().send(to=row.recipient, body=row.body)
                 elif row.channel == Notification.Channel.WEBHOOK:
                     post_alert_webhook(row.body)
                 else:
@@ -209,6 +216,13 @@ def _claim_batch(
     return [row[0] for row in sql.fetch(sql.CLAIM_NOTIFICATIONS, params)]
 
 
+def _release_claims(ids: list[int], *, after: int) -> None:
+    """Put claimed rows from `after` on back to `pending`, their claim's attempt undone."""
+    Notification.objects.filter(
+        pk__in=ids, pk__gte=after, status=Notification.Status.SENDING
+    ).update(status=Notification.Status.PENDING, attempts=F("attempts") - 1)
+
+
 def _stale_before(now: datetime) -> datetime:
     """Rows `sending` since before this were claimed by a delivery that died: due again."""
     return now - timedelta(seconds=int(jobs_settings.OUTBOX_SENDING_TIMEOUT_SECONDS))
@@ -222,6 +236,14 @@ def _expire_late() -> int:
     if late:
         logger.warning("%s notification(s) dead: too late to deliver", late)
     return late
+
+
+def _expire_lost() -> int:
+    """Mark rows dead whose worker died while sending their last attempt."""
+    lost = sql.fetch(sql.EXPIRE_LOST_NOTIFICATIONS, {"stale_before": _stale_before(timezone.now())})
+    for (pk,) in lost:
+        logger.error("notification %s is dead: its worker died while sending its last attempt", pk)
+    return len(lost)
 
 
 def _record_delivery_failure(row: Notification, exc: Exception, policy: RetryPolicy) -> str:
