@@ -65,6 +65,9 @@ class ApnsFaults:
     refuse_token_for_pass_topic: bool = False
     #: Every client certificate refused (403 BadCertificate): a revoked certificate.
     refuse_certificate: bool = False
+    #: Provider tokens issued (`iat`) before this Unix time answered 403
+    #: ExpiredProviderToken: APNs' clock ahead of ours, or a token it has retired.
+    expire_tokens_issued_before: float = 0.0
     seed: int = 0
 
 
@@ -299,7 +302,8 @@ class FakeApns:
             or not self._verifier.verify(signed, signature)
         ):
             return "InvalidProviderToken"
-        if time.time() - float(payload.get("iat", 0)) > 3600:
+        issued = float(payload.get("iat", 0))
+        if time.time() - issued > 3600 or issued < self.faults.expire_tokens_issued_before:
             return "ExpiredProviderToken"
         return ""
 

@@ -96,12 +96,15 @@ class ApnsClient:
         #: Pushes APNs accepted from this client (proves credentials, topic and environment).
         self.delivered = 0
 
-    def provider_token(self, *, renew: bool = False) -> str:
-        """Token auth only: the current provider token (renewed after 50 minutes)."""
+    def provider_token(self, *, refused: str = "") -> str:
+        """Token auth only: the current provider token (renewed after 50 minutes, or when it
+        is the `refused` one APNs called expired). Pushes refused at once with one token
+        renew it once: APNs answers more updates with TooManyProviderTokenUpdates."""
         assert self._signer is not None
         with self._lock:
             now = time.time()
-            if renew or not self._token or now - self._token_issued > TOKEN_MAX_AGE_SECONDS:
+            expired = now - self._token_issued > TOKEN_MAX_AGE_SECONDS
+            if not self._token or expired or (refused and refused == self._token):
                 payload = {"iss": self._team_id, "iat": int(now)}
                 self._token = jwt.encode(self._signer, payload).decode()
                 self._token_issued = now
@@ -114,10 +117,11 @@ class ApnsClient:
         another APNs environment or app, or a garbled registration. Without an accepted
         push yet, they may be our APNS_URL or topic, wrong for every device: then it is an
         error of the card, and no registration is removed."""
-        response = self._post(device_token)
+        token = self.provider_token() if self.auth == TOKEN else ""
+        response = self._post(device_token, token)
         reason = _reason(response)
-        if self.auth == TOKEN and response.status_code == 403 and reason == "ExpiredProviderToken":
-            response = self._post(device_token, renew=True)
+        if token and response.status_code == 403 and reason == "ExpiredProviderToken":
+            response = self._post(device_token, self.provider_token(refused=token))
             reason = _reason(response)
         status = response.status_code
         if status == 200:
@@ -177,11 +181,11 @@ class ApnsClient:
             future.cancel()
             raise TransientWalletError("APNs: no answer") from None
 
-    def _post(self, device_token: str, *, renew: bool = False) -> httpx.Response:
+    def _post(self, device_token: str, provider_token: str) -> httpx.Response:
         # An empty payload: a background push, which Apple allows only at priority 5.
         headers = {"apns-topic": self.topic, "apns-push-type": "background", "apns-priority": "5"}
-        if self.auth == TOKEN:
-            headers["authorization"] = f"bearer {self.provider_token(renew=renew)}"
+        if provider_token:
+            headers["authorization"] = f"bearer {provider_token}"
         try:
             return self._run(
                 self._http.post(

@@ -111,6 +111,30 @@ def test_token_auth__provider_token_reused_for_50_minutes_then_renewed_and_accep
     ] * 3
 
 
+def test_token_auth__expired_provider_token__renewed_once_however_many_pushes_it_refused(
+    frozen_now, fake_wallet, settings
+):
+    """APNs answers TooManyProviderTokenUpdates to a burst of renewals: 32 pushes in flight
+    refused with one token renew it once, the others take the renewed token."""
+    settings.LOYALTY_APPLE_APNS_AUTH = "token"
+    apns = wallet_clients().apple
+    assert apns is not None
+    old = apns.provider_token()
+    with time_machine.travel(frozen_now + timedelta(minutes=2), tick=False):
+        fake_wallet.apns.faults.expire_tokens_issued_before = frozen_now.timestamp() + 1
+
+        assert apns.push(DEVICE) == SENT  # refused, renewed, sent again
+        renewed = apns.provider_token()
+        # what the pushes still in flight with the old token ask after their 403
+        late = [apns.provider_token(refused=old) for _ in range(31)]
+
+    assert renewed != old and set(late) == {renewed}
+    assert [(p.status, p.reason) for p in fake_wallet.apns.pushes] == [
+        (403, "ExpiredProviderToken"),
+        (200, ""),
+    ]
+
+
 def test_wrong_topic__is_a_credentials_error_naming_the_setting(fake_wallet, settings):
     settings.LOYALTY_APPLE_PASS_TYPE_ID = "pass.com.example.other"
     apns = wallet_clients().apple
