@@ -87,7 +87,8 @@ def warning_notifications(
     rows: list[CardRow], *, merchant_name: str, day: ExpirationDay
 ) -> list[OutgoingNotification]:
     """One `points_expiring` per card that has a way to be reached, with the promised day
-    (merchant's calendar) and the exact number of days until it."""
+    (merchant's calendar): a date, never a count of days, which a late delivery (a dead
+    warning requeued) would make untrue."""
 
     def context(row: CardRow) -> dict[str, Any]:
         expire_on = day.promise(row.last_activity_at)
@@ -97,7 +98,6 @@ def warning_notifications(
             "merchant_name": merchant_name,
             "points": row.points,
             "expiration_date": expire_on.isoformat(),
-            "days_remaining": (expire_on - day.today).days,
         }
 
     return _notifications(

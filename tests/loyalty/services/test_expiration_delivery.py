@@ -7,7 +7,7 @@ import pytest
 import time_machine
 
 from jobs.models import Notification
-from jobs.outbox.notifications import deliver_due_notifications
+from jobs.outbox.notifications import deliver_due_notifications, requeue_notifications
 from jobs.runner import run_job_now
 from jobs.runs.retry import RetryPolicy
 from loyalty.models import LoyaltyCard
@@ -48,3 +48,29 @@ def test_warning_dead_in_the_outbox__expiry_run_counts_it_and_is_flagged(
     assert run.result["expired_warning_undelivered"] == 1
     assert run.needs_attention
     assert "1 card(s) expired whose warning was never delivered" in run.attention_reason
+
+
+def test_warning_requeued_days_later__does_not_promise_the_days_it_no_longer_has(
+    settings, mailoutbox, program_factory, card_factory
+):
+    program = program_factory(expiration_days=365)
+    with time_machine.travel(NOW, tick=False):
+        card = card_factory(program, points=120, inactive_days=352)  # due 2026-03-15
+        run_job_now("loyalty.expire_points")
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 1
+        for _ in range(4):
+            deliver_due_notifications(policy=NO_WAIT)
+    warning = Notification.objects.get(recipient=card.customer.email)
+    assert warning.status == "dead"
+
+    # Staff requeue it (as /health/ suggests) once the mail server is back, 10 days later.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with time_machine.travel(NOW + timedelta(days=10), tick=False):
+        assert requeue_notifications([warning.pk], actor="admin") == 1
+        assert deliver_due_notifications()["sent"] == 1
+
+    (mail,) = mailoutbox
+    assert "will expire on\n2026-03-15" in mail.body
+    # Rendered when queued: "14 days from now" would be read on 03-11, 4 days before.
+    assert "14 days" not in mail.body
