@@ -16,7 +16,8 @@ WALK_IN_INDEX_ORDER = "SET LOCAL enable_sort = off"
 
 #: The columns of a pick, in loyalty.services.notifications.CardRow order.
 _PICKED_COLUMNS = """
-    SELECT c.id, c.number, c.points_balance, c.last_activity_at, cu.name, cu.email, cu.phone
+    SELECT c.id, c.number, c.points_balance, c.last_activity_at, cu.name, cu.email, cu.phone,
+           c.points_expire_on
       FROM loyalty_loyaltycard c
       JOIN loyalty_customer cu ON cu.id = c.customer_id
      WHERE c.merchant_id = %(merchant_id)s

@@ -18,6 +18,7 @@ from django.db import DataError, connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from jobs.models import Notification
 from jobs.outbox.notifications import (
     OutgoingNotification,
     queue_rendered,
@@ -37,6 +38,7 @@ from loyalty.services.notifications import (
     CardRow,
     expired_notifications,
     is_reachable,
+    warning_key,
     warning_notifications,
 )
 
@@ -79,6 +81,7 @@ def expire_points(
         report_progress(unit="cards", **progress)
 
     failed_program_ids: list[int] = []
+    undelivered = 0
     for index, program in enumerate(programs, start=1):
         progress.update(program=index, done=0)
         report()
@@ -94,6 +97,7 @@ def expire_points(
                 counts = _process_program(
                     program, now=now, chunk_size=chunk_size, card_ids=card_ids, report=report
                 )
+                undelivered += counts.pop("expired_warning_undelivered")
         except PROGRAM_DATA_ERRORS as exc:  # logged and flagged: history and /health/ show it
             logger.error("program %s skipped: its data cannot be processed: %r", program.pk, exc)
             flag_for_attention(
@@ -112,6 +116,13 @@ def expire_points(
     }
     if failed_program_ids:
         result["failed_program_ids"] = failed_program_ids
+    if undelivered:
+        # The rule is kept (the warning was queued a lead before) but the customer was never
+        # told: staff may want to restore those points.
+        result["expired_warning_undelivered"] = undelivered
+        flag_for_attention(
+            f"{undelivered} card(s) expired whose warning was never delivered (dead in the outbox)"
+        )
     logger.info("point expiration %s: %s", "preview" if dry_run else "done", result)
     return result
 
@@ -158,7 +169,7 @@ def _process_program(
         warned += reached
         unreachable += len(rows) - reached
         report(warned=len(rows))
-    cards = points = 0
+    cards = points = undelivered = 0
     for rows in _chunks(
         sql.PICK_FOR_EXPIRATION,
         params,
@@ -170,6 +181,7 @@ def _process_program(
     ):
         cards += len(rows)
         points += sum(row.points for row in rows)
+        undelivered += _dead_warnings(rows)
         report(expired=len(rows))
     if warned or unreachable or cards:
         logger.info(
@@ -184,7 +196,15 @@ def _process_program(
         "points_expired": points,
         "warnings_sent": warned,
         "unreachable": unreachable,
+        "expired_warning_undelivered": undelivered,
     }
+
+
+def _dead_warnings(rows: list[CardRow]) -> int:
+    """How many of these expired cards' warnings are dead in the outbox (failed for good, or
+    too late): the customer was never told. Unreachable cards have no warning row."""
+    keys = [warning_key(row, row.expire_on) for row in rows if row.expire_on is not None]
+    return Notification.objects.filter(dedup_key__in=keys, status=Notification.Status.DEAD).count()
 
 
 def _chunks(

@@ -7,7 +7,7 @@ the day it promises: a lengthened program's new warning (a later day) is a new m
 """
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from jobs.outbox.notifications import OutgoingNotification
@@ -30,10 +30,21 @@ class CardRow(NamedTuple):
     customer_name: str
     email: str
     phone: str
+    #: The day the card's warning for this cycle promised (read by the expiration phase).
+    expire_on: date | None = None
 
 
 def cycle_key(row: CardRow) -> str:
     return row.last_activity_at.strftime("%Y%m%dT%H%M%S")
+
+
+def _promise_key(row: CardRow, expire_on: date) -> str:
+    return f"{cycle_key(row)}:{expire_on:%Y%m%d}"
+
+
+def warning_key(row: CardRow, expire_on: date) -> str:
+    """The dedup key of the warning about `row`'s cycle that promised `expire_on`."""
+    return f"points_expiring:{row.card_id}:{_promise_key(row, expire_on)}"
 
 
 def is_reachable(row: CardRow) -> bool:
@@ -76,7 +87,8 @@ def warning_notifications(
     rows: list[CardRow], *, merchant_name: str, day: ExpirationDay
 ) -> list[OutgoingNotification]:
     """One `points_expiring` per card that has a way to be reached, with the promised day
-    (merchant's calendar) and the exact number of days until it."""
+    (merchant's calendar): a date, never a count of days, which a late delivery (a dead
+    warning requeued) would make untrue."""
 
     def context(row: CardRow) -> dict[str, Any]:
         expire_on = day.promise(row.last_activity_at)
@@ -86,14 +98,13 @@ def warning_notifications(
             "merchant_name": merchant_name,
             "points": row.points,
             "expiration_date": expire_on.isoformat(),
-            "days_remaining": (expire_on - day.today).days,
         }
 
     return _notifications(
         rows,
         template=WARNING_TEMPLATE,
         context=context,
-        key=lambda row: f"{cycle_key(row)}:{day.promise(row.last_activity_at):%Y%m%d}",
+        key=lambda row: _promise_key(row, day.promise(row.last_activity_at)),
         # A warning of a date is useless once that date has come.
         deliver_before=lambda row: day.start_of(day.promise(row.last_activity_at)),
     )

@@ -61,7 +61,6 @@ def test_notifications__one_per_reachable_card_email_first_keyed_by_card_and_cyc
     assert items[5].dedup_key == "points_expired:1:20250310T083000"
     # Due 2026-03-11 but warned on 03-01: the full 14 days, to the day.
     assert items[1].context["expiration_date"] == "2026-03-15"
-    assert items[1].context["days_remaining"] == 14
     unreachable = rows()[0]._replace(email="", phone="")
     assert expired_notifications([unreachable], merchant_name="x", expiration_days=1) == []
 
