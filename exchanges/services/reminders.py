@@ -104,13 +104,13 @@ def _queue_batch(batch: list[Reminder], *, now: datetime) -> tuple[int, int]:
                     # same reminder.
                     dedup_key=f"exchanges:reminder:{reminder.exchange_id}:"
                     f"{reminder.days_before}:{reminder.due_at:%Y%m%dT%H%MZ}:{person['id']}",
-                    # "The party is in 1 day" is useless (and wrong) after the party.
+                    # Useless after the party. The text names the date, never "in 7 days",
+                    # which a late delivery (a dead row requeued days later) makes untrue.
                     deliver_before=exchange.exchange_at,
                     context={
                         "exchange_name": exchange.name,
                         "participant_name": person["name"],
                         "receiver_name": person["match__receiver__name"] or "",
-                        "days_before": reminder.days_before,
                         "local_date": local.strftime("%A %d %B %Y, %H:%M %Z"),
                     },
                 )

@@ -59,7 +59,10 @@ def test_sweep_twice__each_participant_gets_one_reminder(matched):
     assert withdrawn.email not in {n.recipient for n in sent}
     assert not any(n.recipient.startswith("late") for n in sent)  # not matched: not reminded
     assert "You are giving a gift to Person 1." in sent.get(recipient=active[0].email).body
-    assert sent.get(recipient=active[0].email).subject == "Office party is in 7 days"
+    mail = sent.get(recipient=active[0].email)
+    local = exchange.local_exchange_at.strftime("%A %d %B %Y, %H:%M %Z")
+    assert mail.subject == f"Reminder: Office party on {local}"
+    assert f"takes place on {local}." in mail.body and " days" not in mail.body  # true if late
     row.refresh_from_db()
     assert (row.status, row.sent_at, row.recipients) == ("sent", NOW + timedelta(minutes=1), 3)
 
