@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import pymarc
 from django.db import transaction
@@ -68,10 +69,24 @@ class MarcPage:
 
 
 def parse_marc_page(body: bytes) -> list[pymarc.Record]:
-    """Records of a MARCXML page; an empty body means no records in the window."""
+    """Records of a MARCXML page; an empty body means no records in the window. Any
+    other document (a proxy's page) is not "no records": pymarc would read it as none."""
     if not body.strip():
         return []
+    if (root := xml_root(body)) not in ("collection", "record"):
+        raise ValueError(f"expected a MARCXML <collection>, got <{root}>")
     return [record for record in pymarc.parse_xml_to_array(io.BytesIO(body)) if record]
+
+
+def xml_root(body: bytes) -> str | None:
+    """Local name of the body's root element, whatever comes before it (an XML
+    declaration, a byte order mark); None when it is not XML."""
+    try:
+        for _event, element in ElementTree.iterparse(io.BytesIO(body), events=("start",)):
+            return element.tag.rsplit("}", 1)[-1]
+    except ElementTree.ParseError:
+        return None
+    return None
 
 
 def bibliotheca_id(record: pymarc.Record) -> str | None:

@@ -336,6 +336,40 @@ def test_terminal_error__stops_the_chain_with_checkpoint_intact_and_lock_release
     assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            "<Error><Code>Gen-001</Code><Message>Library not ready</Message></Error>",
+            "error document: Gen-001: Library not ready",
+        ),
+        (
+            "<html><body><h1>Down for maintenance</h1></body></html>",
+            "unreadable MARCXML (ValueError: expected a MARCXML <collection>, got <html>)",
+        ),
+    ],
+    ids=["error-document-with-xml-declaration", "maintenance-page"],
+)
+def test_200_with_a_document_that_is_not_marc__stops_the_chain_instead_of_skipping_the_day(
+    collection, simulator, body, error
+):
+    """The partner (or a proxy before it) answering 200 with something that is not a
+    MARC collection has not said the day is empty: read as "no records", the
+    checkpoint moved past the day and its purchases were never imported."""
+    simulator.state.faults.append(
+        Fault(kind="error_xml", endpoint="marc", match="startdate=2014-01-02", body=body)
+    )
+    start_chain(collection)
+
+    runs = drain(include_apply=False)
+
+    assert runs[-1].status == "failed" and runs[-1].error.endswith(error)
+    assert "window 2014-01-02T00:00:00..2014-01-03T00:00:00 offset 1" in runs[-1].error
+    assert timestamp(collection).finish == datetime(2014, 1, 2, tzinfo=UTC)
+    assert LicensePool.objects.count() == 120  # day 1 only; nothing after the bad day
+
+
 def test_malformed_xml__is_terminal(collection, simulator):
     simulator.state.faults.append(Fault(kind="malformed_xml", endpoint="marc"))
     start_chain(collection)
