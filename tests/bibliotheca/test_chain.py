@@ -199,6 +199,33 @@ def test_records_without_exactly_one_001__are_skipped_and_counted(
     assert timestamp(collection).progress["skipped"] == no_001 + two_001
 
 
+def test_records_whose_001_is_not_an_item_id__are_skipped_and_counted_not_fatal(
+    catalogue, collection, simulator
+):
+    """An 001 that cannot be an item id (a space, a comma, a slash, non-ASCII, longer than
+    an identifier) would be sent in the items request's path: the partner refuses the
+    request (here: its signature), the chain stops terminally on that page, and every
+    later chain stops there again: the collection never imports past one odd record."""
+    odd = {
+        "bib201401020005": "bib20140102 0005",
+        "bib201401020006": "bib201401020006,bib201401020007",
+        "bib201401020008": "bib/201401020008",
+        "bib201401020009": "bibé01",
+        "bib201401020010": "b" * 300,
+    }
+    catalogue.odd_001.update(odd)
+    catalogue.odd_001["bib201401020011"] = "  bib201401020011 "  # spaces around: the id
+    start_chain(collection, time_budget_seconds=60)
+
+    drain(include_apply=False)
+
+    (run,) = chain_runs()
+    assert run.status == "succeeded" and run.result["done"] is True
+    assert run.result["skipped"] == len(odd)
+    assert LicensePool.objects.count() == RECORDS - len(odd)
+    assert timestamp(collection).finish == NOW
+
+
 def test_metadata__is_looked_up_in_one_batch_per_page_for_new_pools_only(collection, simulator):
     start_chain(collection)
     drain(include_apply=False)
