@@ -110,11 +110,21 @@ _UPDATED = ", ".join(f"{c} = EXCLUDED.{c}" for c in [*list(EDITION_COLUMNS)[1:],
 
 # One parameter for a page's rows: binding 15 columns x 50 rows took 10-25 ms a page.
 # A title already staged at the same hash (another collection's page, its apply still
-# waiting) is not staged again: the apply work would be the same.
+# waiting) is not staged again: the apply work would be the same. One staged at another
+# hash is older metadata (its apply not run yet, or failed and kept for a re-run): it is
+# dropped, so that run, applied after this one, cannot write it over the newer.
 _STAGE = f"""
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s)
+        AS r({", ".join(f"{c} {t}" for c, t in EDITION_COLUMNS.items())})
+),
+superseded AS (
+    DELETE FROM bibliotheca_pendingedition p USING r
+    WHERE p.identifier_id = r.identifier_id AND p.data_hash <> r.data_hash
+)
 INSERT INTO bibliotheca_pendingedition (batch, created_at, {_LISTED})
 SELECT %(batch)s, %(now)s, {_LISTED}
-FROM jsonb_to_recordset(%(rows)s) AS r({", ".join(f"{c} {t}" for c, t in EDITION_COLUMNS.items())})
+FROM r
 WHERE NOT EXISTS (
     SELECT 1 FROM bibliotheca_pendingedition p
     WHERE p.identifier_id = r.identifier_id AND p.data_hash = r.data_hash
@@ -192,7 +202,8 @@ def ensure_pools(
 
 def stage_editions(batch: UUID, rows: list[dict[str, Any]], *, now: datetime) -> int:
     """Stage Edition rows (EDITION_COLUMNS, JSON-ready) for the apply run of `batch`,
-    but those already staged at the same hash; returns how many were staged."""
+    but those already staged at the same hash, dropping those staged at another (older)
+    hash; returns how many were staged."""
     with connection.cursor() as cursor:
         cursor.execute(_STAGE, {"batch": batch, "rows": Jsonb(rows), "now": now})
         return cursor.rowcount

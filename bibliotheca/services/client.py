@@ -34,7 +34,7 @@ from bibliotheca.exceptions import (
     RequestTimedOut,
 )
 from bibliotheca.services.items import parse_items
-from bibliotheca.services.pages import parse_marc_page
+from bibliotheca.services.pages import parse_marc_page, xml_root
 from bibliotheca.services.signing import signed_headers
 from bibliotheca.validators import api_address_problem
 
@@ -129,8 +129,9 @@ class BibliothecaClient:
         return self._parse(body, what, parse_items, "items XML")
 
     def _parse(self, body: bytes, what: str, parser: Callable[[bytes], Any], kind: str) -> Any:
-        """An <Error> document or an unreadable body is terminal, named with what was asked."""
-        if body.lstrip().startswith(b"<Error"):
+        """An <Error> document (with or without an XML declaration) or an unreadable body
+        is terminal, named with what was asked."""
+        if xml_root(body) == "Error":
             raise RemoteIntegrationError(
                 self._message(what, f"error document: {_error_text(body)}")
             )

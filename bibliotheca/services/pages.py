@@ -5,11 +5,13 @@ is written whole or not at all, with the checkpoint and its apply run."""
 import hashlib
 import io
 import logging
+import re
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from xml.etree import ElementTree
 
 import pymarc
 from django.db import transaction
@@ -43,6 +45,10 @@ PROGRESS_KEYS = (
     "missing_items",
 )
 BIBLIOTHECA_ID = str(Identifier.Type.BIBLIOTHECA_ID)
+#: An item id goes into the items request's path, comma-joined with others, and into
+#: Identifier.value: a plain token (a space, ",", "/" or non-ASCII would change the
+#: request, or break its signature, and stop the chain on that record for good).
+ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,16 +74,32 @@ class MarcPage:
 
 
 def parse_marc_page(body: bytes) -> list[pymarc.Record]:
-    """Records of a MARCXML page; an empty body means no records in the window."""
+    """Records of a MARCXML page; an empty body means no records in the window. Any
+    other document (a proxy's page) is not "no records": pymarc would read it as none."""
     if not body.strip():
         return []
+    if (root := xml_root(body)) not in ("collection", "record"):
+        raise ValueError(f"expected a MARCXML <collection>, got <{root}>")
     return [record for record in pymarc.parse_xml_to_array(io.BytesIO(body)) if record]
 
 
+def xml_root(body: bytes) -> str | None:
+    """Local name of the body's root element, whatever comes before it (an XML
+    declaration, a byte order mark); None when it is not XML."""
+    try:
+        for _event, element in ElementTree.iterparse(io.BytesIO(body), events=("start",)):
+            return element.tag.rsplit("}", 1)[-1]
+    except ElementTree.ParseError:
+        return None
+    return None
+
+
 def bibliotheca_id(record: pymarc.Record) -> str | None:
-    """The 001 value, or None when the record has no 001 or several (skipped and counted)."""
+    """The 001 value, or None when the record has no 001, several, or one that cannot be
+    an item id (skipped and counted)."""
     fields = record.get_fields("001")
-    return ((fields[0].data or "").strip() or None) if len(fields) == 1 else None
+    value = (fields[0].data or "").strip() if len(fields) == 1 else ""
+    return value if ITEM_ID.fullmatch(value) else None
 
 
 def read_page(
@@ -95,10 +117,10 @@ def read_page(
     for record in records:
         item_id = bibliotheca_id(record)
         if item_id is None:
-            found = len(record.get_fields("001"))
+            found = [(f.data or "")[:80] for f in record.get_fields("001")]
             logger.error(
                 "Bibliotheca collection %r, window %s: record without exactly one 001 field "
-                "(%s found); skipped",
+                "that is an item id (letters, digits, - and _; found %r); skipped",
                 collection,
                 where,
                 found,

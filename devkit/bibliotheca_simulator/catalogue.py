@@ -33,6 +33,9 @@ class Catalogue:
     listing_delay: timedelta = timedelta(0)
     #: Item ids the items endpoint leaves out of its answer (withdrawn by the partner).
     missing_items: set[str] = field(default_factory=set)
+    #: {item id: the 001 text its purchase record carries instead of the id} (a partner's
+    #: odd record: spaces, commas, non-ASCII).
+    odd_001: dict[str, str] = field(default_factory=dict)
 
     def records_between(
         self, start: datetime, end: datetime, *, listed_by: datetime | None = None
@@ -65,7 +68,7 @@ class Catalogue:
 
     def marc_record_xml(self, record: PurchaseRecord) -> str:
         position = self.position(record.item_id)
-        controls = [record.item_id]
+        controls = [escape(self.odd_001.get(record.item_id, record.item_id))]
         if self.no_001_every and position % self.no_001_every == 0:
             controls = []
         elif self.two_001_every and position % self.two_001_every == 0:

@@ -37,6 +37,9 @@ class Fault:
     match: str = ""
     #: For "429": the Retry-After header, in seconds (None: no header).
     retry_after: float | None = None
+    #: For "error_xml": the body answered with 200 instead of a bare <Error> document
+    #: (one with an XML declaration, a proxy's maintenance page).
+    body: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -150,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay_seconds)
             return False  # answers late; the client has given up by then
         elif fault.kind == "error_xml":
-            self._send(200, _error("Gen-001", "injected error document"))
+            self._send(200, fault.body or _error("Gen-001", "injected error document"))
         elif fault.kind == "http_403":
             self._send(403, _error("Forbidden", "injected fault"))
         elif fault.kind == "malformed_xml":

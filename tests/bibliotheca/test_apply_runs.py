@@ -134,3 +134,27 @@ def test_identifier_committed_by_another_transaction_meanwhile__page_is_written_
     pools = LicensePool.objects.filter(collection=collection)
     assert pools.count() == 2 and not pools.filter(metadata_checked_at=None).exists()
     assert get_timestamp(collection).finish == datetime(2014, 1, 2, tzinfo=UTC)
+
+
+def test_an_older_apply_run_after_a_newer_one__leaves_the_newer_metadata(
+    catalogue, collection, simulator
+):
+    """The apply cluster was down (or an apply run failed for good, its rows kept for a
+    re-run) while a later chain looked the titles up again and applied their new
+    metadata: the older run, delivered or re-run afterwards, wrote its older metadata
+    over the newer one, and nothing corrected it until the titles were due again
+    (BIBLIOTHECA_METADATA_REFRESH_DAYS later)."""
+    start_chain(collection, time_budget_seconds=60)
+    drain(include_apply=False)
+    older = list(JobRun.objects.filter(job=APPLY, status="queued").order_by("id"))
+    catalogue.metadata_version = 2  # the partner re-delivers every record, changed
+    start_chain(collection, time_budget_seconds=60, force_reimport=True)
+    drain(include_apply=False)
+    newer = JobRun.objects.filter(job=APPLY, status="queued").exclude(pk__in=[r.pk for r in older])
+
+    for run in [*newer.order_by("id"), *older]:  # the newer applied first, the older after
+        execute_queued_run(run.pk)
+
+    assert Edition.objects.count() == RECORDS
+    assert Edition.objects.filter(title__endswith=" v2").count() == RECORDS
+    assert not PendingEdition.objects.exists()

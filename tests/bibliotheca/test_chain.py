@@ -199,6 +199,33 @@ def test_records_without_exactly_one_001__are_skipped_and_counted(
     assert timestamp(collection).progress["skipped"] == no_001 + two_001
 
 
+def test_records_whose_001_is_not_an_item_id__are_skipped_and_counted_not_fatal(
+    catalogue, collection, simulator
+):
+    """An 001 that cannot be an item id (a space, a comma, a slash, non-ASCII, longer than
+    an identifier) would be sent in the items request's path: the partner refuses the
+    request (here: its signature), the chain stops terminally on that page, and every
+    later chain stops there again: the collection never imports past one odd record."""
+    odd = {
+        "bib201401020005": "bib20140102 0005",
+        "bib201401020006": "bib201401020006,bib201401020007",
+        "bib201401020008": "bib/201401020008",
+        "bib201401020009": "bibé01",
+        "bib201401020010": "b" * 300,
+    }
+    catalogue.odd_001.update(odd)
+    catalogue.odd_001["bib201401020011"] = "  bib201401020011 "  # spaces around: the id
+    start_chain(collection, time_budget_seconds=60)
+
+    drain(include_apply=False)
+
+    (run,) = chain_runs()
+    assert run.status == "succeeded" and run.result["done"] is True
+    assert run.result["skipped"] == len(odd)
+    assert LicensePool.objects.count() == RECORDS - len(odd)
+    assert timestamp(collection).finish == NOW
+
+
 def test_metadata__is_looked_up_in_one_batch_per_page_for_new_pools_only(collection, simulator):
     start_chain(collection)
     drain(include_apply=False)
@@ -334,6 +361,40 @@ def test_terminal_error__stops_the_chain_with_checkpoint_intact_and_lock_release
     ts = timestamp(collection)
     assert ts.finish == checkpoint and ts.exception == failed.error
     assert not Lease.objects.filter(key=purchase_lock_key(collection.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            "<Error><Code>Gen-001</Code><Message>Library not ready</Message></Error>",
+            "error document: Gen-001: Library not ready",
+        ),
+        (
+            "<html><body><h1>Down for maintenance</h1></body></html>",
+            "unreadable MARCXML (ValueError: expected a MARCXML <collection>, got <html>)",
+        ),
+    ],
+    ids=["error-document-with-xml-declaration", "maintenance-page"],
+)
+def test_200_with_a_document_that_is_not_marc__stops_the_chain_instead_of_skipping_the_day(
+    collection, simulator, body, error
+):
+    """The partner (or a proxy before it) answering 200 with something that is not a
+    MARC collection has not said the day is empty: read as "no records", the
+    checkpoint moved past the day and its purchases were never imported."""
+    simulator.state.faults.append(
+        Fault(kind="error_xml", endpoint="marc", match="startdate=2014-01-02", body=body)
+    )
+    start_chain(collection)
+
+    runs = drain(include_apply=False)
+
+    assert runs[-1].status == "failed" and runs[-1].error.endswith(error)
+    assert "window 2014-01-02T00:00:00..2014-01-03T00:00:00 offset 1" in runs[-1].error
+    assert timestamp(collection).finish == datetime(2014, 1, 2, tzinfo=UTC)
+    assert LicensePool.objects.count() == 120  # day 1 only; nothing after the bad day
 
 
 def test_malformed_xml__is_terminal(collection, simulator):

@@ -5,6 +5,7 @@ RemoteIntegrationError (terminal, recorded on the run): never another exception.
 without exactly one usable 001 are skipped and counted, never imported.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 from xml.sax.saxutils import escape
 
@@ -29,7 +30,8 @@ xml_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"),
     max_size=30,
 )
-record = st.fixed_dictionaries({"controls": st.lists(xml_text, max_size=3), "title": xml_text})
+control = st.one_of(xml_text, st.from_regex(r" *[A-Za-z0-9_-]{1,20} *", fullmatch=True))
+record = st.fixed_dictionaries({"controls": st.lists(control, max_size=3), "title": xml_text})
 
 
 def marc_xml(records: list[dict]) -> bytes:
@@ -45,7 +47,9 @@ def marc_xml(records: list[dict]) -> bytes:
 
 
 def expected_id(controls: list[str]) -> str | None:
-    return controls[0].strip() or None if len(controls) == 1 else None
+    """The one 001, stripped, when it is an item id (a plain token)."""
+    value = controls[0].strip() if len(controls) == 1 else ""
+    return value if re.fullmatch(r"[A-Za-z0-9_-]{1,255}", value) else None
 
 
 @settings(max_examples=200, deadline=None)
