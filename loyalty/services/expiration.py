@@ -170,6 +170,7 @@ def _process_program(
         unreachable += len(rows) - reached
         report(warned=len(rows))
     cards = points = undelivered = 0
+    dead = _dead_warning_keys()
     for rows in _chunks(
         sql.PICK_FOR_EXPIRATION,
         params,
@@ -181,7 +182,9 @@ def _process_program(
     ):
         cards += len(rows)
         points += sum(row.points for row in rows)
-        undelivered += _dead_warnings(rows)
+        undelivered += sum(
+            warning_key(row, row.expire_on) in dead for row in rows if row.expire_on is not None
+        )
         report(expired=len(rows))
     if warned or unreachable or cards:
         logger.info(
@@ -200,11 +203,14 @@ def _process_program(
     }
 
 
-def _dead_warnings(rows: list[CardRow]) -> int:
-    """How many of these expired cards' warnings are dead in the outbox (failed for good, or
-    too late): the customer was never told. Unreachable cards have no warning row."""
-    keys = [warning_key(row, row.expire_on) for row in rows if row.expire_on is not None]
-    return Notification.objects.filter(dedup_key__in=keys, status=Notification.Status.DEAD).count()
+def _dead_warning_keys() -> set[str]:
+    """Keys of the warnings dead in the outbox (failed for good, or too late): an expired
+    card's customer was never told. Read once, from the few dead rows (the status index),
+    not looked up per expired card (a tenth of the run's time in bench/expire_points.py)."""
+    dead = Notification.objects.filter(
+        status=Notification.Status.DEAD, dedup_key__startswith="points_expiring:"
+    )
+    return set(dead.values_list("dedup_key", flat=True))
 
 
 def _chunks(
