@@ -435,12 +435,15 @@ def test_cards_refused_for_good__quarantined_reported_once_and_retried_after_the
 
 
 def test_apns_device_token_not_for_topic__one_registration_never_stops_apple_for_everyone(
-    frozen_now, program_factory, card_factory, fake_wallet, register_device
+    frozen_now, program_factory, card_factory, fake_wallet, register_device, settings
 ):
     """A pass registered with another topic's push token (anyone holding a pass can call
     the registration URL): APNs answers that one device 400 DeviceTokenNotForTopic,
     which Apple lists with BadDeviceToken as "don't retry". The other customers' passes
     are pushed, hour after hour, and the registration goes once APNs accepted a push."""
+    # One push at a time, in card order: the stray's answer comes before any accepted push
+    # (with pushes in flight at once, whichever APNs answers first decides its outcome).
+    settings.LOYALTY_WALLET_SYNC_CONCURRENCY = 1
     program = program_factory()
     odd = card_factory(program, apple="a-0")  # tried first: the lowest id, never tried
     stray = register_device(odd)
