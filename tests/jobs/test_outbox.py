@@ -166,7 +166,8 @@ def test_slow_smtp__a_delivery_run_stops_at_its_budget_and_hands_back_what_it_di
         )
         rest = deliver_due_notifications()
 
-    assert elapsed < 3, f"a run with a 1 s budget took {elapsed:.1f} s"
+    # the budget, plus the one send in hand and room for a loaded machine; all 12: 6 s
+    assert elapsed < 4.5, f"a run with a 1 s budget took {elapsed:.1f} s"
     assert 1 <= first["sent"] <= 4
     # What it did not reach waits, untouched: pending, no attempt spent, no error.
     assert waiting == [("pending", 0, "")] * (12 - first["sent"])
