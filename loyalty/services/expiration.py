@@ -82,6 +82,7 @@ def expire_points(
 
     failed_program_ids: list[int] = []
     undelivered = 0
+    dead_warnings = set() if dry_run else _dead_warning_keys()  # the same for every program
     for index, program in enumerate(programs, start=1):
         progress.update(program=index, done=0)
         report()
@@ -95,7 +96,12 @@ def expire_points(
                 )
             else:
                 counts = _process_program(
-                    program, now=now, chunk_size=chunk_size, card_ids=card_ids, report=report
+                    program,
+                    now=now,
+                    chunk_size=chunk_size,
+                    card_ids=card_ids,
+                    report=report,
+                    dead_warnings=dead_warnings,
                 )
                 undelivered += counts.pop("expired_warning_undelivered")
         except PROGRAM_DATA_ERRORS as exc:  # logged and flagged: history and /health/ show it
@@ -140,9 +146,11 @@ def _process_program(
     chunk_size: int,
     card_ids: list[int] | None,
     report: Callable[..., None],
+    dead_warnings: set[str],
 ) -> dict[str, int]:
     """One program's warnings, then its expirations, chunk by chunk (a card warned in this
-    pass is never expired in it: its promised day is a lead away)."""
+    pass is never expired in it: its promised day is a lead away); `dead_warnings`: the
+    keys of warnings dead in the outbox, whose expired cards are counted undelivered."""
     merchant_name = program.merchant.name
     day = expiration_day(program, now=now)
     params = {
@@ -170,7 +178,6 @@ def _process_program(
         unreachable += len(rows) - reached
         report(warned=len(rows))
     cards = points = undelivered = 0
-    dead = _dead_warning_keys()
     for rows in _chunks(
         sql.PICK_FOR_EXPIRATION,
         params,
@@ -183,7 +190,9 @@ def _process_program(
         cards += len(rows)
         points += sum(row.points for row in rows)
         undelivered += sum(
-            warning_key(row, row.expire_on) in dead for row in rows if row.expire_on is not None
+            warning_key(row, row.expire_on) in dead_warnings
+            for row in rows
+            if row.expire_on is not None
         )
         report(expired=len(rows))
     if warned or unreachable or cards:
@@ -205,8 +214,9 @@ def _process_program(
 
 def _dead_warning_keys() -> set[str]:
     """Keys of the warnings dead in the outbox (failed for good, or too late): an expired
-    card's customer was never told. Read once, from the few dead rows (the status index),
-    not looked up per expired card (a tenth of the run's time in bench/expire_points.py)."""
+    card's customer was never told. Read once a run, from the few dead rows (the status
+    index), not looked up per expired card (a tenth of the run's time in
+    bench/expire_points.py)."""
     dead = Notification.objects.filter(
         status=Notification.Status.DEAD, dedup_key__startswith="points_expiring:"
     )
