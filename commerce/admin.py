@@ -32,10 +32,11 @@ from jobs.admin.actions import JobActionsMixin, actor, job_action
 from jobs.admin.lookups import DeclaredLookupsOnly
 from jobs.admin.readonly import ReadOnlyMixin
 from jobs.admin.runs import pretty_json
+from jobs.arguments import DATE_HORIZON_DAYS
 
 PROCESS_JOB = "commerce.process_due_subscriptions"
-#: The furthest next delivery date staff may type (the jobs' `--date` horizon too).
-MAX_DAYS_AHEAD = timedelta(days=366)
+#: The furthest next delivery date staff may type: the horizon of the jobs' dates too.
+MAX_DAYS_AHEAD = timedelta(days=DATE_HORIZON_DAYS)
 
 
 @admin.register(Customer)

@@ -39,6 +39,10 @@ class Range:
         return None
 
 
+#: How far ahead a date an operator types may be: one year (and a leap day).
+DATE_HORIZON_DAYS = 366
+
+
 @dataclass(frozen=True, kw_only=True)
 class IsoDate:
     """A date passed as text: `Annotated[str, IsoDate()]`, YYYY-MM-DD (`with_time`: an ISO
@@ -46,7 +50,7 @@ class IsoDate:
     9998-12-31, where adding days still works): bounds on what the job can walk."""
 
     earliest: date = date(2000, 1, 1)
-    latest_days_ahead: int | None = 366
+    latest_days_ahead: int | None = DATE_HORIZON_DAYS
     with_time: bool = False
 
     def problem(self, value: str) -> str | None:
